@@ -1,0 +1,7 @@
+package bench
+
+import (
+	_ "github.com/failsafe-go/failsafe-go"
+	_ "github.com/relia-dev/relia/resilience"
+	_ "github.com/sony/gobreaker/v2"
+)
