@@ -1,0 +1,75 @@
+# relia's build, test and benchmark entry points. `make test` is what CI runs
+# (.ci/run); on a fresh Debian machine with only Go it first installs the
+# system tools the tests drive for real.
+
+GO        ?= go
+BIN       := bin/relia
+TOOLS_BIN := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+
+# Debian packages the test suite runs for real, as "command:package" pairs:
+# the package is installed when the command is missing.
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus
+
+# Go programs the tests drive as real peers, installed into .tools/bin.
+TOXIPROXY_VERSION := v2.5.0
+TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
+
+.PHONY: all build test test-deps lint bench demo fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/relia
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# test-deps installs what is missing and nothing else, so it is quick on a
+# machine that already has everything.
+test-deps:
+	@missing=""; \
+	for pair in $(TEST_APT_DEPS); do \
+		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@mkdir -p $(TOOLS_BIN); \
+	for pair in $(TEST_GO_TOOLS); do \
+		name=$${pair%%:*}; mod=$${pair#*:}; \
+		if [ ! -x $(TOOLS_BIN)/$$name ]; then \
+			echo "installing $$mod as $$name"; \
+			tmp=$$(mktemp -d); GOBIN=$$tmp $(GO) install $$mod && mv $$tmp/* $(TOOLS_BIN)/$$name; rm -rf $$tmp; \
+		fi; \
+	done
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+# bench runs relia's comparison benchmarks against the peer libraries in
+# the same run, pinned to one core; docs/benchmarks.md holds the figures.
+bench:
+	cd bench && taskset -c 0 $(GO) test -run='^$$' -bench='Breaker|Pipeline5' -benchmem -count=5 -cpu=1,2 . | tee ../bench-resilience.txt
+	taskset -c 0 $(GO) test -run='^$$' -bench=Record -benchmem -count=5 -cpu=1,2 ./outcome/ | tee bench-outcome.txt
+
+demo: build
+	./$(BIN) --help
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list='^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin .tools bench-*.txt
