@@ -1,0 +1,285 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HTTPVersion is the protocol a scenario speaks.
+type HTTPVersion string
+
+// The HTTP versions relia's client speaks.
+const (
+	// HTTP1 is HTTP/1.1 over keep-alive connections (TLS for https URLs).
+	// It runs on fasthttp's client, which sends a request with no
+	// allocation: relia measures the service, not its own overhead.
+	HTTP1 HTTPVersion = "1.1"
+	// HTTP2 is HTTP/2 over TLS, negotiated with ALPN.
+	HTTP2 HTTPVersion = "2"
+	// H2C is HTTP/2 over cleartext TCP with prior knowledge.
+	H2C HTTPVersion = "h2c"
+)
+
+// ClientOptions configure how requests go out.
+type ClientOptions struct {
+	Version HTTPVersion
+	// Timeout bounds one request from send to the last body byte.
+	Timeout time.Duration
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// CAFile is a PEM bundle of extra roots to trust.
+	CAFile string
+	// MaxConns bounds the connections per host; it should be at least the
+	// number of requests in flight, or requests queue inside the client.
+	MaxConns int
+	// MaxBodyBytes bounds a response body that checks read.
+	MaxBodyBytes int
+}
+
+// wireRequest is one rendered request, ready to send.
+type wireRequest struct {
+	method  string
+	url     []byte
+	headers []headerPair
+	body    []byte
+}
+
+type headerPair struct{ key, value []byte }
+
+// wireReply is what the engine keeps of one response.
+type wireReply struct {
+	status            int
+	body              []byte // only when the caller asked for it
+	bytesIn, bytesOut int64
+}
+
+// transport sends requests; session is one worker's private handle on it,
+// holding reusable buffers so that sending allocates nothing.
+type transport interface {
+	session() session
+	close()
+}
+
+type session interface {
+	do(req *wireRequest, keepBody bool, rep *wireReply) error
+}
+
+func newTransport(o ClientOptions) (transport, error) {
+	tlsConf, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		return nil, fmt.Errorf("client timeout %s must be > 0", o.Timeout)
+	}
+	maxConns := o.MaxConns
+	if maxConns <= 0 {
+		maxConns = 1024
+	}
+	switch o.Version {
+	case "", HTTP1:
+		return &fastTransport{timeout: o.Timeout, maxBody: o.MaxBodyBytes, c: &fasthttp.Client{
+			Name:                          "relia",
+			TLSConfig:                     tlsConf,
+			MaxConnsPerHost:               maxConns,
+			MaxIdemponentCallAttempts:     1, // a load test reports every failure; the client never retries on its own
+			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+			ReadTimeout:                   o.Timeout,
+			WriteTimeout:                  o.Timeout,
+			MaxConnWaitTimeout:            o.Timeout,
+			DisablePathNormalizing:        true,
+			DisableHeaderNamesNormalizing: true,
+			ReadBufferSize:                16 << 10,
+			MaxResponseBodySize:           0,
+		}}, nil
+	case HTTP2, H2C:
+		tr := &http.Transport{
+			TLSClientConfig:     tlsConf,
+			MaxConnsPerHost:     maxConns,
+			MaxIdleConnsPerHost: maxConns,
+			ForceAttemptHTTP2:   true,
+			DisableCompression:  true,
+		}
+		var protos http.Protocols
+		if o.Version == H2C {
+			protos.SetUnencryptedHTTP2(true)
+		} else {
+			protos.SetHTTP2(true)
+		}
+		tr.Protocols = &protos
+		return &stdTransport{c: &http.Client{Transport: tr, Timeout: o.Timeout}, maxBody: o.MaxBodyBytes}, nil
+	}
+	return nil, fmt.Errorf("http version %q: want %q, %q or %q", o.Version, HTTP1, HTTP2, H2C)
+}
+
+func (o ClientOptions) tlsConfig() (*tls.Config, error) {
+	conf := &tls.Config{InsecureSkipVerify: o.Insecure} //nolint:gosec // opt-in for test environments
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca file %s: no PEM certificate found", o.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+// fastTransport is HTTP/1.1 on fasthttp.
+type fastTransport struct {
+	c       *fasthttp.Client
+	timeout time.Duration
+	maxBody int
+}
+
+func (t *fastTransport) session() session {
+	return &fastSession{t: t, req: &fasthttp.Request{}, resp: &fasthttp.Response{}}
+}
+
+func (t *fastTransport) close() { t.c.CloseIdleConnections() }
+
+type fastSession struct {
+	t    *fastTransport
+	req  *fasthttp.Request
+	resp *fasthttp.Response
+}
+
+func (s *fastSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
+	req, resp := s.req, s.resp
+	req.Reset()
+	resp.Reset()
+	req.Header.SetMethod(r.method)
+	req.SetRequestURIBytes(r.url)
+	for _, h := range r.headers {
+		req.Header.SetBytesKV(h.key, h.value)
+	}
+	if len(r.body) > 0 {
+		req.SetBodyRaw(r.body)
+	}
+	// Counted before sending: the request line, headers and body as written.
+	rep.bytesOut = int64(len(r.method) + len(r.url) + 11 + len(r.body))
+	for _, h := range r.headers {
+		rep.bytesOut += int64(len(h.key) + len(h.value) + 4)
+	}
+	err := s.t.c.DoTimeout(req, resp, s.t.timeout)
+	if err != nil {
+		return fastError(err)
+	}
+	rep.status = resp.StatusCode()
+	body := resp.Body()
+	rep.bytesIn = int64(len(body) + resp.Header.Len()*4 + 17)
+	resp.Header.VisitAll(func(k, v []byte) { rep.bytesIn += int64(len(k) + len(v)) })
+	if keepBody {
+		if s.t.maxBody > 0 && len(body) > s.t.maxBody {
+			body = body[:s.t.maxBody]
+		}
+		rep.body = append(rep.body[:0], body...)
+	}
+	return nil
+}
+
+// fastError turns fasthttp's own errors into ones outcome classification
+// understands: its timeouts become context.DeadlineExceeded, a connection
+// the server closed before answering becomes a reset.
+func fastError(err error) error {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return fmt.Errorf("%w: %w", errConnReset, err)
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return fmt.Errorf("%w: %w", errNoConn, err)
+	}
+	return err
+}
+
+var (
+	errConnReset = errors.New("connection reset")
+	errNoConn    = errors.New("no free connection")
+)
+
+// stdTransport is HTTP/2 (and h2c) on net/http.
+type stdTransport struct {
+	c       *http.Client
+	maxBody int
+}
+
+func (t *stdTransport) session() session { return &stdSession{t: t} }
+
+func (t *stdTransport) close() { t.c.CloseIdleConnections() }
+
+type stdSession struct {
+	t   *stdTransport
+	buf bytes.Buffer
+}
+
+func (s *stdSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
+	var body io.Reader
+	if len(r.body) > 0 {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), r.method, string(r.url), body)
+	if err != nil {
+		return err
+	}
+	for _, h := range r.headers {
+		req.Header.Set(string(h.key), string(h.value))
+	}
+	rep.bytesOut = int64(len(r.method) + len(r.url) + len(r.body))
+	for _, h := range r.headers {
+		rep.bytesOut += int64(len(h.key) + len(h.value) + 4)
+	}
+	resp, err := s.t.c.Do(req)
+	if err != nil {
+		return unwrapURLError(err)
+	}
+	defer resp.Body.Close()
+	rep.status = resp.StatusCode
+	s.buf.Reset()
+	var src io.Reader = resp.Body
+	if s.t.maxBody > 0 {
+		src = io.LimitReader(resp.Body, int64(s.t.maxBody))
+	}
+	n, err := s.buf.ReadFrom(src)
+	if err != nil {
+		return unwrapURLError(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	rep.bytesIn = n
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			rep.bytesIn += int64(len(k) + len(v) + 4)
+		}
+	}
+	if keepBody {
+		rep.body = append(rep.body[:0], s.buf.Bytes()...)
+	}
+	return nil
+}
+
+// unwrapURLError drops net/http's *url.Error wrapper, whose message repeats
+// the URL on every failure, keeping the cause for classification.
+func unwrapURLError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
