@@ -1,0 +1,206 @@
+package load
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+)
+
+// Step is one compiled request of a scenario: everything is parsed and
+// resolved before load starts, so sending it only renders templates into
+// reused buffers.
+type Step struct {
+	// Name labels the request in breakdowns and thresholds.
+	Name    string
+	Method  string
+	URL     *Template // the base URL joined with the path template
+	Headers []HeaderTemplate
+	Body    *Template
+	Checks  []Check
+	// Extract sets variables from the JSON response (setup steps).
+	Extract []Extraction
+	// ThinkMin and ThinkMax bound a uniform pause after the request (closed
+	// model); equal values pause a fixed time.
+	ThinkMin, ThinkMax time.Duration
+	// Weight is the request's share of the mix.
+	Weight float64
+
+	needsBody  bool
+	headerKeys [][]byte
+}
+
+// HeaderTemplate is a header whose value may hold template actions.
+type HeaderTemplate struct {
+	Key   string
+	Value *Template
+}
+
+// Extraction copies the value at Path in a JSON response into a variable.
+type Extraction struct {
+	Var  string
+	Slot int
+	Path *JSONPath
+}
+
+// Prepare finishes a step after its fields are set; it checks them.
+func (s *Step) Prepare() error {
+	if s.Method == "" {
+		s.Method = "GET"
+	}
+	if s.URL == nil {
+		return fmt.Errorf("request %q has no URL", s.Name)
+	}
+	if s.ThinkMin < 0 || s.ThinkMax < s.ThinkMin {
+		return fmt.Errorf("request %q: think time %s..%s: want 0 <= min <= max", s.Name, s.ThinkMin, s.ThinkMax)
+	}
+	if s.Weight < 0 {
+		return fmt.Errorf("request %q: weight %v must be >= 0", s.Name, s.Weight)
+	}
+	s.headerKeys = s.headerKeys[:0]
+	for _, h := range s.Headers {
+		if h.Key == "" || h.Value == nil {
+			return fmt.Errorf("request %q: a header needs a name and a value", s.Name)
+		}
+		s.headerKeys = append(s.headerKeys, []byte(h.Key))
+	}
+	s.needsBody = len(s.Extract) > 0
+	for i := range s.Checks {
+		s.needsBody = s.needsBody || s.Checks[i].NeedsBody()
+	}
+	return nil
+}
+
+// StepResult is what one sent step produced.
+type StepResult struct {
+	Status            int
+	Err               error
+	Sent, Done        time.Time
+	BytesIn, BytesOut int64
+	// FailedChecks has bit i set when check i failed (the first 64).
+	FailedChecks uint64
+	// ChecksRun is how many checks ran (0 when the request failed).
+	ChecksRun int
+}
+
+// Failed reports whether any check failed.
+func (r *StepResult) Failed() bool { return r.FailedChecks != 0 }
+
+// Worker sends steps: one per VU or open-model worker, never shared, so
+// its buffers and random source need no lock.
+type Worker struct {
+	Env   Env
+	clock clock.Clock
+	sess  session
+	req   wireRequest
+	rep   wireReply
+	resp  Response
+	hdrs  [][]byte
+}
+
+func newWorker(tr transport, clk clock.Clock, vars []string, seed uint64, vu int) *Worker {
+	w := &Worker{clock: clk, sess: tr.session()}
+	w.Env.Vars = append([]string(nil), vars...)
+	w.Env.Rand = rand.New(rand.NewPCG(seed, uint64(vu)))
+	w.Env.VU = vu
+	return w
+}
+
+// Send renders and sends one step and runs its checks and extractions.
+func (w *Worker) Send(s *Step) StepResult {
+	r := &w.req
+	r.method = s.Method
+	r.url = s.URL.Append(r.url[:0], &w.Env)
+	if cap(r.headers) < len(s.Headers) {
+		r.headers = make([]headerPair, len(s.Headers))
+		w.hdrs = make([][]byte, len(s.Headers))
+	}
+	r.headers = r.headers[:len(s.Headers)]
+	for i, h := range s.Headers {
+		w.hdrs[i] = h.Value.Append(w.hdrs[i][:0], &w.Env)
+		r.headers[i] = headerPair{key: s.headerKeys[i], value: w.hdrs[i]}
+	}
+	r.body = r.body[:0]
+	if s.Body != nil {
+		r.body = s.Body.Append(r.body, &w.Env)
+	}
+	var res StepResult
+	res.Sent = w.clock.Now()
+	err := w.sess.do(r, s.needsBody, &w.rep)
+	res.Done = w.clock.Now()
+	res.BytesIn, res.BytesOut = w.rep.bytesIn, w.rep.bytesOut
+	w.Env.Iter++
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Status = w.rep.status
+	w.resp = Response{Status: w.rep.status, Latency: res.Done.Sub(res.Sent), Body: w.rep.body}
+	for i := range s.Checks {
+		res.ChecksRun++
+		if !s.Checks[i].Holds(&w.resp) && i < 64 {
+			res.FailedChecks |= 1 << i
+		}
+	}
+	for _, x := range s.Extract {
+		doc, err := w.resp.JSON()
+		if err != nil {
+			res.Err = fmt.Errorf("request %q: extracting %s: %w", s.Name, x.Var, err)
+			return res
+		}
+		v, ok := x.Path.Lookup(doc)
+		if !ok {
+			res.Err = fmt.Errorf("request %q: extracting %s: %s not found in the response", s.Name, x.Var, x.Path)
+			return res
+		}
+		w.Env.Vars[x.Slot] = JSONText(v)
+	}
+	return res
+}
+
+// Think returns the step's pause after a request.
+func (w *Worker) Think(s *Step) time.Duration {
+	if s.ThinkMax <= s.ThinkMin {
+		return s.ThinkMin
+	}
+	return s.ThinkMin + time.Duration(w.Env.Rand.Int64N(int64(s.ThinkMax-s.ThinkMin)+1))
+}
+
+// Mix picks steps by weight with one random draw and a binary search.
+type Mix struct {
+	steps []*Step
+	cum   []float64
+}
+
+// NewMix builds a mix; at least one step must have a positive weight.
+func NewMix(steps []*Step) (*Mix, error) {
+	m := &Mix{steps: steps}
+	total := 0.0
+	for _, s := range steps {
+		total += s.Weight
+		m.cum = append(m.cum, total)
+	}
+	if total <= 0 {
+		return nil, fmt.Errorf("no request has a positive weight")
+	}
+	return m, nil
+}
+
+// Pick returns a step chosen by weight.
+func (m *Mix) Pick(r *rand.Rand) *Step {
+	if len(m.steps) == 1 {
+		return m.steps[0]
+	}
+	x := r.Float64() * m.cum[len(m.cum)-1]
+	lo, hi := 0, len(m.cum)-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if m.cum[mid] > x {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return m.steps[lo]
+}
