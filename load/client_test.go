@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -56,6 +57,7 @@ func TestClientSpeaksEveryVersion(t *testing.T) {
 
 	tlsSrv := httptest.NewUnstartedServer(echoHandler(t))
 	tlsSrv.EnableHTTP2 = true
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted-certificate case logs a handshake error
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
