@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -44,12 +45,20 @@ func (n Next) Adopt(fork Next) { n.exec.adopt(fork.exec) }
 // pipeline's discard hook.
 func (n Next) Release() { n.exec.release() }
 
+// setCancel gives a fork the cancel function of the context its attempt
+// runs under. A released fork cancels it; an adopted fork hands it to the
+// call, which cancels it once the caller is done with the result. So the
+// winner of a hedge keeps a live context while its result is in use (an
+// HTTP body is still being read) and no context outlives its call.
+func (n Next) setCancel(cancel context.CancelFunc) { n.exec.setCancel(cancel) }
+
 // execution is the per-call state behind Next; callFrame[T] implements it.
 type execution interface {
 	call(ctx context.Context, index int) error
 	fork() execution
 	adopt(from execution)
 	release()
+	setCancel(cancel context.CancelFunc)
 }
 
 // Pipeline runs functions returning T under a list of policies, outermost
@@ -72,15 +81,44 @@ type Pipeline[T any] struct {
 
 // NewPipeline returns a pipeline of the given policies, outermost first.
 // Nil policies are skipped, so optional policies can be passed as nil.
+//
+// NewPipeline panics when a policy that supplies results (a Fallback) was
+// built for another result type than T: that is a programming error, and
+// failing when the pipeline is built, usually at start-up, surfaces it before
+// any call. BuildPipeline returns the same condition as an error.
 func NewPipeline[T any](policies ...Policy) *Pipeline[T] {
+	p, err := BuildPipeline[T](policies...)
+	if err != nil {
+		panic("resilience: " + err.Error())
+	}
+	return p
+}
+
+// BuildPipeline is NewPipeline returning an error instead of panicking when
+// a result-supplying policy (a Fallback[U]) does not match the pipeline's
+// result type T.
+func BuildPipeline[T any](policies ...Policy) (*Pipeline[T], error) {
 	p := &Pipeline[T]{}
-	for _, pol := range policies {
-		if pol != nil {
-			p.policies = append(p.policies, pol)
+	for i, pol := range policies {
+		if pol == nil {
+			continue
 		}
+		if tp, ok := pol.(typedPolicy); ok {
+			if err := tp.checkPipeline(p); err != nil {
+				return nil, fmt.Errorf("building pipeline: policy %d: %w", i, err)
+			}
+		}
+		p.policies = append(p.policies, pol)
 	}
 	p.pool.New = func() any { return &callFrame[T]{p: p} }
-	return p
+	return p, nil
+}
+
+// typedPolicy is implemented by policies that put a value of their own into
+// the call's result and so work only in a pipeline of one result type.
+// checkPipeline gets the *Pipeline[T] being built and reports a mismatch.
+type typedPolicy interface {
+	checkPipeline(p any) error
 }
 
 // WithClassifier returns a copy of the pipeline that passes each attempt's
@@ -106,22 +144,37 @@ func (p *Pipeline[T]) WithDiscard(discard func(T)) *Pipeline[T] {
 // Get runs fn under the pipeline's policies and returns the final result and
 // error. With a classifier, the error is the classified one: a result the
 // classifier judged a failure comes back together with that error.
+//
+// When a policy ran the winning attempt under a context of its own (a
+// Hedge), that context is cancelled before Get returns, so fn must not
+// return a result that keeps reading from its context, such as an HTTP
+// response whose body is still to be read.
 func (p *Pipeline[T]) Get(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	r, cancel, err := p.get(ctx, fn)
+	if cancel != nil {
+		cancel()
+	}
+	return r, err
+}
+
+// get is Get handing the winning attempt's context cancel function, if
+// there is one, to the caller, who calls it once done with the result.
+func (p *Pipeline[T]) get(ctx context.Context, fn func(context.Context) (T, error)) (T, context.CancelFunc, error) {
 	if len(p.policies) == 0 {
 		r, err := fn(ctx)
 		if p.classify != nil {
 			err = p.classify(r, err)
 		}
-		return r, err
+		return r, nil, err
 	}
 	e := p.pool.Get().(*callFrame[T])
 	e.fn = fn
 	err := p.policies[0].Run(ctx, Next{exec: e, index: 1})
-	r := e.result
+	r, cancel := e.result, e.cancel
 	var zero T
-	e.result, e.hasResult, e.fn = zero, false, nil
+	e.result, e.hasResult, e.fn, e.cancel = zero, false, nil, nil
 	p.pool.Put(e)
-	return r, err
+	return r, cancel, err
 }
 
 // Policies returns the pipeline's policies, outermost first.
@@ -133,6 +186,9 @@ type callFrame[T any] struct {
 	fn        func(context.Context) (T, error)
 	result    T
 	hasResult bool
+	// cancel ends the context the current result was produced under, when
+	// a policy gave that attempt a context of its own.
+	cancel context.CancelFunc
 }
 
 func (e *callFrame[T]) call(ctx context.Context, index int) error {
@@ -147,12 +203,30 @@ func (e *callFrame[T]) call(ctx context.Context, index int) error {
 	return err
 }
 
+// set replaces the result, discarding the superseded one. It leaves cancel
+// alone: in a fork, cancel belongs to the fork's context, which later
+// attempts in the same fork (a retry inside a hedge) still run under.
 func (e *callFrame[T]) set(r T) {
 	if e.hasResult && e.p.discard != nil {
 		e.p.discard(e.result)
 	}
 	e.result, e.hasResult = r, true
 }
+
+// drop discards the current result and ends its context.
+func (e *callFrame[T]) drop() {
+	if e.hasResult && e.p.discard != nil {
+		e.p.discard(e.result)
+	}
+	var zero T
+	e.result, e.hasResult = zero, false
+	if e.cancel != nil {
+		e.cancel()
+		e.cancel = nil
+	}
+}
+
+func (e *callFrame[T]) setCancel(cancel context.CancelFunc) { e.cancel = cancel }
 
 func (e *callFrame[T]) fork() execution {
 	return &callFrame[T]{p: e.p, fn: e.fn}
@@ -161,20 +235,19 @@ func (e *callFrame[T]) fork() execution {
 func (e *callFrame[T]) adopt(from execution) {
 	f := from.(*callFrame[T])
 	if !f.hasResult {
+		f.drop()
 		return
 	}
 	e.set(f.result)
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.cancel = f.cancel
 	var zero T
-	f.result, f.hasResult = zero, false
+	f.result, f.hasResult, f.cancel = zero, false, nil
 }
 
-func (e *callFrame[T]) release() {
-	if e.hasResult && e.p.discard != nil {
-		e.p.discard(e.result)
-	}
-	var zero T
-	e.result, e.hasResult = zero, false
-}
+func (e *callFrame[T]) release() { e.drop() }
 
 // PolicyFunc adapts a function to the Policy interface.
 type PolicyFunc func(ctx context.Context, next Next) error
