@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/relia-dev/relia/fault"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newFaultCmd) }
+
+// runtimeErr marks err as a failure of the run, not of the user's input.
+func runtimeErr(err error) error { return &exitError{code: exitRuntime, err: err} }
+
+func newFaultCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fault",
+		Short: "Inject faults: a Toxiproxy-compatible fault proxy and its client",
+		Long: `relia fault serve runs a fault proxy whose control API is Toxiproxy's, so
+toxiproxy-cli and Toxiproxy's client libraries drive it unchanged. Every
+fault is a lease: it ends by itself unless renewed (60s by default).
+The other subcommands drive a running server.`,
+	}
+	var server, token string
+	cmd.PersistentFlags().StringVar(&server, "server", "http://127.0.0.1:8474", "fault server's control API (client subcommands)")
+	cmd.PersistentFlags().StringVar(&token, "token", os.Getenv("RELIA_FAULT_TOKEN"), "bearer token of the control API (default $RELIA_FAULT_TOKEN)")
+	client := func() (*fault.Client, error) {
+		c, err := fault.NewClient(server, token, nil)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		return c, nil
+	}
+	cmd.AddCommand(newFaultServeCmd(&token), newFaultListCmd(client), newFaultAddCmd(client),
+		newFaultRemoveCmd(client), newFaultRenewCmd(client), newFaultResetCmd(client), newFaultProcessCmd(client))
+	return cmd
+}
+
+// faultServeOptions are relia fault serve's flags.
+type faultServeOptions struct {
+	listen     string
+	config     string
+	seed       uint64
+	seedSet    bool
+	token      string
+	defaultTTL time.Duration
+	allowProc  bool
+}
+
+func newFaultServeCmd(token *string) *cobra.Command {
+	var o faultServeOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the fault proxy and its control API",
+		Long: `Run the fault proxy. --config takes Toxiproxy's populate format, a JSON
+array of {"name", "listen", "upstream", "enabled"}. The seed of every random
+fault decision is printed and recorded in the audit log (JSON lines on
+stderr); the same seed and the same traffic give the same decisions.
+The API listens on loopback unless told otherwise, and then needs --token.
+Stopping the server (SIGINT, SIGTERM) removes every fault.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.seedSet = cmd.Flags().Changed("seed")
+			o.token = *token
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serveFault(ctx, o, cmd.ErrOrStderr(), nil)
+		},
+	}
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:8474", "address of the control API")
+	cmd.Flags().StringVar(&o.config, "config", "", "proxies to create at start (Toxiproxy populate JSON)")
+	cmd.Flags().Uint64Var(&o.seed, "seed", 0, "seed of the random fault decisions (default: random, printed)")
+	cmd.Flags().DurationVar(&o.defaultTTL, "default-ttl", fault.DefaultLeaseTTL, "lease of a fault created without lease_ttl")
+	cmd.Flags().BoolVar(&o.allowProc, "allow-process-faults", false, "let the API kill, pause, burn CPU, hold memory and fill disk on this machine")
+	return cmd
+}
+
+// isLoopback reports whether the listen address's host is loopback only.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveFault runs the server until ctx ends; ready, if not nil, receives
+// the API's address once it listens.
+func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, ready chan<- string) error {
+	if !isLoopback(o.listen) && o.token == "" {
+		return badInput(fmt.Errorf("listening on %s, off loopback, needs --token (or $RELIA_FAULT_TOKEN)", o.listen))
+	}
+	var cfgs []fault.ProxyConfig
+	if o.config != "" {
+		data, err := os.ReadFile(o.config)
+		if err != nil {
+			return badInput(fmt.Errorf("reading fault config: %w", err))
+		}
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfgs); err != nil {
+			return badInput(fmt.Errorf("reading fault config %s (Toxiproxy populate JSON): %w", o.config, err))
+		}
+	}
+	if !o.seedSet {
+		var b [8]byte
+		if _, err := crand.Read(b[:]); err != nil {
+			return runtimeErr(fmt.Errorf("picking a seed: %w", err))
+		}
+		o.seed = binary.LittleEndian.Uint64(b[:])
+	}
+	audit := slog.New(slog.NewJSONHandler(stderr, nil))
+	srv, err := fault.NewServer(fault.Options{Seed: o.seed, Audit: audit, DefaultTTL: o.defaultTTL, AllowProcessFaults: o.allowProc})
+	if err != nil {
+		return badInput(err)
+	}
+	defer srv.Close()
+	if _, err := srv.Populate(cfgs); err != nil {
+		return badInput(fmt.Errorf("creating proxies from %s: %w", o.config, err))
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return runtimeErr(fmt.Errorf("listening for the control API: %w", err))
+	}
+	fmt.Fprintf(stderr, "relia fault: control API on http://%s, seed %d, default lease %v\n", ln.Addr(), o.seed, o.defaultTTL)
+	audit.Info("server started", "listen", ln.Addr().String(), "seed", o.seed, "proxies", len(cfgs))
+	hs := &http.Server{Handler: srv.Handler(fault.HandlerOptions{Token: o.token}), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return runtimeErr(fmt.Errorf("serving the control API: %w", err))
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(shutCtx)
+	// srv.Close (deferred) ends every fault, each recorded as shutdown.
+	audit.Info("server stopping", "seed", o.seed)
+	return nil
+}
+
+// clientErr maps a client error to an exit code: the server refusing the
+// request is bad input, not reaching it is a runtime error.
+func clientErr(err error) error {
+	var ae *fault.APIError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+		return badInput(err)
+	}
+	return runtimeErr(err)
+}
+
+func newFaultListCmd(client func() (*fault.Client, error)) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List proxies and their faults",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return badInput(fmt.Errorf("-o must be table or json, got %q", output))
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			ps, err := c.Proxies(cmd.Context())
+			if err != nil {
+				return clientErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(ps)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROXY\tLISTEN\tUPSTREAM\tENABLED\tFAULT\tTYPE\tSTREAM\tTOXICITY\tEXPIRES")
+			for _, p := range ps {
+				if len(p.Toxics) == 0 {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t-\t\t\t\t\n", p.Name, p.Listen, p.Upstream, p.Enabled)
+				}
+				for _, t := range p.Toxics {
+					exp := ""
+					if t.Lease != nil {
+						exp = t.Lease.ExpiresAt.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%g\t%s\n", p.Name, p.Listen, p.Upstream, p.Enabled,
+						t.Name, t.Type, t.Stream, t.Toxicity, exp)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// parseAttrs reads key=value attributes; values are numbers where they
+// parse as numbers, strings otherwise.
+func parseAttrs(kvs []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("attribute %q must be key=value", kv)
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			out[k] = n
+		} else if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[k] = f
+		} else {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func newFaultAddCmd(client func() (*fault.Client, error)) *cobra.Command {
+	var r fault.ToxicRequest
+	var attrs []string
+	var toxicity float64
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "add PROXY",
+		Short: "Add a fault (toxic) to a proxy",
+		Example: `  relia fault add shop --type latency -a latency=200 -a jitter=50 --ttl 2m
+  relia fault add db --type reset_peer --stream upstream --toxicity 0.1`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAttrs(attrs)
+			if err != nil {
+				return badInput(err)
+			}
+			r.Attributes = a
+			if cmd.Flags().Changed("toxicity") {
+				r.Toxicity = &toxicity
+			}
+			if ttl < 0 {
+				return badInput(fmt.Errorf("--ttl must not be negative, got %v", ttl))
+			}
+			if ttl > 0 {
+				r.LeaseTTL = ttl.String()
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			t, err := c.AddToxic(cmd.Context(), args[0], r)
+			if err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s, %s, toxicity %g) to %s, lease %s until %s\n",
+				t.Name, t.Type, t.Stream, t.Toxicity, args[0], t.Lease.TTL, t.Lease.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&r.Type, "type", "t", "", "fault type: "+strings.Join(fault.ToxicTypes(), ", "))
+	cmd.Flags().StringVarP(&r.Name, "name", "n", "", "fault name (default type_stream)")
+	cmd.Flags().StringVarP(&r.Stream, "stream", "s", "", "upstream or downstream (default downstream)")
+	cmd.Flags().Float64Var(&toxicity, "toxicity", 1, "share of connections the fault acts on, in [0, 1]")
+	cmd.Flags().StringArrayVarP(&attrs, "attribute", "a", nil, "attribute key=value (repeatable)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lease (default: the server's)")
+	cmd.MarkFlagRequired("type")
+	return cmd
+}
+
+func newFaultRemoveCmd(client func() (*fault.Client, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove PROXY FAULT",
+		Short: "Remove a fault",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveToxic(cmd.Context(), args[0], args[1]); err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s from %s\n", args[1], args[0])
+			return nil
+		},
+	}
+}
+
+func newFaultRenewCmd(client func() (*fault.Client, error)) *cobra.Command {
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "renew PROXY FAULT",
+		Short: "Renew a fault's lease",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl < 0 {
+				return badInput(fmt.Errorf("--ttl must not be negative, got %v", ttl))
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			t, err := c.RenewToxic(cmd.Context(), args[0], args[1], ttl)
+			if err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renewed %s on %s until %s\n", t.Name, args[0], t.Lease.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "new lease (default: the fault's own)")
+	return cmd
+}
+
+func newFaultResetCmd(client func() (*fault.Client, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset",
+		Short: "Remove every fault and re-enable every proxy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if err := c.Reset(cmd.Context()); err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "reset: every fault removed")
+			return nil
+		},
+	}
+}
+
+func newFaultProcessCmd(client func() (*fault.Client, error)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "process",
+		Short: "Process faults on the server's machine (serve --allow-process-faults)",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List active process faults",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			fs, err := c.ProcessFaults(cmd.Context())
+			if err != nil {
+				return clientErr(err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FAULT\tTYPE\tTARGET\tEXPIRES")
+			for _, f := range fs {
+				target := f.Path
+				switch {
+				case f.PID > 0:
+					target = "pid " + strconv.Itoa(f.PID)
+				case f.Launched != "":
+					target = f.Launched
+				case f.Type == fault.ProcCPU:
+					target = fmt.Sprintf("%d cores at %d%%", f.Cores, f.Percent)
+				case f.Type == fault.ProcMemory:
+					target = fmt.Sprintf("%d bytes", f.Bytes)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, f.Type, target, f.Lease.ExpiresAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	})
+	var f fault.ProcessFault
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Start a process fault",
+		Example: `  relia fault process add fill --type disk_fill --path /var/tmp/fill --bytes 1073741824 --ttl 2m
+  relia fault process add freeze --type pause --pid 4242`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.TTL < 0 {
+				return badInput(fmt.Errorf("--ttl must not be negative, got %v", f.TTL))
+			}
+			f.Name = args[0]
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			info, err := c.StartProcessFault(cmd.Context(), f)
+			if err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "started %s (%s), lease %s until %s\n", info.Name, info.Type, info.Lease.TTL, info.Lease.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	add.Flags().StringVarP(&f.Type, "type", "t", "", "kill, pause, cpu, memory or disk_fill")
+	add.Flags().IntVar(&f.PID, "pid", 0, "target process (kill, pause)")
+	add.Flags().IntVar(&f.Cores, "cores", 0, "cores to burn (cpu)")
+	add.Flags().IntVar(&f.Percent, "percent", 0, "share of each core to burn, 1-100 (cpu)")
+	add.Flags().Int64Var(&f.Bytes, "bytes", 0, "bytes to hold (memory) or write (disk_fill)")
+	add.Flags().StringVar(&f.Path, "path", "", "file to create (disk_fill); must not exist")
+	add.Flags().DurationVar(&f.TTL, "ttl", 0, "lease (default: the server's)")
+	add.MarkFlagRequired("type")
+	var ttl time.Duration
+	renew := &cobra.Command{
+		Use:   "renew NAME",
+		Short: "Renew a process fault's lease",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl < 0 {
+				return badInput(fmt.Errorf("--ttl must not be negative, got %v", ttl))
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			info, err := c.RenewProcessFault(cmd.Context(), args[0], ttl)
+			if err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renewed %s until %s\n", info.Name, info.Lease.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	renew.Flags().DurationVar(&ttl, "ttl", 0, "new lease (default: the fault's own)")
+	cmd.AddCommand(add, renew, &cobra.Command{
+		Use:   "remove NAME",
+		Short: "End a process fault now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if err := c.StopProcessFault(cmd.Context(), args[0]); err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
+			return nil
+		},
+	})
+	return cmd
+}

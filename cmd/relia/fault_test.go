@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/relia-dev/relia/fault"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestFaultCLIAgainstServer(t *testing.T) {
+	t.Parallel()
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	cfg := filepath.Join(t.TempDir(), "proxies.json")
+	os.WriteFile(cfg, []byte(`[{"name":"shop","listen":"127.0.0.1:0","upstream":"`+up.Addr().String()+`"}]`), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lockedBuffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serveFault(ctx, faultServeOptions{listen: "127.0.0.1:0", config: cfg, seed: 77, seedSet: true, defaultTTL: fault.DefaultLeaseTTL}, stderr, ready)
+	}()
+	var api string
+	select {
+	case api = <-ready:
+	case err := <-done:
+		t.Fatalf("serve ended: %v", err)
+	}
+	srv := "--server=http://" + api
+
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "latency=5", "-a", "jitter=1", "--ttl", "30s"}, exitPass, "added latency_downstream (latency, downstream, toxicity 1) to shop, lease 30s"},
+		{[]string{"fault", "add", "shop", srv, "-t", "slicer", "-n", "s", "--toxicity", "0.5", "-a", "average_size=10"}, exitPass, "lease 1m0s"},
+		{[]string{"fault", "add", "shop", srv, "-t", "nope"}, exitBadInput, "invalid toxic type"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "x", "--toxicity", "3"}, exitBadInput, "toxicity must be within [0, 1]"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "oops"}, exitBadInput, "must be key=value"},
+		{[]string{"fault", "add", "nope", srv, "-t", "latency"}, exitBadInput, "proxy not found"},
+		{[]string{"fault", "list", srv}, exitPass, "latency_downstream"},
+		{[]string{"fault", "renew", "shop", "s", srv, "--ttl", "5m"}, exitPass, "renewed s on shop"},
+		{[]string{"fault", "remove", "shop", "s", srv}, exitPass, "removed s from shop"},
+		{[]string{"fault", "remove", "shop", "s", srv}, exitBadInput, "toxic not found"},
+		{[]string{"fault", "list", srv, "-o", "yaml"}, exitBadInput, "-o must be table or json"},
+		{[]string{"fault", "list", "--server=http://127.0.0.1:1"}, exitRuntime, "connection refused"},
+		{[]string{"fault", "list", "--server=ftp://x"}, exitBadInput, "must be an http(s) URL"},
+	}
+	for _, st := range steps {
+		code, out, errOut := runCLI(t, st.args...)
+		if code != st.code || !strings.Contains(out+errOut, st.want) {
+			t.Fatalf("%v: code %d, out %q, err %q; want %d and %q", st.args, code, out, errOut, st.code, st.want)
+		}
+	}
+	code, out, _ := runCLI(t, "fault", "list", srv, "-o", "json")
+	var ps []fault.ProxyInfo
+	if code != exitPass || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || len(ps[0].Toxics) != 1 {
+		t.Fatalf("list -o json: %d %q", code, out)
+	}
+
+	// Stopping the server ends the fault left, as a shutdown.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "seed 77") || !strings.Contains(log, `"reason":"shutdown"`) {
+		t.Fatalf("server log lacks the seed or the shutdown end:\n%s", log)
+	}
+	if code, _, _ := runCLI(t, "fault", "reset", srv); code != exitRuntime {
+		t.Fatalf("reset against a stopped server: code %d", code)
+	}
+}
+
+func TestFaultServeBadInput(t *testing.T) {
+	t.Parallel()
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`[{"name":"x","upstrem":"y"}]`), 0o600)
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	os.WriteFile(missing, []byte(`[{"name":"x"}]`), 0o600)
+	for _, args := range [][]string{
+		{"fault", "serve", "--listen", "0.0.0.0:0"},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", bad},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitBadInput {
+			t.Errorf("%v: code %d (%s), want %d", args, code, errOut, exitBadInput)
+		}
+	}
+}
+
+func TestFaultCLIProcessFaults(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- serveFault(ctx, faultServeOptions{listen: "127.0.0.1:0", seedSet: true, defaultTTL: fault.DefaultLeaseTTL, allowProc: allow}, &lockedBuffer{}, ready)
+		}()
+		srv := "--server=http://" + <-ready
+		fill := filepath.Join(t.TempDir(), "fill")
+		if !allow {
+			if code, _, errOut := runCLI(t, "fault", "process", "list", srv); code != exitBadInput || !strings.Contains(errOut, "process faults are disabled") {
+				t.Fatalf("disabled: code %d %q", code, errOut)
+			}
+			cancel()
+			<-done
+			continue
+		}
+		steps := []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{"fault", "process", "add", "fill", srv, "-t", "disk_fill", "--path", fill, "--bytes", "1000", "--ttl", "1m"}, exitPass, "started fill (disk_fill), lease 1m0s"},
+			{[]string{"fault", "process", "add", "x", srv, "-t", "disk_fill", "--bytes", "1"}, exitBadInput, "disk_fill needs a path"},
+			{[]string{"fault", "process", "list", srv}, exitPass, fill},
+			{[]string{"fault", "process", "renew", "fill", srv, "--ttl", "2m"}, exitPass, "renewed fill"},
+			{[]string{"fault", "process", "remove", "fill", srv}, exitPass, "removed fill"},
+			{[]string{"fault", "process", "remove", "fill", srv}, exitBadInput, "process fault not found"},
+		}
+		for _, st := range steps {
+			code, out, errOut := runCLI(t, st.args...)
+			if code != st.code || !strings.Contains(out+errOut, st.want) {
+				t.Fatalf("%v: code %d, out %q, err %q", st.args, code, out, errOut)
+			}
+		}
+		if _, err := os.Stat(fill); !os.IsNotExist(err) {
+			t.Fatalf("disk fill left after remove: %v", err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package fault
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func apiDo(t *testing.T, h http.Handler, method, path, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func TestFaultAPIToxiproxyCompatible(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestServer(t, 3)
+	up := startUpstream(t, echo)
+	h := s.Handler(HandlerOptions{})
+	// The steps run in order against one server; each names the status and
+	// a piece of the body Toxiproxy gives for the same request.
+	steps := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/proxies", "", 200, `{}`},
+		{"POST", "/proxies", `{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"}`, 201, `"name":"db"`},
+		{"POST", "/proxies", `{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"}`, 409, `{"error":"proxy already exists","status":409}`},
+		{"POST", "/proxies", `{"listen":"127.0.0.1:0","upstream":"x"}`, 400, `{"error":"missing required field: name","status":400}`},
+		{"POST", "/proxies", `{"name":"x","listen":"127.0.0.1:0"}`, 400, `missing required field: upstream`},
+		{"POST", "/proxies", `{"name":`, 400, `"error":"bad request body: unexpected EOF"`},
+		{"GET", "/proxies/db", "", 200, `"enabled":true,"toxics":[]`},
+		{"GET", "/proxies/nope", "", 404, `{"error":"proxy not found","status":404}`},
+		{"POST", "/proxies/db/toxics", `{"type":"latency","attributes":{"latency":100,"jitter":10}}`, 200, `"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100,"jitter":10}`},
+		{"POST", "/proxies/db/toxics", `{"type":"latency","attributes":{"latency":5}}`, 409, `{"error":"toxic already exists","status":409}`},
+		{"POST", "/proxies/db/toxics", `{"type":"latncy"}`, 400, `invalid toxic type: \"latncy\"`},
+		{"POST", "/proxies/db/toxics", `{"type":"latency","stream":"sideways"}`, 400, `stream was invalid`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","toxicity":1.5}`, 400, `toxicity must be within [0, 1], got 1.5`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","toxicity":-0.1}`, 400, `toxicity must be within [0, 1]`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latency":-1}}`, 400, `latency must not be negative, got -1`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"bandwidth","attributes":{"rate":-5}}`, 400, `rate must not be negative`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latensy":1}}`, 400, `unknown field \"latensy\"`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","lease_ttl":"-3s"}`, 400, `lease_ttl must be within`},
+		{"POST", "/proxies/db/toxics", `not json`, 400, `bad request body`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"chunk_loss","attributes":{"rate":2}}`, 400, `rate must be within [0, 1]`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"distribution":"empirical"}}`, 400, `needs 1 to 100000 samples`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"distribution":"empirical","samples":[1,-2]}}`, 400, `samples must be within`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"distribution":"zipf"}}`, 400, `distribution must be`},
+		{"POST", "/proxies/nope/toxics", `{"type":"latency"}`, 404, `proxy not found`},
+		{"POST", "/proxies/db/toxics", `{"name":"cut","type":"limit_data","stream":"upstream","toxicity":0.25,"lease_ttl":"30s","attributes":{"bytes":10}}`, 200, `"lease":{"ttl":"30s"`},
+		{"GET", "/proxies/db/toxics", "", 200, `[{"name":"cut"`},
+		{"GET", "/proxies/db/toxics/cut", "", 200, `"toxicity":0.25`},
+		{"GET", "/proxies/db/toxics/nope", "", 404, `{"error":"toxic not found","status":404}`},
+		{"POST", "/proxies/db/toxics/cut", `{"attributes":{"bytes":20}}`, 200, `"toxicity":0.25,"attributes":{"bytes":20}`},
+		{"POST", "/proxies/db/toxics/cut", `{"toxicity":2}`, 400, `toxicity must be within`},
+		{"POST", "/proxies/db/toxics/cut/renew", `{"lease_ttl":"90s"}`, 200, `"ttl":"1m30s"`},
+		{"POST", "/proxies/db/toxics/cut/renew", ``, 200, `"ttl":"1m30s"`},
+		{"POST", "/proxies/db/toxics/cut/renew", `{"lease_ttl":"forever"}`, 400, `lease_ttl`},
+		{"DELETE", "/proxies/db/toxics/cut", "", 204, ``},
+		{"DELETE", "/proxies/db/toxics/cut", "", 404, `toxic not found`},
+		{"POST", "/proxies/db", `{"enabled":false}`, 200, `"enabled":false`},
+		{"POST", "/reset", "", 204, ``},
+		{"GET", "/proxies/db", "", 200, `"enabled":true,"toxics":[]`},
+		{"POST", "/populate", `[{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"},{"name":"web","listen":"127.0.0.1:0","upstream":"` + up + `"}]`, 201, `{"proxies":[{"name":"db"`},
+		{"POST", "/populate", `[{"name":"ok","upstream":"x"},{"upstream":"x"}]`, 400, `"error":"missing required field: name at proxy 2","status":400,"proxies":[]`},
+		{"POST", "/populate", `{"name":"db"}`, 400, `bad request body`},
+		{"DELETE", "/proxies/web", "", 204, ``},
+		{"DELETE", "/proxies/web", "", 404, `proxy not found`},
+		{"GET", "/relia/status", "", 200, `"seed":3`},
+		{"PUT", "/proxies", "", 405, ``},
+	}
+	for i, st := range steps {
+		code, body := apiDo(t, h, st.method, st.path, st.body)
+		if code != st.status || !strings.Contains(body, st.want) {
+			t.Fatalf("step %d %s %s %s:\n got %d %s\nwant %d containing %s", i, st.method, st.path, st.body, code, body, st.status, st.want)
+		}
+		if code >= 400 && code != 405 {
+			var e APIError
+			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Status != code || e.Message == "" {
+				t.Fatalf("step %d: error body %q is not {error, status}", i, body)
+			}
+		}
+	}
+}
+
+func TestFaultAPIRefusesBrowsersAndChecksToken(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestServer(t, 1)
+	tests := []struct {
+		name, token, auth, ua string
+		want                  int
+	}{
+		{"no token needed", "", "", "", 200},
+		{"browser", "", "", "Mozilla/5.0", 403},
+		{"token missing", "s3cret", "", "", 401},
+		{"token wrong", "s3cret", "Bearer nope", "", 401},
+		{"token right", "s3cret", "Bearer s3cret", "", 200},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest("GET", "/proxies", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		if tt.ua != "" {
+			req.Header.Set("User-Agent", tt.ua)
+		}
+		rec := httptest.NewRecorder()
+		s.Handler(HandlerOptions{Token: tt.token}).ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.name, rec.Code, tt.want)
+		}
+	}
+}
+
+// checkDecodeError is what every API decoder promises: no panic, and any
+// error is a 4xx APIError with a message.
+func checkDecodeError(t *testing.T, err error) {
+	if err == nil {
+		return
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status < 400 || ae.Status > 499 || ae.Message == "" {
+		t.Fatalf("decoder error %v is not a 4xx APIError", err)
+	}
+}
+
+func FuzzFaultDecodeToxic(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"latency","attributes":{"latency":100,"jitter":10}}`,
+		`{"name":"x","type":"slicer","stream":"upstream","toxicity":0.5,"attributes":{"average_size":10,"size_variation":2,"delay":5}}`,
+		`{"type":"bandwidth","attributes":{"rate":-1}}`,
+		`{"type":"timeout","lease_ttl":"5s","attributes":{"timeout":0}}`,
+		`{"type":"partition","attributes":null}`,
+		`{"type":"chunk_loss","attributes":{"rate":0.5}}`,
+		`{"type":"latency","attributes":{"distribution":"empirical","samples":[0.5,3,80]}}`,
+		`{"type":"nope"}`, `{`, `[]`, `null`, ``,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		spec, err := decodeToxic(strings.NewReader(body))
+		checkDecodeError(t, err)
+		if err == nil {
+			if spec.toxicity < 0 || spec.toxicity > 1 || spec.impl.validate() != nil {
+				t.Fatalf("accepted an invalid toxic %q", body)
+			}
+			up, err := decodeUpdate(spec, strings.NewReader(body))
+			checkDecodeError(t, err)
+			if err == nil && up.impl.validate() != nil {
+				t.Fatalf("update accepted invalid attributes %q", body)
+			}
+		}
+	})
+}
+
+func FuzzFaultDecodeProxies(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}`,
+		`[{"name":"a","upstream":"b","enabled":false}]`,
+		`{"lease_ttl":"10s"}`, `{"lease_ttl":"-1s"}`, `{`, `""`, ``,
+		`{"name":"f","type":"disk_fill","path":"/tmp/x","bytes":10,"lease_ttl":"5s"}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		_, err := decodeProxy(strings.NewReader(body))
+		checkDecodeError(t, err)
+		_, err = decodePopulate(strings.NewReader(body))
+		checkDecodeError(t, err)
+		_, err = decodeProcessFault(strings.NewReader(body))
+		checkDecodeError(t, err)
+		ttl, err := decodeRenew(io.NopCloser(strings.NewReader(body)))
+		checkDecodeError(t, err)
+		if err == nil && (ttl < 0 || ttl > MaxLeaseTTL) {
+			t.Fatalf("renew accepted ttl %v", ttl)
+		}
+	})
+}

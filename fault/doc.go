@@ -1,0 +1,29 @@
+// Package fault is relia's fault injection: a TCP and HTTP fault proxy with
+// a Toxiproxy-compatible control API, a per-request HTTP fault filter the
+// gateway reuses, and process faults on the local machine.
+//
+// Every fault is a lease. It ends by itself when its TTL runs out unless a
+// runner renews it, so a fault never outlives a runner killed with SIGKILL;
+// stopping the server ends all faults. Each start and end, with the reason
+// (removed, expired, reset, shutdown), goes to the audit log.
+//
+// Random decisions (toxicity per connection, jitter, slicing, per-request
+// percentages) come from PCG streams derived from one seed, the proxy and
+// fault names and the connection's or request's number, so the same seed
+// and the same traffic give the same decisions whatever the goroutines do.
+//
+//	srv, _ := fault.NewServer(fault.Options{Seed: 42})
+//	defer srv.Close()
+//	srv.CreateProxy(fault.ProxyConfig{Name: "db", Listen: "127.0.0.1:26379", Upstream: "127.0.0.1:6379"})
+//	srv.AddToxic("db", strings.NewReader(`{"type":"latency","lease_ttl":"2m","attributes":{"latency":100,"jitter":20}}`))
+//	http.ListenAndServe("127.0.0.1:8474", srv.Handler(fault.HandlerOptions{}))
+//
+// Differences from Toxiproxy, all deliberate:
+//   - toxics created without lease_ttl get the default lease (60 s) rather
+//     than living until removed; renew with
+//     POST /proxies/{proxy}/toxics/{toxic}/renew, and an update renews too;
+//   - unknown attributes are errors (Toxiproxy ignores them), as are
+//     negative values and toxicity outside [0, 1];
+//   - the end of a stream is passed on as a TCP half-close, not a close;
+//   - latency delays chunks one after another on a connection.
+package fault

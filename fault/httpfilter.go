@@ -1,0 +1,338 @@
+package fault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/relia-dev/relia/clock"
+)
+
+// DefaultTriggerHeader is the request header that asks for a fault by name.
+const DefaultTriggerHeader = "X-Relia-Fault"
+
+// HTTPFault is a per-request fault: which requests it matches and what it
+// does to them. In a proxy in HTTP mode it is the attributes of a toxic of
+// type "http"; the gateway uses it through HTTPFilter.
+type HTTPFault struct {
+	// Methods matches the request method; empty matches every method.
+	Methods []string `json:"methods,omitempty"`
+	// Path matches the URL path with path.Match ("/api/*/items"); a
+	// pattern ending in "/**" matches everything under its prefix. Empty
+	// matches every path.
+	Path string `json:"path,omitempty"`
+	// Headers must all be present with these values (exact match).
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// Delay holds the request this many ms before anything else.
+	Delay int64 `json:"delay,omitempty"`
+	// AbortStatus answers with this status (say 503, 429 or 500) instead of
+	// passing the request on.
+	AbortStatus int `json:"abort_status,omitempty"`
+	// RetryAfter, in seconds, is sent as Retry-After with an abort.
+	RetryAfter int64 `json:"retry_after,omitempty"`
+	// TruncateBody, when set, passes only this many bytes of the response
+	// body and then breaks the connection, as a truncated response does.
+	TruncateBody *int64 `json:"truncate_body,omitempty"`
+	// CorruptRate is the share of response body bytes flipped, in [0, 1].
+	CorruptRate float64 `json:"corrupt_rate,omitempty"`
+	// SetHeaders are set on the response (header injection).
+	SetHeaders map[string]string `json:"set_headers,omitempty"`
+}
+
+func (f *HTTPFault) validate() error {
+	var errs []error
+	for _, m := range f.Methods {
+		if m == "" || strings.ToUpper(m) != m {
+			errs = append(errs, fmt.Errorf("methods: %q must be an upper-case method", m))
+		}
+	}
+	if f.Path != "" {
+		if !strings.HasPrefix(f.Path, "/") {
+			errs = append(errs, fmt.Errorf("path %q must start with /", f.Path))
+		} else if _, err := path.Match(strings.TrimSuffix(f.Path, "/**"), "/"); err != nil {
+			errs = append(errs, fmt.Errorf("path %q: %w", f.Path, err))
+		}
+	}
+	if f.AbortStatus != 0 && (f.AbortStatus < 200 || f.AbortStatus > 599) {
+		errs = append(errs, fmt.Errorf("abort_status must be within [200, 599], got %d", f.AbortStatus))
+	}
+	if f.RetryAfter != 0 && f.AbortStatus == 0 {
+		errs = append(errs, errors.New("retry_after needs abort_status"))
+	}
+	if f.TruncateBody != nil {
+		errs = append(errs, nonNegative("truncate_body", *f.TruncateBody))
+	}
+	if f.CorruptRate < 0 || f.CorruptRate > 1 || f.CorruptRate != f.CorruptRate {
+		errs = append(errs, fmt.Errorf("corrupt_rate must be within [0, 1], got %v", f.CorruptRate))
+	}
+	errs = append(errs, nonNegative("delay", f.Delay), nonNegative("retry_after", f.RetryAfter))
+	return errors.Join(errs...)
+}
+
+func (f *HTTPFault) matches(r *http.Request) bool {
+	if len(f.Methods) > 0 && !slices.Contains(f.Methods, r.Method) {
+		return false
+	}
+	if f.Path != "" {
+		if prefix, ok := strings.CutSuffix(f.Path, "/**"); ok {
+			if r.URL.Path != prefix && !strings.HasPrefix(r.URL.Path, prefix+"/") {
+				return false
+			}
+		} else if ok, _ := path.Match(f.Path, r.URL.Path); !ok {
+			return false
+		}
+	}
+	for k, v := range f.Headers {
+		if r.Header.Get(k) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// HTTPRule is a named HTTPFault applied to the share Probability of the
+// requests it matches; 0.0001 is 0.01%.
+type HTTPRule struct {
+	Name        string
+	Probability float64
+	Fault       HTTPFault
+}
+
+// HTTPFilterOptions configure an HTTPFilter. The zero value is valid.
+type HTTPFilterOptions struct {
+	// Seed seeds the per-request decisions: the same seed and the same
+	// sequence of requests give the same decisions.
+	Seed uint64
+	// Clock times delays; nil means the real clock.
+	Clock clock.Clock
+	// MaxTriggered caps the requests at once that a header may push into
+	// a fault; 0 disables header-triggered faults.
+	MaxTriggered int
+	// TriggerHeader names the header that asks for a rule by name;
+	// empty means DefaultTriggerHeader.
+	TriggerHeader string
+}
+
+// HTTPFilter applies per-request faults in front of a handler: as the
+// gateway's per-route fault filter, or in a fault proxy in HTTP mode.
+type HTTPFilter struct {
+	clock     clock.Clock
+	seed      uint64
+	maxTrig   int64
+	trigger   string
+	active    atomic.Int64 // header-triggered faults in progress
+	mu        sync.Mutex   // serialises SetRules
+	rules     atomic.Pointer[[]*ruleState]
+	byName    map[string]*ruleState
+	triggered atomic.Int64
+	refused   atomic.Int64
+}
+
+// ruleState keeps a rule's request count across rule updates, so the
+// decision sequence goes on where it was.
+type ruleState struct {
+	rule    HTTPRule
+	key     uint64
+	seen    *atomic.Uint64
+	faulted *atomic.Int64
+}
+
+// NewHTTPFilter returns a filter applying rules; see SetRules.
+func NewHTTPFilter(rules []HTTPRule, opts HTTPFilterOptions) (*HTTPFilter, error) {
+	if opts.MaxTriggered < 0 {
+		return nil, fmt.Errorf("max triggered faults must not be negative, got %d", opts.MaxTriggered)
+	}
+	f := &HTTPFilter{
+		clock: clock.OrReal(opts.Clock), seed: opts.Seed, maxTrig: int64(opts.MaxTriggered),
+		trigger: opts.TriggerHeader, byName: map[string]*ruleState{},
+	}
+	if f.trigger == "" {
+		f.trigger = DefaultTriggerHeader
+	}
+	if err := f.SetRules(rules); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// SetRules replaces the rules; the first rule that matches and fires
+// applies to a request. Names must be unique and non-empty.
+func (f *HTTPFilter) SetRules(rules []HTTPRule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	states := make([]*ruleState, 0, len(rules))
+	names := map[string]*ruleState{}
+	for i, r := range rules {
+		if r.Name == "" {
+			return fmt.Errorf("http fault %d: name is empty", i+1)
+		}
+		if _, dup := names[r.Name]; dup {
+			return fmt.Errorf("http fault %q: name used twice", r.Name)
+		}
+		if err := checkToxicity(r.Probability); err != nil {
+			return fmt.Errorf("http fault %q: probability must be within [0, 1], got %v", r.Name, r.Probability)
+		}
+		if err := r.Fault.validate(); err != nil {
+			return fmt.Errorf("http fault %q: %w", r.Name, err)
+		}
+		s := &ruleState{rule: r, key: streamKey(f.seed, "http", r.Name), seen: new(atomic.Uint64), faulted: new(atomic.Int64)}
+		if old, ok := f.byName[r.Name]; ok {
+			s.seen, s.faulted = old.seen, old.faulted
+		}
+		states = append(states, s)
+		names[r.Name] = s
+	}
+	f.byName = names
+	f.rules.Store(&states)
+	return nil
+}
+
+// Faulted returns how many requests each rule has faulted.
+func (f *HTTPFilter) Faulted() map[string]int64 {
+	out := map[string]int64{}
+	for _, s := range *f.rules.Load() {
+		out[s.rule.Name] = s.faulted.Load()
+	}
+	return out
+}
+
+// unit turns a rule key and a request number into a uniform [0, 1) draw:
+// a counter-based generator, so a decision depends on the seed and the
+// request's number, not on which goroutine asked first.
+func unit(key, n uint64) float64 {
+	return float64(splitmix(key^splitmix(n))>>11) / (1 << 53)
+}
+
+// pick returns the rule to apply to r, and whether a header triggered it.
+func (f *HTTPFilter) pick(r *http.Request) (*ruleState, uint64, bool) {
+	rules := *f.rules.Load()
+	if f.maxTrig > 0 {
+		if name := r.Header.Get(f.trigger); name != "" {
+			for _, s := range rules {
+				if s.rule.Name == name {
+					return s, s.seen.Add(1) - 1, true
+				}
+			}
+		}
+	}
+	for _, s := range rules {
+		if !s.rule.Fault.matches(r) {
+			continue
+		}
+		n := s.seen.Add(1) - 1
+		if unit(s.key, n) < s.rule.Probability {
+			return s, n, false
+		}
+	}
+	return nil, 0, false
+}
+
+// Wrap returns next with the filter's faults in front of it.
+func (f *HTTPFilter) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, n, triggered := f.pick(r)
+		if s == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if triggered {
+			if f.active.Add(1) > f.maxTrig {
+				f.active.Add(-1)
+				f.refused.Add(1)
+				// Over the cap the request goes through untouched; the
+				// header says why, so a test can tell.
+				w.Header().Set(f.trigger+"-Refused", "cap of concurrent triggered faults reached")
+				next.ServeHTTP(w, r)
+				return
+			}
+			defer f.active.Add(-1)
+			f.triggered.Add(1)
+		}
+		s.faulted.Add(1)
+		f.apply(w, r, next, s, n)
+	})
+}
+
+func (f *HTTPFilter) apply(w http.ResponseWriter, r *http.Request, next http.Handler, s *ruleState, n uint64) {
+	ft := &s.rule.Fault
+	if ft.Delay > 0 {
+		if err := clock.Sleep(r.Context(), f.clock, ms(ft.Delay)); err != nil {
+			return // the client left
+		}
+	}
+	for k, v := range ft.SetHeaders {
+		w.Header().Set(k, v)
+	}
+	if ft.AbortStatus != 0 {
+		if ft.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(ft.RetryAfter, 10))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(ft.AbortStatus)
+		json.NewEncoder(w).Encode(map[string]string{"reason": "fault_injected", "fault": s.rule.Name})
+		return
+	}
+	if ft.TruncateBody == nil && ft.CorruptRate == 0 {
+		next.ServeHTTP(w, r)
+		return
+	}
+	fw := &bodyFaultWriter{ResponseWriter: w, left: -1, rate: ft.CorruptRate, rng: newStream(s.key, n, Downstream)}
+	if ft.TruncateBody != nil {
+		fw.left = *ft.TruncateBody
+	}
+	next.ServeHTTP(fw, r)
+	if fw.cut {
+		// Send what passed, then break the connection so the client sees
+		// a truncated response, not a complete shorter one.
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// bodyFaultWriter truncates and corrupts a response body.
+type bodyFaultWriter struct {
+	http.ResponseWriter
+	left int64 // bytes still to pass; -1: no limit
+	cut  bool
+	rate float64
+	rng  *rand.Rand
+}
+
+func (w *bodyFaultWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.left >= 0 {
+		if int64(len(p)) > w.left {
+			p = p[:w.left]
+			w.cut = true
+		}
+		w.left -= int64(len(p))
+	}
+	if w.rate > 0 && len(p) > 0 {
+		q := make([]byte, len(p))
+		copy(q, p)
+		for i := range q {
+			if w.rng.Float64() < w.rate {
+				q[i] ^= 0xFF
+			}
+		}
+		p = q
+	}
+	if len(p) > 0 {
+		if _, err := w.ResponseWriter.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *bodyFaultWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

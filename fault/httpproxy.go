@@ -1,0 +1,37 @@
+package fault
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// newHTTPServer returns the HTTP-mode server of p: its fault filter in front
+// of a reverse proxy to the upstream.
+func (p *proxyEntry) newHTTPServer() *http.Server {
+	target := &url.URL{Scheme: "http", Host: p.upstream}
+	tr := &http.Transport{
+		DialContext:         p.srv.dialer.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	// Stopping the proxy closes its kept-alive upstream connections too.
+	p.httpTransport = tr
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+			r.SetXForwarded()
+		},
+		Transport: tr,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadGateway)
+			json.NewEncoder(w).Encode(map[string]string{"reason": "upstream_unreachable", "error": err.Error()})
+		},
+	}
+	return &http.Server{Handler: p.filter.Wrap(rp), ReadHeaderTimeout: 30 * time.Second}
+}
