@@ -1,6 +1,6 @@
 module github.com/relia-dev/relia/bench
 
-go 1.26
+go 1.26.0
 
 replace github.com/relia-dev/relia => ../
 
@@ -9,3 +9,5 @@ require (
 	github.com/relia-dev/relia v0.0.0-00010101000000-000000000000
 	github.com/sony/gobreaker/v2 v2.4.0
 )
+
+require github.com/bits-and-blooms/bitset v1.24.4 // indirect
