@@ -22,9 +22,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/relia
 
+# The race detector allocates on its own, so the tests that pin hot paths
+# at zero allocations run once more without it.
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'NotAllocate' ./...
 
 # test-deps installs what is missing and nothing else, so it is quick on a
 # machine that already has everything.
@@ -57,9 +60,10 @@ lint:
 
 # bench runs relia's comparison benchmarks against the peer libraries in
 # the same run, pinned to one core; docs/benchmarks.md holds the figures.
+# Serial figures use one pinned core (-cpu=1); parallel ones two (-cpu=2).
 bench:
-	cd bench && taskset -c 0 $(GO) test -run='^$$' -bench='Breaker|Pipeline5' -benchmem -count=5 -cpu=1,2 . | tee ../bench-resilience.txt
-	taskset -c 0 $(GO) test -run='^$$' -bench=Record -benchmem -count=5 -cpu=1,2 ./outcome/ | tee bench-outcome.txt
+	cd bench && taskset -c 0,1 $(GO) test -run='^$$' -bench='Breaker|Pipeline5' -benchmem -count=5 -cpu=1,2 . | tee ../bench-resilience.txt
+	taskset -c 0,1 $(GO) test -run='^$$' -bench=Record -benchmem -count=5 -cpu=1,2 ./outcome/ | tee bench-outcome.txt
 
 demo: build
 	./$(BIN) --help
