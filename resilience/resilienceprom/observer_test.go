@@ -1,12 +1,15 @@
 package resilienceprom_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/relia-dev/relia/resilience/resilienceprom"
 )
@@ -61,6 +64,76 @@ relia_rejections_total{name="payments",policy="retry",reason="retry_budget_exhau
 relia_retry_attempts_total{name="payments"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The limiting policies' own events become occupancy gauges, the adaptive
+// limit and rejections by reason.
+func TestObserverExportsLimitEvents(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	obs, err := resilienceprom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := clock.NewFake(time.Time{})
+	ctx := context.Background()
+
+	bulkhead, err := resilience.NewBulkhead(resilience.BulkheadSettings{Name: "db", MaxConcurrent: 1, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := bulkhead.Acquire(ctx)
+	defer held.Release()
+	_, _ = bulkhead.Acquire(ctx)
+
+	limiter, err := resilience.NewRateLimiter(resilience.RateLimiterSettings{Name: "search", Rate: 1, Clock: fc, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter.Allow()
+	limiter.Allow()
+
+	keyed, err := resilience.NewKeyedRateLimiter(resilience.KeyedRateLimiterSettings{Name: "api", Rate: 1, Clock: fc, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed.AllowKey("alice")
+	keyed.AllowKey("alice")
+	keyed.AllowKey("alice")
+
+	adaptive, err := resilience.NewLimiter(resilience.LimiterSettings{Name: "payments", InitialLimit: 2, Clock: fc, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := adaptive.Allow()
+	b, _ := adaptive.Allow()
+	_, _ = adaptive.Allow()
+	a.Done(context.DeadlineExceeded)
+	b.Done(context.DeadlineExceeded)
+
+	want := `
+# HELP relia_concurrency_limit Current limit of an adaptive concurrency limiter.
+# TYPE relia_concurrency_limit gauge
+relia_concurrency_limit{name="payments"} 1
+# HELP relia_policy_in_flight Calls holding a bulkhead or concurrency-limit slot.
+# TYPE relia_policy_in_flight gauge
+relia_policy_in_flight{name="db",policy="bulkhead"} 1
+relia_policy_in_flight{name="payments",policy="adaptive"} 0
+# HELP relia_policy_queued Calls waiting for a bulkhead slot.
+# TYPE relia_policy_queued gauge
+relia_policy_queued{name="db",policy="bulkhead"} 0
+relia_policy_queued{name="payments",policy="adaptive"} 0
+# HELP relia_rejections_total Calls a resilience policy refused, by reason (breaker_open, bulkhead_full, rate_limited, retry_budget_exhausted, ...).
+# TYPE relia_rejections_total counter
+relia_rejections_total{name="api",policy="ratelimit",reason="rate_limited"} 2
+relia_rejections_total{name="db",policy="bulkhead",reason="bulkhead_full"} 1
+relia_rejections_total{name="payments",policy="adaptive",reason="concurrency_limited"} 1
+relia_rejections_total{name="search",policy="ratelimit",reason="rate_limited"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"relia_concurrency_limit", "relia_policy_in_flight", "relia_policy_queued", "relia_rejections_total"); err != nil {
 		t.Fatal(err)
 	}
 }
