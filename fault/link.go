@@ -168,13 +168,12 @@ func (l *link) reset() {
 	l.close()
 }
 
-// send passes p through the toxics in ts and then writes it to dst.
-func (l *link) send(ts []*toxicState, dst net.Conn, p []byte) error {
+// send passes p through the toxics in ts and then writes it with write.
+func (l *link) send(ts []*toxicState, write func([]byte) error, p []byte) error {
 	if len(ts) == 0 {
-		_, err := dst.Write(p)
-		return err
+		return write(p)
 	}
-	return ts[0].impl.pipe(ts[0], p, func(q []byte) error { return l.send(ts[1:], dst, q) })
+	return ts[0].impl.pipe(ts[0], p, func(q []byte) error { return l.send(ts[1:], write, q) })
 }
 
 // pump copies src to dst through the toxics of dir until src ends. Its
@@ -182,10 +181,18 @@ func (l *link) send(ts []*toxicState, dst net.Conn, p []byte) error {
 func (l *link) pump(dir Direction, src, dst net.Conn) {
 	defer l.pumpsAlive.Done()
 	buf := make([]byte, 32<<10)
+	read := rawReader(src, buf)
+	if read == nil {
+		read = func() (int, error) { return src.Read(buf) }
+	}
+	write := rawWriter(dst)
+	if write == nil {
+		write = func(p []byte) error { _, err := dst.Write(p); return err }
+	}
 	for {
-		n, err := src.Read(buf)
+		n, err := read()
 		if n > 0 {
-			if werr := l.send(*l.active[dir].Load(), dst, buf[:n]); werr != nil {
+			if werr := l.send(*l.active[dir].Load(), write, buf[:n]); werr != nil {
 				l.close()
 				return
 			}

@@ -1,16 +1,20 @@
 // Command fault compares relia's fault proxy with Toxiproxy, pinned to
-// cores the way docs/benchmarks.md describes: wrk on CPU 0, the proxy and
-// nginx on CPU 1, one run each.
+// cores the way docs/benchmarks.md describes: wrk on CPU 0, the proxies and
+// nginx on CPU 1.
 //
-//	cd bench && go run ./fault -duration 10s
+//	cd bench && go run ./fault -duration 5s -rounds 5
 //
 // It measures wrk -> nginx directly, through Toxiproxy (TCP, no toxic),
 // through relia (TCP, no toxic), through relia with a latency=0 toxic, and
-// through relia in HTTP mode with a 0% HTTP fault, then prints throughput
-// ratios and the p50 latency relia's latency=0 toxic adds (measured with one
-// connection so queueing does not hide it). Missing tools are installed:
-// nginx-light and wrk with apt-get (-install), toxiproxy-server with
-// go install. It is run on demand, never by go test.
+// through relia in HTTP mode with a 0% HTTP fault. Each round measures every
+// path once, in an order that rotates from round to round, so a slow spell
+// of a shared machine falls on all paths alike; the figures are medians over
+// the rounds. Beside req/s it reads each proxy's CPU time per request from
+// /proc, which a busy neighbour disturbs far less than throughput. The p50
+// latency a latency=0 toxic adds is measured with one connection, so
+// queueing does not hide it. Missing tools are installed: nginx-light and
+// wrk with apt-get (-install), toxiproxy-server with go install. It is run
+// on demand, never by go test.
 package main
 
 import (
@@ -26,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,25 +40,32 @@ import (
 const toxiproxyServerModule = "github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0"
 
 func main() {
-	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	duration := flag.Duration("duration", 5*time.Second, "length of each throughput run (latency runs take half)")
+	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	conns := flag.Int("connections", 50, "wrk connections for throughput")
 	install := flag.Bool("install", true, "apt-get install nginx-light and wrk when missing")
 	flag.Parse()
-	if err := run(*duration, *conns, *install); err != nil {
+	if *rounds < 1 || *duration < time.Second || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "bench/fault: -rounds, -duration (>= 1s) and -connections must be positive")
+		os.Exit(2)
+	}
+	if err := run(*duration, *rounds, *conns, *install); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/fault:", err)
 		os.Exit(1)
 	}
 }
 
-type result struct {
-	name    string
-	rps     float64
-	p50     time.Duration
-	p50one  time.Duration // with one connection
-	comment string
+// path is one way from wrk to nginx and what it measured, one entry per
+// round.
+type path struct {
+	name           string
+	port           int
+	pid            int // the proxy's, for CPU per request; 0 for none
+	rps, cpuPerReq []float64
+	p50, p50one    []time.Duration
 }
 
-func run(d time.Duration, conns int, install bool) error {
+func run(d time.Duration, rounds, conns int, install bool) error {
 	out, err := filepath.Abs("out/fault")
 	if err != nil {
 		return err
@@ -72,20 +84,24 @@ func run(d time.Duration, conns int, install bool) error {
 	defer cancel()
 	defer stopAll()
 
-	nginxPort, reliaAPI, reliaTCP, reliaHTTP, toxAPI, toxTCP := freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
-	if err := startNginx(ctx, out, nginxPort); err != nil {
+	nginxPort, reliaAPI, reliaTCP, reliaLat0, reliaHTTP, toxAPI, toxTCP := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	if _, err := startNginx(ctx, out, nginxPort); err != nil {
 		return err
 	}
 	upstream := fmt.Sprintf("127.0.0.1:%d", nginxPort)
 	cfg := filepath.Join(out, "proxies.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[{"name":"tcp","listen":"127.0.0.1:%d","upstream":"%s"},{"name":"web","listen":"127.0.0.1:%d","upstream":"%s","mode":"http"}]`,
-		reliaTCP, upstream, reliaHTTP, upstream)), 0o644)
-	if err := startPinned(ctx, "1", filepath.Join(out, "relia.log"), relia, "fault", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", reliaAPI),
-		"--config", cfg, "--seed", "1", "--default-ttl", "1h"); err != nil {
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`[{"name":"tcp","listen":"127.0.0.1:%[1]d","upstream":"%[4]s"},`+
+		`{"name":"lat0","listen":"127.0.0.1:%[2]d","upstream":"%[4]s"},`+
+		`{"name":"web","listen":"127.0.0.1:%[3]d","upstream":"%[4]s","mode":"http"}]`,
+		reliaTCP, reliaLat0, reliaHTTP, upstream)), 0o644)
+	reliaPID, err := startPinned(ctx, "1", filepath.Join(out, "relia.log"), relia, "fault", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", reliaAPI),
+		"--config", cfg, "--seed", "1", "--default-ttl", "1h")
+	if err != nil {
 		return err
 	}
-	if err := startPinned(ctx, "1", filepath.Join(out, "toxiproxy.log"), filepath.Join(out, "toxiproxy-server"),
-		"-host", "127.0.0.1", "-port", strconv.Itoa(toxAPI)); err != nil {
+	toxPID, err := startPinned(ctx, "1", filepath.Join(out, "toxiproxy.log"), filepath.Join(out, "toxiproxy-server"),
+		"-host", "127.0.0.1", "-port", strconv.Itoa(toxAPI))
+	if err != nil {
 		return err
 	}
 	reliaURL, toxURL := fmt.Sprintf("http://127.0.0.1:%d", reliaAPI), fmt.Sprintf("http://127.0.0.1:%d", toxAPI)
@@ -97,57 +113,128 @@ func run(d time.Duration, conns int, install bool) error {
 	if err := post(toxURL+"/proxies", fmt.Sprintf(`{"name":"tcp","listen":"127.0.0.1:%d","upstream":"%s"}`, toxTCP, upstream), 201); err != nil {
 		return err
 	}
+	if err := post(reliaURL+"/proxies/lat0/toxics", `{"type":"latency","attributes":{"latency":0}}`, 200); err != nil {
+		return err
+	}
 	// The HTTP-mode proxy gets a rule that matches every request and
 	// fires on none, so the filter's decision is on the measured path.
 	if err := post(reliaURL+"/proxies/web/toxics", `{"name":"none","type":"http","toxicity":0,"attributes":{"abort_status":503}}`, 200); err != nil {
 		return err
 	}
 
-	measure := func(name string, port int) (result, error) {
-		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-		r := result{name: name}
-		var err error
-		if r.rps, r.p50, err = wrk(url, conns, d); err != nil {
-			return r, err
-		}
-		_, r.p50one, err = wrk(url, 1, d/2)
-		return r, err
+	paths := []*path{
+		{name: "wrk -> nginx (direct)", port: nginxPort},
+		{name: "wrk -> toxiproxy (tcp, no toxic) -> nginx", port: toxTCP, pid: toxPID},
+		{name: "wrk -> relia (tcp, no toxic) -> nginx", port: reliaTCP, pid: reliaPID},
+		{name: "wrk -> relia (tcp, latency=0 toxic) -> nginx", port: reliaLat0, pid: reliaPID},
+		{name: "wrk -> relia (http mode, 0% fault) -> nginx", port: reliaHTTP, pid: reliaPID},
 	}
-	var results []result
-	for _, m := range []struct {
-		name string
-		port int
-		pre  func() error
-	}{
-		{"wrk -> nginx (direct)", nginxPort, nil},
-		{"wrk -> toxiproxy (tcp, no toxic) -> nginx", toxTCP, nil},
-		{"wrk -> relia (tcp, no toxic) -> nginx", reliaTCP, nil},
-		{"wrk -> relia (tcp, latency=0 toxic) -> nginx", reliaTCP, func() error {
-			return post(reliaURL+"/proxies/tcp/toxics", `{"type":"latency","attributes":{"latency":0}}`, 200)
-		}},
-		{"wrk -> relia (http mode, 0% fault) -> nginx", reliaHTTP, nil},
-	} {
-		if m.pre != nil {
-			if err := m.pre(); err != nil {
-				return err
+	fmt.Printf("load average before: %s\n", loadAverage())
+	for r := range rounds {
+		for i := range paths {
+			p := paths[(i+r)%len(paths)]
+			if err := measure(p, conns, d); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
 			}
+			fmt.Fprintf(os.Stderr, "round %d  %-46s %8.0f req/s  p50 %v  p50 (1 conn) %v\n",
+				r+1, p.name, p.rps[r], p.p50[r], p.p50one[r])
 		}
-		r, err := measure(m.name, m.port)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+	}
+	fmt.Printf("load average after:  %s\n\n", loadAverage())
+
+	direct, tox, tcp, lat0 := paths[0], paths[1], paths[2], paths[3]
+	fmt.Printf("medians over %d rounds of %v (wrk -t1 -c%d; latency runs -c1 for %v)\n\n", rounds, d, conns, d/2)
+	fmt.Printf("| path | req/s (median) | req/s (min-max) | ratio to direct | p50, %d conns | p50, 1 conn | proxy CPU per request |\n|---|---|---|---|---|---|---|\n", conns)
+	for _, p := range paths {
+		cpu := "-"
+		if p.pid != 0 {
+			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
 		}
-		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "%-48s %10.0f req/s  p50 %v  p50 (1 conn) %v\n", r.name, r.rps, r.p50, r.p50one)
+		fmt.Printf("| %s | %.0f | %.0f-%.0f | %.2f | %v | %v | %s |\n", p.name, median(p.rps), slices.Min(p.rps), slices.Max(p.rps),
+			median(p.rps)/median(direct.rps), medianDur(p.p50), medianDur(p.p50one), cpu)
 	}
-	direct, tox, tcp, lat0 := results[0], results[1], results[2], results[3]
-	fmt.Printf("| path | req/s | ratio to direct | p50 (%d conns) | p50 (1 conn) |\n|---|---|---|---|---|\n", conns)
-	for _, r := range results {
-		fmt.Printf("| %s | %.0f | %.2f | %v | %v |\n", r.name, r.rps, r.rps/direct.rps, r.p50, r.p50one)
+	ratios := make([]float64, rounds)
+	for r := range rounds {
+		ratios[r] = tcp.rps[r] / tox.rps[r]
 	}
-	added := lat0.p50one - direct.p50one
-	fmt.Printf("\nrelia tcp / toxiproxy throughput: %.2fx (goal >= 1.5x)\n", tcp.rps/tox.rps)
-	fmt.Printf("p50 added by relia with a latency=0 toxic (1 conn, vs direct): %v (goal <= 50us)\n", added)
+	fmt.Printf("\nrelia tcp / toxiproxy throughput: %.2fx, median of rounds (each round's ratio: %s) (goal >= 1.5x)\n",
+		median(ratios), formatRatios(ratios))
+	fmt.Printf("toxiproxy / relia tcp CPU per request: %.2fx\n", median(tox.cpuPerReq)/median(tcp.cpuPerReq))
+	fmt.Printf("p50 added by relia with a latency=0 toxic (1 conn, vs direct): %v (goal <= 50us)\n",
+		medianDur(lat0.p50one)-medianDur(direct.p50one))
 	return nil
+}
+
+// measure runs one round on p: throughput with conns connections, then
+// latency with one.
+func measure(p *path, conns int, d time.Duration) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/", p.port)
+	before := cpuTime(p.pid)
+	rps, p50, err := wrk(url, conns, d)
+	if err != nil {
+		return err
+	}
+	if p.pid != 0 {
+		p.cpuPerReq = append(p.cpuPerReq, float64((cpuTime(p.pid)-before)/time.Microsecond)/(rps*d.Seconds()))
+	}
+	_, p50one, err := wrk(url, 1, d/2)
+	if err != nil {
+		return err
+	}
+	p.rps, p.p50, p.p50one = append(p.rps, rps), append(p.p50, p50), append(p.p50one, p50one)
+	return nil
+}
+
+// cpuTime returns the user and system CPU time of pid so far, from
+// /proc/pid/stat (in clock ticks of 10 ms); 0 when pid is 0 or unreadable.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields follow the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(ds []time.Duration) time.Duration {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(d)
+	}
+	return time.Duration(median(xs))
+}
+
+func formatRatios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " ")
 }
 
 // ensureTools installs what is missing.
@@ -189,7 +276,7 @@ func ensureTools(install bool, out string) error {
 	return nil
 }
 
-func startNginx(ctx context.Context, out string, port int) error {
+func startNginx(ctx context.Context, out string, port int) (int, error) {
 	conf := filepath.Join(out, "nginx.conf")
 	os.MkdirAll(filepath.Join(out, "nginx"), 0o755)
 	text := fmt.Sprintf(`worker_processes 1;
@@ -208,7 +295,7 @@ http {
 }
 `, filepath.Join(out, "nginx"), port)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		return err
+		return 0, err
 	}
 	return startPinned(ctx, "1", filepath.Join(out, "nginx.log"), "nginx", "-c", conf, "-p", out)
 }
@@ -234,21 +321,21 @@ func stopAll() {
 	}
 }
 
-// startPinned starts a process pinned to cpu (taskset execs it, so the
-// pid is the program's); stopAll ends it.
-func startPinned(ctx context.Context, cpu, logPath, name string, args ...string) error {
+// startPinned starts a process pinned to cpu and returns its pid (taskset
+// execs it, so the pid is the program's); stopAll ends it.
+func startPinned(ctx context.Context, cpu, logPath, name string, args ...string) (int, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
+		return 0, fmt.Errorf("starting %s: %w", name, err)
 	}
 	started = append(started, cmd)
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 var (
@@ -275,7 +362,7 @@ func wrk(url string, conns int, d time.Duration) (float64, time.Duration, error)
 	rps, _ := strconv.ParseFloat(m[1], 64)
 	v, _ := strconv.ParseFloat(l[1], 64)
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[l[2]]
-	return rps, time.Duration(v * float64(unit)), nil
+	return rps, time.Duration(v * float64(unit)).Round(time.Microsecond), nil
 }
 
 func freePort() int {
