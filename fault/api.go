@@ -28,7 +28,7 @@ type HandlerOptions struct {
 // work unchanged) plus relia's extensions beside it:
 //
 //	POST /proxies/{proxy}/toxics/{toxic}/renew  renew a lease ({"lease_ttl": "30s"} optional)
-//	GET  /relia/status                          the seed and version in use
+//	GET  /relia/status                          the seed, version and launched processes
 //	GET  /relia/process-faults                  active process faults
 //	POST /relia/process-faults                  start one (ProcessFault JSON plus lease_ttl)
 //	POST /relia/process-faults/{name}/renew     renew its lease
@@ -55,7 +55,7 @@ func (s *Server) Handler(opts HandlerOptions) http.Handler {
 		io.WriteString(w, buildinfo.String())
 	})
 	mux.HandleFunc("GET /relia/status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"seed": s.seed, "version": buildinfo.String()})
+		writeJSON(w, http.StatusOK, s.Status())
 	})
 	mux.HandleFunc("GET /relia/process-faults", s.processOnly(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.process.Active())
@@ -204,20 +204,32 @@ func (s *Server) handleProxyShow(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, info, err)
 }
 
+// proxyUpdate is the body of a proxy update.
+type proxyUpdate struct {
+	Listen   string `json:"listen"`
+	Upstream string `json:"upstream"`
+	Enabled  bool   `json:"enabled"`
+}
+
+// decodeProxyUpdate reads a proxy update body; fields not named keep
+// cur's values, as in Toxiproxy (whose clients send the whole proxy back).
+func decodeProxyUpdate(r io.Reader, cur ProxyInfo) (proxyUpdate, error) {
+	in := proxyUpdate{cur.Listen, cur.Upstream, cur.Enabled}
+	if err := json.NewDecoder(r).Decode(&in); err != nil {
+		return in, ErrBadRequestBody.detail("%v", err)
+	}
+	return in, checkAddrs(in.Listen, in.Upstream, "")
+}
+
 func (s *Server) handleProxyUpdate(w http.ResponseWriter, r *http.Request) {
 	cur, err := s.Proxy(r.PathValue("proxy"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	// Fields not named keep their values, as in Toxiproxy.
-	in := struct {
-		Listen   string `json:"listen"`
-		Upstream string `json:"upstream"`
-		Enabled  bool   `json:"enabled"`
-	}{cur.Listen, cur.Upstream, cur.Enabled}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		writeError(w, ErrBadRequestBody.detail("%v", err))
+	in, err := decodeProxyUpdate(r.Body, cur)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	info, err := s.UpdateProxy(cur.Name, in.Listen, in.Upstream, in.Enabled)

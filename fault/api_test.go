@@ -18,8 +18,10 @@ func apiDo(t *testing.T, h http.Handler, method, path, body string) (int, string
 	return rec.Code, rec.Body.String()
 }
 
+// TestFaultAPIToxiproxyCompatible is not parallel: a disabled proxy listens
+// again on the port it had, as Toxiproxy's do, and a parallel test binding
+// port 0 could take that port meanwhile.
 func TestFaultAPIToxiproxyCompatible(t *testing.T) {
-	t.Parallel()
 	s, _, _ := newTestServer(t, 3)
 	up := startUpstream(t, echo)
 	h := s.Handler(HandlerOptions{})
@@ -34,8 +36,13 @@ func TestFaultAPIToxiproxyCompatible(t *testing.T) {
 		{"POST", "/proxies", `{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"}`, 201, `"name":"db"`},
 		{"POST", "/proxies", `{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"}`, 409, `{"error":"proxy already exists","status":409}`},
 		{"POST", "/proxies", `{"listen":"127.0.0.1:0","upstream":"x"}`, 400, `{"error":"missing required field: name","status":400}`},
+		{"POST", "/proxies", `{"name":"x","listen":"127.0.0.1:0","upstream":"nowhere"}`, 400, `upstream \"nowhere\" must be host:port`},
+		{"POST", "/proxies", `{"name":"x","listen":"127.0.0.1","upstream":"127.0.0.1:1"}`, 400, `listen \"127.0.0.1\" must be host:port`},
+		{"POST", "/proxies", `{"name":"x","listen":"127.0.0.1:99999","upstream":"127.0.0.1:1"}`, 400, `listen \"127.0.0.1:99999\"`},
 		{"POST", "/proxies", `{"name":"x","listen":"127.0.0.1:0"}`, 400, `missing required field: upstream`},
 		{"POST", "/proxies", `{"name":`, 400, `"error":"bad request body: unexpected EOF"`},
+		{"POST", "/proxies", `{"name":"x","listen":"` + up + `","upstream":"127.0.0.1:1"}`, 409, `"error":"listen address in use: ` + up + ` (proxy x)","status":409`},
+		{"POST", "/proxies", `{"name":"x","mode":"udp","upstream":"127.0.0.1:1"}`, 400, `mode must be tcp or http, got \"udp\"`},
 		{"GET", "/proxies/db", "", 200, `"enabled":true,"toxics":[]`},
 		{"GET", "/proxies/nope", "", 404, `{"error":"proxy not found","status":404}`},
 		{"POST", "/proxies/db/toxics", `{"type":"latency","attributes":{"latency":100,"jitter":10}}`, 200, `"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100,"jitter":10}`},
@@ -46,6 +53,10 @@ func TestFaultAPIToxiproxyCompatible(t *testing.T) {
 		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","toxicity":-0.1}`, 400, `toxicity must be within [0, 1]`},
 		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latency":-1}}`, 400, `latency must not be negative, got -1`},
 		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"bandwidth","attributes":{"rate":-5}}`, 400, `rate must not be negative`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latency":90000000000}}`, 400, `latency must be at most 86400000 ms (a day)`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"slicer","attributes":{"average_size":10,"delay":-1}}`, 400, `delay must not be negative`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"timeout","attributes":{"timeout":"soon"}}`, 400, `attributes: json: cannot unmarshal string`},
+		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latency":1.5}}`, 400, `attributes: json: cannot unmarshal number 1.5`},
 		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","attributes":{"latensy":1}}`, 400, `unknown field \"latensy\"`},
 		{"POST", "/proxies/db/toxics", `{"name":"t2","type":"latency","lease_ttl":"-3s"}`, 400, `lease_ttl must be within`},
 		{"POST", "/proxies/db/toxics", `not json`, 400, `bad request body`},
@@ -69,7 +80,7 @@ func TestFaultAPIToxiproxyCompatible(t *testing.T) {
 		{"POST", "/reset", "", 204, ``},
 		{"GET", "/proxies/db", "", 200, `"enabled":true,"toxics":[]`},
 		{"POST", "/populate", `[{"name":"db","listen":"127.0.0.1:0","upstream":"` + up + `"},{"name":"web","listen":"127.0.0.1:0","upstream":"` + up + `"}]`, 201, `{"proxies":[{"name":"db"`},
-		{"POST", "/populate", `[{"name":"ok","upstream":"x"},{"upstream":"x"}]`, 400, `"error":"missing required field: name at proxy 2","status":400,"proxies":[]`},
+		{"POST", "/populate", `[{"name":"ok","upstream":"127.0.0.1:1"},{"upstream":"127.0.0.1:1"}]`, 400, `"error":"missing required field: name at proxy 2","status":400,"proxies":[]`},
 		{"POST", "/populate", `{"name":"db"}`, 400, `bad request body`},
 		{"DELETE", "/proxies/web", "", 204, ``},
 		{"DELETE", "/proxies/web", "", 404, `proxy not found`},
@@ -140,6 +151,8 @@ func FuzzFaultDecodeToxic(f *testing.F) {
 		`{"type":"partition","attributes":null}`,
 		`{"type":"chunk_loss","attributes":{"rate":0.5}}`,
 		`{"type":"latency","attributes":{"distribution":"empirical","samples":[0.5,3,80]}}`,
+		`{"type":"http","toxicity":0.0001,"attributes":{"methods":["POST"],"path":"/pay/**","abort_status":503,"retry_after":5}}`,
+		`{"type":"http","attributes":{"headers":{"X-T":"a"},"delay":10,"truncate_body":3,"corrupt_rate":0.1,"set_headers":{"X-F":"1"}}}`,
 		`{"type":"nope"}`, `{`, `[]`, `null`, ``,
 	} {
 		f.Add(seed)
@@ -166,6 +179,8 @@ func FuzzFaultDecodeProxies(f *testing.F) {
 		`[{"name":"a","upstream":"b","enabled":false}]`,
 		`{"lease_ttl":"10s"}`, `{"lease_ttl":"-1s"}`, `{`, `""`, ``,
 		`{"name":"f","type":"disk_fill","path":"/tmp/x","bytes":10,"lease_ttl":"5s"}`,
+		`{"name":"k","type":"restart","launched":"svc"}`,
+		`{"listen":"127.0.0.1:9","upstream":"db:5432","enabled":true}`, `{"upstream":"nope"}`,
 	} {
 		f.Add(seed)
 	}
@@ -175,6 +190,8 @@ func FuzzFaultDecodeProxies(f *testing.F) {
 		_, err = decodePopulate(strings.NewReader(body))
 		checkDecodeError(t, err)
 		_, err = decodeProcessFault(strings.NewReader(body))
+		checkDecodeError(t, err)
+		_, err = decodeProxyUpdate(strings.NewReader(body), ProxyInfo{Listen: "127.0.0.1:1", Upstream: "127.0.0.1:2"})
 		checkDecodeError(t, err)
 		ttl, err := decodeRenew(io.NopCloser(strings.NewReader(body)))
 		checkDecodeError(t, err)

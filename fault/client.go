@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // ToxicRequest asks for a toxic; zero fields take Toxiproxy's defaults
@@ -129,6 +132,13 @@ func (c *Client) RenewToxic(ctx context.Context, proxy, name string, ttl time.Du
 	return t, err
 }
 
+// Status returns the server's seed, version and launched processes.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, "GET", "/relia/status", nil, http.StatusOK, &st)
+	return st, err
+}
+
 // Reset removes every toxic and re-enables every proxy.
 func (c *Client) Reset(ctx context.Context) error {
 	return c.do(ctx, "POST", "/reset", nil, http.StatusNoContent, nil)
@@ -170,4 +180,36 @@ func (c *Client) RenewProcessFault(ctx context.Context, name string, ttl time.Du
 // StopProcessFault ends a process fault now.
 func (c *Client) StopProcessFault(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/relia/process-faults/"+esc(name), nil, http.StatusNoContent, nil)
+}
+
+// Hold renews a fault's lease every interval until ctx ends, so the fault
+// lasts exactly as long as its holder: when the holder dies, even by
+// SIGKILL, the renewals stop and the fault ends by itself within its TTL.
+// renew is one fault's renewal, such as
+//
+//	func(ctx context.Context) error { _, err := c.RenewToxic(ctx, "db", "latency_downstream", 0); return err }
+//
+// and every should be well below the lease's TTL (a third leaves room for
+// two failed renewals). A renewal the server refuses (the fault is gone)
+// ends Hold with that error; one that does not reach the server is
+// tried again at the next tick, since the lease may still be alive.
+// Otherwise Hold returns ctx's error. clk nil means the real clock.
+func Hold(ctx context.Context, clk clock.Clock, every time.Duration, renew func(context.Context) error) error {
+	if every <= 0 {
+		return fmt.Errorf("holding a fault: interval must be positive, got %v", every)
+	}
+	clk = clock.OrReal(clk)
+	for {
+		if err := clock.Sleep(ctx, clk, every); err != nil {
+			return err
+		}
+		err := renew(ctx)
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("renewing a held fault: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 }

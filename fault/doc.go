@@ -3,9 +3,15 @@
 // gateway reuses, and process faults on the local machine.
 //
 // Every fault is a lease. It ends by itself when its TTL runs out unless a
-// runner renews it, so a fault never outlives a runner killed with SIGKILL;
-// stopping the server ends all faults. Each start and end, with the reason
-// (removed, expired, reset, shutdown), goes to the audit log.
+// runner renews it (Hold does that for a runner), so a fault never outlives
+// a runner killed with SIGKILL; stopping the server ends all faults and
+// reverts all process faults. Each start and end, with the reason (removed,
+// expired, reset, shutdown), goes to the audit log.
+//
+// Process faults (ProcessFaults) act on the local machine: kill, restart or
+// pause a process (by pid, or by the name of one the server launched), burn
+// CPU, hold memory, fill disk. The control API offers them only when the
+// server allows them (Options.AllowProcessFaults).
 //
 // Random decisions (toxicity per connection, jitter, slicing, per-request
 // percentages) come from PCG streams derived from one seed, the proxy and

@@ -74,8 +74,32 @@ func (f *HTTPFault) validate() error {
 	if f.CorruptRate < 0 || f.CorruptRate > 1 || f.CorruptRate != f.CorruptRate {
 		errs = append(errs, fmt.Errorf("corrupt_rate must be within [0, 1], got %v", f.CorruptRate))
 	}
-	errs = append(errs, nonNegative("delay", f.Delay), nonNegative("retry_after", f.RetryAfter))
+	for k, v := range f.SetHeaders {
+		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
+			errs = append(errs, fmt.Errorf("set_headers: %q: %q is not a valid header", k, v))
+		}
+	}
+	for k := range f.Headers {
+		if !validHeaderName(k) {
+			errs = append(errs, fmt.Errorf("headers: %q is not a valid header name", k))
+		}
+	}
+	errs = append(errs, millis("delay", f.Delay), nonNegative("retry_after", f.RetryAfter))
 	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110), the
+// only thing a header name may be.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *HTTPFault) matches(r *http.Request) bool {

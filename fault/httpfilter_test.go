@@ -103,9 +103,16 @@ func TestFaultHTTPFilterDelayOnFakeClock(t *testing.T) {
 	t.Parallel()
 	fc := clock.NewFake(time.Unix(0, 0))
 	_, srv := newFilterServer(t, []HTTPRule{{Name: "d", Probability: 1, Fault: HTTPFault{Delay: 1500}}}, HTTPFilterOptions{Clock: fc}, okHandler)
+	checkDelayed(t, srv.Client(), srv.URL, fc, 1, 1500*time.Millisecond)
+}
+
+// checkDelayed asserts that a GET of url waits d on fc's timers (pending
+// of them in all once it waits) and then succeeds.
+func checkDelayed(t *testing.T, c *http.Client, url string, fc *clock.Fake, pending int, d time.Duration) {
+	t.Helper()
 	done := make(chan int, 1)
 	go func() {
-		resp, err := srv.Client().Get(srv.URL)
+		resp, err := c.Get(url)
 		if err != nil {
 			done <- 0
 			return
@@ -113,10 +120,10 @@ func TestFaultHTTPFilterDelayOnFakeClock(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	if w := nextWait(fc, 1); w != 1500*time.Millisecond {
-		t.Fatalf("delay %v, want 1.5s", w)
+	if w := nextWait(fc, pending); w != d {
+		t.Fatalf("delay %v, want %v", w, d)
 	}
-	fc.Advance(1500 * time.Millisecond)
+	fc.Advance(d)
 	if code := <-done; code != 200 {
 		t.Fatalf("status %d after the delay", code)
 	}
@@ -151,13 +158,7 @@ func TestFaultHTTPPercentagesOnLoopback(t *testing.T) {
 	if equalBools(a, decisions(t, 12, 0.2, n)) {
 		t.Fatal("different seeds, same decisions")
 	}
-	hits := 0
-	for _, x := range a {
-		if x {
-			hits++
-		}
-	}
-	checkBinomial(t, hits, n, 0.2)
+	checkBinomial(t, countTrue(a), n, 0.2)
 }
 
 // checkBinomial fails unless hits is within 5 standard deviations of n*p:
@@ -252,6 +253,10 @@ func TestFaultHTTPRulesValidated(t *testing.T) {
 		{Name: "x", Probability: 1, Fault: HTTPFault{Path: "no-slash"}},
 		{Name: "y", Probability: 1, Fault: HTTPFault{Path: "/[bad"}},
 		{Name: "d", Probability: 1, Fault: HTTPFault{Delay: -5}},
+		{Name: "d", Probability: 1, Fault: HTTPFault{Delay: maxMillis + 1}},
+		{Name: "h", Probability: 1, Fault: HTTPFault{SetHeaders: map[string]string{"X-Split": "a\r\nX-Evil: 1"}}},
+		{Name: "h", Probability: 1, Fault: HTTPFault{SetHeaders: map[string]string{"Bad Name": "x"}}},
+		{Name: "h", Probability: 1, Fault: HTTPFault{Headers: map[string]string{"": "x"}}},
 	}
 	for _, r := range bad {
 		if _, err := NewHTTPFilter([]HTTPRule{r}, HTTPFilterOptions{}); err == nil {
@@ -312,4 +317,81 @@ func TestFaultHTTPModeProxy(t *testing.T) {
 	if ended := audit.records(t, "fault ended"); len(ended) != 1 || ended[0]["reason"] != EndExpired {
 		t.Fatalf("audit %v", ended)
 	}
+}
+
+// httpModeProxy starts a server with a proxy in HTTP mode in front of
+// okHandler and adds toxics (JSON bodies); it returns the proxy's base URL.
+func httpModeProxy(t *testing.T, seed uint64, toxics ...string) (*Server, *clock.Fake, string) {
+	t.Helper()
+	s, fc, _ := newTestServer(t, seed)
+	up := httptest.NewServer(okHandler)
+	t.Cleanup(up.Close)
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range toxics {
+		addToxic(t, s, "web", body)
+	}
+	return s, fc, "http://" + info.Listen
+}
+
+func TestFaultHTTPModeProxyActions(t *testing.T) {
+	t.Parallel()
+	_, fc, base := httpModeProxy(t, 3,
+		`{"name":"slow","type":"http","attributes":{"path":"/slow","delay":750}}`,
+		`{"name":"cut","type":"http","attributes":{"path":"/cut","truncate_body":4}}`,
+		`{"name":"flip","type":"http","attributes":{"path":"/flip","corrupt_rate":1}}`,
+		`{"name":"tag","type":"http","attributes":{"methods":["PUT"],"set_headers":{"X-Fault":"tagged"}}}`,
+		`{"name":"busy","type":"http","attributes":{"headers":{"X-Tenant":"blue"},"abort_status":429,"retry_after":3}}`,
+	)
+	c := &http.Client{}
+	// The delay waits on the server's clock, beside the five leases.
+	checkDelayed(t, c, base+"/slow", fc, 6, 750*time.Millisecond)
+	tests := []struct {
+		method, path string
+		hdr          map[string]string
+		status       int
+		body         string
+		readErr      bool
+		header       [2]string
+	}{
+		{"GET", "/cut", nil, 200, "0123", true, [2]string{}},
+		{"GET", "/flip", nil, 200, flipAll("0123456789abcdefghij"), false, [2]string{}},
+		{"PUT", "/any", nil, 200, "0123456789abcdefghij", false, [2]string{"X-Fault", "tagged"}},
+		{"GET", "/any", nil, 200, "0123456789abcdefghij", false, [2]string{"X-Fault", ""}},
+		{"GET", "/any", map[string]string{"X-Tenant": "blue"}, 429, `"fault":"busy"`, false, [2]string{"Retry-After", "3"}},
+	}
+	for _, tt := range tests {
+		resp, body, err := get(t, c, tt.method, base+tt.path, tt.hdr)
+		if resp.StatusCode != tt.status || !strings.Contains(body, tt.body) || (err != nil) != tt.readErr {
+			t.Errorf("%s %s: %d %q, read error %v", tt.method, tt.path, resp.StatusCode, body, err)
+		}
+		if tt.header[0] != "" && resp.Header.Get(tt.header[0]) != tt.header[1] {
+			t.Errorf("%s %s: %s = %q, want %q", tt.method, tt.path, tt.header[0], resp.Header.Get(tt.header[0]), tt.header[1])
+		}
+	}
+}
+
+// proxyDecisions sends n requests through a proxy in HTTP mode whose
+// toxic aborts the share p, and returns which were aborted.
+func proxyDecisions(t *testing.T, seed uint64, p string, n int) []bool {
+	_, _, base := httpModeProxy(t, seed, `{"name":"some","type":"http","toxicity":`+p+`,"attributes":{"abort_status":503}}`)
+	c := &http.Client{}
+	out := make([]bool, n)
+	for i := range out {
+		resp, _, _ := get(t, c, "GET", base+"/", nil)
+		out[i] = resp.StatusCode == 503
+	}
+	return out
+}
+
+func TestFaultHTTPModeProxyPercentagesAndSeed(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	a := proxyDecisions(t, 8, "0.25", n)
+	if !equalBools(a, proxyDecisions(t, 8, "0.25", n)) {
+		t.Fatal("same seed, different per-request decisions through the proxy")
+	}
+	checkBinomial(t, countTrue(a), n, 0.25)
 }

@@ -1,42 +1,51 @@
 package fault
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 )
 
-// leaseHolderEnv makes the test binary act as a lease holder: a runner that
-// adds a fault to the server at the URL it names and renews it until killed.
-const leaseHolderEnv = "RELIA_FAULT_TEST_LEASE_HOLDER"
+// The test binary acts as a lease holder when leaseHolderEnv names a
+// server: a runner that adds a toxic and a disk fill (at the path in
+// leaseFillEnv) and renews both until it is killed.
+const (
+	leaseHolderEnv = "RELIA_FAULT_TEST_LEASE_HOLDER"
+	leaseFillEnv   = "RELIA_FAULT_TEST_LEASE_FILL"
+)
 
 func TestMain(m *testing.M) {
 	if url := os.Getenv(leaseHolderEnv); url != "" {
-		holdLease(url)
-		os.Exit(0)
+		if err := holdLease(url, os.Getenv(leaseFillEnv)); err != nil {
+			fmt.Fprintln(os.Stderr, "lease holder:", err)
+		}
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
 
-// holdLease adds a toxic with a 1 s lease and renews it every 200 ms; it
-// stops only when killed (or when the server goes away).
-func holdLease(url string) {
-	body := `{"name":"held","type":"latency","lease_ttl":"1s","attributes":{"latency":10}}`
-	resp, err := http.Post(url+"/proxies/p/toxics", "application/json", strings.NewReader(body))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "lease holder: adding the toxic:", err, resp)
-		os.Exit(1)
+// holdLease adds the faults with 1 s leases and holds them, renewing every
+// 200 ms through Client and Hold as a runner does; it returns only when a
+// renewal is refused.
+func holdLease(url, fill string) error {
+	ctx := context.Background()
+	c, err := NewClient(url, "", nil)
+	if err != nil {
+		return err
 	}
-	resp.Body.Close()
-	for {
-		time.Sleep(200 * time.Millisecond)
-		resp, err := http.Post(url+"/proxies/p/toxics/held/renew", "application/json", nil)
-		if err != nil {
-			os.Exit(1)
+	if _, err := c.AddToxic(ctx, "p", ToxicRequest{Name: "held", Type: "latency", LeaseTTL: "1s", Attributes: map[string]any{"latency": 10}}); err != nil {
+		return err
+	}
+	if _, err := c.StartProcessFault(ctx, ProcessFault{Name: "fill", Type: ProcDiskFill, Path: fill, Bytes: 1 << 20, TTL: time.Second}); err != nil {
+		return err
+	}
+	return Hold(ctx, nil, 200*time.Millisecond, func(ctx context.Context) error {
+		if _, err := c.RenewToxic(ctx, "p", "held", 0); err != nil {
+			return err
 		}
-		resp.Body.Close()
-	}
+		_, err := c.RenewProcessFault(ctx, "fill", 0)
+		return err
+	})
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +23,7 @@ import (
 // Process fault types.
 const (
 	ProcKill     = "kill"      // kill a process; one relia launched restarts at the lease's end
+	ProcRestart  = "restart"   // kill a process relia launched and start it again at once
 	ProcPause    = "pause"     // SIGSTOP now, SIGCONT at the end
 	ProcCPU      = "cpu"       // burn Cores cores at Percent percent
 	ProcMemory   = "memory"    // hold Bytes of touched memory
@@ -31,18 +34,24 @@ const (
 type ProcessFault struct {
 	// Name identifies the fault; it must be unique among active ones.
 	Name string `json:"name"`
-	// Type is one of ProcKill, ProcPause, ProcCPU, ProcMemory, ProcDiskFill.
+	// Type is one of ProcKill, ProcRestart, ProcPause, ProcCPU,
+	// ProcMemory, ProcDiskFill.
 	Type string `json:"type"`
 	// PID is the target of kill and pause; Launched names a process
-	// started with Launch instead (kill then restarts it at the end).
+	// started with Launch instead (kill then restarts it at the end;
+	// restart needs one).
 	PID      int    `json:"pid,omitempty"`
 	Launched string `json:"launched,omitempty"`
-	// Cores and Percent shape a CPU burn.
+	// Cores and Percent shape a CPU burn; Cores is at most GOMAXPROCS,
+	// since each burning goroutine needs a P of its own.
 	Cores   int `json:"cores,omitempty"`
 	Percent int `json:"percent,omitempty"`
-	// Bytes sizes memory pressure and disk fill.
+	// Bytes sizes memory pressure and disk fill; neither may exceed what
+	// the machine has available, so a fault cannot take the proxy (and the
+	// faults it must revert) down with it.
 	Bytes int64 `json:"bytes,omitempty"`
-	// Path is the disk fill's file; it must not exist yet.
+	// Path is the disk fill's file, an absolute path; it must not exist
+	// yet.
 	Path string `json:"path,omitempty"`
 	// TTL is the lease; 0 means the default (DefaultLeaseTTL, or the
 	// server's default lease for a server's process faults).
@@ -88,6 +97,9 @@ type procFault struct {
 	expires time.Time
 	timer   clock.Timer
 	revert  func() error
+	// burners holds the thread ids of a CPU burn's goroutines (Linux),
+	// so a test can see them burn and go.
+	burners chan int
 }
 
 // NewProcessFaults returns a manager; clk nil means the real clock, audit
@@ -129,6 +141,17 @@ func (l *launched) start() error {
 	return nil
 }
 
+// Launched returns the current pid of every launched process by name.
+func (m *ProcessFaults) Launched() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.launched))
+	for name, l := range m.launched {
+		out[name] = l.cmd.Process.Pid
+	}
+	return out
+}
+
 // LaunchedPID returns the current pid of a launched process.
 func (m *ProcessFaults) LaunchedPID(name string) (int, bool) {
 	m.mu.Lock()
@@ -149,29 +172,40 @@ func (m *ProcessFaults) check(f *ProcessFault) error {
 		errs = append(errs, fmt.Errorf("ttl must be within (0, %v], got %v", MaxLeaseTTL, f.TTL))
 	}
 	switch f.Type {
-	case ProcKill, ProcPause:
+	case ProcKill, ProcPause, ProcRestart:
 		if (f.PID > 0) == (f.Launched != "") {
 			errs = append(errs, errors.New("name exactly one of pid and launched"))
 		}
 		if f.PID < 0 || f.PID == os.Getpid() {
 			errs = append(errs, fmt.Errorf("pid %d is not a valid target", f.PID))
 		}
-		if f.Type == ProcPause && f.Launched != "" {
-			errs = append(errs, errors.New("pause takes a pid"))
+		if f.Type == ProcRestart && f.PID != 0 {
+			errs = append(errs, errors.New("restart needs a process relia launched: one named by pid cannot be started again faithfully"))
 		}
 	case ProcCPU:
-		if f.Cores < 1 || f.Cores > runtime.NumCPU() {
-			errs = append(errs, fmt.Errorf("cores must be within [1, %d], got %d", runtime.NumCPU(), f.Cores))
+		if procs := runtime.GOMAXPROCS(0); f.Cores < 1 || f.Cores > procs {
+			errs = append(errs, fmt.Errorf("cores must be within [1, %d], got %d", procs, f.Cores))
 		}
 		if f.Percent < 1 || f.Percent > 100 {
 			errs = append(errs, fmt.Errorf("percent must be within [1, 100], got %d", f.Percent))
 		}
-	case ProcMemory, ProcDiskFill:
+	case ProcMemory:
 		if f.Bytes <= 0 {
 			errs = append(errs, fmt.Errorf("bytes must be positive, got %d", f.Bytes))
+		} else if avail, ok := memAvailable(); ok && f.Bytes > avail {
+			errs = append(errs, fmt.Errorf("bytes %d exceed the %d bytes of memory available", f.Bytes, avail))
 		}
-		if f.Type == ProcDiskFill && f.Path == "" {
+	case ProcDiskFill:
+		switch {
+		case f.Path == "":
 			errs = append(errs, errors.New("disk_fill needs a path"))
+		case !filepath.IsAbs(f.Path):
+			errs = append(errs, fmt.Errorf("disk_fill path %q must be absolute", f.Path))
+		}
+		if f.Bytes <= 0 {
+			errs = append(errs, fmt.Errorf("bytes must be positive, got %d", f.Bytes))
+		} else if free, ok := diskFree(filepath.Dir(f.Path)); ok && f.Bytes > free {
+			errs = append(errs, fmt.Errorf("bytes %d exceed the %d bytes free under %s", f.Bytes, free, filepath.Dir(f.Path)))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown process fault type %q", f.Type))
@@ -195,12 +229,16 @@ func (m *ProcessFaults) Start(f ProcessFault) error {
 	if _, ok := m.faults[f.Name]; ok {
 		return ErrProcessFaultExists.detail("%q", f.Name)
 	}
-	revert, err := m.apply(f)
+	var burners chan int
+	if f.Type == ProcCPU {
+		burners = make(chan int, f.Cores)
+	}
+	revert, err := m.apply(f, burners)
 	if err != nil {
 		// The target is gone or the path taken: the request was wrong.
 		return ErrBadProcessFault.detail("%q: %v", f.Name, err)
 	}
-	pf := &procFault{spec: f, started: m.clock.Now(), revert: revert}
+	pf := &procFault{spec: f, started: m.clock.Now(), revert: revert, burners: burners}
 	m.armLocked(pf)
 	m.faults[f.Name] = pf
 	m.audit.Info("fault started", "fault", f.Name, "type", f.Type, "pid", f.PID, "launched", f.Launched,
@@ -216,19 +254,40 @@ func (m *ProcessFaults) armLocked(pf *procFault) {
 	pf.timer = m.clock.AfterFunc(pf.spec.TTL, func() { m.expire(pf) })
 }
 
-// apply does the fault and returns how to revert it. The caller holds mu.
-func (m *ProcessFaults) apply(f ProcessFault) (func() error, error) {
+// apply does the fault and returns how to revert it; a CPU burn's
+// goroutines send their thread ids to burners. The caller holds mu.
+func (m *ProcessFaults) apply(f ProcessFault, burners chan<- int) (func() error, error) {
 	switch f.Type {
 	case ProcPause:
-		if err := signalPID(f.PID, sigStop); err != nil {
-			return nil, fmt.Errorf("stopping pid %d: %w", f.PID, err)
+		pid := f.PID
+		if f.Launched != "" {
+			l, ok := m.launched[f.Launched]
+			if !ok {
+				return nil, fmt.Errorf("no launched process %q", f.Launched)
+			}
+			pid = l.cmd.Process.Pid
+		}
+		if err := signalPID(pid, sigStop); err != nil {
+			return nil, fmt.Errorf("stopping pid %d: %w", pid, err)
 		}
 		return func() error {
-			if err := signalPID(f.PID, sigCont); err != nil && !errors.Is(err, errNoProcess) {
-				return fmt.Errorf("resuming pid %d: %w", f.PID, err)
+			if err := signalPID(pid, sigCont); err != nil && !errors.Is(err, errNoProcess) {
+				return fmt.Errorf("resuming pid %d: %w", pid, err)
 			}
 			return nil
 		}, nil
+	case ProcRestart:
+		l, ok := m.launched[f.Launched]
+		if !ok {
+			return nil, fmt.Errorf("no launched process %q", f.Launched)
+		}
+		l.cmd.Process.Kill()
+		<-l.done
+		if err := l.start(); err != nil {
+			return nil, fmt.Errorf("restarting %s: %w", f.Launched, err)
+		}
+		// The restart is done; the lease only records its window.
+		return func() error { return nil }, nil
 	case ProcKill:
 		if f.PID > 0 {
 			// A process relia did not start cannot be brought back; the
@@ -257,7 +316,14 @@ func (m *ProcessFaults) apply(f ProcessFault) (func() error, error) {
 		var wg sync.WaitGroup
 		for range f.Cores {
 			wg.Add(1)
-			go func() { defer wg.Done(); burn(ctx, f.Percent) }()
+			go func() {
+				defer wg.Done()
+				// A thread of its own, which ends with the goroutine, so
+				// the burn shows up (and goes away) as one thread.
+				runtime.LockOSThread()
+				burners <- threadID()
+				burn(ctx, f.Percent)
+			}()
 		}
 		return func() error { cancel(); wg.Wait(); return nil }, nil
 	case ProcMemory:
@@ -309,6 +375,22 @@ func fillFile(path string, n int64) error {
 	return nil
 }
 
+// memAvailable returns the memory the kernel can give without swapping
+// (MemAvailable in /proc/meminfo); ok is false where that is unknown.
+func memAvailable() (int64, bool) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
+
 // burn keeps one core busy percent of every 100 ms until ctx ends. The
 // duty cycle is real time by nature, so it reads the real clock.
 func burn(ctx context.Context, percent int) {
@@ -342,6 +424,7 @@ func (m *ProcessFaults) Renew(name string, ttl time.Duration) error {
 		pf.spec.TTL = ttl
 	}
 	m.armLocked(pf)
+	m.audit.Debug("fault renewed", "fault", name, "expires_at", pf.expires)
 	return nil
 }
 

@@ -3,11 +3,16 @@
 package fault
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,17 +82,139 @@ func TestFaultPauseResumesAtLeaseEnd(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc to read process states")
 	}
-	m, fc, _ := newProcessFaults(t)
-	pid, err := m.Launch("sleeper", "sleep", "30")
+	for _, byName := range []bool{false, true} {
+		m, fc, _ := newProcessFaults(t)
+		pid, err := m.Launch("sleeper", "sleep", "30")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := ProcessFault{Name: "pause", Type: ProcPause, PID: pid, TTL: time.Second}
+		if byName {
+			f.PID, f.Launched = 0, "sleeper"
+		}
+		if err := m.Start(f); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the process to stop", func() bool { return procState(pid) == "T" })
+		fc.Advance(time.Second)
+		waitFor(t, "the process to resume", func() bool { return procState(pid) == "S" || procState(pid) == "R" })
+	}
+}
+
+func TestFaultKillByPID(t *testing.T) {
+	t.Parallel()
+	m, fc, audit := newProcessFaults(t)
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if err := m.Start(ProcessFault{Name: "k", Type: ProcKill, PID: cmd.Process.Pid, TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the target ended with %v, want killed by SIGKILL", err)
+	}
+	// A process relia did not start is not brought back; the lease
+	// records the fault's window and ends it.
+	fc.Advance(time.Second)
+	waitFor(t, "the lease to end", func() bool { return len(m.Active()) == 0 })
+	if rec := audit.records(t, "fault ended"); len(rec) != 1 || rec[0]["reason"] != EndExpired {
+		t.Fatalf("audit %v", rec)
+	}
+}
+
+func TestFaultRestartLaunchedProcess(t *testing.T) {
+	t.Parallel()
+	m, _, _ := newProcessFaults(t)
+	pid, err := m.Launch("svc", "sleep", "30")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(ProcessFault{Name: "pause", Type: ProcPause, PID: pid, TTL: time.Second}); err != nil {
+	if err := m.Start(ProcessFault{Name: "r", Type: ProcRestart, Launched: "svc"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the process to stop", func() bool { return procState(pid) == "T" })
-	fc.Advance(time.Second)
-	waitFor(t, "the process to resume", func() bool { return procState(pid) == "S" || procState(pid) == "R" })
+	// Restarted at once, not at the lease's end.
+	now, _ := m.LaunchedPID("svc")
+	if now == pid || m.Launched()["svc"] != now {
+		t.Fatalf("pid %d after restart (was %d); Launched %v", now, pid, m.Launched())
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("the old process is still there: %v", err)
+	}
+	if err := syscall.Kill(now, 0); err != nil {
+		t.Fatalf("the new process is not running: %v", err)
+	}
+}
+
+// threadStat returns the state (R, S, ...) and the user and system CPU
+// time of one of this process's threads; ok is false once it is gone.
+func threadStat(tid int) (state string, cpu time.Duration, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return f[0], time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+func TestFaultCPUBurnBurnsAndStops(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/task"); err != nil || threadID() == 0 {
+		t.Skip("needs /proc/self/task to see the burning threads")
+	}
+	m, _, _ := newProcessFaults(t)
+	if err := m.Start(ProcessFault{Name: "cpu", Type: ProcCPU, Cores: 1, Percent: 100}); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	burners := m.faults["cpu"].burners
+	m.mu.Unlock()
+	tid := <-burners
+	// The burn runs on a thread of its own that accrues CPU time...
+	waitFor(t, "the burning thread to use 100ms of CPU", func() bool { _, d, _ := threadStat(tid); return d >= 100*time.Millisecond })
+	if err := m.Stop("cpu"); err != nil {
+		t.Fatal(err)
+	}
+	// ...and stops once the fault ends: the thread exits with its
+	// goroutine, or sleeps for good when it was the main thread, which
+	// the runtime never ends. A thread burning at 100% never sleeps.
+	waitFor(t, "the burning thread to stop", func() bool { st, _, ok := threadStat(tid); return !ok || st == "S" })
+}
+
+// residentBytes returns this process's resident set size.
+func residentBytes(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("needs /proc/self/statm to see resident memory")
+	}
+	pages, _ := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+func TestFaultMemoryPressureIsResident(t *testing.T) {
+	t.Parallel()
+	m, _, _ := newProcessFaults(t)
+	const size = 128 << 20
+	before := residentBytes(t)
+	if err := m.Start(ProcessFault{Name: "mem", Type: ProcMemory, Bytes: size}); err != nil {
+		t.Fatal(err)
+	}
+	// Other tests in this process move the resident size by a few MiB at
+	// most; a fault that only reserved memory would not move it at all.
+	held := residentBytes(t)
+	if held-before < size*3/4 {
+		t.Fatalf("resident memory grew by %d bytes under a %d-byte memory fault", held-before, size)
+	}
+	if err := m.Stop("mem"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the memory to be returned", func() bool { return held-residentBytes(t) >= size*3/4 })
 }
 
 func TestFaultKillRestartsLaunchedProcess(t *testing.T) {
@@ -156,6 +283,14 @@ func TestFaultProcessFaultsValidated(t *testing.T) {
 		{Name: "x", Type: ProcDiskFill, Bytes: 10},
 		{Name: "x", Type: ProcMemory, Bytes: 1, TTL: -time.Second},
 		{Name: "x", Type: ProcKill, Launched: "nobody"},
+		{Name: "x", Type: ProcRestart, PID: 1},
+		{Name: "x", Type: ProcRestart, Launched: "nobody"},
+		{Name: "x", Type: ProcPause, Launched: "nobody"},
+		{Name: "x", Type: ProcCPU, Cores: runtime.GOMAXPROCS(0) + 1, Percent: 50},
+		{Name: "x", Type: ProcMemory, Bytes: 1 << 62},
+		{Name: "x", Type: ProcDiskFill, Path: "relative/fill", Bytes: 10},
+		{Name: "x", Type: ProcDiskFill, Path: filepath.Join(t.TempDir(), "fill"), Bytes: 1 << 62},
+		{Name: "x", Type: ProcDiskFill, Path: "/no/such/dir/fill", Bytes: 10},
 	} {
 		if err := m.Start(f); err == nil {
 			t.Errorf("accepted %+v", f)

@@ -11,9 +11,11 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/buildinfo"
 )
 
 // End reasons recorded in the audit log when a fault ends.
@@ -97,6 +99,21 @@ func NewServer(opts Options) (*Server, error) {
 
 // Seed returns the seed of the server's random decisions.
 func (s *Server) Seed() uint64 { return s.seed }
+
+// Status is what GET /relia/status reports: what a runner records beside
+// its results to reproduce a run's fault decisions.
+type Status struct {
+	Seed    uint64 `json:"seed"`
+	Version string `json:"version"`
+	// Launched maps the processes the server launched (targets of kill,
+	// restart and pause by name) to their current pids.
+	Launched map[string]int `json:"launched"`
+}
+
+// Status returns the server's seed, version and launched processes.
+func (s *Server) Status() Status {
+	return Status{Seed: s.seed, Version: buildinfo.String(), Launched: s.process.Launched()}
+}
 
 // ProxyConfig defines a proxy, in Toxiproxy's JSON shape.
 type ProxyConfig struct {
@@ -215,8 +232,27 @@ func checkProxyConfig(cfg ProxyConfig, where string) error {
 	if cfg.Upstream == "" {
 		return ErrMissingField.detail("upstream%s", where)
 	}
+	return checkAddrs(cfg.Listen, cfg.Upstream, where)
+}
+
+// checkAddrs rejects addresses that cannot be host:port, so a typo is a
+// 400 naming the field rather than a failure to listen or dial later.
+// An empty listen address means any free port, as in Toxiproxy.
+func checkAddrs(listen, upstream, where string) error {
+	if listen != "" {
+		if _, _, err := net.SplitHostPort(listen); err != nil {
+			return ErrBadRequestBody.detail("listen %q must be host:port%s", listen, where)
+		}
+	}
+	if _, port, err := net.SplitHostPort(upstream); err != nil || port == "" {
+		return ErrBadRequestBody.detail("upstream %q must be host:port%s", upstream, where)
+	}
 	return nil
 }
+
+// ErrListenInUse answers a proxy whose listen address another socket
+// holds.
+var ErrListenInUse = &APIError{"listen address in use", http.StatusConflict}
 
 // Populate creates or replaces the proxies in cfgs, as Toxiproxy's
 // /populate does: a proxy with the same listen and upstream is kept as is.
@@ -293,6 +329,9 @@ func (s *Server) Proxy(name string) (ProxyInfo, error) {
 func (s *Server) UpdateProxy(name string, listen, upstream string, enabled bool) (ProxyInfo, error) {
 	p, err := s.lookup(name)
 	if err != nil {
+		return ProxyInfo{}, err
+	}
+	if err := checkAddrs(listen, upstream, ""); err != nil {
 		return ProxyInfo{}, err
 	}
 	p.mu.Lock()
@@ -593,6 +632,14 @@ func (p *proxyEntry) start() error {
 		return nil
 	}
 	ln, err := net.Listen("tcp", p.listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return ErrListenInUse.detail("%s (proxy %s)", p.listen, p.name)
+	}
+	var dnsErr *net.DNSError
+	var addrErr *net.AddrError
+	if errors.As(err, &dnsErr) || errors.As(err, &addrErr) {
+		return ErrBadRequestBody.detail("listen %q: %v", p.listen, err)
+	}
 	if err != nil {
 		return fmt.Errorf("starting proxy %s: %w", p.name, err)
 	}

@@ -256,6 +256,25 @@ func nonNegative(name string, v int64) error {
 	return nil
 }
 
+// maxMillis bounds attributes in milliseconds: a day, as for leases, and
+// far below where a time.Duration would overflow.
+const maxMillis = int64(MaxLeaseTTL / time.Millisecond)
+
+// millis checks an attribute in milliseconds.
+func millis(name string, v int64) error {
+	if err := nonNegative(name, v); err != nil {
+		return err
+	}
+	if v > maxMillis {
+		return fmt.Errorf("%s must be at most %d ms (a day), got %d", name, maxMillis, v)
+	}
+	return nil
+}
+
+// maxRate bounds bandwidth in KB/s (about a petabyte per second), so the
+// pacing arithmetic cannot overflow.
+const maxRate = 1 << 40
+
 func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // LatencyToxic delays every chunk by Latency ms plus a random amount drawn
@@ -271,7 +290,8 @@ type LatencyToxic struct {
 	// zero are zero.
 	Distribution string `json:"distribution,omitempty"`
 	// Samples are relia's: latencies in ms (fractions allowed) that the
-	// empirical distribution replays; at most 100,000.
+	// empirical distribution replays; at most MaxEmpiricalSamples.
+	// ResultsLatencySamples takes them from a relia results file.
 	Samples []float64 `json:"samples,omitempty"`
 }
 
@@ -282,8 +302,8 @@ func (t *LatencyToxic) validate() error {
 			return errors.New("samples need distribution empirical")
 		}
 	case "empirical":
-		if len(t.Samples) == 0 || len(t.Samples) > 100000 {
-			return fmt.Errorf("distribution empirical needs 1 to 100000 samples, got %d", len(t.Samples))
+		if len(t.Samples) == 0 || len(t.Samples) > MaxEmpiricalSamples {
+			return fmt.Errorf("distribution empirical needs 1 to %d samples, got %d", MaxEmpiricalSamples, len(t.Samples))
 		}
 		for _, v := range t.Samples {
 			if math.IsNaN(v) || v < 0 || v > float64(MaxLeaseTTL/time.Millisecond) {
@@ -293,7 +313,7 @@ func (t *LatencyToxic) validate() error {
 	default:
 		return fmt.Errorf("distribution must be uniform, normal, pareto or empirical, got %q", t.Distribution)
 	}
-	return errors.Join(nonNegative("latency", t.Latency), nonNegative("jitter", t.Jitter))
+	return errors.Join(millis("latency", t.Latency), millis("jitter", t.Jitter))
 }
 
 // delay draws one delay; u1 and u2 are uniform in [0, 1).
@@ -330,7 +350,12 @@ type BandwidthToxic struct {
 	Rate int64 `json:"rate"`
 }
 
-func (t *BandwidthToxic) validate() error { return nonNegative("rate", t.Rate) }
+func (t *BandwidthToxic) validate() error {
+	if t.Rate > maxRate {
+		return fmt.Errorf("rate must be at most %d KB/s, got %d", int64(maxRate), t.Rate)
+	}
+	return nonNegative("rate", t.Rate)
+}
 
 func (t *BandwidthToxic) pipe(s *toxicState, p []byte, next func([]byte) error) error {
 	if t.Rate == 0 {
@@ -357,7 +382,7 @@ type SlowCloseToxic struct {
 	Delay int64 `json:"delay"`
 }
 
-func (t *SlowCloseToxic) validate() error                                             { return nonNegative("delay", t.Delay) }
+func (t *SlowCloseToxic) validate() error                                             { return millis("delay", t.Delay) }
 func (t *SlowCloseToxic) closeDelay() time.Duration                                   { return ms(t.Delay) }
 func (t *SlowCloseToxic) pipe(_ *toxicState, p []byte, next func([]byte) error) error { return next(p) }
 
@@ -367,7 +392,7 @@ type TimeoutToxic struct {
 	Timeout int64 `json:"timeout"`
 }
 
-func (t *TimeoutToxic) validate() error                                    { return nonNegative("timeout", t.Timeout) }
+func (t *TimeoutToxic) validate() error                                    { return millis("timeout", t.Timeout) }
 func (t *TimeoutToxic) pipe(*toxicState, []byte, func([]byte) error) error { return nil }
 func (t *TimeoutToxic) attach(s *toxicState) func() {
 	if t.Timeout == 0 {
@@ -382,7 +407,7 @@ type ResetPeerToxic struct {
 	Timeout int64 `json:"timeout"`
 }
 
-func (t *ResetPeerToxic) validate() error { return nonNegative("timeout", t.Timeout) }
+func (t *ResetPeerToxic) validate() error { return millis("timeout", t.Timeout) }
 func (t *ResetPeerToxic) pipe(_ *toxicState, p []byte, next func([]byte) error) error {
 	return next(p)
 }
@@ -402,6 +427,9 @@ type SlicerToxic struct {
 func (t *SlicerToxic) validate() error {
 	err := errors.Join(nonNegative("average_size", t.AverageSize),
 		nonNegative("size_variation", t.SizeVariation), nonNegative("delay", t.Delay))
+	if t.Delay > maxMillis*1000 {
+		err = errors.Join(err, fmt.Errorf("delay must be at most %d µs (a day), got %d", maxMillis*1000, t.Delay))
+	}
 	if err == nil && t.SizeVariation >= max(t.AverageSize, 1) {
 		err = fmt.Errorf("size_variation must be below average_size, got %d >= %d", t.SizeVariation, t.AverageSize)
 	}

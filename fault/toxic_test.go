@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,7 +51,11 @@ func TestFaultLatencyWaitsOnTheClock(t *testing.T) {
 func jitterDelays(t *testing.T, seed uint64, dist string, n int) []time.Duration {
 	s, fc, _ := newTestServer(t, seed)
 	addr := addProxy(t, s, "p", startUpstream(t, echo))
-	addToxic(t, s, "p", `{"type":"latency","attributes":{"latency":100,"jitter":50,"distribution":"`+dist+`"}}`)
+	attrs := `{"latency":100,"jitter":50,"distribution":"` + dist + `"}`
+	if dist == "empirical" {
+		attrs = `{"latency":100,"distribution":"empirical","samples":[1,2,3,5,8,13,21,34,55,89]}`
+	}
+	addToxic(t, s, "p", `{"type":"latency","attributes":`+attrs+`}`)
 	c := dial(t, addr)
 	var out []time.Duration
 	for range n {
@@ -65,7 +70,7 @@ func jitterDelays(t *testing.T, seed uint64, dist string, n int) []time.Duration
 
 func TestFaultLatencyJitterIsSeeded(t *testing.T) {
 	t.Parallel()
-	for _, dist := range []string{"uniform", "normal", "pareto"} {
+	for _, dist := range []string{"uniform", "normal", "pareto", "empirical"} {
 		t.Run(dist, func(t *testing.T) {
 			t.Parallel()
 			a := jitterDelays(t, 7, dist, 8)
@@ -85,6 +90,9 @@ func TestFaultLatencyJitterIsSeeded(t *testing.T) {
 				}
 				if dist == "pareto" && (d < 100*time.Millisecond || d > 5100*time.Millisecond) {
 					t.Fatalf("pareto delay %v outside [100ms, 100ms+100*50ms]", d)
+				}
+				if dist == "empirical" && !slices.Contains([]time.Duration{1, 2, 3, 5, 8, 13, 21, 34, 55, 89}, d/time.Millisecond-100) {
+					t.Fatalf("empirical delay %v is not 100ms plus a sample", d)
 				}
 			}
 			if len(distinct) < 2 {
@@ -205,6 +213,34 @@ func TestFaultTimeoutBlackHolesThenCloses(t *testing.T) {
 	}
 	if b := <-got; len(b) != 0 {
 		t.Fatalf("upstream received %q through a timeout toxic", b)
+	}
+}
+
+func TestFaultTimeoutZeroHoldsUntilRemoved(t *testing.T) {
+	t.Parallel()
+	s, fc, _ := newTestServer(t, 1)
+	addr := addProxy(t, s, "p", startUpstream(t, echo))
+	addToxic(t, s, "p", `{"name":"hole","type":"timeout","stream":"upstream","attributes":{"timeout":0}}`)
+	// What a connection sends into the hole is gone; its end still
+	// passes, so the echo ends with nothing to return.
+	a := dial(t, addr)
+	a.Write([]byte("lost"))
+	a.CloseWrite()
+	if rest, err := io.ReadAll(a); err != nil || len(rest) != 0 {
+		t.Fatalf("through the hole the echo returned %q, %v", rest, err)
+	}
+	// No timer closes the connection: only the lease waits.
+	b := dial(t, addr)
+	if n := fc.Waiters(); n != 1 {
+		t.Fatalf("%d timers pending, want the lease's alone", n)
+	}
+	if err := s.RemoveToxic("p", "hole"); err != nil {
+		t.Fatal(err)
+	}
+	// The connection outlived the toxic, and data flows again.
+	b.Write([]byte("back"))
+	if got := readN(t, b, 4); got != "back" {
+		t.Fatalf("after the timeout toxic went: %q", got)
 	}
 }
 
@@ -371,6 +407,16 @@ func TestFaultToxicityIsPerConnectionAndSeeded(t *testing.T) {
 	}
 }
 
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
 func equalBools(a, b []bool) bool {
 	if len(a) != len(b) {
 		return false
@@ -432,11 +478,5 @@ func TestFaultChunkLoss(t *testing.T) {
 	if !equalBools(a, b) || equalBools(a, pattern(4)) {
 		t.Fatal("chunk losses do not follow the seed")
 	}
-	passed := 0
-	for _, x := range a {
-		if x {
-			passed++
-		}
-	}
-	checkBinomial(t, passed, len(a), 0.7)
+	checkBinomial(t, countTrue(a), len(a), 0.7)
 }
