@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,8 @@ type faultServeOptions struct {
 	token      string
 	defaultTTL time.Duration
 	allowProc  bool
+	launch     []string // NAME=COMMAND
+	auditLog   string
 }
 
 func newFaultServeCmd(token *string) *cobra.Command {
@@ -73,7 +76,8 @@ array of {"name", "listen", "upstream", "enabled"}. The seed of every random
 fault decision is printed and recorded in the audit log (JSON lines on
 stderr); the same seed and the same traffic give the same decisions.
 The API listens on loopback unless told otherwise, and then needs --token.
-Stopping the server (SIGINT, SIGTERM) removes every fault.`,
+Stopping the server (SIGINT, SIGTERM) removes every fault, reverts every
+process fault and stops the processes --launch started.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.seedSet = cmd.Flags().Changed("seed")
@@ -88,6 +92,8 @@ Stopping the server (SIGINT, SIGTERM) removes every fault.`,
 	cmd.Flags().Uint64Var(&o.seed, "seed", 0, "seed of the random fault decisions (default: random, printed)")
 	cmd.Flags().DurationVar(&o.defaultTTL, "default-ttl", fault.DefaultLeaseTTL, "lease of a fault created without lease_ttl")
 	cmd.Flags().BoolVar(&o.allowProc, "allow-process-faults", false, "let the API kill, pause, burn CPU, hold memory and fill disk on this machine")
+	cmd.Flags().StringArrayVar(&o.launch, "launch", nil, "NAME=COMMAND: start COMMAND (split on spaces, no shell) as a process kill, restart and pause faults can name (repeatable; needs --allow-process-faults)")
+	cmd.Flags().StringVar(&o.auditLog, "audit-log", "", "append the audit log (JSON lines) to this file instead of stderr")
 	return cmd
 }
 
@@ -122,6 +128,33 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 			return badInput(fmt.Errorf("reading fault config %s (Toxiproxy populate JSON): %w", o.config, err))
 		}
 	}
+	type launch struct {
+		name string
+		argv []string
+	}
+	var launches []launch
+	for _, l := range o.launch {
+		name, command, ok := strings.Cut(l, "=")
+		argv := strings.Fields(command)
+		if !ok || name == "" || len(argv) == 0 {
+			return badInput(fmt.Errorf("--launch %q must be NAME=COMMAND", l))
+		}
+		launches = append(launches, launch{name, argv})
+	}
+	if len(launches) > 0 && !o.allowProc {
+		return badInput(errors.New("--launch needs --allow-process-faults: launched processes are targets of process faults"))
+	}
+	// The audit log goes to stderr unless a file is named; the lines for
+	// people (the seed, the address) always go to stderr.
+	auditOut := stderr
+	if o.auditLog != "" {
+		f, err := os.OpenFile(o.auditLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return badInput(fmt.Errorf("opening the audit log: %w", err))
+		}
+		defer f.Close()
+		auditOut = f
+	}
 	if !o.seedSet {
 		var b [8]byte
 		if _, err := crand.Read(b[:]); err != nil {
@@ -129,7 +162,7 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 		}
 		o.seed = binary.LittleEndian.Uint64(b[:])
 	}
-	audit := slog.New(slog.NewJSONHandler(stderr, nil))
+	audit := slog.New(slog.NewJSONHandler(auditOut, nil))
 	srv, err := fault.NewServer(fault.Options{Seed: o.seed, Audit: audit, DefaultTTL: o.defaultTTL, AllowProcessFaults: o.allowProc})
 	if err != nil {
 		return badInput(err)
@@ -137,6 +170,13 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 	defer srv.Close()
 	if _, err := srv.Populate(cfgs); err != nil {
 		return badInput(fmt.Errorf("creating proxies from %s: %w", o.config, err))
+	}
+	for _, l := range launches {
+		pid, err := srv.ProcessFaults().Launch(l.name, l.argv...)
+		if err != nil {
+			return badInput(err)
+		}
+		fmt.Fprintf(stderr, "relia fault: launched %s as pid %d\n", l.name, pid)
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -197,6 +237,10 @@ func newFaultListCmd(client func() (*fault.Client, error)) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(ps)
 			}
+			// The seed decides every random fault; show it beside them.
+			if st, err := c.Status(cmd.Context()); err == nil {
+				fmt.Fprintf(out, "seed %d, %s\n", st.Seed, st.Version)
+			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PROXY\tLISTEN\tUPSTREAM\tENABLED\tFAULT\tTYPE\tSTREAM\tTOXICITY\tEXPIRES")
 			for _, p := range ps {
@@ -231,6 +275,9 @@ func parseAttrs(kvs []string) (map[string]any, error) {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			out[k] = n
 		} else if f, err := strconv.ParseFloat(v, 64); err == nil {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("attribute %s: %s is not a finite number", k, v)
+			}
 			out[k] = f
 		} else {
 			out[k] = v
@@ -244,11 +291,26 @@ func newFaultAddCmd(client func() (*fault.Client, error)) *cobra.Command {
 	var attrs []string
 	var toxicity float64
 	var ttl time.Duration
+	var hold bool
+	var latencyFrom string
+	var samples int
 	cmd := &cobra.Command{
 		Use:   "add PROXY",
 		Short: "Add a fault (toxic) to a proxy",
+		Long: `Add a fault to a proxy. It lasts for its lease (--ttl, or the server's
+default) unless renewed. With --hold the command keeps renewing it until
+interrupted (Ctrl-C, SIGTERM) and then removes it, so the fault lasts as
+long as the command; if the command is killed outright the lease ends
+the fault within its TTL.
+
+--latency-from replays measured latencies: it reads a relia results file
+(a serialised outcome recorder, as a load run writes) and adds a latency
+toxic whose empirical distribution draws from it; -a latency=N adds N ms
+to every draw.`,
 		Example: `  relia fault add shop --type latency -a latency=200 -a jitter=50 --ttl 2m
-  relia fault add db --type reset_peer --stream upstream --toxicity 0.1`,
+  relia fault add db --type reset_peer --stream upstream --toxicity 0.1
+  relia fault add web --type http -a abort_status=503 -a retry_after=5 --toxicity 0.01 --hold
+  relia fault add db --type latency --latency-from prod-results.json --samples 2000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := parseAttrs(attrs)
@@ -256,6 +318,11 @@ func newFaultAddCmd(client func() (*fault.Client, error)) *cobra.Command {
 				return badInput(err)
 			}
 			r.Attributes = a
+			if latencyFrom != "" {
+				if err := replayLatency(&r, latencyFrom, samples); err != nil {
+					return badInput(err)
+				}
+			}
 			if cmd.Flags().Changed("toxicity") {
 				r.Toxicity = &toxicity
 			}
@@ -269,23 +336,85 @@ func newFaultAddCmd(client func() (*fault.Client, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := c.AddToxic(cmd.Context(), args[0], r)
-			if err != nil {
-				return clientErr(err)
+			ctx := cmd.Context()
+			if hold {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s, %s, toxicity %g) to %s, lease %s until %s\n",
-				t.Name, t.Type, t.Stream, t.Toxicity, args[0], t.Lease.TTL, t.Lease.ExpiresAt.Format(time.RFC3339))
-			return nil
+			return addFault(ctx, c, args[0], r, hold, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVarP(&r.Type, "type", "t", "", "fault type: "+strings.Join(fault.ToxicTypes(), ", "))
 	cmd.Flags().StringVarP(&r.Name, "name", "n", "", "fault name (default type_stream)")
 	cmd.Flags().StringVarP(&r.Stream, "stream", "s", "", "upstream or downstream (default downstream)")
-	cmd.Flags().Float64Var(&toxicity, "toxicity", 1, "share of connections the fault acts on, in [0, 1]")
+	cmd.Flags().Float64Var(&toxicity, "toxicity", 1, "share of connections (http: of requests) the fault acts on, in [0, 1]")
 	cmd.Flags().StringArrayVarP(&attrs, "attribute", "a", nil, "attribute key=value (repeatable)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lease (default: the server's)")
+	cmd.Flags().BoolVar(&hold, "hold", false, "renew the lease until interrupted, then remove the fault")
+	cmd.Flags().StringVar(&latencyFrom, "latency-from", "", "relia results file whose latencies a latency toxic replays")
+	cmd.Flags().IntVar(&samples, "samples", 1000, "samples of the results' latency distribution to replay (--latency-from)")
 	cmd.MarkFlagRequired("type")
 	return cmd
+}
+
+// replayLatency makes r an empirical latency toxic drawing from the
+// latencies in the results file at path.
+func replayLatency(r *fault.ToxicRequest, path string, samples int) error {
+	if r.Type != "latency" {
+		return fmt.Errorf("--latency-from needs --type latency, got %q", r.Type)
+	}
+	for _, k := range []string{"distribution", "samples", "jitter"} {
+		if _, ok := r.Attributes[k]; ok {
+			return fmt.Errorf("--latency-from sets the distribution; -a %s cannot go with it", k)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading latencies to replay: %w", err)
+	}
+	s, err := fault.ResultsLatencySamples(data, samples)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	r.Attributes["distribution"] = "empirical"
+	r.Attributes["samples"] = s
+	return nil
+}
+
+// addFault adds a toxic; with hold it renews the lease every third of its
+// TTL until ctx ends and then removes the toxic.
+func addFault(ctx context.Context, c *fault.Client, proxy string, r fault.ToxicRequest, hold bool, out io.Writer) error {
+	t, err := c.AddToxic(ctx, proxy, r)
+	if err != nil {
+		return clientErr(err)
+	}
+	fmt.Fprintf(out, "added %s (%s, %s, toxicity %g) to %s, lease %s until %s\n",
+		t.Name, t.Type, t.Stream, t.Toxicity, proxy, t.Lease.TTL, t.Lease.ExpiresAt.Format(time.RFC3339))
+	if !hold {
+		return nil
+	}
+	ttl, err := time.ParseDuration(t.Lease.TTL)
+	if err != nil || ttl <= 0 {
+		return runtimeErr(fmt.Errorf("reading the lease of %s: %q", t.Name, t.Lease.TTL))
+	}
+	fmt.Fprintf(out, "holding %s, renewing every %v; interrupt to remove it\n", t.Name, ttl/3)
+	err = fault.Hold(ctx, nil, ttl/3, func(ctx context.Context) error {
+		_, err := c.RenewToxic(ctx, proxy, t.Name, 0)
+		return err
+	})
+	if ctx.Err() == nil {
+		// The fault went away under the holder (removed or reset), or
+		// the server did.
+		return runtimeErr(err)
+	}
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.RemoveToxic(rmCtx, proxy, t.Name); err != nil {
+		return clientErr(fmt.Errorf("removing held fault %s: %w", t.Name, err))
+	}
+	fmt.Fprintf(out, "removed %s from %s\n", t.Name, proxy)
+	return nil
 }
 
 func newFaultRemoveCmd(client func() (*fault.Client, error)) *cobra.Command {
@@ -394,7 +523,8 @@ func newFaultProcessCmd(client func() (*fault.Client, error)) *cobra.Command {
 		Use:   "add NAME",
 		Short: "Start a process fault",
 		Example: `  relia fault process add fill --type disk_fill --path /var/tmp/fill --bytes 1073741824 --ttl 2m
-  relia fault process add freeze --type pause --pid 4242`,
+  relia fault process add freeze --type pause --pid 4242
+  relia fault process add bounce --type restart --launched api`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.TTL < 0 {
@@ -413,8 +543,9 @@ func newFaultProcessCmd(client func() (*fault.Client, error)) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVarP(&f.Type, "type", "t", "", "kill, pause, cpu, memory or disk_fill")
+	add.Flags().StringVarP(&f.Type, "type", "t", "", "kill, restart, pause, cpu, memory or disk_fill")
 	add.Flags().IntVar(&f.PID, "pid", 0, "target process (kill, pause)")
+	add.Flags().StringVar(&f.Launched, "launched", "", "target process by the name serve --launch gave it (kill, restart, pause)")
 	add.Flags().IntVar(&f.Cores, "cores", 0, "cores to burn (cpu)")
 	add.Flags().IntVar(&f.Percent, "percent", 0, "share of each core to burn, 1-100 (cpu)")
 	add.Flags().Int64Var(&f.Bytes, "bytes", 0, "bytes to hold (memory) or write (disk_fill)")

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relia-dev/relia/fault"
+	"github.com/relia-dev/relia/outcome"
 )
 
 type lockedBuffer struct {
@@ -51,6 +53,9 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "proxies.json")
 	os.WriteFile(cfg, []byte(`[{"name":"shop","listen":"127.0.0.1:0","upstream":"`+up.Addr().String()+`"}]`), 0o600)
 
+	results := filepath.Join(t.TempDir(), "results.json")
+	os.WriteFile(results, recordedLatencies(t, 40*time.Millisecond), 0o600)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	ready := make(chan string, 1)
@@ -78,10 +83,16 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "oops"}, exitBadInput, "must be key=value"},
 		{[]string{"fault", "add", "nope", srv, "-t", "latency"}, exitBadInput, "proxy not found"},
 		{[]string{"fault", "list", srv}, exitPass, "latency_downstream"},
+		{[]string{"fault", "list", srv}, exitPass, "seed 77"},
 		{[]string{"fault", "renew", "shop", "s", srv, "--ttl", "5m"}, exitPass, "renewed s on shop"},
 		{[]string{"fault", "remove", "shop", "s", srv}, exitPass, "removed s from shop"},
 		{[]string{"fault", "remove", "shop", "s", srv}, exitBadInput, "toxic not found"},
 		{[]string{"fault", "list", srv, "-o", "yaml"}, exitBadInput, "-o must be table or json"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "replay", "--latency-from", results, "--samples", "50"}, exitPass, "added replay (latency"},
+		{[]string{"fault", "add", "shop", srv, "-t", "slicer", "--latency-from", results}, exitBadInput, "--latency-from needs --type latency"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "jitter=5", "--latency-from", results}, exitBadInput, "-a jitter cannot go with it"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "--latency-from", cfg}, exitBadInput, "reading results"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "--latency-from", results, "--samples", "0"}, exitBadInput, "samples must be within"},
 		{[]string{"fault", "list", "--server=http://127.0.0.1:1"}, exitRuntime, "connection refused"},
 		{[]string{"fault", "list", "--server=ftp://x"}, exitBadInput, "must be an http(s) URL"},
 	}
@@ -93,8 +104,43 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 	}
 	code, out, _ := runCLI(t, "fault", "list", srv, "-o", "json")
 	var ps []fault.ProxyInfo
-	if code != exitPass || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || len(ps[0].Toxics) != 1 {
+	if code != exitPass || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || len(ps[0].Toxics) != 2 {
 		t.Fatalf("list -o json: %d %q", code, out)
+	}
+	// The replayed latencies are the recorded one, 50 times over.
+	replay := ps[0].Toxics[1].Attributes.(map[string]any)
+	if samples := replay["samples"].([]any); replay["distribution"] != "empirical" || len(samples) != 50 ||
+		samples[0].(float64) < 39.9 || samples[49].(float64) > 40.1 {
+		t.Fatalf("replay toxic %v", replay)
+	}
+	if code, _, errOut := runCLI(t, "fault", "remove", "shop", "replay", srv); code != exitPass {
+		t.Fatalf("removing replay: %s", errOut)
+	}
+
+	// A held fault lives until its holder stops, and then goes.
+	c, err := fault.NewClient("http://"+api, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdCtx, stopHold := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	holdOut := &lockedBuffer{}
+	go func() {
+		held <- addFault(holdCtx, c, "shop", fault.ToxicRequest{Name: "h", Type: "timeout", LeaseTTL: "30s"}, true, holdOut)
+	}()
+	for !strings.Contains(holdOut.String(), "holding h, renewing every 10s") {
+		select {
+		case err := <-held:
+			t.Fatalf("hold ended early: %v\n%s", err, holdOut)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	stopHold()
+	if err := <-held; err != nil || !strings.Contains(holdOut.String(), "removed h from shop") {
+		t.Fatalf("hold: %v\n%s", err, holdOut)
+	}
+	if ps, err := c.Proxies(context.Background()); err != nil || len(ps[0].Toxics) != 1 {
+		t.Fatalf("after the hold: %+v, %v", ps, err)
 	}
 
 	// Stopping the server ends the fault left, as a shutdown.
@@ -123,6 +169,10 @@ func TestFaultServeBadInput(t *testing.T) {
 		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing},
 		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"},
 		{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--launch", "svc=sleep 30"},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc"},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc= "},
+		{"fault", "serve", "--listen", "127.0.0.1:0", "--audit-log", "/no/such/dir/audit.log"},
 	} {
 		if code, _, errOut := runCLI(t, args...); code != exitBadInput {
 			t.Errorf("%v: code %d (%s), want %d", args, code, errOut, exitBadInput)
@@ -136,8 +186,11 @@ func TestFaultCLIProcessFaults(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan string, 1)
 		done := make(chan error, 1)
+		auditLog := filepath.Join(t.TempDir(), "audit.log")
+		stderr := &lockedBuffer{}
 		go func() {
-			done <- serveFault(ctx, faultServeOptions{listen: "127.0.0.1:0", seedSet: true, defaultTTL: fault.DefaultLeaseTTL, allowProc: allow}, &lockedBuffer{}, ready)
+			done <- serveFault(ctx, faultServeOptions{listen: "127.0.0.1:0", seedSet: true, defaultTTL: fault.DefaultLeaseTTL, allowProc: allow,
+				launch: launchIf(allow, "svc=sleep 30"), auditLog: auditLog}, stderr, ready)
 		}()
 		srv := "--server=http://" + <-ready
 		fill := filepath.Join(t.TempDir(), "fill")
@@ -160,6 +213,9 @@ func TestFaultCLIProcessFaults(t *testing.T) {
 			{[]string{"fault", "process", "renew", "fill", srv, "--ttl", "2m"}, exitPass, "renewed fill"},
 			{[]string{"fault", "process", "remove", "fill", srv}, exitPass, "removed fill"},
 			{[]string{"fault", "process", "remove", "fill", srv}, exitBadInput, "process fault not found"},
+			{[]string{"fault", "process", "add", "bounce", srv, "-t", "restart", "--launched", "svc"}, exitPass, "started bounce (restart)"},
+			{[]string{"fault", "process", "list", srv}, exitPass, "bounce  restart  svc"},
+			{[]string{"fault", "process", "add", "x", srv, "-t", "restart", "--launched", "nobody"}, exitBadInput, `no launched process "nobody"`},
 		}
 		for _, st := range steps {
 			code, out, errOut := runCLI(t, st.args...)
@@ -174,5 +230,63 @@ func TestFaultCLIProcessFaults(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+		// The audit log went to its file, the lines for people to stderr.
+		log, err := os.ReadFile(auditLog)
+		if err != nil || !strings.Contains(string(log), `"msg":"fault ended","fault":"fill","type":"disk_fill","reason":"removed"`) {
+			t.Fatalf("audit log %q: %v", log, err)
+		}
+		if out := stderr.String(); !strings.Contains(out, "launched svc as pid") || strings.Contains(out, `"msg"`) {
+			t.Fatalf("stderr %q", out)
+		}
 	}
+}
+
+func launchIf(ok bool, spec string) []string {
+	if !ok {
+		return nil
+	}
+	return []string{spec}
+}
+
+func FuzzFaultParseAttrs(f *testing.F) {
+	for _, seed := range []string{"latency=100", "rate=0.5", "path=/pay/**", "a=b=c", "=1", "novalue", "x=", "n=9223372036854775808", "r=NaN", "r=-Inf", "r=1e400"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, kv string) {
+		m, err := parseAttrs([]string{kv})
+		if err != nil {
+			return
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		got, ok := m[k]
+		if !ok || len(m) != 1 {
+			t.Fatalf("%q parsed to %v", kv, m)
+		}
+		// Whatever the value became, it reads back as what was written,
+		// so the server sees the number or the string the user meant.
+		if s, isStr := got.(string); isStr && s != v {
+			t.Fatalf("%q: string %q", kv, s)
+		}
+		if _, err := json.Marshal(m); err != nil {
+			t.Fatalf("%q: attributes the client cannot send: %v", kv, err)
+		}
+	})
+}
+
+// recordedLatencies returns a results file: a serialised recorder of one
+// outcome per latency given.
+func recordedLatencies(t *testing.T, latencies ...time.Duration) []byte {
+	t.Helper()
+	rec, err := outcome.NewRecorder(outcome.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range latencies {
+		rec.Record(outcome.Outcome{Start: time.Unix(1_700_000_000, 0), Latency: l, Status: 200})
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
