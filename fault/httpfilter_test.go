@@ -2,6 +2,7 @@ package fault
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -394,4 +395,60 @@ func TestFaultHTTPModeProxyPercentagesAndSeed(t *testing.T) {
 		t.Fatal("same seed, different per-request decisions through the proxy")
 	}
 	checkBinomial(t, countTrue(a), n, 0.25)
+}
+
+func TestFaultHTTPModeProxyTriggerHeader(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestServer(t, 4)
+	up := httptest.NewServer(okHandler)
+	defer up.Close()
+	h := s.Handler(HandlerOptions{})
+	body := `{"name":"web","listen":"127.0.0.1:0","upstream":"` + strings.TrimPrefix(up.URL, "http://") + `","mode":"http","max_triggered":1}`
+	if code, out := apiDo(t, h, "POST", "/proxies", body); code != 201 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	// Toxicity 0: the fault fires only when a request asks for it.
+	addToxic(t, s, "web", `{"name":"on-demand","type":"http","toxicity":0,"attributes":{"abort_status":500}}`)
+	info, _ := s.Proxy("web")
+	base := "http://" + info.Listen
+	c := &http.Client{}
+	if resp, _, _ := get(t, c, "GET", base+"/", nil); resp.StatusCode != 200 {
+		t.Fatalf("without the header: %d", resp.StatusCode)
+	}
+	if resp, _, _ := get(t, c, "GET", base+"/", map[string]string{DefaultTriggerHeader: "on-demand"}); resp.StatusCode != 500 {
+		t.Fatalf("with the header: %d", resp.StatusCode)
+	}
+	if resp, _, _ := get(t, c, "GET", base+"/", map[string]string{DefaultTriggerHeader: "no-such-fault"}); resp.StatusCode != 200 {
+		t.Fatalf("asking for a fault that does not exist: %d", resp.StatusCode)
+	}
+	if code, out := apiDo(t, h, "POST", "/proxies", `{"name":"x","upstream":"127.0.0.1:1","mode":"http","max_triggered":-1}`); code != 400 || !strings.Contains(out, "max_triggered must not be negative") {
+		t.Fatalf("negative cap: %d %s", code, out)
+	}
+}
+
+func TestFaultHTTPModePassesRequestsAsSent(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestServer(t, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "encoding=%q host=%s", r.Header.Get("Accept-Encoding"), r.Host)
+	}))
+	defer up.Close()
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A client that asks for no compression: the proxy must not ask for
+	// it on the client's behalf.
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	req, _ := http.NewRequest("GET", "http://"+info.Listen+"/", nil)
+	req.Host = "shop.example"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != `encoding="" host=shop.example` {
+		t.Fatalf("upstream saw %s", body)
+	}
 }

@@ -17,6 +17,10 @@ func (p *proxyEntry) newHTTPServer() *http.Server {
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     90 * time.Second,
+		// Pass Accept-Encoding as the client sent it: the transport would
+		// otherwise ask for gzip and unpack it, so the upstream would see
+		// a request the client never sent.
+		DisableCompression: true,
 	}
 	// Stopping the proxy closes its kept-alive upstream connections too.
 	p.httpTransport = tr
