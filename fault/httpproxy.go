@@ -5,8 +5,18 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 )
+
+// copyBuffers lends the reverse proxies their body-copy buffers, which
+// they would otherwise allocate, 32 KiB at a time, for every response.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *b.pool.Get().(*[]byte) }
+func (b *bufferPool) Put(p []byte) { b.pool.Put(&p) }
 
 // newHTTPServer returns the HTTP-mode server of p: its fault filter in front
 // of a reverse proxy to the upstream.
@@ -30,7 +40,8 @@ func (p *proxyEntry) newHTTPServer() *http.Server {
 			r.Out.Host = r.In.Host
 			r.SetXForwarded()
 		},
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadGateway)
