@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -217,9 +218,24 @@ func (dec *decoder) scalar(at, n *yaml.Node, v reflect.Value, path string) {
 // numbers but strconv only accepts in Go's own placement.
 func yamlInt(s string) string { return strings.ReplaceAll(strings.TrimPrefix(s, "+"), "_", "") }
 
+// OneOf is implemented by structs that hold exactly one of their fields,
+// each field an alternative rather than a setting (an SLI is either
+// availability or latency). Decode then reports an unknown key as an
+// unknown <noun> ("unknown SLI kind"), and a mapping with none or several
+// of the fields set as an error.
+type OneOf interface {
+	OneOfNoun() string
+}
+
+var oneOfType = reflect.TypeFor[OneOf]()
+
 // structValue decodes mapping n into the struct v.
 func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	fields := fieldsOf(v.Type())
+	noun := ""
+	if reflect.PointerTo(v.Type()).Implements(oneOfType) {
+		noun = v.Addr().Interface().(OneOf).OneOfNoun()
+	}
 	seen := map[string]*yaml.Node{}
 	for _, kv := range pairs(n) {
 		name, ok := dec.key(kv.key, path)
@@ -237,10 +253,25 @@ func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			if path == "" && (name == "kind" || name == "version" || name == "apiVersion") {
 				continue
 			}
-			dec.fail(kv.key, fpath, "unknown field%s", fields.suggest(name))
+			what := "field"
+			if noun != "" {
+				what = noun
+			}
+			dec.fail(kv.key, fpath, "unknown %s%s", what, fields.suggest(name))
 			continue
 		}
 		dec.value(kv.value, fieldAlloc(v, f.index), fpath)
+	}
+	if noun != "" && len(seen) != 1 {
+		names := make([]string, len(fields.list))
+		for i, f := range fields.list {
+			names[i] = f.name
+		}
+		if len(seen) == 0 {
+			dec.fail(n, path, "needs a %s: one of %s", noun, strings.Join(names, ", "))
+		} else {
+			dec.fail(n, path, "takes one %s, got %d (%s)", noun, len(seen), strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
+		}
 	}
 	for _, f := range fields.list {
 		if !f.required {

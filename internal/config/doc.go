@@ -46,6 +46,11 @@
 // position bookkeeping of its own. A field left out, whose default
 // applies, is reported at its nearest present parent.
 //
+// A struct whose fields are alternatives rather than settings (an SLI is
+// availability or latency) implements OneOf: Decode then requires exactly
+// one of them and reports an unknown key as an unknown SLI kind rather
+// than an unknown field.
+//
 // # Values
 //
 // Durations are time.Duration fields written "250ms", "1h30m", "7d" or
@@ -57,6 +62,9 @@
 // Schema derives a JSON Schema from a kind's struct with the same rules as
 // Decode, so that docs/schema/<kind>.json can be generated rather than
 // written by hand and editors can complete configs.
+//
+// Marshal writes a kind's struct back as a document that Decode reads
+// unchanged, defaults left out.
 //
 // ParseAny reads the YAML of other tools (OpenSLO, Sloth) with the same
 // positions and strict decoding but without relia's envelope, for

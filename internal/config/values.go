@@ -224,7 +224,10 @@ func ParseRatio(s string) (Ratio, error) {
 		return 0, fmt.Errorf("ratio %q: expected a number such as 0.999 or a percentage such as 99.9%%", s)
 	}
 	if v < 0 || v > 1 {
-		return 0, fmt.Errorf("ratio %s is not in [0, 1]", s)
+		if !pct && v > 1 && v <= 100 {
+			return 0, fmt.Errorf("%s is not in [0, 1]; write a percentage with a %% sign, as in %s%%", s, s)
+		}
+		return 0, fmt.Errorf("%s is not in [0, 1]", s)
 	}
 	return Ratio(v), nil
 }
