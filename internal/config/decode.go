@@ -44,7 +44,13 @@ const maxErrors = 20
 // Every error is an *Error naming file:line:col and the field path; when
 // there are several (up to 20), Decode returns them joined (errors.Join)
 // in document order.
-func (d Document) Decode(into any) error {
+func (d Document) Decode(into any) error { return d.DecodePath("", into) }
+
+// DecodePath decodes the part of the document at path (as At finds it)
+// into into, with Decode's rules; errors name fields by their full path.
+// Formats whose parts take several shapes (a name or an inline object)
+// decode each part once they know its shape.
+func (d Document) DecodePath(path string, into any) error {
 	rv := reflect.ValueOf(into)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("decoding %s: need a non-nil pointer, got %T", d.File, into)
@@ -53,7 +59,7 @@ func (d Document) Decode(into any) error {
 		return fmt.Errorf("decoding %s: empty document", d.File)
 	}
 	dec := &decoder{file: d.File}
-	dec.value(d.Node, rv.Elem(), "")
+	dec.value(d.At(path), rv.Elem(), path)
 	return errors.Join(dec.errs...)
 }
 
@@ -100,6 +106,11 @@ func (dec *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		v.SetZero()
+		if v.Kind() == reflect.Struct && !v.Addr().Type().Implements(unmarshalerType) && v.Type() != durationType {
+			// A null struct is an empty one: its required fields and
+			// one-of choice are still missing.
+			dec.structValue(&yaml.Node{Kind: yaml.MappingNode, Line: at.Line, Column: at.Column}, v, path)
+		}
 		return
 	}
 	if v.Kind() == reflect.Pointer {
@@ -262,15 +273,21 @@ func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 		}
 		dec.value(kv.value, fieldAlloc(v, f.index), fpath)
 	}
-	if noun != "" && len(seen) != 1 {
+	set := 0 // alternatives given a value: a null one is not chosen
+	for _, val := range seen {
+		if r := resolve(val); r.Kind != yaml.ScalarNode || r.ShortTag() != "!!null" {
+			set++
+		}
+	}
+	if noun != "" && set != 1 {
 		names := make([]string, len(fields.list))
 		for i, f := range fields.list {
 			names[i] = f.name
 		}
-		if len(seen) == 0 {
-			dec.fail(n, path, "needs a %s: one of %s", noun, strings.Join(names, ", "))
+		if set == 0 {
+			dec.fail(n, path, "missing the %s: want one of %s", noun, strings.Join(names, ", "))
 		} else {
-			dec.fail(n, path, "takes one %s, got %d (%s)", noun, len(seen), strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
+			dec.fail(n, path, "takes one %s, got %d (%s)", noun, set, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
 		}
 	}
 	for _, f := range fields.list {

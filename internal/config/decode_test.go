@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,28 +11,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/relia-dev/relia/internal/config/configtest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs from the golden file (run with -update if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 type testStep struct {
 	Name  string        `yaml:"name" config:"required"`
@@ -162,6 +142,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"missing required in list item", head + "spec:\n  name: a\n  steps:\n    - delay: 1s\n"},
 		{"error in list item", head + "spec:\n  name: a\n  steps:\n    - name: x\n    - name: y\n      delay: soon\n"},
 		{"missing spec", head},
+		{"null list item", head + "spec:\n  name: a\n  steps:\n    -\n"},
 		{"several errors", head + "spec:\n  name: a\n  count: x\n  timeout: -1s\n  bogus: 1\n"},
 		{"non-scalar key", head + "spec:\n  name: a\n  labels: {[a]: b}\n"},
 		{"missing kind", "version: relia/v1\nspec: {name: a}\n"},
@@ -185,7 +166,7 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "%v\n", err)
 	}
-	golden(t, "errors.golden", []byte(out.String()))
+	configtest.Golden(t, filepath.Join("testdata", "errors.golden"), []byte(out.String()))
 }
 
 func TestParseSeveralDocuments(t *testing.T) {
@@ -276,7 +257,7 @@ func TestSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "schema.golden.json", got)
+	configtest.Golden(t, filepath.Join("testdata", "schema.golden.json"), got)
 	if _, err := Schema("Test", 3); err == nil {
 		t.Error("Schema of a non-struct succeeded")
 	}
@@ -313,4 +294,20 @@ func FuzzParseDecode(f *testing.F) {
 			_ = d.At("spec.steps[0].name")
 		}
 	})
+}
+
+func TestDecodePath(t *testing.T) {
+	t.Parallel()
+	docs, err := Parse("p.yaml", []byte("kind: Test\nversion: relia/v1\nspec:\n  steps:\n    - name: a\n    - name: b\n      delay: soon\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step testStep
+	if err := docs[0].DecodePath("spec.steps[0]", &step); err != nil || step.Name != "a" {
+		t.Errorf("DecodePath(steps[0]) = %+v, %v", step, err)
+	}
+	err = docs[0].DecodePath("spec.steps[1]", &step)
+	if err == nil || err.Error() != `p.yaml:7:14: spec.steps[1].delay: duration "soon": expected a number at "soon"` {
+		t.Errorf("DecodePath(steps[1]) error = %v", err)
+	}
 }

@@ -61,7 +61,9 @@ func TestOneOf(t *testing.T) {
 		{"union: {left: {name: a}}", ""},
 		{"union: {middle: {name: a}}", "u.yaml:3:9: union.middle: unknown side (valid: left, right)"},
 		{"union: {lefft: {name: a}}", "u.yaml:3:9: union.lefft: unknown side (did you mean left?)"},
-		{"union: {}", "u.yaml:3:8: union: needs a side: one of left, right"},
+		{"union: {}", "u.yaml:3:8: union: missing the side: want one of left, right"},
+		{"union: {left: }", "u.yaml:3:8: union: missing the side: want one of left, right"},
+		{"union:", "u.yaml:3:7: union: missing the side: want one of left, right"},
 		{"union: {left: {name: a}, right: {name: b}}", "u.yaml:3:8: union: takes one side, got 2 (left, right)"},
 	} {
 		docs, err := Parse("u.yaml", []byte("kind: T\nversion: relia/v1\n"+tc.src+"\n"))
