@@ -2,10 +2,12 @@ package slo
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -216,5 +218,55 @@ func TestPromtoolTestsCatchWrongRules(t *testing.T) {
 				t.Errorf("promtool did not fail the test %q:\n%s", tc.failing, out)
 			}
 		})
+	}
+}
+
+func TestDashboardGolden(t *testing.T) {
+	t.Parallel()
+	slos, err := ReadFiles(filepath.Join("testdata", "availability.yaml"), filepath.Join("testdata", "latency-classic.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Dashboard("SLOs", slos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configtest.Golden(t, filepath.Join("testdata", "golden", "dashboard.json"), got)
+	// Every query must read a series the rules record (or Prometheus's
+	// own ALERTS), so that no panel is empty for want of a rule.
+	f, err := Rules(slos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{"ALERTS": true}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			recorded[r.Record] = true
+		}
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(got, &dash); err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*\{`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range names.FindAllString(tg.Expr, -1) {
+				n++
+				if name := strings.TrimSuffix(m, "{"); !recorded[name] {
+					t.Errorf("dashboard query %q reads %s, which no rule records", tg.Expr, name)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d series read by the dashboard", n)
 	}
 }
