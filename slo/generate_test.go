@@ -98,16 +98,20 @@ func TestGenerateGolden(t *testing.T) {
 	}
 }
 
-// promtool returns promtool's path, skipping the test where it is not
-// installed, except in CI (CI=true), where the test must run.
-func promtool(t *testing.T) string {
+// promtool returns promtool's path (see tool).
+func promtool(t *testing.T) string { return tool(t, "promtool") }
+
+// tool returns the path of a program from Debian's prometheus package,
+// skipping the test where it is not installed, except in CI (CI=true),
+// where the test must run.
+func tool(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
+	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not installed (make test installs Debian's prometheus package)")
+			t.Fatalf("%s is not installed (make test installs Debian's prometheus package)", name)
 		}
-		t.Skip("promtool is not installed; make test installs it")
+		t.Skipf("%s is not installed; make test installs it", name)
 	}
 	return path
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // Spec formats relia reads, by their version: (or apiVersion:) value.
@@ -254,18 +255,14 @@ func (s *SLO) validateSLI(bad func(string, string, ...any)) {
 			}
 		}
 		for i, c := range a.GoodClasses {
-			if !slices.Contains(outcomeClasses, c) {
-				bad(fmt.Sprintf("spec.sli.availability.goodClasses[%d]", i), "%q is not an outcome class (%s)", c, strings.Join(outcomeClasses, ", "))
+			if _, err := outcome.ParseClass(c); err != nil {
+				bad(fmt.Sprintf("spec.sli.availability.goodClasses[%d]", i), "%v", err)
 			}
 		}
 	case sli.Latency != nil:
 		s.validateLatency(bad, sli.Latency)
 	}
 }
-
-// outcomeClasses are the names of relia's outcome classes, as the
-// outcome package writes them.
-var outcomeClasses = []string{"ok", "status", "timeout", "refused", "reset", "dns", "tls", "check", "dropped", "canceled", "other"}
 
 func (s *SLO) validateLatency(bad func(string, string, ...any), l *Latency) {
 	const path = "spec.sli.latency"
