@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -142,6 +143,7 @@ scrape_configs:
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	stopWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +285,21 @@ spec:
 		}
 		if s.BudgetRemaining == nil || *s.BudgetRemaining <= 0 {
 			t.Errorf("%s: budget remaining %v, want some left", s.ID, s.BudgetRemaining)
+		}
+	}
+	// validate --prometheus reads the live buckets (0.05, 0.1, 0.2, 0.5,
+	// 1): a 200ms threshold sits on one, 150ms does not.
+	for _, tc := range []struct {
+		threshold string
+		err       string
+	}{{"200ms", ""}, {"150ms", "threshold: 150ms (0.15s) is not a bucket bound of the histogram (the nearest are 0.1 and 0.2)"}} {
+		got, err := Parse("lat.yaml", []byte(spec("lat", "  objective: 95%\n  sli:\n    latency: {metric: http_server_request_duration_seconds, selector: 'job=\"shop\"', threshold: "+tc.threshold+"}\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = got[0].CheckBuckets(ctx, c)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("CheckBuckets(%s) = %v, want %q", tc.threshold, err, tc.err)
 		}
 	}
 	// The in-run evaluator over the same traffic agrees.
