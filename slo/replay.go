@@ -18,6 +18,7 @@ const (
 	Firing
 )
 
+// String names the state as Prometheus's alerts API does.
 func (s AlertState) String() string {
 	switch s {
 	case Pending:

@@ -16,6 +16,8 @@ import (
 )
 
 // RuleFile is a Prometheus rule file (rule_files:), as Marshal writes it.
+// The fields of RuleFile, RuleGroup and Rule are Prometheus's, under the
+// names its rule file format gives them.
 type RuleFile struct {
 	Groups []RuleGroup `yaml:"groups"`
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/relia-dev/relia/internal/config"
 )
 
-// RuleTestFile is a promtool unit test file (promtool test rules).
+// RuleTestFile is a promtool unit test file (promtool test rules). The
+// fields of the test types are promtool's, under the names its test file
+// format gives them.
 type RuleTestFile struct {
 	// Name is a file name for the tests: "<id>.<interval>.test.yaml".
 	Name               string     `yaml:"-"`

@@ -45,6 +45,7 @@ type Error struct {
 	Msg   string
 }
 
+// Error writes the error as "file:line:col: field: message".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
