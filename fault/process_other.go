@@ -21,6 +21,3 @@ var errNoProcess = errors.New("no such process")
 func signalPID(int, int) error {
 	return fmt.Errorf("signalling processes on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
-
-// diskFree is unknown here, so disk fills are not bounded in advance.
-func diskFree(string) (int64, bool) { return 0, false }
