@@ -57,7 +57,8 @@ func TestFaultLeaseHolderKilled(t *testing.T) {
 	for {
 		_, toxicErr := s.Toxic("p", "held")
 		_, fillErr := os.Stat(fill)
-		if toxicErr != nil && os.IsNotExist(fillErr) {
+		// The audit line follows the revert, so wait for it as well.
+		if toxicErr != nil && os.IsNotExist(fillErr) && len(audit.records(t, "fault ended")) == 2 {
 			break
 		}
 		if time.Since(killed) > 2*time.Second {
