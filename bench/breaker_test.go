@@ -28,11 +28,11 @@ func BenchmarkBreaker(b *testing.B) {
 	b.Run("relia-run", func(b *testing.B) {
 		br := newReliaBreaker(b)
 		p := resilience.NewPipeline[int](br)
-		breakerSerialParallel(b, func() (int, error) { return p.Get(ctx, fn) })
+		serialParallel(b, func() (int, error) { return p.Get(ctx, fn) })
 	})
 	b.Run("relia-allow-done", func(b *testing.B) {
 		br := newReliaBreaker(b)
-		breakerSerialParallel(b, func() (int, error) {
+		serialParallel(b, func() (int, error) {
 			permit, err := br.Allow()
 			if err != nil {
 				return 0, err
@@ -50,7 +50,7 @@ func BenchmarkBreaker(b *testing.B) {
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
 		})
 		call := func() (int, error) { return fn(ctx) }
-		breakerSerialParallel(b, func() (int, error) { return cb.Execute(call) })
+		serialParallel(b, func() (int, error) { return cb.Execute(call) })
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		cb := circuitbreaker.NewBuilder[int]().
@@ -60,7 +60,7 @@ func BenchmarkBreaker(b *testing.B) {
 			Build()
 		exec := failsafe.With[int](cb)
 		call := func() (int, error) { return fn(ctx) }
-		breakerSerialParallel(b, func() (int, error) { return exec.Get(call) })
+		serialParallel(b, func() (int, error) { return exec.Get(call) })
 	})
 }
 
@@ -76,28 +76,4 @@ func newReliaBreaker(b *testing.B) *resilience.Breaker {
 		b.Fatal(err)
 	}
 	return br
-}
-
-// breakerSerialParallel runs call on one goroutine, then on GOMAXPROCS
-// goroutines, failing the benchmark if the success path ever fails.
-func breakerSerialParallel(b *testing.B, call func() (int, error)) {
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if v, err := call(); err != nil || v != 1 {
-				b.Fatalf("call = %d, %v; want 1, nil", v, err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if v, err := call(); err != nil || v != 1 {
-					b.Errorf("call = %d, %v; want 1, nil", v, err)
-					return
-				}
-			}
-		})
-	})
 }

@@ -11,18 +11,24 @@ import (
 	"github.com/failsafe-go/failsafe-go/fallback"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
+
+	"github.com/relia-dev/relia/resilience"
 )
 
 // BenchmarkPipeline5 measures the success path through five policies,
 // outer to inner: fallback, retry, circuit breaker, bulkhead, timeout, with
-// settings relia's side must match so that neither does less work: 3
-// attempts, a breaker that opens after 5 failures, 1024 concurrent slots, a
-// 1s timeout. Only failsafe-go's side is here so far: relia's joins it as
-// BenchmarkPipeline5/relia once resilience has Retry, Bulkhead and Timeout.
+// the same settings on both sides so that neither does less work: 3
+// attempts, a breaker that opens after 5 consecutive failures, 1024
+// concurrent slots, a 1s timeout.
 //
 //	cd bench && taskset -c 1 go test -run=^$ -bench=Pipeline5 -benchmem -benchtime=300ms -count=1 .
 func BenchmarkPipeline5(b *testing.B) {
 	fn := func(context.Context) (int, error) { return 1, nil }
+	b.Run("relia", func(b *testing.B) {
+		p := newReliaPipeline5(b)
+		ctx := context.Background()
+		serialParallel(b, func() (int, error) { return p.Get(ctx, fn) })
+	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		exec := failsafe.With[int](
 			fallback.NewWithResult(-1),
@@ -32,13 +38,37 @@ func BenchmarkPipeline5(b *testing.B) {
 			timeout.New[int](time.Second),
 		)
 		get := func() (int, error) { return fn(context.Background()) }
-		benchSerialParallel(b, func() (int, error) { return exec.Get(get) })
+		serialParallel(b, func() (int, error) { return exec.Get(get) })
 	})
 }
 
-// benchSerialParallel runs call on one goroutine, then on GOMAXPROCS
+func newReliaPipeline5(b *testing.B) *resilience.Pipeline[int] {
+	fb, err := resilience.NewFallback(resilience.FallbackSettings[int]{Value: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	retry, err := resilience.NewRetry(resilience.RetrySettings{MaxAttempts: 3, Base: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := resilience.NewBreaker(resilience.BreakerSettings{ConsecutiveFailures: 5, OpenDuration: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bh, err := resilience.NewBulkhead(resilience.BulkheadSettings{MaxConcurrent: 1024})
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := resilience.NewTimeout(resilience.TimeoutSettings{Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return resilience.NewPipeline[int](fb, retry, br, bh, to)
+}
+
+// serialParallel runs call on one goroutine, then on GOMAXPROCS
 // goroutines, failing the benchmark if the success path ever fails.
-func benchSerialParallel(b *testing.B, call func() (int, error)) {
+func serialParallel(b *testing.B, call func() (int, error)) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
