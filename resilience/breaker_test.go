@@ -788,9 +788,8 @@ func (c *countingClock) Now() time.Time {
 
 func (c *countingClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 
-// The success path must not read the clock unless something needs a time,
-// and must not allocate.
-func TestBreakerSuccessPathCost(t *testing.T) {
+// The success path must not read the clock unless something needs a time.
+func TestBreakerSuccessPathClockReads(t *testing.T) {
 	tests := []struct {
 		name  string
 		s     BreakerSettings
@@ -817,7 +816,12 @@ func TestBreakerSuccessPathCost(t *testing.T) {
 			}
 		})
 	}
+}
 
+func TestBreakerAllowDoneDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
 	b, _ := newTestBreaker(t, BreakerSettings{})
 	if a := testing.AllocsPerRun(1000, func() {
 		p, err := b.Allow()

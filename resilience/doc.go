@@ -1,7 +1,8 @@
 // Package resilience protects calls to dependencies in-process: timeouts,
 // retries with backoff, jitter and a retry budget, circuit breakers,
-// bulkheads, rate limiters, adaptive concurrency limits and fallbacks,
-// composed into a Pipeline.
+// bulkheads, rate limiters, adaptive concurrency limits, fallbacks and
+// hedged requests, composed into a Pipeline, and an http.RoundTripper that
+// applies them to HTTP calls.
 //
 // # Policies and pipelines
 //
@@ -47,6 +48,46 @@
 //     refuses.
 //   - The Timeout innermost bounds one attempt; add a second Timeout
 //     outermost to bound the whole call, retries included.
+//
+// # Limits
+//
+// Four policies bound how much work reaches a dependency:
+//
+//   - Bulkhead caps concurrent calls; callers beyond the cap wait in FIFO
+//     order, up to MaxQueue of them and for at most MaxWait, and are
+//     rejected at once when both the slots and the queue are full.
+//   - RateLimiter is a token bucket (Rate and Burst, computed as GCRA, so
+//     it keeps one timestamp rather than a token count); KeyedRateLimiter
+//     keeps one bucket per key (API key, client IP) with at most MaxKeys
+//     of them, and idle keys expire.
+//   - Limiter is an adaptive concurrency limit that follows measured
+//     latency, by AIMD or a gradient in the manner of Netflix's
+//     concurrency-limits, never below its floor; its defaults do not
+//     reject under normal load.
+//
+// Each also has a two-step form for callers that are not a function call,
+// such as a proxy that answers on another goroutine: Bulkhead.Acquire and
+// BulkheadPermit.Release, Limiter.Allow and LimiterPermit.Done,
+// Breaker.Allow and BreakerPermit.Done, KeyedRateLimiter.AllowKey and
+// AcquireKey. Their rejection reasons are bulkhead_full,
+// bulkhead_wait_timeout, rate_limited and concurrency_limited.
+//
+// # Hedging and HTTP
+//
+// Hedge sends one more attempt when the first has not answered within a
+// delay, fixed or a percentile of recent latencies; the first success
+// wins and the others are cancelled, their results passed to the
+// pipeline's discard hook. A hedge is not a retry: it does not wait for a
+// failure. Hedges and retries may share one RetryBudget, so that neither
+// can multiply load on a dependency that is already struggling.
+//
+// NewTransport wraps an http.RoundTripper in a list of policies. 5xx and
+// 429 answers count as failures (a *StatusError carrying the response's
+// Retry-After), as do transport errors; only idempotent methods, or
+// requests with an Idempotency-Key header, are retried or hedged, with
+// their bodies rewound for each attempt. The caller gets the final
+// upstream response, and a hedge winner's body stays readable until the
+// caller closes it.
 //
 // # Rejections
 //

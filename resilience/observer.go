@@ -56,7 +56,8 @@ type Event struct {
 	// Attempt is the attempt number (1 is the first call), for EventRetry and
 	// EventHedge.
 	Attempt int
-	// Delay is the wait before the retry, for EventRetry.
+	// Delay is the wait before the retry, for EventRetry, or before the
+	// hedged attempt was sent, for EventHedge.
 	Delay time.Duration
 	// Duration is how long the call took, for success and failure events.
 	Duration time.Duration
