@@ -14,7 +14,7 @@ import (
 // poller waits for readiness), so no call blocks, and skipping the
 // runtime's syscall bookkeeping (entersyscall, exitsyscall) spares the
 // proxy the sysmon wake-ups and P hand-offs that otherwise take about a
-// tenth of its CPU on small requests; docs/benchmarks-fault.md has the
+// tenth of its CPU on small requests; docs/benchmarks.md has the
 // measurements.
 
 // rawReader returns a reader of c into buf, or nil when c is not a TCP
