@@ -65,8 +65,10 @@ bench:
 	cd bench && taskset -c 0,1 $(GO) test -run='^$$' -bench='Breaker|Pipeline5' -benchmem -count=5 -cpu=1,2 . | tee ../bench-resilience.txt
 	taskset -c 0,1 $(GO) test -run='^$$' -bench=Record -benchmem -count=5 -cpu=1,2 ./outcome/ | tee bench-outcome.txt
 
+# demo runs the README's main-job command. Until `relia demo` exists that is
+# the fault proxy, serving until interrupted.
 demo: build
-	./$(BIN) --help
+	./$(BIN) fault serve --seed 42
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
