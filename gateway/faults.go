@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+
+	"github.com/valyala/fasthttp"
+)
+
+// faultWriter captures what fault.HTTPFilter answers in place of the
+// upstream, and whether it let the request pass.
+type faultWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	passed bool
+}
+
+func (w *faultWriter) Header() http.Header         { return w.header }
+func (w *faultWriter) WriteHeader(status int)      { w.status = status }
+func (w *faultWriter) Write(p []byte) (int, error) { return w.body.Write(p) }
+
+// passThrough is the handler behind a route's fault filter: reaching it
+// means no fault stopped the request.
+var passThrough = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	if fw, ok := w.(*faultWriter); ok {
+		fw.passed = true
+	}
+})
+
+// applyFaults runs the route's fault filter (fault.HTTPFilter, the same
+// one the fault proxy uses) on a net/http view of the request. It reports
+// true when a fault answered the request. Only routes with faults pay for
+// the conversion.
+func (g *Gateway) applyFaults(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	h := &ctx.Request.Header
+	hr := &http.Request{
+		Method: string(h.Method()),
+		URL:    &url.URL{Path: string(ctx.Request.URI().Path())},
+		Header: make(http.Header),
+	}
+	h.VisitAll(func(k, v []byte) { hr.Header.Add(string(k), string(v)) })
+	hr = hr.WithContext(ctx)
+	fw := &faultWriter{header: make(http.Header)}
+	x.route.faultHandler.ServeHTTP(fw, hr)
+	if fw.passed {
+		return false
+	}
+	if fw.status == 0 {
+		g.reject(ctx, x, 499, "client", "client_closed", 0)
+		return true
+	}
+	ctx.SetStatusCode(fw.status)
+	for k, vs := range fw.header {
+		for _, v := range vs {
+			ctx.Response.Header.Add(k, v)
+		}
+	}
+	ctx.SetBody(fw.body.Bytes())
+	x.reason, x.policy = "fault_injected", "fault"
+	return true
+}

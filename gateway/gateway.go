@@ -1,0 +1,538 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/outcome"
+	"github.com/relia-dev/relia/resilience"
+	"github.com/valyala/fasthttp"
+)
+
+// Options are what a Gateway takes besides its config: the process's
+// registry, clock, recorder and logs. The zero value is valid.
+type Options struct {
+	// Registry receives the gateway's metrics and is served on the admin
+	// API's /metrics; nil means a registry of the gateway's own.
+	Registry *prometheus.Registry
+	// Clock is the source of time; nil means the real clock.
+	Clock clock.Clock
+	// Recorder, when set, receives one outcome per proxied request, named
+	// by route, so SLOs can be evaluated over gateway traffic.
+	Recorder *outcome.Recorder
+	// Logger receives the gateway's own events (reloads, ejections,
+	// errors); nil means JSON on stderr.
+	Logger *slog.Logger
+	// AccessLog, when set, receives the access log instead of the file the
+	// config names.
+	AccessLog io.Writer
+	// ConfigPath is the file ReloadFile, the admin reload and the file
+	// watch read.
+	ConfigPath string
+	// WatchInterval, when positive, polls ConfigPath this often and
+	// reloads when it changes.
+	WatchInterval time.Duration
+	// Authenticate, when set, runs for every matched request before the
+	// rate limit. It returns the caller's tenant, or writes a 401/403
+	// answer into ctx and returns ok false. It is the seam through which
+	// API-key and JWT authentication plug in.
+	Authenticate func(ctx *fasthttp.RequestCtx, route string) (tenant string, ok bool)
+	// Ready, when set, is consulted by /readyz besides the upstreams'
+	// health: a non-nil error (Redis unreachable, say) makes it 503.
+	Ready func(ctx context.Context) error
+}
+
+// Gateway is a running reverse proxy. Its config is swapped atomically by
+// Reload; requests in flight finish under the config they started with.
+type Gateway struct {
+	opts    Options
+	clock   clock.Clock
+	log     *slog.Logger
+	metrics *metrics
+	reg     *prometheus.Registry
+	rec     *outcome.Recorder
+	access  *accessLog
+	auth    func(ctx *fasthttp.RequestCtx, x *exchange) bool
+
+	state    atomic.Pointer[state]
+	reloadMu sync.Mutex
+	gen      atomic.Uint64
+
+	accessW    *bufferedWriter
+	accessFile *os.File
+
+	mu        sync.Mutex
+	started   bool
+	fast      []*fasthttp.Server
+	std       []*http.Server
+	addrs     map[string]string
+	admin     *http.Server
+	adminAddr string
+	bg        sync.WaitGroup
+	stopBg    context.CancelFunc
+	bgCtx     context.Context
+}
+
+// state is one config generation: everything a request reads, built once
+// and never changed.
+type state struct {
+	cfg      *Config
+	gen      uint64
+	loaded   time.Time
+	routes   []*route
+	pools    map[string]*pool
+	poolList []*pool
+	trust    []netip.Prefix
+}
+
+func (st *state) trusted(a netip.Addr) bool {
+	for _, p := range st.trust {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// New builds a gateway from a validated config. It opens the access log
+// but no listener; Start does that.
+func New(cfg *Config, o Options) (*Gateway, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{opts: o, clock: clock.OrReal(o.Clock), log: o.Logger, rec: o.Recorder, reg: o.Registry}
+	if g.log == nil {
+		g.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if g.reg == nil {
+		g.reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(g.reg, g.state.Load)
+	if err != nil {
+		return nil, fmt.Errorf("registering gateway metrics: %w", err)
+	}
+	g.metrics = m
+	if o.Authenticate != nil {
+		authn := o.Authenticate
+		g.auth = func(ctx *fasthttp.RequestCtx, x *exchange) bool {
+			tenant, ok := authn(ctx, x.route.name)
+			x.tenant = tenant
+			if !ok {
+				x.reason, x.policy = "unauthenticated", "auth"
+				if ctx.Response.StatusCode() == fasthttp.StatusForbidden {
+					x.reason = "forbidden"
+				}
+			}
+			return ok
+		}
+	}
+	if err := g.openAccessLog(cfg); err != nil {
+		return nil, err
+	}
+	st, err := g.build(cfg, nil)
+	if err != nil {
+		g.closeAccessLog()
+		return nil, err
+	}
+	g.state.Store(st)
+	return g, nil
+}
+
+func (g *Gateway) openAccessLog(cfg *Config) error {
+	var dst io.Writer
+	switch al := cfg.Spec.AccessLog; {
+	case g.opts.AccessLog != nil:
+		dst = g.opts.AccessLog
+	case al.Disabled:
+		return nil
+	case al.Path == "" || al.Path == "-":
+		dst = os.Stderr
+	default:
+		f, err := os.OpenFile(al.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening access log: %w", err)
+		}
+		g.accessFile = f
+		dst = f
+	}
+	g.accessW = newBufferedWriter(dst)
+	g.access = &accessLog{l: slog.New(slog.NewJSONHandler(g.accessW, nil))}
+	return nil
+}
+
+func (g *Gateway) closeAccessLog() {
+	if g.accessW != nil {
+		g.accessW.Close()
+	}
+	if g.accessFile != nil {
+		g.accessFile.Close()
+	}
+}
+
+// build compiles cfg into a generation, reusing the pools of prev whose
+// config did not change so that their connections, health and breakers
+// carry over a reload.
+func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
+	st := &state{cfg: cfg, gen: g.gen.Add(1), loaded: g.clock.Now(), pools: map[string]*pool{}}
+	for _, tp := range cfg.Spec.TrustedProxies {
+		p, err := parsePrefix(tp)
+		if err != nil {
+			return nil, err
+		}
+		st.trust = append(st.trust, p)
+	}
+	for _, u := range cfg.Spec.Upstreams {
+		if prev != nil {
+			if old := prev.pools[u.Name]; old != nil && reflect.DeepEqual(old.cfg, normalizeUpstream(u)) {
+				st.pools[u.Name] = old
+				st.poolList = append(st.poolList, old)
+				continue
+			}
+		}
+		var newBreaker func(string) (*resilience.Breaker, error)
+		if u.Breaker == nil || !u.Breaker.Disabled {
+			newBreaker = func(name string) (*resilience.Breaker, error) {
+				s, err := breakerSettings(name, u.Breaker, g.clock, g.metrics.obs)
+				if err != nil {
+					return nil, err
+				}
+				return resilience.NewBreaker(s)
+			}
+		}
+		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker)
+		if err != nil {
+			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
+		}
+		st.pools[u.Name] = p
+		st.poolList = append(st.poolList, p)
+	}
+	for _, r := range cfg.Spec.Routes {
+		rt, err := buildRoute(r, st.pools, cfg.Spec.Server.withDefaults(), g.clock, g.metrics.obs)
+		if err != nil {
+			return nil, err
+		}
+		st.routes = append(st.routes, rt)
+	}
+	return st, nil
+}
+
+func normalizeUpstream(u Upstream) Upstream {
+	if u.Balance == "" {
+		u.Balance = BalanceRoundRobin
+	}
+	return u
+}
+
+func (s Server) withDefaults() Server {
+	if s.ReadHeaderTimeout == 0 {
+		s.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = DefaultIdleTimeout
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = DefaultWriteTimeout
+	}
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if s.DrainTimeout == 0 {
+		s.DrainTimeout = DefaultDrainTimeout
+	}
+	return s
+}
+
+// Config returns the config in force.
+func (g *Gateway) Config() *Config { return g.state.Load().cfg }
+
+// Reload applies cfg atomically: requests that started before it finish
+// under the old config, every later one sees the new. An invalid config,
+// or one that changes what needs a restart (listeners, admin, server
+// limits, access log), is rejected and the old one keeps serving.
+func (g *Gateway) Reload(cfg *Config) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	err := g.reload(cfg)
+	if err != nil {
+		g.metrics.reloads.WithLabelValues("failure").Inc()
+		g.log.Error("config reload rejected; the previous config keeps serving", "error", err)
+		return err
+	}
+	g.metrics.reloads.WithLabelValues("success").Inc()
+	g.log.Info("config reloaded", "generation", g.state.Load().gen)
+	return nil
+}
+
+func (g *Gateway) reload(cfg *Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	old := g.state.Load()
+	o, n := old.cfg.Spec, cfg.Spec
+	switch {
+	case !reflect.DeepEqual(o.Listeners, n.Listeners):
+		return cfg.errorf("spec.listeners", "listeners cannot change on reload; restart the gateway")
+	case !reflect.DeepEqual(o.Admin, n.Admin):
+		return cfg.errorf("spec.admin", "the admin listener cannot change on reload; restart the gateway")
+	case !reflect.DeepEqual(o.Server, n.Server):
+		return cfg.errorf("spec.server", "server limits cannot change on reload; restart the gateway")
+	case !reflect.DeepEqual(o.AccessLog, n.AccessLog):
+		return cfg.errorf("spec.accessLog", "the access log cannot change on reload; restart the gateway")
+	}
+	st, err := g.build(cfg, old)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	running := g.started
+	if running {
+		for _, p := range st.poolList {
+			if old.pools[p.name] != p {
+				g.startHealth(p)
+			}
+		}
+	}
+	g.mu.Unlock()
+	g.state.Store(st)
+	for _, p := range old.poolList {
+		if st.pools[p.name] != p {
+			p.stopHealth()
+			// Requests still in flight on the old pool hold their
+			// connections; only idle ones close now.
+			for _, t := range p.targets {
+				t.client.CloseIdleConnections()
+			}
+		}
+	}
+	return nil
+}
+
+// ReloadFile reads Options.ConfigPath and reloads it.
+func (g *Gateway) ReloadFile() error {
+	if g.opts.ConfigPath == "" {
+		return errors.New("reloading: the gateway was not started from a file")
+	}
+	cfg, err := LoadFile(g.opts.ConfigPath)
+	if err != nil {
+		g.metrics.reloads.WithLabelValues("failure").Inc()
+		g.log.Error("config reload rejected; the previous config keeps serving", "error", err)
+		return err
+	}
+	return g.Reload(cfg)
+}
+
+// Start opens the listeners and the admin API and starts health checks;
+// it returns once they accept connections. Addr and AdminAddr then give
+// their addresses (useful with port 0).
+func (g *Gateway) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return errors.New("starting gateway: already started")
+	}
+	st := g.state.Load()
+	srv := st.cfg.Spec.Server.withDefaults()
+	maxBody := int(srv.MaxBodyBytes)
+	for _, r := range st.routes {
+		maxBody = max(maxBody, r.maxBody)
+	}
+	g.addrs = map[string]string{}
+	var lns []net.Listener
+	fail := func(err error) error {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
+	for _, l := range st.cfg.Spec.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return fail(fmt.Errorf("starting listener: %w", err))
+		}
+		lns = append(lns, ln)
+		name := l.Name
+		if name == "" {
+			name = l.Address
+		}
+		g.addrs[name] = ln.Addr().String()
+		if l.TLS != nil || l.H2C {
+			hs, err := g.stdServer(l, srv, maxBody)
+			if err != nil {
+				return fail(err)
+			}
+			g.std = append(g.std, hs)
+			g.bg.Add(1)
+			go func() { // exits when the server shuts down
+				defer g.bg.Done()
+				var err error
+				if l.TLS != nil {
+					err = hs.ServeTLS(ln, l.TLS.CertFile, l.TLS.KeyFile)
+				} else {
+					err = hs.Serve(ln)
+				}
+				if err != nil && !errors.Is(err, http.ErrServerClosed) {
+					g.log.Error("listener stopped", "listener", name, "error", err)
+				}
+			}()
+			continue
+		}
+		fs := &fasthttp.Server{
+			Handler:                       g.serve,
+			Name:                          "relia",
+			NoDefaultServerHeader:         true,
+			ReadTimeout:                   srv.ReadHeaderTimeout,
+			WriteTimeout:                  srv.WriteTimeout,
+			IdleTimeout:                   srv.IdleTimeout,
+			ReadBufferSize:                int(srv.MaxHeaderBytes),
+			MaxRequestBodySize:            maxBody,
+			DisablePreParseMultipartForm:  true,
+			CloseOnShutdown:               true,
+			NoDefaultContentType:          true,
+			SecureErrorLogMessage:         true,
+			DisableHeaderNamesNormalizing: false,
+			Logger:                        fasthttpLogger{g.log},
+		}
+		g.fast = append(g.fast, fs)
+		g.bg.Add(1)
+		go func() { // exits when the server shuts down
+			defer g.bg.Done()
+			if err := fs.Serve(ln); err != nil {
+				g.log.Error("listener stopped", "listener", name, "error", err)
+			}
+		}()
+	}
+	if err := g.startAdmin(st.cfg); err != nil {
+		return fail(err)
+	}
+	g.bgCtx, g.stopBg = context.WithCancel(context.Background())
+	for _, p := range st.poolList {
+		g.startHealth(p)
+	}
+	if g.opts.WatchInterval > 0 && g.opts.ConfigPath != "" {
+		g.bg.Add(1)
+		go g.watch(g.bgCtx) // exits when Shutdown cancels bgCtx
+	}
+	g.started = true
+	return nil
+}
+
+// fasthttpLogger sends the HTTP engine's messages (malformed requests,
+// mostly) to the gateway's log at debug level.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...))
+}
+
+// Addr returns the address a listener (by name, or by its configured
+// address when it has no name) listens on, once started.
+func (g *Gateway) Addr(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.addrs[name]
+}
+
+// AdminAddr returns the admin API's address once started; empty when off.
+func (g *Gateway) AdminAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.adminAddr
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish; then it stops health checks and flushes
+// the access log.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	fast, std, admin := g.fast, g.std, g.admin
+	started := g.started
+	g.started = false
+	g.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	for _, fs := range fast {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fs.ShutdownWithContext(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	for _, hs := range std {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(ctx); err != nil {
+				hs.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if admin != nil {
+		admin.Close()
+	}
+	if started {
+		g.stopBg()
+		for _, p := range g.state.Load().poolList {
+			p.stopHealth()
+		}
+	}
+	g.bg.Wait()
+	g.closeAccessLog()
+	return errors.Join(errs...)
+}
+
+// Run starts the gateway and serves until ctx ends, then drains within the
+// config's drain timeout.
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	d := g.Config().Spec.Server.withDefaults().DrainTimeout
+	sctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return g.Shutdown(sctx)
+}
+
+// watch reloads the config file when its size or modification time
+// changes.
+func (g *Gateway) watch(ctx context.Context) {
+	defer g.bg.Done()
+	stamp := func() (time.Time, int64) {
+		fi, err := os.Stat(g.opts.ConfigPath)
+		if err != nil {
+			return time.Time{}, -1
+		}
+		return fi.ModTime(), fi.Size()
+	}
+	lastT, lastS := stamp()
+	for {
+		if clock.Sleep(ctx, g.clock, g.opts.WatchInterval) != nil {
+			return
+		}
+		t, s := stamp()
+		if s < 0 || (t.Equal(lastT) && s == lastS) {
+			continue
+		}
+		lastT, lastS = t, s
+		g.ReloadFile()
+	}
+}

@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startGateway starts a gateway from a YAML spec body (the part under
+// spec:, with listeners and admin on port 0 added unless present) and
+// stops it at the end of the test.
+func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
+	t.Helper()
+	doc := "kind: Gateway\nversion: relia/v1\nspec:\n"
+	if !strings.Contains(spec, "listeners:") {
+		doc += "  listeners:\n    - name: main\n      address: 127.0.0.1:0\n"
+	}
+	if !strings.Contains(spec, "admin:") {
+		doc += "  admin:\n    address: 127.0.0.1:0\n"
+	}
+	doc += spec
+	cfg, err := Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("parsing config: %v\n%s", err, doc)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.AccessLog == nil {
+		o.AccessLog = io.Discard
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	g, err := New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.Shutdown(ctx)
+	})
+	return g, "http://" + g.Addr(cfg.Spec.Listeners[0].Name)
+}
+
+// backend is an upstream that answers with its name and counts requests.
+type backend struct {
+	*httptest.Server
+	name string
+	mu   sync.Mutex
+	hits int
+	last *http.Request
+	fn   func(w http.ResponseWriter, r *http.Request) bool // true: handled
+}
+
+func newBackend(t testing.TB, name string) *backend {
+	b := &backend{name: name}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.hits++
+		b.last = r.Clone(context.Background())
+		fn := b.fn
+		b.mu.Unlock()
+		if fn != nil && fn(w, r) {
+			return
+		}
+		w.Header().Set("X-Backend", name)
+		fmt.Fprint(w, name)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hits
+}
+
+func (b *backend) lastRequest() *http.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
+}
+
+func (b *backend) handle(fn func(w http.ResponseWriter, r *http.Request) bool) {
+	b.mu.Lock()
+	b.fn = fn
+	b.mu.Unlock()
+}
+
+// get sends a request and returns status, body and headers.
+func get(t testing.TB, method, url string, hdr map[string]string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	io.Copy(&buf, resp.Body)
+	return resp.StatusCode, buf.String(), resp.Header
+}
+
+var testClient = &http.Client{Timeout: 10 * time.Second}

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/resilience/resilienceprom"
+)
+
+// metrics are the gateway's own series; the policies' (breaker state,
+// retries, rejections by reason) come from resilienceprom through the
+// shared observer, so a rejection has one counter whoever made it.
+type metrics struct {
+	obs        *resilienceprom.Observer
+	server     *prometheus.HistogramVec
+	client     *prometheus.HistogramVec
+	ejections  *prometheus.CounterVec
+	rateLimit  *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+	cache      *prometheus.CounterVec
+	serverKids sync.Map // serverKey -> prometheus.Observer
+	clientKids sync.Map // clientKey -> prometheus.Observer
+	rateKids   sync.Map // rateKey -> prometheus.Counter
+}
+
+type serverKey struct {
+	route, method string
+	status        int
+}
+
+type clientKey struct {
+	addr, method string
+	status       int
+	errType      string
+}
+
+type rateKey struct {
+	route   string
+	allowed bool
+}
+
+// durationBuckets are OpenTelemetry's advisory buckets for HTTP durations.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+func newMetrics(reg prometheus.Registerer, st func() *state) (*metrics, error) {
+	obs, err := resilienceprom.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		obs: obs,
+		server: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_server_request_duration_seconds",
+			Help:    "Duration of inbound HTTP requests, from the request's arrival to its response (OpenTelemetry http.server.request.duration).",
+			Buckets: durationBuckets,
+		}, []string{"http_route", "http_request_method", "http_response_status_code"}),
+		client: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_client_request_duration_seconds",
+			Help:    "Duration of each attempt sent upstream (OpenTelemetry http.client.request.duration); error_type is set when no response came.",
+			Buckets: durationBuckets,
+		}, []string{"server_address", "http_request_method", "http_response_status_code", "error_type"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relia_gateway_ejections_total",
+			Help: "Targets ejected by passive outlier detection.",
+		}, []string{"upstream", "target"}),
+		rateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relia_gateway_ratelimit_decisions_total",
+			Help: "Rate-limit decisions, by route and decision (allowed, limited).",
+		}, []string{"route", "decision"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relia_gateway_config_reloads_total",
+			Help: "Config reloads, by result (success, failure).",
+		}, []string{"result"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relia_gateway_cache_lookups_total",
+			Help: "Response cache lookups, by route and result (hit, miss, stale).",
+		}, []string{"route", "result"}),
+	}
+	for _, c := range []prometheus.Collector{m.server, m.client, m.ejections, m.rateLimit, m.reloads, m.cache, &healthCollector{state: st}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m, nil
+}
+
+func (m *metrics) observeServer(route, method string, status int, d time.Duration) {
+	k := serverKey{route, method, status}
+	o, ok := m.serverKids.Load(k)
+	if !ok {
+		o, _ = m.serverKids.LoadOrStore(k, m.server.WithLabelValues(route, method, strconv.Itoa(status)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
+}
+
+func (m *metrics) observeClient(addr, method string, status int, errType string, d time.Duration) {
+	k := clientKey{addr, method, status, errType}
+	o, ok := m.clientKids.Load(k)
+	if !ok {
+		s := ""
+		if status > 0 {
+			s = strconv.Itoa(status)
+		}
+		o, _ = m.clientKids.LoadOrStore(k, m.client.WithLabelValues(addr, method, s, errType))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
+}
+
+func (m *metrics) rateDecision(route string, allowed bool) {
+	k := rateKey{route, allowed}
+	c, ok := m.rateKids.Load(k)
+	if !ok {
+		d := "limited"
+		if allowed {
+			d = "allowed"
+		}
+		c, _ = m.rateKids.LoadOrStore(k, m.rateLimit.WithLabelValues(route, d))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// healthCollector reports each target's health at scrape time, read from
+// the live config generation rather than kept in gauges that a reload
+// would leave stale.
+type healthCollector struct {
+	state func() *state
+}
+
+var (
+	descHealthy = prometheus.NewDesc("relia_gateway_target_healthy",
+		"Whether a target receives traffic: 1 when its active check passes, it is not ejected and its breaker is not open.",
+		[]string{"upstream", "target"}, nil)
+	descEjected = prometheus.NewDesc("relia_gateway_target_ejected",
+		"Whether passive outlier detection has ejected a target.", []string{"upstream", "target"}, nil)
+	descInflight = prometheus.NewDesc("relia_gateway_target_in_flight",
+		"Requests in flight to a target.", []string{"upstream", "target"}, nil)
+)
+
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descHealthy
+	ch <- descEjected
+	ch <- descInflight
+}
+
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.state()
+	if st == nil {
+		return
+	}
+	for _, p := range st.poolList {
+		now := p.clock.Now()
+		for _, t := range p.targets {
+			ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, b2f(t.available(p.clock.Now)), p.name, t.addr)
+			u := t.ejectedUntil.Load()
+			ch <- prometheus.MustNewConstMetric(descEjected, prometheus.GaugeValue, b2f(u != 0 && now.UnixNano() < u), p.name, t.addr)
+			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(t.inflight.Load()), p.name, t.addr)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

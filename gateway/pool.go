@@ -1,0 +1,406 @@
+package gateway
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/resilience"
+	"github.com/valyala/fasthttp"
+)
+
+// Pool defaults, used where an Upstream field is left zero.
+const (
+	DefaultMaxConnections = 1024
+	DefaultConnectTimeout = 2 * time.Second
+	// hashReplicas is how many points each unit of weight puts on the
+	// consistent-hash ring: enough that keys spread within a few percent.
+	hashReplicas = 160
+)
+
+// target is one member of a pool and everything the gateway knows about it.
+type target struct {
+	addr    string
+	weight  int
+	client  *fasthttp.HostClient
+	breaker *resilience.Breaker
+
+	inflight atomic.Int64
+	ewmaNs   atomic.Uint64 // float64 bits: latency EWMA in ns
+
+	// activeUp is the active check's verdict; true until a check says
+	// otherwise, so a new pool serves at once.
+	activeUp             atomic.Bool
+	checkOK, checkFail   int          // consecutive probe results; health loop only
+	ejectedUntil         atomic.Int64 // unix ns; 0: not ejected
+	consec5xx, consecErr atomic.Int32
+	ejections            int // consecutive ejections, under pool.mu
+	lastEjectEnd         time.Time
+}
+
+// available reports whether the balancer may choose t: healthy by the
+// active check, not ejected, and its breaker not open.
+func (t *target) available(now func() time.Time) bool {
+	if !t.activeUp.Load() {
+		return false
+	}
+	if u := t.ejectedUntil.Load(); u != 0 && now().UnixNano() < u {
+		return false
+	}
+	return t.breaker == nil || t.breaker.State() != resilience.StateOpen
+}
+
+// observe folds one attempt's latency into the EWMA the least-request
+// balancer weighs targets by.
+func (t *target) observe(d time.Duration) {
+	const alpha = 0.2
+	for {
+		old := t.ewmaNs.Load()
+		prev := math.Float64frombits(old)
+		next := float64(d)
+		if prev != 0 {
+			next = prev*(1-alpha) + next*alpha
+		}
+		if t.ewmaNs.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
+}
+
+// pool is an upstream: its targets and how one is chosen.
+type pool struct {
+	name    string
+	cfg     Upstream
+	targets []*target
+	clock   clock.Clock
+	passive PassiveHealth // defaults applied; zero thresholds: off
+
+	loop *healthLoop // active checks; nil without them or before Start
+
+	rr   atomic.Uint64
+	mu   sync.Mutex
+	cur  []int // smooth weighted round robin state, under mu
+	ring []ringPoint
+}
+
+type ringPoint struct {
+	hash uint64
+	t    *target
+}
+
+func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error)) (*pool, error) {
+	p := &pool{name: u.Name, cfg: u, clock: clk}
+	if p.cfg.Balance == "" {
+		p.cfg.Balance = BalanceRoundRobin
+	}
+	maxConns := u.MaxConnections
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnections
+	}
+	dialTimeout := u.ConnectTimeout
+	if dialTimeout == 0 {
+		dialTimeout = DefaultConnectTimeout
+	}
+	for _, tc := range u.Targets {
+		w := tc.Weight
+		if w == 0 {
+			w = 1
+		}
+		t := &target{addr: tc.Address, weight: w}
+		t.activeUp.Store(true)
+		t.client = &fasthttp.HostClient{
+			Addr:                          tc.Address,
+			Name:                          "relia-gateway",
+			NoDefaultUserAgentHeader:      true,
+			MaxConns:                      maxConns,
+			MaxIdleConnDuration:           30 * time.Second,
+			MaxIdemponentCallAttempts:     1, // retries are the route's decision
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+			StreamResponseBody:            true,
+			ReadBufferSize:                16 << 10,
+			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			},
+		}
+		if newBreaker != nil {
+			b, err := newBreaker(u.Name + "/" + tc.Address)
+			if err != nil {
+				return nil, err
+			}
+			t.breaker = b
+		}
+		p.targets = append(p.targets, t)
+	}
+	p.cur = make([]int, len(p.targets))
+	if ph := u.Health.Passive; ph != nil {
+		p.passive = *ph
+		if p.passive.Consecutive5xx == 0 {
+			p.passive.Consecutive5xx = 5
+		}
+		if p.passive.ConsecutiveConnectErrors == 0 {
+			p.passive.ConsecutiveConnectErrors = 3
+		}
+		if p.passive.BaseEjection == 0 {
+			p.passive.BaseEjection = 30 * time.Second
+		}
+		if p.passive.MaxEjection == 0 {
+			p.passive.MaxEjection = max(300*time.Second, p.passive.BaseEjection)
+		}
+		if p.passive.MaxEjectedShare == 0 {
+			p.passive.MaxEjectedShare = 0.5
+		}
+	}
+	if p.cfg.Balance == BalanceHash {
+		for _, t := range p.targets {
+			for i := range hashReplicas * t.weight {
+				p.ring = append(p.ring, ringPoint{hash: fnv64(fmt.Appendf(nil, "%s#%d", t.addr, i)), t: t})
+			}
+		}
+		slices.SortFunc(p.ring, func(a, b ringPoint) int {
+			switch {
+			case a.hash < b.hash:
+				return -1
+			case a.hash > b.hash:
+				return 1
+			}
+			return 0
+		})
+	}
+	return p, nil
+}
+
+// pick chooses a target for one attempt. avoid, when not nil, is the
+// target of the previous attempt, taken only when nothing else is
+// available; key is the hash balancer's key. It returns nil when no target
+// is available.
+func (p *pool) pick(avoid *target, key []byte) *target {
+	now := p.clock.Now
+	switch p.cfg.Balance {
+	case BalanceWeighted:
+		return p.pickWeighted(avoid, now)
+	case BalanceLeastRequest:
+		return p.pickLeast(avoid, now)
+	case BalanceHash:
+		return p.pickHash(avoid, key, now)
+	}
+	n := len(p.targets)
+	start := int(p.rr.Add(1) % uint64(n))
+	return firstAvailable(n, func(i int) *target { return p.targets[(start+i)%n] }, avoid, now)
+}
+
+// firstAvailable returns the first available of n candidates other than
+// avoid, or avoid when it is the only one available.
+func firstAvailable(n int, at func(int) *target, avoid *target, now func() time.Time) *target {
+	var fallback *target
+	for i := range n {
+		t := at(i)
+		if !t.available(now) {
+			continue
+		}
+		if t == avoid {
+			fallback = t
+			continue
+		}
+		return t
+	}
+	return fallback
+}
+
+// pickWeighted is nginx's smooth weighted round robin over the available
+// targets: each pick adds every weight to its current value and takes the
+// largest, which then gives back the total. Weights 5,1,1 give
+// a a b a c a a rather than a a a a a b c.
+func (p *pool) pickWeighted(avoid *target, now func() time.Time) *target {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best, total := -1, 0
+	for i, t := range p.targets {
+		if !t.available(now) || (t == avoid && len(p.targets) > 1) {
+			continue
+		}
+		p.cur[i] += t.weight
+		total += t.weight
+		if best < 0 || p.cur[i] > p.cur[best] {
+			best = i
+		}
+	}
+	if best < 0 {
+		if avoid != nil && avoid.available(now) {
+			return avoid
+		}
+		return nil
+	}
+	p.cur[best] -= total
+	return p.targets[best]
+}
+
+// pickLeast is the power of two choices: two distinct random available
+// targets, the one with the lower (in-flight + 1) × latency EWMA wins. It
+// avoids the herd that a global least-loaded choice sends to one target.
+func (p *pool) pickLeast(avoid *target, now func() time.Time) *target {
+	n := len(p.targets)
+	var a, b *target
+	i := rand.IntN(n)
+	for k := range n {
+		t := p.targets[(i+k)%n]
+		if t == avoid || !t.available(now) {
+			continue
+		}
+		if a == nil {
+			a = t
+			// Start the second search at another random place so the
+			// pair is not always neighbours.
+			i2 := rand.IntN(n)
+			for k2 := range n {
+				t2 := p.targets[(i2+k2)%n]
+				if t2 != a && t2 != avoid && t2.available(now) {
+					b = t2
+					break
+				}
+			}
+			break
+		}
+	}
+	switch {
+	case a == nil:
+		if avoid != nil && avoid.available(now) {
+			return avoid
+		}
+		return nil
+	case b == nil:
+		return a
+	}
+	if score(b) < score(a) {
+		return b
+	}
+	return a
+}
+
+func score(t *target) float64 {
+	lat := math.Float64frombits(t.ewmaNs.Load())
+	if lat < 1000 {
+		lat = 1000 // an unmeasured target is neither favoured nor shunned
+	}
+	return float64(t.inflight.Load()+1) * lat
+}
+
+// pickHash walks the ring clockwise from the key's hash to the first
+// available target, so that a key moves only when its target goes away.
+func (p *pool) pickHash(avoid *target, key []byte, now func() time.Time) *target {
+	h := fnv64(key)
+	i, _ := slices.BinarySearchFunc(p.ring, h, func(rp ringPoint, h uint64) int {
+		switch {
+		case rp.hash < h:
+			return -1
+		case rp.hash > h:
+			return 1
+		}
+		return 0
+	})
+	n := len(p.ring)
+	return firstAvailable(n, func(k int) *target { return p.ring[(i+k)%n].t }, avoid, now)
+}
+
+// fnv64 is FNV-1a: stable across processes, so gateway replicas hash a key
+// to the same target.
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// healthyShare is the share of targets available now, for readiness.
+func (p *pool) healthyShare() float64 {
+	n := 0
+	for _, t := range p.targets {
+		if t.available(p.clock.Now) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(p.targets))
+}
+
+// attemptResult is what passive health learns from one attempt.
+type attemptResult uint8
+
+const (
+	resultOK attemptResult = iota
+	result5xx
+	resultConnErr // connect error, reset or timeout
+)
+
+// report feeds passive outlier detection and returns true when it ejected t.
+func (p *pool) report(t *target, r attemptResult) bool {
+	if p.passive.Consecutive5xx == 0 {
+		return false
+	}
+	switch r {
+	case resultOK:
+		if t.consec5xx.Load() != 0 {
+			t.consec5xx.Store(0)
+		}
+		if t.consecErr.Load() != 0 {
+			t.consecErr.Store(0)
+		}
+		return false
+	case result5xx:
+		if int(t.consec5xx.Add(1)) < p.passive.Consecutive5xx {
+			return false
+		}
+	case resultConnErr:
+		if int(t.consecErr.Add(1)) < p.passive.ConsecutiveConnectErrors {
+			return false
+		}
+	}
+	return p.eject(t)
+}
+
+// eject takes t out of rotation for a time that grows with consecutive
+// ejections, unless that would eject more than the allowed share of the
+// pool: detection alone never empties it.
+func (p *pool) eject(t *target) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	ns := now.UnixNano()
+	if u := t.ejectedUntil.Load(); u != 0 && ns < u {
+		return false // already out
+	}
+	ejected := 0
+	for _, o := range p.targets {
+		if u := o.ejectedUntil.Load(); u != 0 && ns < u {
+			ejected++
+		}
+	}
+	allowed := int(math.Floor(float64(p.passive.MaxEjectedShare) * float64(len(p.targets))))
+	allowed = min(allowed, len(p.targets)-1)
+	if ejected+1 > allowed {
+		return false
+	}
+	// A target that stayed in long after its last ejection starts over.
+	if !t.lastEjectEnd.IsZero() && now.Sub(t.lastEjectEnd) > p.passive.MaxEjection {
+		t.ejections = 0
+	}
+	t.ejections++
+	d := min(p.passive.BaseEjection*time.Duration(t.ejections), p.passive.MaxEjection)
+	t.ejectedUntil.Store(now.Add(d).UnixNano())
+	t.lastEjectEnd = now.Add(d)
+	t.consec5xx.Store(0)
+	t.consecErr.Store(0)
+	return true
+}
+
+// ewmaMs is t's latency average in milliseconds, for the admin API.
+func ewmaMs(t *target) float64 {
+	return math.Float64frombits(t.ewmaNs.Load()) / 1e6
+}

@@ -1,0 +1,667 @@
+package gateway
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/outcome"
+	"github.com/relia-dev/relia/resilience"
+	"github.com/valyala/fasthttp"
+)
+
+// Rejection reasons the gateway itself gives, besides the policies' own
+// (breaker_open, bulkhead_full, rate_limited, concurrency_limited, ...).
+const (
+	ReasonNoRoute           = "no_route"
+	ReasonNoHealthyUpstream = "no_healthy_upstream"
+	ReasonUpstreamTimeout   = "upstream_timeout"
+	ReasonConnectFailed     = "upstream_connect_failed"
+	ReasonUpstreamReset     = "upstream_reset"
+	ReasonBodyTooLarge      = "body_too_large"
+	ReasonRouteTimeout      = "route_timeout"
+)
+
+// errKind is how an attempt failed without a response.
+type errKind uint8
+
+const (
+	errNone errKind = iota
+	errConnect
+	errReset
+	errTimeout
+)
+
+func (k errKind) String() string {
+	switch k {
+	case errConnect:
+		return "connect"
+	case errReset:
+		return "reset"
+	case errTimeout:
+		return "timeout"
+	}
+	return ""
+}
+
+func classifyErr(err error) errKind {
+	switch {
+	case err == nil:
+		return errNone
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return errTimeout
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
+		return errConnect
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return errConnect
+	}
+	return errReset
+}
+
+// errUpstreamStatus is what a breaker is told about a 5xx answer.
+var errUpstreamStatus = errors.New("upstream answered 5xx")
+
+// exchange is one request's state on its way through the gateway, pooled.
+type exchange struct {
+	start    time.Time
+	route    *route
+	target   *target
+	attempts int
+	status   int
+	reason   string
+	policy   string
+	tenant   string
+	client   netip.Addr
+	rid      []byte
+	traceID  [16]byte
+	spanID   [8]byte
+	sampled  byte
+	path     []byte // the path as the client sent it, for the log
+	buf      []byte // scratch
+	bytesOut int64
+}
+
+var exchangePool = sync.Pool{New: func() any {
+	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256)}
+}}
+
+// s returns b as a string without copying, for APIs that only read the
+// string during the call or copy it themselves.
+func s(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// methodName returns a constant for the usual methods, so metric labels
+// and logs need no allocation.
+func methodName(m []byte) string {
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "HEAD":
+		return "HEAD"
+	case "PATCH":
+		return "PATCH"
+	case "OPTIONS":
+		return "OPTIONS"
+	}
+	return "_OTHER" // OpenTelemetry's name for methods outside the known set
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 that a
+// proxy must not forward (Connection and Transfer-Encoding are handled by
+// the HTTP engine itself).
+var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+// serve is the HTTP/1.1 request handler: every request from every listener
+// passes here.
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
+	st := g.state.Load()
+	x := exchangePool.Get().(*exchange)
+	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0]}
+	x.start = g.clock.Now()
+	req := &ctx.Request
+
+	g.identify(ctx, st, x)
+	x.path = append(x.path, req.URI().Path()...)
+
+	method := req.Header.Method()
+	for _, r := range st.routes {
+		if r.match.match(req.Header.Host(), method, req.URI().Path(), &req.Header) {
+			x.route = r
+			break
+		}
+	}
+	if x.route == nil {
+		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
+	} else {
+		g.handle(ctx, st, x)
+	}
+	g.finish(ctx, x)
+	exchangePool.Put(x)
+}
+
+// identify sets the request id, the trace context, the client address and
+// the forwarding headers.
+func (g *Gateway) identify(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
+	h := &ctx.Request.Header
+	if rid := h.Peek("X-Request-Id"); validRequestID(rid) {
+		x.rid = append(x.rid, rid...)
+	} else {
+		x.rid = appendRandomHex(x.rid, 16)
+		h.SetBytesV("X-Request-Id", x.rid)
+	}
+	if tid, flags, ok := parseTraceparent(h.Peek("Traceparent")); ok {
+		x.traceID, x.sampled = tid, flags
+	} else {
+		putRandom(x.traceID[:])
+		x.sampled = 1
+	}
+	putRandom(x.spanID[:])
+	x.buf = append(x.buf[:0], "00-"...)
+	x.buf = hex.AppendEncode(x.buf, x.traceID[:])
+	x.buf = append(x.buf, '-')
+	x.buf = hex.AppendEncode(x.buf, x.spanID[:])
+	x.buf = append(x.buf, '-', '0', '0'+x.sampled)
+	h.SetBytesV("Traceparent", x.buf)
+
+	peer := remoteAddr(ctx)
+	x.client = peer
+	if st.trusted(peer) {
+		// Believe the chain: the client is the rightmost address that is
+		// not one of our trusted proxies.
+		xff := h.Peek("X-Forwarded-For")
+		if c, ok := clientFromXFF(xff, st); ok {
+			x.client = c
+		}
+		x.buf = append(x.buf[:0], xff...)
+		if len(xff) > 0 {
+			x.buf = append(x.buf, ", "...)
+		}
+		x.buf = peer.AppendTo(x.buf)
+		h.SetBytesV("X-Forwarded-For", x.buf)
+		if len(h.Peek("X-Forwarded-Proto")) == 0 {
+			h.Set("X-Forwarded-Proto", scheme(ctx))
+		}
+	} else {
+		x.buf = peer.AppendTo(x.buf[:0])
+		h.SetBytesV("X-Forwarded-For", x.buf)
+		h.Set("X-Forwarded-Proto", scheme(ctx))
+	}
+}
+
+func scheme(ctx *fasthttp.RequestCtx) string {
+	if ctx.IsTLS() || ctx.UserValue(tlsKey{}) != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// clientFromXFF returns the rightmost address in an X-Forwarded-For chain
+// that is not a trusted proxy.
+func clientFromXFF(xff []byte, st *state) (netip.Addr, bool) {
+	for len(xff) > 0 {
+		i := len(xff) - 1
+		for i >= 0 && xff[i] != ',' {
+			i--
+		}
+		part := xff[i+1:]
+		for len(part) > 0 && part[0] == ' ' {
+			part = part[1:]
+		}
+		a, err := netip.ParseAddr(s(part))
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a = a.Unmap()
+		if !st.trusted(a) {
+			return a, true
+		}
+		if i < 0 {
+			return a, true
+		}
+		xff = xff[:i]
+	}
+	return netip.Addr{}, false
+}
+
+// validRequestID accepts client-chosen ids that are safe to log and echo:
+// 1-128 visible ASCII characters without quotes or backslashes.
+func validRequestID(b []byte) bool {
+	if len(b) == 0 || len(b) > 128 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func appendRandomHex(dst []byte, n int) []byte {
+	var b [32]byte
+	putRandom(b[:n])
+	return hex.AppendEncode(dst, b[:n])
+}
+
+func putRandom(b []byte) {
+	for i := 0; i < len(b); i += 8 {
+		v := rand.Uint64()
+		for j := i; j < len(b) && j < i+8; j++ {
+			b[j] = byte(v)
+			v >>= 8
+		}
+	}
+}
+
+// parseTraceparent reads a W3C traceparent: version 00, a non-zero trace
+// id and parent id, and flags.
+func parseTraceparent(v []byte) (tid [16]byte, sampled byte, ok bool) {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || (len(v) > 55 && v[55] != '-') {
+		return tid, 0, false
+	}
+	if v[0] == 'f' && v[1] == 'f' {
+		return tid, 0, false
+	}
+	var parent [8]byte
+	var flags [1]byte
+	if _, err := hex.Decode(tid[:], v[3:35]); err != nil {
+		return tid, 0, false
+	}
+	if _, err := hex.Decode(parent[:], v[36:52]); err != nil {
+		return tid, 0, false
+	}
+	if _, err := hex.Decode(flags[:], v[53:55]); err != nil {
+		return tid, 0, false
+	}
+	if tid == ([16]byte{}) || parent == ([8]byte{}) {
+		return tid, 0, false
+	}
+	return tid, flags[0] & 1, true
+}
+
+// handle runs a matched request through the route's policies.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
+	r := x.route
+	req := &ctx.Request
+	if len(req.Body()) > r.maxBody {
+		g.reject(ctx, x, fasthttp.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
+		return
+	}
+	if g.auth != nil {
+		if !g.auth(ctx, x) {
+			return
+		}
+	}
+	if r.rate != nil {
+		key := g.rateKey(ctx, r, x)
+		ok, wait := r.rate.AllowKey(key)
+		g.metrics.rateDecision(r.name, ok)
+		if !ok {
+			g.reject(ctx, x, fasthttp.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
+			return
+		}
+	}
+	if r.faults != nil && g.applyFaults(ctx, x) {
+		return
+	}
+	if r.bulkhead != nil {
+		permit, err := r.bulkhead.Acquire(ctx)
+		if err != nil {
+			g.rejectErr(ctx, x, err)
+			return
+		}
+		defer permit.Release()
+	}
+	var lp resilience.LimiterPermit
+	if r.limiter != nil {
+		var err error
+		if lp, err = r.limiter.Allow(); err != nil {
+			g.rejectErr(ctx, x, err)
+			return
+		}
+	}
+	if isUpgrade(req) {
+		g.upgrade(ctx, x)
+		lp.Done(nil)
+		return
+	}
+	if r.pool == nil {
+		g.serveFallback(ctx, x, "fallback")
+		lp.Done(nil)
+		return
+	}
+	kind := g.proxy(ctx, x)
+	if kind == errTimeout {
+		lp.Done(resilience.ErrTimeout)
+	} else {
+		lp.Done(nil)
+	}
+}
+
+// rateKey returns the rate-limit key of the request; the string aliases
+// request memory, which KeyedRateLimiter copies when it keeps a key.
+func (g *Gateway) rateKey(ctx *fasthttp.RequestCtx, r *route, x *exchange) string {
+	rl := r.cfg.RateLimit
+	switch rl.Key {
+	case "header":
+		return s(ctx.Request.Header.Peek(rl.Header))
+	case "api_key":
+		if x.tenant != "" {
+			return x.tenant
+		}
+		if k := ctx.Request.Header.Peek("X-Api-Key"); len(k) > 0 {
+			return s(k)
+		}
+		if a := ctx.Request.Header.Peek("Authorization"); len(a) > 7 && string(a[:7]) == "Bearer " {
+			return s(a[7:])
+		}
+		return ""
+	}
+	x.buf = x.client.AppendTo(x.buf[:0])
+	return s(x.buf)
+}
+
+// proxy sends the request upstream, retrying under the route's policy,
+// and leaves the response (or a rejection) in ctx.Response. It returns
+// how the last attempt failed, if it did.
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
+	r := x.route
+	p := r.pool
+	req := &ctx.Request
+	prepareUpstream(req, r)
+
+	deadline := x.start.Add(r.timeout)
+	method := req.Header.Method()
+	maxAttempts := 1
+	if rp := r.retry; rp != nil && (rp.nonIdem || idempotentMethod(method) || len(req.Header.Peek("Idempotency-Key")) > 0) {
+		maxAttempts = rp.attempts
+		rp.budget.Deposit()
+	}
+	var hashKey []byte
+	if hc := p.cfg.HashOn; hc != nil {
+		if hc.Header != "" {
+			hashKey = req.Header.Peek(hc.Header)
+		} else {
+			hashKey = x.client.AppendTo(x.buf[:0])
+		}
+	}
+	var prev *target
+	var delay time.Duration
+	for attempt := 1; ; attempt++ {
+		x.attempts = attempt
+		t := p.pick(prev, hashKey)
+		if t == nil {
+			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
+			return errNone
+		}
+		x.target = t
+		var bp resilience.BreakerPermit
+		if t.breaker != nil {
+			var err error
+			if bp, err = t.breaker.Allow(); err != nil {
+				wait, _ := resilience.RetryHintOf(err)
+				var rej *resilience.RejectedError
+				reason := "breaker_open"
+				if errors.As(err, &rej) {
+					reason = rej.Reason
+				}
+				g.unavailable(ctx, x, "breaker", reason, wait)
+				return errNone
+			}
+		}
+		now := g.clock.Now()
+		tryDeadline := min64(deadline, now.Add(r.perTry))
+		if !tryDeadline.After(now) {
+			bp.Done(nil)
+			g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
+			return errTimeout
+		}
+		t.inflight.Add(1)
+		err := t.client.DoDeadline(req, &ctx.Response, tryDeadline)
+		t.inflight.Add(-1)
+		lat := g.clock.Since(now)
+		t.observe(lat)
+		kind := classifyErr(err)
+		status := 0
+		if err == nil {
+			status = ctx.Response.StatusCode()
+		}
+		g.metrics.observeClient(t.addr, methodName(method), status, kind.String(), lat)
+		result := resultOK
+		switch {
+		case err != nil:
+			bp.Done(err)
+			result = resultConnErr
+		case status >= 500:
+			bp.Done(errUpstreamStatus)
+			result = result5xx
+		default:
+			bp.Done(nil)
+		}
+		if p.report(t, result) {
+			g.metrics.ejections.WithLabelValues(p.name, t.addr).Inc()
+			g.log.Warn("target ejected", "upstream", p.name, "target", t.addr)
+		}
+		failed := err != nil || status >= 500 || status == 429 || status == 409
+		if !failed {
+			return errNone
+		}
+		if attempt < maxAttempts && r.retry.retryable(status, kind) {
+			delay = resilience.Backoff(r.retry.backoff, attempt, delay, nil)
+			if g.clock.Now().Add(delay).Before(deadline) {
+				if r.retry.budget.Withdraw() {
+					g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRetry, Policy: "retry", Name: r.name, Attempt: attempt + 1, Delay: delay})
+					ctx.Response.CloseBodyStream()
+					if delay > 0 {
+						if clock.Sleep(ctx, g.clock, delay) != nil {
+							return kind
+						}
+					}
+					prev = t
+					continue
+				}
+				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted"})
+			}
+		}
+		if err != nil {
+			switch kind {
+			case errTimeout:
+				g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
+			case errConnect:
+				g.unavailable(ctx, x, "upstream", ReasonConnectFailed, 0)
+			default:
+				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+			}
+		}
+		return kind
+	}
+}
+
+func min64(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// prepareUpstream turns the client's request into the one sent upstream:
+// hop-by-hop headers out, path rewritten, the route's header changes
+// applied.
+func prepareUpstream(req *fasthttp.Request, r *route) {
+	h := &req.Header
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	if r.cfg.Rewrite != nil {
+		u := req.URI()
+		var buf [256]byte
+		u.SetPathBytes(r.rewritePath(buf[:0], u.Path()))
+	}
+	req.URI().SetScheme("http")
+	for _, name := range r.reqRemove {
+		h.Del(name)
+	}
+	for k, v := range r.cfg.RequestHeaders.Set {
+		h.Set(k, v)
+	}
+	for k, v := range r.cfg.RequestHeaders.Add {
+		h.Add(k, v)
+	}
+}
+
+// unavailable answers a request the gateway cannot send upstream: with the
+// route's fallback when it has one, else 503.
+func (g *Gateway) unavailable(ctx *fasthttp.RequestCtx, x *exchange, policy, reason string, wait time.Duration) {
+	if x.route.fallback != nil {
+		x.reason = reason
+		g.serveFallback(ctx, x, policy)
+		return
+	}
+	g.reject(ctx, x, fasthttp.StatusServiceUnavailable, policy, reason, wait)
+}
+
+func (g *Gateway) serveFallback(ctx *fasthttp.RequestCtx, x *exchange, policy string) {
+	f := x.route.fallback
+	ctx.Response.CloseBodyStream()
+	ctx.Response.Reset()
+	ctx.SetStatusCode(f.status)
+	ctx.SetContentType(f.contentType)
+	for _, h := range f.headers {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
+	ctx.Response.Header.Set("X-Relia-Fallback", x.route.name)
+	ctx.SetBody(f.body)
+	if x.policy == "" {
+		x.policy = policy
+	}
+	g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventFallback, Policy: "fallback", Name: x.route.name})
+}
+
+// rejectErr renders a policy's *RejectedError.
+func (g *Gateway) rejectErr(ctx *fasthttp.RequestCtx, x *exchange, err error) {
+	var rej *resilience.RejectedError
+	if errors.As(err, &rej) {
+		status := fasthttp.StatusServiceUnavailable
+		if errors.Is(err, resilience.ErrRateLimited) {
+			status = fasthttp.StatusTooManyRequests
+		}
+		g.reject(ctx, x, status, rej.Policy, rej.Reason, rej.RetryAfter)
+		return
+	}
+	// The client went away while the request waited.
+	g.reject(ctx, x, 499, "client", "client_closed", 0)
+}
+
+// rejectionBody is the JSON every rejection carries.
+type rejectionBody struct {
+	Reason            string `json:"reason"`
+	Policy            string `json:"policy"`
+	Route             string `json:"route,omitempty"`
+	RequestID         string `json:"request_id"`
+	RetryAfterSeconds int64  `json:"retry_after_seconds,omitempty"`
+}
+
+// reject answers with status and a JSON body naming the reason and the
+// policy, and Retry-After when a wait is known.
+func (g *Gateway) reject(ctx *fasthttp.RequestCtx, x *exchange, status int, policy, reason string, wait time.Duration) {
+	ctx.Response.CloseBodyStream()
+	ctx.Response.Reset()
+	x.reason, x.policy = reason, policy
+	body := rejectionBody{Reason: reason, Policy: policy, RequestID: string(x.rid)}
+	if x.route != nil {
+		body.Route = x.route.name
+	}
+	if wait > 0 {
+		ra := retryAfterSeconds(wait)
+		ctx.Response.Header.Set("Retry-After", ra)
+		body.RetryAfterSeconds = int64((wait + time.Second - 1) / time.Second)
+	} else if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
+		ctx.Response.Header.Set("Retry-After", "1")
+		body.RetryAfterSeconds = 1
+	}
+	b, _ := json.Marshal(body)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+	if policy != "ratelimit" && policy != "breaker" && policy != "bulkhead" && policy != "adaptive" {
+		// Policies report their own rejections to the observer.
+		g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: policy, Name: routeName(x), Reason: reason})
+	}
+}
+
+func routeName(x *exchange) string {
+	if x.route == nil {
+		return ""
+	}
+	return x.route.name
+}
+
+// finish fixes up the response headers and records the request in the
+// metrics, the outcome recorder and the access log.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
+	resp := &ctx.Response
+	rh := &resp.Header
+	// The upstream's connection management is not the client's.
+	rh.ResetConnectionClose()
+	for _, name := range hopHeaders {
+		rh.Del(name)
+	}
+	if r := x.route; r != nil {
+		for _, name := range r.respRemove {
+			rh.Del(name)
+		}
+		for k, v := range r.cfg.ResponseHeaders.Set {
+			rh.Set(k, v)
+		}
+		for k, v := range r.cfg.ResponseHeaders.Add {
+			rh.Add(k, v)
+		}
+	}
+	rh.SetBytesV("X-Request-Id", x.rid)
+	x.status = resp.StatusCode()
+	if cl := rh.ContentLength(); cl >= 0 {
+		x.bytesOut = int64(cl)
+	}
+	lat := g.clock.Since(x.start)
+	route := "unmatched"
+	if x.route != nil {
+		route = x.route.name
+	}
+	g.metrics.observeServer(route, methodName(ctx.Method()), x.status, lat)
+	if g.rec != nil {
+		g.rec.Record(outcome.Outcome{
+			Start: x.start, Latency: lat, Status: x.status, Class: outcome.ClassifyResponse(x.status, nil),
+			BytesIn: int64(len(ctx.Request.Body())), BytesOut: x.bytesOut, Name: route, Attempt: max(x.attempts, 1),
+		})
+	}
+	g.access.log(ctx, x, route, lat)
+}

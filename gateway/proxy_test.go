@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxyRoutesAndHeaders(t *testing.T) {
+	t.Parallel()
+	users := newBackend(t, "users")
+	orders := newBackend(t, "orders")
+	_, url := startGateway(t, fmt.Sprintf(`
+  trustedProxies: ["127.0.0.1"]
+  upstreams:
+    - name: users
+      targets: [{address: %s}]
+    - name: orders
+      targets: [{address: %s}]
+  routes:
+    - name: orders-admin
+      match: {path: {prefix: /orders}, methods: [DELETE]}
+      fallback: {status: 403, body: '{"reason":"no"}'}
+    - name: orders
+      match: {hosts: ["*.example.com"], path: {prefix: /orders}}
+      upstream: orders
+      rewrite: {prefix: /v2/orders}
+      requestHeaders: {set: {X-Env: test}, remove: [X-Secret]}
+      responseHeaders: {set: {X-Route: orders}, remove: [X-Backend]}
+    - name: users
+      match: {path: {regex: "/users/[0-9]+"}, headers: {X-Tenant: "*"}}
+      upstream: users
+`, users.addr(), orders.addr()), Options{})
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		hdr        map[string]string
+		wantStatus int
+		wantBody   string
+	}{
+		{"prefix and host", "GET", "/orders/42", map[string]string{"Host": "shop.example.com"}, 200, "orders"},
+		{"host mismatch", "GET", "/orders/42", map[string]string{"Host": "example.org"}, 404, `"no_route"`},
+		{"method first", "DELETE", "/orders/42", nil, 403, `{"reason":"no"}`},
+		{"regex with header", "GET", "/users/7", map[string]string{"X-Tenant": "a"}, 200, "users"},
+		{"regex without header", "GET", "/users/7", nil, 404, `"no_route"`},
+		{"regex is anchored", "GET", "/users/7/x", map[string]string{"X-Tenant": "a"}, 404, `"no_route"`},
+		{"prefix at segment", "GET", "/ordersX", map[string]string{"Host": "a.example.com"}, 404, `"no_route"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := get(t, tc.method, url+tc.path, tc.hdr)
+			if status != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
+				t.Errorf("got %d %q, want %d containing %q", status, body, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+
+	status, _, h := get(t, "GET", url+"/orders/42?x=1", map[string]string{
+		"Host": "shop.example.com", "X-Secret": "s", "X-Forwarded-For": "203.0.113.9", "X-Request-ID": "abc-123",
+		"Traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	})
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	r := orders.lastRequest()
+	if r.URL.Path != "/v2/orders/42" || r.URL.RawQuery != "x=1" {
+		t.Errorf("upstream got %s?%s, want /v2/orders/42?x=1", r.URL.Path, r.URL.RawQuery)
+	}
+	if r.Header.Get("X-Env") != "test" || r.Header.Get("X-Secret") != "" {
+		t.Errorf("request headers not applied: %v", r.Header)
+	}
+	if got := r.Header.Get("X-Forwarded-For"); got != "203.0.113.9, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q (trusted peer appends)", got)
+	}
+	if r.Header.Get("X-Request-Id") != "abc-123" || h.Get("X-Request-Id") != "abc-123" {
+		t.Errorf("request id not propagated: up %q down %q", r.Header.Get("X-Request-Id"), h.Get("X-Request-Id"))
+	}
+	tp := r.Header.Get("Traceparent")
+	if !strings.HasPrefix(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || strings.Contains(tp, "00f067aa0ba902b7") || !strings.HasSuffix(tp, "-01") {
+		t.Errorf("traceparent = %q, want same trace, new parent, sampled", tp)
+	}
+	if h.Get("X-Route") != "orders" || h.Get("X-Backend") != "" {
+		t.Errorf("response headers not applied: %v", h)
+	}
+}
+
+func TestProxyUntrustedForwardedFor(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: all, upstream: b}]
+`, b.addr()), Options{})
+	status, _, h := get(t, "GET", url+"/", map[string]string{"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https", "Connection": "keep-alive, X-Hop", "Keep-Alive": "timeout=5"})
+	if status != 200 {
+		t.Fatal(status)
+	}
+	r := b.lastRequest()
+	if got := r.Header.Get("X-Forwarded-For"); got != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q, want the peer only", got)
+	}
+	if got := r.Header.Get("X-Forwarded-Proto"); got != "http" {
+		t.Errorf("X-Forwarded-Proto = %q, want http", got)
+	}
+	if r.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop Keep-Alive forwarded")
+	}
+	if len(h.Get("X-Request-Id")) != 32 {
+		t.Errorf("generated request id %q", h.Get("X-Request-Id"))
+	}
+}
+
+func TestRetryMovesToAnotherTarget(t *testing.T) {
+	t.Parallel()
+	bad := newBackend(t, "bad")
+	bad.handle(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(503); return true })
+	good := newBackend(t, "good")
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams:
+    - name: p
+      targets: [{address: %s}, {address: %s}]
+      breaker: {disabled: true}
+  routes:
+    - name: r
+      upstream: p
+      retry: {attempts: 2, base: 1ms, cap: 2ms, on: [5xx]}
+`, bad.addr(), good.addr()), Options{})
+	for i := range 10 {
+		status, body, _ := get(t, "GET", url+"/", nil)
+		if status != 200 || body != "good" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+	}
+	// POST is not idempotent: no retry, so some requests see the 503.
+	saw503 := false
+	for range 10 {
+		if status, _, _ := get(t, "POST", url+"/", nil); status == 503 {
+			saw503 = true
+		}
+	}
+	if !saw503 {
+		t.Error("POST was retried")
+	}
+}
+
+func TestBreakerOpensAndFallbackServes(t *testing.T) {
+	t.Parallel()
+	hang := newBackend(t, "hang")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hang.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	})
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams:
+    - name: slow
+      targets: [{address: %s}]
+      breaker: {consecutiveFailures: 2, openDuration: 1m}
+  routes:
+    - name: r
+      upstream: slow
+      timeout: 100ms
+      fallback: {status: 200, body: '{"items":[]}'}
+`, hang.addr()), Options{})
+	for range 2 {
+		status, body, _ := get(t, "GET", url+"/", nil)
+		if status != 504 || !strings.Contains(body, ReasonUpstreamTimeout) {
+			t.Fatalf("hung upstream: %d %s, want 504 upstream_timeout", status, body)
+		}
+	}
+	start := time.Now()
+	status, body, h := get(t, "GET", url+"/", nil)
+	if status != 200 || body != `{"items":[]}` || h.Get("X-Relia-Fallback") != "r" {
+		t.Fatalf("after the breaker opened: %d %q %v, want the fallback", status, body, h)
+	}
+	if d := time.Since(start); d > 90*time.Millisecond {
+		t.Errorf("fallback took %v; an open breaker answers without waiting", d)
+	}
+}
+
+func TestRejectionsExplainThemselves(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes:
+    - name: limited
+      match: {path: {prefix: /limited}}
+      upstream: b
+      rateLimit: {rate: 1, burst: 1, key: header, header: X-Client}
+    - name: small
+      match: {path: {prefix: /small}}
+      upstream: b
+      maxBodySize: 4B
+    - name: faulty
+      match: {path: {prefix: /faulty}}
+      upstream: b
+      faults: [{name: boom, abortStatus: 503, headers: {X-Chaos: "1"}}]
+`, b.addr()), Options{})
+	hdr := map[string]string{"X-Client": "alice"}
+	if status, _, _ := get(t, "GET", url+"/limited", hdr); status != 200 {
+		t.Fatalf("first request: %d", status)
+	}
+	status, body, h := get(t, "GET", url+"/limited", hdr)
+	var rej rejectionBody
+	if err := json.Unmarshal([]byte(body), &rej); err != nil {
+		t.Fatalf("429 body %q: %v", body, err)
+	}
+	if status != 429 || rej.Reason != "rate_limited" || rej.Policy != "ratelimit" || h.Get("Retry-After") != "1" {
+		t.Errorf("rate limited: %d %+v Retry-After %q", status, rej, h.Get("Retry-After"))
+	}
+	if status, _, _ := get(t, "GET", url+"/limited", map[string]string{"X-Client": "bob"}); status != 200 {
+		t.Errorf("another key was limited: %d", status)
+	}
+
+	req, _ := http.NewRequest("POST", url+"/small", strings.NewReader("12345"))
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("oversized body: %d, want 413", resp.StatusCode)
+	}
+
+	if status, _, _ := get(t, "GET", url+"/faulty", nil); status != 200 {
+		t.Errorf("fault without its header: %d", status)
+	}
+	if status, _, _ := get(t, "GET", url+"/faulty", map[string]string{"X-Chaos": "1"}); status != 503 {
+		t.Errorf("fault with its header: %d, want 503", status)
+	}
+}

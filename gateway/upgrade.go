@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// isUpgrade reports whether the client asks to switch protocols
+// (WebSocket, h2c upgrade is handled by the HTTP/2 listener instead).
+func isUpgrade(req *fasthttp.Request) bool {
+	return req.Header.ConnectionUpgrade() && len(req.Header.Peek("Upgrade")) > 0
+}
+
+// upgrade proxies a protocol switch: the request goes to a target over a
+// connection of its own, and from then on bytes are copied both ways until
+// either side closes. The target's 101 (or refusal) reaches the client
+// through the same copy, so the gateway never needs to understand
+// WebSocket frames.
+func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
+	r := x.route
+	if r.pool == nil {
+		g.serveFallback(ctx, x, "fallback")
+		return
+	}
+	t := r.pool.pick(nil, nil)
+	if t == nil {
+		g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
+		return
+	}
+	x.target, x.attempts = t, 1
+	if t.breaker != nil {
+		bp, err := t.breaker.Allow()
+		if err != nil {
+			g.rejectErr(ctx, x, err)
+			return
+		}
+		defer func() { bp.Done(nil) }()
+	}
+	timeout := r.pool.cfg.ConnectTimeout
+	if timeout == 0 {
+		timeout = DefaultConnectTimeout
+	}
+	up, err := fasthttp.DialTimeout(t.addr, timeout)
+	if err != nil {
+		g.unavailable(ctx, x, "upstream", ReasonConnectFailed, 0)
+		return
+	}
+	req := &ctx.Request
+	proto := string(req.Header.Peek("Upgrade"))
+	prepareUpstream(req, r)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", proto)
+	bw := bufio.NewWriter(up)
+	if err := req.Write(bw); err != nil || bw.Flush() != nil {
+		up.Close()
+		g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
+	if hijackBridged(ctx, func(c net.Conn) { splice(c, up) }) {
+		return
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) { splice(c, up) })
+}
+
+// splice copies between a and b until one side ends, then closes both.
+func splice(a, b net.Conn) {
+	var zero time.Time
+	a.SetDeadline(zero)
+	b.SetDeadline(zero)
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { a.Close(); b.Close() }) }
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); io.Copy(a, b); closeBoth() }()
+	go func() { defer wg.Done(); io.Copy(b, a); closeBoth() }()
+	wg.Wait()
+}
