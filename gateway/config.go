@@ -727,3 +727,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// JSONSchema returns the JSON Schema of Gateway documents, for editors
+// (published as docs/schema/gateway.json).
+func JSONSchema() ([]byte, error) { return config.Schema(Kind, Config{}) }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -51,13 +53,12 @@ func (g *Gateway) applyFaults(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		g.reject(ctx, x, 499, "client", "client_closed", 0)
 		return true
 	}
-	ctx.SetStatusCode(fw.status)
-	for k, vs := range fw.header {
-		for _, v := range vs {
-			ctx.Response.Header.Add(k, v)
-		}
+	// The answer is the gateway's own rejection, so it carries the reason
+	// and policy every rejection does, and the fault's Retry-After.
+	var wait time.Duration
+	if ra, err := strconv.Atoi(fw.header.Get("Retry-After")); err == nil && ra > 0 {
+		wait = time.Duration(ra) * time.Second
 	}
-	ctx.SetBody(fw.body.Bytes())
-	x.reason, x.policy = "fault_injected", "fault"
+	g.reject(ctx, x, fw.status, "fault", "fault_injected", wait)
 	return true
 }

@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+const validHead = `kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{address: "127.0.0.1:8080"}]
+  upstreams:
+    - name: users
+      targets: [{address: "127.0.0.1:9001"}]
+`
+
+func TestParseRejectsWithPosition(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body, want string
+	}{
+		{"unknown upstream", "  routes: [{name: r, upstream: user}]\n", `test.yaml:8:32: spec.routes[0].upstream: unknown upstream "user"`},
+		{"bad regex", "  routes:\n    - name: r\n      upstream: users\n      match: {path: {regex: \"(\"}}\n", "test.yaml:11:29: spec.routes[0].match.path.regex: error parsing regexp"},
+		{"two path kinds", "  routes:\n    - name: r\n      upstream: users\n      match: {path: {exact: /a, prefix: /b}}\n", "spec.routes[0].match.path"},
+		{"unknown field", "  routes: [{name: r, upstrem: users}]\n", "unknown field"},
+		{"negative duration", "  routes: [{name: r, upstream: users, timeout: -1s}]\n", "spec.routes[0].timeout"},
+		{"per-try above timeout", "  routes: [{name: r, upstream: users, timeout: 1s, perTryTimeout: 2s}]\n", "exceeds the route's timeout"},
+		{"duplicate route", "  routes: [{name: r, upstream: users}, {name: r, upstream: users}]\n", `duplicate route "r"`},
+		{"no upstream nor fallback", "  routes: [{name: r}]\n", "needs an upstream or a fallback"},
+		{"bad retry condition", "  routes: [{name: r, upstream: users, retry: {on: [sometimes]}}]\n", `unknown retry condition "sometimes"`},
+		{"rate without rate", "  routes: [{name: r, upstream: users, rateLimit: {key: client_ip}}]\n", "rate"},
+		{"header key without header", "  routes: [{name: r, upstream: users, rateLimit: {rate: 1, key: header}}]\n", "needs a header name"},
+		{"prefix rewrite without prefix match", "  routes: [{name: r, upstream: users, rewrite: {prefix: /x}}]\n", "needs a prefix path match"},
+		{"open admin", "  admin: {address: \"0.0.0.0:9901\"}\n  routes: [{name: r, upstream: users}]\n", "needs a bearer token"},
+		{"overlapping listeners", "  routes: [{name: r, upstream: users}]\n", ""},
+		{"hash without key", "  routes: [{name: r, upstream: users}]\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			doc := validHead + tc.body
+			switch tc.name {
+			case "overlapping listeners":
+				doc = strings.Replace(doc, `[{address: "127.0.0.1:8080"}]`, `[{address: "127.0.0.1:8080"}, {address: ":8080"}]`, 1)
+				tc.want = "overlaps listener"
+			case "hash without key":
+				doc = strings.Replace(doc, "    - name: users\n", "    - name: users\n      balance: hash\n", 1)
+				tc.want = "spec.upstreams[0].hashOn: balance: hash needs hashOn"
+			}
+			_, err := Parse("test.yaml", []byte(doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "test.yaml:") {
+				t.Errorf("error %q does not name the file and position", err)
+			}
+		})
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadFile("../examples/gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Spec.Routes) == 0 || len(cfg.Spec.Upstreams) < 2 {
+		t.Errorf("example has %d routes and %d upstreams", len(cfg.Spec.Routes), len(cfg.Spec.Upstreams))
+	}
+}
+
+func TestSchemaIsPublished(t *testing.T) {
+	t.Parallel()
+	got, err := JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../docs/schema/gateway.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Error("docs/schema/gateway.json is stale: go run ./cmd/relia gateway schema > docs/schema/gateway.json")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	ex, _ := os.ReadFile("../examples/gateway.yaml")
+	f.Add(string(ex))
+	f.Add(validHead + "  routes: [{name: r, upstream: users, match: {path: {regex: \"a+\"}}}]\n")
+	f.Add(validHead + "  routes: [{name: r, upstream: users, retry: {attempts: 2}}]\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		cfg, err := Parse("fuzz.yaml", []byte(doc))
+		if err != nil {
+			return
+		}
+		// A config that validates must compile.
+		g, err := New(cfg, Options{AccessLog: discard{}})
+		if err != nil {
+			t.Fatalf("valid config does not build: %v", err)
+		}
+		g.closeAccessLog()
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
