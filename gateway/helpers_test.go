@@ -130,3 +130,5 @@ func get(t testing.TB, method, url string, hdr map[string]string) (int, string, 
 }
 
 var testClient = &http.Client{Timeout: 10 * time.Second}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// drive sends GETs from workers until stop is closed and returns the
+// latencies and the failures (anything but 200).
+func drive(t *testing.T, url string, workers int, stop <-chan struct{}) (lat []time.Duration, failed []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				resp, err := client.Get(url)
+				d := time.Since(start)
+				msg := ""
+				if err != nil {
+					msg = err.Error()
+				} else {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						msg = fmt.Sprintf("%d %s", resp.StatusCode, b)
+					}
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				if msg != "" {
+					failed = append(failed, msg)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, failed
+}
+
+func p99(lat []time.Duration) time.Duration {
+	slices.Sort(lat)
+	return lat[len(lat)*99/100]
+}
+
+func TestKillOneOfThreeReplicasUnderLoad(t *testing.T) {
+	b := []*backend{newBackend(t, "a"), newBackend(t, "b"), newBackend(t, "c")}
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams:
+    - name: p
+      targets: [{address: %s}, {address: %s}, {address: %s}]
+      connectTimeout: 200ms
+      health: {passive: {consecutiveConnectErrors: 1, baseEjection: 30s}}
+  routes:
+    - name: r
+      upstream: p
+      timeout: 2s
+      retry: {attempts: 3, base: 1ms, cap: 5ms, on: [connect-failure, reset, gateway-error]}
+`, b[0].addr(), b[1].addr(), b[2].addr()), Options{})
+	stop := make(chan struct{})
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		b[1].CloseClientConnections()
+		b[1].Close()
+		time.Sleep(800 * time.Millisecond)
+		close(stop)
+	}()
+	lat, failed := drive(t, url+"/", 8, stop)
+	if len(lat) < 200 {
+		t.Fatalf("only %d requests ran", len(lat))
+	}
+	if share := float64(len(failed)) / float64(len(lat)); share > 0.001 {
+		t.Errorf("%d of %d requests failed (%.3f%%, limit 0.1%%): %v", len(failed), len(lat), share*100, failed[:min(5, len(failed))])
+	}
+	if q := p99(lat); q > 250*time.Millisecond {
+		t.Errorf("p99 %v, limit 250ms", q)
+	}
+	t.Logf("%d requests, %d failed, p99 %v", len(lat), len(failed), p99(lat))
+}
+
+func TestReloadUnderLoadFailsNothing(t *testing.T) {
+	b1, b2 := newBackend(t, "one"), newBackend(t, "two")
+	conf := func(tag string) *Config {
+		doc := fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  upstreams:
+    - name: p
+      targets: [{address: %s}, {address: %s}]
+  routes:
+    - name: r
+      upstream: p
+      responseHeaders: {set: {X-Generation: %s}}
+`, b1.addr(), b2.addr(), tag)
+		cfg, err := Parse("reload.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	g, err := New(conf("a"), Options{AccessLog: io.Discard, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	url := "http://" + g.Addr("main") + "/"
+	stop := make(chan struct{})
+	var reloads atomic.Int32
+	go func() {
+		defer close(stop)
+		for i := range 30 {
+			if err := g.Reload(conf(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
+			reloads.Add(1)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	lat, failed := drive(t, url, 8, stop)
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed during %d reloads: %v", len(failed), len(lat), reloads.Load(), failed[:min(5, len(failed))])
+	}
+	// An invalid config is rejected and the old one keeps serving.
+	bad := conf("x")
+	bad.Spec.Routes[0].Upstream = "missing"
+	if err := g.Reload(bad); err == nil {
+		t.Error("invalid config accepted")
+	}
+	_, _, h := get(t, "GET", url, nil)
+	if h.Get("X-Generation") != "29" {
+		t.Errorf("after a rejected reload the gateway serves generation %q, want 29", h.Get("X-Generation"))
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	g, _ := startGateway(t, fmt.Sprintf(`
+  server: {readHeaderTimeout: 300ms, maxHeaderBytes: 4KiB}
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	addr := g.Addr("main")
+	tests := []struct {
+		name, req  string
+		wantStatus string // "" means: the connection is closed without an answer
+	}{
+		{"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", "431"},
+		{"bad content-length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "400"},
+		{"garbage request line", "\x00\x01\x02 nonsense\r\n\r\n", "400"},
+		{"slowloris", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, tc.req)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if tc.wantStatus == "" {
+				if err == nil && !strings.HasPrefix(line, "HTTP/1.1 4") {
+					t.Errorf("slow client got %q, want a 4xx or the connection closed", line)
+				}
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Error("the gateway kept a slow client's connection open past its read timeout")
+				}
+				return
+			}
+			if !strings.Contains(line, " "+tc.wantStatus+" ") {
+				t.Errorf("got %q (%v), want status %s", line, err, tc.wantStatus)
+			}
+		})
+	}
+	// The gateway still serves.
+	if status, _, _ := get(t, "GET", "http://"+addr+"/", nil); status != 200 {
+		t.Errorf("after malformed requests: %d", status)
+	}
+}
+
+func TestWebSocketPassesThrough(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "ws")
+	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Upgrade") != "websocket" {
+			return false
+		}
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return true
+		}
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(c, rw) // echo
+		return true
+	})
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	c, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(c, "ping frames")
+	buf := make([]byte, len("ping frames"))
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping frames" {
+		t.Errorf("echo through the gateway: %q %v", buf, err)
+	}
+}
+
+func TestH2CListener(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	g, _ := startGateway(t, fmt.Sprintf(`
+  listeners: [{name: main, address: "127.0.0.1:0", h2c: true}]
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("http://" + g.Addr("main") + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(body) != "b" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("h2c: %s %d %q %v", resp.Proto, resp.StatusCode, body, resp.Header)
+	}
+}
+
+func TestAdminRequiresToken(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte("s3cret-s3cret-s3cret\n"), 0o600)
+	g, _ := startGateway(t, fmt.Sprintf(`
+  admin: {address: "127.0.0.1:0", tokenFile: %q}
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, tok, b.addr()), Options{})
+	base := "http://" + g.AdminAddr()
+	if status, _, _ := get(t, "GET", base+"/upstreams", nil); status != 401 {
+		t.Errorf("without token: %d", status)
+	}
+	status, body, _ := get(t, "GET", base+"/upstreams", map[string]string{"Authorization": "Bearer s3cret-s3cret-s3cret"})
+	if status != 200 || !strings.Contains(body, b.addr()) {
+		t.Errorf("with token: %d %s", status, body)
+	}
+	if status, _, _ := get(t, "GET", base+"/readyz", nil); status != 200 {
+		t.Errorf("readyz: %d", status)
+	}
+}
