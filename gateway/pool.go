@@ -308,7 +308,7 @@ func (p *pool) pickHash(avoid *target, key []byte, now func() time.Time) *target
 	return firstAvailable(n, func(k int) *target { return p.ring[(i+k)%n].t }, avoid, now)
 }
 
-// fnv64 is FNV-1a: stable across processes, so gateway replicas hash a key
+// fnv64 is FNV-1a with a final mix: stable across processes, so gateway replicas hash a key
 // to the same target.
 func fnv64(b []byte) uint64 {
 	h := uint64(14695981039346656037)
@@ -316,6 +316,13 @@ func fnv64(b []byte) uint64 {
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
+	// FNV alone spreads keys that differ in their last bytes ("a#1",
+	// "a#2") poorly over the ring; a final avalanche (splitmix64's) fixes it.
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
 	return h
 }
 

@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+)
+
+func testPool(t *testing.T, u Upstream, clk clock.Clock) *pool {
+	t.Helper()
+	if len(u.Targets) == 0 {
+		for i := range 3 {
+			u.Targets = append(u.Targets, Target{Address: fmt.Sprintf("10.0.0.%d:80", i+1)})
+		}
+	}
+	p, err := newPool(normalizeUpstream(u), clk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestWeightedIsSmooth(t *testing.T) {
+	t.Parallel()
+	p := testPool(t, Upstream{Balance: BalanceWeighted, Targets: []Target{{Address: "a:1", Weight: 5}, {Address: "b:1", Weight: 1}, {Address: "c:1", Weight: 1}}}, clock.Real())
+	var seq string
+	for range 7 {
+		seq += p.pick(nil, nil).addr[:1]
+	}
+	if seq != "aabacaa" {
+		t.Errorf("sequence %s, want nginx's smooth aabacaa", seq)
+	}
+}
+
+func TestRoundRobinAvoidsPreviousTarget(t *testing.T) {
+	t.Parallel()
+	p := testPool(t, Upstream{}, clock.Real())
+	for range 10 {
+		first := p.pick(nil, nil)
+		if next := p.pick(first, nil); next == first {
+			t.Fatal("retry picked the same target while others were available")
+		}
+	}
+	p.targets[1].activeUp.Store(false)
+	p.targets[2].activeUp.Store(false)
+	if got := p.pick(p.targets[0], nil); got != p.targets[0] {
+		t.Errorf("with one target left the retry got %v, want it", got)
+	}
+	p.targets[0].activeUp.Store(false)
+	if got := p.pick(nil, nil); got != nil {
+		t.Errorf("no target available, got %s", got.addr)
+	}
+}
+
+func TestHashIsSticky(t *testing.T) {
+	t.Parallel()
+	p := testPool(t, Upstream{Balance: BalanceHash, HashOn: &HashOn{Header: "X-User"}}, clock.Real())
+	counts := map[string]int{}
+	moved := 0
+	for i := range 300 {
+		key := []byte(fmt.Sprintf("user-%d", i))
+		a := p.pick(nil, key)
+		if b := p.pick(nil, key); a != b {
+			t.Fatalf("key %s went to %s then %s", key, a.addr, b.addr)
+		}
+		counts[a.addr]++
+		p.targets[0].activeUp.Store(false)
+		if c := p.pick(nil, key); c != a {
+			moved++
+			if a != p.targets[0] {
+				t.Errorf("key %s moved off a healthy target", key)
+			}
+		}
+		p.targets[0].activeUp.Store(true)
+	}
+	for addr, n := range counts {
+		if n < 50 {
+			t.Errorf("%s got %d of 300 keys; the ring is lopsided", addr, n)
+		}
+	}
+	if moved != counts[p.targets[0].addr] {
+		t.Errorf("%d keys moved, want exactly the %d of the removed target", moved, counts[p.targets[0].addr])
+	}
+}
+
+func TestLeastRequestAvoidsLoadedTarget(t *testing.T) {
+	t.Parallel()
+	p := testPool(t, Upstream{Balance: BalanceLeastRequest, Targets: []Target{{Address: "a:1"}, {Address: "b:1"}}}, clock.Real())
+	p.targets[0].inflight.Store(50)
+	p.targets[0].observe(50 * time.Millisecond)
+	p.targets[1].observe(time.Millisecond)
+	for range 20 {
+		if got := p.pick(nil, nil); got != p.targets[1] {
+			t.Fatalf("picked the loaded, slow target")
+		}
+	}
+}
+
+func TestPassiveEjectionGrowsAndKeepsPoolAlive(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	p := testPool(t, Upstream{Health: Health{Passive: &PassiveHealth{Consecutive5xx: 3, BaseEjection: 10 * time.Second, MaxEjectedShare: 0.5}},
+		Targets: []Target{{Address: "a:1"}, {Address: "b:1"}}}, clk)
+	a, b := p.targets[0], p.targets[1]
+	fail := func(t *target, n int) (ejected bool) {
+		for range n {
+			ejected = p.report(t, result5xx) || ejected
+		}
+		return ejected
+	}
+	if fail(a, 2) {
+		t.Fatal("ejected before the threshold")
+	}
+	p.report(a, resultOK)
+	if fail(a, 2) {
+		t.Fatal("a success did not reset the count")
+	}
+	if !fail(a, 1) {
+		t.Fatal("not ejected at the threshold")
+	}
+	if a.available(clk.Now) {
+		t.Fatal("ejected target still available")
+	}
+	if fail(b, 3) {
+		t.Error("ejected the last target: detection alone must not empty the pool")
+	}
+	clk.Advance(10 * time.Second)
+	if !a.available(clk.Now) {
+		t.Fatal("first ejection lasted more than baseEjection")
+	}
+	fail(a, 3)
+	clk.Advance(15 * time.Second)
+	if a.available(clk.Now) {
+		t.Error("second ejection was not longer than the first")
+	}
+	clk.Advance(5 * time.Second)
+	if !a.available(clk.Now) {
+		t.Error("second ejection lasted more than twice baseEjection")
+	}
+}
+
+func TestActiveHealthThresholds(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	p := testPool(t, Upstream{Targets: []Target{{Address: "a:1"}}}, clk)
+	tgt := p.targets[0]
+	var healthy atomic.Bool
+	var probes atomic.Int32
+	probe := func(*target, string, time.Duration) bool { probes.Add(1); return healthy.Load() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.checkLoop(ctx, ActiveHealth{Interval: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3}.withDefaults(), clk, probe)
+	}()
+	defer func() { cancel(); <-done }()
+	// tick waits until the loop sleeps after its n-th round, then wakes it.
+	round := int32(1)
+	tick := func() {
+		clk.BlockUntil(1)
+		for probes.Load() < round {
+			time.Sleep(time.Millisecond)
+		}
+		round++
+		clk.Advance(time.Second)
+	}
+	for i := range 3 {
+		if !tgt.activeUp.Load() {
+			t.Fatalf("down after %d failed probes; the threshold is 3", i)
+		}
+		tick()
+	}
+	clk.BlockUntil(1)
+	if tgt.activeUp.Load() {
+		t.Fatal("still up after 3 failed probes")
+	}
+	healthy.Store(true)
+	tick()
+	clk.BlockUntil(1)
+	if tgt.activeUp.Load() {
+		t.Fatal("up after 1 good probe; the threshold is 2")
+	}
+	tick()
+	clk.BlockUntil(1)
+	if !tgt.activeUp.Load() {
+		t.Fatal("still down after 2 good probes")
+	}
+}
