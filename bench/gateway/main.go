@@ -1,0 +1,269 @@
+// Command gateway compares relia's gateway with nginx, haproxy and caddy as
+// reverse proxies to the same nginx backend, pinned the way
+// docs/benchmarks.md describes: wrk on CPU 0, the proxy under test and the
+// backend on CPU 1, 50 connections, a 3-byte body.
+//
+//	cd bench && go run ./gateway -duration 5s -rounds 3
+//
+// The gateway runs as a real user would run it: metrics on the admin
+// listener, the JSON access log written to a file, a breaker per target and
+// a retry budget on the route. Each round measures every proxy once, in an
+// order that rotates between rounds; figures are medians. Then, at half the
+// gateway's measured maximum, hey sends a constant rate (-q per connection)
+// directly to nginx and through the gateway; the p99 difference is the
+// latency the gateway adds. A peer that is not installed is skipped and
+// named. It is run on demand, never by go test.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "length of each wrk run")
+	rounds := flag.Int("rounds", 3, "rounds; each measures every proxy once")
+	conns := flag.Int("connections", 50, "connections")
+	flag.Parse()
+	if *rounds < 1 || *duration < time.Second || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "bench/gateway: -rounds, -duration (>= 1s) and -connections must be positive")
+		os.Exit(2)
+	}
+	if err := run(*duration, *rounds, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
+		os.Exit(1)
+	}
+}
+
+type proxy struct {
+	name string
+	port int
+	rps  []float64
+}
+
+func run(d time.Duration, rounds, conns int) error {
+	for _, bin := range []string{"nginx", "wrk", "taskset"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s is required: %w", bin, err)
+		}
+	}
+	out, err := filepath.Abs(filepath.Join("out", "gateway"))
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(out)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			p.Process.Signal(syscall.SIGTERM)
+			p.Wait()
+		}
+	}()
+	start := func(log string, args ...string) error {
+		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", "1"}, args...)...)
+		f, err := os.Create(filepath.Join(out, log))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("starting %s: %w", args[0], err)
+		}
+		procs = append(procs, cmd)
+		return nil
+	}
+
+	backend, nginxProxy, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	upstream := fmt.Sprintf("127.0.0.1:%d", backend)
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp; uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
+  upstream backend { server %[2]s; keepalive 64; }
+  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:%[4]d; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+`, out, upstream, backend, nginxProxy)
+	os.MkdirAll(filepath.Join(out, "tmp"), 0o755)
+	os.WriteFile(filepath.Join(out, "nginx.conf"), []byte(conf), 0o644)
+	if err := start("nginx.log", "nginx", "-c", filepath.Join(out, "nginx.conf"), "-p", out); err != nil {
+		return err
+	}
+	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy}}
+	var skipped []string
+
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		cfg := fmt.Sprintf("global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:%d\n  default_backend b\nbackend b\n  server s1 %s\n", haproxyPort, upstream)
+		os.WriteFile(filepath.Join(out, "haproxy.cfg"), []byte(cfg), 0o644)
+		if err := start("haproxy.log", "haproxy", "-f", filepath.Join(out, "haproxy.cfg")); err != nil {
+			return err
+		}
+		proxies = append(proxies, &proxy{name: "haproxy", port: haproxyPort})
+	} else {
+		skipped = append(skipped, "haproxy (not installed)")
+	}
+	if _, err := exec.LookPath("caddy"); err == nil {
+		cfg := fmt.Sprintf("{\n  admin off\n  auto_https off\n}\nhttp://127.0.0.1:%d {\n  reverse_proxy %s\n}\n", caddyPort, upstream)
+		os.WriteFile(filepath.Join(out, "Caddyfile"), []byte(cfg), 0o644)
+		if err := start("caddy.log", "env", "GOMAXPROCS=1", "caddy", "run", "--config", filepath.Join(out, "Caddyfile"), "--adapter", "caddyfile"); err != nil {
+			return err
+		}
+		proxies = append(proxies, &proxy{name: "caddy", port: caddyPort})
+	} else {
+		skipped = append(skipped, "caddy (not installed)")
+	}
+
+	relia := filepath.Join(out, "relia")
+	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
+	build.Dir = ".." // the main module: bench/go.mod holds only the peers' dependencies
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building relia: %w", err)
+	}
+	gw := fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{address: "127.0.0.1:%d"}]
+  admin: {address: "127.0.0.1:%d"}
+  accessLog: {path: %q}
+  upstreams:
+    - name: nginx
+      targets: [{address: %q}]
+      breaker: {consecutiveFailures: 5, openDuration: 10s}
+  routes:
+    - name: all
+      upstream: nginx
+      timeout: 5s
+      retry: {attempts: 2, budget: {ratio: 20%%}}
+`, gwPort, adminPort, filepath.Join(out, "access.log"), upstream)
+	os.WriteFile(filepath.Join(out, "gateway.yaml"), []byte(gw), 0o644)
+	if err := start("gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml")); err != nil {
+		return err
+	}
+	gateway := &proxy{name: "relia gateway", port: gwPort}
+	proxies = append(proxies, gateway)
+	for _, p := range append([]*proxy{{port: backend}}, proxies...) {
+		if err := waitPort(p.port); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("medians over %d rounds of %v, wrk -t1 -c%d on CPU 0, proxies and the nginx backend on CPU 1\n", rounds, d, conns)
+	for _, s := range skipped {
+		fmt.Printf("skipped: %s\n", s)
+	}
+	for r := range rounds {
+		for i := range proxies {
+			p := proxies[(i+r)%len(proxies)]
+			rps, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/", p.port), conns, d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			p.rps = append(p.rps, rps)
+		}
+	}
+	gwRPS := median(gateway.rps)
+	fmt.Printf("\n%-16s %10s %16s\n", "proxy", "req/s", "gateway / proxy")
+	for _, p := range proxies {
+		fmt.Printf("%-16s %10.0f %16.2f\n", p.name, median(p.rps), gwRPS/median(p.rps))
+	}
+
+	if _, err := exec.LookPath("hey"); err != nil {
+		fmt.Println("\nlatency: skipped (hey not installed)")
+		return nil
+	}
+	rate := gwRPS / 2
+	perConn := max(1, int(rate)/conns)
+	direct, err := heyP99(fmt.Sprintf("http://127.0.0.1:%d/", backend), conns, perConn, d)
+	if err != nil {
+		return err
+	}
+	via, err := heyP99(fmt.Sprintf("http://127.0.0.1:%d/", gwPort), conns, perConn, d)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nat %d req/s (half the gateway's max; hey -c %d -q %d): p99 direct %.2f ms, through the gateway %.2f ms, added %.2f ms\n",
+		perConn*conns, conns, perConn, direct*1000, via*1000, (via-direct)*1000)
+	return nil
+}
+
+var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+func wrk(url string, conns int, d time.Duration) (float64, error) {
+	out, err := exec.Command("taskset", "-c", "0", "wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) || bytes.Contains(out, []byte("Socket errors")) {
+		return 0, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no Requests/sec in wrk's output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+var heyP99Re = regexp.MustCompile(`99% in ([0-9.]+) secs`)
+
+func heyP99(url string, conns, qps int, d time.Duration) (float64, error) {
+	out, err := exec.Command("taskset", "-c", "0", "hey", "-z", d.String(), "-c", strconv.Itoa(conns), "-q", strconv.Itoa(qps), url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("hey: %w: %s", err, out)
+	}
+	m := heyP99Re.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no p99 in hey's output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("port " + strconv.Itoa(port) + " never opened")
+}
