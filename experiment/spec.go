@@ -1,0 +1,348 @@
+package experiment
+
+import (
+	"time"
+
+	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/slo"
+)
+
+// Kind is the kind: of experiment documents.
+const Kind = "Experiment"
+
+// Defaults of the settings an experiment may leave out.
+const (
+	// DefaultAbortWindow is the trailing window an abort condition is
+	// judged over.
+	DefaultAbortWindow = 10 * time.Second
+	// DefaultAbortMinEvents is the least number of events a burn-rate
+	// abort window must hold before it can abort the run, so that one
+	// failure among the first few requests does not end it.
+	DefaultAbortMinEvents = 10
+	// DefaultRecoveryWindow is the window whose SLI must meet the
+	// objective for a fault to count as recovered from.
+	DefaultRecoveryWindow = 5 * time.Second
+	// DefaultRecoveryBound is the recovery time the scorecard accepts.
+	DefaultRecoveryBound = 30 * time.Second
+	// DefaultFaultLease is the lease of every fault the runner starts: a
+	// runner that dies leaves nothing injected for longer.
+	DefaultFaultLease = 15 * time.Second
+	// DefaultHealthTimeout bounds the wait for a started service's health
+	// check to pass.
+	DefaultHealthTimeout = 30 * time.Second
+	// DefaultHealthPath is the path a started service's health check asks.
+	DefaultHealthPath = "/healthz"
+)
+
+// Experiment is the body of a `kind: Experiment` document: a target,
+// the SLOs that form the steady-state hypothesis, and phases of load with
+// the faults active in each. Every field's comment is user
+// documentation.
+type Experiment struct {
+	// Metadata names the experiment.
+	Metadata Metadata `yaml:"metadata" config:"required" json:"metadata,omitempty"`
+	// Spec is what the experiment does.
+	Spec Spec `yaml:"spec" config:"required" json:"spec,omitempty"`
+
+	// doc is the document the experiment was read from; validation
+	// errors point into it.
+	doc config.Document
+}
+
+// Metadata names an experiment.
+type Metadata struct {
+	// Name identifies the experiment in the journal and the report:
+	// letters, digits, '-', '_' and '.'.
+	Name string `yaml:"name" config:"required" json:"name,omitempty"`
+	// Labels are copied into the journal.
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
+}
+
+// Spec is what an experiment does.
+type Spec struct {
+	// Description says what the experiment proves.
+	Description string `yaml:"description" json:"description,omitempty"`
+	// Seed seeds every random choice of the run (which replica a process
+	// fault hits, the fault proxy's coin flips, the load's jitter). Left
+	// out, the run picks one and records it in the journal; `relia run
+	// --seed` replays a run's decisions.
+	Seed *uint64 `yaml:"seed" json:"seed,omitempty"`
+	// Target is the system under test.
+	Target Target `yaml:"target" config:"required" json:"target,omitempty"`
+	// Proxies are the fault proxies the run creates in front of the
+	// target's dependencies; toxic faults name one.
+	Proxies []Proxy `yaml:"proxies" json:"proxies,omitempty"`
+	// FaultServer is the control API (http://host:port) of a fault server
+	// that already runs, whose proxies toxic faults may also name. Left
+	// out, the run starts one in-process.
+	FaultServer string `yaml:"faultServer" json:"faultServer,omitempty"`
+	// FaultLease is the lease of every fault: the runner renews it while
+	// the fault should last, so a runner that dies, even by SIGKILL,
+	// leaves nothing injected for longer. Default 15s.
+	FaultLease time.Duration `yaml:"faultLease" json:"faultLease_ns,omitempty"`
+	// SLOs form the steady-state hypothesis: the verdict judges each over
+	// the run and over every phase.
+	SLOs []SLORef `yaml:"slos" config:"required" json:"slos,omitempty"`
+	// Scenario is the default `kind: Scenario` reference of every phase's
+	// load: "scenario.yaml", or "scenario.yaml#name" for one of several
+	// scenarios in a file. Paths are relative to the experiment file.
+	Scenario string `yaml:"scenario" json:"scenario,omitempty"`
+	// Phases run in order, each for its duration.
+	Phases []Phase `yaml:"phases" config:"required" json:"phases,omitempty"`
+	// Baseline names the phase every other phase is compared with; default:
+	// the first phase without faults.
+	Baseline string `yaml:"baseline" json:"baseline,omitempty"`
+	// Abort conditions end the run early, every fault rolled back at once,
+	// with exit code 3.
+	Abort []AbortCondition `yaml:"abort" json:"abort,omitempty"`
+	// Thresholds must hold over the whole run, written as in k6:
+	// {http_req_duration: ["p(99)<500"], http_req_failed: ["rate<0.01"]}.
+	Thresholds map[string][]string `yaml:"thresholds" json:"thresholds,omitempty"`
+	// Recovery configures how recovery after each fault is measured and
+	// what the scorecard accepts.
+	Recovery Recovery `yaml:"recovery" json:"recovery,omitempty"`
+}
+
+// Target is the system under test: a URL, services the run starts, or
+// both (the load goes to the URL when given, otherwise to the first
+// service).
+type Target struct {
+	// URL is where the load goes: http://127.0.0.1:8080.
+	URL string `yaml:"url" json:"url,omitempty"`
+	// Services are started by the run before the first phase and stopped
+	// after the last; process faults name them.
+	Services []Service `yaml:"services" json:"services,omitempty"`
+}
+
+// Service is one service the run starts: relia's embedded demo shop, or
+// a command with replicas and a health check.
+type Service struct {
+	// Name identifies the service; process faults name it.
+	Name string `yaml:"name" config:"required" json:"name,omitempty"`
+	// Shop starts relia's embedded demo shop behind the relia gateway
+	// (catalog, users, payments, recommendations). Process faults may
+	// name its services: catalog, users, payments, recommendations.
+	Shop *Shop `yaml:"shop" json:"shop,omitempty"`
+	// Command is the program and its arguments; "{{port}}" and
+	// "{{replica}}" in an argument are replaced per replica.
+	Command []string `yaml:"command" json:"command,omitempty"`
+	// Env is added to the command's environment, with PORT and
+	// RELIA_REPLICA set per replica.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// Replicas is how many copies of the command run; default 1.
+	Replicas int `yaml:"replicas" json:"replicas,omitempty"`
+	// Port is the first replica's port; replica i listens on Port+i.
+	Port int `yaml:"port" json:"port,omitempty"`
+	// Health is the check each replica must pass before the run starts.
+	Health Health `yaml:"health" json:"health,omitempty"`
+}
+
+// Shop configures the embedded demo shop.
+type Shop struct {
+	// DisableResilience turns off the gateway's retries, breakers and
+	// fallbacks, to show what they are worth.
+	DisableResilience bool `yaml:"disableResilience" json:"disableResilience,omitempty"`
+	// Replicas is how many replicas each shop service runs; default 2.
+	Replicas int `yaml:"replicas" json:"replicas,omitempty"`
+}
+
+// Health is a started service's health check: an HTTP GET that must
+// answer 2xx.
+type Health struct {
+	// Path is asked on every replica's port; default /healthz.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Timeout bounds the wait for every replica to pass; default 30s.
+	Timeout time.Duration `yaml:"timeout" json:"timeout_ns,omitempty"`
+}
+
+// Proxy is a fault proxy the run creates: it listens on Listen and
+// relays to Upstream, and toxic faults act on what passes through.
+type Proxy struct {
+	// Name identifies the proxy; toxic faults name it.
+	Name string `yaml:"name" config:"required" json:"name,omitempty"`
+	// Listen is host:port; default a free loopback port.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Upstream is host:port of what the proxy relays to.
+	Upstream string `yaml:"upstream" config:"required" json:"upstream,omitempty"`
+	// Mode is tcp (the default) or http; toxics of type http need http.
+	Mode string `yaml:"mode" json:"mode,omitempty"`
+}
+
+// SLORef names SLOs: every SLO of a file, one SLO of a file by id, an
+// SLO of the experiment's own file by id, or an SLO written inline.
+type SLORef struct {
+	// File is a file of SLO documents (relia, OpenSLO or Sloth), relative
+	// to the experiment file.
+	File string `yaml:"file" json:"file,omitempty"`
+	// ID picks one SLO, "<service>-<name>": from File when given,
+	// otherwise from the documents of kind SLO in the experiment's own
+	// file.
+	ID string `yaml:"id" json:"id,omitempty"`
+	// Inline is an SLO written in place: its metadata and spec, as in a
+	// `kind: SLO` document.
+	Inline *slo.SLO `yaml:"inline" json:"-"`
+}
+
+// Phase is a span of the run with its own load and faults.
+type Phase struct {
+	// Name identifies the phase: baseline, spike, payments-degraded...
+	Name string `yaml:"name" config:"required" json:"name,omitempty"`
+	// Duration is how long the phase runs.
+	Duration time.Duration `yaml:"duration" config:"required" json:"duration_ns,omitempty"`
+	// Load is the phase's traffic.
+	Load Load `yaml:"load" json:"load,omitempty"`
+	// Faults are active during the phase, each from its start offset for
+	// its duration.
+	Faults []Fault `yaml:"faults" json:"faults,omitempty"`
+	// Thresholds must hold over the phase, written as in k6.
+	Thresholds map[string][]string `yaml:"thresholds" json:"thresholds,omitempty"`
+}
+
+// Load is a phase's traffic: the requests of a `kind: Scenario` and a
+// profile that overrides the scenario's own. The load generator
+// validates the profile against the scenario when the run starts.
+type Load struct {
+	// Scenario is the `kind: Scenario` reference, "file.yaml" or
+	// "file.yaml#name"; default the experiment's Scenario.
+	Scenario string `yaml:"scenario" json:"scenario,omitempty"`
+	// Rate is the arrival rate in requests per second (open model), or
+	// the start rate that Stages move from.
+	Rate float64 `yaml:"rate" json:"rate,omitempty"`
+	// Stages move the rate (or, with VUs, the number of virtual users)
+	// linearly to each stage's target over its duration.
+	Stages []Stage `yaml:"stages" json:"stages,omitempty"`
+	// VUs is the number of virtual users (closed model), instead of Rate.
+	VUs int `yaml:"vus" json:"vus,omitempty"`
+	// MaxInFlight caps requests in flight in the open model; arrivals
+	// beyond it are dropped and counted.
+	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight,omitempty"`
+}
+
+// Stage is one stage of a load profile.
+type Stage struct {
+	// Duration is how long the stage moves towards its target.
+	Duration time.Duration `yaml:"duration" config:"required" json:"duration_ns,omitempty"`
+	// Target is the rate (or VUs) at the end of the stage.
+	Target float64 `yaml:"target" json:"target,omitempty"`
+}
+
+// Fault is one fault active during a phase: a toxic on a fault proxy, a
+// fault in the gateway's per-route filter, or a process fault on one
+// replica of a service. Give exactly one of toxic, gateway and process.
+type Fault struct {
+	// Name identifies the fault in the journal and the report; unique in
+	// the experiment.
+	Name string `yaml:"name" config:"required" json:"name,omitempty"`
+	// Start is the offset in the phase at which the fault starts; default
+	// 0, the phase's start.
+	Start time.Duration `yaml:"start" json:"start_ns,omitempty"`
+	// Duration is how long the fault lasts; default to the phase's end.
+	Duration time.Duration `yaml:"duration" json:"duration_ns,omitempty"`
+	// Toxic is a toxic on one of the fault proxies.
+	Toxic *ToxicFault `yaml:"toxic" json:"toxic,omitempty"`
+	// Gateway is a fault in the gateway's fault filter on one route.
+	Gateway *GatewayFault `yaml:"gateway" json:"gateway,omitempty"`
+	// Process acts on one replica of a service.
+	Process *ProcessFault `yaml:"process" json:"process,omitempty"`
+}
+
+// ToxicFault is a toxic on a fault proxy, in Toxiproxy's terms.
+type ToxicFault struct {
+	// Proxy names the proxy: one of spec.proxies, or one the fault server
+	// at spec.faultServer has.
+	Proxy string `yaml:"proxy" config:"required" json:"proxy,omitempty"`
+	// Type is the toxic type: latency, bandwidth, slow_close, timeout,
+	// reset_peer, slicer, limit_data, partition, http, chunk_loss.
+	Type string `yaml:"type" config:"required" json:"type,omitempty"`
+	// Stream is downstream (the default) or upstream.
+	Stream string `yaml:"stream" json:"stream,omitempty"`
+	// Toxicity is the share of connections the toxic acts on; default
+	// 100% (a toxic on no connection would be no fault).
+	Toxicity config.Ratio `yaml:"toxicity" json:"toxicity,omitempty"`
+	// Attributes are the type's attributes, as in Toxiproxy:
+	// {latency: 300, jitter: 50} (milliseconds).
+	Attributes map[string]any `yaml:"attributes" json:"attributes,omitempty"`
+}
+
+// GatewayFault is a fault in the gateway's fault filter on one route.
+type GatewayFault struct {
+	// Route names the gateway route.
+	Route string `yaml:"route" config:"required" json:"route,omitempty"`
+	// Delay holds each faulted request this long first.
+	Delay time.Duration `yaml:"delay" json:"delay_ns,omitempty"`
+	// AbortStatus answers faulted requests with this status instead of
+	// proxying them.
+	AbortStatus int `yaml:"abortStatus" json:"abortStatus,omitempty"`
+	// Percentage is the share of the route's requests faulted; default
+	// 100%.
+	Percentage config.Ratio `yaml:"percentage" json:"percentage,omitempty"`
+	// Headers the request must carry for the fault to apply.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+}
+
+// Process fault actions.
+const (
+	ActionKill    = "kill"    // kill the replica; it is started again when the fault ends
+	ActionRestart = "restart" // kill the replica and start it again at once
+	ActionPause   = "pause"   // stop the replica (SIGSTOP) until the fault ends
+)
+
+// ProcessFault acts on one replica of a started service.
+type ProcessFault struct {
+	// Action is kill, restart or pause.
+	Action string `yaml:"action" config:"required" json:"action,omitempty"`
+	// Service names one of target.services, or a service of the demo
+	// shop.
+	Service string `yaml:"service" config:"required" json:"service,omitempty"`
+	// Replica picks the replica (0-based); default a replica chosen from
+	// the seed.
+	Replica *int `yaml:"replica" json:"replica,omitempty"`
+}
+
+// AbortCondition ends the run early when the system under test is hurt
+// more than the experiment allows: every fault is rolled back at once and
+// the run exits with code 3. Give exactly one of burnRate and threshold.
+type AbortCondition struct {
+	// Name identifies the condition in the journal; default a description
+	// of it.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// BurnRate aborts when an SLO's error budget burns faster than this
+	// over the window.
+	BurnRate *BurnRateAbort `yaml:"burnRate" json:"burnRate,omitempty"`
+	// Threshold aborts when a k6-style threshold fails over the window:
+	// "http_req_failed:rate<0.2" or "http_req_duration:p(99)<1s".
+	Threshold string `yaml:"threshold" json:"threshold,omitempty"`
+	// Window is the trailing window the condition is judged over; default
+	// 10s.
+	Window time.Duration `yaml:"window" json:"window_ns,omitempty"`
+	// For is how long the condition must stay breached before the run
+	// aborts; default 0, at the first breach.
+	For time.Duration `yaml:"for" json:"for_ns,omitempty"`
+	// MinEvents is the least number of events the window must hold for a
+	// breach to count; default 10.
+	MinEvents int64 `yaml:"minEvents" json:"minEvents,omitempty"`
+	// Phases limits the condition to these phases; default every phase.
+	Phases []string `yaml:"phases" json:"phases,omitempty"`
+}
+
+// BurnRateAbort is a burn-rate abort condition.
+type BurnRateAbort struct {
+	// SLO is the id of one of the experiment's SLOs.
+	SLO string `yaml:"slo" config:"required" json:"slo,omitempty"`
+	// Above is the burn rate that aborts the run: 14.4 spends 2% of a
+	// 30-day budget in an hour.
+	Above float64 `yaml:"above" config:"required" json:"above,omitempty"`
+}
+
+// Recovery configures how recovery after a fault is measured.
+type Recovery struct {
+	// Window is the length of the trailing window whose SLI must meet the
+	// objective for a fault to count as recovered from; default 5s.
+	Window time.Duration `yaml:"window" json:"window_ns,omitempty"`
+	// Bound is the recovery time the scorecard accepts; default 30s.
+	Bound time.Duration `yaml:"bound" json:"bound_ns,omitempty"`
+}
+
+// JSONSchema returns the JSON Schema of `kind: Experiment` documents, for
+// editors (docs/schema/experiment.json).
+func JSONSchema() ([]byte, error) { return config.Schema(Kind, Experiment{}) }
