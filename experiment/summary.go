@@ -1,0 +1,154 @@
+package experiment
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/relia-dev/relia/internal/config"
+)
+
+// Summary writes the terminal summary of a run: the outcome, the SLOs
+// over the run, a line per phase with its change from the baseline, what
+// each fault did, the thresholds and the scorecard. It is plain text,
+// the same for the same inputs.
+func Summary(p *Plan, v *Verdict, sc Scorecard) string {
+	var b strings.Builder
+	outcome := "PASSED"
+	switch {
+	case v.Aborted:
+		outcome = "ABORTED"
+	case !v.Passed:
+		outcome = "FAILED"
+	}
+	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcome, sc.Grade, v.ExitCode)
+	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %d faults\n", p.Seed, fmtDur(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), len(v.Faults))
+
+	b.WriteString("\nSLOs over the run:\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  slo\tobjective\tSLI\tbudget spent\tresult")
+	for _, e := range v.Run.SLOs {
+		s, _ := p.SLO(e.ID)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, config.Ratio(s.Objective), pct(e.SLI), pct(e.BudgetSpent), passFail(e.Met))
+	}
+	tw.Flush()
+
+	b.WriteString("\nphases:\n")
+	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+	header := "  phase\tat\trequests\treq/s\terrors\tp50\tp95\tp99\t"
+	for _, s := range p.SLOs {
+		header += s.ID + "\t"
+	}
+	fmt.Fprintln(tw, header+"vs baseline\t")
+	for _, pv := range append(v.Phases, v.Run) {
+		at := fmtDur(pv.From.Sub(v.Run.From))
+		if pv.Name == "run" {
+			at = ""
+		}
+		st := pv.Stats
+		row := fmt.Sprintf("  %s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t", pv.Name, at, st.Requests, st.Throughput, pct(st.ErrorRate), latency(st.P50), latency(st.P95), latency(st.P99))
+		for _, e := range pv.SLOs {
+			mark := ""
+			if !e.Met {
+				mark = " MISS"
+			}
+			row += pct(e.SLI) + mark + "\t"
+		}
+		fmt.Fprintln(tw, row+comparisonText(pv, v.Baseline)+"\t")
+	}
+	tw.Flush()
+
+	if len(v.Faults) > 0 {
+		b.WriteString("\nfaults:\n")
+		for _, f := range v.Faults {
+			fmt.Fprintf(&b, "  %s (%s, %s-%s): %s\n", f.Name, f.Phase, fmtDur(f.Start.Sub(v.Run.From)), fmtDur(f.End.Sub(v.Run.From)), faultText(f))
+		}
+	}
+
+	var th []string
+	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
+		for _, t := range pv.Thresholds {
+			th = append(th, fmt.Sprintf("  %s %s in %s: %s", passFail(t.Passed), t.Threshold, pv.Name, thresholdValueText(t)))
+		}
+	}
+	if len(th) > 0 {
+		b.WriteString("\nthresholds:\n" + strings.Join(th, "\n") + "\n")
+	}
+	if v.Abort != nil {
+		fmt.Fprintf(&b, "\naborted at %s by %s: %s\n", fmtDur(v.Abort.At.Sub(v.Run.From)), v.Abort.Condition, v.Abort.Reason)
+	}
+
+	fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
+	for _, r := range sc.Results {
+		line := fmt.Sprintf("  %s %s", passFail(r.Passed), r.ID)
+		if !r.Passed {
+			line += fmt.Sprintf(" (at most %s): %s", r.Cap, r.Detail)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+// latency writes a latency in milliseconds with one decimal.
+func latency(d time.Duration) string { return fmt.Sprintf("%.1fms", ms(d)) }
+
+func comparisonText(pv PhaseVerdict, baseline string) string {
+	c := pv.Comparison
+	if c == nil {
+		if pv.Name == baseline {
+			return "(baseline)"
+		}
+		return ""
+	}
+	return "p99 " + changeText(c.P99, 1, "ms") + ", errors " + changeText(c.ErrorRate, 100, "%")
+}
+
+// changeText writes a change as "+200.0ms [195.1, 204.9]".
+func changeText(c Change, scale float64, unit string) string {
+	s := fmt.Sprintf("%+.1f%s", c.Delta*scale, unit)
+	if c.HasInterval {
+		s += fmt.Sprintf(" [%+.1f, %+.1f]", c.Low*scale, c.High*scale)
+	}
+	return s
+}
+
+func faultText(f FaultVerdict) string {
+	var parts []string
+	if len(f.Breached) == 0 {
+		parts = append(parts, "no SLO breached")
+	} else {
+		parts = append(parts, "breached "+strings.Join(f.Breached, ", "))
+	}
+	var det []string
+	for _, d := range f.Detections {
+		switch {
+		case d.AlreadyFiring:
+			det = append(det, fmt.Sprintf("%s %s already firing", d.SLO, d.Severity))
+		case d.Detected:
+			det = append(det, fmt.Sprintf("%s %s in %s", d.SLO, d.Severity, fmtDur(d.Time)))
+		}
+	}
+	if len(det) > 0 {
+		parts = append(parts, "detected by "+strings.Join(det, ", "))
+	} else if len(f.Breached) > 0 {
+		parts = append(parts, "NOT DETECTED")
+	}
+	var rec []string
+	for _, r := range f.Recoveries {
+		if r.Recovered {
+			rec = append(rec, fmt.Sprintf("%s in %s", r.SLO, fmtDur(r.Time)))
+		} else {
+			rec = append(rec, r.SLO+" NOT RECOVERED")
+		}
+	}
+	parts = append(parts, "recovered "+strings.Join(rec, ", "))
+	return strings.Join(parts, "; ")
+}
