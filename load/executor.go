@@ -29,6 +29,10 @@ type OpenExecutor struct {
 	// Do sends one request; it runs on a worker goroutine and returns when
 	// the request is done.
 	Do func(ctx context.Context, a Arrival)
+	// NewWorker, when set, replaces Do: each worker goroutine calls it once,
+	// with its number, and sends its requests with the function it returns,
+	// so that per-worker state (buffers, a random source) needs no lock.
+	NewWorker func(id int) func(ctx context.Context, a Arrival)
 	// Drop is told of every arrival no worker was free for.
 	Drop func(a Arrival)
 }
@@ -52,11 +56,15 @@ func (e *OpenExecutor) Run(ctx context.Context, start time.Time) OpenStats {
 	work := make(chan Arrival)
 	var wg sync.WaitGroup
 	var stats OpenStats
-	worker := func(first Arrival) {
+	worker := func(id int, first Arrival) {
 		defer wg.Done()
-		e.Do(ctx, first)
+		do := e.Do
+		if e.NewWorker != nil {
+			do = e.NewWorker(id)
+		}
+		do(ctx, first)
 		for a := range work {
-			e.Do(ctx, a)
+			do(ctx, a)
 		}
 	}
 	timer := clk.NewTimer(time.Hour)
@@ -90,7 +98,7 @@ dispatch:
 				stats.Workers++
 				stats.Dispatched++
 				wg.Add(1)
-				go worker(a)
+				go worker(stats.Workers-1, a)
 			} else {
 				stats.Dropped++
 				if e.Drop != nil {

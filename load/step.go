@@ -29,6 +29,7 @@ type Step struct {
 
 	needsBody  bool
 	headerKeys [][]byte
+	idx        int // position in the Test's mix, for per-name recording
 }
 
 // HeaderTemplate is a header whose value may hold template actions.
@@ -91,6 +92,7 @@ func (r *StepResult) Failed() bool { return r.FailedChecks != 0 }
 // its buffers and random source need no lock.
 type Worker struct {
 	Env   Env
+	src   *rand.PCG // Env.Rand's source, reseeded per open-model arrival
 	clock clock.Clock
 	sess  session
 	req   wireRequest
@@ -102,7 +104,8 @@ type Worker struct {
 func newWorker(tr transport, clk clock.Clock, vars []string, seed uint64, vu int) *Worker {
 	w := &Worker{clock: clk, sess: tr.session()}
 	w.Env.Vars = append([]string(nil), vars...)
-	w.Env.Rand = rand.New(rand.NewPCG(seed, uint64(vu)))
+	w.src = rand.NewPCG(seed, uint64(vu))
+	w.Env.Rand = rand.New(w.src)
 	w.Env.VU = vu
 	return w
 }

@@ -166,6 +166,13 @@ func ParseTemplate(src string, scope *Scope) (*Template, error) {
 	return t, nil
 }
 
+// withPrefix returns the template with literal text before it: a
+// request's path template joined to the scenario's base URL, so that
+// errors in the path give offsets in the path as written.
+func (t *Template) withPrefix(text string) *Template {
+	return &Template{src: text + t.src, parts: append([]part{{kind: partText, text: text}}, t.parts...)}
+}
+
 // String returns the template's source.
 func (t *Template) String() string { return t.src }
 

@@ -41,6 +41,10 @@ var Metrics = map[string]MetricKind{
 	"http_reqs": Counter,
 	// Arrivals the open model could not send (in-flight cap reached).
 	"dropped_iterations": Counter,
+	// Share of the open model's scheduled arrivals sent on time: neither
+	// dropped nor started later than the scenario's lateAfter. A run that
+	// could not offer its target rate fails on it.
+	"arrivals_on_time": Rate,
 	// Bytes received and sent.
 	"data_received": Counter,
 	"data_sent":     Counter,

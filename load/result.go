@@ -1,0 +1,483 @@
+package load
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relia-dev/relia/outcome"
+)
+
+// Result is what a run measured: every request in outcome recorders
+// (overall, per request name, per check) plus the open model's scheduling
+// lag and the per-second active count. Results of the segments of one
+// distributed test merge exactly (Merge), and thresholds are judged on a
+// Result (Evaluate), so a merged result is judged like a single run.
+type Result struct {
+	Scenario string
+	Labels   map[string]string
+	Model    Model
+	Preset   string
+	Seed     uint64
+	// Segments are the segments the result covers: one for a single run,
+	// several after Merge.
+	Segments []Segment
+	// Start and End are when the load started and ended (after setup and
+	// before teardown).
+	Start, End time.Time
+	// Duration is the profile's planned length.
+	Duration time.Duration
+	// Planned is how many arrivals the covered segments were to send (open
+	// model); Dispatched and Dropped how many were sent and dropped.
+	Planned, Dispatched, Dropped uint64
+	// Iterations counts closed-model iterations.
+	Iterations uint64
+	// LateAfter is the lateness beyond which an arrival was not on time.
+	LateAfter time.Duration
+	// StepLength and StepTargets describe the stress preset's steps.
+	StepLength  time.Duration
+	StepTargets []float64
+	// Thresholds are the test's thresholds, judged by Evaluate.
+	Thresholds []Threshold
+
+	// Requests holds every request: latency from the scheduled time in
+	// the open model (from the send in the closed model), service time
+	// from the send, status, class (dropped arrivals as ClassDropped,
+	// failed checks as ClassCheck), bytes.
+	Requests *outcome.Recorder
+	// ByName holds the same per request name.
+	ByName map[string]*outcome.Recorder
+	// Lag holds, as latency, how late each open-model request was sent
+	// against its schedule.
+	Lag *outcome.Recorder
+	// Checks holds one outcome per check run: ClassOK when it passed,
+	// ClassCheck when it failed; ByCheck the same per "name: check".
+	Checks  *outcome.Recorder
+	ByCheck map[string]*outcome.Recorder
+	// Active is the number of VUs (closed) or requests in flight (open),
+	// sampled every second.
+	Active []Sample
+
+	Setup, Teardown *StepReport
+	TeardownError   string
+	// Stopped says why the load ended before its profile did: "interrupted",
+	// a failed abortOnFail threshold, or the knee of a stress test.
+	Stopped string
+}
+
+// Sample is a gauge's value at a whole second.
+type Sample struct {
+	T time.Time `json:"t"`
+	V int       `json:"v"`
+}
+
+// StepReport is the outcome of a setup or teardown request.
+type StepReport struct {
+	Name    string        `json:"name"`
+	Status  int           `json:"status"`
+	Latency time.Duration `json:"latency_ns"`
+	Error   string        `json:"error,omitempty"`
+}
+
+func newRecorder() *outcome.Recorder {
+	r, _ := outcome.NewRecorder(outcome.Options{}) // the defaults are valid
+	return r
+}
+
+func newResult(t *Test, seg Segment) (*Result, error) {
+	r := &Result{
+		Scenario: t.Name, Labels: t.Labels, Model: t.Model, Preset: t.Preset, Seed: t.Seed,
+		Segments: []Segment{seg}, Duration: t.Duration(), LateAfter: t.LateAfter,
+		StepLength: t.StepLength, StepTargets: t.StepTargets, Thresholds: t.Thresholds,
+		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
+		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
+	}
+	if t.Schedule != nil {
+		r.Planned = seg.Share(t.Schedule.Total())
+	}
+	for _, s := range t.Steps {
+		if r.ByName[s.Name] == nil {
+			r.ByName[s.Name] = newRecorder()
+		}
+		for i := range s.Checks {
+			if k := checkKey(s, &s.Checks[i]); r.ByCheck[k] == nil {
+				r.ByCheck[k] = newRecorder()
+			}
+		}
+	}
+	return r, nil
+}
+
+// checkKey names a check in breakdowns: "request: check".
+func checkKey(s *Step, c *Check) string { return s.Name + ": " + c.Label() }
+
+func (r *Result) addActive(t time.Time, v int) {
+	r.Active = append(r.Active, Sample{T: t.UTC(), V: v})
+}
+
+// span returns the range of buckets the whole run covers.
+func (r *Result) span() (from, to time.Time) {
+	return r.Start.Truncate(time.Second), r.End
+}
+
+// ThresholdResult is a threshold judged on a Result.
+type ThresholdResult struct {
+	Threshold Threshold
+	// Ref is the metric as written: "http_req_duration{name:login}".
+	Ref string
+	// Value is the observed value over the whole run, or for a windowed
+	// threshold that of the first failed (or else the worst) window.
+	Value float64
+	// NoData is true when the metric had no samples; such a threshold
+	// passes.
+	NoData bool
+	Passed bool
+	// Windows and FailedWindows count a windowed threshold's windows;
+	// WorstFrom is where the reported window starts.
+	Windows, FailedWindows int
+	WorstFrom              time.Time
+}
+
+// String is the threshold as written, with its window: "http_req_duration
+// p(99)<500 (every 30s)".
+func (tr ThresholdResult) String() string {
+	s := tr.Ref + " " + tr.Threshold.Expr
+	if tr.Threshold.Window > 0 {
+		s += fmt.Sprintf(" (every %s)", tr.Threshold.Window)
+	}
+	return s
+}
+
+// Evaluate judges every threshold of the result.
+func (r *Result) Evaluate() []ThresholdResult {
+	out := make([]ThresholdResult, 0, len(r.Thresholds))
+	for _, th := range r.Thresholds {
+		out = append(out, r.evaluate(th))
+	}
+	return out
+}
+
+// AllPassed reports whether every threshold passed.
+func AllPassed(rs []ThresholdResult) bool {
+	for _, tr := range rs {
+		if !tr.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Result) evaluate(th Threshold) ThresholdResult {
+	tr := ThresholdResult{Threshold: th, Ref: ThresholdRef(th)}
+	from, to := r.span()
+	if th.Window <= 0 {
+		v, ok := r.value(th, from, to, r.End.Sub(r.Start))
+		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
+		return tr
+	}
+	n := int(math.Ceil(to.Sub(from).Seconds()))
+	w := int(th.Window / time.Second)
+	tr.Passed, tr.NoData = true, true
+	worst := math.NaN()
+	for i := 0; i == 0 || i+w <= n; i++ {
+		wf := from.Add(time.Duration(i) * time.Second)
+		wt := wf.Add(th.Window)
+		length := th.Window
+		if w >= n {
+			wt, length = to, r.End.Sub(r.Start)
+		}
+		v, ok := r.value(th, wf, wt, length)
+		if !ok {
+			continue
+		}
+		tr.Windows++
+		tr.NoData = false
+		if !th.Holds(v) {
+			tr.FailedWindows++
+			if tr.Passed {
+				tr.Passed, tr.Value, tr.WorstFrom = false, v, wf
+			}
+			continue
+		}
+		if tr.Passed && (math.IsNaN(worst) || worse(th.Op, v, worst)) {
+			worst, tr.Value, tr.WorstFrom = v, v, wf
+		}
+	}
+	return tr
+}
+
+// worse reports whether v is further than w from passing th's operator.
+func worse(op Op, v, w float64) bool {
+	switch op {
+	case OpLess, OpLessEqual:
+		return v > w
+	case OpGreater, OpGreaterEqual:
+		return v < w
+	}
+	return false
+}
+
+// ThresholdRef writes a threshold's metric as in a scenario:
+// "http_req_duration{name:login}".
+func ThresholdRef(th Threshold) string {
+	if len(th.Tags) == 0 {
+		return th.Metric
+	}
+	var tags []string
+	for k, v := range th.Tags {
+		tags = append(tags, k+":"+v)
+	}
+	slices.Sort(tags)
+	return th.Metric + "{" + strings.Join(tags, ",") + "}"
+}
+
+// value computes a threshold's aggregate over the buckets starting in
+// [from, to); secs is the length that per-second rates divide by. ok is
+// false when the metric has no samples there.
+func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (v float64, ok bool) {
+	rec := r.Requests
+	name, byName := th.Tags["name"]
+	if byName {
+		rec = r.ByName[name]
+		if rec == nil {
+			return 0, false
+		}
+	}
+	secs := length.Seconds()
+	switch th.Metric {
+	case "http_req_duration", "http_req_service_duration", "schedule_lag":
+		src := rec
+		if th.Metric == "schedule_lag" {
+			src = r.Lag
+		}
+		sum := src.Window(from, to)
+		h := sum.Latency
+		if th.Metric == "http_req_service_duration" {
+			h = sum.ServiceTime
+		}
+		if h.Count() == 0 {
+			return 0, false
+		}
+		return trendValue(th, h), true
+	case "http_req_failed":
+		sum := rec.Window(from, to)
+		sent := sum.Total - sum.ByClass[outcome.ClassDropped]
+		if sent == 0 {
+			return 0, false
+		}
+		failed := sent - sum.ByClass[outcome.ClassOK] - sum.ByClass[outcome.ClassCheck]
+		return float64(failed) / float64(sent), true
+	case "checks":
+		var passed, total int64
+		add := func(c *outcome.Recorder) {
+			sum := c.Window(from, to)
+			passed += sum.ByClass[outcome.ClassOK]
+			total += sum.Total
+		}
+		if byName {
+			for k, c := range r.ByCheck {
+				if strings.HasPrefix(k, name+": ") {
+					add(c)
+				}
+			}
+		} else {
+			add(r.Checks)
+		}
+		if total == 0 {
+			return 0, false
+		}
+		return float64(passed) / float64(total), true
+	case "http_reqs", "dropped_iterations", "data_received", "data_sent":
+		sum := rec.Window(from, to)
+		var n int64
+		switch th.Metric {
+		case "http_reqs":
+			n = sum.Total - sum.ByClass[outcome.ClassDropped]
+		case "dropped_iterations":
+			n = sum.ByClass[outcome.ClassDropped]
+		case "data_received":
+			n = sum.BytesIn
+		case "data_sent":
+			n = sum.BytesOut
+		}
+		if th.Aggregation == "rate" {
+			if secs <= 0 {
+				return 0, false
+			}
+			return float64(n) / secs, true
+		}
+		return float64(n), true
+	case "vus":
+		found := false
+		for _, s := range r.Active {
+			if !s.T.Before(from) && s.T.Before(to) {
+				v, found = max(v, float64(s.V)), true
+			}
+		}
+		return v, found
+	case "arrivals_on_time":
+		lag := r.Lag.Window(from, to).Latency
+		dropped := r.Requests.Window(from, to).ByClass[outcome.ClassDropped]
+		scheduled := lag.Count() + dropped
+		if scheduled == 0 {
+			return 0, false
+		}
+		return float64(lag.CountAtOrBelow(r.LateAfter)) / float64(scheduled), true
+	}
+	return 0, false
+}
+
+// trendValue aggregates a latency histogram in milliseconds, as k6 does.
+func trendValue(th Threshold, h *outcome.Histogram) float64 {
+	return float64(th.Trend(h)) / float64(time.Millisecond)
+}
+
+// Trend aggregates a latency histogram as a trend threshold asks (avg,
+// min, med, max or p(N)), so every consumer of thresholds reads a
+// histogram the same way.
+func (t Threshold) Trend(h *outcome.Histogram) time.Duration {
+	switch t.Aggregation {
+	case "avg":
+		return h.Mean()
+	case "min":
+		return h.Min()
+	case "med":
+		return h.Quantile(0.5)
+	case "max":
+		return h.Max()
+	case "p":
+		return h.Quantile(t.Percentile / 100)
+	}
+	return 0
+}
+
+// abortReason judges the abortOnFail thresholds at now, each once its
+// delay has passed: over the run so far, or a windowed one over its last
+// whole window. It returns why to stop, or "".
+func (r *Result) abortReason(start, now time.Time) string {
+	for _, th := range r.Thresholds {
+		if !th.AbortOnFail || now.Sub(start) < th.DelayAbortEval {
+			continue
+		}
+		from, to, length := start.Truncate(time.Second), now, now.Sub(start)
+		if th.Window > 0 {
+			if now.Sub(start) < th.Window {
+				continue
+			}
+			to = now.Truncate(time.Second)
+			from, length = to.Add(-th.Window), th.Window
+		}
+		if v, ok := r.value(th, from, to, length); ok && !th.Holds(v) {
+			return fmt.Sprintf("threshold %s %s failed (%s) after %s", ThresholdRef(th), th.Expr,
+				formatValue(th, v), now.Sub(start).Round(time.Second))
+		}
+	}
+	return ""
+}
+
+// formatValue writes an observed value in the metric's unit.
+func formatValue(th Threshold, v float64) string {
+	switch Metrics[th.Metric] {
+	case Trend:
+		return fmt.Sprintf("%.2fms", v)
+	case Rate:
+		return fmt.Sprintf("%.4g%%", v*100)
+	case Counter:
+		if th.Aggregation == "rate" {
+			return fmt.Sprintf("%.1f/s", v)
+		}
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+// StressStep is one step of a stress test as measured.
+type StressStep struct {
+	Step   int // 1-based
+	Target float64
+	From   time.Time
+	// RPS is the achieved rate of sent requests; P99 their latency;
+	// ErrorRate the share that failed.
+	RPS       float64
+	P99       time.Duration
+	ErrorRate float64
+	// Passed is false when a threshold failed over the step; Failed names
+	// those thresholds.
+	Passed bool
+	Failed []string
+}
+
+// Knee is where a stress test broke: the first step whose thresholds
+// failed, after the last one that held.
+type Knee struct {
+	// Found is false when every step held.
+	Found bool
+	// Step is the first failed step; LastGood the one before it (nil when
+	// the first step already failed).
+	Step     *StressStep
+	LastGood *StressStep
+}
+
+// StressSteps judges the stress preset's thresholds step by step (nil
+// for other tests); steps the run did not reach are left out.
+func (r *Result) StressSteps() []StressStep {
+	if r.StepLength <= 0 {
+		return nil
+	}
+	out := []StressStep{}
+	for i := range r.StepTargets {
+		st, ok := r.stressStep(i, r.End)
+		if !ok {
+			break
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// stressStep measures step i (0-based) over the part of it before end.
+func (r *Result) stressStep(i int, end time.Time) (StressStep, bool) {
+	from := r.Start.Add(time.Duration(i) * r.StepLength)
+	to := from.Add(r.StepLength)
+	if !from.Before(end) {
+		return StressStep{}, false
+	}
+	if to.After(end) {
+		to = end
+	}
+	sum := r.Requests.Window(from, to)
+	sent := sum.Total - sum.ByClass[outcome.ClassDropped]
+	st := StressStep{Step: i + 1, Target: r.StepTargets[i], From: from, Passed: true,
+		RPS: float64(sent) / to.Sub(from).Seconds(), P99: sum.Latency.Quantile(0.99)}
+	if sent > 0 {
+		st.ErrorRate = float64(sent-sum.ByClass[outcome.ClassOK]-sum.ByClass[outcome.ClassCheck]) / float64(sent)
+	}
+	for _, th := range r.Thresholds {
+		if th.Window > 0 {
+			continue
+		}
+		if v, ok := r.value(th, from, to, to.Sub(from)); ok && !th.Holds(v) {
+			st.Passed = false
+			st.Failed = append(st.Failed, ThresholdRef(th)+" "+th.Expr)
+		}
+	}
+	return st, true
+}
+
+// Knee finds the stress test's knee; nil for other tests.
+func (r *Result) Knee() *Knee {
+	steps := r.StressSteps()
+	if steps == nil {
+		return nil
+	}
+	k := &Knee{}
+	for i := range steps {
+		if !steps[i].Passed {
+			k.Found, k.Step = true, &steps[i]
+			return k
+		}
+		k.LastGood = &steps[i]
+	}
+	return k
+}

@@ -1,0 +1,331 @@
+package load
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/relia-dev/relia/outcome"
+)
+
+// ResultSchema is the value of the "schema" field of a results file.
+// Readers reject other values.
+const ResultSchema = "relia/load/v1"
+
+// The results file (--out results.json), schema "relia/load/v1". Every
+// recorder is an outcome recorder in its own schema, relia/outcome/v1,
+// which carries the HDR histograms, so results merge exactly:
+//
+//	{
+//	  "schema": "relia/load/v1",
+//	  "scenario": "checkout", "labels": {...},
+//	  "model": "open",                      // or "closed"
+//	  "preset": "stress",                   // omitted when none
+//	  "seed": 24301,
+//	  "segments": ["0/4"],                  // the segments merged into this file
+//	  "start": "...", "end": "...",         // the load's start and end, RFC 3339
+//	  "duration_ns": 30000000000,           // the profile's planned length
+//	  "planned": 30000, "dispatched": 29990, "dropped": 10,   // open model
+//	  "iterations": 0,                      // closed model
+//	  "late_after_ns": 10000000,
+//	  "step_length_ns": 0, "step_targets": [],                // stress preset
+//	  "thresholds": [{"metric": "http_req_duration{name:pay}", "expr": "p(99)<500",
+//	                  "abort_on_fail": false, "delay_abort_eval_ns": 0, "window_ns": 0}],
+//	  "verdict": [{"threshold": "...", "value": 212.5, "passed": true, ...}], // informative; recomputed on read
+//	  "requests": {relia/outcome/v1},       // every request
+//	  "by_name": {"pay": {relia/outcome/v1}},
+//	  "lag": {relia/outcome/v1},            // scheduling lag as latency (open model)
+//	  "checks": {relia/outcome/v1},         // one outcome per check: ok or check
+//	  "by_check": {"pay: status in [200]": {relia/outcome/v1}},
+//	  "active": [{"t": "...", "v": 50}],    // VUs or in flight, per second
+//	  "setup": {"name": "login", "status": 200, "latency_ns": 1200000},
+//	  "teardown": null, "teardown_error": "", "stopped": ""
+//	}
+type resultJSON struct {
+	Schema      string                       `json:"schema"`
+	Scenario    string                       `json:"scenario"`
+	Labels      map[string]string            `json:"labels,omitempty"`
+	Model       Model                        `json:"model"`
+	Preset      string                       `json:"preset,omitempty"`
+	Seed        uint64                       `json:"seed"`
+	Segments    []string                     `json:"segments"`
+	Start       time.Time                    `json:"start"`
+	End         time.Time                    `json:"end"`
+	DurationNS  int64                        `json:"duration_ns"`
+	Planned     uint64                       `json:"planned"`
+	Dispatched  uint64                       `json:"dispatched"`
+	Dropped     uint64                       `json:"dropped"`
+	Iterations  uint64                       `json:"iterations"`
+	LateAfterNS int64                        `json:"late_after_ns"`
+	StepLenNS   int64                        `json:"step_length_ns"`
+	StepTargets []float64                    `json:"step_targets"`
+	Thresholds  []thresholdJSON              `json:"thresholds"`
+	Verdict     []verdictJSON                `json:"verdict"`
+	Requests    *outcome.Recorder            `json:"requests"`
+	ByName      map[string]*outcome.Recorder `json:"by_name"`
+	Lag         *outcome.Recorder            `json:"lag"`
+	Checks      *outcome.Recorder            `json:"checks"`
+	ByCheck     map[string]*outcome.Recorder `json:"by_check"`
+	Active      []Sample                     `json:"active"`
+	Setup       *StepReport                  `json:"setup"`
+	Teardown    *StepReport                  `json:"teardown"`
+	TeardownErr string                       `json:"teardown_error,omitempty"`
+	Stopped     string                       `json:"stopped,omitempty"`
+}
+
+type thresholdJSON struct {
+	Metric       string `json:"metric"`
+	Expr         string `json:"expr"`
+	AbortOnFail  bool   `json:"abort_on_fail"`
+	DelayAbortNS int64  `json:"delay_abort_eval_ns"`
+	WindowNS     int64  `json:"window_ns"`
+}
+
+type verdictJSON struct {
+	Threshold     string  `json:"threshold"`
+	Value         float64 `json:"value"`
+	NoData        bool    `json:"no_data,omitempty"`
+	Passed        bool    `json:"passed"`
+	Windows       int     `json:"windows,omitempty"`
+	FailedWindows int     `json:"failed_windows,omitempty"`
+}
+
+// MarshalJSON writes the result in the relia/load/v1 schema, with the
+// verdict of its thresholds.
+func (r *Result) MarshalJSON() ([]byte, error) {
+	doc := resultJSON{
+		Schema: ResultSchema, Scenario: r.Scenario, Labels: r.Labels, Model: r.Model, Preset: r.Preset,
+		Seed: r.Seed, Start: r.Start, End: r.End, DurationNS: int64(r.Duration),
+		Planned: r.Planned, Dispatched: r.Dispatched, Dropped: r.Dropped, Iterations: r.Iterations,
+		LateAfterNS: int64(r.LateAfter), StepLenNS: int64(r.StepLength), StepTargets: r.StepTargets,
+		Thresholds: []thresholdJSON{}, Verdict: []verdictJSON{},
+		Requests: r.Requests, ByName: r.ByName, Lag: r.Lag, Checks: r.Checks, ByCheck: r.ByCheck,
+		Active: r.Active, Setup: r.Setup, Teardown: r.Teardown, TeardownErr: r.TeardownError, Stopped: r.Stopped,
+	}
+	if doc.StepTargets == nil {
+		doc.StepTargets = []float64{}
+	}
+	if doc.Active == nil {
+		doc.Active = []Sample{}
+	}
+	for _, s := range r.Segments {
+		doc.Segments = append(doc.Segments, s.String())
+	}
+	for _, th := range r.Thresholds {
+		doc.Thresholds = append(doc.Thresholds, thresholdJSON{Metric: ThresholdRef(th), Expr: th.Expr,
+			AbortOnFail: th.AbortOnFail, DelayAbortNS: int64(th.DelayAbortEval), WindowNS: int64(th.Window)})
+	}
+	for _, v := range r.Evaluate() {
+		doc.Verdict = append(doc.Verdict, verdictJSON{Threshold: v.String(), Value: v.Value, NoData: v.NoData,
+			Passed: v.Passed, Windows: v.Windows, FailedWindows: v.FailedWindows})
+	}
+	return json.Marshal(doc)
+}
+
+// UnmarshalJSON reads a results file, checking its schema, its thresholds
+// and every recorder.
+func (r *Result) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var doc resultJSON
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("decoding load result: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("decoding load result: data after the result")
+	}
+	if doc.Schema != ResultSchema {
+		return fmt.Errorf("decoding load result: schema %q is not %q", doc.Schema, ResultSchema)
+	}
+	if doc.Model != Open && doc.Model != Closed {
+		return fmt.Errorf("decoding load result: model %q is not %q or %q", doc.Model, Open, Closed)
+	}
+	if doc.Requests == nil || doc.Lag == nil || doc.Checks == nil {
+		return errors.New("decoding load result: requests, lag and checks are required")
+	}
+	out := Result{
+		Scenario: doc.Scenario, Labels: doc.Labels, Model: doc.Model, Preset: doc.Preset, Seed: doc.Seed,
+		Start: doc.Start, End: doc.End, Duration: time.Duration(doc.DurationNS),
+		Planned: doc.Planned, Dispatched: doc.Dispatched, Dropped: doc.Dropped, Iterations: doc.Iterations,
+		LateAfter: time.Duration(doc.LateAfterNS), StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
+		Requests: doc.Requests, ByName: doc.ByName, Lag: doc.Lag, Checks: doc.Checks, ByCheck: doc.ByCheck,
+		Active: doc.Active, Setup: doc.Setup, Teardown: doc.Teardown, TeardownError: doc.TeardownErr, Stopped: doc.Stopped,
+	}
+	if out.ByName == nil {
+		out.ByName = map[string]*outcome.Recorder{}
+	}
+	if out.ByCheck == nil {
+		out.ByCheck = map[string]*outcome.Recorder{}
+	}
+	for k, v := range out.ByName {
+		if v == nil {
+			return fmt.Errorf("decoding load result: by_name %q is null", k)
+		}
+	}
+	for k, v := range out.ByCheck {
+		if v == nil {
+			return fmt.Errorf("decoding load result: by_check %q is null", k)
+		}
+	}
+	for _, s := range doc.Segments {
+		seg, err := ParseSegment(s)
+		if err != nil {
+			return fmt.Errorf("decoding load result: %w", err)
+		}
+		out.Segments = append(out.Segments, seg)
+	}
+	if len(out.Segments) == 0 {
+		return errors.New("decoding load result: no segments")
+	}
+	for i, tj := range doc.Thresholds {
+		th, err := ParseThreshold(tj.Metric, tj.Expr)
+		if err != nil {
+			return fmt.Errorf("decoding load result: thresholds[%d]: %w", i, err)
+		}
+		if tj.DelayAbortNS < 0 || tj.WindowNS < 0 {
+			return fmt.Errorf("decoding load result: thresholds[%d]: negative duration", i)
+		}
+		th.AbortOnFail, th.DelayAbortEval, th.Window = tj.AbortOnFail, time.Duration(tj.DelayAbortNS), time.Duration(tj.WindowNS)
+		out.Thresholds = append(out.Thresholds, th)
+	}
+	*r = out
+	return nil
+}
+
+// ReadResult reads a results file.
+func ReadResult(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading result: %w", err)
+	}
+	r := &Result{}
+	if err := r.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Merge combines the results of the segments of one distributed test
+// into the result of the whole: every recorder is added exactly (counts
+// and histogram cells are sums), active counts are summed per second, and
+// the thresholds are then judged on the whole. The results must come
+// from the same scenario, model and seed, with disjoint segments of the
+// same split.
+func Merge(results ...*Result) (*Result, error) {
+	if len(results) == 0 {
+		return nil, errors.New("merging load results: nothing to merge")
+	}
+	first := results[0]
+	out := &Result{
+		Scenario: first.Scenario, Labels: first.Labels, Model: first.Model, Preset: first.Preset, Seed: first.Seed,
+		Start: first.Start, End: first.End, Duration: first.Duration, LateAfter: first.LateAfter,
+		StepLength: first.StepLength, StepTargets: first.StepTargets, Thresholds: first.Thresholds,
+		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
+		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
+		Setup: first.Setup, Teardown: first.Teardown,
+	}
+	active := map[time.Time]int{}
+	seen := map[int]bool{}
+	var stopped []string
+	for i, r := range results {
+		if err := compatible(first, r); err != nil {
+			return nil, fmt.Errorf("merging load results: result %d: %w", i+1, err)
+		}
+		for _, s := range r.Segments {
+			if s.Count != first.Segments[0].Count {
+				return nil, fmt.Errorf("merging load results: segment %s and segment %s split the test differently", s, first.Segments[0])
+			}
+			if seen[s.Index] {
+				return nil, fmt.Errorf("merging load results: segment %s appears twice", s)
+			}
+			seen[s.Index] = true
+			out.Segments = append(out.Segments, s)
+		}
+		if r.Start.Before(out.Start) {
+			out.Start = r.Start
+		}
+		if r.End.After(out.End) {
+			out.End = r.End
+		}
+		out.Planned += r.Planned
+		out.Dispatched += r.Dispatched
+		out.Dropped += r.Dropped
+		out.Iterations += r.Iterations
+		if err := mergeRecorders(out, r); err != nil {
+			return nil, fmt.Errorf("merging load results: result %d: %w", i+1, err)
+		}
+		for _, s := range r.Active {
+			active[s.T] += s.V
+		}
+		if r.Stopped != "" && !slices.Contains(stopped, r.Stopped) {
+			stopped = append(stopped, r.Stopped)
+		}
+		if r.TeardownError != "" && out.TeardownError == "" {
+			out.TeardownError = r.TeardownError
+		}
+	}
+	slices.SortFunc(out.Segments, func(a, b Segment) int { return a.Index - b.Index })
+	for _, t := range slices.SortedFunc(maps.Keys(active), func(a, b time.Time) int { return a.Compare(b) }) {
+		out.Active = append(out.Active, Sample{T: t, V: active[t]})
+	}
+	for i, s := range stopped {
+		if i > 0 {
+			out.Stopped += "; "
+		}
+		out.Stopped += s
+	}
+	return out, nil
+}
+
+func compatible(a, b *Result) error {
+	switch {
+	case a.Scenario != b.Scenario:
+		return fmt.Errorf("scenario %q is not %q", b.Scenario, a.Scenario)
+	case a.Model != b.Model:
+		return fmt.Errorf("model %s is not %s", b.Model, a.Model)
+	case a.Seed != b.Seed:
+		return fmt.Errorf("seed %d is not %d: the segments made different choices", b.Seed, a.Seed)
+	case a.Duration != b.Duration:
+		return fmt.Errorf("duration %s is not %s", b.Duration, a.Duration)
+	case len(b.Segments) == 0:
+		return errors.New("no segments")
+	}
+	ta, tb := thresholdKeys(a), thresholdKeys(b)
+	if !slices.Equal(ta, tb) {
+		return fmt.Errorf("thresholds %v are not %v", tb, ta)
+	}
+	return nil
+}
+
+func thresholdKeys(r *Result) []string {
+	var out []string
+	for _, th := range r.Thresholds {
+		out = append(out, fmt.Sprintf("%s %s %v %s %s", ThresholdRef(th), th.Expr, th.AbortOnFail, th.DelayAbortEval, th.Window))
+	}
+	return out
+}
+
+func mergeRecorders(out, r *Result) error {
+	for _, p := range [][2]*outcome.Recorder{{out.Requests, r.Requests}, {out.Lag, r.Lag}, {out.Checks, r.Checks}} {
+		if err := p[0].Merge(p[1]); err != nil {
+			return err
+		}
+	}
+	for _, m := range [][2]map[string]*outcome.Recorder{{out.ByName, r.ByName}, {out.ByCheck, r.ByCheck}} {
+		for k, rec := range m[1] {
+			if m[0][k] == nil {
+				m[0][k] = newRecorder()
+			}
+			if err := m[0][k].Merge(rec); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,405 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/outcome"
+)
+
+// RunOptions configure one run of a Test. The zero value runs the whole
+// test now, on the real clock.
+type RunOptions struct {
+	// Segment is this process's share of a distributed test ("--segment
+	// i/N"); the zero value is the whole test.
+	Segment Segment
+	// Clock is the time source; nil means the real clock.
+	Clock clock.Clock
+	// StartAt, when set, is when the load starts (after setup), so that
+	// the processes of a distributed test start together. Zero: at once.
+	StartAt time.Time
+	// Progress, when set, is called about once a second with a snapshot,
+	// from a goroutine of the run's own.
+	Progress func(Progress)
+	// Registerer, when set, gets a collector of live Prometheus metrics
+	// for the run's duration.
+	Registerer prometheus.Registerer
+}
+
+// Progress is a snapshot of a run for a live progress line.
+type Progress struct {
+	Elapsed, Duration time.Duration
+	// Requests, Errors and Dropped count from the start; Errors counts
+	// transport, status and check failures.
+	Requests, Errors, Dropped int64
+	// RPS and P99 are those of the last whole second.
+	RPS float64
+	P99 time.Duration
+	// Active is the number of VUs (closed model) or requests in flight
+	// (open model).
+	Active int
+}
+
+// ErrSetup is returned, wrapped, when the setup request fails: the test
+// does not start.
+var ErrSetup = errors.New("setup failed")
+
+// Preflight dials every host the test sends to (those its URL templates
+// name literally), so that an unreachable host is an error before the
+// load starts rather than a run of refused connections.
+func (t *Test) Preflight(ctx context.Context) error {
+	seen := map[string]bool{}
+	steps := append([]*Step{t.Setup, t.Teardown}, t.Steps...)
+	for _, s := range steps {
+		if s == nil {
+			continue
+		}
+		u, err := url.Parse(s.URL.String())
+		if err != nil || u.Host == "" || !s.URL.hostStatic() {
+			continue
+		}
+		host := u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		if seen[host] {
+			continue
+		}
+		seen[host] = true
+		dctx, cancel := context.WithTimeout(ctx, min(t.Client.Timeout, 5*time.Second))
+		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("request %q: host %s is unreachable: %w", s.Name, host, err)
+		}
+		_ = conn.Close()
+	}
+	return nil
+}
+
+// hostStatic reports whether the template's scheme and host are literal
+// text, so that a preflight dial can find them.
+func (t *Template) hostStatic() bool {
+	if len(t.parts) == 0 || t.parts[0].kind != partText {
+		return false
+	}
+	u, err := url.Parse(t.parts[0].text)
+	return err == nil && u.Host != "" && (len(t.parts) == 1 || len(u.Path) > 0 || u.RawQuery != "")
+}
+
+// runner is one run's state: the recorders every request goes through
+// and the live counters the sampler reads.
+type runner struct {
+	t     *Test
+	clk   clock.Clock
+	tr    transport
+	seg   Segment
+	start time.Time
+	vars  []string
+
+	res     *Result
+	byStep  []*outcome.Recorder // per step, the recorder of its name
+	byCheck [][]*outcome.Recorder
+
+	requests, errs atomic.Int64
+	dropped        atomic.Int64
+	active         atomic.Int64
+	cancel         context.CancelFunc
+	nextStep       int // the next stress step to judge
+	stopOnce       sync.Once
+}
+
+// Run runs the test: setup, the load (its segment of it), teardown. It
+// returns the Result, whose thresholds Evaluate judges, or an error when
+// the test could not run (setup failed, the client could not be made).
+// Cancelling ctx stops the load early; the Result then covers what was
+// sent and says so in Stopped.
+func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
+	clk := clock.OrReal(o.Clock)
+	seg := o.Segment
+	if seg.Count == 0 {
+		seg = Whole
+	}
+	if err := seg.Validate(); err != nil {
+		return nil, err
+	}
+	tr, err := newTransport(t.Client)
+	if err != nil {
+		return nil, fmt.Errorf("making the HTTP client: %w", err)
+	}
+	defer tr.close()
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars}
+	r.res, err = newResult(t, seg)
+	if err != nil {
+		return nil, err
+	}
+	if t.Setup != nil {
+		rep, vars, err := r.once(t.Setup, r.vars)
+		r.res.Setup = rep
+		if err != nil {
+			return r.res, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		r.vars = vars
+	}
+	r.byStep = make([]*outcome.Recorder, len(t.Steps))
+	r.byCheck = make([][]*outcome.Recorder, len(t.Steps))
+	for i, s := range t.Steps {
+		r.byStep[i] = r.res.ByName[s.Name]
+		for _, c := range s.Checks {
+			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
+		}
+	}
+	if !o.StartAt.IsZero() {
+		if err := clock.Sleep(ctx, clk, o.StartAt.Sub(clk.Now())); err != nil {
+			return r.res, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.cancel = cancel
+	if o.Registerer != nil {
+		c := newCollector(r)
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("registering live metrics: %w", err)
+		}
+		defer o.Registerer.Unregister(c)
+	}
+	r.start = clk.Now()
+	r.res.Start = r.start
+	samplerDone := make(chan struct{})
+	samplerCtx, stopSampler := context.WithCancel(context.Background())
+	go func() { // ends when the load is done
+		defer close(samplerDone)
+		r.sample(samplerCtx, runCtx, o.Progress)
+	}()
+	switch t.Model {
+	case Open:
+		e := &OpenExecutor{Schedule: t.Schedule, Segment: seg, MaxInFlight: t.MaxInFlight, Clock: clk,
+			NewWorker: r.openWorker, Drop: r.drop}
+		st := e.Run(runCtx, r.start)
+		r.res.Dispatched, r.res.Dropped = st.Dispatched, st.Dropped
+	case Closed:
+		vus := make([]*Worker, seg.Share(uint64(t.VUs.Max())))
+		e := &ClosedExecutor{Profile: t.VUs, Segment: seg, Clock: clk, GracefulStop: t.GracefulStop,
+			Iterate: func(ctx context.Context, vu int) { r.iterate(ctx, vus, vu) },
+			Active:  func(n int) { r.active.Store(int64(n)) }}
+		st := e.Run(runCtx, r.start)
+		r.res.Iterations = st.Iterations
+	}
+	r.res.End = clk.Now()
+	stopSampler()
+	<-samplerDone
+	if runCtx.Err() != nil && r.res.Stopped == "" {
+		r.res.Stopped = "interrupted"
+	}
+	if t.Teardown != nil {
+		rep, _, err := r.once(t.Teardown, r.vars)
+		r.res.Teardown = rep
+		if err != nil && r.res.Stopped == "" {
+			r.res.TeardownError = err.Error()
+		}
+	}
+	return r.res, nil
+}
+
+// once sends a setup or teardown request and judges it: a transport
+// error, a status of 400 or more, a failed check or extraction fails it.
+func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
+	w := newWorker(r.tr, r.clk, vars, r.t.Seed, -1)
+	if r.t.data != nil {
+		w.Env.Row = r.t.data.Next(w.Env.Rand)
+	}
+	res := w.Send(s)
+	rep := &StepReport{Name: s.Name, Status: res.Status, Latency: res.Done.Sub(res.Sent)}
+	var err error
+	switch {
+	case res.Err != nil:
+		err = fmt.Errorf("request %q: %w", s.Name, res.Err)
+	case res.Status >= 400:
+		err = fmt.Errorf("request %q: status %d", s.Name, res.Status)
+	case res.Failed():
+		for i := range s.Checks {
+			if res.FailedChecks&(1<<i) != 0 {
+				err = fmt.Errorf("request %q: check %q failed", s.Name, s.Checks[i].Label())
+				break
+			}
+		}
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep, w.Env.Vars, err
+}
+
+// openWorker makes the send function of one open-model worker.
+func (r *runner) openWorker(id int) func(context.Context, Arrival) {
+	w := newWorker(r.tr, r.clk, r.vars, r.t.Seed, id)
+	t := r.t
+	return func(_ context.Context, a Arrival) {
+		// Every choice depends on the arrival's number alone, so a test
+		// split into segments makes exactly the choices of the whole test.
+		w.src.Seed(t.Seed, a.N)
+		w.Env.Iter = a.N
+		if t.data != nil {
+			w.Env.Row = t.data.Next(w.Env.Rand)
+		}
+		s := t.mix.Pick(w.Env.Rand)
+		r.active.Add(1)
+		res := w.Send(s)
+		r.active.Add(-1)
+		r.record(s, a.Due, &res)
+	}
+}
+
+func (r *runner) drop(a Arrival) {
+	r.dropped.Add(1)
+	r.res.Requests.Record(outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped})
+}
+
+// iterate runs one closed-model iteration of VU vu: a request, then its
+// think time.
+func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
+	local := (vu - r.seg.Index) / r.seg.Count
+	w := vus[local]
+	if w == nil {
+		w = newWorker(r.tr, r.clk, r.vars, r.t.Seed, vu)
+		vus[local] = w
+	}
+	t := r.t
+	if t.data != nil {
+		w.Env.Row = t.data.Next(w.Env.Rand)
+	}
+	s := t.mix.Pick(w.Env.Rand)
+	res := w.Send(s)
+	r.record(s, time.Time{}, &res)
+	if think := w.Think(s); think > 0 {
+		_ = clock.Sleep(ctx, r.clk, think)
+	}
+}
+
+// record feeds one finished request into the recorders. In the open
+// model latency runs from due, the scheduled time (corrected for
+// coordinated omission), and the service time from the actual send; in
+// the closed model (zero due) both run from the send.
+func (r *runner) record(s *Step, due time.Time, res *StepResult) {
+	o := outcome.Outcome{
+		Start:    res.Sent,
+		Latency:  res.Done.Sub(res.Sent),
+		Status:   res.Status,
+		BytesIn:  res.BytesIn,
+		BytesOut: res.BytesOut,
+		Class:    classify(res),
+	}
+	if !due.IsZero() {
+		o.Start = due
+		o.Latency = res.Done.Sub(due)
+		if svc := res.Done.Sub(res.Sent); svc != o.Latency {
+			o.ServiceTime = max(svc, 1)
+		}
+		r.res.Lag.Record(outcome.Outcome{Start: due, Latency: res.Sent.Sub(due)})
+	}
+	r.res.Requests.Record(o)
+	r.byStep[s.idx].Record(o)
+	r.requests.Add(1)
+	if o.Class != outcome.ClassOK {
+		r.errs.Add(1)
+	}
+	for i := range res.ChecksRun {
+		c := outcome.Outcome{Start: o.Start}
+		if i < 64 && res.FailedChecks&(1<<i) != 0 {
+			c.Class = outcome.ClassCheck
+		}
+		r.res.Checks.Record(c)
+		r.byCheck[s.idx][i].Record(c)
+	}
+}
+
+// classify names what became of a request: a transport error by its
+// kind; a status of 400 or more (or below 200), as in k6's
+// http_req_failed, as a status failure; then a failed check.
+func classify(res *StepResult) outcome.Class {
+	switch {
+	case res.Err != nil:
+		return outcome.Classify(res.Err)
+	case res.Status >= 400 || res.Status < 200:
+		return outcome.ClassStatus
+	case res.Failed():
+		return outcome.ClassCheck
+	}
+	return outcome.ClassOK
+}
+
+// sample runs once a second until ctx ends: it records the active count,
+// reports progress, and stops the load (through stop's cancel) when an
+// abortOnFail threshold fails or a stress step breaks.
+func (r *runner) sample(ctx, load context.Context, progress func(Progress)) {
+	tick := r.clk.NewTimer(time.Second)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-load.Done():
+			return
+		case <-tick.C():
+		}
+		n++
+		now := r.clk.Now()
+		r.res.addActive(now.Truncate(time.Second), int(r.active.Load()))
+		if progress != nil {
+			progress(r.progress(now))
+		}
+		if reason := r.res.abortReason(r.start, now); reason != "" {
+			r.stop(reason)
+		}
+		// A stress step is judged a second after it ends, once its
+		// requests are in; the first that fails is the knee, and the test
+		// has found what it was for.
+		for L := r.t.StepLength; L > 0 && r.nextStep < len(r.t.StepTargets) &&
+			!now.Before(r.start.Add(time.Duration(r.nextStep+1)*L+time.Second)); r.nextStep++ {
+			if st, ok := r.res.stressStep(r.nextStep, r.start.Add(time.Duration(r.nextStep+1)*L)); ok && !st.Passed {
+				r.stop(fmt.Sprintf("knee: step %d (target %g) failed %s", st.Step, st.Target, strings.Join(st.Failed, ", ")))
+				break
+			}
+		}
+		tick.Reset(r.start.Add(time.Duration(n+1) * time.Second).Sub(r.clk.Now()))
+	}
+}
+
+func (r *runner) stop(reason string) {
+	r.stopOnce.Do(func() {
+		r.res.Stopped = reason
+		r.cancel()
+	})
+}
+
+func (r *runner) progress(now time.Time) Progress {
+	last := now.Truncate(time.Second).Add(-time.Second)
+	w := r.res.Requests.Window(last, last.Add(time.Second))
+	p := Progress{
+		Elapsed:  now.Sub(r.start),
+		Duration: r.t.Duration(),
+		Requests: r.requests.Load(),
+		Errors:   r.errs.Load(),
+		Active:   int(r.active.Load()),
+		P99:      w.Latency.Quantile(0.99),
+		RPS:      float64(w.Total - w.ByClass[outcome.ClassDropped]),
+	}
+	p.Dropped = r.dropped.Load()
+	return p
+}

@@ -1,0 +1,324 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/outcome"
+)
+
+// shopServer is a small API: POST /login returns a token, and /profile
+// and /pay answer only with it.
+func shopServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var unauthorized atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			body, _ := io.ReadAll(r.Body)
+			if !strings.Contains(string(body), `"alice"`) {
+				http.Error(w, "who?", http.StatusForbidden)
+				return
+			}
+			_, _ = io.WriteString(w, `{"data":{"token":"t0k3n"}}`)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer t0k3n" {
+			unauthorized.Add(1)
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/profile/"):
+			_, _ = io.WriteString(w, `{"id":"`+strings.TrimPrefix(r.URL.Path, "/profile/")+`","plan":"gold"}`)
+		case r.URL.Path == "/pay" && r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"state":"paid"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &unauthorized
+}
+
+func shopScenario(base, load string) string {
+	return `kind: Scenario
+version: relia/v1
+metadata: {name: shop}
+spec:
+  baseURL: ` + base + `
+  vars: {user: alice}
+  setup:
+    name: login
+    method: POST
+    path: /login
+    body: '{"user":"{{user}}"}'
+    extract: {token: $.data.token}
+  headers: {Authorization: "Bearer {{token}}"}
+  requests:
+    - name: profile
+      weight: 80
+      path: /profile/{{randInt 1 1000}}
+      checks:
+        - status: [200]
+        - jsonPath: $.plan
+          equals: gold
+    - name: pay
+      weight: 20
+      method: POST
+      path: /pay
+      body: '{"amount":{{randInt 1 99}}}'
+      checks: [{status: [201]}]
+  load:
+` + load + `
+  thresholds:
+    http_req_failed: ["rate<0.01"]
+    checks: ["rate>0.99"]
+    "http_req_duration{name:pay}": ["p(99)<2000"]
+`
+}
+
+func buildTest(t *testing.T, yaml string) *Test {
+	t.Helper()
+	scs, err := ParseScenarios("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := scs[0].Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return test
+}
+
+func TestRunSetupTokenAndWeightedMix(t *testing.T) {
+	t.Parallel()
+	srv, unauthorized := shopServer(t)
+	test := buildTest(t, shopScenario(srv.URL, "    rate: 500\n    duration: 1s\n    lateAfter: 1s\n"))
+	if err := test.Preflight(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := test.Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Setup == nil || res.Setup.Status != 200 || res.Setup.Error != "" {
+		t.Fatalf("setup: %+v", res.Setup)
+	}
+	if n := unauthorized.Load(); n != 0 {
+		t.Fatalf("%d requests went without the token extracted in setup", n)
+	}
+	total := res.Requests.Total()
+	if total.Total != 500 || total.ByClass[outcome.ClassOK] != 500 {
+		t.Fatalf("want 500 ok requests, got %d: %v", total.Total, total.ByClass)
+	}
+	// 80/20 weights: the count of pay requests is binomial(500, 0.2),
+	// mean 100 and standard deviation 8.9; five deviations bound it.
+	pay := res.ByName["pay"].Total().Total
+	profile := res.ByName["profile"].Total().Total
+	if pay+profile != 500 || math.Abs(float64(pay)-100) > 5*math.Sqrt(500*0.2*0.8) {
+		t.Fatalf("pay %d, profile %d: not 20/80 of 500", pay, profile)
+	}
+	if codes := res.Requests.StatusCodes(); codes[200] != profile || codes[201] != pay {
+		t.Fatalf("status codes %v", codes)
+	}
+	if c := res.Checks.Total(); c.Total != 2*profile+pay || c.ByClass[outcome.ClassOK] != c.Total {
+		t.Fatalf("checks %d (%v), want %d passed", c.Total, c.ByClass, 2*profile+pay)
+	}
+	verdict := res.Evaluate()
+	if !AllPassed(verdict) || len(verdict) != 4 {
+		t.Fatalf("verdict %+v", verdict)
+	}
+	var sb strings.Builder
+	if err := res.WriteSummary(&sb, verdict); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"profile", "pay", "p99.9", "service time", "schedule lag", "thresholds:", "pass  http_req_failed rate<0.01"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sb.String())
+		}
+	}
+}
+
+func TestRunFailsChecksAndSetup(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, `{"plan":"free"}`)
+	}))
+	defer srv.Close()
+	yaml := `kind: Scenario
+version: relia/v1
+spec:
+  baseURL: ` + srv.URL + `
+  requests:
+    - path: /x
+      checks: [{jsonPath: $.plan, equals: gold}]
+  load: {vus: 2, duration: 300ms}
+  thresholds:
+    checks: ["rate>0.99"]
+    http_req_failed: ["rate<0.01"]
+`
+	res, err := buildTest(t, yaml).Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Requests.Total()
+	if sum.Total == 0 || sum.ByClass[outcome.ClassCheck] != sum.Total {
+		t.Fatalf("every request should fail its check: %v", sum.ByClass)
+	}
+	v := res.Evaluate()
+	// A failed check is not a failed request: checks fails, http_req_failed holds.
+	if v[0].Passed || v[0].Ref != "checks" || !v[1].Passed {
+		t.Fatalf("verdict %+v", v)
+	}
+
+	withSetup := strings.Replace(yaml, "  requests:", "  setup: {path: /login}\n  requests:", 1)
+	_, err = buildTest(t, withSetup).Run(context.Background(), RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "setup failed") || !strings.Contains(err.Error(), "status 503") {
+		t.Fatalf("want a setup error naming the status, got %v", err)
+	}
+}
+
+// TestSegmentsMergeToWholeRun runs a test whole and in three segments; the
+// merged segments hold exactly the whole run's counts.
+func TestSegmentsMergeToWholeRun(t *testing.T) {
+	t.Parallel()
+	srv, _ := shopServer(t)
+	test := buildTest(t, shopScenario(srv.URL, "    rate: 300\n    duration: 1s\n    lateAfter: 1s\n"))
+	whole, err := test.Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]*Result, 3)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() {
+			r, err := test.Run(context.Background(), RunOptions{Segment: Segment{Index: i, Count: 3}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			// Through the results file format, as relia load merge reads it.
+			data, err := json.Marshal(r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			parts[i] = &Result{}
+			if err := json.Unmarshal(data, parts[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	merged, err := Merge(parts[2], parts[0], parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func(r *Result) string {
+		s := fmt.Sprintf("planned %d total %d classes %v codes %v checks %d", r.Planned, r.Requests.Total().Total,
+			r.Requests.Total().ByClass, r.Requests.StatusCodes(), r.Checks.Total().Total)
+		for _, n := range []string{"profile", "pay"} {
+			s += fmt.Sprintf(" %s %d", n, r.ByName[n].Total().Total)
+		}
+		return s
+	}
+	if got, want := counts(merged), counts(whole); got != want {
+		t.Fatalf("merged segments:\n%s\nwhole run:\n%s", got, want)
+	}
+	if len(merged.Segments) != 3 || !AllPassed(merged.Evaluate()) {
+		t.Fatalf("merged %v, verdict %+v", merged.Segments, merged.Evaluate())
+	}
+	if _, err := Merge(parts[0], parts[0]); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("merging a segment twice: %v", err)
+	}
+	if _, err := Merge(parts[0], whole); err == nil {
+		t.Fatal("merging segments of different splits should fail")
+	}
+}
+
+// stallServer answers at once except during one stall, from 1s to 2s
+// after it starts, when every request waits for the stall to end: a
+// scaled-down "stalls for 1s once every 5s".
+func stallServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	var mu sync.Mutex
+	var from time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		if from.IsZero() {
+			from = time.Now().Add(time.Second)
+		}
+		stallFrom := from
+		mu.Unlock()
+		if now := time.Now(); now.After(stallFrom) && now.Before(stallFrom.Add(time.Second)) {
+			time.Sleep(stallFrom.Add(time.Second).Sub(now))
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestCoordinatedOmission shows why the open model measures from the
+// schedule: a one-second stall delays every request scheduled during it,
+// so the open model's p99 shows the stall, while a closed model, whose
+// VUs simply wait and send less, records only a few slow requests among
+// many fast ones and its p99 hides it.
+func TestCoordinatedOmission(t *testing.T) {
+	t.Parallel()
+	run := func(load string) *Result {
+		srv := stallServer(t)
+		test := buildTest(t, `kind: Scenario
+version: relia/v1
+spec:
+  baseURL: `+srv.URL+`
+  requests: [{path: /}]
+  load: {`+load+`, duration: 3s}
+`)
+		res, err := test.Run(context.Background(), RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var open, closed *Result
+	var wg sync.WaitGroup
+	wg.Go(func() { open = run("rate: 200, maxInFlight: 400") })
+	wg.Go(func() { closed = run("vus: 4") })
+	wg.Wait()
+	o, c := open.Requests.Total(), closed.Requests.Total()
+	if p99 := o.Latency.Quantile(0.99); p99 < 500*time.Millisecond {
+		t.Errorf("open model p99 %s: the stall should show (>= 500ms)", p99)
+	}
+	if p99 := c.ServiceTime.Quantile(0.99); p99 >= 500*time.Millisecond {
+		t.Errorf("closed model service-time p99 %s: the stall should hide below it (%d requests)", p99, c.Total)
+	}
+	// The closed model sent a fraction of its usual rate during the stall:
+	// its VUs waited instead of sending, which is what hides it.
+	if c.Total < 2*o.Total {
+		t.Errorf("closed model sent %d requests, open %d: the closed VUs should run far faster between stalls", c.Total, o.Total)
+	}
+	var sb strings.Builder
+	_ = open.WriteSummary(&sb, open.Evaluate())
+	if !strings.Contains(sb.String(), "no coordinated omission") {
+		t.Errorf("the summary should explain the two latencies:\n%s", sb.String())
+	}
+}
