@@ -1,0 +1,218 @@
+package report
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+var base = time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
+
+func at(sec float64) time.Time { return base.Add(time.Duration(sec * float64(time.Second))) }
+
+// pts builds points one second apart from values; NaN is a missing value.
+func pts(vals ...float64) []Point {
+	out := make([]Point, len(vals))
+	for i, v := range vals {
+		out[i] = Point{T: at(float64(i)), V: v}
+	}
+	return out
+}
+
+func TestRunsSplitAtGaps(t *testing.T) {
+	t.Parallel()
+	nan := math.NaN()
+	tests := []struct {
+		name   string
+		series Series
+		axis   axis
+		want   []int // the lengths of the runs
+	}{
+		{"no gaps", Series{Points: pts(1, 2, 3, 4)}, axis{at(0), at(3)}, []int{4}},
+		{"NaN breaks", Series{Points: pts(1, 2, nan, 4, 5)}, axis{at(0), at(4)}, []int{2, 2}},
+		{"leading and trailing NaN", Series{Points: pts(nan, 2, 3, nan)}, axis{at(0), at(3)}, []int{2}},
+		{"spacing breaks", Series{Points: []Point{{at(0), 1}, {at(1), 1}, {at(2), 1}, {at(5), 1}, {at(6), 1}}}, axis{at(0), at(6)}, []int{3, 2}},
+		{"spacing within 1.5 steps joins", Series{Points: []Point{{at(0), 1}, {at(1), 1}, {at(2.5), 1}}}, axis{at(0), at(3)}, []int{3}},
+		{"explicit step", Series{Points: []Point{{at(0), 1}, {at(2), 1}, {at(4), 1}, {at(10), 1}}, Step: 2 * time.Second}, axis{at(0), at(10)}, []int{3, 1}},
+		{"explicit step shorter than spacing", Series{Points: []Point{{at(0), 1}, {at(2), 1}}, Step: time.Second}, axis{at(0), at(2)}, []int{1, 1}},
+		{"clipped to the axis", Series{Points: pts(1, 2, 3, 4, 5, 6)}, axis{at(2), at(4)}, []int{3}},
+		{"equal times", Series{Points: []Point{{at(0), 1}, {at(0), 2}, {at(1), 3}}}, axis{at(0), at(1)}, []int{3}},
+		{"one point", Series{Points: pts(7)}, axis{at(0), at(1)}, []int{1}},
+		{"empty", Series{}, axis{at(0), at(1)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			runs := tt.axis.runs(&tt.series, seriesStep(&tt.series))
+			var got []int
+			for _, r := range runs {
+				got = append(got, len(r))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("runs = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("runs = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// hour is a one-hour series at one point a second: a flat 20 with one
+// 1-second spike and one 1-second dip, the shape that naive thinning
+// (every n-th point) loses.
+func hour(spikeAt, dipAt int) []Point {
+	out := make([]Point, 3600)
+	for i := range out {
+		v := 20 + float64(i%7)
+		switch i {
+		case spikeAt:
+			v = 900
+		case dipAt:
+			v = 1
+		}
+		out[i] = Point{T: at(float64(i)), V: v}
+	}
+	return out
+}
+
+func TestDownsampleKeepsSpikes(t *testing.T) {
+	t.Parallel()
+	a := axis{at(0), at(3599)}
+	for _, spike := range []int{0, 1, 1234, 1235, 3598, 3599} {
+		s := Series{Points: hour(spike, 2000), Step: time.Second}
+		runs := a.downsample(a.runs(&s, time.Second), ReduceMax)
+		n, peak, low := 0, 0.0, math.Inf(1)
+		for _, r := range runs {
+			n += len(r)
+			for _, p := range r {
+				peak, low = math.Max(peak, p.V), math.Min(low, p.V)
+			}
+		}
+		if n > plotWidth || n < plotWidth/2 {
+			t.Errorf("spike at %d: %d points drawn, want at most %d", spike, n, plotWidth)
+		}
+		if peak != 900 {
+			t.Errorf("spike at %d: highest drawn point %v, want the spike 900", spike, peak)
+		}
+		if low == 1 {
+			t.Errorf("spike at %d: ReduceMax kept the dip", spike)
+		}
+	}
+
+	s := Series{Points: hour(100, 2000), Step: time.Second}
+	runs := a.downsample(a.runs(&s, time.Second), ReduceMin)
+	low := math.Inf(1)
+	for _, p := range runs[0] {
+		low = math.Min(low, p.V)
+	}
+	if low != 1 {
+		t.Errorf("ReduceMin: lowest drawn point %v, want the dip 1", low)
+	}
+
+	runs = a.downsample(a.runs(&s, time.Second), ReduceMean)
+	var sum float64
+	for _, p := range runs[0] {
+		sum += p.V
+		if p.T.Before(at(0)) || p.T.After(at(3599)) {
+			t.Fatalf("ReduceMean: point at %v outside the data", p.T)
+		}
+	}
+	if mean := sum / float64(len(runs[0])); mean < 22 || mean > 25 {
+		t.Errorf("ReduceMean: mean of drawn points %v, want about 23.3 (a spike averages away)", mean)
+	}
+}
+
+func TestDownsampleKeepsGaps(t *testing.T) {
+	t.Parallel()
+	p := hour(-1, -1)
+	for i := 1000; i < 1100; i++ {
+		p[i].V = math.NaN()
+	}
+	s := Series{Points: p, Step: time.Second}
+	a := axis{at(0), at(3599)}
+	runs := a.downsample(a.runs(&s, time.Second), ReduceMax)
+	if len(runs) != 2 {
+		t.Fatalf("%d runs after downsampling, want the 2 around the gap", len(runs))
+	}
+	if last, first := runs[0][len(runs[0])-1].T, runs[1][0].T; !last.Before(at(1000)) || first.Before(at(1100)) {
+		t.Errorf("the gap 1000..1100 s is drawn from %v to %v", last, first)
+	}
+}
+
+// TestLargeChart renders a one-hour run at one-second buckets, four
+// series, through the whole chart layout: every path must stay within the
+// pixel columns and keep its spike, and the tooltip data must match.
+func TestLargeChart(t *testing.T) {
+	t.Parallel()
+	c := Chart{Title: "Latency", Unit: "ms"}
+	for i, name := range []string{"p50", "p90", "p99", "max"} {
+		c.Series = append(c.Series, Series{Name: name, Points: hour(500+i*700, -1), Step: time.Second})
+	}
+	a := axis{at(0), at(3599)}
+	v := a.buildChart(&c, "c")
+	for _, s := range v.Series {
+		if s.Count > plotWidth || strings.Count(s.D, "L")+strings.Count(s.D, "M") != s.Count {
+			t.Errorf("%s: %d points, %d in the path; want at most %d", s.Name, s.Count, strings.Count(s.D, "L")+1, plotWidth)
+		}
+	}
+	// The spikes set the axis: 900 ms rounds up to 1 s.
+	if top := v.YTicks[len(v.YTicks)-1].Label; top != "1.0 s" {
+		t.Errorf("top tick %q, want 1.0 s", top)
+	}
+	var tip tipData
+	if err := json.Unmarshal([]byte(v.Data), &tip); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range tip.Series {
+		if len(s.X) != v.Series[i].Count || len(s.V) != len(s.X) {
+			t.Errorf("tooltip %s: %d x, %d v for %d points", s.Name, len(s.X), len(s.V), v.Series[i].Count)
+		}
+		found := false
+		for _, val := range s.V {
+			found = found || val == "900"
+		}
+		if !found {
+			t.Errorf("tooltip %s lost the spike", s.Name)
+		}
+	}
+}
+
+func TestWindowLabelsStack(t *testing.T) {
+	t.Parallel()
+	c := Chart{
+		Series: []Series{{Name: "x", Points: pts(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)}},
+		Windows: []Window{
+			{Label: "a long label for the first phase", From: at(1), To: at(3)},
+			{Label: "overlapping", From: at(2), To: at(4)},
+			{Label: "far away", From: at(8), To: at(9)},
+			{Label: "still running at the end of the run", From: at(9)},
+			{Label: "before the axis", From: at(-5), To: at(-1)},
+		},
+	}
+	v := axis{at(0), at(9)}.buildChart(&c, "c")
+	if len(v.Windows) != 4 {
+		t.Fatalf("%d windows drawn, want 4 (one lies before the axis)", len(v.Windows))
+	}
+	if v.Windows[0].LabelY == v.Windows[1].LabelY {
+		t.Error("overlapping labels share a row")
+	}
+	if v.Windows[2].LabelY != v.Windows[0].LabelY {
+		t.Error("a label with room in the first row went elsewhere")
+	}
+	if !v.Windows[3].Open || v.Windows[0].Open {
+		t.Error("only the window without an end is open")
+	}
+	// The last label would run off the chart: it ends at the edge.
+	x, _ := json.Number(v.Windows[3].LabelX).Float64()
+	if w := charWidth * float64(len("still running at the end of the run")); x+w > svgWidth {
+		t.Errorf("label from %v, %v wide, runs off the %d-wide chart", x, w, svgWidth)
+	}
+	if v.Height != topPad+2*laneHeight+plotHeight+bottomPad {
+		t.Errorf("height %d, want room for two label rows", v.Height)
+	}
+}
