@@ -1,0 +1,99 @@
+package shop
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/outcome"
+)
+
+func TestKillResetsInFlightAndRefusesNew(t *testing.T) {
+	t.Parallel()
+	// With latency on a fake clock, a request stays in flight until the
+	// test advances the clock, which it never does.
+	fc := clock.NewFake(time.Time{})
+	s := startShop(t, Options{CatalogReplicas: 2, Latency: true, Clock: fc})
+	r := s.Catalog(0)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	idle := testClient(t)
+
+	// An idle keep-alive connection, open before the kill.
+	fc2 := mustCallAdvancing(t, fc, idle, r.URL()+"/products/1")
+	if fc2.status != 200 {
+		t.Fatalf("before the kill: %d", fc2.status)
+	}
+
+	inFlight := callAsync(context.Background(), c, "GET", r.URL()+"/products?page=2", "")
+	fc.BlockUntil(1) // the request is in its handler
+	r.Kill()
+	if err := (<-inFlight).err; outcome.Classify(err) != outcome.ClassReset {
+		t.Errorf("in-flight request at the kill: %v (%s), want a reset", err, outcome.Classify(err))
+	}
+	if r.Alive() {
+		t.Error("alive after Kill")
+	}
+	_, err := call(context.Background(), c, "GET", r.URL()+"/healthz", "")
+	if outcome.Classify(err) != outcome.ClassRefused {
+		t.Errorf("new connection to a killed replica: %v, want refused", err)
+	}
+	// The idle connection was reset too; the transport finds out on use
+	// and, the request being idempotent, dials again: refused.
+	if _, err := call(context.Background(), idle, "GET", r.URL()+"/healthz", ""); err == nil {
+		t.Error("the kept-alive connection still answers")
+	}
+	r.Kill() // killing a dead replica does nothing
+
+	// The other replica is untouched.
+	if a := mustCall(t, c, "GET", s.Catalog(1).URL()+"/healthz", ""); a.status != 200 {
+		t.Errorf("replica 1 after replica 0's kill: %d", a.status)
+	}
+
+	url := r.URL()
+	if err := r.Restart(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatalf("restarting a running replica: %v", err)
+	}
+	if r.URL() != url || !r.Alive() {
+		t.Errorf("after restart: %s alive %v, want %s alive", r.URL(), r.Alive(), url)
+	}
+	if a := mustCallAdvancing(t, fc, c, url+"/products/3"); a.status != 200 {
+		t.Errorf("after restart: %d %s", a.status, a.body)
+	}
+}
+
+// mustCallAdvancing sends a request to a shop on a fake clock with
+// latency on: it waits until the handler sleeps, then advances the clock
+// past any service time.
+func mustCallAdvancing(t *testing.T, fc *clock.Fake, c *http.Client, url string) answer {
+	t.Helper()
+	before := fc.Waiters()
+	done := callAsync(context.Background(), c, "GET", url, "")
+	fc.BlockUntil(before + 1)
+	fc.Advance(time.Minute)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("GET %s: %v", url, r.err)
+	}
+	return r.a
+}
+
+func TestKillManyTimes(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{CatalogReplicas: 1})
+	c := testClient(t)
+	r := s.Catalog(0)
+	for i := range 5 {
+		r.Kill()
+		if err := r.Restart(); err != nil {
+			t.Fatalf("restart %d: %v", i, err)
+		}
+		if a := mustCall(t, c, "GET", r.URL()+"/products/1", ""); a.status != 200 {
+			t.Fatalf("after restart %d: %d", i, a.status)
+		}
+	}
+}
