@@ -34,6 +34,9 @@ type Result struct {
 	Planned, Dispatched, Dropped uint64
 	// Iterations counts closed-model iterations.
 	Iterations uint64
+	// MaxActive is the most VUs (closed model) or workers (open model)
+	// that ran at once.
+	MaxActive int
 	// LateAfter is the lateness beyond which an arrival was not on time.
 	LateAfter time.Duration
 	// StepLength and StepTargets describe the stress preset's steps.

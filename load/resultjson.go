@@ -33,6 +33,7 @@ const ResultSchema = "relia/load/v1"
 //	  "duration_ns": 30000000000,           // the profile's planned length
 //	  "planned": 30000, "dispatched": 29990, "dropped": 10,   // open model
 //	  "iterations": 0,                      // closed model
+//	  "max_active": 50,                     // most VUs (closed) or workers (open) at once
 //	  "late_after_ns": 10000000,
 //	  "step_length_ns": 0, "step_targets": [],                // stress preset
 //	  "thresholds": [{"metric": "http_req_duration{name:pay}", "expr": "p(99)<500",
@@ -62,6 +63,7 @@ type resultJSON struct {
 	Dispatched  uint64                       `json:"dispatched"`
 	Dropped     uint64                       `json:"dropped"`
 	Iterations  uint64                       `json:"iterations"`
+	MaxActive   int                          `json:"max_active"`
 	LateAfterNS int64                        `json:"late_after_ns"`
 	StepLenNS   int64                        `json:"step_length_ns"`
 	StepTargets []float64                    `json:"step_targets"`
@@ -102,7 +104,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	doc := resultJSON{
 		Schema: ResultSchema, Scenario: r.Scenario, Labels: r.Labels, Model: r.Model, Preset: r.Preset,
 		Seed: r.Seed, Start: r.Start, End: r.End, DurationNS: int64(r.Duration),
-		Planned: r.Planned, Dispatched: r.Dispatched, Dropped: r.Dropped, Iterations: r.Iterations,
+		Planned: r.Planned, Dispatched: r.Dispatched, Dropped: r.Dropped, Iterations: r.Iterations, MaxActive: r.MaxActive,
 		LateAfterNS: int64(r.LateAfter), StepLenNS: int64(r.StepLength), StepTargets: r.StepTargets,
 		Thresholds: []thresholdJSON{}, Verdict: []verdictJSON{},
 		Requests: r.Requests, ByName: r.ByName, Lag: r.Lag, Checks: r.Checks, ByCheck: r.ByCheck,
@@ -152,7 +154,7 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 	out := Result{
 		Scenario: doc.Scenario, Labels: doc.Labels, Model: doc.Model, Preset: doc.Preset, Seed: doc.Seed,
 		Start: doc.Start, End: doc.End, Duration: time.Duration(doc.DurationNS),
-		Planned: doc.Planned, Dispatched: doc.Dispatched, Dropped: doc.Dropped, Iterations: doc.Iterations,
+		Planned: doc.Planned, Dispatched: doc.Dispatched, Dropped: doc.Dropped, Iterations: doc.Iterations, MaxActive: doc.MaxActive,
 		LateAfter: time.Duration(doc.LateAfterNS), StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
 		Requests: doc.Requests, ByName: doc.ByName, Lag: doc.Lag, Checks: doc.Checks, ByCheck: doc.ByCheck,
 		Active: doc.Active, Setup: doc.Setup, Teardown: doc.Teardown, TeardownError: doc.TeardownErr, Stopped: doc.Stopped,
@@ -257,6 +259,7 @@ func Merge(results ...*Result) (*Result, error) {
 		out.Dispatched += r.Dispatched
 		out.Dropped += r.Dropped
 		out.Iterations += r.Iterations
+		out.MaxActive += r.MaxActive
 		if err := mergeRecorders(out, r); err != nil {
 			return nil, fmt.Errorf("merging load results: result %d: %w", i+1, err)
 		}

@@ -191,14 +191,14 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		e := &OpenExecutor{Schedule: t.Schedule, Segment: seg, MaxInFlight: t.MaxInFlight, Clock: clk,
 			NewWorker: r.openWorker, Drop: r.drop}
 		st := e.Run(runCtx, r.start)
-		r.res.Dispatched, r.res.Dropped = st.Dispatched, st.Dropped
+		r.res.Dispatched, r.res.Dropped, r.res.MaxActive = st.Dispatched, st.Dropped, st.Workers
 	case Closed:
 		vus := make([]*Worker, seg.Share(uint64(t.VUs.Max())))
 		e := &ClosedExecutor{Profile: t.VUs, Segment: seg, Clock: clk, GracefulStop: t.GracefulStop,
 			Iterate: func(ctx context.Context, vu int) { r.iterate(ctx, vus, vu) },
 			Active:  func(n int) { r.active.Store(int64(n)) }}
 		st := e.Run(runCtx, r.start)
-		r.res.Iterations = st.Iterations
+		r.res.Iterations, r.res.MaxActive = st.Iterations, st.MaxActive
 	}
 	r.res.End = clk.Now()
 	stopSampler()

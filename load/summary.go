@@ -125,11 +125,7 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 			r.Planned, all.Total-all.ByClass[outcome.ClassDropped], all.ByClass[outcome.ClassDropped],
 			r.Lag.Total().Latency.Count()-r.Lag.Total().Latency.CountAtOrBelow(r.LateAfter), r.LateAfter)
 	} else {
-		maxVUs := 0
-		for _, s := range r.Active {
-			maxVUs = max(maxVUs, s.V)
-		}
-		fmt.Fprintf(&b, "\nVUs: up to %d, %d iterations\n", maxVUs, r.Iterations)
+		fmt.Fprintf(&b, "\nVUs: up to %d, %d iterations\n", r.MaxActive, r.Iterations)
 	}
 	fmt.Fprintf(&b, "data: %s received, %s sent\n", bytesText(all.BytesIn), bytesText(all.BytesOut))
 

@@ -1,0 +1,443 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/relia-dev/relia/load"
+	"github.com/relia-dev/relia/report"
+)
+
+func init() { register(newLoadCmd) }
+
+// loadFlags are relia load's flags.
+type loadFlags struct {
+	rate        float64
+	vus         int
+	duration    time.Duration
+	maxInFlight int
+	headers     []string
+	method      string
+	body        string
+	thresholds  []string
+	timeout     time.Duration
+	httpVersion string
+	insecure    bool
+	segment     string
+	startAt     string
+	out         string
+	html        string
+	format      string
+	metricsAddr string
+}
+
+func newLoadCmd() *cobra.Command {
+	var f loadFlags
+	cmd := &cobra.Command{
+		Use:   "load FILE.yaml | URL",
+		Short: "Send HTTP load (open or closed model) with honest latency and k6-style thresholds",
+		Long: `relia load runs a kind: Scenario file, or a one-liner against a URL.
+
+  relia load http://127.0.0.1:8080/ --rate 1000 --duration 30s
+  relia load http://127.0.0.1:8080/ --vus 50 --duration 30s --threshold 'http_req_duration:p(99)<500'
+  relia load checkout.yaml --out results.json --html report.html
+  relia load checkout.yaml --segment 0/4 --out part0.json   # one of 4 processes
+  relia load merge part*.json --out all.json
+
+--rate is the open model: requests are sent on schedule whatever the service
+does, and latency runs from the scheduled time, so a stall shows (no
+coordinated omission). --vus is the closed model. With a file, --rate, --vus
+and --duration replace its load profile.
+
+The summary goes to stdout (-o json for the results file's JSON), a progress
+line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
+1 a threshold failed, 2 bad input, 3 interrupted, 4 runtime error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runLoad(cmd, args[0], &f) },
+	}
+	fl := cmd.Flags()
+	fl.Float64Var(&f.rate, "rate", 0, "open model: requests per second")
+	fl.IntVar(&f.vus, "vus", 0, "closed model: virtual users")
+	fl.DurationVar(&f.duration, "duration", 0, "how long to send load (default 10s for a URL)")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "open model: cap on requests in flight; arrivals beyond it are dropped and counted")
+	fl.StringArrayVarP(&f.headers, "header", "H", nil, "request header 'Name: value' (URL only; repeatable)")
+	fl.StringVarP(&f.method, "method", "m", "", "request method (URL only; default GET, or POST with -d)")
+	fl.StringVarP(&f.body, "data", "d", "", "request body (URL only)")
+	fl.StringArrayVar(&f.thresholds, "threshold", nil, "threshold 'metric:expression', e.g. 'http_req_duration:p(99)<500' (repeatable)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout (URL only; default 30s)")
+	fl.StringVar(&f.httpVersion, "http", "", `HTTP version for a URL: "1.1", "2" or "h2c"`)
+	fl.BoolVarP(&f.insecure, "insecure", "k", false, "skip TLS certificate checks (URL only)")
+	fl.StringVar(&f.segment, "segment", "", "run segment i/N of the test (0-based), e.g. 0/4")
+	fl.StringVar(&f.startAt, "start-at", "", "start the load at this RFC 3339 time, so segments start together")
+	fl.StringVar(&f.out, "out", "", "write the results (relia/load/v1 JSON, mergeable) to this file")
+	fl.StringVar(&f.html, "html", "", "write a self-contained HTML report to this file")
+	fl.StringVarP(&f.format, "output", "o", "table", "stdout format: table or json")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics on this address during the run (127.0.0.1:9464)")
+	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
+	return cmd
+}
+
+// scenarioFor builds the scenario of a file or of a one-liner URL.
+func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
+	isURL := strings.Contains(target, "://")
+	var sc *load.Scenario
+	if isURL {
+		sc = &load.Scenario{Metadata: load.Metadata{Name: "relia load " + target}}
+		method := f.method
+		if method == "" && f.body != "" {
+			method = "POST"
+		}
+		req := load.RequestSpec{Name: strings.ToUpper(cmpOr(method, "GET")) + " " + target, Method: method, Path: target, Body: f.body}
+		for _, h := range f.headers {
+			k, v, ok := strings.Cut(h, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, fmt.Errorf("-H %q: want 'Name: value'", h)
+			}
+			if req.Headers == nil {
+				req.Headers = map[string]string{}
+			}
+			req.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		sc.Spec.Requests = []load.RequestSpec{req}
+		sc.Spec.Timeout, sc.Spec.HTTP, sc.Spec.TLS.Insecure = f.timeout, f.httpVersion, f.insecure
+		if f.rate == 0 && f.vus == 0 {
+			return nil, errors.New("give --rate (requests per second) or --vus with a URL")
+		}
+		if f.duration == 0 {
+			f.duration = 10 * time.Second
+		}
+	} else {
+		if len(f.headers) > 0 || f.method != "" || f.body != "" || f.timeout != 0 || f.httpVersion != "" || f.insecure {
+			return nil, errors.New("-H, -m, -d, --timeout, --http and --insecure apply to a URL; set them in the scenario file")
+		}
+		scs, err := load.ReadScenarios(target)
+		if err != nil {
+			return nil, err
+		}
+		if len(scs) > 1 {
+			return nil, fmt.Errorf("%s: %d scenarios in one file; relia load runs one", target, len(scs))
+		}
+		sc = scs[0]
+	}
+	l := &sc.Spec.Load
+	switch {
+	case f.rate < 0 || (isURL && f.rate == 0 && f.vus == 0):
+		return nil, fmt.Errorf("--rate %v: want a rate > 0 requests per second", f.rate)
+	case f.vus < 0:
+		return nil, fmt.Errorf("--vus %d: want at least 1", f.vus)
+	case f.rate > 0 && f.vus > 0:
+		return nil, errors.New("give --rate (open model) or --vus (closed model), not both")
+	case f.duration < 0:
+		return nil, fmt.Errorf("--duration %s is negative", f.duration)
+	case f.maxInFlight < 0:
+		return nil, fmt.Errorf("--max-in-flight %d is negative", f.maxInFlight)
+	}
+	if f.rate > 0 || f.vus > 0 || f.duration > 0 {
+		*l = load.LoadSpec{Duration: cmpOr(f.duration, l.Duration), MaxInFlight: f.maxInFlight, GracefulStop: l.GracefulStop,
+			LateAfter: l.LateAfter, MinOnTime: l.MinOnTime}
+		switch {
+		case f.rate > 0:
+			l.Rate = &f.rate
+		case f.vus > 0:
+			l.VUs = &f.vus
+		default:
+			return nil, errors.New("--duration with a file needs --rate or --vus too")
+		}
+	} else if f.maxInFlight > 0 {
+		l.MaxInFlight = f.maxInFlight
+	}
+	for _, s := range f.thresholds {
+		th, err := load.ParseThresholdFlag(s)
+		if err != nil {
+			return nil, fmt.Errorf("--threshold: %w", err)
+		}
+		if sc.Spec.Thresholds == nil {
+			sc.Spec.Thresholds = map[string][]load.ThresholdSpec{}
+		}
+		ref := load.ThresholdRef(th)
+		sc.Spec.Thresholds[ref] = append(sc.Spec.Thresholds[ref], load.ThresholdSpec{Threshold: th.Expr})
+	}
+	return sc, nil
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}
+
+func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
+	if f.format != "table" && f.format != "json" {
+		return badInput(fmt.Errorf("-o %q: want table or json", f.format))
+	}
+	opts := load.RunOptions{}
+	if f.segment != "" {
+		seg, err := load.ParseSegment(f.segment)
+		if err != nil {
+			return badInput(fmt.Errorf("--segment: %w", err))
+		}
+		opts.Segment = seg
+	}
+	if f.startAt != "" {
+		at, err := time.Parse(time.RFC3339, f.startAt)
+		if err != nil {
+			return badInput(fmt.Errorf("--start-at %q: want an RFC 3339 time such as 2025-11-28T09:00:00Z", f.startAt))
+		}
+		opts.StartAt = at
+	}
+	sc, err := scenarioFor(target, f)
+	if err != nil {
+		return badInput(err)
+	}
+	test, err := sc.Build()
+	if err != nil {
+		return badInput(err)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := test.Preflight(ctx); err != nil {
+		return badInput(err)
+	}
+	stderr := cmd.ErrOrStderr()
+	if f.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return badInput(fmt.Errorf("--metrics-addr: %w", err))
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }() // ends with Close below
+		defer srv.Close()
+		fmt.Fprintf(stderr, "relia load: live metrics on http://%s/metrics\n", ln.Addr())
+		opts.Registerer = reg
+	}
+	if isTerminal(stderr) {
+		opts.Progress = func(p load.Progress) {
+			fmt.Fprintf(stderr, "\r%5.0fs/%-5.0fs %8.0f req/s  p99 %-10s errors %-8d dropped %-6d active %-6d",
+				p.Elapsed.Seconds(), p.Duration.Seconds(), p.RPS, p.P99.Round(10*time.Microsecond), p.Errors, p.Dropped, p.Active)
+		}
+	}
+	res, err := test.Run(ctx, opts)
+	if opts.Progress != nil {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return runtimeErr(err)
+	}
+	return finishLoad(cmd, res, f.out, f.html, f.format)
+}
+
+// finishLoad writes a result's files and summary and turns its verdict
+// into the exit code.
+func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return runtimeErr(err)
+	}
+	if out != "" {
+		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+			return runtimeErr(fmt.Errorf("writing results: %w", err))
+		}
+	}
+	verdict := res.Evaluate()
+	if html != "" {
+		if err := writeLoadHTML(html, res, verdict); err != nil {
+			return runtimeErr(err)
+		}
+	}
+	if format == "json" {
+		if _, err := cmd.OutOrStdout().Write(append(data, '\n')); err != nil {
+			return runtimeErr(err)
+		}
+	} else if err := res.WriteSummary(cmd.OutOrStdout(), verdict); err != nil {
+		return runtimeErr(err)
+	}
+	if !load.AllPassed(verdict) {
+		var failed []string
+		for _, v := range verdict {
+			if !v.Passed {
+				failed = append(failed, v.String())
+			}
+		}
+		return &exitError{code: exitFailed, err: fmt.Errorf("thresholds failed: %s", strings.Join(failed, "; "))}
+	}
+	if res.Stopped == "interrupted" {
+		return &exitError{code: exitAborted, err: errors.New("interrupted before the end of the profile")}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a character device, where a progress
+// line that rewrites itself reads well.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func newLoadMergeCmd() *cobra.Command {
+	var out, html, format string
+	cmd := &cobra.Command{
+		Use:   "merge RESULT.json...",
+		Short: "Merge the results of the segments of one test exactly, and judge its thresholds",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "table" && format != "json" {
+				return badInput(fmt.Errorf("-o %q: want table or json", format))
+			}
+			var parts []*load.Result
+			for _, p := range args {
+				r, err := load.ReadResult(p)
+				if err != nil {
+					return badInput(err)
+				}
+				parts = append(parts, r)
+			}
+			merged, err := load.Merge(parts...)
+			if err != nil {
+				return badInput(err)
+			}
+			return finishLoad(cmd, merged, out, html, format)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the merged results to this file")
+	cmd.Flags().StringVar(&html, "html", "", "write a self-contained HTML report to this file")
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "stdout format: table or json")
+	return cmd
+}
+
+func newLoadValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a scenario and exit (2 when it is invalid); sends nothing",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			test, err := load.LoadFile(args[0])
+			if err != nil {
+				return badInput(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %s model, %d requests, %s, %d thresholds\n",
+				args[0], test.Model, len(test.Steps), test.Duration(), len(test.Thresholds))
+			return nil
+		},
+	}
+}
+
+func newLoadSchemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of scenario files, for editors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := load.JSONSchema()
+			if err != nil {
+				return runtimeErr(err)
+			}
+			return writeOut(cmd, "", data)
+		},
+	}
+}
+
+// writeLoadHTML writes the run's self-contained HTML report: verdict,
+// latency percentiles, throughput and errors over time, and the tables.
+func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult) error {
+	rows := res.Rows()
+	all := rows[0]
+	passed := load.AllPassed(verdict)
+	status := report.StatusPass
+	if !passed {
+		status = report.StatusFail
+	}
+	stats := []report.Stat{
+		{Label: "Thresholds", Value: map[bool]string{true: "passed", false: "failed"}[passed], Status: status},
+		{Label: "Requests", Value: fmt.Sprintf("%d", all.Requests), Note: fmt.Sprintf("%.1f req/s", all.RPS)},
+		{Label: "p99 latency", Value: all.P99.Round(10 * time.Microsecond).String()},
+		{Label: "Error rate", Value: fmt.Sprintf("%.2f%%", all.ErrorRate()*100)},
+	}
+	if res.Model == load.Open {
+		stats = append(stats, report.Stat{Label: "Dropped", Value: fmt.Sprintf("%d of %d planned", res.Dropped, res.Planned)})
+	}
+	var thRows [][]string
+	var thStatus []string
+	for _, v := range verdict {
+		val := fmt.Sprintf("%.4g", v.Value)
+		if v.NoData {
+			val = "no data"
+		}
+		thRows = append(thRows, []string{v.String(), val, map[bool]string{true: "pass", false: "FAIL"}[v.Passed]})
+		thStatus = append(thStatus, map[bool]string{true: report.StatusPass, false: report.StatusFail}[v.Passed])
+	}
+	var nameRows [][]string
+	for _, r := range rows {
+		nameRows = append(nameRows, []string{r.Name, fmt.Sprint(r.Requests), fmt.Sprintf("%.1f", r.RPS),
+			fmt.Sprintf("%.2f%%", r.ErrorRate()*100), r.P50.String(), r.P90.String(), r.P95.String(), r.P99.String(), r.P999.String(), r.Max.String()})
+	}
+	charts := report.RecorderCharts(res.Requests, res.Start, res.End)
+	var lat, svc, active []report.Point
+	for b := range res.Requests.Buckets() {
+		lat = append(lat, report.Point{T: b.From, V: b.Latency.Quantile(0.99).Seconds() * 1000})
+		svc = append(svc, report.Point{T: b.From, V: b.ServiceTime.Quantile(0.99).Seconds() * 1000})
+	}
+	for _, a := range res.Active {
+		active = append(active, report.Point{T: a.T, V: float64(a.V)})
+	}
+	text := "Latency runs from each request's send."
+	if res.Model == load.Open {
+		text = "Open model: latency runs from each request's scheduled send time, so a stall delays every request " +
+			"due during it and shows in the percentiles (no coordinated omission); service time runs from the actual " +
+			"send. A closed model would hide a stall: its VUs wait and send less, so few slow requests are recorded."
+		charts = append(charts, report.Chart{Title: "p99: latency from schedule and service time", Unit: "ms",
+			Series: []report.Series{{Name: "latency p99", Points: lat}, {Name: "service time p99", Points: svc}}})
+	}
+	charts = append(charts, report.Chart{Title: map[load.Model]string{load.Open: "Requests in flight", load.Closed: "Active VUs"}[res.Model],
+		Series: []report.Series{{Name: "active", Points: active}}})
+	page := report.Page{
+		Title:     "relia load: " + res.Scenario,
+		Subtitle:  fmt.Sprintf("%s model, %s", res.Model, res.End.Sub(res.Start).Round(time.Millisecond)),
+		Generated: time.Now(), Start: res.Start, End: res.End,
+		Sections: []report.Section{
+			{Title: "Verdict", Text: res.Stopped, Stats: stats, Tables: []report.Table{{Title: "Thresholds",
+				Columns: []string{"threshold", "observed", "result"}, Rows: thRows, RowStatus: thStatus}}},
+			{Title: "Over time", Text: text, Charts: charts},
+			{Title: "Requests", Tables: []report.Table{{Columns: []string{"name", "requests", "req/s", "errors", "p50", "p90", "p95", "p99", "p99.9", "max"}, Rows: nameRows}}},
+		},
+	}
+	if steps := res.StressSteps(); steps != nil {
+		var sr [][]string
+		var ss []string
+		for _, st := range steps {
+			sr = append(sr, []string{fmt.Sprint(st.Step), fmt.Sprintf("%g", st.Target), fmt.Sprintf("%.1f", st.RPS),
+				st.P99.String(), fmt.Sprintf("%.2f%%", st.ErrorRate*100), strings.Join(st.Failed, ", ")})
+			ss = append(ss, map[bool]string{true: report.StatusPass, false: report.StatusFail}[st.Passed])
+		}
+		page.Sections = append(page.Sections, report.Section{Title: "Stress steps", Tables: []report.Table{{
+			Columns: []string{"step", "target", "achieved req/s", "p99", "errors", "failed thresholds"}, Rows: sr, RowStatus: ss}}})
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the HTML report: %w", err)
+	}
+	if err := page.WriteHTML(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing the HTML report: %w", err)
+	}
+	return f.Close()
+}
