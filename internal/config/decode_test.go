@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -310,4 +312,43 @@ func TestDecodePath(t *testing.T) {
 	if err == nil || err.Error() != `p.yaml:7:14: spec.steps[1].delay: duration "soon": expected a number at "soon"` {
 		t.Errorf("DecodePath(steps[1]) error = %v", err)
 	}
+}
+
+// An optional *Ratio or *Size describes itself like the value does, rather
+// than panicking on the nil pointer.
+func TestSchemaOfOptionalDescriber(t *testing.T) {
+	t.Parallel()
+	type optional struct {
+		Spec struct {
+			Ratio *Ratio `yaml:"ratio"`
+			Size  *Size  `yaml:"size"`
+		} `yaml:"spec"`
+	}
+	got, err := Schema("Test", &optional{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]byte{mustJSON(t, Ratio(0).JSONSchema()), mustJSON(t, Size(0).JSONSchema())} {
+		if !bytes.Contains(compactJSON(t, got), want) {
+			t.Errorf("schema %s lacks %s", got, want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func compactJSON(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

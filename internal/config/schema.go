@@ -47,8 +47,14 @@ func Schema(kind string, v any) ([]byte, error) {
 
 // typeSchema describes t; seen breaks recursive types.
 func typeSchema(t reflect.Type, seen map[reflect.Type]bool) map[string]any {
-	if reflect.PointerTo(t).Implements(describerType) || t.Implements(describerType) {
-		return reflect.New(t).Elem().Interface().(SchemaDescriber).JSONSchema()
+	if t.Kind() == reflect.Pointer {
+		// A *Ratio field is optional in Go but reads the same in YAML.
+		return typeSchema(t.Elem(), seen)
+	}
+	if reflect.PointerTo(t).Implements(describerType) {
+		// Through a pointer to a zero value, so value and pointer
+		// receivers both work.
+		return reflect.New(t).Interface().(SchemaDescriber).JSONSchema()
 	}
 	if t == durationType {
 		return durationSchema()
@@ -57,8 +63,6 @@ func typeSchema(t reflect.Type, seen map[reflect.Type]bool) map[string]any {
 		return map[string]any{}
 	}
 	switch t.Kind() {
-	case reflect.Pointer:
-		return typeSchema(t.Elem(), seen)
 	case reflect.String:
 		// Decode keeps numbers and booleans as written (labels: {tier: 1}).
 		return map[string]any{"type": []string{"string", "number", "boolean"}}
