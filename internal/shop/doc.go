@@ -12,6 +12,8 @@
 //	s.Processor().SetFaults(shop.ProcessorFaults{Latency: 300 * time.Millisecond, ErrorRate: 0.2})
 //	s.Catalog(1).Kill()    // a crash: refused connections, resets in flight
 //	s.Catalog(1).Restart() // back on the same port
+//	s.Replicas(shop.ServicePayments)[0].Kill() // any service can crash
+//	s.Processor().Via(proxyURL)                // payments reach the processor through a fault proxy
 //
 // # Services
 //

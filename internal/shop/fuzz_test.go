@@ -42,7 +42,7 @@ func FuzzRequests(f *testing.F) {
 	f.Cleanup(proc.Close)
 	cat := httptest.NewServer(catalogHandler(data, pace, 1, 0))
 	f.Cleanup(cat.Close)
-	pay, err := newPayments(1, tok, pace, proc.Client(), proc.URL)
+	pay, err := newPayments(1, tok, pace, proc.Client(), func() string { return proc.URL })
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -45,7 +45,7 @@ type payments struct {
 	pace      pacer
 	own       *latency
 	client    *http.Client
-	processor string // base URL
+	processor func() string // the processor's base URL, per call
 	timeout   *resilience.Pipeline[*chargeResult]
 
 	mu   sync.Mutex
@@ -68,7 +68,7 @@ type chargeResult struct {
 	charge charge
 }
 
-func newPayments(seed uint64, tok tokens, pace pacer, client *http.Client, processor string) (*payments, error) {
+func newPayments(seed uint64, tok tokens, pace pacer, client *http.Client, processor func() string) (*payments, error) {
 	t, err := resilience.NewTimeout(resilience.TimeoutSettings{Name: "processor", Timeout: ProcessorTimeout, Clock: pace.clock})
 	if err != nil {
 		return nil, fmt.Errorf("building the processor timeout: %w", err)
@@ -194,7 +194,7 @@ func (p *payments) process(w http.ResponseWriter, r *http.Request, user int, key
 // on, so that a charge retried after an unseen answer is not made twice.
 func (p *payments) charge(ctx context.Context, key string, user int, req paymentRequest) (*chargeResult, error) {
 	body, _ := json.Marshal(chargeRequest{AmountCents: req.AmountCents, Currency: req.Currency, UserID: user})
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.processor+chargesPath, bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.processor()+chargesPath, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("building the charge: %w", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +95,7 @@ func (f ProcessorFaults) rules() ([]fault.HTTPRule, error) {
 type Processor struct {
 	srv    *server
 	filter *fault.HTTPFilter
+	via    atomic.Pointer[string] // the base URL payments call; nil: URL()
 	mu     sync.Mutex
 	cur    ProcessorFaults
 }
@@ -140,6 +143,33 @@ func (p *Processor) Faulted() map[string]int64 { return p.filter.Faulted() }
 
 // URL is the processor's base URL.
 func (p *Processor) URL() string { return p.srv.url() }
+
+// Via makes payments reach the processor through baseURL
+// ("http://127.0.0.1:port"), a fault proxy in front of URL() say, so that
+// network faults (latency, resets, a partition) hit the payments path.
+// An empty baseURL restores the direct path. It applies to the next
+// charge.
+func (p *Processor) Via(baseURL string) error {
+	if baseURL == "" {
+		p.via.Store(nil)
+		return nil
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("routing payments to the processor via %q: want http://host:port", baseURL)
+	}
+	b := strings.TrimSuffix(baseURL, "/")
+	p.via.Store(&b)
+	return nil
+}
+
+// base is the base URL payments call.
+func (p *Processor) base() string {
+	if v := p.via.Load(); v != nil {
+		return *v
+	}
+	return p.URL()
+}
 
 // chargeRequest is the body of POST /charges.
 type chargeRequest struct {

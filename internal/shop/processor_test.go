@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +182,40 @@ func TestProcessorFaultsInvalid(t *testing.T) {
 	}
 	if err := s.Processor().SetRules([]fault.HTTPRule{{Name: "", Probability: 1}}); err == nil {
 		t.Error("a nameless rule was taken")
+	}
+}
+
+func TestPaymentsReachProcessorVia(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{NoProcessorErrors: true})
+	target, err := url.Parse(s.Processor().URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var relayed atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		relayed.Add(1)
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	pay := payer(t, testClient(t), s, 4)
+
+	if err := s.Processor().Via(proxy.URL); err != nil {
+		t.Fatal(err)
+	}
+	if a := pay("via-1", 100); a.status != 201 || relayed.Load() != 1 {
+		t.Errorf("through the proxy: %d, %d relayed", a.status, relayed.Load())
+	}
+	if err := s.Processor().Via(""); err != nil {
+		t.Fatal(err)
+	}
+	if a := pay("via-2", 100); a.status != 201 || relayed.Load() != 1 {
+		t.Errorf("direct again: %d, %d relayed", a.status, relayed.Load())
+	}
+	for _, bad := range []string{"127.0.0.1:80", "https://x", "http://", "http://h:1/path", "%"} {
+		if err := s.Processor().Via(bad); err == nil {
+			t.Errorf("Via(%q) was taken", bad)
+		}
 	}
 }

@@ -97,3 +97,38 @@ func TestKillManyTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryServiceCanCrash(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{NoProcessorErrors: true})
+	c := testClient(t)
+	for _, name := range Services {
+		rs := s.Replicas(name)
+		if want := map[bool]int{true: DefaultCatalogReplicas, false: 1}[name == ServiceCatalog]; len(rs) != want {
+			t.Fatalf("%s: %d replicas, want %d", name, len(rs), want)
+		}
+		r := rs[len(rs)-1]
+		if r.Service() != name || r.URL() != s.Endpoints()[name][len(rs)-1] {
+			t.Errorf("%s: replica of %s at %s", name, r.Service(), r.URL())
+		}
+		r.Kill()
+		if _, err := call(context.Background(), c, "GET", r.URL()+"/healthz", ""); outcome.Classify(err) != outcome.ClassRefused {
+			t.Errorf("%s killed: %v, want refused", name, err)
+		}
+		if err := r.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if a := mustCall(t, c, "GET", r.URL()+"/healthz", ""); a.status != 200 {
+			t.Errorf("%s restarted: %d", name, a.status)
+		}
+	}
+	if s.Replicas("inventory") != nil {
+		t.Error("replicas of an unknown service")
+	}
+	// With the processor down, payments fail fast with 502 and keep no
+	// verdict.
+	s.Replicas(ServiceProcessor)[0].Kill()
+	if a := payer(t, c, s, 3)("down", 100); a.status != 502 {
+		t.Errorf("payment with the processor down: %d %s", a.status, a.body)
+	}
+}

@@ -90,11 +90,8 @@ func (o Options) validate() error {
 type Shop struct {
 	opts      Options
 	data      *catalogData
-	catalog   []*Replica
-	users     *server
-	payments  *server
+	services  map[string][]*Replica
 	processor *Processor
-	recs      *server
 	transport *http.Transport
 	stopWatch func() bool
 
@@ -125,60 +122,57 @@ func Start(ctx context.Context, o Options) (*Shop, error) {
 		return nil, fmt.Errorf("starting the shop: %w", err)
 	}
 	s := &Shop{
-		opts: o, data: data,
+		opts: o, data: data, services: map[string][]*Replica{},
 		// The services' calls to each other: loopback only, kept alive,
 		// closed with the shop.
-		transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: false},
+		transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
 	}
 	client := &http.Client{Transport: s.transport}
 	tok := newTokens(o.Seed)
-	rec := func(name string) *outcome.Recorder { return o.Recorders[name] }
+	// serve starts replica i of a service.
+	serve := func(service string, i int, h http.Handler) (*Replica, error) {
+		r := &Replica{service: service, index: i}
+		r.srv = newServer(service, h, clk, o.Recorders[service], healthBody(service, i))
+		s.services[service] = append(s.services[service], r)
+		return r, r.srv.start()
+	}
 	fail := func(err error) (*Shop, error) {
 		s.Close()
 		return nil, fmt.Errorf("starting the shop: %w", err)
 	}
 
-	var urls []string
+	var catalog []string
 	for i := range o.CatalogReplicas {
-		r := &Replica{index: i}
-		r.srv = newServer(ServiceCatalog, catalogHandler(data, pace, o.Seed, i), clk, rec(ServiceCatalog), healthBody(ServiceCatalog, i))
-		s.catalog = append(s.catalog, r)
-		if err := r.srv.start(); err != nil {
+		r, err := serve(ServiceCatalog, i, catalogHandler(data, pace, o.Seed, i))
+		if err != nil {
 			return fail(err)
 		}
-		urls = append(urls, r.srv.url())
+		catalog = append(catalog, r.URL())
 	}
-
-	s.users = newServer(ServiceUsers, usersHandler(o.Seed, tok, pace), clk, rec(ServiceUsers), healthBody(ServiceUsers, 0))
-	if err := s.users.start(); err != nil {
+	if _, err := serve(ServiceUsers, 0, usersHandler(o.Seed, tok, pace)); err != nil {
 		return fail(err)
 	}
-
 	filter, err := fault.NewHTTPFilter(nil, fault.HTTPFilterOptions{Seed: streamKey(o.Seed, "processor/faults"), Clock: clk})
 	if err != nil {
 		return fail(err)
 	}
-	s.processor = &Processor{filter: filter}
-	s.processor.srv = newServer(ServiceProcessor, processorHandler(o.Seed, pace, errorRate, filter), clk, rec(ServiceProcessor), healthBody(ServiceProcessor, 0))
-	if err := s.processor.srv.start(); err != nil {
-		return fail(err)
-	}
-
-	pay, err := newPayments(o.Seed, tok, pace, client, s.processor.URL())
+	proc, err := serve(ServiceProcessor, 0, processorHandler(o.Seed, pace, errorRate, filter))
+	s.processor = &Processor{srv: proc.srv, filter: filter}
 	if err != nil {
 		return fail(err)
 	}
-	s.payments = newServer(ServicePayments, pay.handler(), clk, rec(ServicePayments), healthBody(ServicePayments, 0))
-	if err := s.payments.start(); err != nil {
-		return fail(err)
-	}
-
-	recs, err := newRecommender(o.Seed, data, pace, client, urls, o.Resilient)
+	pay, err := newPayments(o.Seed, tok, pace, client, s.processor.base)
 	if err != nil {
 		return fail(err)
 	}
-	s.recs = newServer(ServiceRecommendations, recs.handler(), clk, rec(ServiceRecommendations), healthBody(ServiceRecommendations, 0))
-	if err := s.recs.start(); err != nil {
+	if _, err := serve(ServicePayments, 0, pay.handler()); err != nil {
+		return fail(err)
+	}
+	recs, err := newRecommender(o.Seed, data, pace, client, catalog, o.Resilient)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := serve(ServiceRecommendations, 0, recs.handler()); err != nil {
 		return fail(err)
 	}
 	s.stopWatch = context.AfterFunc(ctx, func() { s.Close() })
@@ -199,19 +193,10 @@ func (s *Shop) Close() error {
 			s.stopWatch()
 		}
 		var errs []error
-		for _, srv := range []*server{s.recs, s.payments} {
-			if srv != nil {
-				errs = append(errs, srv.close())
+		for _, name := range slices.Backward(Services) {
+			for _, r := range s.services[name] {
+				errs = append(errs, r.srv.close())
 			}
-		}
-		if s.processor != nil && s.processor.srv != nil {
-			errs = append(errs, s.processor.srv.close())
-		}
-		if s.users != nil {
-			errs = append(errs, s.users.close())
-		}
-		for _, r := range s.catalog {
-			errs = append(errs, r.srv.close())
 		}
 		s.transport.CloseIdleConnections()
 		s.closeErr = errors.Join(errs...)
@@ -222,24 +207,29 @@ func (s *Shop) Close() error {
 // Endpoints returns each service's base URLs ("http://127.0.0.1:port"),
 // one per replica; they stay valid across kills and restarts.
 func (s *Shop) Endpoints() map[string][]string {
-	out := map[string][]string{
-		ServiceUsers:           {s.users.url()},
-		ServicePayments:        {s.payments.url()},
-		ServiceProcessor:       {s.processor.URL()},
-		ServiceRecommendations: {s.recs.url()},
-	}
-	for _, r := range s.catalog {
-		out[ServiceCatalog] = append(out[ServiceCatalog], r.URL())
+	out := map[string][]string{}
+	for name, rs := range s.services {
+		for _, r := range rs {
+			out[name] = append(out[name], r.URL())
+		}
 	}
 	return out
 }
 
+// Replicas returns a service's replicas (ServiceCatalog has
+// Options.CatalogReplicas, every other service one), so that process
+// faults can kill any service; nil for an unknown service. Killing a
+// service's only replica is an outage of it.
+func (s *Shop) Replicas(service string) []*Replica {
+	return slices.Clone(s.services[service])
+}
+
 // CatalogReplicas returns how many catalog replicas the shop runs.
-func (s *Shop) CatalogReplicas() int { return len(s.catalog) }
+func (s *Shop) CatalogReplicas() int { return len(s.services[ServiceCatalog]) }
 
 // Catalog returns catalog replica i, 0-based; it panics when i is out of
 // range, as indexing a slice does.
-func (s *Shop) Catalog(i int) *Replica { return s.catalog[i] }
+func (s *Shop) Catalog(i int) *Replica { return s.services[ServiceCatalog][i] }
 
 // Processor returns the payment processor's fault switches.
 func (s *Shop) Processor() *Processor { return s.processor }
@@ -248,10 +238,12 @@ func (s *Shop) Processor() *Processor { return s.processor }
 // static answer that may stand in for recommendations.
 func (s *Shop) Popular() []byte { return slices.Clone(s.data.popular) }
 
-// Replica is one catalog replica, a process that can crash and restart.
+// Replica is one replica of a service, a process that can crash and
+// restart.
 type Replica struct {
-	index int
-	srv   *server
+	service string
+	index   int
+	srv     *server
 }
 
 // Kill stops the replica as a crash does: its port refuses new
@@ -271,5 +263,8 @@ func (r *Replica) Alive() bool { return r.srv.isRunning() }
 // URL is the replica's base URL.
 func (r *Replica) URL() string { return r.srv.url() }
 
-// Index is the replica's number, 0-based.
+// Index is the replica's number within its service, 0-based.
 func (r *Replica) Index() int { return r.index }
+
+// Service is the name of the replica's service.
+func (r *Replica) Service() string { return r.service }
