@@ -23,6 +23,11 @@
 //	}
 //	err := page.WriteHTML(f)
 //
+// RecorderStats and RecorderTables give the headline figures (requests,
+// throughput, availability, latency percentiles) and the breakdowns by
+// outcome class and status class of a recorder, for pages that show a
+// recorder on its own, as `relia report` does.
+//
 // # What the page holds
 //
 // Everything is inline: the CSS, the charts (SVG drawn here, in Go) and

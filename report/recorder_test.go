@@ -3,6 +3,7 @@ package report_test
 import (
 	"math"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -179,4 +180,48 @@ func TestRecorderChartsEdgeCases(t *testing.T) {
 			t.Errorf("latency has %d points, want 1: a bucket of dropped arrivals has no latency", n)
 		}
 	})
+}
+
+func TestRecorderStatsAndTables(t *testing.T) {
+	t.Parallel()
+	rec := sampleRecorder()
+	stats := report.RecorderStats(rec, time.Time{}, time.Time{})
+	got := map[string]string{}
+	for _, s := range stats {
+		got[s.Label] = s.Value
+		if s.Status != "" {
+			t.Errorf("stat %s has status %q; the verdict gives statuses, not the summary", s.Label, s.Status)
+		}
+	}
+	w := rec.Total()
+	for label, want := range map[string]string{
+		"Requests":     "5750",       // 115 seconds with outcomes, 50 each
+		"Availability": "96.33%",     // 210 failed during the fault, 1 dropped
+		"Throughput":   "47.9 req/s", // 5750 over 120 s
+		"p50 latency":  strconv.FormatFloat(float64(w.Latency.Quantile(0.5))/1e6, 'g', 3, 64) + " ms",
+		"max latency":  "1.5 s",
+	} {
+		if got[label] != want {
+			t.Errorf("%s = %q, want %q", label, got[label], want)
+		}
+	}
+
+	tables := report.RecorderTables(rec, time.Time{}, time.Time{})
+	if len(tables) != 2 {
+		t.Fatalf("%d tables, want 2", len(tables))
+	}
+	classes, statuses := tables[0], tables[1]
+	wantClasses := [][]string{{"ok", "5539", "96.33%"}, {"status", "150", "2.61%"}, {"timeout", "60", "1.04%"}, {"dropped", "1", "0.02%"}}
+	if !slices.EqualFunc(classes.Rows, wantClasses, slices.Equal) || !slices.Equal(classes.RowStatus, []string{"", "fail", "fail", "fail"}) {
+		t.Errorf("classes = %q %q, want %q with the failures marked", classes.Rows, classes.RowStatus, wantClasses)
+	}
+	wantStatuses := [][]string{{"no response", "61", "1.06%"}, {"2xx", "5539", "96.33%"}, {"5xx", "150", "2.61%"}}
+	if !slices.EqualFunc(statuses.Rows, wantStatuses, slices.Equal) {
+		t.Errorf("statuses = %q, want %q", statuses.Rows, wantStatuses)
+	}
+
+	var empty outcome.Recorder
+	if s := report.RecorderStats(&empty, time.Time{}, time.Time{}); len(s) != 1 || s[0].Value != "0" {
+		t.Errorf("stats of an empty recorder = %v", s)
+	}
 }

@@ -149,3 +149,10 @@ func elapsed(sec, step, span float64) string {
 func coord(v float64) string {
 	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)
 }
+
+// formatValue prints one value in its unit the way the tooltips do: three
+// significant digits, ms or s for latencies, k and M for large rates.
+func formatValue(v float64, unit string) string {
+	div, suffix := axisUnit(unit, math.Abs(v))
+	return strconv.FormatFloat(v/div, 'g', 3, 64) + suffix
+}
