@@ -268,3 +268,21 @@ func FuzzParseScenarios(f *testing.F) {
 		}
 	})
 }
+
+// TestExamplesBuild keeps the published examples valid.
+func TestExamplesBuild(t *testing.T) {
+	t.Parallel()
+	paths, err := filepath.Glob(filepath.Join("..", "examples", "scenario*.yaml"))
+	if err != nil || len(paths) < 2 {
+		t.Fatalf("examples: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		if _, err := LoadFile(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	job, err := os.ReadFile(filepath.Join("..", "deploy", "k8s", "load-indexed-job.yaml"))
+	if err != nil || !strings.Contains(string(job), `--segment "${JOB_COMPLETION_INDEX}/${SEGMENTS}"`) || !strings.Contains(string(job), "completionMode: Indexed") {
+		t.Fatalf("the Indexed Job example should pass its index as --segment: %v", err)
+	}
+}
