@@ -131,53 +131,57 @@ spec:
 	return []byte(b.String())
 }
 
-// Scenario returns a `kind: Scenario` document of the shop's traffic
-// through the gateway's /api routes (URLs are relative to the gateway's
-// base URL): browsing 60% (a page of products 40%, one product 20%),
-// recommendations 25%, payments 15%. A setup step logs each virtual user
-// in and keeps its token and user id; every payment carries a fresh
-// Idempotency-Key from the uuid generator.
-func (s *Shop) Scenario() []byte {
+// Scenario returns a `kind: Scenario` document (the load package's
+// schema) of the shop's traffic through the gateway's /api routes at
+// baseURL ("http://127.0.0.1:8080"; empty leaves baseURL out, for a caller
+// that sets it): browsing 60% (a page of products 40%, one product 20%),
+// recommendations 25%, payments 15%. The setup request logs in and keeps
+// the token and user id; every payment carries a fresh Idempotency-Key
+// from the uuid generator. Its load (100 requests a second for a minute)
+// and thresholds (the demo's SLOs: p95 under 200 ms, errors under 1%) are
+// defaults for a run of its own; an experiment sets its phases' load.
+func (s *Shop) Scenario(baseURL string) []byte {
+	base := ""
+	if baseURL != "" {
+		base = "  baseURL: " + yamlString(strings.TrimSuffix(baseURL, "/")) + "\n"
+	}
 	return fmt.Appendf(nil, `# Black Friday traffic for the relia demo shop, through the gateway.
 kind: Scenario
 version: relia/v1
 metadata:
   name: shop
 spec:
-  setup:
-    - name: login
-      method: POST
-      url: /api/login
-      headers: {Content-Type: application/json}
-      body: '{"userId": {{randInt 1 %[1]d}}, "password": "%[2]s"}'
-      checks:
-        - status: [200]
-      extract:
-        token: $.token
-        userId: $.userId
+%[5]s  setup:
+    name: login
+    method: POST
+    path: /api/login
+    headers: {Content-Type: application/json}
+    body: '{"userId": {{randInt 1 %[1]d}}, "password": "%[2]s"}'
+    checks:
+      - status: [200]
+    extract:
+      token: $.token
+      userId: $.userId
   requests:
     - name: browse-page
       weight: 40
-      method: GET
-      url: /api/products?page={{randInt 1 %[3]d}}
+      path: /api/products?page={{randInt 1 %[3]d}}
       checks:
         - status: [200]
     - name: browse-product
       weight: 20
-      method: GET
-      url: /api/products/{{randInt 1 %[4]d}}
+      path: /api/products/{{randInt 1 %[4]d}}
       checks:
         - status: [200]
     - name: recommendations
       weight: 25
-      method: GET
-      url: /api/recommendations/{{userId}}
+      path: /api/recommendations/{{userId}}
       checks:
         - status: [200]
     - name: pay
       weight: 15
       method: POST
-      url: /api/payments
+      path: /api/payments
       headers:
         Content-Type: application/json
         Authorization: Bearer {{token}}
@@ -185,5 +189,11 @@ spec:
       body: '{"amountCents": {{randInt 500 20000}}, "currency": "EUR"}'
       checks:
         - status: [201, 402]
-`, NumUsers, DemoPassword, NumPages, NumProducts)
+  load:
+    rate: 100
+    duration: 1m
+  thresholds:
+    http_req_duration: ["p(95)<200"]
+    http_req_failed: ["rate<0.01"]
+`, NumUsers, DemoPassword, NumPages, NumProducts, base)
 }

@@ -1,20 +1,18 @@
 package shop
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
+	"time"
 
 	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/load"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // startGateway puts the shop behind relia's gateway with the shop's own
@@ -154,111 +152,73 @@ func TestThroughPlainGateway(t *testing.T) {
 	}
 }
 
-// scenarioDoc mirrors the Scenario document the shop writes; decoding it
-// with known fields only keeps the two in step.
-type scenarioDoc struct {
-	Kind     string `yaml:"kind"`
-	Version  string `yaml:"version"`
-	Metadata struct {
-		Name string `yaml:"name"`
-	} `yaml:"metadata"`
-	Spec struct {
-		Setup    []scenarioRequest `yaml:"setup"`
-		Requests []scenarioRequest `yaml:"requests"`
-	} `yaml:"spec"`
-}
-
-type scenarioRequest struct {
-	Name    string            `yaml:"name"`
-	Weight  float64           `yaml:"weight"`
-	Method  string            `yaml:"method"`
-	URL     string            `yaml:"url"`
-	Headers map[string]string `yaml:"headers"`
-	Body    string            `yaml:"body"`
-	Checks  []struct {
-		Status []int `yaml:"status"`
-	} `yaml:"checks"`
-	Extract map[string]string `yaml:"extract"`
-}
-
-// TestScenarioRunsAgainstTheShop compiles the scenario with the load
-// generator's templates and JSON paths and sends every request of it
-// through the gateway, checking its checks.
+// TestScenarioRunsAgainstTheShop reads the scenario with the load
+// generator, builds it, and runs a second of it through the gateway:
+// every request and every check passes.
 func TestScenarioRunsAgainstTheShop(t *testing.T) {
 	t.Parallel()
 	s := startShop(t, Options{Seed: 2, Resilient: true, NoProcessorErrors: true})
 	gw := startGateway(t, s)
-	c := testClient(t)
 
-	var doc scenarioDoc
-	dec := yaml.NewDecoder(bytes.NewReader(s.Scenario()))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("decoding the scenario: %v\n%s", err, s.Scenario())
+	scs, err := load.ParseScenarios("shop-scenario.yaml", s.Scenario(gw))
+	if err != nil {
+		t.Fatalf("the shop's scenario: %v\n%s", err, s.Scenario(gw))
 	}
-	if doc.Kind != "Scenario" || doc.Version != "relia/v1" || len(doc.Spec.Setup) != 1 {
-		t.Fatalf("scenario envelope: %+v", doc)
-	}
+	sc := scs[0]
 	weights := map[string]float64{}
-	for _, r := range doc.Spec.Requests {
-		weights[r.Name] = r.Weight
+	for _, r := range sc.Spec.Requests {
+		weights[r.Name] = *r.Weight
 	}
 	if browse := weights["browse-page"] + weights["browse-product"]; browse != 60 || weights["recommendations"] != 25 || weights["pay"] != 15 {
 		t.Errorf("weights %v, want browse 60, recommendations 25, pay 15", weights)
 	}
+	if _, err := sc.Build(); err != nil {
+		t.Fatalf("building the scenario as written: %v", err)
+	}
 
-	scope, err := load.NewScope([]string{"token", "userId"}, nil)
+	rate := 60.0
+	sc.Spec.Load.Rate, sc.Spec.Load.Duration = &rate, time.Second
+	test, err := sc.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &load.Env{Vars: make([]string, scope.Len()), Rand: rand.New(rand.NewPCG(1, 2))}
-	send := func(r scenarioRequest) answer {
-		t.Helper()
-		render := func(src string) string {
-			tpl, err := load.ParseTemplate(src, scope)
-			if err != nil {
-				t.Fatalf("request %s: %v", r.Name, err)
-			}
-			return tpl.Render(env)
-		}
-		var headers []string
-		for k, v := range r.Headers {
-			headers = append(headers, k, render(v))
-		}
-		a := mustCall(t, c, r.Method, gw+render(r.URL), render(r.Body), headers...)
-		for _, ch := range r.Checks {
-			if !slices.Contains(ch.Status, a.status) {
-				t.Errorf("request %s: status %d, checks want %v (%s)", r.Name, a.status, ch.Status, a.body)
-			}
-		}
-		return a
-	}
-
-	setup := doc.Spec.Setup[0]
-	a := send(setup)
-	body, err := load.DecodeJSON([]byte(a.body))
+	res, err := test.Run(context.Background(), load.RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v, path := range setup.Extract {
-		p, err := load.ParseJSONPath(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, ok := p.Lookup(body)
-		slot, _ := scope.Slot(v)
-		if !ok {
-			t.Fatalf("setup extracts %s from %s: not in %s", v, path, a.body)
-		}
-		env.Vars[slot] = load.JSONText(got)
+	if res.Setup == nil || res.Setup.Status != 200 {
+		t.Fatalf("setup: %+v", res.Setup)
 	}
-	for _, r := range doc.Spec.Requests {
-		for range 3 {
-			a := send(r)
-			// Every payment has a key of its own: none is a replay.
-			if r.Name == "pay" && a.header.Get("Idempotent-Replayed") != "" {
-				t.Errorf("payment replayed: %s", a.body)
-			}
+	all := res.Requests.Window(time.Unix(0, 0), time.Now().Add(time.Hour))
+	if all.Total < 30 || all.ByClass[outcome.ClassOK] != all.Total {
+		t.Errorf("%d requests, %v by class, want all of them ok", all.Total, all.ByClass)
+	}
+	for name, rec := range res.ByName {
+		if got := rec.Window(time.Unix(0, 0), time.Now().Add(time.Hour)); got.ByClass[outcome.ClassOK] != got.Total {
+			t.Errorf("%s: %v by class", name, got.ByClass)
 		}
+	}
+	if len(res.ByName) != 4 {
+		t.Errorf("requests by name: %d names, want 4", len(res.ByName))
+	}
+	checks := res.Checks.Window(time.Unix(0, 0), time.Now().Add(time.Hour))
+	if checks.Total == 0 || checks.ByClass[outcome.ClassOK] != checks.Total {
+		t.Errorf("checks %v of %d passed", checks.ByClass, checks.Total)
+	}
+}
+
+func TestScenarioWithoutBaseURL(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{})
+	if strings.Contains(string(s.Scenario("")), "baseURL") {
+		t.Error("baseURL written without one")
+	}
+	scs, err := load.ParseScenarios("s.yaml", s.Scenario(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scs[0].Spec.BaseURL = "http://127.0.0.1:1"
+	if _, err := scs[0].Build(); err != nil {
+		t.Errorf("with the base URL set by the caller: %v", err)
 	}
 }

@@ -7,7 +7,7 @@
 //	if err != nil { ... }
 //	defer s.Close()
 //	cfg, _ := gateway.Parse("shop", s.GatewayConfig()) // the shop behind relia's gateway
-//	scenario := s.Scenario()                          // its traffic, for the load generator
+//	scenario := s.Scenario(gatewayURL)                // its traffic, for the load generator
 //	...
 //	s.Processor().SetFaults(shop.ProcessorFaults{Latency: 300 * time.Millisecond, ErrorRate: 0.2})
 //	s.Catalog(1).Kill()    // a crash: refused connections, resets in flight
