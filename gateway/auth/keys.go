@@ -193,6 +193,14 @@ func newKeyStore(keys []APIKey) (*keyStore, error) {
 	s := &keyStore{index: map[uint64][]int{}, keys: make([]storedKey, len(keys))}
 	seen := map[[sha256.Size]byte]bool{}
 	for i, k := range keys {
+		switch {
+		case k.ID == "":
+			return nil, fmt.Errorf("api key %d: id: must not be empty", i)
+		case k.Tenant == "":
+			return nil, fmt.Errorf("api key %s: tenant: must not be empty", k.ID)
+		case len(k.Routes) == 0:
+			return nil, fmt.Errorf("api key %s: routes: must list at least one route", k.ID)
+		}
 		if !isHexSHA256(k.SHA256) {
 			return nil, fmt.Errorf("api key %s: sha256: must be 64 lower-case hex digits", k.ID)
 		}

@@ -206,6 +206,9 @@ func TestNewRejectsInvalidSettings(t *testing.T) {
 			{ID: "b", Tenant: "t", Routes: []string{"*"}, SHA256: auth.HashKey("k")},
 		}}, "api key b: the same key is listed twice"},
 		{"bad key route", auth.Settings{Keys: []auth.APIKey{{ID: "k", Tenant: "t", Routes: []string{"["}, SHA256: auth.HashKey("k")}}}, "api key k: route pattern"},
+		{"key without id", auth.Settings{Keys: []auth.APIKey{{Tenant: "t", Routes: []string{"*"}, SHA256: auth.HashKey("k")}}}, "api key 0: id"},
+		{"key without tenant", auth.Settings{Keys: []auth.APIKey{{ID: "k", Routes: []string{"*"}, SHA256: auth.HashKey("k")}}}, "api key k: tenant"},
+		{"key without routes", auth.Settings{Keys: []auth.APIKey{{ID: "k", Tenant: "t", SHA256: auth.HashKey("k")}}}, "api key k: routes"},
 		{"jwt without keys", auth.Settings{JWT: &auth.JWTSettings{}}, "neither secret nor jwks"},
 		{"short secret", auth.Settings{JWT: &auth.JWTSettings{Secret: []byte("short")}}, "secret of 5 bytes"},
 		{"negative leeway", auth.Settings{JWT: &auth.JWTSettings{Secret: secret, Leeway: -1}}, "leeway -1ns"},
@@ -255,5 +258,23 @@ func TestRedact(t *testing.T) {
 	names[0] = "changed"
 	if auth.SensitiveHeaders()[0] == "changed" {
 		t.Error("SensitiveHeaders returned the package's own slice")
+	}
+}
+
+func BenchmarkAuthenticateAPIKey(b *testing.B) {
+	keys := make([]auth.APIKey, 10000)
+	for i := range keys {
+		keys[i] = auth.APIKey{ID: fmt.Sprint("k", i), Tenant: "t", Routes: []string{"catalog", "orders-*"}, SHA256: auth.HashKey(fmt.Sprint("key-", i))}
+	}
+	a, err := auth.New(auth.Settings{Keys: keys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := http.Header{"X-Api-Key": {"key-4242"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.Authenticate(h, "orders-eu"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
