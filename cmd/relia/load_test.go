@@ -36,7 +36,10 @@ func TestLoadOneLinerExitCodes(t *testing.T) {
 		code int
 		want string // in stdout for passes, stderr otherwise
 	}{
-		{"open model passes", []string{srv.URL + "/x", "--rate", "200", "--duration", "500ms", "--threshold", "http_req_failed:rate<0.01"}, exitPass, "p99.9"},
+		// A loaded CI machine (and -race) can start a few arrivals late: this
+		// case is about the exit code and the summary, so it asks for less
+		// punctuality than the default 99%.
+		{"open model passes", []string{srv.URL + "/x", "--rate", "200", "--duration", "500ms", "--threshold", "http_req_failed:rate<0.01", "--threshold", "arrivals_on_time:rate>=0.5"}, exitPass, "p99.9"},
 		{"closed model with a header", []string{srv.URL, "--vus", "3", "--duration", "300ms", "-H", "X-Test: 1"}, exitPass, "VUs: up to 3"},
 		{"threshold fails", []string{srv.URL, "--rate", "100", "--duration", "300ms", "--threshold", "http_req_duration:p(99)<0.001"}, exitFailed, "thresholds failed: http_req_duration p(99)<0.001"},
 		{"setup fails", []string{writeFile(t, dir, "setup.yaml", scenarioYAML(srv.URL, "  setup: {path: /login}\n", "{path: /x}")), "--rate", "10", "--duration", "200ms"}, exitRuntime, "setup failed: request \"GET /login\": status 503"},
