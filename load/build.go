@@ -534,7 +534,7 @@ func (b *builder) profile() {
 			for _, st := range stages {
 				peak = max(peak, st.Target)
 			}
-			t.MaxInFlight = max(100, int(math.Min(peak*10, 100_000)))
+			t.MaxInFlight = max(100, int(math.Min(math.Ceil(peak), 10_000)))
 		}
 		if t.MaxInFlight < 0 {
 			b.bad("spec.load.maxInFlight", "%d is negative", l.MaxInFlight)

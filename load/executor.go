@@ -18,9 +18,16 @@ type Arrival struct {
 
 // OpenExecutor runs an open-model test: arrival n is due at
 // Start+Schedule.Arrival(n) whatever the service does, so a slow service
-// cannot slow the offered load down (no coordinated omission). Arrivals go
-// to a pool of at most MaxInFlight workers; an arrival that finds every
-// worker busy is dropped and counted, never queued behind the others.
+// cannot slow the offered load down (no coordinated omission). At most
+// MaxInFlight arrivals are in flight at once, counting those handed to a
+// worker and not yet picked up; an arrival that finds the cap reached is
+// dropped and counted, never queued behind the others.
+//
+// Workers are goroutines started as they are needed: when an arrival is
+// handed over and no worker is waiting for one. The pool thus stays near
+// the concurrency the service needs (rate times response time) rather
+// than the cap, so the dispatcher is not queued behind hundreds of
+// runnable workers and sends on time.
 type OpenExecutor struct {
 	Schedule    *Schedule
 	Segment     Segment
@@ -33,14 +40,19 @@ type OpenExecutor struct {
 	// with its number, and sends its requests with the function it returns,
 	// so that per-worker state (buffers, a random source) needs no lock.
 	NewWorker func(id int) func(ctx context.Context, a Arrival)
-	// Drop is told of every arrival no worker was free for.
+	// Drop is told of every arrival that found the in-flight cap reached.
 	Drop func(a Arrival)
 }
+
+// fineTimerFor is how long before an arrival is due the real-clock
+// dispatcher leaves Go's timer (which may wake a millisecond late) for the
+// fine timer, which does not watch ctx.
+const fineTimerFor = 2 * time.Millisecond
 
 // OpenStats sums up a finished open-model run.
 type OpenStats struct {
 	Dispatched, Dropped uint64
-	// Workers is the most workers that ran at once.
+	// Workers is the number of worker goroutines the run started.
 	Workers int
 }
 
@@ -53,22 +65,43 @@ func (e *OpenExecutor) Run(ctx context.Context, start time.Time) OpenStats {
 	if seg.Count == 0 {
 		seg = Whole
 	}
-	work := make(chan Arrival)
-	var wg sync.WaitGroup
-	var stats OpenStats
-	worker := func(id int, first Arrival) {
+	maxInFlight := max(e.MaxInFlight, 1)
+	// The buffer holds every arrival that may be in flight, so handing one
+	// over never blocks the dispatcher.
+	work := make(chan Arrival, maxInFlight)
+	var (
+		wg       sync.WaitGroup
+		stats    OpenStats
+		inFlight atomic.Int64 // handed over and not yet done
+		idle     atomic.Int64 // workers waiting for an arrival
+	)
+	worker := func(id int) {
 		defer wg.Done()
 		do := e.Do
 		if e.NewWorker != nil {
 			do = e.NewWorker(id)
 		}
-		do(ctx, first)
-		for a := range work {
+		for {
+			idle.Add(1)
+			a, ok := <-work
+			idle.Add(-1)
+			if !ok {
+				return
+			}
 			do(ctx, a)
+			inFlight.Add(-1)
 		}
 	}
 	timer := clk.NewTimer(time.Hour)
 	timer.Stop()
+	var fine *fineTimer
+	var fineFor time.Duration
+	if clk == clock.Real() {
+		if fine = newFineTimer(); fine != nil {
+			defer fine.close()
+			fineFor = fineTimerFor
+		}
+	}
 	share := seg.Share(e.Schedule.Total())
 dispatch:
 	for k := uint64(0); k < share; k++ {
@@ -78,7 +111,7 @@ dispatch:
 			break
 		}
 		due := start.Add(at)
-		if wait := due.Sub(clk.Now()); wait > 0 {
+		if wait := due.Sub(clk.Now()) - fineFor; wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-timer.C():
@@ -89,22 +122,31 @@ dispatch:
 		} else if ctx.Err() != nil {
 			break
 		}
-		a := Arrival{N: n, Due: due}
-		select {
-		case work <- a:
-			stats.Dispatched++
-		default:
-			if stats.Workers < e.MaxInFlight {
-				stats.Workers++
-				stats.Dispatched++
-				wg.Add(1)
-				go worker(stats.Workers-1, a)
-			} else {
-				stats.Dropped++
-				if e.Drop != nil {
-					e.Drop(a)
-				}
+		// The last stretch of the wait is on the fine timer, so arrivals
+		// go out within microseconds of their schedule.
+		if fine != nil {
+			if wait := time.Until(due); wait > 0 && !fine.sleep(wait) {
+				fine.close()
+				fine, fineFor = nil, 0
+				timer.Reset(wait)
+				<-timer.C()
 			}
+		}
+		a := Arrival{N: n, Due: due}
+		if inFlight.Load() >= int64(maxInFlight) {
+			stats.Dropped++
+			if e.Drop != nil {
+				e.Drop(a)
+			}
+			continue
+		}
+		inFlight.Add(1)
+		work <- a
+		stats.Dispatched++
+		if int64(len(work)) > idle.Load() && stats.Workers < maxInFlight {
+			wg.Add(1)
+			go worker(stats.Workers)
+			stats.Workers++
 		}
 	}
 	close(work)

@@ -111,6 +111,7 @@ type runner struct {
 	start time.Time
 	vars  []string
 
+	pool    *sync.Pool // send states, shared by all workers
 	res     *Result
 	byStep  []*outcome.Recorder // per step, the recorder of its name
 	byCheck [][]*outcome.Recorder
@@ -142,7 +143,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("making the HTTP client: %w", err)
 	}
 	defer tr.close()
-	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars}
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: statePool(tr)}
 	r.res, err = newResult(t, seg)
 	if err != nil {
 		return nil, err
@@ -219,7 +220,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 // once sends a setup or teardown request and judges it: a transport
 // error, a status of 400 or more, a failed check or extraction fails it.
 func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
-	w := newWorker(r.tr, r.clk, vars, r.t.Seed, -1)
+	w := newPooledWorker(r.pool, r.clk, vars, r.t.Seed, -1)
 	if r.t.data != nil {
 		w.Env.Row = r.t.data.Next(w.Env.Rand)
 	}
@@ -247,7 +248,7 @@ func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 
 // openWorker makes the send function of one open-model worker.
 func (r *runner) openWorker(id int) func(context.Context, Arrival) {
-	w := newWorker(r.tr, r.clk, r.vars, r.t.Seed, id)
+	w := newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, id)
 	t := r.t
 	return func(_ context.Context, a Arrival) {
 		// Every choice depends on the arrival's number alone, so a test
@@ -276,7 +277,7 @@ func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
 	local := (vu - r.seg.Index) / r.seg.Count
 	w := vus[local]
 	if w == nil {
-		w = newWorker(r.tr, r.clk, r.vars, r.t.Seed, vu)
+		w = newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, vu)
 		vus[local] = w
 	}
 	t := r.t
@@ -284,10 +285,19 @@ func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
 		w.Env.Row = t.data.Next(w.Env.Rand)
 	}
 	s := t.mix.Pick(w.Env.Rand)
+	if w.Env.Iter == 0 && s.ThinkMax > 0 {
+		// VUs that think start spread over one think time, as users
+		// arrive, rather than all sending in the same instant: ten
+		// thousand VUs would otherwise open ten thousand connections at
+		// once that the steady state never needs.
+		if !w.sleep(ctx, time.Duration(w.Env.Rand.Int64N(int64(s.ThinkMax)))) {
+			return
+		}
+	}
 	res := w.Send(s)
 	r.record(s, time.Time{}, &res)
 	if think := w.Think(s); think > 0 {
-		_ = clock.Sleep(ctx, r.clk, think)
+		w.sleep(ctx, think)
 	}
 }
 

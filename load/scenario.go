@@ -171,7 +171,7 @@ type LoadSpec struct {
 	Stages []Stage `yaml:"stages"`
 	// MaxInFlight caps the open model's requests in flight; an arrival
 	// that finds the cap reached is dropped and counted, never queued.
-	// Default: enough for 10 s of the peak rate's requests (at least 100).
+	// Default: one second of the peak rate's requests, from 100 to 10,000.
 	MaxInFlight int `yaml:"maxInFlight"`
 	// GracefulStop is how long requests still running at the end may take
 	// to finish; default 30s.

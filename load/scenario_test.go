@@ -125,7 +125,7 @@ spec:
   requests: [{path: "http://127.0.0.1:1/x"}]
   load: {rate: 250, duration: 4s}
 `)
-	if test.Model != Open || test.Schedule.Total() != 1000 || test.MaxInFlight != 2500 || test.LateAfter != DefaultLateAfter {
+	if test.Model != Open || test.Schedule.Total() != 1000 || test.MaxInFlight != 250 || test.LateAfter != DefaultLateAfter {
 		t.Fatalf("test %+v", test)
 	}
 	// The implicit on-time threshold: an open model that cannot offer its

@@ -1,8 +1,10 @@
 package load
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/relia-dev/relia/clock"
@@ -89,20 +91,38 @@ type StepResult struct {
 func (r *StepResult) Failed() bool { return r.FailedChecks != 0 }
 
 // Worker sends steps: one per VU or open-model worker, never shared, so
-// its buffers and random source need no lock.
+// its variables and random source need no lock. The buffers a request is
+// rendered into and the client's request and response objects are taken
+// from a pool for the length of one Send, so ten thousand VUs that mostly
+// think hold only as many of them as are sending.
 type Worker struct {
 	Env   Env
 	src   *rand.PCG // Env.Rand's source, reseeded per open-model arrival
 	clock clock.Clock
-	sess  session
-	req   wireRequest
-	rep   wireReply
-	resp  Response
-	hdrs  [][]byte
+	pool  *sync.Pool  // of *sendState
+	timer clock.Timer // for think time, made on first use and reused
+}
+
+// sendState is what one request in flight needs.
+type sendState struct {
+	sess session
+	req  wireRequest
+	rep  wireReply
+	resp Response
+	hdrs [][]byte
+}
+
+// statePool returns the pool of send states for tr.
+func statePool(tr transport) *sync.Pool {
+	return &sync.Pool{New: func() any { return &sendState{sess: tr.session()} }}
 }
 
 func newWorker(tr transport, clk clock.Clock, vars []string, seed uint64, vu int) *Worker {
-	w := &Worker{clock: clk, sess: tr.session()}
+	return newPooledWorker(statePool(tr), clk, vars, seed, vu)
+}
+
+func newPooledWorker(pool *sync.Pool, clk clock.Clock, vars []string, seed uint64, vu int) *Worker {
+	w := &Worker{clock: clk, pool: pool}
 	w.Env.Vars = append([]string(nil), vars...)
 	w.src = rand.NewPCG(seed, uint64(vu))
 	w.Env.Rand = rand.New(w.src)
@@ -112,17 +132,19 @@ func newWorker(tr transport, clk clock.Clock, vars []string, seed uint64, vu int
 
 // Send renders and sends one step and runs its checks and extractions.
 func (w *Worker) Send(s *Step) StepResult {
-	r := &w.req
+	st := w.pool.Get().(*sendState)
+	defer w.pool.Put(st)
+	r := &st.req
 	r.method = s.Method
 	r.url = s.URL.Append(r.url[:0], &w.Env)
 	if cap(r.headers) < len(s.Headers) {
 		r.headers = make([]headerPair, len(s.Headers))
-		w.hdrs = make([][]byte, len(s.Headers))
+		st.hdrs = make([][]byte, len(s.Headers))
 	}
 	r.headers = r.headers[:len(s.Headers)]
 	for i, h := range s.Headers {
-		w.hdrs[i] = h.Value.Append(w.hdrs[i][:0], &w.Env)
-		r.headers[i] = headerPair{key: s.headerKeys[i], value: w.hdrs[i]}
+		st.hdrs[i] = h.Value.Append(st.hdrs[i][:0], &w.Env)
+		r.headers[i] = headerPair{key: s.headerKeys[i], value: st.hdrs[i]}
 	}
 	r.body = r.body[:0]
 	if s.Body != nil {
@@ -130,24 +152,24 @@ func (w *Worker) Send(s *Step) StepResult {
 	}
 	var res StepResult
 	res.Sent = w.clock.Now()
-	err := w.sess.do(r, s.needsBody, &w.rep)
+	err := st.sess.do(r, s.needsBody, &st.rep)
 	res.Done = w.clock.Now()
-	res.BytesIn, res.BytesOut = w.rep.bytesIn, w.rep.bytesOut
+	res.BytesIn, res.BytesOut = st.rep.bytesIn, st.rep.bytesOut
 	w.Env.Iter++
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	res.Status = w.rep.status
-	w.resp = Response{Status: w.rep.status, Latency: res.Done.Sub(res.Sent), Body: w.rep.body}
+	res.Status = st.rep.status
+	st.resp = Response{Status: st.rep.status, Latency: res.Done.Sub(res.Sent), Body: st.rep.body}
 	for i := range s.Checks {
 		res.ChecksRun++
-		if !s.Checks[i].Holds(&w.resp) && i < 64 {
+		if !s.Checks[i].Holds(&st.resp) && i < 64 {
 			res.FailedChecks |= 1 << i
 		}
 	}
 	for _, x := range s.Extract {
-		doc, err := w.resp.JSON()
+		doc, err := st.resp.JSON()
 		if err != nil {
 			res.Err = fmt.Errorf("request %q: extracting %s: %w", s.Name, x.Var, err)
 			return res
@@ -159,6 +181,7 @@ func (w *Worker) Send(s *Step) StepResult {
 		}
 		w.Env.Vars[x.Slot] = JSONText(v)
 	}
+	st.resp = Response{}
 	return res
 }
 
@@ -168,6 +191,23 @@ func (w *Worker) Think(s *Step) time.Duration {
 		return s.ThinkMin
 	}
 	return s.ThinkMin + time.Duration(w.Env.Rand.Int64N(int64(s.ThinkMax-s.ThinkMin)+1))
+}
+
+// sleep waits d or until ctx ends, reporting whether d passed. The VU's
+// one timer is reused, so thinking allocates nothing.
+func (w *Worker) sleep(ctx context.Context, d time.Duration) bool {
+	if w.timer == nil {
+		w.timer = w.clock.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C():
+		return true
+	case <-ctx.Done():
+		w.timer.Stop()
+		return false
+	}
 }
 
 // Mix picks steps by weight with one random draw and a binary search.

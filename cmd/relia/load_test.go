@@ -68,7 +68,7 @@ func TestLoadOneLinerExitCodes(t *testing.T) {
 }
 
 func scenarioYAML(base, extra, request string) string {
-	return "kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: " + base + "\n" + extra + "  requests: [" + request + "]\n  load: {rate: 50, duration: 300ms}\n"
+	return "kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: " + base + "\n" + extra + "  requests: [" + request + "]\n  load: {rate: 50, duration: 300ms, lateAfter: 1s}\n"
 }
 
 func writeFile(t *testing.T, dir, name, data string) string {
