@@ -164,7 +164,7 @@ func TestClosedExecutorFollowsProfile(t *testing.T) {
 		default:
 		}
 		mu.Lock()
-		want := 1
+		want := 2 // the controller's tick and the profile's end
 		if len(active) > 0 {
 			want += active[len(active)-1]
 		}
