@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build test test-deps lint bench demo fuzz clean
+.PHONY: all build test test-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
 
 all: build
 
@@ -67,6 +67,17 @@ bench:
 
 # demo runs the README's main-job command. Until `relia demo` exists that is
 # the fault proxy, serving until interrupted.
+# The harnesses against wrk, hey, nginx, haproxy and Toxiproxy; each pins
+# cores itself and prints ratios (docs/benchmarks.md).
+bench-load:
+	cd bench && $(GO) run ./load -duration 10s -rounds 3
+
+bench-gateway:
+	cd bench && $(GO) run ./gateway -duration 5s -rounds 3
+
+bench-fault:
+	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
 demo: build
 	./$(BIN) fault serve --seed 42
 

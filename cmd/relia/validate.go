@@ -9,6 +9,7 @@ import (
 
 	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/slo"
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,7 @@ type kindValidator func(name string, data []byte) error
 var validators = map[string]kindValidator{
 	slo.Kind:     func(name string, data []byte) error { _, err := slo.Parse(name, data); return err },
 	gateway.Kind: func(name string, data []byte) error { _, err := gateway.Parse(name, data); return err },
+	load.Kind:    validateScenarios,
 }
 
 // registerValidator adds the loader of a kind whose command lives in
@@ -113,4 +115,21 @@ func knownKinds() []string {
 	}
 	slices.Sort(kinds)
 	return kinds
+}
+
+// validateScenarios builds each scenario as relia load would, so that a
+// bad template, JSON path or threshold is found here too, not only its
+// shape.
+func validateScenarios(name string, data []byte) error {
+	scenarios, err := load.ParseScenarios(name, data)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range scenarios {
+		if _, err := s.Build(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -34,6 +34,8 @@ func TestValidate(t *testing.T) {
 	unknownKind := write("unknown.yaml", "kind: Nope\nversion: relia/v1\n")
 	noKind := write("nokind.yaml", "version: relia/v1\nspec: {}\n")
 	empty := write("empty.yaml", "")
+	scenario := filepath.Join("..", "..", "examples", "scenario.yaml")
+	badTemplate := write("template.yaml", "kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: http://127.0.0.1:1\n  requests: [{path: '/x/{{nope}}'}]\n  load: {rate: 5, duration: 1s}\n")
 
 	tests := []struct {
 		name    string
@@ -47,6 +49,8 @@ func TestValidate(t *testing.T) {
 		{"an unknown field names its place", []string{badField}, exitBadInput, "", []string{spekAt, "spek: unknown field"}},
 		{"an unknown kind", []string{unknownKind}, exitBadInput, "", []string{"unknown.yaml:1:7", `unknown kind "Nope"`, "Gateway, SLO"}},
 		{"a missing kind", []string{noKind}, exitBadInput, "", []string{"nokind.yaml", "kind: missing"}},
+		{"a scenario", []string{scenario}, exitPass, "scenario.yaml: ok: Scenario", nil},
+		{"a scenario is built, not only decoded", []string{badTemplate}, exitBadInput, "", []string{"template.yaml:5:", `unknown variable "nope"`}},
 		{"an empty file", []string{empty}, exitBadInput, "", []string{"empty.yaml"}},
 		{"a missing file", []string{filepath.Join(dir, "none.yaml")}, exitBadInput, "", []string{"none.yaml"}},
 		{"every file is reported", []string{mixed, unknownKind, badField}, exitBadInput, "mixed.yaml: ok", []string{"unknown.yaml", "bad-field.yaml"}},
