@@ -34,6 +34,11 @@ type RunOptions struct {
 	// Registerer, when set, gets a collector of live Prometheus metrics
 	// for the run's duration.
 	Registerer prometheus.Registerer
+	// Live, when set, receives every request's outcome (dropped arrivals
+	// included) as it is recorded into Result.Requests, so that a caller
+	// can judge the load while it runs: an experiment's abort monitor and
+	// verdict read one recorder fed by all of its phases.
+	Live *outcome.Recorder
 }
 
 // Progress is a snapshot of a run for a live progress line.
@@ -112,6 +117,7 @@ type runner struct {
 	vars  []string
 
 	pool    *sync.Pool // send states, shared by all workers
+	live    *outcome.Recorder
 	res     *Result
 	byStep  []*outcome.Recorder // per step, the recorder of its name
 	byCheck [][]*outcome.Recorder
@@ -143,7 +149,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("making the HTTP client: %w", err)
 	}
 	defer tr.close()
-	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: statePool(tr)}
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: statePool(tr), live: o.Live}
 	r.res, err = newResult(t, seg)
 	if err != nil {
 		return nil, err
@@ -268,7 +274,11 @@ func (r *runner) openWorker(id int) func(context.Context, Arrival) {
 
 func (r *runner) drop(a Arrival) {
 	r.dropped.Add(1)
-	r.res.Requests.Record(outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped})
+	o := outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped}
+	r.res.Requests.Record(o)
+	if r.live != nil {
+		r.live.Record(o)
+	}
 }
 
 // iterate runs one closed-model iteration of VU vu: a request, then its
@@ -323,6 +333,9 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 		r.res.Lag.Record(outcome.Outcome{Start: due, Latency: res.Sent.Sub(due)})
 	}
 	r.res.Requests.Record(o)
+	if r.live != nil {
+		r.live.Record(o)
+	}
 	r.byStep[s.idx].Record(o)
 	r.requests.Add(1)
 	if o.Class != outcome.ClassOK {

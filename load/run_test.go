@@ -322,3 +322,21 @@ spec:
 		t.Errorf("the summary should explain the two latencies:\n%s", sb.String())
 	}
 }
+
+func TestRunFeedsTheLiveRecorder(t *testing.T) {
+	t.Parallel()
+	srv, _ := shopServer(t)
+	test := buildTest(t, shopScenario(srv.URL, "    rate: 200\n    duration: 500ms\n    lateAfter: 1s\n"))
+	live, err := outcome.NewRecorder(outcome.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := test.Run(context.Background(), RunOptions{Live: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := live.Total(), res.Requests.Total()
+	if want.Total != 100 || got.Total != want.Total || got.ByClass != want.ByClass {
+		t.Fatalf("live recorder %d %v, result %d %v: want the same 100 outcomes", got.Total, got.ByClass, want.Total, want.ByClass)
+	}
+}
