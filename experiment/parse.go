@@ -20,6 +20,7 @@ import (
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/shop"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
@@ -228,6 +229,9 @@ func (r *resolver) proxies() {
 		r.checkName(path+".name", px.Name)
 		if seen[px.Name] {
 			r.bad(path+".name", "proxy %q is named twice", px.Name)
+		}
+		if px.Name == ShopProcessorProxy && r.shopService() != nil {
+			r.bad(path+".name", "%q is the proxy the run puts in front of the demo shop's payment processor; name this one otherwise", px.Name)
 		}
 		seen[px.Name] = true
 		if px.Mode != "" && px.Mode != "tcp" && px.Mode != "http" {
@@ -517,6 +521,9 @@ func (r *resolver) faults() {
 			case f.Gateway != nil:
 				pf.Kind, pf.Target = FaultGateway, "route/"+f.Gateway.Route
 				r.gateway(path+".gateway", f.Gateway)
+				if shop != nil && !slices.Contains(shopRoutes, f.Gateway.Route) {
+					r.bad(path+".gateway.route", "the demo shop's gateway has no route %q (routes: %s)", f.Gateway.Route, strings.Join(shopRoutes, ", "))
+				}
 			case f.Process != nil:
 				pf.Kind, pf.Target = FaultProcess, "service/"+f.Process.Service
 				pf.Replica = r.process(path+".process", f, shop)
@@ -556,6 +563,10 @@ func (r *resolver) faultWindow(path string, f Fault, phase, phaseStart time.Dura
 	pf.Start, pf.End = phaseStart+f.Start, phaseStart+f.Start+d
 }
 
+// shopRoutes are the routes of the demo shop's gateway, which gateway
+// faults name.
+var shopRoutes = []string{shop.RouteProducts, shop.RouteLogin, shop.RouteUsers, shop.RoutePayments, shop.RouteRecommendations, shop.RoutePopular}
+
 // shopService returns the demo shop service of the target, or nil.
 func (r *resolver) shopService() *Service {
 	for i := range r.plan.Target.Services {
@@ -574,6 +585,9 @@ func (r *resolver) toxic(path string, f Fault) {
 		if px.Name == t.Proxy {
 			known, mode = true, px.Mode
 		}
+	}
+	if t.Proxy == ShopProcessorProxy && r.shopService() != nil {
+		known, mode = true, "http" // the run puts it in front of the shop's processor
 	}
 	if !known && r.e.Spec.FaultServer == "" {
 		r.bad(path+".proxy", "no proxy %q in spec.proxies (and no spec.faultServer that may have it)", t.Proxy)

@@ -211,6 +211,12 @@ func (p *Plan) Text(w io.Writer) error {
 	}
 	for _, s := range p.Target.Services {
 		fmt.Fprintf(&b, "  service %s: %s\n", s.Name, describeService(s))
+		if s.Shop != nil {
+			fmt.Fprintf(&b, "  gateway: the relia gateway in front of the shop; the load goes through it\n")
+			if p.FaultServer == "" {
+				fmt.Fprintf(&b, "  proxy %s: in front of the shop's payment processor (http)\n", ShopProcessorProxy)
+			}
+		}
 	}
 	for _, px := range p.Proxies {
 		fmt.Fprintf(&b, "  proxy %s: %s -> %s (%s)\n", px.Name, orDefault(px.Listen, "127.0.0.1:0"), px.Upstream, orDefault(px.Mode, "tcp"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -14,10 +15,11 @@ const DefaultPreflightTimeout = 2 * time.Second
 
 // Preflight checks, before any traffic, that what the plan reaches but
 // does not start itself answers: the target URL and the external fault
-// server each accept a TCP connection. Services the run starts are
-// checked by their health checks once started. timeout bounds each
-// connection attempt; 0 means DefaultPreflightTimeout. Every problem is
-// reported.
+// server each accept a TCP connection. When the target URL is a fault
+// proxy of the plan (which the run starts), the proxy's upstream is
+// checked instead. Services the run starts are checked by their health
+// checks once started. timeout bounds each connection attempt; 0 means
+// DefaultPreflightTimeout. Every problem is reported.
 func Preflight(ctx context.Context, p *Plan, timeout time.Duration) error {
 	if timeout < 0 {
 		return fmt.Errorf("preflight: timeout %v is negative", timeout)
@@ -26,31 +28,37 @@ func Preflight(ctx context.Context, p *Plan, timeout time.Duration) error {
 		timeout = DefaultPreflightTimeout
 	}
 	var errs []error
-	check := func(what, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", what, raw, err))
-			return
-		}
-		host := u.Host
-		if u.Port() == "" {
-			port := "80"
-			if u.Scheme == "https" {
-				port = "443"
-			}
-			host = net.JoinHostPort(u.Hostname(), port)
-		}
+	dial := func(what, shown, hostport string) {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var d net.Dialer
-		conn, err := d.DialContext(dctx, "tcp", host)
+		conn, err := d.DialContext(dctx, "tcp", hostport)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s is unreachable: %w", what, raw, err))
+			errs = append(errs, fmt.Errorf("%s %s is unreachable: %w", what, shown, err))
 			return
 		}
 		conn.Close()
 	}
-	if p.Target.URL != "" && !p.startsTarget() {
+	check := func(what, raw string) {
+		host, err := urlHostPort(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, raw, err))
+			return
+		}
+		if p.startsAddr(host) {
+			return
+		}
+		for _, px := range p.Proxies {
+			if px.Listen == host {
+				if !p.startsAddr(px.Upstream) {
+					dial(fmt.Sprintf("%s %s goes through proxy %s, whose upstream", what, raw, px.Name), px.Upstream, px.Upstream)
+				}
+				return
+			}
+		}
+		dial(what, raw, host)
+	}
+	if p.Target.URL != "" {
 		check("target", p.Target.URL)
 	}
 	if p.FaultServer != "" {
@@ -59,22 +67,39 @@ func Preflight(ctx context.Context, p *Plan, timeout time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// startsTarget reports whether the run starts the services the target
-// URL points at, so that it cannot answer before the run.
-func (p *Plan) startsTarget() bool {
-	if len(p.Target.Services) == 0 {
-		return false
+// urlHostPort returns the host:port an http(s) URL connects to.
+func urlHostPort(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
 	}
-	u, err := url.Parse(p.Target.URL)
+	if u.Port() != "" {
+		return u.Host, nil
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// startsAddr reports whether the run starts the service listening on
+// hostport: a replica of a command service on the loopback interface.
+func (p *Plan) startsAddr(hostport string) bool {
+	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return false
 	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return false
+	}
 	for _, s := range p.Target.Services {
-		if s.Shop == nil && u.Port() != "" {
-			for i := range s.Replicas {
-				if fmt.Sprint(s.Port+i) == u.Port() {
-					return true
-				}
+		if s.Shop != nil {
+			continue
+		}
+		for i := range s.Replicas {
+			if strconv.Itoa(s.Port+i) == port {
+				return true
 			}
 		}
 	}

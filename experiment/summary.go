@@ -62,7 +62,7 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	if len(v.Faults) > 0 {
 		b.WriteString("\nfaults:\n")
 		for _, f := range v.Faults {
-			fmt.Fprintf(&b, "  %s (%s, %s-%s): %s\n", f.Name, f.Phase, fmtDur(f.Start.Sub(v.Run.From)), fmtDur(f.End.Sub(v.Run.From)), faultText(f))
+			fmt.Fprintf(&b, "  %s (%s, %s-%s): %s\n", f.Name, f.Phase, fmtObserved(f.Start.Sub(v.Run.From)), fmtObserved(f.End.Sub(v.Run.From)), faultText(f))
 		}
 	}
 
@@ -76,7 +76,7 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 		b.WriteString("\nthresholds:\n" + strings.Join(th, "\n") + "\n")
 	}
 	if v.Abort != nil {
-		fmt.Fprintf(&b, "\naborted at %s by %s: %s\n", fmtDur(v.Abort.At.Sub(v.Run.From)), v.Abort.Condition, v.Abort.Reason)
+		fmt.Fprintf(&b, "\naborted at %s by %s: %s\n", fmtObserved(v.Abort.At.Sub(v.Run.From)), v.Abort.Condition, v.Abort.Reason)
 	}
 
 	fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
@@ -96,6 +96,9 @@ func passFail(ok bool) string {
 	}
 	return "FAIL"
 }
+
+// fmtObserved writes a measured time to the millisecond: "3.001s".
+func fmtObserved(d time.Duration) string { return d.Round(time.Millisecond).String() }
 
 // latency writes a latency in milliseconds with one decimal.
 func latency(d time.Duration) string { return fmt.Sprintf("%.1fms", ms(d)) }
@@ -133,7 +136,7 @@ func faultText(f FaultVerdict) string {
 		case d.AlreadyFiring:
 			det = append(det, fmt.Sprintf("%s %s already firing", d.SLO, d.Severity))
 		case d.Detected:
-			det = append(det, fmt.Sprintf("%s %s in %s", d.SLO, d.Severity, fmtDur(d.Time)))
+			det = append(det, fmt.Sprintf("%s %s in %s", d.SLO, d.Severity, fmtObserved(d.Time)))
 		}
 	}
 	if len(det) > 0 {
@@ -144,7 +147,7 @@ func faultText(f FaultVerdict) string {
 	var rec []string
 	for _, r := range f.Recoveries {
 		if r.Recovered {
-			rec = append(rec, fmt.Sprintf("%s in %s", r.SLO, fmtDur(r.Time)))
+			rec = append(rec, fmt.Sprintf("%s in %s", r.SLO, fmtObserved(r.Time)))
 		} else {
 			rec = append(rec, r.SLO+" NOT RECOVERED")
 		}
