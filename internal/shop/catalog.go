@@ -121,10 +121,8 @@ func firstErr(a, b error) error {
 func catalogHandler(d *catalogData, p pacer, seed uint64, replica int) http.Handler {
 	list := newLatency(seed, fmt.Sprintf("catalog/%d/list", replica), 4*time.Millisecond)
 	item := newLatency(seed, fmt.Sprintf("catalog/%d/item", replica), 2*time.Millisecond)
-	id := strconv.Itoa(replica)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /products", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Shop-Replica", id)
 		page := 1
 		if s := r.URL.Query().Get("page"); s != "" {
 			n, err := strconv.Atoi(s)
@@ -144,7 +142,6 @@ func catalogHandler(d *catalogData, p pacer, seed uint64, replica int) http.Hand
 		writeRaw(w, http.StatusOK, d.pages[page-1])
 	})
 	mux.HandleFunc("GET /products/{id}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Shop-Replica", id)
 		n, err := strconv.Atoi(r.PathValue("id"))
 		if err != nil || n < 1 || n > NumProducts {
 			writeJSON(w, http.StatusNotFound, reason("no_such_product"))

@@ -37,7 +37,8 @@ func startGateway(t *testing.T, s *Shop) string {
 func TestGatewayConfig(t *testing.T) {
 	t.Parallel()
 	for _, resilient := range []bool{false, true} {
-		s := startShop(t, Options{Resilient: resilient, CatalogReplicas: 2})
+		two := map[string]int{ServiceCatalog: 2, ServiceUsers: 2, ServicePayments: 2, ServiceRecommendations: 2}
+		s := startShop(t, Options{Resilient: resilient, Replicas: two})
 		cfg, err := gateway.Parse("shop.yaml", s.GatewayConfig())
 		if err != nil {
 			t.Fatalf("resilient %v: %v\n%s", resilient, err, s.GatewayConfig())
@@ -53,19 +54,19 @@ func TestGatewayConfig(t *testing.T) {
 		if !slices.Equal(names, want) {
 			t.Errorf("routes %v, want %v", names, want)
 		}
-		var catalog []string
+		targets := map[string][]string{}
 		for _, u := range cfg.Spec.Upstreams {
-			if u.Name == ServiceCatalog {
-				for _, tg := range u.Targets {
-					catalog = append(catalog, "http://"+tg.Address)
-				}
+			for _, tg := range u.Targets {
+				targets[u.Name] = append(targets[u.Name], "http://"+tg.Address)
 			}
 			if disabled := u.Breaker != nil && u.Breaker.Disabled; disabled == resilient {
 				t.Errorf("resilient %v: upstream %s breaker %+v", resilient, u.Name, u.Breaker)
 			}
 		}
-		if !slices.Equal(catalog, s.Endpoints()[ServiceCatalog]) {
-			t.Errorf("catalog targets %v, want %v", catalog, s.Endpoints()[ServiceCatalog])
+		for _, name := range []string{ServiceCatalog, ServiceUsers, ServicePayments, ServiceRecommendations} {
+			if !slices.Equal(targets[name], s.Endpoints()[name]) || len(targets[name]) != 2 {
+				t.Errorf("resilient %v: %s targets %v, want %v", resilient, name, targets[name], s.Endpoints()[name])
+			}
 		}
 		rec := cfg.Spec.Routes[4]
 		if resilient && (rec.Fallback == nil || rec.Fallback.Body != string(s.Popular())) {

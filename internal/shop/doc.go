@@ -17,9 +17,14 @@
 //
 // # Services
 //
-//   - catalog (Options.CatalogReplicas, default 3): GET /products?page=N
-//     (20 a page, 500 products), GET /products/{id}. Answers carry
-//     X-Shop-Replica.
+// Every service runs Options.Replicas[service] replicas, each on a port of
+// its own (default 3 of the catalog, 1 of the others; the processor always
+// runs one), and every answer carries X-Shop-Replica with the replica's
+// index. The gateway config lists every replica of a service as a target
+// of its pool.
+//
+//   - catalog: GET /products?page=N (20 a page, 500 products),
+//     GET /products/{id}.
 //   - users: POST /login {"userId": 1..1000, "password": "demo"} returns a
 //     bearer token; GET /users/{id} needs one. Tokens are signed with a
 //     secret every service shares, so any service checks them alone.

@@ -3,6 +3,7 @@ package shop
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -130,5 +131,77 @@ func TestEveryServiceCanCrash(t *testing.T) {
 	s.Replicas(ServiceProcessor)[0].Kill()
 	if a := payer(t, c, s, 3)("down", 100); a.status != 502 {
 		t.Errorf("payment with the processor down: %d %s", a.status, a.body)
+	}
+}
+
+func TestReplicasOfEveryService(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		o    Options
+		want map[string]int
+	}{
+		{"defaults", Options{}, map[string]int{ServiceCatalog: 3, ServiceUsers: 1, ServiceProcessor: 1, ServicePayments: 1, ServiceRecommendations: 1}},
+		{"catalog replicas alone", Options{CatalogReplicas: 2}, map[string]int{ServiceCatalog: 2, ServiceUsers: 1, ServiceProcessor: 1, ServicePayments: 1, ServiceRecommendations: 1}},
+		{"two of each", Options{Replicas: map[string]int{ServiceCatalog: 2, ServiceUsers: 2, ServicePayments: 2, ServiceRecommendations: 2}},
+			map[string]int{ServiceCatalog: 2, ServiceUsers: 2, ServiceProcessor: 1, ServicePayments: 2, ServiceRecommendations: 2}},
+		{"zero means the default", Options{Replicas: map[string]int{ServiceCatalog: 0, ServiceUsers: 0, ServiceProcessor: 1, ServiceRecommendations: 3}},
+			map[string]int{ServiceCatalog: 3, ServiceUsers: 1, ServiceProcessor: 1, ServicePayments: 1, ServiceRecommendations: 3}},
+		{"agreeing catalog counts", Options{CatalogReplicas: 4, Replicas: map[string]int{ServiceCatalog: 4}},
+			map[string]int{ServiceCatalog: 4, ServiceUsers: 1, ServiceProcessor: 1, ServicePayments: 1, ServiceRecommendations: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startShop(t, tc.o)
+			c := testClient(t)
+			for _, name := range Services {
+				rs := s.Replicas(name)
+				if len(rs) != tc.want[name] || len(s.Endpoints()[name]) != tc.want[name] {
+					t.Fatalf("%s: %d replicas, %d endpoints, want %d", name, len(rs), len(s.Endpoints()[name]), tc.want[name])
+				}
+				for i, r := range rs {
+					if r.Index() != i || r.Service() != name || r.URL() != s.Endpoints()[name][i] {
+						t.Errorf("%s replica %d: index %d of %s at %s", name, i, r.Index(), r.Service(), r.URL())
+					}
+					a := mustCall(t, c, "GET", r.URL()+"/healthz", "")
+					if a.status != 200 || a.header.Get("X-Shop-Replica") != strconv.Itoa(i) {
+						t.Errorf("%s replica %d: %d from replica %q", name, i, a.status, a.header.Get("X-Shop-Replica"))
+					}
+				}
+			}
+			if s.CatalogReplicas() != tc.want[ServiceCatalog] {
+				t.Errorf("CatalogReplicas() = %d, want %d", s.CatalogReplicas(), tc.want[ServiceCatalog])
+			}
+		})
+	}
+}
+
+// TestReplicasShareTheirService checks that the replicas of a service are
+// one service: a token from one users replica works on another, and a
+// payment retried on another payments replica is not charged twice.
+func TestReplicasShareTheirService(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{NoProcessorErrors: true, Replicas: map[string]int{ServiceUsers: 2, ServicePayments: 2, ServiceRecommendations: 2}})
+	c := testClient(t)
+	token := login(t, c, s, 5) // from users replica 0
+	users := s.Replicas(ServiceUsers)
+	if a := mustCall(t, c, "GET", users[1].URL()+"/users/5", "", "Authorization", "Bearer "+token); a.status != 200 {
+		t.Errorf("replica 1 with replica 0's token: %d %s", a.status, a.body)
+	}
+	pay := func(r *Replica) answer {
+		return mustCall(t, c, "POST", r.URL()+"/payments", `{"amountCents": 700, "currency": "EUR"}`,
+			"Authorization", "Bearer "+token, "Idempotency-Key", "shared")
+	}
+	ps := s.Replicas(ServicePayments)
+	first, again := pay(ps[0]), pay(ps[1])
+	if (first.status != 201 && first.status != 402) || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same key on two replicas: %d %s, then %d %s (replayed %q)",
+			first.status, first.body, again.status, again.body, again.header.Get("Idempotent-Replayed"))
+	}
+	for _, r := range s.Replicas(ServiceRecommendations) {
+		if a := mustCall(t, c, "GET", r.URL()+"/recommendations/5", ""); a.status != 200 {
+			t.Errorf("recommendations replica %d: %d %s", r.Index(), a.status, a.body)
+		}
 	}
 }

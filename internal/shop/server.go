@@ -43,8 +43,10 @@ type server struct {
 
 // newServer instruments h: its requests are timed on clk, counted in a
 // Prometheus registry of the server's own (served at /metrics with
-// /healthz beside it) and recorded in rec when rec is not nil.
-func newServer(name string, h http.Handler, clk clock.Clock, rec *outcome.Recorder, health func() []byte) *server {
+// /healthz beside it) and recorded in rec when rec is not nil. Every
+// answer carries X-Shop-Replica: replica, so a client behind a balancer
+// sees which replica answered.
+func newServer(name string, h http.Handler, clk clock.Clock, rec *outcome.Recorder, health func() []byte, replica string) *server {
 	s := &server{name: name, conns: map[net.Conn]struct{}{}}
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
@@ -54,7 +56,11 @@ func newServer(name string, h http.Handler, clk clock.Clock, rec *outcome.Record
 		writeRaw(w, http.StatusOK, health())
 	})
 	mux.Handle("/", instrument(h, clk, m, rec))
-	s.handler = s.inflight.wrap(mux)
+	tagged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Shop-Replica", replica)
+		mux.ServeHTTP(w, r)
+	})
+	s.handler = s.inflight.wrap(tagged)
 	return s
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,23 +29,38 @@ const (
 // Services lists the service names in the order they start.
 var Services = []string{ServiceCatalog, ServiceUsers, ServiceProcessor, ServicePayments, ServiceRecommendations}
 
-// DefaultCatalogReplicas is the number of catalog replicas when
-// Options.CatalogReplicas is zero.
+// DefaultCatalogReplicas is the number of catalog replicas when neither
+// Options.Replicas nor Options.CatalogReplicas sets one: enough that a
+// killed replica leaves a pool to balance over.
 const DefaultCatalogReplicas = 3
 
-// maxCatalogReplicas bounds the replicas one shop starts.
-const maxCatalogReplicas = 64
+// DefaultReplicas is the number of replicas of every service but the
+// catalog when Options.Replicas does not set one.
+const DefaultReplicas = 1
+
+// maxReplicas bounds the replicas of one service.
+const maxReplicas = 64
 
 // Options configure a Shop. The zero value is a valid shop: three catalog
-// replicas, no artificial latency, the processor's default error rate, no
-// in-process resilience, seed 0.
+// replicas, one of every other service, no artificial latency, the
+// processor's default error rate, no in-process resilience, seed 0.
 type Options struct {
 	// Seed seeds the data (products, users), the latency draws and every
 	// fault decision: the same seed and the same traffic give the same
 	// answers.
 	Seed uint64
-	// CatalogReplicas is how many catalog replicas run, 1 to 64; zero
-	// means DefaultCatalogReplicas.
+	// Replicas is how many replicas each service runs, by service name
+	// (ServiceCatalog, ...), 1 to 64. A missing or zero count means the
+	// default: DefaultCatalogReplicas for the catalog (or CatalogReplicas
+	// when set), DefaultReplicas for the others. The processor stands for
+	// a provider outside the shop and always runs one; a count above 1 is
+	// an error, as are unknown names and negative counts. Replicas of a
+	// service share its state (payments' idempotency keys, as a shared
+	// database would) and its recorder.
+	Replicas map[string]int
+	// CatalogReplicas is how many catalog replicas run, 1 to 64, where
+	// Replicas does not say; zero means DefaultCatalogReplicas. It may not
+	// contradict Replicas[ServiceCatalog].
 	CatalogReplicas int
 	// Latency turns on the services' own service times: seeded log-normal
 	// draws with medians of 2-10 ms and a tail (1% take 8 times longer),
@@ -69,10 +86,37 @@ type Options struct {
 	Recorders map[string]*outcome.Recorder
 }
 
+// replicas is how many replicas of service run, defaults applied.
+func (o Options) replicas(service string) int {
+	if n := o.Replicas[service]; n > 0 {
+		return n
+	}
+	if service != ServiceCatalog {
+		return DefaultReplicas
+	}
+	if o.CatalogReplicas > 0 {
+		return o.CatalogReplicas
+	}
+	return DefaultCatalogReplicas
+}
+
 func (o Options) validate() error {
 	var errs []error
-	if o.CatalogReplicas < 0 || o.CatalogReplicas > maxCatalogReplicas {
-		errs = append(errs, fmt.Errorf("catalog replicas %d not in [1, %d]", o.CatalogReplicas, maxCatalogReplicas))
+	if o.CatalogReplicas < 0 || o.CatalogReplicas > maxReplicas {
+		errs = append(errs, fmt.Errorf("catalog replicas %d not in [1, %d]", o.CatalogReplicas, maxReplicas))
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Replicas)) {
+		n := o.Replicas[name]
+		switch {
+		case !slices.Contains(Services, name):
+			errs = append(errs, fmt.Errorf("replicas of unknown service %q (services: %v)", name, Services))
+		case n < 0 || n > maxReplicas:
+			errs = append(errs, fmt.Errorf("%s replicas %d not in [1, %d]", name, n, maxReplicas))
+		case name == ServiceProcessor && n > 1:
+			errs = append(errs, fmt.Errorf("processor replicas %d: the processor runs one", n))
+		case name == ServiceCatalog && n != 0 && o.CatalogReplicas != 0 && n != o.CatalogReplicas:
+			errs = append(errs, fmt.Errorf("catalog replicas %d contradict CatalogReplicas %d", n, o.CatalogReplicas))
+		}
 	}
 	if math.IsNaN(o.ProcessorErrorRate) || o.ProcessorErrorRate < 0 || o.ProcessorErrorRate > 1 {
 		errs = append(errs, fmt.Errorf("processor error rate %v not in [0, 1]", o.ProcessorErrorRate))
@@ -105,9 +149,6 @@ func Start(ctx context.Context, o Options) (*Shop, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("starting the shop: %w", err)
 	}
-	if o.CatalogReplicas == 0 {
-		o.CatalogReplicas = DefaultCatalogReplicas
-	}
 	errorRate := o.ProcessorErrorRate
 	if errorRate == 0 {
 		errorRate = DefaultProcessorErrorRate
@@ -129,35 +170,45 @@ func Start(ctx context.Context, o Options) (*Shop, error) {
 	}
 	client := &http.Client{Transport: s.transport}
 	tok := newTokens(o.Seed)
-	// serve starts replica i of a service.
-	serve := func(service string, i int, h http.Handler) (*Replica, error) {
-		r := &Replica{service: service, index: i}
-		r.srv = newServer(service, h, clk, o.Recorders[service], healthBody(service, i))
-		s.services[service] = append(s.services[service], r)
-		return r, r.srv.start()
+	// serve starts every replica of a service; handler(i) serves
+	// replica i.
+	serve := func(service string, handler func(i int) http.Handler) error {
+		for i := range o.replicas(service) {
+			r := &Replica{service: service, index: i}
+			r.srv = newServer(service, handler(i), clk, o.Recorders[service], healthBody(service, i), strconv.Itoa(i))
+			s.services[service] = append(s.services[service], r)
+			if err := r.srv.start(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// shared serves one handler from every replica of a service.
+	shared := func(h http.Handler) func(int) http.Handler {
+		return func(int) http.Handler { return h }
 	}
 	fail := func(err error) (*Shop, error) {
 		s.Close()
 		return nil, fmt.Errorf("starting the shop: %w", err)
 	}
 
+	err = serve(ServiceCatalog, func(i int) http.Handler { return catalogHandler(data, pace, o.Seed, i) })
+	if err != nil {
+		return fail(err)
+	}
 	var catalog []string
-	for i := range o.CatalogReplicas {
-		r, err := serve(ServiceCatalog, i, catalogHandler(data, pace, o.Seed, i))
-		if err != nil {
-			return fail(err)
-		}
+	for _, r := range s.services[ServiceCatalog] {
 		catalog = append(catalog, r.URL())
 	}
-	if _, err := serve(ServiceUsers, 0, usersHandler(o.Seed, tok, pace)); err != nil {
+	if err := serve(ServiceUsers, shared(usersHandler(o.Seed, tok, pace))); err != nil {
 		return fail(err)
 	}
 	filter, err := fault.NewHTTPFilter(nil, fault.HTTPFilterOptions{Seed: streamKey(o.Seed, "processor/faults"), Clock: clk})
 	if err != nil {
 		return fail(err)
 	}
-	proc, err := serve(ServiceProcessor, 0, processorHandler(o.Seed, pace, errorRate, filter))
-	s.processor = &Processor{srv: proc.srv, filter: filter}
+	err = serve(ServiceProcessor, shared(processorHandler(o.Seed, pace, errorRate, filter)))
+	s.processor = &Processor{srv: s.services[ServiceProcessor][0].srv, filter: filter}
 	if err != nil {
 		return fail(err)
 	}
@@ -165,14 +216,14 @@ func Start(ctx context.Context, o Options) (*Shop, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := serve(ServicePayments, 0, pay.handler()); err != nil {
+	if err := serve(ServicePayments, shared(pay.handler())); err != nil {
 		return fail(err)
 	}
 	recs, err := newRecommender(o.Seed, data, pace, client, catalog, o.Resilient)
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := serve(ServiceRecommendations, 0, recs.handler()); err != nil {
+	if err := serve(ServiceRecommendations, shared(recs.handler())); err != nil {
 		return fail(err)
 	}
 	s.stopWatch = context.AfterFunc(ctx, func() { s.Close() })
@@ -216,10 +267,10 @@ func (s *Shop) Endpoints() map[string][]string {
 	return out
 }
 
-// Replicas returns a service's replicas (ServiceCatalog has
-// Options.CatalogReplicas, every other service one), so that process
-// faults can kill any service; nil for an unknown service. Killing a
-// service's only replica is an outage of it.
+// Replicas returns every replica of a service, in index order (as many
+// as Options.Replicas asked for, defaults applied), so that process
+// faults can kill or pause any of them; nil for an unknown service.
+// Killing a service's only replica is an outage of it.
 func (s *Shop) Replicas(service string) []*Replica {
 	return slices.Clone(s.services[service])
 }

@@ -117,6 +117,11 @@ func TestOptionsInvalid(t *testing.T) {
 	}{
 		{"negative replicas", Options{CatalogReplicas: -1}, "catalog replicas -1"},
 		{"too many replicas", Options{CatalogReplicas: 65}, "catalog replicas 65"},
+		{"negative service replicas", Options{Replicas: map[string]int{ServiceUsers: -2}}, "users replicas -2"},
+		{"too many service replicas", Options{Replicas: map[string]int{ServicePayments: 65}}, "payments replicas 65"},
+		{"replicas of an unknown service", Options{Replicas: map[string]int{"inventory": 2}}, `replicas of unknown service "inventory"`},
+		{"two processors", Options{Replicas: map[string]int{ServiceProcessor: 2}}, "processor replicas 2"},
+		{"contradicting catalog counts", Options{CatalogReplicas: 2, Replicas: map[string]int{ServiceCatalog: 4}}, "catalog replicas 4 contradict CatalogReplicas 2"},
 		{"error rate above 1", Options{ProcessorErrorRate: 1.5}, "processor error rate 1.5"},
 		{"negative error rate", Options{ProcessorErrorRate: -0.1}, "processor error rate -0.1"},
 		{"unknown recorder", Options{Recorders: map[string]*outcome.Recorder{"inventory": rec}}, `unknown service "inventory"`},
