@@ -324,6 +324,12 @@ func (b *builder) step(path string, r *RequestSpec) *Step {
 			b.bad(path+".weight", "%v is negative", st.Weight)
 		}
 	}
+	for i, code := range r.ExpectedStatuses {
+		if code < 100 || code > 599 {
+			b.bad(fmt.Sprintf("%s.expectedStatuses[%d]", path, i), "%d is not an HTTP status (100 to 599)", code)
+		}
+	}
+	st.Expected = r.ExpectedStatuses
 	for i, c := range r.Checks {
 		if chk, ok := b.check(fmt.Sprintf("%s.checks[%d]", path, i), c); ok {
 			st.Checks = append(st.Checks, chk)

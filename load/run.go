@@ -236,7 +236,7 @@ func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 	switch {
 	case res.Err != nil:
 		err = fmt.Errorf("request %q: %w", s.Name, res.Err)
-	case res.Status >= 400:
+	case !s.expects(res.Status):
 		err = fmt.Errorf("request %q: status %d", s.Name, res.Status)
 	case res.Failed():
 		for i := range s.Checks {
@@ -322,7 +322,7 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 		Status:   res.Status,
 		BytesIn:  res.BytesIn,
 		BytesOut: res.BytesOut,
-		Class:    classify(res),
+		Class:    classify(s, res),
 	}
 	if !due.IsZero() {
 		o.Start = due
@@ -352,13 +352,14 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 }
 
 // classify names what became of a request: a transport error by its
-// kind; a status of 400 or more (or below 200), as in k6's
-// http_req_failed, as a status failure; then a failed check.
-func classify(res *StepResult) outcome.Class {
+// kind; a status the step does not expect (by default, as in k6's
+// http_req_failed, one of 400 or more or below 200) as a status failure;
+// then a failed check.
+func classify(s *Step, res *StepResult) outcome.Class {
 	switch {
 	case res.Err != nil:
 		return outcome.Classify(res.Err)
-	case res.Status >= 400 || res.Status < 200:
+	case !s.expects(res.Status):
 		return outcome.ClassStatus
 	case res.Failed():
 		return outcome.ClassCheck

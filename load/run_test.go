@@ -340,3 +340,41 @@ func TestRunFeedsTheLiveRecorder(t *testing.T) {
 		t.Fatalf("live recorder %d %v, result %d %v: want the same 100 outcomes", got.Total, got.ByClass, want.Total, want.ByClass)
 	}
 }
+
+func TestExpectedStatusesAreSuccesses(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusPaymentRequired) // a declined card: the answer intended
+	}))
+	t.Cleanup(srv.Close)
+	yaml := func(expected string) string {
+		return `kind: Scenario
+version: relia/v1
+metadata: {name: pay}
+spec:
+  baseURL: ` + srv.URL + `
+  requests:
+    - {name: pay, method: POST, path: /pay` + expected + `}
+  load: {rate: 100, duration: 200ms, lateAfter: 1s}
+`
+	}
+	for _, c := range []struct {
+		expected string
+		class    outcome.Class
+	}{{"", outcome.ClassStatus}, {", expectedStatuses: [201, 402]", outcome.ClassOK}, {", expectedStatuses: [201]", outcome.ClassStatus}} {
+		res, err := buildTest(t, yaml(c.expected)).Run(context.Background(), RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := res.Requests.Total(); sum.Total != 20 || sum.ByClass[c.class] != 20 {
+			t.Errorf("expected%q: classes %v, want all 20 %v", c.expected, sum.ByClass, c.class)
+		}
+	}
+	scs, err := ParseScenarios("bad.yaml", []byte(yaml(", expectedStatuses: [99]")))
+	if err == nil {
+		_, err = scs[0].Build()
+	}
+	if err == nil || !strings.Contains(err.Error(), "99 is not an HTTP status") {
+		t.Errorf("status 99: %v", err)
+	}
+}

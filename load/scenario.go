@@ -123,6 +123,11 @@ type RequestSpec struct {
 	// Checks are assertions on the response; a failed check counts as a
 	// check failure, separately from transport errors.
 	Checks []CheckSpec `yaml:"checks"`
+	// ExpectedStatuses are the statuses that answer the request as
+	// intended (k6's expectedStatuses), such as [201, 402] for a payment
+	// that may be declined: the request then counts as a success, not a
+	// status failure, in http_req_failed and in SLOs. Default: 200 to 399.
+	ExpectedStatuses []int `yaml:"expectedStatuses"`
 	// Extract sets variables from the JSON response: {token: $.data.token}.
 	// Values extracted in setup are seen by every request.
 	Extract map[string]string `yaml:"extract"`

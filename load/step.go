@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type Step struct {
 	ThinkMin, ThinkMax time.Duration
 	// Weight is the request's share of the mix.
 	Weight float64
+	// Expected are the statuses that count as a success; empty means 200
+	// to 399.
+	Expected []int
 
 	needsBody  bool
 	headerKeys [][]byte
@@ -85,6 +89,14 @@ type StepResult struct {
 	FailedChecks uint64
 	// ChecksRun is how many checks ran (0 when the request failed).
 	ChecksRun int
+}
+
+// expects reports whether status answers the step as intended.
+func (s *Step) expects(status int) bool {
+	if len(s.Expected) == 0 {
+		return status >= 200 && status < 400
+	}
+	return slices.Contains(s.Expected, status)
 }
 
 // Failed reports whether any check failed.
