@@ -13,6 +13,8 @@
 //	s.Catalog(1).Kill()    // a crash: refused connections, resets in flight
 //	s.Catalog(1).Restart() // back on the same port
 //	s.Replicas(shop.ServicePayments)[0].Kill() // any service can crash
+//	s.Catalog(2).Pause()   // a SIGSTOP: connections accepted, nothing answered
+//	s.Catalog(2).Resume()  // a SIGCONT: what it held is answered
 //	s.Processor().Via(proxyURL)                // payments reach the processor through a fault proxy
 //
 // # Services

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +205,160 @@ func TestReplicasShareTheirService(t *testing.T) {
 		if a := mustCall(t, c, "GET", r.URL()+"/recommendations/5", ""); a.status != 200 {
 			t.Errorf("recommendations replica %d: %d %s", r.Index(), a.status, a.body)
 		}
+	}
+}
+
+// shortClient gives up on a request after a moment: long enough for a
+// running replica on loopback, far too short for a paused one, which
+// never answers.
+func shortClient(t testing.TB) *http.Client {
+	c := testClient(t)
+	c.Timeout = 200 * time.Millisecond
+	return c
+}
+
+func TestPausedReplicaAnswersNothingUntilResumed(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{CatalogReplicas: 2})
+	r := s.Catalog(0)
+	c := testClient(t)
+
+	r.Pause()
+	r.Pause() // pausing a paused replica does nothing
+	if !r.Alive() || !r.Paused() {
+		t.Fatalf("paused: alive %v, paused %v; want both", r.Alive(), r.Paused())
+	}
+	// New requests and health checks get no answer before the client's
+	// timeout, and the replica lets go of them when the client leaves.
+	for _, path := range []string{"/products/1", "/healthz"} {
+		_, err := call(context.Background(), shortClient(t), "GET", r.URL()+path, "")
+		if outcome.Classify(err) != outcome.ClassTimeout {
+			t.Errorf("GET %s from a paused replica: %v, want a client timeout", path, err)
+		}
+		r.srv.gate.waitHeld(0)
+	}
+	// The other replica is untouched.
+	if a := mustCall(t, shortClient(t), "GET", s.Catalog(1).URL()+"/products/1", ""); a.status != 200 {
+		t.Errorf("replica 1 while replica 0 is paused: %d", a.status)
+	}
+
+	// A request sent while paused is held, and answered on Resume.
+	held := callAsync(context.Background(), c, "GET", r.URL()+"/products/2", "")
+	r.srv.gate.waitHeld(1)
+	r.Resume()
+	r.Resume() // resuming a running replica does nothing
+	if res := <-held; res.err != nil || res.a.status != 200 || !strings.Contains(res.a.body, `"id":2,`) {
+		t.Errorf("held request after Resume: %v %d %s", res.err, res.a.status, res.a.body)
+	}
+	if r.Paused() || !r.Alive() {
+		t.Errorf("resumed: paused %v, alive %v", r.Paused(), r.Alive())
+	}
+	if a := mustCall(t, shortClient(t), "GET", r.URL()+"/healthz", ""); a.status != 200 {
+		t.Errorf("health after Resume: %d", a.status)
+	}
+}
+
+// TestPauseHoldsAnswersInFlight pauses a replica while a request sleeps
+// its service time: the answer, once written, is held until Resume.
+func TestPauseHoldsAnswersInFlight(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Time{})
+	s := startShop(t, Options{CatalogReplicas: 1, Latency: true, Clock: fc})
+	r := s.Catalog(0)
+
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	abandoned := callAsync(ctx, testClient(t), "GET", r.URL()+"/products/3", "")
+	answered := callAsync(context.Background(), testClient(t), "GET", r.URL()+"/products/4", "")
+	fc.BlockUntil(2) // both requests are in their handlers
+	r.Pause()
+	fc.Advance(time.Minute) // their service times pass; their answers are held
+	r.srv.gate.waitHeld(2)
+	// A client that gives up is let go of.
+	giveUp()
+	if res := <-abandoned; outcome.Classify(res.err) != outcome.ClassCanceled {
+		t.Errorf("abandoned while held: %v %d, want canceled", res.err, res.a.status)
+	}
+	r.srv.gate.waitHeld(1)
+	r.Resume()
+	if res := <-answered; res.err != nil || res.a.status != 200 || !strings.Contains(res.a.body, `"id":4,`) {
+		t.Errorf("in flight at the pause, after Resume: %v %d %s", res.err, res.a.status, res.a.body)
+	}
+}
+
+func TestKillAPausedReplica(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{CatalogReplicas: 1})
+	r := s.Catalog(0)
+	r.Pause()
+	held := callAsync(context.Background(), testClient(t), "GET", r.URL()+"/products/1", "")
+	r.srv.gate.waitHeld(1)
+	r.Kill() // returns: the held request ends with its connection
+	if res := <-held; outcome.Classify(res.err) != outcome.ClassReset {
+		t.Errorf("held request at the kill: %v, want a reset", res.err)
+	}
+	if r.Alive() || r.Paused() {
+		t.Errorf("killed: alive %v, paused %v", r.Alive(), r.Paused())
+	}
+	r.Pause() // pausing a dead replica does nothing
+	if r.Paused() {
+		t.Error("a dead replica paused")
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if a := mustCall(t, shortClient(t), "GET", r.URL()+"/products/1", ""); a.status != 200 {
+		t.Errorf("restarted after a kill while paused: %d", a.status)
+	}
+}
+
+func TestCloseResumesPausedReplicas(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{Replicas: map[string]int{ServiceUsers: 2}})
+	var held []<-chan result
+	for _, name := range Services {
+		r := s.Replicas(name)[0]
+		r.Pause()
+		held = append(held, callAsync(context.Background(), testClient(t), "GET", r.URL()+"/healthz", ""))
+		r.srv.gate.waitHeld(1)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range held {
+		if res := <-h; res.err != nil || res.a.status != 200 {
+			t.Errorf("%s: held health check at close: %v %d", Services[i], res.err, res.a.status)
+		}
+	}
+}
+
+// TestReplicaControlsFromManyGoroutines races every control of a replica
+// against the others and against traffic; -race checks the rest.
+func TestReplicaControlsFromManyGoroutines(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{CatalogReplicas: 1})
+	r := s.Catalog(0)
+	ops := []func(){r.Kill, func() { r.Restart() }, r.Pause, r.Resume, func() { r.Alive(); r.Paused() }}
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 40 {
+				ops[(g+i)%len(ops)]()
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 5 {
+			// Any outcome will do; the request must not hang for ever.
+			call(context.Background(), shortClient(t), "GET", r.URL()+"/products/1", "")
+		}
+	})
+	wg.Wait()
+	r.Resume()
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if a := mustCall(t, shortClient(t), "GET", r.URL()+"/products/1", ""); a.status != 200 || r.Paused() || !r.Alive() {
+		t.Errorf("after the storm: %d, paused %v, alive %v", a.status, r.Paused(), r.Alive())
 	}
 }

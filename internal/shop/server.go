@@ -39,6 +39,7 @@ type server struct {
 	closed  bool // by close: no restart after it
 
 	inflight inflight
+	gate     gate
 }
 
 // newServer instruments h: its requests are timed on clk, counted in a
@@ -60,7 +61,7 @@ func newServer(name string, h http.Handler, clk clock.Clock, rec *outcome.Record
 		w.Header().Set("X-Shop-Replica", replica)
 		mux.ServeHTTP(w, r)
 	})
-	s.handler = s.inflight.wrap(tagged)
+	s.handler = s.inflight.wrap(s.gate.wrap(tagged))
 	return s
 }
 
@@ -137,6 +138,9 @@ func (s *server) kill() {
 	// The connections go first, so no handler stopped below can answer.
 	srv.Close() // the listener, then the (lingerless) connections
 	stop()
+	// A killed process is no longer stopped: its held requests end with
+	// their connections, and the next life starts running.
+	s.gate.resume()
 	<-served
 	s.inflight.wait()
 }
@@ -154,6 +158,9 @@ func (s *server) close() error {
 	srv, stop, served := s.srv, s.stop, s.served
 	s.running = false
 	s.mu.Unlock()
+	// A paused server is let go first, so that what it holds is answered
+	// and nothing hangs the shutdown.
+	s.gate.resume()
 	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -166,6 +173,19 @@ func (s *server) close() error {
 	s.inflight.wait()
 	return err
 }
+
+// pause holds the server's requests as SIGSTOP would hold the process's;
+// it does nothing to a server that is not running.
+func (s *server) pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		s.gate.pause()
+	}
+}
+
+// resume lets the requests a pause holds go on.
+func (s *server) resume() { s.gate.resume() }
 
 // isRunning reports whether the server accepts connections.
 func (s *server) isRunning() bool {
@@ -219,6 +239,121 @@ func (f *inflight) wait() {
 		f.zero.Wait()
 	}
 }
+
+// gate is a server's SIGSTOP: while it is shut, the listener still
+// accepts (the kernel would) and requests are read, but no handler starts
+// and no handler's answer leaves, until it opens again or the request's
+// context ends (its client gave up, or the server was killed).
+type gate struct {
+	mu   sync.Mutex
+	shut chan struct{} // non-nil while paused; closed when it opens
+	held int           // requests waiting at the gate
+	cond *sync.Cond    // signalled when held changes, for waitHeld
+}
+
+func (g *gate) pause() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut == nil {
+		g.shut = make(chan struct{})
+	}
+}
+
+func (g *gate) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+}
+
+func (g *gate) paused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.shut != nil
+}
+
+// wait returns once the gate is open, or ctx's error when ctx ends first.
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	shut := g.shut
+	if shut == nil {
+		g.mu.Unlock()
+		return nil
+	}
+	g.addHeld(1)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.addHeld(-1)
+		g.mu.Unlock()
+	}()
+	select {
+	case <-shut:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// addHeld changes the count of held requests; g.mu is held.
+func (g *gate) addHeld(d int) {
+	g.held += d
+	if g.cond != nil {
+		g.cond.Broadcast()
+	}
+}
+
+// waitHeld blocks until exactly n requests wait at the gate, so that
+// tests know a request is held without sleeping.
+func (g *gate) waitHeld(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	for g.held != n {
+		g.cond.Wait()
+	}
+}
+
+// wrap holds h's requests at the gate: before h starts, at each write of
+// its answer, and after it returns, since an answer shorter than the
+// write buffer leaves the process only then.
+func (g *gate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if g.wait(ctx) != nil {
+			return
+		}
+		h.ServeHTTP(&gatedWriter{ResponseWriter: w, g: g, ctx: ctx}, r)
+		g.wait(ctx)
+	})
+}
+
+// gatedWriter holds an answer's writes while the gate is shut.
+type gatedWriter struct {
+	http.ResponseWriter
+	g   *gate
+	ctx context.Context
+}
+
+func (w *gatedWriter) WriteHeader(code int) {
+	if w.g.wait(w.ctx) == nil {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	if err := w.g.wait(w.ctx); err != nil {
+		return 0, fmt.Errorf("writing while paused: %w", err)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *gatedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // metrics are a service process's Prometheus instruments, named after the
 // OpenTelemetry HTTP semantic conventions.

@@ -299,16 +299,38 @@ type Replica struct {
 
 // Kill stops the replica as a crash does: its port refuses new
 // connections, and every open connection, in flight or idle, is reset.
-// Killing a dead replica does nothing. Kill returns once no request of
-// the replica is being handled.
+// Killing a dead replica does nothing; killing a paused one kills it, and
+// it restarts running. Kill returns once no request of the replica is
+// being handled. Like every method of Replica, it is safe to call from any
+// goroutine, concurrently with the others.
 func (r *Replica) Kill() { r.srv.kill() }
 
 // Restart starts a killed replica again on the same port; restarting a
-// running replica does nothing. It fails when the port has been taken
-// meanwhile.
+// running replica, paused or not, does nothing. It fails when the port
+// has been taken meanwhile, or with ErrClosed once the shop is closed.
 func (r *Replica) Restart() error { return r.srv.start() }
 
-// Alive reports whether the replica accepts connections.
+// Pause stops the replica as SIGSTOP stops a process: its port still
+// accepts connections and requests are still sent, but nothing is
+// answered. Requests in flight stop where they are (an answer they have
+// written is held, not sent) and new ones wait, until Resume, when they
+// are answered, or until their client gives up. Health checks hang too,
+// which is how a balancer finds out. Pausing a paused or dead replica
+// does nothing. Shop.Close resumes paused replicas, so nothing hangs at
+// shutdown.
+func (r *Replica) Pause() { r.srv.pause() }
+
+// Resume lets a paused replica go on, as SIGCONT does: every request it
+// held is answered. Resuming a replica that is not paused does nothing.
+func (r *Replica) Resume() { r.srv.resume() }
+
+// Paused reports whether the replica is paused.
+func (r *Replica) Paused() bool { return r.srv.gate.paused() }
+
+// Alive reports whether the replica's process is up, that is whether its
+// port accepts connections: false after Kill, until Restart. A paused
+// replica is alive (its port accepts, as a stopped process's does) though
+// it answers nothing; Paused tells the two apart.
 func (r *Replica) Alive() bool { return r.srv.isRunning() }
 
 // URL is the replica's base URL.
