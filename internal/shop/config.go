@@ -27,20 +27,40 @@ func yamlString(s string) string {
 // GatewayConfig returns a `kind: Gateway` document that puts the shop
 // behind relia's gateway: a listener "public" and the admin API on free
 // loopback ports (ask the gateway for Addr("public") and AdminAddr()),
-// routes under /api:
+// every replica of a service a target of the service's pool, and routes
+// under /api:
 //
-//	GET  /api/products[/{id}]          catalog replicas
+//	GET  /api/products[/{id}]          catalog
 //	POST /api/login, GET /api/users/{id}  users
 //	POST /api/payments                 payments
 //	GET  /api/recommendations/{userId} recommendations
 //	GET  /api/popular                  the popular items
 //
-// With Options.Resilient the routes carry the edge's policies: timeouts
-// per request and per try, retries with backoff and a budget (payments
-// too: they carry an Idempotency-Key), a breaker per target, health
-// checks and outlier ejection for the catalog, and the popular items as
-// the recommendations' fallback. Without it they pass requests through:
-// one try, no breaker, a 10 s timeout only so a hang cannot last forever.
+// With Options.Resilient every pool and route carries the edge's
+// policies:
+//
+//   - a per-try timeout under each route's overall one, so a hanging or
+//     paused replica costs one try, not the request;
+//   - retries on another replica with backoff and a retry budget (20% of
+//     the route's requests plus 5 a second), for idempotent requests:
+//     GETs, payments (they carry an Idempotency-Key, and the payments
+//     service answers a repeated key with its first verdict) and logins
+//     (which change nothing);
+//   - a breaker per target, active health checks (GET /healthz every
+//     second) and passive outlier ejection (connect errors, resets and
+//     timeouts in a row), so a dead or paused replica leaves its pool
+//     within a second or two;
+//   - the popular items as the static fallback of the recommendations and
+//     popular routes. The gateway serves a fallback only when no target
+//     of the pool may be tried (every breaker open, every replica
+//     unhealthy or ejected), not on a 5xx: a failing try is retried on
+//     another replica, and the recommendations' breakers trip after three
+//     failures in a row, so a recommendations outage turns into fallbacks
+//     within a few requests.
+//
+// Without Resilient the routes pass requests through: one try, no
+// breaker, no health checks, no fallback, an overall timeout of 10 s only
+// so that a hang cannot last for ever.
 func (s *Shop) GatewayConfig() []byte {
 	var b strings.Builder
 	r := s.opts.Resilient
@@ -64,71 +84,105 @@ spec:
   upstreams:
 `)
 	eps := s.Endpoints()
-	upstream := func(name string, extra string) {
-		fmt.Fprintf(&b, "    - name: %s\n", name)
-		if name == ServiceCatalog && r {
-			b.WriteString("      balance: least_request\n")
-		}
+	for _, u := range gatewayUpstreams {
+		fmt.Fprintf(&b, "    - name: %s\n", u.service)
 		b.WriteString("      targets:\n")
-		for _, u := range eps[name] {
-			fmt.Fprintf(&b, "        - address: %s\n", strings.TrimPrefix(u, "http://"))
+		for _, ep := range eps[u.service] {
+			fmt.Fprintf(&b, "        - address: %s\n", strings.TrimPrefix(ep, "http://"))
 		}
 		if !r {
 			b.WriteString("      breaker: {disabled: true}\n")
-			return
+			continue
 		}
-		b.WriteString(extra)
-	}
-	ratioBreaker := "      breaker: {failureRatio: 50%, minCalls: 20, window: 10s, openDuration: 5s}\n"
-	// Payments fail when the processor does; the breaker opens only when
-	// nearly every try fails, so retries ride out a partial outage.
-	paymentsBreaker := "      breaker: {failureRatio: 80%, minCalls: 20, window: 10s, openDuration: 5s}\n"
-	upstream(ServiceCatalog, `      health:
+		fmt.Fprintf(&b, `      balance: least_request
+      health:
         active: {path: /healthz, interval: 1s, timeout: 250ms, healthyThreshold: 1, unhealthyThreshold: 2}
-        passive: {consecutive5xx: 5, consecutiveConnectErrors: 2, baseEjection: 5s, maxEjection: 30s}
-      breaker: {consecutiveFailures: 5, openDuration: 5s}
-`)
-	upstream(ServiceUsers, ratioBreaker)
-	upstream(ServicePayments, paymentsBreaker)
-	upstream(ServiceRecommendations, "      breaker: {failureRatio: 50%, minCalls: 10, window: 10s, openDuration: 5s}\n")
+        passive: {consecutive5xx: %d, consecutiveConnectErrors: 2, baseEjection: 5s, maxEjection: 30s}
+      breaker: {%s, openDuration: 5s}
+`, u.consecutive5xx, u.breaker)
+	}
 
-	popular := yamlString(string(s.data.popular))
+	fallback := "      fallback:\n        status: 200\n        headers: {X-Shop-Fallback: popular}\n        body: " +
+		yamlString(string(s.data.popular)) + "\n"
 	b.WriteString("  routes:\n")
-	route := func(name, method, match, upstream, rewrite, policies string) {
+	for _, rt := range gatewayRoutes {
 		fmt.Fprintf(&b, "    - name: %s\n      match: {path: {%s}, methods: [%s]}\n      upstream: %s\n      rewrite: {%s}\n",
-			name, match, method, upstream, rewrite)
+			rt.name, rt.match, rt.method, rt.upstream, rt.rewrite)
 		if !r {
 			b.WriteString("      timeout: 10s\n")
-			return
+			continue
 		}
-		b.WriteString(policies)
+		fmt.Fprintf(&b, "      timeout: %s\n      perTryTimeout: %s\n", rt.timeout, rt.perTry)
+		fmt.Fprintf(&b, "      retry: {attempts: %d, on: [%s], budget: {ratio: 20%%, minPerSecond: 5}", rt.attempts, rt.retryOn)
+		if rt.nonIdempotent {
+			b.WriteString(", nonIdempotent: true")
+		}
+		b.WriteString("}\n")
+		if rt.fallback {
+			b.WriteString(fallback)
+		}
 	}
-	route(RouteProducts, "GET", "prefix: /api/products", ServiceCatalog, "prefix: /products", `      timeout: 1s
-      perTryTimeout: 300ms
-      retry: {attempts: 3, on: [connect-failure, reset, gateway-error]}
-`)
-	// A login may be repeated: it changes nothing.
-	route(RouteLogin, "POST", "exact: /api/login", ServiceUsers, "path: /login", `      timeout: 2s
-      perTryTimeout: 1s
-      retry: {attempts: 2, on: [connect-failure, reset, gateway-error], nonIdempotent: true}
-`)
-	route(RouteUsers, "GET", "prefix: /api/users", ServiceUsers, "prefix: /users", `      timeout: 1s
-      perTryTimeout: 300ms
-      retry: {attempts: 3}
-`)
-	// Payments carry an Idempotency-Key, so the gateway retries them: the
-	// payments service answers a repeated key with its first verdict.
-	route(RoutePayments, "POST", "exact: /api/payments", ServicePayments, "path: /payments", `      timeout: 3s
-      perTryTimeout: 1s
-      retry: {attempts: 3, on: [5xx, connect-failure, reset]}
-`)
-	fallback := "      fallback:\n        status: 200\n        headers: {X-Shop-Fallback: popular}\n        body: " + popular + "\n"
-	route(RouteRecommendations, "GET", "prefix: /api/recommendations", ServiceRecommendations, "prefix: /recommendations", `      timeout: 500ms
-      perTryTimeout: 250ms
-      retry: {attempts: 2}
-`+fallback)
-	route(RoutePopular, "GET", "exact: /api/popular", ServiceRecommendations, "path: /popular", "      timeout: 500ms\n"+fallback)
 	return []byte(b.String())
+}
+
+// gatewayUpstream is the resilient policy of one service's pool.
+type gatewayUpstream struct {
+	service string
+	// consecutive5xx ejects a replica after this many 5xx in a row. Where
+	// a service's 5xx mirror a dependency's failure rather than its own
+	// (payments answer 502 when the processor fails), it is high: every
+	// replica would fail alike, and ejecting them only thins the pool.
+	consecutive5xx int
+	breaker        string // the breaker's trip rules, in flow style
+}
+
+var gatewayUpstreams = []gatewayUpstream{
+	{ServiceCatalog, 5, "consecutiveFailures: 5"},
+	{ServiceUsers, 5, "failureRatio: 50%, minCalls: 20, window: 10s"},
+	// Payments fail when the processor does; the breaker opens only when
+	// nearly every try fails, so retries ride out a partial outage.
+	{ServicePayments, 100, "failureRatio: 80%, minCalls: 20, window: 10s"},
+	// Three failures in a row open a recommendations replica's breaker:
+	// with every replica's open, the route serves its fallback.
+	{ServiceRecommendations, 5, "consecutiveFailures: 3, failureRatio: 50%, minCalls: 10, window: 10s"},
+}
+
+// gatewayRoute is one route of the shop's gateway config and its
+// resilient policies.
+type gatewayRoute struct {
+	name, method, match, upstream, rewrite string
+	timeout, perTry                        string
+	attempts                               int
+	retryOn                                string
+	nonIdempotent                          bool // a login may be repeated: it changes nothing
+	fallback                               bool // the popular items
+}
+
+const (
+	// onConnectErrors retries what never reached a service's handler, or
+	// what a proxy in front of one gave up on.
+	onConnectErrors = "connect-failure, reset, gateway-error"
+	// onServerErrors retries any 5xx too: safe for requests a repeat does
+	// not change.
+	onServerErrors = "5xx, connect-failure, reset"
+)
+
+var gatewayRoutes = []gatewayRoute{
+	{name: RouteProducts, method: "GET", match: "prefix: /api/products", upstream: ServiceCatalog, rewrite: "prefix: /products",
+		timeout: "1s", perTry: "300ms", attempts: 3, retryOn: onConnectErrors},
+	{name: RouteLogin, method: "POST", match: "exact: /api/login", upstream: ServiceUsers, rewrite: "path: /login",
+		timeout: "2s", perTry: "1s", attempts: 2, retryOn: onConnectErrors, nonIdempotent: true},
+	{name: RouteUsers, method: "GET", match: "prefix: /api/users", upstream: ServiceUsers, rewrite: "prefix: /users",
+		timeout: "1s", perTry: "300ms", attempts: 3, retryOn: onConnectErrors},
+	// Payments carry an Idempotency-Key, so the gateway retries them, 5xx
+	// included: the payments service answers a repeated key with its
+	// first verdict and forgets a key that reached none.
+	{name: RoutePayments, method: "POST", match: "exact: /api/payments", upstream: ServicePayments, rewrite: "path: /payments",
+		timeout: "3s", perTry: "1s", attempts: 3, retryOn: onServerErrors},
+	{name: RouteRecommendations, method: "GET", match: "prefix: /api/recommendations", upstream: ServiceRecommendations, rewrite: "prefix: /recommendations",
+		timeout: "500ms", perTry: "250ms", attempts: 2, retryOn: onServerErrors, fallback: true},
+	{name: RoutePopular, method: "GET", match: "exact: /api/popular", upstream: ServiceRecommendations, rewrite: "path: /popular",
+		timeout: "500ms", perTry: "250ms", attempts: 2, retryOn: onServerErrors, fallback: true},
 }
 
 // Scenario returns a `kind: Scenario` document (the load package's
@@ -140,7 +194,12 @@ spec:
 // from the uuid generator. Its load (100 requests a second for a minute)
 // and thresholds (the demo's SLOs: p95 under 200 ms, errors under 1%) are
 // defaults for a run of its own; an experiment sets its phases' load.
-func (s *Shop) Scenario(baseURL string) []byte {
+func (s *Shop) Scenario(baseURL string) []byte { return ScenarioYAML(baseURL) }
+
+// ScenarioYAML is Shop.Scenario without a running shop: the traffic does
+// not depend on one, so an experiment can be written out before the shop
+// starts.
+func ScenarioYAML(baseURL string) []byte {
 	base := ""
 	if baseURL != "" {
 		base = "  baseURL: " + yamlString(strings.TrimSuffix(baseURL, "/")) + "\n"
@@ -187,6 +246,7 @@ spec:
         Authorization: Bearer {{token}}
         Idempotency-Key: '{{uuid}}'
       body: '{"amountCents": {{randInt 500 20000}}, "currency": "EUR"}'
+      expectedStatuses: [201, 402]  # a declined card is an answer, not a failure
       checks:
         - status: [201, 402]
   load:
