@@ -179,8 +179,12 @@ var gatewayRoutes = []gatewayRoute{
 	// first verdict and forgets a key that reached none.
 	{name: RoutePayments, method: "POST", match: "exact: /api/payments", upstream: ServicePayments, rewrite: "path: /payments",
 		timeout: "3s", perTry: "1s", attempts: 3, retryOn: onServerErrors},
+	// A try outlasts the service's own catalog policy (two calls of
+	// CatalogCallTimeout, then its in-process fallback), so the service's
+	// answer, personalised or popular, comes back before the gateway
+	// gives up on it.
 	{name: RouteRecommendations, method: "GET", match: "prefix: /api/recommendations", upstream: ServiceRecommendations, rewrite: "prefix: /recommendations",
-		timeout: "500ms", perTry: "250ms", attempts: 2, retryOn: onServerErrors, fallback: true},
+		timeout: "1s", perTry: "400ms", attempts: 2, retryOn: onServerErrors, fallback: true},
 	{name: RoutePopular, method: "GET", match: "exact: /api/popular", upstream: ServiceRecommendations, rewrite: "path: /popular",
 		timeout: "500ms", perTry: "250ms", attempts: 2, retryOn: onServerErrors, fallback: true},
 }

@@ -36,42 +36,152 @@ func startGateway(t *testing.T, s *Shop) string {
 
 func TestGatewayConfig(t *testing.T) {
 	t.Parallel()
+	two := map[string]int{ServiceCatalog: 2, ServiceUsers: 2, ServicePayments: 2, ServiceRecommendations: 2}
 	for _, resilient := range []bool{false, true} {
-		two := map[string]int{ServiceCatalog: 2, ServiceUsers: 2, ServicePayments: 2, ServiceRecommendations: 2}
-		s := startShop(t, Options{Resilient: resilient, Replicas: two})
-		cfg, err := gateway.Parse("shop.yaml", s.GatewayConfig())
-		if err != nil {
-			t.Fatalf("resilient %v: %v\n%s", resilient, err, s.GatewayConfig())
-		}
-		var names []string
-		for _, r := range cfg.Spec.Routes {
-			names = append(names, r.Name)
-			if (r.Retry != nil) != resilient && r.Name != RoutePopular {
-				t.Errorf("resilient %v: route %s has retry %v", resilient, r.Name, r.Retry)
+		t.Run(map[bool]string{false: "plain", true: "resilient"}[resilient], func(t *testing.T) {
+			t.Parallel()
+			s := startShop(t, Options{Resilient: resilient, Replicas: two})
+			cfg, err := gateway.Parse("shop.yaml", s.GatewayConfig())
+			if err != nil {
+				t.Fatalf("%v\n%s", err, s.GatewayConfig())
 			}
-		}
-		want := []string{RouteProducts, RouteLogin, RouteUsers, RoutePayments, RouteRecommendations, RoutePopular}
-		if !slices.Equal(names, want) {
-			t.Errorf("routes %v, want %v", names, want)
-		}
-		targets := map[string][]string{}
-		for _, u := range cfg.Spec.Upstreams {
-			for _, tg := range u.Targets {
-				targets[u.Name] = append(targets[u.Name], "http://"+tg.Address)
+			var names []string
+			for _, r := range cfg.Spec.Routes {
+				names = append(names, r.Name)
+				if r.Timeout <= 0 {
+					t.Errorf("route %s: no overall timeout", r.Name)
+				}
+				if !resilient {
+					if r.Retry != nil || r.PerTryTimeout != 0 || r.Fallback != nil {
+						t.Errorf("plain route %s: retry %+v, per try %v, fallback %v", r.Name, r.Retry, r.PerTryTimeout, r.Fallback != nil)
+					}
+					continue
+				}
+				if r.PerTryTimeout <= 0 || r.PerTryTimeout >= r.Timeout {
+					t.Errorf("route %s: per try %v, overall %v; want a try shorter than the request", r.Name, r.PerTryTimeout, r.Timeout)
+				}
+				if r.Retry == nil || r.Retry.Attempts < 2 || r.Retry.Budget.Ratio <= 0 {
+					t.Errorf("route %s: retry %+v, want attempts on a budget", r.Name, r.Retry)
+				}
+				wantFallback := r.Name == RouteRecommendations || r.Name == RoutePopular
+				if got := r.Fallback != nil && r.Fallback.Body == string(s.Popular()); got != wantFallback {
+					t.Errorf("route %s: popular fallback %v, want %v", r.Name, got, wantFallback)
+				}
 			}
-			if disabled := u.Breaker != nil && u.Breaker.Disabled; disabled == resilient {
-				t.Errorf("resilient %v: upstream %s breaker %+v", resilient, u.Name, u.Breaker)
+			want := []string{RouteProducts, RouteLogin, RouteUsers, RoutePayments, RouteRecommendations, RoutePopular}
+			if !slices.Equal(names, want) {
+				t.Errorf("routes %v, want %v", names, want)
 			}
-		}
-		for _, name := range []string{ServiceCatalog, ServiceUsers, ServicePayments, ServiceRecommendations} {
-			if !slices.Equal(targets[name], s.Endpoints()[name]) || len(targets[name]) != 2 {
-				t.Errorf("resilient %v: %s targets %v, want %v", resilient, name, targets[name], s.Endpoints()[name])
+			var pools []string
+			for _, u := range cfg.Spec.Upstreams {
+				pools = append(pools, u.Name)
+				var targets []string
+				for _, tg := range u.Targets {
+					targets = append(targets, "http://"+tg.Address)
+				}
+				if !slices.Equal(targets, s.Endpoints()[u.Name]) || len(targets) != 2 {
+					t.Errorf("%s targets %v, want every replica: %v", u.Name, targets, s.Endpoints()[u.Name])
+				}
+				breaker := u.Breaker != nil && !u.Breaker.Disabled
+				health := u.Health.Active != nil && u.Health.Passive != nil
+				if breaker != resilient || health != resilient {
+					t.Errorf("%s: breaker %v, active and passive health %v; want both %v", u.Name, breaker, health, resilient)
+				}
 			}
+			if want := []string{ServiceCatalog, ServiceUsers, ServicePayments, ServiceRecommendations}; !slices.Equal(pools, want) {
+				t.Errorf("upstreams %v, want %v", pools, want)
+			}
+		})
+	}
+}
+
+// failedGets sends n GETs of catalog products through the gateway at gw
+// and counts those that did not come back 200.
+func failedGets(t *testing.T, gw string, n int) int {
+	t.Helper()
+	c := testClient(t)
+	failed := 0
+	for i := range n {
+		a, err := call(context.Background(), c, "GET", gw+"/api/products/"+strconv.Itoa(1+i%NumProducts), "")
+		if err != nil || a.status != 200 {
+			failed++
 		}
-		rec := cfg.Spec.Routes[4]
-		if resilient && (rec.Fallback == nil || rec.Fallback.Body != string(s.Popular())) {
-			t.Errorf("recommendations fallback %+v, want the popular items", rec.Fallback)
+	}
+	return failed
+}
+
+// TestKilledReplicaBehindTheGateway is what the demo shows: with one of
+// three catalog replicas dead, the resilient gateway hides the loss, the
+// plain one passes it on to the clients.
+func TestKilledReplicaBehindTheGateway(t *testing.T) {
+	t.Parallel()
+	const gets = 200
+	for _, resilient := range []bool{true, false} {
+		t.Run(map[bool]string{false: "plain", true: "resilient"}[resilient], func(t *testing.T) {
+			t.Parallel()
+			s := startShop(t, Options{Seed: 3, Resilient: resilient, CatalogReplicas: 3})
+			gw := startGateway(t, s)
+			s.Catalog(1).Kill()
+			failed := failedGets(t, gw, gets)
+			t.Logf("%d of %d GETs failed", failed, gets)
+			if resilient && failed > gets/100 {
+				t.Errorf("resilient: %d of %d GETs failed with one replica dead, want at most 1%%", failed, gets)
+			}
+			if !resilient && failed <= gets*5/100 {
+				t.Errorf("plain: %d of %d GETs failed with one replica dead, want more than 5%%", failed, gets)
+			}
+		})
+	}
+}
+
+// TestPausedReplicaBehindTheResilientGateway: a replica that hangs costs
+// a try, not the request; it is ejected and its health check fails.
+func TestPausedReplicaBehindTheResilientGateway(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{Seed: 4, Resilient: true, CatalogReplicas: 3})
+	gw := startGateway(t, s)
+	s.Catalog(0).Pause()
+	const gets = 50
+	if failed := failedGets(t, gw, gets); failed > 1 {
+		t.Errorf("%d of %d GETs failed with one replica paused", failed, gets)
+	}
+}
+
+// TestGatewayFallsBackWhenRecommendationsAreDown: the fallback is the
+// gateway's answer once no recommendations replica may be tried (their
+// breakers open), not its answer to one failure.
+func TestGatewayFallsBackWhenRecommendationsAreDown(t *testing.T) {
+	t.Parallel()
+	s := startShop(t, Options{Seed: 5, Resilient: true, Replicas: map[string]int{ServiceRecommendations: 2}})
+	gw := startGateway(t, s)
+	c := testClient(t)
+	if a := mustCall(t, c, "GET", gw+"/api/recommendations/3", ""); a.status != 200 || a.header.Get("X-Relia-Fallback") != "" {
+		t.Fatalf("recommendations up: %d, fallback %q", a.status, a.header.Get("X-Relia-Fallback"))
+	}
+	for _, r := range s.Replicas(ServiceRecommendations) {
+		r.Kill()
+	}
+	var fallbacks, failures int
+	const n = 20
+	for i := range n {
+		a := mustCall(t, c, "GET", gw+"/api/recommendations/3", "")
+		switch {
+		case a.status == 200 && a.header.Get("X-Relia-Fallback") == RouteRecommendations &&
+			a.header.Get("X-Shop-Fallback") == "popular" && a.body == string(s.Popular()):
+			fallbacks++
+		case a.status >= 500:
+			failures++
+			if fallbacks > 0 {
+				t.Errorf("request %d failed (%d %s) after the fallback took over", i, a.status, a.body)
+			}
+		default:
+			t.Errorf("request %d: %d %s", i, a.status, a.body)
 		}
+	}
+	// Each request tries both replicas; three failures in a row open a
+	// replica's breaker.
+	if failures == 0 || failures > 3 || fallbacks != n-failures {
+		t.Errorf("%d failures then %d fallbacks of %d, want the breakers to open within three requests", failures, fallbacks, n)
 	}
 }
 
