@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/relia-dev/relia/internal/shop"
+	"github.com/relia-dev/relia/outcome"
 )
 
 func ExampleStart() {
@@ -49,4 +51,31 @@ func ExampleProcessor_SetFaults() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, s.Processor().Faulted()[shop.FaultErrors])
 	// Output: 503 1
+}
+
+func ExampleReplica_Pause() {
+	s, err := shop.Start(context.Background(), shop.Options{Seed: 1, CatalogReplicas: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	r := s.Catalog(0)
+
+	// A paused replica accepts the connection and answers nothing: the
+	// client gives up.
+	r.Pause()
+	impatient := &http.Client{Timeout: 100 * time.Millisecond}
+	_, err = impatient.Get(r.URL() + "/products/1")
+	fmt.Println("paused:", outcome.Classify(err), r.Alive(), r.Paused())
+
+	r.Resume()
+	resp, err := impatient.Get(r.URL() + "/products/1")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println("resumed:", resp.StatusCode)
+	// Output:
+	// paused: timeout true true
+	// resumed: 200
 }
