@@ -235,8 +235,9 @@ func healthBody(service string, replica int) func() []byte {
 	return func() []byte { return b }
 }
 
-// Close stops every service (callers before the services they call), lets
-// answers in progress finish and closes the connections between services.
+// Close stops every service (callers before the services they call),
+// resumes paused replicas and lets answers in progress (held ones
+// included) finish, and closes the connections between services.
 // When it returns, no goroutine of the shop is left. It is idempotent.
 func (s *Shop) Close() error {
 	s.closeOnce.Do(func() {
