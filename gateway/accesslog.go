@@ -66,6 +66,7 @@ type bufferedWriter struct {
 	dst  io.Writer
 	done chan struct{}
 	wg   sync.WaitGroup
+	stop sync.Once
 }
 
 const flushEvery = 200 * time.Millisecond
@@ -102,9 +103,10 @@ func (b *bufferedWriter) Flush() error {
 	return b.w.Flush()
 }
 
-// Close flushes and stops the flusher; it does not close dst.
+// Close flushes and stops the flusher; it does not close dst. Closing
+// twice is harmless.
 func (b *bufferedWriter) Close() error {
-	close(b.done)
+	b.stop.Do(func() { close(b.done) })
 	b.wg.Wait()
 	return b.Flush()
 }

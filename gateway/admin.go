@@ -155,6 +155,9 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 			ready = false
 		}
 	}
+	if !g.state.Load().redisReady(r.Context(), checks) {
+		ready = false
+	}
 	if g.opts.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/gateway/cache"
+	"github.com/relia-dev/relia/gateway/redisrate"
 	"github.com/relia-dev/relia/internal/config"
 )
 
@@ -63,6 +65,10 @@ type Spec struct {
 	TrustedProxies []string `yaml:"trustedProxies"`
 	// AccessLog configures the JSON access log.
 	AccessLog AccessLog `yaml:"accessLog"`
+	// Auth configures who may call the gateway: API keys, JWTs or both.
+	// Once it is set, every route requires credentials unless it says
+	// auth: optional or auth: none.
+	Auth *Auth `yaml:"auth"`
 	// Upstreams are the pools of targets routes send requests to.
 	Upstreams []Upstream `yaml:"upstreams" config:"required"`
 	// Routes are tried in order; the first that matches a request takes it.
@@ -295,6 +301,87 @@ type Route struct {
 	// Faults inject delays and aborts into the route's requests, for
 	// experiments.
 	Faults []Fault `yaml:"faults"`
+	// Auth is whether the route needs credentials: "required" (the
+	// default once spec.auth is set), "optional" (checked when presented,
+	// so the tenant is known, and anonymous calls pass) or "none".
+	Auth string `yaml:"auth"`
+	// Cache keeps the route's GET responses in memory, as far as their
+	// Cache-Control or Expires allow, and serves them while fresh; with
+	// stale-if-error it answers with the last good response while the
+	// upstream fails.
+	Cache *RouteCache `yaml:"cache"`
+}
+
+// The values of Route.Auth.
+const (
+	AuthRequired = "required"
+	AuthOptional = "optional"
+	AuthNone     = "none"
+)
+
+// Auth configures the gateway's authentication: API keys from a file,
+// bearer JWTs, or both. Which routes a caller may call comes from its key
+// entry (routes), or from the token (routesClaim, tenantRoutes); a call to
+// any other route is refused with 403.
+type Auth struct {
+	// KeysFile is an API key file (kind: APIKeys): for each key its id,
+	// tenant, the routes it may call and the SHA-256 of the key, never the
+	// key itself. Read at start and on every reload.
+	KeysFile string `yaml:"keysFile"`
+	// KeyHeader is the request header API keys come in; default
+	// X-API-Key. A key may also come as "Authorization: Bearer <key>".
+	KeyHeader string `yaml:"keyHeader"`
+	// JWT accepts bearer tokens from one issuer.
+	JWT *JWT `yaml:"jwt"`
+}
+
+// JWT configures bearer-token verification: HS256 with a shared secret,
+// RS256 and ES256 with the issuer's published keys (JWKS).
+type JWT struct {
+	// Issuer, when set, must equal the token's iss.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be among the token's aud.
+	Audience string `yaml:"audience"`
+	// JWKSFile is a JSON Web Key Set file (the issuer's jwks_uri saved)
+	// whose keys verify RS256 and ES256 tokens by kid.
+	JWKSFile string `yaml:"jwksFile"`
+	// SecretFile holds the HS256 secret, at least 32 bytes.
+	SecretFile string `yaml:"secretFile"`
+	// Leeway allows for clock skew on exp and nbf; default none.
+	Leeway time.Duration `yaml:"leeway"`
+	// AllowNoExpiry accepts tokens without exp.
+	AllowNoExpiry bool `yaml:"allowNoExpiry"`
+	// TenantClaim is the claim naming the caller's tenant; default tenant.
+	TenantClaim string `yaml:"tenantClaim"`
+	// RoutesClaim is a claim listing the routes the token may call
+	// (space-separated, as scope is, or an array).
+	RoutesClaim string `yaml:"routesClaim"`
+	// TenantRoutes lists, per tenant, the routes its tokens may call, by
+	// name or glob. With neither this nor RoutesClaim a valid token may
+	// call every route.
+	TenantRoutes map[string][]string `yaml:"tenantRoutes"`
+}
+
+// RouteCache is a route's response cache, in memory, shared by every
+// client of the route (gateway/cache).
+type RouteCache struct {
+	// MaxSize bounds the memory the cached responses take; default 64MiB.
+	MaxSize config.Size `yaml:"maxSize"`
+	// MaxEntrySize is the largest response cached; default an eighth of
+	// MaxSize.
+	MaxEntrySize config.Size `yaml:"maxEntrySize"`
+}
+
+// maxEntry is the largest entry the cache keeps, as gateway/cache
+// defaults it.
+func (rc *RouteCache) maxEntry() int64 {
+	switch {
+	case rc.MaxEntrySize > 0:
+		return int64(rc.MaxEntrySize)
+	case rc.MaxSize > 0:
+		return int64(rc.MaxSize) / 8
+	}
+	return cache.DefaultMaxBytes / 8
 }
 
 // Match is a route's conditions; all that are set must hold.
@@ -406,6 +493,30 @@ type RateLimit struct {
 	Rate float64 `yaml:"rate" config:"required"`
 	// Burst is requests a key may make at once; default ceil(rate).
 	Burst int `yaml:"burst"`
+	// Store is where the buckets live: "memory" (the default: each
+	// replica counts on its own) or "redis" (one limit shared by every
+	// gateway using the same Redis, gateway name and route).
+	Store string `yaml:"store"`
+	// Redis is the server of store: redis.
+	Redis *RedisStore `yaml:"redis"`
+	// OnUnreachable is what store: redis answers while Redis does not:
+	// "open" lets calls through, "closed" refuses them with 503
+	// rate_limit_unavailable (and makes /readyz fail), "local" falls back
+	// to a bucket in each replica. Required with store: redis.
+	OnUnreachable string `yaml:"onUnreachable"`
+}
+
+// RedisStore is a Redis server that holds shared rate-limit buckets.
+type RedisStore struct {
+	// Address is host:port of the Redis server.
+	Address string `yaml:"address" config:"required"`
+	// DB is the database number; default 0.
+	DB int `yaml:"db"`
+	// PasswordFile holds the password Redis requires, if any.
+	PasswordFile string `yaml:"passwordFile"`
+	// Timeout bounds one call to Redis; default 50ms. A request waits at
+	// most this long on a Redis in trouble before OnUnreachable answers.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Fallback is a static response.
@@ -537,6 +648,14 @@ func (c *Config) validate() error {
 	for i, tp := range s.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {
 			bad(fmt.Sprintf("spec.trustedProxies[%d]", i), "%v", err)
+		}
+	}
+	if a := s.Auth; a != nil {
+		if a.KeysFile == "" && a.JWT == nil {
+			bad("spec.auth", "auth needs keysFile, jwt or both")
+		}
+		if j := a.JWT; j != nil && j.JWKSFile == "" && j.SecretFile == "" {
+			bad("spec.auth.jwt", "jwt needs jwksFile, secretFile or both")
 		}
 	}
 	ups := map[string]bool{}
@@ -681,6 +800,36 @@ func (c *Config) validate() error {
 			default:
 				bad(p+".rateLimit.key", "unknown key %q (client_ip, api_key, header)", rl.Key)
 			}
+			switch rl.Store {
+			case "", "memory":
+				if rl.Redis != nil || rl.OnUnreachable != "" {
+					bad(p+".rateLimit.store", "redis and onUnreachable are for store: redis")
+				}
+			case "redis":
+				if rl.Redis == nil {
+					bad(p+".rateLimit.redis", "store: redis needs redis: {address: host:port}")
+				} else if _, _, err := net.SplitHostPort(rl.Redis.Address); err != nil {
+					bad(p+".rateLimit.redis.address", "%q is not host:port", rl.Redis.Address)
+				} else if rl.Redis.DB < 0 {
+					bad(p+".rateLimit.redis.db", "negative")
+				}
+				if rl.OnUnreachable == "" {
+					bad(p+".rateLimit.onUnreachable", "store: redis must say what to do while Redis is unreachable: open, closed or local")
+				} else if _, err := redisrate.ParseUnreachable(rl.OnUnreachable); err != nil {
+					bad(p+".rateLimit.onUnreachable", "unknown value %q (open, closed, local)", rl.OnUnreachable)
+				}
+			default:
+				bad(p+".rateLimit.store", "unknown store %q (memory, redis)", rl.Store)
+			}
+		}
+		switch r.Auth {
+		case "", AuthNone:
+		case AuthRequired, AuthOptional:
+			if s.Auth == nil {
+				bad(p+".auth", "auth: %s needs spec.auth", r.Auth)
+			}
+		default:
+			bad(p+".auth", "unknown value %q (required, optional, none)", r.Auth)
 		}
 		if f := r.Fallback; f != nil && f.Status != 0 && (f.Status < 100 || f.Status > 599) {
 			bad(p+".fallback.status", "%d is not an HTTP status", f.Status)

@@ -92,7 +92,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(validHead + "  routes: [{name: r, upstream: users, retry: {attempts: 2}}]\n")
 	f.Fuzz(func(t *testing.T, doc string) {
 		cfg, err := Parse("fuzz.yaml", []byte(doc))
-		if err != nil {
+		if err != nil || cfg.Spec.Auth != nil {
+			// Auth reads its key and token files when the gateway is
+			// built, so a valid config naming missing files fails then.
 			return
 		}
 		// A config that validates must compile.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/auth"
+	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
@@ -73,6 +75,7 @@ type Gateway struct {
 
 	accessW    *bufferedWriter
 	accessFile *os.File
+	redis      redisClients
 
 	mu        sync.Mutex
 	started   bool
@@ -96,6 +99,8 @@ type state struct {
 	pools    map[string]*pool
 	poolList []*pool
 	trust    []netip.Prefix
+	// auth checks credentials under the config's spec.auth; nil without.
+	auth *auth.Authenticator
 }
 
 func (st *state) trusted(a netip.Addr) bool {
@@ -219,14 +224,58 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 		st.pools[u.Name] = p
 		st.poolList = append(st.poolList, p)
 	}
+	var err error
+	if st.auth, err = buildAuth(cfg.Spec.Auth, g.clock); err != nil {
+		return nil, err
+	}
+	gwName := cfg.Metadata.Name
+	if gwName == "" {
+		gwName = "edge"
+	}
 	for _, r := range cfg.Spec.Routes {
 		rt, err := buildRoute(r, st.pools, cfg.Spec.Server.withDefaults(), g.clock, g.metrics.obs)
 		if err != nil {
 			return nil, err
 		}
+		rt.auth = r.Auth
+		if rt.auth == "" {
+			rt.auth = AuthNone
+			if cfg.Spec.Auth != nil {
+				rt.auth = AuthRequired
+			}
+		}
+		if rl := r.RateLimit; rl != nil && rl.Store == "redis" {
+			if rt.shared, err = g.buildSharedLimit(gwName, r); err != nil {
+				return nil, err
+			}
+		}
+		if rc := r.Cache; rc != nil {
+			// A reload keeps the responses a route has cached as long as
+			// its cache settings stay the same.
+			if old := prev.routeNamed(r.Name); old != nil && old.cache != nil && *old.cfg.Cache == *rc {
+				rt.cache = old.cache
+			} else if rt.cache, err = cache.New(cache.Settings{MaxBytes: int64(rc.MaxSize), MaxEntryBytes: int64(rc.MaxEntrySize), Clock: g.clock}); err != nil {
+				return nil, fmt.Errorf("route %s: cache: %w", r.Name, err)
+			}
+			rt.cacheMaxEntry = rc.maxEntry()
+		}
 		st.routes = append(st.routes, rt)
 	}
 	return st, nil
+}
+
+// routeNamed returns the route called name; nil when there is none or st
+// is nil.
+func (st *state) routeNamed(name string) *route {
+	if st == nil {
+		return nil
+	}
+	for _, r := range st.routes {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 func normalizeUpstream(u Upstream) Upstream {
@@ -496,6 +545,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.bg.Wait()
 	g.closeAccessLog()
+	g.redis.close()
 	return errors.Join(errs...)
 }
 

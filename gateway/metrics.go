@@ -23,7 +23,10 @@ type metrics struct {
 	serverKids sync.Map // serverKey -> prometheus.Observer
 	clientKids sync.Map // clientKey -> prometheus.Observer
 	rateKids   sync.Map // rateKey -> prometheus.Counter
+	cacheKids  sync.Map // cacheLabels -> prometheus.Counter
 }
+
+type cacheLabels struct{ route, result string }
 
 type serverKey struct {
 	route, method string
@@ -36,10 +39,17 @@ type clientKey struct {
 	errType      string
 }
 
-type rateKey struct {
-	route   string
-	allowed bool
-}
+type rateKey struct{ route, decision string }
+
+// Rate-limit decisions, the decision label of
+// relia_gateway_ratelimit_decisions_total.
+const (
+	decisionAllowed = "allowed"
+	decisionLimited = "limited"
+	// decisionUnavailable: a shared limit refused because its store was
+	// unreachable and it fails closed.
+	decisionUnavailable = "unavailable"
+)
 
 // durationBuckets are OpenTelemetry's advisory buckets for HTTP durations.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
@@ -67,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, st func() *state) (*metrics, error) {
 		}, []string{"upstream", "target"}),
 		rateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relia_gateway_ratelimit_decisions_total",
-			Help: "Rate-limit decisions, by route and decision (allowed, limited).",
+			Help: "Rate-limit decisions, by route and decision (allowed, limited, unavailable: refused because a shared limit's Redis was unreachable).",
 		}, []string{"route", "decision"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relia_gateway_config_reloads_total",
@@ -110,15 +120,20 @@ func (m *metrics) observeClient(addr, method string, status int, errType string,
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
-func (m *metrics) rateDecision(route string, allowed bool) {
-	k := rateKey{route, allowed}
+func (m *metrics) rateDecision(route, decision string) {
+	k := rateKey{route, decision}
 	c, ok := m.rateKids.Load(k)
 	if !ok {
-		d := "limited"
-		if allowed {
-			d = "allowed"
-		}
-		c, _ = m.rateKids.LoadOrStore(k, m.rateLimit.WithLabelValues(route, d))
+		c, _ = m.rateKids.LoadOrStore(k, m.rateLimit.WithLabelValues(route, decision))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+func (m *metrics) cacheLookup(route, result string) {
+	k := cacheLabels{route, result}
+	c, ok := m.cacheKids.Load(k)
+	if !ok {
+		c, _ = m.cacheKids.LoadOrStore(k, m.cache.WithLabelValues(route, result))
 	}
 	c.(prometheus.Counter).Inc()
 }
@@ -138,12 +153,16 @@ var (
 		"Whether passive outlier detection has ejected a target.", []string{"upstream", "target"}, nil)
 	descInflight = prometheus.NewDesc("relia_gateway_target_in_flight",
 		"Requests in flight to a target.", []string{"upstream", "target"}, nil)
+	descRateDegraded = prometheus.NewDesc("relia_gateway_ratelimit_store_degraded",
+		"Whether a route's shared rate limit found its Redis unreachable on its last call, and answers by its onUnreachable policy.",
+		[]string{"route"}, nil)
 )
 
 func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHealthy
 	ch <- descEjected
 	ch <- descInflight
+	ch <- descRateDegraded
 }
 
 func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
@@ -158,6 +177,11 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			u := t.ejectedUntil.Load()
 			ch <- prometheus.MustNewConstMetric(descEjected, prometheus.GaugeValue, b2f(u != 0 && now.UnixNano() < u), p.name, t.addr)
 			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(t.inflight.Load()), p.name, t.addr)
+		}
+	}
+	for _, r := range st.routes {
+		if r.shared != nil {
+			ch <- prometheus.MustNewConstMetric(descRateDegraded, prometheus.GaugeValue, b2f(r.shared.lim.Degraded()), r.name)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/fault"
+	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -58,7 +59,12 @@ type route struct {
 	bulkhead *resilience.Bulkhead
 	limiter  *resilience.Limiter
 	rate     *resilience.KeyedRateLimiter
-	faults   *fault.HTTPFilter
+	shared   *sharedLimit // the rate limit when it is kept in Redis
+	cache    *cache.Cache
+	// cacheMaxEntry is the largest body the cache would keep.
+	cacheMaxEntry int64
+	auth          string // AuthRequired, AuthOptional or AuthNone
+	faults        *fault.HTTPFilter
 	// faultHandler is faults wrapped around passThrough, built once.
 	faultHandler http.Handler
 	fallback     *fallbackResponse
@@ -165,7 +171,7 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 			return nil, fmt.Errorf("route %s: adaptive limit: %w", r.Name, err)
 		}
 	}
-	if rl := r.RateLimit; rl != nil {
+	if rl := r.RateLimit; rl != nil && rl.Store != "redis" {
 		rt.rate, err = resilience.NewKeyedRateLimiter(resilience.KeyedRateLimiterSettings{
 			Name: r.Name, Rate: rl.Rate, Burst: rl.Burst, Clock: clk, Observer: obs,
 		})

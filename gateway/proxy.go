@@ -90,6 +90,9 @@ type exchange struct {
 	path     []byte // the path as the client sent it, for the log
 	buf      []byte // scratch
 	bytesOut int64
+	message  string // what a rejection tells the client besides its reason
+	ckey     []byte // the cache key: host then target
+	chost    int    // the length of the host in ckey
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -137,7 +140,7 @@ var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	st := g.state.Load()
 	x := exchangePool.Get().(*exchange)
-	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0]}
+	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0]}
 	x.start = g.clock.Now()
 	req := &ctx.Request
 
@@ -320,16 +323,42 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
 		if !g.auth(ctx, x) {
 			return
 		}
+	} else if st.auth != nil && r.auth != AuthNone {
+		if !g.authenticate(ctx, st.auth, x) {
+			return
+		}
 	}
 	if r.rate != nil {
 		key := g.rateKey(ctx, r, x)
 		ok, wait := r.rate.AllowKey(key)
-		g.metrics.rateDecision(r.name, ok)
 		if !ok {
+			g.metrics.rateDecision(r.name, decisionLimited)
 			g.reject(ctx, x, fasthttp.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
 			return
 		}
+		g.metrics.rateDecision(r.name, decisionAllowed)
+	} else if r.shared != nil {
+		if !g.allowShared(ctx, r.shared, g.rateKey(ctx, r, x), x) {
+			return
+		}
 	}
+	if r.cache == nil || isUpgrade(req) {
+		g.forward(ctx, x)
+		return
+	}
+	handled, stale := g.cacheLookup(ctx, x)
+	if handled {
+		return
+	}
+	g.forward(ctx, x)
+	g.cacheAfter(ctx, x, stale)
+}
+
+// forward takes a request that passed authentication and rate limits
+// through the fault filter, the concurrency limits and on upstream.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) {
+	r := x.route
+	req := &ctx.Request
 	if r.faults != nil && g.applyFaults(ctx, x) {
 		return
 	}
@@ -588,6 +617,7 @@ type rejectionBody struct {
 	Route             string `json:"route,omitempty"`
 	RequestID         string `json:"request_id"`
 	RetryAfterSeconds int64  `json:"retry_after_seconds,omitempty"`
+	Message           string `json:"message,omitempty"`
 }
 
 // reject answers with status and a JSON body naming the reason and the
@@ -596,7 +626,7 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, x *exchange, status int, poli
 	ctx.Response.CloseBodyStream()
 	ctx.Response.Reset()
 	x.reason, x.policy = reason, policy
-	body := rejectionBody{Reason: reason, Policy: policy, RequestID: string(x.rid)}
+	body := rejectionBody{Reason: reason, Policy: policy, RequestID: string(x.rid), Message: x.message}
 	if x.route != nil {
 		body.Route = x.route.name
 	}
