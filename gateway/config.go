@@ -310,6 +310,9 @@ type Route struct {
 	// stale-if-error it answers with the last good response while the
 	// upstream fails.
 	Cache *RouteCache `yaml:"cache"`
+	// Hedge sends a second attempt to another target when the first has
+	// not answered within a delay, and takes whichever answers first.
+	Hedge *Hedge `yaml:"hedge"`
 }
 
 // The values of Route.Auth.
@@ -360,6 +363,24 @@ type JWT struct {
 	// name or glob. With neither this nor RoutesClaim a valid token may
 	// call every route.
 	TenantRoutes map[string][]string `yaml:"tenantRoutes"`
+}
+
+// Hedge sends a request again to a second target when the first attempt
+// has not answered within Delay, and answers with whichever returns first;
+// the others are cancelled. Only idempotent requests are hedged, and every
+// hedge is drawn from the route's retry budget (a budget of its own with
+// the retry budget's defaults when the route has no retry), so hedging
+// cannot double the load on a slow pool. A hedged failure is not hedged
+// again but retried, when the route retries. Responses of hedged requests
+// are read whole before they are sent on, never streamed.
+type Hedge struct {
+	// Delay is how long the first attempt runs alone; required. The
+	// route's p95 latency is a good choice.
+	Delay time.Duration `yaml:"delay" config:"required"`
+	// MaxHedges is how many extra attempts a request may send; default 1.
+	MaxHedges int `yaml:"maxHedges"`
+	// NonIdempotent hedges POST and PATCH too.
+	NonIdempotent bool `yaml:"nonIdempotent"`
 }
 
 // RouteCache is a route's response cache, in memory, shared by every
@@ -820,6 +841,17 @@ func (c *Config) validate() error {
 				}
 			default:
 				bad(p+".rateLimit.store", "unknown store %q (memory, redis)", rl.Store)
+			}
+		}
+		if h := r.Hedge; h != nil {
+			if h.Delay <= 0 {
+				bad(p+".hedge.delay", "a hedge needs a positive delay")
+			}
+			if h.MaxHedges < 0 || h.MaxHedges > 3 {
+				bad(p+".hedge.maxHedges", "%d is not in [1, 3]", h.MaxHedges)
+			}
+			if r.Upstream == "" {
+				bad(p+".hedge", "a hedge needs an upstream")
 			}
 		}
 		switch r.Auth {

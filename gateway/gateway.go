@@ -366,6 +366,7 @@ func (g *Gateway) reload(cfg *Config) error {
 			// connections; only idle ones close now.
 			for _, t := range p.targets {
 				t.client.CloseIdleConnections()
+				t.closeHedgeConns()
 			}
 		}
 	}

@@ -64,6 +64,7 @@ type route struct {
 	// cacheMaxEntry is the largest body the cache would keep.
 	cacheMaxEntry int64
 	auth          string // AuthRequired, AuthOptional or AuthNone
+	hedge         *hedgePolicy
 	faults        *fault.HTTPFilter
 	// faultHandler is faults wrapped around passThrough, built once.
 	faultHandler http.Handler
@@ -154,6 +155,18 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 			return nil, fmt.Errorf("route %s: retry budget: %w", r.Name, err)
 		}
 		rt.retry = p
+	}
+	if h := r.Hedge; h != nil {
+		hp := &hedgePolicy{delay: h.Delay, max: h.MaxHedges, nonIdem: h.NonIdempotent}
+		if hp.max == 0 {
+			hp.max = DefaultMaxHedges
+		}
+		if rt.retry != nil {
+			hp.budget = rt.retry.budget
+		} else if hp.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
+			return nil, fmt.Errorf("route %s: hedge budget: %w", r.Name, err)
+		}
+		rt.hedge = hp
 	}
 	if b := r.Bulkhead; b != nil {
 		rt.bulkhead, err = resilience.NewBulkhead(resilience.BulkheadSettings{

@@ -42,6 +42,9 @@ type target struct {
 	consec5xx, consecErr atomic.Int32
 	ejections            int // consecutive ejections, under pool.mu
 	lastEjectEnd         time.Time
+
+	// hedgeIdle keeps idle connections of hedged attempts.
+	hedgeIdle chan *hedgeConn
 }
 
 // available reports whether the balancer may choose t: healthy by the
@@ -114,6 +117,7 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		}
 		t := &target{addr: tc.Address, weight: w}
 		t.activeUp.Store(true)
+		t.hedgeIdle = make(chan *hedgeConn, maxIdleHedgeConns)
 		t.client = &fasthttp.HostClient{
 			Addr:                          tc.Address,
 			Name:                          "relia-gateway",

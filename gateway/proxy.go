@@ -443,63 +443,25 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 			hashKey = x.client.AppendTo(x.buf[:0])
 		}
 	}
+	hedging := r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
+	if hedging && maxAttempts == 1 {
+		// Without a retry policy the hedge's own budget takes the deposit.
+		r.hedge.budget.Deposit()
+	}
 	var prev *target
 	var delay time.Duration
 	for attempt := 1; ; attempt++ {
 		x.attempts = attempt
-		t := p.pick(prev, hashKey)
-		if t == nil {
-			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
-			return errNone
+		var a attemptOutcome
+		if hedging {
+			a = g.hedgedAttempt(ctx, x, prev, hashKey, deadline)
+		} else {
+			a = g.attempt(ctx, x, prev, hashKey, deadline)
 		}
-		x.target = t
-		var bp resilience.BreakerPermit
-		if t.breaker != nil {
-			var err error
-			if bp, err = t.breaker.Allow(); err != nil {
-				wait, _ := resilience.RetryHintOf(err)
-				var rej *resilience.RejectedError
-				reason := "breaker_open"
-				if errors.As(err, &rej) {
-					reason = rej.Reason
-				}
-				g.unavailable(ctx, x, "breaker", reason, wait)
-				return errNone
-			}
+		if a.answered {
+			return a.kind
 		}
-		now := g.clock.Now()
-		tryDeadline := min64(deadline, now.Add(r.perTry))
-		if !tryDeadline.After(now) {
-			bp.Done(nil)
-			g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
-			return errTimeout
-		}
-		t.inflight.Add(1)
-		err := t.client.DoDeadline(req, &ctx.Response, tryDeadline)
-		t.inflight.Add(-1)
-		lat := g.clock.Since(now)
-		t.observe(lat)
-		kind := classifyErr(err)
-		status := 0
-		if err == nil {
-			status = ctx.Response.StatusCode()
-		}
-		g.metrics.observeClient(t.addr, methodName(method), status, kind.String(), lat)
-		result := resultOK
-		switch {
-		case err != nil:
-			bp.Done(err)
-			result = resultConnErr
-		case status >= 500:
-			bp.Done(errUpstreamStatus)
-			result = result5xx
-		default:
-			bp.Done(nil)
-		}
-		if p.report(t, result) {
-			g.metrics.ejections.WithLabelValues(p.name, t.addr).Inc()
-			g.log.Warn("target ejected", "upstream", p.name, "target", t.addr)
-		}
+		t, err, status, kind := a.t, a.err, a.status, a.kind
 		failed := err != nil || status >= 500 || status == 429 || status == 409
 		if !failed {
 			return errNone
@@ -533,6 +495,110 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 		}
 		return kind
 	}
+}
+
+// attemptOutcome is how one attempt (or one hedged group of attempts)
+// ended: the response is in ctx.Response unless err is set. answered
+// means the gateway already wrote its own answer (no target, breaker open,
+// no time left) and the request is over.
+type attemptOutcome struct {
+	t        *target
+	err      error
+	status   int
+	kind     errKind
+	answered bool
+}
+
+// attempt sends the request once, to a target other than prev where the
+// pool has one.
+func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
+	t, bp, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, true)
+	if out.answered {
+		return out
+	}
+	now := g.clock.Now()
+	t.inflight.Add(1)
+	err := t.client.DoDeadline(&ctx.Request, &ctx.Response, tryDeadline)
+	t.inflight.Add(-1)
+	return g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, g.clock.Since(now))
+}
+
+// startAttempt picks the target, asks its breaker and works out the
+// attempt's deadline; when any of them says no it answers the request if
+// answer is set (a hedge that cannot go leaves the request to the attempts
+// already out) and reports answered.
+func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (*target, resilience.BreakerPermit, time.Time, attemptOutcome) {
+	var bp resilience.BreakerPermit
+	t := x.route.pool.pick(prev, hashKey)
+	if t == nil {
+		if answer {
+			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
+		}
+		return nil, bp, time.Time{}, attemptOutcome{answered: true}
+	}
+	if !answer {
+		if t.breaker == nil {
+			now := g.clock.Now()
+			return t, bp, min64(deadline, now.Add(x.route.perTry)), attemptOutcome{}
+		}
+		var err error
+		if bp, err = t.breaker.Allow(); err != nil {
+			return nil, bp, time.Time{}, attemptOutcome{answered: true}
+		}
+		now := g.clock.Now()
+		return t, bp, min64(deadline, now.Add(x.route.perTry)), attemptOutcome{}
+	}
+	x.target = t
+	if t.breaker != nil {
+		var err error
+		if bp, err = t.breaker.Allow(); err != nil {
+			wait, _ := resilience.RetryHintOf(err)
+			var rej *resilience.RejectedError
+			reason := "breaker_open"
+			if errors.As(err, &rej) {
+				reason = rej.Reason
+			}
+			g.unavailable(ctx, x, "breaker", reason, wait)
+			return nil, bp, time.Time{}, attemptOutcome{answered: true}
+		}
+	}
+	now := g.clock.Now()
+	tryDeadline := min64(deadline, now.Add(x.route.perTry))
+	if !tryDeadline.After(now) {
+		bp.Done(nil)
+		g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
+		return nil, bp, time.Time{}, attemptOutcome{answered: true, kind: errTimeout}
+	}
+	return t, bp, tryDeadline, attemptOutcome{}
+}
+
+// endAttempt accounts for an attempt that went upstream: latency for the
+// balancer, the client metric, the breaker and passive health.
+func (g *Gateway) endAttempt(x *exchange, t *target, bp resilience.BreakerPermit, method string, resp *fasthttp.Response, err error, lat time.Duration) attemptOutcome {
+	t.observe(lat)
+	kind := classifyErr(err)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode()
+	}
+	g.metrics.observeClient(t.addr, method, status, kind.String(), lat)
+	result := resultOK
+	switch {
+	case err != nil:
+		bp.Done(err)
+		result = resultConnErr
+	case status >= 500:
+		bp.Done(errUpstreamStatus)
+		result = result5xx
+	default:
+		bp.Done(nil)
+	}
+	p := x.route.pool
+	if p.report(t, result) {
+		g.metrics.ejections.WithLabelValues(p.name, t.addr).Inc()
+		g.log.Warn("target ejected", "upstream", p.name, "target", t.addr)
+	}
+	return attemptOutcome{t: t, err: err, status: status, kind: kind}
 }
 
 func min64(a, b time.Time) time.Time {

@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/relia-dev/relia/resilience"
+	"github.com/valyala/fasthttp"
+)
+
+// DefaultMaxHedges is how many extra attempts a hedged request sends when
+// Hedge.MaxHedges is left zero.
+const DefaultMaxHedges = 1
+
+// hedgePolicy is a route's compiled Hedge.
+type hedgePolicy struct {
+	delay   time.Duration
+	max     int
+	nonIdem bool
+	budget  *resilience.RetryBudget
+}
+
+// hedgeRun is one attempt of a hedged group, run on a goroutine of its
+// own with a request and a response of its own.
+type hedgeRun struct {
+	t     *target
+	bp    resilience.BreakerPermit
+	req   fasthttp.Request
+	resp  fasthttp.Response
+	err   error
+	start time.Time
+	lat   time.Duration
+}
+
+// hedgedAttempt sends the request to one target and, each time the
+// route's hedge delay passes without an answer, to one more (up to the
+// hedge's maximum, each drawn from the budget), and takes the first
+// answer that is not a failure; the others are cancelled by aborting
+// their connections. When every attempt fails, the last to fail is the
+// group's outcome, as resilience.Hedge has it.
+func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
+	r := x.route
+	method := methodName(ctx.Request.Header.Method())
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan *hedgeRun, 1+r.hedge.max)
+	launch := func(prev *target, answer bool) (*hedgeRun, attemptOutcome) {
+		t, bp, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, answer)
+		if out.answered {
+			return nil, out
+		}
+		run := &hedgeRun{t: t, bp: bp, start: g.clock.Now()}
+		ctx.Request.CopyTo(&run.req)
+		t.inflight.Add(1)
+		go func() { // exits when the exchange ends or is cancelled
+			run.err = t.roundTrip(cctx, &run.req, &run.resp, tryDeadline)
+			t.inflight.Add(-1)
+			run.lat = g.clock.Since(run.start)
+			results <- run
+		}()
+		return run, attemptOutcome{}
+	}
+	first, out := launch(prev, true)
+	if out.answered {
+		return out
+	}
+	running, sent, last := 1, 1, first.t
+	timer := g.clock.NewTimer(r.hedge.delay)
+	defer timer.Stop()
+	hedgeC := timer.C()
+	for {
+		select {
+		case run := <-results:
+			running--
+			out := g.endAttempt(x, run.t, run.bp, method, &run.resp, run.err, run.lat)
+			failed := out.err != nil || out.status >= 500 || out.status == 429 || out.status == 409
+			if failed && running > 0 {
+				continue
+			}
+			x.target = run.t
+			run.resp.CopyTo(&ctx.Response)
+			if running > 0 {
+				cancel()
+				go discardHedges(results, running)
+			}
+			return out
+		case <-hedgeC:
+			hedgeC = nil
+			if sent > r.hedge.max {
+				continue
+			}
+			if !r.hedge.budget.Withdraw() {
+				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "hedge", Name: r.name, Reason: "retry_budget_exhausted"})
+				continue
+			}
+			run, _ := launch(last, false)
+			if run == nil {
+				continue // nowhere to send it; the attempts out keep running
+			}
+			g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventHedge, Policy: "hedge", Name: r.name, Attempt: sent + 1, Delay: r.hedge.delay})
+			running++
+			sent++
+			last = run.t
+			if sent <= r.hedge.max {
+				timer.Reset(r.hedge.delay)
+				hedgeC = timer.C()
+			}
+		}
+	}
+}
+
+// discardHedges collects the cancelled attempts of a hedged group as they
+// end; their breakers hear of the cancellation, which does not count
+// against the target.
+func discardHedges(results <-chan *hedgeRun, n int) {
+	for range n {
+		run := <-results
+		if run.err != nil && errors.Is(run.err, context.Canceled) {
+			run.bp.Done(context.Canceled)
+			continue
+		}
+		run.bp.Done(nil)
+		run.t.observe(run.lat)
+	}
+}
+
+// hedgeConn is a connection of a target kept for hedged attempts, which
+// need what fasthttp's client cannot give: a way to abort an attempt in
+// flight when another has won.
+type hedgeConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+// maxIdleHedgeConns bounds the idle connections a target keeps for
+// hedged attempts.
+const maxIdleHedgeConns = 32
+
+// roundTrip sends req on a connection of the target's own and reads the
+// whole response, aborting the exchange when ctx is cancelled. A kept
+// connection that turns out closed is replaced once: every hedged request
+// is idempotent.
+func (t *target) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	for try := 0; ; try++ {
+		hc, reused, err := t.hedgeConn(ctx, deadline)
+		if err != nil {
+			return err
+		}
+		err = hc.exchange(ctx, req, resp, deadline)
+		if err == nil && !resp.ConnectionClose() {
+			t.putHedgeConn(hc)
+			return nil
+		}
+		hc.c.Close()
+		if err == nil || ctx.Err() != nil || !reused || try > 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		resp.Reset()
+	}
+}
+
+func (hc *hedgeConn) exchange(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	hc.c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { hc.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := req.Write(hc.bw); err != nil {
+		return err
+	}
+	if err := hc.bw.Flush(); err != nil {
+		return err
+	}
+	resp.SkipBody = req.Header.IsHead()
+	return resp.Read(hc.br)
+}
+
+func (t *target) hedgeConn(ctx context.Context, deadline time.Time) (*hedgeConn, bool, error) {
+	select {
+	case hc := <-t.hedgeIdle:
+		return hc, true, nil
+	default:
+	}
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &hedgeConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+}
+
+func (t *target) putHedgeConn(hc *hedgeConn) {
+	hc.c.SetDeadline(time.Time{})
+	select {
+	case t.hedgeIdle <- hc:
+	default:
+		hc.c.Close()
+	}
+}
+
+// closeHedgeConns closes the target's idle hedge connections.
+func (t *target) closeHedgeConns() {
+	for {
+		select {
+		case hc := <-t.hedgeIdle:
+			hc.c.Close()
+		default:
+			return
+		}
+	}
+}
