@@ -22,6 +22,7 @@ import (
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options are what a Gateway takes besides its config: the process's
@@ -55,6 +56,12 @@ type Options struct {
 	// Ready, when set, is consulted by /readyz besides the upstreams'
 	// health: a non-nil error (Redis unreachable, say) makes it 503.
 	Ready func(ctx context.Context) error
+	// TracerProvider, when set, receives a server span per request and a
+	// client span per upstream attempt. Left nil, spans are exported over
+	// OTLP/HTTP when the standard OTEL_* variables ask for it
+	// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp), and not
+	// made at all otherwise.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is a running reverse proxy. Its config is swapped atomically by
@@ -68,6 +75,7 @@ type Gateway struct {
 	rec     *outcome.Recorder
 	access  *accessLog
 	auth    func(ctx *fasthttp.RequestCtx, x *exchange) bool
+	tracing *tracing // nil when traces are off
 
 	state    atomic.Pointer[state]
 	reloadMu sync.Mutex
@@ -143,6 +151,9 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 			}
 			return ok
 		}
+	}
+	if g.tracing, err = newTracing(o); err != nil {
+		return nil, err
 	}
 	if err := g.openAccessLog(cfg); err != nil {
 		return nil, err
@@ -547,6 +558,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.bg.Wait()
 	g.closeAccessLog()
 	g.redis.close()
+	if g.tracing != nil && g.tracing.shutdown != nil {
+		if err := g.tracing.shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flushing traces: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

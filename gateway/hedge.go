@@ -9,6 +9,7 @@ import (
 
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultMaxHedges is how many extra attempts a hedged request sends when
@@ -33,6 +34,7 @@ type hedgeRun struct {
 	err   error
 	start time.Time
 	lat   time.Duration
+	span  trace.Span // the attempt's client span, when tracing is on
 }
 
 // hedgedAttempt sends the request to one target and, each time the
@@ -54,6 +56,9 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 		}
 		run := &hedgeRun{t: t, bp: bp, start: g.clock.Now()}
 		ctx.Request.CopyTo(&run.req)
+		if g.tracing != nil {
+			run.span = g.tracing.startClientSpan(x, t, &run.req, run.start)
+		}
 		t.inflight.Add(1)
 		go func() { // exits when the exchange ends or is cancelled
 			run.err = t.roundTrip(cctx, &run.req, &run.resp, tryDeadline)
@@ -76,6 +81,9 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 		case run := <-results:
 			running--
 			out := g.endAttempt(x, run.t, run.bp, method, &run.resp, run.err, run.lat)
+			if run.span != nil {
+				endClientSpan(run.span, out.status, run.err, run.start.Add(run.lat))
+			}
 			failed := out.err != nil || out.status >= 500 || out.status == 429 || out.status == 409
 			if failed && running > 0 {
 				continue
@@ -118,6 +126,9 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 func discardHedges(results <-chan *hedgeRun, n int) {
 	for range n {
 		run := <-results
+		if run.span != nil {
+			endClientSpan(run.span, run.resp.StatusCode(), run.err, run.start.Add(run.lat))
+		}
 		if run.err != nil && errors.Is(run.err, context.Canceled) {
 			run.bp.Done(context.Canceled)
 			continue

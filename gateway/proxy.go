@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Rejection reasons the gateway itself gives, besides the policies' own
@@ -86,7 +88,13 @@ type exchange struct {
 	rid      []byte
 	traceID  [16]byte
 	spanID   [8]byte
+	parentID [8]byte // the client's span, from its traceparent
 	sampled  byte
+	// hasParent says the client sent a valid traceparent.
+	hasParent bool
+	// span and traceCtx are the server span, when tracing is on.
+	span     trace.Span
+	traceCtx context.Context
 	path     []byte // the path as the client sent it, for the log
 	buf      []byte // scratch
 	bytesOut int64
@@ -154,6 +162,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 			break
 		}
 	}
+	if g.tracing != nil {
+		g.tracing.startServerSpan(ctx, x)
+	}
 	if x.route == nil {
 		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
 	} else {
@@ -173,19 +184,14 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
 		x.rid = appendRandomHex(x.rid, 16)
 		h.SetBytesV("X-Request-Id", x.rid)
 	}
-	if tid, flags, ok := parseTraceparent(h.Peek("Traceparent")); ok {
-		x.traceID, x.sampled = tid, flags
+	if tid, parent, flags, ok := parseTraceparent(h.Peek("Traceparent")); ok {
+		x.traceID, x.parentID, x.sampled, x.hasParent = tid, parent, flags, true
 	} else {
 		putRandom(x.traceID[:])
 		x.sampled = 1
 	}
 	putRandom(x.spanID[:])
-	x.buf = append(x.buf[:0], "00-"...)
-	x.buf = hex.AppendEncode(x.buf, x.traceID[:])
-	x.buf = append(x.buf, '-')
-	x.buf = hex.AppendEncode(x.buf, x.spanID[:])
-	x.buf = append(x.buf, '-', '0', '0'+x.sampled)
-	h.SetBytesV("Traceparent", x.buf)
+	x.setTraceparent(h, x.spanID)
 
 	peer := remoteAddr(ctx)
 	x.client = peer
@@ -287,28 +293,27 @@ func putRandom(b []byte) {
 
 // parseTraceparent reads a W3C traceparent: version 00, a non-zero trace
 // id and parent id, and flags.
-func parseTraceparent(v []byte) (tid [16]byte, sampled byte, ok bool) {
+func parseTraceparent(v []byte) (tid [16]byte, parent [8]byte, sampled byte, ok bool) {
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || (len(v) > 55 && v[55] != '-') {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
 	if v[0] == 'f' && v[1] == 'f' {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
-	var parent [8]byte
 	var flags [1]byte
 	if _, err := hex.Decode(tid[:], v[3:35]); err != nil {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
 	if _, err := hex.Decode(parent[:], v[36:52]); err != nil {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
 	if _, err := hex.Decode(flags[:], v[53:55]); err != nil {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
 	if tid == ([16]byte{}) || parent == ([8]byte{}) {
-		return tid, 0, false
+		return tid, parent, 0, false
 	}
-	return tid, flags[0] & 1, true
+	return tid, parent, flags[0] & 1, true
 }
 
 // handle runs a matched request through the route's policies.
@@ -517,10 +522,19 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 		return out
 	}
 	now := g.clock.Now()
+	var span trace.Span
+	if g.tracing != nil {
+		span = g.tracing.startClientSpan(x, t, &ctx.Request, now)
+	}
 	t.inflight.Add(1)
 	err := t.client.DoDeadline(&ctx.Request, &ctx.Response, tryDeadline)
 	t.inflight.Add(-1)
-	return g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, g.clock.Since(now))
+	lat := g.clock.Since(now)
+	res := g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, lat)
+	if span != nil {
+		endClientSpan(span, res.status, err, now.Add(lat))
+	}
+	return res
 }
 
 // startAttempt picks the target, asks its breaker and works out the
@@ -760,4 +774,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 		})
 	}
 	g.access.log(ctx, x, route, lat)
+	if x.span != nil {
+		x.endServerSpan(route, x.start.Add(lat))
+	}
 }

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/valyala/fasthttp"
+)
+
+// tracerName is the instrumentation scope of the gateway's spans.
+const tracerName = "github.com/relia-dev/relia/gateway"
+
+// DefaultServiceName is the service.name of the gateway's spans when
+// OTEL_SERVICE_NAME does not give one.
+const DefaultServiceName = "relia-gateway"
+
+// tracing is the gateway's OpenTelemetry tracer. A gateway without one
+// (no OTEL_* exporter configured and no Options.TracerProvider) has a nil
+// *tracing and spends nothing on spans: the trace context is then still
+// continued and logged, by the gateway's own few lines.
+type tracing struct {
+	tracer   trace.Tracer
+	shutdown func(context.Context) error // flushes an exporter the gateway made
+}
+
+// tracesFromEnv reports whether the standard OTEL_* variables ask for
+// traces: an OTLP endpoint, or OTEL_TRACES_EXPORTER=otlp; "none", or
+// OTEL_SDK_DISABLED=true, turns them off.
+func tracesFromEnv() bool {
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		return false
+	}
+	switch strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) {
+	case "none":
+		return false
+	case "otlp":
+		return true
+	}
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// newTracing sets up tracing: the caller's provider when Options has one,
+// else an OTLP/HTTP exporter configured by the OTEL_* variables when they
+// ask for traces, else none.
+func newTracing(o Options) (*tracing, error) {
+	if o.TracerProvider != nil {
+		return &tracing{tracer: o.TracerProvider.Tracer(tracerName)}, nil
+	}
+	if !tracesFromEnv() {
+		return nil, nil
+	}
+	if p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
+		return nil, fmt.Errorf("setting up traces: OTEL_EXPORTER_OTLP_PROTOCOL %q: the gateway exports http/protobuf only", p)
+	}
+	exp, err := otlptracehttp.New(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("setting up the OTLP trace exporter: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", DefaultServiceName)))
+	if err == nil {
+		// The environment's service name and attributes win over ours.
+		res, err = resource.Merge(res, resource.Environment())
+	}
+	if err != nil {
+		res = resource.Default()
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return &tracing{tracer: tp.Tracer(tracerName), shutdown: tp.Shutdown}, nil
+}
+
+// startServerSpan opens the request's server span, continuing the trace
+// of the client's traceparent, and points the traceparent sent upstream
+// at it.
+func (tr *tracing) startServerSpan(ctx *fasthttp.RequestCtx, x *exchange) {
+	pctx := context.Background()
+	if x.hasParent {
+		pctx = trace.ContextWithRemoteSpanContext(pctx, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID(x.traceID), SpanID: trace.SpanID(x.parentID), TraceFlags: trace.TraceFlags(x.sampled), Remote: true,
+		}))
+	}
+	method := methodName(ctx.Method())
+	name := method
+	if x.route != nil {
+		name = method + " " + x.route.name
+	}
+	sctx, span := tr.tracer.Start(pctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start),
+		trace.WithAttributes(
+			attribute.String("http.request.method", method),
+			attribute.String("url.path", string(x.path)),
+			attribute.String("url.scheme", scheme(ctx)),
+			attribute.String("client.address", x.client.String()),
+			attribute.String("http.request.header.x-request-id", string(x.rid)),
+		))
+	x.traceCtx, x.span = sctx, span
+	sc := span.SpanContext()
+	x.traceID, x.spanID = [16]byte(sc.TraceID()), [8]byte(sc.SpanID())
+	x.sampled = byte(sc.TraceFlags() & trace.FlagsSampled)
+	x.setTraceparent(&ctx.Request.Header, x.spanID)
+}
+
+// endServerSpan closes the server span with the request's outcome.
+func (x *exchange) endServerSpan(route string, end time.Time) {
+	span := x.span
+	if x.route != nil {
+		span.SetAttributes(attribute.String("http.route", route))
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", x.status))
+	if x.tenant != "" {
+		span.SetAttributes(attribute.String("relia.tenant", x.tenant))
+	}
+	if x.reason != "" {
+		span.SetAttributes(attribute.String("relia.reason", x.reason), attribute.String("relia.policy", x.policy))
+	}
+	if x.status >= 500 {
+		span.SetStatus(codes.Error, "")
+		span.SetAttributes(attribute.String("error.type", strconv.Itoa(x.status)))
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// startClientSpan opens the span of one upstream attempt, a child of the
+// server span, and sends its context upstream in req's traceparent.
+func (tr *tracing) startClientSpan(x *exchange, t *target, req *fasthttp.Request, start time.Time) trace.Span {
+	host, port, _ := net.SplitHostPort(t.addr)
+	p, _ := strconv.Atoi(port)
+	method := methodName(req.Header.Method())
+	_, span := tr.tracer.Start(x.traceCtx, method, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
+		trace.WithAttributes(
+			attribute.String("http.request.method", method),
+			attribute.String("server.address", host),
+			attribute.Int("server.port", p),
+			attribute.String("url.full", "http://"+t.addr+string(req.URI().RequestURI())),
+			attribute.Int("http.request.resend_count", x.attempts-1),
+		))
+	x.setTraceparent(&req.Header, [8]byte(span.SpanContext().SpanID()))
+	return span
+}
+
+// endClientSpan closes an attempt's span with its answer or failure.
+func endClientSpan(span trace.Span, status int, err error, end time.Time) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(attribute.String("error.type", errorType(err)))
+	} else {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
+		}
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+func errorType(err error) string {
+	if k := classifyErr(err); k != errNone {
+		if err == context.Canceled {
+			return "cancelled"
+		}
+		return k.String()
+	}
+	return "_OTHER"
+}
+
+// setTraceparent writes the W3C traceparent naming span as the parent of
+// what the upstream does.
+func (x *exchange) setTraceparent(h *fasthttp.RequestHeader, span [8]byte) {
+	// Not x.buf: a hash balancer's key may live there across attempts.
+	var buf [55]byte
+	b := append(buf[:0], "00-"...)
+	b = hex.AppendEncode(b, x.traceID[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, span[:])
+	b = append(b, '-', '0', '0'+x.sampled)
+	h.SetBytesV("Traceparent", b)
+}
