@@ -2,59 +2,134 @@ package gateway
 
 import (
 	"bufio"
-	"context"
+	"encoding/hex"
 	"io"
-	"log/slog"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
 
-// accessLog writes one JSON line per request through log/slog. It names
-// the request (id, trace, route, upstream, method, path without the query)
-// and its fate (status, attempts, latency, bytes, rejection reason), and
-// never a header: Authorization, cookies and API keys cannot leak through
-// it. A nil *accessLog logs nothing.
+// accessLog writes one JSON line per request. It names the request (id,
+// trace, tenant, route, upstream, method, path without the query) and its
+// fate (status, attempts, latency, bytes, rejection reason), and never a
+// header: Authorization, cookies and API keys cannot leak through it. The
+// line has log/slog's JSON shape (time, level, msg, then the fields) but is
+// appended by hand into the exchange's own buffer, because slog allocates
+// several times per record and the access log runs once per request. A nil
+// *accessLog logs nothing.
 type accessLog struct {
-	l *slog.Logger
+	w *bufferedWriter
 }
 
 func (a *accessLog) log(ctx *fasthttp.RequestCtx, x *exchange, route string, lat time.Duration) {
 	if a == nil {
 		return
 	}
-	var tid [32]byte
-	upstream := ""
+	b := x.line[:0]
+	b = append(b, `{"time":"`...)
+	b = x.start.Add(lat).AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
+	b = appendJSONString(b, x.rid)
+	b = append(b, `,"trace_id":"`...)
+	b = hex.AppendEncode(b, x.traceID[:])
+	b = append(b, `","tenant":`...)
+	b = appendJSONStr(b, x.tenant)
+	b = append(b, `,"route":`...)
+	b = appendJSONStr(b, route)
+	b = append(b, `,"upstream":`...)
 	if x.target != nil {
-		upstream = x.target.addr
+		b = appendJSONStr(b, x.target.addr)
+	} else {
+		b = append(b, `""`...)
 	}
-	a.l.LogAttrs(context.Background(), slog.LevelInfo, "request",
-		slog.String("request_id", string(x.rid)),
-		slog.String("trace_id", string(hexTo(tid[:], x.traceID[:]))),
-		slog.String("tenant", x.tenant),
-		slog.String("route", route),
-		slog.String("upstream", upstream),
-		slog.String("method", methodName(ctx.Method())),
-		slog.String("path", string(x.path)),
-		slog.String("client_ip", x.client.String()),
-		slog.Int("status", x.status),
-		slog.Int("attempts", x.attempts),
-		slog.Float64("latency_ms", float64(lat)/float64(time.Millisecond)),
-		slog.Int("bytes_in", len(ctx.Request.Body())),
-		slog.Int64("bytes_out", x.bytesOut),
-		slog.String("reason", x.reason),
-		slog.String("policy", x.policy),
-	)
+	b = append(b, `,"method":"`...)
+	b = append(b, methodName(ctx.Method())...)
+	b = append(b, `","path":`...)
+	b = appendJSONString(b, x.path)
+	b = append(b, `,"client_ip":"`...)
+	if x.client.IsValid() {
+		b = x.client.AppendTo(b)
+	} else {
+		b = append(b, "invalid IP"...)
+	}
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(x.status), 10)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(x.attempts), 10)
+	b = append(b, `,"latency_ms":`...)
+	b = strconv.AppendFloat(b, float64(lat)/float64(time.Millisecond), 'f', -1, 64)
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, int64(len(ctx.Request.Body())), 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, x.bytesOut, 10)
+	b = append(b, `,"reason":`...)
+	b = appendJSONStr(b, x.reason)
+	b = append(b, `,"policy":`...)
+	b = appendJSONStr(b, x.policy)
+	b = append(b, "}\n"...)
+	x.line = b
+	a.w.Write(b)
 }
 
-func hexTo(dst, src []byte) []byte {
+// appendJSONStr is appendJSONString for a string, without copying it.
+func appendJSONStr(b []byte, str string) []byte {
+	return appendJSONString(b, unsafe.Slice(unsafe.StringData(str), len(str)))
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, as
+// encoding/json writes it.
+func appendJSONString(b, s []byte) []byte {
 	const digits = "0123456789abcdef"
-	for i, b := range src {
-		dst[2*i] = digits[b>>4]
-		dst[2*i+1] = digits[b&15]
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', digits[c>>4], digits[c&15])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			switch r {
+			case '\u2028':
+				b = append(b, `\u2028`...)
+			case '\u2029':
+				b = append(b, `\u2029`...)
+			default:
+				b = append(b, `\ufffd`...)
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
-	return dst[:2*len(src)]
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // bufferedWriter batches log lines into few writes: at tens of thousands of

@@ -185,7 +185,7 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 		dst = f
 	}
 	g.accessW = newBufferedWriter(dst)
-	g.access = &accessLog{l: slog.New(slog.NewJSONHandler(g.accessW, nil))}
+	g.access = &accessLog{w: g.accessW}
 	return nil
 }
 

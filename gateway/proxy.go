@@ -98,13 +98,15 @@ type exchange struct {
 	path     []byte // the path as the client sent it, for the log
 	buf      []byte // scratch
 	bytesOut int64
-	message  string // what a rejection tells the client besides its reason
-	ckey     []byte // the cache key: host then target
-	chost    int    // the length of the host in ckey
+	message  string   // what a rejection tells the client besides its reason
+	ckey     []byte   // the cache key: host then target
+	line     []byte   // the access log line
+	tp       [55]byte // a traceparent being written
+	chost    int      // the length of the host in ckey
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256)}
+	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: make([]byte, 0, 512)}
 }}
 
 // s returns b as a string without copying, for APIs that only read the
@@ -148,7 +150,7 @@ var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	st := g.state.Load()
 	x := exchangePool.Get().(*exchange)
-	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0]}
+	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0]}
 	x.start = g.clock.Now()
 	req := &ctx.Request
 

@@ -178,8 +178,7 @@ func errorType(err error) string {
 // what the upstream does.
 func (x *exchange) setTraceparent(h *fasthttp.RequestHeader, span [8]byte) {
 	// Not x.buf: a hash balancer's key may live there across attempts.
-	var buf [55]byte
-	b := append(buf[:0], "00-"...)
+	b := append(x.tp[:0], "00-"...)
 	b = hex.AppendEncode(b, x.traceID[:])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, span[:])
