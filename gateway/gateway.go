@@ -377,7 +377,7 @@ func (g *Gateway) reload(cfg *Config) error {
 			// connections; only idle ones close now.
 			for _, t := range p.targets {
 				t.client.CloseIdleConnections()
-				t.closeHedgeConns()
+				t.closeIdle()
 			}
 		}
 	}
@@ -553,6 +553,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.stopBg()
 		for _, p := range g.state.Load().poolList {
 			p.stopHealth()
+			for _, t := range p.targets {
+				t.closeIdle()
+			}
 		}
 	}
 	g.bg.Wait()

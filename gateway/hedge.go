@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/relia-dev/relia/resilience"
@@ -61,7 +59,7 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 		}
 		t.inflight.Add(1)
 		go func() { // exits when the exchange ends or is cancelled
-			run.err = t.roundTrip(cctx, &run.req, &run.resp, tryDeadline)
+			run.err = t.do(cctx, &run.req, &run.resp, tryDeadline, false)
 			t.inflight.Add(-1)
 			run.lat = g.clock.Since(run.start)
 			results <- run
@@ -135,93 +133,5 @@ func discardHedges(results <-chan *hedgeRun, n int) {
 		}
 		run.bp.Done(nil)
 		run.t.observe(run.lat)
-	}
-}
-
-// hedgeConn is a connection of a target kept for hedged attempts, which
-// need what fasthttp's client cannot give: a way to abort an attempt in
-// flight when another has won.
-type hedgeConn struct {
-	c  net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
-}
-
-// maxIdleHedgeConns bounds the idle connections a target keeps for
-// hedged attempts.
-const maxIdleHedgeConns = 32
-
-// roundTrip sends req on a connection of the target's own and reads the
-// whole response, aborting the exchange when ctx is cancelled. A kept
-// connection that turns out closed is replaced once: every hedged request
-// is idempotent.
-func (t *target) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	for try := 0; ; try++ {
-		hc, reused, err := t.hedgeConn(ctx, deadline)
-		if err != nil {
-			return err
-		}
-		err = hc.exchange(ctx, req, resp, deadline)
-		if err == nil && !resp.ConnectionClose() {
-			t.putHedgeConn(hc)
-			return nil
-		}
-		hc.c.Close()
-		if err == nil || ctx.Err() != nil || !reused || try > 0 {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		resp.Reset()
-	}
-}
-
-func (hc *hedgeConn) exchange(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	hc.c.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { hc.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if err := req.Write(hc.bw); err != nil {
-		return err
-	}
-	if err := hc.bw.Flush(); err != nil {
-		return err
-	}
-	resp.SkipBody = req.Header.IsHead()
-	return resp.Read(hc.br)
-}
-
-func (t *target) hedgeConn(ctx context.Context, deadline time.Time) (*hedgeConn, bool, error) {
-	select {
-	case hc := <-t.hedgeIdle:
-		return hc, true, nil
-	default:
-	}
-	d := net.Dialer{Deadline: deadline}
-	c, err := d.DialContext(ctx, "tcp", t.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	return &hedgeConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
-}
-
-func (t *target) putHedgeConn(hc *hedgeConn) {
-	hc.c.SetDeadline(time.Time{})
-	select {
-	case t.hedgeIdle <- hc:
-	default:
-		hc.c.Close()
-	}
-}
-
-// closeHedgeConns closes the target's idle hedge connections.
-func (t *target) closeHedgeConns() {
-	for {
-		select {
-		case hc := <-t.hedgeIdle:
-			hc.c.Close()
-		default:
-			return
-		}
 	}
 }

@@ -43,8 +43,12 @@ type target struct {
 	ejections            int // consecutive ejections, under pool.mu
 	lastEjectEnd         time.Time
 
-	// hedgeIdle keeps idle connections of hedged attempts.
-	hedgeIdle chan *hedgeConn
+	// idle keeps connections for the next requests; open counts every
+	// connection the proxy has to the target, bounded by maxConns.
+	idle        chan *upstreamConn
+	open        atomic.Int64
+	maxConns    int
+	dialTimeout time.Duration
 }
 
 // available reports whether the balancer may choose t: healthy by the
@@ -117,7 +121,10 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		}
 		t := &target{addr: tc.Address, weight: w}
 		t.activeUp.Store(true)
-		t.hedgeIdle = make(chan *hedgeConn, maxIdleHedgeConns)
+		t.idle = make(chan *upstreamConn, min(maxConns, maxIdleConns))
+		t.maxConns, t.dialTimeout = maxConns, dialTimeout
+		// The client serves active health checks only; requests go
+		// through the target's own connections (transport.go).
 		t.client = &fasthttp.HostClient{
 			Addr:                          tc.Address,
 			Name:                          "relia-gateway",
@@ -127,7 +134,6 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 			MaxIdemponentCallAttempts:     1, // retries are the route's decision
 			DisableHeaderNamesNormalizing: true,
 			DisablePathNormalizing:        true,
-			StreamResponseBody:            true,
 			ReadBufferSize:                16 << 10,
 			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 				return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))

@@ -529,7 +529,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 		span = g.tracing.startClientSpan(x, t, &ctx.Request, now)
 	}
 	t.inflight.Add(1)
-	err := t.client.DoDeadline(&ctx.Request, &ctx.Response, tryDeadline)
+	err := t.do(context.Background(), &ctx.Request, &ctx.Response, tryDeadline, true)
 	t.inflight.Add(-1)
 	lat := g.clock.Since(now)
 	res := g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, lat)

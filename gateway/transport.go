@@ -1,0 +1,347 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The gateway talks HTTP/1.1 to its targets over connections of its own
+// rather than through fasthttp.HostClient, for two reasons measured on the
+// hot path. HostClient's StreamResponseBody, which the gateway needs so
+// that server-sent events and other responses without a length pass
+// through unbuffered, allocates three objects for every response, even
+// one of known length read whole; and HostClient cannot abort a request in
+// flight, which a hedge's losing attempt must be. Here a response of known
+// length is read into the (pooled) fasthttp.Response, allocating nothing,
+// and only one without a length is handed on as a stream that owns the
+// connection until the client has it all. fasthttp still parses and
+// writes every message.
+
+// upstreamConn is a kept-alive connection to a target.
+type upstreamConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+// Buffer sizes of upstream connections: responses' headers must fit in
+// the reader's, as fasthttp.HostClient's ReadBufferSize had it.
+const (
+	upstreamReadBuffer  = 16 << 10
+	upstreamWriteBuffer = 4 << 10
+)
+
+// maxIdleConns bounds the idle connections a target keeps.
+const maxIdleConns = 256
+
+// errStaleConn marks a failure on a kept connection that the target had
+// closed before the request reached it; the request is sent again on a
+// new one.
+var errStaleConn = errors.New("kept-alive connection closed by the target")
+
+// acquire returns an idle connection, or dials one within the connect
+// timeout and the request's deadline; reused says which.
+func (t *target) acquire(ctx context.Context, deadline time.Time) (uc *upstreamConn, reused bool, err error) {
+	select {
+	case uc := <-t.idle:
+		return uc, true, nil
+	default:
+	}
+	if t.open.Add(1) > int64(t.maxConns) {
+		t.open.Add(-1)
+		return nil, false, fasthttp.ErrNoFreeConns
+	}
+	d := net.Dialer{Timeout: t.dialTimeout, Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		t.open.Add(-1)
+		return nil, false, err
+	}
+	return &upstreamConn{c: c, br: bufio.NewReaderSize(c, upstreamReadBuffer), bw: bufio.NewWriterSize(c, upstreamWriteBuffer)}, false, nil
+}
+
+// release keeps uc for the next request, or closes it when enough are
+// kept already.
+func (t *target) release(uc *upstreamConn) {
+	select {
+	case t.idle <- uc:
+	default:
+		t.discard(uc)
+	}
+}
+
+// discard closes uc.
+func (t *target) discard(uc *upstreamConn) {
+	uc.c.Close()
+	t.open.Add(-1)
+}
+
+// closeIdle closes the target's idle connections (on reload, when its
+// pool is replaced, and at shutdown); those in use close when their
+// requests end.
+func (t *target) closeIdle() {
+	for {
+		select {
+		case uc := <-t.idle:
+			t.discard(uc)
+		default:
+			return
+		}
+	}
+}
+
+// do sends req to the target and reads its answer into resp before
+// deadline. A response of known length is read whole; with stream set,
+// one without a length (chunked, or until close) becomes resp's body
+// stream and keeps the connection until it is closed. Cancelling ctx
+// aborts the exchange; a context that cannot be cancelled costs nothing. A kept connection the target
+// had closed is replaced once.
+func (t *target) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) error {
+	for try := 0; ; try++ {
+		uc, reused, err := t.acquire(ctx, deadline)
+		if err != nil {
+			return err
+		}
+		after, err := t.exchange(ctx, uc, req, resp, deadline, stream, reused)
+		switch {
+		case err == nil:
+			switch after {
+			case connKeep:
+				t.release(uc)
+			case connClose:
+				t.discard(uc)
+			}
+			return nil
+		case errors.Is(err, errStaleConn) && try == 0:
+			t.discard(uc)
+			resp.Reset()
+			continue
+		}
+		t.discard(uc)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+}
+
+// What becomes of a connection after an exchange.
+const (
+	connKeep   = iota // it may serve the next request
+	connClose         // it must be closed
+	connStream        // the response's body stream owns it
+)
+
+// exchange writes req on uc and reads the response.
+func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream, reused bool) (after int, err error) {
+	uc.c.SetDeadline(deadline)
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	if err := req.Write(uc.bw); err != nil {
+		return connClose, staleIf(reused, err)
+	}
+	if err := uc.bw.Flush(); err != nil {
+		return connClose, staleIf(reused, err)
+	}
+	resp.Reset()
+	resp.SkipBody = req.Header.IsHead()
+	if err := resp.Header.Read(uc.br); err != nil {
+		return connClose, staleIf(reused && uc.br.Buffered() == 0, err)
+	}
+	for resp.Header.StatusCode() == fasthttp.StatusContinue {
+		if err := resp.Header.Read(uc.br); err != nil {
+			return connClose, err
+		}
+	}
+	status := resp.StatusCode()
+	keep := !resp.ConnectionClose() && !req.Header.ConnectionClose()
+	after = connClose
+	if keep {
+		after = connKeep
+	}
+	if resp.SkipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+		return after, nil
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 || !stream {
+		// Known length, or a caller that wants the body whole.
+		if err := resp.ReadBody(uc.br, 0); err != nil {
+			return connClose, err
+		}
+		if cl < 0 {
+			if cl == -1 {
+				if err := resp.Header.ReadTrailer(uc.br); err != nil && err != io.EOF {
+					return connClose, err
+				}
+			} else {
+				after = connClose // the body ended with the connection
+			}
+			resp.Header.SetContentLength(len(resp.Body()))
+		}
+		return after, nil
+	}
+	bs := bodyStreamPool.Get().(*bodyStream)
+	*bs = bodyStream{t: t, uc: uc, chunked: cl == -1, keep: keep && cl == -1, next: -1}
+	resp.SetBodyStream(bs, -1)
+	return connStream, nil
+}
+
+// staleIf marks err as a stale connection's when the connection was a
+// kept one and the failure says the target had closed it.
+func staleIf(reused bool, err error) error {
+	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return errStaleConn
+	}
+	return err
+}
+
+// bodyStream is the body of an upstream response without a length,
+// passed on as it arrives: the chunked coding removed, or read until the
+// target closes. It owns the connection until Close, which keeps it for
+// another request when the body was read to its end.
+type bodyStream struct {
+	t       *target
+	uc      *upstreamConn
+	chunked bool
+	keep    bool  // the connection may be kept once the body is read
+	next    int64 // bytes left in the current chunk; -1 before a size line
+	done    bool
+	err     error
+}
+
+var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
+
+var errBadChunk = errors.New("malformed chunked encoding from upstream")
+
+func (s *bodyStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.done {
+		return 0, io.EOF
+	}
+	br := s.uc.br
+	if !s.chunked {
+		n, err := br.Read(p)
+		if err == io.EOF {
+			s.done = true
+		} else if err != nil {
+			s.err = err
+		}
+		return n, err
+	}
+	if s.next == 0 {
+		// The CRLF that ends a chunk's data.
+		if err := expectCRLF(br); err != nil {
+			s.err = err
+			return 0, err
+		}
+		s.next = -1
+	}
+	if s.next < 0 {
+		size, err := readChunkSize(br)
+		if err != nil {
+			s.err = err
+			return 0, err
+		}
+		if size == 0 {
+			// The last chunk: skip the trailer section to its empty line.
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					s.err = err
+					return 0, err
+				}
+				if len(line) <= 2 {
+					break
+				}
+			}
+			s.done = true
+			return 0, io.EOF
+		}
+		s.next = size
+	}
+	if int64(len(p)) > s.next {
+		p = p[:s.next]
+	}
+	n, err := br.Read(p)
+	s.next -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		s.err = err
+	}
+	return n, err
+}
+
+// Close gives the connection back, kept when the body was read to its
+// end, and the stream to its pool.
+func (s *bodyStream) Close() error {
+	if s.uc == nil {
+		return nil
+	}
+	if s.done && s.keep {
+		s.t.release(s.uc)
+	} else {
+		s.t.discard(s.uc)
+	}
+	*s = bodyStream{}
+	bodyStreamPool.Put(s)
+	return nil
+}
+
+func expectCRLF(br *bufio.Reader) error {
+	c, err := br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = br.ReadByte()
+	}
+	if err != nil {
+		return err
+	}
+	if c != '\n' {
+		return errBadChunk
+	}
+	return nil
+}
+
+// readChunkSize reads a chunk-size line, ignoring chunk extensions.
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	digits := 0
+	for _, c := range line {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			if digits == 0 || (c != ';' && c != '\r' && c != '\n' && c != ' ' && c != '\t') {
+				return 0, errBadChunk
+			}
+			return n, nil
+		}
+		if digits++; digits > 15 {
+			return 0, errBadChunk
+		}
+		n = n<<4 | int64(d)
+	}
+	return 0, errBadChunk
+}

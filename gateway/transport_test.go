@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// rawBackend answers every request on a connection with the reply that
+// reply returns for its index (counting over all connections), then keeps
+// the connection or closes it as the reply's close says. It counts the
+// connections it accepted.
+type rawBackend struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns int
+	n     int
+}
+
+func newRawBackend(t *testing.T, reply func(n int) (msg string, close bool)) *rawBackend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := &rawBackend{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() { // ends when the listener closes
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			rb.mu.Lock()
+			rb.conns++
+			rb.mu.Unlock()
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					rb.mu.Lock()
+					n := rb.n
+					rb.n++
+					rb.mu.Unlock()
+					msg, closeIt := reply(n)
+					io.WriteString(c, msg)
+					if closeIt {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return rb
+}
+
+func (rb *rawBackend) connCount() int {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.conns
+}
+
+func TestTransportReadsEveryBodyFraming(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, reply, want string
+		wantConns         int // after two requests
+	}{
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello", 1},
+		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", "hello world", 1},
+		{"empty chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "", 1},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", "", 1},
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "ok", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rb := newRawBackend(t, func(int) (string, bool) { return tc.reply, strings.Contains(tc.reply, "Connection: close") })
+			_, url := startGateway(t, fmt.Sprintf(`  upstreams: [{name: b, targets: [{address: %q}], breaker: {disabled: true}}]
+  routes: [{name: r, upstream: b}]
+`, rb.ln.Addr().String()), Options{})
+			for i := range 2 {
+				code, body, _ := get(t, "GET", url+"/", nil)
+				wantCode := 200
+				if strings.Contains(tc.reply, "204") {
+					wantCode = 204
+				}
+				if code != wantCode || body != tc.want {
+					t.Fatalf("request %d: %d %q, want %d %q", i, code, body, wantCode, tc.want)
+				}
+			}
+			if n := rb.connCount(); n != tc.wantConns {
+				t.Errorf("the gateway opened %d connections for two requests, want %d", n, tc.wantConns)
+			}
+		})
+	}
+}
+
+func TestTransportReplacesAClosedKeptConnection(t *testing.T) {
+	t.Parallel()
+	// The target answers as if it kept the connection alive, then drops
+	// it: the gateway's next request on it must go out again on a new one.
+	rb := newRawBackend(t, func(int) (string, bool) { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true })
+	_, url := startGateway(t, fmt.Sprintf(`  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b}]
+`, rb.ln.Addr().String()), Options{})
+	for i := range 3 {
+		if code, body, _ := get(t, "POST", url+"/", nil); code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	if n := rb.connCount(); n != 3 {
+		t.Errorf("%d connections for three requests on a target that closes each", n)
+	}
+}
+
+func TestTransportRejectsBadChunks(t *testing.T) {
+	t.Parallel()
+	rb := newRawBackend(t, func(int) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", true
+	})
+	_, url := startGateway(t, fmt.Sprintf(`  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b}]
+`, rb.ln.Addr().String()), Options{})
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	resp, err := testClient.Do(req)
+	if err == nil {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil && string(body) == "hello" {
+			t.Errorf("a malformed chunk size passed as %q", body)
+		}
+	}
+}
