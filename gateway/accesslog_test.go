@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -59,4 +61,37 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Errorf("%q decodes as %q, encoding/json's as %q", s, got, want)
 		}
 	})
+}
+
+func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	be := newBackend(t, "svc")
+	g, url := startGateway(t, `  upstreams: [{name: svc, targets: [{address: "`+be.addr()+`"}]}]
+  routes: [{name: r, upstream: svc}]
+`, Options{AccessLog: &logs})
+	const n = 300
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 6 {
+				get(t, "GET", fmt.Sprintf("%s/%d/%d", url, w, i), nil)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := g.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(logs.String(), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d access log lines after a graceful shutdown, want %d", len(lines), n)
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("line %q is not JSON", l)
+		}
+	}
 }

@@ -270,6 +270,7 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 			}
 			rt.cacheMaxEntry = rc.maxEntry()
 		}
+		rt.quickStart = rt.bulkhead == nil && rt.faults == nil && rt.shared == nil && (rt.auth == AuthNone || st.auth == nil)
 		st.routes = append(st.routes, rt)
 	}
 	return st, nil

@@ -48,11 +48,11 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 	defer cancel()
 	results := make(chan *hedgeRun, 1+r.hedge.max)
 	launch := func(prev *target, answer bool) (*hedgeRun, attemptOutcome) {
-		t, bp, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, answer)
+		t, bp, start, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, answer)
 		if out.answered {
 			return nil, out
 		}
-		run := &hedgeRun{t: t, bp: bp, start: g.clock.Now()}
+		run := &hedgeRun{t: t, bp: bp, start: start}
 		ctx.Request.CopyTo(&run.req)
 		if g.tracing != nil {
 			run.span = g.tracing.startClientSpan(x, t, &run.req, run.start)

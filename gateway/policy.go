@@ -70,6 +70,11 @@ type route struct {
 	faultHandler http.Handler
 	fallback     *fallbackResponse
 
+	// quickStart says nothing on the route holds a request up before its
+	// first attempt (no bulkhead queue, fault delay, Redis call or
+	// credential check), so the attempt may start at the request's start.
+	quickStart bool
+
 	// lower-cased names of headers to remove, for fast comparisons
 	reqRemove, respRemove []string
 }

@@ -77,6 +77,7 @@ var errUpstreamStatus = errors.New("upstream answered 5xx")
 // exchange is one request's state on its way through the gateway, pooled.
 type exchange struct {
 	start    time.Time
+	end      time.Time // when the last upstream attempt ended
 	route    *route
 	target   *target
 	attempts int
@@ -519,11 +520,10 @@ type attemptOutcome struct {
 // attempt sends the request once, to a target other than prev where the
 // pool has one.
 func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
-	t, bp, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, true)
+	t, bp, now, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, true)
 	if out.answered {
 		return out
 	}
-	now := g.clock.Now()
 	var span trace.Span
 	if g.tracing != nil {
 		span = g.tracing.startClientSpan(x, t, &ctx.Request, now)
@@ -531,7 +531,8 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 	t.inflight.Add(1)
 	err := t.do(context.Background(), &ctx.Request, &ctx.Response, tryDeadline, true)
 	t.inflight.Add(-1)
-	lat := g.clock.Since(now)
+	x.end = g.clock.Now()
+	lat := x.end.Sub(now)
 	res := g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, lat)
 	if span != nil {
 		endClientSpan(span, res.status, err, now.Add(lat))
@@ -542,27 +543,27 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 // startAttempt picks the target, asks its breaker and works out the
 // attempt's deadline; when any of them says no it answers the request if
 // answer is set (a hedge that cannot go leaves the request to the attempts
-// already out) and reports answered.
-func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (*target, resilience.BreakerPermit, time.Time, attemptOutcome) {
-	var bp resilience.BreakerPermit
-	t := x.route.pool.pick(prev, hashKey)
+// already out) and reports answered. now is when the attempt starts: for
+// the first attempt of a route where nothing can hold a request up before
+// it goes upstream, the request's start, which needs no clock read of its
+// own.
+func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (t *target, bp resilience.BreakerPermit, now, tryDeadline time.Time, out attemptOutcome) {
+	t = x.route.pool.pick(prev, hashKey)
 	if t == nil {
 		if answer {
 			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
 		}
-		return nil, bp, time.Time{}, attemptOutcome{answered: true}
+		return nil, bp, now, now, attemptOutcome{answered: true}
 	}
 	if !answer {
-		if t.breaker == nil {
-			now := g.clock.Now()
-			return t, bp, min64(deadline, now.Add(x.route.perTry)), attemptOutcome{}
+		if t.breaker != nil {
+			var err error
+			if bp, err = t.breaker.Allow(); err != nil {
+				return nil, bp, now, now, attemptOutcome{answered: true}
+			}
 		}
-		var err error
-		if bp, err = t.breaker.Allow(); err != nil {
-			return nil, bp, time.Time{}, attemptOutcome{answered: true}
-		}
-		now := g.clock.Now()
-		return t, bp, min64(deadline, now.Add(x.route.perTry)), attemptOutcome{}
+		now = g.clock.Now()
+		return t, bp, now, min64(deadline, now.Add(x.route.perTry)), attemptOutcome{}
 	}
 	x.target = t
 	if t.breaker != nil {
@@ -575,17 +576,21 @@ func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *targ
 				reason = rej.Reason
 			}
 			g.unavailable(ctx, x, "breaker", reason, wait)
-			return nil, bp, time.Time{}, attemptOutcome{answered: true}
+			return nil, bp, now, now, attemptOutcome{answered: true}
 		}
 	}
-	now := g.clock.Now()
-	tryDeadline := min64(deadline, now.Add(x.route.perTry))
+	if x.attempts <= 1 && x.route.quickStart && g.auth == nil {
+		now = x.start
+	} else {
+		now = g.clock.Now()
+	}
+	tryDeadline = min64(deadline, now.Add(x.route.perTry))
 	if !tryDeadline.After(now) {
 		bp.Done(nil)
 		g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
-		return nil, bp, time.Time{}, attemptOutcome{answered: true, kind: errTimeout}
+		return nil, bp, now, now, attemptOutcome{answered: true, kind: errTimeout}
 	}
-	return t, bp, tryDeadline, attemptOutcome{}
+	return t, bp, now, tryDeadline, attemptOutcome{}
 }
 
 // endAttempt accounts for an attempt that went upstream: latency for the
@@ -763,7 +768,13 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	if cl := rh.ContentLength(); cl >= 0 {
 		x.bytesOut = int64(cl)
 	}
-	lat := g.clock.Since(x.start)
+	// The last attempt's end is the request's, give or take the header
+	// edits above: one clock read per request and one per attempt.
+	end := x.end
+	if end.IsZero() {
+		end = g.clock.Now()
+	}
+	lat := end.Sub(x.start)
 	route := "unmatched"
 	if x.route != nil {
 		route = x.route.name
