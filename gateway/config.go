@@ -854,6 +854,15 @@ func (c *Config) validate() error {
 				bad(p+".hedge", "a hedge needs an upstream")
 			}
 		}
+		if c := r.Cache; c != nil {
+			maxSize := int64(c.MaxSize)
+			if maxSize == 0 {
+				maxSize = cache.DefaultMaxBytes
+			}
+			if int64(c.MaxEntrySize) > maxSize {
+				bad(p+".cache.maxEntrySize", "%v exceeds the cache's maxSize %v", c.MaxEntrySize, config.Size(maxSize))
+			}
+		}
 		switch r.Auth {
 		case "", AuthNone:
 		case AuthRequired, AuthOptional:
