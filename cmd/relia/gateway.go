@@ -24,8 +24,10 @@ func newGatewayCmd() *cobra.Command {
 		Short: "Run the resilient gateway: a reverse proxy that applies resilience policies at the edge",
 		Long: `relia gateway runs a reverse proxy configured by a kind: Gateway document:
 routes, upstream pools with health checks and outlier ejection, and per-route
-timeouts, retries with a budget, breakers, bulkheads, rate limits, fallbacks
-and fault injection. SIGHUP, POST /reload on the admin API, or a change to the
+timeouts, retries with a budget, hedging, breakers, bulkheads, rate limits
+(per replica or shared through Redis), API-key and JWT authentication, a
+response cache, fallbacks and fault injection. With OTEL_EXPORTER_OTLP_ENDPOINT
+set it exports OpenTelemetry traces over OTLP/HTTP. SIGHUP, POST /reload on the admin API, or a change to the
 file (--watch) reloads the config atomically; an invalid config is rejected
 and the old one keeps serving. SIGINT or SIGTERM drains and exits.`,
 		Args: cobra.NoArgs,
