@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
@@ -17,46 +20,118 @@ type requestHeader struct{ h *fasthttp.RequestHeader }
 
 func (r requestHeader) Get(name string) string { return string(r.h.Peek(name)) }
 
-// buildAuth reads the key file, JWKS and secret a config names and makes
-// the authenticator of its generation; nil when the config has no auth.
-func buildAuth(a *Auth, clk clock.Clock) (*auth.Authenticator, error) {
+// authenticators is a config generation's authentication: one
+// auth.Authenticator per JWT issuer (each also checking API keys), so that
+// a token is verified under the keys and claims of the issuer it names.
+type authenticators struct {
+	first    *auth.Authenticator // API keys, and the only issuer's tokens
+	byIssuer map[string]*auth.Authenticator
+}
+
+// buildAuth reads the key file, JWKS and secrets a config names and makes
+// the authenticators of its generation; nil when the config has no auth.
+func buildAuth(a *Auth, clk clock.Clock) (*authenticators, error) {
 	if a == nil {
 		return nil, nil
 	}
-	s := auth.Settings{KeyHeader: a.KeyHeader, Clock: clk}
+	var keys []auth.APIKey
 	if a.KeysFile != "" {
-		keys, err := auth.LoadKeys(a.KeysFile)
-		if err != nil {
+		var err error
+		if keys, err = auth.LoadKeys(a.KeysFile); err != nil {
 			return nil, fmt.Errorf("loading api keys: %w", err)
 		}
-		s.Keys = keys
 	}
-	if j := a.JWT; j != nil {
-		js := &auth.JWTSettings{
-			Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway, AllowNoExpiry: j.AllowNoExpiry,
-			TenantClaim: j.TenantClaim, RoutesClaim: j.RoutesClaim, TenantRoutes: j.TenantRoutes,
-		}
-		if j.JWKSFile != "" {
-			ks, err := auth.LoadJWKS(j.JWKSFile)
-			if err != nil {
-				return nil, fmt.Errorf("loading jwks: %w", err)
+	build := func(j *JWT) (*auth.Authenticator, error) {
+		s := auth.Settings{Keys: keys, KeyHeader: a.KeyHeader, Clock: clk}
+		if j != nil {
+			js := &auth.JWTSettings{
+				Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway, AllowNoExpiry: j.AllowNoExpiry,
+				TenantClaim: j.TenantClaim, RoutesClaim: j.RoutesClaim, TenantRoutes: j.TenantRoutes,
 			}
-			js.JWKS = ks
-		}
-		if j.SecretFile != "" {
-			b, err := os.ReadFile(j.SecretFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading jwt secret: %w", err)
+			if j.JWKSFile != "" {
+				ks, err := auth.LoadJWKS(j.JWKSFile)
+				if err != nil {
+					return nil, fmt.Errorf("loading jwks of %s: %w", j.Issuer, err)
+				}
+				js.JWKS = ks
 			}
-			js.Secret = trimSecret(b)
+			if j.SecretFile != "" {
+				b, err := os.ReadFile(j.SecretFile)
+				if err != nil {
+					return nil, fmt.Errorf("reading jwt secret of %s: %w", j.Issuer, err)
+				}
+				js.Secret = trimSecret(b)
+			}
+			s.JWT = js
 		}
-		s.JWT = js
+		au, err := auth.New(s)
+		if err != nil {
+			return nil, fmt.Errorf("configuring auth: %w", err)
+		}
+		return au, nil
 	}
-	a2, err := auth.New(s)
+	as := &authenticators{}
+	if len(a.JWT) == 0 {
+		first, err := build(nil)
+		if err != nil {
+			return nil, err
+		}
+		as.first = first
+		return as, nil
+	}
+	for i := range a.JWT {
+		au, err := build(&a.JWT[i])
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			as.first = au
+		}
+		if len(a.JWT) > 1 {
+			if as.byIssuer == nil {
+				as.byIssuer = map[string]*auth.Authenticator{}
+			}
+			as.byIssuer[a.JWT[i].Issuer] = au
+		}
+	}
+	return as, nil
+}
+
+// pick returns the authenticator for the request's credentials: the one
+// of the issuer a bearer JWT names, else the first (API keys, a missing
+// credential, or a token from an issuer not configured, which it refuses).
+func (as *authenticators) pick(h *fasthttp.RequestHeader) *auth.Authenticator {
+	if as.byIssuer == nil {
+		return as.first
+	}
+	if au := as.byIssuer[tokenIssuer(h.Peek("Authorization"))]; au != nil {
+		return au
+	}
+	return as.first
+}
+
+// tokenIssuer reads the iss claim of a bearer JWT without verifying it,
+// only to choose whose keys verify it; "" when there is none.
+func tokenIssuer(authz []byte) string {
+	const prefix = "Bearer "
+	if len(authz) <= len(prefix) || !strings.EqualFold(string(authz[:len(prefix)]), prefix) {
+		return ""
+	}
+	parts := strings.Split(string(authz[len(prefix):]), ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return nil, fmt.Errorf("configuring auth: %w", err)
+		return ""
 	}
-	return a2, nil
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	return claims.Iss
 }
 
 // trimSecret drops the line end an editor leaves at the end of a file.
@@ -70,8 +145,8 @@ func trimSecret(b []byte) []byte {
 // authenticate checks the request's credentials under the route's auth
 // mode and sets the tenant; on refusal it writes the 401 or 403 and
 // reports false.
-func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, a *auth.Authenticator, x *exchange) bool {
-	id, err := a.Authenticate(requestHeader{&ctx.Request.Header}, x.route.name)
+func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, as *authenticators, x *exchange) bool {
+	id, err := as.pick(&ctx.Request.Header).Authenticate(requestHeader{&ctx.Request.Header}, x.route.name)
 	if err == nil {
 		x.tenant = id.Tenant
 		return true

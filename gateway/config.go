@@ -334,8 +334,10 @@ type Auth struct {
 	// KeyHeader is the request header API keys come in; default
 	// X-API-Key. A key may also come as "Authorization: Bearer <key>".
 	KeyHeader string `yaml:"keyHeader"`
-	// JWT accepts bearer tokens from one issuer.
-	JWT *JWT `yaml:"jwt"`
+	// JWT lists the issuers whose bearer tokens are accepted. A token is
+	// verified under the entry whose issuer matches its iss; with several
+	// entries each must name its issuer.
+	JWT []JWT `yaml:"jwt"`
 }
 
 // JWT configures bearer-token verification: HS256 with a shared secret,
@@ -672,11 +674,22 @@ func (c *Config) validate() error {
 		}
 	}
 	if a := s.Auth; a != nil {
-		if a.KeysFile == "" && a.JWT == nil {
+		if a.KeysFile == "" && len(a.JWT) == 0 {
 			bad("spec.auth", "auth needs keysFile, jwt or both")
 		}
-		if j := a.JWT; j != nil && j.JWKSFile == "" && j.SecretFile == "" {
-			bad("spec.auth.jwt", "jwt needs jwksFile, secretFile or both")
+		issuers := map[string]bool{}
+		for i, j := range a.JWT {
+			jp := fmt.Sprintf("spec.auth.jwt[%d]", i)
+			if j.JWKSFile == "" && j.SecretFile == "" {
+				bad(jp, "an issuer needs jwksFile, secretFile or both")
+			}
+			if len(a.JWT) > 1 && j.Issuer == "" {
+				bad(jp+".issuer", "with several issuers each must name its iss")
+			}
+			if issuers[j.Issuer] {
+				bad(jp+".issuer", "duplicate issuer %q", j.Issuer)
+			}
+			issuers[j.Issuer] = true
 		}
 	}
 	ups := map[string]bool{}

@@ -37,6 +37,8 @@ func TestParseRejectsWithPosition(t *testing.T) {
 		{"redis fields on a memory store", "  routes: [{name: r, upstream: users, rateLimit: {rate: 1, onUnreachable: open}}]\n", "spec.routes[0].rateLimit.store"},
 		{"unknown auth mode", "  routes: [{name: r, upstream: users, auth: maybe}]\n", "spec.routes[0].auth"},
 		{"auth without credentials", "  auth: {keyHeader: X-Key}\n  routes: [{name: r, upstream: users}]\n", "spec.auth"},
+		{"issuers without names", "  auth: {jwt: [{secretFile: a}, {secretFile: b}]}\n  routes: [{name: r, upstream: users}]\n", "spec.auth.jwt[0].issuer"},
+		{"issuer without keys", "  auth: {jwt: [{issuer: x}]}\n  routes: [{name: r, upstream: users}]\n", "spec.auth.jwt[0]"},
 		{"open admin", "  admin: {address: \"0.0.0.0:9901\"}\n  routes: [{name: r, upstream: users}]\n", "needs a bearer token"},
 		{"overlapping listeners", "  routes: [{name: r, upstream: users}]\n", ""},
 		{"hash without key", "  routes: [{name: r, upstream: users}]\n", ""},

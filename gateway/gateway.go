@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/relia-dev/relia/clock"
-	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
@@ -108,7 +107,7 @@ type state struct {
 	poolList []*pool
 	trust    []netip.Prefix
 	// auth checks credentials under the config's spec.auth; nil without.
-	auth *auth.Authenticator
+	auth *authenticators
 }
 
 func (st *state) trusted(a netip.Addr) bool {

@@ -59,27 +59,32 @@ spec:
     - {id: shop-web, tenant: shop, routes: [orders, catalog], sha256: %s}
     - {id: other-web, tenant: other, routes: [catalog], sha256: %s}
 `, auth.HashKey(shopKey), auth.HashKey(otherKey)))
-	secret := "0123456789abcdef0123456789abcdef"
+	secret, partnerSecret := "0123456789abcdef0123456789abcdef", "partner-partner-partner-partner-"
 	secretFile := writeFile(t, "jwt.secret", secret+"\n")
-	token := func(tenant string, exp time.Time) string {
+	partnerFile := writeFile(t, "partner.secret", partnerSecret)
+	sign := func(iss, key, tenant string, exp time.Time) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"iss": "https://idp.test", "tenant": tenant, "exp": exp.Unix(),
-		}).SignedString([]byte(secret))
+			"iss": iss, "tenant": tenant, "exp": exp.Unix(),
+		}).SignedString([]byte(key))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	token := func(tenant string, exp time.Time) string { return sign("https://idp.test", secret, tenant, exp) }
+	hour := time.Now().Add(time.Hour)
 	var logs syncBuffer
 	g, url := startGateway(t, fmt.Sprintf(`  auth:
     keysFile: %s
-    jwt: {issuer: "https://idp.test", secretFile: %s, tenantRoutes: {shop: [orders]}}
+    jwt:
+      - {issuer: "https://idp.test", secretFile: %s, tenantRoutes: {shop: [orders]}}
+      - {issuer: "https://partner.test", secretFile: %s, tenantRoutes: {partner: [catalog]}}
   upstreams: [{name: svc, targets: [{address: %q}]}]
   routes:
     - {name: orders, match: {path: {prefix: /orders}}, upstream: svc}
     - {name: catalog, match: {path: {prefix: /catalog}}, upstream: svc, auth: optional}
     - {name: public, match: {path: {prefix: /public}}, upstream: svc, auth: none}
-`, keys, secretFile, be.addr()), Options{AccessLog: &logs})
+`, keys, secretFile, partnerFile, be.addr()), Options{AccessLog: &logs})
 
 	tests := []struct {
 		name, path string
@@ -95,6 +100,10 @@ spec:
 		{"jwt allowed", "/orders/1", map[string]string{"Authorization": "Bearer " + token("shop", time.Now().Add(time.Hour))}, 200, ""},
 		{"jwt expired", "/orders/1", map[string]string{"Authorization": "Bearer " + token("shop", time.Now().Add(-time.Hour))}, 401, auth.ReasonExpired},
 		{"jwt tenant not allowed", "/orders/1", map[string]string{"Authorization": "Bearer " + token("other", time.Now().Add(time.Hour))}, 403, auth.ReasonForbidden},
+		{"second issuer's token", "/catalog/1", map[string]string{"Authorization": "Bearer " + sign("https://partner.test", partnerSecret, "partner", hour)}, 200, ""},
+		{"second issuer's token off its routes", "/orders/1", map[string]string{"Authorization": "Bearer " + sign("https://partner.test", partnerSecret, "partner", hour)}, 403, auth.ReasonForbidden},
+		{"token naming one issuer signed by the other's key", "/catalog/1", map[string]string{"Authorization": "Bearer " + sign("https://partner.test", secret, "partner", hour)}, 401, auth.ReasonInvalid},
+		{"token of an issuer not configured", "/orders/1", map[string]string{"Authorization": "Bearer " + sign("https://evil.test", secret, "shop", hour)}, 401, auth.ReasonInvalid},
 		{"optional without credentials", "/catalog/1", nil, 200, ""},
 		{"optional with a bad key", "/catalog/1", map[string]string{"X-API-Key": "relia_nope"}, 401, auth.ReasonInvalid},
 		{"optional with a good key", "/catalog/1", map[string]string{"X-API-Key": otherKey}, 200, ""},
