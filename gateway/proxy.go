@@ -496,7 +496,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 			case errTimeout:
 				g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
 			case errConnect:
-				g.unavailable(ctx, x, "upstream", ReasonConnectFailed, 0)
+				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
 			default:
 				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
 			}

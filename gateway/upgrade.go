@@ -47,7 +47,7 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	up, err := fasthttp.DialTimeout(t.addr, timeout)
 	if err != nil {
-		g.unavailable(ctx, x, "upstream", ReasonConnectFailed, 0)
+		g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
 		return
 	}
 	req := &ctx.Request
