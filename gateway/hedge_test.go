@@ -105,6 +105,9 @@ func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
 	if _, retries := g.state.Load().routes[0].hedge.budget.Counts(); retries != 1 {
 		t.Errorf("retry budget spent %d, want 1 for the hedge", retries)
 	}
+	if _, m, _ := get(t, "GET", "http://"+g.AdminAddr()+"/metrics", nil); !strings.Contains(m, `relia_hedge_attempts_total{name="r"} 1`) {
+		t.Error("the metrics do not count the hedge")
+	}
 }
 
 func TestHedgeLeavesNonIdempotentRequestsAlone(t *testing.T) {
