@@ -173,8 +173,9 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 		return after, nil
 	}
 	cl := resp.Header.ContentLength()
-	if cl >= 0 || !stream {
-		// Known length, or a caller that wants the body whole.
+	if (cl >= 0 && cl <= streamAbove) || !stream {
+		// A known length small enough to hold, or a caller that wants
+		// the body whole.
 		if err := resp.ReadBody(uc.br, 0); err != nil {
 			return connClose, err
 		}
@@ -191,10 +192,19 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 		return after, nil
 	}
 	bs := bodyStreamPool.Get().(*bodyStream)
-	*bs = bodyStream{t: t, uc: uc, chunked: cl == -1, keep: keep && cl == -1, next: -1}
-	resp.SetBodyStream(bs, -1)
+	*bs = bodyStream{t: t, uc: uc, chunked: cl == -1, keep: keep && cl != -2, next: -1, left: int64(cl)}
+	if cl >= 0 {
+		resp.SetBodyStream(bs, cl)
+	} else {
+		resp.SetBodyStream(bs, -1)
+	}
 	return connStream, nil
 }
+
+// streamAbove is the largest body of known length read whole; a larger
+// one is passed on as it arrives, so that a download does not sit in the
+// gateway's memory.
+const streamAbove = 1 << 20
 
 // staleIf marks err as a stale connection's when the connection was a
 // kept one and the failure says the target had closed it.
@@ -205,9 +215,9 @@ func staleIf(reused bool, err error) error {
 	return err
 }
 
-// bodyStream is the body of an upstream response without a length,
-// passed on as it arrives: the chunked coding removed, or read until the
-// target closes. It owns the connection until Close, which keeps it for
+// bodyStream is the body of an upstream response passed on as it
+// arrives: one of a large known length, one with the chunked coding
+// removed, or one read until the target closes. It owns the connection until Close, which keeps it for
 // another request when the body was read to its end.
 type bodyStream struct {
 	t       *target
@@ -215,6 +225,7 @@ type bodyStream struct {
 	chunked bool
 	keep    bool  // the connection may be kept once the body is read
 	next    int64 // bytes left in the current chunk; -1 before a size line
+	left    int64 // bytes left of a body of known length; negative without one
 	done    bool
 	err     error
 }
@@ -231,6 +242,26 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	br := s.uc.br
+	if s.left >= 0 {
+		if s.left == 0 {
+			s.done = true
+			return 0, io.EOF
+		}
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err := br.Read(p)
+		s.left -= int64(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			s.err = err
+		} else if s.left == 0 {
+			s.done = true
+		}
+		return n, err
+	}
 	if !s.chunked {
 		n, err := br.Read(p)
 		if err == io.EOF {

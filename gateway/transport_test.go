@@ -79,6 +79,7 @@ func TestTransportReadsEveryBodyFraming(t *testing.T) {
 		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", "hello world", 1},
 		{"empty chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "", 1},
 		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", "", 1},
+		{"large content-length, streamed", "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\n" + strings.Repeat("x", 2<<20), strings.Repeat("x", 2<<20), 1},
 		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "ok", 2},
 	}
 	for _, tc := range tests {
