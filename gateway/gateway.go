@@ -151,15 +151,16 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 			return ok
 		}
 	}
-	if g.tracing, err = newTracing(o); err != nil {
-		return nil, err
-	}
 	if err := g.openAccessLog(cfg); err != nil {
 		return nil, err
 	}
 	st, err := g.build(cfg, nil)
+	if err == nil {
+		g.tracing, err = newTracing(o)
+	}
 	if err != nil {
 		g.closeAccessLog()
+		g.redis.close()
 		return nil, err
 	}
 	g.state.Store(st)
