@@ -47,13 +47,16 @@ const maxIdleConns = 256
 // new one.
 var errStaleConn = errors.New("kept-alive connection closed by the target")
 
-// acquire returns an idle connection, or dials one within the connect
-// timeout and the request's deadline; reused says which.
-func (t *target) acquire(ctx context.Context, deadline time.Time) (uc *upstreamConn, reused bool, err error) {
-	select {
-	case uc := <-t.idle:
-		return uc, true, nil
-	default:
+// acquire returns an idle connection, unless fresh is set, or dials one
+// within the connect timeout and the request's deadline; reused says
+// which.
+func (t *target) acquire(ctx context.Context, deadline time.Time, fresh bool) (uc *upstreamConn, reused bool, err error) {
+	if !fresh {
+		select {
+		case uc := <-t.idle:
+			return uc, true, nil
+		default:
+		}
 	}
 	if t.open.Add(1) > int64(t.maxConns) {
 		t.open.Add(-1)
@@ -99,14 +102,16 @@ func (t *target) closeIdle() {
 }
 
 // do sends req to the target and reads its answer into resp before
-// deadline. A response of known length is read whole; with stream set,
-// one without a length (chunked, or until close) becomes resp's body
-// stream and keeps the connection until it is closed. Cancelling ctx
-// aborts the exchange; a context that cannot be cancelled costs nothing. A kept connection the target
-// had closed is replaced once.
+// deadline. A response of known length up to streamAbove is read whole;
+// with stream set, any other (larger, chunked, or ending with the
+// connection) becomes resp's body stream, which keeps the connection until
+// it is closed. Cancelling ctx aborts the exchange; a context that cannot
+// be cancelled costs nothing. A kept connection the target had closed is
+// replaced once, by a new one: the other kept ones are likely closed too
+// (the target restarted), and are dropped.
 func (t *target) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) error {
 	for try := 0; ; try++ {
-		uc, reused, err := t.acquire(ctx, deadline)
+		uc, reused, err := t.acquire(ctx, deadline, try > 0)
 		if err != nil {
 			return err
 		}
@@ -122,6 +127,7 @@ func (t *target) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp.R
 			return nil
 		case errors.Is(err, errStaleConn) && try == 0:
 			t.discard(uc)
+			t.closeIdle()
 			resp.Reset()
 			continue
 		}

@@ -20,6 +20,18 @@ type rawBackend struct {
 	mu    sync.Mutex
 	conns int
 	n     int
+	open  []net.Conn
+}
+
+// dropAll closes every connection the backend has accepted, as a
+// restarted target would have.
+func (rb *rawBackend) dropAll() {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	for _, c := range rb.open {
+		c.Close()
+	}
+	rb.open = nil
 }
 
 func newRawBackend(t *testing.T, reply func(n int) (msg string, close bool)) *rawBackend {
@@ -37,6 +49,7 @@ func newRawBackend(t *testing.T, reply func(n int) (msg string, close bool)) *ra
 			}
 			rb.mu.Lock()
 			rb.conns++
+			rb.open = append(rb.open, c)
 			rb.mu.Unlock()
 			go func() {
 				defer c.Close()
@@ -121,6 +134,29 @@ func TestTransportReplacesAClosedKeptConnection(t *testing.T) {
 	}
 	if n := rb.connCount(); n != 3 {
 		t.Errorf("%d connections for three requests on a target that closes each", n)
+	}
+}
+
+func TestTransportSurvivesATargetDroppingEveryKeptConnection(t *testing.T) {
+	t.Parallel()
+	rb := newRawBackend(t, func(int) (string, bool) { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false })
+	_, url := startGateway(t, fmt.Sprintf(`  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b}]
+`, rb.ln.Addr().String()), Options{})
+	var wg sync.WaitGroup
+	for range 6 { // several kept connections
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			get(t, "GET", url+"/", nil)
+		}()
+	}
+	wg.Wait()
+	rb.dropAll()
+	for i := range 6 {
+		if code, body, _ := get(t, "GET", url+"/", nil); code != 200 || body != "ok" {
+			t.Fatalf("request %d after the target dropped its connections: %d %q", i, code, body)
+		}
 	}
 }
 
