@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,11 +92,11 @@ func startTarget(ctx context.Context, env targetEnv) (*system, error) {
 // front of it all.
 func (t *system) startShop(ctx context.Context, env targetEnv, svc Service) error {
 	sh, err := shop.Start(ctx, shop.Options{
-		Seed:            DeriveSeed(env.plan.Seed, "shop"),
-		Latency:         true,
-		Clock:           env.clock,
-		Resilient:       !svc.Shop.DisableResilience,
-		CatalogReplicas: svc.Shop.Replicas,
+		Seed:      DeriveSeed(env.plan.Seed, "shop"),
+		Latency:   true,
+		Clock:     env.clock,
+		Resilient: !svc.Shop.DisableResilience,
+		Replicas:  shopReplicas(svc.Shop.Replicas),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the demo shop: %w", err)
@@ -110,7 +112,9 @@ func (t *system) startShop(ctx context.Context, env targetEnv, svc Service) erro
 		if err != nil {
 			return fmt.Errorf("starting the processor's fault proxy: %w", err)
 		}
-		sh.Processor().Via("http://" + info.Listen)
+		if err := sh.Processor().Via("http://" + info.Listen); err != nil {
+			return err
+		}
 	}
 	for _, name := range ShopServices {
 		for _, r := range sh.Replicas(name) {
@@ -143,8 +147,8 @@ type shopReplica struct{ r *shop.Replica }
 
 func (s shopReplica) kill() error    { s.r.Kill(); return nil }
 func (s shopReplica) restart() error { s.r.Kill(); return s.r.Restart() }
-func (s shopReplica) pause() error   { return errors.New("the demo shop cannot pause a replica") }
-func (s shopReplica) resume() error  { return nil }
+func (s shopReplica) pause() error   { s.r.Pause(); return nil }
+func (s shopReplica) resume() error  { s.r.Resume(); return nil }
 
 // startCommand starts every replica of a command service and waits until
 // each answers its health check.
@@ -369,7 +373,9 @@ func (g *runGateway) set(f PlannedFault, on bool) error {
 	if err != nil {
 		return err
 	}
-	for _, af := range g.active {
+	names := slices.Sorted(maps.Keys(g.active)) // the same config for the same faults
+	for _, name := range names {
+		af := g.active[name]
 		gf := af.Gateway
 		for i := range cfg.Spec.Routes {
 			rt := &cfg.Spec.Routes[i]

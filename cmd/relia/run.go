@@ -98,7 +98,7 @@ func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbos
 	if verbose {
 		opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	fmt.Fprintf(stderr, "relia run: %s, seed %d (%s), %s planned\n", plan.Name, plan.Seed, plan.SeedFrom, plan.Total)
+	fmt.Fprintf(stderr, "experiment %s: seed %d (%s), %s planned\n", plan.Name, plan.Seed, plan.SeedFrom, plan.Total)
 	res, err := experiment.Run(ctx, plan, opts)
 	if len(res.Files) > 0 {
 		abs, _ := filepath.Abs(out)
