@@ -568,6 +568,10 @@ type Fault struct {
 	Delay time.Duration `yaml:"delay"`
 	// AbortStatus answers with this status instead of proxying.
 	AbortStatus int `yaml:"abortStatus"`
+	// Seed seeds which requests the percentage picks: the same seed and
+	// the same sequence of requests pick the same ones. relia run sets it
+	// from the experiment's seed.
+	Seed uint64 `yaml:"seed"`
 }
 
 // LoadFile reads and validates the Gateway document in the file at path.

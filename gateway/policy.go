@@ -199,7 +199,9 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 	}
 	if len(r.Faults) > 0 {
 		rules := make([]fault.HTTPRule, 0, len(r.Faults))
+		var seed uint64
 		for _, f := range r.Faults {
+			seed ^= f.Seed
 			p := float64(f.Percentage)
 			if p == 0 && len(f.Headers) > 0 {
 				p = 1 // a fault keyed on a header applies to every request carrying it
@@ -208,7 +210,7 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 				Headers: f.Headers, Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus,
 			}})
 		}
-		rt.faults, err = fault.NewHTTPFilter(rules, fault.HTTPFilterOptions{Clock: clk, MaxTriggered: 64})
+		rt.faults, err = fault.NewHTTPFilter(rules, fault.HTTPFilterOptions{Seed: seed, Clock: clk, MaxTriggered: 64})
 		if err != nil {
 			return nil, fmt.Errorf("route %s: faults: %w", r.Name, err)
 		}
