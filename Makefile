@@ -65,8 +65,6 @@ bench:
 	cd bench && taskset -c 0,1 $(GO) test -run='^$$' -bench='Breaker|Pipeline5' -benchmem -count=5 -cpu=1,2 . | tee ../bench-resilience.txt
 	taskset -c 0,1 $(GO) test -run='^$$' -bench=Record -benchmem -count=5 -cpu=1,2 ./outcome/ | tee bench-outcome.txt
 
-# demo runs the README's main-job command. Until `relia demo` exists that is
-# the fault proxy, serving until interrupted.
 # The harnesses against wrk, hey, nginx, haproxy and Toxiproxy; each pins
 # cores itself and prints ratios (docs/benchmarks.md).
 bench-load:
@@ -78,8 +76,10 @@ bench-gateway:
 bench-fault:
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
 
+# demo runs the README's main-job command: the Black Friday experiment on
+# the embedded shop, about a minute, report in ./relia-demo-<time>.
 demo: build
-	./$(BIN) fault serve --seed 42
+	./$(BIN) demo
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
