@@ -1,17 +1,21 @@
 // Package experiment is relia's main job: load, faults and an SLO verdict
-// in one run. It holds everything of that workflow that does not drive
-// traffic itself, so that the runner is a thin loop over it.
+// in one run.
 //
 //	plan, err := experiment.ReadFile("black-friday.yaml", experiment.Options{})
 //	if err != nil {
 //		return err // black-friday.yaml:31:11: spec.phases[2].faults[1]: overlaps fault "slow" ...
 //	}
 //	plan.Text(os.Stdout) // the dry run
-//	... the runner drives the phases, recording outcomes into rec ...
-//	v, err := experiment.Judge(plan, rec, timeline)
-//	sc := experiment.Score(plan, v)
-//	fmt.Print(experiment.Summary(plan, v, sc))
-//	experiment.NewJournal(plan, rec, timeline, v, &sc, v.ExitCode).Encode(f)
+//	res, err := experiment.Run(ctx, plan, experiment.RunOptions{OutDir: "out", Stdout: os.Stdout})
+//	if err != nil {
+//		return err // res.ExitCode: ExitBadArgs (nothing sent) or ExitRuntime
+//	}
+//	os.Exit(res.ExitCode) // 0 passed, 1 failed, 3 aborted or interrupted
+//
+// Run starts the target (the demo shop behind the relia gateway, or
+// command services), a fault server, runs the phases with their load and
+// faults, and rolls every fault back on every path; DemoPlan is the
+// "Black Friday" experiment of relia demo.
 //
 // The pieces, in the order a run uses them:
 //

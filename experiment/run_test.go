@@ -297,7 +297,7 @@ func TestRunBadInputSendsNothing(t *testing.T) {
 		yaml string
 		want string
 	}{
-		"unreachable target": {strings.ReplaceAll(urlExperiment, "BACKEND", closed), "upstream " + closed + " is unreachable"},
+		"unreachable target":             {strings.ReplaceAll(urlExperiment, "BACKEND", closed), "upstream " + closed + " is unreachable"},
 		"fault server without the proxy": {strings.NewReplacer("toxic: {proxy: api", "toxic: {proxy: db", "ABORT", "").Replace(abortExperiment), `has no proxy "db"`},
 		"service that never gets healthy": {`kind: Experiment
 version: relia/v1
@@ -317,8 +317,7 @@ spec:
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			faultSrv, api, proxy := externalFaults(t, srv.Listener.Addr().String())
-			_ = faultSrv
+			_, api, proxy := externalFaults(t, srv.Listener.Addr().String())
 			_, port, _ := net.SplitHostPort(freeAddr(t))
 			p := planFrom(t, c.yaml, "PROXY", proxy, "FAULTS", api, "BACKEND", srv.Listener.Addr().String(), "PORT", port)
 			res, err := experiment.Run(context.Background(), p, experiment.RunOptions{})
