@@ -15,6 +15,10 @@ import (
 // DefaultDemoDuration is how long the demo runs unless told otherwise.
 const DefaultDemoDuration = time.Minute
 
+// DefaultDemoRate is the demo's baseline arrival rate in requests per
+// second; the spike goes to ten times it.
+const DefaultDemoRate = 20
+
 // MinDemoDuration is the shortest demo: below it the phases are shorter
 // than the recorder's one-second buckets the verdict reads.
 const MinDemoDuration = 10 * time.Second
@@ -34,6 +38,9 @@ type DemoOptions struct {
 	// Seed, when set, is the seed of every random decision; nil picks one
 	// at random (and the plan records it).
 	Seed *uint64
+	// Rate is the baseline arrival rate in requests per second; the spike
+	// goes to ten times it. Zero means DefaultDemoRate.
+	Rate int
 	// NoResilience switches off the gateway's retries, breakers, health
 	// checks and fallbacks and the services' own policies, to show what
 	// they are worth: the same faults then fail the verdict.
@@ -175,7 +182,13 @@ func demoYAML(o DemoOptions, scenario string) ([]byte, error) {
 	if o.Duration < MinDemoDuration {
 		return nil, fmt.Errorf("the demo needs at least %s, not %s", MinDemoDuration, o.Duration)
 	}
-	d := demoData{File: DemoExperimentFile, Scenario: scenario, NoResilience: o.NoResilience, Rate: 20, Peak: 200,
+	if o.Rate < 0 {
+		return nil, fmt.Errorf("the demo's rate %d is negative", o.Rate)
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultDemoRate
+	}
+	d := demoData{File: DemoExperimentFile, Scenario: scenario, NoResilience: o.NoResilience, Rate: o.Rate, Peak: 10 * o.Rate,
 		scale: float64(o.Duration) / float64(DefaultDemoDuration)}
 	if o.Seed != nil {
 		d.Seed = fmt.Sprint(*o.Seed)

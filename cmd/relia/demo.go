@@ -15,6 +15,7 @@ func init() { register(newDemoCmd) }
 // demoFlags are relia demo's flags.
 type demoFlags struct {
 	duration     time.Duration
+	rate         int
 	seed         uint64
 	out          string
 	export       string
@@ -42,7 +43,7 @@ writes the report into the folder it names. Nothing to install.
 Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := experiment.DemoOptions{Duration: f.duration, NoResilience: f.noResilience}
+			o := experiment.DemoOptions{Duration: f.duration, Rate: f.rate, NoResilience: f.noResilience}
 			if cmd.Flags().Changed("seed") {
 				o.Seed = &f.seed
 			}
@@ -73,6 +74,7 @@ Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error.`,
 	}
 	fl := cmd.Flags()
 	fl.DurationVar(&f.duration, "duration", experiment.DefaultDemoDuration, "length of the whole run; every phase and fault scales with it")
+	fl.IntVar(&f.rate, "rate", experiment.DefaultDemoRate, "baseline requests per second; the spike sends ten times as many")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random decision (default random); printed and recorded")
 	fl.StringVar(&f.out, "out", "", "folder for the report, journal and rules (default ./relia-demo-<time>)")
 	fl.StringVar(&f.export, "export", "", "write the demo's experiment and scenario into this folder and exit")
