@@ -27,9 +27,9 @@ type RunOptions struct {
 	// Stdout receives the terminal summary; nil means none.
 	Stdout io.Writer
 	// Progress receives a live progress line, redrawn with \r every
-	// second (phase, elapsed and remaining, req/s, p99, error rate, budget
-	// spent); nil means none. The CLI passes stderr when it is a
-	// terminal.
+	// second (phase, elapsed and remaining, req/s, p99, error rate, the
+	// first SLO's burn rate and budget spent); nil means none. The CLI
+	// passes stderr when it is a terminal.
 	Progress io.Writer
 	// Logger receives the run's events (services started, faults started
 	// and ended); nil discards them.

@@ -248,7 +248,7 @@ func planSection(p *Plan) report.Section {
 // progress redraws a progress line on opts.Progress every second until
 // ctx ends: the phase, elapsed and remaining time, and over the last
 // seconds the request rate, p99 and error rate, with the first SLO's
-// budget spent so far.
+// burn rate and budget spent so far.
 func (r *runState) progress(ctx context.Context) {
 	w := r.opts.Progress
 	if w == nil {
@@ -279,14 +279,14 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 	if n := sent(sum); n > 0 {
 		errRate = float64(failed(sum)) / float64(n)
 	}
-	line := fmt.Sprintf("%-14s %s/%s  %7.1f req/s  p99 %8s  errors %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
+	line := fmt.Sprintf("%-18s %s/%s  %7.1f req/s  p99 %8s  errors %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
 		latency(sum.Latency.Quantile(0.99)), pct(errRate))
 	if len(p.SLOs) > 0 && p.SLOs[0].SLO != nil {
 		s := p.SLOs[0]
 		good, total := sloCounter(s.SLO)(r.rec.Window(r.start, now))
 		if total > 0 {
 			burn := slo.BurnRate(float64(total-good)/float64(total), s.Objective)
-			line += fmt.Sprintf("  %s budget spent %s", s.ID, pct(slo.BudgetSpent(burn, elapsed, s.SLO.Period())))
+			line += fmt.Sprintf("  %s burn %.1fx, budget spent %s", s.ID, burn, pct(slo.BudgetSpent(burn, elapsed, s.SLO.Period())))
 		}
 	}
 	return line + "   "
