@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/internal/config/configtest"
+	"github.com/relia-dev/relia/internal/shop"
 )
 
 // exp writes an experiment document around spec lines (indented by two
@@ -292,5 +294,28 @@ func TestJSONSchema(t *testing.T) {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("schema lacks %s", want)
 		}
+	}
+}
+
+// TestShopRoutesAreTheGatewayConfigs checks that the routes gateway
+// faults may name at parse time are those of the gateway the run starts
+// in front of the shop.
+func TestShopRoutesAreTheGatewayConfigs(t *testing.T) {
+	t.Parallel()
+	sh, err := shop.Start(t.Context(), shop.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	cfg, err := gateway.Parse("shop", sh.GatewayConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	for _, r := range cfg.Spec.Routes {
+		routes = append(routes, r.Name)
+	}
+	if !slices.Equal(routes, shopRoutes) {
+		t.Errorf("the shop's gateway has routes %v, the parser knows %v", routes, shopRoutes)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,6 +111,7 @@ type runState struct {
 	rec    *outcome.Recorder
 	start  time.Time
 	ctx    context.Context // the caller's: its end is Ctrl-C or SIGTERM
+	stop   func()          // ends the run early: faults, monitor, progress and load
 
 	mu     sync.Mutex
 	reason string  // why the run ended early: an End* reason; "" on schedule
@@ -163,11 +165,7 @@ func (r *runState) checkGatewayFaults() error {
 		if gw == nil {
 			return inputErrorf("fault %s: gateway faults need the relia gateway, which the run starts in front of a shop target; this target has none", f.Name)
 		}
-		found := false
-		for _, name := range gw.routes {
-			found = found || name == f.Gateway.Route
-		}
-		if !found {
+		if !slices.Contains(gw.routes, f.Gateway.Route) {
 			return inputErrorf("fault %s: the gateway has no route %q (routes: %v)", f.Name, f.Gateway.Route, gw.routes)
 		}
 	}
@@ -186,13 +184,13 @@ func (r *runState) tearDown() {
 }
 
 // end records why the run ends early, once, and stops it.
-func (r *runState) end(reason string, err error, b *Breach, stop context.CancelFunc) {
+func (r *runState) end(reason string, err error, b *Breach) {
 	r.mu.Lock()
 	if r.reason == "" {
 		r.reason, r.err, r.breach = reason, err, b
 	}
 	r.mu.Unlock()
-	stop()
+	r.stop()
 }
 
 // why is the End* reason of faults ended by the run's end: the reason
@@ -219,46 +217,39 @@ func (r *runState) execute(ctx context.Context) {
 	defer stopRun()
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
-	stop := func() { stopRun(); stopLoad() }
+	r.stop = func() { stopRun(); stopLoad() }
 
-	var loads sync.WaitGroup
+	var loads, watchers sync.WaitGroup
 	for i, t := range r.tests {
-		loads.Go(func() { r.runLoad(loadCtx, i, t, stop) })
+		loads.Go(func() { r.runLoad(loadCtx, i, t) })
 	}
 	fr := (&faultRunner{plan: p, clock: r.clock, log: r.log, backend: r.faults, target: r.target, start: r.start, why: r.why,
-		failed: func(err error) { r.end(EndRolledBackError, err, nil, stop) }}).init()
-	faultsDone := make(chan struct{})
-	go func() {
-		defer close(faultsDone)
-		fr.runAll(runCtx)
-	}()
+		failed: func(err error) { r.end(EndRolledBackError, err, nil) }}).init()
+	watchers.Go(func() { fr.runAll(runCtx) })
 	monitor, err := NewAbortMonitor(p, r.rec, r.start, AbortOptions{Clock: r.clock})
 	if err != nil {
-		r.end(EndRolledBackError, err, nil, stop)
+		r.end(EndRolledBackError, err, nil)
 	} else {
-		go func() {
+		watchers.Go(func() {
 			if b, err := monitor.Run(runCtx); err == nil {
 				r.log.Warn("abort condition breached", "condition", b.Condition, "reason", b.Reason)
-				r.end(EndRolledBackAbort, nil, &b, stop)
+				r.end(EndRolledBackAbort, nil, &b)
 			}
-		}()
+		})
 	}
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		r.progress(runCtx)
-	}()
+	if r.opts.Progress != nil {
+		watchers.Go(func() { r.progress(runCtx) })
+	}
 
 	if err := sleepUntil(runCtx, r.clock, r.start.Add(p.Total)); err != nil && ctx.Err() != nil {
-		r.end(EndRolledBackSignal, nil, nil, stop)
+		r.end(EndRolledBackSignal, nil, nil)
 	}
 	end := r.start.Add(p.Total)
 	if r.why() != EndStopped {
 		end = earliest(r.clock.Now(), end)
 	}
 	stopRun() // faults whose end is the run's end, the monitor, the progress line
-	<-faultsDone
-	<-progressDone
+	watchers.Wait()
 	loads.Wait()
 	r.tl.End = end
 	r.tl.Faults = fr.snapshot()
@@ -300,7 +291,7 @@ func (r *runState) phaseAt(t time.Time) string {
 // recorder. Its setup (a login, say) runs at once, before the first
 // phase starts. A phase whose scenario keeps its own profile is cut at
 // the phase's end.
-func (r *runState) runLoad(ctx context.Context, i int, t *load.Test, stop context.CancelFunc) {
+func (r *runState) runLoad(ctx context.Context, i int, t *load.Test) {
 	ph := r.plan.Phases[i]
 	if ph.Load.Rate == 0 && ph.Load.VUs == 0 && len(ph.Load.Stages) == 0 {
 		var cancel context.CancelFunc
@@ -312,7 +303,7 @@ func (r *runState) runLoad(ctx context.Context, i int, t *load.Test, stop contex
 	_, err := t.Run(ctx, load.RunOptions{Clock: r.clock, StartAt: r.start.Add(ph.Start), Live: r.rec})
 	if err != nil && ctx.Err() == nil {
 		r.log.Error("phase load failed", "phase", ph.Name, "error", err)
-		r.end(EndRolledBackError, fmt.Errorf("phase %s: %w", ph.Name, err), nil, stop)
+		r.end(EndRolledBackError, fmt.Errorf("phase %s: %w", ph.Name, err), nil)
 	}
 }
 

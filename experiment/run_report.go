@@ -251,10 +251,6 @@ func planSection(p *Plan) report.Section {
 // burn rate and budget spent so far.
 func (r *runState) progress(ctx context.Context) {
 	w := r.opts.Progress
-	if w == nil {
-		<-ctx.Done()
-		return
-	}
 	defer fmt.Fprintln(w)
 	const recent = 2 * time.Second
 	for {

@@ -153,7 +153,8 @@ func (s shopReplica) resume() error  { s.r.Resume(); return nil }
 // startCommand starts every replica of a command service and waits until
 // each answers its health check.
 func (t *system) startCommand(ctx context.Context, env targetEnv, svc Service) error {
-	for i := range svc.Replicas {
+	reps := make([]*procReplica, svc.Replicas)
+	for i := range reps {
 		r := &procReplica{svc: svc, index: i, port: svc.Port + i, clock: env.clock, log: env.log}
 		if env.logDir != "" {
 			r.logPath = filepath.Join(env.logDir, fmt.Sprintf("%s-%d.log", svc.Name, i))
@@ -163,9 +164,10 @@ func (t *system) startCommand(ctx context.Context, env targetEnv, svc Service) e
 		}
 		t.closers = append(t.closers, r.stop)
 		t.replicas[svc.Name] = append(t.replicas[svc.Name], r)
+		reps[i] = r
 	}
-	for i, r := range t.replicas[svc.Name] {
-		if err := r.(*procReplica).waitHealthy(ctx); err != nil {
+	for i, r := range reps {
+		if err := r.waitHealthy(ctx); err != nil {
 			return inputErrorf("service %s replica %d: %w", svc.Name, i, err)
 		}
 	}

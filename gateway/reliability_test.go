@@ -210,20 +210,7 @@ func TestMalformedRequests(t *testing.T) {
 func TestWebSocketPassesThrough(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, "ws")
-	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Header.Get("Upgrade") != "websocket" {
-			return false
-		}
-		c, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return true
-		}
-		defer c.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(c, rw) // echo
-		return true
-	})
+	echoWebSocket(b)
 	g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]

@@ -253,19 +253,8 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 			s.done = true
 			return 0, io.EOF
 		}
-		if int64(len(p)) > s.left {
-			p = p[:s.left]
-		}
-		n, err := br.Read(p)
-		s.left -= int64(n)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			s.err = err
-		} else if s.left == 0 {
-			s.done = true
-		}
+		n, err := s.readAtMost(p, &s.left)
+		s.done = err == nil && s.left == 0
 		return n, err
 	}
 	if !s.chunked {
@@ -308,11 +297,18 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		}
 		s.next = size
 	}
-	if int64(len(p)) > s.next {
-		p = p[:s.next]
+	return s.readAtMost(p, &s.next)
+}
+
+// readAtMost reads at most *left bytes of a body whose length is known
+// (the body's, or the current chunk's) and counts them off; the stream
+// ending before them is an error the stream keeps.
+func (s *bodyStream) readAtMost(p []byte, left *int64) (int, error) {
+	if int64(len(p)) > *left {
+		p = p[:*left]
 	}
-	n, err := br.Read(p)
-	s.next -= int64(n)
+	n, err := s.uc.br.Read(p)
+	*left -= int64(n)
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

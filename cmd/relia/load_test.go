@@ -136,7 +136,10 @@ func TestLoadServesLiveMetrics(t *testing.T) {
 	var stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"load", srv.URL, "--rate", "100", "--duration", "2s", "--metrics-addr", "127.0.0.1:0"}, io.Discard, &stderr)
+		// The test is about the live metrics: like the exit-code test, it
+		// asks for less punctuality than a loaded CI machine can promise.
+		done <- run([]string{"load", srv.URL, "--rate", "100", "--duration", "2s", "--metrics-addr", "127.0.0.1:0",
+			"--threshold", "arrivals_on_time:rate>=0.5"}, io.Discard, &stderr)
 	}()
 	addr := regexp.MustCompile(`live metrics on (http://\S+)`)
 	deadline := time.Now().Add(5 * time.Second)
