@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build test test-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
+.PHONY: all build test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
 
 all: build
 
@@ -32,25 +32,39 @@ test: test-deps
 # test-deps installs what is missing and nothing else, so it is quick on a
 # machine that already has everything.
 test-deps:
-	@missing=""; \
-	for pair in $(TEST_APT_DEPS); do \
-		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
-		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
-		echo "installing Debian packages:$$missing"; \
-		$$sudo apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-	@mkdir -p $(TOOLS_BIN); \
-	for pair in $(TEST_GO_TOOLS); do \
-		name=$${pair%%:*}; mod=$${pair#*:}; \
-		if [ ! -x $(TOOLS_BIN)/$$name ]; then \
-			echo "installing $$mod as $$name"; \
-			tmp=$$(mktemp -d); GOBIN=$$tmp $(GO) install $$mod && mv $$tmp/* $(TOOLS_BIN)/$$name; rm -rf $$tmp; \
-		fi; \
-	done
+	@$(call install_deps,$(TEST_APT_DEPS),$(TEST_GO_TOOLS))
+
+# The peers the benchmark harnesses run beside relia (bench/*).
+BENCH_APT_DEPS := nginx:nginx wrk:wrk hey:hey haproxy:haproxy caddy:caddy
+BENCH_GO_TOOLS := k6:go.k6.io/k6@v1.8.1
+
+bench-deps:
+	@$(call install_deps,$(BENCH_APT_DEPS),$(BENCH_GO_TOOLS))
+
+# install_deps installs the Debian packages of the "command:package" pairs
+# in $(1) whose command is missing, and the "name:module@version" Go
+# programs in $(2) that are not yet in .tools/bin.
+define install_deps
+missing=""; \
+for pair in $(1); do \
+	cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+done; \
+if [ -n "$$missing" ]; then \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	echo "installing Debian packages:$$missing"; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+fi; \
+mkdir -p $(TOOLS_BIN); \
+for pair in $(2); do \
+	name=$${pair%%:*}; mod=$${pair#*:}; \
+	if [ ! -x $(TOOLS_BIN)/$$name ]; then \
+		echo "installing $$mod as $$name"; \
+		tmp=$$(mktemp -d); GOBIN=$$tmp $(GO) install $$mod && mv $$tmp/* $(TOOLS_BIN)/$$name; rm -rf $$tmp; \
+	fi; \
+done
+endef
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -67,13 +81,13 @@ bench:
 
 # The harnesses against wrk, hey, nginx, haproxy and Toxiproxy; each pins
 # cores itself and prints ratios (docs/benchmarks.md).
-bench-load:
+bench-load: bench-deps
 	cd bench && $(GO) run ./load -duration 10s -rounds 3
 
-bench-gateway:
+bench-gateway: bench-deps
 	cd bench && $(GO) run ./gateway -duration 5s -rounds 3
 
-bench-fault:
+bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
 
 # demo runs the README's main-job command: the Black Friday experiment on

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/rawio"
 )
 
 var errLinkClosed = errors.New("connection closed by a toxic")
@@ -181,13 +182,14 @@ func (l *link) send(ts []*toxicState, write func([]byte) error, p []byte) error 
 func (l *link) pump(dir Direction, src, dst net.Conn) {
 	defer l.pumpsAlive.Done()
 	buf := make([]byte, 32<<10)
-	read := rawReader(src, buf)
-	if read == nil {
-		read = func() (int, error) { return src.Read(buf) }
+	// Raw syscalls on Linux TCP sockets (internal/rawio says why).
+	read := func() (int, error) { return src.Read(buf) }
+	if rc := rawio.New(src); rc != nil {
+		read = func() (int, error) { return rc.Read(buf) }
 	}
-	write := rawWriter(dst)
-	if write == nil {
-		write = func(p []byte) error { _, err := dst.Write(p); return err }
+	write := func(p []byte) error { _, err := dst.Write(p); return err }
+	if rc := rawio.New(dst); rc != nil {
+		write = rc.Write
 	}
 	for {
 		n, err := read()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -22,8 +23,9 @@ type HTTPVersion string
 // The HTTP versions relia's client speaks.
 const (
 	// HTTP1 is HTTP/1.1 over keep-alive connections (TLS for https URLs).
-	// It runs on fasthttp's client, which sends a request with no
-	// allocation: relia measures the service, not its own overhead.
+	// Plain http runs on relia's own client (wire.go) and https on
+	// fasthttp's; both send a request with no allocation: relia measures
+	// the service, not its own overhead.
 	HTTP1 HTTPVersion = "1.1"
 	// HTTP2 is HTTP/2 over TLS, negotiated with ALPN.
 	HTTP2 HTTPVersion = "2"
@@ -89,7 +91,7 @@ func newTransport(o ClientOptions) (transport, error) {
 	}
 	switch o.Version {
 	case "", HTTP1:
-		return &fastTransport{timeout: o.Timeout, maxBody: o.MaxBodyBytes, c: &fasthttp.Client{
+		tls := &fastTransport{timeout: o.Timeout, maxBody: o.MaxBodyBytes, c: &fasthttp.Client{
 			Name:                          "relia",
 			TLSConfig:                     tlsConf,
 			MaxConnsPerHost:               maxConns,
@@ -104,7 +106,8 @@ func newTransport(o ClientOptions) (transport, error) {
 			// requests, and the per-connection cost of ten thousand VUs.
 			ReadBufferSize:      8 << 10,
 			MaxResponseBodySize: 0,
-		}}, nil
+		}}
+		return newWireTransport(o, maxConns, tls), nil
 	case HTTP2, H2C:
 		tr := &http.Transport{
 			TLSClientConfig:     tlsConf,
@@ -210,9 +213,16 @@ func fastError(err error) error {
 }
 
 var (
-	errConnReset = errors.New("connection reset")
-	errNoConn    = errors.New("no free connection")
+	errConnReset error = resetError{}
+	errNoConn          = errors.New("no free connection")
 )
+
+// resetError is a connection the server closed before answering; it
+// classifies as a reset (outcome.ClassReset) like ECONNRESET.
+type resetError struct{}
+
+func (resetError) Error() string        { return "connection reset" }
+func (resetError) Is(target error) bool { return target == syscall.ECONNRESET }
 
 // stdTransport is HTTP/2 (and h2c) on net/http.
 type stdTransport struct {

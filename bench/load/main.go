@@ -7,8 +7,8 @@
 // It measures, in order:
 //
 //  1. maximum throughput: wrk -t1 -c50, hey -c 50, k6 with 50 VUs (when
-//     installed: k6 on PATH, or -k6 PATH; `GOBIN=$(mktemp -d) go install
-//     go.k6.io/k6@latest` builds one outside the main module) and relia load
+//     installed: k6 on PATH, or -k6 PATH; `make bench-deps` builds one into
+//     .tools/bin, outside the main module) and relia load
 //     --vus 50, which records every request in full (HDR histograms per
 //     second, per request name, status codes); each tool is run -rounds
 //     times in rotating order and the median reported, with relia's ratio
@@ -150,7 +150,7 @@ http {
 			return pinned(`http_reqs[.:\s]+[0-9]+\s+([0-9.]+)/s`, k6, "run", "--quiet", "--vus", strconv.Itoa(conns), "--duration", d.String(), "-e", "URL="+url, script)
 		}})
 	} else {
-		skipped = append(skipped, "k6 (not on PATH; GOBIN=$(mktemp -d) go install go.k6.io/k6@latest, then -k6 $GOBIN/k6)")
+		skipped = append(skipped, "k6 (not on PATH; make bench-deps installs it into .tools/bin)")
 	}
 
 	fmt.Printf("maximum throughput: medians over %d rounds of %s, %d connections, generator on CPU 0, nginx on CPU 1\n", rounds, d, conns)

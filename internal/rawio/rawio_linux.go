@@ -1,0 +1,140 @@
+//go:build linux
+
+package rawio
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is one TCP connection's raw reader and writer. A Conn is used by
+// one goroutine at a time for reads and one for writes, as a net.Conn's
+// Read and Write would be.
+type Conn struct {
+	rc syscall.RawConn
+
+	rbuf    []byte
+	rn      int
+	rerr    error
+	eagain  bool
+	readFn  func(uintptr) bool
+	tryFn   func(uintptr) bool
+	wbuf    []byte
+	werr    error
+	writeFn func(uintptr) bool
+}
+
+// New returns c's raw reader and writer, or nil when c is not a TCP
+// connection.
+func New(c net.Conn) *Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	x := &Conn{rc: rc}
+	// The callbacks are made once, so reads and writes allocate nothing.
+	x.readFn = func(fd uintptr) bool {
+		if x.readOnce(fd) {
+			return true
+		}
+		// The poller waits for readiness and calls again. (A read that
+		// returns EAGAIN cannot be skipped after a short read: a FIN read
+		// with the data raises no new edge.)
+		return false
+	}
+	x.tryFn = func(fd uintptr) bool {
+		x.eagain = !x.readOnce(fd)
+		return true
+	}
+	x.writeFn = func(fd uintptr) bool {
+		for len(x.wbuf) > 0 {
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&x.wbuf[0])), uintptr(len(x.wbuf)))
+			switch e {
+			case 0:
+				x.wbuf = x.wbuf[r:]
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // the poller waits for room and calls again
+			default:
+				x.werr = e
+				return true
+			}
+		}
+		return true
+	}
+	return x
+}
+
+// readOnce reads into rbuf, reporting false on EAGAIN.
+func (x *Conn) readOnce(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&x.rbuf[0])), uintptr(len(x.rbuf)))
+		switch e {
+		case 0:
+			x.rn, x.rerr = int(r), nil
+			if r == 0 {
+				x.rerr = io.EOF
+			}
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			x.rn, x.rerr = 0, e
+			return true
+		}
+	}
+}
+
+// Read reads into p, waiting for data; it returns io.EOF at the end of
+// the stream.
+func (x *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	x.rbuf = p
+	err := x.rc.Read(x.readFn)
+	x.rbuf = nil
+	if err != nil {
+		return 0, err
+	}
+	return x.rn, x.rerr
+}
+
+// TryRead reads into p without waiting: ready is false when no data (and
+// no end of stream) was there to read.
+func (x *Conn) TryRead(p []byte) (n int, ready bool, err error) {
+	if len(p) == 0 {
+		return 0, false, nil
+	}
+	x.rbuf = p
+	err = x.rc.Read(x.tryFn)
+	x.rbuf = nil
+	if err != nil {
+		return 0, true, err
+	}
+	if x.eagain {
+		return 0, false, nil
+	}
+	return x.rn, true, x.rerr
+}
+
+// Write writes all of p, waiting for room in the socket's buffer.
+func (x *Conn) Write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	x.wbuf, x.werr = p, nil
+	err := x.rc.Write(x.writeFn)
+	x.wbuf = nil
+	if err != nil {
+		return err
+	}
+	return x.werr
+}

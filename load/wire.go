@@ -1,0 +1,678 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relia-dev/relia/internal/rawio"
+)
+
+// wireTransport is HTTP/1.1 over plain TCP, written and parsed by relia
+// itself: the request is rendered into one buffer and written with one
+// syscall, the response read straight into a pooled buffer and parsed for
+// what a load test needs (status, framing, the body when a check or an
+// extraction reads it). Compared with a general client it skips header
+// maps, URI objects, per-request deadlines in each direction and most
+// clock reads, which is most of the client's own CPU per request
+// (docs/benchmarks.md). https URLs go to fasthttp, which speaks TLS.
+type wireTransport struct {
+	timeout  time.Duration
+	maxBody  int
+	maxConns int
+	// staleAfter is how long a connection may sit idle before it is
+	// probed for a close from the server before reuse.
+	staleAfter time.Duration
+	dialer     net.Dialer
+	tls        *fastTransport
+
+	mu     sync.Mutex
+	hosts  map[string]*hostPool
+	closed atomic.Bool
+}
+
+// hostPool holds one host's connections: idle ones in a channel (a
+// lock-free hand-off between the workers that share them), and a count of
+// all open ones bounded by maxConns.
+type hostPool struct {
+	t    *wireTransport
+	addr string // host:port to dial
+	idle chan *wireConn
+	open atomic.Int64
+}
+
+type wireConn struct {
+	nc     net.Conn
+	raw    *rawio.Conn // nil off Linux
+	readFn func([]byte) (int, error)
+	usedAt time.Time
+}
+
+func (c *wireConn) write(p []byte) error {
+	if c.raw != nil {
+		return c.raw.Write(p)
+	}
+	_, err := c.nc.Write(p)
+	return err
+}
+
+func (c *wireConn) read(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.Read(p)
+	}
+	return c.nc.Read(p)
+}
+
+// Response heads larger than this are refused (nginx's largest default
+// header buffers are 4 x 8 KiB; 64 KiB leaves room).
+const maxResponseHead = 64 << 10
+
+func newWireTransport(o ClientOptions, maxConns int, tls *fastTransport) *wireTransport {
+	return &wireTransport{
+		timeout:    o.Timeout,
+		maxBody:    o.MaxBodyBytes,
+		maxConns:   maxConns,
+		staleAfter: time.Second,
+		dialer:     net.Dialer{KeepAlive: -1},
+		tls:        tls,
+		hosts:      map[string]*hostPool{},
+	}
+}
+
+func (t *wireTransport) session() session {
+	return &wireSession{t: t, rr: respReader{buf: make([]byte, 4<<10), limit: maxResponseHead}}
+}
+
+func (t *wireTransport) close() {
+	t.closed.Store(true)
+	t.mu.Lock()
+	hosts := t.hosts
+	t.hosts = map[string]*hostPool{}
+	t.mu.Unlock()
+	for _, p := range hosts {
+		p.drain()
+	}
+	t.tls.close()
+}
+
+func (t *wireTransport) pool(addr []byte) *hostPool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.hosts[string(addr)] // no allocation for the lookup
+	if p == nil {
+		p = &hostPool{t: t, addr: string(addr), idle: make(chan *wireConn, t.maxConns)}
+		t.hosts[p.addr] = p
+	}
+	return p
+}
+
+// get returns a connection: an idle one that is still open, a new one
+// while fewer than maxConns are open, or the first one another worker
+// releases before the deadline.
+func (p *hostPool) get(now, deadline time.Time, probe []byte) (*wireConn, error) {
+	for {
+		select {
+		case c := <-p.idle:
+			if p.usable(c, now, probe) {
+				return c, nil
+			}
+			p.discard(c)
+			continue
+		default:
+		}
+		if p.open.Add(1) <= int64(p.t.maxConns) {
+			c, err := p.dial(deadline)
+			if err != nil {
+				p.open.Add(-1)
+				return nil, err
+			}
+			return c, nil
+		}
+		p.open.Add(-1)
+		wait := time.NewTimer(deadline.Sub(now))
+		select {
+		case c := <-p.idle:
+			wait.Stop()
+			if p.usable(c, time.Now(), probe) {
+				return c, nil
+			}
+			p.discard(c)
+		case <-wait.C:
+			return nil, fmt.Errorf("%w: all %d connections to %s stayed busy", errNoConn, p.t.maxConns, p.addr)
+		}
+	}
+}
+
+// usable reports whether an idle connection can carry a request. One that
+// sat idle past staleAfter is read once without waiting: a server that
+// closed it (a keep-alive timeout) has sent a FIN, and reusing it would
+// fail the request for the client's sake, not the server's.
+func (p *hostPool) usable(c *wireConn, now time.Time, probe []byte) bool {
+	if c.raw == nil || now.Sub(c.usedAt) < p.t.staleAfter {
+		return true
+	}
+	_, ready, _ := c.raw.TryRead(probe)
+	return !ready // anything there, data, end or error, makes it unusable
+}
+
+func (p *hostPool) dial(deadline time.Time) (*wireConn, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	nc, err := p.t.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &wireConn{nc: nc, raw: rawio.New(nc)}
+	c.readFn = c.read // made once: a method value per request would allocate
+	return c, nil
+}
+
+func (p *hostPool) put(c *wireConn, now time.Time) {
+	c.usedAt = now
+	select {
+	case p.idle <- c:
+		if p.t.closed.Load() {
+			p.drain() // closed meanwhile: close sees the pool gone from hosts
+		}
+	default:
+		p.discard(c)
+	}
+}
+
+func (p *hostPool) discard(c *wireConn) {
+	c.nc.Close()
+	p.open.Add(-1)
+}
+
+func (p *hostPool) drain() {
+	for {
+		select {
+		case c := <-p.idle:
+			p.discard(c)
+		default:
+			return
+		}
+	}
+}
+
+// wireSession is one worker's handle: its request buffer and response
+// reader are reused from request to request.
+type wireSession struct {
+	t     *wireTransport
+	tls   session   // made on the first https request
+	last  *hostPool // the pool of the previous request: nearly always this one
+	wbuf  []byte
+	rr    respReader
+	probe [1]byte
+}
+
+func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
+	u, err := splitURL(r.url)
+	if err != nil {
+		return err
+	}
+	if u.https {
+		if s.tls == nil {
+			s.tls = s.t.tls.session()
+		}
+		return s.tls.do(r, keepBody, rep)
+	}
+	s.wbuf, err = appendRequest(s.wbuf[:0], r, u)
+	if err != nil {
+		return err
+	}
+	rep.bytesOut, rep.bytesIn, rep.status = int64(len(s.wbuf)), 0, 0
+	rep.body = rep.body[:0]
+
+	now := time.Now()
+	deadline := now.Add(s.t.timeout)
+	pool := s.last
+	if pool == nil || string(u.addr) != pool.addr {
+		pool = s.t.pool(u.addr)
+		s.last = pool
+	}
+	c, err := pool.get(now, deadline, s.probe[:])
+	if err != nil {
+		return wireError(err)
+	}
+	// One deadline for both directions: a single timer update.
+	if err := c.nc.SetDeadline(deadline); err != nil {
+		pool.discard(c)
+		return err
+	}
+	if err := c.write(s.wbuf); err != nil {
+		pool.discard(c)
+		return wireError(err)
+	}
+	s.rr.reset(c.readFn)
+	var body *[]byte
+	if keepBody {
+		body = &rep.body
+	}
+	status, keepAlive, err := s.rr.response(r.method == "HEAD", body, s.t.maxBody)
+	rep.bytesIn = s.rr.n
+	if err != nil {
+		pool.discard(c)
+		if errors.Is(err, errClosedBeforeResponse) {
+			return fmt.Errorf("%w: %w", errConnReset, err)
+		}
+		return wireError(err)
+	}
+	rep.status = status
+	if keepAlive && s.rr.buffered() == 0 {
+		pool.put(c, now)
+	} else {
+		pool.discard(c)
+	}
+	return nil
+}
+
+// wireError marks deadline errors as timeouts for outcome classification.
+func wireError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// urlParts are the pieces of an absolute http URL a request needs.
+type urlParts struct {
+	https    bool
+	addr     []byte // host:port to dial
+	host     []byte // the Host header: the authority as written, less userinfo
+	userinfo []byte
+	target   []byte // path and query; "/" when the URL has none
+}
+
+// splitURL splits an absolute URL without allocating.
+func splitURL(url []byte) (urlParts, error) {
+	var u urlParts
+	rest, ok := bytes.CutPrefix(url, []byte("http://"))
+	if !ok {
+		if rest, ok = bytes.CutPrefix(url, []byte("https://")); !ok {
+			return u, fmt.Errorf("url %q: want an absolute http:// or https:// URL", url)
+		}
+		u.https = true
+	}
+	end := bytes.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority := rest[:end]
+	u.target = rest[end:]
+	if i := bytes.IndexByte(u.target, '#'); i >= 0 {
+		u.target = u.target[:i]
+	}
+	if i := bytes.LastIndexByte(authority, '@'); i >= 0 {
+		u.userinfo, authority = authority[:i], authority[i+1:]
+	}
+	if len(authority) == 0 {
+		return u, fmt.Errorf("url %q: no host", url)
+	}
+	u.host = authority
+	u.addr = authority
+	closeBracket := bytes.LastIndexByte(authority, ']')
+	if colon := bytes.LastIndexByte(authority, ':'); colon < 0 || colon < closeBracket {
+		port := ":80"
+		if u.https {
+			port = ":443"
+		}
+		// Rare (a URL without a port): this allocates.
+		u.addr = append(append([]byte(nil), authority...), port...)
+	}
+	for _, c := range u.target {
+		if c <= ' ' || c == 0x7f {
+			return u, fmt.Errorf("url %q: the path holds a space or control character; percent-encode it", url)
+		}
+	}
+	return u, nil
+}
+
+// appendRequest renders r as an HTTP/1.1 request.
+func appendRequest(b []byte, r *wireRequest, u urlParts) ([]byte, error) {
+	b = append(b, r.method...)
+	b = append(b, ' ')
+	if len(u.target) == 0 || u.target[0] != '/' {
+		b = append(b, '/')
+	}
+	b = append(b, u.target...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	var hasHost, hasAgent, hasAuth bool
+	for _, h := range r.headers {
+		if bytes.IndexAny(h.key, "\r\n: ") >= 0 || len(h.key) == 0 || bytes.IndexAny(h.value, "\r\n") >= 0 {
+			return b, fmt.Errorf("header %q: a name must be a non-empty token and a value must not hold a line break", h.key)
+		}
+		switch {
+		case asciiEqualFold(h.key, "Content-Length"), asciiEqualFold(h.key, "Transfer-Encoding"):
+			continue // the body's length is relia's to write
+		case asciiEqualFold(h.key, "Host"):
+			hasHost = true
+		case asciiEqualFold(h.key, "User-Agent"):
+			hasAgent = true
+		case asciiEqualFold(h.key, "Authorization"):
+			hasAuth = true
+		}
+		b = append(b, h.key...)
+		b = append(b, ": "...)
+		b = append(b, h.value...)
+		b = append(b, "\r\n"...)
+	}
+	if !hasHost {
+		b = append(b, "Host: "...)
+		b = append(b, u.host...)
+		b = append(b, "\r\n"...)
+	}
+	if !hasAgent {
+		b = append(b, "User-Agent: relia\r\n"...)
+	}
+	if !hasAuth && len(u.userinfo) > 0 {
+		b = append(b, "Authorization: Basic "...)
+		b = base64.StdEncoding.AppendEncode(b, u.userinfo)
+		b = append(b, "\r\n"...)
+	}
+	if len(r.body) > 0 || r.method == "POST" || r.method == "PUT" || r.method == "PATCH" {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(r.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, r.body...), nil
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+var errClosedBeforeResponse = errors.New("connection closed before a response")
+
+// respReader parses HTTP/1.1 responses from a byte stream: the status
+// line, the head's framing fields, and the body by Content-Length, chunks,
+// or the end of the stream.
+type respReader struct {
+	buf   []byte
+	r, w  int // buf[r:w] is read but not yet parsed
+	src   func([]byte) (int, error)
+	n     int64 // bytes read for the current response
+	limit int   // largest response head
+}
+
+func (rr *respReader) reset(src func([]byte) (int, error)) {
+	rr.src, rr.r, rr.w, rr.n = src, 0, 0, 0
+}
+
+func (rr *respReader) buffered() int { return rr.w - rr.r }
+
+// fill reads more of the stream, compacting the buffer and growing it up
+// to limit when a head does not fit.
+func (rr *respReader) fill() error {
+	if rr.r > 0 && rr.w == len(rr.buf) {
+		rr.w = copy(rr.buf, rr.buf[rr.r:rr.w])
+		rr.r = 0
+	}
+	if rr.w == len(rr.buf) {
+		if len(rr.buf) >= rr.limit {
+			return fmt.Errorf("response head larger than %d bytes", rr.limit)
+		}
+		grown := make([]byte, min(2*len(rr.buf), rr.limit))
+		rr.w = copy(grown, rr.buf[rr.r:rr.w])
+		rr.r = 0
+		rr.buf = grown
+	}
+	n, err := rr.src(rr.buf[rr.w:])
+	rr.w += n
+	rr.n += int64(n)
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		return errors.New("read returned no data")
+	}
+	return err
+}
+
+// line returns the next line without its line ending (CRLF or a bare LF).
+// The slice is valid until the next read.
+func (rr *respReader) line() ([]byte, error) {
+	scanned := 0
+	for {
+		if i := bytes.IndexByte(rr.buf[rr.r+scanned:rr.w], '\n'); i >= 0 {
+			l := rr.buf[rr.r : rr.r+scanned+i]
+			rr.r += scanned + i + 1
+			return bytes.TrimSuffix(l, []byte("\r")), nil
+		}
+		scanned = rr.w - rr.r
+		if err := rr.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// response reads one response: interim (1xx) responses are skipped, the
+// body is appended to body (when not nil) up to maxBody bytes (0: all)
+// and the rest read and dropped. keepAlive reports whether the
+// connection may carry another request.
+func (rr *respReader) response(head bool, body *[]byte, maxBody int) (status int, keepAlive bool, err error) {
+	for {
+		status, keepAlive, length, chunked, err := rr.head()
+		if err != nil {
+			return 0, false, err
+		}
+		switch {
+		case status == 101:
+			return status, false, nil // the connection is no longer HTTP
+		case status < 200:
+			continue
+		case head || status == 204 || status == 304:
+			return status, keepAlive, nil
+		case chunked:
+			return status, keepAlive, rr.chunkedBody(body, maxBody)
+		case length >= 0:
+			return status, keepAlive, rr.body(length, body, maxBody)
+		}
+		// Neither length nor chunks: the body runs to the end of the stream.
+		return status, false, rr.body(-1, body, maxBody)
+	}
+}
+
+// head parses a status line and header fields. length is -1 when the
+// response names none.
+func (rr *respReader) head() (status int, keepAlive bool, length int64, chunked bool, err error) {
+	l, err := rr.line()
+	if err != nil {
+		if errors.Is(err, io.EOF) && rr.n == 0 {
+			return 0, false, 0, false, errClosedBeforeResponse
+		}
+		return 0, false, 0, false, unexpectedEOF(err)
+	}
+	if len(l) < 12 || !bytes.HasPrefix(l, []byte("HTTP/1.")) || (l[7] != '0' && l[7] != '1') || l[8] != ' ' ||
+		!isDigit(l[9]) || !isDigit(l[10]) || !isDigit(l[11]) || (len(l) > 12 && l[12] != ' ') {
+		return 0, false, 0, false, fmt.Errorf("malformed status line %q", truncate(l))
+	}
+	status = int(l[9]-'0')*100 + int(l[10]-'0')*10 + int(l[11]-'0')
+	keepAlive = l[7] == '1'
+	length = -1
+	for {
+		l, err := rr.line()
+		if err != nil {
+			return 0, false, 0, false, unexpectedEOF(err)
+		}
+		if len(l) == 0 {
+			return status, keepAlive, length, chunked, nil
+		}
+		colon := bytes.IndexByte(l, ':')
+		if colon <= 0 {
+			return 0, false, 0, false, fmt.Errorf("malformed header line %q", truncate(l))
+		}
+		name, value := l[:colon], bytes.TrimSpace(l[colon+1:])
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			n, ok := parseUint(value)
+			if !ok || (length >= 0 && n != length) {
+				return 0, false, 0, false, fmt.Errorf("bad Content-Length %q", truncate(value))
+			}
+			length = n
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			chunked = hasToken(value, "chunked")
+		case asciiEqualFold(name, "Connection"):
+			if hasToken(value, "close") {
+				keepAlive = false
+			} else if hasToken(value, "keep-alive") {
+				keepAlive = true
+			}
+		}
+	}
+}
+
+// body reads length bytes (-1: to the end of the stream).
+func (rr *respReader) body(length int64, body *[]byte, maxBody int) error {
+	for length != 0 {
+		if rr.r == rr.w {
+			rr.r, rr.w = 0, 0 // consumed: read from the start of the buffer
+			if err := rr.fill(); err != nil {
+				if length < 0 && errors.Is(err, io.EOF) {
+					return nil
+				}
+				return unexpectedEOF(err)
+			}
+		}
+		chunk := rr.buf[rr.r:rr.w]
+		if length >= 0 && int64(len(chunk)) > length {
+			chunk = chunk[:length]
+		}
+		keep(body, chunk, maxBody)
+		rr.r += len(chunk)
+		if length > 0 {
+			length -= int64(len(chunk))
+		}
+	}
+	return nil
+}
+
+func (rr *respReader) chunkedBody(body *[]byte, maxBody int) error {
+	for {
+		l, err := rr.line()
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if i := bytes.IndexByte(l, ';'); i >= 0 {
+			l = l[:i] // chunk extensions
+		}
+		size, ok := parseHex(bytes.TrimSpace(l))
+		if !ok {
+			return fmt.Errorf("bad chunk size %q", truncate(l))
+		}
+		if size == 0 {
+			for { // trailers, up to the empty line
+				l, err := rr.line()
+				if err != nil {
+					return unexpectedEOF(err)
+				}
+				if len(l) == 0 {
+					return nil
+				}
+			}
+		}
+		if err := rr.body(size, body, maxBody); err != nil {
+			return err
+		}
+		if l, err := rr.line(); err != nil {
+			return unexpectedEOF(err)
+		} else if len(l) != 0 {
+			return errors.New("chunk not followed by a line ending")
+		}
+	}
+}
+
+func keep(body *[]byte, p []byte, maxBody int) {
+	if body == nil {
+		return
+	}
+	if maxBody > 0 {
+		p = p[:min(len(p), max(0, maxBody-len(*body)))]
+	}
+	*body = append(*body, p...)
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func parseUint(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func parseHex(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		switch {
+		case isDigit(c):
+			n = n<<4 | int64(c-'0')
+		case c|0x20 >= 'a' && c|0x20 <= 'f':
+			n = n<<4 | int64(c|0x20-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// hasToken reports whether a comma-separated header value holds token.
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if asciiEqualFold(bytes.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
