@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/hex"
 	"io"
 	"strconv"
@@ -132,56 +131,120 @@ func appendJSONString(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// bufferedWriter batches log lines into few writes: at tens of thousands of
-// requests a second, one write(2) per line would cost more than the proxying.
-// Lines reach the file within flushEvery, and at Close.
+// bufferedWriter batches log lines into few large writes, made by a
+// goroutine of its own so that a request never waits on a file: at tens of
+// thousands of requests a second, one write(2) per line would cost more
+// than the proxying, and each write(2) the runtime sees (entersyscall)
+// also restarts sysmon's 20 µs polling, which on a gateway sharing its
+// core cost about 5% of it (docs/benchmarks.md). Two buffers take turns:
+// requests fill one while the other is written; when both are full a
+// request waits, so no line is ever dropped. Lines reach the file within
+// flushEvery, and at Close.
 type bufferedWriter struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	dst  io.Writer
-	done chan struct{}
-	wg   sync.WaitGroup
-	stop sync.Once
+	mu     sync.Mutex
+	cur    []byte      // lines being collected, under mu
+	closed bool        // under mu: lines after Close go straight to dst
+	spare  chan []byte // the empty buffer, while the writer does not hold it
+	full   chan []byte // a filled buffer, for the writer
+	dst    io.Writer
+	done   chan struct{}
+	wg     sync.WaitGroup
+	stop   sync.Once
 }
 
-const flushEvery = 200 * time.Millisecond
+const (
+	flushEvery        = 200 * time.Millisecond
+	accessBufferBytes = 1 << 20
+)
 
 func newBufferedWriter(dst io.Writer) *bufferedWriter {
-	b := &bufferedWriter{w: bufio.NewWriterSize(dst, 64<<10), dst: dst, done: make(chan struct{})}
+	b := &bufferedWriter{
+		cur:   make([]byte, 0, accessBufferBytes),
+		spare: make(chan []byte, 1),
+		full:  make(chan []byte, 1),
+		dst:   dst,
+		done:  make(chan struct{}),
+	}
+	b.spare <- make([]byte, 0, accessBufferBytes)
 	b.wg.Add(1)
-	go func() { // exits at Close
-		defer b.wg.Done()
-		t := time.NewTicker(flushEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				b.Flush()
-			case <-b.done:
-				return
-			}
-		}
-	}()
+	go b.run() // exits at Close
 	return b
 }
 
 func (b *bufferedWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.w.Write(p)
+	if b.closed {
+		return b.dst.Write(p)
+	}
+	if len(b.cur) > 0 && len(b.cur)+len(p) > cap(b.cur) {
+		next := <-b.spare // waits while the writer is behind
+		b.full <- b.cur
+		b.cur = next
+	}
+	b.cur = append(b.cur, p...)
+	return len(p), nil
 }
 
-// Flush writes what is buffered.
-func (b *bufferedWriter) Flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.w.Flush()
+func (b *bufferedWriter) run() {
+	defer b.wg.Done()
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case buf := <-b.full:
+			b.write(buf)
+		case <-t.C:
+			b.flushCollected()
+		case <-b.done:
+			select {
+			case buf := <-b.full:
+				b.write(buf)
+			default:
+			}
+			return
+		}
+	}
 }
 
-// Close flushes and stops the flusher; it does not close dst. Closing
-// twice is harmless.
+func (b *bufferedWriter) write(buf []byte) {
+	_, _ = b.dst.Write(buf) // a log that cannot be written must not stop traffic
+	b.spare <- buf[:0]
+}
+
+// flushCollected writes the lines collected so far. It skips a turn when a
+// Write holds the lock: that Write may be waiting for this goroutine to
+// return the spare buffer.
+func (b *bufferedWriter) flushCollected() {
+	if !b.mu.TryLock() {
+		return
+	}
+	var buf []byte
+	if len(b.cur) > 0 {
+		select {
+		case next := <-b.spare:
+			buf, b.cur = b.cur, next
+		default: // the other buffer is full and is written next
+		}
+	}
+	b.mu.Unlock()
+	if buf != nil {
+		b.write(buf)
+	}
+}
+
+// Close writes every line and stops the writer; it does not close dst.
+// Closing twice is harmless.
 func (b *bufferedWriter) Close() error {
 	b.stop.Do(func() { close(b.done) })
 	b.wg.Wait()
-	return b.Flush()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if len(b.cur) > 0 {
+		_, err := b.dst.Write(b.cur)
+		b.cur = b.cur[:0]
+		return err
+	}
+	return nil
 }

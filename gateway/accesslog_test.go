@@ -3,8 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -92,6 +94,67 @@ func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
 	for _, l := range lines {
 		if !json.Valid([]byte(l)) {
 			t.Fatalf("line %q is not JSON", l)
+		}
+	}
+}
+
+// gatedWriter counts the lines written to it and blocks writes until
+// opened, so a test can fill both of the access log's buffers.
+type gatedWriter struct {
+	open  chan struct{}
+	mu    sync.Mutex
+	lines map[string]int
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	<-w.open
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range strings.Split(strings.TrimSuffix(string(p), "\n"), "\n") {
+		w.lines[l]++
+	}
+	return len(p), nil
+}
+
+// The access log's writer never drops a line: with the file stalled,
+// requests wait once both buffers are full, and every line arrives exactly
+// once when it moves again.
+func TestBufferedWriterLosesNothingWhenTheFileStalls(t *testing.T) {
+	t.Parallel()
+	dst := &gatedWriter{open: make(chan struct{}), lines: map[string]int{}}
+	b := newBufferedWriter(dst)
+	const writers, perWriter = 8, 2000
+	pad := strings.Repeat("x", 200) // 8 x 2000 lines of ~210 bytes: about 3 MiB, over both buffers
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				b.Write(fmt.Appendf(nil, "%d-%d %s\n", w, i, pad))
+				written.Add(1)
+			}
+		})
+	}
+	// With the file stalled, the two 1 MiB buffers take about 10,000 lines
+	// and then the writers wait: never all 16,000.
+	for written.Load() < 9000 {
+		runtime.Gosched()
+	}
+	if written.Load() == writers*perWriter {
+		t.Fatal("every line was taken while the file was stalled")
+	}
+	close(dst.open)
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Write([]byte("after-close\n")) // goes straight to the file
+	if len(dst.lines) != writers*perWriter+1 {
+		t.Fatalf("%d distinct lines, want %d", len(dst.lines), writers*perWriter+1)
+	}
+	for l, n := range dst.lines {
+		if n != 1 {
+			t.Fatalf("line %.20q written %d times", l, n)
 		}
 	}
 }

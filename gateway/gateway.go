@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/cache"
+	"github.com/relia-dev/relia/internal/rawio"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
@@ -474,7 +475,7 @@ func (g *Gateway) Start() error {
 		g.bg.Add(1)
 		go func() { // exits when the server shuts down
 			defer g.bg.Done()
-			if err := fs.Serve(ln); err != nil {
+			if err := fs.Serve(rawio.Listener(ln)); err != nil {
 				g.log.Error("listener stopped", "listener", name, "error", err)
 			}
 		}()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/relia-dev/relia/internal/rawio"
 )
 
 // The gateway talks HTTP/1.1 to its targets over connections of its own
@@ -68,6 +70,7 @@ func (t *target) acquire(ctx context.Context, deadline time.Time, fresh bool) (u
 		t.open.Add(-1)
 		return nil, false, err
 	}
+	c = rawio.Wrap(c) // raw syscalls: internal/rawio says why
 	return &upstreamConn{c: c, br: bufio.NewReaderSize(c, upstreamReadBuffer), bw: bufio.NewWriterSize(c, upstreamWriteBuffer)}, false, nil
 }
 

@@ -138,3 +138,53 @@ func (x *Conn) Write(p []byte) error {
 	}
 	return x.werr
 }
+
+// tcpConn is a TCP connection whose Read and Write are raw; every other
+// method (deadlines, CloseWrite, ReadFrom's splice) is net.TCPConn's.
+type tcpConn struct {
+	*net.TCPConn
+	raw *Conn
+}
+
+func (c *tcpConn) Read(p []byte) (int, error) {
+	n, err := c.raw.Read(p)
+	if err != nil && err != io.EOF {
+		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return n, err
+}
+
+func (c *tcpConn) Write(p []byte) (int, error) {
+	if err := c.raw.Write(p); err != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return len(p), nil
+}
+
+// Wrap returns c with raw Read and Write when c is a TCP connection, else
+// c itself. Errors keep net.Conn's shape (*net.OpError), so callers that
+// classify them see what they would have seen.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	raw := New(tc)
+	if raw == nil {
+		return c
+	}
+	return &tcpConn{TCPConn: tc, raw: raw}
+}
+
+// Listener wraps every connection ln accepts with Wrap.
+func Listener(ln net.Listener) net.Listener { return listener{ln} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c), nil
+}

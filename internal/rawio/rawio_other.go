@@ -18,3 +18,9 @@ func (*Conn) TryRead([]byte) (int, bool, error) { panic("rawio: not available") 
 
 // Write is never called: New returns no Conn.
 func (*Conn) Write([]byte) error { panic("rawio: not available") }
+
+// Wrap returns c itself off Linux.
+func Wrap(c net.Conn) net.Conn { return c }
+
+// Listener returns ln itself off Linux.
+func Listener(ln net.Listener) net.Listener { return ln }
