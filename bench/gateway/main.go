@@ -1,5 +1,7 @@
 // Command gateway compares relia's gateway with nginx, haproxy and caddy as
-// reverse proxies to the same nginx backend, pinned the way
+// reverse proxies to the same nginx backend (nginx twice: in a process of
+// its own like every other proxy, and inside the backend's worker), pinned
+// the way
 // docs/benchmarks.md describes: wrk on CPU 0, the proxy under test and the
 // backend on CPU 1, 50 connections, a 3-byte body.
 //
@@ -91,9 +93,18 @@ func run(d time.Duration, rounds, conns int) error {
 		return nil
 	}
 
-	backend, nginxProxy, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
 	upstream := fmt.Sprintf("127.0.0.1:%d", backend)
-	conf := fmt.Sprintf(`worker_processes 1;
+	// Two nginx instances: the backend (which also serves a proxy in its
+	// own worker, "in backend": no process switch between proxy and
+	// backend, which no other proxy here gets) and nginx as a reverse proxy
+	// in a process of its own, set up as every other proxy is.
+	nginxConf := func(name, servers string) (string, error) {
+		dir := filepath.Join(out, name)
+		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+			return "", err
+		}
+		conf := fmt.Sprintf(`worker_processes 1;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log;
@@ -102,16 +113,29 @@ http {
   access_log off;
   client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp; uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
   upstream backend { server %[2]s; keepalive 64; }
-  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:%[4]d; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-`, out, upstream, backend, nginxProxy)
-	os.MkdirAll(filepath.Join(out, "tmp"), 0o755)
-	os.WriteFile(filepath.Join(out, "nginx.conf"), []byte(conf), 0o644)
-	if err := start("nginx.log", "nginx", "-c", filepath.Join(out, "nginx.conf"), "-p", out); err != nil {
+%[3]s}
+`, dir, upstream, servers)
+		path := filepath.Join(dir, "nginx.conf")
+		return path, os.WriteFile(path, []byte(conf), 0o644)
+	}
+	proxyServer := func(port int) string {
+		return fmt.Sprintf("  server { listen 127.0.0.1:%d; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }\n", port)
+	}
+	backendConf, err := nginxConf("nginx-backend", fmt.Sprintf("  server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n", backend)+proxyServer(nginxShared))
+	if err != nil {
 		return err
 	}
-	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy}}
+	proxyConf, err := nginxConf("nginx-proxy", proxyServer(nginxProxy))
+	if err != nil {
+		return err
+	}
+	if err := start("nginx-backend.log", "nginx", "-c", backendConf, "-p", filepath.Dir(backendConf)); err != nil {
+		return err
+	}
+	if err := start("nginx-proxy.log", "nginx", "-c", proxyConf, "-p", filepath.Dir(proxyConf)); err != nil {
+		return err
+	}
+	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy}, {name: "nginx (in backend)", port: nginxShared}}
 	var skipped []string
 
 	if _, err := exec.LookPath("haproxy"); err == nil {
