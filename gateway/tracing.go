@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -52,9 +53,36 @@ func tracesFromEnv() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// The OTLP transports the gateway exports over, as the standard
+// OTEL_EXPORTER_OTLP_PROTOCOL names them. http/json is the one the spec
+// lists that the Go SDK has no exporter for.
+const (
+	protocolGRPC         = "grpc"
+	protocolHTTPProtobuf = "http/protobuf"
+)
+
+// traceProtocolFromEnv picks the OTLP transport for traces as every
+// OpenTelemetry SDK does: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else
+// OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf. A value the gateway
+// cannot export over is an error naming the variable it came from, so a
+// typo fails at start-up rather than silently sending nothing.
+func traceProtocolFromEnv() (string, error) {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		switch p := os.Getenv(k); p {
+		case "": // unset or empty: the next variable decides
+		case protocolGRPC, protocolHTTPProtobuf:
+			return p, nil
+		default:
+			return "", fmt.Errorf("%s %q: want %q or %q", k, p, protocolGRPC, protocolHTTPProtobuf)
+		}
+	}
+	return protocolHTTPProtobuf, nil
+}
+
 // newTracing sets up tracing: the caller's provider when Options has one,
-// else an OTLP/HTTP exporter configured by the OTEL_* variables when they
-// ask for traces, else none.
+// else an OTLP exporter (gRPC or HTTP/protobuf, as the protocol variables
+// say) configured by the OTEL_* variables when they ask for traces, else
+// none.
 func newTracing(o Options) (*tracing, error) {
 	if o.TracerProvider != nil {
 		return &tracing{tracer: o.TracerProvider.Tracer(tracerName)}, nil
@@ -62,12 +90,22 @@ func newTracing(o Options) (*tracing, error) {
 	if !tracesFromEnv() {
 		return nil, nil
 	}
-	if p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
-		return nil, fmt.Errorf("setting up traces: OTEL_EXPORTER_OTLP_PROTOCOL %q: the gateway exports http/protobuf only", p)
-	}
-	exp, err := otlptracehttp.New(context.Background())
+	proto, err := traceProtocolFromEnv()
 	if err != nil {
-		return nil, fmt.Errorf("setting up the OTLP trace exporter: %w", err)
+		return nil, fmt.Errorf("setting up traces: %w", err)
+	}
+	// Both exporters read OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _HEADERS,
+	// _TIMEOUT, _INSECURE and the rest themselves; passing no options
+	// keeps the environment in charge. Neither dials here: a collector
+	// that is down costs dropped spans, not a gateway that cannot start.
+	var exp sdktrace.SpanExporter
+	if proto == protocolGRPC {
+		exp, err = otlptracegrpc.New(context.Background())
+	} else {
+		exp, err = otlptracehttp.New(context.Background())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("setting up the OTLP (%s) trace exporter: %w", proto, err)
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", DefaultServiceName)))
 	if err == nil {

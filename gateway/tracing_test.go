@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,16 +14,38 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
+
+// spanSink keeps the spans and service names of the OTLP exports an
+// in-process receiver is sent, whatever transport carried them.
+type spanSink struct {
+	mu    sync.Mutex
+	spans []*tracepb.Span
+	svc   []string
+}
+
+func (k *spanSink) add(exp *coltracepb.ExportTraceServiceRequest) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, rs := range exp.ResourceSpans {
+		for _, a := range rs.GetResource().GetAttributes() {
+			if a.Key == "service.name" {
+				k.svc = append(k.svc, a.GetValue().GetStringValue())
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			k.spans = append(k.spans, ss.Spans...)
+		}
+	}
+}
 
 // otlpReceiver is an OTLP/HTTP trace endpoint on loopback that keeps the
 // spans it is sent.
 type otlpReceiver struct {
 	*httptest.Server
-	mu    sync.Mutex
-	spans []*tracepb.Span
-	svc   []string
+	spanSink
 }
 
 func newOTLPReceiver(t *testing.T) *otlpReceiver {
@@ -38,23 +61,42 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		r.mu.Lock()
-		for _, rs := range exp.ResourceSpans {
-			for _, a := range rs.GetResource().GetAttributes() {
-				if a.Key == "service.name" {
-					r.svc = append(r.svc, a.GetValue().GetStringValue())
-				}
-			}
-			for _, ss := range rs.ScopeSpans {
-				r.spans = append(r.spans, ss.Spans...)
-			}
-		}
-		r.mu.Unlock()
+		r.add(&exp)
 		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.Write(out)
 	}))
 	t.Cleanup(r.Close)
+	return r
+}
+
+// grpcReceiver is an OTLP/gRPC trace service on loopback that keeps the
+// spans it is sent.
+type grpcReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	spanSink
+	addr string
+}
+
+func (r *grpcReceiver) Export(_ context.Context, exp *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	r.add(exp)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func newGRPCReceiver(t *testing.T) *grpcReceiver {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &grpcReceiver{addr: ln.Addr().String()}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, r)
+	done := make(chan struct{})
+	go func() { // ends when Stop closes ln
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() { srv.Stop(); <-done })
 	return r
 }
 
@@ -67,21 +109,26 @@ func spanAttr(s *tracepb.Span, key string) (string, int64, bool) {
 	return "", 0, false
 }
 
-// TestTracesExportedOverOTLP sets process environment, so it does not run
-// in parallel.
-func TestTracesExportedOverOTLP(t *testing.T) {
-	rcv := newOTLPReceiver(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
+// checkTracesExported sends two requests through a gateway whose OTEL_*
+// variables the caller has pointed at rcv, the first retried once, and
+// checks that rcv was sent, per request, a server span continuing the
+// client's traceparent and a client span per upstream attempt, with the
+// attributes the docs promise and the contexts sent upstream.
+func checkTracesExported(t *testing.T, rcv *spanSink) {
+	t.Helper()
 	t.Setenv("OTEL_SERVICE_NAME", "edge-test")
 	be := newBackend(t, "svc")
 	var mu sync.Mutex
-	var upstreamParents []string
+	upstreamParents := map[string][]string{} // by trace id
 	calls := 0
 	be.handle(func(w http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
-		upstreamParents = append(upstreamParents, r.Header.Get("Traceparent"))
+		tp := r.Header.Get("Traceparent")
+		if len(tp) > 35 {
+			upstreamParents[tp[3:35]] = append(upstreamParents[tp[3:35]], tp)
+		}
 		if calls == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable) // retried: a second client span
 			return true
@@ -93,12 +140,20 @@ func TestTracesExportedOverOTLP(t *testing.T) {
     - {name: orders, upstream: svc, retry: {attempts: 2, on: [5xx], base: 1ms, cap: 1ms}}
 `, Options{})
 	if g.tracing == nil {
-		t.Fatal("OTEL_EXPORTER_OTLP_ENDPOINT is set but the gateway does not trace")
+		t.Fatal("the OTEL_* variables ask for traces but the gateway does not trace")
 	}
-	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	code, _, _ := get(t, "GET", url+"/orders/7", map[string]string{"Traceparent": "00-" + traceID + "-" + parentID + "-01"})
-	if code != 200 {
-		t.Fatalf("status %d", code)
+	requests := []struct {
+		traceID, parentID string
+		wantStatus        []int64 // of the client spans, one per attempt
+	}{
+		{"4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", []int64{503, 200}},
+		{"0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", []int64{200}},
+	}
+	for _, rq := range requests {
+		code, _, _ := get(t, "GET", url+"/orders/7", map[string]string{"Traceparent": "00-" + rq.traceID + "-" + rq.parentID + "-01"})
+		if code != 200 {
+			t.Fatalf("status %d", code)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,47 +163,78 @@ func TestTracesExportedOverOTLP(t *testing.T) {
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	var server *tracepb.Span
-	var clients []*tracepb.Span
-	for _, s := range rcv.spans {
-		if hex.EncodeToString(s.TraceId) != traceID {
-			t.Errorf("span %q in trace %x, want the client's trace %s", s.Name, s.TraceId, traceID)
-		}
-		switch s.Kind {
-		case tracepb.Span_SPAN_KIND_SERVER:
-			server = s
-		case tracepb.Span_SPAN_KIND_CLIENT:
-			clients = append(clients, s)
-		}
-	}
-	if server == nil || len(clients) != 2 {
-		t.Fatalf("got %d spans (server %v, %d client), want a server span and two client spans", len(rcv.spans), server != nil, len(clients))
-	}
 	if len(rcv.svc) == 0 || rcv.svc[0] != "edge-test" {
 		t.Errorf("service.name %q, want OTEL_SERVICE_NAME's edge-test", rcv.svc)
 	}
-	if server.Name != "GET orders" || hex.EncodeToString(server.ParentSpanId) != parentID {
-		t.Errorf("server span %q with parent %x, want \"GET orders\" under the client's %s", server.Name, server.ParentSpanId, parentID)
+	byTrace := map[string][]*tracepb.Span{}
+	for _, s := range rcv.spans {
+		byTrace[hex.EncodeToString(s.TraceId)] = append(byTrace[hex.EncodeToString(s.TraceId)], s)
 	}
-	if r, _, _ := spanAttr(server, "http.route"); r != "orders" {
-		t.Errorf("server span http.route %q", r)
+	if len(byTrace) != len(requests) {
+		t.Errorf("spans in %d traces, want the %d clients' traces", len(byTrace), len(requests))
 	}
-	if _, st, _ := spanAttr(server, "http.response.status_code"); st != 200 {
-		t.Errorf("server span http.response.status_code %d", st)
-	}
-	wantStatus := []int64{503, 200}
-	for i, c := range clients {
-		if c.Name != "GET" || string(c.ParentSpanId) != string(server.SpanId) {
-			t.Errorf("client span %d: %q with parent %x, want GET under the server span %x", i, c.Name, c.ParentSpanId, server.SpanId)
+	for _, rq := range requests {
+		var server *tracepb.Span
+		var clients []*tracepb.Span
+		for _, s := range byTrace[rq.traceID] {
+			switch s.Kind {
+			case tracepb.Span_SPAN_KIND_SERVER:
+				server = s
+			case tracepb.Span_SPAN_KIND_CLIENT:
+				clients = append(clients, s)
+			}
 		}
-		if _, st, _ := spanAttr(c, "http.response.status_code"); st != wantStatus[i] {
-			t.Errorf("client span %d: status %d, want %d", i, st, wantStatus[i])
+		if server == nil || len(clients) != len(rq.wantStatus) {
+			t.Errorf("trace %s: %d spans (server %v, %d client), want a server span and %d client spans",
+				rq.traceID, len(byTrace[rq.traceID]), server != nil, len(clients), len(rq.wantStatus))
+			continue
 		}
-		want := "00-" + traceID + "-" + hex.EncodeToString(c.SpanId) + "-01"
-		if upstreamParents[i] != want {
-			t.Errorf("attempt %d went upstream with traceparent %q, want its client span's %q", i, upstreamParents[i], want)
+		if server.Name != "GET orders" || hex.EncodeToString(server.ParentSpanId) != rq.parentID {
+			t.Errorf("server span %q with parent %x, want \"GET orders\" under the client's %s", server.Name, server.ParentSpanId, rq.parentID)
+		}
+		if r, _, _ := spanAttr(server, "http.route"); r != "orders" {
+			t.Errorf("server span http.route %q", r)
+		}
+		if _, st, _ := spanAttr(server, "http.response.status_code"); st != 200 {
+			t.Errorf("server span http.response.status_code %d", st)
+		}
+		// The exporter may batch attempts in any order; resend_count says
+		// which attempt a span was.
+		for _, c := range clients {
+			_, n, _ := spanAttr(c, "http.request.resend_count")
+			if n < 0 || int(n) >= len(rq.wantStatus) {
+				t.Errorf("client span with http.request.resend_count %d", n)
+				continue
+			}
+			if c.Name != "GET" || string(c.ParentSpanId) != string(server.SpanId) {
+				t.Errorf("attempt %d: %q with parent %x, want GET under the server span %x", n, c.Name, c.ParentSpanId, server.SpanId)
+			}
+			if _, st, _ := spanAttr(c, "http.response.status_code"); st != rq.wantStatus[n] {
+				t.Errorf("attempt %d: status %d, want %d", n, st, rq.wantStatus[n])
+			}
+			want := "00-" + rq.traceID + "-" + hex.EncodeToString(c.SpanId) + "-01"
+			if got := upstreamParents[rq.traceID]; int(n) >= len(got) || got[n] != want {
+				t.Errorf("attempt %d went upstream with traceparents %q, want its client span's %q", n, got, want)
+			}
 		}
 	}
+}
+
+// The tests below set process environment, so they do not run in
+// parallel.
+
+func TestTracesExportedOverOTLP(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
+	checkTracesExported(t, &rcv.spanSink)
+}
+
+func TestTracesExportedOverOTLPGRPC(t *testing.T) {
+	rcv := newGRPCReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+rcv.addr)
+	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+	checkTracesExported(t, &rcv.spanSink)
 }
 
 func TestTracesOffWithoutEnvironment(t *testing.T) {
