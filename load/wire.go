@@ -72,6 +72,10 @@ func (c *wireConn) read(p []byte) (int, error) {
 	return c.nc.Read(p)
 }
 
+// bodyReadBytes is the piece size for bodies larger than the session's
+// first 4 KiB buffer.
+const bodyReadBytes = 64 << 10
+
 // Response heads larger than this are refused (nginx's largest default
 // header buffers are 4 x 8 KiB; 64 KiB leaves room).
 const maxResponseHead = 64 << 10
@@ -552,6 +556,11 @@ func (rr *respReader) body(length int64, body *[]byte, maxBody int) error {
 	for length != 0 {
 		if rr.r == rr.w {
 			rr.r, rr.w = 0, 0 // consumed: read from the start of the buffer
+			if (length < 0 || length > int64(len(rr.buf))) && len(rr.buf) < bodyReadBytes {
+				// A large body: read it in fewer, larger pieces. The buffer
+				// stays with the session, so this happens once.
+				rr.buf = make([]byte, bodyReadBytes)
+			}
 			if err := rr.fill(); err != nil {
 				if length < 0 && errors.Is(err, io.EOF) {
 					return nil

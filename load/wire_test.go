@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,6 +160,28 @@ func TestWireClientBodyToEndOfStream(t *testing.T) {
 	rep, err = wireSend(t, tr, "GET", srv.url(), false)
 	if err != nil || len(rep.body) != 0 || rep.bytesIn != int64(len("HTTP/1.0 200 OK\r\n\r\nall of it")) {
 		t.Fatalf("unkept body: %v %q %d", err, rep.body, rep.bytesIn)
+	}
+}
+
+func TestWireClientReadsLargeBodies(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	response := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	srv := newScriptServer(t, false, response)
+	tr := newWire(t, ClientOptions{MaxBodyBytes: 100})
+	for _, keep := range []bool{false, true, false} {
+		rep, err := wireSend(t, tr, "GET", srv.url(), keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.bytesIn != int64(len(response)) {
+			t.Fatalf("bytes in %d, want %d", rep.bytesIn, len(response))
+		}
+		if keep && string(rep.body) != body[:100] || !keep && len(rep.body) != 0 {
+			t.Fatalf("keep %v: body of %d bytes", keep, len(rep.body))
+		}
+	}
+	if got := srv.accepted.Load(); got != 1 {
+		t.Fatalf("%d connections, want 1: the body was not read to its end", got)
 	}
 }
 
