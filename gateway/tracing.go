@@ -73,7 +73,7 @@ func traceProtocolFromEnv() (string, error) {
 		case protocolGRPC, protocolHTTPProtobuf:
 			return p, nil
 		default:
-			return "", fmt.Errorf("%s %q: want %q or %q", k, p, protocolGRPC, protocolHTTPProtobuf)
+			return "", fmt.Errorf("%s %q: the gateway exports traces over %q or %q only", k, p, protocolGRPC, protocolHTTPProtobuf)
 		}
 	}
 	return protocolHTTPProtobuf, nil

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +260,60 @@ func TestTracesOffWithoutEnvironment(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
 	if tracesFromEnv() {
 		t.Error("OTEL_TRACES_EXPORTER=none does not turn traces off")
+	}
+}
+
+func TestTraceProtocolSelection(t *testing.T) {
+	tests := []struct {
+		name   string
+		traces string // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+		all    string // OTEL_EXPORTER_OTLP_PROTOCOL
+		want   string // the protocol chosen; "" when the gateway must refuse
+		bad    string // the variable the refusal names
+	}{
+		{name: "unset", want: "http/protobuf"},
+		{name: "grpc", all: "grpc", want: "grpc"},
+		{name: "http/protobuf", all: "http/protobuf", want: "http/protobuf"},
+		{name: "traces variable wins", traces: "grpc", all: "http/protobuf", want: "grpc"},
+		{name: "traces variable wins both ways", traces: "http/protobuf", all: "grpc", want: "http/protobuf"},
+		{name: "traces variable shadows a bad general one", traces: "grpc", all: "http/json", want: "grpc"},
+		{name: "http/json", all: "http/json", bad: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{name: "typo", all: "gprc", bad: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{name: "case matters", all: "GRPC", bad: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{name: "bad traces variable", traces: "http/json", all: "grpc", bad: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", tc.traces)
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", tc.all)
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1") // never dialled: nothing is exported
+			tr, err := newTracing(Options{})
+			if tc.bad != "" {
+				if err == nil {
+					t.Fatalf("newTracing accepted %s %q", tc.bad, os.Getenv(tc.bad))
+				}
+				for _, s := range []string{tc.bad, strconv.Quote(os.Getenv(tc.bad)), `"grpc"`, `"http/protobuf"`} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not name %s", err, s)
+					}
+				}
+				return
+			}
+			if err != nil || tr == nil {
+				t.Fatalf("newTracing: %v, %v; want an exporter", tr, err)
+			}
+			tr.shutdown(context.Background())
+			if got, err := traceProtocolFromEnv(); got != tc.want || err != nil {
+				t.Errorf("protocol %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	// With traces off the protocol variables are never read.
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	if tr, err := newTracing(Options{}); tr != nil || err != nil {
+		t.Errorf("with no endpoint: %v, %v; want no tracing and no error", tr, err)
 	}
 }
