@@ -58,7 +58,8 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// TracerProvider, when set, receives a server span per request and a
 	// client span per upstream attempt. Left nil, spans are exported over
-	// OTLP/HTTP when the standard OTEL_* variables ask for it
+	// OTLP (http/protobuf, or gRPC with OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
+	// when the standard OTEL_* variables ask for it
 	// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp), and not
 	// made at all otherwise.
 	TracerProvider trace.TracerProvider

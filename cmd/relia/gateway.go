@@ -27,7 +27,8 @@ routes, upstream pools with health checks and outlier ejection, and per-route
 timeouts, retries with a budget, hedging, breakers, bulkheads, rate limits
 (per replica or shared through Redis), API-key and JWT authentication, a
 response cache, fallbacks and fault injection. With OTEL_EXPORTER_OTLP_ENDPOINT
-set it exports OpenTelemetry traces over OTLP/HTTP. SIGHUP, POST /reload on the admin API, or a change to the
+set it exports OpenTelemetry traces over OTLP (HTTP, or gRPC with
+OTEL_EXPORTER_OTLP_PROTOCOL=grpc). SIGHUP, POST /reload on the admin API, or a change to the
 file (--watch) reloads the config atomically; an invalid config is rejected
 and the old one keeps serving. SIGINT or SIGTERM drains and exits.`,
 		Args: cobra.NoArgs,
