@@ -6,7 +6,10 @@
 //
 // It measures wrk -> nginx directly, through Toxiproxy (TCP, no toxic),
 // through relia (TCP, no toxic), through relia with a latency=0 toxic, and
-// through relia in HTTP mode with a 0% HTTP fault. Each round measures every
+// through relia in HTTP mode with a 0% HTTP fault, and, where haproxy is
+// installed, through haproxy in TCP mode: no fault proxy, but the speed of
+// an event-loop TCP relay written in C on these cores, the ceiling against
+// which the Toxiproxy ratio is read. Each round measures every
 // path once, in an order that rotates from round to round, so a slow spell
 // of a shared machine falls on all paths alike; the figures are medians over
 // the rounds. Beside req/s it reads each proxy's CPU time per request from
@@ -35,6 +38,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/relia-dev/relia/bench/internal/proc"
 )
 
 const toxiproxyServerModule = "github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0"
@@ -129,6 +134,27 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 		{name: "wrk -> relia (tcp, latency=0 toxic) -> nginx", port: reliaLat0, pid: reliaPID},
 		{name: "wrk -> relia (http mode, 0% fault) -> nginx", port: reliaHTTP, pid: reliaPID},
 	}
+	// haproxy in TCP mode is no fault proxy; it is the reference for how
+	// fast an event-loop TCP relay in C gets on these cores, which bounds
+	// what any user-space fault proxy can reach against Toxiproxy.
+	var haproxyTCP *path
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		port := freePort()
+		conf := filepath.Join(out, "haproxy.cfg")
+		os.WriteFile(conf, []byte(fmt.Sprintf("global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"+
+			"listen relay\n  bind 127.0.0.1:%d\n  server nginx %s\n", port, upstream)), 0o644)
+		pid, err := startPinned(ctx, "1", filepath.Join(out, "haproxy.log"), "haproxy", "-db", "-f", conf)
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+			return err
+		}
+		haproxyTCP = &path{name: "wrk -> haproxy (tcp mode, reference) -> nginx", port: port, pid: pid}
+		paths = append(paths, haproxyTCP)
+	} else {
+		fmt.Println("skipped: haproxy tcp-mode reference (haproxy not installed; make bench-deps installs it)")
+	}
 	fmt.Printf("load average before: %s\n", loadAverage())
 	for r := range rounds {
 		for i := range paths {
@@ -160,6 +186,13 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	fmt.Printf("\nrelia tcp / toxiproxy throughput: %.2fx, median of rounds (each round's ratio: %s) (goal >= 1.5x)\n",
 		median(ratios), formatRatios(ratios))
 	fmt.Printf("toxiproxy / relia tcp CPU per request: %.2fx\n", median(tox.cpuPerReq)/median(tcp.cpuPerReq))
+	if haproxyTCP != nil {
+		for r := range rounds {
+			ratios[r] = haproxyTCP.rps[r] / tox.rps[r]
+		}
+		fmt.Printf("reference: haproxy tcp mode / toxiproxy throughput: %.2fx (each round: %s); relia tcp / haproxy: %.2fx\n",
+			median(ratios), formatRatios(ratios), median(tcp.rps)/median(haproxyTCP.rps))
+	}
 	fmt.Printf("p50 added by relia with a latency=0 toxic (1 conn, vs direct): %v (goal <= 50us)\n",
 		medianDur(lat0.p50one)-medianDur(direct.p50one))
 	return nil
@@ -169,13 +202,13 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 // latency with one.
 func measure(p *path, conns int, d time.Duration) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", p.port)
-	before := cpuTime(p.pid)
+	before := proc.CPUTime(p.pid)
 	rps, p50, err := wrk(url, conns, d)
 	if err != nil {
 		return err
 	}
 	if p.pid != 0 {
-		p.cpuPerReq = append(p.cpuPerReq, float64((cpuTime(p.pid)-before)/time.Microsecond)/(rps*d.Seconds()))
+		p.cpuPerReq = append(p.cpuPerReq, float64((proc.CPUTime(p.pid)-before)/time.Microsecond)/(rps*d.Seconds()))
 	}
 	_, p50one, err := wrk(url, 1, d/2)
 	if err != nil {
@@ -183,26 +216,6 @@ func measure(p *path, conns int, d time.Duration) error {
 	}
 	p.rps, p.p50, p.p50one = append(p.rps, rps), append(p.p50, p50), append(p.p50one, p50one)
 	return nil
-}
-
-// cpuTime returns the user and system CPU time of pid so far, from
-// /proc/pid/stat (in clock ticks of 10 ms); 0 when pid is 0 or unreadable.
-func cpuTime(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields follow the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func loadAverage() string {
