@@ -13,7 +13,10 @@
 // order that rotates between rounds; figures are medians. Then, at half the
 // gateway's measured maximum, hey sends a constant rate (-q per connection)
 // directly to nginx and through the gateway; the p99 difference is the
-// latency the gateway adds. A peer that is not installed is skipped and
+// latency the gateway adds. Beside the peers run two floors (gateway/floor):
+// featureless Go proxies on fasthttp and on an epoll loop, which show what
+// the HTTP engine costs by itself. Each proxy's CPU time per request is
+// read from /proc. A peer that is not installed is skipped and
 // named. It is run on demand, never by go test.
 package main
 
@@ -32,6 +35,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/relia-dev/relia/bench/internal/proc"
 )
 
 func main() {
@@ -50,9 +55,11 @@ func main() {
 }
 
 type proxy struct {
-	name string
-	port int
-	rps  []float64
+	name      string
+	port      int
+	pid       int // for CPU per request
+	rps       []float64
+	cpuPerReq []float64
 }
 
 func run(d time.Duration, rounds, conns int) error {
@@ -78,19 +85,19 @@ func run(d time.Duration, rounds, conns int) error {
 			p.Wait()
 		}
 	}()
-	start := func(log string, args ...string) error {
+	start := func(log string, args ...string) (int, error) {
 		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", "1"}, args...)...)
 		f, err := os.Create(filepath.Join(out, log))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		cmd.Stdout, cmd.Stderr = f, f
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("starting %s: %w", args[0], err)
+			return 0, fmt.Errorf("starting %s: %w", args[0], err)
 		}
 		procs = append(procs, cmd)
-		return nil
+		return cmd.Process.Pid, nil // taskset and env exec, so this is the proxy's pid
 	}
 
 	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
@@ -129,32 +136,37 @@ http {
 	if err != nil {
 		return err
 	}
-	if err := start("nginx-backend.log", "nginx", "-c", backendConf, "-p", filepath.Dir(backendConf)); err != nil {
+	if _, err := start("nginx-backend.log", "nginx", "-c", backendConf, "-p", filepath.Dir(backendConf)); err != nil {
 		return err
 	}
-	if err := start("nginx-proxy.log", "nginx", "-c", proxyConf, "-p", filepath.Dir(proxyConf)); err != nil {
+	nginxPID, err := start("nginx-proxy.log", "nginx", "-c", proxyConf, "-p", filepath.Dir(proxyConf))
+	if err != nil {
 		return err
 	}
-	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy}, {name: "nginx (in backend)", port: nginxShared}}
+	// "in backend" shares its process with the backend, so its CPU cannot
+	// be told apart and is not shown.
+	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy, pid: nginxPID}, {name: "nginx (in backend)", port: nginxShared}}
 	var skipped []string
 
 	if _, err := exec.LookPath("haproxy"); err == nil {
 		cfg := fmt.Sprintf("global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:%d\n  default_backend b\nbackend b\n  server s1 %s\n", haproxyPort, upstream)
 		os.WriteFile(filepath.Join(out, "haproxy.cfg"), []byte(cfg), 0o644)
-		if err := start("haproxy.log", "haproxy", "-f", filepath.Join(out, "haproxy.cfg")); err != nil {
+		pid, err := start("haproxy.log", "haproxy", "-db", "-f", filepath.Join(out, "haproxy.cfg"))
+		if err != nil {
 			return err
 		}
-		proxies = append(proxies, &proxy{name: "haproxy", port: haproxyPort})
+		proxies = append(proxies, &proxy{name: "haproxy", port: haproxyPort, pid: pid})
 	} else {
 		skipped = append(skipped, "haproxy (not installed)")
 	}
 	if _, err := exec.LookPath("caddy"); err == nil {
 		cfg := fmt.Sprintf("{\n  admin off\n  auto_https off\n}\nhttp://127.0.0.1:%d {\n  reverse_proxy %s\n}\n", caddyPort, upstream)
 		os.WriteFile(filepath.Join(out, "Caddyfile"), []byte(cfg), 0o644)
-		if err := start("caddy.log", "env", "GOMAXPROCS=1", "caddy", "run", "--config", filepath.Join(out, "Caddyfile"), "--adapter", "caddyfile"); err != nil {
+		pid, err := start("caddy.log", "env", "GOMAXPROCS=1", "caddy", "run", "--config", filepath.Join(out, "Caddyfile"), "--adapter", "caddyfile")
+		if err != nil {
 			return err
 		}
-		proxies = append(proxies, &proxy{name: "caddy", port: caddyPort})
+		proxies = append(proxies, &proxy{name: "caddy", port: caddyPort, pid: pid})
 	} else {
 		skipped = append(skipped, "caddy (not installed)")
 	}
@@ -183,11 +195,31 @@ spec:
       retry: {attempts: 2, budget: {ratio: 20%%}}
 `, gwPort, adminPort, filepath.Join(out, "access.log"), upstream)
 	os.WriteFile(filepath.Join(out, "gateway.yaml"), []byte(gw), 0o644)
-	if err := start("gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml")); err != nil {
+	gwPID, err := start("gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml"))
+	if err != nil {
 		return err
 	}
-	gateway := &proxy{name: "relia gateway", port: gwPort}
+	gateway := &proxy{name: "relia gateway", port: gwPort, pid: gwPID}
 	proxies = append(proxies, gateway)
+
+	// Two floors (gateway/floor): Go reverse proxies with none of the
+	// gateway's features, one on the gateway's engine (fasthttp) and one an
+	// epoll loop, to tell what the engine costs from what the features do.
+	floor := filepath.Join(out, "floor")
+	build = exec.Command("go", "build", "-o", floor, "./gateway/floor")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the floor proxies: %w", err)
+	}
+	for _, engine := range []string{"fasthttp", "epoll"} {
+		port := freePort()
+		pid, err := start("floor-"+engine+".log", "env", "GOMAXPROCS=1", floor, "-engine", engine,
+			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream)
+		if err != nil {
+			return err
+		}
+		proxies = append(proxies, &proxy{name: "floor: " + engine, port: port, pid: pid})
+	}
 	for _, p := range append([]*proxy{{port: backend}}, proxies...) {
 		if err := waitPort(p.port); err != nil {
 			return err
@@ -201,17 +233,25 @@ spec:
 	for r := range rounds {
 		for i := range proxies {
 			p := proxies[(i+r)%len(proxies)]
+			before := proc.CPUTime(p.pid)
 			rps, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/", p.port), conns, d)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			p.rps = append(p.rps, rps)
+			if p.pid != 0 {
+				p.cpuPerReq = append(p.cpuPerReq, float64(proc.CPUTime(p.pid)-before)/float64(time.Microsecond)/(rps*d.Seconds()))
+			}
 		}
 	}
 	gwRPS := median(gateway.rps)
-	fmt.Printf("\n%-16s %10s %16s\n", "proxy", "req/s", "gateway / proxy")
+	fmt.Printf("\n%-20s %10s %16s %18s\n", "proxy", "req/s", "gateway / proxy", "CPU per request")
 	for _, p := range proxies {
-		fmt.Printf("%-16s %10.0f %16.2f\n", p.name, median(p.rps), gwRPS/median(p.rps))
+		cpu := "-"
+		if p.pid != 0 {
+			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
+		}
+		fmt.Printf("%-20s %10.0f %16.2f %18s\n", p.name, median(p.rps), gwRPS/median(p.rps), cpu)
 	}
 
 	if _, err := exec.LookPath("hey"); err != nil {

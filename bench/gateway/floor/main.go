@@ -1,0 +1,48 @@
+// Command floor is a reverse proxy with none of the gateway's features, for
+// bench/gateway to measure what an HTTP engine costs by itself in Go on the
+// benchmark's pinned cores. Two engines:
+//
+//   - fasthttp: fasthttp's server and HostClient, one request at a time
+//     per connection (the gateway's engine, without the gateway);
+//   - epoll: one thread, one epoll set, each client connection paired with
+//     an upstream connection of its own, raw read(2)/write(2), nothing
+//     parsed but the end of a GET request's head and a response's
+//     Content-Length. It handles only what the benchmark sends.
+//
+// Neither is a product: they are floors the gateway's figures are read
+// against.
+//
+//	floor -engine epoll -listen 127.0.0.1:8081 -upstream 127.0.0.1:8080
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+)
+
+func main() {
+	engine := flag.String("engine", "epoll", "fasthttp or epoll")
+	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
+	upstream := flag.String("upstream", "127.0.0.1:8080", "backend address")
+	flag.Parse()
+	var err error
+	switch *engine {
+	case "fasthttp":
+		err = serveFasthttp(*listen, *upstream)
+	case "epoll":
+		var l, u netip.AddrPort
+		if l, err = netip.ParseAddrPort(*listen); err == nil {
+			if u, err = netip.ParseAddrPort(*upstream); err == nil {
+				err = serveEpoll(l, u)
+			}
+		}
+	default:
+		err = fmt.Errorf("unknown engine %q (fasthttp or epoll)", *engine)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+}
