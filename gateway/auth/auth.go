@@ -58,8 +58,11 @@ type JWTSettings struct {
 	// at least 32 bytes.
 	Secret []byte
 	// JWKS verifies RS256 and ES256 tokens, each by the key its kid names;
-	// nil means both are refused.
+	// nil (and no RemoteJWKS) means both are refused.
 	JWKS *JWKS
+	// RemoteJWKS does what JWKS does with a set fetched from the
+	// provider's jwks_uri and kept fresh. At most one of the two is set.
+	RemoteJWKS *RemoteJWKS
 	// Issuer, when set, must equal the token's iss.
 	Issuer string
 	// Audience, when set, must be among the token's aud.
@@ -203,8 +206,10 @@ func newAuthenticator(s Settings) (*Authenticator, error) {
 	if j := s.JWT; j != nil {
 		var methods []string
 		switch {
-		case j.Secret == nil && j.JWKS == nil:
+		case j.Secret == nil && j.JWKS == nil && j.RemoteJWKS == nil:
 			return nil, errors.New("jwt: neither secret nor jwks is set")
+		case j.JWKS != nil && j.RemoteJWKS != nil:
+			return nil, errors.New("jwt: jwks and remote jwks are both set; use one")
 		case j.Secret != nil && len(j.Secret) < minSecretBytes:
 			return nil, fmt.Errorf("jwt: secret of %d bytes: must be at least %d", len(j.Secret), minSecretBytes)
 		case j.Leeway < 0:
@@ -218,7 +223,7 @@ func newAuthenticator(s Settings) (*Authenticator, error) {
 		if j.Secret != nil {
 			methods = append(methods, "HS256")
 		}
-		if j.JWKS != nil {
+		if j.JWKS != nil || j.RemoteJWKS != nil {
 			methods = append(methods, "RS256", "ES256")
 		}
 		c := clock.OrReal(s.Clock)
@@ -339,6 +344,9 @@ func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
 		return a.jwt.Secret, nil
 	}
 	kid, _ := t.Header["kid"].(string)
+	if a.jwt.RemoteJWKS != nil {
+		return a.jwt.RemoteJWKS.key(kid, alg)
+	}
 	return a.jwt.JWKS.key(kid, alg)
 }
 
@@ -375,7 +383,7 @@ func stringsClaim(v any) []string {
 // the jwt package's sentinel, never the token.
 func tokenProblem(err error) string {
 	for _, s := range []error{
-		errNoKid, errUnknownKid, errWrongAlg,
+		errNoKid, errUnknownKid, errWrongAlg, errKeysUnavailable,
 		jwt.ErrTokenMalformed, jwt.ErrTokenSignatureInvalid, jwt.ErrTokenUnverifiable,
 		jwt.ErrTokenNotValidYet, jwt.ErrTokenInvalidIssuer, jwt.ErrTokenInvalidAudience,
 		jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenInvalidClaims,

@@ -33,7 +33,10 @@
 // # JWTs
 //
 // Bearer tokens are verified with golang-jwt: HS256 with a shared secret,
-// RS256 and ES256 with the key a JWKS file holds under the token's kid.
+// RS256 and ES256 with the key a JWKS holds under the token's kid: a file
+// (LoadJWKS), or the provider's jwks_uri fetched and kept fresh
+// (RemoteJWKS: refreshed on a schedule, at once for a kid it lacks, at
+// most once per interval, the last good set kept when a fetch fails).
 // Only the algorithms whose keys are configured are accepted, so a token
 // cannot pick its own verification (no "none", no HS256 keyed with a
 // public key). exp is required unless allowed otherwise, exp and nbf are
