@@ -158,6 +158,19 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	if !g.state.Load().redisReady(r.Context(), checks) {
 		ready = false
 	}
+	// A key set that was fetched once keeps verifying tokens when a
+	// refresh fails, so only one never fetched makes the gateway unready.
+	for _, ks := range g.state.Load().keySets {
+		switch err := ks.Status(); {
+		case err == nil:
+			checks["jwks:"+ks.URL()] = "ok"
+		case ks.Len() > 0:
+			checks["jwks:"+ks.URL()] = "stale, last refresh failed: " + err.Error()
+		default:
+			checks["jwks:"+ks.URL()] = err.Error()
+			ready = false
+		}
+	}
 	if g.opts.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
@@ -28,25 +32,107 @@ type authenticators struct {
 	byIssuer map[string]*auth.Authenticator
 }
 
+// remoteKeySets holds the gateway's remote JWKS, one per URL and refresh
+// interval, shared by config generations so that a reload neither fetches
+// a set again nor forgets its keys.
+type remoteKeySets struct {
+	mu      sync.Mutex
+	m       map[remoteKeySetKey]*auth.RemoteJWKS
+	started bool // refreshing: sets made from now on start at once
+}
+
+type remoteKeySetKey struct {
+	url     string
+	refresh time.Duration
+}
+
+// get returns the set of url refreshed every refresh, making it once. It
+// logs a failed fetch when the one before succeeded, and the recovery.
+func (rs *remoteKeySets) get(url string, refresh time.Duration, clk clock.Clock, log *slog.Logger) (*auth.RemoteJWKS, error) {
+	k := remoteKeySetKey{url, refresh}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r := rs.m[k]; r != nil {
+		return r, nil
+	}
+	failing := false
+	onFetch := func(err error) {
+		switch {
+		case err != nil && !failing:
+			log.Warn("fetching jwks failed; the keys fetched before stay in use", "url", url, "error", err)
+		case err == nil && failing:
+			log.Info("fetching jwks works again", "url", url)
+		}
+		failing = err != nil
+	}
+	r, err := auth.NewRemoteJWKS(auth.RemoteJWKSSettings{URL: url, Refresh: refresh, Clock: clk, OnFetch: onFetch})
+	if err != nil {
+		return nil, err
+	}
+	if rs.m == nil {
+		rs.m = map[remoteKeySetKey]*auth.RemoteJWKS{}
+	}
+	rs.m[k] = r
+	if rs.started {
+		r.Start()
+	}
+	return r, nil
+}
+
+// start begins refreshing every set, and every set made later.
+func (rs *remoteKeySets) start() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.started = true
+	for _, r := range rs.m {
+		r.Start()
+	}
+}
+
+// retain stops and forgets the sets that keep does not hold: after a
+// reload, those the new config no longer names.
+func (rs *remoteKeySets) retain(keep []*auth.RemoteJWKS) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for k, r := range rs.m {
+		if !slices.Contains(keep, r) {
+			r.Close()
+			delete(rs.m, k)
+		}
+	}
+}
+
+func (rs *remoteKeySets) close() { rs.retain(nil) }
+
 // buildAuth reads the key file, JWKS and secrets a config names and makes
 // the authenticators of its generation; nil when the config has no auth.
-func buildAuth(a *Auth, clk clock.Clock) (*authenticators, error) {
+// It also returns the remote key sets the generation uses.
+func buildAuth(a *Auth, clk clock.Clock, remote *remoteKeySets, log *slog.Logger) (*authenticators, []*auth.RemoteJWKS, error) {
 	if a == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var keys []auth.APIKey
 	if a.KeysFile != "" {
 		var err error
 		if keys, err = auth.LoadKeys(a.KeysFile); err != nil {
-			return nil, fmt.Errorf("loading api keys: %w", err)
+			return nil, nil, fmt.Errorf("loading api keys: %w", err)
 		}
 	}
+	var used []*auth.RemoteJWKS
 	build := func(j *JWT) (*auth.Authenticator, error) {
 		s := auth.Settings{Keys: keys, KeyHeader: a.KeyHeader, Clock: clk}
 		if j != nil {
 			js := &auth.JWTSettings{
 				Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway, AllowNoExpiry: j.AllowNoExpiry,
 				TenantClaim: j.TenantClaim, RoutesClaim: j.RoutesClaim, TenantRoutes: j.TenantRoutes,
+			}
+			if j.JWKSURL != "" {
+				r, err := remote.get(j.JWKSURL, j.JWKSRefresh, clk, log)
+				if err != nil {
+					return nil, fmt.Errorf("jwks of %s: %w", j.Issuer, err)
+				}
+				js.RemoteJWKS = r
+				used = append(used, r)
 			}
 			if j.JWKSFile != "" {
 				ks, err := auth.LoadJWKS(j.JWKSFile)
@@ -74,15 +160,15 @@ func buildAuth(a *Auth, clk clock.Clock) (*authenticators, error) {
 	if len(a.JWT) == 0 {
 		first, err := build(nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		as.first = first
-		return as, nil
+		return as, nil, nil
 	}
 	for i := range a.JWT {
 		au, err := build(&a.JWT[i])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if i == 0 {
 			as.first = au
@@ -94,7 +180,7 @@ func buildAuth(a *Auth, clk clock.Clock) (*authenticators, error) {
 			as.byIssuer[a.JWT[i].Issuer] = au
 		}
 	}
-	return as, nil
+	return as, used, nil
 }
 
 // pick returns the authenticator for the request's credentials: the one

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/gateway/redisrate"
 	"github.com/relia-dev/relia/internal/config"
@@ -350,6 +351,14 @@ type JWT struct {
 	// JWKSFile is a JSON Web Key Set file (the issuer's jwks_uri saved)
 	// whose keys verify RS256 and ES256 tokens by kid.
 	JWKSFile string `yaml:"jwksFile"`
+	// JWKSURL is the issuer's jwks_uri, fetched at start and every
+	// JWKSRefresh, and at once (at most every 30s) for a token whose kid
+	// the set lacks, so rotated keys need no config change. A failed fetch
+	// keeps the last good set; /readyz reports the set's state. At most
+	// one of JWKSFile and JWKSURL.
+	JWKSURL string `yaml:"jwksURL"`
+	// JWKSRefresh is how often JWKSURL is fetched; default 10m.
+	JWKSRefresh time.Duration `yaml:"jwksRefresh"`
 	// SecretFile holds the HS256 secret, at least 32 bytes.
 	SecretFile string `yaml:"secretFile"`
 	// Leeway allows for clock skew on exp and nbf; default none.
@@ -684,8 +693,21 @@ func (c *Config) validate() error {
 		issuers := map[string]bool{}
 		for i, j := range a.JWT {
 			jp := fmt.Sprintf("spec.auth.jwt[%d]", i)
-			if j.JWKSFile == "" && j.SecretFile == "" {
-				bad(jp, "an issuer needs jwksFile, secretFile or both")
+			switch {
+			case j.JWKSFile == "" && j.JWKSURL == "" && j.SecretFile == "":
+				bad(jp, "an issuer needs jwksFile, jwksURL or secretFile")
+			case j.JWKSFile != "" && j.JWKSURL != "":
+				bad(jp+".jwksURL", "jwksFile and jwksURL are both set; use one")
+			}
+			if j.JWKSURL != "" {
+				if _, err := auth.NewRemoteJWKS(auth.RemoteJWKSSettings{URL: j.JWKSURL}); err != nil {
+					bad(jp+".jwksURL", "%v", err)
+				}
+			}
+			if j.JWKSRefresh < 0 || (j.JWKSRefresh > 0 && j.JWKSRefresh < time.Second) {
+				bad(jp+".jwksRefresh", "jwksRefresh %v: must be at least 1s", j.JWKSRefresh)
+			} else if j.JWKSRefresh != 0 && j.JWKSURL == "" {
+				bad(jp+".jwksRefresh", "jwksRefresh without jwksURL")
 			}
 			if len(a.JWT) > 1 && j.Issuer == "" {
 				bad(jp+".issuer", "with several issuers each must name its iss")

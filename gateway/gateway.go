@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/internal/rawio"
 	"github.com/relia-dev/relia/outcome"
@@ -85,6 +86,7 @@ type Gateway struct {
 	accessW    *bufferedWriter
 	accessFile *os.File
 	redis      redisClients
+	keySets    remoteKeySets
 
 	mu        sync.Mutex
 	started   bool
@@ -110,6 +112,8 @@ type state struct {
 	trust    []netip.Prefix
 	// auth checks credentials under the config's spec.auth; nil without.
 	auth *authenticators
+	// keySets are the remote JWKS auth fetches keys from.
+	keySets []*auth.RemoteJWKS
 }
 
 func (st *state) trusted(a netip.Addr) bool {
@@ -163,6 +167,7 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 	if err != nil {
 		g.closeAccessLog()
 		g.redis.close()
+		g.keySets.close()
 		return nil, err
 	}
 	g.state.Store(st)
@@ -238,7 +243,7 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 		st.poolList = append(st.poolList, p)
 	}
 	var err error
-	if st.auth, err = buildAuth(cfg.Spec.Auth, g.clock); err != nil {
+	if st.auth, st.keySets, err = buildAuth(cfg.Spec.Auth, g.clock, &g.keySets, g.log); err != nil {
 		return nil, err
 	}
 	gwName := cfg.Metadata.Name
@@ -360,6 +365,7 @@ func (g *Gateway) reload(cfg *Config) error {
 	}
 	st, err := g.build(cfg, old)
 	if err != nil {
+		g.keySets.retain(old.keySets) // drop the sets the failed build made
 		return err
 	}
 	g.mu.Lock()
@@ -373,6 +379,7 @@ func (g *Gateway) reload(cfg *Config) error {
 	}
 	g.mu.Unlock()
 	g.state.Store(st)
+	g.keySets.retain(st.keySets)
 	for _, p := range old.poolList {
 		if st.pools[p.name] != p {
 			p.stopHealth()
@@ -488,6 +495,7 @@ func (g *Gateway) Start() error {
 	for _, p := range st.poolList {
 		g.startHealth(p)
 	}
+	g.keySets.start()
 	if g.opts.WatchInterval > 0 && g.opts.ConfigPath != "" {
 		g.bg.Add(1)
 		go g.watch(g.bgCtx) // exits when Shutdown cancels bgCtx
@@ -564,6 +572,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.bg.Wait()
 	g.closeAccessLog()
 	g.redis.close()
+	g.keySets.close()
 	if g.tracing != nil && g.tracing.shutdown != nil {
 		if err := g.tracing.shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flushing traces: %w", err))
