@@ -158,35 +158,33 @@ func TestActiveHealthThresholds(t *testing.T) {
 		p.checkLoop(ctx, ActiveHealth{Interval: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3}.withDefaults(), clk, probe)
 	}()
 	defer func() { cancel(); <-done }()
-	// tick waits until the loop sleeps after its n-th round, then wakes it.
-	round := int32(1)
-	tick := func() {
-		clk.BlockUntil(1)
-		for probes.Load() < round {
-			time.Sleep(time.Millisecond)
-		}
-		round++
-		clk.Advance(time.Second)
-	}
-	for i := range 3 {
-		if !tgt.activeUp.Load() {
-			t.Fatalf("down after %d failed probes; the threshold is 3", i)
-		}
-		tick()
-	}
+	// The loop probes at once, then after each Interval. Each step wakes it
+	// and waits until it sleeps again, so the round's result is applied
+	// before the test looks.
 	clk.BlockUntil(1)
+	step := func() {
+		clk.Advance(time.Second)
+		clk.BlockUntil(1)
+	}
+	for fails := 1; fails < 3; fails++ {
+		if !tgt.activeUp.Load() {
+			t.Fatalf("down after %d failed probes; the threshold is 3", fails)
+		}
+		step()
+	}
 	if tgt.activeUp.Load() {
 		t.Fatal("still up after 3 failed probes")
 	}
 	healthy.Store(true)
-	tick()
-	clk.BlockUntil(1)
+	step()
 	if tgt.activeUp.Load() {
 		t.Fatal("up after 1 good probe; the threshold is 2")
 	}
-	tick()
-	clk.BlockUntil(1)
+	step()
 	if !tgt.activeUp.Load() {
 		t.Fatal("still down after 2 good probes")
+	}
+	if n := probes.Load(); n != 5 {
+		t.Fatalf("%d probes, want 5 (one per round)", n)
 	}
 }
