@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,6 +99,9 @@ type procFault struct {
 	// burners holds the thread ids of a CPU burn's goroutines (Linux),
 	// so a test can see them burn and go.
 	burners chan int
+	// memory is what a memory fault holds, so a test can see its pages
+	// resident.
+	memory []byte
 }
 
 // NewProcessFaults returns a manager; clk nil means the real clock, audit
@@ -233,12 +235,13 @@ func (m *ProcessFaults) Start(f ProcessFault) error {
 	if f.Type == ProcCPU {
 		burners = make(chan int, f.Cores)
 	}
-	revert, err := m.apply(f, burners)
+	var memory []byte
+	revert, err := m.apply(f, burners, &memory)
 	if err != nil {
 		// The target is gone or the path taken: the request was wrong.
 		return ErrBadProcessFault.detail("%q: %v", f.Name, err)
 	}
-	pf := &procFault{spec: f, started: m.clock.Now(), revert: revert, burners: burners}
+	pf := &procFault{spec: f, started: m.clock.Now(), revert: revert, burners: burners, memory: memory}
 	m.armLocked(pf)
 	m.faults[f.Name] = pf
 	m.audit.Info("fault started", "fault", f.Name, "type", f.Type, "pid", f.PID, "launched", f.Launched,
@@ -255,8 +258,9 @@ func (m *ProcessFaults) armLocked(pf *procFault) {
 }
 
 // apply does the fault and returns how to revert it; a CPU burn's
-// goroutines send their thread ids to burners. The caller holds mu.
-func (m *ProcessFaults) apply(f ProcessFault, burners chan<- int) (func() error, error) {
+// goroutines send their thread ids to burners, a memory fault puts what
+// it holds in memory. The caller holds mu.
+func (m *ProcessFaults) apply(f ProcessFault, burners chan<- int, memory *[]byte) (func() error, error) {
 	switch f.Type {
 	case ProcPause:
 		pid := f.PID
@@ -327,17 +331,12 @@ func (m *ProcessFaults) apply(f ProcessFault, burners chan<- int) (func() error,
 		}
 		return func() error { cancel(); wg.Wait(); return nil }, nil
 	case ProcMemory:
-		mem := make([]byte, f.Bytes)
-		// Touch every page so the memory is resident, not just reserved.
-		for i := 0; i < len(mem); i += 4096 {
-			mem[i] = 1
+		mem, release, err := holdMemory(f.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("holding %d bytes: %w", f.Bytes, err)
 		}
-		return func() error {
-			runtime.KeepAlive(mem)
-			mem = nil
-			debug.FreeOSMemory()
-			return nil
-		}, nil
+		*memory = mem
+		return release, nil
 	case ProcDiskFill:
 		if err := fillFile(f.Path, f.Bytes); err != nil {
 			os.Remove(f.Path)

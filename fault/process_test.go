@@ -186,37 +186,6 @@ func TestFaultCPUBurnBurnsAndStops(t *testing.T) {
 	waitFor(t, "the burning thread to stop", func() bool { st, _, ok := threadStat(tid); return !ok || st == "S" })
 }
 
-// residentBytes returns this process's resident set size.
-func residentBytes(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Skip("needs /proc/self/statm to see resident memory")
-	}
-	pages, _ := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
-	return pages * int64(os.Getpagesize())
-}
-
-func TestFaultMemoryPressureIsResident(t *testing.T) {
-	t.Parallel()
-	m, _, _ := newProcessFaults(t)
-	const size = 128 << 20
-	before := residentBytes(t)
-	if err := m.Start(ProcessFault{Name: "mem", Type: ProcMemory, Bytes: size}); err != nil {
-		t.Fatal(err)
-	}
-	// Other tests in this process move the resident size by a few MiB at
-	// most; a fault that only reserved memory would not move it at all.
-	held := residentBytes(t)
-	if held-before < size*3/4 {
-		t.Fatalf("resident memory grew by %d bytes under a %d-byte memory fault", held-before, size)
-	}
-	if err := m.Stop("mem"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the memory to be returned", func() bool { return held-residentBytes(t) >= size*3/4 })
-}
-
 func TestFaultKillRestartsLaunchedProcess(t *testing.T) {
 	t.Parallel()
 	m, fc, _ := newProcessFaults(t)
