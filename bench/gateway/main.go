@@ -13,11 +13,13 @@
 // order that rotates between rounds; figures are medians. Then, at half the
 // gateway's measured maximum, hey sends a constant rate (-q per connection)
 // directly to nginx and through the gateway; the p99 difference is the
-// latency the gateway adds. Beside the peers run two floors (gateway/floor):
+// latency the gateway adds. Beside the peers run floors (gateway/floor):
 // featureless Go proxies on fasthttp and on an epoll loop, which show what
-// the HTTP engine costs by itself. Each proxy's CPU time per request is
-// read from /proc. A peer that is not installed is skipped and
-// named. It is run on demand, never by go test.
+// the HTTP engine costs by itself, and the epoll loop doing the config's
+// per-request work (request id, forwarding headers, breaker, budget,
+// histograms, access log), an estimate of the gateway on an event loop.
+// Each proxy's CPU time per request is read from /proc. A peer that is not
+// installed is skipped and named. It is run on demand, never by go test.
 package main
 
 import (
@@ -202,19 +204,22 @@ spec:
 	gateway := &proxy{name: "relia gateway", port: gwPort, pid: gwPID}
 	proxies = append(proxies, gateway)
 
-	// Two floors (gateway/floor): Go reverse proxies with none of the
+	// Floors (gateway/floor): Go reverse proxies with none of the
 	// gateway's features, one on the gateway's engine (fasthttp) and one an
-	// epoll loop, to tell what the engine costs from what the features do.
+	// epoll loop, to tell what the engine costs from what the features do;
+	// and the epoll loop doing this config's per-request work, an estimate
+	// of the gateway on an event-loop engine.
 	floor := filepath.Join(out, "floor")
 	build = exec.Command("go", "build", "-o", floor, "./gateway/floor")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building the floor proxies: %w", err)
 	}
-	for _, engine := range []string{"fasthttp", "epoll"} {
+	for _, engine := range []string{"fasthttp", "epoll", "epoll+features"} {
 		port := freePort()
 		pid, err := start("floor-"+engine+".log", "env", "GOMAXPROCS=1", floor, "-engine", engine,
-			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream)
+			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream,
+			"-access-log", filepath.Join(out, "floor-access.log"))
 		if err != nil {
 			return err
 		}
@@ -245,13 +250,13 @@ spec:
 		}
 	}
 	gwRPS := median(gateway.rps)
-	fmt.Printf("\n%-20s %10s %16s %18s\n", "proxy", "req/s", "gateway / proxy", "CPU per request")
+	fmt.Printf("\n%-24s %10s %16s %18s\n", "proxy", "req/s", "gateway / proxy", "CPU per request")
 	for _, p := range proxies {
 		cpu := "-"
 		if p.pid != 0 {
 			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
 		}
-		fmt.Printf("%-20s %10.0f %16.2f %18s\n", p.name, median(p.rps), gwRPS/median(p.rps), cpu)
+		fmt.Printf("%-24s %10.0f %16.2f %18s\n", p.name, median(p.rps), gwRPS/median(p.rps), cpu)
 	}
 
 	if _, err := exec.LookPath("hey"); err != nil {

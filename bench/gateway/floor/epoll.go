@@ -10,6 +10,13 @@ import (
 	"unsafe"
 )
 
+// messageHooks sees each whole message: a request from the client fd, or
+// the response to the client fd's request (from its upstream), and returns
+// what to send on.
+type messageHooks interface {
+	message(fd int, request bool, msg []byte) []byte
+}
+
 // side is one socket of a client/upstream pair and the bytes read from it
 // that do not yet make a whole message.
 type side struct {
@@ -21,7 +28,10 @@ type side struct {
 // serveEpoll runs the event loop on one locked thread until a fatal error.
 // Reads and writes go through RawSyscall so the runtime does not treat
 // them as blocking calls (which wakes sysmon); sockets are non-blocking.
-func serveEpoll(listen, upstream netip.AddrPort) error {
+//
+// hooks, when not nil, sees every message on its way and may rewrite it:
+// the per-request work a gateway adds, on an event-loop engine.
+func serveEpoll(listen, upstream netip.AddrPort, hooks messageHooks) error {
 	runtime.LockOSThread()
 	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
 	if err != nil {
@@ -99,9 +109,17 @@ func serveEpoll(listen, upstream netip.AddrPort) error {
 				if size == 0 || size > len(s.pending) {
 					break
 				}
+				msg := s.pending[:size]
+				if hooks != nil {
+					clientFD := s.fd
+					if !s.client {
+						clientFD = s.peer
+					}
+					msg = hooks.message(clientFD, s.client, msg)
+				}
 				// Small messages on loopback: the write completes or the
 				// pair is dropped.
-				if w, _ := rawCall(syscall.SYS_WRITE, s.peer, s.pending[:size]); w != size {
+				if w, _ := rawCall(syscall.SYS_WRITE, s.peer, msg); w != len(msg) {
 					closePair(s)
 					break
 				}

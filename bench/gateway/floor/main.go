@@ -8,8 +8,10 @@
 //     an upstream connection of its own, raw read(2)/write(2), nothing
 //     parsed but the end of a GET request's head and a response's
 //     Content-Length. It handles only what the benchmark sends.
+//   - epoll+features: the epoll loop doing the per-request work of the
+//     benchmark's gateway config (features.go says what).
 //
-// Neither is a product: they are floors the gateway's figures are read
+// None is a product: they are floors the gateway's figures are read
 // against.
 //
 //	floor -engine epoll -listen 127.0.0.1:8081 -upstream 127.0.0.1:8080
@@ -23,19 +25,26 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "epoll", "fasthttp or epoll")
+	engine := flag.String("engine", "epoll", "fasthttp, epoll or epoll+features")
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	upstream := flag.String("upstream", "127.0.0.1:8080", "backend address")
+	accessLog := flag.String("access-log", os.DevNull, "epoll+features: the access log file")
 	flag.Parse()
 	var err error
 	switch *engine {
 	case "fasthttp":
 		err = serveFasthttp(*listen, *upstream)
-	case "epoll":
+	case "epoll", "epoll+features":
 		var l, u netip.AddrPort
 		if l, err = netip.ParseAddrPort(*listen); err == nil {
 			if u, err = netip.ParseAddrPort(*upstream); err == nil {
-				err = serveEpoll(l, u)
+				var hooks messageHooks
+				if *engine == "epoll+features" {
+					if hooks, err = newFeatures(*accessLog); err != nil {
+						break
+					}
+				}
+				err = serveEpoll(l, u, hooks)
 			}
 		}
 	default:

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/resilience"
+)
+
+// features does, per request, what the benchmark's gateway config asks
+// of relia's gateway, the way an event-loop engine would: a request id,
+// X-Forwarded-For and -Proto added upstream, a breaker permit and a retry
+// budget deposit, the inbound and upstream duration histograms and a JSON
+// access-log line written from a 1 MiB buffer. It is the floor's estimate
+// of the gateway's features on an event loop, not the gateway.
+type features struct {
+	breaker  *resilience.Breaker
+	budget   *resilience.RetryBudget
+	inbound  prometheus.Observer
+	upstream prometheus.Observer
+	requests prometheus.Counter
+	log      *os.File
+	logBuf   []byte
+	out      []byte
+	inflight map[int]*exchange
+}
+
+// exchange is what a request carries until its response.
+type exchange struct {
+	start  time.Time
+	permit resilience.BreakerPermit
+	id     [32]byte
+	method []byte
+	path   []byte
+}
+
+func newFeatures(accessLog string) (*features, error) {
+	b, err := resilience.NewBreaker(resilience.BreakerSettings{Name: "nginx"})
+	if err != nil {
+		return nil, err
+	}
+	budget, err := resilience.NewRetryBudget(resilience.RetryBudgetSettings{Ratio: 0.2})
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(accessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	server := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "http_server_request_duration_seconds", Buckets: prometheus.DefBuckets}, []string{"http_route", "http_request_method", "http_response_status_code"})
+	client := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "http_client_request_duration_seconds", Buckets: prometheus.DefBuckets}, []string{"server_address", "http_request_method", "http_response_status_code"})
+	total := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relia_gateway_requests_total"}, []string{"route"})
+	reg.MustRegister(server, client, total)
+	return &features{
+		breaker: b, budget: budget, log: f, logBuf: make([]byte, 0, 1<<20),
+		inbound:  server.WithLabelValues("all", "GET", "200"),
+		upstream: client.WithLabelValues("nginx", "GET", "200"),
+		requests: total.WithLabelValues("all"),
+		inflight: map[int]*exchange{},
+	}, nil
+}
+
+func (f *features) message(fd int, request bool, msg []byte) []byte {
+	if request {
+		return f.request(fd, msg)
+	}
+	return f.response(fd, msg)
+}
+
+func (f *features) request(fd int, msg []byte) []byte {
+	x := f.inflight[fd]
+	if x == nil {
+		x = &exchange{}
+		f.inflight[fd] = x
+	}
+	x.start = time.Now()
+	permit, err := f.breaker.Allow()
+	if err != nil {
+		permit = resilience.BreakerPermit{}
+	}
+	x.permit = permit
+	f.budget.Deposit()
+	var raw [16]byte
+	rand.Read(raw[:])
+	hex.Encode(x.id[:], raw[:])
+	line := msg[:bytes.IndexByte(msg, '\r')]
+	sp := bytes.IndexByte(line, ' ')
+	x.method = append(x.method[:0], line[:sp]...)
+	rest := line[sp+1:]
+	x.path = append(x.path[:0], rest[:bytes.IndexByte(rest, ' ')]...)
+	// The head's last CRLF moves behind the added headers.
+	head := msg[:len(msg)-2]
+	f.out = append(f.out[:0], head...)
+	f.out = append(f.out, "X-Request-ID: "...)
+	f.out = append(f.out, x.id[:]...)
+	f.out = append(f.out, "\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"...)
+	return f.out
+}
+
+func (f *features) response(fd int, msg []byte) []byte {
+	x := f.inflight[fd]
+	if x == nil {
+		return msg
+	}
+	lat := time.Since(x.start)
+	status := 0
+	if len(msg) > 12 {
+		status, _ = strconv.Atoi(string(msg[9:12]))
+	}
+	var outcome error
+	if status >= 500 {
+		outcome = errors.New("upstream 5xx")
+	}
+	x.permit.Done(outcome)
+	f.upstream.Observe(lat.Seconds())
+	f.inbound.Observe(lat.Seconds())
+	f.requests.Inc()
+	b := f.logBuf
+	b = append(b, `{"time":"`...)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","request_id":"`...)
+	b = append(b, x.id[:]...)
+	b = append(b, `","route":"all","upstream":"nginx","method":"`...)
+	b = append(b, x.method...)
+	b = append(b, `","path":"`...)
+	b = append(b, x.path...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"attempts":1,"duration_ms":`...)
+	b = strconv.AppendFloat(b, float64(lat.Microseconds())/1000, 'f', 3, 64)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = append(b, "}\n"...)
+	if len(b) > cap(b)-512 {
+		f.log.Write(b)
+		b = b[:0]
+	}
+	f.logBuf = b
+	return msg
+}
