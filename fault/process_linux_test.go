@@ -9,8 +9,7 @@ import (
 )
 
 // residentPages counts the pages of mem that are in memory (mincore(2)).
-func residentPages(t *testing.T, mem []byte) (resident, pages int, err error) {
-	t.Helper()
+func residentPages(mem []byte) (resident, pages int, err error) {
 	page := os.Getpagesize()
 	vec := make([]byte, (len(mem)+page-1)/page)
 	_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0])))
@@ -38,7 +37,7 @@ func TestFaultMemoryPressureIsResident(t *testing.T) {
 	if len(mem) != size {
 		t.Fatalf("the fault holds %d bytes, want %d", len(mem), size)
 	}
-	resident, pages, err := residentPages(t, mem)
+	resident, pages, err := residentPages(mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +49,7 @@ func TestFaultMemoryPressureIsResident(t *testing.T) {
 	}
 	// Unmapped on Stop: the kernel has the pages back, and the range is
 	// no longer mapped at all.
-	if _, _, err := residentPages(t, mem); !errors.Is(err, syscall.ENOMEM) {
+	if _, _, err := residentPages(mem); !errors.Is(err, syscall.ENOMEM) {
 		t.Fatalf("mincore after Stop: %v, want ENOMEM (the memory unmapped)", err)
 	}
 }

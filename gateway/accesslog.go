@@ -178,12 +178,41 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 		return b.dst.Write(p)
 	}
 	if len(b.cur) > 0 && len(b.cur)+len(p) > cap(b.cur) {
-		next := <-b.spare // waits while the writer is behind
-		b.full <- b.cur
-		b.cur = next
+		select {
+		case next := <-b.spare: // waits while the writer is behind
+			// Both buffers are in hand, so full is empty: no wait.
+			b.full <- b.cur
+			b.cur = next
+		case <-b.done:
+			// Close has begun and the writer is stopping: write in order
+			// from here.
+			if err := b.writeRestLocked(); err != nil {
+				return 0, err
+			}
+		}
 	}
 	b.cur = append(b.cur, p...)
 	return len(p), nil
+}
+
+// writeRestLocked waits for the writer to stop, then writes the buffer
+// handed to it and not yet written, if any, and the lines collected since,
+// in that order. The caller holds mu.
+func (b *bufferedWriter) writeRestLocked() error {
+	b.wg.Wait() // the writer never waits on mu, only tries it
+	select {
+	case buf := <-b.full:
+		if _, err := b.dst.Write(buf); err != nil {
+			return err
+		}
+	default:
+	}
+	if len(b.cur) == 0 {
+		return nil
+	}
+	_, err := b.dst.Write(b.cur)
+	b.cur = b.cur[:0]
+	return err
 }
 
 func (b *bufferedWriter) run() {
@@ -196,12 +225,7 @@ func (b *bufferedWriter) run() {
 			b.write(buf)
 		case <-t.C:
 			b.flushCollected()
-		case <-b.done:
-			select {
-			case buf := <-b.full:
-				b.write(buf)
-			default:
-			}
+		case <-b.done: // Close writes what is left
 			return
 		}
 	}
@@ -237,14 +261,8 @@ func (b *bufferedWriter) flushCollected() {
 // Closing twice is harmless.
 func (b *bufferedWriter) Close() error {
 	b.stop.Do(func() { close(b.done) })
-	b.wg.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	if len(b.cur) > 0 {
-		_, err := b.dst.Write(b.cur)
-		b.cur = b.cur[:0]
-		return err
-	}
-	return nil
+	return b.writeRestLocked()
 }

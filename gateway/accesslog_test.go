@@ -158,3 +158,57 @@ func TestBufferedWriterLosesNothingWhenTheFileStalls(t *testing.T) {
 		}
 	}
 }
+
+// orderedWriter records the lines it gets, in order.
+type orderedWriter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *orderedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, strings.Split(strings.TrimSuffix(string(p), "\n"), "\n")...)
+	return len(p), nil
+}
+
+// Lines written while Close runs are neither lost nor reordered, and no
+// writer is left waiting for a buffer the stopped writer goroutine would
+// have returned.
+func TestBufferedWriterKeepsLinesWrittenDuringClose(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		dst := &orderedWriter{}
+		b := newBufferedWriter(dst)
+		const writers, perWriter = 4, 3000
+		pad := strings.Repeat("x", 200) // about 2.5 MiB in all: both buffers turn over
+		var wg sync.WaitGroup
+		var started sync.WaitGroup
+		started.Add(writers)
+		for w := range writers {
+			wg.Go(func() {
+				started.Done()
+				for i := range perWriter {
+					b.Write(fmt.Appendf(nil, "%d %d %s\n", w, i, pad))
+				}
+			})
+		}
+		started.Wait()
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if len(dst.lines) != writers*perWriter {
+			t.Fatalf("%d lines, want %d", len(dst.lines), writers*perWriter)
+		}
+		next := make([]int, writers)
+		for _, l := range dst.lines {
+			var w, i int
+			fmt.Sscanf(l, "%d %d", &w, &i)
+			if i != next[w] {
+				t.Fatalf("writer %d: line %d after %d lines; lines were lost or reordered", w, i, next[w])
+			}
+			next[w]++
+		}
+	}
+}

@@ -148,19 +148,20 @@ func (g *Gateway) Upstreams() []UpstreamStatus {
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{}
 	ready := true
-	for _, p := range g.state.Load().poolList {
+	st := g.state.Load()
+	for _, p := range st.poolList {
 		share := p.healthyShare()
 		checks["upstream:"+p.name] = fmt.Sprintf("%.0f%% available", share*100)
 		if share < MinReadyShare {
 			ready = false
 		}
 	}
-	if !g.state.Load().redisReady(r.Context(), checks) {
+	if !st.redisReady(r.Context(), checks) {
 		ready = false
 	}
 	// A key set that was fetched once keeps verifying tokens when a
 	// refresh fails, so only one never fetched makes the gateway unready.
-	for _, ks := range g.state.Load().keySets {
+	for _, ks := range st.keySets {
 		switch err := ks.Status(); {
 		case err == nil:
 			checks["jwks:"+ks.URL()] = "ok"

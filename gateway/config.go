@@ -700,7 +700,7 @@ func (c *Config) validate() error {
 				bad(jp+".jwksURL", "jwksFile and jwksURL are both set; use one")
 			}
 			if j.JWKSURL != "" {
-				if _, err := auth.NewRemoteJWKS(auth.RemoteJWKSSettings{URL: j.JWKSURL}); err != nil {
+				if err := auth.CheckJWKSURL(j.JWKSURL); err != nil {
 					bad(jp+".jwksURL", "%v", err)
 				}
 			}

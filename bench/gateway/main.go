@@ -1,9 +1,8 @@
 // Command gateway compares relia's gateway with nginx, haproxy and caddy as
 // reverse proxies to the same nginx backend (nginx twice: in a process of
 // its own like every other proxy, and inside the backend's worker), pinned
-// the way
-// docs/benchmarks.md describes: wrk on CPU 0, the proxy under test and the
-// backend on CPU 1, 50 connections, a 3-byte body.
+// the way docs/benchmarks.md describes: wrk on CPU 0, the proxy under test
+// and the backend on CPU 1, 50 connections, a 3-byte body.
 //
 //	cd bench && go run ./gateway -duration 5s -rounds 3
 //

@@ -69,11 +69,14 @@ type RemoteJWKS struct {
 
 	mu      sync.Mutex // held for a whole fetch: one at a time
 	lastTry time.Time  // when the last fetch began, under mu
-	lastErr error      // its error, under mu
+	// lastErr is the last fetch's error; nil before the first and after a
+	// success. Not under mu, so Status never waits for a fetch.
+	lastErr atomic.Pointer[error]
 
-	startOnce, closeOnce sync.Once
-	stop, done           chan struct{}
-	// ctx ends with Close, so a fetch under way does not hold it up.
+	startOnce sync.Once
+	done      chan struct{} // closed when the refresh loop ends
+	// ctx ends with Close: it stops the loop, and a fetch under way with
+	// it.
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -81,15 +84,10 @@ type RemoteJWKS struct {
 // NewRemoteJWKS checks s and returns a RemoteJWKS that has fetched
 // nothing yet; Start begins fetching.
 func NewRemoteJWKS(s RemoteJWKSSettings) (*RemoteJWKS, error) {
-	u, err := url.Parse(s.URL)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("jwks url %q: %w", s.URL, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("jwks url %q: the scheme must be http or https", s.URL)
-	case u.Host == "":
-		return nil, fmt.Errorf("jwks url %q: no host", s.URL)
-	case s.Refresh < 0 || s.MinInterval < 0 || s.Timeout < 0:
+	if err := CheckJWKSURL(s.URL); err != nil {
+		return nil, err
+	}
+	if s.Refresh < 0 || s.MinInterval < 0 || s.Timeout < 0 {
 		return nil, errors.New("jwks: refresh, min interval and timeout must not be negative")
 	}
 	if s.Refresh == 0 {
@@ -104,9 +102,24 @@ func NewRemoteJWKS(s RemoteJWKSSettings) (*RemoteJWKS, error) {
 	if s.Client == nil {
 		s.Client = &http.Client{}
 	}
-	r := &RemoteJWKS{s: s, clk: clock.OrReal(s.Clock), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &RemoteJWKS{s: s, clk: clock.OrReal(s.Clock), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
+}
+
+// CheckJWKSURL says what is wrong with raw as a jwks_uri: it must be an
+// absolute http or https URL.
+func CheckJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("jwks url %q: %w", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("jwks url %q: the scheme must be http or https", raw)
+	case u.Host == "":
+		return fmt.Errorf("jwks url %q: no host", raw)
+	}
+	return nil
 }
 
 // URL returns the URL the set is fetched from.
@@ -121,10 +134,7 @@ func (r *RemoteJWKS) Start() {
 // Close stops the refreshes, cancelling a fetch under way, and waits for
 // the refresh loop to end. Keys fetched before keep verifying tokens.
 func (r *RemoteJWKS) Close() {
-	r.closeOnce.Do(func() {
-		r.cancel()
-		close(r.stop)
-	})
+	r.cancel()
 	started := true
 	r.startOnce.Do(func() { started = false })
 	if started {
@@ -137,17 +147,13 @@ func (r *RemoteJWKS) run() {
 	retry := firstRetry
 	for {
 		wait := r.s.Refresh
-		if err := r.fetch(); err != nil {
+		if err := r.Refresh(); err != nil {
 			wait = min(retry, r.s.Refresh)
 			retry *= 2
 		} else {
 			retry = firstRetry
 		}
-		t := r.clk.NewTimer(wait)
-		select {
-		case <-t.C():
-		case <-r.stop:
-			t.Stop()
+		if clock.Sleep(r.ctx, r.clk, wait) != nil {
 			return
 		}
 	}
@@ -156,18 +162,20 @@ func (r *RemoteJWKS) run() {
 // Refresh fetches the set now, waiting for a fetch already in progress
 // first. On failure the previous set stays in force.
 func (r *RemoteJWKS) Refresh() error {
-	return r.fetch()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fetchLocked()
 }
 
 // Status is nil when a set has been fetched and the latest fetch
 // succeeded; otherwise it says what failed. Keys fetched earlier keep
-// verifying tokens while Status reports a failed refresh.
+// verifying tokens while Status reports a failed refresh. It does not wait
+// for a fetch under way, so a slow provider cannot hold up a readiness
+// probe.
 func (r *RemoteJWKS) Status() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case r.lastErr != nil:
-		return r.lastErr
+	switch last := r.lastErr.Load(); {
+	case last != nil:
+		return *last
 	case r.set.Load() == nil:
 		return errors.New("jwks " + r.s.URL + ": not fetched yet")
 	}
@@ -183,18 +191,14 @@ func (r *RemoteJWKS) Len() int {
 	return 0
 }
 
-func (r *RemoteJWKS) fetch() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.fetchLocked()
-}
-
 func (r *RemoteJWKS) fetchLocked() error {
 	r.lastTry = r.clk.Now()
 	set, err := r.get()
-	r.lastErr = err
 	if err == nil {
 		r.set.Store(set)
+		r.lastErr.Store(nil)
+	} else {
+		r.lastErr.Store(&err)
 	}
 	if r.s.OnFetch != nil {
 		r.s.OnFetch(err)
