@@ -169,7 +169,9 @@ type Upstream struct {
 	Balance Balance `yaml:"balance"`
 	// HashOn is the key of the hash balancer.
 	HashOn *HashOn `yaml:"hashOn"`
-	// MaxConnections bounds connections to each target; default 1024.
+	// MaxConnections bounds connections to each target; default 1024. A
+	// request that finds them all busy waits for one until its attempt's
+	// deadline.
 	MaxConnections int `yaml:"maxConnections"`
 	// ConnectTimeout bounds dialing a target; default 2s.
 	ConnectTimeout time.Duration `yaml:"connectTimeout"`

@@ -43,12 +43,14 @@ type target struct {
 	ejections            int // consecutive ejections, under pool.mu
 	lastEjectEnd         time.Time
 
-	// idle keeps connections for the next requests; open counts every
-	// connection the proxy has to the target, bounded by maxConns.
+	// idle keeps connections for the next requests; slots holds a token
+	// for every connection the proxy has open to the target, maxConns at
+	// most. clock bounds waits for one.
 	idle        chan *upstreamConn
-	open        atomic.Int64
+	slots       chan struct{}
 	maxConns    int
 	dialTimeout time.Duration
+	clock       clock.Clock
 }
 
 // available reports whether the balancer may choose t: healthy by the
@@ -122,7 +124,8 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		t := &target{addr: tc.Address, weight: w}
 		t.activeUp.Store(true)
 		t.idle = make(chan *upstreamConn, min(maxConns, maxIdleConns))
-		t.maxConns, t.dialTimeout = maxConns, dialTimeout
+		t.slots = make(chan struct{}, maxConns)
+		t.maxConns, t.dialTimeout, t.clock = maxConns, dialTimeout, clk
 		// The client serves active health checks only; requests go
 		// through the target's own connections (transport.go).
 		t.client = &fasthttp.HostClient{
@@ -354,11 +357,12 @@ const (
 	resultOK attemptResult = iota
 	result5xx
 	resultConnErr // connect error, reset or timeout
+	resultIgnored // says nothing about the target (the gateway's own limit)
 )
 
 // report feeds passive outlier detection and returns true when it ejected t.
 func (p *pool) report(t *target, r attemptResult) bool {
-	if p.passive.Consecutive5xx == 0 {
+	if p.passive.Consecutive5xx == 0 || r == resultIgnored {
 		return false
 	}
 	switch r {

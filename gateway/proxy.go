@@ -30,8 +30,12 @@ const (
 	ReasonUpstreamTimeout   = "upstream_timeout"
 	ReasonConnectFailed     = "upstream_connect_failed"
 	ReasonUpstreamReset     = "upstream_reset"
-	ReasonBodyTooLarge      = "body_too_large"
-	ReasonRouteTimeout      = "route_timeout"
+	// ReasonConnectionsExhausted: every connection the gateway may open to
+	// the target (upstreams[].maxConnections) stayed busy until the
+	// attempt's deadline.
+	ReasonConnectionsExhausted = "upstream_connections_exhausted"
+	ReasonBodyTooLarge         = "body_too_large"
+	ReasonRouteTimeout         = "route_timeout"
 )
 
 // errKind is how an attempt failed without a response.
@@ -42,6 +46,8 @@ const (
 	errConnect
 	errReset
 	errTimeout
+	// errOverflow: the gateway's own connection limit, not the target.
+	errOverflow
 )
 
 func (k errKind) String() string {
@@ -52,6 +58,8 @@ func (k errKind) String() string {
 		return "reset"
 	case errTimeout:
 		return "timeout"
+	case errOverflow:
+		return "connections_exhausted"
 	}
 	return ""
 }
@@ -60,9 +68,11 @@ func classifyErr(err error) errKind {
 	switch {
 	case err == nil:
 		return errNone
+	case errors.Is(err, errConnectionsExhausted):
+		return errOverflow
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
-	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
 		return errConnect
 	}
 	var op *net.OpError
@@ -506,6 +516,8 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 				g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
 			case errConnect:
 				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
+			case errOverflow:
+				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
 			default:
 				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
 			}
@@ -614,6 +626,11 @@ func (g *Gateway) endAttempt(x *exchange, t *target, bp resilience.BreakerPermit
 	g.metrics.observeClient(t.addr, method, status, kind.String(), lat)
 	result := resultOK
 	switch {
+	case kind == errOverflow:
+		// The gateway's own limit: the breaker ignores the rejection and
+		// passive health does not count it.
+		bp.Done(err)
+		result = resultIgnored
 	case err != nil:
 		bp.Done(err)
 		result = resultConnErr

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/relia-dev/relia/internal/rawio"
+	"github.com/relia-dev/relia/resilience"
 )
 
 // The gateway talks HTTP/1.1 to its targets over connections of its own
@@ -49,29 +50,61 @@ const maxIdleConns = 256
 // new one.
 var errStaleConn = errors.New("kept-alive connection closed by the target")
 
+// errConnectionsExhausted is the sentinel of the rejection an attempt gets
+// when every connection the gateway may open to a target stayed busy
+// until the attempt's deadline: the gateway's own limit, which says
+// nothing about the target's health, so breakers and outlier detection
+// ignore it (it matches resilience.ErrRejected).
+var errConnectionsExhausted = errors.New("every connection to the target is busy")
+
 // acquire returns an idle connection, unless fresh is set, or dials one
 // within the connect timeout and the request's deadline; reused says
-// which.
+// which. With maxConns open it waits, until the deadline, for one to be
+// released or closed: a burst (a cold start, a client opening thousands
+// of connections) queues for the target's connections instead of failing.
 func (t *target) acquire(ctx context.Context, deadline time.Time, fresh bool) (uc *upstreamConn, reused bool, err error) {
-	if !fresh {
-		select {
-		case uc := <-t.idle:
-			return uc, true, nil
-		default:
-		}
+	idle := t.idle
+	if fresh {
+		idle = nil // a nil channel is never ready
 	}
-	if t.open.Add(1) > int64(t.maxConns) {
-		t.open.Add(-1)
-		return nil, false, fasthttp.ErrNoFreeConns
+	// Kept connections first, then a new one, then the wait (a select
+	// with several ready cases picks at random).
+	select {
+	case uc := <-idle:
+		return uc, true, nil
+	default:
+	}
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		wait := deadline.Sub(t.clock.Now())
+		if wait <= 0 {
+			return nil, false, t.connectionsExhausted()
+		}
+		timer := t.clock.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case uc := <-idle:
+			return uc, true, nil
+		case t.slots <- struct{}{}:
+		case <-timer.C():
+			return nil, false, t.connectionsExhausted()
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
 	}
 	d := net.Dialer{Timeout: t.dialTimeout, Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
-		t.open.Add(-1)
+		<-t.slots
 		return nil, false, err
 	}
 	c = rawio.Wrap(c) // raw syscalls: internal/rawio says why
 	return &upstreamConn{c: c, br: bufio.NewReaderSize(c, upstreamReadBuffer), bw: bufio.NewWriterSize(c, upstreamWriteBuffer)}, false, nil
+}
+
+func (t *target) connectionsExhausted() error {
+	return &resilience.RejectedError{Policy: "upstream", Name: t.addr, Reason: ReasonConnectionsExhausted, Sentinel: errConnectionsExhausted}
 }
 
 // release keeps uc for the next request, or closes it when enough are
@@ -84,10 +117,10 @@ func (t *target) release(uc *upstreamConn) {
 	}
 }
 
-// discard closes uc.
+// discard closes uc and frees its place for a new connection.
 func (t *target) discard(uc *upstreamConn) {
 	uc.c.Close()
-	t.open.Add(-1)
+	<-t.slots
 }
 
 // closeIdle closes the target's idle connections (on reload, when its

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/resilience"
 )
 
 // rawBackend answers every request on a connection with the reply that
@@ -176,5 +180,103 @@ func TestTransportRejectsBadChunks(t *testing.T) {
 		if rerr == nil && string(body) == "hello" {
 			t.Errorf("a malformed chunk size passed as %q", body)
 		}
+	}
+}
+
+// TestConnectionLimitQueuesAndDoesNotBlameTheTarget: with every connection
+// a target may have busy, a request waits for one rather than failing; one
+// that waits past its attempt's deadline gets a 503 naming the limit, and
+// neither the breaker nor outlier detection holds that against the target.
+func TestConnectionLimitQueuesAndDoesNotBlameTheTarget(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Now())
+	be := newBackend(t, "a")
+	arrived, release, done := make(chan struct{}, 4), make(chan struct{}, 4), make(chan struct{})
+	t.Cleanup(func() { close(done) }) // before the backend's Close, which waits for handlers
+	be.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-done:
+			}
+		}
+		return false
+	})
+	g, url := startGateway(t, fmt.Sprintf(`  upstreams:
+    - name: svc
+      targets: [{address: %q}]
+      maxConnections: 1
+      breaker: {consecutiveFailures: 1, openDuration: 1m}
+      health: {passive: {consecutive5xx: 1, consecutiveConnectErrors: 1}}
+  routes: [{name: r, upstream: svc, timeout: 2m, perTryTimeout: 30s}]
+`, be.addr()), Options{Clock: clk})
+
+	type answer struct {
+		code int
+		body string
+		hdr  http.Header
+	}
+	send := func(path string) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			code, body, hdr := get(t, "GET", url+path, nil)
+			ch <- answer{code, body, hdr}
+		}()
+		return ch
+	}
+
+	// waiting returns once the request on ch waits on the clock for a
+	// connection, and fails the test if it was answered instead.
+	waiting := func(ch chan answer, base int) {
+		t.Helper()
+		for clk.Waiters() <= base {
+			select {
+			case a := <-ch:
+				t.Fatalf("answered without waiting for a connection: %d %q", a.code, a.body)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+
+	// The second request waits for the held connection and gets it.
+	held := send("/hold")
+	<-arrived
+	base := clk.Waiters()
+	queued := send("/next")
+	waiting(queued, base)
+	release <- struct{}{}
+	if a := <-held; a.code != 200 {
+		t.Fatalf("held request: %d %q", a.code, a.body)
+	}
+	if a := <-queued; a.code != 200 || a.body != "a" {
+		t.Fatalf("queued request: %d %q, want 200 once the connection was free", a.code, a.body)
+	}
+
+	// One that waits past its attempt's deadline is refused by the
+	// gateway, not failed by the target.
+	held = send("/hold")
+	<-arrived
+	base = clk.Waiters()
+	late := send("/late")
+	waiting(late, base)
+	clk.Advance(30 * time.Second)
+	a := <-late
+	if a.code != 503 || !strings.Contains(a.body, `"reason":"`+ReasonConnectionsExhausted+`"`) || a.hdr.Get("Retry-After") == "" {
+		t.Fatalf("request past its deadline: %d %q (Retry-After %q), want 503 %s", a.code, a.body, a.hdr.Get("Retry-After"), ReasonConnectionsExhausted)
+	}
+	release <- struct{}{}
+	if a := <-held; a.code != 200 {
+		t.Fatalf("held request: %d %q", a.code, a.body)
+	}
+	tg := g.state.Load().routes[0].pool.targets[0]
+	if st := tg.breaker.State(); st != resilience.StateClosed {
+		t.Errorf("breaker %v after the gateway's own refusal, want closed", st)
+	}
+	if !tg.available(clk.Now) {
+		t.Error("target ejected after the gateway's own refusal")
+	}
+	if code, body, _ := get(t, "GET", url+"/after", nil); code != 200 {
+		t.Errorf("next request: %d %q, want 200", code, body)
 	}
 }
