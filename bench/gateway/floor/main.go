@@ -9,7 +9,11 @@
 //     parsed but the end of a GET request's head and a response's
 //     Content-Length. It handles only what the benchmark sends.
 //   - epoll+features: the epoll loop doing the per-request work of the
-//     benchmark's gateway config (features.go says what).
+//     benchmark's gateway config (features.go says what);
+//   - epoll+parsed: the same, with every message parsed by fasthttp,
+//     edited as the gateway edits it and written back out: the gateway's
+//     pipeline, which works on fasthttp's request and response types, on
+//     an event loop.
 //
 // None is a product: they are floors the gateway's figures are read
 // against.
@@ -25,7 +29,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "epoll", "fasthttp, epoll or epoll+features")
+	engine := flag.String("engine", "epoll", "fasthttp, epoll, epoll+features or epoll+parsed")
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	upstream := flag.String("upstream", "127.0.0.1:8080", "backend address")
 	accessLog := flag.String("access-log", os.DevNull, "epoll+features: the access log file")
@@ -34,13 +38,13 @@ func main() {
 	switch *engine {
 	case "fasthttp":
 		err = serveFasthttp(*listen, *upstream)
-	case "epoll", "epoll+features":
+	case "epoll", "epoll+features", "epoll+parsed":
 		var l, u netip.AddrPort
 		if l, err = netip.ParseAddrPort(*listen); err == nil {
 			if u, err = netip.ParseAddrPort(*upstream); err == nil {
 				var hooks messageHooks
-				if *engine == "epoll+features" {
-					if hooks, err = newFeatures(*accessLog); err != nil {
+				if *engine != "epoll" {
+					if hooks, err = newFeatures(*accessLog, *engine == "epoll+parsed"); err != nil {
 						break
 					}
 				}
@@ -48,7 +52,7 @@ func main() {
 			}
 		}
 	default:
-		err = fmt.Errorf("unknown engine %q (fasthttp or epoll)", *engine)
+		err = fmt.Errorf("unknown engine %q (fasthttp, epoll, epoll+features or epoll+parsed)", *engine)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
