@@ -226,6 +226,23 @@ func firstAvailable(n int, at func(int) *target, avoid *target, now func() time.
 	return fallback
 }
 
+// openBreaker returns a target that is out of rotation only because its
+// breaker is open (healthy by the active check, not ejected), if any.
+func (p *pool) openBreaker(now func() time.Time) *target {
+	for _, t := range p.targets {
+		if t.breaker == nil || !t.activeUp.Load() {
+			continue
+		}
+		if u := t.ejectedUntil.Load(); u != 0 && now().UnixNano() < u {
+			continue
+		}
+		if t.breaker.State() == resilience.StateOpen {
+			return t
+		}
+	}
+	return nil
+}
+
 // pickWeighted is nginx's smooth weighted round robin over the available
 // targets: each pick adds every weight to its current value and takes the
 // largest, which then gives back the total. Weights 5,1,1 give

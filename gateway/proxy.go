@@ -570,6 +570,12 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 // own.
 func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (t *target, bp resilience.BreakerPermit, now, tryDeadline time.Time, out attemptOutcome) {
 	t = x.route.pool.pick(prev, hashKey)
+	if t == nil && answer {
+		// With targets out only because their breakers are open, a
+		// breaker gives the answer: breaker_open with its Retry-After, or
+		// a probe if its open time just ended.
+		t = x.route.pool.openBreaker(g.clock.Now)
+	}
 	if t == nil {
 		if answer {
 			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)

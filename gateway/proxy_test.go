@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 func TestProxyRoutesAndHeaders(t *testing.T) {
@@ -237,5 +239,39 @@ func TestRejectionsExplainThemselves(t *testing.T) {
 	}
 	if status, _, _ := get(t, "GET", url+"/faulty", map[string]string{"X-Chaos": "1"}); status != 503 {
 		t.Errorf("fault with its header: %d, want 503", status)
+	}
+}
+
+// TestOpenBreakerAnswersForItsTarget: a pool whose only target is out
+// because its breaker is open answers breaker_open with the breaker's own
+// Retry-After, and the target gets its probe once the open time is over.
+func TestOpenBreakerAnswersForItsTarget(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Now())
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(500)
+			return true
+		}
+		return false
+	})
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams:
+    - name: b
+      targets: [{address: %s}]
+      breaker: {consecutiveFailures: 1, openDuration: 30s}
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{Clock: clk})
+	if status, _, _ := get(t, "GET", url+"/fail", nil); status != 500 {
+		t.Fatalf("failing call: %d, want the upstream's 500", status)
+	}
+	status, body, h := get(t, "GET", url+"/", nil)
+	if status != 503 || !strings.Contains(body, `"reason":"breaker_open"`) || !strings.Contains(body, `"policy":"breaker"`) || h.Get("Retry-After") != "30" {
+		t.Fatalf("with the breaker open: %d %s (Retry-After %q), want 503 breaker_open with Retry-After 30", status, body, h.Get("Retry-After"))
+	}
+	clk.Advance(30 * time.Second)
+	if status, body, _ := get(t, "GET", url+"/", nil); status != 200 || body != "b" {
+		t.Fatalf("after the open time: %d %q, want the probe answered by the target", status, body)
 	}
 }
