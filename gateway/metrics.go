@@ -153,6 +153,10 @@ var (
 		"Whether passive outlier detection has ejected a target.", []string{"upstream", "target"}, nil)
 	descInflight = prometheus.NewDesc("relia_gateway_target_in_flight",
 		"Requests in flight to a target.", []string{"upstream", "target"}, nil)
+	descConns = prometheus.NewDesc("relia_gateway_target_connections",
+		"Connections open to a target, in use or kept idle (at most the upstream's maxConnections).", []string{"upstream", "target"}, nil)
+	descWaiting = prometheus.NewDesc("relia_gateway_target_connection_waiting",
+		"Requests waiting for a connection to a target because maxConnections are busy.", []string{"upstream", "target"}, nil)
 	descRateDegraded = prometheus.NewDesc("relia_gateway_ratelimit_store_degraded",
 		"Whether a route's shared rate limit found its Redis unreachable on its last call, and answers by its onUnreachable policy.",
 		[]string{"route"}, nil)
@@ -162,6 +166,8 @@ func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHealthy
 	ch <- descEjected
 	ch <- descInflight
+	ch <- descConns
+	ch <- descWaiting
 	ch <- descRateDegraded
 }
 
@@ -177,6 +183,8 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			u := t.ejectedUntil.Load()
 			ch <- prometheus.MustNewConstMetric(descEjected, prometheus.GaugeValue, b2f(u != 0 && now.UnixNano() < u), p.name, t.addr)
 			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(t.inflight.Load()), p.name, t.addr)
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(len(t.slots)), p.name, t.addr)
+			ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(t.waiting.Load()), p.name, t.addr)
 		}
 	}
 	for _, r := range st.routes {

@@ -48,6 +48,7 @@ type target struct {
 	// most. clock bounds waits for one.
 	idle        chan *upstreamConn
 	slots       chan struct{}
+	waiting     atomic.Int64 // requests waiting for a connection
 	maxConns    int
 	dialTimeout time.Duration
 	clock       clock.Clock

@@ -81,6 +81,8 @@ func (t *target) acquire(ctx context.Context, deadline time.Time, fresh bool) (u
 		if wait <= 0 {
 			return nil, false, t.connectionsExhausted()
 		}
+		t.waiting.Add(1)
+		defer t.waiting.Add(-1)
 		timer := t.clock.NewTimer(wait)
 		defer timer.Stop()
 		select {

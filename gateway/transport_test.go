@@ -245,6 +245,15 @@ func TestConnectionLimitQueuesAndDoesNotBlameTheTarget(t *testing.T) {
 	base := clk.Waiters()
 	queued := send("/next")
 	waiting(queued, base)
+	_, m, _ := get(t, "GET", "http://"+g.AdminAddr()+"/metrics", nil)
+	for _, want := range []string{
+		fmt.Sprintf(`relia_gateway_target_connections{target=%q,upstream="svc"} 1`, be.addr()),
+		fmt.Sprintf(`relia_gateway_target_connection_waiting{target=%q,upstream="svc"} 1`, be.addr()),
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	release <- struct{}{}
 	if a := <-held; a.code != 200 {
 		t.Fatalf("held request: %d %q", a.code, a.body)
