@@ -270,6 +270,10 @@ func TestOpenBreakerAnswersForItsTarget(t *testing.T) {
 	if status != 503 || !strings.Contains(body, `"reason":"breaker_open"`) || !strings.Contains(body, `"policy":"breaker"`) || h.Get("Retry-After") != "30" {
 		t.Fatalf("with the breaker open: %d %s (Retry-After %q), want 503 breaker_open with Retry-After 30", status, body, h.Get("Retry-After"))
 	}
+	status, body, _ = get(t, "GET", url+"/ws", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"})
+	if status != 503 || !strings.Contains(body, `"reason":"breaker_open"`) {
+		t.Fatalf("upgrade with the breaker open: %d %s, want 503 breaker_open", status, body)
+	}
 	clk.Advance(30 * time.Second)
 	if status, body, _ := get(t, "GET", url+"/", nil); status != 200 || body != "b" {
 		t.Fatalf("after the open time: %d %q, want the probe answered by the target", status, body)

@@ -29,6 +29,9 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	t := r.pool.pick(nil, nil)
 	if t == nil {
+		t = r.pool.openBreaker(g.clock.Now) // its breaker answers, as for requests
+	}
+	if t == nil {
 		g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
 		return
 	}
