@@ -49,7 +49,6 @@ type target struct {
 	idle        chan *upstreamConn
 	slots       chan struct{}
 	waiting     atomic.Int64 // requests waiting for a connection
-	maxConns    int
 	dialTimeout time.Duration
 	clock       clock.Clock
 }
@@ -126,7 +125,7 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		t.activeUp.Store(true)
 		t.idle = make(chan *upstreamConn, min(maxConns, maxIdleConns))
 		t.slots = make(chan struct{}, maxConns)
-		t.maxConns, t.dialTimeout, t.clock = maxConns, dialTimeout, clk
+		t.dialTimeout, t.clock = dialTimeout, clk
 		// The client serves active health checks only; requests go
 		// through the target's own connections (transport.go).
 		t.client = &fasthttp.HostClient{
