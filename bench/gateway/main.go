@@ -225,7 +225,7 @@ spec:
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building the floor proxies: %w", err)
 	}
-	for _, engine := range []string{"fasthttp", "epoll", "epoll+features", "epoll+parsed"} {
+	for _, engine := range []string{"fasthttp", "epoll", "epoll+features", "epoll+parsed", "epoll+h1"} {
 		port := freePort()
 		pid, err := start("floor-"+engine+".log", "env", "GOMAXPROCS=1", floor, "-engine", engine,
 			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream,

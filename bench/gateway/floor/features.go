@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/resilience"
 	"github.com/valyala/fasthttp"
 )
@@ -37,6 +38,11 @@ type features struct {
 	// headers removed, request id on both ways), as the gateway's pipeline
 	// would do it on an event loop.
 	parsed bool
+	// h1: the same, with relia's in-place parser (internal/h1) instead of
+	// fasthttp's types.
+	h1     bool
+	h1Req  h1.Request
+	h1Resp h1.Response
 	reader *bytes.Reader
 	br     *bufio.Reader
 	req    fasthttp.Request
@@ -55,7 +61,7 @@ type exchange struct {
 	path   []byte
 }
 
-func newFeatures(accessLog string, parsed bool) (*features, error) {
+func newFeatures(accessLog string, parsed, withH1 bool) (*features, error) {
 	b, err := resilience.NewBreaker(resilience.BreakerSettings{Name: "nginx"})
 	if err != nil {
 		return nil, err
@@ -80,6 +86,7 @@ func newFeatures(accessLog string, parsed bool) (*features, error) {
 		requests: total.WithLabelValues("all"),
 		inflight: map[int]*exchange{},
 		parsed:   parsed,
+		h1:       withH1,
 		reader:   bytes.NewReader(nil),
 		br:       bufio.NewReaderSize(nil, 4096),
 	}, nil
@@ -113,6 +120,22 @@ func (f *features) request(fd int, msg []byte) []byte {
 	x.method = append(x.method[:0], line[:sp]...)
 	rest := line[sp+1:]
 	x.path = append(x.path[:0], rest[:bytes.IndexByte(rest, ' ')]...)
+	if f.h1 {
+		r := &f.h1Req
+		n, err := h1.ParseRequest(msg, h1.DefaultLimits, r)
+		if err != nil {
+			panic(err) // the benchmark sends only well-formed GETs
+		}
+		f.out = append(f.out[:0], r.Method...)
+		f.out = append(f.out, ' ')
+		f.out = append(f.out, r.Target...)
+		f.out = append(f.out, " HTTP/1.1\r\n"...)
+		f.out = r.AppendFields(f.out, r.IsHopByHop)
+		f.out = append(f.out, "X-Request-ID: "...)
+		f.out = append(f.out, x.id[:]...)
+		f.out = append(f.out, "\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"...)
+		return append(f.out, msg[n:]...)
+	}
 	if f.parsed {
 		f.load(msg)
 		if err := f.req.Read(f.br); err != nil {
@@ -176,6 +199,23 @@ func (f *features) response(fd int, msg []byte) []byte {
 		b = b[:0]
 	}
 	f.logBuf = b
+	if f.h1 {
+		r := &f.h1Resp
+		n, err := h1.ParseResponse(msg, h1.DefaultLimits, false, r)
+		if err != nil {
+			panic(err)
+		}
+		// Connection: close stays (see below); the rest of the hop-by-hop
+		// fields go.
+		f.out = append(f.out[:0], msg[:bytes.IndexByte(msg, '\r')+2]...)
+		f.out = r.AppendFields(f.out, func(name []byte) bool {
+			return !bytes.EqualFold(name, []byte("Connection")) && r.IsHopByHop(name)
+		})
+		f.out = append(f.out, "X-Request-ID: "...)
+		f.out = append(f.out, x.id[:]...)
+		f.out = append(f.out, "\r\n\r\n"...)
+		return append(f.out, msg[n:]...)
+	}
 	if f.parsed {
 		f.load(msg)
 		if err := f.resp.Read(f.br); err != nil {

@@ -13,7 +13,9 @@
 //   - epoll+parsed: the same, with every message parsed by fasthttp,
 //     edited as the gateway edits it and written back out: the gateway's
 //     pipeline, which works on fasthttp's request and response types, on
-//     an event loop.
+//     an event loop;
+//   - epoll+h1: the same with relia's in-place parser (internal/h1), what
+//     an event-loop engine with a parser of its own would pay.
 //
 // None is a product: they are floors the gateway's figures are read
 // against.
@@ -29,7 +31,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "epoll", "fasthttp, epoll, epoll+features or epoll+parsed")
+	engine := flag.String("engine", "epoll", "fasthttp, epoll, epoll+features, epoll+parsed or epoll+h1")
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	upstream := flag.String("upstream", "127.0.0.1:8080", "backend address")
 	accessLog := flag.String("access-log", os.DevNull, "epoll+features: the access log file")
@@ -38,13 +40,13 @@ func main() {
 	switch *engine {
 	case "fasthttp":
 		err = serveFasthttp(*listen, *upstream)
-	case "epoll", "epoll+features", "epoll+parsed":
+	case "epoll", "epoll+features", "epoll+parsed", "epoll+h1":
 		var l, u netip.AddrPort
 		if l, err = netip.ParseAddrPort(*listen); err == nil {
 			if u, err = netip.ParseAddrPort(*upstream); err == nil {
 				var hooks messageHooks
 				if *engine != "epoll" {
-					if hooks, err = newFeatures(*accessLog, *engine == "epoll+parsed"); err != nil {
+					if hooks, err = newFeatures(*accessLog, *engine == "epoll+parsed", *engine == "epoll+h1"); err != nil {
 						break
 					}
 				}
@@ -52,7 +54,7 @@ func main() {
 			}
 		}
 	default:
-		err = fmt.Errorf("unknown engine %q (fasthttp, epoll, epoll+features or epoll+parsed)", *engine)
+		err = fmt.Errorf("unknown engine %q (fasthttp, epoll, epoll+features, epoll+parsed or epoll+h1)", *engine)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)

@@ -1,0 +1,490 @@
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// ErrIncomplete means the buffer does not yet hold a whole head: read more
+// and parse again from the start.
+var ErrIncomplete = errors.New("h1: incomplete head")
+
+// Error is a head that is malformed or over a limit; Status is the answer
+// a server gives it (400, 414, 431, 501).
+type Error struct {
+	Status int
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("h1: %s (%d)", e.Reason, e.Status) }
+
+func malformed(reason string) error { return &Error{Status: 400, Reason: reason} }
+
+// Limits bound what a head may hold.
+type Limits struct {
+	// HeadBytes bounds the request or status line and the header fields
+	// together, CRLFs included.
+	HeadBytes int
+	// Headers bounds the number of header fields.
+	Headers int
+}
+
+// DefaultLimits are 16 KiB and 100 fields.
+var DefaultLimits = Limits{HeadBytes: 16 << 10, Headers: 100}
+
+// Header is one field, both parts slices of the parsed buffer; Value has
+// its surrounding whitespace removed.
+type Header struct {
+	Name, Value []byte
+}
+
+// Framing is how a message's body is delimited.
+type Framing uint8
+
+const (
+	// NoBody: the message ends with its head.
+	NoBody Framing = iota
+	// Length: Content-Length bytes follow.
+	Length
+	// Chunked: a chunked body follows.
+	Chunked
+	// UntilClose: the body runs until the connection closes (responses
+	// only).
+	UntilClose
+)
+
+// Head is what a request and a response head have in common.
+type Head struct {
+	Headers []Header
+	// Framing and ContentLength say where the body ends.
+	Framing       Framing
+	ContentLength int64
+	// Minor is the HTTP/1.x minor version.
+	Minor int
+	// Close: the sender closes the connection after this message
+	// (Connection: close, or HTTP/1.0 without keep-alive).
+	Close bool
+	// Upgrade: Connection names upgrade and an Upgrade field is present.
+	Upgrade bool
+}
+
+// Get returns the value of the first field named name (case-insensitive)
+// and whether there is one.
+func (h *Head) Get(name string) ([]byte, bool) {
+	for i := range h.Headers {
+		if equalFold(h.Headers[i].Name, name) {
+			return h.Headers[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// Request is a parsed request head.
+type Request struct {
+	Head
+	Method, Target []byte
+}
+
+// Response is a parsed response head.
+type Response struct {
+	Head
+	Status int
+	Reason []byte
+}
+
+// ParseRequest parses the request head at the start of b into r, reusing
+// r's header slice, and returns the head's length. The slices in r point
+// into b. It follows RFC 9112 strictly where laxness lets a request mean
+// one thing to relia and another to the next hop: obsolete line folding,
+// whitespace before a field's colon, bare CR or LF, a Content-Length that
+// is not one number, Transfer-Encoding with Content-Length, and a
+// Transfer-Encoding that does not end in chunked are all refused.
+func ParseRequest(b []byte, lim Limits, r *Request) (int, error) {
+	end, err := headEnd(b, lim)
+	if err != nil {
+		return 0, err
+	}
+	line, rest := cutLine(b[:end])
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return 0, malformed("bad method")
+	}
+	r.Method = line[:sp]
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return 0, malformed("bad request line")
+	}
+	r.Target = line[:sp]
+	version := line[sp+1:]
+	if bytes.IndexByte(version, ' ') >= 0 {
+		return 0, malformed("bad request line")
+	}
+	// The version first: HTTP/2's preface ("PRI * HTTP/2.0") is a 505,
+	// which a server may take for h2c with prior knowledge.
+	minor, ok := parseVersion(version)
+	if !ok {
+		return 0, &Error{Status: 505, Reason: "unsupported HTTP version"}
+	}
+	if !validTarget(r.Method, r.Target) {
+		return 0, malformed("bad request target")
+	}
+	r.Minor = minor
+	if err := r.parseFields(rest, lim); err != nil {
+		return 0, err
+	}
+	if err := r.frame(true); err != nil {
+		return 0, err
+	}
+	if _, ok := r.Get("Host"); !ok && minor == 1 {
+		return 0, malformed("missing Host")
+	}
+	return end, nil
+}
+
+// ParseResponse parses the response head at the start of b into r. A
+// response to HEAD, and 1xx, 204 and 304 responses, have no body whatever
+// their fields say; the caller tells head.
+func ParseResponse(b []byte, lim Limits, head bool, r *Response) (int, error) {
+	end, err := headEnd(b, lim)
+	if err != nil {
+		return 0, err
+	}
+	line, rest := cutLine(b[:end])
+	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+		return 0, malformed("bad status line")
+	}
+	minor, ok := parseVersion(line[:8])
+	if !ok {
+		return 0, malformed("bad HTTP version")
+	}
+	r.Minor = minor
+	status := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, malformed("bad status code")
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 100 {
+		return 0, malformed("bad status code")
+	}
+	r.Status = status
+	r.Reason = nil
+	if len(line) > 13 {
+		r.Reason = line[13:]
+	}
+	if err := r.parseFields(rest, lim); err != nil {
+		return 0, err
+	}
+	if err := r.frame(false); err != nil {
+		return 0, err
+	}
+	if head || status < 200 || status == 204 || status == 304 {
+		r.Framing, r.ContentLength = NoBody, 0
+	}
+	return end, nil
+}
+
+// validTarget accepts the four forms of RFC 9112 section 3.2: origin
+// ("/path?query"), absolute ("http://host/path"), authority ("host:port",
+// CONNECT only) and asterisk ("*", OPTIONS only).
+func validTarget(method, target []byte) bool {
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	switch {
+	case target[0] == '/':
+		return true
+	case string(method) == "CONNECT":
+		i := bytes.LastIndexByte(target, ':')
+		return i > 0 && i < len(target)-1 && bytes.IndexByte(target, '/') < 0
+	case string(target) == "*":
+		return string(method) == "OPTIONS"
+	}
+	i := bytes.Index(target, []byte("://"))
+	return i > 0 && isScheme(target[:i]) && i+3 < len(target)
+}
+
+func isScheme(b []byte) bool {
+	for i, c := range b {
+		letter := c|0x20 >= 'a' && c|0x20 <= 'z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// headEnd returns the length of the head at the start of b, through its
+// empty line.
+func headEnd(b []byte, lim Limits) (int, error) {
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	// A line ended by a bare LF would leave the head unfinished until the
+	// limit: refuse it at once.
+	scan := b
+	if i >= 0 {
+		scan = b[:i+4]
+	}
+	for j := bytes.IndexByte(scan, '\n'); j >= 0; {
+		if j == 0 || scan[j-1] != '\r' {
+			return 0, malformed("bare LF")
+		}
+		k := bytes.IndexByte(scan[j+1:], '\n')
+		if k < 0 {
+			break
+		}
+		j += 1 + k
+	}
+	if i < 0 {
+		if len(b) >= lim.HeadBytes {
+			return 0, &Error{Status: 431, Reason: "head too large"}
+		}
+		return 0, ErrIncomplete
+	}
+	if i+4 > lim.HeadBytes {
+		return 0, &Error{Status: 431, Reason: "head too large"}
+	}
+	return i + 4, nil
+}
+
+// cutLine splits the first line (without its CRLF) from the rest.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.Index(b, []byte("\r\n"))
+	return b[:i], b[i+2:]
+}
+
+func parseVersion(v []byte) (minor int, ok bool) {
+	if len(v) != 8 || string(v[:7]) != "HTTP/1." || v[7] < '0' || v[7] > '9' {
+		return 0, false
+	}
+	return int(v[7] - '0'), true
+}
+
+// parseFields reads the header fields of a head, rest being everything
+// after the first line through the final CRLF CRLF.
+func (h *Head) parseFields(rest []byte, lim Limits) error {
+	h.Headers = h.Headers[:0]
+	for {
+		i := bytes.Index(rest, []byte("\r\n"))
+		line := rest[:i]
+		rest = rest[i+2:]
+		if len(line) == 0 {
+			return nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return malformed("obsolete line folding")
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return malformed("bad header field name")
+		}
+		value := trimOWS(line[colon+1:])
+		for _, c := range value {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return malformed("bad header field value")
+			}
+		}
+		if len(h.Headers) == lim.Headers {
+			return &Error{Status: 431, Reason: "too many header fields"}
+		}
+		h.Headers = append(h.Headers, Header{Name: line[:colon], Value: value})
+	}
+}
+
+// frame works out the body's framing and the connection's fate from the
+// fields, refusing the ambiguous combinations a smuggling attack relies on.
+func (h *Head) frame(request bool) error {
+	h.Framing, h.ContentLength = NoBody, 0
+	if !request {
+		h.Framing, h.ContentLength = UntilClose, -1
+	}
+	h.Close, h.Upgrade = h.Minor == 0, false
+	var haveLength, haveTE, connUpgrade, upgradeField bool
+	for i := range h.Headers {
+		f := &h.Headers[i]
+		switch {
+		case equalFold(f.Name, "Content-Length"):
+			n, ok := parseLength(f.Value)
+			if !ok || (haveLength && n != h.ContentLength) {
+				return malformed("bad Content-Length")
+			}
+			haveLength, h.ContentLength = true, n
+		case equalFold(f.Name, "Transfer-Encoding"):
+			haveTE = true
+			// Only chunked as the final coding frames a body; any other
+			// coding is one relia does not decode.
+			if !lastTokenIs(f.Value, "chunked") {
+				return &Error{Status: 501, Reason: "unsupported Transfer-Encoding"}
+			}
+		case equalFold(f.Name, "Connection"):
+			for tok := range tokens(f.Value) {
+				switch {
+				case equalFold(tok, "close"):
+					h.Close = true
+				case equalFold(tok, "keep-alive"):
+					if h.Minor == 0 {
+						h.Close = false
+					}
+				case equalFold(tok, "upgrade"):
+					connUpgrade = true
+				}
+			}
+		case equalFold(f.Name, "Upgrade"):
+			upgradeField = true
+		}
+	}
+	h.Upgrade = connUpgrade && upgradeField
+	switch {
+	case haveTE && haveLength:
+		return malformed("both Transfer-Encoding and Content-Length")
+	case haveTE && h.Minor == 0:
+		return malformed("Transfer-Encoding in HTTP/1.0")
+	case haveTE:
+		h.Framing, h.ContentLength = Chunked, -1
+	case haveLength:
+		h.Framing = Length
+		if h.ContentLength == 0 && request {
+			h.Framing = NoBody
+		}
+	}
+	return nil
+}
+
+// parseLength parses a Content-Length value: digits only, at most 18 of
+// them.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// tokens yields the comma-separated elements of a list value, trimmed,
+// skipping empty ones.
+func tokens(v []byte) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(v) > 0 {
+			var tok []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				tok, v = v, nil
+			}
+			if tok = trimOWS(tok); len(tok) > 0 && !yield(tok) {
+				return
+			}
+		}
+	}
+}
+
+func lastTokenIs(v []byte, want string) bool {
+	var last []byte
+	for tok := range tokens(v) {
+		last = tok
+	}
+	return equalFold(last, want)
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// tokenChars marks the characters RFC 9110 allows in a token.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold compares b with an ASCII string, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c, d := b[i], s[i]
+		if c|0x20 != d|0x20 || (c|0x20) < 'a' && c != d || (c|0x20) > 'z' && c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// hopByHop are the fields of RFC 9110 section 7.6.1 that concern one
+// connection and are not forwarded, besides those Connection names.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// IsHopByHop reports whether the field name concerns only this hop: one
+// of RFC 9110's hop-by-hop fields or one the head's Connection field
+// names.
+func (h *Head) IsHopByHop(name []byte) bool {
+	for _, hop := range hopByHop {
+		if equalFold(name, hop) {
+			return true
+		}
+	}
+	for i := range h.Headers {
+		if !equalFold(h.Headers[i].Name, "Connection") {
+			continue
+		}
+		for tok := range tokens(h.Headers[i].Value) {
+			if bytes.EqualFold(tok, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AppendFields appends the head's fields to dst as "Name: value\r\n"
+// lines, leaving out those skip reports (nil: none).
+func (h *Head) AppendFields(dst []byte, skip func(name []byte) bool) []byte {
+	for i := range h.Headers {
+		f := &h.Headers[i]
+		if skip != nil && skip(f.Name) {
+			continue
+		}
+		dst = append(dst, f.Name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
+}
