@@ -666,6 +666,9 @@ func min64(a, b time.Time) time.Time {
 // applied.
 func prepareUpstream(req *fasthttp.Request, r *route) {
 	h := &req.Header
+	// The client's Content-Type or none: fasthttp would otherwise write
+	// application/octet-stream for a body sent without one.
+	h.SetNoDefaultContentType(true)
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}

@@ -279,3 +279,35 @@ func TestOpenBreakerAnswersForItsTarget(t *testing.T) {
 		t.Fatalf("after the open time: %d %q, want the probe answered by the target", status, body)
 	}
 }
+
+// TestProxyDoesNotInventAContentType: a body sent without Content-Type
+// reaches the target without one, as the client sent it.
+func TestProxyDoesNotInventAContentType(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	_, url := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	req, err := http.NewRequest("POST", url+"/p", strings.NewReader("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct, ok := b.lastRequest().Header["Content-Type"]; ok {
+		t.Errorf("the target got Content-Type %q for a body sent without one", ct)
+	}
+	req, _ = http.NewRequest("POST", url+"/p", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = testClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := b.lastRequest().Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("the target got Content-Type %q, want the client's application/json", ct)
+	}
+}
