@@ -82,6 +82,9 @@ func (g *Gateway) bridge(maxBody int) http.Handler {
 			}
 			h.Add(string(k), string(v))
 		})
+		if _, ok := h["Content-Type"]; !ok {
+			h["Content-Type"] = nil // no sniffing: the target sent none
+		}
 		if cl := resp.Header.ContentLength(); cl >= 0 && resp.BodyStream() == nil {
 			h.Set("Content-Length", itoa(cl))
 		}

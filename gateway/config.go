@@ -655,14 +655,13 @@ func (c *Config) validate() error {
 			bad(p+".address", "%q is not host:port", l.Address)
 			continue
 		}
-		key := port
 		for a, prev := range seenAddr {
 			ah, ap, _ := net.SplitHostPort(a)
-			if ap == port && (ah == host || ah == "" || host == "" || ah == "0.0.0.0" || host == "0.0.0.0") {
+			// Port 0 asks for a free port each time: never a clash.
+			if ap == port && port != "0" && (ah == host || ah == "" || host == "" || ah == "0.0.0.0" || host == "0.0.0.0") {
 				bad(p+".address", "%s overlaps listener %s (%s)", l.Address, prev, a)
 			}
 		}
-		_ = key
 		seenAddr[l.Address] = fmt.Sprint(i)
 		if l.TLS != nil && l.H2C {
 			bad(p+".h2c", "h2c is HTTP/2 without TLS; a TLS listener already serves HTTP/2")

@@ -70,6 +70,14 @@ func TestParseRejectsWithPosition(t *testing.T) {
 	}
 }
 
+func TestListenersOnPortZeroDoNotOverlap(t *testing.T) {
+	t.Parallel()
+	doc := strings.Replace(validHead+"  routes: [{name: r, upstream: users}]\n", `[{address: "127.0.0.1:8080"}]`, `[{address: "127.0.0.1:0"}, {address: "127.0.0.1:0", h2c: true}]`, 1)
+	if _, err := Parse("test.yaml", []byte(doc)); err != nil {
+		t.Errorf("two listeners asking for free ports: %v", err)
+	}
+}
+
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Parallel()
 	cfg, err := LoadFile("../examples/gateway.yaml")

@@ -782,6 +782,9 @@ func routeName(x *exchange) string {
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	resp := &ctx.Response
 	rh := &resp.Header
+	// A response without Content-Type leaves without one: fasthttp would
+	// write text/plain (a reset response forgets the server's setting).
+	rh.SetNoDefaultContentType(true)
 	// The upstream's connection management is not the client's.
 	rh.ResetConnectionClose()
 	for _, name := range hopHeaders {

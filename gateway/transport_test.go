@@ -289,3 +289,28 @@ func TestConnectionLimitQueuesAndDoesNotBlameTheTarget(t *testing.T) {
 		t.Errorf("next request: %d %q, want 200", code, body)
 	}
 }
+
+// TestResponseWithoutContentTypeKeepsNone: the gateway adds no
+// Content-Type to a response the target sent without one, on the
+// HTTP/1.1 engine and on the net/http listeners (h2c here) alike.
+func TestResponseWithoutContentTypeKeepsNone(t *testing.T) {
+	t.Parallel()
+	rb := newRawBackend(t, func(int) (string, bool) { return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false })
+	g, url := startGateway(t, fmt.Sprintf(`  listeners:
+    - {name: main, address: 127.0.0.1:0}
+    - {name: h2c, address: 127.0.0.1:0, h2c: true}
+  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b}]
+`, rb.ln.Addr().String()), Options{})
+	for _, u := range []string{url, "http://" + g.Addr("h2c")} {
+		resp, err := testClient.Get(u + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ct, ok := resp.Header["Content-Type"]; ok || string(body) != "hello" {
+			t.Errorf("%s: Content-Type %q, body %q; want none and hello", u, ct, body)
+		}
+	}
+}
