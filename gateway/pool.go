@@ -44,8 +44,8 @@ type target struct {
 	lastEjectEnd         time.Time
 
 	// idle keeps connections for the next requests; slots holds a token
-	// for every connection the proxy has open to the target, maxConns at
-	// most. clock bounds waits for one.
+	// for every connection the proxy has open to the target, its capacity
+	// the upstream's maxConnections. clock bounds waits for one.
 	idle        chan *upstreamConn
 	slots       chan struct{}
 	waiting     atomic.Int64 // requests waiting for a connection
@@ -53,16 +53,19 @@ type target struct {
 	clock       clock.Clock
 }
 
-// available reports whether the balancer may choose t: healthy by the
-// active check, not ejected, and its breaker not open.
+// available reports whether the balancer may choose t: healthy and its
+// breaker not open.
 func (t *target) available(now func() time.Time) bool {
+	return t.healthy(now) && (t.breaker == nil || t.breaker.State() != resilience.StateOpen)
+}
+
+// healthy reports whether t passes its active check and is not ejected.
+func (t *target) healthy(now func() time.Time) bool {
 	if !t.activeUp.Load() {
 		return false
 	}
-	if u := t.ejectedUntil.Load(); u != 0 && now().UnixNano() < u {
-		return false
-	}
-	return t.breaker == nil || t.breaker.State() != resilience.StateOpen
+	u := t.ejectedUntil.Load()
+	return u == 0 || now().UnixNano() >= u
 }
 
 // observe folds one attempt's latency into the EWMA the least-request
@@ -230,13 +233,7 @@ func firstAvailable(n int, at func(int) *target, avoid *target, now func() time.
 // breaker is open (healthy by the active check, not ejected), if any.
 func (p *pool) openBreaker(now func() time.Time) *target {
 	for _, t := range p.targets {
-		if t.breaker == nil || !t.activeUp.Load() {
-			continue
-		}
-		if u := t.ejectedUntil.Load(); u != 0 && now().UnixNano() < u {
-			continue
-		}
-		if t.breaker.State() == resilience.StateOpen {
+		if t.breaker != nil && t.healthy(now) && t.breaker.State() == resilience.StateOpen {
 			return t
 		}
 	}
