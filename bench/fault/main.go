@@ -9,7 +9,9 @@
 // through relia in HTTP mode with a 0% HTTP fault, and, where haproxy is
 // installed, through haproxy in TCP mode: no fault proxy, but the speed of
 // an event-loop TCP relay written in C on these cores, the ceiling against
-// which the Toxiproxy ratio is read. Each round measures every
+// which the Toxiproxy ratio is read; and, where BPF programs can be loaded,
+// through a relay that forwards in the kernel (fault/sockmap), which shows
+// what moving the bytes out of user space would buy. Each round measures every
 // path once, in an order that rotates from round to round, so a slow spell
 // of a shared machine falls on all paths alike; the figures are medians over
 // the rounds. Beside req/s it reads each proxy's CPU time per request from
@@ -155,6 +157,29 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	} else {
 		fmt.Println("skipped: haproxy tcp-mode reference (haproxy not installed; make bench-deps installs it)")
 	}
+	// The same relay with the bytes moved out of user space: a BPF
+	// sockhash and an sk_skb verdict program forward each segment in the
+	// kernel. Its CPU is spent in softirqs and kernel workers, on both
+	// cores, so it has no per-process CPU figure.
+	var kernelRelay *path
+	sockmap := filepath.Join(out, "sockmap")
+	if err := runCmd(".", "go", "build", "-o", sockmap, "./fault/sockmap"); err != nil {
+		return fmt.Errorf("building the sockmap relay: %w", err)
+	}
+	if msg, err := exec.Command(sockmap, "-check").CombinedOutput(); err != nil {
+		fmt.Printf("skipped: kernel-forwarding reference (%s)\n", strings.TrimSpace(string(msg)))
+	} else {
+		port := freePort()
+		if _, err := startPinned(ctx, "1", filepath.Join(out, "sockmap.log"), sockmap,
+			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream); err != nil {
+			return err
+		}
+		if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+			return err
+		}
+		kernelRelay = &path{name: "wrk -> BPF sockmap relay (kernel forwarding, reference) -> nginx", port: port}
+		paths = append(paths, kernelRelay)
+	}
 	fmt.Printf("load average before: %s\n", loadAverage())
 	for r := range rounds {
 		for i := range paths {
@@ -192,6 +217,13 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 		}
 		fmt.Printf("reference: haproxy tcp mode / toxiproxy throughput: %.2fx (each round: %s); relia tcp / haproxy: %.2fx\n",
 			median(ratios), formatRatios(ratios), median(tcp.rps)/median(haproxyTCP.rps))
+	}
+	if kernelRelay != nil {
+		for r := range rounds {
+			ratios[r] = kernelRelay.rps[r] / tox.rps[r]
+		}
+		fmt.Printf("reference: BPF sockmap relay / toxiproxy throughput: %.2fx (each round: %s); relia tcp / sockmap relay: %.2fx\n",
+			median(ratios), formatRatios(ratios), median(tcp.rps)/median(kernelRelay.rps))
 	}
 	fmt.Printf("p50 added by relia with a latency=0 toxic (1 conn, vs direct): %v (goal <= 50us)\n",
 		medianDur(lat0.p50one)-medianDur(direct.p50one))
