@@ -127,6 +127,10 @@ type Server struct {
 	// DrainTimeout is how long shutdown waits for in-flight requests;
 	// default 15s.
 	DrainTimeout time.Duration `yaml:"drainTimeout"`
+	// EscapedSlashes is what happens to %2F and %5C in request paths:
+	// decode (default), keep (encoded, inside their segment), or reject
+	// (400). Routes match, and targets receive, the resulting path.
+	EscapedSlashes EscapedSlashes `yaml:"escapedSlashes"`
 }
 
 // AccessLog configures the JSON access log. Authorization, cookies and
@@ -681,6 +685,11 @@ func (c *Config) validate() error {
 				}
 			}
 		}
+	}
+	switch s.Server.EscapedSlashes {
+	case "", EscapedSlashesDecode, EscapedSlashesKeep, EscapedSlashesReject:
+	default:
+		bad("spec.server.escapedSlashes", "unknown choice %q (decode, keep, reject)", s.Server.EscapedSlashes)
 	}
 	for i, tp := range s.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {

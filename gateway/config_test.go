@@ -43,6 +43,7 @@ func TestParseRejectsWithPosition(t *testing.T) {
 		{"jwks refresh too short", "  auth: {jwt: [{jwksURL: \"https://idp/jwks\", jwksRefresh: 10ms}]}\n  routes: [{name: r, upstream: users}]\n", "spec.auth.jwt[0].jwksRefresh"},
 		{"jwks refresh without url", "  auth: {jwt: [{secretFile: a, jwksRefresh: 1m}]}\n  routes: [{name: r, upstream: users}]\n", "jwksRefresh without jwksURL"},
 		{"issuer without keys", "  auth: {jwt: [{issuer: x}]}\n  routes: [{name: r, upstream: users}]\n", "spec.auth.jwt[0]"},
+		{"unknown escaped-slash choice", "  server: {escapedSlashes: encode}\n  routes: [{name: r, upstream: users}]\n", `spec.server.escapedSlashes: unknown choice "encode" (decode, keep, reject)`},
 		{"open admin", "  admin: {address: \"0.0.0.0:9901\"}\n  routes: [{name: r, upstream: users}]\n", "needs a bearer token"},
 		{"overlapping listeners", "  routes: [{name: r, upstream: users}]\n", ""},
 		{"hash without key", "  routes: [{name: r, upstream: users}]\n", ""},

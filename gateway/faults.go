@@ -39,7 +39,7 @@ func (g *Gateway) applyFaults(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	h := &ctx.Request.Header
 	hr := &http.Request{
 		Method: string(h.Method()),
-		URL:    &url.URL{Path: string(ctx.Request.URI().Path())},
+		URL:    &url.URL{Path: string(x.path)}, // the path the route matched
 		Header: make(http.Header),
 	}
 	h.VisitAll(func(k, v []byte) { hr.Header.Add(string(k), string(v)) })

@@ -36,6 +36,12 @@ const (
 	ReasonConnectionsExhausted = "upstream_connections_exhausted"
 	ReasonBodyTooLarge         = "body_too_large"
 	ReasonRouteTimeout         = "route_timeout"
+	// ReasonEscapedSlash: the path holds %2F or %5C and
+	// server.escapedSlashes is reject.
+	ReasonEscapedSlash = "escaped_slash"
+	// ReasonHiddenDotSegment: with server.escapedSlashes keep, the path's
+	// encoded slashes hide a "." or ".." segment.
+	ReasonHiddenDotSegment = "hidden_dot_segment"
 )
 
 // errKind is how an attempt failed without a response.
@@ -107,7 +113,10 @@ type exchange struct {
 	// span and traceCtx are the server span, when tracing is on.
 	span     trace.Span
 	traceCtx context.Context
-	path     []byte // the path as the client sent it, for the log
+	path     []byte // the normalized path routes match, for the log
+	// keptPath says path keeps encoded slashes (server.escapedSlashes:
+	// keep) and is what the target must receive.
+	keptPath bool
 	buf      []byte // scratch
 	bytesOut int64
 	message  string   // what a rejection tells the client besides its reason
@@ -167,21 +176,26 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
 
 	g.identify(ctx, st, x)
-	x.path = append(x.path, req.URI().Path()...)
+	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
 
-	method := req.Header.Method()
-	for _, r := range st.routes {
-		if r.match.match(req.Header.Host(), method, req.URI().Path(), &req.Header) {
-			x.route = r
-			break
+	if refused == "" {
+		method := req.Header.Method()
+		for _, r := range st.routes {
+			if r.match.match(req.Header.Host(), method, x.path, &req.Header) {
+				x.route = r
+				break
+			}
 		}
 	}
 	if g.tracing != nil {
 		g.tracing.startServerSpan(ctx, x)
 	}
-	if x.route == nil {
+	switch {
+	case refused != "":
+		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
+	case x.route == nil:
 		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
-	} else {
+	default:
 		g.handle(ctx, st, x)
 	}
 	g.finish(ctx, x)
@@ -194,6 +208,35 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	// core is an inter-processor interrupt, dear in a VM). With nothing
 	// else runnable this returns at once. docs/benchmarks.md measures it.
 	runtime.Gosched()
+}
+
+// routingPath sets x.path, the path routes match and targets receive,
+// under the config's choice for encoded slashes. It returns the reason
+// when that choice refuses the path.
+func (x *exchange) routingPath(req *fasthttp.Request, mode EscapedSlashes) string {
+	switch mode {
+	case EscapedSlashesKeep:
+		raw := req.URI().PathOriginal()
+		if !hasEscapedSlash(raw) {
+			break
+		}
+		var ok bool
+		x.path, ok = appendKeptPath(x.path[:0], raw)
+		x.keptPath = true
+		if !ok {
+			x.message = "an encoded slash in the path hides a dot segment"
+			return ReasonHiddenDotSegment
+		}
+		return ""
+	case EscapedSlashesReject:
+		if hasEscapedSlash(req.URI().PathOriginal()) {
+			x.path = append(x.path[:0], req.URI().PathOriginal()...)
+			x.message = "encoded slashes (%2F, %5C) are refused in paths"
+			return ReasonEscapedSlash
+		}
+	}
+	x.path = append(x.path[:0], req.URI().Path()...)
+	return ""
 }
 
 // identify sets the request id, the trace context, the client address and
@@ -453,7 +496,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 	r := x.route
 	p := r.pool
 	req := &ctx.Request
-	prepareUpstream(req, r)
+	prepareUpstream(req, r, x)
 
 	deadline := x.start.Add(r.timeout)
 	method := req.Header.Method()
@@ -664,7 +707,7 @@ func min64(a, b time.Time) time.Time {
 // prepareUpstream turns the client's request into the one sent upstream:
 // hop-by-hop headers out, path rewritten, the route's header changes
 // applied.
-func prepareUpstream(req *fasthttp.Request, r *route) {
+func prepareUpstream(req *fasthttp.Request, r *route, x *exchange) {
 	h := &req.Header
 	// The client's Content-Type or none: fasthttp would otherwise write
 	// application/octet-stream for a body sent without one.
@@ -672,7 +715,15 @@ func prepareUpstream(req *fasthttp.Request, r *route) {
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
-	if r.cfg.Rewrite != nil {
+	switch {
+	case x.keptPath:
+		// fasthttp would decode the path it sends; the target gets the
+		// path the route matched, encoded slashes kept.
+		u := req.URI()
+		var buf, wire [256]byte
+		u.DisablePathNormalizing = true
+		u.SetPathBytes(appendWirePath(wire[:0], r.rewritePath(buf[:0], x.path)))
+	case r.cfg.Rewrite != nil:
 		u := req.URI()
 		var buf [256]byte
 		u.SetPathBytes(r.rewritePath(buf[:0], u.Path()))

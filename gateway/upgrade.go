@@ -55,7 +55,7 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	req := &ctx.Request
 	proto := string(req.Header.Peek("Upgrade"))
-	prepareUpstream(req, r)
+	prepareUpstream(req, r, x)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", proto)
 	bw := bufio.NewWriter(up)
