@@ -187,7 +187,7 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 			if err := measure(p, conns, d); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d  %-46s %8.0f req/s  p50 %v  p50 (1 conn) %v\n",
+			fmt.Fprintf(os.Stderr, "round %d  %-64s %8.0f req/s  p50 %v  p50 (1 conn) %v\n",
 				r+1, p.name, p.rps[r], p.p50[r], p.p50one[r])
 		}
 	}
