@@ -177,6 +177,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 
 	g.identify(ctx, st, x)
 	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
+	if bad := x.checkHost(req); bad != "" {
+		refused = bad
+	}
 
 	if refused == "" {
 		method := req.Header.Method()
@@ -712,6 +715,10 @@ func prepareUpstream(req *fasthttp.Request, r *route, x *exchange) {
 	// The client's Content-Type or none: fasthttp would otherwise write
 	// application/octet-stream for a body sent without one.
 	h.SetNoDefaultContentType(true)
+	// The Host header as it stands (the client's, the authority of an
+	// absolute-form target, or the route's own): fasthttp would otherwise
+	// overwrite it with the host it parsed from the request line.
+	req.UseHostHeader = true
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}

@@ -191,6 +191,13 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
+	if len(req.Header.Host()) == 0 {
+		// An HTTP/1.0 client may send no Host. The target is then named by
+		// its address, as nginx's proxy_pass names it; a retry to another
+		// target names that one.
+		req.Header.SetHost(t.addr)
+		defer req.Header.SetHost("")
+	}
 	if err := req.Write(uc.bw); err != nil {
 		return connClose, staleIf(reused, err)
 	}
