@@ -209,7 +209,10 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	if err := resp.Header.Read(uc.br); err != nil {
 		return connClose, staleIf(reused && uc.br.Buffered() == 0, err)
 	}
-	for resp.Header.StatusCode() == fasthttp.StatusContinue {
+	// Interim responses (100 Continue, 102, 103 Early Hints) precede the
+	// final one and are dropped: the client gets the final response, which
+	// is what it waits for. 101 ends the exchange; upgrade.go handles it.
+	for code := resp.Header.StatusCode(); code >= 100 && code < 200 && code != fasthttp.StatusSwitchingProtocols; code = resp.Header.StatusCode() {
 		if err := resp.Header.Read(uc.br); err != nil {
 			return connClose, err
 		}

@@ -98,6 +98,8 @@ func TestTransportReadsEveryBodyFraming(t *testing.T) {
 		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", "", 1},
 		{"large content-length, streamed", "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\n" + strings.Repeat("x", 2<<20), strings.Repeat("x", 2<<20), 1},
 		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "ok", 2},
+		{"early hints before the response", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+		{"continue and processing before the response", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
