@@ -10,7 +10,13 @@ import (
 // section 3.2): an HTTP/1.1 request without Host, or with more than one.
 const ReasonInvalidHost = "invalid_host"
 
-// checkHost applies RFC 9112's rules for the host of a request, so that
+// ReasonInvalidFraming: the request's body length cannot be determined
+// reliably (RFC 9112, section 6.3): Transfer-Encoding sent on more than
+// one line, where chunked may not be the final coding.
+const ReasonInvalidFraming = "invalid_framing"
+
+// checkHost applies RFC 9112's rules for the host of a request (and
+// refuses a Transfer-Encoding sent twice, found by the same scan), so that
 // the route chosen by host and the Host the target receives are one and
 // the same. A request target in absolute form (GET http://a.example/x)
 // names the host itself and wins over the Host header, which the target
@@ -19,7 +25,14 @@ const ReasonInvalidHost = "invalid_host"
 // when the request must be refused, with x.message saying why.
 func (x *exchange) checkHost(req *fasthttp.Request) string {
 	h := &req.Header
-	if hostFields(h.RawHeaders()) > 1 {
+	hosts, codings := framingFields(h.RawHeaders())
+	if codings > 1 {
+		// fasthttp reads such a body as chunked; a proxy in front may
+		// not, so the two would disagree where the next request starts.
+		x.message = "Transfer-Encoding is sent more than once"
+		return ReasonInvalidFraming
+	}
+	if hosts > 1 {
 		x.message = "the request has more than one Host header"
 		return ReasonInvalidHost
 	}
@@ -39,9 +52,9 @@ func (x *exchange) checkHost(req *fasthttp.Request) string {
 	return ""
 }
 
-// hostFields counts the Host fields in raw header lines.
-func hostFields(raw []byte) int {
-	n := 0
+// framingFields counts the Host and the Transfer-Encoding fields in raw
+// header lines.
+func framingFields(raw []byte) (hosts, codings int) {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -49,11 +62,13 @@ func hostFields(raw []byte) int {
 		} else {
 			raw = nil
 		}
-		if len(line) >= 5 && line[4] == ':' && (line[0]|0x20) == 'h' && (line[1]|0x20) == 'o' && (line[2]|0x20) == 's' && (line[3]|0x20) == 't' {
-			n++
+		if i := bytes.IndexByte(line, ':'); i == 4 && bytes.EqualFold(line[:4], []byte("host")) {
+			hosts++
+		} else if i == 17 && bytes.EqualFold(line[:17], []byte("transfer-encoding")) {
+			codings++
 		}
 	}
-	return n
+	return hosts, codings
 }
 
 // isAbsoluteForm reports whether a request target starts with a scheme:

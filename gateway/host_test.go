@@ -38,6 +38,7 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 		{"HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400, "", ""},
 		{"HTTP/1.0 without Host", "GET /x HTTP/1.0\r\n\r\n", 200, "good", good.addr()},
 		{"origin form", "GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n", 200, "evil", "evil.example"},
+		{"transfer-encoding twice", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -57,8 +58,8 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.status)
 			}
 			if tc.status == 400 {
-				if !strings.Contains(string(body), `"reason":"`+ReasonInvalidHost+`"`) {
-					t.Errorf("body %s, want reason %s", body, ReasonInvalidHost)
+				if !strings.Contains(string(body), `"reason":"`+ReasonInvalidHost+`"`) && !strings.Contains(string(body), `"reason":"`+ReasonInvalidFraming+`"`) {
+					t.Errorf("body %s, want reason %s or %s", body, ReasonInvalidHost, ReasonInvalidFraming)
 				}
 				if after := good.count() + evil.count(); after != before {
 					t.Error("a refused request reached a target")
@@ -102,16 +103,101 @@ func TestRouteSetsTheHostTheTargetGets(t *testing.T) {
 	}
 }
 
-func TestHostFields(t *testing.T) {
+func TestFramingFields(t *testing.T) {
 	t.Parallel()
-	for raw, want := range map[string]int{
-		"Host: a\r\n":                          1,
-		"Host: a\r\nHOST: b\r\n":               2,
-		"X-Host: a\r\nHostname: b\r\nhost:c\n": 1,
-		"":                                     0,
+	for raw, want := range map[string][2]int{
+		"Host: a\r\n":                          {1, 0},
+		"Host: a\r\nHOST: b\r\n":               {2, 0},
+		"X-Host: a\r\nHostname: b\r\nhost:c\n": {1, 0},
+		"Transfer-Encoding: chunked\r\ntransfer-encoding: identity\r\nX-Transfer-Encoding: x\r\n": {0, 2},
+		"": {0, 0},
 	} {
-		if got := hostFields([]byte(raw)); got != want {
-			t.Errorf("hostFields(%q) = %d, want %d", raw, got, want)
+		if h, c := framingFields([]byte(raw)); h != want[0] || c != want[1] {
+			t.Errorf("framingFields(%q) = %d, %d; want %v", raw, h, c, want)
+		}
+	}
+}
+
+// TestConnectionListedFieldsStayOnTheirHop checks that fields a Connection
+// header names are removed in both directions, and that a client cannot
+// use one to remove the fields the gateway adds.
+func TestConnectionListedFieldsStayOnTheirHop(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Connection", "X-Internal, keep-alive")
+		w.Header().Set("X-Internal", "for the gateway only")
+		w.Header().Set("X-Public", "kept")
+		return false
+	})
+	_, base := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, X-Forwarded-For, x-request-id, Traceparent\r\n"+
+		"X-Secret: 1\r\nX-Forwarded-For: 203.0.113.9\r\nX-Other: 2\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := b.lastRequest().Header
+	if v := got.Get("X-Secret"); v != "" {
+		t.Errorf("the target got X-Secret %q, which the client's Connection header named", v)
+	}
+	if v := got.Get("Connection"); v != "" {
+		t.Errorf("the target got the client's Connection %q", v)
+	}
+	if got.Get("X-Other") != "2" {
+		t.Error("a field the Connection header did not name was removed")
+	}
+	if v := got.Get("X-Forwarded-For"); v != "127.0.0.1" {
+		t.Errorf("the target got X-Forwarded-For %q, want the gateway's own 127.0.0.1", v)
+	}
+	if got.Get("X-Request-Id") == "" || got.Get("Traceparent") == "" {
+		t.Errorf("the gateway's X-Request-Id %q or traceparent %q was removed", got.Get("X-Request-Id"), got.Get("Traceparent"))
+	}
+	if v := resp.Header.Get("X-Internal"); v != "" {
+		t.Errorf("the client got X-Internal %q, which the target's Connection header named", v)
+	}
+	if v := resp.Header.Values("Connection"); len(v) != 0 {
+		t.Errorf("the client got the target's Connection %q", v)
+	}
+	if resp.Header.Get("X-Public") != "kept" {
+		t.Error("a response field the Connection header did not name was removed")
+	}
+}
+
+func TestConnectionListed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		values      []string
+		keepUpgrade bool
+		want        string
+	}{
+		{nil, false, ""},
+		{[]string{"close"}, false, ""},
+		{[]string{"Keep-Alive"}, false, ""},
+		{[]string{"X-A, x-b ,,close", "X-C"}, false, "X-A|x-b|X-C"},
+		{[]string{"Upgrade"}, true, ""},
+		{[]string{"Upgrade"}, false, "Upgrade"},
+		{[]string{"Content-Length, Transfer-Encoding, Host"}, false, ""},
+	} {
+		var values [][]byte
+		for _, v := range tc.values {
+			values = append(values, []byte(v))
+		}
+		if got := strings.Join(connectionListed(values, tc.keepUpgrade), "|"); got != tc.want {
+			t.Errorf("connectionListed(%q, %v) = %q, want %q", tc.values, tc.keepUpgrade, got, tc.want)
 		}
 	}
 }

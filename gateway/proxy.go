@@ -175,6 +175,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	x.start = g.clock.Now()
 	req := &ctx.Request
 
+	dropRequestConnectionListed(&req.Header)
 	g.identify(ctx, st, x)
 	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
 	if bad := x.checkHost(req); bad != "" {
@@ -196,6 +197,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	switch {
 	case refused != "":
 		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
+		if refused == ReasonInvalidFraming {
+			// Where this body ends is unknown, so where the next request
+			// starts is too: MUST close (RFC 9112, 6.3).
+			ctx.SetConnectionClose()
+		}
 	case x.route == nil:
 		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
 	default:
@@ -844,7 +850,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	// write text/plain (a reset response forgets the server's setting).
 	rh.SetNoDefaultContentType(true)
 	// The upstream's connection management is not the client's.
-	rh.ResetConnectionClose()
+	dropResponseConnectionListed(rh)
 	for _, name := range hopHeaders {
 		rh.Del(name)
 	}

@@ -321,7 +321,7 @@ func (h *Head) frame(request bool) error {
 				return &Error{Status: 501, Reason: "unsupported Transfer-Encoding"}
 			}
 		case equalFold(f.Name, "Connection"):
-			for tok := range tokens(f.Value) {
+			for tok := range Tokens(f.Value) {
 				switch {
 				case equalFold(tok, "close"):
 					h.Close = true
@@ -370,9 +370,10 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// tokens yields the comma-separated elements of a list value, trimmed,
+// Tokens yields the comma-separated elements of a list value (Connection,
+// Transfer-Encoding, ...), trimmed of optional whitespace,
 // skipping empty ones.
-func tokens(v []byte) func(func([]byte) bool) {
+func Tokens(v []byte) func(func([]byte) bool) {
 	return func(yield func([]byte) bool) {
 		for len(v) > 0 {
 			var tok []byte
@@ -390,7 +391,7 @@ func tokens(v []byte) func(func([]byte) bool) {
 
 func lastTokenIs(v []byte, want string) bool {
 	var last []byte
-	for tok := range tokens(v) {
+	for tok := range Tokens(v) {
 		last = tok
 	}
 	return equalFold(last, want)
@@ -464,7 +465,7 @@ func (h *Head) IsHopByHop(name []byte) bool {
 		if !equalFold(h.Headers[i].Name, "Connection") {
 			continue
 		}
-		for tok := range tokens(h.Headers[i].Value) {
+		for tok := range Tokens(h.Headers[i].Value) {
 			if bytes.EqualFold(tok, name) {
 				return true
 			}
