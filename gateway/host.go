@@ -10,13 +10,19 @@ import (
 // section 3.2): an HTTP/1.1 request without Host, or with more than one.
 const ReasonInvalidHost = "invalid_host"
 
+// ReasonTunnelRefused: a CONNECT request. The gateway forwards requests to
+// the targets of its routes; it opens no tunnels to addresses a client
+// names.
+const ReasonTunnelRefused = "tunnel_refused"
+
 // ReasonInvalidFraming: the request's body length cannot be determined
 // reliably (RFC 9112, section 6.3): Transfer-Encoding sent on more than
 // one line, where chunked may not be the final coding.
 const ReasonInvalidFraming = "invalid_framing"
 
 // checkHost applies RFC 9112's rules for the host of a request (and
-// refuses a Transfer-Encoding sent twice, found by the same scan), so that
+// refuses a Transfer-Encoding sent twice, found by the same scan, and
+// CONNECT, whose target is a host rather than a resource), so that
 // the route chosen by host and the Host the target receives are one and
 // the same. A request target in absolute form (GET http://a.example/x)
 // names the host itself and wins over the Host header, which the target
@@ -25,6 +31,10 @@ const ReasonInvalidFraming = "invalid_framing"
 // when the request must be refused, with x.message saying why.
 func (x *exchange) checkHost(req *fasthttp.Request) string {
 	h := &req.Header
+	if h.IsConnect() {
+		x.message = "CONNECT is not proxied: the gateway opens no tunnels"
+		return ReasonTunnelRefused
+	}
 	hosts, codings := framingFields(h.RawHeaders())
 	if codings > 1 {
 		// fasthttp reads such a body as chunked; a proxy in front may

@@ -38,6 +38,7 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 		{"HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400, "", ""},
 		{"HTTP/1.0 without Host", "GET /x HTTP/1.0\r\n\r\n", 200, "good", good.addr()},
 		{"origin form", "GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n", 200, "evil", "evil.example"},
+		{"connect", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 405, "", ""},
 		{"transfer-encoding twice", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,9 +58,13 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.status)
 			}
-			if tc.status == 400 {
-				if !strings.Contains(string(body), `"reason":"`+ReasonInvalidHost+`"`) && !strings.Contains(string(body), `"reason":"`+ReasonInvalidFraming+`"`) {
-					t.Errorf("body %s, want reason %s or %s", body, ReasonInvalidHost, ReasonInvalidFraming)
+			if tc.status >= 400 {
+				reason := map[int]string{400: ReasonInvalidHost, 405: ReasonTunnelRefused}[tc.status]
+				if strings.Contains(tc.name, "transfer-encoding") {
+					reason = ReasonInvalidFraming
+				}
+				if !strings.Contains(string(body), `"reason":"`+reason+`"`) {
+					t.Errorf("body %s, want reason %s", body, reason)
 				}
 				if after := good.count() + evil.count(); after != before {
 					t.Error("a refused request reached a target")

@@ -195,6 +195,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 		g.tracing.startServerSpan(ctx, x)
 	}
 	switch {
+	case refused == ReasonTunnelRefused:
+		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
+		g.reject(ctx, x, fasthttp.StatusMethodNotAllowed, "server", refused, 0)
 	case refused != "":
 		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
 		if refused == ReasonInvalidFraming {
