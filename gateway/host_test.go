@@ -66,6 +66,9 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 				if !strings.Contains(string(body), `"reason":"`+reason+`"`) {
 					t.Errorf("body %s, want reason %s", body, reason)
 				}
+				if tc.status == 405 && !strings.Contains(resp.Header.Get("Allow"), "GET") {
+					t.Errorf("405 with Allow %q", resp.Header.Get("Allow"))
+				}
 				if after := good.count() + evil.count(); after != before {
 					t.Error("a refused request reached a target")
 				}

@@ -196,8 +196,8 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case refused == ReasonTunnelRefused:
-		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
 		g.reject(ctx, x, fasthttp.StatusMethodNotAllowed, "server", refused, 0)
+		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
 	case refused != "":
 		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
 		if refused == ReasonInvalidFraming {
