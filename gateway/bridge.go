@@ -94,28 +94,37 @@ func (g *Gateway) bridge(maxBody int) http.Handler {
 			return
 		}
 		if bs := resp.BodyStream(); bs != nil {
-			// Stream: pass each read on at once (server-sent events).
-			buf := make([]byte, 32<<10)
 			f, _ := w.(http.Flusher)
-			for {
-				n, err := bs.Read(buf)
-				if n > 0 {
-					if _, werr := w.Write(buf[:n]); werr != nil {
-						break
-					}
-					if f != nil {
-						f.Flush()
-					}
+			passOn(bs, func(p []byte) error {
+				if _, err := w.Write(p); err != nil {
+					return err
 				}
-				if err != nil {
-					break
+				if f != nil {
+					f.Flush()
 				}
-			}
+				return nil
+			})
 			resp.CloseBodyStream()
 			return
 		}
 		w.Write(resp.Body())
 	})
+}
+
+// passOn copies src to write one read at a time, so that what a target
+// streams (server-sent events) reaches the client as it comes. It stops at
+// the end of src or the first error on either side.
+func passOn(src io.Reader, write func([]byte) error) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && write(buf[:n]) != nil {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // hijackKey holds the bridged request's http.Hijacker; hijackedKey marks

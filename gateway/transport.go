@@ -198,6 +198,26 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 		req.Header.SetHost(t.addr)
 		defer req.Header.SetHost("")
 	}
+	if h := &req.Header; !h.IsHTTP11() || h.ConnectionClose() {
+		// Upstream connections are the gateway's own: every request goes
+		// up as HTTP/1.1 and leaves its connection open, whatever the
+		// client's version or Connection options, as nginx does with
+		// proxy_http_version 1.1. Otherwise each HTTP/1.0 or closing client
+		// would cost a fresh upstream connect. The client's own connection
+		// is kept or closed by the server, which read the client's choice
+		// before the handler ran; the request is put back as it came.
+		var saved [16]byte
+		proto := append(saved[:0], h.Protocol()...)
+		closing := h.ConnectionClose()
+		h.ResetConnectionClose()
+		h.SetProtocolBytes(http11)
+		defer func() {
+			h.SetProtocolBytes(proto)
+			if closing {
+				h.SetConnectionClose()
+			}
+		}()
+	}
 	if err := req.Write(uc.bw); err != nil {
 		return connClose, staleIf(reused, err)
 	}
@@ -218,7 +238,7 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 		}
 	}
 	status := resp.StatusCode()
-	keep := !resp.ConnectionClose() && !req.Header.ConnectionClose()
+	keep := !resp.ConnectionClose()
 	after = connClose
 	if keep {
 		after = connKeep
@@ -254,6 +274,9 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	}
 	return connStream, nil
 }
+
+// http11 is the version every request goes upstream with.
+var http11 = []byte("HTTP/1.1")
 
 // streamAbove is the largest body of known length read whole; a larger
 // one is passed on as it arrives, so that a download does not sit in the
