@@ -20,6 +20,12 @@ const ReasonTunnelRefused = "tunnel_refused"
 // one line, where chunked may not be the final coding.
 const ReasonInvalidFraming = "invalid_framing"
 
+// ReasonInvalidTarget: the request target is neither a path nor an
+// absolute URL (RFC 9112, section 3.2): `x` without its leading slash, or
+// the asterisk form `*`, which asks about a server rather than a resource,
+// and the gateway speaks for many.
+const ReasonInvalidTarget = "invalid_target"
+
 // checkHost applies RFC 9112's rules for the host of a request (and
 // refuses a Transfer-Encoding sent twice, found by the same scan, and
 // CONNECT, whose target is a host rather than a resource), so that
@@ -27,7 +33,8 @@ const ReasonInvalidFraming = "invalid_framing"
 // the same. A request target in absolute form (GET http://a.example/x)
 // names the host itself and wins over the Host header, which the target
 // then receives rewritten to match; without that, a route would be chosen
-// by one host and the request served by the other. It returns the reason
+// by one host and the request served by the other. Any other target must
+// be a path. It returns the reason
 // when the request must be refused, with x.message saying why.
 func (x *exchange) checkHost(req *fasthttp.Request) string {
 	h := &req.Header
@@ -46,7 +53,8 @@ func (x *exchange) checkHost(req *fasthttp.Request) string {
 		x.message = "the request has more than one Host header"
 		return ReasonInvalidHost
 	}
-	if isAbsoluteForm(h.RequestURI()) {
+	target := h.RequestURI()
+	if isAbsoluteForm(target) {
 		host := req.URI().Host()
 		if len(host) == 0 {
 			x.message = "the request target names no host"
@@ -54,6 +62,12 @@ func (x *exchange) checkHost(req *fasthttp.Request) string {
 		}
 		h.SetHostBytes(host)
 		return ""
+	}
+	if len(target) == 0 || target[0] != '/' {
+		// fasthttp would read x as /x and * as /*, so a target could be
+		// reached by a request line no other server would accept.
+		x.message = "the request target must be a path starting with / or an absolute URL"
+		return ReasonInvalidTarget
 	}
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		x.message = "an HTTP/1.1 request needs a Host header"

@@ -38,6 +38,9 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 		{"HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400, "", ""},
 		{"HTTP/1.0 without Host", "GET /x HTTP/1.0\r\n\r\n", 200, "good", good.addr()},
 		{"origin form", "GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n", 200, "evil", "evil.example"},
+		{"target without a slash", "GET x HTTP/1.1\r\nHost: good.example\r\n\r\n", 400, "", ""},
+		{"asterisk target", "OPTIONS * HTTP/1.1\r\nHost: good.example\r\n\r\n", 400, "", ""},
+		{"asterisk target on GET", "GET * HTTP/1.1\r\nHost: good.example\r\n\r\n", 400, "", ""},
 		{"connect", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 405, "", ""},
 		{"transfer-encoding twice", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400, "", ""},
 	} {
@@ -62,6 +65,9 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 				reason := map[int]string{400: ReasonInvalidHost, 405: ReasonTunnelRefused}[tc.status]
 				if strings.Contains(tc.name, "transfer-encoding") {
 					reason = ReasonInvalidFraming
+				}
+				if strings.Contains(tc.name, "target") {
+					reason = ReasonInvalidTarget
 				}
 				if !strings.Contains(string(body), `"reason":"`+reason+`"`) {
 					t.Errorf("body %s, want reason %s", body, reason)
