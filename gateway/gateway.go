@@ -96,6 +96,7 @@ type Gateway struct {
 	admin     *http.Server
 	adminAddr string
 	bg        sync.WaitGroup
+	taken     takenConns // upgrades and HTTP/1.0 streams, drained by Shutdown
 	stopBg    context.CancelFunc
 	bgCtx     context.Context
 }
@@ -528,8 +529,9 @@ func (g *Gateway) AdminAddr() string {
 }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight to finish; then it stops health checks and flushes
-// the access log.
+// requests in flight to finish, upgraded connections and streams included
+// (those still open when ctx ends are closed); then it stops health checks
+// and flushes the access log.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	fast, std, admin := g.fast, g.std, g.admin
@@ -537,13 +539,16 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.started = false
 	g.mu.Unlock()
 	var errs []error
+	var errMu sync.Mutex
 	var wg sync.WaitGroup
 	for _, fs := range fast {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := fs.ShutdownWithContext(ctx); err != nil {
+				errMu.Lock()
 				errs = append(errs, err)
+				errMu.Unlock()
 			}
 		}()
 	}
@@ -557,6 +562,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	g.taken.drain(ctx)
 	if admin != nil {
 		admin.Close()
 	}

@@ -19,7 +19,7 @@ import (
 // length; otherwise it leaves the response to the server. The server's
 // write timeout bounds writing the whole response, as it does for every
 // other response.
-func closeDelimitForHTTP10(ctx *fasthttp.RequestCtx, srv *Server) {
+func (g *Gateway) closeDelimitForHTTP10(ctx *fasthttp.RequestCtx, srv *Server) {
 	resp := &ctx.Response
 	if ctx.Request.Header.IsHTTP11() || resp.BodyStream() == nil || resp.Header.ContentLength() >= 0 {
 		return
@@ -29,15 +29,19 @@ func closeDelimitForHTTP10(ctx *fasthttp.RequestCtx, srv *Server) {
 	writeTimeout := srv.withDefaults().WriteTimeout
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		// The server closes c when this returns.
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		defer resp.CloseBodyStream()
-		if _, err := c.Write(resp.Header.Header()); err != nil {
-			return
-		}
-		passOn(resp.BodyStream(), func(p []byte) error {
-			_, err := c.Write(p)
-			return err
+		// The server closes c when this returns. Shutdown past its
+		// deadline closes it sooner; a stream then waiting on its target
+		// ends with the route's timeout.
+		g.taken.serve(func() { endConn(c) }, func() {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			defer resp.CloseBodyStream()
+			if _, err := c.Write(resp.Header.Header()); err != nil {
+				return
+			}
+			passOn(resp.BodyStream(), func(p []byte) error {
+				_, err := c.Write(p)
+				return err
+			})
 		})
 	})
 }

@@ -212,7 +212,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	}
 	g.finish(ctx, x)
 	exchangePool.Put(x)
-	closeDelimitForHTTP10(ctx, &st.cfg.Spec.Server)
+	g.closeDelimitForHTTP10(ctx, &st.cfg.Spec.Server)
 	// fasthttp writes the response once this handler returns. Yielding
 	// first lets the other connections whose upstream answers are in
 	// finish their handlers too, so responses go out back to back, as an

@@ -65,11 +65,14 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
-	if hijackBridged(ctx, func(c net.Conn) { splice(c, up) }) {
+	spliced := func(c net.Conn) {
+		g.taken.serve(func() { endConn(c); up.Close() }, func() { splice(c, up) })
+	}
+	if hijackBridged(ctx, spliced) {
 		return
 	}
 	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) { splice(c, up) })
+	ctx.Hijack(spliced)
 }
 
 // splice copies between a and b until one side ends, then closes both.

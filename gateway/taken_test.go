@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestShutdownDrainsTakenConnections checks the connections the gateway
+// takes over from its server: Shutdown waits for a stream to an HTTP/1.0
+// client to finish, and when its deadline passes it closes an upgraded
+// connection that is still open.
+func TestShutdownDrainsTakenConnections(t *testing.T) {
+	t.Parallel()
+	ws, stream := newBackend(t, "ws"), newBackend(t, "stream")
+	echoWebSocket(ws)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the backend's Close, which waits for its handler
+	stream.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		io.WriteString(w, "first, ")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "last")
+		return true
+	})
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: ws, targets: [{address: %s}]}, {name: stream, targets: [{address: %s}]}]
+  routes:
+    - {name: ws, upstream: ws, match: {path: {prefix: /chat}}}
+    - {name: stream, upstream: stream}
+`, ws.addr(), stream.addr()), Options{})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+
+	// An upgraded connection, echoing.
+	wc, wbr := dial()
+	io.WriteString(wc, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if resp, err := http.ReadResponse(wbr, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// A stream to an HTTP/1.0 client, its first part read.
+	sc, sbr := dial()
+	io.WriteString(sc, "GET /events HTTP/1.0\r\n\r\n")
+	head, err := sbr.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 200") {
+		t.Fatalf("stream: %q %v", head, err)
+	}
+	for {
+		line, err := sbr.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	first := make([]byte, len("first, "))
+	if _, err := io.ReadFull(sbr, first); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- g.Shutdown(ctx) }()
+	// The stream's target still holds its last part back, so a Shutdown
+	// that returned now would not have waited for it.
+	select {
+	case err := <-shutdown:
+		t.Fatalf("Shutdown returned (%v) with a stream still open", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	free()
+	rest, err := io.ReadAll(sbr)
+	if err != nil || string(rest) != "last" {
+		t.Fatalf("stream's end: %q %v", rest, err)
+	}
+	// The upgraded connection still echoes until the deadline.
+	io.WriteString(wc, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(wbr, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo while draining: %q %v", buf, err)
+	}
+	cancel() // the drain's deadline
+	if err := <-shutdown; err != nil {
+		t.Logf("Shutdown: %v", err)
+	}
+	if n, err := wbr.Read(buf); err == nil {
+		t.Fatalf("the upgraded connection is still open after Shutdown (read %q)", buf[:n])
+	}
+}
