@@ -30,10 +30,11 @@ func (g *Gateway) closeDelimitForHTTP10(ctx *fasthttp.RequestCtx, srv *Server) {
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		// The server closes c when this returns. Shutdown past its
-		// deadline closes it sooner; a stream then waiting on its target
-		// ends with the route's timeout.
+		// deadline closes it sooner (the write deadline is set first, so
+		// that ending c is not undone); a stream then waiting on its
+		// target ends with the route's timeout.
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		g.taken.serve(func() { endConn(c) }, func() {
-			c.SetWriteDeadline(time.Now().Add(writeTimeout))
 			defer resp.CloseBodyStream()
 			if _, err := c.Write(resp.Header.Header()); err != nil {
 				return

@@ -215,22 +215,56 @@ func TestWebSocketPassesThrough(t *testing.T) {
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
-	c, err := net.Dial("tcp", g.Addr("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	c, br := upgradeThrough(t, g.Addr("main"))
 	io.WriteString(c, "ping frames")
 	buf := make([]byte, len("ping frames"))
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping frames" {
 		t.Errorf("echo through the gateway: %q %v", buf, err)
+	}
+}
+
+// upgradeThrough opens a connection to the gateway at addr and upgrades
+// it to a WebSocket, failing the test unless the answer is 101. The
+// connection closes with the test.
+func upgradeThrough(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return c, br
+}
+
+// TestWebSocketTargetCloseReachesClient has the target close an upgraded
+// connection: the client must read what came before and then the end of
+// the stream, not wait for its own next write.
+func TestWebSocketTargetCloseReachesClient(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "ws")
+	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return true
+		}
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nbye")
+		rw.Flush()
+		c.Close()
+		return true
+	})
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	_, br := upgradeThrough(t, g.Addr("main"))
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "bye" {
+		t.Fatalf("after the target closed: %q %v, want \"bye\" and the end of the stream", rest, err)
 	}
 }
 

@@ -38,24 +38,16 @@ func TestShutdownDrainsTakenConnections(t *testing.T) {
     - {name: ws, upstream: ws, match: {path: {prefix: /chat}}}
     - {name: stream, upstream: stream}
 `, ws.addr(), stream.addr()), Options{})
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", g.Addr("main"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
-
 	// An upgraded connection, echoing.
-	wc, wbr := dial()
-	io.WriteString(wc, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	if resp, err := http.ReadResponse(wbr, nil); err != nil || resp.StatusCode != 101 {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	wc, wbr := upgradeThrough(t, g.Addr("main"))
 	// A stream to an HTTP/1.0 client, its first part read.
-	sc, sbr := dial()
+	sc, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	sbr := bufio.NewReader(sc)
 	io.WriteString(sc, "GET /events HTTP/1.0\r\n\r\n")
 	head, err := sbr.ReadString('\n')
 	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 200") {

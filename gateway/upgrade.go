@@ -66,6 +66,11 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
 	spliced := func(c net.Conn) {
+		// No deadlines from here on, set before serve so that a Shutdown
+		// already past its deadline, which ends c at once, is not undone.
+		var zero time.Time
+		c.SetDeadline(zero)
+		up.SetDeadline(zero)
 		g.taken.serve(func() { endConn(c); up.Close() }, func() { splice(c, up) })
 	}
 	if hijackBridged(ctx, spliced) {
@@ -75,13 +80,12 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 	ctx.Hijack(spliced)
 }
 
-// splice copies between a and b until one side ends, then closes both.
+// splice copies between a and b until one side ends, then ends both:
+// endConn, because the fast engine's hijacked connection ignores Close,
+// and a copy still reading from it would wait for the client's next byte.
 func splice(a, b net.Conn) {
-	var zero time.Time
-	a.SetDeadline(zero)
-	b.SetDeadline(zero)
 	var once sync.Once
-	closeBoth := func() { once.Do(func() { a.Close(); b.Close() }) }
+	closeBoth := func() { once.Do(func() { endConn(a); endConn(b) }) }
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); io.Copy(a, b); closeBoth() }()
