@@ -466,6 +466,7 @@ func (g *Gateway) Start() error {
 		}
 		fs := &fasthttp.Server{
 			Handler:                       g.serve,
+			HeaderReceived:                markTrailers,
 			Name:                          "relia",
 			NoDefaultServerHeader:         true,
 			ReadTimeout:                   srv.ReadHeaderTimeout,

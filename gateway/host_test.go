@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,31 +40,32 @@ func TestRouteAndTargetAgreeOnTheHost(t *testing.T) {
 		{"asterisk target on GET", "GET * HTTP/1.1\r\nHost: good.example\r\n\r\n", 400, "", ""},
 		{"connect", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 405, "", ""},
 		{"transfer-encoding twice", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400, "", ""},
+		{"transfer-encoding and content-length", "POST /x HTTP/1.1\r\nHost: good.example\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "", ""},
+		{"transfer-encoding identity", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: identity\r\nContent-Length: 1\r\n\r\nx", 400, "", ""},
+		{"header: space before the colon", "POST /x HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding : chunked\r\nContent-Length: 1\r\n\r\nx", 400, "", ""},
+		{"target with a space", "GET /a b HTTP/1.1\r\nHost: good.example\r\n\r\n", 400, "", ""},
+		{"absolute target with a space", "GET http://good.example/a b HTTP/1.1\r\n\r\n", 400, "", ""},
+		{"version: HTTP/2.0 as text", "GET /x HTTP/2.0\r\nHost: good.example\r\n\r\n", 505, "", ""},
+		{"version: HTTP/0.9", "GET /x HTTP/0.9\r\nHost: good.example\r\n\r\n", 505, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			before := good.count() + evil.count()
-			io.WriteString(c, tc.raw)
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := rawExchange(t, base, tc.raw)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.status)
 			}
 			if tc.status >= 400 {
-				reason := map[int]string{400: ReasonInvalidHost, 405: ReasonTunnelRefused}[tc.status]
-				if strings.Contains(tc.name, "transfer-encoding") {
+				reason := map[int]string{400: ReasonInvalidHost, 405: ReasonTunnelRefused, 505: ReasonUnsupportedVersion}[tc.status]
+				switch {
+				case strings.HasPrefix(tc.name, "transfer-encoding"):
 					reason = ReasonInvalidFraming
-				}
-				if strings.Contains(tc.name, "target") {
+				case strings.HasPrefix(tc.name, "header"):
+					reason = ReasonInvalidHeader
+				case strings.Contains(tc.name, "target"):
 					reason = ReasonInvalidTarget
+				}
+				if closes := reason == ReasonInvalidFraming || reason == ReasonInvalidHeader || tc.status == 505; closes && !resp.Close {
+					t.Error("the connection is kept open; where the next request starts is in doubt")
 				}
 				if !strings.Contains(string(body), `"reason":"`+reason+`"`) {
 					t.Errorf("body %s, want reason %s", body, reason)
@@ -117,17 +115,22 @@ func TestRouteSetsTheHostTheTargetGets(t *testing.T) {
 	}
 }
 
-func TestFramingFields(t *testing.T) {
+func TestScanHead(t *testing.T) {
 	t.Parallel()
-	for raw, want := range map[string][2]int{
-		"Host: a\r\n":                          {1, 0},
-		"Host: a\r\nHOST: b\r\n":               {2, 0},
-		"X-Host: a\r\nHostname: b\r\nhost:c\n": {1, 0},
-		"Transfer-Encoding: chunked\r\ntransfer-encoding: identity\r\nX-Transfer-Encoding: x\r\n": {0, 2},
-		"": {0, 0},
+	for raw, want := range map[string]headFields{
+		"Host: a\r\n":                          {hosts: 1},
+		"Host: a\r\nHOST: b\r\n":               {hosts: 2},
+		"X-Host: a\r\nHostname: b\r\nhost:c\n": {hosts: 1},
+		"Transfer-Encoding: chunked\r\ntransfer-encoding: identity\r\nX-Transfer-Encoding: x\r\n": {codings: 2, otherCoding: true},
+		"Transfer-Encoding:  Chunked \r\n":                    {codings: 1},
+		"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n": {codings: 1, lengths: 1},
+		"Transfer-Encoding : chunked\r\n":                     {spacedName: true},
+		"X-A\t: b\r\n":                                        {spacedName: true},
+		"X-A: b\r\n c : d\r\n":                                {}, // a folded value, not a name
+		"":                                                    {},
 	} {
-		if h, c := framingFields([]byte(raw)); h != want[0] || c != want[1] {
-			t.Errorf("framingFields(%q) = %d, %d; want %v", raw, h, c, want)
+		if got := scanHead([]byte(raw)); got != want {
+			t.Errorf("scanHead(%q) = %+v; want %+v", raw, got, want)
 		}
 	}
 }
@@ -148,19 +151,8 @@ func TestConnectionListedFieldsStayOnTheirHop(t *testing.T) {
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, X-Forwarded-For, x-request-id, Traceparent\r\n"+
+	resp, _ := rawExchange(t, base, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, X-Forwarded-For, x-request-id, Traceparent\r\n"+
 		"X-Secret: 1\r\nX-Forwarded-For: 203.0.113.9\r\nX-Other: 2\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}

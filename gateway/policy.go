@@ -238,7 +238,7 @@ func (p *retryPolicy) retryable(status int, kind errKind) bool {
 	switch kind {
 	case errConnect:
 		return p.when&retryConnect != 0
-	case errReset, errTimeout:
+	case errReset, errTimeout, errInvalid:
 		return p.when&retryReset != 0
 	}
 	switch {

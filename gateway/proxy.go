@@ -30,6 +30,10 @@ const (
 	ReasonUpstreamTimeout   = "upstream_timeout"
 	ReasonConnectFailed     = "upstream_connect_failed"
 	ReasonUpstreamReset     = "upstream_reset"
+	// ReasonUpstreamInvalid: the target's response head could be framed
+	// two ways (Content-Length twice or beside Transfer-Encoding, a
+	// space before a field's colon) or its status is outside 100-599.
+	ReasonUpstreamInvalid = "upstream_invalid_response"
 	// ReasonConnectionsExhausted: every connection the gateway may open to
 	// the target (upstreams[].maxConnections) stayed busy until the
 	// attempt's deadline.
@@ -52,6 +56,8 @@ const (
 	errConnect
 	errReset
 	errTimeout
+	// errInvalid: the target answered with a malformed response head.
+	errInvalid
 	// errOverflow: the gateway's own connection limit, not the target.
 	errOverflow
 )
@@ -64,6 +70,8 @@ func (k errKind) String() string {
 		return "reset"
 	case errTimeout:
 		return "timeout"
+	case errInvalid:
+		return "invalid_response"
 	case errOverflow:
 		return "connections_exhausted"
 	}
@@ -76,6 +84,8 @@ func classifyErr(err error) errKind {
 		return errNone
 	case errors.Is(err, errConnectionsExhausted):
 		return errOverflow
+	case errors.Is(err, errInvalidResponse):
+		return errInvalid
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
 	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
@@ -119,11 +129,14 @@ type exchange struct {
 	keptPath bool
 	buf      []byte // scratch
 	bytesOut int64
-	message  string   // what a rejection tells the client besides its reason
-	ckey     []byte   // the cache key: host then target
-	line     []byte   // the access log line
-	tp       [55]byte // a traceparent being written
-	chost    int      // the length of the host in ckey
+	message  string // what a rejection tells the client besides its reason
+	// closeClient: the client's connection ends after this response, by
+	// the gateway's decision (a target's Connection: close is its own).
+	closeClient bool
+	ckey        []byte   // the cache key: host then target
+	line        []byte   // the access log line
+	tp          [55]byte // a traceparent being written
+	chost       int      // the length of the host in ckey
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -175,6 +188,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	x.start = g.clock.Now()
 	req := &ctx.Request
 
+	dropTrailers(&req.Header)
 	dropRequestConnectionListed(&req.Header)
 	g.identify(ctx, st, x)
 	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
@@ -198,12 +212,16 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	case refused == ReasonTunnelRefused:
 		g.reject(ctx, x, fasthttp.StatusMethodNotAllowed, "server", refused, 0)
 		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
+	case refused == ReasonUnsupportedVersion:
+		g.reject(ctx, x, fasthttp.StatusHTTPVersionNotSupported, "server", refused, 0)
+		x.closeClient = true
 	case refused != "":
 		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
-		if refused == ReasonInvalidFraming {
-			// Where this body ends is unknown, so where the next request
-			// starts is too: MUST close (RFC 9112, 6.3).
-			ctx.SetConnectionClose()
+		if refused == ReasonInvalidFraming || refused == ReasonInvalidHeader {
+			// Where this body ends is unknown, or was read differently by
+			// whatever sent it, so where the next request starts is too:
+			// MUST close (RFC 9112, 6.3).
+			x.closeClient = true
 		}
 	case x.route == nil:
 		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
@@ -574,6 +592,8 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
 			case errOverflow:
 				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
+			case errInvalid:
+				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
 			default:
 				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
 			}
@@ -855,6 +875,9 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	rh.SetNoDefaultContentType(true)
 	// The upstream's connection management is not the client's.
 	dropResponseConnectionListed(rh)
+	if x.closeClient {
+		rh.SetConnectionClose()
+	}
 	for _, name := range hopHeaders {
 		rh.Del(name)
 	}

@@ -226,14 +226,14 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	}
 	resp.Reset()
 	resp.SkipBody = req.Header.IsHead()
-	if err := resp.Header.Read(uc.br); err != nil {
+	if err := readResponseHead(uc.br, &resp.Header); err != nil {
 		return connClose, staleIf(reused && uc.br.Buffered() == 0, err)
 	}
 	// Interim responses (100 Continue, 102, 103 Early Hints) precede the
 	// final one and are dropped: the client gets the final response, which
 	// is what it waits for. 101 ends the exchange; upgrade.go handles it.
 	for code := resp.Header.StatusCode(); code >= 100 && code < 200 && code != fasthttp.StatusSwitchingProtocols; code = resp.Header.StatusCode() {
-		if err := resp.Header.Read(uc.br); err != nil {
+		if err := readResponseHead(uc.br, &resp.Header); err != nil {
 			return connClose, err
 		}
 	}
@@ -242,6 +242,14 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	after = connClose
 	if keep {
 		after = connKeep
+	}
+	if cl := resp.Header.ContentLength(); status == fasthttp.StatusNoContent && (cl > 0 || cl == -1) {
+		// A 204 has no body whatever its head says (RFC 9110, 15.3.5).
+		// Bytes the target sent as one would be read as the next
+		// response, so the connection is not kept; and the client gets
+		// no Content-Length, which a 204 must not carry.
+		resp.Header.Del(fasthttp.HeaderContentLength)
+		after = connClose
 	}
 	if resp.SkipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		return after, nil
