@@ -96,3 +96,49 @@ func TestShutdownDrainsTakenConnections(t *testing.T) {
 		t.Fatalf("the upgraded connection is still open after Shutdown (read %q)", buf[:n])
 	}
 }
+
+// TestShutdownEndsAStreamWaitingOnItsTarget checks that Shutdown past its
+// deadline ends a stream to an HTTP/1.0 client whose target sends nothing
+// more, rather than waiting for the route's timeout.
+func TestShutdownEndsAStreamWaitingOnItsTarget(t *testing.T) {
+	t.Parallel()
+	stream := newBackend(t, "stream")
+	release := make(chan struct{})
+	stream.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		<-release
+		return true
+	})
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: stream, targets: [{address: %s}]}]
+  routes: [{name: stream, upstream: stream, timeout: 10m}]
+`, stream.addr()), Options{})
+	// Before the gateway's and the backend's cleanups, which wait for the
+	// stream and for its handler.
+	t.Cleanup(func() { close(release) })
+	sc, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(sc, "GET /events HTTP/1.0\r\n\r\n")
+	sbr := bufio.NewReader(sc)
+	if line, err := sbr.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("stream: %q %v", line, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the drain's deadline has passed
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- g.Shutdown(ctx) }()
+	select {
+	case <-shutdown:
+	case <-time.After(30 * time.Second): // a hang, not a slow run: the route's timeout is 10m
+		t.Fatal("Shutdown still waits on a stream whose target sends nothing")
+	}
+	if _, err := io.ReadAll(sbr); err != nil {
+		t.Logf("the client's read ended with %v", err)
+	}
+}
