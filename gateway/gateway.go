@@ -97,6 +97,7 @@ type Gateway struct {
 	adminAddr string
 	bg        sync.WaitGroup
 	taken     takenConns // upgrades and HTTP/1.0 streams, drained by Shutdown
+	live      liveConns  // the HTTP/1.1 servers' connections, ended by Shutdown past its deadline
 	stopBg    context.CancelFunc
 	bgCtx     context.Context
 }
@@ -485,7 +486,7 @@ func (g *Gateway) Start() error {
 		g.bg.Add(1)
 		go func() { // exits when the server shuts down
 			defer g.bg.Done()
-			if err := fs.Serve(rawio.Listener(ln)); err != nil {
+			if err := fs.Serve(g.live.listener(rawio.Listener(ln))); err != nil {
 				g.log.Error("listener stopped", "listener", name, "error", err)
 			}
 		}()
@@ -563,6 +564,17 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		// Past the deadline: what fasthttp left open (responses still
+		// streaming) ends now. Otherwise every connection it serves has
+		// closed, and the taken ones have the rest of the deadline.
+		g.live.endAll()
+		for _, p := range g.state.Load().poolList {
+			for _, t := range p.targets {
+				t.endStreams()
+			}
+		}
+	}
 	g.taken.drain(ctx)
 	if admin != nil {
 		admin.Close()

@@ -51,6 +51,12 @@ type target struct {
 	waiting     atomic.Int64 // requests waiting for a connection
 	dialTimeout time.Duration
 	clock       clock.Clock
+
+	// streams are the response bodies being passed on as they arrive,
+	// each owning its connection until closed: what a shutdown past its
+	// deadline must interrupt.
+	streamsMu sync.Mutex
+	streams   map[*bodyStream]struct{}
 }
 
 // available reports whether the balancer may choose t: healthy and its

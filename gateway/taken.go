@@ -80,3 +80,61 @@ func endConn(c net.Conn) {
 	c.SetDeadline(time.Unix(1, 0))
 	c.Close()
 }
+
+// liveConns tracks the connections the HTTP/1.1 servers have accepted and
+// not yet closed. fasthttp's shutdown closes idle connections only and,
+// past its deadline, leaves one whose response still streams from a
+// target; Shutdown ends those with endAll.
+type liveConns struct {
+	mu    sync.Mutex
+	conns map[*liveConn]struct{}
+}
+
+// listener returns ln with every accepted connection tracked until closed.
+func (l *liveConns) listener(ln net.Listener) net.Listener {
+	return &liveListener{Listener: ln, live: l}
+}
+
+// endAll ends every tracked connection (see endConn).
+func (l *liveConns) endAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		endConn(c.Conn)
+	}
+}
+
+type liveListener struct {
+	net.Listener
+	live *liveConns
+}
+
+func (ln *liveListener) Accept() (net.Conn, error) {
+	c, err := ln.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	lc := &liveConn{Conn: c, live: ln.live}
+	ln.live.mu.Lock()
+	if ln.live.conns == nil {
+		ln.live.conns = make(map[*liveConn]struct{})
+	}
+	ln.live.conns[lc] = struct{}{}
+	ln.live.mu.Unlock()
+	return lc, nil
+}
+
+type liveConn struct {
+	net.Conn
+	live *liveConns
+	once sync.Once
+}
+
+func (c *liveConn) Close() error {
+	c.once.Do(func() {
+		c.live.mu.Lock()
+		delete(c.live.conns, c)
+		c.live.mu.Unlock()
+	})
+	return c.Conn.Close()
+}

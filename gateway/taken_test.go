@@ -142,3 +142,64 @@ func TestShutdownEndsAStreamWaitingOnItsTarget(t *testing.T) {
 		t.Logf("the client's read ended with %v", err)
 	}
 }
+
+// TestShutdownEndsAResponseStillStreaming checks that Shutdown past its
+// deadline ends an HTTP/1.1 response still streaming from its target:
+// fasthttp's own shutdown closes only idle connections.
+func TestShutdownEndsAResponseStillStreaming(t *testing.T) {
+	t.Parallel()
+	stream := newBackend(t, "stream")
+	release, gone := make(chan struct{}), make(chan struct{})
+	stream.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the gateway closed its connection
+			close(gone)
+		}
+		return true
+	})
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: stream, targets: [{address: %s}]}]
+  routes: [{name: stream, upstream: stream, timeout: 10m}]
+`, stream.addr()), Options{})
+	t.Cleanup(func() { close(release) }) // before the cleanups that wait for the stream
+	sc, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(sc, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	sbr := bufio.NewReader(sc)
+	resp, err := http.ReadResponse(sbr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("first"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the drain's deadline has passed
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- g.Shutdown(ctx) }()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		ended <- err
+	}()
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second): // a hang, not a slow run: the route's timeout is 10m
+		t.Fatal("the response still streams after Shutdown's deadline")
+	}
+	<-shutdown
+	select {
+	case <-gone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway still reads the stream from its target after Shutdown")
+	}
+}

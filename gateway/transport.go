@@ -128,6 +128,18 @@ func (t *target) discard(uc *upstreamConn) {
 // closeIdle closes the target's idle connections (on reload, when its
 // pool is replaced, and at shutdown); those in use close when their
 // requests end.
+// endStreams makes every response body still streaming from t fail its
+// next read: its client is being ended, and the read could otherwise wait
+// for the route's timeout. A kept connection's next exchange sets its own
+// deadline, so one that finished in the meantime is unharmed.
+func (t *target) endStreams() {
+	t.streamsMu.Lock()
+	defer t.streamsMu.Unlock()
+	for s := range t.streams {
+		s.uc.c.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
 func (t *target) closeIdle() {
 	for {
 		select {
@@ -275,6 +287,12 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	}
 	bs := bodyStreamPool.Get().(*bodyStream)
 	*bs = bodyStream{t: t, uc: uc, chunked: cl == -1, keep: keep && cl != -2, next: -1, left: int64(cl)}
+	t.streamsMu.Lock()
+	if t.streams == nil {
+		t.streams = make(map[*bodyStream]struct{})
+	}
+	t.streams[bs] = struct{}{}
+	t.streamsMu.Unlock()
 	if cl >= 0 {
 		resp.SetBodyStream(bs, cl)
 	} else {
@@ -403,6 +421,11 @@ func (s *bodyStream) Close() error {
 	if s.uc == nil {
 		return nil
 	}
+	// Unlisted before the connection is handed on, so endStreams never
+	// touches one that serves another request.
+	s.t.streamsMu.Lock()
+	delete(s.t.streams, s)
+	s.t.streamsMu.Unlock()
 	if s.done && s.keep {
 		s.t.release(s.uc)
 	} else {
