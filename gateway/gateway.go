@@ -96,8 +96,9 @@ type Gateway struct {
 	admin     *http.Server
 	adminAddr string
 	bg        sync.WaitGroup
-	taken     takenConns // upgrades and HTTP/1.0 streams, drained by Shutdown
-	live      liveConns  // the HTTP/1.1 servers' connections, ended by Shutdown past its deadline
+	taken     takenConns  // upgrades and HTTP/1.0 streams, drained by Shutdown
+	live      liveConns   // the HTTP/1.1 servers' connections, ended by Shutdown past its deadline
+	streams   openStreams // response bodies streaming from targets, likewise
 	stopBg    context.CancelFunc
 	bgCtx     context.Context
 }
@@ -240,6 +241,9 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker)
 		if err != nil {
 			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
+		}
+		for _, t := range p.targets {
+			t.streams = &g.streams
 		}
 		st.pools[u.Name] = p
 		st.poolList = append(st.poolList, p)
@@ -569,11 +573,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		// streaming) ends now. Otherwise every connection it serves has
 		// closed, and the taken ones have the rest of the deadline.
 		g.live.endAll()
-		for _, p := range g.state.Load().poolList {
-			for _, t := range p.targets {
-				t.endStreams()
-			}
-		}
+		g.streams.endAll()
 	}
 	g.taken.drain(ctx)
 	if admin != nil {

@@ -37,18 +37,17 @@ const ReasonUnsupportedVersion = "unsupported_version"
 // and the gateway speaks for many.
 const ReasonInvalidTarget = "invalid_target"
 
-// checkHost applies RFC 9112's rules for the host of a request (and, found
-// by the same scan of the head, for its framing and its header lines, its
-// version, and CONNECT, whose target is a host rather than a resource:
-// whatever two servers could read two ways is refused), so that
-// the route chosen by host and the Host the target receives are one and
-// the same. A request target in absolute form (GET http://a.example/x)
+// checkRequestHead refuses what two servers could read two ways in a
+// request's head (RFC 9112): CONNECT, whose target is a host rather than a
+// resource; a version other than 1.x; framing or header lines that one
+// server could parse differently from another; a target that is neither a
+// path nor an absolute URL; and a host missing or named twice. It also
+// makes the route chosen by host and the Host the target receives one and
+// the same: a request target in absolute form (GET http://a.example/x)
 // names the host itself and wins over the Host header, which the target
-// then receives rewritten to match; without that, a route would be chosen
-// by one host and the request served by the other. Any other target must
-// be a path. It returns the reason
-// when the request must be refused, with x.message saying why.
-func (x *exchange) checkHost(req *fasthttp.Request) string {
+// then receives rewritten to match. It returns the reason when the
+// request must be refused, with x.message saying why.
+func (x *exchange) checkRequestHead(req *fasthttp.Request) string {
 	h := &req.Header
 	if h.IsConnect() {
 		x.message = "CONNECT is not proxied: the gateway opens no tunnels"
@@ -145,8 +144,7 @@ func scanHead(raw []byte) headFields {
 			f.lengths++
 		case i == 17 && bytes.EqualFold(line[:17], []byte("transfer-encoding")):
 			f.codings++
-			value := bytes.TrimRight(bytes.TrimSpace(line[i+1:]), "\r")
-			if !bytes.EqualFold(bytes.TrimSpace(value), []byte("chunked")) {
+			if !bytes.EqualFold(bytes.TrimSpace(line[i+1:]), []byte("chunked")) {
 				f.otherCoding = true
 			}
 		}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -28,35 +27,15 @@ func (g *Gateway) closeDelimitForHTTP10(ctx *fasthttp.RequestCtx, srv *Server) {
 	resp.Header.SetContentLength(-2) // no length; also marks the connection closing
 	resp.Header.Del(fasthttp.HeaderTransferEncoding)
 	writeTimeout := srv.withDefaults().WriteTimeout
-	var upstream net.Conn
-	if bs, ok := resp.BodyStream().(*bodyStream); ok {
-		upstream = bs.uc.c
-	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		// The server closes c when this returns. Shutdown past its
 		// deadline ends it sooner (the write deadline is set first, so
-		// that ending c is not undone), and the read from the target a
-		// stream may be waiting in: until the stream is finished, after
-		// which its upstream connection may serve another request.
+		// that ending c is not undone), and the read from the target the
+		// stream may be waiting in (openStreams).
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		var mu sync.Mutex
-		finished := false
-		end := func() {
-			endConn(c)
-			mu.Lock()
-			defer mu.Unlock()
-			if !finished && upstream != nil {
-				upstream.SetReadDeadline(time.Unix(1, 0))
-			}
-		}
-		g.taken.serve(end, func() {
+		g.taken.serve(func() { endConn(c) }, func() {
 			defer resp.CloseBodyStream()
-			defer func() {
-				mu.Lock()
-				finished = true
-				mu.Unlock()
-			}()
 			if _, err := c.Write(resp.Header.Header()); err != nil {
 				return
 			}

@@ -52,11 +52,9 @@ type target struct {
 	dialTimeout time.Duration
 	clock       clock.Clock
 
-	// streams are the response bodies being passed on as they arrive,
-	// each owning its connection until closed: what a shutdown past its
-	// deadline must interrupt.
-	streamsMu sync.Mutex
-	streams   map[*bodyStream]struct{}
+	// streams lists the response bodies being passed on as they arrive,
+	// the gateway's, shared by every target; nil in a pool built alone.
+	streams *openStreams
 }
 
 // available reports whether the balancer may choose t: healthy and its

@@ -192,7 +192,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	dropRequestConnectionListed(&req.Header)
 	g.identify(ctx, st, x)
 	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
-	if bad := x.checkHost(req); bad != "" {
+	if bad := x.checkRequestHead(req); bad != "" {
 		refused = bad
 	}
 

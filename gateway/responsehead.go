@@ -72,7 +72,7 @@ func headEnd(b []byte) int {
 	}
 }
 
-// checkResponseHead applies to a response head the checks checkHost
+// checkResponseHead applies to a response head the checks checkRequestHead
 // applies to a request's: errInvalidResponse for the lines a proxy must
 // not pass on as they came (RFC 9112, 5.1 and 6.3).
 func checkResponseHead(head []byte) error {

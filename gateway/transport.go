@@ -128,18 +128,6 @@ func (t *target) discard(uc *upstreamConn) {
 // closeIdle closes the target's idle connections (on reload, when its
 // pool is replaced, and at shutdown); those in use close when their
 // requests end.
-// endStreams makes every response body still streaming from t fail its
-// next read: its client is being ended, and the read could otherwise wait
-// for the route's timeout. A kept connection's next exchange sets its own
-// deadline, so one that finished in the meantime is unharmed.
-func (t *target) endStreams() {
-	t.streamsMu.Lock()
-	defer t.streamsMu.Unlock()
-	for s := range t.streams {
-		s.uc.c.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
 func (t *target) closeIdle() {
 	for {
 		select {
@@ -287,12 +275,7 @@ func (t *target) exchange(ctx context.Context, uc *upstreamConn, req *fasthttp.R
 	}
 	bs := bodyStreamPool.Get().(*bodyStream)
 	*bs = bodyStream{t: t, uc: uc, chunked: cl == -1, keep: keep && cl != -2, next: -1, left: int64(cl)}
-	t.streamsMu.Lock()
-	if t.streams == nil {
-		t.streams = make(map[*bodyStream]struct{})
-	}
-	t.streams[bs] = struct{}{}
-	t.streamsMu.Unlock()
+	t.streams.add(bs)
 	if cl >= 0 {
 		resp.SetBodyStream(bs, cl)
 	} else {
@@ -421,11 +404,9 @@ func (s *bodyStream) Close() error {
 	if s.uc == nil {
 		return nil
 	}
-	// Unlisted before the connection is handed on, so endStreams never
+	// Unlisted before the connection is handed on, so endAll never
 	// touches one that serves another request.
-	s.t.streamsMu.Lock()
-	delete(s.t.streams, s)
-	s.t.streamsMu.Unlock()
+	s.t.streams.remove(s)
 	if s.done && s.keep {
 		s.t.release(s.uc)
 	} else {
@@ -479,4 +460,46 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 		n = n<<4 | int64(d)
 	}
 	return 0, errBadChunk
+}
+
+// openStreams lists the response bodies being passed on as they arrive,
+// each owning its upstream connection until closed, across every target
+// of every config generation: what Shutdown past its deadline must
+// interrupt. A nil list lists nothing.
+type openStreams struct {
+	mu sync.Mutex
+	m  map[*bodyStream]struct{}
+}
+
+func (o *openStreams) add(s *bodyStream) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = make(map[*bodyStream]struct{})
+	}
+	o.m[s] = struct{}{}
+	o.mu.Unlock()
+}
+
+func (o *openStreams) remove(s *bodyStream) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	delete(o.m, s)
+	o.mu.Unlock()
+}
+
+// endAll makes every listed body fail its next read: its client is being
+// ended, and the read could otherwise wait for the route's timeout. A
+// connection whose body ended meanwhile is unharmed, since the next
+// exchange on it sets its own deadline.
+func (o *openStreams) endAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for s := range o.m {
+		s.uc.c.SetReadDeadline(time.Unix(1, 0))
+	}
 }
