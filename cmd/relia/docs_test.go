@@ -33,8 +33,11 @@ import (
 //
 // Output blocks are ```text; a block whose commands are illustrative
 // only should be ```text too.
+//
+// The test and its blocks run one at a time, not in parallel with the
+// package's other tests: their load would make those tests' timing (and
+// their own arrivals' punctuality) depend on each other.
 func TestDocCommands(t *testing.T) {
-	t.Parallel()
 	root := filepath.Join("..", "..")
 	blocks := docBlocks(t, root)
 	if len(blocks) < 5 {
@@ -42,10 +45,7 @@ func TestDocCommands(t *testing.T) {
 	}
 	bin := docBinaries(t, root)
 	for _, b := range blocks {
-		t.Run(b.name(), func(t *testing.T) {
-			t.Parallel()
-			runDocBlock(t, root, bin, b)
-		})
+		t.Run(b.name(), func(t *testing.T) { runDocBlock(t, root, bin, b) })
 	}
 }
 
@@ -317,7 +317,8 @@ type docSandbox struct {
 	ports   map[int]int // documented -> free
 	serving map[int]bool
 	servers []*exec.Cmd
-	logs    []*bytes.Buffer
+	logs    []*syncBuffer
+	exited  []chan struct{}
 }
 
 func runDocBlock(t *testing.T, root string, bin docBins, b docBlock) {
@@ -460,17 +461,23 @@ func (s *docSandbox) provide(where, cmd string) {
 func (s *docSandbox) start(where, cmd string, ports []int) {
 	s.t.Helper()
 	s.t.Logf("%s: %q: started in the background; the test waits for ports %v and stops it with SIGINT at the end of the block", where, cmd, ports)
+	for _, p := range ports {
+		if s.serving[p] {
+			s.t.Fatalf("%s: %q would listen on port %d, which another server of the block holds", where, cmd, p)
+		}
+	}
 	c := exec.Command("bash", "-c", "exec "+cmd)
 	c.Dir, c.Env = s.dir, s.env
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var log bytes.Buffer
-	c.Stdout, c.Stderr = &log, &log
+	log := &syncBuffer{}
+	c.Stdout, c.Stderr = log, log
 	if err := c.Start(); err != nil {
 		s.t.Fatalf("%s: starting %q: %v", where, cmd, err)
 	}
 	s.servers = append(s.servers, c)
-	s.logs = append(s.logs, &log)
+	s.logs = append(s.logs, log)
 	exited := make(chan struct{})
+	s.exited = append(s.exited, exited)
 	go func() { _ = c.Wait(); close(exited) }() // ends when stop kills it
 	deadline := time.Now().Add(30 * time.Second)
 	for _, p := range ports {
@@ -555,18 +562,41 @@ func (s *docSandbox) stop() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGINT)
-			deadline := time.Now().Add(10 * time.Second)
-			for syscall.Kill(c.Process.Pid, 0) == nil && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
+			select {
+			case <-s.exited[i]:
+				s.t.Errorf("server %q exited before the end of its block:\n%s", strings.Join(c.Args, " "), tail(s.logs[i].String(), 2000))
+				return
+			default:
 			}
-			if syscall.Kill(c.Process.Pid, 0) == nil {
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGINT)
+			select {
+			case <-s.exited[i]:
+			case <-time.After(10 * time.Second):
 				_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+				<-s.exited[i]
 				s.t.Errorf("server %q did not stop within 10s of SIGINT:\n%s", strings.Join(c.Args, " "), tail(s.logs[i].String(), 2000))
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// syncBuffer collects a server's output while the test may read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func tail(s string, n int) string {
