@@ -317,7 +317,7 @@ type docSandbox struct {
 	ports   map[int]int // documented -> free
 	serving map[int]bool
 	servers []*exec.Cmd
-	logs    []*syncBuffer
+	logs    []*lockedBuffer
 	exited  []chan struct{}
 }
 
@@ -469,7 +469,7 @@ func (s *docSandbox) start(where, cmd string, ports []int) {
 	c := exec.Command("bash", "-c", "exec "+cmd)
 	c.Dir, c.Env = s.dir, s.env
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	log := &syncBuffer{}
+	log := &lockedBuffer{}
 	c.Stdout, c.Stderr = log, log
 	if err := c.Start(); err != nil {
 		s.t.Fatalf("%s: starting %q: %v", where, cmd, err)
@@ -579,24 +579,6 @@ func (s *docSandbox) stop() {
 		}()
 	}
 	wg.Wait()
-}
-
-// syncBuffer collects a server's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func tail(s string, n int) string {
