@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
 
 all: build
 
@@ -40,6 +40,14 @@ image:
 	$(GO) run ./internal/ociimage/cmd/ociimage -binary bin/relia-linux-$(IMAGE_ARCH) -arch $(IMAGE_ARCH) \
 		-ref $(IMAGE_REF) -version '$(VERSION)' $(if $(CA_CERTS),-ca-certs $(CA_CERTS)) -out $(IMAGE)
 	@echo "$(IMAGE): $(IMAGE_REF); docker load -i $(IMAGE), podman load -i $(IMAGE), or skopeo copy oci-archive:$(IMAGE) docker://..."
+
+# schemas refreshes the JSON Schemas' field descriptions from the code's
+# doc comments and writes docs/schema/ (tests fail while either is stale).
+schemas:
+	$(GO) generate ./internal/config
+	$(GO) build -o $(BIN) ./cmd/relia
+	for k in gateway scenario slo experiment; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths
 # at zero allocations run once more without it.

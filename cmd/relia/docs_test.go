@@ -519,7 +519,7 @@ func (s *docSandbox) run(where, cmd string, want int) {
 	}
 	if code != want && want == 0 && inconclusive(code, out.String()) {
 		s.t.Logf("%s: %q: inconclusive (exit %d): the load generator could not keep its own schedule on this machine, "+
-			"so the service was not judged; every other check of the run passed", where, cmd, code)
+			"so the service was not judged; the command itself ran:\n%s", where, cmd, code, tail(out.String(), 1500))
 		return
 	}
 	if code != want {
@@ -529,25 +529,27 @@ func (s *docSandbox) run(where, cmd string, want int) {
 	s.t.Logf("%s: %q: exit %d", where, cmd, code)
 }
 
-// inconclusive reports whether a run failed only because the generator
-// could not keep its own schedule: exit 5, or exit 1 with the on-time
-// share of arrivals the only failed threshold. A busy test machine (the
-// suite runs packages side by side) makes arrivals late; that says
-// nothing about the documented command.
+// inconclusive reports whether a run was not a verdict on the service
+// because the generator could not keep its own schedule: exit 5, or exit
+// 1 with the on-time share of arrivals among the failed thresholds (what
+// exit 5 will say). A busy test machine (the suite runs packages side by
+// side) makes arrivals late, and latency from the schedule then counts
+// the generator's own lag, so the other latency thresholds say nothing
+// about the documented command either.
 func inconclusive(code int, out string) bool {
 	if code == exitInconclusiveDoc {
 		return true
 	}
 	failed := regexp.MustCompile(`(?m)^\s*FAIL\s+(\S+)`).FindAllStringSubmatch(out, -1)
-	if code != exitFailed || len(failed) == 0 {
+	if code != exitFailed {
 		return false
 	}
 	for _, f := range failed {
-		if f[1] != "arrivals_on_time" {
-			return false
+		if f[1] == "arrivals_on_time" {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // exitInconclusiveDoc is relia's exit code for a run the generator could
@@ -659,6 +661,20 @@ func TestDocBlocksParse(t *testing.T) {
 	}
 	if got := rewritePorts("curl localhost:8080/x 127.0.0.1:80801 127.0.0.1:9901", ports); got != "curl localhost:40001/x 127.0.0.1:80801 127.0.0.1:40003" {
 		t.Errorf("ports: %q", got)
+	}
+	for _, tc := range []struct {
+		code int
+		out  string
+		want bool
+	}{
+		{1, "  pass  checks rate>0.99\n  FAIL  http_req_duration p(99)<500  559ms\n  FAIL  arrivals_on_time rate>=0.99  63%\n", true},
+		{1, "  FAIL  http_req_duration p(99)<500  559ms\n  pass  arrivals_on_time rate>=0.99  100%\n", false},
+		{5, "", true},
+		{2, "  FAIL  arrivals_on_time rate>=0.99  63%\n", false},
+	} {
+		if got := inconclusive(tc.code, tc.out); got != tc.want {
+			t.Errorf("inconclusive(%d, %q) = %v", tc.code, tc.out, got)
+		}
 	}
 	for c, skip := range map[string]bool{"make test": true, "relia demo": true, "go run ./cmd/relia demo": true, "relia demo --no-resilience": true,
 		"relia demo --export bf": false, "relia load x.yaml": false} {
