@@ -59,8 +59,9 @@ func newLoadCmd() *cobra.Command {
 
 --rate is the open model: requests are sent on schedule whatever the service
 does, and latency runs from the scheduled time, so a stall shows (no
-coordinated omission). --vus is the closed model. With a file, --rate, --vus
-and --duration replace its load profile.
+coordinated omission). --vus is the closed model. With a file, --rate or
+--vus replace its load profile; --duration alone keeps the profile's shape
+and stretches or shrinks it to that length.
 
 The summary goes to stdout (-o json for the results file's JSON), a progress
 line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
@@ -145,19 +146,22 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 	case f.maxInFlight < 0:
 		return nil, fmt.Errorf("--max-in-flight %d is negative", f.maxInFlight)
 	}
-	if f.rate > 0 || f.vus > 0 || f.duration > 0 {
+	if f.rate > 0 || f.vus > 0 {
 		*l = load.LoadSpec{Duration: cmpOr(f.duration, l.Duration), MaxInFlight: f.maxInFlight, GracefulStop: l.GracefulStop,
 			LateAfter: l.LateAfter, MinOnTime: l.MinOnTime}
-		switch {
-		case f.rate > 0:
+		if f.rate > 0 {
 			l.Rate = &f.rate
-		case f.vus > 0:
+		} else {
 			l.VUs = &f.vus
-		default:
-			return nil, errors.New("--duration with a file needs --rate or --vus too")
 		}
-	} else if f.maxInFlight > 0 {
-		l.MaxInFlight = f.maxInFlight
+	} else {
+		if f.duration > 0 {
+			// --duration alone: the file's profile, shorter or longer.
+			l.Stretch(f.duration)
+		}
+		if f.maxInFlight > 0 {
+			l.MaxInFlight = f.maxInFlight
+		}
 	}
 	for _, s := range f.thresholds {
 		th, err := load.ParseThresholdFlag(s)
