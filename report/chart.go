@@ -236,6 +236,12 @@ type xTick struct {
 	End      bool // at the right edge: the label ends at the tick
 }
 
+// newXTick places a tick at x. A label centred on it that would run past
+// the right margin ends at the tick instead.
+func newXTick(x float64, label string) xTick {
+	return xTick{X: coord(x), Label: label, End: x+charWidth*float64(utf8.RuneCountInString(label))/2 > svgWidth}
+}
+
 type windowView struct {
 	Label          string
 	Class          string // palette class, when Color is not a fixed colour
@@ -474,9 +480,7 @@ func (a axis) buildChart(c *Chart, id string, phases []Window, colors map[string
 
 	secs, tl := timeTicks(span)
 	for i, s := range secs {
-		x := plotLeft + s/span*plotWidth
-		// A centred label longer than the right margin would be cut off.
-		v.XTicks = append(v.XTicks, xTick{X: coord(x), Label: tl[i], End: x+charWidth*float64(len(tl[i]))/2 > svgWidth})
+		v.XTicks = append(v.XTicks, newXTick(plotLeft+s/span*plotWidth, tl[i]))
 	}
 	v.tip("t", span, c.Unit, all)
 	return v

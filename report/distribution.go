@@ -159,9 +159,9 @@ func buildPercentileChart(c *PercentileChart, id string) chartView {
 	}
 	v.layers(all, c.Lines, c.Scale, c.ScaleToggle, c.Unit, topPad, bottom)
 	for d := 0; d <= int(span); d++ {
-		v.XTicks = append(v.XTicks, xTick{X: coord(plotLeft + float64(d)/span*plotWidth), Label: percentileLabel(1 - math.Pow(10, -float64(d)))})
+		v.XTicks = append(v.XTicks, newXTick(plotLeft+float64(d)/span*plotWidth, percentileLabel(1-math.Pow(10, -float64(d)))))
 		if d == 0 {
-			v.XTicks = append(v.XTicks, xTick{X: coord(x(0.5)), Label: "50%"})
+			v.XTicks = append(v.XTicks, newXTick(x(0.5), "50%"))
 		}
 	}
 	v.tip("p", span, c.Unit, all)

@@ -142,9 +142,9 @@ func constantRecorder(t *testing.T, start time.Time, rate int, d time.Duration) 
 // TestPartialBucketsAreNotDips: a constant 500 req/s run that starts
 // 300 ms into a bucket and ends 300 ms into another draws 500 req/s from
 // its first bucket to its last, and its headline throughput agrees.
-// Before rates divided by the covered time, the first bucket was left out
-// and the last one drawn at 150 req/s, and the headline said 375 req/s
-// (1500 requests over four whole buckets).
+// At a21340e the first bucket was left out, the last one was drawn at
+// 150 req/s, and the headline said 383 req/s (the first bucket's 350
+// requests lost).
 func TestPartialBucketsAreNotDips(t *testing.T) {
 	t.Parallel()
 	from := t0.Add(300 * time.Millisecond)
