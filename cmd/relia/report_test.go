@@ -127,7 +127,7 @@ func TestReportCommandBadInput(t *testing.T) {
 		{"kinds mixed", []string{"report", good, writeFile(t, dir, "j.json", `{"schema": "relia/journal/v1"}`), "--html", out}, "schema relia/journal/v1 differs from " + good + "'s relia/outcome/v1"},
 		{"two journals", []string{"report", writeFile(t, dir, "j1.json", `{"schema": "relia/journal/v1"}`), writeFile(t, dir, "j2.json", `{"schema": "relia/journal/v1"}`), "--html", out}, "2 given"},
 		{"a journal without a verdict", []string{"report", writeFile(t, dir, "nov.json", `{"schema": "relia/journal/v1", "experiment": "x", "exit_code": 4}`), "--html", out}, "nov.json: the run ended before its verdict (exit code 4)"},
-		{"load results of two tests", []string{"report", writeFile(t, dir, "l1.json", `{"schema": "relia/load/v1"}`), "--html", out}, "l1.json"},
+		{"broken load results", []string{"report", writeFile(t, dir, "l1.json", `{"schema": "relia/load/v1"}`), "--html", out}, "reading results " + filepath.Join(dir, "l1.json")},
 		{"bucket widths differ", []string{"report", good, fine, "--html", out}, "merging results " + fine},
 	}
 	for _, tt := range tests {

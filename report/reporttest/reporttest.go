@@ -38,7 +38,8 @@ import (
 )
 
 // Options adjusts how OpenInChromium loads the page. The zero value is a
-// 1280x900 viewport in the light colour scheme.
+// 1280x900 viewport in the light colour scheme, with a minute for each
+// step.
 type Options struct {
 	// Width and Height are the viewport in CSS pixels; 0 means 1280x900.
 	// The screenshot covers the whole page, not only the viewport.
@@ -47,7 +48,8 @@ type Options struct {
 	Dark bool
 	// Timeout bounds each step: loading the page, and taking the
 	// screenshot (a tall report on a busy machine takes a while to
-	// encode); 0 means 30s.
+	// encode); 0 means a minute, for a browser that starts slowly beside
+	// a test suite running on every core.
 	Timeout time.Duration
 }
 
@@ -131,7 +133,7 @@ func OpenInChromiumWith(t testing.TB, path string, o Options) *Result {
 		o.Height = 900
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = time.Minute
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
