@@ -147,3 +147,17 @@ func TestSlothKubernetesForm(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleSpec: the spec docs/slo.md walks through generates rules
+// promtool accepts, and tests.
+func TestExampleSpec(t *testing.T) {
+	t.Parallel()
+	slos, err := ReadFiles(filepath.Join("..", "examples", "slo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slos) != 2 || slos[1].Spec.SLI.Latency == nil {
+		t.Fatalf("examples/slo.yaml holds %d SLOs, want an availability and a latency one", len(slos))
+	}
+	checkWithPromtool(t, promtool(t), slos, false)
+}

@@ -212,6 +212,13 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	for _, name := range []string{"sloth/k8s-home-wifi.yml", "sloth/getting-started.yml", "sloth/plugin-k8s-getting-started.yml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "corpus", filepath.FromSlash(name)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	f.Add([]byte(spec("a", "  objective: 99%\n  period: 1h\n"+events+"  alerting:\n    page: {windows: [{long: 1h, short: 1m, budget: 50%}]}\n    ticket: {disabled: true}\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		slos, err := Parse("fuzz.yaml", data)

@@ -55,3 +55,38 @@ func TestReadsSeries(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPromQL feeds arbitrary queries to the PromQL scanner: it must not
+// panic, its selectors must lie inside the query in order, and the
+// rewrite into rates must scan again with as many selectors.
+func FuzzPromQL(f *testing.F) {
+	for _, q := range []string{
+		`sum(rate(http_requests_total{job="api",code=~"5.."}[{{.window}}]))`,
+		`sum_over_time((count(x < 0.75))[{{.window}}:]) OR on() vector(0)`,
+		`sum by (code) (x{a="}"}) / ignoring(le) sum(y offset 1h) * 2.5e+3`,
+		`{__name__="x", a='b'}`, "histogram_fraction(0, 0.2, sum(rate(h[5m])))", `x{a="`, "((", "[",
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		sels, err := vectorSelectors(q, "")
+		if err != nil {
+			return
+		}
+		last := 0
+		for _, s := range sels {
+			if s.start < last || s.end <= s.start || s.end > len(q) {
+				t.Fatalf("selector %+v out of place in %q", s, q)
+			}
+			last = s.end
+		}
+		refines(q, q)
+		summed(q)
+		if rated, err := rateCounters(q); err == nil {
+			again, err := vectorSelectors(rated, "")
+			if err != nil || len(again) != len(sels) {
+				t.Fatalf("rateCounters(%q) = %q: %d selectors, then %d (%v)", q, rated, len(sels), len(again), err)
+			}
+		}
+	})
+}
