@@ -203,7 +203,8 @@ func TestRateCounters(t *testing.T) {
 
 // FuzzParse feeds arbitrary bytes to the SLO loader, in each of its
 // formats: it must not panic, every error must be positioned in the file,
-// and every SLO it accepts must generate rules.
+// and every SLO it accepts must generate rules and tests, or be refused
+// at a place in the file.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"availability", "latency-classic", "latency-native", "openslo", "sloth"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name+".yaml"))
@@ -229,8 +230,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := Rules(slos); err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
-			t.Fatalf("Rules of a valid spec: %v", err)
+		if _, _, err := Generate(slos, "rules.yaml"); err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("generating the rules and tests of a valid spec: %v", err)
 		}
 	})
 }
