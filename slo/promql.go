@@ -16,7 +16,7 @@ type span struct{ start, end int }
 // vectorSelectors returns the vector selectors of a PromQL expression
 // (name, name{matchers} or {matchers}), in order. It knows selectors,
 // function calls, aggregations with by/without, binary operators and
-// their matching clauses, strings and numbers, which is enough to find
+// their matching clauses, strings, numbers and comments, which is enough to find
 // what an expression reads without a PromQL parser. Ranges and
 // subqueries ([5m], [{{.window}}:]) are skipped, or refused when
 // rangeErr is not empty (it is the error's text).
@@ -35,6 +35,12 @@ func vectorSelectors(q, rangeErr string) ([]span, error) {
 	for i := 0; i < len(q); {
 		c := q[i]
 		switch {
+		case c == '#': // a comment, to the end of the line
+			if end := strings.IndexByte(q[i:], '\n'); end >= 0 {
+				i += end
+			} else {
+				i = len(q)
+			}
 		case c == '[':
 			if rangeErr != "" {
 				return nil, fmt.Errorf("%q %s", q, rangeErr)
@@ -130,13 +136,19 @@ func readsSeries(q string) bool {
 }
 
 // closeOf returns the index after the }, ) or ] closing the one at
-// q[j], skipping quoted strings.
+// q[j], skipping quoted strings and comments.
 func closeOf(q string, j int) (int, error) {
 	open := q[j]
 	closeCh := map[byte]byte{'{': '}', '(': ')', '[': ']'}[open]
 	depth := 0
 	for k := j; k < len(q); k++ {
 		switch c := q[k]; {
+		case c == '#':
+			if end := strings.IndexByte(q[k:], '\n'); end >= 0 {
+				k += end
+			} else {
+				k = len(q)
+			}
 		case c == '"' || c == '\'' || c == '`':
 			end := strings.IndexByte(q[k+1:], c)
 			if end < 0 {
@@ -167,6 +179,9 @@ func summed(q string) string {
 				return q
 			}
 		}
+	}
+	if strings.Contains(q, "#") {
+		return "sum(" + q + "\n)" // a comment on q's last line must not hide the parenthesis
 	}
 	return "sum(" + q + ")"
 }
