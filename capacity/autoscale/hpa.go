@@ -375,51 +375,41 @@ func (c *Controller) remember(now time.Time, n int32) {
 // upLimit is the most replicas the scale-up policies allow now
 // (calculateScaleUpLimitWithScalingRules); never below current.
 func (c *Controller) upLimit(now time.Time, current int32) int32 {
-	r := c.hpa.Behavior.ScaleUp
-	if r.Select == SelectDisabled {
-		return current
-	}
-	result := int32(math.MinInt32)
-	pick := func(a, b int32) int32 { return max(a, b) }
-	if r.Select == SelectMin {
-		result, pick = math.MaxInt32, func(a, b int32) int32 { return min(a, b) }
-	}
-	for _, p := range r.Policies {
-		start := current - changed(c.upEvents, now, p.Period) + changed(c.downEvents, now, p.Period)
-		var proposed int32
-		if p.Type == Pods {
-			proposed = start + p.Value
-		} else {
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		}
-		result = pick(result, proposed)
-	}
-	return max(result, current)
+	return max(c.limit(c.hpa.Behavior.ScaleUp, now, current, 1), current)
 }
 
 // downLimit is the fewest replicas the scale-down policies allow now
 // (calculateScaleDownLimitWithBehaviors); never above current.
 func (c *Controller) downLimit(now time.Time, current int32) int32 {
-	r := c.hpa.Behavior.ScaleDown
+	return min(c.limit(c.hpa.Behavior.ScaleDown, now, current, -1), current)
+}
+
+// limit is the replica count a direction's policies allow (sign 1 up, -1
+// down): each policy proposes a change from the count at the start of
+// its period, and Max takes the largest change, Min the smallest.
+func (c *Controller) limit(r Rules, now time.Time, current int32, sign int32) int32 {
 	if r.Select == SelectDisabled {
 		return current
 	}
-	result := int32(math.MaxInt32)
-	pick := func(a, b int32) int32 { return min(a, b) }
-	if r.Select == SelectMin {
-		result, pick = math.MinInt32, func(a, b int32) int32 { return max(a, b) }
-	}
-	for _, p := range r.Policies {
+	var result int32
+	for i, p := range r.Policies {
 		start := current - changed(c.upEvents, now, p.Period) + changed(c.downEvents, now, p.Period)
 		var proposed int32
-		if p.Type == Pods {
-			proposed = start - p.Value
-		} else {
+		switch {
+		case p.Type == Pods:
+			proposed = start + sign*p.Value
+		case sign > 0:
+			// rounded up, or a small workload could never grow
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		default:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		}
-		result = pick(result, proposed)
+		larger := sign*proposed > sign*result // a larger change
+		if i == 0 || larger == (r.Select != SelectMin) {
+			result = proposed
+		}
 	}
-	return min(result, current)
+	return result
 }
 
 // changed sums the replica changes of events within period before now.
