@@ -241,6 +241,10 @@ func NewController(h HPA) (*Controller, error) {
 // Spec returns the controller's HPA with defaults filled in.
 func (c *Controller) Spec() HPA { return c.hpa }
 
+// SetMin changes minReplicas (within 1 and maxReplicas), as a patch of
+// the HPA would: a scheduled pre-scale ahead of a known peak.
+func (c *Controller) SetMin(n int32) { c.hpa.Min = min(max(n, 1), c.hpa.Max) }
+
 // Decide runs one sync of the controller as Kubernetes' does: the
 // replica calculator turns the observation into a raw recommendation;
 // below Min or above Max the count is brought within bounds at once;
