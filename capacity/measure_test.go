@@ -1,0 +1,173 @@
+package capacity
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/load"
+	"github.com/relia-dev/relia/outcome"
+	"github.com/relia-dev/relia/slo"
+)
+
+// workerPool is a service that answers one request at a time, each after
+// d: a replica with a pool of one worker. A request that finds it busy
+// waits its turn, so latency grows with the requests in flight.
+func workerPool(t *testing.T, d time.Duration) *httptest.Server {
+	t.Helper()
+	sem := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		time.Sleep(d)
+		<-sem
+		fmt.Fprintln(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func getScenario(url string) *load.Scenario {
+	return &load.Scenario{Metadata: load.Metadata{Name: "measure"}, Spec: load.ScenarioSpec{Requests: []load.RequestSpec{{Path: url}}}}
+}
+
+func TestMeasureFindsTheKneeOfAWorkerPool(t *testing.T) {
+	t.Parallel()
+	srv := workerPool(t, 20*time.Millisecond)
+	// 95% within 50 ms: one or two requests in flight take 20 or 40 ms;
+	// four queue for 80 ms.
+	s := latencySLO(t, "50ms", "95%")
+	var seen []float64
+	m, err := Measure(context.Background(), getScenario(srv.URL+"/"), srv.URL, MeasureOptions{
+		Concurrency: []int{1, 2, 4}, StepDuration: 2 * time.Second, SLOs: []*slo.SLO{s},
+		Progress: func(s Step) { seen = append(seen, s.Concurrency) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Steps) != 3 || fmt.Sprint(seen) != "[1 2 4]" {
+		t.Fatalf("steps %+v, progress %v", m.Steps, seen)
+	}
+	if m.Steps[2].Met || m.Steps[2].P50 < 60*time.Millisecond {
+		t.Errorf("4 in flight: met %v, p50 %s; want the SLO missed, queued for about 80 ms", m.Steps[2].Met, m.Steps[2].P50)
+	}
+	k := m.KneeStep()
+	if k == nil || k.Concurrency > 2 || m.KneePerInstance <= 0 || m.KneePerInstance != k.Throughput {
+		t.Fatalf("knee %+v (%v per instance)", k, m.KneePerInstance)
+	}
+	for _, st := range m.Steps {
+		// a closed model with no think time keeps exactly N in flight
+		if !st.LittleChecked || math.Abs(st.LittleError) > LittleTolerance {
+			t.Errorf("concurrency %v: X·R = %.2f", st.Concurrency, st.Little)
+		}
+		if len(st.SLOs) != 1 || st.SLOs[0].ID != "api-latency" {
+			t.Errorf("step SLOs %+v", st.SLOs)
+		}
+	}
+	if m.Fit == nil || m.Recorder.Total().Latency.Count() == 0 {
+		t.Errorf("fit %v (%s), recorder empty", m.Fit, m.FitError)
+	}
+	if v := m.Verdict(); !strings.Contains(v, "The knee is") || !strings.Contains(v, "per instance") {
+		t.Errorf("verdict %q", v)
+	}
+}
+
+func TestMeasureStopsAfterMissedSteps(t *testing.T) {
+	t.Parallel()
+	srv := workerPool(t, 20*time.Millisecond)
+	s := latencySLO(t, "5ms", "99%") // nothing meets it
+	m, err := Measure(context.Background(), getScenario(srv.URL+"/"), srv.URL, MeasureOptions{
+		Concurrency: []int{1, 2, 4, 8}, StepDuration: 2 * time.Second, SLOs: []*slo.SLO{s}, StopAfter: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Steps) != 1 || m.KneeStep() != nil || !strings.Contains(m.Verdict(), "No step met every SLO") {
+		t.Errorf("%d steps, knee %v: %s", len(m.Steps), m.KneeStep(), m.Verdict())
+	}
+}
+
+func TestMeasureRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	sc := getScenario("http://127.0.0.1:1/")
+	for _, o := range []MeasureOptions{
+		{StepDuration: 1500 * time.Millisecond},
+		{StepDuration: 2 * time.Second, Warmup: 2 * time.Second},
+		{Concurrency: []int{0}},
+	} {
+		if _, err := Measure(context.Background(), sc, "x", o); err == nil {
+			t.Errorf("%+v: want an error", o)
+		}
+	}
+}
+
+// stepped writes the outcomes of a closed-model stepped run whose
+// service follows m: 4 s per step, X(N) requests a second, each taking
+// N/X(N).
+func stepped(t *testing.T, m USL, ns []int) *load.Result {
+	t.Helper()
+	rec, err := outcome.NewRecorder(outcome.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
+	r := &load.Result{Model: load.Closed, Start: start, Requests: rec}
+	at := start
+	for _, n := range ns {
+		x := m.Throughput(float64(n))
+		lat := time.Duration(m.Latency(float64(n)) * float64(time.Second))
+		for range 4 {
+			r.Active = append(r.Active, load.Sample{T: at, V: n})
+			for i := range int(math.Round(x)) {
+				rec.Record(outcome.Outcome{Start: at.Add(time.Duration(i) * time.Second / time.Duration(math.Round(x))), Latency: lat, Status: 200})
+			}
+			at = at.Add(time.Second)
+		}
+	}
+	r.End = at
+	return r
+}
+
+func TestFromResultReadsSteppedRuns(t *testing.T) {
+	t.Parallel()
+	truth := USL{Lambda: 400, Sigma: 0.04, Kappa: 0.0015}
+	r := stepped(t, truth, []int{1, 2, 4, 8, 16, 32, 64})
+	s := latencySLO(t, "5ms", "99%")
+	m, err := FromResult(r, "results.json", []*slo.SLO{s}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Steps) != 7 {
+		t.Fatalf("%d steps: %+v", len(m.Steps), m.Steps)
+	}
+	for i, st := range m.Steps {
+		if want := truth.Throughput(st.Concurrency); math.Abs(st.Throughput-math.Round(want)) > 0.01 {
+			t.Errorf("step %d: throughput %v, want %v", i, st.Throughput, math.Round(want))
+		}
+		if math.Abs(st.LittleError) > 0.01 {
+			t.Errorf("step %d: X·R %v for N %v", i, st.Little, st.Concurrency)
+		}
+		// latency N/X(N) passes 5 ms between 16 (4.9 ms) and 32 (9.3 ms)
+		if want := truth.Latency(st.Concurrency) <= 0.005; st.Met != want {
+			t.Errorf("step %d (N %v, R %s): met %v", i, st.Concurrency, st.Mean, st.Met)
+		}
+	}
+	if k := m.KneeStep(); k == nil || k.Concurrency != 16 || m.KneePerInstance != k.Throughput/2 {
+		t.Errorf("knee %+v, per instance %v", k, m.KneePerInstance)
+	}
+	// two instances served it: the model is per instance
+	if m.Fit == nil || !within(m.Fit.Model.Sigma, truth.Sigma, 0.05) || !within(m.Fit.Model.Kappa, truth.Kappa, 0.05) || !within(m.Fit.Model.Lambda, truth.Lambda/2, 0.05) {
+		t.Errorf("fit %+v, want σ and κ of %+v and half its λ", m.Fit, truth)
+	}
+	if _, err := FromResult(&load.Result{Model: load.Open, Requests: r.Requests}, "x", nil, 1); err != ErrNoSteps {
+		t.Errorf("an open-model run without steps: %v", err)
+	}
+}
