@@ -91,7 +91,8 @@ type Spike struct {
 	Rise   time.Duration `json:"rise_ns"`
 }
 
-// Spike finds the curve's spike, sampling it every second.
+// Spike finds the curve's spike, sampling it every second (so a step
+// change rises in one second).
 func (tr Traffic) Spike() Spike {
 	peakAt, peak := tr.Peak()
 	base := peak
