@@ -93,7 +93,23 @@ type Scaling struct {
 	// Prescale, when set, raises the minimum to Replicas at From, as a
 	// scheduled change of minReplicas (or KEDA's cron trigger) would.
 	Prescale *Prescale `json:"prescale,omitempty"`
+	// Balance is how requests are spread over the ready replicas:
+	// BalanceLeastRequest (the default: each goes to the replica with
+	// the fewest in flight, as the relia gateway's least_request and
+	// Kubernetes' kube-proxy in IPVS lc mode do) or BalanceRoundRobin
+	// (an equal share each, however busy).
+	Balance string `json:"balance,omitempty"`
+	// SyncOffset is when the autoscaler's first sync falls after the
+	// start; later ones follow at its period (and KEDA's polls at
+	// theirs).
+	SyncOffset time.Duration `json:"sync_offset_ns,omitempty"`
 }
+
+// The balancing of a simulation.
+const (
+	BalanceLeastRequest = "least_request"
+	BalanceRoundRobin   = "round_robin"
+)
 
 // Prescale is a scheduled raise of the minimum replica count.
 type Prescale struct {
@@ -243,6 +259,12 @@ func Simulate(sc Scenario) (*Simulation, error) {
 	if sc.Replica.StartupDelay < 0 || sc.Replica.Timeout < 0 || sc.Step < 0 || sc.Scaling.MetricWindow < 0 {
 		return nil, errors.New("simulating: durations may not be negative")
 	}
+	if b := sc.Scaling.Balance; b != "" && b != BalanceLeastRequest && b != BalanceRoundRobin {
+		return nil, fmt.Errorf("simulating: balance %q: want %s or %s", b, BalanceLeastRequest, BalanceRoundRobin)
+	}
+	if sc.Scaling.SyncOffset < 0 {
+		return nil, errors.New("simulating: the sync offset may not be negative")
+	}
 	if (sc.Scaling.HPA == nil) == (sc.Scaling.KEDA == nil) {
 		return nil, errors.New("simulating: give an HPA or a KEDA ScaledObject")
 	}
@@ -339,12 +361,12 @@ func (s *sim) run() *Simulation {
 					s.scale(t, p.Replicas, "prescale", s.lastSeen)
 				}
 			}
-			if s.keda != nil && t%s.poll == 0 {
+			if s.keda != nil && s.due(t, s.poll) {
 				if n := s.keda.Poll(epoch.Add(t), s.metric(), s.desired); n != s.desired {
 					s.scale(t, n, "keda activation", s.metric())
 				}
 			}
-			if t%s.sync == 0 {
+			if s.due(t, s.sync) {
 				s.lastSeen = s.metric()
 				d := s.hpa.Decide(autoscale.Observation{Now: epoch.Add(t), Current: s.desired, Ready: s.ready(t), Value: s.lastSeen})
 				if d.Desired != s.desired {
@@ -366,8 +388,9 @@ func (s *sim) run() *Simulation {
 					}
 				}
 			} else {
-				share := a / float64(len(ready))
-				for _, p := range ready {
+				shares := s.spread(ready, a)
+				for i, p := range ready {
+					share := shares[i]
 					lat := s.sc.Replica.latency(p.n)
 					events += share
 					if lat > s.timeout {
@@ -426,6 +449,50 @@ func (s *sim) run() *Simulation {
 		s.out.BreachTime[b.SLO] += b.To - b.From
 	}
 	return s.out
+}
+
+// due reports whether a periodic action (the HPA's sync, KEDA's poll)
+// falls at t.
+func (s *sim) due(t, period time.Duration) bool {
+	d := t - s.sc.Scaling.SyncOffset
+	return d >= 0 && d%period == 0
+}
+
+// spread shares a arrivals among the ready pods: equally for round robin;
+// for least request, each to the pod with the fewest in flight, which
+// levels the pods up from the emptiest (water filling).
+func (s *sim) spread(ready []*pod, a float64) []float64 {
+	out := make([]float64, len(ready))
+	if s.sc.Scaling.Balance == BalanceRoundRobin {
+		for i := range out {
+			out[i] = a / float64(len(ready))
+		}
+		return out
+	}
+	ns := make([]float64, len(ready))
+	for i, p := range ready {
+		ns[i] = p.n
+	}
+	slices.Sort(ns)
+	// the level L with sum(max(0, L − n_i)) = a
+	level, rest := ns[0], a
+	for k := 1; k <= len(ns); k++ {
+		next := math.Inf(1)
+		if k < len(ns) {
+			next = ns[k]
+		}
+		if need := (next - level) * float64(k); need >= rest {
+			level += rest / float64(k)
+			break
+		} else {
+			rest -= need
+			level = next
+		}
+	}
+	for i, p := range ready {
+		out[i] = max(level-p.n, 0)
+	}
+	return out
 }
 
 // epoch is the time the simulation's autoscaler sees at offset 0.

@@ -216,3 +216,21 @@ func TestSimulateRejectsBadScenarios(t *testing.T) {
 		t.Errorf("the good scenario: %v", err)
 	}
 }
+
+func TestSpreadLevelsTheEmptiestReplicas(t *testing.T) {
+	t.Parallel()
+	s := &sim{}
+	pods := []*pod{{n: 10}, {n: 0}, {n: 0}}
+	if got := s.spread(pods, 4); got[0] != 0 || got[1] != 2 || got[2] != 2 {
+		t.Errorf("4 arrivals: %v, want [0 2 2]", got)
+	}
+	// 20 fill the two empty ones to 10; the last 10 go a third to each
+	got := s.spread(pods, 30)
+	if math.Abs(got[0]-10.0/3) > 1e-9 || math.Abs(got[1]-(10+10.0/3)) > 1e-9 || math.Abs(got[0]+got[1]+got[2]-30) > 1e-9 {
+		t.Errorf("30 arrivals: %v", got)
+	}
+	s.sc.Scaling.Balance = BalanceRoundRobin
+	if got := s.spread(pods, 30); got[0] != 10 || got[1] != 10 {
+		t.Errorf("round robin: %v", got)
+	}
+}
