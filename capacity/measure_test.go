@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -15,22 +14,10 @@ import (
 	"github.com/relia-dev/relia/slo"
 )
 
-// workerPool is a service that answers one request at a time, each after
-// d: a replica with a pool of one worker. A request that finds it busy
-// waits its turn, so latency grows with the requests in flight.
+// workerPool is poolHandler on a loopback port of its own.
 func workerPool(t *testing.T, d time.Duration) *httptest.Server {
 	t.Helper()
-	sem := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case sem <- struct{}{}:
-		case <-r.Context().Done():
-			return
-		}
-		time.Sleep(d)
-		<-sem
-		fmt.Fprintln(w, "ok")
-	}))
+	srv := httptest.NewServer(poolHandler(d))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -194,9 +194,14 @@ func (s *Simulation) Breached() bool { return len(s.Breaches) > 0 }
 
 // TotalBreach is the number of seconds in which any SLO was missed.
 func (s *Simulation) TotalBreach() time.Duration {
+	return breachedSeconds(s.Seconds, func(sec Second) []string { return sec.Breached })
+}
+
+// breachedSeconds counts the seconds in which any SLO was missed.
+func breachedSeconds[T any](secs []T, breached func(T) []string) time.Duration {
 	var n time.Duration
-	for _, sec := range s.Seconds {
-		if len(sec.Breached) > 0 {
+	for _, s := range secs {
+		if len(breached(s)) > 0 {
 			n += time.Second
 		}
 	}
@@ -394,7 +399,9 @@ func (s *sim) run() *Simulation {
 					lat := s.sc.Replica.latency(p.n)
 					events += share
 					if lat > s.timeout {
+						// the gateway answers it with a timeout, and counts it
 						out.Failed += share
+						stepDone += share
 						continue
 					}
 					p.n += share
