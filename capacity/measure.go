@@ -1,10 +1,13 @@
 package capacity
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"time"
 
@@ -70,8 +73,12 @@ type StepSLO struct {
 	Met bool    `json:"met"`
 }
 
+// MeasurementSchema is the value of a measurement file's "schema" field.
+const MeasurementSchema = "relia/capacity/v1"
+
 // Measurement is a stepped load's steps with the knee and the fit.
 type Measurement struct {
+	Schema string `json:"schema"`
 	// Target is what was measured (a URL, a file).
 	Target string `json:"target"`
 	// Instances is how many replicas served the target.
@@ -166,7 +173,7 @@ func Measure(ctx context.Context, sc *load.Scenario, target string, o MeasureOpt
 	if err != nil {
 		return nil, err
 	}
-	m := &Measurement{Target: target, Instances: o.Instances, Recorder: rec}
+	m := &Measurement{Schema: MeasurementSchema, Target: target, Instances: o.Instances, Recorder: rec}
 	missed := 0
 	for i, n := range o.Concurrency {
 		step := *sc
@@ -336,7 +343,7 @@ var ErrNoSteps = errors.New("no steps to measure: want a stepped closed-model ru
 // at one count. An open-model step's concurrency is X·R (Little's law),
 // so Little's law is not a check for it.
 func FromResult(r *load.Result, target string, slos []*slo.SLO, instances int) (*Measurement, error) {
-	m := &Measurement{Target: target, Instances: instances, Recorder: r.Requests}
+	m := &Measurement{Schema: MeasurementSchema, Target: target, Instances: instances, Recorder: r.Requests}
 	type span struct {
 		n        float64
 		from, to time.Time
@@ -394,7 +401,7 @@ func FromJournal(j *experiment.Journal, target string, instances int) (*Measurem
 	if j.Verdict == nil || j.Plan == nil {
 		return nil, fmt.Errorf("the journal of %s has no verdict: the run did not send traffic", j.Experiment)
 	}
-	m := &Measurement{Target: target, Instances: instances}
+	m := &Measurement{Schema: MeasurementSchema, Target: target, Instances: instances}
 	for _, pv := range j.Verdict.Phases {
 		i := slices.IndexFunc(j.Plan.Phases, func(p experiment.PlannedPhase) bool { return p.Name == pv.Name })
 		if i < 0 {
@@ -420,4 +427,26 @@ func FromJournal(j *experiment.Journal, target string, instances int) (*Measurem
 	}
 	m.Analyze()
 	return m, nil
+}
+
+// ReadMeasurement reads a measurement file, rejecting unknown fields and
+// other schemas.
+func ReadMeasurement(path string) (*Measurement, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Measurement
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if m.Schema != MeasurementSchema {
+		return nil, fmt.Errorf("reading %s: schema %q is not %q", path, m.Schema, MeasurementSchema)
+	}
+	if m.Knee >= len(m.Steps) || m.Instances < 1 {
+		return nil, fmt.Errorf("reading %s: the knee or the instances are out of range", path)
+	}
+	return &m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,26 @@ func TestFromResultReadsSteppedRuns(t *testing.T) {
 	}
 	if _, err := FromResult(&load.Result{Model: load.Open, Requests: r.Requests}, "x", nil, 1); err != ErrNoSteps {
 		t.Errorf("an open-model run without steps: %v", err)
+	}
+}
+
+func TestProcessSamplerReadsThisProcess(t *testing.T) {
+	t.Parallel()
+	s, err := NewProcessSampler(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu0, rss, err := s.Sample()
+	if err != nil || rss <= 0 {
+		t.Fatalf("rss %d: %v", rss, err)
+	}
+	// burn a little CPU: the count must not go backwards, and moves
+	x := 0
+	for i := range 50_000_000 {
+		x ^= i
+	}
+	cpu1, _, _ := s.Sample()
+	if cpu1 < cpu0 || x == 1 {
+		t.Errorf("cpu %s then %s", cpu0, cpu1)
 	}
 }
