@@ -20,10 +20,6 @@ type ReportInput struct {
 	Proved     *Proved
 }
 
-// reportStart is the zero of every time axis: each run (the
-// measurement, the simulation, the proved run) is drawn from its own
-// start, in elapsed time.
-var reportStart = time.Unix(0, 0).UTC()
 
 // Page builds the capacity report: the measurement's steps with the USL
 // model and the knee, the plan's arithmetic, the simulation's replicas,
@@ -35,6 +31,16 @@ var reportStart = time.Unix(0, 0).UTC()
 // the same figures by concurrency. Every section's time axis is the
 // elapsed time from the start of its own run.
 func (in ReportInput) Page() *report.Page {
+	// Each run (the measurement, the simulation, the proved run) is drawn
+	// from its own start, which the page's one time axis calls the start
+	// of the proved run, or else of the measurement.
+	reportStart := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	switch {
+	case in.Proved != nil:
+		reportStart = in.Proved.Start
+	case in.Measurement != nil && len(in.Measurement.Steps) > 0:
+		reportStart = in.Measurement.Steps[0].From
+	}
 	p := &report.Page{Title: in.Title, Start: reportStart}
 	if p.Title == "" {
 		p.Title = "Capacity"
@@ -43,7 +49,7 @@ func (in ReportInput) Page() *report.Page {
 		p.Sections = append(p.Sections, s)
 	}
 	if m := in.Measurement; m != nil {
-		p.Sections = append(p.Sections, measurementSection(m))
+		p.Sections = append(p.Sections, measurementSection(m, reportStart))
 	}
 	if pl := in.Plan; pl != nil {
 		text := strings.Join(pl.Steps, "\n")
@@ -60,7 +66,7 @@ func (in ReportInput) Page() *report.Page {
 		}}})
 	}
 	if a := in.Assessment; a != nil {
-		p.Sections = append(p.Sections, simulationSection(a, in.Proved))
+		p.Sections = append(p.Sections, simulationSection(a, in.Proved, reportStart))
 	}
 	return p
 }
@@ -107,7 +113,7 @@ func (in ReportInput) verdict() report.Section {
 }
 
 // measurementSection draws the steps, the model and the knee.
-func measurementSection(m *Measurement) report.Section {
+func measurementSection(m *Measurement, reportStart time.Time) report.Section {
 	s := report.Section{Title: "Scalability"}
 	if len(m.Steps) == 0 {
 		return s
@@ -180,8 +186,8 @@ func measurementSection(m *Measurement) report.Section {
 }
 
 // simulationSection draws the simulation, and the proved run beside it.
-func simulationSection(a *Assessment, pr *Proved) report.Section {
-	s := report.Section{Title: "Simulation", Text: upperFirst(a.Verdict) + "."}
+func simulationSection(a *Assessment, pr *Proved, reportStart time.Time) report.Section {
+	s := report.Section{Title: "Simulation", Text: upperFirst(a.Verdict) + ".\n\nThe charts run from the start of the traffic curve."}
 	at := func(d time.Duration) time.Time { return reportStart.Add(d) }
 	replicas := report.Series{Name: "replicas (simulated)", Step: time.Second}
 	ready := report.Series{Name: "ready (simulated)", Step: time.Second, Reduce: report.ReduceMin}

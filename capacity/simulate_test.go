@@ -105,7 +105,7 @@ func TestSimulateHPAScalesOnCompletedRequests(t *testing.T) {
 	b := autoscale.DefaultBehavior()
 	sim, err := Simulate(Scenario{
 		Traffic:  Traffic{{0, 50}, {10 * time.Second, 50}, {10 * time.Second, 300}, {120 * time.Second, 300}},
-		Replica:  flat,
+		Replica:  Replica{Model: flat.Model, Limit: 1, Timeout: time.Hour}, // no timeouts: every request completes
 		Scaling:  Scaling{HPA: &autoscale.HPA{Min: 1, Max: 10, Target: 70, SyncPeriod: 15 * time.Second, Behavior: &b}, MetricWindow: 15 * time.Second},
 		Duration: 61 * time.Second,
 	})

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/relia-dev/relia/internal/config"
 )
 
 // RatePoint is the arrival rate, in requests per second, at an offset
@@ -223,7 +225,7 @@ func fmtNum(v float64) string {
 func fmtDur(d time.Duration) string {
 	switch {
 	case d >= time.Minute:
-		return d.Round(time.Second).String()
+		return config.FormatDuration(d.Round(time.Second))
 	case d >= time.Second:
 		return d.Round(100 * time.Millisecond).String()
 	}
