@@ -20,7 +20,6 @@ type ReportInput struct {
 	Proved     *Proved
 }
 
-
 // Page builds the capacity report: the measurement's steps with the USL
 // model and the knee, the plan's arithmetic, the simulation's replicas,
 // traffic, latency and SLO breaches, and the proved run beside the
