@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/relia-dev/relia/capacity/autoscale"
@@ -109,6 +110,12 @@ func (a *Autoscale) HPA() autoscale.HPA {
 		set(&b.ScaleDown, a.Behavior.ScaleDown)
 	}
 	return autoscale.HPA{Min: int32(a.MinReplicas), Max: int32(a.MaxReplicas), Target: a.Target, SyncPeriod: a.SyncPeriod, Behavior: &b}
+}
+
+// describe is the autoscaler in the dry run's words.
+func (a *Autoscale) describe() string {
+	return fmt.Sprintf(", autoscaled %d-%d behind a gateway (%s) at %s req/s per replica, syncing every %s over a %s rate, replicas ready %s after the decision",
+		a.MinReplicas, a.MaxReplicas, a.Balance, strconv.FormatFloat(a.Target, 'f', -1, 64), fmtDur(a.SyncPeriod), fmtDur(a.MetricWindow), fmtDur(a.StartupDelay))
 }
 
 // autoscale checks a command service's autoscale section and fills in its
