@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relia-dev/relia/experiment"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
@@ -179,5 +180,38 @@ func TestProcessSamplerReadsThisProcess(t *testing.T) {
 	cpu1, _, _ := s.Sample()
 	if cpu1 < cpu0 || x == 1 {
 		t.Errorf("cpu %s then %s", cpu0, cpu1)
+	}
+}
+
+func TestFromJournalReadsClosedModelPhases(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
+	truth := USL{Lambda: 100, Sigma: 0.1, Kappa: 0.01}
+	j := &experiment.Journal{Experiment: "steps", Plan: &experiment.Plan{}, Verdict: &experiment.Verdict{}}
+	for i, n := range []int{1, 2, 4, 8, 16} {
+		name := fmt.Sprintf("n%d", n)
+		j.Plan.Phases = append(j.Plan.Phases, experiment.PlannedPhase{Name: name, Load: experiment.Load{VUs: n}})
+		from := start.Add(time.Duration(i) * 10 * time.Second)
+		x := truth.Throughput(float64(n))
+		met := n <= 4
+		j.Verdict.Phases = append(j.Verdict.Phases, experiment.PhaseVerdict{Name: name, From: from, To: from.Add(10 * time.Second),
+			Stats: experiment.Stats{Requests: int64(math.Round(10 * x))},
+			SLOs:  []slo.Evaluation{{ID: "api-latency", SLI: 0.99, Met: met}}})
+	}
+	// an open-model phase is not a step
+	j.Plan.Phases = append(j.Plan.Phases, experiment.PlannedPhase{Name: "open", Load: experiment.Load{Rate: 50}})
+	j.Verdict.Phases = append(j.Verdict.Phases, experiment.PhaseVerdict{Name: "open", From: start, To: start.Add(time.Second)})
+	m, err := FromJournal(j, "journal.json", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Steps) != 5 || m.KneeStep() == nil || m.KneeStep().Concurrency != 4 || m.Steps[0].LittleChecked {
+		t.Fatalf("steps %+v knee %v", m.Steps, m.KneeStep())
+	}
+	if m.Fit == nil || !within(m.Fit.Model.Sigma, truth.Sigma, 0.05) || !within(m.Fit.Model.Kappa, truth.Kappa, 0.05) {
+		t.Errorf("fit %+v", m.Fit)
+	}
+	if _, err := FromJournal(&experiment.Journal{Experiment: "x"}, "j", 1); err == nil {
+		t.Error("a journal without a verdict: want an error")
 	}
 }

@@ -107,7 +107,7 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	p.MaxReplicas = p.tolerant(p.ForPeak, "peak")
 	p.ForBase = max(ceilInt(in.Base/p.PerReplica), 1)
 	if in.Base > 0 {
-		line("base: %s req/s ÷ %s req/s per replica = %s → %d replicas", fmtNum(in.Base), fmtNum(p.PerReplica), fmtNum2(in.Base/p.PerReplica), p.ForBase)
+		line("base: %s req/s ÷ %s req/s per replica = %s → %d %s", fmtNum(in.Base), fmtNum(p.PerReplica), fmtNum2(in.Base/p.PerReplica), p.ForBase, plural(p.ForBase, "replica", "replicas"))
 	} else {
 		line("base: not given → 1 replica")
 	}
@@ -173,3 +173,11 @@ func fmtPct(v float64) string { return fmtNum(100*v) + "%" }
 
 // fmtNum2 writes a quotient with two decimals.
 func fmtNum2(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+// plural picks the word for n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
