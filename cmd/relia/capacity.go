@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -257,6 +258,7 @@ func writePage(path string, in capacity.ReportInput) error {
 // planFlags are the flags plan and simulate share.
 type planFlags struct {
 	measurement           string
+	fromModel             bool
 	capacityRPS           float64
 	currentReplicas       int
 	currentRPS            float64
@@ -273,12 +275,14 @@ type planFlags struct {
 }
 
 func (f *planFlags) register(fl interface {
+	BoolVar(*bool, string, bool, string)
 	StringVar(*string, string, string, string)
 	Float64Var(*float64, string, float64, string)
 	IntVar(*int, string, int, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 }) {
 	fl.StringVar(&f.measurement, "measurement", "", "measurement file (relia capacity measure --out): the knee and the model")
+	fl.BoolVar(&f.fromModel, "from-model", false, "with --measurement: plan from the USL fit's peak throughput instead of the measured knee")
 	fl.Float64Var(&f.capacityRPS, "capacity", 0, "req/s one replica sustains within its SLOs, instead of a measurement")
 	fl.IntVar(&f.currentReplicas, "current-replicas", 0, "with --current-rps: plan from today's load per replica (the spreadsheet's rule)")
 	fl.Float64Var(&f.currentRPS, "current-rps", 0, "the request rate today's replicas carry")
@@ -320,7 +324,19 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 			return nil, badInput(err)
 		}
 		out.m = m
-		if k := m.KneeStep(); k != nil {
+		if f.fromModel {
+			if m.Fit == nil {
+				return nil, badInput(fmt.Errorf("%s: no USL fit to plan from: %s", f.measurement, m.FitError))
+			}
+			n, x := m.Fit.Model.Peak()
+			if math.IsInf(x, 1) {
+				return nil, badInput(fmt.Errorf("%s: the USL fit scales without limit (σ and κ are 0): plan from the measured knee", f.measurement))
+			}
+			in.Capacity, in.CapacitySource = x, fmt.Sprintf("USL peak at concurrency %.1f, not judged by the SLOs", n)
+			if k := m.KneeStep(); k != nil {
+				out.opts.CPUPerRequest, out.opts.MemoryPerReplica = k.CPUPerRequest, k.Memory
+			}
+		} else if k := m.KneeStep(); k != nil {
 			in.Capacity, in.CapacitySource = m.KneePerInstance, "measured knee at concurrency "+strconv.FormatFloat(k.Concurrency, 'f', -1, 64)
 			out.opts.CPUPerRequest, out.opts.MemoryPerReplica = k.CPUPerRequest, k.Memory
 		} else {

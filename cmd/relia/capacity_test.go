@@ -51,6 +51,9 @@ func TestCapacityPipeline(t *testing.T) {
 	if code != exitPass || !strings.Contains(out, "autoscaler: minReplicas") || !strings.Contains(out, "measured knee at concurrency") {
 		t.Fatalf("plan: code %d\n%s\n%s", code, out, errOut)
 	}
+	if code, out, _ := runCLI(t, "capacity", "plan", "--measurement", m, "--from-model", "--peak", "200"); code != exitPass || !strings.Contains(out, "USL peak at concurrency") {
+		t.Errorf("plan from the model: code %d\n%s", code, out)
+	}
 	data, err := os.ReadFile(manifests)
 	if err != nil {
 		t.Fatal(err)
