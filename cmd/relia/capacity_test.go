@@ -13,7 +13,19 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const capacitySLO = `kind: SLO
+// capacitySLOs are an availability SLO, which measure judges (latency on
+// a busy test machine is no one's to promise), and a latency SLO, which
+// the simulation judges on the model.
+const (
+	availabilitySLO = `kind: SLO
+version: relia/v1
+metadata: {name: availability}
+spec:
+  service: api
+  objective: 99%
+  sli: {availability: {goodClasses: [ok]}}
+`
+	capacitySLO = `kind: SLO
 version: relia/v1
 metadata: {name: latency}
 spec:
@@ -21,6 +33,7 @@ spec:
   objective: 95%
   sli: {latency: {threshold: 50ms}}
 `
+)
 
 // TestCapacityPipeline runs measure, plan and simulate end to end against
 // a loopback service of one worker (20 ms a request): the pipeline, not
@@ -36,12 +49,15 @@ func TestCapacityPipeline(t *testing.T) {
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
-	sloFile := filepath.Join(dir, "slo.yaml")
+	sloFile, availFile := filepath.Join(dir, "slo.yaml"), filepath.Join(dir, "availability.yaml")
 	if err := os.WriteFile(sloFile, []byte(capacitySLO), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(availFile, []byte(availabilitySLO), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	m := filepath.Join(dir, "m.json")
-	code, out, errOut := runCLI(t, "capacity", "measure", srv.URL+"/", "--concurrency", "1,2,3,4", "--step", "2s", "--slo", sloFile, "--out", m, "--html", filepath.Join(dir, "m.html"))
+	code, out, errOut := runCLI(t, "capacity", "measure", srv.URL+"/", "--concurrency", "1,2,3,4", "--step", "2s", "--slo", availFile, "--out", m, "--html", filepath.Join(dir, "m.html"))
 	if code != exitPass || !strings.Contains(out, "(knee)") || !strings.Contains(out, "USL: λ") || !strings.Contains(errOut, "concurrency 1") {
 		t.Fatalf("measure: code %d\n%s\n%s", code, out, errOut)
 	}
