@@ -71,3 +71,26 @@ func FuzzParseTraffic(f *testing.F) {
 		}
 	})
 }
+
+func TestBlackFridayIsTheDemosSpike(t *testing.T) {
+	t.Parallel()
+	tr, err := BlackFriday(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// relia demo: 20 req/s for 12 s, a rise to 200 within a second, held,
+	// back to 20; a minute in all
+	if tr.End() != time.Minute || tr.RateAt(5*time.Second) != 20 || tr.RateAt(16*time.Second) != 200 || tr.RateAt(40*time.Second) != 20 {
+		t.Errorf("curve %+v", tr)
+	}
+	if sp := tr.Spike(); sp.Factor != 10 || sp.Rise > 2*time.Second || sp.Start < 11*time.Second || sp.Start > 12*time.Second {
+		t.Errorf("spike %+v", sp)
+	}
+	big, err := BlackFriday(100, 2*time.Minute)
+	if err != nil || big.End() != 2*time.Minute {
+		t.Fatalf("%v %+v", err, big)
+	}
+	if _, peak := big.Peak(); peak != 1000 {
+		t.Errorf("peak %v, want 10 × 100", peak)
+	}
+}
