@@ -134,6 +134,7 @@ metadata: {name: %s}
 spec:
   listeners:
     - {name: public, address: %q}
+  admin: {address: "off"}
   upstreams:
     - name: %s
       balance: %s
