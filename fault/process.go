@@ -48,7 +48,7 @@ type ProcessFault struct {
 	// Bytes sizes memory pressure and disk fill; neither may exceed what
 	// the machine has available, so a fault cannot take the proxy (and the
 	// faults it must revert) down with it.
-	Bytes int64 `json:"bytes,omitempty"`
+	Bytes int64 `json:"bytes,omitempty" unit:"bytes"`
 	// Path is the disk fill's file, an absolute path; it must not exist
 	// yet.
 	Path string `json:"path,omitempty"`
