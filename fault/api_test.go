@@ -8,9 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/relia-dev/relia/clock"
 )
 
 func apiDo(t *testing.T, h http.Handler, method, path, body string) (int, string) {
@@ -211,12 +208,7 @@ func FuzzFaultDecodeProxies(f *testing.F) {
 // JSON names what was wrong, and nothing is created.
 func TestFaultAPITraps(t *testing.T) {
 	t.Parallel()
-	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
-	s, err := NewServer(Options{Clock: fc, MaxProxies: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _, _ := newTestServerWith(t, Options{MaxProxies: 2})
 	up := startUpstream(t, echo)
 	api := httptest.NewServer(s.Handler(HandlerOptions{}))
 	defer api.Close()

@@ -53,10 +53,17 @@ func (s *syncBuffer) records(t *testing.T, msg string) []map[string]any {
 
 // newTestServer returns a server on a fake clock with its audit log.
 func newTestServer(t *testing.T, seed uint64) (*Server, *clock.Fake, *syncBuffer) {
+	return newTestServerWith(t, Options{Seed: seed})
+}
+
+// newTestServerWith returns a server with opts on a fake clock, with its
+// audit log.
+func newTestServerWith(t *testing.T, opts Options) (*Server, *clock.Fake, *syncBuffer) {
 	t.Helper()
 	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
 	audit := &syncBuffer{}
-	s, err := NewServer(Options{Clock: fc, Seed: seed, Audit: slog.New(slog.NewJSONHandler(audit, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opts.Clock, opts.Audit = fc, slog.New(slog.NewJSONHandler(audit, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/relia-dev/relia/clock"
 )
 
 func TestFaultLeaseExpiresUnlessRenewed(t *testing.T) {
@@ -183,12 +181,7 @@ func TestFaultToxicWithoutLeaseStays(t *testing.T) {
 // "none" still asks for a toxic that stays.
 func TestFaultServerDefaultLease(t *testing.T) {
 	t.Parallel()
-	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
-	s, err := NewServer(Options{Clock: fc, DefaultTTL: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, fc, _ := newTestServerWith(t, Options{DefaultTTL: 20 * time.Second})
 	addProxy(t, s, "p", startUpstream(t, echo))
 	if tx := addToxic(t, s, "p", `{"name":"d","type":"latency"}`); tx.Lease == nil || tx.Lease.TTL != "20s" {
 		t.Fatalf("lease %+v, want the server's 20s", tx.Lease)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/relia-dev/relia/clock"
 )
 
 // toxiproxyCLIModule is the stock CLI the test drives; the Makefile's
@@ -117,12 +115,7 @@ func TestFaultToxiproxyCLI(t *testing.T) {
 func TestFaultToxiproxyCLIServerLease(t *testing.T) {
 	t.Parallel()
 	cli := findToxiproxyCLI(t)
-	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
-	s, err := NewServer(Options{Clock: fc, DefaultTTL: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, fc, _ := newTestServerWith(t, Options{DefaultTTL: 30 * time.Second})
 	addProxy(t, s, "shop", startUpstream(t, echo))
 	api := httptest.NewServer(s.Handler(HandlerOptions{}))
 	defer api.Close()
