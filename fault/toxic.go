@@ -321,7 +321,7 @@ type LatencyToxic struct {
 	Distribution string `json:"distribution,omitempty"`
 	// Samples are relia's: latencies in ms (fractions allowed) that the
 	// empirical distribution replays; at most MaxEmpiricalSamples.
-	// ResultsLatencySamples takes them from a relia results file.
+	// LatencySamples takes them from a recorder of measured latencies.
 	Samples []float64 `json:"samples,omitempty" unit:"milliseconds"`
 }
 
