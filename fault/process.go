@@ -167,8 +167,8 @@ func (m *ProcessFaults) LaunchedPID(name string) (int, bool) {
 
 func (m *ProcessFaults) check(f *ProcessFault) error {
 	var errs []error
-	if f.Name == "" {
-		errs = append(errs, errors.New("name is empty"))
+	if err := nameError("process fault", f.Name); err != nil {
+		errs = append(errs, err)
 	}
 	if f.TTL < 0 || f.TTL > MaxLeaseTTL {
 		errs = append(errs, fmt.Errorf("ttl must be within (0, %v], got %v", MaxLeaseTTL, f.TTL))
