@@ -71,8 +71,16 @@ func newTestServerWith(t *testing.T, opts Options) (*Server, *clock.Fake, *syncB
 	return s, fc, audit
 }
 
-// startUpstream listens on loopback and runs handle for every connection.
+// startUpstream listens on loopback and runs handle for every connection,
+// which it ends after safety.
 func startUpstream(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	return startUpstreamFor(t, handle, safety)
+}
+
+// startUpstreamFor is startUpstream ending each connection after limit;
+// 0 leaves them open until the test ends.
+func startUpstreamFor(t *testing.T, handle func(net.Conn), limit time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,7 +113,9 @@ func startUpstream(t *testing.T, handle func(net.Conn)) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(safety))
+				if limit > 0 {
+					c.SetDeadline(time.Now().Add(limit))
+				}
 				handle(c)
 			}()
 		}

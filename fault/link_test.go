@@ -92,26 +92,9 @@ func TestFaultToxicJoinsAndLeavesAnOpenConnection(t *testing.T) {
 func TestFaultDeleteProxyEndsBusyLinks(t *testing.T) {
 	t.Parallel()
 	s, _, _ := newTestServer(t, 1)
-	// An upstream that never ends a connection by itself (no deadline),
-	// so only the proxy can end these links.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	addr := addProxy(t, s, "p", ln.Addr().String())
+	// An upstream that never ends a connection by itself, so only the
+	// proxy can end these links.
+	addr := addProxy(t, s, "p", startUpstreamFor(t, func(c net.Conn) { io.Copy(c, c) }, 0))
 	var conns []net.Conn
 	for range 20 {
 		c := dial(t, addr)
