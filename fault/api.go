@@ -178,7 +178,7 @@ func (b proxyBody) check(where string) error {
 	case "", "null", "[]":
 		return nil
 	}
-	return ErrBadRequestBody.detail("proxy %s%s: a proxy is created without toxics; add them with POST /proxies/%s/toxics", quoteName(b.Name), where, b.Name)
+	return ErrBadRequestBody.detail("proxy %s%s: a proxy is created without toxics; add them with POST /proxies/{proxy}/toxics", quoteName(b.Name), where)
 }
 
 // decodeProxy reads a proxy create body.

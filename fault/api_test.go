@@ -228,7 +228,7 @@ func TestFaultAPITraps(t *testing.T) {
 		{"POST", "/proxies", `{"name":"db","listen":"127.0.0.1:0","upstrem":"` + up + `"}`, 400,
 			`bad request body: proxy: unknown field \"upstrem\" (known: name, listen, upstream, enabled, mode, max_triggered, toxics)`},
 		{"POST", "/proxies", `{"name":"db","listen":8080,"upstream":"` + up + `"}`, 400, `proxy: field \"listen\": want a string, got 8080`},
-		{"POST", "/proxies", proxy("db", `,"toxics":[{"type":"latency"}]`), 400, `a proxy is created without toxics; add them with POST /proxies/db/toxics`},
+		{"POST", "/proxies", proxy("db", `,"toxics":[{"type":"latency"}]`), 400, `proxy \"db\": a proxy is created without toxics; add them with POST /proxies/{proxy}/toxics`},
 		{"GET", "/proxies", "", 200, `{}`},
 		// What Toxiproxy's clients send on create: the proxy with no toxics.
 		{"POST", "/proxies", proxy("db", `,"enabled":true,"toxics":null`), 201, `"name":"db"`},
