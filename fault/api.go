@@ -178,7 +178,7 @@ func (b proxyBody) check(where string) error {
 	case "", "null", "[]":
 		return nil
 	}
-	return ErrBadRequestBody.detail("proxy %s%s: a proxy is created without toxics; add them with POST /proxies/{proxy}/toxics", quoteName(b.Name), where)
+	return fmt.Errorf("proxy %s%s: a proxy is created without toxics; add them with POST /proxies/{proxy}/toxics", quoteName(b.Name), where)
 }
 
 // decodeProxy reads a proxy create body.
@@ -187,14 +187,19 @@ func decodeProxy(r io.Reader) (ProxyConfig, error) {
 	if err := decodeJSON(r, &b, "field"); err != nil {
 		return ProxyConfig{}, ErrBadRequestBody.detail("proxy: %v", err)
 	}
-	return b.ProxyConfig, b.check("")
+	if err := b.check(""); err != nil {
+		return ProxyConfig{}, ErrBadRequestBody.detail("%v", err)
+	}
+	return b.ProxyConfig, nil
 }
 
-// decodePopulate reads a populate body: a JSON array of proxies.
-func decodePopulate(r io.Reader) ([]ProxyConfig, error) {
+// ReadProxies reads a JSON list of proxies as POST /populate and relia
+// fault serve --config take it: Toxiproxy's fields and relia's mode and
+// max_triggered, nothing else. Server.Populate checks the values.
+func ReadProxies(r io.Reader) ([]ProxyConfig, error) {
 	var bs []proxyBody
 	if err := decodeJSON(r, &bs, "field"); err != nil {
-		return nil, ErrBadRequestBody.detail("populate (a JSON list of proxies): %v", err)
+		return nil, fmt.Errorf("a JSON list of proxies: %w", err)
 	}
 	cfgs := make([]ProxyConfig, len(bs))
 	for i, b := range bs {
@@ -202,6 +207,15 @@ func decodePopulate(r io.Reader) ([]ProxyConfig, error) {
 			return nil, err
 		}
 		cfgs[i] = b.ProxyConfig
+	}
+	return cfgs, nil
+}
+
+// decodePopulate reads a populate body: a JSON array of proxies.
+func decodePopulate(r io.Reader) ([]ProxyConfig, error) {
+	cfgs, err := ReadProxies(r)
+	if err != nil {
+		return nil, ErrBadRequestBody.detail("populate: %v", err)
 	}
 	return cfgs, nil
 }

@@ -87,6 +87,20 @@ func deref(t reflect.Type) reflect.Type {
 	return t
 }
 
+// element strips pointers, lists and maps off t: the type whose fields
+// an object inside it has.
+func element(t reflect.Type) reflect.Type {
+	for t != nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			t = t.Elem()
+		default:
+			return t
+		}
+	}
+	return t
+}
+
 // jsonName returns the JSON name of a struct field, "" for one JSON skips,
 // and whether the field is an embedded struct whose fields are inlined.
 func jsonName(f reflect.StructField) (name string, inline bool) {
@@ -105,7 +119,7 @@ func jsonName(f reflect.StructField) (name string, inline bool) {
 // jsonFields lists the JSON names of t's fields, in order, inlined
 // structs' included.
 func jsonFields(t reflect.Type) []string {
-	t = deref(t)
+	t = element(t)
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil
 	}
@@ -126,7 +140,7 @@ func jsonFields(t reflect.Type) []string {
 func fieldAt(t reflect.Type, path []string) (reflect.StructField, bool) {
 	var f reflect.StructField
 	for _, seg := range path {
-		t = deref(t)
+		t = element(t)
 		if t == nil || t.Kind() != reflect.Struct {
 			return f, false
 		}
@@ -150,7 +164,7 @@ func fieldAt(t reflect.Type, path []string) (reflect.StructField, bool) {
 func jsonPath(path []string, t reflect.Type) string {
 	var names []string
 	for _, seg := range path {
-		t = deref(t)
+		t = element(t)
 		if t == nil || t.Kind() != reflect.Struct {
 			names = append(names, seg)
 			continue

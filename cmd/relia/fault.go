@@ -148,14 +148,14 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 	}
 	var cfgs []fault.ProxyConfig
 	if o.config != "" {
-		data, err := os.ReadFile(o.config)
+		f, err := os.Open(o.config)
 		if err != nil {
 			return badInput(fmt.Errorf("reading fault config: %w", err))
 		}
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfgs); err != nil {
-			return badInput(fmt.Errorf("reading fault config %s (Toxiproxy populate JSON): %w", o.config, err))
+		cfgs, err = fault.ReadProxies(f)
+		f.Close()
+		if err != nil {
+			return badInput(fmt.Errorf("reading fault config %s: %w", o.config, err))
 		}
 	}
 	type launch struct {

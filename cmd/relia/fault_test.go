@@ -189,20 +189,26 @@ func TestFaultServeBadInput(t *testing.T) {
 	os.WriteFile(bad, []byte(`[{"name":"x","upstrem":"y"}]`), 0o600)
 	missing := filepath.Join(t.TempDir(), "missing.json")
 	os.WriteFile(missing, []byte(`[{"name":"x"}]`), 0o600)
-	for _, args := range [][]string{
-		{"fault", "serve", "--listen", "0.0.0.0:0"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", bad},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--max-proxies", "-1"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--launch", "svc=sleep 30"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc= "},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--audit-log", "/no/such/dir/audit.log"},
+	badName := filepath.Join(t.TempDir(), "name.json")
+	os.WriteFile(badName, []byte(`[{"name":"../x","upstream":"127.0.0.1:1"}]`), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fault", "serve", "--listen", "0.0.0.0:0"}, "needs --token"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", bad}, `unknown field "upstrem" (known: name, listen, upstream, enabled, mode, max_triggered, toxics)`},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing}, "missing required field: upstream at proxy 1"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", badName}, `proxy name "../x" must start with a letter or digit`},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"}, "no such file"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"}, "default lease ttl must be within"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--max-proxies", "-1"}, "max proxies must not be negative"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--launch", "svc=sleep 30"}, "--launch needs --allow-process-faults"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc"}, "must be NAME=COMMAND"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc= "}, "must be NAME=COMMAND"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--audit-log", "/no/such/dir/audit.log"}, "opening the audit log"},
 	} {
-		if code, _, errOut := runCLI(t, args...); code != exitBadInput {
-			t.Errorf("%v: code %d (%s), want %d", args, code, errOut, exitBadInput)
+		if code, _, errOut := runCLI(t, tt.args...); code != exitBadInput || !strings.Contains(errOut, tt.want) || strings.Contains(errOut, "json: unknown") || strings.Contains(errOut, "Go struct") {
+			t.Errorf("%v: code %d (%s), want %d and %q", tt.args, code, errOut, exitBadInput, tt.want)
 		}
 	}
 }
