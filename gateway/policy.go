@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -75,16 +77,48 @@ type route struct {
 	// credential check), so the attempt may start at the request's start.
 	quickStart bool
 
-	// lower-cased names of headers to remove, for fast comparisons
+	// names of headers to remove
 	reqRemove, respRemove []string
+	// the fields set and added, as bytes, built once
+	reqSet, reqAdd, respSet, respAdd [][2][]byte
+	// hostSet is the Host requestHeaders.set gives; nil without.
+	hostSet []byte
+	// upgrades are the protocols a client may switch to (lower case).
+	upgrades []string
+}
+
+// allowsUpgrade reports whether the route lets a client switch to proto.
+func (r *route) allowsUpgrade(proto []byte) bool {
+	for _, p := range r.upgrades {
+		if bytes.EqualFold(proto, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldPairs turns a config map of fields into name and value bytes, in
+// name order so that what goes upstream does not change from one request
+// to the next.
+func fieldPairs(m map[string]string) [][2][]byte {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([][2][]byte, 0, len(m))
+	for _, k := range names {
+		out = append(out, [2][]byte{[]byte(http.CanonicalHeaderKey(k)), []byte(m[k])})
+	}
+	return out
 }
 
 // fallbackResponse is a Fallback ready to write.
 type fallbackResponse struct {
 	status      int
 	body        []byte
-	contentType string
-	headers     [][2]string
+	contentType []byte
+	headers     [][2][]byte
 }
 
 func breakerSettings(name string, b *Breaker, clk clock.Clock, obs resilience.Observer) (resilience.BreakerSettings, error) {
@@ -129,6 +163,19 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 	}
 	for _, h := range r.ResponseHeaders.Remove {
 		rt.respRemove = append(rt.respRemove, http.CanonicalHeaderKey(h))
+	}
+	for _, kv := range fieldPairs(r.RequestHeaders.Set) {
+		if strings.EqualFold(string(kv[0]), "Host") {
+			rt.hostSet = kv[1] // the Host line is written apart
+			continue
+		}
+		rt.reqSet = append(rt.reqSet, kv)
+	}
+	rt.reqAdd = fieldPairs(r.RequestHeaders.Add)
+	rt.respSet = fieldPairs(r.ResponseHeaders.Set)
+	rt.respAdd = fieldPairs(r.ResponseHeaders.Add)
+	for _, u := range r.Upgrades {
+		rt.upgrades = append(rt.upgrades, strings.ToLower(u))
 	}
 	if c := r.Retry; c != nil {
 		p := &retryPolicy{attempts: c.Attempts, nonIdem: c.NonIdempotent}
@@ -217,15 +264,12 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 		rt.faultHandler = rt.faults.Wrap(passThrough)
 	}
 	if f := r.Fallback; f != nil {
-		fr := &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: f.ContentType}
+		fr := &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: []byte(f.ContentType), headers: fieldPairs(f.Headers)}
 		if fr.status == 0 {
 			fr.status = http.StatusOK
 		}
-		if fr.contentType == "" {
-			fr.contentType = "application/json"
-		}
-		for k, v := range f.Headers {
-			fr.headers = append(fr.headers, [2]string{k, v})
+		if len(fr.contentType) == 0 {
+			fr.contentType = []byte("application/json")
 		}
 		rt.fallback = fr
 	}

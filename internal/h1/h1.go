@@ -150,7 +150,8 @@ func ParseRequest(b []byte, lim Limits, r *Request) (int, error) {
 	r.Target = line[:sp]
 	version := line[sp+1:]
 	if bytes.IndexByte(version, ' ') >= 0 {
-		return 0, malformed(KindRequestLine, "bad request line")
+		// "GET /a b HTTP/1.1": a space inside the target.
+		return 0, malformed(KindTarget, "space in the request target")
 	}
 	// The version first: HTTP/2's preface ("PRI * HTTP/2.0") is a 505,
 	// which a server may take for h2c with prior knowledge.
@@ -180,7 +181,8 @@ func ParseRequest(b []byte, lim Limits, r *Request) (int, error) {
 	switch {
 	case hosts > 1:
 		return 0, malformed(KindHost, "Host repeated")
-	case hosts == 0 && minor == 1:
+	case hosts == 0 && minor == 1 && r.Target[0] == '/':
+		// An absolute-form target names the host itself.
 		return 0, malformed(KindHost, "missing Host")
 	}
 	return end, nil
@@ -366,8 +368,10 @@ func (h *Head) frame(request bool) error {
 		f := &h.Headers[i]
 		switch {
 		case equalFold(f.Name, "Content-Length"):
+			// One field with one number: a repeated field, even of the
+			// same value, is one some readers sum, join or refuse.
 			n, ok := parseLength(f.Value)
-			if !ok || (haveLength && n != h.ContentLength) {
+			if !ok || haveLength {
 				return malformed(KindFraming, "bad Content-Length")
 			}
 			haveLength, h.ContentLength = true, n

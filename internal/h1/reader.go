@@ -30,6 +30,9 @@ type Reader struct {
 	Max int
 	// Err is the error the last read from Src returned.
 	Err error
+	// BeforeRead, when set, runs before each read from Src, which may
+	// wait: a proxy passing a body on flushes what it has gathered.
+	BeforeRead func()
 }
 
 // Buffered returns the bytes read and not consumed.
@@ -72,6 +75,9 @@ func (r *Reader) Fill() error {
 		default:
 			return ErrBufferFull
 		}
+	}
+	if r.BeforeRead != nil {
+		r.BeforeRead()
 	}
 	n, err := r.Src.Read(r.Buf[r.W:])
 	r.W += n
