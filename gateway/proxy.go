@@ -561,6 +561,18 @@ func (g *Gateway) readBody(x *exchange) error {
 	}
 	limit := int64(x.route.maxBody)
 	if req.length > requestHoldBytes {
+		// Too large to hold: it streams, but only once its first bytes
+		// are here, so that a client that announces a body and sends
+		// nothing holds no connection to a target.
+		p, err := req.src.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		req.bodyRead = int64(len(p))
+		req.pending = p
 		u.Stream, u.Length = &x.req, req.length
 		return nil
 	}
