@@ -15,12 +15,12 @@ import (
 // Hedge.MaxHedges is left zero.
 const DefaultMaxHedges = 1
 
-// hedgePolicy is a route's compiled Hedge.
+// hedgePolicy is a route's compiled Hedge: resilience's own policy,
+// driven a step at a time (HedgeCall).
 type hedgePolicy struct {
-	delay   time.Duration
+	policy  *resilience.Hedge
 	max     int
 	nonIdem bool
-	budget  *resilience.RetryBudget
 }
 
 // hedgeRun is one attempt of a hedged group, run on a goroutine of its
@@ -43,8 +43,9 @@ type hedgeRun struct {
 // answer that is not a failure; the others are cancelled by aborting
 // their connections. When every attempt fails, the last to fail is the
 // group's outcome, as resilience.Hedge has it.
-func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
+func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadline time.Time, deposit bool) attemptOutcome {
 	r := x.route
+	hc := r.hedge.policy.Start(deposit)
 	method := methodName(x.req.method)
 	cctx, cancel := context.WithCancel(x.req.ctx)
 	defer cancel()
@@ -73,8 +74,8 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 	if out.answered {
 		return out
 	}
-	running, sent, last := 1, 1, first.t
-	timer := g.clock.NewTimer(r.hedge.delay)
+	running, last := 1, first.t
+	timer := g.clock.NewTimer(hc.Delay())
 	defer timer.Stop()
 	hedgeC := timer.C()
 	for {
@@ -106,26 +107,21 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 				cancel()
 				go discardHedges(results, running)
 			}
+			hc.Done(run.err)
 			return out
 		case <-hedgeC:
 			hedgeC = nil
-			if sent > r.hedge.max {
-				continue
-			}
-			if !r.hedge.budget.Withdraw() {
-				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "hedge", Name: r.name, Reason: "retry_budget_exhausted"})
+			if !hc.Another() {
 				continue
 			}
 			run, _ := launch(last, false)
 			if run == nil {
 				continue // nowhere to send it; the attempts out keep running
 			}
-			g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventHedge, Policy: "hedge", Name: r.name, Attempt: sent + 1, Delay: r.hedge.delay})
 			running++
-			sent++
 			last = run.t
-			if sent <= r.hedge.max {
-				timer.Reset(r.hedge.delay)
+			if hc.More() {
+				timer.Reset(hc.Delay())
 				hedgeC = timer.C()
 			}
 		}

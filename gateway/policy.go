@@ -37,13 +37,27 @@ const (
 	retry429
 )
 
-// retryPolicy is a route's compiled Retry.
+// retryPolicy is a route's compiled Retry: resilience's own policy, driven
+// a step at a time (RetryCall), judging failures by the route's retry.on.
 type retryPolicy struct {
-	attempts int
-	backoff  resilience.BackoffSettings
-	when     retryWhen
-	nonIdem  bool
-	budget   *resilience.RetryBudget
+	policy  *resilience.Retry
+	when    retryWhen
+	nonIdem bool
+	budget  *resilience.RetryBudget
+}
+
+// attemptFailure is how an attempt failed, as the route's Retry is told
+// of it: the target's status, or how no answer came.
+type attemptFailure struct {
+	status int
+	kind   errKind
+}
+
+func (f *attemptFailure) Error() string {
+	if f.kind != errNone {
+		return "upstream attempt failed: " + f.kind.String()
+	}
+	return "upstream answered " + strconv.Itoa(f.status)
 }
 
 // route is a compiled Route: its matcher, pool and policies, built once
@@ -178,19 +192,17 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 		rt.upgrades = append(rt.upgrades, strings.ToLower(u))
 	}
 	if c := r.Retry; c != nil {
-		p := &retryPolicy{attempts: c.Attempts, nonIdem: c.NonIdempotent}
-		if p.attempts == 0 {
-			p.attempts = DefaultRetryAttempts
+		p := &retryPolicy{nonIdem: c.NonIdempotent}
+		attempts := c.Attempts
+		if attempts == 0 {
+			attempts = DefaultRetryAttempts
 		}
-		p.backoff = resilience.BackoffSettings{Base: c.Base, Cap: c.Cap, Multiplier: 2, Jitter: resilience.JitterFull}
-		if p.backoff.Base == 0 {
-			p.backoff.Base = DefaultRetryBase
+		base, capDelay := c.Base, c.Cap
+		if base == 0 {
+			base = DefaultRetryBase
 		}
-		if p.backoff.Cap == 0 {
-			p.backoff.Cap = max(DefaultRetryCap, p.backoff.Base)
-		}
-		if err := p.backoff.Validate(); err != nil {
-			return nil, fmt.Errorf("route %s: retry: %w", r.Name, err)
+		if capDelay == 0 {
+			capDelay = max(DefaultRetryCap, base)
 		}
 		on := c.On
 		if len(on) == 0 {
@@ -206,18 +218,38 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 		if err != nil {
 			return nil, fmt.Errorf("route %s: retry budget: %w", r.Name, err)
 		}
+		p.policy, err = resilience.NewRetry(resilience.RetrySettings{
+			Name: r.Name, MaxAttempts: attempts, Base: base, Cap: capDelay, Multiplier: 2, Jitter: resilience.JitterFull,
+			Budget: p.budget, Clock: clk, Observer: obs,
+			RetryIf: func(err error) bool {
+				f, ok := err.(*attemptFailure)
+				return ok && p.retryable(f.status, f.kind)
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("route %s: retry: %w", r.Name, err)
+		}
 		rt.retry = p
 	}
 	if h := r.Hedge; h != nil {
-		hp := &hedgePolicy{delay: h.Delay, max: h.MaxHedges, nonIdem: h.NonIdempotent}
-		if hp.max == 0 {
-			hp.max = DefaultMaxHedges
-		}
+		hp := &hedgePolicy{nonIdem: h.NonIdempotent}
+		budget := (*resilience.RetryBudget)(nil)
 		if rt.retry != nil {
-			hp.budget = rt.retry.budget
-		} else if hp.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
+			budget = rt.retry.budget
+		} else if budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
 			return nil, fmt.Errorf("route %s: hedge budget: %w", r.Name, err)
 		}
+		maxHedges := h.MaxHedges
+		if maxHedges == 0 {
+			maxHedges = DefaultMaxHedges
+		}
+		hp.policy, err = resilience.NewHedge(resilience.HedgeSettings{
+			Name: r.Name, Delay: h.Delay, MaxHedges: maxHedges, Budget: budget, Clock: clk, Observer: obs,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("route %s: hedge: %w", r.Name, err)
+		}
+		hp.max = maxHedges
 		rt.hedge = hp
 	}
 	if b := r.Bulkhead; b != nil {

@@ -170,6 +170,8 @@ type exchange struct {
 	chost    int      // the length of the host in ckey
 	// upgraded is the target connection an upgrade switched to.
 	upgraded *upstream.Conn
+	// failure is the last attempt's, as the route's Retry is told of it.
+	failure attemptFailure
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -657,11 +659,11 @@ func (g *Gateway) proxy(x *exchange) errKind {
 	g.prepareUpstream(x)
 	deadline := x.start.Add(r.timeout)
 	method := req.method
-	maxAttempts := 1
 	once := x.ureq.Stream != nil // a streamed body is sent once
+	var rc resilience.RetryCall
+	retrying := false
 	if rp := r.retry; rp != nil && !once && (rp.nonIdem || idempotentMethod(method) || len(req.Peek("Idempotency-Key")) > 0) {
-		maxAttempts = rp.attempts
-		rp.budget.Deposit()
+		rc, retrying = rp.policy.Start(), true
 	}
 	var hashKey []byte
 	if hc := p.cfg.HashOn; hc != nil {
@@ -672,17 +674,13 @@ func (g *Gateway) proxy(x *exchange) errKind {
 		}
 	}
 	hedging := !once && r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
-	if hedging && maxAttempts == 1 {
-		// Without a retry policy the hedge's own budget takes the deposit.
-		r.hedge.budget.Deposit()
-	}
 	var prev *target
-	var delay time.Duration
 	for attempt := 1; ; attempt++ {
 		x.attempts = attempt
 		var a attemptOutcome
 		if hedging {
-			a = g.hedgedAttempt(x, prev, hashKey, deadline)
+			// Without a retry the hedge's budget takes the call's deposit.
+			a = g.hedgedAttempt(x, prev, hashKey, deadline, attempt == 1 && !retrying)
 		} else {
 			a = g.attempt(x, prev, hashKey, deadline)
 		}
@@ -698,21 +696,15 @@ func (g *Gateway) proxy(x *exchange) errKind {
 			g.bodyRefusal(x, err)
 			return kind
 		}
-		if attempt < maxAttempts && r.retry.retryable(status, kind) {
-			delay = resilience.Backoff(r.retry.backoff, attempt, delay, nil)
-			if g.clock.Now().Add(delay).Before(deadline) {
-				if r.retry.budget.Withdraw() {
-					g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRetry, Policy: "retry", Name: r.name, Attempt: attempt + 1, Delay: delay})
-					x.resp.release()
-					if delay > 0 {
-						if clock.Sleep(req.ctx, g.clock, delay) != nil {
-							return kind
-						}
-					}
-					prev = t
-					continue
+		if retrying {
+			x.failure = attemptFailure{status: status, kind: kind}
+			if wait, rerr := rc.Again(&x.failure, deadline); rerr == nil {
+				x.resp.release()
+				if wait > 0 && clock.Sleep(req.ctx, g.clock, wait) != nil {
+					return kind
 				}
-				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted"})
+				prev = t
+				continue
 			}
 		}
 		if err != nil {
