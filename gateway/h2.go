@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/internal/h1"
 )
 
@@ -101,29 +102,11 @@ func (ls *listenerServer) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > 0 {
 			req.framing, req.length = h1.Length, r.ContentLength
 		}
-		req.src = &readerSource{r: r.Body, buf: make([]byte, 16<<10)}
+		req.src = upstream.NewReaderSource(r.Body, make([]byte, 16<<10))
 	}
 	g.serveExchange(x)
 	writeHTTP2(w, x)
 	g.finish(x)
-}
-
-// readerSource gives an io.Reader's bytes as an upstream.BodySource.
-type readerSource struct {
-	r   io.Reader
-	buf []byte
-	err error
-}
-
-func (rs *readerSource) Next() ([]byte, error) {
-	for rs.err == nil {
-		n, err := rs.r.Read(rs.buf)
-		rs.err = err
-		if n > 0 {
-			return rs.buf[:n], nil
-		}
-	}
-	return nil, rs.err
 }
 
 // writeHTTP2 writes x's response on an HTTP/2 stream; the target's

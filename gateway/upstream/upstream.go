@@ -228,6 +228,29 @@ type BodySource interface {
 	Next() ([]byte, error)
 }
 
+// ReaderSource gives an io.Reader's bytes (an HTTP/2 request body, a
+// net/http one) as a BodySource, read into buf a piece at a time.
+type ReaderSource struct {
+	r   io.Reader
+	buf []byte
+	err error
+}
+
+// NewReaderSource returns r as a BodySource reading into buf.
+func NewReaderSource(r io.Reader, buf []byte) *ReaderSource { return &ReaderSource{r: r, buf: buf} }
+
+// Next returns the next piece read, io.EOF at the end.
+func (rs *ReaderSource) Next() ([]byte, error) {
+	for rs.err == nil {
+		n, err := rs.r.Read(rs.buf)
+		rs.err = err
+		if n > 0 {
+			return rs.buf[:n], nil
+		}
+	}
+	return nil, rs.err
+}
+
 // Request is what Do sends.
 type Request struct {
 	Method []byte

@@ -40,7 +40,8 @@ func ParseChunkLine(b []byte) (size int64, n int, err error) {
 		}
 		size = size<<4 | int64(d)
 	}
-	if i == 0 {
+	if rest := skipWS(line[i:]); i == 0 || len(rest) > 0 && rest[0] != ';' {
+		// No digits, or something else than an extension after them: 0x5.
 		return 0, 0, malformed(KindFraming, "bad chunk size")
 	}
 	if !validChunkExt(line[i:]) {

@@ -53,6 +53,18 @@ func (r *Reader) KeepHead() { r.Low = r.R }
 // Release lets the next Fill reuse the whole buffer.
 func (r *Reader) Release() { r.Low = 0 }
 
+// Grow makes the buffer at least n bytes, keeping what is buffered (the
+// bytes before Low included: none are kept in place). A reader that is to
+// pass a large body on reads it in fewer, larger pieces.
+func (r *Reader) Grow(n int) {
+	if len(r.Buf) >= n {
+		return
+	}
+	nb := make([]byte, n)
+	w := copy(nb, r.Buf[r.R:r.W])
+	r.Buf, r.R, r.W, r.Low = nb, 0, w, 0
+}
+
 // Fill reads once from Src into the free space, making some first (by
 // moving the unconsumed bytes down to Low, or by growing the buffer up to
 // Max) when there is none. It returns the read's error; with no space to
