@@ -252,7 +252,6 @@ func TestHTTP2RapidResetIsBounded(t *testing.T) {
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{Registry: reg})
-	_ = g
 	h := dialH2C(t, g.Addr("main"))
 	const pairs = 5000
 	sent := 0
@@ -428,5 +427,79 @@ func TestAdminRefusesBrowserWrites(t *testing.T) {
 	}
 	if status, _, _ := get(t, "GET", base+"/upstreams", map[string]string{"Origin": "https://evil.example"}); status != 200 {
 		t.Errorf("a read from a page: %d, want 200 (reads change nothing)", status)
+	}
+}
+
+// TestH2CUpgradeStaysWithTheGateway sends what curl --http2 sends on a
+// plain connection, Upgrade: h2c, to an h2c listener, then a second
+// request on the same connection: the gateway serves both as HTTP/1.1
+// (switching is its own decision, and it declines), the target never
+// sees an Upgrade, and the second request is routed like any other.
+func TestH2CUpgradeStaysWithTheGateway(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	g, _ := startGateway(t, fmt.Sprintf(`
+  listeners: [{name: main, address: "127.0.0.1:0", h2c: true}]
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b, match: {path: {prefix: /api}}}]
+`, b.addr()), Options{})
+	c, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, body := exchangeOn(t, c, br, "GET /api/a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+	if resp.StatusCode != 200 || body != "b" {
+		t.Fatalf("the upgrade request: %d %q, want the target's answer over HTTP/1.1", resp.StatusCode, body)
+	}
+	if got := b.lastRequest().Header; got.Get("Upgrade") != "" || got.Get("Http2-Settings") != "" {
+		t.Errorf("the target got the client's upgrade: %v", got)
+	}
+	before := b.count()
+	resp, body = exchangeOn(t, c, br, "GET /admin/secret HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 404 || !strings.Contains(body, `"reason":"no_route"`) || b.count() != before {
+		t.Errorf("the next request: %d %s (target hits %d -> %d), want 404 no_route", resp.StatusCode, body, before, b.count())
+	}
+}
+
+// TestResponseTrailersReachTheClient has the target send trailer fields
+// after a chunked body: an HTTP/1.1 client gets them after the body, and
+// an HTTP/2 client too.
+func TestResponseTrailersReachTheClient(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+		return true
+	})
+	_, base := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: r, upstream: b}]
+`, b.addr()), Options{})
+	resp, err := testClient.Get(base + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("HTTP/1.1: body %q trailers %v, want the target's X-Checksum after the body", body, resp.Trailer)
+	}
+	tlsGW, tc := tlsGateway(t, b)
+	h2 := &http.Transport{TLSClientConfig: tc.Clone(), Protocols: new(http.Protocols)}
+	h2.Protocols.SetHTTP2(true)
+	resp, err = (&http.Client{Transport: h2, Timeout: 5 * time.Second}).Get("https://" + tlsGW.Addr("main") + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("HTTP/2: %s body %q trailers %v, want the target's X-Checksum after the body", resp.Proto, body, resp.Trailer)
 	}
 }
