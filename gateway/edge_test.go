@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,13 +255,13 @@ func TestHTTP2RapidResetIsBounded(t *testing.T) {
 `, b.addr()), Options{Registry: reg})
 	h := dialH2C(t, g.Addr("main"))
 	const pairs = 5000
-	sent := 0
-	go func() { // reads until the gateway closes the connection
-		for id := uint32(1); sent < pairs; id += 2 {
+	var sent atomic.Int64
+	go func() { // writes until the gateway closes the connection
+		for id := uint32(1); sent.Load() < pairs; id += 2 {
 			if h.request(id, "/reset") != nil || h.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 				return
 			}
-			sent++
+			sent.Add(1)
 		}
 	}()
 	var goAway *http2.GoAwayFrame
@@ -282,7 +283,7 @@ func TestHTTP2RapidResetIsBounded(t *testing.T) {
 	if got := rejections(t, reg, ReasonTooManyResets); got != 1 {
 		t.Errorf("relia_rejections_total{reason=%q} = %v, want 1", ReasonTooManyResets, got)
 	}
-	t.Logf("GOAWAY after %d pairs sent; the target got %d requests", sent, b.count())
+	t.Logf("GOAWAY after %d pairs sent; the target got %d requests", sent.Load(), b.count())
 }
 
 // TestHTTP2ResetStopsTheUpstreamRequest resets a stream whose request

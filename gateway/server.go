@@ -133,6 +133,7 @@ func (c *conn) serve() {
 		if err := tc.Handshake(); err != nil {
 			return
 		}
+		c.nc.SetDeadline(time.Time{}) // each protocol sets its own from here
 		c.c, c.tls = tc, true
 		if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS {
 			c.serveH2(tc)

@@ -320,7 +320,8 @@ func (r *Response) Release() {
 // cannot be cancelled costs nothing). A kept connection the target had
 // closed is replaced once by a new one, the other kept ones dropped (the
 // target restarted), unless a streamed body had been sent on it.
-// Interim answers (100, 102, 103) are skipped; 101 is returned as it is.
+// Interim answers (100, 102, 103) are skipped; a 101 is ErrInvalidResponse,
+// since Do sends no upgrade (Send does).
 func (t *Target) Do(ctx context.Context, req *Request, resp *Response, deadline time.Time) error {
 	for try := 0; ; try++ {
 		uc, reused, err := t.acquire(ctx, deadline, try > 0)
@@ -328,6 +329,10 @@ func (t *Target) Do(ctx context.Context, req *Request, resp *Response, deadline 
 			return err
 		}
 		err = uc.exchange(ctx, req, resp, deadline, reused)
+		if err == nil && resp.Status == 101 {
+			// A switch nobody asked for: Do sends no upgrades (Send does).
+			err = ErrInvalidResponse
+		}
 		if err == nil {
 			resp.conn = uc
 			return nil

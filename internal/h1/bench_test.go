@@ -3,7 +3,6 @@ package h1
 import (
 	"bytes"
 	"testing"
-
 )
 
 // The benchmark's messages: wrk's request and the nginx backend's answer
