@@ -422,8 +422,12 @@ func (c *conn) writeResponse(x *exchange) bool {
 	case length >= 0:
 		b = h1.AppendContentLength(b, length)
 	}
-	if closing && r.status != 101 {
+	switch {
+	case closing && r.status != 101:
 		b = append(b, "Connection: close\r\n"...)
+	case req.minor == 0 && !closing:
+		// An HTTP/1.0 client keeps its connection only when told so.
+		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	// Yielding before the write lets the other connections whose answers
