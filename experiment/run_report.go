@@ -94,15 +94,15 @@ func writeOutputs(opts RunOptions, p *Plan, rec *outcome.Recorder, res *Result) 
 // faults, and the plan.
 func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
 	v, sc, tl := res.Verdict, res.Scorecard, res.Journal
-	outcomeText, status := "PASSED", report.StatusPass
+	status := report.StatusPass
 	switch {
-	case v.Aborted:
-		outcomeText, status = "ABORTED", report.StatusFail
-	case !v.Passed:
-		outcomeText, status = "FAILED", report.StatusFail
+	case v.Aborted, !v.Passed && !v.Inconclusive:
+		status = report.StatusFail
+	case v.Inconclusive:
+		status = report.StatusWarn
 	}
 	verdict := report.Section{Title: "Verdict", Stats: []report.Stat{
-		{Label: "Verdict", Value: outcomeText, Note: fmt.Sprintf("exit code %d", res.ExitCode), Status: status},
+		{Label: "Verdict", Value: outcomeText(v), Note: fmt.Sprintf("exit code %d", res.ExitCode), Status: status},
 		{Label: "Grade", Value: string(sc.Grade), Note: "scorecard", Status: gradeStatus(sc.Grade)},
 	}}
 	for _, e := range v.Run.SLOs {
@@ -110,9 +110,13 @@ func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
 		verdict.Stats = append(verdict.Stats, report.Stat{Label: e.ID, Value: pct(e.SLI),
 			Note: fmt.Sprintf("objective %s, budget spent %s", config.Ratio(s.Objective), pct(e.BudgetSpent)), Status: passStatus(e.Met)})
 	}
-	if len(v.Failures) > 0 {
+	switch {
+	case v.Inconclusive:
+		verdict.Text = "Inconclusive: the load generator could not keep its schedule, so the SLOs and thresholds are reported, not judged.\n\n" +
+			strings.Join(v.Failures, "\n\n")
+	case len(v.Failures) > 0:
 		verdict.Text = "Why it failed:\n\n" + strings.Join(v.Failures, "\n\n")
-	} else {
+	default:
 		verdict.Text = "Every SLO met its objective over the run, every threshold held, and no abort condition ended it."
 	}
 
@@ -130,11 +134,18 @@ func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
 		Text:   "Latency from the scheduled send time (no coordinated omission), throughput and errors per second; shaded bands are the faults.",
 		Charts: charts}
 
+	sections := []report.Section{verdict}
+	if v.Generator != nil {
+		gen := GeneratorSection(v.Generator.Health)
+		gen.Text += "\n\n" + v.Generator.text()
+		sections = append(sections, gen)
+	}
+	sections = append(sections, overTime, sloSection(p, v), phaseSection(p, v), faultSection(v, tl.Start, tl.Faults), scorecardSection(sc), planSection(p))
 	return &report.Page{
 		Title:    "relia run: " + p.Name,
 		Subtitle: fmt.Sprintf("seed %d · %d phases · %d faults · planned %s", p.Seed, len(p.Phases), len(p.Faults), fmtDur(p.Total)),
 		Start:    tl.Start, End: tl.End,
-		Sections: []report.Section{verdict, overTime, sloSection(p, v), phaseSection(p, v), faultSection(v, tl.Start, tl.Faults), scorecardSection(sc), planSection(p)},
+		Sections: sections,
 	}
 }
 
@@ -149,7 +160,7 @@ func gradeStatus(g Grade) string {
 	switch g {
 	case GradeA, GradeB:
 		return report.StatusPass
-	case GradeC, GradeD:
+	case GradeC, GradeD, GradeNone:
 		return report.StatusWarn
 	}
 	return report.StatusFail
@@ -181,7 +192,7 @@ func sloSection(p *Plan, v *Verdict) report.Section {
 
 // phaseSection is each phase's traffic and its change from the baseline.
 func phaseSection(p *Plan, v *Verdict) report.Section {
-	t := report.Table{Columns: []string{"phase", "requests", "req/s", "errors", "p50", "p95", "p99", "vs baseline (95% CI)"}}
+	t := report.Table{Columns: []string{"phase", "requests", "req/s", "failed", "p50", "p95", "p99", "vs baseline (95% CI)"}}
 	for _, pv := range v.Phases {
 		s := pv.Stats
 		t.Rows = append(t.Rows, []string{pv.Name, fmt.Sprint(s.Requests), fmt.Sprintf("%.1f", s.Throughput), pct(s.ErrorRate),
@@ -270,12 +281,9 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 	p := r.plan
 	elapsed := now.Sub(r.start)
 	sum := r.rec.Window(now.Add(-recent), now)
-	rps := float64(sent(sum)) / recent.Seconds()
-	errRate := 0.0
-	if n := sent(sum); n > 0 {
-		errRate = float64(failed(sum)) / float64(n)
-	}
-	line := fmt.Sprintf("%-18s %s/%s  %7.1f req/s  p99 %8s  errors %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
+	rps := float64(sum.Sent()) / recent.Seconds()
+	errRate, _ := sum.FailedRate()
+	line := fmt.Sprintf("%-18s %s/%s  %7.1f req/s  p99 %8s  failed %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
 		latency(sum.Latency.Quantile(0.99)), pct(errRate))
 	if len(p.SLOs) > 0 && p.SLOs[0].SLO != nil {
 		s := p.SLOs[0]

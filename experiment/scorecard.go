@@ -15,6 +15,9 @@ const (
 	GradeC Grade = "C"
 	GradeD Grade = "D"
 	GradeF Grade = "F"
+	// GradeNone is the grade of an inconclusive run: the load generator
+	// could not keep its schedule, so the service was not graded.
+	GradeNone Grade = "-"
 )
 
 // worse reports whether g is a lower grade than h.
@@ -64,7 +67,9 @@ type RuleResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Score grades a run's verdict by Rules.
+// Score grades a run's verdict by Rules. An inconclusive run gets
+// GradeNone: its rules are applied and reported, but the figures they
+// read carry the load generator's lateness, so they grade nothing.
 func Score(p *Plan, v *Verdict) Scorecard {
 	sc := Scorecard{Grade: GradeA, Results: []RuleResult{}}
 	for _, r := range Rules {
@@ -73,6 +78,9 @@ func Score(p *Plan, v *Verdict) Scorecard {
 		if !ok && r.Cap.worse(sc.Grade) {
 			sc.Grade = r.Cap
 		}
+	}
+	if v.Inconclusive {
+		sc.Grade = GradeNone
 	}
 	return sc
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // Summary writes the terminal summary of a run: the outcome, the SLOs
@@ -15,15 +16,14 @@ import (
 // the same for the same inputs.
 func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	var b strings.Builder
-	outcome := "PASSED"
-	switch {
-	case v.Aborted:
-		outcome = "ABORTED"
-	case !v.Passed:
-		outcome = "FAILED"
+	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcomeText(v), sc.Grade, v.ExitCode)
+	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %d faults\n", p.Seed, fmtObserved(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), len(v.Faults))
+	if v.Inconclusive {
+		fmt.Fprintf(&b, "inconclusive: %s\nthe SLOs and thresholds below are reported, not judged.\n", v.Generator.Reason)
 	}
-	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcome, sc.Grade, v.ExitCode)
-	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %d faults\n", p.Seed, fmtDur(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), len(v.Faults))
+	if v.Generator != nil {
+		fmt.Fprintf(&b, "generator: %s\n", v.Generator.text())
+	}
 
 	b.WriteString("\nSLOs over the run:\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -36,7 +36,7 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 
 	b.WriteString("\nphases:\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	header := "  phase\tat\trequests\treq/s\terrors\tp50\tp95\tp99\t"
+	header := "  phase\tat\trequests\treq/s\tfailed\tp50\tp95\tp99\t"
 	for _, s := range p.SLOs {
 		header += s.ID + "\t"
 	}
@@ -69,7 +69,7 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	var th []string
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, t := range pv.Thresholds {
-			th = append(th, fmt.Sprintf("  %s %s in %s: %s", passFail(t.Passed), t.Threshold, pv.Name, thresholdValueText(t)))
+			th = append(th, fmt.Sprintf("  %s %s in %s: %s", passFail(t.Passed), t.Threshold, pv.Name, t.Observed))
 		}
 	}
 	if len(th) > 0 {
@@ -79,7 +79,11 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 		fmt.Fprintf(&b, "\naborted at %s by %s: %s\n", fmtObserved(v.Abort.At.Sub(v.Run.From)), v.Abort.Condition, v.Abort.Reason)
 	}
 
-	fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
+	if sc.Grade == GradeNone {
+		b.WriteString("\nscorecard: - (not graded: the run is inconclusive)\n")
+	} else {
+		fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
+	}
 	for _, r := range sc.Results {
 		line := fmt.Sprintf("  %s %s", passFail(r.Passed), r.ID)
 		if !r.Passed {
@@ -90,6 +94,20 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	return b.String()
 }
 
+// outcomeText is the verdict in one word: PASSED, FAILED, ABORTED or
+// INCONCLUSIVE.
+func outcomeText(v *Verdict) string {
+	switch {
+	case v.Aborted:
+		return "ABORTED"
+	case v.Inconclusive:
+		return "INCONCLUSIVE"
+	case !v.Passed:
+		return "FAILED"
+	}
+	return "PASSED"
+}
+
 func passFail(ok bool) string {
 	if ok {
 		return "pass"
@@ -97,8 +115,8 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-// fmtObserved writes a measured time to the millisecond: "3.001s".
-func fmtObserved(d time.Duration) string { return d.Round(time.Millisecond).String() }
+// fmtObserved writes a measured time rounded for people: "9.87s".
+func fmtObserved(d time.Duration) string { return outcome.FormatDuration(d) }
 
 // latency writes a latency in milliseconds with one decimal.
 func latency(d time.Duration) string { return fmt.Sprintf("%.1fms", ms(d)) }

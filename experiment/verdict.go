@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
 )
@@ -17,6 +18,9 @@ const (
 	ExitBadArgs = 2 // bad input: nothing was run
 	ExitAborted = 3 // an abort condition ended the run
 	ExitRuntime = 4 // the run could not be carried out
+	// ExitInconclusive: the load generator could not keep its own
+	// schedule, so the SLOs and thresholds were reported, not judged.
+	ExitInconclusive = 5
 )
 
 // Why a fault ended, as the journal records it.
@@ -85,13 +89,22 @@ func PlannedTimeline(p *Plan, start time.Time) Timeline {
 // only.
 type Verdict struct {
 	// Passed is true when every SLO met its objective over the run, every
-	// threshold held and no abort condition ended the run.
+	// threshold held, no abort condition ended the run and the load
+	// generator kept its schedule.
 	Passed  bool `json:"passed"`
 	Aborted bool `json:"aborted"`
-	// ExitCode is ExitPass, ExitFail or ExitAborted.
+	// Inconclusive is true when the load generator could not keep its
+	// schedule (Generator says how late it was and why): the SLOs and
+	// thresholds are reported, but not judged.
+	Inconclusive bool `json:"inconclusive"`
+	// ExitCode is ExitPass, ExitFail, ExitAborted or ExitInconclusive.
 	ExitCode int `json:"exit_code"`
-	// Failures say why the verdict failed, one line each.
+	// Failures say why the verdict did not pass, one line each; those an
+	// inconclusive run did not judge start with "not judged: ".
 	Failures []string `json:"failures,omitempty"`
+	// Generator is the load generator's judgement of itself; nil when the
+	// run's loads did not report it.
+	Generator *GeneratorVerdict `json:"generator,omitempty"`
 	// Run covers the whole run.
 	Run PhaseVerdict `json:"run"`
 	// Phases cover each phase the run reached.
@@ -132,11 +145,13 @@ func (v PhaseVerdict) SLOsMet() bool {
 // Stats are the traffic figures of a span.
 type Stats struct {
 	// Requests counts every outcome, dropped arrivals included; Errors
-	// the sent ones that failed; Dropped the arrivals never sent.
+	// the sent ones that failed as k6's http_req_failed counts them (a
+	// transport error or an unexpected status; a response that failed a
+	// check is not one); Dropped the arrivals never sent.
 	Requests int64 `json:"requests"`
 	Errors   int64 `json:"errors"`
 	Dropped  int64 `json:"dropped"`
-	// ErrorRate is Errors over the sent requests.
+	// ErrorRate is Errors over the sent requests: http_req_failed.
 	ErrorRate float64 `json:"error_rate"`
 	// Throughput is requests per second over the span.
 	Throughput float64 `json:"throughput"`
@@ -154,8 +169,10 @@ type Stats struct {
 // ThresholdResult is one threshold judged over a span.
 type ThresholdResult struct {
 	Threshold string `json:"threshold"`
-	// Value is the aggregate, in k6's units (ms for trends).
-	Value float64 `json:"value"`
+	// Value is the aggregate, in k6's units (ms for trends); Observed
+	// writes it with its unit ("51.52ms", "0.42%").
+	Value    float64 `json:"value"`
+	Observed string  `json:"observed"`
 	// Passed is false when the value fails the threshold or when the
 	// span held nothing to judge (Measured false).
 	Passed   bool `json:"passed"`
@@ -257,10 +274,26 @@ type RecoveryTime struct {
 	Time      time.Duration `json:"time_ns"`
 }
 
+// JudgeOptions are what a run knows beyond its recorder and timeline.
+type JudgeOptions struct {
+	// Generator is the load generator's judgement of itself; when it is
+	// not conclusive, neither is the verdict.
+	Generator *GeneratorVerdict
+	// Onsets are when each SLO's first bad event of each bucket happened,
+	// to blame faults more finely than buckets allow; nil judges by
+	// buckets alone.
+	Onsets *Onsets
+}
+
 // Judge computes the verdict of a run of p from the outcomes rec holds
 // and the run's timeline. It is pure: the same inputs give the same
 // verdict.
 func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
+	return JudgeWith(p, rec, tl, JudgeOptions{})
+}
+
+// JudgeWith is Judge with what the runner measured beyond the recorder.
+func JudgeWith(p *Plan, rec *outcome.Recorder, tl Timeline, o JudgeOptions) (*Verdict, error) {
 	if !tl.End.After(tl.Start) {
 		return nil, fmt.Errorf("judging the run: it ends (%v) before it starts (%v)", tl.End, tl.Start)
 	}
@@ -271,7 +304,7 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	}
 	width := rec.Options().BucketWidth
 	secs := collect(p, rec, tl.Start, tl.End)
-	v := &Verdict{Baseline: p.Baseline, Abort: tl.Abort, Aborted: tl.Abort != nil}
+	v := &Verdict{Baseline: p.Baseline, Abort: tl.Abort, Aborted: tl.Abort != nil, Generator: o.Generator}
 	var err error
 	if v.Run, err = judgeSpan(p, rec, "run", tl.Start, tl.End, p.Thresholds); err != nil {
 		return nil, err
@@ -311,9 +344,16 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, t := range pv.Thresholds {
 			if !t.Passed {
-				v.Failures = append(v.Failures, fmt.Sprintf("threshold %s failed over %s: %s", t.Threshold, pv.Name, thresholdValueText(t)))
+				v.Failures = append(v.Failures, fmt.Sprintf("threshold %s failed over %s: %s", t.Threshold, pv.Name, t.Observed))
 			}
 		}
+	}
+	if g := o.Generator; g != nil && !g.Conclusive {
+		v.Inconclusive = true
+		for i, f := range v.Failures {
+			v.Failures[i] = "not judged: " + f
+		}
+		v.Failures = append([]string{"inconclusive: " + g.Reason}, v.Failures...)
 	}
 	if v.Aborted {
 		v.Failures = append(v.Failures, "aborted: "+tl.Abort.Condition+": "+tl.Abort.Reason)
@@ -322,17 +362,12 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	switch {
 	case v.Aborted:
 		v.ExitCode = ExitAborted
+	case v.Inconclusive:
+		v.ExitCode = ExitInconclusive
 	case !v.Passed:
 		v.ExitCode = ExitFail
 	}
 	return v, nil
-}
-
-func thresholdValueText(t ThresholdResult) string {
-	if !t.Measured {
-		return "nothing to measure"
-	}
-	return fmt.Sprintf("%.4g", t.Value)
 }
 
 func pctObjective(p *Plan, id string) string {
@@ -353,16 +388,18 @@ func judgeSpan(p *Plan, rec *outcome.Recorder, name string, from, to time.Time, 
 	}
 	for _, t := range thresholds {
 		value, _, ok := thresholdValue(t.Parsed, sum, to.Sub(from))
-		pv.Thresholds = append(pv.Thresholds, ThresholdResult{Threshold: t.String(), Value: value, Measured: ok, Passed: ok && t.Parsed.Holds(value)})
+		tr := ThresholdResult{Threshold: t.String(), Value: value, Measured: ok, Passed: ok && t.Parsed.Holds(value), Observed: "nothing to measure"}
+		if ok {
+			tr.Observed = load.FormatValue(t.Parsed, value)
+		}
+		pv.Thresholds = append(pv.Thresholds, tr)
 	}
 	return pv, nil
 }
 
 func statsOf(sum outcome.Summary, span time.Duration) Stats {
-	st := Stats{Requests: sum.Total, Errors: failed(sum), Dropped: sum.ByClass[outcome.ClassDropped], Classes: map[string]int64{}}
-	if n := sent(sum); n > 0 {
-		st.ErrorRate = float64(st.Errors) / float64(n)
-	}
+	st := Stats{Requests: sum.Total, Errors: sum.RequestsFailed(), Dropped: sum.ByClass[outcome.ClassDropped], Classes: map[string]int64{}}
+	st.ErrorRate, _ = sum.FailedRate()
 	if span > 0 {
 		st.Throughput = float64(sum.Total) / span.Seconds()
 	}
@@ -406,7 +443,7 @@ func compare(baseline string, base, phase []second) *Comparison {
 	errRate := func(secs []second) []float64 {
 		var xs []float64
 		for _, s := range secs {
-			if sent(s.summary) > 0 {
+			if s.summary.Sent() > 0 {
 				xs = append(xs, s.errorRate)
 			}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
+	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/report"
 )
 
@@ -29,6 +31,8 @@ type loadFlags struct {
 	vus         int
 	duration    time.Duration
 	maxInFlight int
+	lateAfter   time.Duration
+	minOnTime   string
 	headers     []string
 	method      string
 	body        string
@@ -62,9 +66,18 @@ does, and latency runs from the scheduled time, so a stall shows (no
 coordinated omission). --vus is the closed model. With a file, --rate, --vus
 and --duration replace its load profile.
 
-The summary goes to stdout (-o json for the results file's JSON), a progress
-line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
-1 a threshold failed, 2 bad input, 3 interrupted, 4 runtime error.`,
+The summary goes to stdout (-o json for the results file's JSON); progress
+goes to stderr: a line redrawn every second on a terminal, otherwise a line
+every 10s and on SIGUSR1.
+
+The generator judges itself first: when it could not send the open model's
+requests on time (more than 10% over 10ms late, by default), the run is
+inconclusive and its thresholds are reported, not judged.
+
+Exit codes: 0 passed, 1 a threshold failed (or every request failed and no
+threshold on http_req_failed says otherwise), 2 bad input, 3 interrupted,
+4 runtime error, 5 inconclusive (the generator could not keep its
+schedule).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runLoad(cmd, args[0], &f) },
 	}
@@ -73,6 +86,8 @@ line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
 	fl.IntVar(&f.vus, "vus", 0, "closed model: virtual users")
 	fl.DurationVar(&f.duration, "duration", 0, "how long to send load (default 10s for a URL)")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "open model: cap on requests in flight; arrivals beyond it are dropped and counted")
+	fl.DurationVar(&f.lateAfter, "late-after", 0, "open model: how late a request may leave and count as on time (default 10ms, or the file's lateAfter)")
+	fl.StringVar(&f.minOnTime, "min-on-time", "", `open model: share of requests that must leave on time, or the run is inconclusive (default 90%, or the file's minOnTime; "0" turns the generator's self-check off)`)
 	fl.StringArrayVarP(&f.headers, "header", "H", nil, "request header 'Name: value' (URL only; repeatable)")
 	fl.StringVarP(&f.method, "method", "m", "", "request method (URL only; default GET, or POST with -d)")
 	fl.StringVarP(&f.body, "data", "d", "", "request body (URL only)")
@@ -145,6 +160,19 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 	case f.maxInFlight < 0:
 		return nil, fmt.Errorf("--max-in-flight %d is negative", f.maxInFlight)
 	}
+	if f.lateAfter < 0 {
+		return nil, fmt.Errorf("--late-after %s is negative", f.lateAfter)
+	}
+	if f.lateAfter > 0 {
+		l.LateAfter = f.lateAfter
+	}
+	if f.minOnTime != "" {
+		r, err := config.ParseRatio(f.minOnTime)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("--min-on-time %q: want a share from 0 to 1, such as 0.9 or 90%%", f.minOnTime)
+		}
+		l.MinOnTime = load.OptionalRatio{Ratio: r, Set: true}
+	}
 	if f.rate > 0 || f.vus > 0 || f.duration > 0 {
 		*l = load.LoadSpec{Duration: cmpOr(f.duration, l.Duration), MaxInFlight: f.maxInFlight, GracefulStop: l.GracefulStop,
 			LateAfter: l.LateAfter, MinOnTime: l.MinOnTime}
@@ -198,6 +226,10 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		if err != nil {
 			return badInput(fmt.Errorf("--start-at %q: want an RFC 3339 time such as 2025-11-28T09:00:00Z", f.startAt))
 		}
+		if now := time.Now(); at.Before(now) {
+			return badInput(fmt.Errorf("--start-at %s is %s in the past: segments started at a past time would not start together; give a time ahead",
+				f.startAt, now.Sub(at).Round(time.Second)))
+		}
 		opts.StartAt = at
 	}
 	sc, err := scenarioFor(target, f)
@@ -226,57 +258,55 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		fmt.Fprintf(stderr, "relia load: live metrics on http://%s/metrics\n", ln.Addr())
 		opts.Registerer = reg
 	}
-	if isTerminal(stderr) {
-		opts.Progress = func(p load.Progress) {
-			fmt.Fprintf(stderr, "\r%5.0fs/%-5.0fs %8.0f req/s  p99 %-10s errors %-8d dropped %-6d active %-6d",
-				p.Elapsed.Seconds(), p.Duration.Seconds(), p.RPS, p.P99.Round(10*time.Microsecond), p.Errors, p.Dropped, p.Active)
-		}
+	progress := newProgressPrinter(stderr)
+	printed := false
+	opts.Progress = func(p load.Progress) {
+		progress.print(p.Elapsed, p.Line())
+		printed = true
 	}
 	res, err := test.Run(ctx, opts)
-	if opts.Progress != nil {
-		fmt.Fprintln(stderr)
-	}
+	progress.close(printed)
 	if err != nil {
 		return runtimeErr(err)
 	}
 	return finishLoad(cmd, res, f.out, f.html, f.format)
 }
 
-// finishLoad writes a result's files and summary and turns its verdict
-// into the exit code.
+// finishLoad writes a result's files and summary and turns its
+// judgement into the exit code.
 func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) error {
-	data, err := json.Marshal(res)
-	if err != nil {
-		return runtimeErr(err)
-	}
 	if out != "" {
-		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+		f, err := os.Create(out)
+		if err != nil {
 			return runtimeErr(fmt.Errorf("writing results: %w", err))
 		}
+		err = res.WriteJSON(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return runtimeErr(err)
+		}
 	}
-	verdict := res.Evaluate()
+	j := res.Judge()
 	if html != "" {
-		if err := writeLoadHTML(html, res, verdict); err != nil {
+		if err := writeLoadHTML(html, res, j); err != nil {
 			return runtimeErr(err)
 		}
 	}
 	if format == "json" {
-		if _, err := cmd.OutOrStdout().Write(append(data, '\n')); err != nil {
+		if err := res.WriteJSON(cmd.OutOrStdout()); err != nil {
 			return runtimeErr(err)
 		}
-	} else if err := res.WriteSummary(cmd.OutOrStdout(), verdict); err != nil {
+	} else if err := res.WriteSummary(cmd.OutOrStdout(), j); err != nil {
 		return runtimeErr(err)
 	}
-	if !load.AllPassed(verdict) {
-		var failed []string
-		for _, v := range verdict {
-			if !v.Passed {
-				failed = append(failed, v.String())
-			}
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("thresholds failed: %s", strings.Join(failed, "; "))}
-	}
-	if res.Stopped == "interrupted" {
+	switch j.Result {
+	case load.Inconclusive:
+		return &exitError{code: exitInconclusive, err: errors.New("inconclusive: " + strings.Join(j.Reasons, "; "))}
+	case load.Failed:
+		return &exitError{code: exitFailed, err: errors.New(strings.Join(j.Reasons, "; "))}
+	case load.Interrupted:
 		return &exitError{code: exitAborted, err: errors.New("interrupted before the end of the profile")}
 	}
 	return nil
@@ -356,39 +386,42 @@ func newLoadSchemaCmd() *cobra.Command {
 	}
 }
 
-// writeLoadHTML writes the run's self-contained HTML report: verdict,
-// latency percentiles, throughput and errors over time, and the tables.
-func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult) error {
+// writeLoadHTML writes the run's self-contained HTML report: the result
+// with its reasons, the generator's health, latency percentiles,
+// throughput and errors over time, and the tables.
+func writeLoadHTML(path string, res *load.Result, j load.Judgement) error {
 	rows := res.Rows()
 	all := rows[0]
-	passed := load.AllPassed(verdict)
-	status := report.StatusPass
-	if !passed {
-		status = report.StatusFail
-	}
+	status := map[string]string{load.Passed: report.StatusPass, load.Failed: report.StatusFail,
+		load.Inconclusive: report.StatusWarn, load.Interrupted: report.StatusWarn}[j.Result]
 	stats := []report.Stat{
-		{Label: "Thresholds", Value: map[bool]string{true: "passed", false: "failed"}[passed], Status: status},
+		{Label: "Result", Value: strings.ToUpper(j.Result), Status: status},
 		{Label: "Requests", Value: fmt.Sprintf("%d", all.Requests), Note: fmt.Sprintf("%.1f req/s", all.RPS)},
-		{Label: "p99 latency", Value: all.P99.Round(10 * time.Microsecond).String()},
-		{Label: "Error rate", Value: fmt.Sprintf("%.2f%%", all.ErrorRate()*100)},
+		{Label: "p99 latency", Value: outcome.FormatDuration(all.P99)},
+		{Label: "Failed requests", Value: fmt.Sprintf("%.2f%%", all.FailedRate()*100), Note: "http_req_failed"},
+	}
+	if all.Checks > 0 {
+		stats = append(stats, report.Stat{Label: "Checks passed", Value: all.ChecksText(), Note: fmt.Sprintf("%d of %d", all.ChecksPassed, all.Checks)})
 	}
 	if res.Model == load.Open {
 		stats = append(stats, report.Stat{Label: "Dropped", Value: fmt.Sprintf("%d of %d planned", res.Dropped, res.Planned)})
 	}
 	var thRows [][]string
 	var thStatus []string
-	for _, v := range verdict {
-		val := fmt.Sprintf("%.4g", v.Value)
-		if v.NoData {
-			val = "no data"
+	for _, v := range j.Thresholds {
+		result := map[bool]string{true: "pass", false: "FAIL"}[v.Passed]
+		st := map[bool]string{true: report.StatusPass, false: report.StatusFail}[v.Passed]
+		if !v.Passed && j.Result == load.Inconclusive {
+			result, st = "FAIL (not judged)", report.StatusWarn
 		}
-		thRows = append(thRows, []string{v.String(), val, map[bool]string{true: "pass", false: "FAIL"}[v.Passed]})
-		thStatus = append(thStatus, map[bool]string{true: report.StatusPass, false: report.StatusFail}[v.Passed])
+		thRows = append(thRows, []string{v.String(), v.ValueText(), result})
+		thStatus = append(thStatus, st)
 	}
 	var nameRows [][]string
 	for _, r := range rows {
 		nameRows = append(nameRows, []string{r.Name, fmt.Sprint(r.Requests), fmt.Sprintf("%.1f", r.RPS),
-			fmt.Sprintf("%.2f%%", r.ErrorRate()*100), r.P50.String(), r.P90.String(), r.P95.String(), r.P99.String(), r.P999.String(), r.Max.String()})
+			fmt.Sprintf("%.2f%%", r.FailedRate()*100), r.ChecksText(), outcome.FormatDuration(r.P50), outcome.FormatDuration(r.P90),
+			outcome.FormatDuration(r.P95), outcome.FormatDuration(r.P99), outcome.FormatDuration(r.P999), outcome.FormatDuration(r.Max)})
 	}
 	charts := report.RecorderCharts(res.Requests, res.Start, res.End)
 	var lat, svc, active []report.Point
@@ -409,15 +442,24 @@ func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult
 	}
 	charts = append(charts, report.Chart{Title: map[load.Model]string{load.Open: "Requests in flight", load.Closed: "Active VUs"}[res.Model],
 		Series: []report.Series{{Name: "active", Points: active}}})
+	verdictText := "Every threshold held."
+	if len(j.Reasons) > 0 {
+		verdictText = strings.Join(j.Reasons, "\n\n")
+	}
+	if res.Stopped != "" {
+		verdictText += "\n\nStopped early: " + res.Stopped
+	}
 	page := report.Page{
 		Title:     "relia load: " + res.Scenario,
-		Subtitle:  fmt.Sprintf("%s model, %s", res.Model, res.End.Sub(res.Start).Round(time.Millisecond)),
+		Subtitle:  fmt.Sprintf("%s model, %s", res.Model, outcome.FormatDuration(res.End.Sub(res.Start))),
 		Generated: time.Now(), Start: res.Start, End: res.End,
 		Sections: []report.Section{
-			{Title: "Verdict", Text: res.Stopped, Stats: stats, Tables: []report.Table{{Title: "Thresholds",
+			{Title: "Verdict", Text: verdictText, Stats: stats, Tables: []report.Table{{Title: "Thresholds",
 				Columns: []string{"threshold", "observed", "result"}, Rows: thRows, RowStatus: thStatus}}},
+			experiment.GeneratorSection(j.Generator),
 			{Title: "Over time", Text: text, Charts: charts},
-			{Title: "Requests", Tables: []report.Table{{Columns: []string{"name", "requests", "req/s", "errors", "p50", "p90", "p95", "p99", "p99.9", "max"}, Rows: nameRows}}},
+			{Title: "Requests", Text: "failed: requests that failed as k6's http_req_failed counts them (a transport error or an unexpected status); checks: the share of checks that passed, counted apart.",
+				Tables: []report.Table{{Columns: []string{"name", "requests", "req/s", "failed", "checks", "p50", "p90", "p95", "p99", "p99.9", "max"}, Rows: nameRows}}},
 		},
 	}
 	if steps := res.StressSteps(); steps != nil {
@@ -425,11 +467,11 @@ func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult
 		var ss []string
 		for _, st := range steps {
 			sr = append(sr, []string{fmt.Sprint(st.Step), fmt.Sprintf("%g", st.Target), fmt.Sprintf("%.1f", st.RPS),
-				st.P99.String(), fmt.Sprintf("%.2f%%", st.ErrorRate*100), strings.Join(st.Failed, ", ")})
+				outcome.FormatDuration(st.P99), fmt.Sprintf("%.2f%%", st.ErrorRate*100), strings.Join(st.Failed, ", ")})
 			ss = append(ss, map[bool]string{true: report.StatusPass, false: report.StatusFail}[st.Passed])
 		}
 		page.Sections = append(page.Sections, report.Section{Title: "Stress steps", Tables: []report.Table{{
-			Columns: []string{"step", "target", "achieved req/s", "p99", "errors", "failed thresholds"}, Rows: sr, RowStatus: ss}}})
+			Columns: []string{"step", "target", "achieved req/s", "p99", "failed", "failed thresholds"}, Rows: sr, RowStatus: ss}}})
 	}
 	f, err := os.Create(path)
 	if err != nil {
