@@ -207,7 +207,7 @@ func phaseSection(p *Plan, v *Verdict) report.Section {
 func faultSection(v *Verdict, start time.Time, records []FaultRecord) report.Section {
 	t := report.Table{Columns: []string{"fault", "phase", "kind", "target", "active", "ended", "effect"}}
 	for _, f := range records {
-		active := "never started"
+		active := "not started"
 		if !f.Start.IsZero() {
 			active = fmt.Sprintf("from %s for %s", fmtObserved(f.Start.Sub(start)), fmtObserved(f.End.Sub(f.Start)))
 		}

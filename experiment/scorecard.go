@@ -156,19 +156,31 @@ func checkThresholds(_ *Plan, v *Verdict) (bool, string) {
 	return len(failed) == 0, strings.Join(failed, ", ")
 }
 
+// checkRecovered fails for every recovery that did not happen, and for
+// every recovery the plan left no time to observe; a run that an abort or
+// a signal ended early is not blamed for the recoveries it cut short (the
+// no-abort rule grades that), nor for faults that never started.
 func checkRecovered(_ *Plan, v *Verdict) (bool, string) {
-	var not []string
+	var not, unseen []string
 	for _, f := range v.Faults {
 		for _, r := range f.Recoveries {
-			if !r.Recovered {
+			switch {
+			case r.Recovered:
+			case r.Observed:
 				not = append(not, r.SLO+" after "+f.Name)
+			case !v.Aborted:
+				unseen = append(unseen, r.SLO+" after "+f.Name)
 			}
 		}
 	}
+	var why []string
 	if len(not) > 0 {
-		return false, "not recovered: " + strings.Join(not, ", ")
+		why = append(why, "not recovered: "+strings.Join(not, ", "))
 	}
-	return true, ""
+	if len(unseen) > 0 {
+		why = append(why, "not observed, the run ended first: "+strings.Join(unseen, ", "))
+	}
+	return len(why) == 0, strings.Join(why, "; ")
 }
 
 func checkDetected(_ *Plan, v *Verdict) (bool, string) {

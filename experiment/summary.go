@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,11 @@ import (
 func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcomeText(v), sc.Grade, v.ExitCode)
-	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %d faults\n", p.Seed, fmtObserved(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), len(v.Faults))
+	faults := fmt.Sprintf("%d faults", len(v.Faults))
+	if len(v.NotStarted) > 0 {
+		faults += fmt.Sprintf(" (%d more not started)", len(v.NotStarted))
+	}
+	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %s\n", p.Seed, fmtObserved(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), faults)
 	if v.Inconclusive {
 		fmt.Fprintf(&b, "inconclusive: %s\nthe SLOs and thresholds below are reported, not judged.\n", v.Generator.Reason)
 	}
@@ -30,7 +35,7 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	fmt.Fprintln(tw, "  slo\tobjective\tSLI\tbudget spent\tresult")
 	for _, e := range v.Run.SLOs {
 		s, _ := p.SLO(e.ID)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, config.Ratio(s.Objective), pct(e.SLI), pct(e.BudgetSpent), passFail(e.Met))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, config.Ratio(s.Objective), pct(e.SLI), pct(e.BudgetSpent), judged(e.Met, v))
 	}
 	tw.Flush()
 
@@ -59,17 +64,20 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	}
 	tw.Flush()
 
-	if len(v.Faults) > 0 {
+	if len(v.Faults)+len(v.NotStarted) > 0 {
 		b.WriteString("\nfaults:\n")
 		for _, f := range v.Faults {
 			fmt.Fprintf(&b, "  %s (%s, %s-%s): %s\n", f.Name, f.Phase, fmtObserved(f.Start.Sub(v.Run.From)), fmtObserved(f.End.Sub(v.Run.From)), faultText(f))
+		}
+		for _, name := range v.NotStarted {
+			fmt.Fprintf(&b, "  %s: not started\n", name)
 		}
 	}
 
 	var th []string
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, t := range pv.Thresholds {
-			th = append(th, fmt.Sprintf("  %s %s in %s: %s", passFail(t.Passed), t.Threshold, pv.Name, t.Observed))
+			th = append(th, fmt.Sprintf("  %s %s in %s: %s", judged(t.Passed, v), t.Threshold, pv.Name, t.Observed))
 		}
 	}
 	if len(th) > 0 {
@@ -106,6 +114,15 @@ func outcomeText(v *Verdict) string {
 		return "FAILED"
 	}
 	return "PASSED"
+}
+
+// judged is passFail for what the verdict judges: in an inconclusive run
+// a miss is reported as "miss (not judged)", not as a failure.
+func judged(ok bool, v *Verdict) string {
+	if !ok && v.Inconclusive {
+		return "miss (not judged)"
+	}
+	return passFail(ok)
 }
 
 func passFail(ok bool) string {
@@ -150,6 +167,9 @@ func faultText(f FaultVerdict) string {
 	}
 	var det []string
 	for _, d := range f.Detections {
+		if !slices.Contains(f.Breached, d.SLO) {
+			continue // an alert on an SLO the fault did not hurt detected nothing of it
+		}
 		switch {
 		case d.AlreadyFiring:
 			det = append(det, fmt.Sprintf("%s %s already firing", d.SLO, d.Severity))
@@ -164,9 +184,12 @@ func faultText(f FaultVerdict) string {
 	}
 	var rec []string
 	for _, r := range f.Recoveries {
-		if r.Recovered {
+		switch {
+		case r.Recovered:
 			rec = append(rec, fmt.Sprintf("%s in %s", r.SLO, fmtObserved(r.Time)))
-		} else {
+		case !r.Observed:
+			rec = append(rec, r.SLO+" not observed (the run ended first)")
+		default:
 			rec = append(rec, r.SLO+" NOT RECOVERED")
 		}
 	}

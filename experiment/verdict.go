@@ -109,8 +109,10 @@ type Verdict struct {
 	Run PhaseVerdict `json:"run"`
 	// Phases cover each phase the run reached.
 	Phases []PhaseVerdict `json:"phases"`
-	// Faults cover each fault that started.
-	Faults []FaultVerdict `json:"faults"`
+	// Faults cover each fault that started; NotStarted names the faults
+	// that never did (the run ended first, or they failed to start).
+	Faults     []FaultVerdict `json:"faults"`
+	NotStarted []string       `json:"not_started,omitempty"`
 	// Baseline is the phase the others were compared with.
 	Baseline string `json:"baseline,omitempty"`
 	// Abort is the breach that ended the run.
@@ -212,13 +214,27 @@ type Change struct {
 
 // FaultVerdict is what a fault did to the SLOs: which it breached, which
 // alerts detected it and how fast, and how soon each SLO recovered.
+//
+// A fault is blamed for an SLO's bad second (a recorder bucket whose SLI
+// is below the objective) when the first bad event of that second was
+// due within the fault's window widened by its propagation allowance:
+// [start - Allowance, end]. The allowance is measured: the p99 latency of
+// the requests due in the second before the fault started, the longest
+// the requests it could catch in flight had been under way. After the
+// end nothing new starts under the fault, so bad events that begin later
+// are not its own (the recovery measures the aftermath), and back-to-back
+// faults are told apart by when their trouble began, finer than buckets.
+// The SLO is breached when the fault is blamed for a bad second and the
+// SLI over the fault's seconds (less the bad seconds blamed on others) is
+// below the objective.
 type FaultVerdict struct {
 	Name  string    `json:"name"`
 	Phase string    `json:"phase"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
-	// Breached lists the SLOs that missed their objective over the
-	// fault's window.
+	// Allowance is the propagation allowance before the start.
+	Allowance time.Duration `json:"allowance_ns"`
+	// Breached lists the SLOs the fault made miss their objective.
 	Breached []string `json:"breached"`
 	// Detections are, per SLO and alert, whether and when the alert
 	// fired for the fault.
@@ -267,10 +283,14 @@ type Detection struct {
 // end, that holds events and whose SLI meets the objective. A fault
 // whose SLO was never hurt recovers in the time to the next bucket
 // boundary (0 when the fault ends on one). Recovered is false when no
-// such window ends before the run does.
+// such window ends before the run does; Observed is false when not even
+// one window fitted between the fault's end and the run's (an interrupted
+// run, or a fault that lasts to the end), so that whether it recovered is
+// not known.
 type RecoveryTime struct {
 	SLO       string        `json:"slo"`
 	Recovered bool          `json:"recovered"`
+	Observed  bool          `json:"observed"`
 	Time      time.Duration `json:"time_ns"`
 }
 
@@ -330,10 +350,14 @@ func JudgeWith(p *Plan, rec *outcome.Recorder, tl Timeline, o JudgeOptions) (*Ve
 		v.Phases = append(v.Phases, pv)
 	}
 	for _, f := range tl.Faults {
-		if f.Start.IsZero() || !f.End.After(f.Start) {
+		if f.Start.IsZero() {
+			v.NotStarted = append(v.NotStarted, f.Name)
 			continue
 		}
-		v.Faults = append(v.Faults, judgeFault(p, v.Run, secs, f, tl.End, width))
+		if !f.End.After(f.Start) {
+			continue
+		}
+		v.Faults = append(v.Faults, judgeFault(p, v.Run, secs, f, tl.End, width, o.Onsets))
 	}
 
 	for _, e := range v.Run.SLOs {
@@ -478,16 +502,36 @@ func mean(xs []float64) float64 {
 
 // judgeFault finds which SLOs a fault breached, which alerts detected it
 // and how soon each SLO recovered.
-func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd time.Time, width time.Duration) FaultVerdict {
+func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd time.Time, width time.Duration, on *Onsets) FaultVerdict {
 	fv := FaultVerdict{Name: f.Name, Phase: f.Phase, Start: f.Start, End: f.End, Breached: []string{}, Detections: []Detection{}, Recoveries: []RecoveryTime{}}
-	in := secondsIn(secs, f.Start, f.End, width)
+	before := alignDown(f.Start, width).Add(-width)
+	for _, sec := range secs {
+		if sec.start.Equal(before) && sec.summary.Latency.Count() > 0 {
+			fv.Allowance = sec.summary.Latency.Quantile(0.99)
+		}
+	}
+	from, to := f.Start.Add(-fv.Allowance), f.End
+	in := secondsIn(secs, from, to, width)
 	deadline := f.End.Add(width)
 	for i, s := range p.SLOs {
 		var good, total int64
+		blamed := false
 		for _, sec := range in {
+			if sec.sloTotal[i] > 0 && float64(sec.sloGood[i])/float64(sec.sloTotal[i]) < s.Objective {
+				onset, ok := on.First(i, sec.start)
+				if !ok {
+					// Without the runner's onsets the trouble is taken to
+					// begin in the middle of its bucket.
+					onset = sec.start.Add(width / 2)
+				}
+				if onset.Before(from) || onset.After(to) {
+					continue // someone else's trouble
+				}
+				blamed = true
+			}
 			good, total = good+sec.sloGood[i], total+sec.sloTotal[i]
 		}
-		if total > 0 && float64(good)/float64(total) < s.Objective {
+		if blamed && total > 0 && float64(good)/float64(total) < s.Objective {
 			fv.Breached = append(fv.Breached, s.ID)
 		}
 		for _, a := range run.SLOs[i].Alerts {
@@ -518,6 +562,7 @@ func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd 
 func recovery(s PlannedSLO, i int, secs []second, end, runEnd time.Time, width, window time.Duration) RecoveryTime {
 	r := RecoveryTime{SLO: s.ID}
 	for w0 := alignUp(end, width); !w0.Add(window).After(runEnd); w0 = w0.Add(width) {
+		r.Observed = true
 		var good, total int64
 		for _, sec := range secs {
 			if !sec.start.Before(w0) && sec.start.Before(w0.Add(window)) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,6 +179,12 @@ func TestRunSIGTERMRollsBack(t *testing.T) {
 		t.Errorf("journal faults %+v, exit %d", j.Faults, j.ExitCode)
 	}
 	if !strings.Contains(stdout.String(), "cli-run: ABORTED") || !strings.Contains(stdout.String(), "report: ") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+	// The fault's recovery was cut short by the signal: not observed, not
+	// NOT RECOVERED; and the run's length reads rounded ("ran 3.42s").
+	if !strings.Contains(stdout.String(), "api-availability not observed (the run ended first)") || strings.Contains(stdout.String(), "NOT RECOVERED") ||
+		!regexp.MustCompile(`\nseed 9, ran \d+(\.\d+)?s of 12s,`).MatchString(stdout.String()) {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 }
