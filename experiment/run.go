@@ -27,11 +27,12 @@ type RunOptions struct {
 	OutDir string
 	// Stdout receives the terminal summary; nil means none.
 	Stdout io.Writer
-	// Progress receives a live progress line, redrawn with \r every
-	// second (phase, elapsed and remaining, req/s, p99, error rate, the
-	// first SLO's burn rate and budget spent); nil means none. The CLI
-	// passes stderr when it is a terminal.
-	Progress io.Writer
+	// Progress, when set, is called every second with a progress line
+	// (phase, elapsed and planned time, req/s, p99, failed requests, the
+	// first SLO's burn rate and budget spent) and the time elapsed, from
+	// a goroutine of the run's own. The CLI redraws it on a terminal and
+	// prints it every 10s elsewhere.
+	Progress func(elapsed time.Duration, line string)
 	// Logger receives the run's events (services started, faults started
 	// and ended); nil discards them.
 	Logger *slog.Logger

@@ -256,13 +256,11 @@ func planSection(p *Plan) report.Section {
 	return report.Section{Title: "Plan", Text: b.String()}
 }
 
-// progress redraws a progress line on opts.Progress every second until
-// ctx ends: the phase, elapsed and remaining time, and over the last
-// seconds the request rate, p99 and error rate, with the first SLO's
-// burn rate and budget spent so far.
+// progress hands a progress line to opts.Progress every second until
+// ctx ends: the phase, elapsed and planned time, and over the last
+// seconds the request rate, p99 and failed requests, with the first
+// SLO's burn rate and budget spent so far.
 func (r *runState) progress(ctx context.Context) {
-	w := r.opts.Progress
-	defer fmt.Fprintln(w)
 	const recent = 2 * time.Second
 	for {
 		if err := clock.Sleep(ctx, r.clock, time.Second); err != nil {
@@ -272,7 +270,7 @@ func (r *runState) progress(ctx context.Context) {
 		if now.Before(r.start) {
 			continue
 		}
-		fmt.Fprint(w, "\r"+r.progressLine(now, recent))
+		r.opts.Progress(now.Sub(r.start), r.progressLine(now, recent))
 	}
 }
 
@@ -293,7 +291,7 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 			line += fmt.Sprintf("  %s burn %.1fx, budget spent %s", s.ID, burn, pct(slo.BudgetSpent(burn, elapsed, s.SLO.Period())))
 		}
 	}
-	return line + "   "
+	return line
 }
 
 // fmtClock writes a duration as m:ss.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config/configtest"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
 )
@@ -432,5 +433,46 @@ func TestJudgeInterruptedRun(t *testing.T) {
 	}
 	if strings.Contains(text, "NOT RECOVERED") {
 		t.Errorf("summary:\n%s", text)
+	}
+}
+
+// TestJudgeInconclusiveRun judges one failing run twice: with a load
+// generator that kept its schedule the verdict fails (exit 1); with one
+// that sent 30% of its requests late it is inconclusive (exit 5), the
+// reason first, the SLO and threshold misses reported but not judged,
+// and no grade.
+func TestJudgeInconclusiveRun(t *testing.T) {
+	t.Parallel()
+	p := judgedPlan(t)
+	rec := record(t, run(60, 20, 40, traffic{n: 10, failures: 5, latency: 20 * time.Millisecond}))
+	tl := PlannedTimeline(p, t0)
+	onTime := &GeneratorVerdict{Health: load.Health{Model: load.Open, Sent: 600, Late: 3, LateShare: 0.005, Conclusive: true}}
+	v, err := JudgeWith(p, rec, tl, JudgeOptions{Generator: onTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Inconclusive || v.ExitCode != ExitFail {
+		t.Fatalf("on time: inconclusive %v, exit %d: want the verdict to fail", v.Inconclusive, v.ExitCode)
+	}
+	late := &GeneratorVerdict{Health: load.Health{Model: load.Open, Sent: 600, Late: 180, LateShare: 0.3,
+		Reason: "the generator sent 30.00% of requests more than 10ms late (180 of 600): its CPU was saturated; " + GeneratorAdvice}}
+	v, err = JudgeWith(p, rec, tl, JudgeOptions{Generator: late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Inconclusive || v.Passed || v.ExitCode != ExitInconclusive || len(v.Failures) < 2 ||
+		v.Failures[0] != "inconclusive: "+late.Reason || !strings.HasPrefix(v.Failures[1], "not judged: SLO api-availability") {
+		t.Fatalf("late: inconclusive %v, exit %d, failures %q", v.Inconclusive, v.ExitCode, v.Failures)
+	}
+	sc := Score(p, v)
+	if sc.Grade != GradeNone {
+		t.Errorf("grade %s, want none", sc.Grade)
+	}
+	text := Summary(p, v, sc)
+	for _, want := range []string{"e: INCONCLUSIVE, grade - (exit 5)\n", "inconclusive: " + late.Reason + "\n", "miss (not judged)",
+		"scorecard: - (not graded: the run is inconclusive)", "generator: 180 of 600 sent more than"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
 	}
 }

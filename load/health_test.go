@@ -174,3 +174,12 @@ func TestHealthCause(t *testing.T) {
 		t.Errorf("minOnTime 0 turns the self-check off: %+v", h)
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	t.Parallel()
+	p := Progress{Elapsed: 1200 * time.Millisecond, Duration: 4 * time.Second, Requests: 9, Failed: 1, Dropped: 2, Late: 3,
+		RPS: 9, P99: 1234 * time.Microsecond, Active: 1}
+	if got, want := p.Line(), "1s/4s  9.0 req/s  p99 1.23ms  9 sent, 1 failed, 2 dropped, 3 late  active 1"; got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+}

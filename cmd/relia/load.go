@@ -246,6 +246,8 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		return badInput(err)
 	}
 	stderr := cmd.ErrOrStderr()
+	progress := newProgressPrinter(stderr) // listens for SIGUSR1 from here on
+	defer progress.close()
 	if f.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		ln, err := net.Listen("tcp", f.metricsAddr)
@@ -258,14 +260,9 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		fmt.Fprintf(stderr, "relia load: live metrics on http://%s/metrics\n", ln.Addr())
 		opts.Registerer = reg
 	}
-	progress := newProgressPrinter(stderr)
-	printed := false
-	opts.Progress = func(p load.Progress) {
-		progress.print(p.Elapsed, p.Line())
-		printed = true
-	}
+	opts.Progress = func(p load.Progress) { progress.print(p.Elapsed, p.Line()) }
 	res, err := test.Run(ctx, opts)
-	progress.close(printed)
+	progress.close()
 	if err != nil {
 		return runtimeErr(err)
 	}

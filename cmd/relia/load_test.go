@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,5 +362,35 @@ func TestLoadMergeJudgesTheGenerator(t *testing.T) {
 	page, err := os.ReadFile(html)
 	if err != nil || !bytes.Contains(page, []byte("INCONCLUSIVE")) || !bytes.Contains(page, []byte("could not keep its schedule")) {
 		t.Errorf("HTML report (%v) lacks the inconclusive result", err)
+	}
+}
+
+// TestLoadProgressOffATerminal runs relia load as a process with stderr
+// in a pipe: no line redrawn every second, but one at once on SIGUSR1.
+func TestLoadProgressOffATerminal(t *testing.T) {
+	t.Parallel()
+	srv := loadServer(t)
+	cmd := exec.Command(os.Args[0], "load", srv.URL, "--rate", "10", "--duration", "4s", "--late-after", "1s", "--metrics-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The metrics line comes after relia listens for SIGUSR1 (whose
+	// default action would end it); the line follows at the next snapshot.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), "live metrics on") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("relia load: %v\n%s", err, stderr.String())
+	}
+	lines := regexp.MustCompile(`(?m)^\d+s/4s  \d+\.\d req/s  p99 \S+  \d+ sent, 0 failed, 0 dropped, \d+ late  active \d+$`).FindAllString(stderr.String(), -1)
+	if len(lines) != 1 || strings.Contains(stderr.String(), "\r") {
+		t.Errorf("want one plain progress line, on SIGUSR1; stderr:\n%q", stderr.String())
 	}
 }

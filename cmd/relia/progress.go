@@ -22,6 +22,7 @@ type progressPrinter struct {
 	terminal bool
 	next     time.Duration
 	asked    chan os.Signal
+	printed  bool // a terminal line is on screen
 }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
@@ -36,6 +37,7 @@ func newProgressPrinter(w io.Writer) *progressPrinter {
 func (p *progressPrinter) print(elapsed time.Duration, line string) {
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r%-100s", line)
+		p.printed = true
 		return
 	}
 	select {
@@ -51,26 +53,13 @@ func (p *progressPrinter) print(elapsed time.Duration, line string) {
 	fmt.Fprintln(p.w, line)
 }
 
-// requests forwards the progress signals as requests for a line now, for
-// runners that print their progress themselves.
-func (p *progressPrinter) requests() <-chan struct{} {
-	out := make(chan struct{}, 1)
-	go func() { // ends with close
-		for range p.asked {
-			select {
-			case out <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return out
-}
-
-// close stops listening for signals and ends the terminal's line.
-func (p *progressPrinter) close(printed bool) {
+// close stops listening for signals and ends the terminal's line; a
+// second close does nothing. The run that printed must have ended: print
+// is not called after close.
+func (p *progressPrinter) close() {
 	signal.Stop(p.asked)
-	close(p.asked)
-	if p.terminal && printed {
+	if p.printed {
 		fmt.Fprintln(p.w)
+		p.printed = false
 	}
 }

@@ -97,14 +97,15 @@ func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbos
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := experiment.RunOptions{OutDir: out, Stdout: cmd.OutOrStdout()}
-	if isTerminal(stderr) {
-		opts.Progress = stderr
-	}
+	progress := newProgressPrinter(stderr)
+	defer progress.close()
+	opts.Progress = progress.print
 	if verbose {
 		opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
 	fmt.Fprintf(stderr, "experiment %s: seed %d (%s), %s planned\n", plan.Name, plan.Seed, plan.SeedFrom, plan.Total)
 	res, err := experiment.Run(ctx, plan, opts)
+	progress.close()
 	if len(res.Files) > 0 {
 		abs, _ := filepath.Abs(out)
 		fmt.Fprintf(cmd.OutOrStdout(), "\nreport: %s\n", filepath.Join(abs, experiment.ReportFile))
