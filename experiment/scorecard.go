@@ -39,15 +39,16 @@ type Rule struct {
 
 // Rules are the scorecard's rules, from the most to the least severe. A
 // run's grade is the lowest Cap among the rules it fails, A when it
-// fails none. Every rule reads the verdict's figures only.
+// fails none, and "-" (GradeNone) when the run is inconclusive. Every
+// rule reads the verdict's figures only.
 var Rules = []Rule{
 	{ID: "traffic", Cap: GradeF, Rule: "The run sent requests: a run without traffic proves nothing.", check: checkTraffic},
 	{ID: "no-abort", Cap: GradeF, Rule: "No abort condition ended the run.", check: checkNoAbort},
 	{ID: "baseline-steady", Cap: GradeD, Rule: "Every SLO met its objective in the baseline phase, so the steady state held before any fault.", check: checkBaseline},
 	{ID: "run-slos", Cap: GradeD, Rule: "Every SLO met its objective over the whole run.", check: checkRunSLOs},
 	{ID: "thresholds", Cap: GradeD, Rule: "Every threshold held, over the run and in its phase.", check: checkThresholds},
-	{ID: "recovered", Cap: GradeD, Rule: "After every fault, every SLO's SLI came back within its objective over the recovery window before the run ended.", check: checkRecovered},
-	{ID: "detected", Cap: GradeC, Rule: "Every fault that made an SLO miss its objective over the fault's window was detected by one of that SLO's burn-rate alerts (page or ticket) by one bucket after the fault ended.", check: checkDetected},
+	{ID: "recovered", Cap: GradeD, Rule: "After every fault, every SLO's SLI came back within its objective over the recovery window before the run ended (a run cut short by an abort or a signal is not held to the recoveries it did not see).", check: checkRecovered},
+	{ID: "detected", Cap: GradeC, Rule: "Every fault that breached an SLO (it was blamed for the SLO's bad seconds) was detected by one of that SLO's burn-rate alerts (page or ticket) by one bucket after the fault ended.", check: checkDetected},
 	{ID: "recovery-bound", Cap: GradeC, Rule: "Every recovery took no longer than the recovery bound (spec.recovery.bound, default 30s).", check: checkRecoveryBound},
 	{ID: "phase-slos", Cap: GradeB, Rule: "Every SLO met its objective in every phase, faults included.", check: checkPhaseSLOs},
 }
