@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -181,5 +183,23 @@ func TestProgressLine(t *testing.T) {
 		RPS: 9, P99: 1234 * time.Microsecond, Active: 1}
 	if got, want := p.Line(), "1s/4s  9.0 req/s  p99 1.23ms  9 sent, 1 failed, 2 dropped, 3 late  active 1"; got != want {
 		t.Errorf("line %q, want %q", got, want)
+	}
+}
+
+// TestNoConnectionIsDropped: a request that found every connection of
+// the pool busy until its timeout was never sent: it is dropped, counted
+// with the generator's health, not failed as the service's.
+func TestNoConnectionIsDropped(t *testing.T) {
+	t.Parallel()
+	s := &Step{}
+	res := &StepResult{Err: fmt.Errorf("%w: all 4 connections to 127.0.0.1:1 stayed busy", errNoConn)}
+	if c := classify(s, res); c != outcome.ClassDropped || c.RequestFailed() {
+		t.Errorf("class %s, want dropped (not a failed request)", c)
+	}
+	if c := classify(s, &StepResult{Err: protocolError(errors.New("malformed status line"), 12)}); c != outcome.ClassProtocol {
+		t.Errorf("an unreadable answer: class %s, want protocol", c)
+	}
+	if c := classify(s, &StepResult{Err: protocolError(errors.New("boom"), 0)}); c != outcome.ClassOther {
+		t.Errorf("a failure with nothing received: class %s, want other", c)
 	}
 }
