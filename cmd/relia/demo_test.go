@@ -110,7 +110,7 @@ func TestDemoUnderACPUHogIsInconclusive(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != exitInconclusive {
 		t.Fatalf("relia demo ended with %v, want exit %d\nstdout:\n%s\nstderr:\n%s", err, exitInconclusive, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"black-friday: INCONCLUSIVE, grade - (exit 5)", "inconclusive: the generator sent ", "of requests more than 10ms late",
+	for _, want := range []string{"black-friday: INCONCLUSIVE, grade - (exit 5)", "inconclusive: the generator sent ", "of requests more than 25ms late",
 		"the SLOs and thresholds below are reported, not judged."} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
