@@ -280,6 +280,9 @@ func TestJudgeAbortedRun(t *testing.T) {
 	if err := j.Encode(&first); err != nil {
 		t.Fatal(err)
 	}
+	if bytes.Contains(first.Bytes(), []byte(`\u003c`)) || !bytes.Contains(first.Bytes(), []byte(`p(99)<500`)) {
+		t.Errorf("the journal escapes the thresholds' comparisons for HTML")
+	}
 	back, err := DecodeJournal(bytes.NewReader(first.Bytes()))
 	if err != nil {
 		t.Fatal(err)
