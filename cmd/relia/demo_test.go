@@ -46,10 +46,11 @@ func TestDemoRejectsATooShortRun(t *testing.T) {
 }
 
 // TestDemoUnderACPUHogIsInconclusive runs relia demo pinned to one CPU
-// with two busy processes pinned to the same CPU for the length of the
-// run, so that it gets a third of the CPU at most: the load generator cannot keep its schedule, and the demo must say
-// so (inconclusive, exit 5, with the reason) instead of failing the shop
-// for relia's own starvation. On a21340e it ended FAILED, grade D. It
+// with three busy processes pinned to the same CPU for the length of the
+// run, so that it gets a quarter of the CPU at most: the load generator
+// cannot keep its schedule, and the demo must say so (inconclusive, exit
+// 5, with the reason) instead of failing the shop for relia's own
+// starvation. On a21340e it ended FAILED, grade D. It
 // does not run in parallel with this package's other tests, which the
 // hog would slow down too, and the hogs end with the demo.
 func TestDemoUnderACPUHogIsInconclusive(t *testing.T) {
@@ -81,7 +82,7 @@ func TestDemoUnderACPUHogIsInconclusive(t *testing.T) {
 		hogs = nil
 	}
 	t.Cleanup(stopHogs)
-	for range 2 {
+	for range 3 {
 		h := exec.Command(taskset, "-c", pin, os.Args[0])
 		h.Env = append(os.Environ(), hogEnv+"="+until)
 		if err := h.Start(); err != nil {
@@ -110,7 +111,7 @@ func TestDemoUnderACPUHogIsInconclusive(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != exitInconclusive {
 		t.Fatalf("relia demo ended with %v, want exit %d\nstdout:\n%s\nstderr:\n%s", err, exitInconclusive, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"black-friday: INCONCLUSIVE, grade - (exit 5)", "inconclusive: the generator sent ", "of requests more than 25ms late",
+	for _, want := range []string{"black-friday: INCONCLUSIVE, grade - (exit 5)", "inconclusive: the generator sent ", "of requests more than 50ms late",
 		"the SLOs and thresholds below are reported, not judged."} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
