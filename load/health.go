@@ -48,8 +48,8 @@ type GeneratorStats struct {
 	// connection because the pool's every connection stayed busy; they
 	// are recorded as dropped, never sent.
 	NoConnection int64
-	// PeakInFlight is the most requests in flight at a sample (open
-	// model), against MaxInFlight, the cap.
+	// PeakInFlight is the most requests in flight at once (open model),
+	// against MaxInFlight, the cap.
 	PeakInFlight, MaxInFlight int
 	// Samples are the per-second measurements, for charts.
 	Samples []HealthSample
@@ -199,8 +199,8 @@ type Health struct {
 	// waited for a CPU; HasPressure is false when the host does not say.
 	Pressure    float64 `json:"cpu_pressure"`
 	HasPressure bool    `json:"has_cpu_pressure"`
-	// PeakInFlight is the most requests in flight at a sample, against
-	// the cap MaxInFlight.
+	// PeakInFlight is the most requests in flight at once, against the
+	// cap MaxInFlight.
 	PeakInFlight int `json:"peak_in_flight"`
 	MaxInFlight  int `json:"max_in_flight"`
 	// Conclusive is false when the generator could not keep its schedule;

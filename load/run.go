@@ -150,7 +150,7 @@ type runner struct {
 	dropped, late    atomic.Int64
 	noConn           atomic.Int64 // requests that found no free connection
 	active           atomic.Int64
-	peakActive       int // the most in flight at a sample; the sampler's
+	peakActive       atomic.Int64 // the most in flight at once (open model)
 	cancel           context.CancelFunc
 	nextStep         int // the next stress step to judge
 	stopOnce         sync.Once
@@ -239,7 +239,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 	<-samplerDone
 	g := r.health.stats()
 	g.Samples = r.res.Generator.Samples
-	g.NoConnection, g.PeakInFlight = r.noConn.Load(), r.peakActive
+	g.NoConnection, g.PeakInFlight = r.noConn.Load(), int(r.peakActive.Load())
 	if t.Model == Open {
 		g.MaxInFlight = max(t.MaxInFlight, 1) // each segment has the whole cap
 	}
@@ -299,10 +299,18 @@ func (r *runner) openWorker(id int) func(context.Context, Arrival) {
 			w.Env.Row = t.data.Next(w.Env.Rand)
 		}
 		s := t.mix.Pick(w.Env.Rand)
-		r.active.Add(1)
+		if n := r.active.Add(1); n > r.peakActive.Load() {
+			r.notePeak(n)
+		}
 		res := w.Send(s)
 		r.active.Add(-1)
 		r.record(s, a.Due, &res)
+	}
+}
+
+// notePeak raises the peak of requests in flight to n.
+func (r *runner) notePeak(n int64) {
+	for p := r.peakActive.Load(); n > p && !r.peakActive.CompareAndSwap(p, n); p = r.peakActive.Load() {
 	}
 }
 
@@ -441,9 +449,7 @@ func (r *runner) sample(ctx, load context.Context, progress func(Progress)) {
 		}
 		n++
 		now := r.clk.Now()
-		active := int(r.active.Load())
-		r.peakActive = max(r.peakActive, active)
-		r.res.addActive(now.Truncate(time.Second), active)
+		r.res.addActive(now.Truncate(time.Second), int(r.active.Load()))
 		r.res.Generator.Samples = append(r.res.Generator.Samples, r.health.sample(now.Truncate(time.Second)))
 		if progress != nil {
 			progress(r.progress(now))
