@@ -114,6 +114,10 @@ func TestLoadSegmentsMergeAndReports(t *testing.T) {
 	if code != exitPass {
 		t.Fatalf("merge: %d %s", code, errOut)
 	}
+	type summary struct {
+		Values     map[string]float64         `json:"values"`
+		Thresholds map[string]json.RawMessage `json:"thresholds"`
+	}
 	var doc struct {
 		Schema   string   `json:"schema"`
 		Segments []string `json:"segments"`
@@ -121,6 +125,7 @@ func TestLoadSegmentsMergeAndReports(t *testing.T) {
 		Requests struct {
 			StatusCodes map[string]int `json:"status_codes"`
 		} `json:"requests"`
+		Metrics map[string]summary `json:"metrics"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
@@ -128,6 +133,26 @@ func TestLoadSegmentsMergeAndReports(t *testing.T) {
 	// 50/s for 300ms is 15 requests, split 8 and 7, merged back to 15.
 	if doc.Schema != "relia/load/v1" || len(doc.Segments) != 2 || doc.Planned != 15 || doc.Requests.StatusCodes["200"] != 15 {
 		t.Fatalf("merged result %+v", doc)
+	}
+	// The summary figures are the merged recorders', not a part's.
+	if reqs, checks := doc.Metrics["http_reqs"], doc.Metrics["checks"]; reqs.Values["count"] != 15 || checks.Values["passes"] != 15 ||
+		doc.Metrics["http_req_duration"].Values["count"] != 15 || checks.Thresholds["rate>0.99"] == nil {
+		t.Errorf("merged summary figures %+v", doc.Metrics)
+	}
+	for i, part := range parts {
+		data, err := os.ReadFile(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Metrics map[string]summary `json:"metrics"`
+		}
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := p.Metrics["http_reqs"].Values["count"], float64(8-i); got != want {
+			t.Errorf("part %d counts %v requests, want %v", i, got, want)
+		}
 	}
 	page, err := os.ReadFile(html)
 	if err != nil || !strings.Contains(string(page), "<svg") || !strings.Contains(string(page), "checks rate&gt;0.99") {
