@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,14 +19,18 @@ import (
 // available for /readyz to report ready.
 const MinReadyShare = 0.5
 
+// defaultAdminNote follows the admin address in errors when the config
+// left it out.
+const defaultAdminNote = `the default when spec.admin.address is left out; "off" turns the admin API off`
+
 // startAdmin opens the admin API listener; the caller holds g.mu.
 func (g *Gateway) startAdmin(cfg *Config) error {
-	addr := cfg.Spec.Admin.Address
+	addr, dflt := cfg.Spec.Admin.Address, ""
 	if addr == "off" {
 		return nil
 	}
 	if addr == "" {
-		addr = DefaultAdminAddress
+		addr, dflt = DefaultAdminAddress, defaultAdminNote
 	}
 	var token []byte
 	if f := cfg.Spec.Admin.TokenFile; f != "" {
@@ -40,9 +43,9 @@ func (g *Gateway) startAdmin(cfg *Config) error {
 			return fmt.Errorf("admin token in %s is shorter than 16 characters", f)
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(cfg, "spec.admin.address", addr, dflt)
 	if err != nil {
-		return fmt.Errorf("starting admin listener: %w", err)
+		return err
 	}
 	g.adminAddr = ln.Addr().String()
 	g.admin = &http.Server{

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -431,14 +432,14 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	var servers []*listenerServer
-	for _, l := range st.cfg.Spec.Listeners {
+	for i, l := range st.cfg.Spec.Listeners {
 		ls, err := g.newListenerServer(l, srv)
 		if err != nil {
 			return fail(err)
 		}
-		ln, err := net.Listen("tcp", l.Address)
+		ln, err := listen(st.cfg, fmt.Sprintf("spec.listeners[%d].address", i), l.Address, "")
 		if err != nil {
-			return fail(fmt.Errorf("starting listener: %w", err))
+			return fail(err)
 		}
 		lns = append(lns, ln)
 		ls.ln = ln
@@ -467,6 +468,26 @@ func (g *Gateway) Start() error {
 	}
 	g.started = true
 	return nil
+}
+
+// listen opens a listener on addr, the value of the config's field at
+// path; dflt, when set, says the address is the default of a field left
+// out. A port another process holds is named with the field that chose it,
+// so that two gateways on one machine tell the user what to change.
+func listen(cfg *Config, path, addr, dflt string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	what := addr
+	if dflt != "" {
+		what += " (" + dflt + ")"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		_, port, _ := net.SplitHostPort(addr)
+		return nil, cfg.errorf(path, "cannot listen on %s: port %s is in use by another gateway or program; give %s a free port (port 0 picks one)", what, port, path)
+	}
+	return nil, cfg.errorf(path, "cannot listen on %s: %v", what, err)
 }
 
 // Addr returns the address a listener (by name, or by its configured
