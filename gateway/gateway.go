@@ -238,7 +238,11 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 				return resilience.NewBreaker(s)
 			}
 		}
-		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker, &g.open)
+		var before *pool
+		if prev != nil {
+			before = prev.pools[u.Name]
+		}
+		p, err := newPool(normalizeUpstream(u), before, g.clock, newBreaker, &g.open)
 		if err != nil {
 			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
 		}
@@ -386,12 +390,15 @@ func (g *Gateway) reload(cfg *Config) error {
 	g.state.Store(st)
 	g.keySets.retain(st.keySets)
 	for _, p := range old.poolList {
-		if st.pools[p.name] != p {
+		if np := st.pools[p.name]; np != p {
 			p.stopHealth()
 			// Requests still in flight on the old pool hold their
-			// connections; only idle ones close now.
+			// connections; only idle ones close now, of targets whose
+			// connections the new pool does not keep.
 			for _, t := range p.targets {
-				t.up.CloseIdle()
+				if np == nil || !np.uses(t.up) {
+					t.up.CloseIdle()
+				}
 			}
 		}
 	}
