@@ -23,17 +23,18 @@ const MinReadyShare = 0.5
 // left it out.
 const defaultAdminNote = `the default when spec.admin.address is left out; "off" turns the admin API off`
 
-// startAdmin opens the admin API listener; the caller holds g.mu.
-func (g *Gateway) startAdmin(cfg *Config) error {
-	addr, dflt := cfg.Spec.Admin.Address, ""
+// startAdmin opens the admin API listener of st's config; the caller
+// holds g.mu.
+func (g *Gateway) startAdmin(st *state) error {
+	addr, dflt := st.eff.Spec.Admin.Address, ""
 	if addr == "off" {
 		return nil
 	}
-	if addr == "" {
-		addr, dflt = DefaultAdminAddress, defaultAdminNote
+	if st.cfg.Spec.Admin.Address == "" {
+		dflt = defaultAdminNote
 	}
 	var token []byte
-	if f := cfg.Spec.Admin.TokenFile; f != "" {
+	if f := st.eff.Spec.Admin.TokenFile; f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("reading admin token: %w", err)
@@ -43,7 +44,7 @@ func (g *Gateway) startAdmin(cfg *Config) error {
 			return fmt.Errorf("admin token in %s is shorter than 16 characters", f)
 		}
 	}
-	ln, err := listen(cfg, "spec.admin.address", addr, dflt)
+	ln, err := listen(st.eff, "spec.admin.address", addr, dflt)
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,9 @@ import (
 	"github.com/relia-dev/relia/resilience"
 )
 
-// Pool defaults, used where an Upstream field is left zero.
 const (
 	// maxIdleConns bounds the idle connections a target keeps.
-	maxIdleConns          = 256
-	DefaultMaxConnections = 1024
-	DefaultConnectTimeout = 2 * time.Second
+	maxIdleConns = 256
 	// hashReplicas is how many points each unit of weight puts on the
 	// consistent-hash ring: enough that keys spread within a few percent.
 	hashReplicas = 160
@@ -95,7 +92,7 @@ type pool struct {
 	cfg     Upstream
 	targets []*target
 	clock   clock.Clock
-	passive PassiveHealth // defaults applied; zero thresholds: off
+	passive PassiveHealth // zero thresholds: off
 
 	loop *healthLoop // active checks; nil without them or before Start
 
@@ -110,29 +107,15 @@ type ringPoint struct {
 	t    *target
 }
 
-// newPool builds an upstream's pool; open, when set, lists the
-// connections its targets open, for shutdown. prev, when set, is the pool
-// of the same name in the generation before: targets that stay in the new
-// pool keep their state from it (inheritTarget).
+// newPool builds the pool of u, an upstream with its defaults applied
+// (Upstream.withDefaults); open, when set, lists the connections its
+// targets open, for shutdown. prev, when set, is the pool of the same name
+// in the generation before: targets that stay in the new pool keep their
+// state from it (inheritTarget).
 func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open) (*pool, error) {
 	p := &pool{name: u.Name, cfg: u, clock: clk}
-	if p.cfg.Balance == "" {
-		p.cfg.Balance = BalanceRoundRobin
-	}
-	maxConns := u.MaxConnections
-	if maxConns == 0 {
-		maxConns = DefaultMaxConnections
-	}
-	dialTimeout := u.ConnectTimeout
-	if dialTimeout == 0 {
-		dialTimeout = DefaultConnectTimeout
-	}
 	for _, tc := range u.Targets {
-		w := tc.Weight
-		if w == 0 {
-			w = 1
-		}
-		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: w}
+		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: tc.Weight}
 		if old := prev.target(tc.Address); old != nil {
 			p.inheritTarget(t, prev, old)
 		} else {
@@ -141,7 +124,7 @@ func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name strin
 			t.activeUp.Store(true)
 		}
 		if t.up == nil {
-			t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: maxConns, MaxIdle: maxIdleConns, DialTimeout: dialTimeout, Clock: clk, Open: open})
+			t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: u.MaxConnections, MaxIdle: maxIdleConns, DialTimeout: u.ConnectTimeout, Clock: clk, Open: open})
 		}
 		if t.breaker == nil && newBreaker != nil {
 			b, err := newBreaker(u.Name + "/" + tc.Address)
@@ -155,21 +138,6 @@ func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name strin
 	p.cur = make([]int, len(p.targets))
 	if ph := u.Health.Passive; ph != nil {
 		p.passive = *ph
-		if p.passive.Consecutive5xx == 0 {
-			p.passive.Consecutive5xx = 5
-		}
-		if p.passive.ConsecutiveConnectErrors == 0 {
-			p.passive.ConsecutiveConnectErrors = 3
-		}
-		if p.passive.BaseEjection == 0 {
-			p.passive.BaseEjection = 30 * time.Second
-		}
-		if p.passive.MaxEjection == 0 {
-			p.passive.MaxEjection = max(300*time.Second, p.passive.BaseEjection)
-		}
-		if p.passive.MaxEjectedShare == 0 {
-			p.passive.MaxEjectedShare = 0.5
-		}
 	}
 	if p.cfg.Balance == BalanceHash {
 		for _, t := range p.targets {
