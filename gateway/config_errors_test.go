@@ -41,6 +41,9 @@ func TestValidationErrorsGolden(t *testing.T) {
 		{"bad health", doc(listeners, "  upstreams:\n    - name: users\n      targets: [{address: \"127.0.0.1:9001\"}]\n      health:\n"+
 			"        active: {path: healthz, interval: 1s, timeout: 1s, healthyThreshold: -1}\n"+
 			"        passive: {consecutive5xx: -1, baseEjection: 1m, maxEjection: 30s}\n", route)},
+		{"health against the defaults", doc(listeners, "  upstreams:\n    - name: users\n      targets: [{address: \"127.0.0.1:9001\"}]\n      health:\n"+
+			"        active: {timeout: 6s}\n        passive: {maxEjection: 10s}\n", route)},
+		{"a listener on the default admin port", doc("  listeners: [{address: \"127.0.0.1:9901\"}]\n", ups, route)},
 		{"bad breaker", doc(listeners, "  upstreams:\n    - name: users\n      targets: [{address: \"127.0.0.1:9001\"}]\n      breaker: {consecutiveFailures: -1}\n", route)},
 		{"route names and targets", doc(listeners, ups, "  routes:\n    - {name: r, upstream: users}\n    - {name: r, upstream: user}\n    - {name: s}\n")},
 		{"bad matches", doc(listeners, ups, "  routes:\n    - name: r\n      upstream: users\n      match:\n        path: {regex: \"(\"}\n        hosts: [\"a b\", \"*.*.x\", \"x.*\", \"\"]\n        methods: [get, \"\"]\n    - name: s\n      upstream: users\n      match: {path: {prefix: api}}\n")},
