@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -16,14 +15,10 @@ import (
 // program serves can be pasted into a config file (JSON is YAML) and
 // Decode reads it back.
 func MarshalJSON(kind string, body any) ([]byte, error) {
-	n, err := encodeValue(reflect.ValueOf(body))
+	n, err := documentNode(kind, body)
 	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", kind, err)
+		return nil, err
 	}
-	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("writing %s: need a struct, got %T", kind, body)
-	}
-	n.Content = append([]*yaml.Node{strNode("kind"), strNode(kind), strNode("version"), strNode(Version)}, n.Content...)
 	var b bytes.Buffer
 	if err := appendJSON(&b, n); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", kind, err)
