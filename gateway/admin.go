@@ -77,10 +77,19 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
 		st := g.state.Load()
-		writeJSON(w, http.StatusOK, map[string]any{"generation": st.gen, "loaded": st.loaded, "config": st.cfg})
+		doc, err := st.configJSON()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"reason": "internal", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Generation uint64          `json:"generation"`
+			Loaded     time.Time       `json:"loaded"`
+			Config     json.RawMessage `json:"config"`
+		}{st.gen, st.loaded, doc})
 	})
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, g.state.Load().cfg.Spec.Routes)
+		writeJSON(w, http.StatusOK, g.Routes())
 	})
 	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Upstreams())

@@ -344,15 +344,15 @@ func (m Metadata) withDefaults() Metadata {
 }
 
 func (s Spec) withDefaults() Spec {
-	s.Listeners = withEach(s.Listeners, Listener.withDefaults)
+	s.Listeners = mapSlice(s.Listeners, Listener.withDefaults)
 	s.Admin = s.Admin.withDefaults()
 	s.Server = s.Server.withDefaults()
 	s.TrustedProxies = slices.Clone(s.TrustedProxies)
 	s.AccessLog = s.AccessLog.withDefaults()
 	s.Metrics = s.Metrics.withDefaults()
-	s.Auth = withDefaultsOf(s.Auth, Auth.withDefaults)
-	s.Upstreams = withEach(s.Upstreams, Upstream.withDefaults)
-	s.Routes = withEach(s.Routes, func(r Route) Route { return r.withDefaults(s.Server, s.Auth != nil) })
+	s.Auth = mapPtr(s.Auth, Auth.withDefaults)
+	s.Upstreams = mapSlice(s.Upstreams, Upstream.withDefaults)
+	s.Routes = mapSlice(s.Routes, func(r Route) Route { return r.withDefaults(s.Server, s.Auth != nil) })
 	return s
 }
 
@@ -369,9 +369,10 @@ func (a AccessLog) withDefaults() AccessLog {
 	return a
 }
 
-// withEach returns f of each element of in in a new slice (nil for nil),
-// so that writing out defaults never changes the config they come from.
-func withEach[T any](in []T, f func(T) T) []T {
+// mapSlice returns f of each element of in, in a new slice (nil for nil),
+// so that a changed copy (defaults written out, credentials redacted)
+// never changes the config it comes from.
+func mapSlice[T any](in []T, f func(T) T) []T {
 	if in == nil {
 		return nil
 	}
@@ -382,8 +383,8 @@ func withEach[T any](in []T, f func(T) T) []T {
 	return out
 }
 
-// withDefaultsOf returns a pointer to f of *v, or nil for nil.
-func withDefaultsOf[T any](v *T, f func(T) T) *T {
+// mapPtr returns a pointer to f of *v, or nil for nil.
+func mapPtr[T any](v *T, f func(T) T) *T {
 	if v == nil {
 		return nil
 	}

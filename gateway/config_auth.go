@@ -84,7 +84,7 @@ func (a Auth) check(p *problems, at string) {
 // defaults.
 func (a Auth) withDefaults() Auth {
 	a.KeyHeader = cmp.Or(a.KeyHeader, auth.DefaultKeyHeader)
-	a.JWT = withEach(a.JWT, JWT.withDefaults)
+	a.JWT = mapSlice(a.JWT, JWT.withDefaults)
 	return a
 }
 

@@ -375,14 +375,14 @@ func (r Route) withDefaults(srv Server, auth bool) Route {
 			r.Auth = AuthRequired
 		}
 	}
-	r.Retry = withDefaultsOf(r.Retry, Retry.withDefaults)
-	r.Hedge = withDefaultsOf(r.Hedge, Hedge.withDefaults)
-	r.Bulkhead = withDefaultsOf(r.Bulkhead, Bulkhead.withDefaults)
-	r.Adaptive = withDefaultsOf(r.Adaptive, Adaptive.withDefaults)
-	r.RateLimit = withDefaultsOf(r.RateLimit, RateLimit.withDefaults)
-	r.Cache = withDefaultsOf(r.Cache, RouteCache.withDefaults)
-	r.Fallback = withDefaultsOf(r.Fallback, Fallback.withDefaults)
-	r.Faults = withEach(r.Faults, Fault.withDefaults)
+	r.Retry = mapPtr(r.Retry, Retry.withDefaults)
+	r.Hedge = mapPtr(r.Hedge, Hedge.withDefaults)
+	r.Bulkhead = mapPtr(r.Bulkhead, Bulkhead.withDefaults)
+	r.Adaptive = mapPtr(r.Adaptive, Adaptive.withDefaults)
+	r.RateLimit = mapPtr(r.RateLimit, RateLimit.withDefaults)
+	r.Cache = mapPtr(r.Cache, RouteCache.withDefaults)
+	r.Fallback = mapPtr(r.Fallback, Fallback.withDefaults)
+	r.Faults = mapSlice(r.Faults, Fault.withDefaults)
 	return r
 }
 
@@ -522,7 +522,7 @@ func (rl RateLimit) withDefaults() RateLimit {
 	rl.Key = cmp.Or(rl.Key, "client_ip")
 	rl.Burst = cmp.Or(rl.Burst, int(max(1, math.Ceil(rl.Rate))))
 	rl.Store = cmp.Or(rl.Store, "memory")
-	rl.Redis = withDefaultsOf(rl.Redis, RedisStore.withDefaults)
+	rl.Redis = mapPtr(rl.Redis, RedisStore.withDefaults)
 	return rl
 }
 

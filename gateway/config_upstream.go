@@ -201,7 +201,7 @@ func (u Upstream) check(p *problems, at string) {
 // withDefaults returns the pool as the gateway runs it.
 func (u Upstream) withDefaults() Upstream {
 	u.Balance = cmp.Or(u.Balance, BalanceRoundRobin)
-	u.Targets = withEach(u.Targets, Target.withDefaults)
+	u.Targets = mapSlice(u.Targets, Target.withDefaults)
 	u.MaxConnections = cmp.Or(u.MaxConnections, DefaultMaxConnections)
 	u.ConnectTimeout = cmp.Or(u.ConnectTimeout, DefaultConnectTimeout)
 	u.Health = u.Health.withDefaults()
