@@ -143,25 +143,19 @@ func compileRoute(r Route, pools map[string]*pool, clk clock.Clock, obs resilien
 		rt.hedge = hp
 	}
 	if b := r.Bulkhead; b != nil {
-		rt.bulkhead, err = resilience.NewBulkhead(resilience.BulkheadSettings{
-			Name: r.Name, MaxConcurrent: b.MaxConcurrent, MaxQueue: b.MaxQueue, MaxWait: b.MaxWait, Clock: clk, Observer: obs,
-		})
+		rt.bulkhead, err = resilience.NewBulkhead(b.settings(r.Name, clk, obs))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: bulkhead: %w", r.Name, err)
 		}
 	}
 	if a := r.Adaptive; a != nil {
-		rt.limiter, err = resilience.NewLimiter(resilience.LimiterSettings{
-			Name: r.Name, InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, Clock: clk, Observer: obs,
-		})
+		rt.limiter, err = resilience.NewLimiter(a.settings(r.Name, clk, obs))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: adaptive limit: %w", r.Name, err)
 		}
 	}
 	if rl := r.RateLimit; rl != nil && rl.Store != "redis" {
-		rt.rate, err = resilience.NewKeyedRateLimiter(resilience.KeyedRateLimiterSettings{
-			Name: r.Name, Rate: rl.Rate, Burst: rl.Burst, Clock: clk, Observer: obs,
-		})
+		rt.rate, err = resilience.NewKeyedRateLimiter(rl.settings(r.Name, clk, obs))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: rate limit: %w", r.Name, err)
 		}
@@ -171,9 +165,7 @@ func compileRoute(r Route, pools map[string]*pool, clk clock.Clock, obs resilien
 		var seed uint64
 		for _, f := range r.Faults {
 			seed ^= f.Seed
-			rules = append(rules, fault.HTTPRule{Name: f.Name, Probability: float64(f.Percentage), Fault: fault.HTTPFault{
-				Headers: f.Headers, Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus,
-			}})
+			rules = append(rules, f.rule())
 		}
 		rt.faults, err = fault.NewHTTPFilter(rules, fault.HTTPFilterOptions{Seed: seed, Clock: clk, MaxTriggered: 64})
 		if err != nil {

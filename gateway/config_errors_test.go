@@ -53,6 +53,13 @@ func TestValidationErrorsGolden(t *testing.T) {
 		{"negative duration", doc(listeners, ups, "  routes: [{name: r, upstream: users, timeout: -1s}]\n")},
 		{"bad retry", doc(listeners, ups, "  routes: [{name: r, upstream: users, retry: {attempts: 11, base: 1s, cap: 10ms, on: [5xx, sometimes], budget: {minPerSecond: -1}}}]\n")},
 		{"bad bulkhead and adaptive", doc(listeners, ups, "  routes:\n    - {name: r, upstream: users, bulkhead: {maxConcurrent: -1}}\n    - {name: s, upstream: users, bulkhead: {maxWait: 1s}}\n    - {name: t, upstream: users, adaptive: {minLimit: 10, maxLimit: 5}}\n")},
+		{"past the bounds of the policies", doc(listeners, ups, "  routes:\n"+
+			"    - {name: a, upstream: users, adaptive: {initialLimit: 5000}}\n"+
+			"    - {name: b, upstream: users, adaptive: {minLimit: 2000}}\n"+
+			"    - {name: c, upstream: users, bulkhead: {maxConcurrent: 3000000000}}\n"+
+			"    - {name: d, upstream: users, rateLimit: {rate: 1, burst: 3000000000}}\n"+
+			"    - {name: e, upstream: users, rateLimit: {rate: 2000000, store: redis, redis: {address: \"127.0.0.1:6379\"}, onUnreachable: open}}\n"+
+			"    - {name: f, upstream: users, faults: [{name: f, delay: 100000h}, {name: g, abortStatus: 150}]}\n")},
 		{"bad rate limits", doc(listeners, ups, "  routes:\n"+
 			"    - {name: a, upstream: users, rateLimit: {rate: 0, burst: -1, key: client_ip, header: X-A}}\n"+
 			"    - {name: b, upstream: users, rateLimit: {rate: 2e9, key: header}}\n"+

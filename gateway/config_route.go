@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/gateway/redisrate"
 	"github.com/relia-dev/relia/internal/config"
@@ -264,9 +266,10 @@ type Fault struct {
 	Percentage config.Ratio `yaml:"percentage"`
 	// Headers the request must carry for the fault to apply.
 	Headers map[string]string `yaml:"headers"`
-	// Delay holds the request this long first.
+	// Delay holds the request this long first (at most a day).
 	Delay time.Duration `yaml:"delay"`
-	// AbortStatus answers with this status instead of proxying.
+	// AbortStatus answers with this status (200 to 599) instead of
+	// proxying.
 	AbortStatus int `yaml:"abortStatus"`
 	// Seed seeds which requests the percentage picks: the same seed and
 	// the same sequence of requests pick the same ones. relia run sets it
@@ -453,7 +456,15 @@ func (rt Retry) withDefaults() Retry {
 func (b Bulkhead) check(p *problems, at string) {
 	if b.MaxConcurrent < 0 || b.MaxQueue < 0 || (b.MaxWait > 0 && b.MaxQueue == 0) {
 		p.add(at, "maxConcurrent and maxQueue must be positive, and maxWait needs a queue")
+	} else if _, err := resilience.NewBulkhead(b.settings("", nil, nil)); err != nil {
+		p.add(at, "%v", err) // a bound of resilience's own, so that New never refuses what Parse took
 	}
+}
+
+// settings are the resilience settings of the bulkhead of the route named
+// name.
+func (b Bulkhead) settings(name string, clk clock.Clock, obs resilience.Observer) resilience.BulkheadSettings {
+	return resilience.BulkheadSettings{Name: name, MaxConcurrent: b.MaxConcurrent, MaxQueue: b.MaxQueue, MaxWait: b.MaxWait, Clock: clk, Observer: obs}
 }
 
 func (b Bulkhead) withDefaults() Bulkhead {
@@ -464,7 +475,15 @@ func (b Bulkhead) withDefaults() Bulkhead {
 func (a Adaptive) check(p *problems, at string) {
 	if a.MinLimit < 0 || a.MaxLimit < 0 || a.InitialLimit < 0 || (a.MaxLimit > 0 && a.MinLimit > a.MaxLimit) {
 		p.add(at, "limits must be positive with minLimit <= maxLimit")
+	} else if _, err := resilience.NewLimiter(a.settings("", nil, nil)); err != nil {
+		p.add(at, "%v", err) // the limits against resilience's defaults and bounds
 	}
+}
+
+// settings are the resilience settings of the adaptive limit of the route
+// named name.
+func (a Adaptive) settings(name string, clk clock.Clock, obs resilience.Observer) resilience.LimiterSettings {
+	return resilience.LimiterSettings{Name: name, InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, Clock: clk, Observer: obs}
 }
 
 // withDefaults writes out resilience's limiter defaults: the initial
@@ -482,6 +501,8 @@ func (rl RateLimit) check(p *problems, at string) {
 	}
 	if rl.Burst < 0 {
 		p.add(at+".burst", "negative")
+	} else if rl.Rate > 0 && rl.Rate <= 1e9 {
+		rl.checkBucket(p, at)
 	}
 	switch rl.Key {
 	case "", "client_ip", "api_key":
@@ -514,6 +535,25 @@ func (rl RateLimit) check(p *problems, at string) {
 	default:
 		p.add(at+".store", "unknown store %q (memory, redis)", rl.Store)
 	}
+}
+
+// checkBucket holds rate and burst to the bounds of the limiter that
+// counts them: resilience's bucket (the memory store, and the local
+// fallback of the redis store) and, for store: redis, redisrate's.
+func (rl RateLimit) checkBucket(p *problems, at string) {
+	_, err := resilience.NewKeyedRateLimiter(rl.settings("", nil, nil))
+	if err == nil && rl.Store == "redis" {
+		err = redisrate.CheckRate(rl.Rate, rl.Burst)
+	}
+	if err != nil {
+		p.add(at, "%v", err)
+	}
+}
+
+// settings are the resilience settings of the in-memory rate limit of
+// the route named name.
+func (rl RateLimit) settings(name string, clk clock.Clock, obs resilience.Observer) resilience.KeyedRateLimiterSettings {
+	return resilience.KeyedRateLimiterSettings{Name: name, Rate: rl.Rate, Burst: rl.Burst, Clock: clk, Observer: obs}
 }
 
 // withDefaults writes out the key, the store and the burst the bucket
@@ -587,12 +627,20 @@ func (f Fallback) withDefaults() Fallback {
 // check validates a fault; that its name is unique in the route is the
 // route's to check.
 func (f Fault) check(p *problems, at string) {
-	if f.AbortStatus != 0 && (f.AbortStatus < 100 || f.AbortStatus > 599) {
-		p.add(at+".abortStatus", "%d is not an HTTP status", f.AbortStatus)
-	}
-	if f.AbortStatus == 0 && f.Delay == 0 {
+	if f.AbortStatus != 0 && (f.AbortStatus < 200 || f.AbortStatus > 599) {
+		p.add(at+".abortStatus", "%d is not a status a fault may answer with (200 to 599)", f.AbortStatus)
+	} else if f.AbortStatus == 0 && f.Delay == 0 {
 		p.add(at, "a fault needs a delay or an abortStatus")
+	} else if _, err := fault.NewHTTPFilter([]fault.HTTPRule{f.withDefaults().rule()}, fault.HTTPFilterOptions{}); err != nil {
+		p.add(at, "%v", err) // the fault filter's own bounds (a delay of at most a day)
 	}
+}
+
+// rule is the fault filter's rule that f, with its defaults, configures.
+func (f Fault) rule() fault.HTTPRule {
+	return fault.HTTPRule{Name: f.Name, Probability: float64(f.Percentage), Fault: fault.HTTPFault{
+		Headers: f.Headers, Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus,
+	}}
 }
 
 // withDefaults writes out the share a fault keyed on headers applies to:
