@@ -186,10 +186,11 @@ func TestTwoLimitersShareOneLimit(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	const rate, burst = 1000, 20
-	limiters := []*redisrate.Limiter{
-		newLimiter(t, srv.Client(t), redisrate.Settings{Rate: rate, Burst: burst}),
-		newLimiter(t, srv.Client(t), redisrate.Settings{Rate: rate, Burst: burst}),
-	}
+	// The test is about two limiters sharing one bucket, not about
+	// timeouts: a Redis call slower than the 50ms default on a busy
+	// machine would degrade them.
+	s := redisrate.Settings{Rate: rate, Burst: burst, Timeout: 2 * time.Second}
+	limiters := []*redisrate.Limiter{newLimiter(t, srv.Client(t), s), newLimiter(t, srv.Client(t), s)}
 	admin := srv.Client(t)
 	start, err := admin.Time(context.Background()).Result()
 	if err != nil {
@@ -222,8 +223,12 @@ func TestTwoLimitersShareOneLimit(t *testing.T) {
 	total := allowed[0].Load() + allowed[1].Load()
 	want := burst + rate*end.Sub(start).Seconds()
 	t.Logf("allowed %d + %d = %d over %s, limit %.0f", allowed[0].Load(), allowed[1].Load(), total, end.Sub(start), want)
-	if math.Abs(float64(total)-want) > 0.05*want {
-		t.Fatalf("two limiters allowed %d together, want %.0f within 5%%", total, want)
+	// Above the limit is what sharing must prevent (two buckets would
+	// allow twice as much): 5%. Below it, the window's edges count too: it
+	// opens before the first call and closes after the last, which a busy
+	// machine stretches.
+	if float64(total) > 1.05*want || float64(total) < 0.85*want {
+		t.Fatalf("two limiters allowed %d together, want %.0f (at most 5%% above, 15%% below)", total, want)
 	}
 	if allowed[0].Load() == 0 || allowed[1].Load() == 0 {
 		t.Fatalf("one limiter was never allowed: %d and %d", allowed[0].Load(), allowed[1].Load())
