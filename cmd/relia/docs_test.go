@@ -99,10 +99,10 @@ func TestDocCommands(t *testing.T) {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, docPagesAtOnce)
 	for _, p := range pages {
+		slots <- struct{}{} // pages start in order
 		wg.Add(1)
 		go func() { // t.Run may be called from several goroutines at once
 			defer wg.Done()
-			slots <- struct{}{}
 			defer func() { <-slots }()
 			t.Run(p.name(), func(t *testing.T) { runDocPage(t, env, p) })
 		}()

@@ -585,8 +585,12 @@ type docProc struct {
 }
 
 // groupAlive reports whether a process group has a process that has not
-// exited.
+// exited. Without /proc, whether it has a process at all (the page's
+// shell reaps its jobs, so few are zombies).
 func groupAlive(pgid int) bool {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return syscall.Kill(-pgid, 0) == nil
+	}
 	found := false
 	eachProc(func(pid int, state byte, pgrp int) bool {
 		found = pgrp == pgid && state != 'Z'
@@ -596,7 +600,7 @@ func groupAlive(pgid int) bool {
 }
 
 // sessionProcs returns the live processes whose environment carries the
-// page's token, but for its shell.
+// page's token, but for its shell (none where there is no /proc to read).
 func sessionProcs(token string, shell int) []docProc {
 	want := []byte(docSessionVar + "=" + token)
 	var out []docProc
