@@ -389,6 +389,11 @@ func (s *docSession) step(c docCommand) bool {
 		return true
 	}
 	cmd := s.rewrite(where, c.text)
+	// A quote left open would swallow the page's next commands.
+	if out, err := exec.Command("bash", "-n", "-c", cmd).CombinedOutput(); err != nil {
+		s.t.Errorf("%s: %q is not a complete bash command: %v\n%s", where, c.text, err, out)
+		return false
+	}
 	s.seq++
 	out := filepath.Join(s.out, strconv.Itoa(s.seq)+".out")
 	if c.background {
@@ -439,10 +444,10 @@ func (s *docSession) background(where, cmd, out string) bool {
 		return false
 	}
 	f := strings.Fields(line)
-	pgid, _ := strconv.Atoi(f[min(1, len(f)-1)])
-	if len(f) != 3 || f[0] != "bg" || f[2] != strconv.Itoa(s.seq) || pgid <= 0 {
+	if len(f) != 3 || f[0] != "bg" || f[2] != strconv.Itoa(s.seq) {
 		s.t.Fatalf("%s: the shell reported %q for background command %d", where, line, s.seq)
 	}
+	pgid, _ := strconv.Atoi(f[1])
 	j := &docJob{where: where, cmd: cmd, pgid: pgid, out: out}
 	s.jobs = append(s.jobs, j)
 	ports, err := s.listenPorts(cmd)
@@ -760,4 +765,14 @@ end:
 	if left := sessionProcs(s.token, shell); len(left) > 0 {
 		t.Errorf("processes left after the page: %v", left)
 	}
+
+	// A quote left open is refused before it reaches the shell, where it
+	// would take the page's next commands for its text.
+	r = &docRecorder{T: t}
+	open := docPage{file: "g.md", blocks: parseDocBlocks("g.md", "```sh\necho 'open\ntrue\n```\n")}
+	s = newDocSession(r, env, open)
+	if s.step(open.blocks[0].commands[0]) || len(r.errors) != 1 || !strings.Contains(r.errors[0], "g.md:2: \"echo 'open\" is not a complete bash command") {
+		t.Errorf("an open quote: %q", r.errors)
+	}
+	r.finish()
 }
