@@ -212,7 +212,7 @@ func thresholdTable(v *Verdict) (report.Table, bool) {
 		for _, tr := range pv.Thresholds {
 			limit := ""
 			if th, err := load.ParseThresholdFlag(tr.Threshold); err == nil {
-				limit = string(th.Op) + " " + load.FormatValue(th, th.Value)
+				limit = string(th.Op) + " " + load.FormatLimit(th)
 			}
 			st := passStatus(tr.Passed)
 			if !tr.Passed && v.Inconclusive {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -407,6 +408,27 @@ func (r *Result) abortReason(start, now time.Time) string {
 		}
 	}
 	return ""
+}
+
+// FormatLimit writes a threshold's own limit in the metric's unit as the
+// user wrote it, without FormatValue's extra digits: "500ms", "5%",
+// "90/s".
+func FormatLimit(th Threshold) string {
+	num := strconv.FormatFloat(th.Value, 'f', -1, 64)
+	switch Metrics[th.Metric] {
+	case Trend:
+		return num + "ms"
+	case Rate:
+		return strconv.FormatFloat(th.Value*100, 'f', -1, 64) + "%"
+	case Counter:
+		if th.Metric == "data_received" || th.Metric == "data_sent" {
+			return FormatValue(th, th.Value)
+		}
+		if th.Aggregation == "rate" {
+			return num + "/s"
+		}
+	}
+	return num
 }
 
 // FormatValue writes a threshold's observed value in the metric's unit,

@@ -140,7 +140,7 @@ func verdictSection(res *load.Result, j load.Judgement) report.Section {
 		if v.Threshold.Window > 0 && v.Windows > 0 {
 			val += fmt.Sprintf(" (%d of %d windows failed)", v.FailedWindows, v.Windows)
 		}
-		limit := string(v.Threshold.Op) + " " + load.FormatValue(v.Threshold, v.Threshold.Value)
+		limit := string(v.Threshold.Op) + " " + load.FormatLimit(v.Threshold)
 		result, st := "pass", report.StatusPass
 		switch {
 		case !v.Passed && j.Result == load.Inconclusive:
