@@ -60,7 +60,7 @@ package main
 //     under examples/, deploy/ and docs/ moves to a free port of the page,
 //     so pages run side by side and beside other tests; docServers and
 //     docClients get their moved default addresses; `relia load` is cut to
-//     docDuration and docMaxRate; `relia demo --export` writes a short
+//     docDuration and docMaxRate; `relia demo` runs (or writes) a short
 //     experiment; `go run ./PKG` runs the program built once; the
 //     harnesses of bench/ get the short flags of docHarnesses; /tmp/ paths
 //     move to the page's own temporary folder.
@@ -284,8 +284,6 @@ var docSkips = []struct {
 	{regexp.MustCompile(`^make image\b`), nil, "TestImage builds the image and runs its entrypoint"},
 	{regexp.MustCompile(`^go install\b`), nil, "installs from the network"},
 	{regexp.MustCompile(`^kubectl\b`), nil, "needs a Kubernetes cluster; deploy/k8s's TestKustomization checks the manifests"},
-	{regexp.MustCompile(`^(go run \./cmd/relia|relia) demo\b`), regexp.MustCompile(`--export\b`),
-		"a minute of load and faults; the experiment package's tests run the demo short, with and without resilience"},
 }
 
 // skipReason returns why a command does not run, or "".
@@ -505,7 +503,7 @@ func startDocBuilds(e *docEnv, pages []docPage) {
 var (
 	durationFlagRE = regexp.MustCompile(`--duration[ =](\S+)`)
 	rateFlagRE     = regexp.MustCompile(`--rate[ =](\S+)`)
-	demoExportRE   = regexp.MustCompile(`^relia demo .*--export`)
+	demoRE         = regexp.MustCompile(`^relia demo\b`)
 	loadRE         = regexp.MustCompile(`^relia load `)
 	loadNotRunRE   = regexp.MustCompile(`^relia load (merge|validate|schema)\b`)
 	tmpPathRE      = regexp.MustCompile(`(^|[\s='"])/tmp/`)
@@ -578,8 +576,8 @@ var docRewrites = []docRewrite{
 		}
 		return c
 	}},
-	{"relia demo --export: the experiment shortened to 12s at 5 req/s, as experiment's TestDemo runs it", func(c string, _ *docSession) string {
-		if !demoExportRE.MatchString(c) {
+	{"relia demo: the experiment shortened to 12s at 5 req/s, as experiment's TestDemo runs it", func(c string, _ *docSession) string {
+		if !demoRE.MatchString(c) {
 			return c
 		}
 		if !strings.Contains(c, "--duration") {
@@ -676,6 +674,7 @@ func TestDocBlocksParse(t *testing.T) {
 		"cat > p.yml <<'EOF'\n  - 127.0.0.1:9901\nEOF":     "cat > p.yml <<'EOF'\n  - 127.0.0.1:40003\nEOF",
 		"curl localhost:8080/x 127.0.0.1:80801 0.0.0.0:0":  "curl localhost:40001/x 127.0.0.1:80801 0.0.0.0:0",
 		"relia demo --export bf":                           "relia demo --export bf --duration 12s --rate 5",
+		"go run ./cmd/relia demo --rate 2":                 "relia demo --rate 2 --duration 12s",
 		"cd docs && cd .. && go run ./examples/backend -addr 127.0.0.1:8080 && go run ./cmd/relia version": "cd docs && cd .. && relia-examples-backend -addr 127.0.0.1:40001 && relia version",
 		"cd docs && go run ../cmd/relia version":                                                           "cd docs && relia version",
 		"cd bench && go run ./capacity -step 10s":                                                          "cd bench && relia-bench-capacity -step 2s -concurrency 1,2,4,8,16 -leave-out 4",
@@ -692,7 +691,7 @@ func TestDocBlocksParse(t *testing.T) {
 			t.Errorf("docInconclusive(%d) = %v", code, !want)
 		}
 	}
-	for c, skip := range map[string]bool{"make test": true, "relia demo": true, "go run ./cmd/relia demo": true, "relia demo --no-resilience": true,
+	for c, skip := range map[string]bool{"make test": true, "relia demo": false, "go run ./cmd/relia demo": false, "make bench-load": true,
 		"relia demo --export bf": false, "relia load x.yaml": false, "cd bench && go run ./capacity -step 10s": false} {
 		if (skipReason(c) != "") != skip {
 			t.Errorf("%q: skip %v, want %v", c, !skip, skip)
