@@ -418,7 +418,7 @@ type docHarness struct {
 	ran   *regexp.Regexp
 }
 
-// harnessArgsRE matches the program of a harness and its arguments, up to
+// argsRE matches the program of a harness and its arguments, up to
 // the next control operator.
 func (h docHarness) argsRE() *regexp.Regexp {
 	return regexp.MustCompile(`(^|[\s;&|(])` + regexp.QuoteMeta(docBinaryName(h.pkg)) + `((?:[ \t]+[^;&|()\n]*)?)`)
