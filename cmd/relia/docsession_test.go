@@ -909,7 +909,7 @@ end:
 	twice := docPage{file: "h.md", blocks: parseDocBlocks("h.md",
 		"```sh\nrelia fault serve &\nrelia fault serve --listen 127.0.0.1:8474 &\nkill %1\nrelia fault serve --listen 127.0.0.1:8474 &\nrelia fault list\n```\n")}
 	s = newDocSession(r, env, twice)
-	s.stopTimeout = 2 * time.Second
+	s.stopTimeout = 5 * time.Second
 	c := twice.blocks[0].commands
 	if !s.step(c[0]) || s.step(c[1]) || len(r.errors) != 1 ||
 		!strings.Contains(r.errors[0], fmt.Sprintf("h.md:3: \"relia fault serve --listen 127.0.0.1:%d\" listens on %[1]d, where the page's server of h.md:2", s.ports[8474])) {
