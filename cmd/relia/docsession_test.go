@@ -898,6 +898,26 @@ end:
 	}
 	r.finish()
 
+	// A harness of bench/ that measured and missed its bar (exit 1, its
+	// figures printed) passes; one that exits 1 before it measured fails.
+	harness := "#!/bin/sh\necho \"args: $*\"\nif [ \"$1\" = -broken ]; then echo 'pinning: invalid argument'; exit 1; fi\n" +
+		"echo 'USL over all steps: λ 1'; echo 'bench/capacity: 40% off'; exit 1\n"
+	if err := os.WriteFile(filepath.Join(env.bin, docBinaryName("bench/capacity")), []byte(harness), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = &docRecorder{T: t}
+	bench := docPage{file: "b.md", blocks: parseDocBlocks("b.md", "```sh\nrelia-bench-capacity -step 10s\nrelia-bench-capacity -broken\n```\n")}
+	s = newDocSession(r, env, bench)
+	if c := bench.blocks[0].commands; !s.step(c[0]) || s.step(c[1]) || len(r.errors) != 1 || !strings.Contains(r.errors[0], "b.md:3:") {
+		t.Errorf("harness exits: %q", r.errors)
+	}
+	if !slices.ContainsFunc(r.logs, func(l string) bool {
+		return strings.Contains(l, "args: -step 2s -concurrency 1,2,4,8,16 -leave-out 4") && strings.Contains(l, "missed its bar")
+	}) {
+		t.Errorf("the harness did not run short, or its missed bar was not logged:\n%s", strings.Join(r.logs, "\n"))
+	}
+	r.finish()
+
 	// A server started where one of the page's still listens is refused
 	// (a reader would get "address already in use" and go on against the
 	// first); once the first is stopped, the same address is free again.
