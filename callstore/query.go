@@ -1,0 +1,378 @@
+package callstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// where builds a WHERE clause from conditions with ? placeholders.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) eq(col, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// likePattern is %s% with LIKE's wildcards in s escaped by a backslash.
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+// The columns a call is read back from.
+var selectCallColumns = "seq, " + strings.Join(callColumns, ", ")
+
+// Calls returns the stored calls that match q (see Querier).
+func (s *DB) Calls(ctx context.Context, q Query) ([]Record, error) {
+	lo, hi, err := q.statusRange()
+	if err != nil {
+		return nil, err
+	}
+	var w where
+	if !q.From.IsZero() {
+		w.add("time_ns >= ?", q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		w.add("time_ns < ?", q.To.UnixNano())
+	}
+	w.eq("route", q.Route)
+	w.eq("api", q.API)
+	w.eq("tenant", q.Tenant)
+	w.eq("key_id", q.KeyID)
+	w.eq("model", q.Model)
+	w.eq("gateway", q.Gateway)
+	w.eq("outcome", q.Outcome)
+	w.eq("request_id", q.RequestID)
+	w.eq("trace_id", q.TraceID)
+	if lo > 0 {
+		w.add("status BETWEEN ? AND ?", lo, hi)
+	}
+	if q.Failed {
+		w.add("outcome != 'ok'")
+	}
+	if q.Text != "" {
+		cols := []string{"path", "reason", "request_id", "route", "tenant", "key_id", "target", "model"}
+		conds := make([]string, len(cols))
+		pat := likePattern(q.Text)
+		for i, c := range cols {
+			conds[i] = c + " " + s.dialect.like() + ` ? ESCAPE '\'`
+			w.args = append(w.args, pat)
+		}
+		w.conds = append(w.conds, "("+strings.Join(conds, " OR ")+")")
+	}
+	order := " ORDER BY time_ns DESC, seq DESC"
+	if q.AfterSeq > 0 {
+		w.add("seq > ?", q.AfterSeq)
+		order = " ORDER BY seq"
+	}
+	stmt := "SELECT " + selectCallColumns + " FROM calls" + w.String() + order + " LIMIT ?"
+	rows, err := s.db.QueryContext(ctx, s.dialect.rebind(stmt), append(w.args, q.limit())...)
+	if err != nil {
+		return nil, fmt.Errorf("querying calls: %w", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var (
+			r                Record
+			t, lat, up, ttfb int64
+			detail           sql.NullString
+		)
+		if err := rows.Scan(&r.Seq, &t, &r.RequestID, &r.TraceID, &r.Gateway, &r.Route, &r.API, &r.APIVersion, &r.Tenant, &r.KeyID,
+			&r.Method, &r.PathTemplate, &r.Path, &r.Status, &r.Outcome, &r.Reason, &lat, &up, &ttfb,
+			&r.Target, &r.Attempts, &r.BytesIn, &r.BytesOut, &r.Model, &r.Provider, &r.InputTokens, &r.OutputTokens, &r.Cost, &detail); err != nil {
+			return nil, fmt.Errorf("reading calls: %w", err)
+		}
+		r.Time = time.Unix(0, t).UTC()
+		r.Latency, r.Upstream, r.TTFB = time.Duration(lat), time.Duration(up), time.Duration(ttfb)
+		if detail.Valid {
+			var d callDetail
+			if err := json.Unmarshal([]byte(detail.String), &d); err != nil {
+				return nil, fmt.Errorf("reading call %d's detail: %w", r.Seq, err)
+			}
+			r.Steps, r.RequestHeaders, r.ResponseHeaders, r.RequestBody, r.ResponseBody = d.Steps, d.RequestHeaders, d.ResponseHeaders, d.RequestBody, d.ResponseBody
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading calls: %w", err)
+	}
+	return out, nil
+}
+
+// resolution returns the rollup resolution q is answered from and its
+// range rounded down to it: hours when the step is whole hours, or when
+// the whole range is (a day's totals), so that long ranges read few rows;
+// minutes otherwise.
+func (q *AggregateQuery) resolution(now time.Time) (res time.Duration, from, to time.Time, err error) {
+	to = q.To
+	if to.IsZero() {
+		to = now
+	}
+	if q.Step < 0 || q.Step > 0 && q.Step%Minute != 0 {
+		return 0, from, to, fmt.Errorf("%w: step %s is not a whole number of minutes", ErrBadQuery, q.Step)
+	}
+	if q.From.IsZero() {
+		return 0, from, to, fmt.Errorf("%w: an aggregate needs the start of its range", ErrBadQuery)
+	}
+	hourly := q.Step >= Hour && q.Step%Hour == 0 ||
+		q.Step == 0 && q.From.Equal(q.From.Truncate(Hour)) && to.Equal(to.Truncate(Hour))
+	res = Minute
+	if hourly {
+		res = Hour
+	}
+	from, to = q.From.Truncate(res), to.Truncate(res)
+	if !to.After(from) {
+		return 0, from, to, fmt.Errorf("%w: the range %s to %s holds no whole %s", ErrBadQuery, q.From.Format(time.RFC3339), to.Format(time.RFC3339), res)
+	}
+	return res, from, to, nil
+}
+
+// bucketOf returns the start of the step that t falls in.
+func (q *AggregateQuery) bucketOf(t, from time.Time) time.Time {
+	if q.Step == 0 {
+		return from
+	}
+	// time.Truncate counts from the zero time, a Monday at midnight UTC,
+	// so days start at midnight and weeks on Monday.
+	return t.Truncate(q.Step)
+}
+
+// Aggregate returns the rollups of the calls that match q, one per step
+// and group, in time order and then by key (see Querier).
+func (s *DB) Aggregate(ctx context.Context, q AggregateQuery) ([]Aggregate, error) {
+	res, from, to, err := q.resolution(s.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range q.By {
+		if _, err := ParseDimension(string(d)); err != nil {
+			return nil, err
+		}
+	}
+	var w where
+	w.add("resolution = ?", int64(res/time.Second))
+	w.add("bucket >= ?", from.Unix())
+	w.add("bucket < ?", to.Unix())
+	w.eq("route", q.Route)
+	w.eq("api", q.API)
+	w.eq("tenant", q.Tenant)
+	w.eq("key_id", q.KeyID)
+	w.eq("model", q.Model)
+	stmt := "SELECT bucket, route, api, tenant, key_id, model, calls, failed, rejected, status_4xx, status_5xx, " +
+		"latency_sum_ns, upstream_sum_ns, bytes_in, bytes_out, input_tokens, output_tokens, cost, latency_hist FROM call_rollups" + w.String()
+	rows, err := s.db.QueryContext(ctx, s.dialect.rebind(stmt), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("querying rollups: %w", err)
+	}
+	defer rows.Close()
+	type groupKey struct {
+		t time.Time
+		k Key
+	}
+	groups := map[groupKey]*Aggregate{}
+	var a Aggregate
+	for rows.Next() {
+		if err := scanRollup(rows, &a); err != nil {
+			return nil, err
+		}
+		gk := groupKey{q.bucketOf(a.Time, from), a.Key.project(q.By)}
+		g := groups[gk]
+		if g == nil {
+			g = &Aggregate{Time: gk.t, Key: gk.k}
+			groups[gk] = g
+		}
+		g.merge(&a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading rollups: %w", err)
+	}
+	out := make([]Aggregate, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	sortAggregates(out)
+	return out, nil
+}
+
+// scanRollup reads one rollup row into a.
+func scanRollup(rows *sql.Rows, a *Aggregate) error {
+	var (
+		bucket, lat, up int64
+		blob            []byte
+	)
+	*a = Aggregate{}
+	if err := rows.Scan(&bucket, &a.Key.Route, &a.Key.API, &a.Key.Tenant, &a.Key.KeyID, &a.Key.Model,
+		&a.Calls, &a.Failed, &a.Rejected, &a.Status4xx, &a.Status5xx, &lat, &up,
+		&a.BytesIn, &a.BytesOut, &a.InputTokens, &a.OutputTokens, &a.Cost, &blob); err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	a.Time = time.Unix(bucket, 0).UTC()
+	a.LatencySum, a.UpstreamSum = time.Duration(lat), time.Duration(up)
+	if err := a.Latency.UnmarshalBinary(blob); err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	return nil
+}
+
+// sortAggregates orders aggregates by time, then key.
+func sortAggregates(as []Aggregate) {
+	sort.Slice(as, func(i, j int) bool {
+		if !as[i].Time.Equal(as[j].Time) {
+			return as[i].Time.Before(as[j].Time)
+		}
+		return as[i].Key.String() < as[j].Key.String()
+	})
+}
+
+// AppendAudit appends an entry to the audit log and returns it with its
+// Seq (and its Time, when it had none: now).
+func (s *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		e, err = s.appendAuditTx(ctx, tx, e)
+		return err
+	})
+	return e, err
+}
+
+func (s *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, e AuditEntry) (AuditEntry, error) {
+	if e.Time.IsZero() {
+		e.Time = s.clock.Now()
+	}
+	e.Time = e.Time.UTC()
+	if e.Action == "" {
+		return e, fmt.Errorf("appending to the audit log: an entry needs an action")
+	}
+	err := tx.QueryRowContext(ctx, s.dialect.rebind(
+		`INSERT INTO audit_log (time_ns, actor, action, tenant, api, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`),
+		e.Time.UnixNano(), e.Actor, e.Action, e.Tenant, e.API, e.Detail).Scan(&e.Seq)
+	if err != nil {
+		return e, fmt.Errorf("appending to the audit log: %w", err)
+	}
+	return e, nil
+}
+
+// Audit returns the audit log entries that match q, oldest first (see
+// Querier).
+func (s *DB) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	var w where
+	if !q.From.IsZero() {
+		w.add("time_ns >= ?", q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		w.add("time_ns < ?", q.To.UnixNano())
+	}
+	w.eq("tenant", q.Tenant)
+	w.eq("api", q.API)
+	if strings.HasSuffix(q.Action, ".") {
+		w.add("action LIKE ? ESCAPE '\\'", strings.TrimSuffix(likePattern(q.Action), "%")[1:]+"%")
+	} else {
+		w.eq("action", q.Action)
+	}
+	if q.AfterSeq > 0 {
+		w.add("seq > ?", q.AfterSeq)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	// The latest entries, then put back in order.
+	stmt := "SELECT seq, time_ns, actor, action, tenant, api, detail FROM audit_log" + w.String() + " ORDER BY seq DESC LIMIT ?"
+	rows, err := s.db.QueryContext(ctx, s.dialect.rebind(stmt), append(w.args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("querying the audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var (
+			e AuditEntry
+			t int64
+		)
+		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Tenant, &e.API, &e.Detail); err != nil {
+			return nil, fmt.Errorf("reading the audit log: %w", err)
+		}
+		e.Time = time.Unix(0, t).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the audit log: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// Subscriptions returns every subscription, by tenant and API.
+func (s *DB) Subscriptions(ctx context.Context) ([]Subscription, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT tenant, api, state, requested_at_ns, decided_at_ns, decided_by, note FROM subscriptions ORDER BY tenant, api`)
+	if err != nil {
+		return nil, fmt.Errorf("querying subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []Subscription
+	for rows.Next() {
+		var (
+			sub            Subscription
+			requested, dec int64
+		)
+		if err := rows.Scan(&sub.Tenant, &sub.API, &sub.State, &requested, &dec, &sub.DecidedBy, &sub.Note); err != nil {
+			return nil, fmt.Errorf("reading subscriptions: %w", err)
+		}
+		sub.RequestedAt = time.Unix(0, requested).UTC()
+		if dec != 0 {
+			sub.DecidedAt = time.Unix(0, dec).UTC()
+		}
+		out = append(out, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// PutSubscription creates or replaces the subscription of sub.Tenant to
+// sub.API and appends the audit entry that says why, in one transaction:
+// no change of access goes unrecorded.
+func (s *DB) PutSubscription(ctx context.Context, sub Subscription, e AuditEntry) (AuditEntry, error) {
+	var decided int64
+	if !sub.DecidedAt.IsZero() {
+		decided = sub.DecidedAt.UnixNano()
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO subscriptions (tenant, api, state, requested_at_ns, decided_at_ns, decided_by, note)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, api) DO UPDATE SET state = excluded.state, requested_at_ns = excluded.requested_at_ns,
+				decided_at_ns = excluded.decided_at_ns, decided_by = excluded.decided_by, note = excluded.note`),
+			sub.Tenant, sub.API, sub.State, sub.RequestedAt.UnixNano(), decided, sub.DecidedBy, sub.Note)
+		if err != nil {
+			return fmt.Errorf("writing subscription: %w", err)
+		}
+		e, err = s.appendAuditTx(ctx, tx, e)
+		return err
+	})
+	return e, err
+}
