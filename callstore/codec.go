@@ -217,3 +217,17 @@ func decodeChunk(chunk []byte, out []Record) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// countFrames counts the framed records of a chunk, readable or not.
+func countFrames(chunk []byte) int {
+	n := 0
+	for len(chunk) >= 4 {
+		l := binary.LittleEndian.Uint32(chunk)
+		if uint64(l) > uint64(len(chunk)-4) {
+			break
+		}
+		chunk = chunk[4+l:]
+		n++
+	}
+	return n
+}

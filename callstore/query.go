@@ -376,3 +376,23 @@ func (s *DB) PutSubscription(ctx context.Context, sub Subscription, e AuditEntry
 	})
 	return e, err
 }
+
+// Count returns how many stored calls match q (its Limit and AfterSeq
+// aside), for checks that no call was lost.
+func (s *DB) Count(ctx context.Context, q Query) (int64, error) {
+	var w where
+	if !q.From.IsZero() {
+		w.add("time_ns >= ?", q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		w.add("time_ns < ?", q.To.UnixNano())
+	}
+	w.eq("route", q.Route)
+	w.eq("tenant", q.Tenant)
+	w.eq("gateway", q.Gateway)
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.dialect.rebind("SELECT count(*) FROM calls"+w.String()), w.args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting calls: %w", err)
+	}
+	return n, nil
+}
