@@ -3,6 +3,8 @@ package callstore
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -18,12 +20,21 @@ func cpuTime() time.Duration {
 }
 
 // benchRecords returns n records spread over routes, tenants and keys the
-// way a gateway's traffic is.
+// way a gateway's traffic is, with random request and trace ids (the
+// part of a record that does not compress).
 func benchRecords(n int, start time.Time) []Record {
+	rng := rand.New(rand.NewPCG(1, 2))
 	recs := make([]Record, n)
 	for i := range recs {
 		r := call(i, fmt.Sprintf("route-%d", i%20), fmt.Sprintf("tenant-%d", i%10), 200, time.Duration(1+i%50)*time.Millisecond)
 		r.Time = start.Add(time.Duration(i) * time.Millisecond)
+		r.RequestID = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		r.TraceID = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		r.Path = fmt.Sprintf("/orders/%d", rng.IntN(1_000_000))
+		// Each route has its own typical latency, spread log-normally
+		// around it, as services' latencies are.
+		median := time.Duration(5+5*(i%20)) * time.Millisecond
+		r.Latency = time.Duration(float64(median) * math.Exp(0.5*rng.NormFloat64()))
 		r.KeyID = fmt.Sprintf("key-%d", i%50)
 		if i%100 == 0 {
 			r.Status, r.Outcome, r.Reason = 503, "status", "upstream_5xx"

@@ -37,14 +37,12 @@ type dialect interface {
 	// rebind turns the ? placeholders of a statement into the
 	// database's own.
 	rebind(query string) string
-	// like is the operator that matches a pattern ignoring ASCII case.
-	like() string
+	// contains is a condition that column holds the string bound to its
+	// one placeholder.
+	contains(column string) string
 	// lock takes a lock, held until tx ends, that serialises schema
 	// changes and compaction across processes sharing the database.
 	lock(ctx context.Context, tx *sql.Tx, what int64) error
-	// write inserts the calls, in order, and the rollup rows in one
-	// transaction.
-	write(ctx context.Context, db *sql.DB, recs []Record, rollups []rollupRow) error
 }
 
 // Lock ids for dialect.lock.
@@ -138,7 +136,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	err = tx.QueryRowContext(ctx, `SELECT value FROM relia_meta WHERE name = 'schema_version'`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO relia_meta (name, value) VALUES ('schema_version', ?)`), schemaVersion); err != nil {
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO relia_meta (name, value) VALUES ('schema_version', ?), ('next_seq', 1)`), schemaVersion); err != nil {
 			return fmt.Errorf("recording the schema version: %w", err)
 		}
 	case err != nil:
@@ -162,11 +160,10 @@ func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// The columns of the calls table, in the order rows are written.
-var callColumns = []string{
-	"time_ns", "request_id", "trace_id", "gateway", "route", "api", "api_version", "tenant", "key_id",
-	"method", "path_template", "path", "status", "outcome", "reason", "latency_ns", "upstream_ns", "ttfb_ns",
-	"target", "attempts", "bytes_in", "bytes_out", "model", "provider", "input_tokens", "output_tokens", "cost", "detail",
+// The columns of the segments table, in the order rows are written.
+var segmentColumns = []string{
+	"first_seq", "n", "min_time_ns", "max_time_ns", "gateways", "routes", "apis", "tenants", "key_ids", "models",
+	"failed", "ids", "records",
 }
 
 // The columns of the rollups table, in the order rows are written.

@@ -16,8 +16,9 @@ const compactLookback = 3 * time.Hour
 
 // MaintainResult says what Maintain did.
 type MaintainResult struct {
-	// DeletedCalls and DeletedRollups count rows past their retention.
-	DeletedCalls, DeletedRollups int64
+	// DeletedSegments and DeletedRollups count rows past their
+	// retention: segments of calls (a batch each) and rollups.
+	DeletedSegments, DeletedRollups int64
 	// MergedRollups counts rollup rows merged into others.
 	MergedRollups int64
 }
@@ -39,7 +40,7 @@ func (s *DB) Maintain(ctx context.Context, r Retention) (MaintainResult, error) 
 		return n, nil
 	}
 	var err error
-	if res.DeletedCalls, err = del(`DELETE FROM calls WHERE time_ns < ?`, now.Add(-r.Calls).UnixNano()); err != nil {
+	if res.DeletedSegments, err = del(`DELETE FROM call_segments WHERE max_time_ns < ?`, now.Add(-r.Calls).UnixNano()); err != nil {
 		return res, err
 	}
 	for _, c := range []struct {
@@ -139,19 +140,10 @@ func (s *DB) Compact(ctx context.Context, since time.Time) (int64, error) {
 			}
 			ids = ids[n:]
 		}
-		st, err := tx.PrepareContext(ctx, s.dialect.rebind(insertStatement("call_rollups", rollupColumns)))
-		if err != nil {
+		if err := s.insertRows(ctx, tx, "call_rollups", rollupColumns, len(insert), func(i int, args []any) ([]any, error) {
+			return rollupArgs(args, &insert[i])
+		}); err != nil {
 			return err
-		}
-		defer st.Close()
-		for i := range insert {
-			args, err := rollupArgs(nil, &insert[i])
-			if err != nil {
-				return err
-			}
-			if _, err := st.ExecContext(ctx, args...); err != nil {
-				return err
-			}
 		}
 		for _, g := range groups {
 			if len(g.ids) > 1 {

@@ -3,7 +3,6 @@ package callstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -43,7 +42,7 @@ func (postgresDialect) rebind(q string) string {
 	return b.String()
 }
 
-func (postgresDialect) like() string { return "ILIKE" }
+func (postgresDialect) contains(col string) string { return "strpos(" + col + ", ?) > 0" }
 
 func (postgresDialect) lock(ctx context.Context, tx *sql.Tx, what int64) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, what)
@@ -53,18 +52,13 @@ func (postgresDialect) lock(ctx context.Context, tx *sql.Tx, what int64) error {
 func (postgresDialect) schema() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS relia_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS calls (
-			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			time_ns BIGINT NOT NULL, request_id TEXT NOT NULL, trace_id TEXT NOT NULL, gateway TEXT NOT NULL,
-			route TEXT NOT NULL, api TEXT NOT NULL, api_version TEXT NOT NULL, tenant TEXT NOT NULL, key_id TEXT NOT NULL,
-			method TEXT NOT NULL, path_template TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
-			outcome TEXT NOT NULL, reason TEXT NOT NULL, latency_ns BIGINT NOT NULL, upstream_ns BIGINT NOT NULL,
-			ttfb_ns BIGINT NOT NULL, target TEXT NOT NULL, attempts INTEGER NOT NULL, bytes_in BIGINT NOT NULL,
-			bytes_out BIGINT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, input_tokens BIGINT NOT NULL,
-			output_tokens BIGINT NOT NULL, cost DOUBLE PRECISION NOT NULL, detail TEXT)`,
-		`CREATE INDEX IF NOT EXISTS calls_time ON calls (time_ns)`,
-		`CREATE INDEX IF NOT EXISTS calls_request_id ON calls (request_id)`,
-		`CREATE INDEX IF NOT EXISTS calls_trace_id ON calls (trace_id) WHERE trace_id != ''`,
+		`CREATE TABLE IF NOT EXISTS call_segments (
+			first_seq BIGINT PRIMARY KEY, n INTEGER NOT NULL,
+			min_time_ns BIGINT NOT NULL, max_time_ns BIGINT NOT NULL,
+			gateways TEXT NOT NULL, routes TEXT NOT NULL, apis TEXT NOT NULL, tenants TEXT NOT NULL,
+			key_ids TEXT NOT NULL, models TEXT NOT NULL, failed INTEGER NOT NULL,
+			ids BYTEA NOT NULL, records BYTEA NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS call_segments_max_time ON call_segments (max_time_ns)`,
 		`CREATE TABLE IF NOT EXISTS call_rollups (
 			id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 			resolution INTEGER NOT NULL, bucket BIGINT NOT NULL,
@@ -91,52 +85,4 @@ func (postgresDialect) schema() []string {
 			decided_by TEXT NOT NULL, note TEXT NOT NULL,
 			PRIMARY KEY (tenant, api))`,
 	}
-}
-
-// write loads the batch with COPY, PostgreSQL's bulk load (one round
-// trip for all the calls, one for the rollups), in a transaction on the
-// pgx connection under database/sql's.
-func (postgresDialect) write(ctx context.Context, db *sql.DB, recs []Record, rollups []rollupRow) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return errors.New("not a pgx connection")
-		}
-		tx, err := sc.Conn().Begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback(ctx)
-		if err := copyRows(ctx, tx, "calls", callColumns, len(recs), func(i int, row []any) ([]any, error) {
-			return callArgs(row, &recs[i])
-		}); err != nil {
-			return err
-		}
-		if err := copyRows(ctx, tx, "call_rollups", rollupColumns, len(rollups), func(i int, row []any) ([]any, error) {
-			return rollupArgs(row, &rollups[i])
-		}); err != nil {
-			return err
-		}
-		return tx.Commit(ctx)
-	})
-}
-
-// copyRows copies n rows made by row into table.
-func copyRows(ctx context.Context, tx pgx.Tx, table string, cols []string, n int, row func(i int, row []any) ([]any, error)) error {
-	i := 0
-	src := pgx.CopyFromFunc(func() ([]any, error) {
-		if i == n {
-			return nil, nil
-		}
-		r, err := row(i, make([]any, 0, len(cols)))
-		i++
-		return r, err
-	})
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, src)
-	return err
 }

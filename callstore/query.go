@@ -3,7 +3,6 @@ package callstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -40,85 +39,150 @@ func likePattern(s string) string {
 	return "%" + r.Replace(s) + "%"
 }
 
-// The columns a call is read back from.
-var selectCallColumns = "seq, " + strings.Join(callColumns, ", ")
-
-// Calls returns the stored calls that match q (see Querier).
+// Calls returns the stored calls that match q (see Querier): newest
+// first by Seq (the order they were stored in), or oldest first after
+// q.AfterSeq.
 func (s *DB) Calls(ctx context.Context, q Query) ([]Record, error) {
+	var out []Record
+	limit := q.limit()
+	err := s.scan(ctx, q, func(r *Record) bool {
+		out = append(out, *r)
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// Count returns how many stored calls match q (its Limit aside), for
+// checks that no call was lost.
+func (s *DB) Count(ctx context.Context, q Query) (int64, error) {
+	if q == (Query{}) {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM call_segments`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("counting calls: %w", err)
+		}
+		return n, nil
+	}
+	var n int64
+	err := s.scan(ctx, q, func(*Record) bool { n++; return true })
+	return n, err
+}
+
+// segmentsPerPage is how many segments a scan reads per query.
+const segmentsPerPage = 8
+
+// scan calls f with each stored call that matches q, newest first (oldest
+// first after q.AfterSeq), until f returns false. Segments that cannot
+// hold a match (by time, by the sets of values they hold, by their count
+// of failures, by their Bloom filter of ids) are not read.
+func (s *DB) scan(ctx context.Context, q Query, f func(r *Record) bool) error {
 	lo, hi, err := q.statusRange()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var w where
 	if !q.From.IsZero() {
-		w.add("time_ns >= ?", q.From.UnixNano())
+		w.add("max_time_ns >= ?", q.From.UnixNano())
 	}
 	if !q.To.IsZero() {
-		w.add("time_ns < ?", q.To.UnixNano())
+		w.add("min_time_ns < ?", q.To.UnixNano())
 	}
-	w.eq("route", q.Route)
-	w.eq("api", q.API)
-	w.eq("tenant", q.Tenant)
-	w.eq("key_id", q.KeyID)
-	w.eq("model", q.Model)
-	w.eq("gateway", q.Gateway)
-	w.eq("outcome", q.Outcome)
-	w.eq("request_id", q.RequestID)
-	w.eq("trace_id", q.TraceID)
-	if lo > 0 {
-		w.add("status BETWEEN ? AND ?", lo, hi)
+	for d, v := range [numSetDims]string{q.Gateway, q.Route, q.API, q.Tenant, q.KeyID, q.Model} {
+		if v != "" {
+			w.add("("+setColumns[d]+" = '"+setAny+"' OR "+s.dialect.contains(setColumns[d])+")", setNeedle(v))
+		}
 	}
 	if q.Failed {
-		w.add("outcome != 'ok'")
+		w.add("failed > 0")
 	}
-	if q.Text != "" {
-		cols := []string{"path", "reason", "request_id", "route", "tenant", "key_id", "target", "model"}
-		conds := make([]string, len(cols))
-		pat := likePattern(q.Text)
-		for i, c := range cols {
-			conds[i] = c + " " + s.dialect.like() + ` ? ESCAPE '\'`
-			w.args = append(w.args, pat)
+	asc := q.AfterSeq > 0
+	if asc {
+		w.add("first_seq + n > ?", q.AfterSeq+1)
+	}
+	byID := q.RequestID != "" || q.TraceID != ""
+	cols, page := "first_seq, records", segmentsPerPage
+	if byID {
+		// Read the filters first, and the records of the segments they
+		// let through.
+		cols, page = "first_seq, ids", 512
+	}
+	order := " ORDER BY first_seq DESC"
+	cursorCond := "first_seq < ?"
+	if asc {
+		order, cursorCond = " ORDER BY first_seq", "first_seq > ?"
+	}
+	var cursor int64 = -1
+	var rec Record
+	for {
+		pw := w
+		pw.conds = append([]string(nil), w.conds...)
+		pw.args = append([]any(nil), w.args...)
+		if cursor >= 0 {
+			pw.add(cursorCond, cursor)
 		}
-		w.conds = append(w.conds, "("+strings.Join(conds, " OR ")+")")
-	}
-	order := " ORDER BY time_ns DESC, seq DESC"
-	if q.AfterSeq > 0 {
-		w.add("seq > ?", q.AfterSeq)
-		order = " ORDER BY seq"
-	}
-	stmt := "SELECT " + selectCallColumns + " FROM calls" + w.String() + order + " LIMIT ?"
-	rows, err := s.db.QueryContext(ctx, s.dialect.rebind(stmt), append(w.args, q.limit())...)
-	if err != nil {
-		return nil, fmt.Errorf("querying calls: %w", err)
-	}
-	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		var (
-			r                Record
-			t, lat, up, ttfb int64
-			detail           sql.NullString
-		)
-		if err := rows.Scan(&r.Seq, &t, &r.RequestID, &r.TraceID, &r.Gateway, &r.Route, &r.API, &r.APIVersion, &r.Tenant, &r.KeyID,
-			&r.Method, &r.PathTemplate, &r.Path, &r.Status, &r.Outcome, &r.Reason, &lat, &up, &ttfb,
-			&r.Target, &r.Attempts, &r.BytesIn, &r.BytesOut, &r.Model, &r.Provider, &r.InputTokens, &r.OutputTokens, &r.Cost, &detail); err != nil {
-			return nil, fmt.Errorf("reading calls: %w", err)
+		stmt := "SELECT " + cols + " FROM call_segments" + pw.String() + order + " LIMIT " + fmt.Sprint(page)
+		rows, err := s.db.QueryContext(ctx, s.dialect.rebind(stmt), pw.args...)
+		if err != nil {
+			return fmt.Errorf("querying calls: %w", err)
 		}
-		r.Time = time.Unix(0, t).UTC()
-		r.Latency, r.Upstream, r.TTFB = time.Duration(lat), time.Duration(up), time.Duration(ttfb)
-		if detail.Valid {
-			var d callDetail
-			if err := json.Unmarshal([]byte(detail.String), &d); err != nil {
-				return nil, fmt.Errorf("reading call %d's detail: %w", r.Seq, err)
+		type seg struct {
+			first int64
+			data  []byte
+		}
+		var segs []seg
+		for rows.Next() {
+			var sg seg
+			if err := rows.Scan(&sg.first, &sg.data); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading calls: %w", err)
 			}
-			r.Steps, r.RequestHeaders, r.ResponseHeaders, r.RequestBody, r.ResponseBody = d.Steps, d.RequestHeaders, d.ResponseHeaders, d.RequestBody, d.ResponseBody
+			segs = append(segs, sg)
 		}
-		out = append(out, r)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading calls: %w", err)
+		}
+		for _, sg := range segs {
+			cursor = sg.first
+			records := sg.data
+			if byID {
+				bl := bloom(sg.data)
+				if q.RequestID != "" && !bl.mayHave(q.RequestID) || q.TraceID != "" && !bl.mayHave(q.TraceID) {
+					continue
+				}
+				if err := s.db.QueryRowContext(ctx, s.dialect.rebind(`SELECT records FROM call_segments WHERE first_seq = ?`), sg.first).Scan(&records); err != nil {
+					return fmt.Errorf("reading calls: %w", err)
+				}
+			}
+			records, err := decompressRecords(records)
+			if err != nil {
+				return fmt.Errorf("reading the calls of segment %d: %w", sg.first, err)
+			}
+			var offs [][]byte
+			if err := forEachFramed(records, func(_ int, b []byte) bool { offs = append(offs, b); return true }); err != nil {
+				return fmt.Errorf("reading the calls of segment %d: %w", sg.first, err)
+			}
+			for k := range offs {
+				i := k
+				if !asc {
+					i = len(offs) - 1 - k
+				}
+				seq := sg.first + int64(i)
+				if asc && seq <= q.AfterSeq {
+					continue
+				}
+				if err := decodeRecord(offs[i], &rec); err != nil {
+					return fmt.Errorf("reading call %d: %w", seq, err)
+				}
+				rec.Seq = seq
+				if q.matches(&rec, lo, hi) && !f(&rec) {
+					return nil
+				}
+			}
+		}
+		if len(segs) < page {
+			return nil
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading calls: %w", err)
-	}
-	return out, nil
 }
 
 // resolution returns the rollup resolution q is answered from and its
@@ -375,24 +439,4 @@ func (s *DB) PutSubscription(ctx context.Context, sub Subscription, e AuditEntry
 		return err
 	})
 	return e, err
-}
-
-// Count returns how many stored calls match q (its Limit and AfterSeq
-// aside), for checks that no call was lost.
-func (s *DB) Count(ctx context.Context, q Query) (int64, error) {
-	var w where
-	if !q.From.IsZero() {
-		w.add("time_ns >= ?", q.From.UnixNano())
-	}
-	if !q.To.IsZero() {
-		w.add("time_ns < ?", q.To.UnixNano())
-	}
-	w.eq("route", q.Route)
-	w.eq("tenant", q.Tenant)
-	w.eq("gateway", q.Gateway)
-	var n int64
-	if err := s.db.QueryRowContext(ctx, s.dialect.rebind("SELECT count(*) FROM calls"+w.String()), w.args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("counting calls: %w", err)
-	}
-	return n, nil
 }

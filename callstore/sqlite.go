@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"strings"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so the binary stays static
 )
@@ -17,13 +16,14 @@ type sqliteDialect struct{}
 // which in WAL mode keeps the database consistent through a crash and
 // loses at most the last transactions on power loss. A busy timeout
 // makes a writer wait for another process's lock rather than fail at
-// once; past it the Writer spools.
+// once; past it the Writer spools. Writing transactions take the write
+// lock when they begin (IMMEDIATE), so two never deadlock upgrading.
 func openSQLite(path string) (*sql.DB, dialect, error) {
 	if path == "" {
 		return nil, nil, fmt.Errorf("empty SQLite path")
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)", "foreign_keys(on)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(2000)", "cache_size(-65536)", "temp_store(memory)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -38,8 +38,7 @@ func (sqliteDialect) name() string { return "sqlite" }
 
 func (sqliteDialect) rebind(q string) string { return q }
 
-// like: SQLite's LIKE ignores ASCII case already.
-func (sqliteDialect) like() string { return "LIKE" }
+func (sqliteDialect) contains(col string) string { return "instr(" + col + ", ?) > 0" }
 
 // lock: the transactions are IMMEDIATE (_txlock), so a writing
 // transaction already holds SQLite's one write lock.
@@ -48,18 +47,13 @@ func (sqliteDialect) lock(context.Context, *sql.Tx, int64) error { return nil }
 func (sqliteDialect) schema() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS relia_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS calls (
-			seq INTEGER PRIMARY KEY AUTOINCREMENT,
-			time_ns INTEGER NOT NULL, request_id TEXT NOT NULL, trace_id TEXT NOT NULL, gateway TEXT NOT NULL,
-			route TEXT NOT NULL, api TEXT NOT NULL, api_version TEXT NOT NULL, tenant TEXT NOT NULL, key_id TEXT NOT NULL,
-			method TEXT NOT NULL, path_template TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
-			outcome TEXT NOT NULL, reason TEXT NOT NULL, latency_ns INTEGER NOT NULL, upstream_ns INTEGER NOT NULL,
-			ttfb_ns INTEGER NOT NULL, target TEXT NOT NULL, attempts INTEGER NOT NULL, bytes_in INTEGER NOT NULL,
-			bytes_out INTEGER NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, input_tokens INTEGER NOT NULL,
-			output_tokens INTEGER NOT NULL, cost REAL NOT NULL, detail TEXT)`,
-		`CREATE INDEX IF NOT EXISTS calls_time ON calls (time_ns)`,
-		`CREATE INDEX IF NOT EXISTS calls_request_id ON calls (request_id)`,
-		`CREATE INDEX IF NOT EXISTS calls_trace_id ON calls (trace_id) WHERE trace_id != ''`,
+		`CREATE TABLE IF NOT EXISTS call_segments (
+			first_seq INTEGER PRIMARY KEY, n INTEGER NOT NULL,
+			min_time_ns INTEGER NOT NULL, max_time_ns INTEGER NOT NULL,
+			gateways TEXT NOT NULL, routes TEXT NOT NULL, apis TEXT NOT NULL, tenants TEXT NOT NULL,
+			key_ids TEXT NOT NULL, models TEXT NOT NULL, failed INTEGER NOT NULL,
+			ids BLOB NOT NULL, records BLOB NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS call_segments_max_time ON call_segments (max_time_ns)`,
 		`CREATE TABLE IF NOT EXISTS call_rollups (
 			id INTEGER PRIMARY KEY AUTOINCREMENT,
 			resolution INTEGER NOT NULL, bucket INTEGER NOT NULL,
@@ -85,63 +79,4 @@ func (sqliteDialect) schema() []string {
 			decided_by TEXT NOT NULL, note TEXT NOT NULL,
 			PRIMARY KEY (tenant, api))`,
 	}
-}
-
-// write runs one prepared statement per row: with SQLite in process, a
-// statement costs a function call, not a round trip.
-func (sqliteDialect) write(ctx context.Context, db *sql.DB, recs []Record, rollups []rollupRow) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := sqliteInsertCalls(ctx, tx, recs); err != nil {
-		return err
-	}
-	if err := sqliteInsertRollups(ctx, tx, rollups); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-func sqliteInsertCalls(ctx context.Context, tx *sql.Tx, recs []Record) error {
-	st, err := tx.PrepareContext(ctx, insertStatement("calls", callColumns))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	args := make([]any, 0, len(callColumns))
-	for i := range recs {
-		if args, err = callArgs(args[:0], &recs[i]); err != nil {
-			return err
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sqliteInsertRollups(ctx context.Context, tx *sql.Tx, rows []rollupRow) error {
-	st, err := tx.PrepareContext(ctx, insertStatement("call_rollups", rollupColumns))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	args := make([]any, 0, len(rollupColumns))
-	for i := range rows {
-		if args, err = rollupArgs(args[:0], &rows[i]); err != nil {
-			return err
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// insertStatement is "INSERT INTO table (a, b) VALUES (?, ?)".
-func insertStatement(table string, cols []string) string {
-	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" +
-		strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
 }

@@ -351,7 +351,9 @@ const (
 // longer than raw calls, so trends and forecasts reach back further than
 // the calls themselves. Zero fields take the defaults.
 type Retention struct {
-	// Calls is how long raw calls are kept; 7 days by default.
+	// Calls is how long raw calls are kept; 7 days by default. Calls are
+	// stored a batch to a row, and a batch goes when its newest call is
+	// past this age.
 	Calls time.Duration `yaml:"calls" json:"calls"`
 	// Minutes is how long per-minute rollups are kept; 30 days by
 	// default.

@@ -2,58 +2,77 @@ package callstore
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// Write stores a batch of calls and adds them to the per-minute and
-// per-hour rollups, in one transaction: a failed Write leaves nothing
-// behind, so the Writer can try the batch again.
+// Write stores a batch of calls as one segment and adds them to the
+// per-minute and per-hour rollups, in one transaction: a failed Write
+// leaves nothing behind, so the Writer can try the batch again.
+//
+// The batch's Seqs are taken from a counter row that the transaction
+// holds until it commits, so writers sharing a database take turns and
+// Seq order is commit order.
 func (s *DB) Write(ctx context.Context, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	seg := buildSegment(recs)
 	rollups := rollupBatch(recs)
-	if err := s.dialect.write(ctx, s.db, recs, rollups); err != nil {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var first int64
+		if err := tx.QueryRowContext(ctx, s.dialect.rebind(`UPDATE relia_meta SET value = value + ? WHERE name = 'next_seq' RETURNING value - ?`),
+			seg.n, seg.n).Scan(&first); err != nil {
+			return fmt.Errorf("taking sequence numbers: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(insertStatement("call_segments", segmentColumns, 1)),
+			first, seg.n, seg.minTime, seg.maxTime, seg.sets[setGateway], seg.sets[setRoute], seg.sets[setAPI],
+			seg.sets[setTenant], seg.sets[setKey], seg.sets[setModel], seg.failed, []byte(seg.ids), seg.records); err != nil {
+			return err
+		}
+		return s.insertRows(ctx, tx, "call_rollups", rollupColumns, len(rollups), func(i int, args []any) ([]any, error) {
+			return rollupArgs(args, &rollups[i])
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("writing %d calls to %s: %w", len(recs), s.dialect.name(), err)
 	}
 	return nil
 }
 
-// callDetail is the part of a call kept as one JSON document: its story
-// and, for routes that opt in, headers and bodies.
-type callDetail struct {
-	Steps           []Step   `json:"steps,omitempty"`
-	RequestHeaders  []Header `json:"request_headers,omitempty"`
-	ResponseHeaders []Header `json:"response_headers,omitempty"`
-	RequestBody     string   `json:"request_body,omitempty"`
-	ResponseBody    string   `json:"response_body,omitempty"`
+// maxRowsPerStatement bounds a multi-row INSERT within both databases'
+// parameter limits (SQLite 32,766, PostgreSQL 65,535) for tables of up
+// to 60 columns.
+const maxRowsPerStatement = 500
+
+// insertRows inserts n rows into table, as few statements as the
+// parameter limits allow; args appends row i's values.
+func (s *DB) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, n int, args func(i int, args []any) ([]any, error)) error {
+	var vals []any
+	for at := 0; at < n; {
+		k := min(n-at, maxRowsPerStatement)
+		vals = vals[:0]
+		for i := at; i < at+k; i++ {
+			var err error
+			if vals, err = args(i, vals); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(insertStatement(table, cols, k)), vals...); err != nil {
+			return err
+		}
+		at += k
+	}
+	return nil
 }
 
-// detailJSON returns r's detail document, or nil when it has none.
-func detailJSON(r *Record) ([]byte, error) {
-	if len(r.Steps) == 0 && len(r.RequestHeaders) == 0 && len(r.ResponseHeaders) == 0 && r.RequestBody == "" && r.ResponseBody == "" {
-		return nil, nil
-	}
-	return json.Marshal(callDetail{r.Steps, r.RequestHeaders, r.ResponseHeaders, r.RequestBody, r.ResponseBody})
-}
-
-// callArgs appends r's column values, in callColumns' order, to args.
-func callArgs(args []any, r *Record) ([]any, error) {
-	detail, err := detailJSON(r)
-	if err != nil {
-		return args, err
-	}
-	var d any
-	if detail != nil {
-		d = string(detail)
-	}
-	return append(args,
-		r.Time.UnixNano(), r.RequestID, r.TraceID, r.Gateway, r.Route, r.API, r.APIVersion, r.Tenant, r.KeyID,
-		r.Method, r.PathTemplate, r.Path, r.Status, r.Outcome, r.Reason, int64(r.Latency), int64(r.Upstream), int64(r.TTFB),
-		r.Target, r.Attempts, r.BytesIn, r.BytesOut, r.Model, r.Provider, r.InputTokens, r.OutputTokens, r.Cost, d,
-	), nil
+// insertStatement is "INSERT INTO table (a, b) VALUES (?, ?), (?, ?)" for
+// rows rows.
+func insertStatement(table string, cols []string, rows int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 }
 
 // rollupRow is one row of the rollups table: the aggregate of some calls

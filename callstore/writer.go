@@ -119,6 +119,7 @@ type Writer struct {
 	cur     []byte
 	curN    int
 	curAt   time.Time // when cur got its first record
+	sealed  uint64    // batches sealed so far
 	closed  bool
 	scratch []byte
 
@@ -149,10 +150,12 @@ type Writer struct {
 	lastDropLog map[string]time.Time // under qmu
 }
 
-// batch is a sealed batch: framed records end to end.
+// batch is a sealed batch: framed records end to end, numbered in the
+// order batches were sealed.
 type batch struct {
 	buf []byte
 	n   int
+	seq uint64
 }
 
 // Stats are a Writer's counts since it started.
@@ -265,9 +268,11 @@ func (w *Writer) Record(r *Record) {
 	}
 }
 
-// sealLocked takes the current batch for handing on; w.mu is held.
+// sealLocked takes the current batch for handing on, numbered in the
+// order batches are sealed; w.mu is held.
 func (w *Writer) sealLocked() batch {
-	b := batch{w.cur, w.curN}
+	b := batch{buf: w.cur, n: w.curN, seq: w.sealed}
+	w.sealed++
 	w.qmu.Lock()
 	w.pending += int64(b.n)
 	w.stats.Recorded += int64(b.n)
@@ -276,58 +281,66 @@ func (w *Writer) sealLocked() batch {
 	return b
 }
 
-// intake places sealed batches in the queue or the spool, and seals the
-// current batch when it has waited FlushInterval.
+// sealNow seals the current batch if it has records and, with minAge > 0,
+// if its first record has waited that long.
+func (w *Writer) sealNow(minAge time.Duration) (batch, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.curN == 0 || minAge > 0 && w.o.Clock.Since(w.curAt) < minAge {
+		return batch{}, false
+	}
+	return w.sealLocked(), true
+}
+
+// intake places sealed batches in the queue or the spool in the order
+// they were sealed, and seals the current batch when it has waited
+// FlushInterval. A batch that Record sealed reaches intake through a
+// channel after Record let go of the lock, so one sealed later by the
+// timer can be in hand first; arrive holds batches back until those
+// sealed before them are placed.
 func (w *Writer) intake() {
 	t := w.o.Clock.NewTimer(w.o.FlushInterval)
 	defer t.Stop()
+	held := map[uint64]batch{}
+	var next uint64
+	arrive := func(b batch) {
+		held[b.seq] = b
+		for {
+			nb, ok := held[next]
+			if !ok {
+				return
+			}
+			delete(held, next)
+			next++
+			w.place(nb)
+		}
+	}
 	for {
 		select {
 		case b := <-w.in:
-			w.place(b)
+			arrive(b)
 		case <-t.C():
-			w.mu.Lock()
-			var b batch
-			if w.curN > 0 {
-				if age := w.o.Clock.Since(w.curAt); age >= w.o.FlushInterval {
-					b = w.sealLocked()
-				}
-			}
-			w.mu.Unlock()
-			if b.n > 0 {
-				w.place(b)
+			if b, ok := w.sealNow(w.o.FlushInterval); ok {
+				arrive(b)
 			}
 			t.Reset(w.o.FlushInterval)
 		case done := <-w.flushReq:
-			w.mu.Lock()
-			var b batch
-			if w.curN > 0 {
-				b = w.sealLocked()
-			}
-			w.mu.Unlock()
-			if b.n > 0 {
-				w.place(b)
+			if b, ok := w.sealNow(0); ok {
+				arrive(b)
 			}
 			close(done)
 		case <-w.stop:
-			// Record no longer seals (closed is set); take what is left.
-			for {
-				select {
-				case b := <-w.in:
-					w.place(b)
-					continue
-				default:
-				}
-				break
+			// Record seals no more (closed is set): seal what is left and
+			// wait for every batch sealed before it.
+			b, ok := w.sealNow(0)
+			if ok {
+				arrive(b)
 			}
 			w.mu.Lock()
-			var b batch
-			if w.curN > 0 {
-				b = w.sealLocked()
-			}
+			last := w.sealed
 			w.mu.Unlock()
-			if b.n > 0 {
-				w.place(b)
+			for next < last {
+				arrive(<-w.in)
 			}
 			w.qmu.Lock()
 			w.checkIdleLocked()

@@ -286,3 +286,36 @@ func TestSpoolCutsATornTail(t *testing.T) {
 		t.Fatal("a file that is not a spool was opened as one")
 	}
 }
+
+// TestWriterKeepsOrderWhenTheTimerSealsToo records from one goroutine
+// while the flush timer fires all the time: batches sealed by Record and
+// by the timer must still reach the sink in the order they were sealed.
+func TestWriterKeepsOrderWhenTheTimerSealsToo(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(t0)
+	sink := &memSink{}
+	w, err := NewWriter(sink, WriterOptions{Clock: clk, BatchSize: 7, FlushInterval: time.Millisecond, QueueBatches: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	stop := make(chan struct{})
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				clk.Advance(time.Millisecond)
+			}
+		}
+	}()
+	const n = 6000
+	recordN(w, 0, n)
+	close(stop)
+	<-ticked
+	flush(t, w)
+	equalIDs(t, "written", sink.ids(), numbered(0, n))
+}
