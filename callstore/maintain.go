@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // compactLookback is how far back Maintain merges rollup rows: the
@@ -156,4 +159,37 @@ func (s *DB) Compact(ctx context.Context, since time.Time) (int64, error) {
 		return 0, fmt.Errorf("compacting rollups: %w", err)
 	}
 	return merged, nil
+}
+
+// Maintainer is a store that applies retention: a DB.
+type Maintainer interface {
+	Maintain(ctx context.Context, r Retention) (MaintainResult, error)
+}
+
+// RunMaintenance calls m.Maintain every interval (a minute when 0) on
+// clk until ctx ends, logging failures; the gateway runs it beside its
+// Writer.
+func RunMaintenance(ctx context.Context, m Maintainer, r Retention, every time.Duration, clk clock.Clock, log *slog.Logger) {
+	if every <= 0 {
+		every = time.Minute
+	}
+	clk = clock.OrReal(clk)
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		if err := clock.Sleep(ctx, clk, every); err != nil {
+			return
+		}
+		res, err := m.Maintain(ctx, r)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("call store maintenance failed", "err", err)
+			}
+			continue
+		}
+		if res.DeletedSegments+res.DeletedRollups > 0 {
+			log.Info("call store retention applied", "deleted_segments", res.DeletedSegments, "deleted_rollups", res.DeletedRollups, "merged_rollups", res.MergedRollups)
+		}
+	}
 }

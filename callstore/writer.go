@@ -20,6 +20,22 @@ type Recorder interface {
 	Record(r *Record)
 }
 
+// Tee records each call to every one of its recorders, such as a Writer
+// to the store and one to an OTLP collector.
+type Tee []Recorder
+
+// Record hands r to each recorder in turn.
+func (t Tee) Record(r *Record) {
+	for _, rec := range t {
+		rec.Record(r)
+	}
+}
+
+var (
+	_ Recorder = Tee(nil)
+	_ Recorder = (*Writer)(nil)
+)
+
 // WriterOptions configure a Writer. Zero fields take the defaults.
 type WriterOptions struct {
 	// Name labels the writer's metrics and logs ("sqlite", "otlp").
