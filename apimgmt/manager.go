@@ -1,6 +1,7 @@
 package apimgmt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -253,22 +254,9 @@ func (m *Manager) Subscriptions() []callstore.Subscription {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b callstore.Subscription) int {
-		if a.Tenant != b.Tenant {
-			return compare(a.Tenant, b.Tenant)
-		}
-		return compare(a.API, b.API)
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.API, b.API))
 	})
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // visible reports whether tenant sees a in its catalog.
