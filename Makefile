@@ -9,7 +9,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 # Debian packages the test suite runs for real, as "command:package" pairs:
 # the package is installed when the command is missing.
-TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium pg_lsclusters:postgresql
 
 # Go programs the tests drive as real peers, installed into .tools/bin.
 TOXIPROXY_VERSION := v2.5.0
@@ -46,7 +46,7 @@ image:
 schemas:
 	$(GO) generate ./internal/config
 	$(GO) build -o $(BIN) ./cmd/relia
-	for k in gateway scenario slo experiment; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	for k in gateway scenario slo experiment api; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
 	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/apimgmt"
+	"github.com/relia-dev/relia/callstore"
+)
+
+// callsDB writes a day of calls into a SQLite store for the CLI to read.
+func callsDB(t *testing.T) (string, time.Time) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "calls.db")
+	ctx := context.Background()
+	s, err := callstore.Open(ctx, path, callstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	var recs []callstore.Record
+	for i := range 300 {
+		r := callstore.Record{Time: start.Add(time.Duration(i) * 30 * time.Second), RequestID: fmt.Sprintf("req-%03d", i), TraceID: fmt.Sprintf("%032x", i+1),
+			Route: "orders", Tenant: "acme", Method: "GET", Path: fmt.Sprintf("/orders/%d", i), Status: 200, Outcome: "ok",
+			Latency: time.Duration(5+i%10) * time.Millisecond, Attempts: 1}
+		if i%30 == 0 {
+			r.Status, r.Outcome, r.Reason, r.Attempts = 503, "status", "upstream_5xx", 2
+			r.Steps = []callstore.Step{{Kind: callstore.StepAttempt, Target: "127.0.0.1:9002", Status: 503, Outcome: "status", Latency: time.Millisecond},
+				{Kind: callstore.StepAttempt, Target: "127.0.0.1:9003", Status: 503, Outcome: "status", Latency: time.Millisecond}}
+		}
+		recs = append(recs, r)
+	}
+	if err := s.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, callstore.AuditEntry{Actor: "alice", Action: "subscription.approve", Tenant: "acme", API: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	return path, start
+}
+
+func TestCallsCommand(t *testing.T) {
+	t.Parallel()
+	db, _ := callsDB(t)
+	code, out, errOut := runCLI(t, "calls", "--db", db, "--since", "4h", "--status", "5xx")
+	if code != exitPass || strings.Count(out, "upstream_5xx") != 10 || !strings.HasPrefix(out, "TIME") {
+		t.Fatalf("code %d, stderr %s, out:\n%s", code, errOut, out)
+	}
+	code, out, _ = runCLI(t, "calls", "--db", db, "--since", "4h", "-q", "ORDERS/29", "-o", "json", "--limit", "3")
+	var resp callstore.CallsResponse
+	if code != exitPass || json.Unmarshal([]byte(out), &resp) != nil || resp.Schema != callstore.CallsSchema || len(resp.Calls) != 3 {
+		t.Fatalf("json: code %d, out %s", code, out)
+	}
+	// One call's story, by request id and by trace id.
+	for _, id := range []string{"req-030", fmt.Sprintf("%032x", 31)} {
+		code, out, _ = runCLI(t, "calls", "--db", db, id)
+		if code != exitPass || !strings.Contains(out, "step 2") || !strings.Contains(out, "attempt to 127.0.0.1:9003 503 status") || !strings.Contains(out, "upstream_5xx") {
+			t.Errorf("story of %s: code %d:\n%s", id, code, out)
+		}
+	}
+	if code, _, errOut = runCLI(t, "calls", "--db", db, "nope"); code != exitRuntime || !strings.Contains(errOut, `no call with request id or trace id "nope"`) {
+		t.Errorf("unknown call: %d %s", code, errOut)
+	}
+	code, out, _ = runCLI(t, "calls", "--db", db, "--audit")
+	if code != exitPass || !strings.Contains(out, "subscription.approve") || !strings.Contains(out, "alice") {
+		t.Errorf("audit: %d\n%s", code, out)
+	}
+	for _, bad := range [][]string{
+		{"calls", "--since", "1h"},
+		{"calls", "--db", db, "--status", "5x"},
+		{"calls", "--db", db, "--since", "soon"},
+		{"calls", "--db", db, "--admin", "http://127.0.0.1:1"},
+		{"calls", "--db", db, "-o", "yaml"},
+	} {
+		if code, _, _ := runCLI(t, bad...); code != exitBadInput {
+			t.Errorf("%v: exit %d, want %d", bad, code, exitBadInput)
+		}
+	}
+}
+
+func TestCallsThroughTheAdminAPI(t *testing.T) {
+	t.Parallel()
+	db, _ := callsDB(t)
+	s, err := callstore.Open(context.Background(), db, callstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(callstore.Handler(s))
+	defer srv.Close()
+	_, fromDB, _ := runCLI(t, "calls", "--db", db, "--since", "4h", "--tenant", "acme", "--limit", "7")
+	code, fromAPI, errOut := runCLI(t, "calls", "--admin", srv.URL, "--since", "4h", "--tenant", "acme", "--limit", "7")
+	if code != exitPass || fromAPI != fromDB || strings.Count(fromAPI, "\n") != 8 {
+		t.Fatalf("through the admin API (code %d, %s):\n%s\nfrom the database:\n%s", code, errOut, fromAPI, fromDB)
+	}
+}
+
+func TestAnalyzeCommand(t *testing.T) {
+	t.Parallel()
+	db, _ := callsDB(t)
+	html := filepath.Join(t.TempDir(), "a.html")
+	code, out, errOut := runCLI(t, "analyze", "--db", db, "--since", "5h", "--html", html)
+	if code != exitPass || !strings.Contains(out, "orders") || !strings.Contains(out, "3.33%") {
+		t.Fatalf("code %d, %s:\n%s", code, errOut, out)
+	}
+	if b, err := os.ReadFile(html); err != nil || !strings.Contains(string(b), "Call analysis") {
+		t.Errorf("html: %v", err)
+	}
+	code, out, _ = runCLI(t, "analyze", "--db", db, "--since", "5h", "-o", "json")
+	var a struct {
+		Schema string `json:"schema"`
+		Total  struct {
+			Calls int64 `json:"calls"`
+		} `json:"total"`
+	}
+	if code != exitPass || json.Unmarshal([]byte(out), &a) != nil || a.Schema != "relia/analysis/v1" || a.Total.Calls != 300 {
+		t.Fatalf("json: %d %s", code, out)
+	}
+	if code, _, _ := runCLI(t, "analyze", "--db", db, "--step", "30m"); code != exitBadInput {
+		t.Errorf("--step 30m: exit %d", code)
+	}
+}
+
+func TestAPICommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "apis.yaml")
+	os.WriteFile(path, []byte("kind: API\nversion: relia/v1\nmetadata: {name: orders}\nspec: {version: v1, routes: [orders], access: {subscription: required}}\n"), 0o644)
+	apis, err := apimgmt.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := apimgmt.NewManager(context.Background(), &apimgmt.MemoryStore{}, apis, apimgmt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.Handler("http://127.0.0.1:9901"))
+	defer srv.Close()
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"api", "catalog", "--admin", srv.URL, "--tenant", "acme"}, exitPass, "not_subscribed"},
+		{[]string{"api", "subscribe", "--admin", srv.URL, "--tenant", "acme", "--api", "orders"}, exitPass, "acme orders: pending"},
+		{[]string{"api", "approve", "--admin", srv.URL, "--tenant", "acme", "--api", "orders", "--as", "alice"}, exitPass, "acme orders: approved"},
+		{[]string{"api", "subscriptions", "--admin", srv.URL}, exitPass, "alice"},
+		{[]string{"api", "approve", "--admin", srv.URL, "--tenant", "acme", "--api", "nope"}, exitBadInput, ""},
+		{[]string{"api", "validate", path}, exitPass, "ok: 1 APIs"},
+		{[]string{"validate", path}, exitPass, "ok: API"},
+		{[]string{"api", "subscribe", "--admin", "http://127.0.0.1:1", "--tenant", "a", "--api", "b"}, exitRuntime, ""},
+	}
+	for _, s := range steps {
+		code, out, errOut := runCLI(t, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Errorf("%v: exit %d (want %d), stdout %q, stderr %q", s.args, code, s.code, out, errOut)
+		}
+	}
+	if d := m.Check("orders", "acme"); !d.Allow {
+		t.Errorf("after relia api approve: %+v", d)
+	}
+}
