@@ -100,10 +100,6 @@ func (s *DB) Compact(ctx context.Context, since time.Time) (int64, error) {
 				return err
 			}
 			r.LatencySum, r.UpstreamSum = time.Duration(lat), time.Duration(up)
-			if err := r.Latency.UnmarshalBinary(blob); err != nil {
-				rows.Close()
-				return fmt.Errorf("rollup row %d: %w", id, err)
-			}
 			r.resolution, r.bucket = time.Duration(resSec)*time.Second, time.Unix(bucket, 0).UTC()
 			k := rollupKey{r.resolution, bucket, r.Key}
 			g := groups[k]
@@ -112,7 +108,11 @@ func (s *DB) Compact(ctx context.Context, since time.Time) (int64, error) {
 				groups[k] = g
 			}
 			g.ids = append(g.ids, id)
-			g.row.merge(&r.Aggregate)
+			g.row.mergeCounts(&r.Aggregate)
+			if err := g.row.Latency.MergeBinary(blob); err != nil {
+				rows.Close()
+				return fmt.Errorf("rollup row %d: %w", id, err)
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -256,9 +256,12 @@ func (s *DB) Aggregate(ctx context.Context, q AggregateQuery) ([]Aggregate, erro
 		k Key
 	}
 	groups := map[groupKey]*Aggregate{}
-	var a Aggregate
+	var (
+		a    Aggregate
+		blob []byte
+	)
 	for rows.Next() {
-		if err := scanRollup(rows, &a); err != nil {
+		if err := scanRollup(rows, &a, &blob); err != nil {
 			return nil, err
 		}
 		gk := groupKey{q.bucketOf(a.Time, from), a.Key.project(q.By)}
@@ -267,7 +270,10 @@ func (s *DB) Aggregate(ctx context.Context, q AggregateQuery) ([]Aggregate, erro
 			g = &Aggregate{Time: gk.t, Key: gk.k}
 			groups[gk] = g
 		}
-		g.merge(&a)
+		g.mergeCounts(&a)
+		if err := g.Latency.MergeBinary(blob); err != nil {
+			return nil, fmt.Errorf("reading rollups: %w", err)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading rollups: %w", err)
@@ -280,23 +286,18 @@ func (s *DB) Aggregate(ctx context.Context, q AggregateQuery) ([]Aggregate, erro
 	return out, nil
 }
 
-// scanRollup reads one rollup row into a.
-func scanRollup(rows *sql.Rows, a *Aggregate) error {
-	var (
-		bucket, lat, up int64
-		blob            []byte
-	)
+// scanRollup reads one rollup row into a, but for its latency
+// histogram, whose binary form it leaves in blob for merging.
+func scanRollup(rows *sql.Rows, a *Aggregate, blob *[]byte) error {
+	var bucket, lat, up int64
 	*a = Aggregate{}
 	if err := rows.Scan(&bucket, &a.Key.Route, &a.Key.API, &a.Key.Tenant, &a.Key.KeyID, &a.Key.Model,
 		&a.Calls, &a.Failed, &a.Rejected, &a.Status4xx, &a.Status5xx, &lat, &up,
-		&a.BytesIn, &a.BytesOut, &a.InputTokens, &a.OutputTokens, &a.Cost, &blob); err != nil {
+		&a.BytesIn, &a.BytesOut, &a.InputTokens, &a.OutputTokens, &a.Cost, blob); err != nil {
 		return fmt.Errorf("reading rollups: %w", err)
 	}
 	a.Time = time.Unix(bucket, 0).UTC()
 	a.LatencySum, a.UpstreamSum = time.Duration(lat), time.Duration(up)
-	if err := a.Latency.UnmarshalBinary(blob); err != nil {
-		return fmt.Errorf("reading rollups: %w", err)
-	}
 	return nil
 }
 

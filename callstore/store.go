@@ -276,6 +276,12 @@ func (a *Aggregate) add(r *Record) {
 
 // merge adds o's figures to a.
 func (a *Aggregate) merge(o *Aggregate) {
+	a.mergeCounts(o)
+	a.Latency.Merge(&o.Latency)
+}
+
+// mergeCounts adds o's figures but its histogram to a.
+func (a *Aggregate) mergeCounts(o *Aggregate) {
 	a.Calls += o.Calls
 	a.Failed += o.Failed
 	a.Rejected += o.Rejected
@@ -288,7 +294,6 @@ func (a *Aggregate) merge(o *Aggregate) {
 	a.InputTokens += o.InputTokens
 	a.OutputTokens += o.OutputTokens
 	a.Cost += o.Cost
-	a.Latency.Merge(&o.Latency)
 }
 
 // AuditEntry is one line of the append-only audit log: an approval, a

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/apimgmt"
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/gateway/redisrate"
@@ -43,6 +45,8 @@ type Config struct {
 	// doc is the document the config was read from, so that validation
 	// errors point into it.
 	doc config.Document
+	// apis are the kind: API documents of the config's file.
+	apis []*apimgmt.API
 }
 
 // Metadata names a gateway in logs and metrics.
@@ -68,6 +72,9 @@ type Spec struct {
 	AccessLog AccessLog `yaml:"accessLog"`
 	// Metrics configures the gateway's Prometheus metrics.
 	Metrics Metrics `yaml:"metrics"`
+	// Calls keeps every call the gateway answers in a call store, for
+	// relia calls and relia analyze.
+	Calls Calls `yaml:"calls"`
 	// Auth configures who may call the gateway: API keys, JWTs or both.
 	// Once it is set, every route requires credentials unless it says
 	// auth: optional or auth: none.
@@ -280,6 +287,9 @@ type Route struct {
 	Name string `yaml:"name" config:"required"`
 	// Match says which requests the route takes; empty matches all.
 	Match Match `yaml:"match"`
+	// Capture keeps the route's request and response headers in its call
+	// records, redacted; off by default.
+	Capture *callstore.Capture `yaml:"capture"`
 	// Upstream is the name of the pool the route sends requests to.
 	// A route without one answers with its Fallback.
 	Upstream string `yaml:"upstream"`
@@ -632,6 +642,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	if found == nil {
 		return nil, fmt.Errorf("%s: no document of kind %s", name, Kind)
+	}
+	// The APIs the gateway serves are kind: API documents of the same
+	// file.
+	if found.apis, err = apimgmt.Parse(name, data); err != nil {
+		return nil, err
+	}
+	if err := checkAPIRoutes(found); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return found, nil
 }

@@ -45,14 +45,30 @@ func (h *Histogram) MarshalBinary() ([]byte, error) { return h.AppendBinary(nil)
 // bytes left over) is an error and leaves h empty.
 func (h *Histogram) UnmarshalBinary(data []byte) error {
 	*h = Histogram{}
-	if err := h.decode(data); err != nil {
+	if err := decodeCells(data, h.add); err != nil {
 		*h = Histogram{}
 		return fmt.Errorf("decoding histogram: %w", err)
 	}
 	return nil
 }
 
-func (h *Histogram) decode(data []byte) error {
+// MergeBinary adds the histogram that AppendBinary wrote into data to h,
+// exactly, without building a histogram of it first: the call store
+// merges thousands of rollups' histograms this way. Malformed data is an
+// error and leaves h as it was.
+func (h *Histogram) MergeBinary(data []byte) error {
+	var n int64
+	if err := decodeCells(data, func(_ int, c int64) { n += c }); err != nil {
+		return fmt.Errorf("decoding histogram: %w", err)
+	}
+	if n > math.MaxInt64-h.count {
+		return fmt.Errorf("decoding histogram: merging %d values into %d overflows", n, h.count)
+	}
+	return decodeCells(data, h.add)
+}
+
+// decodeCells calls add with each cell of data and its count.
+func decodeCells(data []byte, add func(cell int, n int64)) error {
 	if len(data) == 0 {
 		return errors.New("empty input")
 	}
@@ -80,6 +96,7 @@ func (h *Histogram) decode(data []byte) error {
 		return fmt.Errorf("%d cells announced in %d bytes", n, len(data))
 	}
 	cell := 0
+	var total uint64
 	for i := range n {
 		d, err := next("cell")
 		if err != nil {
@@ -93,10 +110,11 @@ func (h *Histogram) decode(data []byte) error {
 		if err != nil {
 			return err
 		}
-		if c == 0 || c > math.MaxInt64-uint64(h.count) {
+		if c == 0 || c > math.MaxInt64-total {
 			return fmt.Errorf("cell %d: count %d is zero or overflows", i, c)
 		}
-		h.add(cell, int64(c))
+		total += c
+		add(cell, int64(c))
 	}
 	if len(data) > 0 {
 		return fmt.Errorf("%d bytes after the last cell", len(data))

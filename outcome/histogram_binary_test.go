@@ -73,3 +73,30 @@ func FuzzHistogramBinary(f *testing.F) {
 		}
 	})
 }
+
+func TestHistogramMergeBinary(t *testing.T) {
+	t.Parallel()
+	var a, b, want Histogram
+	for i := range 1000 {
+		a.Record(time.Duration(i) * time.Millisecond)
+		b.Record(time.Duration(i*i) * time.Microsecond)
+	}
+	want.Merge(&a)
+	want.Merge(&b)
+	ab, _ := a.MarshalBinary()
+	bb, _ := b.MarshalBinary()
+	var got Histogram
+	if err := got.MergeBinary(ab); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.MergeBinary(bb); err != nil {
+		t.Fatal(err)
+	}
+	if !sameCells(&got, &want) {
+		t.Fatal("MergeBinary differs from Merge")
+	}
+	before := got.Count()
+	if err := got.MergeBinary(ab[:len(ab)-1]); err == nil || got.Count() != before {
+		t.Fatalf("a truncated merge: err %v, count %d (was %d)", err, got.Count(), before)
+	}
+}
