@@ -357,4 +357,3 @@ func lockFor(db string, after, d time.Duration) {
 	tx.Rollback()
 	fmt.Fprintln(os.Stderr, "bench/calls: store unlocked")
 }
-
