@@ -197,7 +197,9 @@ func gatewayRun(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "relia")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/relia").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, "./cmd/relia")
+	build.Dir = ".." // relia's own module
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building relia: %v\n%s", err, out)
 	}
 	backend, err := net.Listen("tcp", "127.0.0.1:0")
