@@ -292,12 +292,12 @@ func writeCallsJSON(w io.Writer, calls []callstore.Record) error {
 func printCalls(w io.Writer, calls []callstore.Record, header bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if header {
-		fmt.Fprintln(tw, "TIME\tSTATUS\tMETHOD\tPATH\tROUTE\tTENANT\tLATENCY\tTRIES\tREASON\tREQUEST ID")
+		fmt.Fprintln(tw, "TIME\tSTATUS\tMETHOD\tPATH\tROUTE\tTENANT\tLATENCY\tTRIES\tREASON\tGATEWAY\tREQUEST ID")
 	}
 	for i := range calls {
 		c := &calls[i]
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Time.UTC().Format("2006-01-02T15:04:05.000Z"), c.Status, c.Method, c.Path,
-			dash(c.Route), dash(c.Tenant), c.Latency.Round(10*time.Microsecond), c.Attempts, dash(c.Reason), c.RequestID)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Time.UTC().Format("2006-01-02T15:04:05.000Z"), c.Status, c.Method, c.Path,
+			dash(c.Route), dash(c.Tenant), c.Latency.Round(10*time.Microsecond), c.Attempts, dash(c.Reason), dash(c.Gateway), c.RequestID)
 	}
 	return tw.Flush()
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relia-dev/relia/apimgmt"
 	"github.com/relia-dev/relia/callstore"
+	"github.com/relia-dev/relia/gateway"
+	"github.com/relia-dev/relia/internal/pgtest"
 )
 
 // callsDB writes a day of calls into a SQLite store for the CLI to read.
@@ -166,5 +173,129 @@ func TestAPICommand(t *testing.T) {
 	}
 	if d := m.Check("orders", "acme"); !d.Allow {
 		t.Errorf("after relia api approve: %+v", d)
+	}
+}
+
+// TestCallsFromTwoGatewaysOnOnePostgres runs two gateways that keep
+// their calls in one real PostgreSQL server, stops the server in the
+// middle of their traffic and starts it again: no request waits for the
+// store, and relia calls over the database shows every call of both
+// gateways, none lost.
+func TestCallsFromTwoGatewaysOnOnePostgres(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer backend.Close()
+	dir := t.TempDir()
+	type gw struct {
+		g   *gateway.Gateway
+		reg *prometheus.Registry
+	}
+	var gws []gw
+	for _, name := range []string{"gw-a", "gw-b"} {
+		doc := fmt.Sprintf(`kind: Gateway
+version: relia/v1
+metadata: {name: %s}
+spec:
+  listeners: [{name: main, address: 127.0.0.1:0}]
+  admin: {address: 127.0.0.1:0}
+  calls: {store: %q, spool: %q, flushInterval: 10ms}
+  upstreams: [{name: svc, targets: [{address: %q}]}]
+  routes: [{name: orders, match: {path: {prefix: /orders}}, upstream: svc}]
+`, name, dsn, filepath.Join(dir, name+".spool"), strings.TrimPrefix(backend.URL, "http://"))
+		cfg, err := gateway.Parse(filepath.Join(dir, name+".yaml"), []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, gw{g, reg})
+	}
+	sent := map[string]int{}
+	send := func(n int) {
+		t.Helper()
+		for i, x := range gws {
+			for j := range n {
+				resp, err := http.Get(fmt.Sprintf("http://%s/orders/%d", x.g.Addr("main"), j))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("gateway %d: status %d", i, resp.StatusCode)
+				}
+				sent[fmt.Sprintf("gw-%c", 'a'+i)]++
+			}
+		}
+	}
+	failures := func() (n float64) {
+		for _, x := range gws {
+			mfs, err := x.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == "relia_calls_write_failures_total" {
+					for _, m := range mf.GetMetric() {
+						n += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return n
+	}
+
+	send(50)
+	srv.Stop()
+	// The gateways answer while the store is down, and find it down.
+	deadline := time.Now().Add(30 * time.Second)
+	for failures() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed write to the stopped store in 30s")
+		}
+		send(5)
+	}
+	send(50)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	send(20)
+	for _, x := range gws {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := x.g.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	}
+
+	code, out, errOut := runCLI(t, "calls", "--db", dsn, "--since", "1h", "-o", "json", "--limit", "10000")
+	var resp callstore.CallsResponse
+	if code != exitPass || json.Unmarshal([]byte(out), &resp) != nil {
+		t.Fatalf("relia calls: code %d, %s\n%.500s", code, errOut, out)
+	}
+	got := map[string]int{}
+	for _, r := range resp.Calls {
+		got[r.Gateway]++
+	}
+	if len(got) != 2 || got["gw-a"] != sent["gw-a"] || got["gw-b"] != sent["gw-b"] {
+		t.Fatalf("relia calls shows %v, the gateways answered %v", got, sent)
+	}
+	code, out, _ = runCLI(t, "calls", "--db", dsn, "--since", "1h", "--limit", "10000")
+	if code != exitPass || !strings.Contains(out, "gw-a") || !strings.Contains(out, "gw-b") {
+		t.Errorf("the table does not name both gateways: code %d\n%.300s", code, out)
+	}
+	code, out, _ = runCLI(t, "calls", "--db", dsn, "--since", "1h", "--limit", "10000", "--gateway", "gw-b", "-o", "json")
+	resp = callstore.CallsResponse{}
+	if code != exitPass || json.Unmarshal([]byte(out), &resp) != nil || len(resp.Calls) != sent["gw-b"] || resp.Calls[0].Gateway != "gw-b" {
+		t.Errorf("--gateway gw-b: code %d, %d calls, want %d", code, len(resp.Calls), sent["gw-b"])
 	}
 }
