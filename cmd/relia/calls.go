@@ -40,6 +40,13 @@ func (f *storeFlags) open(ctx context.Context) (callstore.Querier, func(), error
 	case f.admin != "":
 		return callstore.NewClient(f.admin, nil), func() {}, nil
 	case f.db != "":
+		// A reader does not create a SQLite file: a mistyped name is an
+		// error, not an empty history.
+		if file := strings.TrimPrefix(f.db, "sqlite:"); !strings.Contains(f.db, "://") {
+			if _, err := os.Stat(file); err != nil {
+				return nil, nil, badInput(fmt.Errorf("--db: no call store: %w", err))
+			}
+		}
 		s, err := callstore.Open(ctx, f.db, callstore.Options{})
 		if err != nil {
 			return nil, nil, runtimeErr(err)

@@ -86,10 +86,14 @@ func TestCallsCommand(t *testing.T) {
 		{"calls", "--db", db, "--since", "soon"},
 		{"calls", "--db", db, "--admin", "http://127.0.0.1:1"},
 		{"calls", "--db", db, "-o", "yaml"},
+		{"calls", "--db", db + ".typo"},
 	} {
 		if code, _, _ := runCLI(t, bad...); code != exitBadInput {
 			t.Errorf("%v: exit %d, want %d", bad, code, exitBadInput)
 		}
+	}
+	if _, err := os.Stat(db + ".typo"); err == nil {
+		t.Error("a mistyped --db created a store")
 	}
 }
 
