@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,7 +181,12 @@ func captures(cfg *Config) (map[string]*callstore.Redactor, error) {
 		if r.Capture.Bodies {
 			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture.bodies", i), "the gateway keeps headers only for now; bodies are not captured")
 		}
-		red, err := callstore.NewRedactor(*r.Capture)
+		c := *r.Capture
+		if a := cfg.Spec.Auth; a != nil && a.KeyHeader != "" {
+			// The header API keys come in is never kept, whatever its name.
+			c.RedactHeaders = append(slices.Clip(c.RedactHeaders), a.KeyHeader)
+		}
+		red, err := callstore.NewRedactor(c)
 		if err != nil {
 			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture", i), "%v", err)
 		}
