@@ -58,7 +58,7 @@ spec: {version: v1, routes: [partners], access: {tenants: [globex]}}
 func loadAPIs(t *testing.T) []*API {
 	t.Helper()
 	dir := t.TempDir()
-	data, _ := os.ReadFile("testdata/orders-openapi.yaml")
+	data, _ := os.ReadFile("../examples/api-management/orders-openapi.yaml")
 	os.WriteFile(filepath.Join(dir, "orders-openapi.yaml"), data, 0o644)
 	path := filepath.Join(dir, "apis.yaml")
 	os.WriteFile(path, []byte(apisYAML), 0o644)
