@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-capacity demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-calls bench-capacity demo fuzz clean
 
 all: build
 
@@ -116,6 +116,15 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-calls: the call store's ingest on one core, a day's aggregates
+# over ten million calls, and the gateway with the store on against off,
+# also through a 10s store outage (docs/api-management.md).
+bench-calls:
+	cd bench && GOMAXPROCS=1 taskset -c 0 $(GO) run ./calls ingest -n 1000000
+	cd bench && $(GO) run ./calls aggregate -n 10000000
+	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -rounds 3
+	cd bench && $(GO) run ./calls gateway -duration 30s -vus 50 -rounds 1 -fail 10s
 
 # bench-capacity: the USL's prediction at a concurrency left out of the
 # fit against the measured throughput of examples/backend on one core.
