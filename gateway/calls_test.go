@@ -21,7 +21,8 @@ import (
 
 // TestGatewayKeepsEveryCallAndManagesAPIs runs a gateway with a call
 // store and kind: API documents: every answer it gives, proxied,
-// retried, rejected or unmatched, is one call record; a draft API
+// retried, served from the cache or a fallback, rejected or unmatched,
+// is one call record telling its story; a draft API
 // answers 404, a retired one 410, a deprecated one carries Deprecation
 // and Sunset; an API that needs a subscription answers 403
 // subscription_pending until an admin approves; the audit log and the
@@ -30,8 +31,13 @@ func TestGatewayKeepsEveryCallAndManagesAPIs(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, "svc")
 	be.handle(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasPrefix(r.URL.Path, "/flaky") {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/flaky"):
 			w.WriteHeader(503)
+			return true
+		case strings.HasPrefix(r.URL.Path, "/cached"):
+			w.Header().Set("Cache-Control", "max-age=600")
+			io.WriteString(w, "cacheable")
 			return true
 		}
 		return false
@@ -54,6 +60,8 @@ spec:
     - {name: legacy, match: {path: {prefix: /legacy}}, upstream: svc}
     - {name: next, match: {path: {prefix: /next}}, upstream: svc}
     - {name: flaky, match: {path: {prefix: /flaky}}, upstream: svc, retry: {attempts: 2, retryOn: [5xx]}}
+    - {name: cached, match: {path: {prefix: /cached}}, upstream: svc, cache: {maxSize: 1MiB}}
+    - {name: static, match: {path: {prefix: /static}}, fallback: {status: 200, body: fixed}}
 ---
 kind: API
 version: relia/v1
@@ -131,6 +139,14 @@ spec: {version: v2, routes: [next], state: draft}
 	if st, _, _ := call("/flaky/x", key); st != 503 {
 		t.Errorf("flaky: %d", st)
 	}
+	for range 2 { // the second from the cache
+		if st, _, _ := call("/cached/1", key); st != 200 {
+			t.Errorf("cached: %d", st)
+		}
+	}
+	if st, body, _ := call("/static/x", key); st != 200 || body != "fixed" {
+		t.Errorf("fallback: %d %q", st, body)
+	}
 	if st, _, _ := call("/nowhere", nil); st != 404 {
 		t.Errorf("unmatched: %d", st)
 	}
@@ -170,6 +186,24 @@ spec: {version: v2, routes: [next], state: draft}
 	}
 	if r := byPath["/flaky/x 503"]; r.Attempts != 2 || len(r.Steps) != 2 || r.Steps[1].Status != 503 || r.Outcome != "status" {
 		t.Errorf("the retried call: %+v", r)
+	}
+	var fromTarget, fromCache int
+	for _, r := range calls {
+		if r.Path != "/cached/1" {
+			continue
+		}
+		switch {
+		case len(r.Steps) == 1 && r.Steps[0].Kind == callstore.StepAttempt:
+			fromTarget++
+		case len(r.Steps) == 1 && r.Steps[0].Kind == callstore.StepCache && r.Status == 200:
+			fromCache++
+		}
+	}
+	if fromTarget != 1 || fromCache != 1 {
+		t.Errorf("the cached route: %d calls from the target, %d from the cache; want 1 and 1", fromTarget, fromCache)
+	}
+	if r := byPath["/static/x 200"]; r.Route != "static" || len(r.Steps) != 1 || r.Steps[0].Kind != callstore.StepFallback {
+		t.Errorf("the fallback call: %+v", r)
 	}
 	if r := byPath["/nowhere 404"]; r.Route != "" || r.Reason == "" {
 		t.Errorf("the unmatched call: %+v", r)
