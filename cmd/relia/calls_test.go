@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -301,5 +304,79 @@ spec:
 	resp = callstore.CallsResponse{}
 	if code != exitPass || json.Unmarshal([]byte(out), &resp) != nil || len(resp.Calls) != sent["gw-b"] || resp.Calls[0].Gateway != "gw-b" {
 		t.Errorf("--gateway gw-b: code %d, %d calls, want %d", code, len(resp.Calls), sent["gw-b"])
+	}
+}
+
+// TestCallsFollow runs relia calls --follow as a process: it prints the
+// latest calls, then each call stored after it started, oldest first,
+// and exits 0 on SIGINT.
+func TestCallsFollow(t *testing.T) {
+	t.Parallel()
+	db, _ := callsDB(t)
+	cmd := exec.Command(os.Args[0], "calls", "--db", db, "--follow", "-o", "json", "--interval", "20ms")
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(30 * time.Second)
+	next := func() callstore.Record {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			var r callstore.Record
+			if !ok || json.Unmarshal([]byte(l), &r) != nil {
+				t.Fatalf("not a call: %q (stderr %s)", l, stderr.String())
+			}
+			return r
+		case <-timeout:
+			t.Fatalf("no call printed in 30s (stderr %s)", stderr.String())
+		}
+		return callstore.Record{}
+	}
+	// The latest 20, oldest first.
+	for i := 280; i < 300; i++ {
+		if r := next(); r.RequestID != fmt.Sprintf("req-%03d", i) {
+			t.Fatalf("call %d of the latest: %s", i, r.RequestID)
+		}
+	}
+	s, err := callstore.Open(context.Background(), db, callstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var recs []callstore.Record
+	for i := range 3 {
+		recs = append(recs, callstore.Record{Time: time.Now(), RequestID: fmt.Sprintf("new-%d", i), Route: "orders", Method: "GET", Path: "/orders/new", Status: 200, Outcome: "ok"})
+	}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if r := next(); r.RequestID != fmt.Sprintf("new-%d", i) {
+			t.Fatalf("followed call %d: %s", i, r.RequestID)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("relia calls --follow after SIGINT: %v (stderr %s)", err, stderr.String())
 	}
 }
