@@ -146,8 +146,11 @@ func TestWriterSpoolsWhileTheSinkFailsAndReplaysInOrder(t *testing.T) {
 		t.Fatalf("spool file holds %d bytes for 80 records", st.Size())
 	}
 	// The store comes back; the writer's next retry finds it.
-	sink.setFail(false)
+	// Wait for the writer to sleep on its retry backoff before the store
+	// comes back: a write that started earlier would succeed at once, and
+	// no backoff timer would ever be waited on.
 	clk.BlockUntil(2) // intake's flush timer and the retry backoff
+	sink.setFail(false)
 	clk.Advance(time.Second)
 	flush(t, w)
 	equalIDs(t, "written", sink.ids(), numbered(0, 100))
@@ -198,8 +201,8 @@ func TestWriterDropsPastTheSpoolCapAndCountsEveryDrop(t *testing.T) {
 				t.Errorf("relia_calls_dropped_total %v, want %d", dropped, st.Dropped)
 			}
 			// What was kept is written, in order, when the store is back.
+			clk.BlockUntil(2) // the writer sleeps on its backoff: see above
 			sink.setFail(false)
-			clk.BlockUntil(2)
 			clk.Advance(time.Hour)
 			flush(t, w)
 			if got := int64(len(sink.ids())); got != kept {
