@@ -1,6 +1,7 @@
 package load
 
 import (
+	"errors"
 	"time"
 
 	"github.com/relia-dev/relia/outcome"
@@ -34,11 +35,11 @@ type Phases struct {
 type PhaseRecorders struct {
 	// Connect holds Connecting as latency and TLSHandshaking as service
 	// time.
-	Connect *outcome.Recorder
+	Connect *outcome.Recorder `json:"connect"`
 	// Request holds Blocked as latency and Sending as service time.
-	Request *outcome.Recorder
+	Request *outcome.Recorder `json:"request"`
 	// Response holds Waiting as latency and Receiving as service time.
-	Response *outcome.Recorder
+	Response *outcome.Recorder `json:"response"`
 }
 
 func newPhaseRecorders() *PhaseRecorders {
@@ -57,6 +58,15 @@ func (p *PhaseRecorders) record(start time.Time, ph *Phases) {
 // 1ns, which the histograms' 1µs resolution counts as 0.
 func phasePair(start time.Time, first, second time.Duration) outcome.Outcome {
 	return outcome.Outcome{Start: start, Latency: max(first, 0), ServiceTime: max(second, 1)}
+}
+
+// valid reports an error when a recorder is missing (a results file
+// that names phases without all three).
+func (p *PhaseRecorders) valid() error {
+	if p.Connect == nil || p.Request == nil || p.Response == nil {
+		return errors.New("phases: connect, request and response are required")
+	}
+	return nil
 }
 
 func (p *PhaseRecorders) merge(o *PhaseRecorders) error {
@@ -81,6 +91,11 @@ var phaseMetrics = map[string]struct {
 	"http_req_waiting":         {func(p *PhaseRecorders) *outcome.Recorder { return p.Response }, false},
 	"http_req_receiving":       {func(p *PhaseRecorders) *outcome.Recorder { return p.Response }, true},
 }
+
+// PhaseMetrics names the phase metrics in the order of a request's life,
+// as the summary lists them.
+var PhaseMetrics = []string{"http_req_blocked", "http_req_connecting", "http_req_tls_handshaking",
+	"http_req_sending", "http_req_waiting", "http_req_receiving"}
 
 // isPhase reports whether metric is a request phase.
 func isPhase(metric string) bool {

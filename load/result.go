@@ -367,17 +367,9 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 // time; in the closed model a VU's request and its think time, recorded
 // in Iters as each completes.
 func (r *Result) iterationValue(th Threshold, from, to time.Time, length time.Duration) (float64, bool) {
-	var n int64
-	var h *outcome.Histogram
-	if r.Model == Open {
-		sum := r.Requests.Window(from, to)
-		n, h = sum.Sent(), sum.ServiceTime
-	} else {
-		if r.Iters == nil {
-			return 0, false
-		}
-		sum := r.Iters.Window(from, to)
-		n, h = sum.Total, sum.Latency
+	n, h := r.iterations(from, to)
+	if h == nil {
+		return 0, false
 	}
 	if th.Metric == "iterations" {
 		v, _, ok := counterValue(th, n, n, length)
@@ -387,6 +379,22 @@ func (r *Result) iterationValue(th Threshold, from, to time.Time, length time.Du
 		return 0, false
 	}
 	return trendValue(th, h), true
+}
+
+// iterations returns the iterations completed in the buckets starting in
+// [from, to) and the distribution of their lengths; a nil histogram when
+// the result has no record of them (a closed-model results file written
+// before relia kept one).
+func (r *Result) iterations(from, to time.Time) (int64, *outcome.Histogram) {
+	if r.Model == Open {
+		sum := r.Requests.Window(from, to)
+		return sum.Sent(), sum.ServiceTime
+	}
+	if r.Iters == nil {
+		return 0, nil
+	}
+	sum := r.Iters.Window(from, to)
+	return sum.Total, sum.Latency
 }
 
 // SummaryValue computes a threshold's aggregate over one summary of

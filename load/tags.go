@@ -33,11 +33,11 @@ var wholeRunMetrics = []string{"schedule_lag", "arrivals_on_time", "dropped_iter
 // merges exactly across segments.
 type TagSet struct {
 	// Requests and Checks are as Result's, for the selected requests.
-	Requests *outcome.Recorder
-	Checks   *outcome.Recorder
+	Requests *outcome.Recorder `json:"requests"`
+	Checks   *outcome.Recorder `json:"checks"`
 	// Phases are the selected requests' phases; nil unless a threshold on
 	// the set reads a phase (http_req_waiting{...}).
-	Phases *PhaseRecorders
+	Phases *PhaseRecorders `json:"phases,omitempty"`
 }
 
 func newTagSet(phases bool) *TagSet {

@@ -22,10 +22,11 @@ const MaxFailedTraces = 20
 type TraceStats struct {
 	// Sampled counts the requests sent with a traceparent; Failed those of
 	// them that failed, as a request or by a check.
-	Sampled, Failed int64
+	Sampled int64 `json:"sampled"`
+	Failed  int64 `json:"failed"`
 	// FailedSamples are the first MaxFailedTraces failed ones, in order of
 	// their start, with the trace id to look them up by.
-	FailedSamples []TracedRequest
+	FailedSamples []TracedRequest `json:"failed_samples"`
 }
 
 // TracedRequest is a request that carried a traceparent, with what
