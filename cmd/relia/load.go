@@ -44,6 +44,24 @@ type loadFlags struct {
 	html        string
 	format      string
 	metricsAddr string
+	traceSample float64
+	outputs     loadOutputs
+}
+
+// loadOutputs are the files a load run's result is written to besides
+// stdout.
+type loadOutputs struct {
+	out, html, junit, summaryExport string
+}
+
+// addLoadOutputFlags adds the result-file flags of relia load and relia
+// load merge.
+func addLoadOutputFlags(cmd *cobra.Command, o *loadOutputs, what string) {
+	fl := cmd.Flags()
+	fl.StringVar(&o.out, "out", "", "write the "+what+" (relia/load/v1 JSON, mergeable) to this file")
+	fl.StringVar(&o.html, "html", "", "write a self-contained HTML report to this file")
+	fl.StringVar(&o.junit, "junit", "", "write the thresholds' verdict as a JUnit XML report to this file, for CI")
+	fl.StringVar(&o.summaryExport, "summary-export", "", "write the summary figures (k6's summary metrics, as in the results file) as JSON to this file")
 }
 
 func newLoadCmd() *cobra.Command {
@@ -96,10 +114,10 @@ schedule).`,
 	fl.BoolVarP(&f.insecure, "insecure", "k", false, "skip TLS certificate checks (URL only)")
 	fl.StringVar(&f.segment, "segment", "", "run segment i/N of the test (0-based), e.g. 0/4")
 	fl.StringVar(&f.startAt, "start-at", "", "start the load at this RFC 3339 time, so segments start together")
-	fl.StringVar(&f.out, "out", "", "write the results (relia/load/v1 JSON, mergeable) to this file")
-	fl.StringVar(&f.html, "html", "", "write a self-contained HTML report to this file")
+	addLoadOutputFlags(cmd, &f.outputs, "results")
 	fl.StringVarP(&f.format, "output", "o", "table", "stdout format: table or json")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics on this address during the run (127.0.0.1:9464)")
+	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
 	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
 	return cmd
 }
@@ -242,6 +260,10 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	if f.traceSample < 0 || f.traceSample > 1 {
+		return badInput(fmt.Errorf("--trace-sample %v: want a share from 0 to 1", f.traceSample))
+	}
+	test.TraceSample = f.traceSample
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := test.Preflight(ctx); err != nil {
@@ -268,30 +290,26 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return runtimeErr(err)
 	}
-	return finishLoad(cmd, res, f.out, f.html, f.format)
+	return finishLoad(cmd, res, f.outputs, f.format)
 }
 
 // finishLoad writes a result's files and summary and turns its
 // judgement into the exit code.
-func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) error {
-	if out != "" {
-		f, err := os.Create(out)
-		if err != nil {
-			return runtimeErr(fmt.Errorf("writing results: %w", err))
-		}
-		err = res.WriteJSON(f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+func finishLoad(cmd *cobra.Command, res *load.Result, o loadOutputs, format string) error {
+	if err := writeOutput(o.out, res.WriteJSON); err != nil {
+		return runtimeErr(err)
+	}
+	j := res.Judge()
+	if o.html != "" {
+		if err := writeLoadHTML(o.html, res, j); err != nil {
 			return runtimeErr(err)
 		}
 	}
-	j := res.Judge()
-	if html != "" {
-		if err := writeLoadHTML(html, res, j); err != nil {
-			return runtimeErr(err)
-		}
+	if err := writeOutput(o.junit, func(w io.Writer) error { return res.WriteJUnit(w, j) }); err != nil {
+		return runtimeErr(err)
+	}
+	if err := writeOutput(o.summaryExport, func(w io.Writer) error { return res.WriteSummaryExport(w, j) }); err != nil {
+		return runtimeErr(err)
 	}
 	if format == "json" {
 		if err := res.WriteJSON(cmd.OutOrStdout()); err != nil {
@@ -311,6 +329,23 @@ func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) 
 	return nil
 }
 
+// writeOutput creates the file path (nothing when path is "") and
+// writes it with write.
+func writeOutput(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // isTerminal reports whether w is a character device, where a progress
 // line that rewrites itself reads well.
 func isTerminal(w io.Writer) bool {
@@ -323,7 +358,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newLoadMergeCmd() *cobra.Command {
-	var out, html, format string
+	var outputs loadOutputs
+	var format string
 	cmd := &cobra.Command{
 		Use:   "merge RESULT.json...",
 		Short: "Merge the results of the segments of one test exactly, and judge its thresholds",
@@ -344,11 +380,10 @@ func newLoadMergeCmd() *cobra.Command {
 			if err != nil {
 				return badInput(err)
 			}
-			return finishLoad(cmd, merged, out, html, format)
+			return finishLoad(cmd, merged, outputs, format)
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "write the merged results to this file")
-	cmd.Flags().StringVar(&html, "html", "", "write a self-contained HTML report to this file")
+	addLoadOutputFlags(cmd, &outputs, "merged results")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "stdout format: table or json")
 	return cmd
 }
