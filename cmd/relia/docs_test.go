@@ -368,7 +368,7 @@ func skipReason(c string) string {
 
 // serverPorts returns the ports a command serves on when it is a server
 // that runs until interrupted (relia shop, relia gateway, relia fault
-// serve, examples/backend), or nil.
+// serve, examples/backend, Debian's prometheus), or nil.
 func serverPorts(cmd string, s *docSandbox) []int {
 	flag := func(name string) []int {
 		m := regexp.MustCompile(name + `[ =]\S*:(\d+)`).FindStringSubmatch(cmd)
@@ -385,6 +385,8 @@ func serverPorts(cmd string, s *docSandbox) []int {
 		return flag("--listen")
 	case regexp.MustCompile(`^relia-example-backend\b`).MatchString(cmd):
 		return flag("-addr")
+	case regexp.MustCompile(`^prometheus\b`).MatchString(cmd):
+		return flag("--web.listen-address")
 	case regexp.MustCompile(`^relia gateway\b`).MatchString(cmd) && !regexp.MustCompile(`^relia gateway (validate|schema)\b`).MatchString(cmd):
 		m := regexp.MustCompile(`(?:--config|-c)[ =](\S+)`).FindStringSubmatch(cmd)
 		if m == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/promrw"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/report/loadreport"
 )
@@ -52,6 +53,7 @@ type loadFlags struct {
 // stdout.
 type loadOutputs struct {
 	out, html, junit, summaryExport string
+	remoteWrite                     string
 }
 
 // addLoadOutputFlags adds the result-file flags of relia load and relia
@@ -62,6 +64,7 @@ func addLoadOutputFlags(cmd *cobra.Command, o *loadOutputs, what string) {
 	fl.StringVar(&o.html, "html", "", "write a self-contained HTML report to this file")
 	fl.StringVar(&o.junit, "junit", "", "write the thresholds' verdict as a JUnit XML report to this file, for CI")
 	fl.StringVar(&o.summaryExport, "summary-export", "", "write the summary figures (k6's summary metrics, as in the results file) as JSON to this file")
+	fl.StringVar(&o.remoteWrite, "remote-write", "", "push the run's series, a sample per second, to this Prometheus remote write URL at the end (http://127.0.0.1:9090/api/v1/write)")
 }
 
 func newLoadCmd() *cobra.Command {
@@ -260,6 +263,9 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	if err := checkOutputs(f.outputs); err != nil {
+		return badInput(err)
+	}
 	if f.traceSample < 0 || f.traceSample > 1 {
 		return badInput(fmt.Errorf("--trace-sample %v: want a share from 0 to 1", f.traceSample))
 	}
@@ -311,6 +317,12 @@ func finishLoad(cmd *cobra.Command, res *load.Result, o loadOutputs, format stri
 	if err := writeOutput(o.summaryExport, func(w io.Writer) error { return res.WriteSummaryExport(w, j) }); err != nil {
 		return runtimeErr(err)
 	}
+	if o.remoteWrite != "" {
+		c := &promrw.Client{URL: o.remoteWrite}
+		if err := c.Push(cmd.Context(), res.RemoteWriteSeries()); err != nil {
+			return runtimeErr(err)
+		}
+	}
 	if format == "json" {
 		if err := res.WriteJSON(cmd.OutOrStdout()); err != nil {
 			return runtimeErr(err)
@@ -325,6 +337,17 @@ func finishLoad(cmd *cobra.Command, res *load.Result, o loadOutputs, format stri
 		return &exitError{code: exitFailed, err: errors.New(strings.Join(j.Reasons, "; "))}
 	case load.Interrupted:
 		return &exitError{code: exitAborted, err: errors.New("interrupted before the end of the profile")}
+	}
+	return nil
+}
+
+// checkOutputs refuses outputs that could not be written, before a run
+// spends its time.
+func checkOutputs(o loadOutputs) error {
+	if o.remoteWrite != "" {
+		if err := promrw.CheckURL(o.remoteWrite); err != nil {
+			return fmt.Errorf("--remote-write %w", err)
+		}
 	}
 	return nil
 }
@@ -378,6 +401,9 @@ func newLoadMergeCmd() *cobra.Command {
 			}
 			merged, err := load.Merge(parts...)
 			if err != nil {
+				return badInput(err)
+			}
+			if err := checkOutputs(outputs); err != nil {
 				return badInput(err)
 			}
 			return finishLoad(cmd, merged, outputs, format)
