@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/internal/promrw"
@@ -53,7 +55,7 @@ type loadFlags struct {
 // stdout.
 type loadOutputs struct {
 	out, html, junit, summaryExport string
-	remoteWrite                     string
+	remoteWrite, otlp               string
 }
 
 // addLoadOutputFlags adds the result-file flags of relia load and relia
@@ -64,6 +66,7 @@ func addLoadOutputFlags(cmd *cobra.Command, o *loadOutputs, what string) {
 	fl.StringVar(&o.html, "html", "", "write a self-contained HTML report to this file")
 	fl.StringVar(&o.junit, "junit", "", "write the thresholds' verdict as a JUnit XML report to this file, for CI")
 	fl.StringVar(&o.summaryExport, "summary-export", "", "write the summary figures (k6's summary metrics, as in the results file) as JSON to this file")
+	fl.StringVar(&o.otlp, "otlp", "", "send the run's totals as OTLP metrics (http/protobuf) to this URL at the end (http://127.0.0.1:4318/v1/metrics; OTEL_EXPORTER_OTLP_HEADERS apply)")
 	fl.StringVar(&o.remoteWrite, "remote-write", "", "push the run's series, a sample per second, to this Prometheus remote write URL at the end (http://127.0.0.1:9090/api/v1/write)")
 }
 
@@ -323,6 +326,11 @@ func finishLoad(cmd *cobra.Command, res *load.Result, o loadOutputs, format stri
 			return runtimeErr(err)
 		}
 	}
+	if o.otlp != "" {
+		if err := exportOTLP(cmd.Context(), o.otlp, res); err != nil {
+			return runtimeErr(err)
+		}
+	}
 	if format == "json" {
 		if err := res.WriteJSON(cmd.OutOrStdout()); err != nil {
 			return runtimeErr(err)
@@ -348,6 +356,29 @@ func checkOutputs(o loadOutputs) error {
 		if err := promrw.CheckURL(o.remoteWrite); err != nil {
 			return fmt.Errorf("--remote-write %w", err)
 		}
+	}
+	if o.otlp != "" {
+		if err := promrw.CheckURL(o.otlp); err != nil {
+			return fmt.Errorf("--otlp %w", err)
+		}
+	}
+	return nil
+}
+
+// exportOTLP sends the result's OTLP metrics to url with the
+// OpenTelemetry SDK's http/protobuf exporter, retrying for at most 30s.
+func exportOTLP(ctx context.Context, url string, res *load.Result) error {
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(url), otlpmetrichttp.WithTimeout(10*time.Second),
+		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: 5 * time.Second, MaxElapsedTime: 30 * time.Second}))
+	if err != nil {
+		return fmt.Errorf("otlp export to %s: %w", url, err)
+	}
+	err = exp.Export(ctx, res.OTLPMetrics())
+	if serr := exp.Shutdown(ctx); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("otlp export to %s: %w", url, err)
 	}
 	return nil
 }

@@ -129,7 +129,7 @@ func ValidLabelName(name string) bool {
 // CheckURL checks that u is an http or https URL, as a flag's value.
 func CheckURL(u string) error {
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return fmt.Errorf("%q: want an http:// or https:// URL, such as http://127.0.0.1:9090/api/v1/write", u)
+		return fmt.Errorf("%q: want an http:// or https:// URL", u)
 	}
 	return nil
 }
