@@ -88,7 +88,7 @@ spec:
 `
 }
 
-func buildTest(t *testing.T, yaml string) *Test {
+func buildTest(t testing.TB, yaml string) *Test {
 	t.Helper()
 	scs, err := ParseScenarios("test.yaml", []byte(yaml))
 	if err != nil {

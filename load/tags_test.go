@@ -13,7 +13,7 @@ import (
 )
 
 // taggedServer answers GET /ok with 200 and POST /bad with 503.
-func taggedServer(t *testing.T) *httptest.Server {
+func taggedServer(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -347,4 +347,37 @@ spec:
 			t.Fatalf("traces after the results file: %+v", back.Traces)
 		}
 	}
+}
+
+// FuzzResultFile reads results files as relia load merge and relia report
+// do: a file is refused with an error, or it is judged, summarized, turned
+// into every output and written again without panicking.
+func FuzzResultFile(f *testing.F) {
+	srv := taggedServer(f)
+	test := buildTest(f, strings.Replace(taggedScenario(srv.URL), "rate: 200, duration: 1s", "rate: 20, duration: 200ms", 1))
+	test.TraceSample = 1
+	res, err := test.Run(context.Background(), RunOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	data, err := res.MarshalJSON()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(`{"schema":"relia/load/v1","model":"open","segments":["0/1"],"requests":{},"lag":{},"checks":{},"by_tags":{"x":null}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r Result
+		if err := r.UnmarshalJSON(data); err != nil {
+			return
+		}
+		j := r.Judge()
+		_ = r.SummaryMetrics(j.Thresholds)
+		_ = r.WriteSummary(io.Discard, j)
+		_ = r.RemoteWriteSeries()
+		_ = r.OTLPMetrics()
+		if _, err := r.MarshalJSON(); err != nil {
+			t.Fatalf("a result read cannot be written: %v", err)
+		}
+	})
 }
