@@ -89,6 +89,12 @@ coordinated omission). --vus is the closed model. With a file, --rate or
 --vus replace its load profile; --duration alone keeps the profile's shape
 and stretches or shrinks it to that length.
 
+Thresholds take k6's metrics and tags ('http_req_waiting{method:GET,status:200}').
+Besides --out and --html, a run can write a JUnit report (--junit), a summary
+export (--summary-export), and push its series to Prometheus remote write
+(--remote-write) or an OpenTelemetry collector (--otlp); --trace-sample puts a
+W3C traceparent on a share of the requests.
+
 The summary goes to stdout (-o json for the results file's JSON); progress
 goes to stderr: a line redrawn every second on a terminal, otherwise a line
 every 10s and on SIGUSR1.
