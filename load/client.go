@@ -169,6 +169,7 @@ type stdSession struct {
 type traceMarks struct {
 	start                    time.Time
 	gotConn                  atomic.Int64
+	dnsStart                 atomic.Int64
 	connectStart, connectEnd atomic.Int64
 	tlsStart, tlsEnd         atomic.Int64
 	wrote, firstByte         atomic.Int64
@@ -178,7 +179,7 @@ func (m *traceMarks) since() int64 { return int64(max(time.Since(m.start), 1)) }
 
 func (m *traceMarks) reset() {
 	m.start = time.Now()
-	for _, a := range []*atomic.Int64{&m.gotConn, &m.connectStart, &m.connectEnd, &m.tlsStart, &m.tlsEnd, &m.wrote, &m.firstByte} {
+	for _, a := range []*atomic.Int64{&m.gotConn, &m.dnsStart, &m.connectStart, &m.connectEnd, &m.tlsStart, &m.tlsEnd, &m.wrote, &m.firstByte} {
 		a.Store(0)
 	}
 }
@@ -187,6 +188,7 @@ func (m *traceMarks) clientTrace() *httptrace.ClientTrace {
 	mark := func(a *atomic.Int64) { a.CompareAndSwap(0, m.since()) }
 	return &httptrace.ClientTrace{
 		GotConn:              func(httptrace.GotConnInfo) { mark(&m.gotConn) },
+		DNSStart:             func(httptrace.DNSStartInfo) { mark(&m.dnsStart) },
 		ConnectStart:         func(string, string) { mark(&m.connectStart) },
 		ConnectDone:          func(string, string, error) { mark(&m.connectEnd) },
 		TLSHandshakeStart:    func() { mark(&m.tlsStart) },
@@ -203,7 +205,12 @@ func (m *traceMarks) phases() Phases {
 	end := m.since()
 	at := func(a *atomic.Int64) time.Duration { return time.Duration(a.Load()) }
 	var ph Phases
-	if s, e := at(&m.connectStart), at(&m.connectEnd); s > 0 && e >= s {
+	// Connecting holds the name lookup, as relia's own client's dial does.
+	s := at(&m.connectStart)
+	if d := at(&m.dnsStart); d > 0 && (s == 0 || d < s) {
+		s = d
+	}
+	if e := at(&m.connectEnd); s > 0 && e >= s {
 		ph.Connecting = e - s
 	}
 	if s, e := at(&m.tlsStart), at(&m.tlsEnd); s > 0 && e >= s {
