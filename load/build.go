@@ -70,6 +70,9 @@ type Test struct {
 	Client     ClientOptions
 	Seed       uint64
 	Preset     string
+	// TraceSample is the share of requests that carry a W3C traceparent
+	// header, so that they join the service's traces (0: none).
+	TraceSample float64
 	// StepLength is the length of one step of the stress preset, whose
 	// knee is searched step by step; 0 otherwise.
 	StepLength time.Duration
@@ -81,6 +84,8 @@ type Test struct {
 	vars  []string // initial variable values by slot
 	data  *Data
 	names []string // distinct request names, in order
+	// filters select the requests of the tag sets thresholds name.
+	filters []*tagFilter
 }
 
 // Duration is the length of the test's profile.
@@ -638,9 +643,16 @@ func (b *builder) thresholds() {
 				b.bad(path, "%v", err)
 				continue
 			}
-			if err := b.checkTags(th); err != nil {
+			f, err := t.checkTags(th)
+			if err != nil {
 				b.bad(path, "%v", err)
 				continue
+			}
+			if f != nil {
+				if err := t.addTagFilter(f); err != nil {
+					b.bad(path, "%v", err)
+					continue
+				}
 			}
 			th.AbortOnFail, th.DelayAbortEval, th.Window = ts.AbortOnFail, ts.DelayAbortEval, ts.Window
 			if t.Preset == PresetBreakpoint {
@@ -676,22 +688,6 @@ func mapKeys[V any](m map[string]V) map[string]string {
 		out[k] = k
 	}
 	return out
-}
-
-// checkTags allows the tag name, naming a request of the mix.
-func (b *builder) checkTags(th Threshold) error {
-	for k, v := range th.Tags {
-		if k != "name" {
-			return fmt.Errorf("tag %q: thresholds split by request name only ({name:...})", k)
-		}
-		if !slices.Contains(b.t.names, v) {
-			return fmt.Errorf("no request is named %q (requests: %s)", v, strings.Join(b.t.names, ", "))
-		}
-		if th.Metric == "schedule_lag" || th.Metric == "arrivals_on_time" || th.Metric == "vus" || th.Metric == "dropped_iterations" {
-			return fmt.Errorf("%s is not split by request name", th.Metric)
-		}
-	}
-	return nil
 }
 
 func formatFloat(f float64) string { return fmt.Sprintf("%g", f) }

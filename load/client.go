@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -62,6 +64,7 @@ type wireReply struct {
 	status            int
 	body              []byte // only when the caller asked for it
 	bytesIn, bytesOut int64
+	phases            Phases
 }
 
 // transport sends requests; session is one worker's private handle on it,
@@ -144,13 +147,92 @@ type stdTransport struct {
 	maxBody int
 }
 
-func (t *stdTransport) session() session { return &stdSession{t: t} }
+func (t *stdTransport) session() session {
+	s := &stdSession{t: t}
+	s.trace = s.marks.clientTrace()
+	return s
+}
 
 func (t *stdTransport) close() { t.c.CloseIdleConnections() }
 
 type stdSession struct {
-	t   *stdTransport
-	buf bytes.Buffer
+	t     *stdTransport
+	buf   bytes.Buffer
+	marks traceMarks
+	trace *httptrace.ClientTrace
+}
+
+// traceMarks are the moments of one request that net/http's client
+// trace reports, in nanoseconds since the request began. They are atomic
+// because the transport may call a hook from its own goroutines (a dial
+// that goes on after the request was served by another connection).
+type traceMarks struct {
+	start                    time.Time
+	gotConn                  atomic.Int64
+	dnsStart                 atomic.Int64
+	connectStart, connectEnd atomic.Int64
+	tlsStart, tlsEnd         atomic.Int64
+	wrote, firstByte         atomic.Int64
+}
+
+func (m *traceMarks) since() int64 { return int64(max(time.Since(m.start), 1)) }
+
+func (m *traceMarks) reset() {
+	m.start = time.Now()
+	for _, a := range []*atomic.Int64{&m.gotConn, &m.dnsStart, &m.connectStart, &m.connectEnd, &m.tlsStart, &m.tlsEnd, &m.wrote, &m.firstByte} {
+		a.Store(0)
+	}
+}
+
+func (m *traceMarks) clientTrace() *httptrace.ClientTrace {
+	mark := func(a *atomic.Int64) { a.CompareAndSwap(0, m.since()) }
+	return &httptrace.ClientTrace{
+		GotConn:              func(httptrace.GotConnInfo) { mark(&m.gotConn) },
+		DNSStart:             func(httptrace.DNSStartInfo) { mark(&m.dnsStart) },
+		ConnectStart:         func(string, string) { mark(&m.connectStart) },
+		ConnectDone:          func(string, string, error) { mark(&m.connectEnd) },
+		TLSHandshakeStart:    func() { mark(&m.tlsStart) },
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { mark(&m.tlsEnd) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { mark(&m.wrote) },
+		GotFirstResponseByte: func() { mark(&m.firstByte) },
+	}
+}
+
+// phases turns the marks into a request's phases, the request having
+// ended now; a moment the request never reached leaves its phase 0 and
+// gives the time to the phase in which it ended.
+func (m *traceMarks) phases() Phases {
+	end := m.since()
+	at := func(a *atomic.Int64) time.Duration { return time.Duration(a.Load()) }
+	var ph Phases
+	// Connecting holds the name lookup, as relia's own client's dial does.
+	s := at(&m.connectStart)
+	if d := at(&m.dnsStart); d > 0 && (s == 0 || d < s) {
+		s = d
+	}
+	if e := at(&m.connectEnd); s > 0 && e >= s {
+		ph.Connecting = e - s
+	}
+	if s, e := at(&m.tlsStart), at(&m.tlsEnd); s > 0 && e >= s {
+		ph.TLSHandshaking = e - s
+	}
+	got, wrote, first, stop := at(&m.gotConn), at(&m.wrote), at(&m.firstByte), time.Duration(end)
+	if got == 0 {
+		ph.Blocked = max(stop-ph.Connecting-ph.TLSHandshaking, 0)
+		return ph
+	}
+	ph.Blocked = max(got-ph.Connecting-ph.TLSHandshaking, 0)
+	if wrote == 0 {
+		ph.Sending = stop - got
+		return ph
+	}
+	ph.Sending = max(wrote-got, 0)
+	if first == 0 {
+		ph.Waiting = stop - wrote
+		return ph
+	}
+	ph.Waiting, ph.Receiving = max(first-wrote, 0), stop-first
+	return ph
 }
 
 func (s *stdSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
@@ -158,7 +240,9 @@ func (s *stdSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	if len(r.body) > 0 {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(context.Background(), r.method, string(r.url), body)
+	s.marks.reset()
+	defer func() { rep.phases = s.marks.phases() }()
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), s.trace), r.method, string(r.url), body)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,20 @@ func (r *Result) SummaryMetrics(verdict []ThresholdResult) map[string]MetricSumm
 	for _, name := range r.names() {
 		r.summarize(out, name, r.ByName[name].Total(), from, to, length)
 	}
+	for _, m := range PhaseMetrics {
+		if h := r.Phases.histogram(m, from, to); h != nil && h.Count() > 0 {
+			out[m] = trendSummary(m, h)
+		}
+	}
+	if _, h := r.iterations(from, to); h != nil {
+		out["iterations"] = r.counterSummary(Threshold{Metric: "iterations"}, "default", from, to, length)
+		if h.Count() > 0 {
+			out["iteration_duration"] = trendSummary("iteration_duration", h)
+		}
+	}
+	if r.VUsMax > 0 {
+		out["vus_max"] = MetricSummary{Type: "gauge", Contains: "default", Values: map[string]float64{"value": float64(r.VUsMax), "min": float64(r.VUsMax), "max": float64(r.VUsMax)}}
+	}
 	if r.Model == Open {
 		if lag := r.Lag.Total().Latency; lag.Count() > 0 {
 			out["schedule_lag"] = trendSummary("schedule_lag", lag)

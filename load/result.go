@@ -63,9 +63,26 @@ type Result struct {
 	// ClassCheck when it failed; ByCheck the same per "name: check".
 	Checks  *outcome.Recorder
 	ByCheck map[string]*outcome.Recorder
+	// Phases hold every sent request's phases (http_req_waiting and the
+	// others); nil in results written before relia measured them.
+	Phases *PhaseRecorders
+	// Iters holds one outcome per completed closed-model iteration, its
+	// latency the iteration's length (request and think time); nil in the
+	// open model, where an iteration is one request.
+	Iters *outcome.Recorder
+	// ByTags holds, per tag set the thresholds split by (TagKey; a request
+	// name alone is ByName's), the requests, checks and phases the tags
+	// select.
+	ByTags map[string]*TagSet
 	// Active is the number of VUs (closed) or requests in flight (open),
 	// sampled every second.
 	Active []Sample
+	// VUsMax is the most VUs the covered segments could run: the closed
+	// model's peak, the open model's cap on requests in flight.
+	VUsMax int
+	// Traces count the requests that carried a traceparent and keep the
+	// trace ids of the first that failed.
+	Traces TraceStats
 	// Generator is what the generator measured about itself: its CPU,
 	// the host's CPU pressure, connections it lacked. Health judges it
 	// with the lag.
@@ -104,9 +121,17 @@ func newResult(t *Test, seg Segment) (*Result, error) {
 		StepLength: t.StepLength, StepTargets: t.StepTargets, Thresholds: t.Thresholds,
 		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
 		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
+		Phases: newPhaseRecorders(), ByTags: map[string]*TagSet{},
 	}
 	if t.Schedule != nil {
 		r.Planned = seg.Share(t.Schedule.Total())
+		r.VUsMax = max(t.MaxInFlight, 1)
+	} else {
+		r.Iters = newRecorder()
+		r.VUsMax = int(seg.Share(uint64(t.VUs.Max())))
+	}
+	for _, f := range t.filters {
+		r.ByTags[f.key] = newTagSet(f.phases)
 	}
 	for _, s := range t.Steps {
 		if r.ByName[s.Name] == nil {
@@ -261,11 +286,17 @@ func ThresholdRef(th Threshold) string {
 // [from, to); length is what per-second rates divide by. ok is false when
 // the metric has no samples there.
 func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (v float64, ok bool) {
-	rec := r.Requests
-	name, byName := th.Tags["name"]
-	if byName {
-		rec = r.ByName[name]
-		if rec == nil {
+	rec, phases := r.Requests, r.Phases
+	var set *TagSet
+	name, byName := nameOnly(th.Tags)
+	switch {
+	case needsTagSet(th):
+		if set = r.ByTags[TagKey(th.Tags)]; set == nil {
+			return 0, false
+		}
+		rec, phases = set.Requests, set.Phases
+	case byName:
+		if rec = r.ByName[name]; rec == nil {
 			return 0, false
 		}
 	}
@@ -283,13 +314,16 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 			passed += sum.ByClass[outcome.ClassOK]
 			total += sum.Total
 		}
-		if byName {
+		switch {
+		case set != nil:
+			add(set.Checks)
+		case byName:
 			for k, c := range r.ByCheck {
 				if strings.HasPrefix(k, name+": ") {
 					add(c)
 				}
 			}
-		} else {
+		default:
 			add(r.Checks)
 		}
 		if total == 0 {
@@ -304,6 +338,8 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 			}
 		}
 		return v, found
+	case "vus_max":
+		return float64(r.VUsMax), r.VUsMax > 0
 	case "arrivals_on_time":
 		lag := r.Lag.Window(from, to).Latency
 		dropped := r.Requests.Window(from, to).ByClass[outcome.ClassDropped]
@@ -312,9 +348,53 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 			return 0, false
 		}
 		return float64(lag.CountAtOrBelow(r.LateAfter)) / float64(scheduled), true
+	case "iterations", "iteration_duration":
+		return r.iterationValue(th, from, to, length)
+	}
+	if isPhase(th.Metric) {
+		h := phases.histogram(th.Metric, from, to)
+		if h == nil || h.Count() == 0 {
+			return 0, false
+		}
+		return trendValue(th, h), true
 	}
 	v, _, ok = SummaryValue(th, rec.Window(from, to), length)
 	return v, ok
+}
+
+// iterationValue computes iterations and iteration_duration: in the open
+// model an iteration is one arrival's request, which lasts its service
+// time; in the closed model a VU's request and its think time, recorded
+// in Iters as each completes.
+func (r *Result) iterationValue(th Threshold, from, to time.Time, length time.Duration) (float64, bool) {
+	n, h := r.iterations(from, to)
+	if h == nil {
+		return 0, false
+	}
+	if th.Metric == "iterations" {
+		v, _, ok := counterValue(th, n, n, length)
+		return v, ok
+	}
+	if h.Count() == 0 {
+		return 0, false
+	}
+	return trendValue(th, h), true
+}
+
+// iterations returns the iterations completed in the buckets starting in
+// [from, to) and the distribution of their lengths; a nil histogram when
+// the result has no record of them (a closed-model results file written
+// before relia kept one).
+func (r *Result) iterations(from, to time.Time) (int64, *outcome.Histogram) {
+	if r.Model == Open {
+		sum := r.Requests.Window(from, to)
+		return sum.Sent(), sum.ServiceTime
+	}
+	if r.Iters == nil {
+		return 0, nil
+	}
+	sum := r.Iters.Window(from, to)
+	return sum.Total, sum.Latency
 }
 
 // SummaryValue computes a threshold's aggregate over one summary of
@@ -328,15 +408,7 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 // summary figures and experiments all compute through it, so a figure
 // means one thing everywhere.
 func SummaryValue(th Threshold, sum outcome.Summary, span time.Duration) (v float64, events int64, ok bool) {
-	counter := func(n int64) (float64, int64, bool) {
-		if th.Aggregation != "rate" {
-			return float64(n), sum.Sent(), true
-		}
-		if span <= 0 {
-			return 0, 0, false
-		}
-		return float64(n) / span.Seconds(), sum.Sent(), true
-	}
+	counter := func(n int64) (float64, int64, bool) { return counterValue(th, n, sum.Sent(), span) }
 	switch th.Metric {
 	case "http_req_duration", "http_req_service_duration":
 		h := sum.Latency
@@ -360,6 +432,18 @@ func SummaryValue(th Threshold, sum outcome.Summary, span time.Duration) (v floa
 		return counter(sum.BytesOut)
 	}
 	return 0, 0, false
+}
+
+// counterValue is a counter's aggregate: the count n, or n per second of
+// span; events is what the value rests on.
+func counterValue(th Threshold, n, events int64, span time.Duration) (float64, int64, bool) {
+	if th.Aggregation != "rate" {
+		return float64(n), events, true
+	}
+	if span <= 0 {
+		return 0, 0, false
+	}
+	return float64(n) / span.Seconds(), events, true
 }
 
 // trendValue aggregates a latency histogram in milliseconds, as k6 does.

@@ -56,6 +56,14 @@ const ResultSchema = "relia/load/v1"
 //	  "lag": {relia/outcome/v1},            // scheduling lag as latency (open model)
 //	  "checks": {relia/outcome/v1},         // one outcome per check: ok or check
 //	  "by_check": {"pay: status in [200]": {relia/outcome/v1}},
+//	  "phases": {"connect": {relia/outcome/v1},   // connecting as latency, tls_handshaking as service time
+//	             "request": {...},           // blocked, sending
+//	             "response": {...}},         // waiting, receiving
+//	  "iteration_lengths": {relia/outcome/v1},    // closed model: one per completed iteration
+//	  "by_tags": {"method:GET,status:200": {"requests": {...}, "checks": {...}, "phases": {...}}},
+//	  "vus_max": 50,
+//	  "traces": {"sampled": 120, "failed": 2, "failed_samples": [{"trace_id": "...", "name": "pay",
+//	             "start": "...", "status": 503, "class": "status"}]},
 //	  "active": [{"t": "...", "v": 50}],    // VUs or in flight, per second
 //	  "setup": {"name": "login", "status": 200, "latency_ns": 1200000},
 //	  "teardown": null, "teardown_error": "", "stopped": ""
@@ -91,6 +99,11 @@ type resultJSON struct {
 	Lag         *outcome.Recorder            `json:"lag"`
 	Checks      *outcome.Recorder            `json:"checks"`
 	ByCheck     map[string]*outcome.Recorder `json:"by_check"`
+	Phases      *PhaseRecorders              `json:"phases,omitempty"`
+	Iters       *outcome.Recorder            `json:"iteration_lengths,omitempty"`
+	ByTags      map[string]*TagSet           `json:"by_tags,omitempty"`
+	VUsMax      int                          `json:"vus_max,omitempty"`
+	Traces      *TraceStats                  `json:"traces,omitempty"`
 	Active      []Sample                     `json:"active"`
 	Setup       *StepReport                  `json:"setup"`
 	Teardown    *StepReport                  `json:"teardown"`
@@ -144,6 +157,10 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Thresholds: []thresholdJSON{}, Verdict: []verdictJSON{},
 		Requests: r.Requests, ByName: r.ByName, Lag: r.Lag, Checks: r.Checks, ByCheck: r.ByCheck,
 		Active: r.Active, Setup: r.Setup, Teardown: r.Teardown, TeardownErr: r.TeardownError, Stopped: r.Stopped,
+		Phases: r.Phases, Iters: r.Iters, ByTags: r.ByTags, VUsMax: r.VUsMax,
+	}
+	if r.Traces.Sampled > 0 {
+		doc.Traces = &r.Traces
 	}
 	if doc.StepTargets == nil {
 		doc.StepTargets = []float64{}
@@ -244,6 +261,37 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 		LateAfter: time.Duration(doc.LateAfterNS), MinOnTime: DefaultMinOnTime, StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
 		Requests: doc.Requests, ByName: doc.ByName, Lag: doc.Lag, Checks: doc.Checks, ByCheck: doc.ByCheck,
 		Active: doc.Active, Setup: doc.Setup, Teardown: doc.Teardown, TeardownError: doc.TeardownErr, Stopped: doc.Stopped,
+		Phases: doc.Phases, Iters: doc.Iters, ByTags: doc.ByTags, VUsMax: doc.VUsMax,
+	}
+	if doc.Traces != nil {
+		if doc.Traces.Sampled < 0 || doc.Traces.Failed < 0 || doc.Traces.Failed > doc.Traces.Sampled {
+			return errors.New("decoding load result: traces: failed must be within [0, sampled]")
+		}
+		if len(doc.Traces.FailedSamples) > MaxFailedTraces {
+			return fmt.Errorf("decoding load result: traces: more than %d failed samples", MaxFailedTraces)
+		}
+		out.Traces = *doc.Traces
+	}
+	if doc.VUsMax < 0 {
+		return errors.New("decoding load result: vus_max is negative")
+	}
+	if out.Phases != nil {
+		if err := out.Phases.valid(); err != nil {
+			return fmt.Errorf("decoding load result: %w", err)
+		}
+	}
+	if out.ByTags == nil {
+		out.ByTags = map[string]*TagSet{}
+	}
+	for k, s := range out.ByTags {
+		if s == nil || s.Requests == nil || s.Checks == nil {
+			return fmt.Errorf("decoding load result: by_tags %q: requests and checks are required", k)
+		}
+		if s.Phases != nil {
+			if err := s.Phases.valid(); err != nil {
+				return fmt.Errorf("decoding load result: by_tags %q: %w", k, err)
+			}
+		}
 	}
 	if doc.MinOnTime != nil {
 		if m := *doc.MinOnTime; m < 0 || m > 1 {
@@ -330,7 +378,15 @@ func Merge(results ...*Result) (*Result, error) {
 		StepLength: first.StepLength, StepTargets: first.StepTargets, Thresholds: first.Thresholds,
 		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
 		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
-		Setup: first.Setup, Teardown: first.Teardown,
+		Setup: first.Setup, Teardown: first.Teardown, ByTags: map[string]*TagSet{},
+	}
+	// Results written before relia measured phases and iterations have
+	// none; the merge has them only when every part does.
+	if everyResult(results, func(r *Result) bool { return r.Phases != nil }) {
+		out.Phases = newPhaseRecorders()
+	}
+	if everyResult(results, func(r *Result) bool { return r.Iters != nil }) {
+		out.Iters = newRecorder()
 	}
 	active := map[time.Time]int{}
 	seen := map[int]bool{}
@@ -360,6 +416,8 @@ func Merge(results ...*Result) (*Result, error) {
 		out.Dropped += r.Dropped
 		out.Iterations += r.Iterations
 		out.MaxActive += r.MaxActive
+		out.VUsMax += r.VUsMax
+		out.Traces.merge(r.Traces)
 		if i == 0 {
 			out.Generator = r.Generator
 			out.Generator.Samples = slices.Clone(r.Generator.Samples)
@@ -422,10 +480,37 @@ func thresholdKeys(r *Result) []string {
 	return out
 }
 
+// everyResult reports whether ok holds for every result.
+func everyResult(rs []*Result, ok func(*Result) bool) bool {
+	for _, r := range rs {
+		if !ok(r) {
+			return false
+		}
+	}
+	return true
+}
+
 func mergeRecorders(out, r *Result) error {
-	for _, p := range [][2]*outcome.Recorder{{out.Requests, r.Requests}, {out.Lag, r.Lag}, {out.Checks, r.Checks}} {
+	pairs := [][2]*outcome.Recorder{{out.Requests, r.Requests}, {out.Lag, r.Lag}, {out.Checks, r.Checks}}
+	if out.Iters != nil {
+		pairs = append(pairs, [2]*outcome.Recorder{out.Iters, r.Iters})
+	}
+	for _, p := range pairs {
 		if err := p[0].Merge(p[1]); err != nil {
 			return err
+		}
+	}
+	if out.Phases != nil {
+		if err := out.Phases.merge(r.Phases); err != nil {
+			return fmt.Errorf("phases: %w", err)
+		}
+	}
+	for k, s := range r.ByTags {
+		if out.ByTags[k] == nil {
+			out.ByTags[k] = newTagSet(s.Phases != nil)
+		}
+		if err := out.ByTags[k].merge(s); err != nil {
+			return fmt.Errorf("by_tags %s: %w", k, err)
 		}
 	}
 	for _, m := range [][2]map[string]*outcome.Recorder{{out.ByName, r.ByName}, {out.ByCheck, r.ByCheck}} {

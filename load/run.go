@@ -145,6 +145,8 @@ type runner struct {
 	res     *Result
 	byStep  []*outcome.Recorder // per step, the recorder of its name
 	byCheck [][]*outcome.Recorder
+	tagged  []taggedSet // the tag sets thresholds split by
+	traces  traceLog
 
 	requests, failed atomic.Int64
 	dropped, late    atomic.Int64
@@ -154,6 +156,12 @@ type runner struct {
 	cancel           context.CancelFunc
 	nextStep         int // the next stress step to judge
 	stopOnce         sync.Once
+}
+
+// taggedSet is a tag set's filter and recorders.
+type taggedSet struct {
+	f   *tagFilter
+	set *TagSet
 }
 
 // Run runs the test: setup, the load (its segment of it), teardown. It
@@ -196,6 +204,9 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
 		}
 	}
+	for _, f := range t.filters {
+		r.tagged = append(r.tagged, taggedSet{f: f, set: r.res.ByTags[f.key]})
+	}
 	if !o.StartAt.IsZero() {
 		if err := clock.Sleep(ctx, clk, o.StartAt.Sub(clk.Now())); err != nil {
 			return r.res, err
@@ -232,9 +243,12 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 			Iterate: func(ctx context.Context, vu int) { r.iterate(ctx, vus, vu) },
 			Active:  func(n int) { r.active.Store(int64(n)) }}
 		st := e.Run(runCtx, r.start)
-		r.res.Iterations, r.res.MaxActive = st.Iterations, st.MaxActive
+		// The iterations counted are those that completed, as the
+		// iterations metric counts them.
+		r.res.Iterations, r.res.MaxActive = uint64(r.res.Iters.Total().Total), st.MaxActive
 	}
 	r.res.End = clk.Now()
+	r.res.Traces = r.traces.result()
 	stopSampler()
 	<-samplerDone
 	g := r.health.stats()
@@ -289,6 +303,7 @@ func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 // openWorker makes the send function of one open-model worker.
 func (r *runner) openWorker(id int) func(context.Context, Arrival) {
 	w := newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, id)
+	w.traceSample = r.t.TraceSample
 	t := r.t
 	return func(_ context.Context, a Arrival) {
 		// Every choice depends on the arrival's number alone, so a test
@@ -338,6 +353,7 @@ func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
 	w := vus[local]
 	if w == nil {
 		w = newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, vu)
+		w.traceSample = r.t.TraceSample
 		vus[local] = w
 	}
 	t := r.t
@@ -356,9 +372,14 @@ func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
 	}
 	res := w.Send(s)
 	r.record(s, time.Time{}, &res)
+	end := res.Done
 	if think := w.Think(s); think > 0 {
-		w.sleep(ctx, think)
+		if !w.sleep(ctx, think) {
+			return // stopped while thinking: not a completed iteration
+		}
+		end = r.clk.Now()
 	}
+	r.res.Iters.Record(outcome.Outcome{Start: res.Sent, Latency: end.Sub(res.Sent)})
 }
 
 // record feeds one finished request into the recorders. In the open
@@ -384,6 +405,11 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 		}
 		r.recordAll(o)
 		r.byStep[s.idx].Record(o)
+		for _, ts := range r.tagged {
+			if ts.f.matches(s.idx, &o) {
+				ts.set.Requests.Record(o)
+			}
+		}
 		return
 	}
 	if !due.IsZero() {
@@ -400,18 +426,41 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 	}
 	r.recordAll(o)
 	r.byStep[s.idx].Record(o)
+	r.res.Phases.record(o.Start, &res.Phases)
 	r.requests.Add(1)
 	if o.Class.RequestFailed() {
 		r.failed.Add(1)
 	}
+	if res.Traced {
+		r.traces.note(s.Name, &res.TraceID, &o)
+	}
 	for i := range res.ChecksRun {
-		c := outcome.Outcome{Start: o.Start}
-		if i < 64 && res.FailedChecks&(1<<i) != 0 {
-			c.Class = outcome.ClassCheck
-		}
+		c := checkOutcome(o.Start, res, i)
 		r.res.Checks.Record(c)
 		r.byCheck[s.idx][i].Record(c)
 	}
+	for _, ts := range r.tagged {
+		if !ts.f.matches(s.idx, &o) {
+			continue
+		}
+		ts.set.Requests.Record(o)
+		if ts.set.Phases != nil {
+			ts.set.Phases.record(o.Start, &res.Phases)
+		}
+		for i := range res.ChecksRun {
+			ts.set.Checks.Record(checkOutcome(o.Start, res, i))
+		}
+	}
+}
+
+// checkOutcome is check i of a request that started at start: ClassOK
+// when it passed, ClassCheck when it failed.
+func checkOutcome(start time.Time, res *StepResult, i int) outcome.Outcome {
+	c := outcome.Outcome{Start: start}
+	if i < 64 && res.FailedChecks&(1<<i) != 0 {
+		c.Class = outcome.ClassCheck
+	}
+	return c
 }
 
 // classify names what became of a request: a request that found no free

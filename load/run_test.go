@@ -88,7 +88,7 @@ spec:
 `
 }
 
-func buildTest(t *testing.T, yaml string) *Test {
+func buildTest(t testing.TB, yaml string) *Test {
 	t.Helper()
 	scs, err := ParseScenarios("test.yaml", []byte(yaml))
 	if err != nil {
@@ -203,28 +203,7 @@ func TestSegmentsMergeToWholeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := make([]*Result, 3)
-	var wg sync.WaitGroup
-	for i := range parts {
-		wg.Go(func() {
-			r, err := test.Run(context.Background(), RunOptions{Segment: Segment{Index: i, Count: 3}})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			// Through the results file format, as relia load merge reads it.
-			data, err := json.Marshal(r)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			parts[i] = &Result{}
-			if err := json.Unmarshal(data, parts[i]); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	parts := runSegments(t, test, 3)
 	if t.Failed() {
 		return
 	}
@@ -252,6 +231,38 @@ func TestSegmentsMergeToWholeRun(t *testing.T) {
 	if _, err := Merge(parts[0], whole); err == nil {
 		t.Fatal("merging segments of different splits should fail")
 	}
+}
+
+// runSegments runs the n segments of test at once and returns their
+// results read back from the results file format, as relia load merge
+// reads them; a failure is reported on t.
+func runSegments(t *testing.T, test *Test, n int) []*Result {
+	t.Helper()
+	parts := make([]*Result, n)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() {
+			r, err := test.Run(context.Background(), RunOptions{Segment: Segment{Index: i, Count: n}})
+			if err == nil {
+				parts[i], err = throughFile(r)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	return parts
+}
+
+// throughFile writes r as a results file and reads it back.
+func throughFile(r *Result) (*Result, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	back := &Result{}
+	return back, json.Unmarshal(data, back)
 }
 
 // stallServer answers at once except during one stall, from 1s to 2s

@@ -35,6 +35,7 @@ type Step struct {
 	Expected []int
 
 	needsBody  bool
+	ownTrace   bool // the request sets its own traceparent
 	headerKeys [][]byte
 	idx        int // position in the Test's mix, for per-name recording
 }
@@ -73,6 +74,7 @@ func (s *Step) Prepare() error {
 		}
 		s.headerKeys = append(s.headerKeys, []byte(h.Key))
 	}
+	s.ownTrace = s.hasHeader("traceparent")
 	s.needsBody = len(s.Extract) > 0
 	for i := range s.Checks {
 		s.needsBody = s.needsBody || s.Checks[i].NeedsBody()
@@ -90,6 +92,13 @@ type StepResult struct {
 	FailedChecks uint64
 	// ChecksRun is how many checks ran (0 when the request failed).
 	ChecksRun int
+	// Phases are the parts of the request's time, as the client measured
+	// them.
+	Phases Phases
+	// Traced is true when the request carried a traceparent; TraceID is
+	// its trace id.
+	Traced  bool
+	TraceID [16]byte
 }
 
 // expects reports whether status answers the step as intended.
@@ -114,6 +123,8 @@ type Worker struct {
 	clock clock.Clock
 	pool  *sync.Pool  // of *sendState
 	timer clock.Timer // for think time, made on first use and reused
+	// traceSample is the share of requests sent with a traceparent.
+	traceSample float64
 }
 
 // sendState is what one request in flight needs.
@@ -123,6 +134,7 @@ type sendState struct {
 	rep  wireReply
 	resp Response
 	hdrs [][]byte
+	tp   [traceparentLen]byte
 }
 
 // statePool returns the pool of send states for tr.
@@ -150,8 +162,8 @@ func (w *Worker) Send(s *Step) StepResult {
 	r := &st.req
 	r.method = s.Method
 	r.url = s.URL.Append(r.url[:0], &w.Env)
-	if cap(r.headers) < len(s.Headers) {
-		r.headers = make([]headerPair, len(s.Headers))
+	if cap(r.headers) < len(s.Headers)+1 { // room for a traceparent
+		r.headers = make([]headerPair, len(s.Headers), len(s.Headers)+1)
 		st.hdrs = make([][]byte, len(s.Headers))
 	}
 	r.headers = r.headers[:len(s.Headers)]
@@ -159,15 +171,20 @@ func (w *Worker) Send(s *Step) StepResult {
 		st.hdrs[i] = h.Value.Append(st.hdrs[i][:0], &w.Env)
 		r.headers[i] = headerPair{key: s.headerKeys[i], value: st.hdrs[i]}
 	}
+	var res StepResult
+	if !s.ownTrace && sampleTrace(w.traceSample) {
+		res.Traced, res.TraceID = true, newTraceparent(&st.tp)
+		r.headers = append(r.headers, headerPair{key: traceparentKey, value: st.tp[:]})
+	}
 	r.body = r.body[:0]
 	if s.Body != nil {
 		r.body = s.Body.Append(r.body, &w.Env)
 	}
-	var res StepResult
 	res.Sent = w.clock.Now()
 	err := st.sess.do(r, s.needsBody, &st.rep)
 	res.Done = w.clock.Now()
 	res.BytesIn, res.BytesOut = st.rep.bytesIn, st.rep.bytesOut
+	res.Phases = st.rep.phases
 	w.Env.Iter++
 	if err != nil {
 		res.Err = protocolError(err, res.BytesIn)

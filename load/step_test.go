@@ -160,6 +160,12 @@ func TestWorkerSendDoesNotAllocate(t *testing.T) {
 	if allocs := testing.AllocsPerRun(200, func() { w.Send(s) }); allocs > 0 {
 		t.Fatalf("sending a request allocates %.1f times", allocs)
 	}
+	// Nor with a traceparent on it.
+	w.traceSample = 1
+	w.Send(s)
+	if allocs := testing.AllocsPerRun(200, func() { w.Send(s) }); allocs > 0 {
+		t.Fatalf("sending a traced request allocates %.1f times", allocs)
+	}
 }
 
 func TestMixFollowsWeights(t *testing.T) {

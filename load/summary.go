@@ -139,6 +139,13 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 		fmt.Fprintf(tw, "schedule lag\t\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ms(l.Quantile(0.5)), ms(l.Quantile(0.9)),
 			ms(l.Quantile(0.95)), ms(l.Quantile(0.99)), ms(l.Quantile(0.999)), ms(l.Max()))
 	}
+	from, to := r.span()
+	for _, m := range PhaseMetrics {
+		if h := r.Phases.histogram(m, from, to); h != nil && h.Count() > 0 {
+			fmt.Fprintf(tw, "  %s\t\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", strings.TrimPrefix(m, "http_req_"), ms(h.Quantile(0.5)), ms(h.Quantile(0.9)),
+				ms(h.Quantile(0.95)), ms(h.Quantile(0.99)), ms(h.Quantile(0.999)), ms(h.Max()))
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -154,6 +161,16 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 		fmt.Fprintf(&b, "\nVUs: up to %d, %d iterations\n", r.MaxActive, r.Iterations)
 	}
 	fmt.Fprintf(&b, "generator: %s\n", j.Generator.Text())
+	if t := r.Traces; t.Sampled > 0 {
+		fmt.Fprintf(&b, "traces: %d requests sent a traceparent, %d of them failed", t.Sampled, t.Failed)
+		for i, f := range t.FailedSamples {
+			if i == 3 {
+				break
+			}
+			fmt.Fprintf(&b, "; %s %s", f.Name, f.TraceID)
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "data: %s received, %s sent\n", bytesText(all.BytesIn), bytesText(all.BytesOut))
 
 	if failed := classCounts(all, outcome.Class.RequestFailed); failed != "" {

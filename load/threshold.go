@@ -31,6 +31,20 @@ var Metrics = map[string]MetricKind{
 	"http_req_duration": Trend,
 	// Service time: from the actual send to the end of the response.
 	"http_req_service_duration": Trend,
+	// The phases of a request (see Phases): waiting for a free connection,
+	// opening one (TCP, TLS), sending, waiting for the first byte of the
+	// response (time to first byte), receiving the rest.
+	"http_req_blocked":         Trend,
+	"http_req_connecting":      Trend,
+	"http_req_tls_handshaking": Trend,
+	"http_req_sending":         Trend,
+	"http_req_waiting":         Trend,
+	"http_req_receiving":       Trend,
+	// Iterations completed, and their length: in the open model one
+	// arrival's request (its service time); in the closed model a VU's
+	// request and its think time.
+	"iterations":         Counter,
+	"iteration_duration": Trend,
 	// How late requests started against their schedule (open model).
 	"schedule_lag": Trend,
 	// Share of requests that failed (transport error or failing status).
@@ -50,6 +64,9 @@ var Metrics = map[string]MetricKind{
 	"data_sent":     Counter,
 	// Active virtual users (closed model) or in-flight requests.
 	"vus": Gauge,
+	// The most VUs the run could have: the closed model's peak, the open
+	// model's cap on requests in flight.
+	"vus_max": Gauge,
 }
 
 // Aggregations by metric kind.
@@ -120,7 +137,7 @@ func ParseMetricRef(ref string) (string, map[string]string, error) {
 	name, rest, hasTags := strings.Cut(ref, "{")
 	name = strings.TrimSpace(name)
 	if _, ok := Metrics[name]; !ok {
-		return "", nil, fmt.Errorf("unknown metric %q (known: %s)", name, strings.Join(metricNames(), ", "))
+		return "", nil, fmt.Errorf("unknown metric %q: relia's thresholds take %s", name, strings.Join(metricNames(), ", "))
 	}
 	if !hasTags {
 		return name, nil, nil

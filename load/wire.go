@@ -142,8 +142,11 @@ func (t *wireTransport) pool(addr []byte, secure bool) *hostPool {
 
 // get returns a connection: an idle one that is still open, a new one
 // while fewer than maxConns are open, or the first one another worker
-// releases before the deadline.
-func (p *hostPool) get(now, deadline time.Time, probe []byte) (*wireConn, error) {
+// releases before the deadline. It sets ph's Blocked (the wait for
+// another worker's connection), Connecting and TLSHandshaking, measured
+// from start; an idle connection at hand costs no clock read.
+func (p *hostPool) get(start, deadline time.Time, probe []byte, ph *Phases) (*wireConn, error) {
+	now := start
 	for {
 		select {
 		case c := <-p.idle:
@@ -155,7 +158,7 @@ func (p *hostPool) get(now, deadline time.Time, probe []byte) (*wireConn, error)
 		default:
 		}
 		if p.open.Add(1) <= int64(p.t.maxConns) {
-			c, err := p.dial(deadline)
+			c, err := p.dial(start, deadline, ph)
 			if err != nil {
 				p.open.Add(-1)
 				return nil, err
@@ -167,11 +170,14 @@ func (p *hostPool) get(now, deadline time.Time, probe []byte) (*wireConn, error)
 		select {
 		case c := <-p.idle:
 			wait.Stop()
-			if p.usable(c, time.Now(), probe) {
+			now = time.Now()
+			ph.Blocked = now.Sub(start)
+			if p.usable(c, now, probe) {
 				return c, nil
 			}
 			p.discard(c)
 		case <-wait.C:
+			ph.Blocked = time.Since(start)
 			return nil, fmt.Errorf("%w: all %d connections to %s stayed busy", errNoConn, p.t.maxConns, p.addr)
 		}
 	}
@@ -189,16 +195,21 @@ func (p *hostPool) usable(c *wireConn, now time.Time, probe []byte) bool {
 	return !ready // anything there, data, end or error, makes it unusable
 }
 
-func (p *hostPool) dial(deadline time.Time) (*wireConn, error) {
+// dial opens a connection, setting ph's Connecting and TLSHandshaking;
+// start is when the request began, Blocked the part of it spent waiting.
+func (p *hostPool) dial(start, deadline time.Time, ph *Phases) (*wireConn, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	nc, err := p.t.dialer.DialContext(ctx, "tcp", p.addr)
+	ph.Connecting = time.Since(start) - ph.Blocked
 	if err != nil {
 		return nil, err
 	}
 	if p.tls != nil {
 		tc := tls.Client(nc, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		err := tc.HandshakeContext(ctx)
+		ph.TLSHandshaking = time.Since(start) - ph.Blocked - ph.Connecting
+		if err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -260,33 +271,48 @@ func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	}
 	rep.bytesOut, rep.bytesIn, rep.status = int64(len(s.wbuf)), 0, 0
 	rep.body = rep.body[:0]
+	ph := &rep.phases
+	*ph = Phases{}
 
-	now := time.Now()
-	deadline := now.Add(s.t.timeout)
+	// The phases are durations since start, each read from the monotonic
+	// clock alone (time.Since): three reads for a request on a kept-alive
+	// connection, after write, at the first byte and at the end.
+	start := time.Now()
+	deadline := start.Add(s.t.timeout)
 	pool := s.last
 	if pool == nil || string(u.addr) != pool.addr || u.https != (pool.tls != nil) {
 		pool = s.t.pool(u.addr, u.https)
 		s.last = pool
 	}
-	c, err := pool.get(now, deadline, s.probe[:])
+	c, err := pool.get(start, deadline, s.probe[:], ph)
 	if err != nil {
 		return wireError(err)
 	}
+	got := ph.Blocked + ph.Connecting + ph.TLSHandshaking
 	// One deadline for both directions: a single timer update.
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		pool.discard(c)
 		return err
 	}
-	if err := c.write(s.wbuf); err != nil {
+	err = c.write(s.wbuf)
+	wrote := time.Since(start)
+	ph.Sending = wrote - got
+	if err != nil {
 		pool.discard(c)
 		return wireError(err)
 	}
-	s.rr.reset(c.readFn)
+	s.rr.reset(c.readFn, start)
 	var body *[]byte
 	if keepBody {
 		body = &rep.body
 	}
 	status, keepAlive, err := s.rr.response(r.method == "HEAD", body, s.t.maxBody)
+	end := time.Since(start)
+	if s.rr.first > 0 {
+		ph.Waiting, ph.Receiving = s.rr.first-wrote, end-s.rr.first
+	} else {
+		ph.Waiting = end - wrote
+	}
 	rep.bytesIn = s.rr.n
 	if err != nil {
 		pool.discard(c)
@@ -297,7 +323,7 @@ func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	}
 	rep.status = status
 	if keepAlive && s.rr.buffered() == 0 {
-		pool.put(c, now)
+		pool.put(c, start)
 	} else {
 		pool.discard(c)
 	}
@@ -447,6 +473,10 @@ type respReader struct {
 	lim  h1.Limits
 	src  func([]byte) (int, error)
 	n    int64 // bytes read for the current response
+	// base is when the request began; first is when the response's first
+	// byte arrived, since base (0 until then).
+	base  time.Time
+	first time.Duration
 }
 
 // newRespReader returns a reader that starts with a buffer of size bytes
@@ -455,15 +485,20 @@ func newRespReader(size, limit int) respReader {
 	return respReader{rd: h1.Reader{Buf: make([]byte, size), Max: max(limit, bodyReadBytes)}, lim: h1.Limits{HeadBytes: limit, Headers: 256}}
 }
 
-// Read reads from the source, counting.
+// Read reads from the source, counting, and notes when the first byte
+// came.
 func (rr *respReader) Read(p []byte) (int, error) {
 	n, err := rr.src(p)
+	if rr.n == 0 && n > 0 {
+		rr.first = max(time.Since(rr.base), 1)
+	}
 	rr.n += int64(n)
 	return n, err
 }
 
-func (rr *respReader) reset(src func([]byte) (int, error)) {
-	rr.src, rr.n = src, 0
+// reset starts a response to the request that began at base.
+func (rr *respReader) reset(src func([]byte) (int, error), base time.Time) {
+	rr.src, rr.n, rr.base, rr.first = src, 0, base, 0
 	rr.rd.Reset(rr)
 }
 

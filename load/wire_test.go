@@ -373,7 +373,7 @@ func FuzzResponseReader(f *testing.F) {
 		src := bytes.NewReader(data)
 		n := int(step)%16 + 1
 		rr := newRespReader(16, 256)
-		rr.reset(func(p []byte) (int, error) { return src.Read(p[:min(len(p), n)]) })
+		rr.reset(func(p []byte) (int, error) { return src.Read(p[:min(len(p), n)]) }, time.Now())
 		var body []byte
 		_, _, err := rr.response(head, &body, 64)
 		if rr.n > int64(len(data)) {

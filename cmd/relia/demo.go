@@ -71,7 +71,7 @@ was not judged; lower --rate or run on a quieter host).`,
 				resilience = "off (--no-resilience)"
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "relia demo: the demo shop behind the relia gateway, resilience %s\n", resilience)
-			return runExperiment(cmd, plan, out, f.verbose)
+			return runExperiment(cmd, plan, out, "", f.verbose)
 		},
 	}
 	fl := cmd.Flags()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/promrw"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/report/loadreport"
 )
@@ -44,6 +47,27 @@ type loadFlags struct {
 	html        string
 	format      string
 	metricsAddr string
+	traceSample float64
+	outputs     loadOutputs
+}
+
+// loadOutputs are the files a load run's result is written to besides
+// stdout.
+type loadOutputs struct {
+	out, html, junit, summaryExport string
+	remoteWrite, otlp               string
+}
+
+// addLoadOutputFlags adds the result-file flags of relia load and relia
+// load merge.
+func addLoadOutputFlags(cmd *cobra.Command, o *loadOutputs, what string) {
+	fl := cmd.Flags()
+	fl.StringVar(&o.out, "out", "", "write the "+what+" (relia/load/v1 JSON, mergeable) to this file")
+	fl.StringVar(&o.html, "html", "", "write a self-contained HTML report to this file")
+	fl.StringVar(&o.junit, "junit", "", "write the thresholds' verdict as a JUnit XML report to this file, for CI")
+	fl.StringVar(&o.summaryExport, "summary-export", "", "write the summary figures (k6's summary metrics, as in the results file) as JSON to this file")
+	fl.StringVar(&o.otlp, "otlp", "", "send the run's totals as OTLP metrics (http/protobuf) to this URL at the end (http://127.0.0.1:4318/v1/metrics; OTEL_EXPORTER_OTLP_HEADERS apply)")
+	fl.StringVar(&o.remoteWrite, "remote-write", "", "push the run's series, a sample per second, to this Prometheus remote write URL at the end (http://127.0.0.1:9090/api/v1/write)")
 }
 
 func newLoadCmd() *cobra.Command {
@@ -64,6 +88,12 @@ does, and latency runs from the scheduled time, so a stall shows (no
 coordinated omission). --vus is the closed model. With a file, --rate or
 --vus replace its load profile; --duration alone keeps the profile's shape
 and stretches or shrinks it to that length.
+
+Thresholds take k6's metrics and tags ('http_req_waiting{method:GET,status:200}').
+Besides --out and --html, a run can write a JUnit report (--junit), a summary
+export (--summary-export), and push its series to Prometheus remote write
+(--remote-write) or an OpenTelemetry collector (--otlp); --trace-sample puts a
+W3C traceparent on a share of the requests.
 
 The summary goes to stdout (-o json for the results file's JSON); progress
 goes to stderr: a line redrawn every second on a terminal, otherwise a line
@@ -96,10 +126,10 @@ schedule).`,
 	fl.BoolVarP(&f.insecure, "insecure", "k", false, "skip TLS certificate checks (URL only)")
 	fl.StringVar(&f.segment, "segment", "", "run segment i/N of the test (0-based), e.g. 0/4")
 	fl.StringVar(&f.startAt, "start-at", "", "start the load at this RFC 3339 time, so segments start together")
-	fl.StringVar(&f.out, "out", "", "write the results (relia/load/v1 JSON, mergeable) to this file")
-	fl.StringVar(&f.html, "html", "", "write a self-contained HTML report to this file")
+	addLoadOutputFlags(cmd, &f.outputs, "results")
 	fl.StringVarP(&f.format, "output", "o", "table", "stdout format: table or json")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics on this address during the run (127.0.0.1:9464)")
+	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
 	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
 	return cmd
 }
@@ -242,6 +272,13 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	if err := checkOutputs(f.outputs); err != nil {
+		return badInput(err)
+	}
+	if f.traceSample < 0 || f.traceSample > 1 {
+		return badInput(fmt.Errorf("--trace-sample %v: want a share from 0 to 1", f.traceSample))
+	}
+	test.TraceSample = f.traceSample
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := test.Preflight(ctx); err != nil {
@@ -268,28 +305,35 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return runtimeErr(err)
 	}
-	return finishLoad(cmd, res, f.out, f.html, f.format)
+	return finishLoad(cmd, res, f.outputs, f.format)
 }
 
 // finishLoad writes a result's files and summary and turns its
 // judgement into the exit code.
-func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) error {
-	if out != "" {
-		f, err := os.Create(out)
-		if err != nil {
-			return runtimeErr(fmt.Errorf("writing results: %w", err))
-		}
-		err = res.WriteJSON(f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+func finishLoad(cmd *cobra.Command, res *load.Result, o loadOutputs, format string) error {
+	if err := writeOutput(o.out, res.WriteJSON); err != nil {
+		return runtimeErr(err)
+	}
+	j := res.Judge()
+	if o.html != "" {
+		if err := writeLoadHTML(o.html, res, j); err != nil {
 			return runtimeErr(err)
 		}
 	}
-	j := res.Judge()
-	if html != "" {
-		if err := writeLoadHTML(html, res, j); err != nil {
+	if err := writeOutput(o.junit, func(w io.Writer) error { return res.WriteJUnit(w, j) }); err != nil {
+		return runtimeErr(err)
+	}
+	if err := writeOutput(o.summaryExport, func(w io.Writer) error { return res.WriteSummaryExport(w, j) }); err != nil {
+		return runtimeErr(err)
+	}
+	if o.remoteWrite != "" {
+		c := &promrw.Client{URL: o.remoteWrite}
+		if err := c.Push(cmd.Context(), res.RemoteWriteSeries()); err != nil {
+			return runtimeErr(err)
+		}
+	}
+	if o.otlp != "" {
+		if err := exportOTLP(cmd.Context(), o.otlp, res); err != nil {
 			return runtimeErr(err)
 		}
 	}
@@ -311,6 +355,57 @@ func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) 
 	return nil
 }
 
+// checkOutputs refuses outputs that could not be written, before a run
+// spends its time.
+func checkOutputs(o loadOutputs) error {
+	if o.remoteWrite != "" {
+		if err := promrw.CheckURL(o.remoteWrite); err != nil {
+			return fmt.Errorf("--remote-write %w", err)
+		}
+	}
+	if o.otlp != "" {
+		if err := promrw.CheckURL(o.otlp); err != nil {
+			return fmt.Errorf("--otlp %w", err)
+		}
+	}
+	return nil
+}
+
+// exportOTLP sends the result's OTLP metrics to url with the
+// OpenTelemetry SDK's http/protobuf exporter, retrying for at most 30s.
+func exportOTLP(ctx context.Context, url string, res *load.Result) error {
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(url), otlpmetrichttp.WithTimeout(10*time.Second),
+		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: true, InitialInterval: time.Second, MaxInterval: 5 * time.Second, MaxElapsedTime: 30 * time.Second}))
+	if err != nil {
+		return fmt.Errorf("otlp export to %s: %w", url, err)
+	}
+	err = exp.Export(ctx, res.OTLPMetrics())
+	if serr := exp.Shutdown(ctx); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("otlp export to %s: %w", url, err)
+	}
+	return nil
+}
+
+// writeOutput creates the file path (nothing when path is "") and
+// writes it with write.
+func writeOutput(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // isTerminal reports whether w is a character device, where a progress
 // line that rewrites itself reads well.
 func isTerminal(w io.Writer) bool {
@@ -323,7 +418,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newLoadMergeCmd() *cobra.Command {
-	var out, html, format string
+	var outputs loadOutputs
+	var format string
 	cmd := &cobra.Command{
 		Use:   "merge RESULT.json...",
 		Short: "Merge the results of the segments of one test exactly, and judge its thresholds",
@@ -344,11 +440,13 @@ func newLoadMergeCmd() *cobra.Command {
 			if err != nil {
 				return badInput(err)
 			}
-			return finishLoad(cmd, merged, out, html, format)
+			if err := checkOutputs(outputs); err != nil {
+				return badInput(err)
+			}
+			return finishLoad(cmd, merged, outputs, format)
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "write the merged results to this file")
-	cmd.Flags().StringVar(&html, "html", "", "write a self-contained HTML report to this file")
+	addLoadOutputFlags(cmd, &outputs, "merged results")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "stdout format: table or json")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/internal/junit"
 )
 
 func init() {
@@ -29,6 +31,7 @@ type runFlags struct {
 	dryRun  bool
 	out     string
 	verbose bool
+	junit   string
 }
 
 func newRunCmd() *cobra.Command {
@@ -79,7 +82,7 @@ sent), 3 aborted (an abort condition, Ctrl-C or SIGTERM), 4 runtime error,
 			if out == "" {
 				out = fmt.Sprintf("relia-run-%s-%s", plan.Name, time.Now().Format("20060102-150405"))
 			}
-			return runExperiment(cmd, plan, out, f.verbose)
+			return runExperiment(cmd, plan, out, f.junit, f.verbose)
 		},
 	}
 	fl := cmd.Flags()
@@ -90,13 +93,14 @@ sent), 3 aborted (an abort condition, Ctrl-C or SIGTERM), 4 runtime error,
 	_ = fl.MarkDeprecated("out", "use --out-dir: --out names a file in relia load, slo and merge")
 	cmd.AddCommand(newRunSchemaCmd())
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log the run's events (services, faults) to stderr as JSON")
+	fl.StringVar(&f.junit, "junit", "", "write the verdict (the generator, the SLOs over the run, the thresholds) as a JUnit XML report to this file, for CI")
 	return cmd
 }
 
 // runExperiment runs a plan with Ctrl-C and SIGTERM rolling it back,
 // prints the summary and where the files went, and maps the result to
 // the exit code.
-func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbose bool) error {
+func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out, junitPath string, verbose bool) error {
 	stderr := cmd.ErrOrStderr()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -110,6 +114,14 @@ func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbos
 	fmt.Fprintf(stderr, "experiment %s: seed %d (%s), %s planned\n", plan.Name, plan.Seed, plan.SeedFrom, plan.Total)
 	res, err := experiment.Run(ctx, plan, opts)
 	progress.close()
+	if res.Verdict != nil {
+		suite := experiment.JUnit(plan, res.Verdict)
+		if werr := writeOutput(junitPath, func(w io.Writer) error {
+			return junit.Write(w, junit.Suites{Name: "relia run", Suites: []junit.Suite{suite}})
+		}); werr != nil && err == nil {
+			return runtimeErr(werr)
+		}
+	}
 	if len(res.Files) > 0 {
 		abs, _ := filepath.Abs(out)
 		fmt.Fprintf(cmd.OutOrStdout(), "\nreport: %s\n", filepath.Join(abs, experiment.ReportFile))
