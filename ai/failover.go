@@ -183,6 +183,12 @@ func (f *failover) report(t *target, err error) {
 	f.path = append(f.path, fmt.Sprintf("%s:%s", t.name(), ce.kind))
 	f.last = ce
 	switch ce.kind {
+	case kindRateLimited:
+		// The limit was the key's: another key of the same provider
+		// may still serve. The refused key rests, so this ends.
+		if len(t.prov.creds) > 1 {
+			f.queue = append([]*routeTarget{t.rt}, f.queue...)
+		}
 	case kindClient:
 		f.exhausted = true
 	case kindContextLength:
