@@ -15,12 +15,39 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/relia
+
+# image builds relia's OCI image from the repository, offline and without
+# a container daemon: a static binary (CGO_ENABLED=0) on an empty base
+# with a nonroot user, assembled by internal/ociimage into an OCI image
+# layout archive that docker load, podman load, skopeo and crane read.
+# The same sources give the same image, byte for byte.
+IMAGE_REF  ?= ghcr.io/relia-dev/relia:latest
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE      := bin/relia-image.tar
+CA_CERTS   := $(wildcard /etc/ssl/certs/ca-certificates.crt)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath \
+		-ldflags '-s -w -X github.com/relia-dev/relia/internal/buildinfo.Version=$(VERSION)' \
+		-o bin/relia-linux-$(IMAGE_ARCH) ./cmd/relia
+	$(GO) run ./internal/ociimage/cmd/ociimage -binary bin/relia-linux-$(IMAGE_ARCH) -arch $(IMAGE_ARCH) \
+		-ref $(IMAGE_REF) -version '$(VERSION)' $(if $(CA_CERTS),-ca-certs $(CA_CERTS)) -out $(IMAGE)
+	@echo "$(IMAGE): $(IMAGE_REF); docker load -i $(IMAGE), podman load -i $(IMAGE), or skopeo copy oci-archive:$(IMAGE) docker://..."
+
+# schemas refreshes the JSON Schemas' field descriptions from the code's
+# doc comments and writes docs/schema/ (tests fail while either is stale).
+schemas:
+	$(GO) generate ./internal/config
+	$(GO) build -o $(BIN) ./cmd/relia
+	for k in gateway scenario slo experiment; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths
 # at zero allocations run once more without it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ func writeOutputs(opts RunOptions, p *Plan, rec *outcome.Recorder, res *Result) 
 	write(JournalFile, journal.Bytes(), err)
 	if res.Verdict != nil {
 		var page bytes.Buffer
-		err := reportPage(p, rec, res).WriteHTML(&page)
+		err := ReportPage(res.Journal, rec).WriteHTML(&page)
 		write(ReportFile, page.Bytes(), err)
 	}
 	// Rules exist for the SLOs that name Prometheus queries; an SLO over
@@ -88,12 +89,17 @@ func writeOutputs(opts RunOptions, p *Plan, rec *outcome.Recorder, res *Result) 
 	return files, errors.Join(errs...)
 }
 
-// reportPage is the run's HTML report: the verdict and scorecard first,
-// then latency, throughput and errors over time with the fault windows
-// shaded, the SLOs per phase, the phases against the baseline, the
-// faults, and the plan.
-func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
-	v, sc, tl := res.Verdict, res.Scorecard, res.Journal
+// ReportPage is a run's HTML report, from its journal: the verdict and
+// scorecard first, then latency, throughput and errors over time with
+// the phases marked and each fault shaded in a colour of its own, the
+// error budget's burn, the latency distribution of each phase, the SLOs
+// per phase, the phases against the baseline, the faults, the load
+// generator's health, and the plan. rec is the run's recorder; nil
+// re-renders the page from the journal alone (relia report
+// journal.json), which keeps less: the page says what it lacks then.
+// The journal must hold a verdict and a scorecard.
+func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
+	p, v, sc := j.Plan, j.Verdict, *j.Scorecard
 	outcomeText, status := "PASSED", report.StatusPass
 	switch {
 	case v.Aborted:
@@ -102,7 +108,7 @@ func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
 		outcomeText, status = "FAILED", report.StatusFail
 	}
 	verdict := report.Section{Title: "Verdict", Stats: []report.Stat{
-		{Label: "Verdict", Value: outcomeText, Note: fmt.Sprintf("exit code %d", res.ExitCode), Status: status},
+		{Label: "Verdict", Value: outcomeText, Note: fmt.Sprintf("exit code %d", j.ExitCode), Status: status},
 		{Label: "Grade", Value: string(sc.Grade), Note: "scorecard", Status: gradeStatus(sc.Grade)},
 	}}
 	for _, e := range v.Run.SLOs {
@@ -115,26 +121,40 @@ func reportPage(p *Plan, rec *outcome.Recorder, res *Result) *report.Page {
 	} else {
 		verdict.Text = "Every SLO met its objective over the run, every threshold held, and no abort condition ended it."
 	}
-
-	var windows []report.Window
-	for _, f := range tl.Faults {
-		if !f.Start.IsZero() {
-			windows = append(windows, report.Window{Label: f.Name, From: f.Start, To: f.End})
-		}
+	if t, ok := thresholdTable(v); ok {
+		verdict.Tables = []report.Table{t}
 	}
-	charts := report.RecorderCharts(rec, tl.Start, tl.End)
+
+	windows := faultWindows(j)
+	charts, budget := runCharts(j, rec)
 	for i := range charts {
 		charts[i].Windows = windows
 	}
 	overTime := report.Section{Title: "Over time",
-		Text:   "Latency from the scheduled send time (no coordinated omission), throughput and errors per second; shaded bands are the faults.",
-		Charts: charts}
+		Text:          "Latency from the scheduled send time (no coordinated omission), throughput and errors per second; the phases are marked above each chart and each fault is shaded in its own colour.",
+		Charts:        charts,
+		Distributions: []report.PercentileChart{distribution(j, rec)}}
+	if rec == nil {
+		overTime.Text += "\n\n" + journalDiffers
+	}
+	for i := range budget {
+		budget[i].Windows = slices.Concat(windows, budget[i].Windows)
+	}
+	budgetSection := report.Section{Title: "Error budget",
+		Text:   "Each SLO's burn rate in each second (each phase when re-rendered from the journal), that is its error ratio over its error budget (1x spends the budget exactly in the SLO's period), with its burn-rate alerts shaded while they fired; and the share of the period's budget the run had spent by each moment, which ends on the verdict's figure.",
+		Charts: budget}
 
+	sections := []report.Section{verdict, overTime}
+	if len(budget) > 0 {
+		sections = append(sections, budgetSection)
+	}
+	sections = append(sections, sloSection(p, v), phaseSection(p, v), faultSection(v, j.Start, j.Faults), healthSection(v), scorecardSection(sc), planSection(p))
 	return &report.Page{
 		Title:    "relia run: " + p.Name,
 		Subtitle: fmt.Sprintf("seed %d · %d phases · %d faults · planned %s", p.Seed, len(p.Phases), len(p.Faults), fmtDur(p.Total)),
-		Start:    tl.Start, End: tl.End,
-		Sections: []report.Section{verdict, overTime, sloSection(p, v), phaseSection(p, v), faultSection(v, tl.Start, tl.Faults), scorecardSection(sc), planSection(p)},
+		Start:    j.Start, End: j.End,
+		Phases:   phaseWindows(j),
+		Sections: sections,
 	}
 }
 

@@ -482,7 +482,7 @@ type Retry struct {
 	// On are the failures that are retried: "5xx", "gateway-error" (502,
 	// 503, 504), "connect-failure", "reset", "retriable-4xx" (409), "429".
 	// Default connect-failure, reset and gateway-error.
-	On []string `yaml:"on"`
+	On []string `yaml:"retryOn" config:"alias=on"`
 	// NonIdempotent retries POST and PATCH too. Without it only GET,
 	// HEAD, OPTIONS, PUT, DELETE, TRACE and requests with an
 	// Idempotency-Key header are retried.
@@ -838,7 +838,7 @@ func (c *Config) validate() error {
 			}
 			for j, o := range rt.On {
 				if !retryOn[o] {
-					bad(fmt.Sprintf("%s.retry.on[%d]", p, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429)", o)
+					bad(fmt.Sprintf("%s.retry.retryOn[%d]", p, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429)", o)
 				}
 			}
 			if rt.Budget.MinPerSecond < 0 {

@@ -191,6 +191,34 @@ type LoadSpec struct {
 	MinOnTime OptionalRatio `yaml:"minOnTime"`
 }
 
+// Stretch makes the profile last d and keeps its shape: a constant load
+// or a preset gets Duration d, stages are scaled in proportion (the last
+// one takes the rounding), so that `relia load FILE --duration 10s` is a
+// short run of the same scenario. A profile without a length (none yet,
+// or stages of zero length) gets Duration d.
+func (l *LoadSpec) Stretch(d time.Duration) {
+	var total time.Duration
+	for _, st := range l.Stages {
+		total += st.Duration
+	}
+	if len(l.Stages) == 0 || total <= 0 {
+		l.Duration = d
+		return
+	}
+	stages := make([]Stage, len(l.Stages))
+	left := d
+	for i, st := range l.Stages {
+		stages[i] = st
+		if i == len(stages)-1 {
+			stages[i].Duration = left
+			break
+		}
+		stages[i].Duration = time.Duration(float64(st.Duration) / float64(total) * float64(d)).Round(time.Millisecond)
+		left -= stages[i].Duration
+	}
+	l.Stages = stages
+}
+
 // OptionalRatio is a ratio (0.99 or "99%") that may be left out, told
 // apart from an explicit 0.
 type OptionalRatio struct {
@@ -280,8 +308,8 @@ func (ThresholdSpec) JSONSchema() map[string]any {
 				"additionalProperties": false,
 				"required":             []string{"threshold"},
 				"properties": map[string]any{
-					"threshold":      map[string]any{"type": "string"},
-					"abortOnFail":    map[string]any{"type": "boolean"},
+					"threshold":      map[string]any{"type": "string", "description": `the expression, as in k6: "p(99)<500", "rate<0.01", "avg<=200ms"`},
+					"abortOnFail":    map[string]any{"type": "boolean", "description": "stop the run as soon as the threshold fails"},
 					"delayAbortEval": durationSchema(),
 					"window":         durationSchema(),
 				},

@@ -282,7 +282,7 @@ func TestExamplesBuild(t *testing.T) {
 		}
 	}
 	job, err := os.ReadFile(filepath.Join("..", "deploy", "k8s", "load-indexed-job.yaml"))
-	if err != nil || !strings.Contains(string(job), `--segment "${JOB_COMPLETION_INDEX}/${SEGMENTS}"`) || !strings.Contains(string(job), "completionMode: Indexed") {
+	if err != nil || !strings.Contains(string(job), `--segment=$(JOB_COMPLETION_INDEX)/$(SEGMENTS)`) || !strings.Contains(string(job), "completionMode: Indexed") {
 		t.Fatalf("the Indexed Job example should pass its index as --segment: %v", err)
 	}
 }

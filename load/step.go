@@ -183,12 +183,12 @@ func (w *Worker) Send(s *Step) StepResult {
 	for _, x := range s.Extract {
 		doc, err := st.resp.JSON()
 		if err != nil {
-			res.Err = fmt.Errorf("request %q: extracting %s: %w", s.Name, x.Var, err)
+			res.Err = fmt.Errorf("extracting %s: %w", x.Var, err)
 			return res
 		}
 		v, ok := x.Path.Lookup(doc)
 		if !ok {
-			res.Err = fmt.Errorf("request %q: extracting %s: %s not found in the response", s.Name, x.Var, x.Path)
+			res.Err = fmt.Errorf("extracting %s: %s not found in the response", x.Var, x.Path)
 			return res
 		}
 		w.Env.Vars[x.Slot] = JSONText(v)

@@ -3,6 +3,7 @@ package report_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ const chartStateJS = `Array.from(document.querySelectorAll("figure.chart")).map(
   const paths = Array.from(svg.querySelectorAll("g.series path:not(.dots)"));
   return {
     id: f.id,
-    paths: paths.map(p => (p.getAttribute("d").match(/[ML]/g) || []).length),
+    paths: paths.map(p => Number(p.dataset.points)),
     length: paths.map(p => Math.round(p.getTotalLength())),
     width: Math.round(svg.getBoundingClientRect().width),
   };
@@ -54,7 +55,7 @@ func TestReportInChromium(t *testing.T) {
 			name = "dark"
 		}
 		t.Run(name, func(t *testing.T) {
-			res := reporttest.OpenInChromiumWith(t, path, reporttest.Options{Dark: dark, Timeout: 20 * time.Second})
+			res := reporttest.OpenInChromiumWith(t, path, reporttest.Options{Dark: dark, Timeout: time.Minute})
 			reporttest.SaveArtifact(t, "report.png", res.ScreenshotPNG)
 			if len(res.ConsoleErrors) > 0 {
 				t.Errorf("console errors:\n%s", strings.Join(res.ConsoleErrors, "\n"))
@@ -71,8 +72,10 @@ func TestReportInChromium(t *testing.T) {
 
 			var charts []chartState
 			res.Eval(t, chartStateJS, &charts)
-			if len(charts) != 4 {
-				t.Fatalf("%d charts in the page, want 4", len(charts))
+			// Four recorder charts and a distribution, two budget charts,
+			// the queue chart.
+			if len(charts) != 8 {
+				t.Fatalf("%d charts in the page, want 8", len(charts))
 			}
 			for _, c := range charts {
 				if len(c.Paths) == 0 {
@@ -111,6 +114,45 @@ func TestReportInChromium(t *testing.T) {
 				if !strings.Contains(tip, want) {
 					t.Errorf("tooltip %q lacks %q", tip, want)
 				}
+			}
+
+			// The log-scale button switches the latency chart's axis.
+			var scale struct {
+				Before, After   []string
+				Pressed         string
+				LogTicks        []string
+				PhaseLabels     int
+				DistributionTip string
+			}
+			res.Eval(t, `(() => {
+  const fig = document.querySelector("figure.chart");
+  const shown = () => Array.from(fig.querySelectorAll("g.layer")).filter(g => getComputedStyle(g).display !== "none").map(g => g.dataset.scale);
+  const before = shown();
+  fig.querySelector("button.scale-toggle").click();
+  const after = shown();
+  const log = fig.querySelector('g.layer[data-scale="log"]');
+  const dist = Array.from(document.querySelectorAll("figure.chart")).find(f => f.querySelector(".chart-title").textContent === "Latency distribution");
+  const svg = dist.querySelector("svg.plot"), r = svg.getBoundingClientRect();
+  svg.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width * 0.6, clientY: r.top + r.height / 2, bubbles: true}));
+  return {
+    before, after,
+    pressed: fig.querySelector("button.scale-toggle").getAttribute("aria-pressed"),
+    logTicks: Array.from(log.querySelectorAll("text.ylabel")).map(e => e.textContent),
+    phaseLabels: fig.querySelectorAll("g.phase text").length,
+    distributionTip: dist.querySelector(".tip").innerText,
+  };
+})()`, &scale)
+			if strings.Join(scale.Before, ",") != "linear" || strings.Join(scale.After, ",") != "log" || scale.Pressed != "true" {
+				t.Errorf("log-scale button: layers shown %q, then %q (pressed %q); want linear, then log", scale.Before, scale.After, scale.Pressed)
+			}
+			if !slices.Contains(scale.LogTicks, "10 ms") || !slices.Contains(scale.LogTicks, "1 s") {
+				t.Errorf("log axis ticks %q, want powers of ten such as 10 ms and 1 s", scale.LogTicks)
+			}
+			if scale.PhaseLabels != 3 {
+				t.Errorf("%d phase labels on the latency chart, want 3", scale.PhaseLabels)
+			}
+			if !strings.HasPrefix(scale.DistributionTip, "p9") || !strings.Contains(scale.DistributionTip, "whole run") {
+				t.Errorf("distribution tooltip %q, want a percentile and the curves", scale.DistributionTip)
 			}
 		})
 	}

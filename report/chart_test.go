@@ -154,14 +154,14 @@ func TestLargeChart(t *testing.T) {
 		c.Series = append(c.Series, Series{Name: name, Points: hour(500+i*700, -1), Step: time.Second})
 	}
 	a := axis{at(0), at(3599)}
-	v := a.buildChart(&c, "c")
-	for _, s := range v.Series {
+	v := a.buildChart(&c, "c", nil, nil)
+	for _, s := range v.Layers[0].Series {
 		if s.Count > plotWidth || strings.Count(s.D, "L")+strings.Count(s.D, "M") != s.Count {
 			t.Errorf("%s: %d points, %d in the path; want at most %d", s.Name, s.Count, strings.Count(s.D, "L")+1, plotWidth)
 		}
 	}
 	// The spikes set the axis: 900 ms rounds up to 1 s.
-	if top := v.YTicks[len(v.YTicks)-1].Label; top != "1.0 s" {
+	if top := v.Layers[0].YTicks[len(v.Layers[0].YTicks)-1].Label; top != "1.0 s" {
 		t.Errorf("top tick %q, want 1.0 s", top)
 	}
 	var tip tipData
@@ -169,8 +169,8 @@ func TestLargeChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, s := range tip.Series {
-		if len(s.X) != v.Series[i].Count || len(s.V) != len(s.X) {
-			t.Errorf("tooltip %s: %d x, %d v for %d points", s.Name, len(s.X), len(s.V), v.Series[i].Count)
+		if len(s.X) != v.Layers[0].Series[i].Count || len(s.V) != len(s.X) {
+			t.Errorf("tooltip %s: %d x, %d v for %d points", s.Name, len(s.X), len(s.V), v.Layers[0].Series[i].Count)
 		}
 		found := false
 		for _, val := range s.V {
@@ -194,7 +194,7 @@ func TestWindowLabelsStack(t *testing.T) {
 			{Label: "before the axis", From: at(-5), To: at(-1)},
 		},
 	}
-	v := axis{at(0), at(9)}.buildChart(&c, "c")
+	v := axis{at(0), at(9)}.buildChart(&c, "c", nil, map[string]int{})
 	if len(v.Windows) != 4 {
 		t.Fatalf("%d windows drawn, want 4 (one lies before the axis)", len(v.Windows))
 	}
@@ -214,5 +214,139 @@ func TestWindowLabelsStack(t *testing.T) {
 	}
 	if v.Height != topPad+2*laneHeight+plotHeight+bottomPad {
 		t.Errorf("height %d, want room for two label rows", v.Height)
+	}
+}
+
+// TestStepsDrawLevels: a step series draws each point as a level across
+// its bucket, climbing between levels, and the last level ends one step
+// after its point or at the edge of the axis.
+func TestStepsDrawLevels(t *testing.T) {
+	t.Parallel()
+	c := Chart{Series: []Series{{Name: "rate", Points: pts(2, 4, 4), Step: time.Second, Steps: true}}}
+	v := axis{at(0), at(4)}.buildChart(&c, "c", nil, nil)
+	d := v.Layers[0].Series[0].D
+	// x: 72 + s/4*872; y: 2 and 4 on an axis to 4 over 220 units from 232.
+	if want := "M72 122H290V12H508V12H726"; d != want {
+		t.Errorf("path %q, want %q", d, want)
+	}
+	c.Series[0].Points = pts(1, 2, 3, 4, 5)
+	d = axis{at(0), at(4)}.buildChart(&c, "c", nil, nil).Layers[0].Series[0].D
+	if !strings.HasSuffix(d, "H944") {
+		t.Errorf("path %q: the last level runs past the axis end (944)", d)
+	}
+	var tip tipData
+	if err := json.Unmarshal([]byte(v.Data), &tip); err != nil {
+		t.Fatal(err)
+	}
+	if got := tip.Series[0].X[0]; got != "181" {
+		t.Errorf("tooltip x of the first level %s, want its middle 181", got)
+	}
+}
+
+func TestLogAxis(t *testing.T) {
+	t.Parallel()
+	y := newYAxis(Log, 0, 2500, 0.3, 0, 100)
+	if y.lo != 0.1 || y.hi != 10000 {
+		t.Fatalf("log axis [%v, %v], want [0.1, 10000]", y.lo, y.hi)
+	}
+	vals, labels := y.ticks("ms")
+	if want := []string{"0.1 ms", "1 ms", "10 ms", "100 ms", "1 s", "10 s"}; strings.Join(labels, ",") != strings.Join(want, ",") {
+		t.Errorf("ticks %q (%v), want %q", labels, vals, want)
+	}
+	if y.at(0) != 100 || y.at(-3) != 100 || y.at(0.1) != 100 || y.at(10000) != 0 || y.at(10) != 60 {
+		t.Errorf("at: 0 -> %v, 0.1 -> %v, 10 -> %v, 10000 -> %v", y.at(0), y.at(0.1), y.at(10), y.at(10000))
+	}
+	// Two decades or fewer get 2x and 5x ticks.
+	_, labels = newYAxis(Log, 3, 40, 3, 0, 100).ticks("req/s")
+	if want := "1 req/s,2 req/s,5 req/s,10 req/s,20 req/s,50 req/s,100 req/s"; strings.Join(labels, ",") != want {
+		t.Errorf("short log axis ticks %q, want %s", labels, want)
+	}
+	// Nothing above zero: a linear axis.
+	if y := newYAxis(Log, 0, 0, math.Inf(1), 0, 100); y.scale != Linear {
+		t.Error("a log axis without positive values did not fall back to linear")
+	}
+}
+
+// TestScaleToggleDrawsBothAxes: a chart with a switch has a linear and a
+// log layer, the one it opens with shown.
+func TestScaleToggleDrawsBothAxes(t *testing.T) {
+	t.Parallel()
+	c := Chart{Unit: "ms", Scale: Log, ScaleToggle: true, Series: []Series{{Name: "p99", Points: pts(5, 50, 500)}},
+		Lines: []Line{{Label: "limit", V: 200, Color: "red"}}}
+	v := axis{at(0), at(2)}.buildChart(&c, "c", nil, nil)
+	if len(v.Layers) != 2 || v.Layers[0].Scale != "linear" || !v.Layers[0].Hidden || v.Layers[1].Hidden || !v.LogShown {
+		t.Fatalf("layers %+v, want linear hidden and log shown", v.Layers)
+	}
+	for _, l := range v.Layers {
+		if len(l.Series) != 1 || len(l.Lines) != 1 || l.Lines[0].Class != "r3" {
+			t.Errorf("%s layer: %d series, lines %+v", l.Scale, len(l.Series), l.Lines)
+		}
+	}
+	if v.Layers[0].Series[0].D == v.Layers[1].Series[0].D {
+		t.Error("the linear and the log layer draw the same path")
+	}
+	c.ScaleToggle = false
+	if v := (axis{at(0), at(2)}).buildChart(&c, "c", nil, nil); len(v.Layers) != 1 || v.Toggle {
+		t.Errorf("without a switch: %d layers", len(v.Layers))
+	}
+}
+
+// TestPhasesAndWindowColours: the page's phases take the first label row
+// of every chart, and windows without a colour get one per label, the
+// same on every chart.
+func TestPhasesAndWindowColours(t *testing.T) {
+	t.Parallel()
+	p := &Page{
+		Phases: []Window{{Label: "baseline", From: at(0), To: at(4)}, {Label: "spike", From: at(4), To: at(9)}},
+		Sections: []Section{{Charts: []Chart{
+			{Series: []Series{{Name: "x", Points: pts(1, 2, 3)}}, Windows: []Window{{Label: "latency", From: at(1), To: at(2)}, {Label: "kill", From: at(5), To: at(6)}}},
+			{Series: []Series{{Name: "x", Points: pts(1, 2, 3)}}, Windows: []Window{{Label: "kill", From: at(5), To: at(6)}, {Label: "fixed", From: at(7), Color: "#00ff00"}}},
+		}}},
+	}
+	colors := p.windowColors()
+	a := p.pageAxis()
+	first := a.buildChart(&p.Sections[0].Charts[0], "a", p.Phases, colors)
+	second := a.buildChart(&p.Sections[0].Charts[1], "b", p.Phases, colors)
+	if len(first.Phases) != 2 || first.Phases[0].Alt || !first.Phases[1].Alt {
+		t.Fatalf("phases %+v, want two, every other one shaded", first.Phases)
+	}
+	if first.Windows[0].LabelY == first.Phases[0].LabelY {
+		t.Error("a window label shares the phases' row")
+	}
+	if first.Windows[0].Class == first.Windows[1].Class {
+		t.Errorf("two faults share the colour %s", first.Windows[0].Class)
+	}
+	if first.Windows[1].Class != second.Windows[0].Class {
+		t.Errorf("one fault in two colours: %s and %s", first.Windows[1].Class, second.Windows[0].Class)
+	}
+	if w := second.Windows[1]; w.Color != "#00ff00" || w.Class != "" {
+		t.Errorf("a window with its own colour drew as %+v", w)
+	}
+	if first.Height != topPad+2*laneHeight+plotHeight+bottomPad {
+		t.Errorf("height %d, want rows for the phases and the windows", first.Height)
+	}
+}
+
+// TestFarLinesDoNotFlattenTheData: a threshold far above the data is
+// named at the top edge instead of stretching the axis to itself.
+func TestFarLinesDoNotFlattenTheData(t *testing.T) {
+	t.Parallel()
+	c := Chart{Unit: "ms", ScaleToggle: true, Series: []Series{{Name: "p99", Points: pts(5, 8, 10)}},
+		Lines: []Line{{Label: "near", V: 15}, {Label: "p(99)<500", V: 500}, {Label: "p(99)<2000", V: 2000}}}
+	v := axis{at(0), at(2)}.buildChart(&c, "c", nil, nil)
+	linear, log := v.Layers[0], v.Layers[1]
+	if top := linear.YTicks[len(linear.YTicks)-1].Label; top != "15 ms" {
+		t.Errorf("linear axis tops at %s, want 15 ms: only the near line stretches it", top)
+	}
+	for i, wantAbove := range []bool{false, true, true} {
+		if linear.Lines[i].Above != wantAbove {
+			t.Errorf("linear: line %d above %v, want %v", i, linear.Lines[i].Above, wantAbove)
+		}
+	}
+	if log.Lines[1].Above || !log.Lines[2].Above || log.YTicks[len(log.YTicks)-1].Label != "1 s" {
+		t.Errorf("log: lines %+v, top tick %s; want 500 ms on the axis (to 1 s) and 2 s above it", log.Lines, log.YTicks[len(log.YTicks)-1].Label)
+	}
+	if l := linear.Lines[2].Label; l != "\u2191 p(99)<2000 (2 s)" {
+		t.Errorf("label of a line above the chart %q", l)
 	}
 }

@@ -56,8 +56,9 @@ func Example() {
 		fmt.Println(c.Title, seriesNames(c))
 	}
 	// Output:
-	// Latency [p50 p90 p99 max]
-	// Throughput [good bad]
+	// Latency [p50 p90 p99]
+	// Latency max [max]
+	// Throughput [ok failed]
 	// Errors by class [status]
 }
 
@@ -111,4 +112,42 @@ func ExamplePage_WriteHTML() {
 	// Output:
 	// <tr class="pass"><td>availability</td><td>99.9%</td><td>99.95%</td></tr>
 	// <tr class="fail"><td>p95 &lt; 200ms</td><td>99%</td><td>97.1%</td></tr>
+}
+
+// The latency distribution of a run: latency by percentile, the tail on
+// a log axis.
+func ExampleHistogramPercentiles() {
+	var h outcome.Histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	s := report.HistogramPercentiles("latency", &h)
+	last := s.Points[len(s.Points)-1]
+	fmt.Printf("from %.0f ms at p0 to the max %.0f ms at p%.1f\n", s.Points[0].V, last.V, 100*last.P)
+	page := report.Page{Sections: []report.Section{{Distributions: []report.PercentileChart{report.LatencyDistribution("Latency distribution", s)}}}}
+	var buf bytes.Buffer
+	if err := page.WriteHTML(&buf); err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.Contains(buf.String(), ">99.9%<"))
+	// Output:
+	// from 1 ms at p0 to the max 1000 ms at p99.9
+	// true
+}
+
+// An SLO's error budget over a run of two phases: the charts end on the
+// run's budget spent.
+func ExampleBudgetCharts() {
+	start := time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
+	charts := report.BudgetCharts([]report.SLOSeries{{
+		ID: "availability", Objective: 0.999, Period: 30 * 24 * time.Hour,
+		Spans: []report.SLOSpan{
+			{From: start, To: start.Add(time.Minute), Good: 6000, Total: 6000},
+			{From: start.Add(time.Minute), To: start.Add(2 * time.Minute), Good: 5940, Total: 6000},
+		},
+	}})
+	burn, spent := charts[0].Series[0].Points, charts[1].Series[0].Points
+	fmt.Printf("burn rate %.0fx then %.0fx; %.4f%% of the budget spent\n", burn[0].V, burn[1].V, spent[len(spent)-1].V)
+	// Output:
+	// burn rate 0x then 10x; 0.0231% of the budget spent
 }

@@ -40,6 +40,28 @@ type sectionView struct {
 	Tables    []tableView
 }
 
+// windowPalette is the order in which windows without a colour get one:
+// orange first, as a single fault window always was, and the line
+// colours of latency charts (blue, green) late.
+var windowPalette = []int{1, 4, 6, 5, 3, 0, 2, 7}
+
+// windowColors gives every distinct window label on the page that has no
+// colour of its own a palette index, in the order of first appearance,
+// so that one fault has one colour on every chart.
+func (p *Page) windowColors() map[string]int {
+	colors := map[string]int{}
+	for _, s := range p.Sections {
+		for _, c := range s.Charts {
+			for _, w := range c.Windows {
+				if _, ok := colors[w.Label]; !ok && w.Color == "" {
+					colors[w.Label] = windowPalette[len(colors)%len(windowPalette)]
+				}
+			}
+		}
+	}
+	return colors
+}
+
 type tableView struct {
 	Title   string
 	Columns []string
@@ -82,6 +104,7 @@ func (p *Page) WriteHTML(w io.Writer) error {
 		v.Generated = p.Generated.UTC().Format(timeFormat)
 	}
 	charts := 0
+	colors := p.windowColors()
 	for si := range p.Sections {
 		s := &p.Sections[si]
 		sv := sectionView{ID: "s" + strconv.Itoa(si+1), Title: s.Title, Paras: paragraphs(s.Text), Stats: s.Stats}
@@ -89,8 +112,11 @@ func (p *Page) WriteHTML(w io.Writer) error {
 			sv.Title = "Section " + strconv.Itoa(si+1)
 		}
 		for ci := range s.Charts {
-			sv.Charts = append(sv.Charts, a.buildChart(&s.Charts[ci], fmt.Sprintf("%s-c%d", sv.ID, ci+1)))
+			sv.Charts = append(sv.Charts, a.buildChart(&s.Charts[ci], fmt.Sprintf("%s-c%d", sv.ID, ci+1), p.Phases, colors))
 			charts++
+		}
+		for di := range s.Distributions {
+			sv.Charts = append(sv.Charts, buildPercentileChart(&s.Distributions[di], fmt.Sprintf("%s-d%d", sv.ID, di+1)))
 		}
 		for _, t := range s.Tables {
 			sv.Tables = append(sv.Tables, tableViewOf(t))

@@ -115,6 +115,9 @@ func TestWriteHTMLRejectsInvalidPages(t *testing.T) {
 	chart := func(c report.Chart) *report.Page {
 		return &report.Page{Sections: []report.Section{{Title: "s", Charts: []report.Chart{c}}}}
 	}
+	dist := func(s report.PercentileSeries) *report.Page {
+		return &report.Page{Sections: []report.Section{{Title: "s", Distributions: []report.PercentileChart{{Title: "x", Series: []report.PercentileSeries{s}}}}}}
+	}
 	table := func(tb report.Table) *report.Page {
 		return &report.Page{Sections: []report.Section{{Title: "s", Tables: []report.Table{tb}}}}
 	}
@@ -135,6 +138,13 @@ func TestWriteHTMLRejectsInvalidPages(t *testing.T) {
 		{"row too wide", table(report.Table{Columns: []string{"a"}, Rows: [][]string{{"1", "2"}}}), "row 1: 2 cells for 1 columns"},
 		{"stat status unknown", &report.Page{Sections: []report.Section{{Stats: []report.Stat{{Label: "g", Status: "good"}}}}}, `stat "g": unknown status`},
 		{"end before start", &report.Page{Start: t0, End: t0}, "page end"},
+		{"unknown scale", chart(report.Chart{Scale: 7}), "unknown scale 7"},
+		{"line without a value", chart(report.Chart{Lines: []report.Line{{Label: "l", V: math.NaN()}}}), `line "l": value NaN`},
+		{"window colour", chart(report.Chart{Windows: []report.Window{{Label: "w", From: t0, Color: "url(x)"}}}), `window "w": colour`},
+		{"phase backwards", &report.Page{Phases: []report.Window{{Label: "p", From: t0.Add(time.Second), To: t0}}}, `phases: window "p": ends before`},
+		{"percentile out of range", dist(report.PercentileSeries{Name: "d", Points: []report.PercentilePoint{{P: 1.5, V: 1}}}), `distribution 1 ("x"): series "d": point 0: percentile 1.5`},
+		{"percentiles out of order", dist(report.PercentileSeries{Name: "d", Points: []report.PercentilePoint{{P: 0.9, V: 1}, {P: 0.5, V: 1}}}), "point 1: percentile 0.5 is below"},
+		{"percentile value NaN", dist(report.PercentileSeries{Name: "d", Points: []report.PercentilePoint{{P: 0.5, V: math.NaN()}}}), "point 0: value NaN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,12 +242,14 @@ func TestHourLongRun(t *testing.T) {
 	out := render(t, &report.Page{Title: "one hour", Sections: []report.Section{{Charts: charts}}})
 
 	counts := regexp.MustCompile(`data-points="(\d+)"`).FindAllStringSubmatch(out, -1)
-	if len(counts) != 4+2+1 {
-		t.Fatalf("%d series paths, want 7", len(counts))
+	// Latency (3 series) and its max (1) on a linear and a log axis,
+	// throughput (ok, failed) and errors (status).
+	if len(counts) != 2*(3+1)+2+1 {
+		t.Fatalf("%d series paths, want 11", len(counts))
 	}
 	paths := regexp.MustCompile(` d="([^"]*)"`).FindAllStringSubmatch(out, -1)
 	for _, p := range paths {
-		if n := strings.Count(p[1], "M") + strings.Count(p[1], "L"); n > 1000 || n < 400 {
+		if n := strings.Count(p[1], "M") + strings.Count(p[1], "L") + strings.Count(p[1], "H"); n > 1000 || n < 400 {
 			t.Errorf("a path draws %d points, want at most 1000 (and not thinned to nothing)", n)
 		}
 	}

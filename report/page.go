@@ -29,6 +29,11 @@ type Page struct {
 	// drawn. The zero time means the latest point or window end on the
 	// page.
 	End time.Time
+	// Phases are the consecutive named spans of a run (baseline, spike,
+	// recovery). Every time chart of the page marks them, with their
+	// names above the plot, so that a reader can tell on any chart which
+	// phase a spike belongs to. A zero To means until the end of the axis.
+	Phases []Window
 	// Sections are rendered in order; with more than one the page opens
 	// with a table of contents.
 	Sections []Section
@@ -47,6 +52,9 @@ type Section struct {
 	Stats []Stat
 	// Charts are time charts on the page's shared time axis.
 	Charts []Chart
+	// Distributions are percentile charts (latency by percentile), drawn
+	// after the time charts.
+	Distributions []PercentileChart
 	// Tables follow the charts.
 	Tables []Table
 }
@@ -65,9 +73,9 @@ type Stat struct {
 	Status string
 }
 
-// Chart is a time chart: lines on the page's shared time axis over a
-// linear y axis from zero (or below, for negative values) to a round
-// maximum, with shaded windows.
+// Chart is a time chart: lines on the page's shared time axis over a y
+// axis from zero (or below, for negative values) to a round maximum, or a
+// logarithmic one, with shaded windows and reference lines.
 type Chart struct {
 	// Title heads the chart.
 	Title string
@@ -78,8 +86,48 @@ type Chart struct {
 	Unit string
 	// Series are the lines, drawn in order; the legend lists them.
 	Series []Series
-	// Windows are shaded, labelled bands such as fault phases.
+	// Windows are shaded, labelled bands such as faults.
 	Windows []Window
+	// Lines are horizontal reference lines: an objective, a threshold.
+	// A line near the data (up to twice its top on a linear axis, a
+	// hundred times on a log one) stretches the axis to itself; one
+	// further up is named at the top edge with an arrow rather than
+	// flatten the data.
+	Lines []Line
+	// Scale is the y axis the chart opens with: Linear (the zero value)
+	// or Log.
+	Scale Scale
+	// ScaleToggle adds a button that switches the y axis between linear
+	// and log in the browser; both are drawn, so the printed page shows
+	// the one on screen.
+	ScaleToggle bool
+	// Note is one line under the chart that says how it was drawn (what a
+	// point is, how partial buckets count). Empty means none.
+	Note string
+}
+
+// Scale is how a y axis maps values to heights.
+type Scale uint8
+
+const (
+	// Linear starts at zero (or below it for negative values) and ends
+	// at a round value.
+	Linear Scale = iota
+	// Log spaces powers of ten evenly, so a 5 ms median and a 2 s tail
+	// both read. Values at or below zero sit on the bottom edge.
+	Log
+	numScale
+)
+
+// Line is a horizontal reference line across a chart, such as a latency
+// threshold or an objective.
+type Line struct {
+	// Label names the line; it is printed at its right end.
+	Label string
+	// V is the value, in the chart's unit.
+	V float64
+	// Color is a palette name or "#rrggbb"; empty is the axis colour.
+	Color string
 }
 
 // Series is one line of a chart.
@@ -107,10 +155,15 @@ type Series struct {
 	// the highest, so that a latency spike is never hidden.
 	Reduce Reduce
 	// Color is a palette name ("blue", "orange", "green", "red",
-	// "purple", "brown", "pink", "grey"), which follows the light and
-	// dark themes, or a fixed "#rrggbb". Empty picks the palette colour
-	// by the series' position in the chart.
+	// "purple", "brown", "pink", "grey", "teal", "gold", "navy",
+	// "olive"), which follows the light and dark themes, or a fixed
+	// "#rrggbb". Empty picks the palette colour by the series' position
+	// in the chart.
 	Color string
+	// Steps draws each point as a level that holds until the next point
+	// (the last one for Step), as a count per time bucket is: flat over
+	// the bucket, not a slope between bucket starts.
+	Steps bool
 }
 
 // Point is one value of a series at a time.
@@ -120,13 +173,17 @@ type Point struct {
 }
 
 // Window is a shaded band across a chart with a label above it, such as
-// the span of a fault phase.
+// the span of a fault.
 type Window struct {
 	// Label names the band; it is also its hover title.
 	Label string
 	// From and To bound the band. A zero To means until the end of the
-	// time axis, for a phase still running when the report was made.
+	// time axis, for a fault still active when the report was made.
 	From, To time.Time
+	// Color is a palette name or "#rrggbb". Empty gives every distinct
+	// label on the page a colour of its own, the same on every chart, in
+	// the order the labels first appear.
+	Color string
 }
 
 // Table is a plain table whose rows may be marked pass or fail, such as an
@@ -177,7 +234,7 @@ var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
 // palette maps colour names to the CSS classes whose colours follow the
 // light and dark themes; the order is the order of automatic colours.
-var palette = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}
+var palette = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "teal", "gold", "navy", "olive"}
 
 func paletteIndex(name string) int {
 	if name == "gray" {
@@ -195,12 +252,50 @@ func validStatus(s string) bool {
 	return s == "" || s == StatusPass || s == StatusFail || s == StatusWarn
 }
 
+// validColor checks a colour field: empty, a palette name or #rrggbb.
+func validColor(c string) error {
+	if c != "" && paletteIndex(c) < 0 && !hexColor.MatchString(c) {
+		return fmt.Errorf("colour %q is neither a palette name nor #rrggbb", c)
+	}
+	return nil
+}
+
+func validLines(lines []Line) error {
+	for _, l := range lines {
+		if math.IsInf(l.V, 0) || math.IsNaN(l.V) {
+			return fmt.Errorf("line %q: value %v", l.Label, l.V)
+		}
+		if err := validColor(l.Color); err != nil {
+			return fmt.Errorf("line %q: %w", l.Label, err)
+		}
+	}
+	return nil
+}
+
+func validWindows(ws []Window) error {
+	for _, w := range ws {
+		if w.From.IsZero() {
+			return fmt.Errorf("window %q: no start", w.Label)
+		}
+		if !w.To.IsZero() && w.To.Before(w.From) {
+			return fmt.Errorf("window %q: ends before it starts", w.Label)
+		}
+		if err := validColor(w.Color); err != nil {
+			return fmt.Errorf("window %q: %w", w.Label, err)
+		}
+	}
+	return nil
+}
+
 // validate reports the first thing in p that cannot be rendered, naming
 // where it is, so that a caller's bug shows as an error rather than as a
 // silently wrong chart.
 func (p *Page) validate() error {
 	if !p.Start.IsZero() && !p.End.IsZero() && !p.End.After(p.Start) {
 		return fmt.Errorf("%w: page end %s is not after its start %s", ErrInvalid, p.End, p.Start)
+	}
+	if err := validWindows(p.Phases); err != nil {
+		return fmt.Errorf("%w: phases: %w", ErrInvalid, err)
 	}
 	for si, s := range p.Sections {
 		where := fmt.Sprintf("section %d (%q)", si+1, s.Title)
@@ -214,6 +309,11 @@ func (p *Page) validate() error {
 				return fmt.Errorf("%w: %s: chart %d (%q): %w", ErrInvalid, where, ci+1, c.Title, err)
 			}
 		}
+		for ci, c := range s.Distributions {
+			if err := c.validate(); err != nil {
+				return fmt.Errorf("%w: %s: distribution %d (%q): %w", ErrInvalid, where, ci+1, c.Title, err)
+			}
+		}
 		for ti, t := range s.Tables {
 			if err := t.validate(); err != nil {
 				return fmt.Errorf("%w: %s: table %d (%q): %w", ErrInvalid, where, ti+1, t.Title, err)
@@ -224,6 +324,9 @@ func (p *Page) validate() error {
 }
 
 func (c *Chart) validate() error {
+	if c.Scale >= numScale {
+		return fmt.Errorf("unknown scale %d", c.Scale)
+	}
 	for _, s := range c.Series {
 		if s.Step < 0 {
 			return fmt.Errorf("series %q: negative step %s", s.Name, s.Step)
@@ -231,8 +334,8 @@ func (c *Chart) validate() error {
 		if s.Reduce >= numReduce {
 			return fmt.Errorf("series %q: unknown reduce %d", s.Name, s.Reduce)
 		}
-		if s.Color != "" && paletteIndex(s.Color) < 0 && !hexColor.MatchString(s.Color) {
-			return fmt.Errorf("series %q: colour %q is neither a palette name nor #rrggbb", s.Name, s.Color)
+		if err := validColor(s.Color); err != nil {
+			return fmt.Errorf("series %q: %w", s.Name, err)
 		}
 		for i, pt := range s.Points {
 			if math.IsInf(pt.V, 0) {
@@ -243,17 +346,11 @@ func (c *Chart) validate() error {
 			}
 		}
 	}
-	for _, w := range c.Windows {
-		if w.From.IsZero() {
-			return fmt.Errorf("window %q: no start", w.Label)
-		}
-		if !w.To.IsZero() && w.To.Before(w.From) {
-			return fmt.Errorf("window %q: ends before it starts", w.Label)
-		}
+	if err := validWindows(c.Windows); err != nil {
+		return err
 	}
-	return nil
+	return validLines(c.Lines)
 }
-
 func (t *Table) validate() error {
 	if len(t.RowStatus) > len(t.Rows) {
 		return fmt.Errorf("%d row statuses for %d rows", len(t.RowStatus), len(t.Rows))

@@ -33,39 +33,53 @@ func TestRecorderCharts(t *testing.T) {
 	t.Parallel()
 	rec := sampleRecorder()
 	charts := report.RecorderCharts(rec, time.Time{}, time.Time{})
-	if len(charts) != 3 {
-		t.Fatalf("%d charts, want 3", len(charts))
+	if len(charts) != 4 {
+		t.Fatalf("%d charts, want 4", len(charts))
 	}
-	lat, thr, errs := charts[0], charts[1], charts[2]
+	lat, slowest, thr, errs := charts[0], charts[1], charts[2], charts[3]
 	for _, c := range []struct {
 		chart       report.Chart
 		title, unit string
 		names       []string
+		toggle      bool
 	}{
-		{lat, "Latency", "ms", []string{"p50", "p90", "p99", "max"}},
-		{thr, "Throughput", "req/s", []string{"good", "bad"}},
-		{errs, "Errors by class", "req/s", []string{"status", "timeout", "dropped"}},
+		{lat, "Latency", "ms", []string{"p50", "p90", "p99"}, true},
+		{slowest, "Latency max", "ms", []string{"max"}, true},
+		{thr, "Throughput", "req/s", []string{"ok", "failed", "dropped"}, false},
+		{errs, "Errors by class", "req/s", []string{"status", "timeout", "dropped"}, false},
 	} {
-		if c.chart.Title != c.title || c.chart.Unit != c.unit || !slices.Equal(seriesNames(c.chart), c.names) {
-			t.Errorf("chart %q (%s) with %q, want %q (%s) with %q", c.chart.Title, c.chart.Unit, seriesNames(c.chart), c.title, c.unit, c.names)
+		if c.chart.Title != c.title || c.chart.Unit != c.unit || !slices.Equal(seriesNames(c.chart), c.names) || c.chart.ScaleToggle != c.toggle {
+			t.Errorf("chart %q (%s, toggle %v) with %q, want %q (%s, toggle %v) with %q", c.chart.Title, c.chart.Unit, c.chart.ScaleToggle,
+				seriesNames(c.chart), c.title, c.unit, c.toggle, c.names)
 		}
 		for _, s := range c.chart.Series {
-			if s.Step != time.Second {
-				t.Errorf("%s/%s: step %v, want the bucket width", c.title, s.Name, s.Step)
+			if s.Step != time.Second || !s.Steps {
+				t.Errorf("%s/%s: step %v (steps %v), want levels as wide as the bucket", c.title, s.Name, s.Step, s.Steps)
 			}
 		}
+	}
+	// Each failure class has a colour of its own.
+	colors := map[string]string{}
+	for _, s := range errs.Series {
+		if other, dup := colors[s.Color]; dup {
+			t.Errorf("classes %s and %s share the colour %s", other, s.Name, s.Color)
+		}
+		colors[s.Color] = s.Name
 	}
 
 	// Every latency point is the bucket's own quantile, in ms.
 	for _, sec := range []int{0, 45, 119} {
 		from := t0.Add(time.Duration(sec) * time.Second)
 		w := rec.Window(from, from.Add(time.Second))
-		for i, q := range []float64{0.5, 0.9, 0.99, 1} {
+		for i, q := range []float64{0.5, 0.9, 0.99} {
 			got, ok := valueAt(lat.Series[i], from)
 			want := float64(w.Latency.Quantile(q)) / 1e6
 			if !ok || got != want {
 				t.Errorf("second %d %s = %v (present %v), want %v", sec, lat.Series[i].Name, got, ok, want)
 			}
+		}
+		if got, _ := valueAt(slowest.Series[0], from); got != float64(w.Latency.Max())/1e6 {
+			t.Errorf("second %d max = %v, want %v", sec, got, float64(w.Latency.Max())/1e6)
 		}
 	}
 
@@ -92,18 +106,77 @@ func TestRecorderCharts(t *testing.T) {
 	for _, c := range []struct {
 		s    report.Series
 		want float64
-	}{{thr.Series[0], 43}, {thr.Series[1], 7}, {errs.Series[0], 5}, {errs.Series[1], 2}, {errs.Series[2], 0}} {
+	}{{thr.Series[0], 43}, {thr.Series[1], 7}, {thr.Series[2], 0}, {errs.Series[0], 5}, {errs.Series[1], 2}, {errs.Series[2], 0}} {
 		if v, _ := valueAt(c.s, at); v != c.want {
 			t.Errorf("%s at 0:50 = %v, want %v", c.s.Name, v, c.want)
 		}
 	}
-	// The dropped arrival at 1:40 is bad, an error, and has no latency.
+	// The dropped arrival at 1:40 was never sent: dropped, not failed,
+	// and an error by class; it has no latency.
 	at = t0.Add(100 * time.Second)
-	if v, _ := valueAt(errs.Series[2], at); v != 1 {
-		t.Errorf("dropped at 1:40 = %v, want 1", v)
+	for _, c := range []struct {
+		s    report.Series
+		want float64
+	}{{thr.Series[0], 49}, {thr.Series[1], 0}, {thr.Series[2], 1}, {errs.Series[2], 1}} {
+		if v, _ := valueAt(c.s, at); v != c.want {
+			t.Errorf("%s at 1:40 = %v, want %v", c.s.Name, v, c.want)
+		}
 	}
-	if v, _ := valueAt(thr.Series[1], at); v != 1 {
-		t.Errorf("bad at 1:40 = %v, want 1", v)
+}
+
+// constantRecorder is a run at rate requests a second from start for d,
+// one request every 1/rate, all 200 in 10 ms.
+func constantRecorder(t *testing.T, start time.Time, rate int, d time.Duration) *outcome.Recorder {
+	t.Helper()
+	rec, err := outcome.NewRecorder(outcome.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(d.Seconds() * float64(rate))
+	for i := range n {
+		rec.Record(outcome.Outcome{Start: start.Add(time.Duration(i) * time.Second / time.Duration(rate)), Latency: 10 * time.Millisecond, Status: 200})
+	}
+	return rec
+}
+
+// TestPartialBucketsAreNotDips: a constant 500 req/s run that starts
+// 300 ms into a bucket and ends 300 ms into another draws 500 req/s from
+// its first bucket to its last, and its headline throughput agrees.
+// At a21340e the first bucket was left out, the last one was drawn at
+// 150 req/s, and the headline said 383 req/s (the first bucket's 350
+// requests lost).
+func TestPartialBucketsAreNotDips(t *testing.T) {
+	t.Parallel()
+	from := t0.Add(300 * time.Millisecond)
+	to := from.Add(3 * time.Second)
+	rec := constantRecorder(t, from, 500, 3*time.Second)
+	thr := report.RecorderCharts(rec, from, to)[2]
+	ok := thr.Series[0]
+	if len(ok.Points) != 4 {
+		t.Fatalf("%d points, want the 4 buckets the run touched", len(ok.Points))
+	}
+	var area float64
+	for i, p := range ok.Points {
+		if math.Abs(p.V-500) > 1e-9 {
+			t.Errorf("bucket %d at %v: %v req/s, want 500", i, p.T, p.V)
+		}
+		end := to
+		if i+1 < len(ok.Points) {
+			end = ok.Points[i+1].T
+		}
+		area += p.V * end.Sub(p.T).Seconds()
+	}
+	if !ok.Points[0].T.Equal(from) {
+		t.Errorf("the first level starts at %v, want the run's start %v", ok.Points[0].T, from)
+	}
+	// The area under the rate is the request count.
+	if math.Abs(area-1500) > 1e-6 {
+		t.Errorf("area under the throughput %v, want the 1500 requests", area)
+	}
+	for _, s := range report.RecorderStats(rec, from, to) {
+		if s.Label == "Throughput" && s.Value != "500 req/s" {
+			t.Errorf("headline throughput %q, want 500 req/s", s.Value)
+		}
 	}
 }
 
@@ -120,12 +193,13 @@ func TestRecorderChartsWindow(t *testing.T) {
 		{"ten seconds", t0.Add(10 * time.Second), t0.Add(20 * time.Second), t0.Add(10 * time.Second), t0.Add(19 * time.Second), 10},
 		{"open start", time.Time{}, t0.Add(5 * time.Second), t0, t0.Add(4 * time.Second), 5},
 		{"open end", t0.Add(115 * time.Second), time.Time{}, t0.Add(115 * time.Second), t0.Add(119 * time.Second), 5},
-		{"mid-bucket bounds", t0.Add(10500 * time.Millisecond), t0.Add(12500 * time.Millisecond), t0.Add(11 * time.Second), t0.Add(12 * time.Second), 2},
+		// The buckets the bounds cut are drawn from where the bounds cut them.
+		{"mid-bucket bounds", t0.Add(10500 * time.Millisecond), t0.Add(12500 * time.Millisecond), t0.Add(10500 * time.Millisecond), t0.Add(12 * time.Second), 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			good := report.RecorderCharts(rec, tt.from, tt.to)[1].Series[0]
+			good := report.RecorderCharts(rec, tt.from, tt.to)[2].Series[0]
 			if len(good.Points) != tt.n || !good.Points[0].T.Equal(tt.first) || !good.Points[tt.n-1].T.Equal(tt.last) {
 				t.Errorf("%d points from %v to %v, want %d from %v to %v", len(good.Points), good.Points[0].T, good.Points[len(good.Points)-1].T, tt.n, tt.first, tt.last)
 			}
@@ -139,8 +213,8 @@ func TestRecorderChartsEdgeCases(t *testing.T) {
 		t.Parallel()
 		var rec outcome.Recorder
 		charts := report.RecorderCharts(&rec, time.Time{}, time.Time{})
-		if len(charts) != 3 {
-			t.Fatalf("%d charts, want 3", len(charts))
+		if len(charts) != 4 {
+			t.Fatalf("%d charts, want 4", len(charts))
 		}
 		for _, c := range charts {
 			if len(c.Series) != 0 {
@@ -159,7 +233,7 @@ func TestRecorderChartsEdgeCases(t *testing.T) {
 		}
 		rec.Record(outcome.Outcome{Start: t0.Add(300 * time.Millisecond), Latency: time.Millisecond, Class: outcome.ClassRefused})
 		charts := report.RecorderCharts(rec, time.Time{}, time.Time{})
-		good, refused := charts[1].Series[0], charts[2].Series[0]
+		good, refused := charts[2].Series[0], charts[3].Series[0]
 		if good.Points[0].V != 30 || len(good.Points) != 4 || good.Points[1].V != 0 {
 			t.Errorf("good = %v, want 30 req/s then zeros", good.Points)
 		}
@@ -195,9 +269,9 @@ func TestRecorderStatsAndTables(t *testing.T) {
 	}
 	w := rec.Total()
 	for label, want := range map[string]string{
-		"Requests":     "5750",       // 115 seconds with outcomes, 50 each
+		"Requests":     "5749",       // 115 seconds with outcomes, 50 each, one dropped unsent
 		"Availability": "96.33%",     // 210 failed during the fault, 1 dropped
-		"Throughput":   "47.9 req/s", // 5750 over 120 s
+		"Throughput":   "47.9 req/s", // 5749 over 120 s
 		"p50 latency":  strconv.FormatFloat(float64(w.Latency.Quantile(0.5))/1e6, 'g', 3, 64) + " ms",
 		"max latency":  "1.5 s",
 	} {

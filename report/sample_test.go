@@ -63,6 +63,19 @@ func samplePage() *report.Page {
 	for i := range charts {
 		charts[i].Windows = []report.Window{fault, kill}
 	}
+	charts[0].Lines = []report.Line{{Label: "p(99)<500", V: 500, Color: "red"}}
+	budget := report.BudgetCharts([]report.SLOSeries{{
+		ID: "availability", Objective: 0.99, Period: 10 * time.Minute,
+		Spans: []report.SLOSpan{
+			{From: t0, To: t0.Add(40 * time.Second), Good: 2000, Total: 2000},
+			{From: t0.Add(40 * time.Second), To: t0.Add(70 * time.Second), Good: 1290, Total: 1500},
+			{From: t0.Add(70 * time.Second), To: t0.Add(120 * time.Second), Good: 2249, Total: 2250},
+		},
+		Alerts: []report.Window{{Label: "availability: page firing", From: t0.Add(45 * time.Second), To: t0.Add(75 * time.Second), Color: "red"}},
+	}})
+	whole := rec.Total()
+	early := rec.Window(t0, t0.Add(40*time.Second))
+	fault40 := rec.Window(t0.Add(40*time.Second), t0.Add(70*time.Second))
 
 	var queue []report.Point
 	for s := range 100 {
@@ -83,6 +96,11 @@ func samplePage() *report.Page {
 		Generated: t0.Add(2*time.Minute + 3*time.Second),
 		Start:     t0,
 		End:       t0.Add(2 * time.Minute),
+		Phases: []report.Window{
+			{Label: "baseline", From: t0, To: t0.Add(40 * time.Second)},
+			{Label: "fault", From: t0.Add(40 * time.Second), To: t0.Add(70 * time.Second)},
+			{Label: "recovery", From: t0.Add(70 * time.Second), To: t0.Add(2 * time.Minute)},
+		},
 		Sections: []report.Section{
 			{
 				Title: "Verdict",
@@ -103,6 +121,14 @@ func samplePage() *report.Page {
 			{
 				Title:  "Traffic",
 				Charts: charts,
+				Distributions: []report.PercentileChart{report.LatencyDistribution("Latency distribution",
+					report.HistogramPercentiles("whole run", whole.Latency),
+					report.HistogramPercentiles("before the fault", early.Latency),
+					report.HistogramPercentiles("during the fault", fault40.Latency))},
+			},
+			{
+				Title:  "Error budget",
+				Charts: budget,
 			},
 			{
 				Title: "Queue <script>alert(1)</script>",

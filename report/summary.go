@@ -1,28 +1,44 @@
 package report
 
 import (
+	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/relia-dev/relia/outcome"
 )
 
-// RecorderStats summarises the recorder's buckets that start in [from,
-// to) (zero bounds are open, as in Recorder.Window) as headline figures:
-// requests, mean throughput over the buckets' span, availability by the
-// recorder's default rule (good/total, Summary.Good with a nil
-// predicate), and p50, p95, p99 and max latency. The figures carry no
-// pass/fail status: that is the verdict's to give.
+// RecorderStats summarises the recorder's buckets that overlap [from,
+// to) (zero bounds are open) as headline figures:
+// requests sent (dropped arrivals are counted apart, as never sent), the
+// mean throughput of sent requests, availability by the recorder's
+// default rule (good/total over every outcome, dropped ones included, as
+// an SLO counts them), and p50, p95, p99 and max latency. The throughput
+// divides by to - from when both are given, the length of the run, so it
+// agrees with the load summary's req/s and with the mean of the
+// Throughput chart; a bare recorder, with no run bounds, divides by its
+// buckets' span. The figures carry no pass/fail status: that is the
+// verdict's to give.
 func RecorderStats(rec *outcome.Recorder, from, to time.Time) []Stat {
-	w := rec.Window(from, to)
+	w := overlapping(rec, from, to)
 	if w.Total == 0 {
 		return []Stat{{Label: "Requests", Value: "0"}}
 	}
 	good, total := w.Good(nil)
+	dropped := w.ByClass[outcome.ClassDropped]
+	sent := total - dropped
 	span := w.To.Sub(w.From)
+	if !from.IsZero() && !to.IsZero() {
+		span = to.Sub(from)
+	}
+	note := "over " + span.Round(time.Millisecond).String()
+	if dropped > 0 {
+		note += ", " + strconv.FormatInt(dropped, 10) + " dropped unsent"
+	}
 	stats := []Stat{
-		{Label: "Requests", Value: strconv.FormatInt(total, 10), Note: "over " + span.Round(time.Millisecond).String()},
-		{Label: "Throughput", Value: formatValue(float64(total)/span.Seconds(), "req/s"), Note: "mean"},
+		{Label: "Requests", Value: strconv.FormatInt(sent, 10), Note: note},
+		{Label: "Throughput", Value: formatValue(float64(sent)/span.Seconds(), "req/s"), Note: "mean"},
 		{Label: "Availability", Value: percent(good, total), Note: strconv.FormatInt(total-good, 10) + " failed"},
 	}
 	for _, q := range []struct {
@@ -38,11 +54,38 @@ func RecorderStats(rec *outcome.Recorder, from, to time.Time) []Stat {
 	return stats
 }
 
-// RecorderTables breaks the recorder's buckets that start in [from, to)
+// StatusCodeTable lists responses by exact HTTP status code, as
+// Recorder.StatusCodes counts them, with their share of the responses.
+// Codes that ClassifyResponse counts as failures (5xx, 429) are failing
+// rows; other 4xx codes are warnings.
+func StatusCodeTable(codes map[int]int64) Table {
+	t := Table{Title: "Responses by status code", Columns: []string{"status", "responses", "share"}}
+	var total int64
+	keys := make([]int, 0, len(codes))
+	for c, n := range codes {
+		keys = append(keys, c)
+		total += n
+	}
+	slices.Sort(keys)
+	for _, c := range keys {
+		t.Rows = append(t.Rows, []string{strconv.Itoa(c) + " " + http.StatusText(c), strconv.FormatInt(codes[c], 10), percent(codes[c], total)})
+		st := ""
+		switch {
+		case outcome.ClassifyResponse(c, nil).Failed():
+			st = StatusFail
+		case c >= 400:
+			st = StatusWarn
+		}
+		t.RowStatus = append(t.RowStatus, st)
+	}
+	return t
+}
+
+// RecorderTables breaks the recorder's buckets that overlap [from, to)
 // down by outcome class and by HTTP status class, with counts and shares;
 // failed classes are marked as failing rows so they stand out.
 func RecorderTables(rec *outcome.Recorder, from, to time.Time) []Table {
-	w := rec.Window(from, to)
+	w := overlapping(rec, from, to)
 	classes := Table{Title: "Outcomes by class", Columns: []string{"class", "requests", "share"}}
 	for c, n := range w.ByClass {
 		if n == 0 {
@@ -84,4 +127,20 @@ func percent(n, total int64) string {
 		}
 	}
 	return strconv.FormatFloat(p, 'f', d, 64) + "%"
+}
+
+// overlapping summarises the recorder's buckets that overlap [from, to):
+// those of a run's span, the partial first bucket included (a run seldom
+// starts on a bucket boundary). Zero bounds are open.
+func overlapping(rec *outcome.Recorder, from, to time.Time) outcome.Summary {
+	if !from.IsZero() {
+		w := int64(rec.Options().BucketWidth)
+		ns := from.UnixNano()
+		r := ns % w
+		if r < 0 {
+			r += w
+		}
+		from = time.Unix(0, ns-r)
+	}
+	return rec.Window(from, to)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/load"
-	"github.com/relia-dev/relia/report"
+	"github.com/relia-dev/relia/report/loadreport"
 )
 
 func init() { register(newLoadCmd) }
@@ -59,8 +59,9 @@ func newLoadCmd() *cobra.Command {
 
 --rate is the open model: requests are sent on schedule whatever the service
 does, and latency runs from the scheduled time, so a stall shows (no
-coordinated omission). --vus is the closed model. With a file, --rate, --vus
-and --duration replace its load profile.
+coordinated omission). --vus is the closed model. With a file, --rate or
+--vus replace its load profile; --duration alone keeps the profile's shape
+and stretches or shrinks it to that length.
 
 The summary goes to stdout (-o json for the results file's JSON), a progress
 line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
@@ -145,19 +146,22 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 	case f.maxInFlight < 0:
 		return nil, fmt.Errorf("--max-in-flight %d is negative", f.maxInFlight)
 	}
-	if f.rate > 0 || f.vus > 0 || f.duration > 0 {
+	if f.rate > 0 || f.vus > 0 {
 		*l = load.LoadSpec{Duration: cmpOr(f.duration, l.Duration), MaxInFlight: f.maxInFlight, GracefulStop: l.GracefulStop,
 			LateAfter: l.LateAfter, MinOnTime: l.MinOnTime}
-		switch {
-		case f.rate > 0:
+		if f.rate > 0 {
 			l.Rate = &f.rate
-		case f.vus > 0:
+		} else {
 			l.VUs = &f.vus
-		default:
-			return nil, errors.New("--duration with a file needs --rate or --vus too")
 		}
-	} else if f.maxInFlight > 0 {
-		l.MaxInFlight = f.maxInFlight
+	} else {
+		if f.duration > 0 {
+			// --duration alone: the file's profile, shorter or longer.
+			l.Stretch(f.duration)
+		}
+		if f.maxInFlight > 0 {
+			l.MaxInFlight = f.maxInFlight
+		}
 	}
 	for _, s := range f.thresholds {
 		th, err := load.ParseThresholdFlag(s)
@@ -356,81 +360,11 @@ func newLoadSchemaCmd() *cobra.Command {
 	}
 }
 
-// writeLoadHTML writes the run's self-contained HTML report: verdict,
-// latency percentiles, throughput and errors over time, and the tables.
+// writeLoadHTML writes the run's self-contained HTML report, the page
+// relia report re-renders from a results file.
 func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult) error {
-	rows := res.Rows()
-	all := rows[0]
-	passed := load.AllPassed(verdict)
-	status := report.StatusPass
-	if !passed {
-		status = report.StatusFail
-	}
-	stats := []report.Stat{
-		{Label: "Thresholds", Value: map[bool]string{true: "passed", false: "failed"}[passed], Status: status},
-		{Label: "Requests", Value: fmt.Sprintf("%d", all.Requests), Note: fmt.Sprintf("%.1f req/s", all.RPS)},
-		{Label: "p99 latency", Value: all.P99.Round(10 * time.Microsecond).String()},
-		{Label: "Error rate", Value: fmt.Sprintf("%.2f%%", all.ErrorRate()*100)},
-	}
-	if res.Model == load.Open {
-		stats = append(stats, report.Stat{Label: "Dropped", Value: fmt.Sprintf("%d of %d planned", res.Dropped, res.Planned)})
-	}
-	var thRows [][]string
-	var thStatus []string
-	for _, v := range verdict {
-		val := fmt.Sprintf("%.4g", v.Value)
-		if v.NoData {
-			val = "no data"
-		}
-		thRows = append(thRows, []string{v.String(), val, map[bool]string{true: "pass", false: "FAIL"}[v.Passed]})
-		thStatus = append(thStatus, map[bool]string{true: report.StatusPass, false: report.StatusFail}[v.Passed])
-	}
-	var nameRows [][]string
-	for _, r := range rows {
-		nameRows = append(nameRows, []string{r.Name, fmt.Sprint(r.Requests), fmt.Sprintf("%.1f", r.RPS),
-			fmt.Sprintf("%.2f%%", r.ErrorRate()*100), r.P50.String(), r.P90.String(), r.P95.String(), r.P99.String(), r.P999.String(), r.Max.String()})
-	}
-	charts := report.RecorderCharts(res.Requests, res.Start, res.End)
-	var lat, svc, active []report.Point
-	for b := range res.Requests.Buckets() {
-		lat = append(lat, report.Point{T: b.From, V: b.Latency.Quantile(0.99).Seconds() * 1000})
-		svc = append(svc, report.Point{T: b.From, V: b.ServiceTime.Quantile(0.99).Seconds() * 1000})
-	}
-	for _, a := range res.Active {
-		active = append(active, report.Point{T: a.T, V: float64(a.V)})
-	}
-	text := "Latency runs from each request's send."
-	if res.Model == load.Open {
-		text = "Open model: latency runs from each request's scheduled send time, so a stall delays every request " +
-			"due during it and shows in the percentiles (no coordinated omission); service time runs from the actual " +
-			"send. A closed model would hide a stall: its VUs wait and send less, so few slow requests are recorded."
-		charts = append(charts, report.Chart{Title: "p99: latency from schedule and service time", Unit: "ms",
-			Series: []report.Series{{Name: "latency p99", Points: lat}, {Name: "service time p99", Points: svc}}})
-	}
-	charts = append(charts, report.Chart{Title: map[load.Model]string{load.Open: "Requests in flight", load.Closed: "Active VUs"}[res.Model],
-		Series: []report.Series{{Name: "active", Points: active}}})
-	page := report.Page{
-		Title:     "relia load: " + res.Scenario,
-		Subtitle:  fmt.Sprintf("%s model, %s", res.Model, res.End.Sub(res.Start).Round(time.Millisecond)),
-		Generated: time.Now(), Start: res.Start, End: res.End,
-		Sections: []report.Section{
-			{Title: "Verdict", Text: res.Stopped, Stats: stats, Tables: []report.Table{{Title: "Thresholds",
-				Columns: []string{"threshold", "observed", "result"}, Rows: thRows, RowStatus: thStatus}}},
-			{Title: "Over time", Text: text, Charts: charts},
-			{Title: "Requests", Tables: []report.Table{{Columns: []string{"name", "requests", "req/s", "errors", "p50", "p90", "p95", "p99", "p99.9", "max"}, Rows: nameRows}}},
-		},
-	}
-	if steps := res.StressSteps(); steps != nil {
-		var sr [][]string
-		var ss []string
-		for _, st := range steps {
-			sr = append(sr, []string{fmt.Sprint(st.Step), fmt.Sprintf("%g", st.Target), fmt.Sprintf("%.1f", st.RPS),
-				st.P99.String(), fmt.Sprintf("%.2f%%", st.ErrorRate*100), strings.Join(st.Failed, ", ")})
-			ss = append(ss, map[bool]string{true: report.StatusPass, false: report.StatusFail}[st.Passed])
-		}
-		page.Sections = append(page.Sections, report.Section{Title: "Stress steps", Tables: []report.Table{{
-			Columns: []string{"step", "target", "achieved req/s", "p99", "errors", "failed thresholds"}, Rows: sr, RowStatus: ss}}})
-	}
+	page := loadreport.Page(res, verdict)
+	page.Generated = time.Now()
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("writing the HTML report: %w", err)

@@ -41,11 +41,12 @@ services (or checks that its URL answers), runs the phases back to back with
 their load, injects each fault at its time as a lease the run renews, and
 judges the run against the SLOs: a verdict per phase and for the run, a
 scorecard graded A-F, journal.json, report.html and the SLOs' Prometheus
-rules with promtool tests, in the folder --out names (default
+rules with promtool tests, in the folder --out-dir names (default
 ./relia-run-<name>-<time>, printed at the end).
 
   relia run experiment.yaml --dry-run     # the plan, no traffic
   relia run experiment.yaml --seed 42     # replay the decisions of seed 42
+  relia run schema                        # the JSON Schema of experiment files
 
 Every fault is rolled back on every path: on schedule, on an abort
 condition, on Ctrl-C or SIGTERM, and on an error; even SIGKILL leaves
@@ -79,7 +80,10 @@ sent), 3 aborted (an abort condition, Ctrl-C or SIGTERM), 4 runtime error.`,
 	fl := cmd.Flags()
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random decision (default: the spec's, or random); printed and recorded")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve and validate everything, print the plan, send nothing")
-	fl.StringVar(&f.out, "out", "", "folder for journal.json, report.html and the SLO rules (default ./relia-run-<name>-<time>)")
+	fl.StringVar(&f.out, "out-dir", "", "folder for journal.json, report.html and the SLO rules (default ./relia-run-<name>-<time>)")
+	fl.StringVar(&f.out, "out", "", "the same as --out-dir")
+	_ = fl.MarkDeprecated("out", "use --out-dir: --out names a file in relia load, slo and merge")
+	cmd.AddCommand(newRunSchemaCmd())
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log the run's events (services, faults) to stderr as JSON")
 	return cmd
 }

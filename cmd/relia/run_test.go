@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliEnv) != "" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeTestBinaries()
+	os.Exit(code)
 }
 
 // runExperimentYAML is an experiment through the test's fault server:

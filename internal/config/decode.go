@@ -32,7 +32,10 @@ const maxErrors = 20
 //     error.
 //
 // Fields are named by their yaml tags (`yaml:"name"`, `yaml:",inline"`,
-// `yaml:"-"`), or by their lower-cased Go name when untagged. Fields of
+// `yaml:"-"`), or by their lower-cased Go name when untagged; a field
+// tagged `config:"alias=old"` is read under its old name too (setting
+// both is a duplicate), so a key can be renamed without breaking the
+// files that use it. Fields of
 // type time.Duration take ParseDuration's syntax ("250ms", "7d") and
 // reject negatives. Types implementing yaml.Unmarshaler (Size, Ratio)
 // decode themselves; the errors they return are positioned at their
@@ -258,8 +261,16 @@ func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			dec.fail(kv.key, fpath, "duplicate field (first set on line %d)", first.Line)
 			continue
 		}
-		seen[name] = kv.value
 		f, ok := fields.byName[name]
+		if ok && f.name != name {
+			// An alias: one field, whichever name sets it.
+			if first, dup := seen[f.name]; dup {
+				dec.fail(kv.key, fpath, "duplicate field: %s is another name for %s (set on line %d)", name, f.name, first.Line)
+				continue
+			}
+			seen[f.name] = kv.value
+		}
+		seen[name] = kv.value
 		if !ok {
 			if path == "" && (name == "kind" || name == "version" || name == "apiVersion") {
 				continue
@@ -272,6 +283,11 @@ func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		dec.value(kv.value, fieldAlloc(v, f.index), fpath)
+	}
+	for _, f := range fields.list {
+		for _, a := range f.aliases {
+			delete(seen, a) // counted under the field's own name
+		}
 	}
 	set := 0 // alternatives given a value: a null one is not chosen
 	for _, val := range seen {
@@ -414,6 +430,13 @@ type structField struct {
 	index    []int
 	required bool
 	typ      reflect.Type
+	// aliases are other names the field is read under
+	// (`config:"alias=on"`): old names kept working after a rename.
+	aliases []string
+	// goName and owner name the Go field and the struct that declares
+	// it, for its doc comment in schemas.
+	goName string
+	owner  reflect.Type
 }
 
 // structFields are a struct type's configurable fields, in order.
@@ -474,10 +497,18 @@ func fieldsOf(t reflect.Type) structFields {
 			if name == "" {
 				name = strings.ToLower(sf.Name)
 			}
-			f := structField{name: name, index: idx, typ: sf.Type,
-				required: slices.Contains(strings.Split(sf.Tag.Get("config"), ","), "required")}
+			f := structField{name: name, index: idx, typ: sf.Type, goName: sf.Name, owner: t}
+			for _, opt := range strings.Split(sf.Tag.Get("config"), ",") {
+				if alias, ok := strings.CutPrefix(opt, "alias="); ok {
+					f.aliases = append(f.aliases, alias)
+				}
+				f.required = f.required || opt == "required"
+			}
 			fs.list = append(fs.list, f)
 			fs.byName[name] = f
+			for _, a := range f.aliases {
+				fs.byName[a] = f
+			}
 		}
 	}
 	walk(t, nil)

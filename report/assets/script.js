@@ -31,9 +31,24 @@
     if (lo > 0 && Math.abs(xs[lo - 1] - x) <= Math.abs(xs[lo] - x)) { lo--; }
     return lo;
   }
+  // pct prints the percentile at u decades along a percentile axis.
+  function pct(u) {
+    var p = 100 * (1 - Math.pow(10, -u)), digits = Math.max(0, Math.min(6, Math.floor(u) - 1));
+    return "p" + p.toFixed(digits);
+  }
+  // toggle switches a chart's y axis between its linear and log layers.
+  function toggle(fig, button) {
+    var log = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", log ? "true" : "false");
+    fig.querySelectorAll("g.layer").forEach(function (g) {
+      if ((g.getAttribute("data-scale") === "log") === log) { g.removeAttribute("display"); } else { g.setAttribute("display", "none"); }
+    });
+  }
   function setup(fig) {
     var svg = fig.querySelector("svg.plot"), tip = fig.querySelector(".tip");
     var cursor = fig.querySelector(".cursor"), d = JSON.parse(fig.getAttribute("data-chart"));
+    var button = fig.querySelector("button.scale-toggle");
+    if (button) { button.addEventListener("click", function () { toggle(fig, button); }); }
     function hide() { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); }
     svg.addEventListener("mouseleave", hide);
     svg.addEventListener("mousemove", function (ev) {
@@ -43,7 +58,8 @@
       tip.textContent = "";
       var head = document.createElement("div");
       head.className = "tip-time";
-      head.textContent = clock((x - d.x0) / (d.x1 - d.x0) * d.span, d.span);
+      var at = (x - d.x0) / (d.x1 - d.x0) * d.span;
+      head.textContent = d.k === "p" ? pct(at) : clock(at, d.span);
       tip.appendChild(head);
       d.s.forEach(function (s) {
         var row = document.createElement("div"), name = document.createElement("span");

@@ -38,15 +38,18 @@ import (
 )
 
 // Options adjusts how OpenInChromium loads the page. The zero value is a
-// 1280x900 viewport in the light colour scheme.
+// 1280x900 viewport in the light colour scheme, with a minute for each
+// step.
 type Options struct {
 	// Width and Height are the viewport in CSS pixels; 0 means 1280x900.
 	// The screenshot covers the whole page, not only the viewport.
 	Width, Height int
 	// Dark emulates prefers-color-scheme: dark.
 	Dark bool
-	// Timeout bounds starting the browser, loading the page and taking
-	// the screenshot; 0 means 30s.
+	// Timeout bounds each step: loading the page, and taking the
+	// screenshot (a tall report on a busy machine takes a while to
+	// encode); 0 means a minute, for a browser that starts slowly beside
+	// a test suite running on every core.
 	Timeout time.Duration
 }
 
@@ -130,7 +133,7 @@ func OpenInChromiumWith(t testing.TB, path string, o Options) *Result {
 		o.Height = 900
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = time.Minute
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -226,7 +229,9 @@ func OpenInChromiumWith(t testing.TB, path string, o Options) *Result {
 	if err := chromedp.Do(runCtx, chromedp.Navigate(res.URL)); err != nil {
 		t.Fatalf("loading %s in chromium: %v", res.URL, err)
 	}
-	png, err := chromedp.Run(runCtx, chromedp.FullScreenshot(100))
+	shotCtx, cancelShot := context.WithTimeout(ctx, o.Timeout)
+	defer cancelShot()
+	png, err := chromedp.Run(shotCtx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("taking a screenshot of %s: %v", res.URL, err)
 	}
@@ -271,11 +276,11 @@ func (r *Result) EvalErr(expr string, out any) error {
 }
 
 // ArtifactDir is where tests save files worth keeping (screenshots): the
-// directory named by RELIA_TEST_ARTIFACTS, created if needed, or else the
+// directory named by RELIA_ARTIFACTS, created if needed, or else the
 // test's temporary directory.
 func ArtifactDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("RELIA_TEST_ARTIFACTS")
+	dir := os.Getenv("RELIA_ARTIFACTS")
 	if dir == "" {
 		return t.TempDir()
 	}

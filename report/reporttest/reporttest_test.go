@@ -46,7 +46,7 @@ func TestRequireChromiumWithoutBrowser(t *testing.T) {
 
 func TestSaveArtifact(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("RELIA_TEST_ARTIFACTS", dir+"/sub")
+	t.Setenv("RELIA_ARTIFACTS", dir+"/sub")
 	path := SaveArtifact(t, "x.png", []byte("data"))
 	if !strings.HasPrefix(path, dir+"/sub/TestSaveArtifact-") || !strings.HasSuffix(path, "x.png") {
 		t.Errorf("artifact saved at %s, want under %s/sub named after the test", path, dir)

@@ -1,0 +1,212 @@
+package fielddoc
+
+import (
+	"bytes"
+	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Docs are the descriptions of config structs and their fields.
+type Docs struct {
+	// Fields maps "importpath.Type.Field" to the field's description.
+	Fields map[string]string
+	// Types maps "importpath.Type" to the type's description.
+	Types map[string]string
+}
+
+// skipDirs are the folders under the module root that hold no config
+// structs of relia's module.
+var skipDirs = map[string]bool{"bench": true, "testdata": true, "cmd": true, "examples": true, "docs": true, "deploy": true}
+
+// Collect reads the Go files (tests left out) of every package under
+// root, the directory of relia's go.mod.
+func Collect(root string) (Docs, error) {
+	mod, err := modulePath(root)
+	if err != nil {
+		return Docs{}, err
+	}
+	d := Docs{Fields: map[string]string{}, Types: map[string]string{}}
+	err = filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if path != root && (skipDirs[e.Name()] || strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		pkg := mod
+		if rel != "." {
+			pkg += "/" + filepath.ToSlash(rel)
+		}
+		return d.file(path, pkg)
+	})
+	if err != nil {
+		return Docs{}, fmt.Errorf("collecting field docs: %w", err)
+	}
+	return d, nil
+}
+
+// modulePath reads the module line of root/go.mod.
+func modulePath(root string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("collecting field docs: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.TrimSpace(m), nil
+		}
+	}
+	return "", fmt.Errorf("collecting field docs: no module line in %s", filepath.Join(root, "go.mod"))
+}
+
+// file collects the config structs of one Go file of package pkg.
+func (d Docs) file(path, pkg string) error {
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ParseComments|parser.SkipObjectResolution)
+	if err != nil {
+		return err
+	}
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.TYPE {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			ts := spec.(*ast.TypeSpec)
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok || !isConfig(st) {
+				continue
+			}
+			doc := ts.Doc
+			if doc == nil && len(gd.Specs) == 1 {
+				doc = gd.Doc
+			}
+			if text := clean(doc, "", ""); text != "" {
+				d.Types[pkg+"."+ts.Name.Name] = text
+			}
+			for _, field := range st.Fields.List {
+				cg := field.Doc
+				if cg == nil {
+					cg = field.Comment
+				}
+				for _, name := range field.Names {
+					if text := clean(cg, name.Name, yamlName(field, name.Name)); text != "" {
+						d.Fields[pkg+"."+ts.Name.Name+"."+name.Name] = text
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// isConfig reports whether a struct has a field with a yaml tag.
+func isConfig(st *ast.StructType) bool {
+	for _, f := range st.Fields.List {
+		if tagOf(f, "yaml") != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func tagOf(f *ast.Field, key string) string {
+	if f.Tag == nil {
+		return ""
+	}
+	tag, err := strconv.Unquote(f.Tag.Value)
+	if err != nil {
+		return ""
+	}
+	return reflect.StructTag(tag).Get(key)
+}
+
+// yamlName is the key a field is configured under, as internal/config
+// names it.
+func yamlName(f *ast.Field, goName string) string {
+	name, _, _ := strings.Cut(tagOf(f, "yaml"), ",")
+	if name == "" || name == "-" {
+		return strings.ToLower(goName)
+	}
+	return name
+}
+
+// clean turns a comment into a description: lines joined, paragraphs
+// kept, the Go name it opens with replaced by the YAML key.
+func clean(cg *ast.CommentGroup, goName, key string) string {
+	if cg == nil {
+		return ""
+	}
+	var paras []string
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 {
+			paras = append(paras, strings.Join(cur, " "))
+			cur = nil
+		}
+	}
+	for _, line := range strings.Split(cg.Text(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			flush()
+			continue
+		}
+		cur = append(cur, line)
+	}
+	flush()
+	text := strings.Join(paras, "\n\n")
+	if goName != "" && goName != key {
+		if rest, ok := strings.CutPrefix(text, goName+" "); ok {
+			text = key + " " + rest
+		}
+	}
+	return text
+}
+
+// GoFile returns the generated Go file of package pkg holding the docs
+// as the maps fieldDocs and typeDocs.
+func (d Docs) GoFile(pkg string) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by go generate (internal/config/fielddoc/gen); DO NOT EDIT.\n\npackage %s\n\n", pkg)
+	b.WriteString("// fieldDocs describes config struct fields, by \"importpath.Type.Field\",\n// in the words of their doc comments.\n")
+	writeMap(&b, "fieldDocs", d.Fields)
+	b.WriteString("\n// typeDocs describes config structs, by \"importpath.Type\".\n")
+	writeMap(&b, "typeDocs", d.Types)
+	out, err := format.Source(b.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("formatting the field docs: %w", err)
+	}
+	return out, nil
+}
+
+func writeMap(b *bytes.Buffer, name string, m map[string]string) {
+	fmt.Fprintf(b, "var %s = map[string]string{\n", name)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(b, "\t%q: %q,\n", k, m[k])
+	}
+	b.WriteString("}\n")
+}
