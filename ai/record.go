@@ -154,14 +154,18 @@ func (s *Service) finish(r *Record) {
 	}
 	sp.End()
 	if s.logger != nil {
-		s.logger.LogAttrs(r.ctx, slog.LevelInfo, "ai call",
+		attrs := []slog.Attr{
 			slog.String("operation", r.Operation), slog.String("model", r.Model), slog.String("provider", r.Provider),
 			slog.String("provider_model", r.ProviderModel), slog.String("tenant", r.Tenant), slog.Bool("stream", r.Stream),
 			slog.Int("status", r.Status), slog.String("outcome", r.Outcome), slog.String("reason", r.Reason),
 			slog.Int("input_tokens", r.InputTokens), slog.Int("output_tokens", r.OutputTokens), slog.Float64("cost", r.Cost),
 			slog.Float64("ttft_seconds", r.TTFTSeconds), slog.Float64("duration_seconds", r.DurationSeconds),
 			slog.Int("attempts", r.Attempts), slog.Any("path", r.Path),
-			slog.String("prompt", r.PromptText), slog.String("completion", r.Completion))
+		}
+		if r.content != nil {
+			attrs = append(attrs, slog.String("prompt", r.PromptText), slog.String("completion", r.Completion))
+		}
+		s.logger.LogAttrs(r.ctx, slog.LevelInfo, "ai call", attrs...)
 	}
 	if s.onRecord != nil {
 		s.onRecord(*r)

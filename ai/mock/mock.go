@@ -212,7 +212,8 @@ type job struct {
 	texts          []string
 	limit          int // the request's output cap, 0 for none
 	inputs         []string
-	encoding       string // embeddings: "float" or "base64"
+	encoding       string          // embeddings: "float" or "base64"
+	format         json.RawMessage // OpenAI's response_format
 	n              uint64
 	start          time.Time
 }
@@ -305,6 +306,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n, finish = j.limit, "length"
 	}
 	a := &answer{job: j, prompt: prompt, tokens: outputWords(s.o.Seed, joinText(j.texts), n), finish: finish}
+	if toks, ok := jsonAnswer(s.o.Seed, joinText(j.texts), j.format); ok {
+		a.tokens, a.finish = toks, "stop"
+	}
 	rec.Status = http.StatusOK
 	if f != nil && f.Kind == FaultErrorEvent && !j.stream {
 		rec.Status = errorEventStatus(f)

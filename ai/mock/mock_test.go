@@ -433,3 +433,20 @@ func FuzzParseFault(f *testing.F) {
 		}
 	})
 }
+
+func TestStructuredAnswer(t *testing.T) {
+	t.Parallel()
+	_, srv := newServer(t, Options{})
+	resp := post(t, srv.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],
+		"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","required":["mood","n"],"properties":{"mood":{"enum":["up","down"]},"n":{"type":"integer","minimum":3},"tags":{"type":"array","items":{"type":"string"},"minItems":2}}}}}}`)
+	var cr wire.ChatResponse
+	json.NewDecoder(resp.Body).Decode(&cr)
+	var v struct {
+		Mood string   `json:"mood"`
+		N    int      `json:"n"`
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal([]byte(cr.Choices[0].Message.Text()), &v); err != nil || (v.Mood != "up" && v.Mood != "down") || v.N != 3 || len(v.Tags) != 2 {
+		t.Errorf("answer %q: %+v %v", cr.Choices[0].Message.Text(), v, err)
+	}
+}

@@ -35,7 +35,7 @@ func (j *job) parseOpenAIChat(body []byte) error {
 	if len(req.Messages) == 0 {
 		return errors.New("messages: empty")
 	}
-	j.model, j.stream = req.Model, req.Stream
+	j.model, j.stream, j.format = req.Model, req.Stream, req.ResponseFormat
 	j.includeUsage = req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	for i := range req.Messages {
 		j.texts = append(j.texts, req.Messages[i].Text())
