@@ -25,12 +25,16 @@ var shippedCatalog []byte
 
 // Models is a `kind: Models` document: entries of the model catalog.
 type Models struct {
-	Metadata Metadata   `yaml:"metadata"`
-	Spec     ModelsSpec `yaml:"spec"`
+	// Metadata names the document.
+	Metadata Metadata `yaml:"metadata"`
+	// Spec lists the models.
+	Spec ModelsSpec `yaml:"spec"`
 }
 
 // ModelsSpec lists models.
 type ModelsSpec struct {
+	// Models are the catalog's entries; one of the same name as a
+	// shipped model replaces it.
 	Models []Model `yaml:"models" config:"required"`
 }
 
@@ -59,7 +63,9 @@ type Model struct {
 
 // Price is a model's price per million tokens, in USD.
 type Price struct {
-	Input  float64 `yaml:"input"`
+	// Input is the price of a million prompt tokens.
+	Input float64 `yaml:"input"`
+	// Output is the price of a million output tokens.
 	Output float64 `yaml:"output"`
 	// CachedInput is the price of prompt tokens read from the
 	// provider's cache; zero means the input price.

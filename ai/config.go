@@ -31,8 +31,10 @@ var providerTypes = []string{ProviderOpenAI, ProviderOpenAICompatible, ProviderA
 // the routes of each public model, the tenants that may call them and
 // their quotas.
 type Config struct {
+	// Metadata names the AI gateway.
 	Metadata Metadata `yaml:"metadata"`
-	Spec     Spec     `yaml:"spec"`
+	// Spec is its providers, routes, tenants and quotas.
+	Spec Spec `yaml:"spec"`
 
 	doc config.Document
 }
@@ -103,10 +105,12 @@ type Provider struct {
 type Credential struct {
 	// Name identifies the key in metrics and records; default key-N.
 	Name string `yaml:"name"`
-	// Value is the key itself, or Env names the environment variable
-	// holding it. For bedrock, the secret access key.
+	// Value is the key itself (for bedrock, the secret access key).
+	// Set this or env.
 	Value string `yaml:"value"`
-	Env   string `yaml:"env"`
+	// Env names the environment variable holding the key, read when
+	// the config is loaded.
+	Env string `yaml:"env"`
 	// AccessKeyID is a bedrock key's access key id.
 	AccessKeyID string `yaml:"accessKeyID"`
 	// SessionToken is a bedrock key's session token, if temporary.
@@ -189,7 +193,11 @@ type Timeouts struct {
 
 // RetryBudget bounds retries to a share of calls.
 type RetryBudget struct {
-	Ratio        float64 `yaml:"ratio"`
+	// Ratio is the share of the route's calls that attempts after the
+	// first may add; default 0.2.
+	Ratio float64 `yaml:"ratio"`
+	// MinPerSecond is a floor of attempts after the first allowed per
+	// second whatever the call rate; default 3.
 	MinPerSecond float64 `yaml:"minPerSecond"`
 }
 
@@ -235,9 +243,10 @@ type Quota struct {
 	TokensPerMinute int64 `yaml:"tokensPerMinute"`
 	// RequestsPerMinute bounds calls in each minute.
 	RequestsPerMinute int64 `yaml:"requestsPerMinute"`
-	// CostPerDay and CostPerMonth bound spending, in the catalog's
-	// currency (USD), per UTC day and calendar month.
-	CostPerDay   float64 `yaml:"costPerDay"`
+	// CostPerDay bounds spending per UTC day, in the catalog's currency
+	// (USD).
+	CostPerDay float64 `yaml:"costPerDay"`
+	// CostPerMonth bounds spending per calendar month (UTC), in USD.
 	CostPerMonth float64 `yaml:"costPerMonth"`
 }
 

@@ -29,8 +29,10 @@ const KindPrompt = "Prompt"
 // one name with different spec.version numbers are versions of it; the
 // highest serves unless the call asks for another (?version=N).
 type Prompt struct {
-	Metadata Metadata   `yaml:"metadata"`
-	Spec     PromptSpec `yaml:"spec"`
+	// Metadata names the prompt: its API is POST /prompts/{name}.
+	Metadata Metadata `yaml:"metadata"`
+	// Spec is the prompt's template, inputs and model.
+	Spec PromptSpec `yaml:"spec"`
 
 	doc      config.Document
 	tmpls    []*template.Template
@@ -63,6 +65,7 @@ type PromptSpec struct {
 
 // PromptInput is one typed input of a prompt.
 type PromptInput struct {
+	// Name is the input's key in the call's JSON and in the template.
 	Name string `yaml:"name" config:"required"`
 	// Type is string (the default), number, integer or boolean.
 	Type string `yaml:"type"`
@@ -77,7 +80,10 @@ type PromptInput struct {
 
 // PromptMessage is one message of a prompt's template.
 type PromptMessage struct {
-	Role    string `yaml:"role" config:"required"`
+	// Role is system, developer, user or assistant.
+	Role string `yaml:"role" config:"required"`
+	// Content is a Go text/template over the inputs: "Summarize:
+	// {{.text}}".
 	Content string `yaml:"content" config:"required"`
 }
 
