@@ -68,12 +68,12 @@ func TestPrometheusScrapesGenAIMetrics(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 
 	queries := map[string]float64{
-		`sum(gen_ai_client_operation_duration_seconds_count{gen_ai_request_model="gpt-4o-mini",outcome="ok",tenant="acme"})`:                          n,
-		`sum(gen_ai_client_operation_duration_seconds_count{outcome="rejected",tenant="narrow"})`:                                                    1,
-		`sum(gen_ai_client_token_usage_sum{gen_ai_token_type="output",gen_ai_provider_name="anthropic"})`:                                            7 * n,
-		`sum(gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="claude-3-5-haiku-latest"})`:                                       n,
-		`sum(gen_ai_server_time_per_output_token_seconds_count{gen_ai_request_model="claude-3-5-haiku-latest"})`:                                     n,
-		`count(relia_ai_cost_usd_total{tenant="acme"} > 0)`:                                                                                           2,
+		`sum(gen_ai_client_operation_duration_seconds_count{gen_ai_request_model="gpt-4o-mini",outcome="ok",tenant="acme"})`:                                                                            n,
+		`sum(gen_ai_client_operation_duration_seconds_count{outcome="rejected",tenant="narrow"})`:                                                                                                       1,
+		`sum(gen_ai_client_token_usage_sum{gen_ai_token_type="output",gen_ai_provider_name="anthropic"})`:                                                                                               7 * n,
+		`sum(gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="claude-3-5-haiku-latest"})`:                                                                                          n,
+		`sum(gen_ai_server_time_per_output_token_seconds_count{gen_ai_request_model="claude-3-5-haiku-latest"})`:                                                                                        n,
+		`count(relia_ai_cost_usd_total{tenant="acme"} > 0)`:                                                                                                                                             2,
 		`sum(gen_ai_server_time_to_first_token_seconds_bucket{le="0.5",gen_ai_request_model="gpt-4o-mini"}) / sum(gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="gpt-4o-mini"})`: 1,
 	}
 	deadline := time.Now().Add(30 * time.Second)
