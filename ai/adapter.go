@@ -180,6 +180,11 @@ func newJSONRequest(ctx context.Context, url string, v any) (*http.Request, erro
 	if err != nil {
 		return nil, fmt.Errorf("encoding request: %w", err)
 	}
+	return newRequest(ctx, url, body)
+}
+
+// newRequest returns a POST of a JSON body.
+func newRequest(ctx context.Context, url string, body []byte) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err

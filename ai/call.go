@@ -143,8 +143,10 @@ func (s *Service) chatWhole(ctx context.Context, w http.ResponseWriter, f *failo
 		rec.usage = usage
 		rec.setCost(t.route.model)
 		rec.TTFT = s.clock.Since(rec.Time)
-		if rec.content != nil && len(resp.Choices) > 0 {
-			rec.content.completion = resp.Choices[0].Message.Text()
+		if rec.content != nil {
+			if resp = decodeChat(resp, raw); len(resp.Choices) > 0 {
+				rec.content.completion = resp.Choices[0].Message.Text()
+			}
 		}
 		rec.Outcome, rec.Status = OutcomeOK, http.StatusOK
 		eg.writeResponse(w, resp, raw, t)
@@ -172,6 +174,9 @@ func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatReq
 	cr, raw, err := t.prov.adapter.chatResponse(t, body)
 	if err != nil {
 		return nil, nil, Usage{}, &callError{kind: kindServer, message: err.Error()}
+	}
+	if cr == nil {
+		return nil, raw, usageOf(raw), nil
 	}
 	return cr, raw, usageFromOpenAI(cr.Usage), nil
 }

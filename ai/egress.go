@@ -98,7 +98,8 @@ func stopToAnthropic(finish string) *string {
 	return &s
 }
 
-func (anthropicEgress) writeResponse(w http.ResponseWriter, resp *wire.ChatResponse, _ []byte, _ *target) {
+func (anthropicEgress) writeResponse(w http.ResponseWriter, resp *wire.ChatResponse, raw []byte, _ *target) {
+	resp = decodeChat(resp, raw)
 	m := wire.MessagesResponse{ID: resp.ID, Type: "message", Role: "assistant", Model: resp.Model, Content: []wire.ContentBlock{}}
 	if !strings.HasPrefix(m.ID, "msg_") {
 		m.ID = "msg_" + m.ID

@@ -45,18 +45,22 @@ func (a openAIAdapter) auth(r *http.Request, t *target) {
 }
 
 func (a openAIAdapter) chatRequest(ctx context.Context, t *target, req *wire.ChatRequest) (*http.Request, error) {
-	out := *req
-	out.Model = t.model
-	if out.Stream {
-		// Usage is what quotas and costs are made of: ask for it.
-		so := wire.StreamOptions{}
-		if req.StreamOptions != nil {
-			so = *req.StreamOptions
+	var body []byte
+	var err error
+	if req.Raw != nil {
+		body, err = forwardChat(req.Raw, t.model, req.Stream)
+	} else {
+		out := *req
+		out.Model = t.model
+		if out.Stream {
+			out.StreamOptions = &wire.StreamOptions{IncludeUsage: true}
 		}
-		so.IncludeUsage = true
-		out.StreamOptions = &so
+		body, err = json.Marshal(out)
 	}
-	r, err := newJSONRequest(ctx, a.url(t, "chat/completions"), out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	r, err := newRequest(ctx, a.url(t, "chat/completions"), body)
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +68,56 @@ func (a openAIAdapter) chatRequest(ctx context.Context, t *target, req *wire.Cha
 	return r, nil
 }
 
-func (openAIAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse, []byte, error) {
-	var resp wire.ChatResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, nil, fmt.Errorf("decoding the provider's answer: %w", err)
+// forwardChat edits a client's chat body for a provider of the same
+// format: the provider's model id, and, for a stream, usage asked for
+// (quotas and costs are made of it). Every other member stays as the
+// client wrote it.
+func forwardChat(raw []byte, model string, stream bool) ([]byte, error) {
+	q, _ := json.Marshal(model)
+	body, err := wire.SetMember(raw, "model", q)
+	if err != nil || !stream {
+		return body, err
 	}
-	return &resp, body, nil
+	so := []byte(`{"include_usage":true}`)
+	if cur, ok, _ := wire.Member(body, "stream_options"); ok && len(cur) > 0 && cur[0] == '{' {
+		if so, err = wire.SetMember(cur, "include_usage", []byte("true")); err != nil {
+			return nil, err
+		}
+	}
+	return wire.SetMember(body, "stream_options", so)
+}
+
+// chatResponse keeps the answer as the provider wrote it: the client of
+// the same format gets it unchanged, and only its usage is read here
+// (decodeChat decodes the rest for the callers that need it).
+func (openAIAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse, []byte, error) {
+	if !json.Valid(body) {
+		return nil, nil, fmt.Errorf("decoding the provider's answer: not JSON")
+	}
+	return nil, body, nil
+}
+
+// usageOf reads the usage member of an OpenAI answer without decoding
+// the rest of it.
+func usageOf(raw []byte) Usage {
+	u, ok, _ := wire.Member(raw, "usage")
+	if !ok {
+		return Usage{}
+	}
+	var w wire.Usage
+	json.Unmarshal(u, &w)
+	return usageFromOpenAI(&w)
+}
+
+// decodeChat returns the decoded answer, decoding raw when the adapter
+// kept it whole.
+func decodeChat(resp *wire.ChatResponse, raw []byte) *wire.ChatResponse {
+	if resp != nil {
+		return resp
+	}
+	var r wire.ChatResponse
+	json.Unmarshal(raw, &r)
+	return &r
 }
 
 func (openAIAdapter) chatStream(_ *target, body io.Reader) streamDecoder {
@@ -100,10 +148,8 @@ func (s *openAIStream) next() (piece, error) {
 	if err := json.Unmarshal(ev.Data, &c); err != nil {
 		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
 	}
-	if c.Extra["error"] != nil {
-		var eb wire.ErrorBody
-		json.Unmarshal(ev.Data, &eb)
-		return piece{}, streamErrorOf(eb.Error.Type, eb.Error.Message)
+	if c.Error != nil {
+		return piece{}, streamErrorOf(c.Error.Type, c.Error.Message)
 	}
 	p := piece{raw: bytes.Clone(ev.Data)}
 	for _, ch := range c.Choices {
@@ -135,9 +181,20 @@ func streamErrorOf(typ, msg string) *callError {
 }
 
 func (a openAIAdapter) embedRequest(ctx context.Context, t *target, req *wire.EmbeddingRequest) (*http.Request, error) {
-	out := *req
-	out.Model = t.model
-	r, err := newJSONRequest(ctx, a.url(t, "embeddings"), out)
+	var body []byte
+	var err error
+	if req.Raw != nil {
+		q, _ := json.Marshal(t.model)
+		body, err = wire.SetMember(req.Raw, "model", q)
+	} else {
+		out := *req
+		out.Model = t.model
+		body, err = json.Marshal(out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	r, err := newRequest(ctx, a.url(t, "embeddings"), body)
 	if err != nil {
 		return nil, err
 	}

@@ -359,7 +359,8 @@ type promptEgress struct {
 	p *Prompt
 }
 
-func (e promptEgress) writeResponse(w http.ResponseWriter, resp *wire.ChatResponse, _ []byte, t *target) {
+func (e promptEgress) writeResponse(w http.ResponseWriter, resp *wire.ChatResponse, raw []byte, t *target) {
+	resp = decodeChat(resp, raw)
 	p := e.p
 	text := ""
 	if len(resp.Choices) > 0 {

@@ -186,6 +186,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			eg.writeError(w, badRequest("the body is not a chat completion request: "+err.Error()))
 			return
 		}
+		req.Raw = body
 		s.chat(w, r, st, caller, &req, eg, "chat")
 	case p == "/v1/messages":
 		var areq wire.MessagesRequest
@@ -205,6 +206,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			eg.writeError(w, badRequest("the body is not an embeddings request: "+err.Error()))
 			return
 		}
+		req.Raw = body
 		s.embeddings(w, r, st, caller, &req)
 	case strings.HasPrefix(p, "/prompts/"):
 		s.servePrompt(w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)

@@ -6,9 +6,11 @@
 // binary event stream.
 //
 // The types are the JSON bodies as the providers document them, with the
-// fields relia reads or writes; a request or response decoded into them
-// keeps every field it does not name in Extra, so that a body relia
-// passes on loses nothing (see Object). The provider simulator
+// fields relia reads or writes. Where relia passes a body on in the same
+// format it edits the client's bytes (SetMember) rather than encoding a
+// decoded copy, so members it does not name arrive as written; the types
+// that relia builds for other formats keep unknown members in Extra. The
+// provider simulator
 // (ai/mock) and the adapters of package ai share these types, so one
 // reading of each format serves both ends.
 //

@@ -24,21 +24,13 @@ type ChatRequest struct {
 	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
 	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 	User                string          `json:"user,omitempty"`
-	// Extra holds every other member of the request.
-	Extra Extra `json:"-"`
+	// Raw is the body as the client sent it, kept by relia's ingress so
+	// that a provider of the same format gets every member, known or
+	// not, as written (relia edits only model and stream_options).
+	Raw json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes the request, keeping unknown members in Extra.
-func (r *ChatRequest) UnmarshalJSON(b []byte) error {
-	type plain ChatRequest
-	return decodeObject(b, (*plain)(r), &r.Extra)
-}
 
-// MarshalJSON encodes the request with its Extra members.
-func (r ChatRequest) MarshalJSON() ([]byte, error) {
-	type plain ChatRequest
-	return encodeObject(plain(r), r.Extra)
-}
 
 // OutputLimit returns the request's cap on output tokens
 // (max_completion_tokens, else max_tokens) and whether it set one.
@@ -73,21 +65,10 @@ func stringOrList(raw json.RawMessage) []string {
 
 // StreamOptions is the request's stream_options.
 type StreamOptions struct {
-	IncludeUsage bool  `json:"include_usage,omitempty"`
-	Extra        Extra `json:"-"`
+	IncludeUsage bool `json:"include_usage,omitempty"`
 }
 
-// UnmarshalJSON decodes the options, keeping unknown members in Extra.
-func (o *StreamOptions) UnmarshalJSON(b []byte) error {
-	type plain StreamOptions
-	return decodeObject(b, (*plain)(o), &o.Extra)
-}
 
-// MarshalJSON encodes the options with their Extra members.
-func (o StreamOptions) MarshalJSON() ([]byte, error) {
-	type plain StreamOptions
-	return encodeObject(plain(o), o.Extra)
-}
 
 // ChatMessage is one message of a chat: its content is a string, a list
 // of parts ({"type":"text","text":...}, images, ...) or null.
@@ -97,20 +78,9 @@ type ChatMessage struct {
 	Name       string          `json:"name,omitempty"`
 	ToolCalls  []ToolCall      `json:"tool_calls,omitempty"`
 	ToolCallID string          `json:"tool_call_id,omitempty"`
-	Extra      Extra           `json:"-"`
 }
 
-// UnmarshalJSON decodes the message, keeping unknown members in Extra.
-func (m *ChatMessage) UnmarshalJSON(b []byte) error {
-	type plain ChatMessage
-	return decodeObject(b, (*plain)(m), &m.Extra)
-}
 
-// MarshalJSON encodes the message with its Extra members.
-func (m ChatMessage) MarshalJSON() ([]byte, error) {
-	type plain ChatMessage
-	return encodeObject(plain(m), m.Extra)
-}
 
 // Text returns the message's text: its content when a string, or its
 // text parts joined.
@@ -186,20 +156,9 @@ type ChatResponse struct {
 	Model   string       `json:"model"`
 	Choices []ChatChoice `json:"choices"`
 	Usage   *Usage       `json:"usage,omitempty"`
-	Extra   Extra        `json:"-"`
 }
 
-// UnmarshalJSON decodes the response, keeping unknown members in Extra.
-func (r *ChatResponse) UnmarshalJSON(b []byte) error {
-	type plain ChatResponse
-	return decodeObject(b, (*plain)(r), &r.Extra)
-}
 
-// MarshalJSON encodes the response with its Extra members.
-func (r ChatResponse) MarshalJSON() ([]byte, error) {
-	type plain ChatResponse
-	return encodeObject(plain(r), r.Extra)
-}
 
 // ChatChoice is one choice of a chat completion.
 type ChatChoice struct {
@@ -232,20 +191,11 @@ type ChatChunk struct {
 	Model   string        `json:"model"`
 	Choices []ChunkChoice `json:"choices"`
 	Usage   *Usage        `json:"usage,omitempty"`
-	Extra   Extra         `json:"-"`
+	// Error is set on the error event of a stream.
+	Error *ErrorObject `json:"error,omitempty"`
 }
 
-// UnmarshalJSON decodes the chunk, keeping unknown members in Extra.
-func (c *ChatChunk) UnmarshalJSON(b []byte) error {
-	type plain ChatChunk
-	return decodeObject(b, (*plain)(c), &c.Extra)
-}
 
-// MarshalJSON encodes the chunk with its Extra members.
-func (c ChatChunk) MarshalJSON() ([]byte, error) {
-	type plain ChatChunk
-	return encodeObject(plain(c), c.Extra)
-}
 
 // ChunkChoice is one choice's part of a stream chunk.
 type ChunkChoice struct {
@@ -269,20 +219,10 @@ type EmbeddingRequest struct {
 	EncodingFormat string          `json:"encoding_format,omitempty"`
 	Dimensions     *int            `json:"dimensions,omitempty"`
 	User           string          `json:"user,omitempty"`
-	Extra          Extra           `json:"-"`
+	// Raw is the body as the client sent it (see ChatRequest.Raw).
+	Raw json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes the request, keeping unknown members in Extra.
-func (r *EmbeddingRequest) UnmarshalJSON(b []byte) error {
-	type plain EmbeddingRequest
-	return decodeObject(b, (*plain)(r), &r.Extra)
-}
-
-// MarshalJSON encodes the request with its Extra members.
-func (r EmbeddingRequest) MarshalJSON() ([]byte, error) {
-	type plain EmbeddingRequest
-	return encodeObject(plain(r), r.Extra)
-}
 
 // Inputs returns the texts to embed; token-array inputs are returned as
 // nil strings counted by InputCount.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSSEReader(t *testing.T) {
@@ -75,12 +76,12 @@ func FuzzSSEReader(f *testing.F) {
 
 func TestExtraKept(t *testing.T) {
 	t.Parallel()
-	in := `{"model":"m","messages":[{"role":"user","content":"hi","cache_control":{"type":"x"}}],"seed":42,"logit_bias":{"5":1},"stream":true}`
-	var r ChatRequest
+	in := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u"},"thinking":{"type":"enabled"}}`
+	var r MessagesRequest
 	if err := json.Unmarshal([]byte(in), &r); err != nil {
 		t.Fatal(err)
 	}
-	if string(r.Extra["seed"]) != "42" || r.Messages[0].Extra["cache_control"] == nil || !r.Stream {
+	if r.Extra["metadata"] == nil || r.MaxTokens != 5 {
 		t.Fatalf("decoded %+v", r)
 	}
 	r.Model = "other"
@@ -144,6 +145,62 @@ func FuzzEventStream(f *testing.F) {
 			if _, err := r.Next(); err != nil {
 				return
 			}
+		}
+	})
+}
+
+func TestSetMember(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, key, val, want string }{
+		{`{"model":"a","x":[1,{"model":"no"}]}`, "model", `"b"`, `{"model":"b","x":[1,{"model":"no"}]}`},
+		{` { "x" : "}\"" } `, "model", `"b"`, ` { "x" : "}\"" ,"model":"b"} `},
+		{`{}`, "k", `true`, `{"k":true}`},
+		{`{"mod\u0065l":1}`, "model", `2`, `{"mod\u0065l":2}`},
+	} {
+		got, err := SetMember([]byte(tc.in), tc.key, []byte(tc.val))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: %s %v, want %s", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{`[]`, `{"a":}`, `{"a":1,}`, `{"a":1} x`, `{"a":tru}`, `{"a" 1}`} {
+		if _, err := SetMember([]byte(bad), "k", []byte("1")); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func FuzzSetMember(f *testing.F) {
+	f.Add([]byte(`{"model":"a","stream":true,"messages":[{"role":"user","content":"hi \"x\""}]}`), "model")
+	f.Add([]byte(`{"a":{"b":[1,2,{"c":null}]},"d":-1.5e3}`), "d")
+	f.Fuzz(func(t *testing.T, in []byte, key string) {
+		if !utf8.ValidString(key) {
+			return // relia's keys are its own constants
+		}
+		out, err := SetMember(in, key, []byte(`"relia"`))
+		var before map[string]any
+		validBefore := json.Unmarshal(in, &before) == nil
+		if err != nil {
+			if validBefore {
+				t.Fatalf("%q: valid JSON object refused: %v", in, err)
+			}
+			return
+		}
+		var after map[string]any
+		if err := json.Unmarshal(out, &after); err != nil {
+			t.Fatalf("%q -> %q: not JSON: %v", in, out, err)
+		}
+		if !validBefore {
+			return // the scanner is laxer than encoding/json about what it skips
+		}
+		if after[key] != "relia" {
+			t.Fatalf("%q -> %q: %q is %v", in, out, key, after[key])
+		}
+		delete(before, key)
+		delete(after, key)
+		a, _ := json.Marshal(before)
+		b, _ := json.Marshal(after)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%q -> %q: other members changed", in, out)
 		}
 	})
 }
