@@ -30,8 +30,6 @@ type ChatRequest struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-
-
 // OutputLimit returns the request's cap on output tokens
 // (max_completion_tokens, else max_tokens) and whether it set one.
 func (r *ChatRequest) OutputLimit() (int, bool) {
@@ -68,8 +66,6 @@ type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage,omitempty"`
 }
 
-
-
 // ChatMessage is one message of a chat: its content is a string, a list
 // of parts ({"type":"text","text":...}, images, ...) or null.
 type ChatMessage struct {
@@ -79,8 +75,6 @@ type ChatMessage struct {
 	ToolCalls  []ToolCall      `json:"tool_calls,omitempty"`
 	ToolCallID string          `json:"tool_call_id,omitempty"`
 }
-
-
 
 // Text returns the message's text: its content when a string, or its
 // text parts joined.
@@ -158,8 +152,6 @@ type ChatResponse struct {
 	Usage   *Usage       `json:"usage,omitempty"`
 }
 
-
-
 // ChatChoice is one choice of a chat completion.
 type ChatChoice struct {
 	Index        int             `json:"index"`
@@ -195,8 +187,6 @@ type ChatChunk struct {
 	Error *ErrorObject `json:"error,omitempty"`
 }
 
-
-
 // ChunkChoice is one choice's part of a stream chunk.
 type ChunkChoice struct {
 	Index        int     `json:"index"`
@@ -222,7 +212,6 @@ type EmbeddingRequest struct {
 	// Raw is the body as the client sent it (see ChatRequest.Raw).
 	Raw json.RawMessage `json:"-"`
 }
-
 
 // Inputs returns the texts to embed; token-array inputs are returned as
 // nil strings counted by InputCount.
