@@ -132,12 +132,13 @@ func (s *Service) chatWhole(ctx context.Context, w http.ResponseWriter, f *failo
 		}
 		rec.target(t)
 		resp, raw, usage, err := s.attemptWhole(ctx, t, req)
+		if err != nil && ctx.Err() != nil {
+			t.permit.Done(context.Canceled) // the client left: no verdict on the provider
+			rec.Outcome, rec.Status = OutcomeCancelled, 499
+			return
+		}
 		f.report(t, err)
 		if err != nil {
-			if ctx.Err() != nil {
-				rec.Outcome, rec.Status = OutcomeCancelled, 499
-				return
-			}
 			continue
 		}
 		rec.usage = usage
@@ -545,12 +546,13 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 		}
 		rec.target(t)
 		body, usage, err := s.attemptEmbed(ctx, t, req)
+		if err != nil && ctx.Err() != nil {
+			t.permit.Done(context.Canceled)
+			rec.Outcome, rec.Status = OutcomeCancelled, 499
+			return
+		}
 		f.report(t, err)
 		if err != nil {
-			if ctx.Err() != nil {
-				rec.Outcome, rec.Status = OutcomeCancelled, 499
-				return
-			}
 			continue
 		}
 		rec.usage = usage

@@ -346,3 +346,39 @@ func TestSLODrain(t *testing.T) {
 		t.Errorf("a drained target got %d first attempts", got)
 	}
 }
+
+// TestClientCancelIsNoProviderFailure: clients that hang up before the
+// answer do not trip the provider's breaker.
+func TestClientCancelIsNoProviderFailure(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Time{})
+	sim, a := startMock(t, mock.Options{Clock: fc, TimeToFirstToken: time.Hour})
+	var recs records
+	g := startService(t, failoverConfig, fc, Options{OnRecord: recs.add}, a, a)
+	for i := range 12 { // six a target: past the breaker's five failures in a row
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.url+"/v1/chat/completions", strings.NewReader(hello))
+		go http.DefaultClient.Do(req)
+		for wait := 0; sim.Count() < uint64(i+1); wait++ {
+			if wait == 5000 {
+				t.Fatalf("call %d never reached the provider (a breaker tripped by hung-up clients?)", i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		waitRecords(t, &recs, i+1)
+	}
+	st := g.svc.state.Load()
+	for _, p := range []string{"a", "b"} {
+		for _, c := range st.provider(p).creds {
+			if s := c.breaker.State(); s.String() != "closed" {
+				t.Errorf("%s/%s: breaker %s after clients hung up", p, c.name, s)
+			}
+		}
+	}
+	for _, r := range recs.all() {
+		if r.Outcome != OutcomeCancelled {
+			t.Errorf("record %+v", r)
+		}
+	}
+}
