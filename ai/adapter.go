@@ -158,6 +158,9 @@ type piece struct {
 // event, and io.ErrUnexpectedEOF or another error for a broken stream.
 type streamDecoder interface {
 	next() (piece, error)
+	// buffered is how many bytes of the stream are read but not yet
+	// decoded: while there are, relia holds its flush to the client.
+	buffered() int
 }
 
 // adapter translates between the unified format (OpenAI's) and one

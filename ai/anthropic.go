@@ -190,6 +190,8 @@ func (s *anthropicStream) chunk(d wire.Delta, finish *string) *wire.ChatChunk {
 	return &wire.ChatChunk{ID: s.id, Object: "chat.completion.chunk", Model: s.model, Choices: []wire.ChunkChoice{{Delta: d, FinishReason: finish}}}
 }
 
+func (s *anthropicStream) buffered() int { return s.r.Buffered() }
+
 func (s *anthropicStream) next() (piece, error) {
 	for {
 		if s.done {

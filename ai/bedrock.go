@@ -144,6 +144,8 @@ func (s *bedrockStream) chunk(d wire.Delta, finish *string) *wire.ChatChunk {
 	return &wire.ChatChunk{Object: "chat.completion.chunk", Model: s.model, Choices: []wire.ChunkChoice{{Delta: d, FinishReason: finish}}}
 }
 
+func (s *bedrockStream) buffered() int { return s.r.Buffered() }
+
 func (s *bedrockStream) next() (piece, error) {
 	for {
 		if s.done {

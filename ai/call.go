@@ -16,6 +16,9 @@ import (
 	"github.com/relia-dev/relia/resilience"
 )
 
+// maxHeldStream bounds the stream bytes relia holds before a flush.
+const maxHeldStream = 32 << 10
+
 // MaxResponseBody bounds a provider's non-streaming answer relia reads.
 const MaxResponseBody = 32 << 20
 
@@ -303,7 +306,11 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 			}
 			o.timer.Reset(t.route.idle)
 			sw.piece(p)
-			err = sw.flush()
+			// Events already read from the provider go out in one
+			// write; the flush waits only while more are at hand.
+			if o.dec.buffered() == 0 || len(sw.buf) >= maxHeldStream {
+				err = sw.flush()
+			}
 		}
 	}
 	if err == io.EOF || o.ended {

@@ -120,6 +120,8 @@ type geminiStream struct {
 	finished bool
 }
 
+func (s *geminiStream) buffered() int { return s.r.Buffered() }
+
 func (s *geminiStream) next() (piece, error) {
 	ev, err := s.r.Next()
 	if err == io.EOF {

@@ -129,6 +129,8 @@ type openAIStream struct {
 	done bool
 }
 
+func (s *openAIStream) buffered() int { return s.r.Buffered() }
+
 func (s *openAIStream) next() (piece, error) {
 	if s.done {
 		return piece{}, io.EOF

@@ -77,7 +77,12 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		s.transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Calls to one provider are many and concurrent: keep their
+		// connections rather than dial one per call past the second.
+		t.MaxIdleConnsPerHost = 1024
+		t.DisableCompression = true // streams are read as they come
+		s.transport = t
 	}
 	m, err := newMetrics(o.Registry)
 	if err != nil {

@@ -65,6 +65,9 @@ func NewEventStreamReader(r io.Reader) *EventStreamReader {
 	return &EventStreamReader{br: bufio.NewReader(r)}
 }
 
+// Buffered returns how many bytes the reader holds unread.
+func (r *EventStreamReader) Buffered() int { return r.br.Buffered() }
+
 // Next returns the next message: io.EOF at a clean end,
 // io.ErrUnexpectedEOF inside a message. Its payload is valid until the
 // next call.

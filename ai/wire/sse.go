@@ -124,6 +124,11 @@ func (r *SSEReader) readLine() ([]byte, error) {
 	}
 }
 
+// Buffered returns how many bytes of the stream the reader holds that
+// Next has not returned yet: a caller writing events on may hold its
+// flush while more are already here.
+func (r *SSEReader) Buffered() int { return r.br.Buffered() }
+
 // AppendSSE appends one event to dst in the form providers send: an
 // "event:" line when name is set, one "data:" line per line of data, and
 // a blank line.
