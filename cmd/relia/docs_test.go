@@ -204,7 +204,7 @@ type docRewrite struct {
 // the example backends, the fault server. Other documented ports (a
 // metrics address) are moved to free ones but served by the command
 // that names them.
-var docPorts = []int{8080, 9901, 9001, 9002, 9003, 8474, 9464, 9090}
+var docPorts = []int{8080, 9901, 9001, 9002, 9003, 8474, 9464, 9090, 9700, 8090, 9902}
 
 // docRewrites are applied in order to every command.
 var docRewrites = []docRewrite{
@@ -385,6 +385,10 @@ func serverPorts(cmd string, s *docSandbox) []int {
 		return flag("--listen")
 	case regexp.MustCompile(`^relia-example-backend\b`).MatchString(cmd):
 		return flag("-addr")
+	case regexp.MustCompile(`^relia ai mock\b`).MatchString(cmd):
+		return flag("--listen")
+	case regexp.MustCompile(`^relia ai serve\b`).MatchString(cmd):
+		return append(flag("--listen"), flag("--admin-addr")...)
 	case regexp.MustCompile(`^relia gateway\b`).MatchString(cmd) && !regexp.MustCompile(`^relia gateway (validate|schema)\b`).MatchString(cmd):
 		m := regexp.MustCompile(`(?:--config|-c)[ =](\S+)`).FindStringSubmatch(cmd)
 		if m == nil {
@@ -448,6 +452,12 @@ func (s *docSandbox) provide(where, cmd string) {
 	}
 	if used[8474] {
 		start("relia fault serve", 8474)
+	}
+	if used[9700] || used[8090] || used[9902] {
+		start("relia ai mock --listen 127.0.0.1:9700", 9700)
+	}
+	if used[8090] || used[9902] {
+		start("relia ai serve --config examples/ai-gateway.yaml --listen 127.0.0.1:8090 --admin-addr 127.0.0.1:9902", 8090, 9902)
 	}
 	for _, p := range []int{9001, 9002, 9003} {
 		if used[p] {
