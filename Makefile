@@ -9,7 +9,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 # Debian packages the test suite runs for real, as "command:package" pairs:
 # the package is installed when the command is missing.
-TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq
 
 # Go programs the tests drive as real peers, installed into .tools/bin.
 TOXIPROXY_VERSION := v2.5.0
@@ -19,7 +19,7 @@ TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPRO
 # machine, installed into .tools/node (the AI gateway's Node client test).
 TEST_NPM_DEPS := openai@7.55.0
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-capacity bench-ai demo fuzz clean
 
 all: build
 
@@ -126,6 +126,11 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-capacity: the USL's prediction at a concurrency left out of the
+# fit against the measured throughput of examples/backend on one core.
+bench-capacity:
+	cd bench && $(GO) run ./capacity -step 10s
 
 # demo runs the README's main-job command: the Black Friday experiment on
 # the embedded shop, about a minute, report in ./relia-demo-<time>.
