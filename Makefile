@@ -132,6 +132,11 @@ bench-fault: bench-deps
 bench-capacity:
 	cd bench && $(GO) run ./capacity -step 10s
 
+# bench-ai: relia's AI gateway beside Portkey's (npx @portkey-ai/gateway)
+# in front of relia ai mock, the gateways alone on CPU 1.
+bench-ai: bench-deps
+	cd bench && $(GO) run ./ai -duration 10s -rounds 3
+
 # demo runs the README's main-job command: the Black Friday experiment on
 # the embedded shop, about a minute, report in ./relia-demo-<time>.
 demo: build

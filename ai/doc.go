@@ -8,12 +8,14 @@
 // chooses: OpenAI, Azure OpenAI, Anthropic, Gemini, AWS Bedrock Converse
 // (signed with Signature V4) or any OpenAI-compatible server. When
 // client and provider speak the same format, fields relia does not know
-// pass through in both directions.
+// pass through in both directions. Calls to providers go over the
+// gateway's HTTP/1.1 client (gateway/upstream, every answer framed by
+// internal/h1) unless Options.Transport says otherwise; https providers
+// over TLS through net/http's transport.
 //
 //	b, err := ai.LoadFiles("ai-gateway.yaml") // AIGateway, Models and Prompt documents
 //	if err != nil { ... }                      // ai-gateway.yaml:12:7: spec.routes[0].model: unknown model "gpt-5-ultra"
 //	svc, err := ai.New(b.Config, b.Catalog, ai.Options{
-//		Transport: upstream,                // an http.RoundTripper: the host's transport to providers
 //		Registry:  prometheus.NewRegistry(), // gen_ai_* metrics
 //		Logger:    slog.Default(),           // one record per call
 //		Prompts:   b.Prompts,

@@ -24,9 +24,9 @@ import (
 
 // Options are what a Service takes from its host besides its config.
 type Options struct {
-	// Transport sends requests to providers: the seam through which the
-	// gateway lends its own upstream transport. Nil means a transport of
-	// the Service's own (net/http's, with its defaults).
+	// Transport sends requests to providers. Nil means an
+	// UpstreamTransport of the Service's own: the gateway's HTTP/1.1
+	// client (gateway/upstream) for http:// providers.
 	Transport http.RoundTripper
 	// Clock is the source of time for timeouts, Retry-After, breakers,
 	// budgets and quota windows; nil means the real clock.
@@ -77,12 +77,7 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Calls to one provider are many and concurrent: keep their
-		// connections rather than dial one per call past the second.
-		t.MaxIdleConnsPerHost = 1024
-		t.DisableCompression = true // streams are read as they come
-		s.transport = t
+		s.transport = &UpstreamTransport{}
 	}
 	m, err := newMetrics(o.Registry)
 	if err != nil {
