@@ -57,12 +57,14 @@ type Service struct {
 	clock     clock.Clock
 	epoch     time.Time
 	transport http.RoundTripper
-	observer  resilience.Observer
-	logger    *slog.Logger
-	onRecord  func(Record)
-	metrics   *metrics
-	quotas    *quotas
-	state     atomic.Pointer[state]
+	// ownTransport is transport when the Service made it.
+	ownTransport *UpstreamTransport
+	observer     resilience.Observer
+	logger       *slog.Logger
+	onRecord     func(Record)
+	metrics      *metrics
+	quotas       *quotas
+	state        atomic.Pointer[state]
 }
 
 // New builds a Service from a validated config and the catalog it was
@@ -77,7 +79,8 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		s.transport = &UpstreamTransport{}
+		s.ownTransport = &UpstreamTransport{}
+		s.transport = s.ownTransport
 	}
 	m, err := newMetrics(o.Registry)
 	if err != nil {
@@ -124,8 +127,14 @@ func (s *Service) Reload(cfg *Config, cat *Catalog, prompts []*Prompt) error {
 	return nil
 }
 
-// Close releases what the Service opened itself (a Redis client).
-func (s *Service) Close() error { return s.quotas.close() }
+// Close releases what the Service opened itself (a Redis client, the
+// idle connections of its own transport).
+func (s *Service) Close() error {
+	if s.ownTransport != nil {
+		s.ownTransport.CloseIdle()
+	}
+	return s.quotas.close()
+}
 
 // Caller is who makes a call, as the host authenticated it: relia
 // gateway's API keys and JWT tenants name the tenant. A request without
