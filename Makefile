@@ -9,7 +9,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 # Debian packages the test suite runs for real, as "command:package" pairs:
 # the package is installed when the command is missing.
-TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq curl:curl pg_lsclusters:postgresql
 
 # Go programs the tests drive as real peers, installed into .tools/bin.
 TOXIPROXY_VERSION := v2.5.0
@@ -19,7 +19,7 @@ TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPRO
 # machine, installed into .tools/node (the AI gateway's Node client test).
 TEST_NPM_DEPS := openai@7.55.0
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-capacity bench-ai demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-calls bench-capacity bench-ai demo fuzz clean
 
 all: build
 
@@ -50,7 +50,7 @@ image:
 schemas:
 	$(GO) generate ./internal/config
 	$(GO) build -o $(BIN) ./cmd/relia
-	for k in gateway scenario slo experiment aigateway models prompt; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	for k in gateway scenario slo experiment api aigateway models prompt; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
 	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths
@@ -126,6 +126,15 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-calls: the call store's ingest on one core, a day's aggregates
+# over ten million calls, and the gateway with the store on against off,
+# also through a 10s store outage (docs/api-management.md).
+bench-calls:
+	cd bench && GOMAXPROCS=1 taskset -c 0 $(GO) run ./calls ingest -n 1000000
+	cd bench && $(GO) run ./calls aggregate -n 10000000
+	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -rounds 3
+	cd bench && $(GO) run ./calls gateway -duration 30s -vus 50 -rounds 1 -fail 10s
 
 # bench-capacity: the USL's prediction at a concurrency left out of the
 # fit against the measured throughput of examples/backend on one core.
