@@ -15,7 +15,11 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-calls bench-capacity demo fuzz clean
+# npm packages the tests drive as real clients when node is on the
+# machine, installed into .tools/node (the AI gateway's Node client test).
+TEST_NPM_DEPS := openai@7.55.0
+
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-calls bench-capacity bench-ai demo fuzz clean
 
 all: build
 
@@ -46,7 +50,7 @@ image:
 schemas:
 	$(GO) generate ./internal/config
 	$(GO) build -o $(BIN) ./cmd/relia
-	for k in gateway scenario slo experiment api; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	for k in gateway scenario slo experiment api aigateway models prompt; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
 	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths
@@ -60,6 +64,12 @@ test: test-deps
 # machine that already has everything.
 test-deps:
 	@$(call install_deps,$(TEST_APT_DEPS),$(TEST_GO_TOOLS))
+	@if command -v npm >/dev/null 2>&1; then \
+		for pkg in $(TEST_NPM_DEPS); do \
+			[ -d .tools/node/node_modules/$${pkg%@*} ] || { echo "installing $$pkg into .tools/node"; \
+				npm install --prefix .tools/node --no-audit --no-fund --loglevel=error $$pkg >/dev/null || exit 1; }; \
+		done; \
+	fi
 
 # The peers the benchmark harnesses run beside relia (bench/*).
 BENCH_APT_DEPS := nginx:nginx wrk:wrk hey:hey haproxy:haproxy caddy:caddy
@@ -130,6 +140,11 @@ bench-calls:
 # fit against the measured throughput of examples/backend on one core.
 bench-capacity:
 	cd bench && $(GO) run ./capacity -step 10s
+
+# bench-ai: relia's AI gateway beside Portkey's (npx @portkey-ai/gateway)
+# in front of relia ai mock, the gateways alone on CPU 1.
+bench-ai: bench-deps
+	cd bench && $(GO) run ./ai -duration 10s -rounds 3
 
 # demo runs the README's main-job command: the Black Friday experiment on
 # the embedded shop, about a minute, report in ./relia-demo-<time>.

@@ -324,6 +324,8 @@ var docServers = []docServer{
 	{cmd: regexp.MustCompile(`^relia fault serve\b`), defaults: []docAddr{{"--listen", 8474}}},
 	{cmd: regexp.MustCompile(`^(relia-examples-backend|bin/backend)\b`), defaults: []docAddr{{"-addr", 9001}}},
 	{cmd: regexp.MustCompile(`^prometheus\b`), defaults: []docAddr{{"--web.listen-address", 9090}}},
+	{cmd: regexp.MustCompile(`^relia ai mock\b`), defaults: []docAddr{{"--listen", 9700}}},
+	{cmd: regexp.MustCompile(`^relia ai serve\b`), defaults: []docAddr{{"--listen", 8090}, {"--admin-addr", 9902}}},
 }
 
 // docClients are the commands that talk to a server's default address

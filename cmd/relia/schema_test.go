@@ -16,7 +16,7 @@ import (
 // prints the experiment's as the other commands print theirs.
 func TestSchemasArePublished(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"", "gateway", "scenario", "slo", "experiment"} {
+	for _, kind := range []string{"", "gateway", "scenario", "slo", "experiment", "aigateway", "models", "prompt"} {
 		file := "relia.json"
 		if kind != "" {
 			file = kind + ".json"

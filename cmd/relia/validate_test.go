@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{"an imported SLO format", []string{sloth}, exitPass, "sloth.yaml: ok: SLO", nil},
 		{"Sloth's Kubernetes form", []string{filepath.Join("..", "..", "slo", "testdata", "corpus", "sloth", "k8s-multifile.yml")}, exitPass, "k8s-multifile.yml: ok: SLO", nil},
 		{"an unknown field names its place", []string{badField}, exitBadInput, "", []string{spekAt, "spek: unknown field"}},
-		{"an unknown kind", []string{unknownKind}, exitBadInput, "", []string{"unknown.yaml:1:7", `unknown kind "Nope"`, "Gateway, SLO"}},
+		{"an unknown kind", []string{unknownKind}, exitBadInput, "", []string{"unknown.yaml:1:7", `unknown kind "Nope"`, "Experiment, Gateway"}},
 		{"a missing kind", []string{noKind}, exitBadInput, "", []string{"nokind.yaml", "kind: missing"}},
 		{"a scenario", []string{scenario}, exitPass, "scenario.yaml: ok: Scenario", nil},
 		{"a scenario is built, not only decoded", []string{badTemplate}, exitBadInput, "", []string{"template.yaml:5:", `unknown variable "nope"`}},

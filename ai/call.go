@@ -1,0 +1,594 @@
+package ai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/relia-dev/relia/ai/wire"
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/resilience"
+)
+
+// maxHeldStream bounds the stream bytes relia holds before a flush.
+const maxHeldStream = 32 << 10
+
+// MaxResponseBody bounds a provider's non-streaming answer relia reads.
+const MaxResponseBody = 32 << 20
+
+// chat serves one chat call: admission (access, context window, quota),
+// attempts with failover, and the answer, whole or streamed.
+func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
+	rec := s.newRecord(op, c, req.Model, req.Stream)
+	defer s.finish(rec)
+	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
+	if aerr != nil {
+		rec.fail(aerr)
+		eg.writeError(w, aerr)
+		return
+	}
+	rec.Model = rs.model.Name
+	if rs.cfg.LogContent {
+		rec.content = &contentLog{prompt: promptText(req)}
+	}
+	prompt := estimateChat(req)
+	out, ok := req.OutputLimit()
+	if !ok {
+		out = st.defaultOutput(rs.model)
+	}
+	f := s.newFailover(rs)
+	if cw := rs.model.ContextWindow; cw > 0 && prompt+out > cw && !f.toContextFallback() {
+		aerr := &apiError{status: http.StatusBadRequest, typ: wire.ErrTypeInvalidRequest, code: wire.CodeContextLength,
+			message: fmt.Sprintf("the prompt (about %d tokens) and the output cap (%d) exceed the context window of %s (%d tokens)", prompt, out, rs.model.Name, cw)}
+		rec.fail(aerr)
+		eg.writeError(w, aerr)
+		return
+	}
+	res, aerr := s.quotas.admit(r.Context(), c, rs.model, prompt, rs.model.Price.Cost(Usage{InputTokens: prompt}))
+	if aerr != nil {
+		rec.fail(aerr)
+		eg.writeError(w, aerr)
+		return
+	}
+	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	total := s.clock.AfterFunc(rs.total, cancel)
+	defer total.Stop()
+
+	if req.Stream {
+		s.chatStream(ctx, w, f, req, eg, rec)
+	} else {
+		s.chatWhole(ctx, w, f, req, eg, rec)
+	}
+	rec.Attempts = f.attemptCount()
+	rec.Path = f.pathCopy()
+}
+
+// admitModel finds the route of a model the caller may call.
+// A prompt's model is called on the tenant's behalf: access to the
+// prompt is what is checked.
+func (s *Service) admitModel(st *state, c *caller, name, typ string, viaPrompt bool) (*routeState, *apiError) {
+	if name == "" {
+		return nil, badRequest("model: required")
+	}
+	rs, ok := st.route(name)
+	if !ok {
+		return nil, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, code: "model_not_found", reason: "model_not_found", message: fmt.Sprintf("the model %q does not exist or has no route", name)}
+	}
+	if !viaPrompt && !c.mayCall(rs.model) {
+		return nil, &apiError{status: http.StatusForbidden, typ: wire.ErrTypePermission, code: "model_not_allowed", reason: "model_not_allowed", message: fmt.Sprintf("tenant %q may not call model %q", c.tenantName(), rs.model.Name)}
+	}
+	if rs.model.Type != typ {
+		return nil, badRequest(fmt.Sprintf("the model %q is a %s model", rs.model.Name, rs.model.Type))
+	}
+	return rs, nil
+}
+
+func (st *state) defaultOutput(m *Model) int {
+	n := orDefault(st.cfg.Spec.DefaultOutputTokens, 1024)
+	if m.MaxOutputTokens > 0 && m.MaxOutputTokens < n {
+		n = m.MaxOutputTokens
+	}
+	return n
+}
+
+// send sends one attempt's request and returns the response when its
+// status is a success, or the provider's error.
+func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
+	for k, v := range t.provider.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.transport.RoundTrip(req)
+	if err != nil {
+		if req.Context().Err() != nil && errors.Is(context.Cause(req.Context()), errFirstToken) {
+			return nil, &callError{kind: kindTimeout, message: "no answer within the first-token timeout"}
+		}
+		return nil, &callError{kind: kindNetwork, message: err.Error()}
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return nil, t.prov.adapter.errorOf(resp.StatusCode, resp.Header, body, s.clock.Now())
+}
+
+var errFirstToken = errors.New("first-token timeout")
+
+// chatWhole serves a non-streaming call.
+func (s *Service) chatWhole(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record) {
+	for {
+		t, ok := f.next()
+		if !ok {
+			aerr := f.failure()
+			rec.fail(aerr)
+			eg.writeError(w, aerr)
+			return
+		}
+		rec.target(t)
+		resp, raw, usage, err := s.attemptWhole(ctx, t, req)
+		if err != nil && ctx.Err() != nil {
+			t.permit.Done(context.Canceled) // the client left: no verdict on the provider
+			rec.Outcome, rec.Status = OutcomeCancelled, 499
+			return
+		}
+		f.report(t, err)
+		if err != nil {
+			continue
+		}
+		rec.usage = usage
+		rec.setCost(t.route.model)
+		rec.TTFT = s.clock.Since(rec.Time)
+		if rec.content != nil {
+			if resp = decodeChat(resp, raw); len(resp.Choices) > 0 {
+				rec.content.completion = resp.Choices[0].Message.Text()
+			}
+		}
+		rec.Outcome, rec.Status = OutcomeOK, http.StatusOK
+		eg.writeResponse(w, resp, raw, t)
+		return
+	}
+}
+
+func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatRequest) (*wire.ChatResponse, []byte, Usage, error) {
+	hreq, err := t.prov.adapter.chatRequest(ctx, t, req)
+	if err != nil {
+		return nil, nil, Usage{}, &callError{kind: kindClient, status: http.StatusBadRequest, message: err.Error()}
+	}
+	resp, err := s.send(t, hreq)
+	if err != nil {
+		return nil, nil, Usage{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	if err != nil {
+		return nil, nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer: " + err.Error()}
+	}
+	if len(body) > MaxResponseBody {
+		return nil, nil, Usage{}, &callError{kind: kindServer, message: "the answer is over 32MiB"}
+	}
+	cr, raw, err := t.prov.adapter.chatResponse(t, body)
+	if err != nil {
+		return nil, nil, Usage{}, &callError{kind: kindServer, message: err.Error()}
+	}
+	if cr == nil {
+		return nil, raw, usageOf(raw), nil
+	}
+	return cr, raw, usageFromOpenAI(cr.Usage), nil
+}
+
+// openStream is a provider's stream opened up to its first token.
+type openStream struct {
+	t       *target
+	body    io.Closer
+	dec     streamDecoder
+	cancel  context.CancelCauseFunc
+	stop    func() bool // unhooks the cancel from the attempt's context
+	timer   clock.Timer
+	expired atomic.Bool
+	pending []piece
+	ended   bool // the stream ended (io.EOF) while pending was read
+}
+
+func (o *openStream) close() {
+	o.timer.Stop()
+	o.cancel(context.Canceled)
+	o.body.Close()
+}
+
+// open sends an attempt and reads its stream up to the first token, all
+// within the route's first-token timeout. The stream's context lives
+// past ctx (a hedge's attempt context ends when the hedge returns) but
+// ends with the call's.
+func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRequest) (*openStream, error) {
+	sctx, cancel := context.WithCancelCause(callCtx)
+	o := &openStream{t: t, cancel: cancel}
+	o.stop = context.AfterFunc(ctx, func() { cancel(context.Canceled) })
+	o.timer = s.clock.AfterFunc(t.route.firstToken, func() { o.expired.Store(true); cancel(errFirstToken) })
+	fail := func(err error) (*openStream, error) {
+		o.timer.Stop()
+		o.stop()
+		cancel(context.Canceled)
+		if o.body != nil {
+			o.body.Close()
+		}
+		if o.expired.Load() {
+			return nil, &callError{kind: kindTimeout, message: fmt.Sprintf("no first token within %s", t.route.firstToken)}
+		}
+		return nil, err
+	}
+	hreq, err := t.prov.adapter.chatRequest(sctx, t, req)
+	if err != nil {
+		return fail(&callError{kind: kindClient, status: http.StatusBadRequest, message: err.Error()})
+	}
+	resp, err := s.send(t, hreq)
+	if err != nil {
+		return fail(err)
+	}
+	o.body = resp.Body
+	o.dec = t.prov.adapter.chatStream(t, resp.Body)
+	for {
+		p, err := o.dec.next()
+		if err == io.EOF {
+			o.ended = true
+			break
+		}
+		if err != nil {
+			var ce *callError
+			if !errors.As(err, &ce) {
+				ce = &callError{kind: kindNetwork, message: "reading the stream: " + err.Error()}
+			}
+			return fail(ce)
+		}
+		o.pending = append(o.pending, p)
+		if p.tokens {
+			break
+		}
+	}
+	o.stop()
+	if ctx.Err() != nil { // a hedge's loser: it lost while the token came
+		return fail(ctx.Err())
+	}
+	return o, nil
+}
+
+// chatStream serves a streaming call: attempts fail over (or hedge)
+// until one produces a first token; only then does the client get a
+// byte, so a failover before it is invisible. After it, a failure ends
+// the client's stream with an error event and the call is recorded as
+// failed mid-stream: what was sent cannot be unsent, and a silent retry
+// would send different text.
+func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record) {
+	var o *openStream
+	for o == nil {
+		var err error
+		o, err = s.openNext(ctx, f, req, rec)
+		if err != nil {
+			if ctx.Err() != nil {
+				rec.Outcome, rec.Status = OutcomeCancelled, 499
+				return
+			}
+			aerr := f.failure()
+			rec.fail(aerr)
+			eg.writeError(w, aerr)
+			return
+		}
+	}
+	t := o.t
+	rec.target(t)
+	rec.TTFT = s.clock.Since(rec.Time)
+	defer o.close()
+
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
+	sw.start()
+	var err error
+	for _, p := range o.pending {
+		sw.piece(p)
+	}
+	o.pending = nil
+	if !o.ended {
+		o.timer.Reset(t.route.idle)
+		err = sw.flush()
+		for err == nil {
+			var p piece
+			p, err = o.dec.next()
+			if err != nil {
+				break
+			}
+			o.timer.Reset(t.route.idle)
+			sw.piece(p)
+			// Events already read from the provider go out in one
+			// write; the flush waits only while more are at hand.
+			if o.dec.buffered() == 0 || len(sw.buf) >= maxHeldStream {
+				err = sw.flush()
+			}
+		}
+	}
+	if err == io.EOF || o.ended {
+		err = nil
+	}
+	rec.usage = sw.usage
+	rec.setCost(t.route.model)
+	if out := sw.usage.OutputTokens; out > 1 {
+		rec.TPOT = (s.clock.Since(rec.Time) - rec.TTFT) / time.Duration(out-1)
+	}
+	if err == nil {
+		sw.end()
+		t.permit.Done(nil)
+		rec.Outcome, rec.Status = OutcomeOK, http.StatusOK
+		return
+	}
+	if ctx.Err() != nil && !o.expired.Load() {
+		t.permit.Done(context.Canceled)
+		rec.Outcome, rec.Status = OutcomeCancelled, 499
+		return
+	}
+	var ce *callError
+	switch {
+	case o.expired.Load():
+		ce = &callError{kind: kindTimeout, message: fmt.Sprintf("the stream stalled: no token for %s", t.route.idle)}
+	case errors.As(err, &ce):
+	default:
+		ce = &callError{kind: kindNetwork, message: "the stream broke: " + err.Error()}
+	}
+	t.permit.Done(ce)
+	t.rt.health.record(false)
+	aerr := &apiError{status: http.StatusBadGateway, typ: wire.ErrTypeServer, code: "stream_interrupted", reason: "failed_mid_stream",
+		message: fmt.Sprintf("the provider's stream failed after the first token (%s); relia does not retry a stream once text was sent", ce)}
+	sw.fail(aerr)
+	rec.Outcome, rec.Status, rec.Reason = OutcomeFailedMidStream, http.StatusOK, ce.kind.String()
+}
+
+// openNext opens the next candidate's stream, hedged when the route says
+// so: another candidate is tried when no first token came within
+// HedgeAfter, and the first stream with a token wins.
+func (s *Service) openNext(ctx context.Context, f *failover, req *wire.ChatRequest, rec *Record) (*openStream, error) {
+	h := f.hedge()
+	if h == nil {
+		t, ok := f.next()
+		if !ok {
+			return nil, errNoCandidate
+		}
+		rec.target(t)
+		o, err := s.open(ctx, ctx, t, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.permit.Done(context.Canceled) // the client left: no verdict on the provider
+				return nil, ctx.Err()
+			}
+			f.report(t, err)
+			return nil, nil
+		}
+		f.reportOpened(t)
+		return o, nil
+	}
+	p := resilience.NewPipeline[*openStream](h).WithDiscard(func(o *openStream) {
+		if o != nil {
+			o.t.permit.Done(context.Canceled)
+			o.close()
+		}
+	})
+	var noneLeft atomic.Bool
+	o, err := p.Get(ctx, func(actx context.Context) (*openStream, error) {
+		t, ok := f.next()
+		if !ok {
+			noneLeft.Store(true)
+			return nil, errNoCandidate
+		}
+		o, err := s.open(actx, ctx, t, req)
+		if err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				t.permit.Done(context.Canceled) // a hedge's loser, cancelled
+				return nil, err
+			}
+			f.report(t, err)
+			return nil, err
+		}
+		f.reportOpened(t)
+		return o, nil
+	})
+	if err != nil {
+		if noneLeft.Load() && f.attemptCount() == 0 || errors.Is(err, errNoCandidate) {
+			return nil, errNoCandidate
+		}
+		return nil, nil
+	}
+	return o, nil
+}
+
+var errNoCandidate = errors.New("no candidate left")
+
+// hedge returns the hedge policy of the chain's current route, if any.
+func (f *failover) hedge() *resilience.Hedge {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.queueOf != nil {
+		return f.queueOf.hedge
+	}
+	if len(f.routes) > 0 {
+		return f.routes[0].hedge
+	}
+	return nil
+}
+
+// reportOpened records a stream that reached its first token: its path
+// entry and SLO count now; its breaker permit stays open until the stream
+// ends.
+func (f *failover) reportOpened(t *target) {
+	t.rt.health.record(true)
+	f.mu.Lock()
+	f.path = append(f.path, t.name()+":ok")
+	f.mu.Unlock()
+}
+
+// streamWriter writes a stream to the client in the ingress's format.
+type streamWriter struct {
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	eg           egress
+	t            *target
+	buf          []byte
+	includeUsage bool
+	usage        Usage
+	finish       string
+	id           string // the stream's chunk id, for chunks relia adds
+	content      *contentLog
+	text         bytes.Buffer
+}
+
+func (sw *streamWriter) start() {
+	h := sw.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	sw.w.WriteHeader(http.StatusOK)
+	sw.buf = sw.eg.streamStart(sw.buf[:0], sw.t)
+}
+
+func (sw *streamWriter) piece(p piece) {
+	if p.usage != nil {
+		sw.usage = *p.usage
+	}
+	if p.chunk != nil && p.chunk.ID != "" {
+		sw.id = p.chunk.ID
+	}
+	if p.finish != "" {
+		sw.finish = p.finish
+	}
+	if sw.content != nil {
+		collectText(&sw.text, p)
+	}
+	sw.buf = sw.eg.streamPiece(sw.buf, p, sw)
+}
+
+func (sw *streamWriter) flush() error {
+	if len(sw.buf) == 0 {
+		return nil
+	}
+	if _, err := sw.w.Write(sw.buf); err != nil {
+		return err
+	}
+	sw.buf = sw.buf[:0]
+	return sw.rc.Flush()
+}
+
+func (sw *streamWriter) end() {
+	sw.buf = sw.eg.streamEnd(sw.buf, sw)
+	sw.flush()
+	if sw.content != nil {
+		sw.content.completion = sw.text.String()
+	}
+}
+
+func (sw *streamWriter) fail(e *apiError) {
+	sw.buf = sw.eg.streamFail(sw.buf, e, sw)
+	sw.flush()
+	if sw.content != nil {
+		sw.content.completion = sw.text.String()
+	}
+}
+
+// collectText appends a piece's text to b, for records that keep
+// completions.
+func collectText(b *bytes.Buffer, p piece) {
+	c := p.chunk
+	if c == nil && p.raw != nil {
+		var cc wire.ChatChunk
+		if json.Unmarshal(p.raw, &cc) == nil {
+			c = &cc
+		}
+	}
+	if c == nil {
+		return
+	}
+	for _, ch := range c.Choices {
+		if ch.Delta.Content != nil {
+			b.WriteString(*ch.Delta.Content)
+		}
+	}
+}
+
+// embeddings serves one embeddings call.
+func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.EmbeddingRequest) {
+	eg := openAIEgress{}
+	rec := s.newRecord("embeddings", c, req.Model, false)
+	defer s.finish(rec)
+	rs, aerr := s.admitModel(st, c, req.Model, TypeEmbedding, false)
+	if aerr != nil {
+		rec.fail(aerr)
+		eg.writeError(w, aerr)
+		return
+	}
+	rec.Model = rs.model.Name
+	est := estimateEmbedding(req)
+	res, aerr := s.quotas.admit(r.Context(), c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
+	if aerr != nil {
+		rec.fail(aerr)
+		eg.writeError(w, aerr)
+		return
+	}
+	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	total := s.clock.AfterFunc(rs.total, cancel)
+	defer total.Stop()
+	f := s.newFailover(rs)
+	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()
+	for {
+		t, ok := f.next()
+		if !ok {
+			aerr := f.failure()
+			rec.fail(aerr)
+			eg.writeError(w, aerr)
+			return
+		}
+		rec.target(t)
+		body, usage, err := s.attemptEmbed(ctx, t, req)
+		if err != nil && ctx.Err() != nil {
+			t.permit.Done(context.Canceled)
+			rec.Outcome, rec.Status = OutcomeCancelled, 499
+			return
+		}
+		f.report(t, err)
+		if err != nil {
+			continue
+		}
+		rec.usage = usage
+		rec.setCost(rs.model)
+		rec.Outcome, rec.Status = OutcomeOK, http.StatusOK
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+		return
+	}
+}
+
+func (s *Service) attemptEmbed(ctx context.Context, t *target, req *wire.EmbeddingRequest) ([]byte, Usage, error) {
+	hreq, err := t.prov.adapter.embedRequest(ctx, t, req)
+	if err != nil {
+		return nil, Usage{}, &callError{kind: kindClient, status: http.StatusBadRequest, message: err.Error()}
+	}
+	resp, err := s.send(t, hreq)
+	if err != nil {
+		return nil, Usage{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	if err != nil || len(body) > MaxResponseBody {
+		return nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer failed or it is over 32MiB"}
+	}
+	out, u, err := t.prov.adapter.embedResponse(t, req, body)
+	if err != nil {
+		return nil, Usage{}, &callError{kind: kindServer, message: err.Error()}
+	}
+	return out, u, nil
+}

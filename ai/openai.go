@@ -1,0 +1,230 @@
+package ai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/relia-dev/relia/ai/wire"
+)
+
+// openAIAdapter speaks OpenAI's API, which OpenAI-compatible servers
+// share, and Azure OpenAI's variant of it (deployment paths, api-key
+// header, api-version).
+type openAIAdapter struct{ azure bool }
+
+// DefaultAzureAPIVersion is the api-version relia sends to Azure OpenAI
+// when the provider sets none.
+const DefaultAzureAPIVersion = "2024-10-21"
+
+func (a openAIAdapter) url(t *target, op string) string {
+	if a.azure {
+		v := t.provider.APIVersion
+		if v == "" {
+			v = DefaultAzureAPIVersion
+		}
+		return strings.TrimSuffix(t.provider.URL, "/") + "/openai/deployments/" + url.PathEscape(t.model) + "/" + op + "?api-version=" + url.QueryEscape(v)
+	}
+	return strings.TrimSuffix(t.provider.URL, "/") + "/" + op
+}
+
+func (a openAIAdapter) auth(r *http.Request, t *target) {
+	switch {
+	case t.key == "":
+	case a.azure:
+		r.Header.Set("Api-Key", t.key)
+	default:
+		r.Header.Set("Authorization", "Bearer "+t.key)
+	}
+}
+
+func (a openAIAdapter) chatRequest(ctx context.Context, t *target, req *wire.ChatRequest) (*http.Request, error) {
+	var body []byte
+	var err error
+	if req.Raw != nil {
+		body, err = forwardChat(req.Raw, t.model, req.Stream)
+	} else {
+		out := *req
+		out.Model = t.model
+		if out.Stream {
+			out.StreamOptions = &wire.StreamOptions{IncludeUsage: true}
+		}
+		body, err = json.Marshal(out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	r, err := newRequest(ctx, a.url(t, "chat/completions"), body)
+	if err != nil {
+		return nil, err
+	}
+	a.auth(r, t)
+	return r, nil
+}
+
+// forwardChat edits a client's chat body for a provider of the same
+// format: the provider's model id, and, for a stream, usage asked for
+// (quotas and costs are made of it). Every other member stays as the
+// client wrote it.
+func forwardChat(raw []byte, model string, stream bool) ([]byte, error) {
+	q, _ := json.Marshal(model)
+	body, err := wire.SetMember(raw, "model", q)
+	if err != nil || !stream {
+		return body, err
+	}
+	so := []byte(`{"include_usage":true}`)
+	if cur, ok, _ := wire.Member(body, "stream_options"); ok && len(cur) > 0 && cur[0] == '{' {
+		if so, err = wire.SetMember(cur, "include_usage", []byte("true")); err != nil {
+			return nil, err
+		}
+	}
+	return wire.SetMember(body, "stream_options", so)
+}
+
+// chatResponse keeps the answer as the provider wrote it: the client of
+// the same format gets it unchanged, and only its usage is read here
+// (decodeChat decodes the rest for the callers that need it).
+func (openAIAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse, []byte, error) {
+	if !json.Valid(body) {
+		return nil, nil, fmt.Errorf("decoding the provider's answer: not JSON")
+	}
+	return nil, body, nil
+}
+
+// usageOf reads the usage member of an OpenAI answer without decoding
+// the rest of it.
+func usageOf(raw []byte) Usage {
+	u, ok, _ := wire.Member(raw, "usage")
+	if !ok {
+		return Usage{}
+	}
+	var w wire.Usage
+	json.Unmarshal(u, &w)
+	return usageFromOpenAI(&w)
+}
+
+// decodeChat returns the decoded answer, decoding raw when the adapter
+// kept it whole.
+func decodeChat(resp *wire.ChatResponse, raw []byte) *wire.ChatResponse {
+	if resp != nil {
+		return resp
+	}
+	var r wire.ChatResponse
+	json.Unmarshal(raw, &r)
+	return &r
+}
+
+func (openAIAdapter) chatStream(_ *target, body io.Reader) streamDecoder {
+	return &openAIStream{r: wire.NewSSEReader(body, 0)}
+}
+
+type openAIStream struct {
+	r    *wire.SSEReader
+	done bool
+}
+
+func (s *openAIStream) buffered() int { return s.r.Buffered() }
+
+func (s *openAIStream) next() (piece, error) {
+	if s.done {
+		return piece{}, io.EOF
+	}
+	ev, err := s.r.Next()
+	if err == io.EOF {
+		return piece{}, io.ErrUnexpectedEOF // no [DONE]: cut short
+	}
+	if err != nil {
+		return piece{}, err
+	}
+	if bytes.Equal(ev.Data, wire.Done) {
+		s.done = true
+		return piece{}, io.EOF
+	}
+	var c wire.ChatChunk
+	if err := json.Unmarshal(ev.Data, &c); err != nil {
+		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
+	}
+	if c.Error != nil {
+		return piece{}, streamErrorOf(c.Error.Type, c.Error.Message)
+	}
+	p := piece{raw: bytes.Clone(ev.Data)}
+	for _, ch := range c.Choices {
+		if (ch.Delta.Content != nil && *ch.Delta.Content != "") || len(ch.Delta.ToolCalls) > 0 {
+			p.tokens = true
+		}
+		if ch.FinishReason != nil {
+			p.finish = *ch.FinishReason
+		}
+	}
+	if c.Usage != nil {
+		u := usageFromOpenAI(c.Usage)
+		p.usage = &u
+		p.usageOnly = len(c.Choices) == 0
+	}
+	return p, nil
+}
+
+// streamErrorOf classifies an error event by its type.
+func streamErrorOf(typ, msg string) *callError {
+	e := &callError{message: msg, kind: kindServer}
+	switch typ {
+	case wire.ErrTypeRateLimit:
+		e.kind = kindRateLimited
+	case wire.ErrTypeOverloaded:
+		e.kind = kindOverloaded
+	}
+	return e
+}
+
+func (a openAIAdapter) embedRequest(ctx context.Context, t *target, req *wire.EmbeddingRequest) (*http.Request, error) {
+	var body []byte
+	var err error
+	if req.Raw != nil {
+		q, _ := json.Marshal(t.model)
+		body, err = wire.SetMember(req.Raw, "model", q)
+	} else {
+		out := *req
+		out.Model = t.model
+		body, err = json.Marshal(out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	r, err := newRequest(ctx, a.url(t, "embeddings"), body)
+	if err != nil {
+		return nil, err
+	}
+	a.auth(r, t)
+	return r, nil
+}
+
+func (openAIAdapter) embedResponse(_ *target, _ *wire.EmbeddingRequest, body []byte) ([]byte, Usage, error) {
+	var resp struct {
+		Usage wire.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, Usage{}, fmt.Errorf("decoding the provider's answer: %w", err)
+	}
+	return body, Usage{InputTokens: resp.Usage.PromptTokens}, nil
+}
+
+func (openAIAdapter) errorOf(status int, h http.Header, body []byte, now time.Time) *callError {
+	var eb wire.ErrorBody
+	msg, code := "", ""
+	if json.Unmarshal(body, &eb) == nil {
+		msg = eb.Error.Message
+		if eb.Error.Code != nil {
+			code = *eb.Error.Code
+		}
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return classify(status, h, msg, code, body, now)
+}

@@ -1,0 +1,346 @@
+package ai
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/relia-dev/relia/ai/wire"
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/resilience"
+)
+
+// Options are what a Service takes from its host besides its config.
+type Options struct {
+	// Transport sends requests to providers. Nil means an
+	// UpstreamTransport of the Service's own: the gateway's HTTP/1.1
+	// client (gateway/upstream) for http:// providers.
+	Transport http.RoundTripper
+	// Clock is the source of time for timeouts, Retry-After, breakers,
+	// budgets and quota windows; nil means the real clock.
+	Clock clock.Clock
+	// Registry receives the GenAI metrics; nil means none are kept.
+	Registry prometheus.Registerer
+	// Logger receives one record per call (level info, message
+	// "ai call"); nil means none.
+	Logger *slog.Logger
+	// OnRecord, when set, is given each call's record too (the gateway's
+	// access log and call store).
+	OnRecord func(Record)
+	// Observer receives the resilience events of breakers and hedges.
+	Observer resilience.Observer
+	// Redis is the client of the shared quota store; nil makes the
+	// Service dial spec.quotaStore.redis itself when it is set.
+	Redis redis.UniversalClient
+	// Prompts are the prompt documents served under /prompts/.
+	Prompts []*Prompt
+}
+
+// Service is the AI gateway's request handling: an http.Handler serving
+// the OpenAI-compatible ingress (/v1/chat/completions, /v1/embeddings,
+// /v1/models), the Anthropic-compatible /v1/messages and the prompt APIs
+// (/prompts/{name}) over the configured providers. It is safe for
+// concurrent use; Reload swaps its config atomically.
+type Service struct {
+	clock     clock.Clock
+	epoch     time.Time
+	transport http.RoundTripper
+	// ownTransport is transport when the Service made it.
+	ownTransport *UpstreamTransport
+	observer     resilience.Observer
+	logger       *slog.Logger
+	onRecord     func(Record)
+	metrics      *metrics
+	quotas       *quotas
+	state        atomic.Pointer[state]
+}
+
+// New builds a Service from a validated config and the catalog it was
+// validated against.
+func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
+	if cat == nil {
+		cat = ShippedCatalog()
+	}
+	if err := cfg.Validate(cat); err != nil {
+		return nil, err
+	}
+	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
+	s.epoch = s.clock.Now()
+	if s.transport == nil {
+		s.ownTransport = &UpstreamTransport{}
+		s.transport = s.ownTransport
+	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	q, err := newQuotas(cfg, o.Redis, s.clock)
+	if err != nil {
+		return nil, err
+	}
+	s.quotas = q
+	st, err := s.build(cfg, cat, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.buildPrompts(st, o.Prompts); err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	return s, nil
+}
+
+// Reload swaps in a new config and catalog; the breakers, Retry-After
+// waits and quota counters of what stays the same carry over. On error
+// the old config keeps serving.
+func (s *Service) Reload(cfg *Config, cat *Catalog, prompts []*Prompt) error {
+	if cat == nil {
+		cat = ShippedCatalog()
+	}
+	if err := cfg.Validate(cat); err != nil {
+		return err
+	}
+	st, err := s.build(cfg, cat, s.state.Load())
+	if err != nil {
+		return err
+	}
+	if err := s.buildPrompts(st, prompts); err != nil {
+		return err
+	}
+	if err := s.quotas.reload(cfg); err != nil {
+		return err
+	}
+	s.state.Store(st)
+	return nil
+}
+
+// Close releases what the Service opened itself (a Redis client, the
+// idle connections of its own transport).
+func (s *Service) Close() error {
+	if s.ownTransport != nil {
+		s.ownTransport.CloseIdle()
+	}
+	return s.quotas.close()
+}
+
+// Caller is who makes a call, as the host authenticated it: relia
+// gateway's API keys and JWT tenants name the tenant. A request without
+// one is identified by the AI config's own tenant keys.
+type Caller struct {
+	// Tenant names a tenant of spec.tenants.
+	Tenant string
+	// Key identifies the credential used (a key's id, never the secret),
+	// for per-key quotas and records.
+	Key string
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the caller of a request.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// Paths the Service serves, for a host that routes them to it.
+var Paths = []string{"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/prompts/"}
+
+// ServeHTTP serves one request of the AI ingress.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	p := r.URL.Path
+	var eg egress = openAIEgress{}
+	if p == "/v1/messages" {
+		eg = anthropicEgress{}
+	}
+	switch {
+	case p == "/v1/models" && r.Method == http.MethodGet:
+	case r.Method != http.MethodPost:
+		eg.writeError(w, &apiError{status: http.StatusMethodNotAllowed, typ: wire.ErrTypeInvalidRequest, message: r.Method + " is not allowed here"})
+		return
+	}
+	caller, aerr := s.identify(r, st)
+	if aerr != nil {
+		eg.writeError(w, aerr)
+		return
+	}
+	if p == "/v1/models" {
+		s.serveModels(w, st, caller)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(st.maxBody())+1))
+	if err != nil {
+		return // the client went away
+	}
+	if len(body) > st.maxBody() {
+		eg.writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, typ: wire.ErrTypeInvalidRequest, code: "request_too_large", message: fmt.Sprintf("the request body is over %d bytes", st.maxBody())})
+		return
+	}
+	switch {
+	case p == "/v1/chat/completions":
+		var req wire.ChatRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			eg.writeError(w, badRequest("the body is not a chat completion request: "+err.Error()))
+			return
+		}
+		req.Raw = body
+		s.chat(w, r, st, caller, &req, eg, "chat")
+	case p == "/v1/messages":
+		var areq wire.MessagesRequest
+		if err := json.Unmarshal(body, &areq); err != nil {
+			eg.writeError(w, badRequest("the body is not a Messages request: "+err.Error()))
+			return
+		}
+		req, err := fromAnthropic(&areq)
+		if err != nil {
+			eg.writeError(w, badRequest(err.Error()))
+			return
+		}
+		s.chat(w, r, st, caller, req, eg, "chat")
+	case p == "/v1/embeddings":
+		var req wire.EmbeddingRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			eg.writeError(w, badRequest("the body is not an embeddings request: "+err.Error()))
+			return
+		}
+		req.Raw = body
+		s.embeddings(w, r, st, caller, &req)
+	case strings.HasPrefix(p, "/prompts/"):
+		s.servePrompt(w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)
+	default:
+		eg.writeError(w, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, message: "no such endpoint: " + p})
+	}
+}
+
+func (st *state) maxBody() int {
+	if n := st.cfg.Spec.MaxBodySize; n > 0 {
+		return int(n)
+	}
+	return 4 << 20
+}
+
+// identify finds the caller's tenant: the host's Caller, else the
+// request's key among the tenants' keys. With no tenants configured,
+// everyone is the anonymous tenant.
+func (s *Service) identify(r *http.Request, st *state) (*caller, *apiError) {
+	if c, ok := r.Context().Value(callerKey{}).(Caller); ok {
+		t := st.tenant(c.Tenant)
+		if t == nil && len(st.tenants) > 0 {
+			return nil, &apiError{status: http.StatusForbidden, typ: wire.ErrTypePermission, code: "unknown_tenant", reason: "unknown_tenant", message: fmt.Sprintf("tenant %q may not call the AI gateway", c.Tenant)}
+		}
+		return &caller{tenant: t, name: c.Tenant, key: c.Key}, nil
+	}
+	if len(st.tenants) == 0 {
+		return &caller{}, nil
+	}
+	key := bearer(r)
+	if key == "" {
+		return nil, &apiError{status: http.StatusUnauthorized, typ: wire.ErrTypeAuthentication, code: "missing_api_key", reason: "missing_api_key", message: "no API key: send Authorization: Bearer KEY"}
+	}
+	for k, t := range st.byKey {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+			return &caller{tenant: t, name: t.cfg.Name, key: t.keyNames[k]}, nil
+		}
+	}
+	return nil, &apiError{status: http.StatusUnauthorized, typ: wire.ErrTypeAuthentication, code: "invalid_api_key", reason: "invalid_api_key", message: "the API key is not known"}
+}
+
+func bearer(r *http.Request) string {
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(v)
+	}
+	return r.Header.Get("X-Api-Key")
+}
+
+func (s *Service) serveModels(w http.ResponseWriter, st *state, c *caller) {
+	list := wire.ModelList{Object: "list", Data: []wire.ModelInfo{}}
+	for _, m := range st.catalog.Models() {
+		if _, ok := st.routes[m.Name]; !ok || !c.mayCall(m) {
+			continue
+		}
+		list.Data = append(list.Data, wire.ModelInfo{ID: m.Name, Object: "model", Created: 0, OwnedBy: "relia"})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// apiError is an error answered to a client, in the ingress's format.
+type apiError struct {
+	status     int
+	typ        string
+	code       string
+	message    string
+	reason     string
+	retryAfter time.Duration
+	// quota names the exhausted quota and resetAt when it resets.
+	quota   string
+	resetAt time.Time
+	// raw is a provider's own error body, relayed as is to a client of
+	// the same format.
+	raw []byte
+}
+
+func badRequest(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: wire.ErrTypeInvalidRequest, message: msg}
+}
+
+// clientErrorOf relays a provider's refusal of the request itself.
+func clientErrorOf(ce *callError) *apiError {
+	e := &apiError{status: ce.status, typ: wire.ErrTypeInvalidRequest, message: ce.message}
+	if e.status == 0 {
+		e.status = http.StatusBadRequest
+	}
+	if ce.kind == kindContextLength {
+		e.code = wire.CodeContextLength
+	}
+	return e
+}
+
+func (e *apiError) body() []byte {
+	obj := map[string]any{"message": e.message, "type": e.typ, "param": nil, "code": nil}
+	if e.code != "" {
+		obj["code"] = e.code
+	}
+	if e.reason != "" {
+		obj["reason"] = e.reason
+	}
+	if e.quota != "" {
+		obj["quota"] = e.quota
+		obj["resets_at"] = e.resetAt.UTC().Format(time.RFC3339)
+	}
+	b, _ := json.Marshal(map[string]any{"error": obj})
+	return b
+}
+
+func (e *apiError) headers(h http.Header) {
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
+	}
+	if e.quota != "" {
+		h.Set("X-Relia-Quota", e.quota)
+		h.Set("X-Relia-Quota-Reset", e.resetAt.UTC().Format(time.RFC3339))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding the answer failed","type":"server_error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+var errStreamIdle = errors.New("no token within the idle timeout")

@@ -1,0 +1,194 @@
+package ai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
+)
+
+// maxExchange bounds one provider exchange when its context sets no
+// deadline: the connection's deadline, not a timeout of the call (the
+// route's total timeout cancels the context well before).
+const maxExchange = time.Hour
+
+// UpstreamTransport sends the AI gateway's calls to providers over the
+// gateway's own HTTP/1.1 client (gateway/upstream): connections kept per
+// provider address and bounded in number, every answer framed by relia's
+// codec (internal/h1), so a provider's bytes are read as strictly as a
+// target's. Providers at https:// addresses go through TLS, which
+// gateway/upstream does not speak: they go through TLS.
+type UpstreamTransport struct {
+	// MaxConns bounds the connections to one provider address (default
+	// 1024).
+	MaxConns int
+	// DialTimeout bounds a connect (default 5s).
+	DialTimeout time.Duration
+	// TLS sends the calls to https:// providers; nil means a net/http
+	// transport of its own.
+	TLS http.RoundTripper
+
+	once    sync.Once
+	mu      sync.Mutex
+	targets map[string]*upstream.Target
+}
+
+func (u *UpstreamTransport) init() {
+	u.targets = map[string]*upstream.Target{}
+	if u.TLS == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Calls to one provider are many and concurrent: keep their
+		// connections rather than dial one per call past the second.
+		t.MaxIdleConnsPerHost = 1024
+		t.DisableCompression = true // streams are read as they come
+		u.TLS = t
+	}
+}
+
+func (u *UpstreamTransport) target(addr string) *upstream.Target {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.targets[addr]
+	if t == nil {
+		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.MaxConns, DialTimeout: orDefault(u.DialTimeout, 5*time.Second)})
+		u.targets[addr] = t
+	}
+	return t
+}
+
+// CloseIdle closes the connections kept idle to every provider.
+func (u *UpstreamTransport) CloseIdle() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, t := range u.targets {
+		t.CloseIdle()
+	}
+}
+
+// RoundTrip sends req and returns the provider's answer, its body read
+// from the connection as the caller reads it. Cancelling the request's
+// context ends the exchange and any read of the body.
+func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	u.once.Do(u.init)
+	if req.URL.Scheme == "https" {
+		return u.TLS.RoundTrip(req)
+	}
+	if req.URL.Scheme != "http" {
+		closeBody(req)
+		return nil, fmt.Errorf("send to %s: scheme %q (want http or https)", req.URL.Redacted(), req.URL.Scheme)
+	}
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr += ":80"
+	}
+	var body []byte
+	if req.Body != nil {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read the request body: %w", err)
+		}
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	ur := upstream.Request{Method: []byte(req.Method), Target: []byte(req.URL.RequestURI()), Host: []byte(host), Body: body}
+	for name, values := range req.Header {
+		if h1.HopByHop([]byte(name)) || name == "Host" || name == "Content-Length" {
+			continue
+		}
+		for _, v := range values {
+			ur.Fields = append(ur.Fields, h1.Header{Name: []byte(name), Value: []byte(v)})
+		}
+	}
+	ctx := req.Context()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(maxExchange)
+	}
+	b := &upstreamBody{}
+	if err := u.target(addr).Do(ctx, &ur, &b.resp, deadline); err != nil {
+		return nil, err
+	}
+	resp := &http.Response{
+		Status:        strconv.Itoa(b.resp.Status) + " " + string(b.resp.Reason),
+		StatusCode:    b.resp.Status,
+		Proto:         "HTTP/1." + strconv.Itoa(b.resp.Minor),
+		ProtoMajor:    1,
+		ProtoMinor:    b.resp.Minor,
+		Header:        make(http.Header, len(b.resp.Headers)),
+		ContentLength: -1,
+		Request:       req,
+		Body:          b,
+	}
+	for _, f := range b.resp.Headers {
+		if b.resp.IsHopByHop(f.Name) {
+			continue
+		}
+		resp.Header.Add(string(f.Name), string(f.Value)) // copies: the fields are slices of the connection's buffer
+	}
+	if b.resp.Framing == h1.Length {
+		resp.ContentLength = b.resp.ContentLength
+	}
+	// The exchange's own watch of ctx ended with the head; the body's
+	// reads are ended by the same cancellation, through the connection's
+	// deadline, until Close gives the connection back.
+	conn := b.resp.Conn().Net()
+	b.stop = context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !b.closed {
+			conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	return resp, nil
+}
+
+// upstreamBody is a provider answer's body read from its connection.
+type upstreamBody struct {
+	resp   upstream.Response
+	stop   func() bool
+	mu     sync.Mutex
+	closed bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.resp.Body.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		var he *h1.Error
+		if errors.As(err, &he) {
+			err = upstream.ErrInvalidResponse
+		}
+	}
+	return n, err
+}
+
+// Close gives the connection back: kept when the body was read to its
+// end, closed otherwise.
+func (b *upstreamBody) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.stop()
+	b.resp.Release()
+	return nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}

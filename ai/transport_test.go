@@ -1,0 +1,188 @@
+package ai
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/relia-dev/relia/gateway/upstream"
+)
+
+// rawProvider serves every connection with answer, whatever it asked,
+// after reading the request head; it counts the connections it accepts.
+func rawProvider(t *testing.T, answer func(c net.Conn)) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					answer(c)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), accepted
+}
+
+func post(t *testing.T, ctx context.Context, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// A provider's answer is framed by relia's codec: one that says both
+// Content-Length and chunked (which net/http reads, dropping the length)
+// is refused as malformed, so the call fails over rather than trust it.
+func TestUpstreamTransportRefusesAmbiguousFraming(t *testing.T) {
+	addr, _ := rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+	})
+	tr := &UpstreamTransport{}
+	_, err := tr.RoundTrip(post(t, context.Background(), "http://"+addr+"/v1/chat/completions", `{"model":"m"}`))
+	if !errors.Is(err, upstream.ErrInvalidResponse) {
+		t.Fatalf("err = %v, want %v", err, upstream.ErrInvalidResponse)
+	}
+	// net/http reads the same answer as a body of two bytes.
+	resp, err := http.DefaultTransport.RoundTrip(post(t, context.Background(), "http://"+addr+"/v1/chat/completions", `{"model":"m"}`))
+	if err != nil {
+		t.Fatalf("net/http: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// Calls to one provider keep their connection; the request reaches the
+// provider with its method, path, host, fields and body.
+func TestUpstreamTransportKeepsConnections(t *testing.T) {
+	var conns atomic.Int64
+	var got atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(r.Method + " " + r.RequestURI + " " + r.Host + " " + r.Header.Get("Authorization") + " " + string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := &UpstreamTransport{}
+	for i := range 3 {
+		req := post(t, context.Background(), srv.URL+"/v1/chat/completions?x=1", `{"model":"m"}`)
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != `{"ok":true}` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("call %d: %d %q %v", i, resp.StatusCode, b, resp.Header)
+		}
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if want := "POST /v1/chat/completions?x=1 " + host + ` Bearer k {"model":"m"}`; got.Load() != want {
+		t.Errorf("provider got %q, want %q", got.Load(), want)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 calls, want 1", n)
+	}
+}
+
+// Cancelling a call's context ends a read of its body that waits on a
+// stalled provider: the idle and total timeouts of a stream rely on it.
+func TestUpstreamTransportCancelEndsBodyRead(t *testing.T) {
+	stall := make(chan struct{})
+	t.Cleanup(func() { close(stall) })
+	addr, _ := rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n")
+		<-stall
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := &UpstreamTransport{}
+	resp, err := tr.RoundTrip(post(t, ctx, "http://"+addr+"/v1/chat/completions", `{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := make([]byte, 64)
+	n, err := resp.Body.Read(b)
+	if err != nil || string(b[:n]) != "data: " {
+		t.Fatalf("first read: %q %v", b[:n], err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(b)
+		read <- err
+	}()
+	cancel()
+	if err := <-read; err == nil {
+		t.Fatal("the read of a stalled body went on after the cancel")
+	}
+}
+
+// BenchmarkTransport weighs one non-streaming provider call over the
+// gateway's client against net/http's transport, to a loopback server
+// answering at once; allocations per call are the figure to read on a
+// busy machine.
+func BenchmarkTransport(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, cannedChat)
+	}))
+	b.Cleanup(srv.Close)
+	nethttp := http.DefaultTransport.(*http.Transport).Clone()
+	nethttp.DisableCompression = true
+	for _, tc := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"upstream", &UpstreamTransport{}}, {"nethttp", nethttp}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer k")
+				resp, err := tc.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}

@@ -1,0 +1,162 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxEvent is the largest Server-Sent Event an SSEReader buffers
+// when its limit is left zero: far above any chat chunk, small enough
+// that a hostile stream cannot grow relia's memory without bound.
+const DefaultMaxEvent = 1 << 20
+
+// ErrEventTooLarge is returned by SSEReader.Next for an event whose data
+// exceeds the reader's limit.
+var ErrEventTooLarge = errors.New("server-sent event too large")
+
+// SSEEvent is one Server-Sent Event: its event name (empty for the
+// default "message") and its data, the data lines joined by "\n".
+type SSEEvent struct {
+	Name string
+	Data []byte
+}
+
+// SSEReader reads Server-Sent Events (the WHATWG HTML "server-sent
+// events" format: field lines ended by LF, CRLF or CR, events ended by a
+// blank line) from a stream. Comments and the id and retry fields are
+// read and dropped. The data of the event Next returns is valid until the
+// next call.
+type SSEReader struct {
+	br   *bufio.Reader
+	max  int
+	data []byte
+	name []byte
+	line []byte
+}
+
+// NewSSEReader returns a reader of r that refuses events whose data is
+// larger than max bytes (zero means DefaultMaxEvent).
+func NewSSEReader(r io.Reader, max int) *SSEReader {
+	if max <= 0 {
+		max = DefaultMaxEvent
+	}
+	return &SSEReader{br: bufio.NewReaderSize(r, 4096), max: max}
+}
+
+// Next returns the next event. At the end of the stream it returns
+// io.EOF, or io.ErrUnexpectedEOF when the stream ended inside an event
+// (a truncated stream: the event is not returned, as the format says).
+func (r *SSEReader) Next() (SSEEvent, error) {
+	r.data = r.data[:0]
+	r.name = r.name[:0]
+	hasData, any := false, false
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			if err == io.EOF && any {
+				return SSEEvent{}, io.ErrUnexpectedEOF
+			}
+			return SSEEvent{}, err
+		}
+		if len(line) == 0 {
+			if !hasData {
+				r.name = r.name[:0]
+				any = false
+				continue // an event with no data is not dispatched
+			}
+			return SSEEvent{Name: string(r.name), Data: r.data}, nil
+		}
+		any = true
+		if line[0] == ':' {
+			continue
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "data":
+			if hasData {
+				r.data = append(r.data, '\n')
+			}
+			if len(r.data)+len(value) > r.max {
+				return SSEEvent{}, fmt.Errorf("reading event: %w (over %d bytes)", ErrEventTooLarge, r.max)
+			}
+			r.data = append(r.data, value...)
+			hasData = true
+		case "event":
+			r.name = append(r.name[:0], value...)
+		}
+	}
+}
+
+// readLine returns the next line without its end, bounded by the reader's
+// limit.
+func (r *SSEReader) readLine() ([]byte, error) {
+	r.line = r.line[:0]
+	for {
+		b, err := r.br.ReadByte()
+		if err != nil {
+			if err == io.EOF && len(r.line) > 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		switch b {
+		case '\n':
+			return r.line, nil
+		case '\r':
+			if next, err := r.br.Peek(1); err == nil && next[0] == '\n' {
+				r.br.ReadByte()
+			}
+			return r.line, nil
+		}
+		if len(r.line) >= r.max+16 {
+			return nil, fmt.Errorf("reading event: %w (a line over %d bytes)", ErrEventTooLarge, r.max)
+		}
+		r.line = append(r.line, b)
+	}
+}
+
+// Buffered returns how many bytes of the stream the reader holds that
+// Next has not returned yet: a caller writing events on may hold its
+// flush while more are already here.
+func (r *SSEReader) Buffered() int { return r.br.Buffered() }
+
+// AppendSSE appends one event to dst in the form providers send: an
+// "event:" line when name is set, one "data:" line per line of data, and
+// a blank line.
+func AppendSSE(dst []byte, name string, data []byte) []byte {
+	if name != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, name...)
+		dst = append(dst, '\n')
+	}
+	for {
+		i := bytes.IndexByte(data, '\n')
+		dst = append(dst, "data: "...)
+		if i < 0 {
+			dst = append(dst, data...)
+			break
+		}
+		dst = append(dst, data[:i]...)
+		dst = append(dst, '\n')
+		data = data[i+1:]
+	}
+	return append(dst, '\n', '\n')
+}
+
+// WriteSSE writes one event to w (see AppendSSE).
+func WriteSSE(w io.Writer, name string, data []byte) error {
+	_, err := w.Write(AppendSSE(make([]byte, 0, len(data)+len(name)+16), name, data))
+	return err
+}
+
+// Done is the data of the last event of an OpenAI chat completion stream.
+var Done = []byte("[DONE]")

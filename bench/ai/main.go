@@ -1,0 +1,514 @@
+// Command ai compares relia's AI gateway with Portkey's open-source
+// gateway (npm @portkey-ai/gateway) in front of the same simulated
+// provider (relia ai mock answering at once), in the topology of
+// docs/benchmarks.md where the proxy under test is alone on its core:
+// wrk, the simulator and the streaming clients on CPU 0, the gateways
+// on CPU 1 (GOMAXPROCS=1 for relia; Node is single-threaded).
+//
+//	cd bench && go run ./ai -duration 10s -rounds 3
+//
+// It measures, for non-streaming chat completions and for streaming ones
+// of 100 tokens:
+//
+//   - throughput (wrk, 50 connections) through relia ai serve, through
+//     Portkey, and through relia gateway as a plain reverse proxy to the
+//     same simulator (the "plain proxy path"), with each process's CPU
+//     time per request from /proc; relia's added CPU per call is its AI
+//     route's minus the plain proxy's;
+//   - the time to first token added by relia at half its maximum
+//     streaming rate: an open-model client sends streams at that rate
+//     straight to the simulator and through relia, and the p99 of time to
+//     first token is compared;
+//   - relia's resident memory with -streams streams open at once (the
+//     simulator pacing them slowly so they stay open).
+//
+// Goals (issue 23): at least 10x Portkey's throughput on one core, at
+// most 25 µs of CPU added per non-streaming call, at most 1 ms added to
+// the p99 of time to first token, 10,000 open streams in at most 200 MB.
+// A peer that cannot run (npm missing, Portkey failing on this Node) is
+// skipped and named. It is run on demand, never by go test.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/relia-dev/relia/bench/internal/proc"
+)
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	rounds := flag.Int("rounds", 3, "rounds; each measures every gateway once")
+	conns := flag.Int("connections", 50, "wrk connections")
+	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
+	flag.Parse()
+	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 {
+		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative")
+		os.Exit(2)
+	}
+	if err := run(*duration, *rounds, *conns, *streams); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ai:", err)
+		os.Exit(1)
+	}
+}
+
+// gateway is one gateway under test.
+type gateway struct {
+	name    string
+	port    int
+	pid     int
+	headers map[string]string
+	rps     map[string][]float64 // by workload
+	cpu     map[string][]float64 // µs per request, by workload
+}
+
+// The two workloads: request bodies and the simulator's answer length.
+var workloads = []struct{ name, body string }{
+	{"chat", `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Summarize the error budget policy in one line."}]}`},
+	{"stream-100", `{"model":"gpt-4o-mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Summarize the error budget policy in one line."}]}`},
+}
+
+func run(d time.Duration, rounds, conns, streams int) error {
+	for _, bin := range []string{"wrk", "taskset"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s is required: %w", bin, err)
+		}
+	}
+	raiseFileLimit()
+	out, err := filepath.Abs(filepath.Join("out", "ai"))
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(out, 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			p.Process.Signal(syscall.SIGTERM)
+			p.Wait()
+		}
+	}()
+	start := func(cpu, log string, args ...string) (int, error) {
+		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu}, args...)...)
+		f, err := os.Create(filepath.Join(out, log))
+		if err != nil {
+			return 0, err
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return 0, fmt.Errorf("starting %s: %w", args[0], err)
+		}
+		procs = append(procs, cmd)
+		return cmd.Process.Pid, nil
+	}
+
+	relia := filepath.Join(out, "relia")
+	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
+	build.Dir = ".." // the main module
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building relia: %w", err)
+	}
+	mockPort, aiPort, adminPort, gwPort, gwAdmin, pkPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	mockURL := fmt.Sprintf("http://127.0.0.1:%d", mockPort)
+	if _, err := start("0", "mock.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100"); err != nil {
+		return err
+	}
+	aiCfg := fmt.Sprintf(`kind: AIGateway
+version: relia/v1
+metadata: {name: bench}
+spec:
+  providers:
+    - {name: mock, type: openai, url: "%s/v1", keys: [{value: sk-bench}]}
+  routes:
+    - model: gpt-4o-mini
+      targets: [{provider: mock}]
+      timeouts: {firstToken: 10s, idle: 10s, total: 300s}
+`, mockURL)
+	os.WriteFile(filepath.Join(out, "ai.yaml"), []byte(aiCfg), 0o644)
+	aiPID, err := start("1", "ai.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", aiPort), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", adminPort))
+	if err != nil {
+		return err
+	}
+	gwCfg := fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{address: "127.0.0.1:%d"}]
+  admin: {address: "127.0.0.1:%d"}
+  accessLog: {disabled: true}
+  upstreams: [{name: mock, targets: [{address: "127.0.0.1:%d"}]}]
+  routes: [{name: all, upstream: mock, timeout: 300s}]
+`, gwPort, gwAdmin, mockPort)
+	os.WriteFile(filepath.Join(out, "gateway.yaml"), []byte(gwCfg), 0o644)
+	gwPID, err := start("1", "gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml"))
+	if err != nil {
+		return err
+	}
+	gateways := []*gateway{
+		{name: "relia ai serve", port: aiPort, pid: aiPID},
+		{name: "relia gateway (plain proxy)", port: gwPort, pid: gwPID},
+	}
+	var skipped []string
+	if pk, err := startPortkey(out, pkPort, start); err != nil {
+		skipped = append(skipped, "Portkey: "+err.Error())
+	} else {
+		gateways = append(gateways, &gateway{name: "Portkey", port: pkPort, pid: pk, headers: map[string]string{
+			"x-portkey-provider": "openai", "x-portkey-custom-host": mockURL + "/v1",
+		}})
+	}
+	for _, g := range gateways {
+		if err := waitPort(g.port); err != nil {
+			return fmt.Errorf("%s: %w", g.name, err)
+		}
+		g.rps, g.cpu = map[string][]float64{}, map[string][]float64{}
+	}
+	for _, g := range gateways { // every gateway answers both workloads before timing starts
+		for _, w := range workloads {
+			if err := probe(g, w.body); err != nil {
+				if g.name == "Portkey" {
+					skipped = append(skipped, fmt.Sprintf("Portkey %s: %v", w.name, err))
+					g.rps[w.name] = nil
+					continue
+				}
+				return fmt.Errorf("%s %s: %w", g.name, w.name, err)
+			}
+		}
+	}
+
+	fmt.Printf("bench/ai: medians over %d rounds of %v, wrk -t1 -c%d and the simulator on CPU 0, gateways on CPU 1\n", rounds, d, conns)
+	for _, s := range skipped {
+		fmt.Println("skipped:", s)
+	}
+	for r := range rounds {
+		for i := range gateways {
+			g := gateways[(i+r)%len(gateways)]
+			for _, w := range workloads {
+				if v, ok := g.rps[w.name]; ok && v == nil {
+					continue
+				}
+				script := filepath.Join(out, fmt.Sprintf("wrk-%s-%d.lua", w.name, g.port))
+				os.WriteFile(script, []byte(wrkScript(w.body, g.headers)), 0o644)
+				before := proc.CPUTime(g.pid)
+				rps, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", g.port), script, conns, d)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", g.name, w.name, err)
+				}
+				g.rps[w.name] = append(g.rps[w.name], rps)
+				g.cpu[w.name] = append(g.cpu[w.name], float64(proc.CPUTime(g.pid)-before)/float64(time.Microsecond)/(rps*d.Seconds()))
+			}
+		}
+	}
+	ours, plain := gateways[0], gateways[1]
+	var portkey *gateway
+	if len(gateways) > 2 {
+		portkey = gateways[2]
+	}
+	fmt.Printf("\n%-30s %-11s %10s %14s %14s\n", "gateway", "workload", "req/s", "CPU/request", "relia / this")
+	for _, g := range gateways {
+		for _, w := range workloads {
+			if len(g.rps[w.name]) == 0 {
+				fmt.Printf("%-30s %-11s %10s %14s %14s\n", g.name, w.name, "-", "-", "-")
+				continue
+			}
+			fmt.Printf("%-30s %-11s %10.0f %11.1f µs %14.2f\n", g.name, w.name, median(g.rps[w.name]), median(g.cpu[w.name]),
+				median(ours.rps[w.name])/median(g.rps[w.name]))
+		}
+	}
+	added := median(ours.cpu["chat"]) - median(plain.cpu["chat"])
+	fmt.Printf("\nCPU relia's AI route adds to a non-streaming call beyond the plain proxy path: %.1f µs (goal <= 25 µs)\n", added)
+	if portkey != nil && len(portkey.rps["chat"]) > 0 {
+		fmt.Printf("throughput against Portkey on one core: %.1fx non-streaming", median(ours.rps["chat"])/median(portkey.rps["chat"]))
+		if len(portkey.rps["stream-100"]) > 0 {
+			fmt.Printf(", %.1fx streaming", median(ours.rps["stream-100"])/median(portkey.rps["stream-100"]))
+		}
+		fmt.Println(" (goal >= 10x)")
+	}
+
+	rate := median(ours.rps["stream-100"]) / 2
+	var direct, via []float64
+	for range rounds {
+		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
+		if err != nil {
+			return fmt.Errorf("time to first token, direct: %w", err)
+		}
+		direct = append(direct, p)
+		p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", aiPort), rate, d)
+		if err != nil {
+			return fmt.Errorf("time to first token, through relia: %w", err)
+		}
+		via = append(via, p)
+	}
+	fmt.Printf("at %.0f streams/s (half relia's max): p99 time to first token direct %.3f ms, through relia %.3f ms, added %.3f ms (goal <= 1 ms)\n",
+		rate, median(direct)*1000, median(via)*1000, (median(via)-median(direct))*1000)
+
+	if streams > 0 {
+		// A slow simulator keeps every stream open: 100 tokens at 2 a second.
+		slowPort := freePort()
+		if _, err := start("0", "mock-slow.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", slowPort), "--output-tokens", "100", "--tps", "2"); err != nil {
+			return err
+		}
+		waitPort(slowPort)
+		slowCfg := strings.Replace(aiCfg, mockURL, fmt.Sprintf("http://127.0.0.1:%d", slowPort), 1)
+		os.WriteFile(filepath.Join(out, "ai-slow.yaml"), []byte(slowCfg), 0o644)
+		slowAI, slowAdmin := freePort(), freePort()
+		pid, err := start("1", "ai-slow.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin))
+		if err != nil {
+			return err
+		}
+		waitPort(slowAI)
+		rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", slowAI), streams, pid)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%d streams open at once through relia: %.0f MB resident (goal <= 200 MB for 10,000)\n", opened, float64(rss)/1e6)
+	}
+	return nil
+}
+
+// startPortkey installs Portkey's gateway from npm into out/portkey (once)
+// and starts it on CPU 1.
+func startPortkey(out string, port int, start func(cpu, log string, args ...string) (int, error)) (int, error) {
+	if _, err := exec.LookPath("node"); err != nil {
+		return 0, errors.New("node is not installed")
+	}
+	dir := filepath.Join(out, "portkey")
+	script := filepath.Join(dir, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
+	if _, err := os.Stat(script); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			return 0, errors.New("npm is not installed")
+		}
+		install := exec.Command("npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "@portkey-ai/gateway@1.15.2")
+		if b, err := install.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("npm install @portkey-ai/gateway: %v: %s", err, b)
+		}
+	}
+	return start("1", "portkey.log", "env", "NODE_ENV=production", "node", script, fmt.Sprintf("--port=%d", port), "--headless")
+}
+
+// probe checks that a gateway answers a workload's request well.
+func probe(g *gateway, body string) error {
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", g.port), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-bench")
+	for k, v := range g.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || (!bytes.Contains(b, []byte(`"usage"`)) && !bytes.Contains(b, []byte("[DONE]"))) {
+		return fmt.Errorf("answered %d: %.200s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+func wrkScript(body string, headers map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer sk-bench\"\n", body)
+	for k, v := range headers {
+		fmt.Fprintf(&b, "wrk.headers[%q] = %q\n", k, v)
+	}
+	return b.String()
+}
+
+var (
+	wrkRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkErrors = regexp.MustCompile(`(Socket errors|Non-2xx or 3xx responses)`)
+)
+
+func wrk(url, script string, conns int, d time.Duration) (float64, error) {
+	out, err := exec.Command("taskset", "-c", "0", "wrk", "-t1", "--timeout", "30s", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "-s", script, url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	if wrkErrors.Match(out) {
+		return 0, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no Requests/sec in wrk's output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// ttftP99 sends streams at rate (open model, on schedule) for d and
+// returns the p99 of their time to first content token, measured from
+// each stream's scheduled start.
+func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
+	body := workloads[1].body
+	n := int(rate * d.Seconds())
+	if n < 10 {
+		n = 10
+	}
+	gap := time.Duration(float64(time.Second) / rate)
+	var mu sync.Mutex
+	var ttfts []float64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		at := start.Add(time.Duration(i) * gap)
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer sk-bench")
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadBytes('\n')
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				if bytes.Contains(line, []byte(`"content":" `)) {
+					mu.Lock()
+					ttfts = append(ttfts, time.Since(at).Seconds())
+					mu.Unlock()
+					io.Copy(io.Discard, br)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d of %d streams failed", f, n)
+	}
+	slices.Sort(ttfts)
+	return ttfts[int(float64(len(ttfts)-1)*0.99)], nil
+}
+
+// holdStreams opens n streams, waits for each one's first token, reads
+// the gateway's resident memory, and closes them.
+func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
+	var ready sync.WaitGroup
+	var failed atomic.Int64
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	for range n {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(workloads[1].body))
+			req.Header.Set("Authorization", "Bearer sk-bench")
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				ready.Done()
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadBytes('\n')
+				if err != nil {
+					failed.Add(1)
+					ready.Done()
+					return
+				}
+				if bytes.Contains(line, []byte(`"content":" `)) {
+					break
+				}
+			}
+			ready.Done()
+			<-release
+		}()
+		time.Sleep(100 * time.Microsecond) // do not overrun the listen backlog
+	}
+	ready.Wait()
+	rss = residentBytes(pid)
+	close(release)
+	done.Wait()
+	if f := failed.Load(); f > 0 {
+		return rss, n - int(f), fmt.Errorf("%d of %d streams failed to open", f, n)
+	}
+	return rss, n, nil
+}
+
+func residentBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb * 1024
+}
+
+// raiseFileLimit lifts the open-file limit to its hard maximum, for this
+// process and the gateways it starts: 10,000 streams are 20,000 sockets
+// in the gateway.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("port " + strconv.Itoa(port) + " never opened")
+}
