@@ -113,7 +113,9 @@ func newResult(o Options, start map[int32]int64) *Result {
 	return r
 }
 
-func (r *Result) addLags(at time.Time, lags []LagSample) { r.ConsumerLag = append(r.ConsumerLag, lags...) }
+func (r *Result) addLags(at time.Time, lags []LagSample) {
+	r.ConsumerLag = append(r.ConsumerLag, lags...)
+}
 
 func (r *Result) lastLag(lags []LagSample) { r.FinalLag = lags }
 

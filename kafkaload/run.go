@@ -186,15 +186,15 @@ type run struct {
 	value []byte // every record's value: read-only, shared
 
 	parts    []int32
-	index    map[int32]int   // partition -> position in parts and the arrays below
-	produced []atomic.Int64  // per partition: the end offset after our acknowledged records
-	hwm      []atomic.Int64  // per partition: the high watermark the consumer last saw
-	next     []atomic.Int64  // per partition: the next offset the consumer reads
-	inFlight atomic.Int64    // produced, not yet acknowledged
-	pending  sync.WaitGroup  // promises not yet called
-	acked    atomic.Int64    // records acknowledged
-	consumed atomic.Int64    // records of this run read back
-	onTime   atomic.Int64    // records sent within LateAfter
+	index    map[int32]int  // partition -> position in parts and the arrays below
+	produced []atomic.Int64 // per partition: the end offset after our acknowledged records
+	hwm      []atomic.Int64 // per partition: the high watermark the consumer last saw
+	next     []atomic.Int64 // per partition: the next offset the consumer reads
+	inFlight atomic.Int64   // produced, not yet acknowledged
+	pending  sync.WaitGroup // promises not yet called
+	acked    atomic.Int64   // records acknowledged
+	consumed atomic.Int64   // records of this run read back
+	onTime   atomic.Int64   // records sent within LateAfter
 }
 
 // prepareTopic makes sure the topic exists and returns every partition's
