@@ -216,7 +216,9 @@ target for trying things, not a broker to rely on.
 				return badInput(fmt.Errorf("--partitions %d: want at least 1", partitions))
 			}
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions)),
-				kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, net.JoinHostPort(host, port)) }))
+				kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+					return net.Listen(network, net.JoinHostPort(host, port))
+				}))
 			if err != nil {
 				return runtimeErr(fmt.Errorf("starting the broker on %s: %w", addr, err))
 			}
