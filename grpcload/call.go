@@ -172,24 +172,28 @@ type Reply struct {
 	Last []byte
 }
 
-// Invoker makes calls on one connection. It is not safe for concurrent
-// use: give each goroutine its own; they may share the connection.
+// Invoker makes calls. It is not safe for concurrent use: give each
+// goroutine its own; they may share connections.
 type Invoker struct {
-	conn grpc.ClientConnInterface
+	// Conn is the connection the next call goes through; a caller that
+	// spreads calls over several connections sets it before each call.
+	Conn grpc.ClientConnInterface
 	in   rawReply
 }
 
 // NewInvoker returns an Invoker that calls through conn.
-func NewInvoker(conn grpc.ClientConnInterface) *Invoker { return &Invoker{conn: conn} }
+func NewInvoker(conn grpc.ClientConnInterface) *Invoker { return &Invoker{Conn: conn} }
 
-// Invoke makes the call with its own messages.
-func (v *Invoker) Invoke(ctx context.Context, c *Call) Reply { return v.InvokeWith(ctx, c, c.Messages) }
+// Invoke makes the call with its own messages and metadata.
+func (v *Invoker) Invoke(ctx context.Context, c *Call) Reply {
+	return v.InvokeWith(ctx, c, c.Messages, c.Metadata)
+}
 
-// InvokeWith makes the call with the messages given (rendered per call
-// from a template, say) instead of the call's own.
-func (v *Invoker) InvokeWith(ctx context.Context, c *Call, msgs [][]byte) Reply {
-	if len(c.Metadata) > 0 {
-		ctx = metadata.NewOutgoingContext(ctx, c.Metadata)
+// InvokeWith makes the call with the messages and metadata given
+// (rendered per call from templates, say) instead of the call's own.
+func (v *Invoker) InvokeWith(ctx context.Context, c *Call, msgs [][]byte, md metadata.MD) Reply {
+	if len(md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -202,7 +206,7 @@ func (v *Invoker) InvokeWith(ctx context.Context, c *Call, msgs [][]byte) Reply 
 	if c.Kind == Unary {
 		out := rawMessage(msgs[0])
 		r.BytesOut = frameLen(len(out))
-		err = v.conn.Invoke(ctx, c.path, &out, &v.in, c.opts...)
+		err = v.Conn.Invoke(ctx, c.path, &out, &v.in, c.opts...)
 		if err == nil {
 			r.BytesIn, r.Received = v.in.bytes, 1
 		}
@@ -226,7 +230,7 @@ func (v *Invoker) InvokeWith(ctx context.Context, c *Call, msgs [][]byte) Reply 
 func (v *Invoker) stream(ctx context.Context, c *Call, msgs [][]byte, r *Reply) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := v.conn.NewStream(ctx, c.desc, c.path, c.opts...)
+	st, err := v.Conn.NewStream(ctx, c.desc, c.path, c.opts...)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package grpcload_test
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -13,11 +12,12 @@ import (
 )
 
 func ExampleInvoker_Invoke() {
-	lis, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := grpcdemo.NewServer(grpcdemo.Options{})
-	go func() { _ = srv.Serve(lis) }()
+	srv, addr, err := grpcdemo.Serve(grpcdemo.Options{}, "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
 	defer srv.Stop()
-	conn, _ := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, _ := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	defer conn.Close()
 
 	ctx := context.Background()

@@ -26,14 +26,12 @@ import (
 // returns a connection to it.
 func serve(t *testing.T, o grpcdemo.Options) *grpc.ClientConn {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, addr, err := grpcdemo.Serve(o, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpcdemo.NewServer(o)
-	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return dial(t, lis.Addr().String())
+	return dial(t, addr)
 }
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {
@@ -60,7 +58,7 @@ func schemas(t *testing.T, conn *grpc.ClientConn) map[string]*grpcload.Schema {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := grpcload.ParseProtoFiles(ctx(t), []string{"testdata"}, "testservice.proto")
+	file, err := grpcload.ParseProtoFiles(ctx(t), []string{"../internal/grpcdemo"}, "testservice.proto")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +174,7 @@ func TestNoServerIsRefusedNotAStatus(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	s, err := grpcload.ParseProtoFiles(ctx(t), []string{"testdata"}, "testservice.proto")
+	s, err := grpcload.ParseProtoFiles(ctx(t), []string{"../internal/grpcdemo"}, "testservice.proto")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +220,7 @@ func TestMetadataIsSent(t *testing.T) {
 
 func TestBadInputSaysWhat(t *testing.T) {
 	t.Parallel()
-	s, err := grpcload.ParseProtoFiles(ctx(t), []string{"testdata"}, "testservice.proto")
+	s, err := grpcload.ParseProtoFiles(ctx(t), []string{"../internal/grpcdemo"}, "testservice.proto")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +239,7 @@ func TestBadInputSaysWhat(t *testing.T) {
 			t.Errorf("%s %s: error %v, want it to say %q", tt.method, tt.msg, err, tt.want)
 		}
 	}
-	_, err = grpcload.ParseProtoFiles(ctx(t), []string{"testdata"}, "missing.proto")
+	_, err = grpcload.ParseProtoFiles(ctx(t), []string{"../internal/grpcdemo"}, "missing.proto")
 	if err == nil || !strings.Contains(err.Error(), "missing.proto") {
 		t.Errorf("missing file: %v", err)
 	}

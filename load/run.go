@@ -63,6 +63,9 @@ var ErrSetup = errors.New("setup failed")
 // name literally), so that an unreachable host is an error before the
 // load starts rather than a run of refused connections.
 func (t *Test) Preflight(ctx context.Context) error {
+	if err := t.resolveGRPC(ctx); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	steps := append([]*Step{t.Setup, t.Teardown}, t.Steps...)
 	for _, s := range steps {
@@ -149,7 +152,15 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("making the HTTP client: %w", err)
 	}
 	defer tr.close()
-	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: statePool(tr), live: o.Live}
+	if err := t.resolveGRPC(ctx); err != nil {
+		return nil, err
+	}
+	gc, err := t.dialGRPC()
+	if err != nil {
+		return nil, err
+	}
+	defer gc.close()
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: grpcStatePool(tr, gc), live: o.Live}
 	r.res, err = newResult(t, seg)
 	if err != nil {
 		return nil, err
@@ -357,6 +368,8 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 // then a failed check.
 func classify(s *Step, res *StepResult) outcome.Class {
 	switch {
+	case res.Classified:
+		return res.Class
 	case res.Err != nil:
 		return outcome.Classify(res.Err)
 	case !s.expects(res.Status):

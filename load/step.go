@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // Step is one compiled request of a scenario: everything is parsed and
@@ -35,7 +36,8 @@ type Step struct {
 
 	needsBody  bool
 	headerKeys [][]byte
-	idx        int // position in the Test's mix, for per-name recording
+	idx        int       // position in the Test's mix, for per-name recording
+	grpc       *grpcStep // set when the request is a gRPC call (grpc.go)
 }
 
 // HeaderTemplate is a header whose value may hold template actions.
@@ -89,6 +91,11 @@ type StepResult struct {
 	FailedChecks uint64
 	// ChecksRun is how many checks ran (0 when the request failed).
 	ChecksRun int
+	// Class is what became of the request when Classified is set (a gRPC
+	// call, classified by its status code); otherwise the runner
+	// classifies it from Err and Status.
+	Class      outcome.Class
+	Classified bool
 }
 
 // expects reports whether status answers the step as intended.
@@ -122,6 +129,7 @@ type sendState struct {
 	rep  wireReply
 	resp Response
 	hdrs [][]byte
+	grpc grpcSession
 }
 
 // statePool returns the pool of send states for tr.
@@ -146,6 +154,9 @@ func newPooledWorker(pool *sync.Pool, clk clock.Clock, vars []string, seed uint6
 func (w *Worker) Send(s *Step) StepResult {
 	st := w.pool.Get().(*sendState)
 	defer w.pool.Put(st)
+	if s.grpc != nil {
+		return w.sendGRPC(s, st)
+	}
 	r := &st.req
 	r.method = s.Method
 	r.url = s.URL.Append(r.url[:0], &w.Env)
@@ -173,7 +184,12 @@ func (w *Worker) Send(s *Step) StepResult {
 		return res
 	}
 	res.Status = st.rep.status
-	st.resp = Response{Status: st.rep.status, Latency: res.Done.Sub(res.Sent), Body: st.rep.body}
+	return w.judge(s, &res, st, st.rep.body)
+}
+
+// judge runs a step's checks and extractions on a response that arrived.
+func (w *Worker) judge(s *Step, res *StepResult, st *sendState, body []byte) StepResult {
+	st.resp = Response{Status: res.Status, Latency: res.Done.Sub(res.Sent), Body: body}
 	for i := range s.Checks {
 		res.ChecksRun++
 		if !s.Checks[i].Holds(&st.resp) && i < 64 {
@@ -184,17 +200,17 @@ func (w *Worker) Send(s *Step) StepResult {
 		doc, err := st.resp.JSON()
 		if err != nil {
 			res.Err = fmt.Errorf("extracting %s: %w", x.Var, err)
-			return res
+			return *res
 		}
 		v, ok := x.Path.Lookup(doc)
 		if !ok {
 			res.Err = fmt.Errorf("extracting %s: %s not found in the response", x.Var, x.Path)
-			return res
+			return *res
 		}
 		w.Env.Vars[x.Slot] = JSONText(v)
 	}
 	st.resp = Response{}
-	return res
+	return *res
 }
 
 // Think returns the step's pause after a request.

@@ -25,8 +25,10 @@ package grpcdemo
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,6 +43,14 @@ import (
 
 // ServiceName is the full name of the demo's service.
 const ServiceName = "grpc.testing.TestService"
+
+// Proto is the part of the service's definition that relia's tests,
+// examples and docs call, as a .proto file (testservice.proto), written
+// for relia from the service's wire format: the same package, names and
+// field numbers, so a client built from it talks to the real service.
+//
+//go:embed testservice.proto
+var Proto []byte
 
 // Options configure the demo server. The zero value serves everything.
 type Options struct {
@@ -72,6 +82,18 @@ func NewServer(o Options) *Server {
 	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(s)
 	return &Server{Server: s, Health: h}
+}
+
+// Serve listens on addr ("127.0.0.1:0" for a free port) and serves the
+// demo there until Stop; it returns the address it listens on.
+func Serve(o Options, addr string) (*Server, string, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	s := NewServer(o)
+	go func() { _ = s.Serve(lis) }() // ends with Stop
+	return s, lis.Addr().String(), nil
 }
 
 // SetServing sets the health status of the whole server and of the test
