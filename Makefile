@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-capacity demo fuzz clean
 
 all: build
 
@@ -116,6 +116,11 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-capacity: the USL's prediction at a concurrency left out of the
+# fit against the measured throughput of examples/backend on one core.
+bench-capacity:
+	cd bench && $(GO) run ./capacity -step 10s
 
 # demo runs the README's main-job command: the Black Friday experiment on
 # the embedded shop, about a minute, report in ./relia-demo-<time>.

@@ -140,7 +140,7 @@ spec:
   description: Requests answered within 200 ms, as the shoppers see them.
   objective: 95%
   sli:
-    latency: {threshold: 200ms}
+    latency: {metric: http_server_request_duration_seconds, threshold: 200ms}
 `
 
 // demoData fills demoTemplate.

@@ -209,6 +209,9 @@ func (r *resolver) target() {
 			if sv.Health.Timeout == 0 {
 				sv.Health.Timeout = DefaultHealthTimeout
 			}
+			if sv.Autoscale != nil {
+				r.autoscale(path, sv)
+			}
 		}
 	}
 	r.plan.Target = t

@@ -291,8 +291,12 @@ func describeService(s Service) string {
 		}
 		return fmt.Sprintf("demo shop, %d replicas per service, %s", s.Shop.Replicas, mode)
 	}
-	return fmt.Sprintf("%s, %d replicas from port %d, health %s within %s",
+	d := fmt.Sprintf("%s, %d replicas from port %d, health %s within %s",
 		strings.Join(s.Command, " "), s.Replicas, s.Port, s.Health.Path, fmtDur(s.Health.Timeout))
+	if a := s.Autoscale; a != nil {
+		d += a.describe()
+	}
+	return d
 }
 
 func describeLoad(ph PlannedPhase) string {

@@ -74,9 +74,12 @@ func startTarget(ctx context.Context, env targetEnv) (*system, error) {
 	t := &system{url: p.Target.URL, replicas: map[string][]replicaControl{}}
 	for _, svc := range p.Target.Services {
 		var err error
-		if svc.Shop != nil {
+		switch {
+		case svc.Shop != nil:
 			err = t.startShop(ctx, env, svc)
-		} else {
+		case svc.Autoscale != nil:
+			err = t.startAutoscaled(ctx, env, svc)
+		default:
 			err = t.startCommand(ctx, env, svc)
 		}
 		if err != nil {

@@ -135,6 +135,11 @@ type Service struct {
 	Port int `yaml:"port" json:"port,omitempty"`
 	// Health is the check each replica must pass before the run starts.
 	Health Health `yaml:"health" json:"health,omitempty"`
+	// Autoscale, for a command, puts the relia gateway in front of its
+	// replicas and scales them between minReplicas and maxReplicas by the
+	// Kubernetes HPA's rules on the gateway's request rate (see
+	// Autoscale); replicas is then ignored.
+	Autoscale *Autoscale `yaml:"autoscale" json:"autoscale,omitempty"`
 }
 
 // Shop configures the embedded demo shop.

@@ -1,9 +1,11 @@
 package fault
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -75,12 +77,29 @@ func (s *Server) Handler(opts HandlerOptions) http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	// What no route serves is answered in the API's own shape too.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, ErrMethodNotAllowed.detail("%s %s takes %s", r.Method, shorten(r.URL.Path), strings.Join(allow, ", ")))
+			return
+		}
+		writeError(w, ErrNoEndpoint.detail("%s %s", r.Method, shorten(r.URL.Path)))
+	})
 	token := []byte(opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Toxiproxy refuses browsers so a web page cannot drive the API
 		// through the user's browser; relia keeps that.
 		if strings.HasPrefix(r.UserAgent(), "Mozilla/") {
-			http.Error(w, "User agent not allowed", http.StatusForbidden)
+			writeError(w, ErrBrowser)
 			return
 		}
 		if len(token) > 0 {
@@ -145,20 +164,58 @@ func (s *Server) handleProxyIndex(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// proxyBody is a proxy as a create or populate request sends it.
+type proxyBody struct {
+	ProxyConfig
+	// Toxics is there because Toxiproxy's clients send a proxy with its
+	// toxics as they hold them (none, on create). A proxy is created
+	// without toxics, so only an empty list is taken.
+	Toxics json.RawMessage `json:"toxics"`
+}
+
+func (b proxyBody) check(where string) error {
+	switch strings.TrimSpace(string(b.Toxics)) {
+	case "", "null", "[]":
+		return nil
+	}
+	return fmt.Errorf("proxy %s%s: a proxy is created without toxics; add them with POST /proxies/{proxy}/toxics", quoteName(b.Name), where)
+}
+
 // decodeProxy reads a proxy create body.
 func decodeProxy(r io.Reader) (ProxyConfig, error) {
-	var cfg ProxyConfig
-	if err := json.NewDecoder(r).Decode(&cfg); err != nil {
-		return cfg, ErrBadRequestBody.detail("%v", err)
+	var b proxyBody
+	if err := decodeJSON(r, &b, "field"); err != nil {
+		return ProxyConfig{}, ErrBadRequestBody.detail("proxy: %v", err)
 	}
-	return cfg, nil
+	if err := b.check(""); err != nil {
+		return ProxyConfig{}, ErrBadRequestBody.detail("%v", err)
+	}
+	return b.ProxyConfig, nil
+}
+
+// ReadProxies reads a JSON list of proxies as POST /populate and relia
+// fault serve --config take it: Toxiproxy's fields and relia's mode and
+// max_triggered, nothing else. Server.Populate checks the values.
+func ReadProxies(r io.Reader) ([]ProxyConfig, error) {
+	var bs []proxyBody
+	if err := decodeJSON(r, &bs, "field"); err != nil {
+		return nil, fmt.Errorf("a JSON list of proxies: %w", err)
+	}
+	cfgs := make([]ProxyConfig, len(bs))
+	for i, b := range bs {
+		if err := b.check(fmt.Sprintf(" (proxy %d)", i+1)); err != nil {
+			return nil, err
+		}
+		cfgs[i] = b.ProxyConfig
+	}
+	return cfgs, nil
 }
 
 // decodePopulate reads a populate body: a JSON array of proxies.
 func decodePopulate(r io.Reader) ([]ProxyConfig, error) {
-	var cfgs []ProxyConfig
-	if err := json.NewDecoder(r).Decode(&cfgs); err != nil {
-		return nil, ErrBadRequestBody.detail("%v", err)
+	cfgs, err := ReadProxies(r)
+	if err != nil {
+		return nil, ErrBadRequestBody.detail("populate: %v", err)
 	}
 	return cfgs, nil
 }
@@ -204,19 +261,30 @@ func (s *Server) handleProxyShow(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, info, err)
 }
 
-// proxyUpdate is the body of a proxy update.
+// proxyUpdate is the body of a proxy update. Toxiproxy's clients send the
+// whole proxy back as they read it, so its name, mode and toxics may come
+// too: the name and mode unchanged, the toxics ignored.
 type proxyUpdate struct {
-	Listen   string `json:"listen"`
-	Upstream string `json:"upstream"`
-	Enabled  bool   `json:"enabled"`
+	Name     string          `json:"name"`
+	Listen   string          `json:"listen"`
+	Upstream string          `json:"upstream"`
+	Enabled  bool            `json:"enabled"`
+	Mode     string          `json:"mode"`
+	Toxics   json.RawMessage `json:"toxics"`
 }
 
 // decodeProxyUpdate reads a proxy update body; fields not named keep
-// cur's values, as in Toxiproxy (whose clients send the whole proxy back).
+// cur's values, as in Toxiproxy.
 func decodeProxyUpdate(r io.Reader, cur ProxyInfo) (proxyUpdate, error) {
-	in := proxyUpdate{cur.Listen, cur.Upstream, cur.Enabled}
-	if err := json.NewDecoder(r).Decode(&in); err != nil {
-		return in, ErrBadRequestBody.detail("%v", err)
+	in := proxyUpdate{Name: cur.Name, Listen: cur.Listen, Upstream: cur.Upstream, Enabled: cur.Enabled, Mode: cur.Mode}
+	if err := decodeJSON(r, &in, "field"); err != nil {
+		return in, ErrBadRequestBody.detail("proxy %s: %v", quoteName(cur.Name), err)
+	}
+	switch {
+	case in.Name != cur.Name:
+		return in, ErrBadRequestBody.detail("proxy %s: a proxy cannot be renamed (got name %s)", quoteName(cur.Name), quoteName(in.Name))
+	case in.Mode != cur.Mode:
+		return in, ErrBadRequestBody.detail("proxy %s: its mode %s cannot change to %s; delete it and create another", quoteName(cur.Name), cur.Mode, quoteName(in.Mode))
 	}
 	return in, checkAddrs(in.Listen, in.Upstream, "")
 }
@@ -279,8 +347,14 @@ func decodeRenew(r io.Reader) (time.Duration, error) {
 	var in struct {
 		LeaseTTL string `json:"lease_ttl"`
 	}
-	if err := json.NewDecoder(r).Decode(&in); err != nil && !errors.Is(err, io.EOF) {
-		return 0, ErrBadRequestBody.detail("%v", err)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, ErrBadRequestBody.detail("renewal: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := decodeJSONBytes(data, &in, "field"); err != nil {
+			return 0, ErrBadRequestBody.detail("renewal: %v", err)
+		}
 	}
 	if in.LeaseTTL == "" {
 		return 0, nil
@@ -288,6 +362,9 @@ func decodeRenew(r io.Reader) (time.Duration, error) {
 	var spec toxicSpec
 	if err := parseLeaseTTL(in.LeaseTTL, &spec); err != nil {
 		return 0, err
+	}
+	if spec.ttlMarked && spec.ttl == 0 {
+		return 0, ErrBadRequestBody.detail("a renewal takes a lease_ttl, not %q (remove the fault to end it, or update it with lease_ttl %q)", NoLease, NoLease)
 	}
 	return spec.ttl, nil
 }
@@ -331,14 +408,15 @@ func decodeProcessFault(r io.Reader) (ProcessFault, error) {
 		ProcessFault
 		LeaseTTL string `json:"lease_ttl"`
 	}
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return ProcessFault{}, ErrBadRequestBody.detail("%v", err)
+	if err := decodeJSON(r, &in, "field"); err != nil {
+		return ProcessFault{}, ErrBadRequestBody.detail("process fault: %v", err)
 	}
 	var spec toxicSpec
 	if err := parseLeaseTTL(in.LeaseTTL, &spec); err != nil {
 		return ProcessFault{}, err
+	}
+	if spec.ttlMarked && spec.ttl == 0 {
+		return ProcessFault{}, ErrBadProcessFault.detail("process faults always have a lease; lease_ttl %q is for toxics", NoLease)
 	}
 	in.ProcessFault.TTL = spec.ttl
 	return in.ProcessFault, nil

@@ -17,14 +17,17 @@ import (
 )
 
 // ToxicRequest asks for a toxic; zero fields take Toxiproxy's defaults
-// (stream downstream, toxicity 1, name type_stream) and the server's lease.
+// (stream downstream, toxicity 1, name type_stream).
 type ToxicRequest struct {
 	Name       string         `json:"name,omitempty"`
 	Type       string         `json:"type"`
 	Stream     string         `json:"stream,omitempty"`
 	Toxicity   *float64       `json:"toxicity,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
-	LeaseTTL   string         `json:"lease_ttl,omitempty"`
+	// LeaseTTL is the toxic's lease as a Go duration ("30s"). Client asks
+	// for DefaultLeaseTTL when it is empty, so a toxic relia adds never
+	// outlives its runner by more than that; NoLease asks for none.
+	LeaseTTL string `json:"lease_ttl,omitempty"`
 }
 
 // Client drives a fault server's control API: relia fault's subcommands
@@ -109,8 +112,24 @@ func (c *Client) Proxies(ctx context.Context) ([]ProxyInfo, error) {
 	return out, nil
 }
 
-// AddToxic adds a toxic to a proxy.
+// CreateProxy creates a proxy.
+func (c *Client) CreateProxy(ctx context.Context, cfg ProxyConfig) (ProxyInfo, error) {
+	var p ProxyInfo
+	err := c.do(ctx, "POST", "/proxies", cfg, http.StatusCreated, &p)
+	return p, err
+}
+
+// DeleteProxy deletes a proxy and ends its toxics.
+func (c *Client) DeleteProxy(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/proxies/"+esc(name), nil, http.StatusNoContent, nil)
+}
+
+// AddToxic adds a toxic to a proxy, with a lease of DefaultLeaseTTL unless
+// r asks for another (or for NoLease).
 func (c *Client) AddToxic(ctx context.Context, proxy string, r ToxicRequest) (Toxic, error) {
+	if r.LeaseTTL == "" {
+		r.LeaseTTL = DefaultLeaseTTL.String()
+	}
 	var t Toxic
 	err := c.do(ctx, "POST", "/proxies/"+esc(proxy)+"/toxics", r, http.StatusOK, &t)
 	return t, err
@@ -152,7 +171,7 @@ func (c *Client) ProcessFaults(ctx context.Context) ([]ProcessFaultInfo, error) 
 }
 
 // StartProcessFault starts a process fault on the server's machine; f.TTL
-// 0 takes the server's default lease.
+// 0 takes the server's default lease (process faults always have one).
 func (c *Client) StartProcessFault(ctx context.Context, f ProcessFault) (ProcessFaultInfo, error) {
 	in := struct {
 		ProcessFault

@@ -2,11 +2,15 @@
 // a Toxiproxy-compatible control API, a per-request HTTP fault filter the
 // gateway reuses, and process faults on the local machine.
 //
-// Every fault is a lease. It ends by itself when its TTL runs out unless a
+// A fault can be a lease: it ends by itself when its TTL runs out unless a
 // runner renews it (Hold does that for a runner), so a fault never outlives
-// a runner killed with SIGKILL; stopping the server ends all faults and
-// reverts all process faults. Each start and end, with the reason (removed,
-// expired, reset, shutdown), goes to the audit log.
+// a runner killed with SIGKILL. Client asks for a lease on every toxic
+// (DefaultLeaseTTL unless told otherwise), and process faults always have
+// one; a toxic created through Toxiproxy's API without lease_ttl stays until
+// removed, as in Toxiproxy, unless the server sets a default lease
+// (Options.DefaultTTL). Stopping the server ends all faults and reverts all
+// process faults. Each start and end, with the reason (removed, expired,
+// reset, shutdown), goes to the audit log.
 //
 // Process faults (ProcessFaults) act on the local machine: kill, restart or
 // pause a process (by pid, or by the name of one the server launched), burn
@@ -25,11 +29,13 @@
 //	http.ListenAndServe("127.0.0.1:8474", srv.Handler(fault.HandlerOptions{}))
 //
 // Differences from Toxiproxy, all deliberate:
-//   - toxics created without lease_ttl get the default lease (60 s) rather
-//     than living until removed; renew with
-//     POST /proxies/{proxy}/toxics/{toxic}/renew, and an update renews too;
-//   - unknown attributes are errors (Toxiproxy ignores them), as are
-//     negative values and toxicity outside [0, 1];
+//   - lease_ttl on a toxic asks for a lease, and
+//     POST /proxies/{proxy}/toxics/{toxic}/renew renews it;
+//   - unknown fields are errors (Toxiproxy ignores them), as are negative
+//     values, toxicity outside [0, 1], names that are not 1 to 128 letters,
+//     digits, '-', '_' and '.', and proxies past Options.MaxProxies;
 //   - the end of a stream is passed on as a TCP half-close, not a close;
-//   - latency delays chunks one after another on a connection.
+//   - latency delays chunks one after another on a connection;
+//   - a proxy may be in HTTP mode, where toxics of type http act per
+//     request.
 package fault

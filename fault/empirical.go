@@ -1,7 +1,7 @@
 package fault
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,24 +26,20 @@ func EmpiricalSamples(h *outcome.Histogram, n int) []float64 {
 	return out
 }
 
-// ResultsLatencySamples reads a relia results file (a serialised
-// outcome.Recorder) and returns n samples of its outcomes' latencies, as
-// EmpiricalSamples does: a latency toxic with these replays, in front of
-// a test service, the latencies measured from a real one.
-func ResultsLatencySamples(data []byte, n int) ([]float64, error) {
+// LatencySamples returns n samples of the latencies rec recorded, as
+// EmpiricalSamples does: a latency toxic with these replays, in front of a
+// test service, the latencies measured from a real one (relia fault add
+// --latency-from takes rec from a load results file).
+func LatencySamples(rec *outcome.Recorder, n int) ([]float64, error) {
 	if n < 1 || n > MaxEmpiricalSamples {
 		return nil, fmt.Errorf("samples must be within [1, %d], got %d", MaxEmpiricalSamples, n)
 	}
-	rec, err := outcome.NewRecorder(outcome.Options{})
-	if err != nil {
-		return nil, err
+	var samples []float64
+	if rec != nil {
+		samples = EmpiricalSamples(rec.Total().Latency, n)
 	}
-	if err := json.Unmarshal(data, rec); err != nil {
-		return nil, fmt.Errorf("reading results: %w", err)
-	}
-	samples := EmpiricalSamples(rec.Total().Latency, n)
 	if samples == nil {
-		return nil, fmt.Errorf("reading results: no latencies recorded")
+		return nil, errors.New("no latencies recorded")
 	}
 	return samples, nil
 }

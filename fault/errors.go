@@ -43,4 +43,10 @@ var (
 	ErrToxicNotFound      = &APIError{"toxic not found", http.StatusNotFound}
 	// ErrUnauthorized is relia's: the API needs a bearer token on this address.
 	ErrUnauthorized = &APIError{"missing or wrong bearer token", http.StatusUnauthorized}
+	// ErrBrowser answers a browser's request, which Toxiproxy refuses so
+	// that a web page cannot drive the API through its visitor's browser.
+	ErrBrowser = &APIError{"User agent not allowed", http.StatusForbidden}
+	// ErrNoEndpoint and ErrMethodNotAllowed answer what no route serves.
+	ErrNoEndpoint       = &APIError{"no such endpoint", http.StatusNotFound}
+	ErrMethodNotAllowed = &APIError{"method not allowed", http.StatusMethodNotAllowed}
 )

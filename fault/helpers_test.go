@@ -53,10 +53,17 @@ func (s *syncBuffer) records(t *testing.T, msg string) []map[string]any {
 
 // newTestServer returns a server on a fake clock with its audit log.
 func newTestServer(t *testing.T, seed uint64) (*Server, *clock.Fake, *syncBuffer) {
+	return newTestServerWith(t, Options{Seed: seed})
+}
+
+// newTestServerWith returns a server with opts on a fake clock, with its
+// audit log.
+func newTestServerWith(t *testing.T, opts Options) (*Server, *clock.Fake, *syncBuffer) {
 	t.Helper()
 	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
 	audit := &syncBuffer{}
-	s, err := NewServer(Options{Clock: fc, Seed: seed, Audit: slog.New(slog.NewJSONHandler(audit, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opts.Clock, opts.Audit = fc, slog.New(slog.NewJSONHandler(audit, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +71,16 @@ func newTestServer(t *testing.T, seed uint64) (*Server, *clock.Fake, *syncBuffer
 	return s, fc, audit
 }
 
-// startUpstream listens on loopback and runs handle for every connection.
+// startUpstream listens on loopback and runs handle for every connection,
+// which it ends after safety.
 func startUpstream(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	return startUpstreamFor(t, handle, safety)
+}
+
+// startUpstreamFor is startUpstream ending each connection after limit;
+// 0 leaves them open until the test ends.
+func startUpstreamFor(t *testing.T, handle func(net.Conn), limit time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,7 +113,9 @@ func startUpstream(t *testing.T, handle func(net.Conn)) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(safety))
+				if limit > 0 {
+					c.SetDeadline(time.Now().Add(limit))
+				}
 				handle(c)
 			}()
 		}

@@ -33,15 +33,15 @@ type HTTPFault struct {
 	Headers map[string]string `json:"headers,omitempty"`
 
 	// Delay holds the request this many ms before anything else.
-	Delay int64 `json:"delay,omitempty"`
+	Delay int64 `json:"delay,omitempty" unit:"milliseconds"`
 	// AbortStatus answers with this status (say 503, 429 or 500) instead of
 	// passing the request on.
 	AbortStatus int `json:"abort_status,omitempty"`
 	// RetryAfter, in seconds, is sent as Retry-After with an abort.
-	RetryAfter int64 `json:"retry_after,omitempty"`
+	RetryAfter int64 `json:"retry_after,omitempty" unit:"seconds"`
 	// TruncateBody, when set, passes only this many bytes of the response
 	// body and then breaks the connection, as a truncated response does.
-	TruncateBody *int64 `json:"truncate_body,omitempty"`
+	TruncateBody *int64 `json:"truncate_body,omitempty" unit:"bytes"`
 	// CorruptRate is the share of response body bytes flipped, in [0, 1].
 	CorruptRate float64 `json:"corrupt_rate,omitempty"`
 	// SetHeaders are set on the response (header injection).
@@ -202,7 +202,7 @@ func (f *HTTPFilter) SetRules(rules []HTTPRule) error {
 		if _, dup := names[r.Name]; dup {
 			return fmt.Errorf("http fault %q: name used twice", r.Name)
 		}
-		if err := checkToxicity(r.Probability); err != nil {
+		if err := checkToxicity(r.Name, r.Probability); err != nil {
 			return fmt.Errorf("http fault %q: probability must be within [0, 1], got %v", r.Name, r.Probability)
 		}
 		if err := r.Fault.validate(); err != nil {

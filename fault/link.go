@@ -146,12 +146,23 @@ func (l *link) setUpstream(c net.Conn) bool {
 	return true
 }
 
-// close ends the link at once, both directions.
+// longAgo is a deadline that has passed.
+var longAgo = time.Unix(1, 0)
+
+// close ends the link at once, both directions. A pump that waits to read
+// one socket may hold the other (inqReader), and a Close waits for a
+// socket's holders, so every wait is ended first.
 func (l *link) close() {
 	l.closeOnce.Do(func() {
 		l.connMu.Lock()
 		l.closed = true
-		for _, c := range []net.Conn{l.client, l.upstream} {
+		conns := []net.Conn{l.client, l.upstream}
+		for _, c := range conns {
+			if c != nil {
+				c.SetDeadline(longAgo)
+			}
+		}
+		for _, c := range conns {
 			if c != nil {
 				c.Close()
 			}
@@ -190,6 +201,11 @@ func (l *link) pump(dir Direction, src, dst net.Conn) {
 	write := func(p []byte) error { _, err := dst.Write(p); return err }
 	if rc := rawio.New(dst); rc != nil {
 		write = rc.Write
+	}
+	// While this direction has no toxics, the reader forwards by itself
+	// (inq_linux.go says how and why).
+	if r := newInqReader(src, dst, buf, &l.active[dir], write); r != nil {
+		read = r.read
 	}
 	for {
 		n, err := read()

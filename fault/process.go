@@ -48,7 +48,7 @@ type ProcessFault struct {
 	// Bytes sizes memory pressure and disk fill; neither may exceed what
 	// the machine has available, so a fault cannot take the proxy (and the
 	// faults it must revert) down with it.
-	Bytes int64 `json:"bytes,omitempty"`
+	Bytes int64 `json:"bytes,omitempty" unit:"bytes"`
 	// Path is the disk fill's file, an absolute path; it must not exist
 	// yet.
 	Path string `json:"path,omitempty"`
@@ -167,8 +167,8 @@ func (m *ProcessFaults) LaunchedPID(name string) (int, bool) {
 
 func (m *ProcessFaults) check(f *ProcessFault) error {
 	var errs []error
-	if f.Name == "" {
-		errs = append(errs, errors.New("name is empty"))
+	if err := nameError("process fault", f.Name); err != nil {
+		errs = append(errs, err)
 	}
 	if f.TTL < 0 || f.TTL > MaxLeaseTTL {
 		errs = append(errs, fmt.Errorf("ttl must be within (0, %v], got %v", MaxLeaseTTL, f.TTL))

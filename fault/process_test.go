@@ -242,6 +242,8 @@ func TestFaultProcessFaultsValidated(t *testing.T) {
 	m, _, _ := newProcessFaults(t)
 	for _, f := range []ProcessFault{
 		{Type: ProcMemory, Bytes: 1},
+		{Name: "../x", Type: ProcMemory, Bytes: 1},
+		{Name: strings.Repeat("x", MaxNameLength+1), Type: ProcMemory, Bytes: 1},
 		{Name: "x", Type: "explode"},
 		{Name: "x", Type: ProcKill},
 		{Name: "x", Type: ProcKill, PID: 1, Launched: "a"},

@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,9 +39,16 @@ type Options struct {
 	// Audit receives one record per fault start, renewal and end; nil
 	// discards them.
 	Audit *slog.Logger
-	// DefaultTTL is the lease of a fault created without lease_ttl; 0
-	// means DefaultLeaseTTL.
+	// DefaultTTL is the lease of a toxic created without lease_ttl; 0
+	// means none: such a toxic stays until removed, as in Toxiproxy, so
+	// suites written for Toxiproxy keep their toxics. relia's own Client
+	// always asks for a lease. Process faults always have one: this, or
+	// DefaultLeaseTTL when this is 0.
 	DefaultTTL time.Duration
+	// MaxProxies caps the number of proxies, so that clients cannot
+	// create listeners until file descriptors run out; 0 means
+	// DefaultMaxProxies.
+	MaxProxies int
 	// DialTimeout bounds connecting to an upstream; 0 means 5 s.
 	DialTimeout time.Duration
 	// AllowProcessFaults lets the control API run process faults (kill,
@@ -56,6 +64,7 @@ type Server struct {
 	seed       uint64
 	audit      *slog.Logger
 	defaultTTL time.Duration
+	maxProxies int
 	dialer     net.Dialer
 
 	process      *ProcessFaults
@@ -69,7 +78,10 @@ type Server struct {
 // NewServer returns a server with no proxies.
 func NewServer(opts Options) (*Server, error) {
 	if opts.DefaultTTL < 0 || opts.DefaultTTL > MaxLeaseTTL {
-		return nil, fmt.Errorf("default lease ttl must be within (0, %v], got %v", MaxLeaseTTL, opts.DefaultTTL)
+		return nil, fmt.Errorf("default lease ttl must be within [0, %v] (0: no lease), got %v", MaxLeaseTTL, opts.DefaultTTL)
+	}
+	if opts.MaxProxies < 0 {
+		return nil, fmt.Errorf("max proxies must not be negative, got %d", opts.MaxProxies)
 	}
 	if opts.DialTimeout < 0 {
 		return nil, fmt.Errorf("dial timeout must not be negative, got %v", opts.DialTimeout)
@@ -79,16 +91,14 @@ func NewServer(opts Options) (*Server, error) {
 		seed:       opts.Seed,
 		audit:      opts.Audit,
 		defaultTTL: opts.DefaultTTL,
+		maxProxies: cmp.Or(opts.MaxProxies, DefaultMaxProxies),
 		proxies:    map[string]*proxyEntry{},
 	}
 	if s.audit == nil {
 		s.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
-	if s.defaultTTL == 0 {
-		s.defaultTTL = DefaultLeaseTTL
-	}
 	s.process = NewProcessFaults(s.clock, s.audit)
-	s.process.defaultTTL = s.defaultTTL
+	s.process.defaultTTL = cmp.Or(s.defaultTTL, DefaultLeaseTTL)
 	s.allowProcess = opts.AllowProcessFaults
 	s.dialer.Timeout = opts.DialTimeout
 	if s.dialer.Timeout == 0 {
@@ -163,22 +173,34 @@ type proxyEntry struct {
 	httpTransport *http.Transport
 }
 
-// toxicEntry is a toxic on a proxy with its lease. A new entry replaces it
-// on update, so links see the change as a new toxic state.
+// toxicEntry is a toxic on a proxy with its lease, if it has one. A new
+// entry replaces it on update, so links see the change as a new toxic
+// state.
 type toxicEntry struct {
 	spec      *toxicSpec
 	key       uint64
-	ttl       time.Duration
+	ttl       time.Duration // 0: no lease
 	expiresAt time.Time
 	started   time.Time
-	timer     clock.Timer
+	timer     clock.Timer // nil without a lease
 }
 
 func (e *toxicEntry) info() Toxic {
-	return Toxic{
+	t := Toxic{
 		Name: e.spec.name, Type: e.spec.typ, Stream: e.spec.dir.String(), Toxicity: e.spec.toxicity,
 		Attributes: e.spec.impl,
-		Lease:      &Lease{TTL: e.ttl.String(), ExpiresAt: e.expiresAt},
+	}
+	if e.ttl > 0 {
+		t.Lease = &Lease{TTL: e.ttl.String(), ExpiresAt: e.expiresAt}
+	}
+	return t
+}
+
+// stopTimer stops e's lease timer, if it has one.
+func (e *toxicEntry) stopTimer() {
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
 	}
 }
 
@@ -195,7 +217,10 @@ func (s *Server) CreateProxy(cfg ProxyConfig) (ProxyInfo, error) {
 		return ProxyInfo{}, s.errClosed()
 	}
 	if _, ok := s.proxies[cfg.Name]; ok {
-		return ProxyInfo{}, ErrProxyAlreadyExists
+		return ProxyInfo{}, ErrProxyAlreadyExists.detail("%s", quoteName(cfg.Name))
+	}
+	if len(s.proxies) >= s.maxProxies {
+		return ProxyInfo{}, s.errTooMany()
 	}
 	p := &proxyEntry{srv: s, name: cfg.Name, listen: cfg.Listen, upstream: cfg.Upstream, links: map[*link]struct{}{}, mode: "tcp"}
 	if cfg.Mode == "http" {
@@ -226,8 +251,8 @@ func checkProxyConfig(cfg ProxyConfig, where string) error {
 	if cfg.MaxTriggered < 0 {
 		return ErrBadRequestBody.detail("max_triggered must not be negative, got %d%s", cfg.MaxTriggered, where)
 	}
-	if cfg.Name == "" {
-		return ErrMissingField.detail("name%s", where)
+	if err := checkName("proxy", cfg.Name, where); err != nil {
+		return err
 	}
 	if cfg.Upstream == "" {
 		return ErrMissingField.detail("upstream%s", where)
@@ -254,14 +279,37 @@ func checkAddrs(listen, upstream, where string) error {
 // holds.
 var ErrListenInUse = &APIError{"listen address in use", http.StatusConflict}
 
+// DefaultMaxProxies is how many proxies a server holds unless
+// Options.MaxProxies says otherwise.
+const DefaultMaxProxies = 1000
+
+// ErrTooManyProxies answers a proxy past Options.MaxProxies.
+var ErrTooManyProxies = &APIError{"too many proxies", http.StatusConflict}
+
+func (s *Server) errTooMany() error {
+	return ErrTooManyProxies.detail("the server holds at most %d (relia fault serve --max-proxies); delete one first", s.maxProxies)
+}
+
 // Populate creates or replaces the proxies in cfgs, as Toxiproxy's
 // /populate does: a proxy with the same listen and upstream is kept as is.
 // It validates all before creating any.
 func (s *Server) Populate(cfgs []ProxyConfig) ([]ProxyInfo, error) {
+	fresh := 0
+	s.mu.Lock()
+	for _, c := range cfgs {
+		if _, ok := s.proxies[c.Name]; !ok {
+			fresh++
+		}
+	}
+	full := len(s.proxies)+fresh > s.maxProxies
+	s.mu.Unlock()
 	for i, c := range cfgs {
 		if err := checkProxyConfig(c, fmt.Sprintf(" at proxy %d", i+1)); err != nil {
 			return nil, err
 		}
+	}
+	if full {
+		return nil, s.errTooMany()
 	}
 	out := make([]ProxyInfo, 0, len(cfgs))
 	for _, c := range cfgs {
@@ -294,7 +342,7 @@ func (s *Server) lookup(name string) (*proxyEntry, error) {
 	defer s.mu.Unlock()
 	p, ok := s.proxies[name]
 	if !ok {
-		return nil, ErrProxyNotFound
+		return nil, ErrProxyNotFound.detail("%s", quoteName(name))
 	}
 	return p, nil
 }
@@ -358,7 +406,7 @@ func (s *Server) DeleteProxy(name string) error {
 	delete(s.proxies, name)
 	s.mu.Unlock()
 	if !ok {
-		return ErrProxyNotFound
+		return ErrProxyNotFound.detail("%s", quoteName(name))
 	}
 	p.mu.Lock()
 	p.stop()
@@ -427,36 +475,53 @@ func (s *Server) AddToxic(proxy string, body io.Reader) (Toxic, error) {
 		return Toxic{}, ErrInvalidToxicType.detail("%s toxics do not apply to a proxy in %s mode", spec.typ, p.mode)
 	}
 	if p.find(spec.name) >= 0 {
-		return Toxic{}, ErrToxicAlreadyExists
+		return Toxic{}, ErrToxicAlreadyExists.detail("%s on proxy %s", quoteName(spec.name), quoteName(p.name))
+	}
+	if !spec.ttlMarked {
+		spec.ttl = s.defaultTTL
 	}
 	e := s.newEntry(p, spec, s.clock.Now())
 	p.toxics = append(p.toxics, e)
 	p.applyLocked(spec.dir)
 	s.audit.Info("fault started", "proxy", p.name, "fault", spec.name, "type", spec.typ,
-		"stream", spec.dir.String(), "toxicity", spec.toxicity, "ttl", e.ttl.String(), "seed", s.seed)
+		"stream", spec.dir.String(), "toxicity", spec.toxicity, "ttl", leaseString(e.ttl), "seed", s.seed)
 	return e.info(), nil
+}
+
+// leaseString is a lease for the audit log: its TTL, or "none".
+func leaseString(ttl time.Duration) string {
+	if ttl == 0 {
+		return NoLease
+	}
+	return ttl.String()
 }
 
 func (s *Server) newEntry(p *proxyEntry, spec *toxicSpec, started time.Time) *toxicEntry {
 	e := &toxicEntry{spec: spec, key: streamKey(s.seed, p.name, spec.name), ttl: spec.ttl, started: started}
-	if e.ttl == 0 {
-		e.ttl = s.defaultTTL
-	}
 	s.arm(p, e)
 	return e
 }
 
-// arm (re)starts e's lease timer. The caller holds p.mu.
+// arm (re)starts e's lease timer, if it has a lease. The caller holds
+// p.mu.
 func (s *Server) arm(p *proxyEntry, e *toxicEntry) {
-	if e.timer != nil {
-		e.timer.Stop()
+	e.stopTimer()
+	if e.ttl == 0 {
+		e.expiresAt = time.Time{}
+		return
 	}
 	e.expiresAt = s.clock.Now().Add(e.ttl)
 	e.timer = s.clock.AfterFunc(e.ttl, func() { p.expire(e) })
 }
 
+// errToxicNotFound names the toxic and its proxy.
+func errToxicNotFound(proxy, name string) error {
+	return ErrToxicNotFound.detail("%s on proxy %s", quoteName(name), quoteName(proxy))
+}
+
 // UpdateToxic changes a toxic's attributes or toxicity, as Toxiproxy's
-// POST /proxies/{p}/toxics/{t} does; it also renews the lease.
+// POST /proxies/{p}/toxics/{t} does; it also renews the lease (lease_ttl
+// gives a new one, "none" takes it away).
 func (s *Server) UpdateToxic(proxy, name string, body io.Reader) (Toxic, error) {
 	p, err := s.lookup(proxy)
 	if err != nil {
@@ -466,7 +531,7 @@ func (s *Server) UpdateToxic(proxy, name string, body io.Reader) (Toxic, error) 
 	defer p.mu.Unlock()
 	i := p.find(name)
 	if i < 0 {
-		return Toxic{}, ErrToxicNotFound
+		return Toxic{}, errToxicNotFound(proxy, name)
 	}
 	old := p.toxics[i]
 	spec, err := decodeUpdate(old.spec, body)
@@ -476,15 +541,20 @@ func (s *Server) UpdateToxic(proxy, name string, body io.Reader) (Toxic, error) 
 	if !spec.ttlMarked {
 		spec.ttl = old.ttl
 	}
-	old.timer.Stop()
+	old.stopTimer()
 	e := s.newEntry(p, spec, old.started)
 	p.toxics[i] = e
 	p.applyLocked(spec.dir)
-	s.audit.Info("fault updated", "proxy", p.name, "fault", name, "toxicity", spec.toxicity, "ttl", e.ttl.String())
+	s.audit.Info("fault updated", "proxy", p.name, "fault", name, "toxicity", spec.toxicity, "ttl", leaseString(e.ttl))
 	return e.info(), nil
 }
 
+// ErrNoLease answers a renewal of a toxic that has no lease and was given
+// none.
+var ErrNoLease = &APIError{"toxic has no lease", http.StatusConflict}
+
 // RenewToxic extends a toxic's lease by ttl from now (0: by its own TTL).
+// A toxic without a lease gets one when ttl is given.
 func (s *Server) RenewToxic(proxy, name string, ttl time.Duration) (Toxic, error) {
 	if ttl < 0 || ttl > MaxLeaseTTL {
 		return Toxic{}, ErrBadRequestBody.detail("lease_ttl must be within (0, %v], got %v", MaxLeaseTTL, ttl)
@@ -497,11 +567,14 @@ func (s *Server) RenewToxic(proxy, name string, ttl time.Duration) (Toxic, error
 	defer p.mu.Unlock()
 	i := p.find(name)
 	if i < 0 {
-		return Toxic{}, ErrToxicNotFound
+		return Toxic{}, errToxicNotFound(proxy, name)
 	}
 	e := p.toxics[i]
 	if ttl > 0 {
 		e.ttl = ttl
+	}
+	if e.ttl == 0 {
+		return Toxic{}, ErrNoLease.detail("%s on proxy %s stays until removed; renew with a lease_ttl to give it one", quoteName(name), quoteName(proxy))
 	}
 	s.arm(p, e)
 	s.audit.Debug("fault renewed", "proxy", p.name, "fault", name, "expires_at", e.expiresAt)
@@ -518,7 +591,7 @@ func (s *Server) RemoveToxic(proxy, name string) error {
 	defer p.mu.Unlock()
 	i := p.find(name)
 	if i < 0 {
-		return ErrToxicNotFound
+		return errToxicNotFound(proxy, name)
 	}
 	p.endLocked(i, EndRemoved)
 	return nil
@@ -544,7 +617,7 @@ func (s *Server) Toxic(proxy, name string) (Toxic, error) {
 	defer p.mu.Unlock()
 	i := p.find(name)
 	if i < 0 {
-		return Toxic{}, ErrToxicNotFound
+		return Toxic{}, errToxicNotFound(proxy, name)
 	}
 	return p.toxics[i].info(), nil
 }
@@ -573,7 +646,7 @@ func (p *proxyEntry) expire(e *toxicEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := slices.Index(p.toxics, e)
-	if i < 0 || p.srv.clock.Now().Before(e.expiresAt) {
+	if i < 0 || e.ttl == 0 || p.srv.clock.Now().Before(e.expiresAt) {
 		return
 	}
 	p.endLocked(i, EndExpired)
@@ -582,7 +655,7 @@ func (p *proxyEntry) expire(e *toxicEntry) {
 // endLocked removes toxic i and records why. The caller holds p.mu.
 func (p *proxyEntry) endLocked(i int, reason string) {
 	e := p.toxics[i]
-	e.timer.Stop()
+	e.stopTimer()
 	p.toxics = slices.Delete(p.toxics, i, i+1)
 	p.applyLocked(e.spec.dir)
 	p.srv.audit.Info("fault ended", "proxy", p.name, "fault", e.spec.name, "type", e.spec.typ,

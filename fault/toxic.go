@@ -39,12 +39,17 @@ func parseDirection(s string) (Direction, bool) {
 	return 0, false
 }
 
-// DefaultLeaseTTL is the lease of a toxic created without one. Toxiproxy's
-// toxics live until removed; relia's expire unless renewed, so a fault never
-// outlives the runner that asked for it. This holds for toxics created by
-// Toxiproxy's clients too: a Toxiproxy client that keeps a fault for longer
-// than the lease must renew it or pass lease_ttl.
+// DefaultLeaseTTL is the lease relia's Client asks for when a request
+// names none, and the lease of a process fault that names none. A leased
+// fault expires unless renewed, so it never outlives the runner that asked
+// for it. A toxic created through Toxiproxy's API without lease_ttl has no
+// lease and stays until removed, as in Toxiproxy, unless the server sets a
+// default lease (Options.DefaultTTL).
 const DefaultLeaseTTL = 60 * time.Second
+
+// NoLease, as a lease_ttl, asks for a toxic without a lease, even on a
+// server with a default lease: it stays until removed.
+const NoLease = "none"
 
 // MaxLeaseTTL bounds a lease so a typo cannot leave a fault in place for days.
 const MaxLeaseTTL = 24 * time.Hour
@@ -69,10 +74,10 @@ type Lease struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// toxicRequest is the body of a create or update request. Unknown top-level
-// fields are ignored as Toxiproxy ignores them (clients send whole toxics
-// back), but attributes are strict: a misspelt attribute is an error rather
-// than a fault that silently does nothing.
+// toxicRequest is the body of a create or update request. Unknown fields
+// are refused, at the top and in attributes: a misspelt field is an error
+// rather than a fault that silently does nothing. An update may carry the
+// toxic as a client read it (name, type, stream and lease, unchanged).
 type toxicRequest struct {
 	Name       string          `json:"name"`
 	Type       string          `json:"type"`
@@ -80,6 +85,9 @@ type toxicRequest struct {
 	Toxicity   *float64        `json:"toxicity"`
 	Attributes json.RawMessage `json:"attributes"`
 	LeaseTTL   string          `json:"lease_ttl"`
+	// Lease is what a read of the toxic shows; it is ignored, since
+	// lease_ttl asks for a lease.
+	Lease json.RawMessage `json:"lease"`
 }
 
 // toxicSpec is a decoded, validated toxic.
@@ -89,8 +97,8 @@ type toxicSpec struct {
 	dir       Direction
 	toxicity  float64
 	impl      toxicImpl
-	ttl       time.Duration // 0: the server's default
-	ttlMarked bool          // the request named a lease
+	ttl       time.Duration // 0: no lease
+	ttlMarked bool          // the request named a lease (or none)
 }
 
 // toxicImpl is a toxic's behaviour; its exported fields are its attributes.
@@ -144,8 +152,15 @@ func ToxicTypes() []string {
 // stream defaults to downstream, toxicity to 1, the name to type_stream.
 func decodeToxic(r io.Reader) (*toxicSpec, error) {
 	var req toxicRequest
-	if err := json.NewDecoder(r).Decode(&req); err != nil {
-		return nil, ErrBadRequestBody.detail("%v", err)
+	if err := decodeJSON(r, &req, "field"); err != nil {
+		return nil, ErrBadRequestBody.detail("toxic: %v", err)
+	}
+	if req.Type == "" {
+		return nil, ErrMissingField.detail("type (one of %s)", strings.Join(ToxicTypes(), ", "))
+	}
+	newImpl, ok := toxicTypes[req.Type]
+	if !ok {
+		return nil, ErrInvalidToxicType.detail("%s (known: %s)", quoteName(req.Type), strings.Join(ToxicTypes(), ", "))
 	}
 	stream := "downstream"
 	if req.Stream != nil {
@@ -153,24 +168,23 @@ func decodeToxic(r io.Reader) (*toxicSpec, error) {
 	}
 	dir, ok := parseDirection(stream)
 	if !ok {
-		return nil, ErrInvalidStream
+		return nil, ErrInvalidStream.detail("got %s", quoteName(stream))
 	}
 	spec := &toxicSpec{name: req.Name, typ: req.Type, dir: dir, toxicity: 1}
 	if spec.name == "" {
 		spec.name = req.Type + "_" + dir.String()
 	}
-	newImpl, ok := toxicTypes[req.Type]
-	if !ok {
-		return nil, ErrInvalidToxicType.detail("%q (known: %s)", req.Type, strings.Join(ToxicTypes(), ", "))
+	if err := checkName("toxic", spec.name, ""); err != nil {
+		return nil, err
 	}
 	if req.Toxicity != nil {
 		spec.toxicity = *req.Toxicity
 	}
-	if err := checkToxicity(spec.toxicity); err != nil {
+	if err := checkToxicity(spec.name, spec.toxicity); err != nil {
 		return nil, err
 	}
 	spec.impl = newImpl()
-	if err := decodeAttributes(req.Attributes, spec.impl); err != nil {
+	if err := decodeAttributes(spec.name, req.Attributes, spec.impl); err != nil {
 		return nil, err
 	}
 	if err := parseLeaseTTL(req.LeaseTTL, spec); err != nil {
@@ -183,14 +197,24 @@ func decodeToxic(r io.Reader) (*toxicSpec, error) {
 // UpdateToxicJson does: attributes and toxicity not named keep their values.
 func decodeUpdate(old *toxicSpec, r io.Reader) (*toxicSpec, error) {
 	var req toxicRequest
-	if err := json.NewDecoder(r).Decode(&req); err != nil {
-		return nil, ErrBadRequestBody.detail("%v", err)
+	if err := decodeJSON(r, &req, "field"); err != nil {
+		return nil, ErrBadRequestBody.detail("toxic %s: %v", quoteName(old.name), err)
+	}
+	switch {
+	case req.Name != "" && req.Name != old.name:
+		return nil, ErrBadRequestBody.detail("toxic %s: a toxic cannot be renamed (got name %s)", quoteName(old.name), quoteName(req.Name))
+	case req.Type != "" && req.Type != old.typ:
+		return nil, ErrBadRequestBody.detail("toxic %s: its type %s cannot change to %s; remove it and add another", quoteName(old.name), old.typ, quoteName(req.Type))
+	case req.Stream != nil:
+		if dir, ok := parseDirection(*req.Stream); !ok || dir != old.dir {
+			return nil, ErrBadRequestBody.detail("toxic %s: its stream %s cannot change to %s; remove it and add another", quoteName(old.name), old.dir, quoteName(*req.Stream))
+		}
 	}
 	spec := *old
 	if req.Toxicity != nil {
 		spec.toxicity = *req.Toxicity
 	}
-	if err := checkToxicity(spec.toxicity); err != nil {
+	if err := checkToxicity(spec.name, spec.toxicity); err != nil {
 		return nil, err
 	}
 	spec.impl = toxicTypes[old.typ]()
@@ -201,7 +225,7 @@ func decodeUpdate(old *toxicSpec, r io.Reader) (*toxicSpec, error) {
 	if err := json.Unmarshal(cur, spec.impl); err != nil {
 		return nil, fmt.Errorf("copying attributes: %w", err)
 	}
-	if err := decodeAttributes(req.Attributes, spec.impl); err != nil {
+	if err := decodeAttributes(spec.name, req.Attributes, spec.impl); err != nil {
 		return nil, err
 	}
 	spec.ttlMarked = false
@@ -211,34 +235,40 @@ func decodeUpdate(old *toxicSpec, r io.Reader) (*toxicSpec, error) {
 	return &spec, nil
 }
 
-func checkToxicity(t float64) error {
+func checkToxicity(name string, t float64) error {
 	if math.IsNaN(t) || t < 0 || t > 1 {
-		return ErrBadRequestBody.detail("toxicity must be within [0, 1], got %v", t)
+		return ErrBadRequestBody.detail("toxic %s: toxicity must be within [0, 1], got %v", quoteName(name), t)
 	}
 	return nil
 }
 
-func decodeAttributes(raw json.RawMessage, impl toxicImpl) error {
+// decodeAttributes reads a toxic's attributes into impl and checks them;
+// errors name the toxic and the attribute.
+func decodeAttributes(name string, raw json.RawMessage, impl toxicImpl) error {
 	if len(raw) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(impl); err != nil {
-			return ErrBadRequestBody.detail("attributes: %v", err)
+		if err := decodeJSONBytes(raw, impl, "attribute"); err != nil {
+			return ErrBadRequestBody.detail("toxic %s: %v", quoteName(name), err)
 		}
 	}
 	if err := impl.validate(); err != nil {
-		return ErrBadRequestBody.detail("attributes: %v", err)
+		return ErrBadRequestBody.detail("toxic %s: %v", quoteName(name), err)
 	}
 	return nil
 }
 
+// parseLeaseTTL reads a lease_ttl: a Go duration, NoLease, or nothing
+// (the server's default).
 func parseLeaseTTL(s string, spec *toxicSpec) error {
-	if s == "" {
+	switch s {
+	case "":
+		return nil
+	case NoLease:
+		spec.ttl, spec.ttlMarked = 0, true
 		return nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return ErrBadRequestBody.detail("lease_ttl: %v", err)
+		return ErrBadRequestBody.detail("lease_ttl: want a duration such as \"30s\" or \"2m\", or %q, got %s", NoLease, quoteName(s))
 	}
 	if d <= 0 || d > MaxLeaseTTL {
 		return ErrBadRequestBody.detail("lease_ttl must be within (0, %v], got %v", MaxLeaseTTL, d)
@@ -280,8 +310,8 @@ func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 // LatencyToxic delays every chunk by Latency ms plus a random amount drawn
 // from Distribution with spread Jitter ms.
 type LatencyToxic struct {
-	Latency int64 `json:"latency"`
-	Jitter  int64 `json:"jitter"`
+	Latency int64 `json:"latency" unit:"milliseconds"`
+	Jitter  int64 `json:"jitter" unit:"milliseconds"`
 	// Distribution is relia's: "uniform" (the default, Toxiproxy's: within
 	// ±jitter), "normal" (standard deviation jitter) or "pareto" (a
 	// Pareto II tail of shape 2 and mean jitter, added to latency, capped
@@ -291,8 +321,8 @@ type LatencyToxic struct {
 	Distribution string `json:"distribution,omitempty"`
 	// Samples are relia's: latencies in ms (fractions allowed) that the
 	// empirical distribution replays; at most MaxEmpiricalSamples.
-	// ResultsLatencySamples takes them from a relia results file.
-	Samples []float64 `json:"samples,omitempty"`
+	// LatencySamples takes them from a recorder of measured latencies.
+	Samples []float64 `json:"samples,omitempty" unit:"milliseconds"`
 }
 
 func (t *LatencyToxic) validate() error {
@@ -347,7 +377,7 @@ func (t *LatencyToxic) pipe(s *toxicState, p []byte, next func([]byte) error) er
 
 // BandwidthToxic limits throughput to Rate KB/s (0: unlimited).
 type BandwidthToxic struct {
-	Rate int64 `json:"rate"`
+	Rate int64 `json:"rate" unit:"KB/s"`
 }
 
 func (t *BandwidthToxic) validate() error {
@@ -379,7 +409,7 @@ func (t *BandwidthToxic) pipe(s *toxicState, p []byte, next func([]byte) error) 
 
 // SlowCloseToxic delays closing the connection by Delay ms after its end.
 type SlowCloseToxic struct {
-	Delay int64 `json:"delay"`
+	Delay int64 `json:"delay" unit:"milliseconds"`
 }
 
 func (t *SlowCloseToxic) validate() error                                             { return millis("delay", t.Delay) }
@@ -389,7 +419,7 @@ func (t *SlowCloseToxic) pipe(_ *toxicState, p []byte, next func([]byte) error) 
 // TimeoutToxic black-holes data and closes the connection after Timeout ms;
 // with 0 it holds the connection until the toxic goes.
 type TimeoutToxic struct {
-	Timeout int64 `json:"timeout"`
+	Timeout int64 `json:"timeout" unit:"milliseconds"`
 }
 
 func (t *TimeoutToxic) validate() error                                    { return millis("timeout", t.Timeout) }
@@ -404,7 +434,7 @@ func (t *TimeoutToxic) attach(s *toxicState) func() {
 
 // ResetPeerToxic resets the connection (TCP RST) after Timeout ms.
 type ResetPeerToxic struct {
-	Timeout int64 `json:"timeout"`
+	Timeout int64 `json:"timeout" unit:"milliseconds"`
 }
 
 func (t *ResetPeerToxic) validate() error { return millis("timeout", t.Timeout) }
@@ -419,9 +449,9 @@ func (t *ResetPeerToxic) attach(s *toxicState) func() {
 // SlicerToxic cuts data into pieces of AverageSize ± SizeVariation bytes,
 // Delay µs apart.
 type SlicerToxic struct {
-	AverageSize   int64 `json:"average_size"`
-	SizeVariation int64 `json:"size_variation"`
-	Delay         int64 `json:"delay"`
+	AverageSize   int64 `json:"average_size" unit:"bytes"`
+	SizeVariation int64 `json:"size_variation" unit:"bytes"`
+	Delay         int64 `json:"delay" unit:"microseconds"`
 }
 
 func (t *SlicerToxic) validate() error {
@@ -461,7 +491,7 @@ func (t *SlicerToxic) pipe(s *toxicState, p []byte, next func([]byte) error) err
 
 // LimitDataToxic closes the connection after Bytes bytes have passed.
 type LimitDataToxic struct {
-	Bytes int64 `json:"bytes"`
+	Bytes int64 `json:"bytes" unit:"bytes"`
 }
 
 func (t *LimitDataToxic) validate() error { return nonNegative("bytes", t.Bytes) }

@@ -36,8 +36,8 @@ func TestFaultLatencyWaitsOnTheClock(t *testing.T) {
 	addToxic(t, s, "p", `{"type":"latency","attributes":{"latency":1000}}`)
 	c := dial(t, addr)
 	c.Write([]byte("ping"))
-	// One lease timer and the latency wait.
-	if w := nextWait(fc, 2); w != time.Second {
+	// The latency wait alone: a toxic added without lease_ttl has no lease.
+	if w := nextWait(fc, 1); w != time.Second {
 		t.Fatalf("latency wait = %v, want 1s", w)
 	}
 	fc.Advance(time.Second)
@@ -60,7 +60,7 @@ func jitterDelays(t *testing.T, seed uint64, dist string, n int) []time.Duration
 	var out []time.Duration
 	for range n {
 		c.Write([]byte("x"))
-		w := nextWait(fc, 2)
+		w := nextWait(fc, 1)
 		out = append(out, w)
 		fc.Advance(w)
 		readN(t, c, 1)
@@ -163,7 +163,7 @@ func TestFaultBandwidthPacesByRate(t *testing.T) {
 	}()
 	var waited time.Duration
 	for waited < 250*time.Millisecond {
-		w := nextWait(fc, 2)
+		w := nextWait(fc, 1)
 		if w > 100*time.Millisecond {
 			t.Fatalf("one wait of %v: bandwidth must send in pieces of at most 100ms", w)
 		}
@@ -187,7 +187,7 @@ func TestFaultSlowCloseHoldsTheEnd(t *testing.T) {
 	if got := readN(t, c, 3); got != "bye" {
 		t.Fatalf("got %q", got)
 	}
-	if w := nextWait(fc, 2); w != 2*time.Second {
+	if w := nextWait(fc, 1); w != 2*time.Second {
 		t.Fatalf("close waits %v, want 2s", w)
 	}
 	fc.Advance(2 * time.Second)
@@ -204,7 +204,7 @@ func TestFaultTimeoutBlackHolesThenCloses(t *testing.T) {
 	addToxic(t, s, "p", `{"type":"timeout","stream":"upstream","attributes":{"timeout":500}}`)
 	c := dial(t, addr)
 	c.Write([]byte("lost"))
-	if w := nextWait(fc, 2); w != 500*time.Millisecond {
+	if w := nextWait(fc, 1); w != 500*time.Millisecond {
 		t.Fatalf("timeout timer %v, want 500ms", w)
 	}
 	fc.Advance(500 * time.Millisecond)
@@ -229,10 +229,10 @@ func TestFaultTimeoutZeroHoldsUntilRemoved(t *testing.T) {
 	if rest, err := io.ReadAll(a); err != nil || len(rest) != 0 {
 		t.Fatalf("through the hole the echo returned %q, %v", rest, err)
 	}
-	// No timer closes the connection: only the lease waits.
+	// No timer closes the connection (and the toxic has no lease).
 	b := dial(t, addr)
-	if n := fc.Waiters(); n != 1 {
-		t.Fatalf("%d timers pending, want the lease's alone", n)
+	if n := fc.Waiters(); n != 0 {
+		t.Fatalf("%d timers pending, want none", n)
 	}
 	if err := s.RemoveToxic("p", "hole"); err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestFaultResetPeerSendsRST(t *testing.T) {
 	addr := addProxy(t, s, "p", startUpstream(t, echo))
 	addToxic(t, s, "p", `{"type":"reset_peer","attributes":{"timeout":200}}`)
 	c := dial(t, addr)
-	if w := nextWait(fc, 2); w != 200*time.Millisecond {
+	if w := nextWait(fc, 1); w != 200*time.Millisecond {
 		t.Fatalf("reset timer %v, want 200ms", w)
 	}
 	fc.Advance(200 * time.Millisecond)

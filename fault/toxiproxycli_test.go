@@ -48,7 +48,7 @@ func findToxiproxyCLI(t *testing.T) string {
 func TestFaultToxiproxyCLI(t *testing.T) {
 	t.Parallel()
 	cli := findToxiproxyCLI(t)
-	s, _, _ := newTestServer(t, 1)
+	s, fc, _ := newTestServer(t, 1)
 	up := startUpstream(t, echo)
 	api := httptest.NewServer(s.Handler(HandlerOptions{}))
 	defer api.Close()
@@ -74,6 +74,12 @@ func TestFaultToxiproxyCLI(t *testing.T) {
 	}
 	if lt := tx.Attributes.(*LatencyToxic); lt.Latency != 250 || lt.Jitter != 5 || tx.Toxicity != 1 {
 		t.Fatalf("toxic %+v %+v", tx, lt)
+	}
+	// The toxic stays as in Toxiproxy, with no lease to run out: well
+	// past a minute (a21340e's default lease) and a day, it is there.
+	fc.Advance(DefaultLeaseTTL + MaxLeaseTTL)
+	if tx, err := s.Toxic("shop", "latency_downstream"); err != nil || tx.Lease != nil {
+		t.Fatalf("the CLI's toxic after a day: %+v, %v", tx, err)
 	}
 	if out := run("inspect", "shop"); !strings.Contains(out, "latency_downstream") {
 		t.Fatalf("inspect said %q", out)
@@ -101,4 +107,27 @@ func TestFaultToxiproxyCLI(t *testing.T) {
 	if _, err := s.Proxy("shop"); err == nil {
 		t.Fatal("proxy left after delete")
 	}
+}
+
+// TestFaultToxiproxyCLIServerLease: where the server sets a default lease
+// (relia fault serve --default-ttl), toxiproxy-cli's toxics get it and run
+// out by themselves.
+func TestFaultToxiproxyCLIServerLease(t *testing.T) {
+	t.Parallel()
+	cli := findToxiproxyCLI(t)
+	s, fc, _ := newTestServerWith(t, Options{DefaultTTL: 30 * time.Second})
+	addProxy(t, s, "shop", startUpstream(t, echo))
+	api := httptest.NewServer(s.Handler(HandlerOptions{}))
+	defer api.Close()
+	cmd := exec.Command(cli, "--host", api.URL, "toxic", "add", "-t", "latency", "-a", "latency=250", "shop")
+	cmd.WaitDelay = time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("toxiproxy-cli: %v\n%s", err, out)
+	}
+	tx, err := s.Toxic("shop", "latency_downstream")
+	if err != nil || tx.Lease == nil || tx.Lease.TTL != "30s" {
+		t.Fatalf("the CLI's toxic: %+v, %v; want the server's 30s lease", tx, err)
+	}
+	fc.Advance(30 * time.Second)
+	waitGone(t, s, "shop", "latency_downstream")
 }

@@ -66,6 +66,8 @@ type Spec struct {
 	TrustedProxies []string `yaml:"trustedProxies"`
 	// AccessLog configures the JSON access log.
 	AccessLog AccessLog `yaml:"accessLog"`
+	// Metrics configures the gateway's Prometheus metrics.
+	Metrics Metrics `yaml:"metrics"`
 	// Auth configures who may call the gateway: API keys, JWTs or both.
 	// Once it is set, every route requires credentials unless it says
 	// auth: optional or auth: none.
@@ -691,6 +693,7 @@ func (c *Config) validate() error {
 	default:
 		bad("spec.server.escapedSlashes", "unknown choice %q (decode, keep, reject)", s.Server.EscapedSlashes)
 	}
+	s.Metrics.validate(bad)
 	for i, tp := range s.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {
 			bad(fmt.Sprintf("spec.trustedProxies[%d]", i), "%v", err)

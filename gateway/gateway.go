@@ -141,7 +141,7 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 	if g.reg == nil {
 		g.reg = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(g.reg, g.state.Load)
+	m, err := newMetrics(g.reg, g.state.Load, cfg.Spec.Metrics.latencyBuckets())
 	if err != nil {
 		return nil, fmt.Errorf("registering gateway metrics: %w", err)
 	}
@@ -338,7 +338,7 @@ func (g *Gateway) Config() *Config { return g.state.Load().cfg }
 // Reload applies cfg atomically: requests that started before it finish
 // under the old config, every later one sees the new. An invalid config,
 // or one that changes what needs a restart (listeners, admin, server
-// limits, access log), is rejected and the old one keeps serving.
+// limits, access log, metrics), is rejected and the old one keeps serving.
 func (g *Gateway) Reload(cfg *Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
@@ -368,6 +368,8 @@ func (g *Gateway) reload(cfg *Config) error {
 		return cfg.errorf("spec.server", "server limits cannot change on reload; restart the gateway")
 	case !reflect.DeepEqual(o.AccessLog, n.AccessLog):
 		return cfg.errorf("spec.accessLog", "the access log cannot change on reload; restart the gateway")
+	case !reflect.DeepEqual(o.Metrics, n.Metrics):
+		return cfg.errorf("spec.metrics", "metrics cannot change on reload; restart the gateway")
 	}
 	st, err := g.build(cfg, old)
 	if err != nil {

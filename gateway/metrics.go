@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relia-dev/relia/internal/semconv"
 	"github.com/relia-dev/relia/resilience/resilienceprom"
 )
 
@@ -51,10 +55,38 @@ const (
 	decisionUnavailable = "unavailable"
 )
 
-// durationBuckets are OpenTelemetry's advisory buckets for HTTP durations.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// Metrics configures the gateway's Prometheus metrics.
+type Metrics struct {
+	// LatencyBuckets are the upper bounds, in seconds, of the request
+	// duration histograms (http_server_request_duration_seconds and
+	// http_client_request_duration_seconds), ascending. A latency SLO
+	// read from a classic histogram needs its threshold among them. The
+	// default holds OpenTelemetry's advisory boundaries plus 0.2, 0.3
+	// and 2: 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.25, 0.3, 0.5,
+	// 0.75, 1, 2, 2.5, 5, 7.5, 10.
+	LatencyBuckets []float64 `yaml:"latencyBuckets"`
+}
 
-func newMetrics(reg prometheus.Registerer, st func() *state) (*metrics, error) {
+// latencyBuckets returns the configured bounds or relia's defaults.
+func (m Metrics) latencyBuckets() []float64 {
+	if len(m.LatencyBuckets) == 0 {
+		return semconv.DurationBuckets()
+	}
+	return m.LatencyBuckets
+}
+
+func (m Metrics) validate(bad func(path, format string, args ...any)) {
+	for i, b := range m.LatencyBuckets {
+		switch {
+		case math.IsNaN(b) || math.IsInf(b, 0) || b <= 0:
+			bad(fmt.Sprintf("spec.metrics.latencyBuckets[%d]", i), "%v is not a positive number of seconds", b)
+		case i > 0 && b <= m.LatencyBuckets[i-1]:
+			bad(fmt.Sprintf("spec.metrics.latencyBuckets[%d]", i), "%v does not follow %v: bounds must ascend", b, m.LatencyBuckets[i-1])
+		}
+	}
+}
+
+func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) (*metrics, error) {
 	obs, err := resilienceprom.New(reg)
 	if err != nil {
 		return nil, err
@@ -62,14 +94,14 @@ func newMetrics(reg prometheus.Registerer, st func() *state) (*metrics, error) {
 	m := &metrics{
 		obs: obs,
 		server: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_server_request_duration_seconds",
+			Name:    semconv.HTTPServerRequestDuration,
 			Help:    "Duration of inbound HTTP requests, from the request's arrival to its response (OpenTelemetry http.server.request.duration).",
-			Buckets: durationBuckets,
+			Buckets: buckets,
 		}, []string{"http_route", "http_request_method", "http_response_status_code"}),
 		client: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_client_request_duration_seconds",
+			Name:    semconv.HTTPClientRequestDuration,
 			Help:    "Duration of each attempt sent upstream (OpenTelemetry http.client.request.duration); error_type is set when no response came.",
-			Buckets: durationBuckets,
+			Buckets: buckets,
 		}, []string{"server_address", "http_request_method", "http_response_status_code", "error_type"}),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relia_gateway_ejections_total",

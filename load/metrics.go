@@ -7,18 +7,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relia-dev/relia/internal/semconv"
 	"github.com/relia-dev/relia/outcome"
 )
 
 // durationBuckets are the bucket bounds, in seconds, of the live latency
-// histograms: OpenTelemetry's default HTTP duration buckets.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// histograms: relia's defaults for every latency histogram it exports.
+var durationBuckets = semconv.DurationBuckets()
 
 var (
-	descDuration = prometheus.NewDesc("http_client_request_duration_seconds",
+	descDuration = prometheus.NewDesc(semconv.HTTPClientRequestDuration,
 		"Duration of the load generator's HTTP requests: from the scheduled send time in the open model, from the send in the closed model.",
 		[]string{"name", "http_request_method"}, nil)
-	descService = prometheus.NewDesc("relia_load_service_duration_seconds",
+	descService = prometheus.NewDesc(semconv.LoadServiceDuration,
 		"Service time of the load generator's HTTP requests: from the actual send to the end of the response.",
 		[]string{"name", "http_request_method"}, nil)
 	descRequests = prometheus.NewDesc("relia_load_requests_total",

@@ -274,3 +274,40 @@ func TestDashboardGolden(t *testing.T) {
 		t.Errorf("only %d series read by the dashboard", n)
 	}
 }
+
+// TestGenerateChecks: Generate refuses what cannot have right rules, at
+// the place in the spec, and accepts the rest: a latency threshold must
+// be a bound of the histogram's buckets, relia's defaults for the
+// histograms relia exports unless the spec lists its own.
+func TestGenerateChecks(t *testing.T) {
+	t.Parallel()
+	latency := func(extra string) string {
+		return spec("a", "  objective: 99%\n  sli:\n    latency:\n"+extra)
+	}
+	for _, tc := range []struct{ name, src, err string }{
+		{"relia's histogram at 200ms", latency("      metric: http_server_request_duration_seconds\n      threshold: 200ms\n"), ""},
+		{"relia's histogram at 150ms", latency("      metric: http_server_request_duration_seconds\n      threshold: 150ms\n"),
+			"slo.yaml:11:18: spec.sli.latency.threshold: 150ms (0.15s) is not a bucket bound of the histogram (the nearest are 0.1 and 0.2): the share of events at or under it cannot be read from the buckets, as relia exports http_server_request_duration_seconds by default; where yours has other buckets (a gateway's spec.metrics.latencyBuckets), list them in spec.sli.latency.buckets"},
+		{"relia's load histogram at 3s", latency("      metric: relia_load_service_duration_seconds\n      threshold: 3s\n"), "the nearest are 2.5 and 5"},
+		{"relia's histogram with its buckets listed", latency("      metric: http_server_request_duration_seconds\n      threshold: 150ms\n      buckets: [0.1, 0.15, 0.3]\n"), ""},
+		{"relia's histogram, native", latency("      metric: http_server_request_duration_seconds\n      threshold: 150ms\n      histogram: native\n"), ""},
+		{"another service's histogram", latency("      metric: api_latency_seconds\n      threshold: 150ms\n"), ""},
+		{"latency without a metric", latency("      threshold: 200ms\n"), "slo.yaml:10:7: spec.sli.latency.metric: missing: Prometheus rules need the histogram's name"},
+		{"outcome classes only", spec("a", "  objective: 99%\n  sli:\n    availability: {goodClasses: [ok]}\n"), "spec.sli.availability: has no errorQuery (or goodQuery) and totalQuery, so no Prometheus rules"},
+	} {
+		slos, err := Parse("slo.yaml", []byte(tc.src))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		_, tests, err := Generate(slos, "rules.yaml")
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err == "" && len(tests) == 0:
+			t.Errorf("%s: no tests", tc.name)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}

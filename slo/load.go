@@ -44,8 +44,9 @@ func (s *SLO) errorf(path, format string, args ...any) error {
 }
 
 // ReadFiles reads and validates the SLOs in files: relia documents of
-// kind SLO (documents of other kinds are skipped), OpenSLO v1 documents
-// and Sloth prometheus/v1 specs, told apart by their version. Every
+// kind SLO (documents of other kinds are skipped), OpenSLO v1 documents,
+// Sloth prometheus/v1 specs and Sloth's Kubernetes PrometheusServiceLevel
+// resources, told apart by their version. Every
 // problem is reported, each as a *config.Error naming file:line:col.
 func ReadFiles(paths ...string) ([]*SLO, error) {
 	var all []*SLO
@@ -99,21 +100,29 @@ func Parse(name string, data []byte) ([]*SLO, error) {
 			slos = append(slos, s)
 		case FormatOpenSLO:
 			openslo = append(openslo, d)
-		case FormatSloth:
-			got, err := importSloth(d)
+		case FormatSloth, FormatSlothK8s:
+			imp := importSloth
+			if d.Version == FormatSlothK8s {
+				imp = importSlothK8s
+			}
+			got, err := imp(d)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			slos = append(slos, got...)
 		case "":
-			errs = append(errs, d.Errorf("version", "missing: want version: %s (or apiVersion: %s, or Sloth's version: %s)", FormatRelia, FormatOpenSLO, FormatSloth))
+			errs = append(errs, d.Errorf("version", "missing: want version: %s (or apiVersion: %s or %s, or Sloth's version: %s)", FormatRelia, FormatOpenSLO, FormatSlothK8s, FormatSloth))
 		default:
 			field := "version"
 			if d.At("version") == d.Node {
 				field = "apiVersion"
 			}
-			errs = append(errs, d.Errorf(field, "%q is not a format relia reads (want %s, %s or %s)", d.Version, FormatRelia, FormatOpenSLO, FormatSloth))
+			hint := ""
+			if strings.HasPrefix(d.Version, "openslo/") {
+				hint = "; relia reads OpenSLO's released v1, not its drafts: write apiVersion: openslo/v1 with spec.indicator.spec.ratioMetric"
+			}
+			errs = append(errs, d.Errorf(field, "%q is not a format relia reads (want %s, %s, %s or %s)%s", d.Version, FormatRelia, FormatOpenSLO, FormatSloth, FormatSlothK8s, hint))
 		}
 	}
 	if len(openslo) > 0 {
@@ -239,19 +248,24 @@ func (s *SLO) validateSLI(bad func(string, string, ...any)) {
 		bad("spec.sli", "takes one SLI kind, got availability and latency")
 	case sli.Availability != nil:
 		a := sli.Availability
-		if (a.ErrorQuery == "") != (a.TotalQuery == "") {
-			missing := "errorQuery"
-			if a.TotalQuery == "" {
-				missing = "totalQuery"
-			}
-			bad("spec.sli.availability."+missing, "missing: errorQuery and totalQuery go together")
+		const path = "spec.sli.availability"
+		switch {
+		case a.ErrorQuery != "" && a.GoodQuery != "":
+			bad(path+".goodQuery", "give errorQuery or goodQuery, not both")
+		case (a.ErrorQuery != "" || a.GoodQuery != "") && a.TotalQuery == "":
+			bad(path+".totalQuery", "missing: the failed (or good) events need the total to be a share of")
+		case a.TotalQuery != "" && a.ErrorQuery == "" && a.GoodQuery == "":
+			bad(path+".errorQuery", "missing: totalQuery needs errorQuery or goodQuery beside it")
+		case a.TotalQuery == "" && len(a.GoodClasses) == 0:
+			bad(path, "needs errorQuery (or goodQuery) and totalQuery (Prometheus), goodClasses (relia runs), or both")
 		}
-		if a.ErrorQuery == "" && len(a.GoodClasses) == 0 {
-			bad("spec.sli.availability", "needs errorQuery and totalQuery (Prometheus), goodClasses (relia runs), or both")
-		}
-		for _, q := range []struct{ field, query string }{{"errorQuery", a.ErrorQuery}, {"totalQuery", a.TotalQuery}} {
-			if q.query != "" && !strings.Contains(q.query, windowPlaceholder) {
-				bad("spec.sli.availability."+q.field, "missing the %s placeholder where the range goes, as in rate(x[%s]): relia evaluates the query over several windows", windowPlaceholder, windowPlaceholder)
+		for _, q := range []struct{ field, query string }{{"errorQuery", a.ErrorQuery}, {"goodQuery", a.GoodQuery}, {"totalQuery", a.TotalQuery}} {
+			switch {
+			case q.query == "":
+			case !placeholderRE.MatchString(q.query):
+				bad(path+"."+q.field, "missing the %s placeholder where the range goes, as in rate(x[%s]): relia evaluates the query over several windows", windowPlaceholder, windowPlaceholder)
+			case !readsSeries(q.query):
+				bad(path+"."+q.field, "reads no series: an SLI counts a service's events, which a constant cannot")
 			}
 		}
 		for i, c := range a.GoodClasses {

@@ -91,9 +91,19 @@ func TestValidateErrors(t *testing.T) {
 		{"bad names", "kind: SLO\nversion: relia/v1\nmetadata:\n  name: 'has space'\n  labels: {sloth_id: x, 0bad: y}\nspec:\n  service: api\n  objective: 99%\n" + events +
 			"  alerting:\n    name: Bad-Name\n    minEvents: -1\n"},
 		{"duplicate ids", spec("a", "  objective: 99%\n"+events) + "---\n" + spec("a", "  objective: 99.9%\n"+events)},
-		{"unknown format", "apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\n"},
+		{"unknown format", "apiVersion: pyrra.dev/v1alpha1\nkind: ServiceLevelObjective\n"},
+		{"OpenSLO draft", "apiVersion: openslo/v1alpha\nkind: SLO\n"},
+		{"error and good queries", spec("a", "  objective: 99%\n  sli:\n    availability:\n      errorQuery: sum(rate(e[{{.window}}]))\n      goodQuery: sum(rate(g[{{.window}}]))\n      totalQuery: sum(rate(t[{{.window}}]))\n")},
+		{"total without failed or good", spec("a", "  objective: 99%\n  sli:\n    availability:\n      totalQuery: sum(rate(t[{{.window}}]))\n")},
+		{"query reading no series", spec("a", "  objective: 99%\n  sli:\n    availability:\n      errorQuery: sum(rate(e[{{.window}}]))\n      totalQuery: sum(count_over_time(vector(1)[{{.window}}:]))\n")},
+		{"Sloth SLI plugin", "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 99.9\n    sli:\n      plugin: {id: getting_started_availability, options: {job: svc}}\n"},
+		{"Sloth SLO plugins", "version: prometheus/v1\nservice: s\nslo_plugins:\n  chain: [{id: sloth.dev/contrib/alert_for/v1}, {id: sloth.dev/contrib/denominator_corrected/v1}]\nslos:\n  - name: x\n    objective: 99.9\n    plugins:\n      overridePrevious: true\n      chain: [{id: sloth.dev/core/sli_rules/v1}]\n    sli:\n      events: {error_query: 'a[{{.window}}]', total_query: 'b[{{.window}}]'}\n"},
+		{"Sloth Kubernetes plugin and raw", "apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\nmetadata: {name: m}\nspec:\n  service: s\n  slos:\n    - name: x\n      objective: 99.9\n      sli:\n        plugin: {id: p}\n    - name: y\n      objective: 99.9\n      sli:\n        raw: {errorRatioQuery: 'r[{{.window}}]'}\n"},
+		{"Sloth Kubernetes snake case", "apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\nmetadata: {name: m}\nspec:\n  service: s\n  slos:\n    - name: x\n      objective: 99.9\n      sli:\n        events: {error_query: 'a[{{.window}}]', totalQuery: 'b[5m]'}\n"},
+		{"Sloth Kubernetes without metadata", "apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\n"},
+		{"Sloth alert windows", "apiVersion: sloth.slok.dev/v1\nkind: AlertWindows\nspec: {sloPeriod: 30d}\n"},
 		{"no SLOs", "kind: Scenario\nversion: relia/v1\n"},
-		{"Sloth raw SLI", "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 99.9\n    sli:\n      raw:\n        error_ratio_query: x\n"},
+		{"Sloth raw SLI", "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 99.9\n    sli:\n      raw:\n        error_ratio_query: x\n  - name: y\n    objective: 99.9\n    sli:\n      raw: {errorRatioQuery: x}\n"},
 		{"Sloth objective above 100", "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 999\n    sli:\n      events: {error_query: 'a[{{.window}}]', total_query: 'b[{{.window}}]'}\n"},
 		{"Sloth query without placeholder", "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 99.9\n    sli:\n      events: {error_query: 'a[5m]', total_query: 'b[{{.window}}]'}\n"},
 		{"OpenSLO time slices", "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec:\n  service: s\n  budgetingMethod: Timeslices\n  indicatorRef: missing\n  objectives: [{target: 0.99}]\n"},
@@ -193,10 +203,18 @@ func TestRateCounters(t *testing.T) {
 
 // FuzzParse feeds arbitrary bytes to the SLO loader, in each of its
 // formats: it must not panic, every error must be positioned in the file,
-// and every SLO it accepts must generate rules.
+// and every SLO it accepts must generate rules and tests, or be refused
+// at a place in the file.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"availability", "latency-classic", "latency-native", "openslo", "sloth"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name+".yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, name := range []string{"sloth/k8s-home-wifi.yml", "sloth/getting-started.yml", "sloth/plugin-k8s-getting-started.yml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "corpus", filepath.FromSlash(name)))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -212,8 +230,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := Rules(slos); err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
-			t.Fatalf("Rules of a valid spec: %v", err)
+		if _, _, err := Generate(slos, "rules.yaml"); err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("generating the rules and tests of a valid spec: %v", err)
 		}
 	})
 }

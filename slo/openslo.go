@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -374,24 +373,22 @@ func (set openSLOSet) indicator(in located[osSLO]) (SLI, string, error) {
 	if err != nil {
 		return SLI{}, "", err
 	}
-	var errQ string
+	a := &Availability{TotalQuery: total}
 	switch {
 	case r.Good != nil && r.Bad != nil:
 		return SLI{}, "", errAt(".ratioMetric.bad", "give good or bad, not both")
 	case r.Bad != nil:
-		if errQ, err = query("bad", r.Bad); err != nil {
+		if a.ErrorQuery, err = query("bad", r.Bad); err != nil {
 			return SLI{}, "", err
 		}
 	case r.Good != nil:
-		good, err := query("good", r.Good)
-		if err != nil {
+		if a.GoodQuery, err = query("good", r.Good); err != nil {
 			return SLI{}, "", err
 		}
-		errQ = fmt.Sprintf("(%s)\n-\n(%s)", total, good)
 	default:
 		return SLI{}, "", errAt(".ratioMetric", "missing good (or bad)")
 	}
-	return SLI{Availability: &Availability{ErrorQuery: errQ, TotalQuery: total}}, path, nil
+	return SLI{Availability: a}, path, nil
 }
 
 // severityOf maps OpenSLO's free-form severities to relia's two.
@@ -530,122 +527,4 @@ func openSLOLabels(d config.Document, path string, in map[string]any) (map[strin
 		}
 	}
 	return out, nil
-}
-
-var promqlKeywords = []string{"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "atan2", "inf", "nan",
-	// Aggregations, which may come before their by (...) clause.
-	"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
-
-// rateCounters rewrites a PromQL expression over counters into one over
-// their per-second rates, wrapping each vector selector in
-// rate(...[{{.window}}]): sum(http_requests{code="500"}) becomes
-// sum(rate(http_requests{code="500"}[{{.window}}])). It handles
-// selectors, function calls, aggregations with by/without, binary
-// operators, strings and numbers; an expression with range selectors or
-// subqueries already has its windows and is refused.
-func rateCounters(q string) (string, error) {
-	var b strings.Builder
-	i := 0
-	isIdent := func(c byte, first bool) bool {
-		return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
-	}
-	skipSpace := func(j int) int {
-		for j < len(q) && (q[j] == ' ' || q[j] == '\t' || q[j] == '\n' || q[j] == '\r') {
-			j++
-		}
-		return j
-	}
-	// matchBrace returns the index after the } or ) closing the one at j,
-	// skipping quoted strings.
-	matchClose := func(j int) (int, error) {
-		open, closeCh := q[j], byte('}')
-		if open == '(' {
-			closeCh = ')'
-		}
-		depth := 0
-		for k := j; k < len(q); k++ {
-			switch c := q[k]; {
-			case c == '"' || c == '\'' || c == '`':
-				end := strings.IndexByte(q[k+1:], c)
-				if end < 0 {
-					return 0, fmt.Errorf("unterminated string in %q", q)
-				}
-				k += end + 1
-			case c == open:
-				depth++
-			case c == closeCh:
-				depth--
-				if depth == 0 {
-					return k + 1, nil
-				}
-			}
-		}
-		return 0, fmt.Errorf("unbalanced %c in %q", open, q)
-	}
-	wrap := func(sel string) { fmt.Fprintf(&b, "rate(%s[%s])", sel, windowPlaceholder) }
-	for i < len(q) {
-		c := q[i]
-		switch {
-		case c == '[':
-			return "", fmt.Errorf("%q already has a range: add the %s placeholder instead of counter: true", q, windowPlaceholder)
-		case c == '"' || c == '\'' || c == '`':
-			end := strings.IndexByte(q[i+1:], c)
-			if end < 0 {
-				return "", fmt.Errorf("unterminated string in %q", q)
-			}
-			b.WriteString(q[i : i+end+2])
-			i += end + 2
-		case c == '{':
-			end, err := matchClose(i)
-			if err != nil {
-				return "", err
-			}
-			wrap(q[i:end])
-			i = end
-		case c >= '0' && c <= '9' || c == '.':
-			j := i
-			for j < len(q) && (isIdent(q[j], false) || q[j] == '.' || q[j] == '+' && (q[j-1] == 'e' || q[j-1] == 'E')) {
-				j++
-			}
-			b.WriteString(q[i:j])
-			i = j
-		case isIdent(c, true):
-			j := i
-			for j < len(q) && isIdent(q[j], false) {
-				j++
-			}
-			word := q[i:j]
-			next := skipSpace(j)
-			switch {
-			case slices.Contains(promqlKeywords, strings.ToLower(word)):
-				b.WriteString(word)
-				i = j
-				if lw := strings.ToLower(word); (lw == "by" || lw == "without" || lw == "on" || lw == "ignoring" || lw == "group_left" || lw == "group_right") && next < len(q) && q[next] == '(' {
-					end, err := matchClose(next)
-					if err != nil {
-						return "", err
-					}
-					b.WriteString(q[j:end])
-					i = end
-				}
-			case next < len(q) && q[next] == '(':
-				b.WriteString(word) // a function or an aggregation
-				i = j
-			case next < len(q) && q[next] == '{':
-				end, err := matchClose(next)
-				if err != nil {
-					return "", err
-				}
-				wrap(word + q[next:end])
-				i = end
-			default:
-				wrap(word)
-				i = j
-			}
-		default:
-			b.WriteByte(c)
-			i++
-		}
-	}
-	return b.String(), nil
 }

@@ -2,6 +2,7 @@ package slo
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/semconv"
 )
 
 // RuleFile is a Prometheus rule file (rule_files:), as Marshal writes it.
@@ -100,24 +102,43 @@ func (s *SLO) selector() string { return fmt.Sprintf(`{sloth_id="%s"}`, s.ID()) 
 var placeholderRE = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
 
 // sourceQueries returns PromQL for the per-second rates of failed and of
-// all events over window, from the SLI's source metrics.
+// all events over window, from the SLI's source metrics, each one series.
+//
+// Missing data never becomes a good SLI. Failed events are recorded only
+// while the total is (failures without events are no SLI); a failed or
+// good query that finds no series counts zero events only when it reads
+// the total's own series narrowed by more matchers (see refines), since
+// the total's series then show the metric is there and none matched;
+// otherwise the SLI is missing until its series appear.
 func (s *SLO) sourceQueries(window time.Duration) (errs, events string, err error) {
+	if err := s.promReady(); err != nil {
+		return "", "", err
+	}
 	w := config.FormatDuration(window)
+	fill := func(q string) string { return strings.TrimSpace(placeholderRE.ReplaceAllString(q, w)) }
+	// zeroWhenAbsent writes part, or zero while the total has series when
+	// part finds none and refines the total.
+	zeroWhenAbsent := func(part, raw, rawTotal string) string {
+		if refines(raw, rawTotal) {
+			return fmt.Sprintf("(%s or (%s * 0))", part, events)
+		}
+		return part
+	}
 	sli := s.Spec.SLI
 	switch {
-	case sli.Availability != nil && sli.Availability.ErrorQuery != "":
-		a := sli.Availability
-		errs = strings.TrimSpace(placeholderRE.ReplaceAllString(a.ErrorQuery, w))
-		events = strings.TrimSpace(placeholderRE.ReplaceAllString(a.TotalQuery, w))
-		// An error query over series that do not exist yet (no failure
-		// so far) is empty, not 0: fall back to 0 with the total's labels
-		// so that a clean service has an SLI of 100%, not none.
-		return fmt.Sprintf("(%s)\nor\n((%s) * 0)", errs, events), fmt.Sprintf("(%s)", events), nil
 	case sli.Availability != nil:
-		return "", "", s.errorf("spec.sli.availability", "has no errorQuery and totalQuery: it can be evaluated in relia runs only")
-	case sli.Latency != nil && sli.Latency.Metric == "":
-		return "", "", s.errorf("spec.sli.latency.metric", "missing: Prometheus rules need the histogram's name")
-	case sli.Latency != nil:
+		a := sli.Availability
+		events = summed(fill(a.TotalQuery))
+		if a.GoodQuery != "" {
+			good := zeroWhenAbsent(summed(fill(a.GoodQuery)), a.GoodQuery, a.TotalQuery)
+			return fmt.Sprintf("clamp_min(\n  %s\n  -\n  %s,\n  0\n)", events, good), events, nil
+		}
+		errs = fmt.Sprintf("%s\nand on ()\n%s", summed(fill(a.ErrorQuery)), events)
+		if refines(a.ErrorQuery, a.TotalQuery) {
+			errs = fmt.Sprintf("(\n  %s\n)\nor\n(%s * 0)", strings.ReplaceAll(errs, "\n", "\n  "), events)
+		}
+		return errs, events, nil
+	default:
 		l := sli.Latency
 		sel := strings.TrimSpace(strings.Trim(strings.TrimSpace(l.Selector), "{}"))
 		with := func(extra string) string {
@@ -136,11 +157,38 @@ func (s *SLO) sourceQueries(window time.Duration) (errs, events string, err erro
 			errs = fmt.Sprintf("%s\n* (1 - histogram_fraction(0, %s, %s))", events, formatFloat(t), h)
 			return errs, events, nil
 		}
+		// No zero for a missing bucket: the threshold would not be one
+		// of the histogram's bounds.
 		events = fmt.Sprintf("sum(rate(%s_count%s[%s]))", l.Metric, with(""), w)
 		good := fmt.Sprintf("sum(rate(%s_bucket%s[%s]))", l.Metric, with(leMatcher(t)), w)
-		return events + "\n-\n" + good, events, nil
+		return fmt.Sprintf("clamp_min(\n  %s\n  -\n  %s,\n  0\n)", events, good), events, nil
 	}
-	return "", "", s.errorf("spec.sli", "needs an SLI kind")
+}
+
+// promReady reports what keeps the SLO from having Prometheus rules, or
+// right ones: an SLI without queries (evaluated in relia runs only), a
+// latency SLI without the histogram's name, or one whose threshold is
+// not a bucket bound of a histogram relia exports (see CheckThreshold;
+// bounds the spec declares are checked by Validate).
+func (s *SLO) promReady() error {
+	sli := s.Spec.SLI
+	switch {
+	case sli.Availability != nil && sli.Availability.TotalQuery == "":
+		return s.errorf("spec.sli.availability", "has no errorQuery (or goodQuery) and totalQuery, so no Prometheus rules: it is judged in relia runs only")
+	case sli.Latency != nil && sli.Latency.Metric == "":
+		return s.errorf("spec.sli.latency.metric", "missing: Prometheus rules need the histogram's name (%s for relia's gateway); without it the SLO is judged in relia runs only", semconv.HTTPServerRequestDuration)
+	case sli.Availability == nil && sli.Latency == nil:
+		return s.errorf("spec.sli", "needs an SLI kind")
+	}
+	if l := sli.Latency; l != nil && l.Histogram != Native && len(l.Buckets) == 0 {
+		if buckets, ok := semconv.Buckets(l.Metric); ok {
+			if err := CheckThreshold(l.Threshold, buckets); err != nil {
+				return s.errorf("spec.sli.latency.threshold", "%v, as relia exports %s by default; where yours has other buckets (a gateway's spec.metrics.latencyBuckets), list them in spec.sli.latency.buckets",
+					err, l.Metric)
+			}
+		}
+	}
+	return nil
 }
 
 // leMatcher matches a classic histogram's bucket bound. Prometheus 3
@@ -189,6 +237,35 @@ func Rules(slos []*SLO) (RuleFile, error) {
 		f.Groups = append(f.Groups, groups...)
 	}
 	return f, nil
+}
+
+// Generate checks slos for Prometheus and returns what relia slo
+// generate writes: their rules, and the promtool tests of each, reading
+// the rules from ruleFile (see RuleTests). Every check either runs is
+// made, and every problem reported; relia slo validate calls it too, so
+// that a spec it passes is one generate accepts.
+func Generate(slos []*SLO, ruleFile string) (RuleFile, []RuleTestFile, error) {
+	var f RuleFile
+	var tests []RuleTestFile
+	var errs []error
+	for _, s := range slos {
+		groups, err := s.rules()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.Groups = append(f.Groups, groups...)
+		t, err := s.RuleTests(ruleFile)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		tests = append(tests, t...)
+	}
+	if len(errs) > 0 {
+		return RuleFile{}, nil, errors.Join(errs...)
+	}
+	return f, tests, nil
 }
 
 func (s *SLO) rules() ([]RuleGroup, error) {
@@ -259,7 +336,14 @@ func (s *SLO) rules() ([]RuleGroup, error) {
 			}
 			pairs = append(pairs, "(\n  "+strings.Join(conds, "\n  and\n  ")+"\n)")
 		}
-		r := Rule{Alert: a.Name, Expr: strings.Join(pairs, "\nor\n"), Labels: a.Labels, Annotations: a.Annotations}
+		// The SLO's ids on the rule itself (its series carry them too)
+		// keep two SLOs' alerts of one name and labels apart, which
+		// promtool's lint requires.
+		rl := maps.Clone(a.Labels)
+		for _, k := range []string{"sloth_id", "sloth_service", "sloth_slo"} {
+			rl[k] = labels[k]
+		}
+		r := Rule{Alert: a.Name, Expr: strings.Join(pairs, "\nor\n"), Labels: rl, Annotations: a.Annotations}
 		if a.For > 0 {
 			r.For = config.FormatDuration(a.For)
 		}

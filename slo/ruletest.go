@@ -93,8 +93,8 @@ const maxTestStep = 3 * time.Hour
 //     1.1 times the pair's burn rate. The alert must not be firing at 90%
 //     of the expected detection time (DetectionTime, plus For) and must be
 //     firing by that time (within one evaluation).
-//   - A baseline that fails exactly the error budget (burn rate 1) for
-//     longer than every window: every alert must stay silent.
+//   - With alerts: a baseline that fails exactly the error budget (burn
+//     rate 1) for longer than every window: every alert must stay silent.
 //   - With MinEvents: a service with too little traffic for the guard,
 //     every event failing: the page alert must stay silent.
 //   - The error ratio over a window whose first half has 10% errors at 100
@@ -119,11 +119,13 @@ func (s *SLO) RuleTests(ruleFile string) ([]RuleTestFile, error) {
 			tests = append(tests, t)
 		}
 	}
-	t, err := g.baselineTest()
-	if err != nil {
-		return nil, err
+	if len(g.alerts) > 0 {
+		t, err := g.baselineTest()
+		if err != nil {
+			return nil, err
+		}
+		tests = append(tests, t)
 	}
-	tests = append(tests, t)
 	if len(g.alerts) > 0 && g.alerts[0].MinEvents > 0 {
 		t, err := g.guardTest(g.alerts[0])
 		if err != nil {
@@ -423,11 +425,17 @@ func (g *testGen) guardTest(a Alert) (RuleTest, error) {
 	}, nil
 }
 
-// ratioTest checks that a window's error ratio is a ratio of sums.
+// ratioTest checks that a window's error ratio is a ratio of sums, over
+// the SLO's shortest window longer than the base one that a whole, even
+// number of steps covers. The step is a quarter of the window or the
+// base window, whichever is longer, in whole base windows, so that an
+// SLO whose only long window is its 30-day period is tested in a few
+// evaluations rather than thousands.
 func (g *testGen) ratioTest() (RuleTest, bool) {
-	g.step = g.slo.baseWindow()
+	base := g.slo.baseWindow()
 	var w time.Duration
 	for _, d := range g.slo.windows()[1:] {
+		g.step = max(d/4/base*base, base)
 		if n := int(d / g.step); d%g.step == 0 && n >= 2 && n%2 == 0 {
 			w = d
 			break

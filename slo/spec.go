@@ -25,6 +25,8 @@ type SLO struct {
 	// src is the document the SLO was read from; validation errors point
 	// into it. Empty for SLOs built in Go.
 	src source
+	// k8s is the Kubernetes object the SLO was read from, if any.
+	k8s *k8sObject
 }
 
 // Metadata names an SLO.
@@ -76,7 +78,15 @@ type Availability struct {
 	// ErrorQuery is PromQL for the per-second rate of failed events, with
 	// {{.window}} where the range goes:
 	// sum(rate(http_requests_total{job="api",code=~"5..|429"}[{{.window}}])).
+	// Each query is summed into one series. When it finds no series, the
+	// service has failed nothing only if it reads the series the total
+	// query reads, narrowed by more label matchers (as here); otherwise
+	// its metric is missing and so is the SLI, never a good one.
 	ErrorQuery string `yaml:"errorQuery"`
+	// GoodQuery is PromQL for the per-second rate of good events, with
+	// {{.window}}, for services that count successes: give it instead of
+	// errorQuery, and failed events are the total minus the good ones.
+	GoodQuery string `yaml:"goodQuery"`
 	// TotalQuery is PromQL for the per-second rate of all events, with
 	// {{.window}}: sum(rate(http_requests_total{job="api"}[{{.window}}])).
 	TotalQuery string `yaml:"totalQuery"`

@@ -1,8 +1,11 @@
 // Command fault compares relia's fault proxy with Toxiproxy, pinned to
-// cores the way docs/benchmarks.md describes: wrk on CPU 0, the proxies and
-// nginx on CPU 1.
+// cores the way docs/benchmarks.md describes, in two topologies: shared
+// (wrk on CPU 0, the proxies and nginx on CPU 1, the historical one) and
+// own (wrk and nginx on CPU 0, the proxy under test alone on CPU 1, so that
+// the proxy, not preemption by nginx on its core, sets the figure).
 //
-//	cd bench && go run ./fault -duration 5s -rounds 5
+//	cd bench && go run ./fault -duration 5s -rounds 5              # both topologies
+//	cd bench && go run ./fault -duration 5s -rounds 5 -topology own
 //
 // It measures wrk -> nginx directly, through Toxiproxy (TCP, no toxic),
 // through relia (TCP, no toxic), through relia with a latency=0 toxic, and
@@ -14,8 +17,10 @@
 // what moving the bytes out of user space would buy. Each round measures every
 // path once, in an order that rotates from round to round, so a slow spell
 // of a shared machine falls on all paths alike; the figures are medians over
-// the rounds. Beside req/s it reads each proxy's CPU time per request from
-// /proc, which a busy neighbour disturbs far less than throughput. The p50
+// the rounds. Beside req/s it reads each proxy's and nginx's CPU time per
+// request from /proc, which a busy neighbour disturbs far less than
+// throughput, and how busy each of the two CPUs was (/proc/stat), to say
+// which one saturated first and so set the throughput. The p50
 // latency a latency=0 toxic adds is measured with one connection, so
 // queueing does not hide it. Missing tools are installed: nginx-light and
 // wrk with apt-get (-install), toxiproxy-server with go install. It is run
@@ -51,28 +56,42 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	conns := flag.Int("connections", 50, "wrk connections for throughput")
 	install := flag.Bool("install", true, "apt-get install nginx-light and wrk when missing")
+	topo := flag.String("topology", "both", "shared (wrk on CPU 0; proxies and nginx on CPU 1), own (wrk and nginx on CPU 0; the proxy alone on CPU 1) or both")
 	flag.Parse()
-	if *rounds < 1 || *duration < time.Second || *conns < 1 {
-		fmt.Fprintln(os.Stderr, "bench/fault: -rounds, -duration (>= 1s) and -connections must be positive")
+	topologies := map[string][]topology{"shared": {shared}, "own": {own}, "both": {shared, own}}[*topo]
+	if *rounds < 1 || *duration < time.Second || *conns < 1 || topologies == nil {
+		fmt.Fprintln(os.Stderr, "bench/fault: -rounds, -duration (>= 1s) and -connections must be positive, -topology shared, own or both")
 		os.Exit(2)
 	}
-	if err := run(*duration, *rounds, *conns, *install); err != nil {
+	if err := run(*duration, *rounds, *conns, *install, topologies); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/fault:", err)
 		os.Exit(1)
 	}
 }
 
+// topology says where nginx runs; wrk always runs on CPU 0 and the proxies
+// on CPU 1.
+type topology struct {
+	name, nginxCPU, title string
+}
+
+var (
+	shared = topology{"shared", "1", "shared core: wrk on CPU 0; the proxy and nginx on CPU 1"}
+	own    = topology{"own", "0", "own core: wrk and nginx on CPU 0; the proxy alone on CPU 1"}
+)
+
 // path is one way from wrk to nginx and what it measured, one entry per
 // round.
 type path struct {
-	name           string
-	port           int
-	pid            int // the proxy's, for CPU per request; 0 for none
-	rps, cpuPerReq []float64
-	p50, p50one    []time.Duration
+	name                        string
+	port                        int
+	pid                         int // the proxy's, for CPU per request; 0 for none
+	rps, cpuPerReq, nginxPerReq []float64
+	busy0, busy1                []float64 // how busy CPU 0 and CPU 1 were, 0 to 1
+	p50, p50one                 []time.Duration
 }
 
-func run(d time.Duration, rounds, conns int, install bool) error {
+func run(d time.Duration, rounds, conns int, install bool, topologies []topology) error {
 	out, err := filepath.Abs("out/fault")
 	if err != nil {
 		return err
@@ -92,7 +111,8 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	defer stopAll()
 
 	nginxPort, reliaAPI, reliaTCP, reliaLat0, reliaHTTP, toxAPI, toxTCP := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
-	if _, err := startNginx(ctx, out, nginxPort); err != nil {
+	nginxPID, err := startNginx(ctx, out, nginxPort)
+	if err != nil {
 		return err
 	}
 	upstream := fmt.Sprintf("127.0.0.1:%d", nginxPort)
@@ -139,7 +159,6 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	// haproxy in TCP mode is no fault proxy; it is the reference for how
 	// fast an event-loop TCP relay in C gets on these cores, which bounds
 	// what any user-space fault proxy can reach against Toxiproxy.
-	var haproxyTCP *path
 	if _, err := exec.LookPath("haproxy"); err == nil {
 		port := freePort()
 		conf := filepath.Join(out, "haproxy.cfg")
@@ -152,8 +171,7 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 		if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
 			return err
 		}
-		haproxyTCP = &path{name: "wrk -> haproxy (tcp mode, reference) -> nginx", port: port, pid: pid}
-		paths = append(paths, haproxyTCP)
+		paths = append(paths, &path{name: haproxyName, port: port, pid: pid})
 	} else {
 		fmt.Println("skipped: haproxy tcp-mode reference (haproxy not installed; make bench-deps installs it)")
 	}
@@ -161,7 +179,6 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	// sockhash and an sk_skb verdict program forward each segment in the
 	// kernel. Its CPU is spent in softirqs and kernel workers, on both
 	// cores, so it has no per-process CPU figure.
-	var kernelRelay *path
 	sockmap := filepath.Join(out, "sockmap")
 	if err := runCmd(".", "go", "build", "-o", sockmap, "./fault/sockmap"); err != nil {
 		return fmt.Errorf("building the sockmap relay: %w", err)
@@ -177,32 +194,52 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 		if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
 			return err
 		}
-		kernelRelay = &path{name: "wrk -> BPF sockmap relay (kernel forwarding, reference) -> nginx", port: port}
-		paths = append(paths, kernelRelay)
+		paths = append(paths, &path{name: sockmapName, port: port})
 	}
-	fmt.Printf("load average before: %s\n", loadAverage())
+	for _, topo := range topologies {
+		// nginx's master and its worker move to the topology's CPU; the
+		// rest stay where they started.
+		if err := pinTree(nginxPID, topo.nginxCPU); err != nil {
+			return err
+		}
+		fresh := make([]*path, len(paths))
+		for i, p := range paths {
+			fresh[i] = &path{name: p.name, port: p.port, pid: p.pid}
+		}
+		if err := runTopology(topo, fresh, nginxPID, d, rounds, conns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runTopology measures every path in rounds and prints the table and the
+// ratios of one topology.
+func runTopology(topo topology, paths []*path, nginxPID int, d time.Duration, rounds, conns int) error {
+	fmt.Printf("\n## %s\n\nload average before: %s\n", topo.title, loadAverage())
 	for r := range rounds {
 		for i := range paths {
 			p := paths[(i+r)%len(paths)]
-			if err := measure(p, conns, d); err != nil {
+			if err := measure(p, nginxPID, conns, d); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d  %-64s %8.0f req/s  p50 %v  p50 (1 conn) %v\n",
-				r+1, p.name, p.rps[r], p.p50[r], p.p50one[r])
+			fmt.Fprintf(os.Stderr, "%s round %d  %-64s %8.0f req/s  CPU 0 %3.0f%%  CPU 1 %3.0f%%  p50 %v  p50 (1 conn) %v\n",
+				topo.name, r+1, p.name, p.rps[r], 100*p.busy0[r], 100*p.busy1[r], p.p50[r], p.p50one[r])
 		}
 	}
 	fmt.Printf("load average after:  %s\n\n", loadAverage())
 
 	direct, tox, tcp, lat0 := paths[0], paths[1], paths[2], paths[3]
 	fmt.Printf("medians over %d rounds of %v (wrk -t1 -c%d; latency runs -c1 for %v)\n\n", rounds, d, conns, d/2)
-	fmt.Printf("| path | req/s (median) | req/s (min-max) | ratio to direct | p50, %d conns | p50, 1 conn | proxy CPU per request |\n|---|---|---|---|---|---|---|\n", conns)
+	fmt.Printf("| path | req/s (median) | req/s (min-max) | ratio to direct | p50, %d conns | p50, 1 conn | proxy CPU per request | nginx CPU per request | CPU 0 busy | CPU 1 busy | saturated first |\n|---|---|---|---|---|---|---|---|---|---|---|\n", conns)
 	for _, p := range paths {
 		cpu := "-"
 		if p.pid != 0 {
 			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
 		}
-		fmt.Printf("| %s | %.0f | %.0f-%.0f | %.2f | %v | %v | %s |\n", p.name, median(p.rps), slices.Min(p.rps), slices.Max(p.rps),
-			median(p.rps)/median(direct.rps), medianDur(p.p50), medianDur(p.p50one), cpu)
+		b0, b1 := median(p.busy0), median(p.busy1)
+		fmt.Printf("| %s | %.0f | %.0f-%.0f | %.2f | %v | %v | %s | %.1f µs | %.0f%% | %.0f%% | %s |\n", p.name, median(p.rps), slices.Min(p.rps), slices.Max(p.rps),
+			median(p.rps)/median(direct.rps), medianDur(p.p50), medianDur(p.p50one), cpu, median(p.nginxPerReq), 100*b0, 100*b1, saturated(b0, b1))
 	}
 	ratios := make([]float64, rounds)
 	for r := range rounds {
@@ -211,14 +248,19 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	fmt.Printf("\nrelia tcp / toxiproxy throughput: %.2fx, median of rounds (each round's ratio: %s) (goal >= 1.5x)\n",
 		median(ratios), formatRatios(ratios))
 	fmt.Printf("toxiproxy / relia tcp CPU per request: %.2fx\n", median(tox.cpuPerReq)/median(tcp.cpuPerReq))
-	if haproxyTCP != nil {
+	if haproxyTCP := find(paths, haproxyName); haproxyTCP != nil {
 		for r := range rounds {
 			ratios[r] = haproxyTCP.rps[r] / tox.rps[r]
 		}
 		fmt.Printf("reference: haproxy tcp mode / toxiproxy throughput: %.2fx (each round: %s); relia tcp / haproxy: %.2fx\n",
 			median(ratios), formatRatios(ratios), median(tcp.rps)/median(haproxyTCP.rps))
+		for r := range rounds {
+			ratios[r] = tcp.cpuPerReq[r] / haproxyTCP.cpuPerReq[r]
+		}
+		fmt.Printf("relia tcp / haproxy tcp mode CPU per request: %.2fx (%.1f vs %.1f µs; each round: %s) (goal <= 1.0x)\n",
+			median(ratios), median(tcp.cpuPerReq), median(haproxyTCP.cpuPerReq), formatRatios(ratios))
 	}
-	if kernelRelay != nil {
+	if kernelRelay := find(paths, sockmapName); kernelRelay != nil {
 		for r := range rounds {
 			ratios[r] = kernelRelay.rps[r] / tox.rps[r]
 		}
@@ -230,18 +272,52 @@ func run(d time.Duration, rounds, conns int, install bool) error {
 	return nil
 }
 
+// The reference paths' names, by which the summary finds them.
+const (
+	haproxyName = "wrk -> haproxy (tcp mode, reference) -> nginx"
+	sockmapName = "wrk -> BPF sockmap relay (kernel forwarding, reference) -> nginx"
+)
+
+func find(paths []*path, name string) *path {
+	for _, p := range paths {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// saturated says which CPU ran out first: the busier one, when it was
+// busy nearly all the time; a neighbour's load on the machine counts too.
+func saturated(busy0, busy1 float64) string {
+	const full = 0.95
+	switch {
+	case busy0 >= full && busy0 >= busy1:
+		return "CPU 0"
+	case busy1 >= full:
+		return "CPU 1"
+	}
+	return "neither"
+}
+
 // measure runs one round on p: throughput with conns connections, then
 // latency with one.
-func measure(p *path, conns int, d time.Duration) error {
+func measure(p *path, nginxPID, conns int, d time.Duration) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", p.port)
-	before := proc.CPUTime(p.pid)
+	before, nginxBefore, cpusBefore := proc.CPUTime(p.pid), proc.CPUTime(nginxPID), readCPUs()
 	rps, p50, err := wrk(url, conns, d)
 	if err != nil {
 		return err
 	}
+	requests := rps * d.Seconds()
+	perReq := func(t time.Duration) float64 { return float64(t/time.Microsecond) / requests }
 	if p.pid != 0 {
-		p.cpuPerReq = append(p.cpuPerReq, float64((proc.CPUTime(p.pid)-before)/time.Microsecond)/(rps*d.Seconds()))
+		p.cpuPerReq = append(p.cpuPerReq, perReq(proc.CPUTime(p.pid)-before))
 	}
+	p.nginxPerReq = append(p.nginxPerReq, perReq(proc.CPUTime(nginxPID)-nginxBefore))
+	cpusAfter := readCPUs()
+	p.busy0 = append(p.busy0, busy(cpusBefore, cpusAfter, 0))
+	p.busy1 = append(p.busy1, busy(cpusBefore, cpusAfter, 1))
 	_, p50one, err := wrk(url, 1, d/2)
 	if err != nil {
 		return err

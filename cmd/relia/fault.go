@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/fault"
+	"github.com/relia-dev/relia/load"
 	"github.com/spf13/cobra"
 )
 
@@ -34,9 +37,15 @@ func newFaultCmd() *cobra.Command {
 		Use:   "fault",
 		Short: "Inject faults: a Toxiproxy-compatible fault proxy and its client",
 		Long: `relia fault serve runs a fault proxy whose control API is Toxiproxy's, so
-toxiproxy-cli and Toxiproxy's client libraries drive it unchanged. Every
-fault is a lease: it ends by itself unless renewed (60s by default).
-The other subcommands drive a running server.`,
+toxiproxy-cli and Toxiproxy's client libraries drive it unchanged. The other
+subcommands drive a running server: create and delete proxies, list them,
+add, renew and remove faults.
+
+A fault that relia fault add starts is a lease: it ends by itself unless
+renewed (--ttl, 60s by default), so it never outlives its runner by more.
+A toxic created through Toxiproxy's API without a lease stays until
+removed, as in Toxiproxy (unless serve --default-ttl sets a lease).
+Guide: docs/fault.md.`,
 	}
 	var server, token string
 	cmd.PersistentFlags().StringVar(&server, "server", "http://127.0.0.1:8474", "fault server's control API (client subcommands)")
@@ -48,7 +57,7 @@ The other subcommands drive a running server.`,
 		}
 		return c, nil
 	}
-	cmd.AddCommand(newFaultServeCmd(&token), newFaultListCmd(client), newFaultAddCmd(client),
+	cmd.AddCommand(newFaultServeCmd(&token), newFaultCreateCmd(client), newFaultDeleteCmd(client), newFaultListCmd(client), newFaultAddCmd(client),
 		newFaultRemoveCmd(client), newFaultRenewCmd(client), newFaultResetCmd(client), newFaultProcessCmd(client))
 	return cmd
 }
@@ -61,6 +70,7 @@ type faultServeOptions struct {
 	seedSet    bool
 	token      string
 	defaultTTL time.Duration
+	maxProxies int
 	allowProc  bool
 	launch     []string // NAME=COMMAND
 	auditLog   string
@@ -72,12 +82,31 @@ func newFaultServeCmd(token *string) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the fault proxy and its control API",
 		Long: `Run the fault proxy. --config takes Toxiproxy's populate format, a JSON
-array of {"name", "listen", "upstream", "enabled"}. The seed of every random
-fault decision is printed and recorded in the audit log (JSON lines on
-stderr); the same seed and the same traffic give the same decisions.
-The API listens on loopback unless told otherwise, and then needs --token.
-Stopping the server (SIGINT, SIGTERM) removes every fault, reverts every
-process fault and stops the processes --launch started.`,
+array of {"name", "listen", "upstream", "enabled"}, plus relia's "mode" and
+"max_triggered"; relia fault create adds proxies later.
+
+A proxy relays TCP ("mode": "tcp", the default, Toxiproxy's): its toxics
+(latency, bandwidth, slicer, timeout, reset_peer, ...) act on the bytes of
+each connection. A proxy in HTTP mode ("mode": "http") reads HTTP/1.1 and
+passes each request to its upstream; its toxics are of type http and act
+per request: match by method, path and headers, then delay, answer with
+an error status (and Retry-After), truncate or corrupt the body, or set
+headers, on the share of matching requests the toxicity gives. With
+"max_triggered": N, a request carrying X-Relia-Fault: <toxic name> gets
+that fault whatever the toxicity, N requests at a time at most.
+
+Toxics created through the API without a lease stay until removed, as in
+Toxiproxy; --default-ttl gives them a lease instead. At most --max-proxies
+proxies exist at once. The seed of every random fault decision is printed
+and recorded in the audit log (JSON lines on stderr, or --audit-log); the
+same seed and the same traffic give the same decisions. The API listens on
+loopback unless told otherwise, and then needs --token. Stopping the server
+(SIGINT, SIGTERM) removes every fault, reverts every process fault and
+stops the processes --launch started.`,
+		Example: `  relia fault serve
+  relia fault serve --config proxies.json --seed 42 --audit-log faults.jsonl
+  relia fault serve --default-ttl 2m --max-proxies 50
+  relia fault serve --allow-process-faults --launch web="python3 -m http.server 9001"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.seedSet = cmd.Flags().Changed("seed")
@@ -90,7 +119,8 @@ process fault and stops the processes --launch started.`,
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:8474", "address of the control API")
 	cmd.Flags().StringVar(&o.config, "config", "", "proxies to create at start (Toxiproxy populate JSON)")
 	cmd.Flags().Uint64Var(&o.seed, "seed", 0, "seed of the random fault decisions (default: random, printed)")
-	cmd.Flags().DurationVar(&o.defaultTTL, "default-ttl", fault.DefaultLeaseTTL, "lease of a fault created without lease_ttl")
+	cmd.Flags().DurationVar(&o.defaultTTL, "default-ttl", 0, "lease of a toxic created without lease_ttl (0: none, it stays until removed, as in Toxiproxy)")
+	cmd.Flags().IntVar(&o.maxProxies, "max-proxies", fault.DefaultMaxProxies, "most proxies at once; more are refused with 409")
 	cmd.Flags().BoolVar(&o.allowProc, "allow-process-faults", false, "let the API kill, pause, burn CPU, hold memory and fill disk on this machine")
 	cmd.Flags().StringArrayVar(&o.launch, "launch", nil, "NAME=COMMAND: start COMMAND (split on spaces, no shell) as a process kill, restart and pause faults can name (repeatable; needs --allow-process-faults)")
 	cmd.Flags().StringVar(&o.auditLog, "audit-log", "", "append the audit log (JSON lines) to this file instead of stderr")
@@ -118,14 +148,14 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 	}
 	var cfgs []fault.ProxyConfig
 	if o.config != "" {
-		data, err := os.ReadFile(o.config)
+		f, err := os.Open(o.config)
 		if err != nil {
 			return badInput(fmt.Errorf("reading fault config: %w", err))
 		}
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfgs); err != nil {
-			return badInput(fmt.Errorf("reading fault config %s (Toxiproxy populate JSON): %w", o.config, err))
+		cfgs, err = fault.ReadProxies(f)
+		f.Close()
+		if err != nil {
+			return badInput(fmt.Errorf("reading fault config %s: %w", o.config, err))
 		}
 	}
 	type launch struct {
@@ -163,7 +193,7 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 		o.seed = binary.LittleEndian.Uint64(b[:])
 	}
 	audit := slog.New(slog.NewJSONHandler(auditOut, nil))
-	srv, err := fault.NewServer(fault.Options{Seed: o.seed, Audit: audit, DefaultTTL: o.defaultTTL, AllowProcessFaults: o.allowProc})
+	srv, err := fault.NewServer(fault.Options{Seed: o.seed, Audit: audit, DefaultTTL: o.defaultTTL, MaxProxies: o.maxProxies, AllowProcessFaults: o.allowProc})
 	if err != nil {
 		return badInput(err)
 	}
@@ -182,7 +212,11 @@ func serveFault(ctx context.Context, o faultServeOptions, stderr io.Writer, read
 	if err != nil {
 		return runtimeErr(fmt.Errorf("listening for the control API: %w", err))
 	}
-	fmt.Fprintf(stderr, "relia fault: control API on http://%s, seed %d, default lease %v\n", ln.Addr(), o.seed, o.defaultTTL)
+	lease := "none"
+	if o.defaultTTL > 0 {
+		lease = o.defaultTTL.String()
+	}
+	fmt.Fprintf(stderr, "relia fault: control API on http://%s, seed %d, default lease %s\n", ln.Addr(), o.seed, lease)
 	audit.Info("server started", "listen", ln.Addr().String(), "seed", o.seed, "proxies", len(cfgs))
 	hs := &http.Server{Handler: srv.Handler(fault.HandlerOptions{Token: o.token}), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -211,6 +245,79 @@ func clientErr(err error) error {
 		return badInput(err)
 	}
 	return runtimeErr(err)
+}
+
+func newFaultCreateCmd(client func() (*fault.Client, error)) *cobra.Command {
+	var cfg fault.ProxyConfig
+	var disabled bool
+	cmd := requestCmd("create NAME", "Create a proxy", 1, client, func(ctx context.Context, c *fault.Client, args []string) (string, error) {
+		cfg.Name = args[0]
+		if disabled {
+			off := false
+			cfg.Enabled = &off
+		}
+		p, err := c.CreateProxy(ctx, cfg)
+		if err != nil {
+			return "", err
+		}
+		state := "listening on " + p.Listen
+		if !p.Enabled {
+			state = "disabled"
+		}
+		return fmt.Sprintf("created proxy %s (%s mode), %s, upstream %s", p.Name, p.Mode, state, p.Upstream), nil
+	})
+	cmd.Long = `Create a proxy NAME that listens on --listen and relays to --upstream.
+In tcp mode (the default, Toxiproxy's) toxics act on the bytes of each
+connection; in http mode the proxy reads HTTP/1.1 and toxics of type http
+act per request. --listen with port 0 takes a free port; the address bound
+is printed.`
+	cmd.Example = `  relia fault create shop --listen 127.0.0.1:26001 --upstream 127.0.0.1:9001
+  relia fault create web --listen 127.0.0.1:26002 --upstream 127.0.0.1:9001 --mode http --max-triggered 10`
+	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "address the proxy listens on (port 0: any free port)")
+	cmd.Flags().StringVar(&cfg.Upstream, "upstream", "", "address the proxy relays to, host:port")
+	cmd.Flags().StringVar(&cfg.Mode, "mode", "tcp", "tcp (toxics act on bytes) or http (toxics of type http act per request)")
+	cmd.Flags().IntVar(&cfg.MaxTriggered, "max-triggered", 0, "http mode: requests at once that the X-Relia-Fault header may put into a fault (0: the header does nothing)")
+	cmd.Flags().BoolVar(&disabled, "disabled", false, "create the proxy without listening yet")
+	cmd.MarkFlagRequired("upstream")
+	return cmd
+}
+
+// requestCmd is a subcommand that makes one request of the server with
+// its nargs arguments and prints what do says it did.
+func requestCmd(use, short string, nargs int, client func() (*fault.Client, error),
+	do func(ctx context.Context, c *fault.Client, args []string) (string, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			done, err := do(cmd.Context(), c, args)
+			if err != nil {
+				return clientErr(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), done)
+			return nil
+		},
+	}
+}
+
+func newFaultDeleteCmd(client func() (*fault.Client, error)) *cobra.Command {
+	return requestCmd("delete NAME", "Delete a proxy, ending its faults and connections", 1, client,
+		func(ctx context.Context, c *fault.Client, args []string) (string, error) {
+			return "deleted proxy " + args[0], c.DeleteProxy(ctx, args[0])
+		})
+}
+
+// leaseEnd says when a fault's lease ends, or that it has none.
+func leaseEnd(l *fault.Lease) string {
+	if l == nil {
+		return "never (no lease)"
+	}
+	return l.ExpiresAt.Format(time.RFC3339)
 }
 
 func newFaultListCmd(client func() (*fault.Client, error)) *cobra.Command {
@@ -242,18 +349,14 @@ func newFaultListCmd(client func() (*fault.Client, error)) *cobra.Command {
 				fmt.Fprintf(out, "seed %d, %s\n", st.Seed, st.Version)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PROXY\tLISTEN\tUPSTREAM\tENABLED\tFAULT\tTYPE\tSTREAM\tTOXICITY\tEXPIRES")
+			fmt.Fprintln(tw, "PROXY\tMODE\tLISTEN\tUPSTREAM\tENABLED\tFAULT\tTYPE\tSTREAM\tTOXICITY\tEXPIRES")
 			for _, p := range ps {
 				if len(p.Toxics) == 0 {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t-\t\t\t\t\n", p.Name, p.Listen, p.Upstream, p.Enabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t-\t\t\t\t\n", p.Name, p.Mode, p.Listen, p.Upstream, p.Enabled)
 				}
 				for _, t := range p.Toxics {
-					exp := ""
-					if t.Lease != nil {
-						exp = t.Lease.ExpiresAt.Format(time.RFC3339)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%g\t%s\n", p.Name, p.Listen, p.Upstream, p.Enabled,
-						t.Name, t.Type, t.Stream, t.Toxicity, exp)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%g\t%s\n", p.Name, p.Mode, p.Listen, p.Upstream, p.Enabled,
+						t.Name, t.Type, t.Stream, t.Toxicity, leaseEnd(t.Lease))
 				}
 			}
 			return tw.Flush()
@@ -292,25 +395,31 @@ func newFaultAddCmd(client func() (*fault.Client, error)) *cobra.Command {
 	var toxicity float64
 	var ttl time.Duration
 	var hold bool
-	var latencyFrom string
+	var latencyFrom, request string
 	var samples int
 	cmd := &cobra.Command{
 		Use:   "add PROXY",
 		Short: "Add a fault (toxic) to a proxy",
-		Long: `Add a fault to a proxy. It lasts for its lease (--ttl, or the server's
-default) unless renewed. With --hold the command keeps renewing it until
-interrupted (Ctrl-C, SIGTERM) and then removes it, so the fault lasts as
-long as the command; if the command is killed outright the lease ends
-the fault within its TTL.
+		Long: `Add a fault to a proxy. It lasts for its lease (--ttl, 60s by default)
+unless renewed; --ttl 0 asks for no lease, and the fault stays until
+removed. With --hold the command keeps renewing it until interrupted
+(Ctrl-C, SIGTERM) and then removes it, so the fault lasts as long as the
+command; if the command is killed outright the lease ends the fault
+within its TTL.
 
---latency-from replays measured latencies: it reads a relia results file
-(a serialised outcome recorder, as a load run writes) and adds a latency
-toxic whose empirical distribution draws from it; -a latency=N adds N ms
-to every draw.`,
+Attributes (-a key=value) are the type's, in Toxiproxy's units: latency,
+jitter, timeout and delay in milliseconds (slicer's delay in
+microseconds), rate in KB/s, bytes and sizes in bytes. relia fault add
+--help lists the types; docs/fault.md describes each.
+
+--latency-from replays measured latencies: it reads a results file as
+relia load --out writes it and adds a latency toxic whose empirical
+distribution draws from its latencies (--request picks one request's);
+-a latency=N adds N ms to every draw.`,
 		Example: `  relia fault add shop --type latency -a latency=200 -a jitter=50 --ttl 2m
   relia fault add db --type reset_peer --stream upstream --toxicity 0.1
   relia fault add web --type http -a abort_status=503 -a retry_after=5 --toxicity 0.01 --hold
-  relia fault add db --type latency --latency-from prod-results.json --samples 2000`,
+  relia fault add db --type latency --latency-from results.json --samples 2000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := parseAttrs(attrs)
@@ -319,17 +428,23 @@ to every draw.`,
 			}
 			r.Attributes = a
 			if latencyFrom != "" {
-				if err := replayLatency(&r, latencyFrom, samples); err != nil {
+				if err := replayLatency(&r, latencyFrom, request, samples); err != nil {
 					return badInput(err)
 				}
+			} else if request != "" {
+				return badInput(errors.New("--request picks the latencies of --latency-from; give that too"))
 			}
 			if cmd.Flags().Changed("toxicity") {
 				r.Toxicity = &toxicity
 			}
-			if ttl < 0 {
+			switch {
+			case ttl < 0:
 				return badInput(fmt.Errorf("--ttl must not be negative, got %v", ttl))
-			}
-			if ttl > 0 {
+			case ttl == 0 && hold:
+				return badInput(errors.New("--hold renews a lease; --ttl 0 asks for none"))
+			case ttl == 0:
+				r.LeaseTTL = fault.NoLease
+			default:
 				r.LeaseTTL = ttl.String()
 			}
 			c, err := client()
@@ -350,17 +465,19 @@ to every draw.`,
 	cmd.Flags().StringVarP(&r.Stream, "stream", "s", "", "upstream or downstream (default downstream)")
 	cmd.Flags().Float64Var(&toxicity, "toxicity", 1, "share of connections (http: of requests) the fault acts on, in [0, 1]")
 	cmd.Flags().StringArrayVarP(&attrs, "attribute", "a", nil, "attribute key=value (repeatable)")
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lease (default: the server's)")
+	cmd.Flags().DurationVar(&ttl, "ttl", fault.DefaultLeaseTTL, "lease: the fault ends this long after the last renewal (0: no lease, it stays until removed)")
 	cmd.Flags().BoolVar(&hold, "hold", false, "renew the lease until interrupted, then remove the fault")
-	cmd.Flags().StringVar(&latencyFrom, "latency-from", "", "relia results file whose latencies a latency toxic replays")
+	cmd.Flags().StringVar(&latencyFrom, "latency-from", "", "results file of relia load --out whose latencies a latency toxic replays")
+	cmd.Flags().StringVar(&request, "request", "", "with --latency-from: replay this request's latencies (its name in the scenario), not all requests'")
 	cmd.Flags().IntVar(&samples, "samples", 1000, "samples of the results' latency distribution to replay (--latency-from)")
 	cmd.MarkFlagRequired("type")
 	return cmd
 }
 
 // replayLatency makes r an empirical latency toxic drawing from the
-// latencies in the results file at path.
-func replayLatency(r *fault.ToxicRequest, path string, samples int) error {
+// latencies in the load results file at path: every request's, or those of
+// the request named request.
+func replayLatency(r *fault.ToxicRequest, path, request string, samples int) error {
 	if r.Type != "latency" {
 		return fmt.Errorf("--latency-from needs --type latency, got %q", r.Type)
 	}
@@ -369,11 +486,17 @@ func replayLatency(r *fault.ToxicRequest, path string, samples int) error {
 			return fmt.Errorf("--latency-from sets the distribution; -a %s cannot go with it", k)
 		}
 	}
-	data, err := os.ReadFile(path)
+	res, err := load.ReadResult(path)
 	if err != nil {
 		return fmt.Errorf("reading latencies to replay: %w", err)
 	}
-	s, err := fault.ResultsLatencySamples(data, samples)
+	rec := res.Requests
+	if request != "" {
+		if rec = res.ByName[request]; rec == nil {
+			return fmt.Errorf("%s has no request %q (it has %s)", path, request, strings.Join(slices.Sorted(maps.Keys(res.ByName)), ", "))
+		}
+	}
+	s, err := fault.LatencySamples(rec, samples)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -389,10 +512,16 @@ func addFault(ctx context.Context, c *fault.Client, proxy string, r fault.ToxicR
 	if err != nil {
 		return clientErr(err)
 	}
-	fmt.Fprintf(out, "added %s (%s, %s, toxicity %g) to %s, lease %s until %s\n",
-		t.Name, t.Type, t.Stream, t.Toxicity, proxy, t.Lease.TTL, t.Lease.ExpiresAt.Format(time.RFC3339))
+	lease := "no lease, it stays until removed"
+	if t.Lease != nil {
+		lease = "lease " + t.Lease.TTL + " until " + t.Lease.ExpiresAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(out, "added %s (%s, %s, toxicity %g) to %s, %s\n", t.Name, t.Type, t.Stream, t.Toxicity, proxy, lease)
 	if !hold {
 		return nil
+	}
+	if t.Lease == nil {
+		return runtimeErr(fmt.Errorf("the server gave %s no lease to hold", t.Name))
 	}
 	ttl, err := time.ParseDuration(t.Lease.TTL)
 	if err != nil || ttl <= 0 {
@@ -418,22 +547,10 @@ func addFault(ctx context.Context, c *fault.Client, proxy string, r fault.ToxicR
 }
 
 func newFaultRemoveCmd(client func() (*fault.Client, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove PROXY FAULT",
-		Short: "Remove a fault",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.RemoveToxic(cmd.Context(), args[0], args[1]); err != nil {
-				return clientErr(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %s from %s\n", args[1], args[0])
-			return nil
-		},
-	}
+	return requestCmd("remove PROXY FAULT", "Remove a fault", 2, client,
+		func(ctx context.Context, c *fault.Client, args []string) (string, error) {
+			return fmt.Sprintf("removed %s from %s", args[1], args[0]), c.RemoveToxic(ctx, args[0], args[1])
+		})
 }
 
 func newFaultRenewCmd(client func() (*fault.Client, error)) *cobra.Command {
@@ -463,22 +580,10 @@ func newFaultRenewCmd(client func() (*fault.Client, error)) *cobra.Command {
 }
 
 func newFaultResetCmd(client func() (*fault.Client, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   "reset",
-		Short: "Remove every fault and re-enable every proxy",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.Reset(cmd.Context()); err != nil {
-				return clientErr(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "reset: every fault removed")
-			return nil
-		},
-	}
+	return requestCmd("reset", "Remove every fault and re-enable every proxy", 0, client,
+		func(ctx context.Context, c *fault.Client, _ []string) (string, error) {
+			return "reset: every fault removed", c.Reset(ctx)
+		})
 }
 
 func newFaultProcessCmd(client func() (*fault.Client, error)) *cobra.Command {
@@ -574,21 +679,9 @@ func newFaultProcessCmd(client func() (*fault.Client, error)) *cobra.Command {
 		},
 	}
 	renew.Flags().DurationVar(&ttl, "ttl", 0, "new lease (default: the fault's own)")
-	cmd.AddCommand(add, renew, &cobra.Command{
-		Use:   "remove NAME",
-		Short: "End a process fault now",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.StopProcessFault(cmd.Context(), args[0]); err != nil {
-				return clientErr(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
-			return nil
-		},
-	})
+	cmd.AddCommand(add, renew, requestCmd("remove NAME", "End a process fault now", 1, client,
+		func(ctx context.Context, c *fault.Client, args []string) (string, error) {
+			return "removed " + args[0], c.StopProcessFault(ctx, args[0])
+		}))
 	return cmd
 }

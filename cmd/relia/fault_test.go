@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +16,6 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/fault"
-	"github.com/relia-dev/relia/outcome"
 )
 
 type lockedBuffer struct {
@@ -53,8 +54,8 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "proxies.json")
 	os.WriteFile(cfg, []byte(`[{"name":"shop","listen":"127.0.0.1:0","upstream":"`+up.Addr().String()+`"}]`), 0o600)
 
-	results := filepath.Join(t.TempDir(), "results.json")
-	os.WriteFile(results, recordedLatencies(t, 40*time.Millisecond), 0o600)
+	// The latencies to replay come from a load run, as users make them.
+	results, request := loadResults(t, 30*time.Millisecond)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
@@ -81,7 +82,27 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 		{[]string{"fault", "add", "shop", srv, "-t", "nope"}, exitBadInput, "invalid toxic type"},
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "x", "--toxicity", "3"}, exitBadInput, "toxicity must be within [0, 1]"},
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "oops"}, exitBadInput, "must be key=value"},
-		{[]string{"fault", "add", "nope", srv, "-t", "latency"}, exitBadInput, "proxy not found"},
+		{[]string{"fault", "add", "nope", srv, "-t", "latency"}, exitBadInput, `proxy not found: "nope"`},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "x", "-a", "latency=100ms"}, exitBadInput,
+			`toxic "x": attribute "latency": want a whole number of milliseconds, got "100ms"`},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "x", "-a", "latncy=100"}, exitBadInput,
+			`toxic "x": unknown attribute "latncy" (known: latency, jitter, distribution, samples)`},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "stays", "--ttl", "0"}, exitPass, "added stays (latency, downstream, toxicity 1) to shop, no lease, it stays until removed"},
+		{[]string{"fault", "list", srv}, exitPass, "never (no lease)"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "x", "--ttl", "0", "--hold"}, exitBadInput, "--hold renews a lease"},
+		{[]string{"fault", "renew", "shop", "stays", srv}, exitBadInput, `toxic has no lease: "stays" on proxy "shop" stays until removed`},
+		{[]string{"fault", "remove", "shop", "stays", srv}, exitPass, "removed stays from shop"},
+		{[]string{"fault", "create", "web", srv, "--upstream", up.Addr().String(), "--mode", "http"}, exitPass, "created proxy web (http mode), listening on 127.0.0.1:"},
+		{[]string{"fault", "create", "web", srv, "--upstream", up.Addr().String()}, exitBadInput, `proxy already exists: "web"`},
+		{[]string{"fault", "create", "../etc", srv, "--upstream", up.Addr().String()}, exitBadInput, `proxy name "../etc" must start with a letter or digit`},
+		{[]string{"fault", "create", "x", srv, "--upstream", up.Addr().String(), "--mode", "udp"}, exitBadInput, `mode must be tcp or http, got "udp"`},
+		{[]string{"fault", "create", "x", srv}, exitBadInput, `required flag(s) "upstream" not set`},
+		{[]string{"fault", "create", "idle", srv, "--upstream", up.Addr().String(), "--disabled"}, exitPass, "created proxy idle (tcp mode), disabled"},
+		{[]string{"fault", "list", srv}, exitPass, "web    http"},
+		{[]string{"fault", "add", "web", srv, "-t", "latency"}, exitBadInput, "latency toxics do not apply to a proxy in http mode"},
+		{[]string{"fault", "delete", "web", srv}, exitPass, "deleted proxy web"},
+		{[]string{"fault", "delete", "idle", srv}, exitPass, "deleted proxy idle"},
+		{[]string{"fault", "delete", "web", srv}, exitBadInput, `proxy not found: "web"`},
 		{[]string{"fault", "list", srv}, exitPass, "latency_downstream"},
 		{[]string{"fault", "list", srv}, exitPass, "seed 77"},
 		{[]string{"fault", "renew", "shop", "s", srv, "--ttl", "5m"}, exitPass, "renewed s on shop"},
@@ -89,9 +110,13 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 		{[]string{"fault", "remove", "shop", "s", srv}, exitBadInput, "toxic not found"},
 		{[]string{"fault", "list", srv, "-o", "yaml"}, exitBadInput, "-o must be table or json"},
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "replay", "--latency-from", results, "--samples", "50"}, exitPass, "added replay (latency"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "r2", "--latency-from", results, "--request", "nope"}, exitBadInput, `has no request "nope" (it has ` + request + `)`},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "r2", "--request", request}, exitBadInput, "--request picks the latencies of --latency-from"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-n", "r2", "--latency-from", results, "--request", request}, exitPass, "added r2 (latency"},
+		{[]string{"fault", "remove", "shop", "r2", srv}, exitPass, "removed r2"},
 		{[]string{"fault", "add", "shop", srv, "-t", "slicer", "--latency-from", results}, exitBadInput, "--latency-from needs --type latency"},
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "-a", "jitter=5", "--latency-from", results}, exitBadInput, "-a jitter cannot go with it"},
-		{[]string{"fault", "add", "shop", srv, "-t", "latency", "--latency-from", cfg}, exitBadInput, "reading results"},
+		{[]string{"fault", "add", "shop", srv, "-t", "latency", "--latency-from", cfg}, exitBadInput, "reading latencies to replay"},
 		{[]string{"fault", "add", "shop", srv, "-t", "latency", "--latency-from", results, "--samples", "0"}, exitBadInput, "samples must be within"},
 		{[]string{"fault", "list", "--server=http://127.0.0.1:1"}, exitRuntime, "connection refused"},
 		{[]string{"fault", "list", "--server=ftp://x"}, exitBadInput, "must be an http(s) URL"},
@@ -107,10 +132,11 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 	if code != exitPass || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || len(ps[0].Toxics) != 2 {
 		t.Fatalf("list -o json: %d %q", code, out)
 	}
-	// The replayed latencies are the recorded one, 50 times over.
+	// The replayed latencies are the load run's: each at least the 30 ms
+	// the backend slept.
 	replay := ps[0].Toxics[1].Attributes.(map[string]any)
-	if samples := replay["samples"].([]any); replay["distribution"] != "empirical" || len(samples) != 50 ||
-		samples[0].(float64) < 39.9 || samples[49].(float64) > 40.1 {
+	samples := replay["samples"].([]any)
+	if replay["distribution"] != "empirical" || len(samples) != 50 || samples[0].(float64) < 29.9 || samples[49].(float64) < samples[0].(float64) {
 		t.Fatalf("replay toxic %v", replay)
 	}
 	if code, _, errOut := runCLI(t, "fault", "remove", "shop", "replay", srv); code != exitPass {
@@ -163,20 +189,43 @@ func TestFaultServeBadInput(t *testing.T) {
 	os.WriteFile(bad, []byte(`[{"name":"x","upstrem":"y"}]`), 0o600)
 	missing := filepath.Join(t.TempDir(), "missing.json")
 	os.WriteFile(missing, []byte(`[{"name":"x"}]`), 0o600)
-	for _, args := range [][]string{
-		{"fault", "serve", "--listen", "0.0.0.0:0"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", bad},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--launch", "svc=sleep 30"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc"},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc= "},
-		{"fault", "serve", "--listen", "127.0.0.1:0", "--audit-log", "/no/such/dir/audit.log"},
+	badName := filepath.Join(t.TempDir(), "name.json")
+	os.WriteFile(badName, []byte(`[{"name":"../x","upstream":"127.0.0.1:1"}]`), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fault", "serve", "--listen", "0.0.0.0:0"}, "needs --token"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", bad}, `unknown field "upstrem" (known: name, listen, upstream, enabled, mode, max_triggered, toxics)`},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", missing}, "missing required field: upstream at proxy 1"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", badName}, `proxy name "../x" must start with a letter or digit`},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--config", "/no/such/file"}, "no such file"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--default-ttl", "-1s"}, "default lease ttl must be within"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--max-proxies", "-1"}, "max proxies must not be negative"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--launch", "svc=sleep 30"}, "--launch needs --allow-process-faults"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc"}, "must be NAME=COMMAND"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--allow-process-faults", "--launch", "svc= "}, "must be NAME=COMMAND"},
+		{[]string{"fault", "serve", "--listen", "127.0.0.1:0", "--audit-log", "/no/such/dir/audit.log"}, "opening the audit log"},
 	} {
-		if code, _, errOut := runCLI(t, args...); code != exitBadInput {
-			t.Errorf("%v: code %d (%s), want %d", args, code, errOut, exitBadInput)
+		if code, _, errOut := runCLI(t, tt.args...); code != exitBadInput || !strings.Contains(errOut, tt.want) || strings.Contains(errOut, "json: unknown") || strings.Contains(errOut, "Go struct") {
+			t.Errorf("%v: code %d (%s), want %d and %q", tt.args, code, errOut, exitBadInput, tt.want)
 		}
+	}
+}
+
+// TestFaultServeHelpDocumentsModes: serve --help tells what HTTP mode is
+// and how leases behave, since a proxy's mode is chosen there (or on
+// create).
+func TestFaultServeHelpDocumentsModes(t *testing.T) {
+	t.Parallel()
+	code, out, _ := runCLI(t, "fault", "serve", "--help")
+	for _, want := range []string{`"mode": "http"`, "toxics are of type http and act\nper request", "X-Relia-Fault", "--default-ttl", "--max-proxies", "stay until removed"} {
+		if code != exitPass || !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, out)
+		}
+	}
+	if _, out, _ := runCLI(t, "fault", "create", "--help"); !strings.Contains(out, "--mode") || !strings.Contains(out, "http mode") {
+		t.Errorf("create --help lacks the modes:\n%s", out)
 	}
 }
 
@@ -273,20 +322,16 @@ func FuzzFaultParseAttrs(f *testing.F) {
 	})
 }
 
-// recordedLatencies returns a results file: a serialised recorder of one
-// outcome per latency given.
-func recordedLatencies(t *testing.T, latencies ...time.Duration) []byte {
+// loadResults runs relia load against a backend that answers GET /slow
+// after sleep and returns the path of the results file it wrote and the
+// name of its request.
+func loadResults(t *testing.T, sleep time.Duration) (path, request string) {
 	t.Helper()
-	rec, err := outcome.NewRecorder(outcome.Options{})
-	if err != nil {
-		t.Fatal(err)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { time.Sleep(sleep) }))
+	defer backend.Close()
+	out := filepath.Join(t.TempDir(), "results.json")
+	if code, stdout, stderr := runCLI(t, "load", backend.URL+"/slow", "--vus", "2", "--duration", "500ms", "--out", out); code != exitPass {
+		t.Fatalf("relia load: code %d\n%s%s", code, stdout, stderr)
 	}
-	for _, l := range latencies {
-		rec.Record(outcome.Outcome{Start: time.Unix(1_700_000_000, 0), Latency: l, Status: 200})
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return out, "GET " + backend.URL + "/slow"
 }

@@ -25,8 +25,9 @@ func newSLOCmd() *cobra.Command {
 		Use:   "slo",
 		Short: "SLOs: validate specs, generate tested Prometheus rules and dashboards, read live status",
 		Long: `relia slo works on SLO specs: relia's own (kind: SLO, version: relia/v1),
-OpenSLO v1 (SLO, SLI, AlertPolicy, AlertCondition) and Sloth's
-prometheus/v1, told apart by their version.
+OpenSLO v1 (SLO, SLI, AlertPolicy, AlertCondition), Sloth's prometheus/v1
+and Sloth's Kubernetes PrometheusServiceLevel (sloth.slok.dev/v1), told
+apart by their version.
 
   relia slo validate checkout.yaml
   relia slo generate checkout.yaml --out rules/checkout.yaml --tests rules/
@@ -76,23 +77,33 @@ func newSLOValidateCmd() *cobra.Command {
 	var prom string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check SLO specs; with --prometheus, check latency thresholds against the live buckets",
-		Long: `Check SLO specs and print a line per SLO. Every problem is reported at its
-file:line:col. With --prometheus, the threshold of each classic-histogram
-latency SLI is also checked against the bucket bounds the server has for
-the metric, for services that do not declare their buckets in the spec.`,
+		Short: "Check SLO specs as generate would; with --prometheus, check latency thresholds against the live buckets",
+		Long: `Check SLO specs with every check relia slo generate makes, and print a line
+per SLO: a spec validate passes is one generate accepts. Every problem is
+reported at its file:line:col. A latency threshold must be a bucket bound
+of its histogram: the bounds the spec lists, or relia's defaults for the
+histograms relia exports. With --prometheus, the threshold of each
+classic-histogram latency SLI is also checked against the bucket bounds
+the server has for the metric.
+
+An SLO judged only in relia runs (outcome classes, or a latency SLI
+without a metric) has no Prometheus rules, so validate refuses it as
+generate does; relia validate checks it for runs.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			slos, err := readSLOs(args)
 			if err != nil {
 				return err
 			}
+			var errs []error
+			if _, _, err := slo.Generate(slos, "rules.yaml"); err != nil {
+				errs = append(errs, err)
+			}
 			if prom != "" {
 				c, err := promClient(prom)
 				if err != nil {
 					return err
 				}
-				var errs []error
 				for _, s := range slos {
 					if err := s.CheckBuckets(cmd.Context(), c); err != nil {
 						var ce *config.Error
@@ -102,9 +113,9 @@ the metric, for services that do not declare their buckets in the spec.`,
 						errs = append(errs, err)
 					}
 				}
-				if len(errs) > 0 {
-					return badInput(errors.Join(errs...))
-				}
+			}
+			if len(errs) > 0 {
+				return badInput(errors.Join(errs...))
 			}
 			out := cmd.OutOrStdout()
 			for _, s := range slos {
@@ -134,26 +145,47 @@ func describeSLO(s *slo.SLO) string {
 	return strings.Join(parts, "; ")
 }
 
+// Output formats of relia slo generate.
+const (
+	formatRules          = "rules"
+	formatPrometheusRule = "prometheusrule"
+)
+
 func newSLOGenerateCmd() *cobra.Command {
-	var out, tests string
+	var out, tests, format string
+	var meta slo.ObjectMeta
 	cmd := &cobra.Command{
 		Use:   "generate FILE...",
 		Short: "Write Prometheus recording and alerting rules for SLOs, and promtool tests for them",
 		Long: `Write the Prometheus rules for SLOs: event rates per window, error ratios,
 budget and burn-rate series (Sloth's names), and page and ticket alerts.
---tests DIR also writes promtool unit tests for each SLO into DIR (it
-needs --out, the rules file they test); run them with
-promtool test rules DIR/*.test.yaml.`,
+
+--format rules (the default) writes a Prometheus rule file (rule_files:);
+--format prometheusrule writes a Prometheus Operator PrometheusRule
+(monitoring.coreos.com/v1) holding the same groups, named after the Sloth
+PrometheusServiceLevel the SLOs came from or their services, unless
+--name, --namespace and --label say otherwise.
+
+--tests DIR also writes promtool unit tests for each SLO into DIR; run
+them with promtool test rules DIR/*.test.yaml. They read the rule file
+--out (so --format rules needs --out), or, for a PrometheusRule, a rule
+file of its groups written beside them as DIR/NAME.rules.yaml.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if tests != "" && (out == "" || out == "-") {
+			if format != formatRules && format != formatPrometheusRule {
+				return badInput(fmt.Errorf("--format must be %s or %s, got %q", formatRules, formatPrometheusRule, format))
+			}
+			if format == formatRules && (meta.Name != "" || meta.Namespace != "" || len(meta.Labels) > 0) {
+				return badInput(fmt.Errorf("--name, --namespace and --label name a PrometheusRule: add --format %s", formatPrometheusRule))
+			}
+			if tests != "" && format == formatRules && (out == "" || out == "-") {
 				return badInput(errors.New("--tests needs --out: the tests read the rules from a file"))
 			}
 			slos, err := readSLOs(args)
 			if err != nil {
 				return err
 			}
-			rules, err := slo.Rules(slos)
+			rules, _, err := slo.Generate(slos, "")
 			if err != nil {
 				return badInput(err)
 			}
@@ -161,9 +193,21 @@ promtool test rules DIR/*.test.yaml.`,
 			for _, a := range args {
 				names = append(names, filepath.Base(a))
 			}
-			data, err := rules.Marshal("Generated by relia slo generate from " + strings.Join(names, ", ") + ". DO NOT EDIT.")
+			header := "Generated by relia slo generate from " + strings.Join(names, ", ") + ". DO NOT EDIT."
+			rulesData, err := rules.Marshal(header)
 			if err != nil {
 				return runtimeErr(err)
+			}
+			data, testRules := rulesData, out
+			if format == formatPrometheusRule {
+				pr, err := slo.NewPrometheusRule(slos, rules, meta)
+				if err != nil {
+					return badInput(err)
+				}
+				if data, err = pr.Marshal(header); err != nil {
+					return runtimeErr(err)
+				}
+				testRules = filepath.Join(tests, pr.Metadata.Name+".rules.yaml")
 			}
 			if err := writeOut(cmd, out, data); err != nil {
 				return err
@@ -174,34 +218,42 @@ promtool test rules DIR/*.test.yaml.`,
 			if err := os.MkdirAll(tests, 0o755); err != nil {
 				return runtimeErr(err)
 			}
-			absOut, _ := filepath.Abs(out)
+			if format == formatPrometheusRule {
+				if err := writeOut(cmd, testRules, rulesData); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "relia slo: wrote %s, the PrometheusRule's groups as a rule file for the tests\n", testRules)
+			}
+			absOut, _ := filepath.Abs(testRules)
 			absTests, _ := filepath.Abs(tests)
 			rel, err := filepath.Rel(absTests, absOut)
 			if err != nil {
 				return badInput(fmt.Errorf("--tests %s cannot name --out %s relative to it: %w", tests, out, err))
 			}
-			for _, s := range slos {
-				files, err := s.RuleTests(filepath.ToSlash(rel))
+			_, files, err := slo.Generate(slos, filepath.ToSlash(rel))
+			if err != nil {
+				return runtimeErr(err)
+			}
+			for _, f := range files {
+				data, err := f.Marshal()
 				if err != nil {
 					return runtimeErr(err)
 				}
-				for _, f := range files {
-					data, err := f.Marshal()
-					if err != nil {
-						return runtimeErr(err)
-					}
-					path := filepath.Join(tests, f.Name)
-					if err := writeOut(cmd, path, data); err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "relia slo: wrote %s\n", path)
+				path := filepath.Join(tests, f.Name)
+				if err := writeOut(cmd, path, data); err != nil {
+					return err
 				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "relia slo: wrote %s\n", path)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the rules to (default stdout)")
 	cmd.Flags().StringVar(&tests, "tests", "", "directory to write promtool unit tests into")
+	cmd.Flags().StringVar(&format, "format", formatRules, "rules (a Prometheus rule file) or prometheusrule (a Prometheus Operator PrometheusRule)")
+	cmd.Flags().StringVar(&meta.Name, "name", "", "the PrometheusRule's name (default: the Sloth resource's, or <services>-slos)")
+	cmd.Flags().StringVar(&meta.Namespace, "namespace", "", "the PrometheusRule's namespace (default: the Sloth resource's, or none)")
+	cmd.Flags().StringToStringVar(&meta.Labels, "label", nil, "the PrometheusRule's labels, for the operator's ruleSelector: --label role=alert-rules (default: the Sloth resource's)")
 	return cmd
 }
 
@@ -335,7 +387,7 @@ func printStatus(w io.Writer, st []slo.Status) error {
 func newSLOImportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "import FILE...",
-		Short: "Convert OpenSLO v1 and Sloth prometheus/v1 specs into relia SLO specs",
+		Short: "Convert OpenSLO v1 and Sloth specs into relia SLO specs",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			slos, err := readSLOs(args)

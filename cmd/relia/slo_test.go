@@ -1,19 +1,174 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/relia-dev/relia/slo"
 )
 
 func sloSpec(name string) string { return filepath.Join("..", "..", "slo", "testdata", name) }
+
+// TestSLOValidateAsGenerate: validate refuses exactly the specs generate
+// refuses, with the same reason.
+func TestSLOValidateAsGenerate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	head := "kind: SLO\nversion: relia/v1\nmetadata: {name: a}\nspec:\n  service: s\n  objective: 99%\n  sli:\n"
+	for name, tc := range map[string]struct{ sli, err string }{
+		"latency-without-metric": {"    latency: {threshold: 200ms}\n", ":8:14: spec.sli.latency.metric: missing: Prometheus rules need the histogram's name"},
+		"latency-off-bucket":     {"    latency: {metric: http_server_request_duration_seconds, threshold: 150ms}\n", "(the nearest are 0.1 and 0.2)"},
+		"classes-only":           {"    availability: {goodClasses: [ok]}\n", "so no Prometheus rules: it is judged in relia runs only"},
+		"latency-ok":             {"    latency: {metric: http_server_request_duration_seconds, threshold: 200ms}\n", ""},
+	} {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(head+tc.sli), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		vCode, _, vErr := runCLI(t, "slo", "validate", path)
+		gCode, _, gErr := runCLI(t, "slo", "generate", path, "--out", filepath.Join(dir, name+".rules.yaml"))
+		want := exitPass
+		if tc.err != "" {
+			want = exitBadInput
+		}
+		if vCode != want || gCode != want {
+			t.Errorf("%s: validate exit %d, generate exit %d, want %d\n%s%s", name, vCode, gCode, want, vErr, gErr)
+		}
+		if tc.err != "" && (!strings.Contains(vErr, tc.err) || vErr != gErr) {
+			t.Errorf("%s: validate says %q, generate %q, want %q", name, vErr, gErr, tc.err)
+		}
+	}
+}
+
+// prometheusRule is Prometheus Operator's PrometheusRule
+// (monitoring.coreos.com/v1) with every field its CRD defines, for
+// decoding relia's output strictly.
+type prometheusRule struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name        string            `yaml:"name"`
+		Namespace   string            `yaml:"namespace"`
+		Labels      map[string]string `yaml:"labels"`
+		Annotations map[string]string `yaml:"annotations"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Groups []struct {
+			Name                    string            `yaml:"name"`
+			Interval                string            `yaml:"interval"`
+			QueryOffset             string            `yaml:"query_offset"`
+			Limit                   *int              `yaml:"limit"`
+			PartialResponseStrategy string            `yaml:"partial_response_strategy"`
+			Labels                  map[string]string `yaml:"labels"`
+			Rules                   []struct {
+				Record        string            `yaml:"record"`
+				Alert         string            `yaml:"alert"`
+				Expr          string            `yaml:"expr"`
+				For           string            `yaml:"for"`
+				KeepFiringFor string            `yaml:"keep_firing_for"`
+				Labels        map[string]string `yaml:"labels"`
+				Annotations   map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	} `yaml:"spec"`
+}
+
+// TestSLOGeneratePrometheusRule: --format prometheusrule writes a
+// PrometheusRule that decodes strictly, named after the Sloth resource
+// it came from (or the flags), whose groups promtool checks and whose
+// tests pass.
+func TestSLOGeneratePrometheusRule(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out, tests := filepath.Join(dir, "rule.yaml"), filepath.Join(dir, "tests")
+	src := filepath.Join("..", "..", "slo", "testdata", "corpus", "sloth", "k8s-home-wifi.yml")
+	code, _, errOut := runCLI(t, "slo", "generate", "--format", "prometheusrule", src, "--out", out, "--tests", tests)
+	if code != exitPass {
+		t.Fatalf("generate: exit %d, stderr %s", code, errOut)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr prometheusRule
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&pr); err != nil {
+		t.Fatalf("the PrometheusRule does not decode strictly: %v\n%.500s", err, data)
+	}
+	if pr.APIVersion != "monitoring.coreos.com/v1" || pr.Kind != "PrometheusRule" || pr.Metadata.Name != "sloth-slo-home-wifi" ||
+		pr.Metadata.Namespace != "monitoring" || pr.Metadata.Labels["role"] != "alert-rules" || len(pr.Spec.Groups) != 6 {
+		t.Errorf("PrometheusRule %s/%s %s %s, labels %v, %d groups", pr.APIVersion, pr.Kind, pr.Metadata.Namespace, pr.Metadata.Name, pr.Metadata.Labels, len(pr.Spec.Groups))
+	}
+	var raw struct {
+		Spec yaml.Node `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := yaml.Marshal(&raw.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rulesForTests := filepath.Join(tests, "sloth-slo-home-wifi.rules.yaml")
+	if !strings.Contains(errOut, "wrote "+rulesForTests) {
+		t.Errorf("stderr does not name the rule file the tests read:\n%s", errOut)
+	}
+	var inRule, forTests slo.RuleFile
+	forTestsData, err := os.ReadFile(rulesForTests)
+	if err == nil {
+		err = errors.Join(yaml.Unmarshal(spec, &inRule), yaml.Unmarshal(forTestsData, &forTests))
+	}
+	if err != nil || len(inRule.Groups) != 6 || !reflect.DeepEqual(inRule, forTests) {
+		t.Errorf("the tests' rule file is not the PrometheusRule's groups (%v)", err)
+	}
+	if tool, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(tool, "check", "rules", "--lint=all", "--lint-fatal", filepath.Join(dir, "spec.yaml")).CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules on the PrometheusRule's spec: %v\n%s", err, out)
+		}
+		files, _ := filepath.Glob(filepath.Join(tests, "*.test.yaml"))
+		if out, err := exec.Command(tool, append([]string{"test", "rules"}, files...)...).CombinedOutput(); err != nil || len(files) == 0 {
+			t.Errorf("promtool test rules on %v: %v\n%s", files, err, out)
+		}
+	}
+	// A relia spec: the name from the services, or from the flags.
+	code, stdout, _ := runCLI(t, "slo", "generate", "--format", "prometheusrule", sloSpec("availability.yaml"))
+	if code != exitPass || !strings.Contains(stdout, "kind: PrometheusRule\nmetadata:\n  name: checkout-slos\nspec:\n  groups:\n") {
+		t.Errorf("default name: exit %d\n%.400s", code, stdout)
+	}
+	code, stdout, _ = runCLI(t, "slo", "generate", "--format", "prometheusrule", "--name", "checkout", "--namespace", "shop", "--label", "role=alert-rules", sloSpec("availability.yaml"))
+	if code != exitPass || !strings.Contains(stdout, "metadata:\n  name: checkout\n  namespace: shop\n  labels:\n    role: alert-rules\n") {
+		t.Errorf("flags: exit %d\n%.400s", code, stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--label", "role=x"}, "add --format prometheusrule"},
+		{[]string{"--format", "prometheusrule", "--name", "Checkout_SLOs"}, `PrometheusRule name "Checkout_SLOs"`},
+		{[]string{"--format", "prometheusrule", "--label", "role=a b"}, "is not a Kubernetes label"},
+		{[]string{"--format", "yaml"}, "--format must be rules or prometheusrule"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"slo", "generate", sloSpec("availability.yaml")}, tc.args...)...)
+		if code != exitBadInput || !strings.Contains(errOut, tc.err) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.err)
+		}
+	}
+}
 
 func TestSLOValidate(t *testing.T) {
 	t.Parallel()

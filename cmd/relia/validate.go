@@ -77,7 +77,7 @@ func validateFile(path string) (string, error) {
 	for _, d := range docs {
 		kind := d.Kind
 		switch {
-		case d.Version == slo.FormatOpenSLO || d.Version == slo.FormatSloth:
+		case d.Version == slo.FormatOpenSLO || d.Version == slo.FormatSloth || d.Version == slo.FormatSlothK8s:
 			kind = slo.Kind // imported SLO formats
 		case d.Version != config.Version:
 			errs = append(errs, d.Errorf("version", "%q: want version: %s", d.Version, config.Version))

@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"mixed kinds in one file", []string{mixed}, exitPass, "mixed.yaml: ok: SLO, Gateway", nil},
 		{"an imported SLO format", []string{sloth}, exitPass, "sloth.yaml: ok: SLO", nil},
+		{"Sloth's Kubernetes form", []string{filepath.Join("..", "..", "slo", "testdata", "corpus", "sloth", "k8s-multifile.yml")}, exitPass, "k8s-multifile.yml: ok: SLO", nil},
 		{"an unknown field names its place", []string{badField}, exitBadInput, "", []string{spekAt, "spek: unknown field"}},
 		{"an unknown kind", []string{unknownKind}, exitBadInput, "", []string{"unknown.yaml:1:7", `unknown kind "Nope"`, "Gateway, SLO"}},
 		{"a missing kind", []string{noKind}, exitBadInput, "", []string{"nokind.yaml", "kind: missing"}},

@@ -5,9 +5,20 @@
 //
 //	go run ./examples/backend -addr 127.0.0.1:9001 -name users
 //	curl 'localhost:9001/anything?sleep=300ms&status=503'
+//
+// For capacity work (docs/capacity.md) it can behave like a service with
+// a limited capacity: -workers bounds the requests it works on at once
+// (the others wait their turn, as behind a thread pool), -sleep gives
+// every request a service time, and ?work=N burns the CPU of N rounds of
+// SHA-256 over 1 KiB, so that a replica pinned to one core has a real
+// CPU-bound knee.
+//
+//	go run ./examples/backend -addr 127.0.0.1:9001 -workers 1 -sleep 20ms   # 50 req/s
+//	curl 'localhost:9001/?work=2000'
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,7 +31,13 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "address to listen on")
 	name := flag.String("name", "backend", "name to answer with")
+	workers := flag.Int("workers", 0, "requests worked on at once, the others waiting their turn (0: no limit)")
+	sleep := flag.Duration("sleep", 0, "service time of every request, spent holding a worker")
 	flag.Parse()
+	var pool chan struct{}
+	if *workers > 0 {
+		pool = make(chan struct{}, *workers)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +58,24 @@ func main() {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if pool != nil {
+			select {
+			case pool <- struct{}{}:
+				defer func() { <-pool }()
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if *sleep > 0 {
+			select {
+			case <-time.After(*sleep):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if n, err := strconv.Atoi(q.Get("work")); err == nil && n > 0 {
+			burn(min(n, 1_000_000))
+		}
 		if d, err := time.ParseDuration(q.Get("sleep")); err == nil {
 			select {
 			case <-time.After(d):
@@ -62,4 +97,13 @@ func main() {
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Printf("%s listening on %s", *name, *addr)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// burn spends the CPU of n rounds of SHA-256 over 1 KiB.
+func burn(n int) {
+	var buf [1024]byte
+	for i := range n {
+		sum := sha256.Sum256(buf[:])
+		buf[i%len(buf)] ^= sum[0]
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/semconv"
 	"github.com/relia-dev/relia/outcome"
 )
 
@@ -363,10 +364,10 @@ type metrics struct {
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "http_server_request_duration_seconds",
+		Name: semconv.HTTPServerRequestDuration,
 		Help: "Duration of HTTP server requests.",
-		// The OpenTelemetry default boundaries for http.server.request.duration.
-		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
+		// relia's default latency buckets, which hold the demo SLO's 200 ms.
+		Buckets: semconv.DurationBuckets(),
 	}, []string{"http_route", "http_request_method", "http_response_status_code"})}
 	reg.MustRegister(m.duration)
 	return m

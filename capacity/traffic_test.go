@@ -1,0 +1,96 @@
+package capacity
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTraffic(t *testing.T) {
+	t.Parallel()
+	tr, err := ParseTraffic("day.csv", strings.NewReader("t,rate\n# the morning\n0,100\n90s 150\n3m\t300.5\n\n240,300.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Traffic{{0, 100}, {90 * time.Second, 150}, {3 * time.Minute, 300.5}, {4 * time.Minute, 300.5}}
+	if len(tr) != len(want) {
+		t.Fatalf("%+v", tr)
+	}
+	for i := range want {
+		if tr[i] != want[i] {
+			t.Errorf("point %d: %+v, want %+v", i, tr[i], want[i])
+		}
+	}
+	if r := tr.RateAt(45 * time.Second); r != 125 {
+		t.Errorf("rate at 45s %v, want 125 (halfway between 100 and 150)", r)
+	}
+	back, err := ParseTraffic("again", bytes.NewReader(tr.Format()))
+	if err != nil || len(back) != len(tr) || back[2] != tr[2] {
+		t.Errorf("round trip %+v: %v", back, err)
+	}
+	for _, bad := range []struct{ in, msg string }{
+		{"0,1\n1,x\n", "day.csv:2: rate \"x\" is not a number"},
+		{"0,1\n-5,2\n", "day.csv:2: time \"-5\""},
+		{"10,1\n5,2\n", "day.csv:2: point 2 at 5s comes before the one at 10s"},
+		{"0,1,2\n", "day.csv:1: want two fields"},
+		{"t,rate\n", "day.csv: no points"},
+		{"0,-3\n", "day.csv:1: point 1"},
+	} {
+		_, err := ParseTraffic("day.csv", strings.NewReader(bad.in))
+		if err == nil || !strings.Contains(err.Error(), bad.msg) {
+			t.Errorf("%q: got %v, want %q", bad.in, err, bad.msg)
+		}
+	}
+}
+
+func TestSpikeAndSteps(t *testing.T) {
+	t.Parallel()
+	// a step change rises within the second the curve is sampled at
+	tr := Traffic{{0, 20}, {12 * time.Second, 20}, {12 * time.Second, 200}, {30 * time.Second, 200}}
+	sp := tr.Spike()
+	if sp.Factor != 10 || sp.Start != 11*time.Second || sp.Rise != time.Second || sp.String() != "a 10x spike in 1s" {
+		t.Errorf("%+v %q", sp, sp.String())
+	}
+}
+
+func FuzzParseTraffic(f *testing.F) {
+	f.Add("t,rate\n0,100\n90s,150\n")
+	f.Add("0 1\n1e3 2\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		tr, err := ParseTraffic("fuzz", strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		if err := tr.Validate(); err != nil {
+			t.Fatalf("parsed an invalid curve %+v: %v", tr, err)
+		}
+		back, err := ParseTraffic("again", bytes.NewReader(tr.Format()))
+		if err != nil || len(back) != len(tr) {
+			t.Fatalf("round trip of %+v: %+v, %v", tr, back, err)
+		}
+	})
+}
+
+func TestBlackFridayIsTheDemosSpike(t *testing.T) {
+	t.Parallel()
+	tr, err := BlackFriday(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// relia demo: 20 req/s for 12 s, a rise to 200 within a second, held,
+	// back to 20; a minute in all
+	if tr.End() != time.Minute || tr.RateAt(5*time.Second) != 20 || tr.RateAt(16*time.Second) != 200 || tr.RateAt(40*time.Second) != 20 {
+		t.Errorf("curve %+v", tr)
+	}
+	if sp := tr.Spike(); sp.Factor != 10 || sp.Rise > 2*time.Second || sp.Start < 11*time.Second || sp.Start > 12*time.Second {
+		t.Errorf("spike %+v", sp)
+	}
+	big, err := BlackFriday(100, 2*time.Minute)
+	if err != nil || big.End() != 2*time.Minute {
+		t.Fatalf("%v %+v", err, big)
+	}
+	if _, peak := big.Peak(); peak != 1000 {
+		t.Errorf("peak %v, want 10 × 100", peak)
+	}
+}
