@@ -22,7 +22,8 @@ import (
 // TestDocCommands runs every command of the ```sh, ```bash and ```console
 // blocks of README.md and docs/*.md, as written but for the rewrites of
 // docRewrites (each one logged where it applies), against the targets
-// relia ships: `relia shop`, examples/backend, `relia fault serve`. A
+// relia ships: `relia shop`, examples/backend, examples/grpcserver,
+// `relia fault serve`, `relia kafka fake`. A
 // command succeeds when it exits 0, or with the code its comment
 // documents ("# exit 1"); the commands on docSkips do not run, each for
 // the reason it gives. Each block runs in a sandbox of its own: a copy of
@@ -204,7 +205,7 @@ type docRewrite struct {
 // the example backends, the fault server. Other documented ports (a
 // metrics address) are moved to free ones but served by the command
 // that names them.
-var docPorts = []int{8080, 9901, 9001, 9002, 9003, 8474, 9464, 9090}
+var docPorts = []int{8080, 9901, 9001, 9002, 9003, 8474, 9464, 9090, 50051, 50052, 9092}
 
 // docRewrites are applied in order to every command.
 var docRewrites = []docRewrite{
@@ -213,6 +214,9 @@ var docRewrites = []docRewrite{
 	}},
 	{"go run ./examples/backend -> its binary built once", func(c string, _ map[int]int) string {
 		return regexp.MustCompile(`\bgo run \./examples/backend\b`).ReplaceAllString(c, "relia-example-backend")
+	}},
+	{"go run ./examples/grpcserver -> its binary built once", func(c string, _ map[int]int) string {
+		return regexp.MustCompile(`\bgo run \./examples/grpcserver\b`).ReplaceAllString(c, "relia-example-grpcserver")
 	}},
 	{"documented ports -> free loopback ports", func(c string, ports map[int]int) string {
 		return rewritePorts(c, ports)
@@ -301,10 +305,12 @@ func docBinaries(t *testing.T, root string) docBins {
 	if err := os.Symlink(relia, filepath.Join(dir, "relia")); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "relia-example-backend"), "./examples/backend")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building examples/backend: %v\n%s", err, out)
+	for _, ex := range []string{"backend", "grpcserver"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "relia-example-"+ex), "./examples/"+ex)
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building examples/%s: %v\n%s", ex, err, out)
+		}
 	}
 	return docBins{dir: dir}
 }
@@ -383,8 +389,10 @@ func serverPorts(cmd string, s *docSandbox) []int {
 		return append(flag("--addr"), flag("--admin-addr")...)
 	case regexp.MustCompile(`^relia fault serve\b`).MatchString(cmd):
 		return flag("--listen")
-	case regexp.MustCompile(`^relia-example-backend\b`).MatchString(cmd):
+	case regexp.MustCompile(`^relia-example-(backend|grpcserver)\b`).MatchString(cmd):
 		return flag("-addr")
+	case regexp.MustCompile(`^relia kafka fake\b`).MatchString(cmd):
+		return flag("--addr")
 	case regexp.MustCompile(`^relia gateway\b`).MatchString(cmd) && !regexp.MustCompile(`^relia gateway (validate|schema)\b`).MatchString(cmd):
 		m := regexp.MustCompile(`(?:--config|-c)[ =](\S+)`).FindStringSubmatch(cmd)
 		if m == nil {
@@ -453,6 +461,14 @@ func (s *docSandbox) provide(where, cmd string) {
 		if used[p] {
 			start(fmt.Sprintf("relia-example-backend -addr 127.0.0.1:%d -name backend-%d", p, p), p)
 		}
+	}
+	for _, p := range []int{50051, 50052} {
+		if used[p] {
+			start(fmt.Sprintf("relia-example-grpcserver -addr 127.0.0.1:%d", p), p)
+		}
+	}
+	if used[9092] {
+		start("relia kafka fake --addr 127.0.0.1:9092", 9092)
 	}
 }
 
