@@ -167,10 +167,10 @@ type proxyEntry struct {
 	links    map[*link]struct{}
 	seq      uint64
 	mode     string
-	filter   *HTTPFilter  // http mode
-	httpSrv  *http.Server // http mode, while enabled
+	filter   *HTTPFilter // http mode
+	httpSrv  *httpProxy  // http mode, while enabled
 	// httpTransport is the http mode's pool of upstream connections.
-	httpTransport *http.Transport
+	httpTransport interface{ CloseIdleConnections() }
 }
 
 // toxicEntry is a toxic on a proxy with its lease, if it has one. A new

@@ -8,8 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/valyala/fasthttp"
 )
 
 // accessLog writes one JSON line per request. It names the request (id,
@@ -24,7 +22,7 @@ type accessLog struct {
 	w *bufferedWriter
 }
 
-func (a *accessLog) log(ctx *fasthttp.RequestCtx, x *exchange, route string, lat time.Duration) {
+func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	if a == nil {
 		return
 	}
@@ -46,7 +44,7 @@ func (a *accessLog) log(ctx *fasthttp.RequestCtx, x *exchange, route string, lat
 		b = append(b, `""`...)
 	}
 	b = append(b, `,"method":"`...)
-	b = append(b, methodName(ctx.Method())...)
+	b = append(b, methodName(x.req.method)...)
 	b = append(b, `","path":`...)
 	b = appendJSONString(b, x.path)
 	b = append(b, `,"client_ip":"`...)
@@ -62,7 +60,7 @@ func (a *accessLog) log(ctx *fasthttp.RequestCtx, x *exchange, route string, lat
 	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendFloat(b, float64(lat)/float64(time.Millisecond), 'f', -1, 64)
 	b = append(b, `,"bytes_in":`...)
-	b = strconv.AppendInt(b, int64(len(ctx.Request.Body())), 10)
+	b = strconv.AppendInt(b, x.req.bodyRead, 10)
 	b = append(b, `,"bytes_out":`...)
 	b = strconv.AppendInt(b, x.bytesOut, 10)
 	b = append(b, `,"reason":`...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -87,18 +88,48 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"generation": g.state.Load().gen})
 	})
-	if len(token) == 0 {
-		return mux
+	var h http.Handler = mux
+	if len(token) > 0 {
+		want := append([]byte("Bearer "), token...)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
+				subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="relia-admin"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"reason": "unauthenticated", "policy": "admin"})
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
 	}
-	want := append([]byte("Bearer "), token...)
+	return refuseBrowsers(h)
+}
+
+// refuseBrowsers refuses the admin API's writes (any method but GET, HEAD
+// and OPTIONS) when a browser sends them on behalf of a page: a page from
+// any site could otherwise POST /reload to a gateway on the user's
+// loopback, which a token-less admin API would obey. Browsers mark such
+// requests with Origin and Sec-Fetch-Site; curl, relia and scripts send
+// neither, or a same-origin Origin.
+func refuseBrowsers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
-			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="relia-admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"reason": "unauthenticated", "policy": "admin"})
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		site := r.Header.Get("Sec-Fetch-Site")
+		origin := r.Header.Get("Origin")
+		crossSite := site != "" && site != "same-origin" && site != "none"
+		if !crossSite && origin != "" {
+			u, err := url.Parse(origin)
+			crossSite = err != nil || u.Host != r.Host
+		}
+		if crossSite {
+			writeJSON(w, http.StatusForbidden, map[string]string{"reason": "cross_origin", "policy": "admin",
+				"message": "the admin API's writes do not take requests a browser sends for another site"})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -14,15 +15,14 @@ import (
 
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
-	"github.com/valyala/fasthttp"
+	"github.com/relia-dev/relia/internal/h1"
 )
 
-// requestHeader lets gateway/auth and gateway/cache read a fasthttp
-// request's headers (auth.HeaderGetter, cache.HeaderGetter). fasthttp
-// normalizes the names it looks up, so lookups ignore case.
-type requestHeader struct{ h *fasthttp.RequestHeader }
-
-func (r requestHeader) Get(name string) string { return string(r.h.Peek(name)) }
+// The request is what gateway/auth and gateway/cache read fields from.
+var (
+	_ auth.HeaderGetter = (*request)(nil)
+	_ headerSource      = (*request)(nil)
+)
 
 // authenticators is a config generation's authentication: one
 // auth.Authenticator per JWT issuer (each also checking API keys), so that
@@ -186,11 +186,11 @@ func buildAuth(a *Auth, clk clock.Clock, remote *remoteKeySets, log *slog.Logger
 // pick returns the authenticator for the request's credentials: the one
 // of the issuer a bearer JWT names, else the first (API keys, a missing
 // credential, or a token from an issuer not configured, which it refuses).
-func (as *authenticators) pick(h *fasthttp.RequestHeader) *auth.Authenticator {
+func (as *authenticators) pick(r *request) *auth.Authenticator {
 	if as.byIssuer == nil {
 		return as.first
 	}
-	if au := as.byIssuer[tokenIssuer(h.Peek("Authorization"))]; au != nil {
+	if au := as.byIssuer[tokenIssuer(r.Peek("Authorization"))]; au != nil {
 		return au
 	}
 	return as.first
@@ -231,23 +231,30 @@ func trimSecret(b []byte) []byte {
 // authenticate checks the request's credentials under the route's auth
 // mode and sets the tenant; on refusal it writes the 401 or 403 and
 // reports false.
-func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, as *authenticators, x *exchange) bool {
-	id, err := as.pick(&ctx.Request.Header).Authenticate(requestHeader{&ctx.Request.Header}, x.route.name)
+func (g *Gateway) authenticate(as *authenticators, x *exchange) bool {
+	id, err := as.pick(&x.req).Authenticate(&x.req, x.route.name)
 	if err == nil {
 		x.tenant = id.Tenant
 		return true
 	}
 	var ae *auth.Error
-	if !errors.As(err, &ae) {
-		ae = &auth.Error{Status: fasthttp.StatusUnauthorized, Reason: auth.ReasonInvalid, Message: "credentials could not be checked", Scheme: "Bearer"}
-	}
-	if ae.Reason == auth.ReasonMissing && x.route.auth == AuthOptional {
+	if errors.As(err, &ae) && ae.Reason == auth.ReasonMissing && x.route.auth == AuthOptional {
 		return true
 	}
-	x.message = ae.Message
-	g.reject(ctx, x, ae.Status, "auth", ae.Reason, 0)
-	if c := ae.Challenge(); c != "" {
-		ctx.Response.Header.Set("WWW-Authenticate", c)
-	}
+	g.refuseAuth(x, err)
 	return false
+}
+
+// refuseAuth answers a request whose credentials were refused: an
+// *auth.Error's status, reason and challenge, else 401.
+func (g *Gateway) refuseAuth(x *exchange, err error) {
+	var ae *auth.Error
+	if !errors.As(err, &ae) {
+		ae = &auth.Error{Status: http.StatusUnauthorized, Reason: auth.ReasonInvalid, Message: "credentials could not be checked", Scheme: "Bearer"}
+	}
+	x.message = ae.Message
+	g.reject(x, ae.Status, "auth", ae.Reason, 0)
+	if c := ae.Challenge(); c != "" {
+		x.resp.fields = append(x.resp.fields, h1.Header{Name: bs("WWW-Authenticate"), Value: []byte(c)})
+	}
 }

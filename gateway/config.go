@@ -322,6 +322,12 @@ type Route struct {
 	// Hedge sends a second attempt to another target when the first has
 	// not answered within a delay, and takes whichever answers first.
 	Hedge *Hedge `yaml:"hedge"`
+	// Upgrades are the protocols a client may switch to on this route
+	// (Connection: Upgrade), websocket the only one known: none by
+	// default. A connection switches only once the target answered 101;
+	// an upgrade the route does not list is served as a plain request, and
+	// h2c is never passed to a target (the gateway speaks HTTP/2 itself).
+	Upgrades []string `yaml:"upgrades"`
 }
 
 // The values of Route.Auth.
@@ -904,6 +910,11 @@ func (c *Config) validate() error {
 			}
 			if r.Upstream == "" {
 				bad(p+".hedge", "a hedge needs an upstream")
+			}
+		}
+		for j, u := range r.Upgrades {
+			if !strings.EqualFold(u, "websocket") {
+				bad(fmt.Sprintf("%s.upgrades[%d]", p, j), "unknown protocol %q (websocket)", u)
 			}
 		}
 		if c := r.Cache; c != nil {

@@ -16,30 +16,23 @@
 //
 // # Engine
 //
-// The HTTP/1.1 hot path runs on fasthttp (a fasthttp.Server in front;
-// behind, fasthttp's request and response types written and read over
-// kept-alive connections the gateway pools per target), the rest of the
-// gateway (route table, pools, balancers, health, policies, recorder, logs,
-// metrics) is independent of it. The choice was made by measurement on the
-// two-core benchmark machine, wrk on CPU 0 and the proxy on CPU 1: a bare
-// fasthttp proxy forwards 22.4k req/s where httputil.ReverseProxy forwards
-// 12.1k (nginx 27-28.5k), because fasthttp reuses request and response
-// objects and parses headers into byte slices without allocating, while
-// net/http allocates a Request, a Header map and a goroutine-heavy transport
-// round trip for every request. The policies at the edge would cost less than
-// that difference.
+// The gateway serves HTTP/1.1 itself, a goroutine per connection on the
+// runtime's network poller with raw syscalls (internal/rawio), and every
+// message on both sides is read and written by relia's own codec
+// (internal/h1): no second parser's reading frames a request, so what two
+// servers could read two ways is refused by construction rather than
+// corrected after the fact (docs/gateway.md, "What the edge refuses").
+// Requests are the gateway's own type: the head as slices of the
+// connection's buffer, the body streamed in bounded pieces (held whole up
+// to 64 KiB so that a retry or hedge can resend it), so memory follows
+// bytes received. Targets are reached through gateway/upstream's kept-alive
+// connections; responses stream back through the connection's buffer.
 //
-// What fasthttp does not do is served without giving up its speed on the
-// common path:
-//   - HTTP/2 (TLS with ALPN "h2", or h2c) listeners run on net/http, whose
-//     requests are converted into the same fasthttp request context and go
-//     through the same handler (see Listener.TLS and Listener.H2C);
-//   - WebSocket and other Upgrade requests are hijacked and spliced to the
-//     chosen target as raw bytes after the upstream's 101;
-//   - streaming responses (no Content-Length, chunked, text/event-stream)
-//     are passed through as a body stream that owns its upstream
-//     connection until the client has it all, instead of being buffered;
-//     a response of known length is read whole, allocating nothing.
+// TLS is terminated here; after the handshake ALPN h2 goes to Go's
+// HTTP/2 server (golang.org/x/net/http2) behind a guard that bounds
+// stream resets, and HTTP/2 requests are converted into the same request
+// type. WebSocket upgrades are spliced as bytes once the target answered
+// 101, on routes that list the protocol.
 //
 // A proxied request allocates nothing in the steady state (pinned by
 // TestProxyDoesNotAllocate): the exchange is pooled, metric children are

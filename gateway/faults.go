@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // faultWriter captures what fault.HTTPFilter answers in place of the
@@ -35,22 +33,23 @@ var passThrough = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) 
 // one the fault proxy uses) on a net/http view of the request. It reports
 // true when a fault answered the request. Only routes with faults pay for
 // the conversion.
-func (g *Gateway) applyFaults(ctx *fasthttp.RequestCtx, x *exchange) bool {
-	h := &ctx.Request.Header
+func (g *Gateway) applyFaults(x *exchange) bool {
 	hr := &http.Request{
-		Method: string(h.Method()),
+		Method: string(x.req.method),
 		URL:    &url.URL{Path: string(x.path)}, // the path the route matched
 		Header: make(http.Header),
 	}
-	h.VisitAll(func(k, v []byte) { hr.Header.Add(string(k), string(v)) })
-	hr = hr.WithContext(ctx)
+	for _, f := range x.req.fields {
+		hr.Header.Add(string(f.Name), string(f.Value))
+	}
+	hr = hr.WithContext(x.req.ctx)
 	fw := &faultWriter{header: make(http.Header)}
 	x.route.faultHandler.ServeHTTP(fw, hr)
 	if fw.passed {
 		return false
 	}
 	if fw.status == 0 {
-		g.reject(ctx, x, 499, "client", "client_closed", 0)
+		g.reject(x, 499, "client", "client_closed", 0)
 		return true
 	}
 	// The answer is the gateway's own rejection, so it carries the reason
@@ -59,6 +58,6 @@ func (g *Gateway) applyFaults(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if ra, err := strconv.Atoi(fw.header.Get("Retry-After")); err == nil && ra > 0 {
 		wait = time.Duration(ra) * time.Second
 	}
-	g.reject(ctx, x, fw.status, "fault", "fault_injected", wait)
+	g.reject(x, fw.status, "fault", "fault_injected", wait)
 	return true
 }

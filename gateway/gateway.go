@@ -19,10 +19,9 @@ import (
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/cache"
-	"github.com/relia-dev/relia/internal/rawio"
+	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -50,10 +49,10 @@ type Options struct {
 	// reloads when it changes.
 	WatchInterval time.Duration
 	// Authenticate, when set, runs for every matched request before the
-	// rate limit. It returns the caller's tenant, or writes a 401/403
-	// answer into ctx and returns ok false. It is the seam through which
-	// API-key and JWT authentication plug in.
-	Authenticate func(ctx *fasthttp.RequestCtx, route string) (tenant string, ok bool)
+	// rate limit, in place of spec.auth. It reads the request's fields and
+	// returns the caller's tenant, or an error: an *auth.Error gives the
+	// answer's status and reason, any other is a 401.
+	Authenticate func(h auth.HeaderGetter, route string) (tenant string, err error)
 	// Ready, when set, is consulted by /readyz besides the upstreams'
 	// health: a non-nil error (Redis unreachable, say) makes it 503.
 	Ready func(ctx context.Context) error
@@ -76,7 +75,7 @@ type Gateway struct {
 	reg     *prometheus.Registry
 	rec     *outcome.Recorder
 	access  *accessLog
-	auth    func(ctx *fasthttp.RequestCtx, x *exchange) bool
+	auth    func(x *exchange) bool
 	tracing *tracing // nil when traces are off
 
 	state    atomic.Pointer[state]
@@ -90,15 +89,13 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	started   bool
-	fast      []*fasthttp.Server
-	std       []*http.Server
+	servers   []*listenerServer
 	addrs     map[string]string
 	admin     *http.Server
 	adminAddr string
 	bg        sync.WaitGroup
-	taken     takenConns  // upgrades and HTTP/1.0 streams, drained by Shutdown
-	live      liveConns   // the HTTP/1.1 servers' connections, ended by Shutdown past its deadline
-	streams   openStreams // response bodies streaming from targets, likewise
+	conns     connSet       // client connections, drained by Shutdown
+	open      upstream.Open // target connections, ended by Shutdown past its deadline
 	stopBg    context.CancelFunc
 	bgCtx     context.Context
 }
@@ -148,16 +145,14 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 	g.metrics = m
 	if o.Authenticate != nil {
 		authn := o.Authenticate
-		g.auth = func(ctx *fasthttp.RequestCtx, x *exchange) bool {
-			tenant, ok := authn(ctx, x.route.name)
-			x.tenant = tenant
-			if !ok {
-				x.reason, x.policy = "unauthenticated", "auth"
-				if ctx.Response.StatusCode() == fasthttp.StatusForbidden {
-					x.reason = "forbidden"
-				}
+		g.auth = func(x *exchange) bool {
+			tenant, err := authn(&x.req, x.route.name)
+			if err == nil {
+				x.tenant = tenant
+				return true
 			}
-			return ok
+			g.refuseAuth(x, err)
+			return false
 		}
 	}
 	if err := g.openAccessLog(cfg); err != nil {
@@ -238,12 +233,9 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 				return resilience.NewBreaker(s)
 			}
 		}
-		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker)
+		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker, &g.open)
 		if err != nil {
 			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
-		}
-		for _, t := range p.targets {
-			t.streams = &g.streams
 		}
 		st.pools[u.Name] = p
 		st.poolList = append(st.poolList, p)
@@ -394,8 +386,7 @@ func (g *Gateway) reload(cfg *Config) error {
 			// Requests still in flight on the old pool hold their
 			// connections; only idle ones close now.
 			for _, t := range p.targets {
-				t.client.CloseIdleConnections()
-				t.closeIdle()
+				t.up.CloseIdle()
 			}
 		}
 	}
@@ -427,10 +418,6 @@ func (g *Gateway) Start() error {
 	}
 	st := g.state.Load()
 	srv := st.cfg.Spec.Server.withDefaults()
-	maxBody := int(srv.MaxBodyBytes)
-	for _, r := range st.routes {
-		maxBody = max(maxBody, r.maxBody)
-	}
 	g.addrs = map[string]string{}
 	var lns []net.Listener
 	fail := func(err error) error {
@@ -439,66 +426,31 @@ func (g *Gateway) Start() error {
 		}
 		return err
 	}
+	var servers []*listenerServer
 	for _, l := range st.cfg.Spec.Listeners {
+		ls, err := g.newListenerServer(l, srv)
+		if err != nil {
+			return fail(err)
+		}
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			return fail(fmt.Errorf("starting listener: %w", err))
 		}
 		lns = append(lns, ln)
-		name := l.Name
-		if name == "" {
-			name = l.Address
-		}
-		g.addrs[name] = ln.Addr().String()
-		if l.TLS != nil || l.H2C {
-			hs, err := g.stdServer(l, srv, maxBody)
-			if err != nil {
-				return fail(err)
-			}
-			g.std = append(g.std, hs)
-			g.bg.Add(1)
-			go func() { // exits when the server shuts down
-				defer g.bg.Done()
-				var err error
-				if l.TLS != nil {
-					err = hs.ServeTLS(ln, l.TLS.CertFile, l.TLS.KeyFile)
-				} else {
-					err = hs.Serve(ln)
-				}
-				if err != nil && !errors.Is(err, http.ErrServerClosed) {
-					g.log.Error("listener stopped", "listener", name, "error", err)
-				}
-			}()
-			continue
-		}
-		fs := &fasthttp.Server{
-			Handler:                       g.serve,
-			HeaderReceived:                markTrailers,
-			Name:                          "relia",
-			NoDefaultServerHeader:         true,
-			ReadTimeout:                   srv.ReadHeaderTimeout,
-			WriteTimeout:                  srv.WriteTimeout,
-			IdleTimeout:                   srv.IdleTimeout,
-			ReadBufferSize:                int(srv.MaxHeaderBytes),
-			MaxRequestBodySize:            maxBody,
-			DisablePreParseMultipartForm:  true,
-			CloseOnShutdown:               true,
-			NoDefaultContentType:          true,
-			SecureErrorLogMessage:         true,
-			DisableHeaderNamesNormalizing: false,
-			Logger:                        fasthttpLogger{g.log},
-		}
-		g.fast = append(g.fast, fs)
-		g.bg.Add(1)
-		go func() { // exits when the server shuts down
-			defer g.bg.Done()
-			if err := fs.Serve(g.live.listener(rawio.Listener(ln))); err != nil {
-				g.log.Error("listener stopped", "listener", name, "error", err)
-			}
-		}()
+		ls.ln = ln
+		g.addrs[ls.name] = ln.Addr().String()
+		servers = append(servers, ls)
 	}
 	if err := g.startAdmin(st.cfg); err != nil {
 		return fail(err)
+	}
+	g.servers = servers
+	for _, ls := range servers {
+		g.bg.Add(1)
+		go func() { // exits when Shutdown closes the listener
+			defer g.bg.Done()
+			ls.serve()
+		}()
 	}
 	g.bgCtx, g.stopBg = context.WithCancel(context.Background())
 	for _, p := range st.poolList {
@@ -511,14 +463,6 @@ func (g *Gateway) Start() error {
 	}
 	g.started = true
 	return nil
-}
-
-// fasthttpLogger sends the HTTP engine's messages (malformed requests,
-// mostly) to the gateway's log at debug level.
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Debug(fmt.Sprintf(format, args...))
 }
 
 // Addr returns the address a listener (by name, or by its configured
@@ -542,42 +486,21 @@ func (g *Gateway) AdminAddr() string {
 // and flushes the access log.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	fast, std, admin := g.fast, g.std, g.admin
+	servers, admin := g.servers, g.admin
+	g.servers = nil
 	started := g.started
 	g.started = false
 	g.mu.Unlock()
 	var errs []error
-	var errMu sync.Mutex
-	var wg sync.WaitGroup
-	for _, fs := range fast {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fs.ShutdownWithContext(ctx); err != nil {
-				errMu.Lock()
-				errs = append(errs, err)
-				errMu.Unlock()
-			}
-		}()
+	for _, ls := range servers {
+		ls.ln.Close()
+		// HTTP/2 connections get GOAWAY and finish their streams.
+		ls.h2base.Shutdown(ctx)
 	}
-	for _, hs := range std {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := hs.Shutdown(ctx); err != nil {
-				hs.Close()
-			}
-		}()
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		// Past the deadline: what fasthttp left open (responses still
-		// streaming) ends now. Otherwise every connection it serves has
-		// closed, and the taken ones have the rest of the deadline.
-		g.live.endAll()
-		g.streams.endAll()
-	}
-	g.taken.drain(ctx)
+	// Idle connections close now; the others finish their requests (and
+	// upgraded ones their tunnels) until ctx ends, when those left and
+	// their targets' connections are ended.
+	g.conns.drain(ctx, g.open.EndAll)
 	if admin != nil {
 		admin.Close()
 	}
@@ -586,7 +509,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		for _, p := range g.state.Load().poolList {
 			p.stopHealth()
 			for _, t := range p.targets {
-				t.closeIdle()
+				t.up.CloseIdle()
 			}
 		}
 	}

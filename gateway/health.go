@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/clock"
-	"github.com/valyala/fasthttp"
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
 )
 
 // Active health check defaults, used where an ActiveHealth field is left
@@ -114,16 +115,16 @@ func (p *pool) applyCheck(t *target, ok bool, a ActiveHealth) {
 
 // probe sends GET path to t; a 2xx or 3xx answer within timeout is healthy.
 func (g *Gateway) probe(t *target, path string, timeout time.Duration) bool {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + t.addr + path)
-	req.Header.Set("User-Agent", "relia-gateway-health")
-	resp.SkipBody = true
-	if err := t.client.DoTimeout(req, resp, timeout); err != nil {
+	req := upstream.Request{Method: []byte("GET"), Target: []byte(path), Host: t.addrBytes, Fields: probeFields}
+	var resp upstream.Response
+	// The wall clock: a deadline is the kernel's, whatever clock the
+	// gateway's schedule runs on.
+	if err := t.up.Do(context.Background(), &req, &resp, time.Now().Add(timeout)); err != nil {
 		return false
 	}
-	resp.CloseBodyStream()
-	return resp.StatusCode() >= 200 && resp.StatusCode() < 400
+	resp.Release()
+	return resp.Status >= 200 && resp.Status < 400
 }
+
+// probeFields are the fields of a health check.
+var probeFields = []h1.Header{{Name: []byte("User-Agent"), Value: []byte("relia-gateway-health")}}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/resilience"
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -14,21 +15,22 @@ import (
 // Hedge.MaxHedges is left zero.
 const DefaultMaxHedges = 1
 
-// hedgePolicy is a route's compiled Hedge.
+// hedgePolicy is a route's compiled Hedge: resilience's own policy,
+// driven a step at a time (HedgeCall).
 type hedgePolicy struct {
-	delay   time.Duration
+	policy  *resilience.Hedge
 	max     int
 	nonIdem bool
-	budget  *resilience.RetryBudget
 }
 
 // hedgeRun is one attempt of a hedged group, run on a goroutine of its
-// own with a request and a response of its own.
+// own with a request and a response of its own. Hedged requests hold
+// their bodies, so every run sends the same bytes.
 type hedgeRun struct {
 	t     *target
 	bp    resilience.BreakerPermit
-	req   fasthttp.Request
-	resp  fasthttp.Response
+	req   upstream.Request
+	resp  *upstream.Response
 	err   error
 	start time.Time
 	lat   time.Duration
@@ -41,25 +43,27 @@ type hedgeRun struct {
 // answer that is not a failure; the others are cancelled by aborting
 // their connections. When every attempt fails, the last to fail is the
 // group's outcome, as resilience.Hedge has it.
-func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
+func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadline time.Time, deposit bool) attemptOutcome {
 	r := x.route
-	method := methodName(ctx.Request.Header.Method())
-	cctx, cancel := context.WithCancel(context.Background())
+	hc := r.hedge.policy.Start(deposit)
+	method := methodName(x.req.method)
+	cctx, cancel := context.WithCancel(x.req.ctx)
 	defer cancel()
 	results := make(chan *hedgeRun, 1+r.hedge.max)
 	launch := func(prev *target, answer bool) (*hedgeRun, attemptOutcome) {
-		t, bp, start, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, answer)
+		t, bp, start, tryDeadline, out := g.startAttempt(x, prev, hashKey, deadline, answer)
 		if out.answered {
 			return nil, out
 		}
-		run := &hedgeRun{t: t, bp: bp, start: start}
-		ctx.Request.CopyTo(&run.req)
+		run := &hedgeRun{t: t, bp: bp, start: start, req: x.ureq, resp: upstreamResponses.Get().(*upstream.Response)}
+		run.req.Host = x.upstreamHost(t)
 		if g.tracing != nil {
-			run.span = g.tracing.startClientSpan(x, t, &run.req, run.start)
+			run.req.Fields = append([]h1.Header(nil), x.ureq.Fields...)
+			run.span = g.tracing.startClientSpan(x, t, &run.req.Fields, run.start)
 		}
 		t.inflight.Add(1)
 		go func() { // exits when the exchange ends or is cancelled
-			run.err = t.do(cctx, &run.req, &run.resp, tryDeadline, false)
+			run.err = t.up.Do(cctx, &run.req, run.resp, tryDeadline)
 			t.inflight.Add(-1)
 			run.lat = g.clock.Since(run.start)
 			results <- run
@@ -70,48 +74,54 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 	if out.answered {
 		return out
 	}
-	running, sent, last := 1, 1, first.t
-	timer := g.clock.NewTimer(r.hedge.delay)
+	running, last := 1, first.t
+	timer := g.clock.NewTimer(hc.Delay())
 	defer timer.Stop()
 	hedgeC := timer.C()
 	for {
 		select {
 		case run := <-results:
 			running--
-			out := g.endAttempt(x, run.t, run.bp, method, &run.resp, run.err, run.lat)
+			status := 0
+			if run.err == nil {
+				status = run.resp.Status
+			}
+			out := g.endAttempt(x, run.t, run.bp, method, status, run.err, run.lat)
 			if run.span != nil {
 				endClientSpan(run.span, out.status, run.err, run.start.Add(run.lat))
 			}
 			failed := out.err != nil || out.status >= 500 || out.status == 429 || out.status == 409
 			if failed && running > 0 {
+				run.resp.Release()
+				upstreamResponses.Put(run.resp)
 				continue
 			}
 			x.target = run.t
-			run.resp.CopyTo(&ctx.Response)
+			x.end = g.clock.Now()
+			if run.err == nil {
+				x.resp.fromTarget(run.resp)
+			} else {
+				upstreamResponses.Put(run.resp)
+			}
 			if running > 0 {
 				cancel()
 				go discardHedges(results, running)
 			}
+			hc.Done(run.err)
 			return out
 		case <-hedgeC:
 			hedgeC = nil
-			if sent > r.hedge.max {
-				continue
-			}
-			if !r.hedge.budget.Withdraw() {
-				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "hedge", Name: r.name, Reason: "retry_budget_exhausted"})
+			if !hc.Another() {
 				continue
 			}
 			run, _ := launch(last, false)
 			if run == nil {
 				continue // nowhere to send it; the attempts out keep running
 			}
-			g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventHedge, Policy: "hedge", Name: r.name, Attempt: sent + 1, Delay: r.hedge.delay})
 			running++
-			sent++
 			last = run.t
-			if sent <= r.hedge.max {
-				timer.Reset(r.hedge.delay)
+			if hc.More() {
+				timer.Reset(hc.Delay())
 				hedgeC = timer.C()
 			}
 		}
@@ -124,8 +134,14 @@ func (g *Gateway) hedgedAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *tar
 func discardHedges(results <-chan *hedgeRun, n int) {
 	for range n {
 		run := <-results
+		status := 0
+		if run.err == nil {
+			status = run.resp.Status
+			run.resp.Release()
+		}
+		upstreamResponses.Put(run.resp)
 		if run.span != nil {
-			endClientSpan(run.span, run.resp.StatusCode(), run.err, run.start.Add(run.lat))
+			endClientSpan(run.span, status, run.err, run.start.Add(run.lat))
 		}
 		if run.err != nil && errors.Is(run.err, context.Canceled) {
 			run.bp.Done(context.Canceled)

@@ -102,7 +102,7 @@ func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the losing attempt was not cancelled")
 	}
-	if _, retries := g.state.Load().routes[0].hedge.budget.Counts(); retries != 1 {
+	if _, retries := g.state.Load().routes[0].retry.budget.Counts(); retries != 1 {
 		t.Errorf("retry budget spent %d, want 1 for the hedge", retries)
 	}
 	if _, m, _ := get(t, "GET", "http://"+g.AdminAddr()+"/metrics", nil); !strings.Contains(m, `relia_hedge_attempts_total{name="r"} 1`) {
@@ -129,7 +129,7 @@ func TestHedgeLeavesNonIdempotentRequestsAlone(t *testing.T) {
 	if n := h.callCount(); n != 1 {
 		t.Errorf("a POST reached the upstream %d times, want 1", n)
 	}
-	if _, retries := g.state.Load().routes[0].hedge.budget.Counts(); retries != 0 {
+	if _, retries := g.state.Load().routes[0].retry.budget.Counts(); retries != 0 {
 		t.Errorf("retry budget spent %d on a POST", retries)
 	}
 }

@@ -115,26 +115,6 @@ func TestRouteSetsTheHostTheTargetGets(t *testing.T) {
 	}
 }
 
-func TestScanHead(t *testing.T) {
-	t.Parallel()
-	for raw, want := range map[string]headFields{
-		"Host: a\r\n":                          {hosts: 1},
-		"Host: a\r\nHOST: b\r\n":               {hosts: 2},
-		"X-Host: a\r\nHostname: b\r\nhost:c\n": {hosts: 1},
-		"Transfer-Encoding: chunked\r\ntransfer-encoding: identity\r\nX-Transfer-Encoding: x\r\n": {codings: 2, otherCoding: true},
-		"Transfer-Encoding:  Chunked \r\n":                    {codings: 1},
-		"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n": {codings: 1, lengths: 1},
-		"Transfer-Encoding : chunked\r\n":                     {spacedName: true},
-		"X-A\t: b\r\n":                                        {spacedName: true},
-		"X-A: b\r\n c : d\r\n":                                {}, // a folded value, not a name
-		"":                                                    {},
-	} {
-		if got := scanHead([]byte(raw)); got != want {
-			t.Errorf("scanHead(%q) = %+v; want %+v", raw, got, want)
-		}
-	}
-}
-
 // TestConnectionListedFieldsStayOnTheirHop checks that fields a Connection
 // header names are removed in both directions, and that a client cannot
 // use one to remove the fields the gateway adds.
@@ -180,30 +160,5 @@ func TestConnectionListedFieldsStayOnTheirHop(t *testing.T) {
 	}
 	if resp.Header.Get("X-Public") != "kept" {
 		t.Error("a response field the Connection header did not name was removed")
-	}
-}
-
-func TestConnectionListed(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		values      []string
-		keepUpgrade bool
-		want        string
-	}{
-		{nil, false, ""},
-		{[]string{"close"}, false, ""},
-		{[]string{"Keep-Alive"}, false, ""},
-		{[]string{"X-A, x-b ,,close", "X-C"}, false, "X-A|x-b|X-C"},
-		{[]string{"Upgrade"}, true, ""},
-		{[]string{"Upgrade"}, false, "Upgrade"},
-		{[]string{"Content-Length, Transfer-Encoding, Host"}, false, ""},
-	} {
-		var values [][]byte
-		for _, v := range tc.values {
-			values = append(values, []byte(v))
-		}
-		if got := strings.Join(connectionListed(values, tc.keepUpgrade), "|"); got != tc.want {
-			t.Errorf("connectionListed(%q, %v) = %q, want %q", tc.values, tc.keepUpgrade, got, tc.want)
-		}
 	}
 }

@@ -73,6 +73,9 @@ func TestUpstreamConnectionsIgnoreTheClientsOptions(t *testing.T) {
 				if resp.StatusCode != 200 || string(body) != "ok" {
 					t.Fatalf("request %d: %d %q", i+1, resp.StatusCode, body)
 				}
+				if tc.keep && strings.Contains(tc.raw, "HTTP/1.0") && resp.Header.Get("Connection") != "keep-alive" {
+					t.Errorf("an HTTP/1.0 client kept alive without being told so: Connection %q", resp.Header.Get("Connection"))
+				}
 				if !tc.keep {
 					// The gateway closes the client's connection after
 					// the response, as the client asked.

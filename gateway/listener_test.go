@@ -62,7 +62,7 @@ func tlsGateway(t *testing.T, be *backend) (*Gateway, *tls.Config) {
 	g, _ := startGateway(t, fmt.Sprintf(`
   listeners: [{name: main, address: "127.0.0.1:0", tls: {certFile: %q, keyFile: %q}}]
   upstreams: [{name: b, targets: [{address: %s}]}]
-  routes: [{name: r, upstream: b}]
+  routes: [{name: r, upstream: b, upgrades: [websocket]}]
 `, certFile, keyFile, be.addr()), Options{})
 	return g, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
 }
@@ -129,7 +129,7 @@ func TestWebSocketThroughNetHTTPListeners(t *testing.T) {
 	h2cGW, _ := startGateway(t, fmt.Sprintf(`
   listeners: [{name: main, address: "127.0.0.1:0", h2c: true}]
   upstreams: [{name: b, targets: [{address: %s}]}]
-  routes: [{name: r, upstream: b}]
+  routes: [{name: r, upstream: b, upgrades: [websocket]}]
 `, be.addr()), Options{})
 	for _, tt := range []struct {
 		name string

@@ -215,8 +215,8 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			u := t.ejectedUntil.Load()
 			ch <- prometheus.MustNewConstMetric(descEjected, prometheus.GaugeValue, b2f(u != 0 && now.UnixNano() < u), p.name, t.addr)
 			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(t.inflight.Load()), p.name, t.addr)
-			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(len(t.slots)), p.name, t.addr)
-			ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(t.waiting.Load()), p.name, t.addr)
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(t.up.Conns()), p.name, t.addr)
+			ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(t.up.Waiting()), p.name, t.addr)
 		}
 	}
 	for _, r := range st.routes {

@@ -141,12 +141,42 @@ func hidesDotSegment(seg []byte) bool {
 	return false
 }
 
-// appendWirePath encodes a path from appendKeptPath for the request line:
-// bytes a path may not carry are escaped as net/url escapes them, and
-// each '%' is copied as is, since it already starts a valid escape.
-func appendWirePath(dst, kept []byte) []byte {
-	for _, c := range kept {
-		if c != '%' && shouldEscapeInPath(c) {
+// appendDecodedPath appends the path that routes match when encoded
+// slashes are decoded: every valid escape decoded (a '%' that starts none
+// is kept as it is), then repeated slashes merged and dot segments
+// resolved (RFC 3986, 5.2.4), so /public/..%2Fadmin is /admin.
+func appendDecodedPath(dst, raw []byte) []byte {
+	start := len(dst)
+	dst = append(dst, '/')
+	var segBuf [128]byte
+	seg := segBuf[:0]
+	flush := func(last bool) {
+		dst = appendSegment(dst, start, seg, last)
+		seg = seg[:0]
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '%' && i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) {
+			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			i += 2
+		}
+		if c == '/' {
+			flush(false)
+			continue
+		}
+		seg = append(seg, c)
+	}
+	flush(true)
+	return dst
+}
+
+// appendWirePath encodes a path for the request line: bytes a path may
+// not carry are escaped as net/url escapes them. A path from
+// appendKeptPath (kept) has each '%' copied as is, since it already
+// starts a valid escape; a decoded path has it escaped too.
+func appendWirePath(dst, path []byte, kept bool) []byte {
+	for _, c := range path {
+		if (c != '%' || !kept) && shouldEscapeInPath(c) {
 			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
 		} else {
 			dst = append(dst, c)

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,13 +37,27 @@ const (
 	retry429
 )
 
-// retryPolicy is a route's compiled Retry.
+// retryPolicy is a route's compiled Retry: resilience's own policy, driven
+// a step at a time (RetryCall), judging failures by the route's retry.on.
 type retryPolicy struct {
-	attempts int
-	backoff  resilience.BackoffSettings
-	when     retryWhen
-	nonIdem  bool
-	budget   *resilience.RetryBudget
+	policy  *resilience.Retry
+	when    retryWhen
+	nonIdem bool
+	budget  *resilience.RetryBudget
+}
+
+// attemptFailure is how an attempt failed, as the route's Retry is told
+// of it: the target's status, or how no answer came.
+type attemptFailure struct {
+	status int
+	kind   errKind
+}
+
+func (f *attemptFailure) Error() string {
+	if f.kind != errNone {
+		return "upstream attempt failed: " + f.kind.String()
+	}
+	return "upstream answered " + strconv.Itoa(f.status)
 }
 
 // route is a compiled Route: its matcher, pool and policies, built once
@@ -75,16 +91,48 @@ type route struct {
 	// credential check), so the attempt may start at the request's start.
 	quickStart bool
 
-	// lower-cased names of headers to remove, for fast comparisons
+	// names of headers to remove
 	reqRemove, respRemove []string
+	// the fields set and added, as bytes, built once
+	reqSet, reqAdd, respSet, respAdd [][2][]byte
+	// hostSet is the Host requestHeaders.set gives; nil without.
+	hostSet []byte
+	// upgrades are the protocols a client may switch to (lower case).
+	upgrades []string
+}
+
+// allowsUpgrade reports whether the route lets a client switch to proto.
+func (r *route) allowsUpgrade(proto []byte) bool {
+	for _, p := range r.upgrades {
+		if bytes.EqualFold(proto, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldPairs turns a config map of fields into name and value bytes, in
+// name order so that what goes upstream does not change from one request
+// to the next.
+func fieldPairs(m map[string]string) [][2][]byte {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([][2][]byte, 0, len(m))
+	for _, k := range names {
+		out = append(out, [2][]byte{[]byte(http.CanonicalHeaderKey(k)), []byte(m[k])})
+	}
+	return out
 }
 
 // fallbackResponse is a Fallback ready to write.
 type fallbackResponse struct {
 	status      int
 	body        []byte
-	contentType string
-	headers     [][2]string
+	contentType []byte
+	headers     [][2][]byte
 }
 
 func breakerSettings(name string, b *Breaker, clk clock.Clock, obs resilience.Observer) (resilience.BreakerSettings, error) {
@@ -130,20 +178,31 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 	for _, h := range r.ResponseHeaders.Remove {
 		rt.respRemove = append(rt.respRemove, http.CanonicalHeaderKey(h))
 	}
+	for _, kv := range fieldPairs(r.RequestHeaders.Set) {
+		if strings.EqualFold(string(kv[0]), "Host") {
+			rt.hostSet = kv[1] // the Host line is written apart
+			continue
+		}
+		rt.reqSet = append(rt.reqSet, kv)
+	}
+	rt.reqAdd = fieldPairs(r.RequestHeaders.Add)
+	rt.respSet = fieldPairs(r.ResponseHeaders.Set)
+	rt.respAdd = fieldPairs(r.ResponseHeaders.Add)
+	for _, u := range r.Upgrades {
+		rt.upgrades = append(rt.upgrades, strings.ToLower(u))
+	}
 	if c := r.Retry; c != nil {
-		p := &retryPolicy{attempts: c.Attempts, nonIdem: c.NonIdempotent}
-		if p.attempts == 0 {
-			p.attempts = DefaultRetryAttempts
+		p := &retryPolicy{nonIdem: c.NonIdempotent}
+		attempts := c.Attempts
+		if attempts == 0 {
+			attempts = DefaultRetryAttempts
 		}
-		p.backoff = resilience.BackoffSettings{Base: c.Base, Cap: c.Cap, Multiplier: 2, Jitter: resilience.JitterFull}
-		if p.backoff.Base == 0 {
-			p.backoff.Base = DefaultRetryBase
+		base, capDelay := c.Base, c.Cap
+		if base == 0 {
+			base = DefaultRetryBase
 		}
-		if p.backoff.Cap == 0 {
-			p.backoff.Cap = max(DefaultRetryCap, p.backoff.Base)
-		}
-		if err := p.backoff.Validate(); err != nil {
-			return nil, fmt.Errorf("route %s: retry: %w", r.Name, err)
+		if capDelay == 0 {
+			capDelay = max(DefaultRetryCap, base)
 		}
 		on := c.On
 		if len(on) == 0 {
@@ -159,18 +218,38 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 		if err != nil {
 			return nil, fmt.Errorf("route %s: retry budget: %w", r.Name, err)
 		}
+		p.policy, err = resilience.NewRetry(resilience.RetrySettings{
+			Name: r.Name, MaxAttempts: attempts, Base: base, Cap: capDelay, Multiplier: 2, Jitter: resilience.JitterFull,
+			Budget: p.budget, Clock: clk, Observer: obs,
+			RetryIf: func(err error) bool {
+				f, ok := err.(*attemptFailure)
+				return ok && p.retryable(f.status, f.kind)
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("route %s: retry: %w", r.Name, err)
+		}
 		rt.retry = p
 	}
 	if h := r.Hedge; h != nil {
-		hp := &hedgePolicy{delay: h.Delay, max: h.MaxHedges, nonIdem: h.NonIdempotent}
-		if hp.max == 0 {
-			hp.max = DefaultMaxHedges
-		}
+		hp := &hedgePolicy{nonIdem: h.NonIdempotent}
+		budget := (*resilience.RetryBudget)(nil)
 		if rt.retry != nil {
-			hp.budget = rt.retry.budget
-		} else if hp.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
+			budget = rt.retry.budget
+		} else if budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
 			return nil, fmt.Errorf("route %s: hedge budget: %w", r.Name, err)
 		}
+		maxHedges := h.MaxHedges
+		if maxHedges == 0 {
+			maxHedges = DefaultMaxHedges
+		}
+		hp.policy, err = resilience.NewHedge(resilience.HedgeSettings{
+			Name: r.Name, Delay: h.Delay, MaxHedges: maxHedges, Budget: budget, Clock: clk, Observer: obs,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("route %s: hedge: %w", r.Name, err)
+		}
+		hp.max = maxHedges
 		rt.hedge = hp
 	}
 	if b := r.Bulkhead; b != nil {
@@ -217,15 +296,12 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 		rt.faultHandler = rt.faults.Wrap(passThrough)
 	}
 	if f := r.Fallback; f != nil {
-		fr := &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: f.ContentType}
+		fr := &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: []byte(f.ContentType), headers: fieldPairs(f.Headers)}
 		if fr.status == 0 {
 			fr.status = http.StatusOK
 		}
-		if fr.contentType == "" {
-			fr.contentType = "application/json"
-		}
-		for k, v := range f.Headers {
-			fr.headers = append(fr.headers, [2]string{k, v})
+		if len(fr.contentType) == 0 {
+			fr.contentType = []byte("application/json")
 		}
 		rt.fallback = fr
 	}

@@ -4,19 +4,20 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/resilience"
-	"github.com/valyala/fasthttp"
 )
 
 // Pool defaults, used where an Upstream field is left zero.
 const (
+	// maxIdleConns bounds the idle connections a target keeps.
+	maxIdleConns          = 256
 	DefaultMaxConnections = 1024
 	DefaultConnectTimeout = 2 * time.Second
 	// hashReplicas is how many points each unit of weight puts on the
@@ -26,9 +27,11 @@ const (
 
 // target is one member of a pool and everything the gateway knows about it.
 type target struct {
-	addr    string
-	weight  int
-	client  *fasthttp.HostClient
+	addr      string
+	addrBytes []byte
+	weight    int
+	// up holds the target's connections and sends its requests.
+	up      *upstream.Target
 	breaker *resilience.Breaker
 
 	inflight atomic.Int64
@@ -42,19 +45,6 @@ type target struct {
 	consec5xx, consecErr atomic.Int32
 	ejections            int // consecutive ejections, under pool.mu
 	lastEjectEnd         time.Time
-
-	// idle keeps connections for the next requests; slots holds a token
-	// for every connection the proxy has open to the target, its capacity
-	// the upstream's maxConnections. clock bounds waits for one.
-	idle        chan *upstreamConn
-	slots       chan struct{}
-	waiting     atomic.Int64 // requests waiting for a connection
-	dialTimeout time.Duration
-	clock       clock.Clock
-
-	// streams lists the response bodies being passed on as they arrive,
-	// the gateway's, shared by every target; nil in a pool built alone.
-	streams *openStreams
 }
 
 // available reports whether the balancer may choose t: healthy and its
@@ -110,7 +100,9 @@ type ringPoint struct {
 	t    *target
 }
 
-func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error)) (*pool, error) {
+// newPool builds an upstream's pool; open, when set, lists the
+// connections its targets open, for shutdown.
+func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open) (*pool, error) {
 	p := &pool{name: u.Name, cfg: u, clock: clk}
 	if p.cfg.Balance == "" {
 		p.cfg.Balance = BalanceRoundRobin
@@ -128,27 +120,9 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		if w == 0 {
 			w = 1
 		}
-		t := &target{addr: tc.Address, weight: w}
+		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: w}
 		t.activeUp.Store(true)
-		t.idle = make(chan *upstreamConn, min(maxConns, maxIdleConns))
-		t.slots = make(chan struct{}, maxConns)
-		t.dialTimeout, t.clock = dialTimeout, clk
-		// The client serves active health checks only; requests go
-		// through the target's own connections (transport.go).
-		t.client = &fasthttp.HostClient{
-			Addr:                          tc.Address,
-			Name:                          "relia-gateway",
-			NoDefaultUserAgentHeader:      true,
-			MaxConns:                      maxConns,
-			MaxIdleConnDuration:           30 * time.Second,
-			MaxIdemponentCallAttempts:     1, // retries are the route's decision
-			DisableHeaderNamesNormalizing: true,
-			DisablePathNormalizing:        true,
-			ReadBufferSize:                16 << 10,
-			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
-			},
-		}
+		t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: maxConns, MaxIdle: maxIdleConns, DialTimeout: dialTimeout, Clock: clk, Open: open})
 		if newBreaker != nil {
 			b, err := newBreaker(u.Name + "/" + tc.Address)
 			if err != nil {

@@ -17,7 +17,7 @@ func testPool(t *testing.T, u Upstream, clk clock.Clock) *pool {
 			u.Targets = append(u.Targets, Target{Address: fmt.Sprintf("10.0.0.%d:80", i+1)})
 		}
 	}
-	p, err := newPool(normalizeUpstream(u), clk, nil)
+	p, err := newPool(normalizeUpstream(u), clk, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

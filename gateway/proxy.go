@@ -5,20 +5,22 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -38,14 +40,28 @@ const (
 	// the target (upstreams[].maxConnections) stayed busy until the
 	// attempt's deadline.
 	ReasonConnectionsExhausted = "upstream_connections_exhausted"
-	ReasonBodyTooLarge         = "body_too_large"
-	ReasonRouteTimeout         = "route_timeout"
+	// ReasonBodyTooLarge: the request body is larger than the route's
+	// maxBodySize (announced, or counted as it arrived).
+	ReasonBodyTooLarge = "body_too_large"
+	ReasonRouteTimeout = "route_timeout"
 	// ReasonEscapedSlash: the path holds %2F or %5C and
 	// server.escapedSlashes is reject.
 	ReasonEscapedSlash = "escaped_slash"
 	// ReasonHiddenDotSegment: with server.escapedSlashes keep, the path's
 	// encoded slashes hide a "." or ".." segment.
 	ReasonHiddenDotSegment = "hidden_dot_segment"
+	// ReasonInvalidRequest: the request line or the request as a whole
+	// could not be read (RFC 9112, section 3).
+	ReasonInvalidRequest = "invalid_request"
+	// ReasonHeadTooLarge: the request line and fields are over
+	// server.maxHeaderBytes, or too many (431).
+	ReasonHeadTooLarge = "head_too_large"
+	// ReasonRequestTimeout: the request's head or body did not arrive
+	// within server.readHeaderTimeout (408).
+	ReasonRequestTimeout = "request_timeout"
+	// ReasonInvalidBody: the request body ended before its length, or
+	// its chunked coding is malformed.
+	ReasonInvalidBody = "invalid_body"
 )
 
 // errKind is how an attempt failed without a response.
@@ -60,6 +76,8 @@ const (
 	errInvalid
 	// errOverflow: the gateway's own connection limit, not the target.
 	errOverflow
+	// errClient: the client's body could not be read; not the target.
+	errClient
 )
 
 func (k errKind) String() string {
@@ -74,6 +92,8 @@ func (k errKind) String() string {
 		return "invalid_response"
 	case errOverflow:
 		return "connections_exhausted"
+	case errClient:
+		return "client"
 	}
 	return ""
 }
@@ -82,13 +102,15 @@ func classifyErr(err error) errKind {
 	switch {
 	case err == nil:
 		return errNone
-	case errors.Is(err, errConnectionsExhausted):
+	case errors.Is(err, upstream.ErrConnectionsExhausted):
 		return errOverflow
-	case errors.Is(err, errInvalidResponse):
+	case errors.Is(err, upstream.ErrClientBody), errors.Is(err, errBodyTooLarge):
+		return errClient
+	case errors.Is(err, upstream.ErrInvalidResponse):
 		return errInvalid
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
-	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return errConnect
 	}
 	var op *net.OpError
@@ -101,8 +123,18 @@ func classifyErr(err error) errKind {
 // errUpstreamStatus is what a breaker is told about a 5xx answer.
 var errUpstreamStatus = errors.New("upstream answered 5xx")
 
+// errConnectionsExhausted is the rejection a breaker is told of when every
+// connection to a target stayed busy: the gateway's own limit, which it
+// ignores (it matches resilience.ErrRejected).
+var errConnectionsExhausted = &resilience.RejectedError{Policy: "upstream", Reason: ReasonConnectionsExhausted, Sentinel: upstream.ErrConnectionsExhausted}
+
 // exchange is one request's state on its way through the gateway, pooled.
 type exchange struct {
+	g        *Gateway
+	st       *state
+	req      request
+	resp     response
+	ureq     upstream.Request
 	start    time.Time
 	end      time.Time // when the last upstream attempt ended
 	route    *route
@@ -128,20 +160,42 @@ type exchange struct {
 	// keep) and is what the target must receive.
 	keptPath bool
 	buf      []byte // scratch
+	xff      []byte // the X-Forwarded-For sent upstream
+	utarget  []byte // the target sent upstream
 	bytesOut int64
-	message  string // what a rejection tells the client besides its reason
-	// closeClient: the client's connection ends after this response, by
-	// the gateway's decision (a target's Connection: close is its own).
-	closeClient bool
-	ckey        []byte   // the cache key: host then target
-	line        []byte   // the access log line
-	tp          [55]byte // a traceparent being written
-	chost       int      // the length of the host in ckey
+	message  string   // what a rejection tells the client besides its reason
+	ckey     []byte   // the cache key: host then target
+	line     []byte   // the access log line
+	tp       [55]byte // a traceparent being written
+	chost    int      // the length of the host in ckey
+	// upgraded is the target connection an upgrade switched to.
+	upgraded *upstream.Conn
+	// failure is the last attempt's, as the route's Retry is told of it.
+	failure attemptFailure
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: make([]byte, 0, 512)}
+	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: make([]byte, 0, 512),
+		xff: make([]byte, 0, 64), utarget: make([]byte, 0, 128), req: request{fields: make([]h1.Header, 0, 32)}, resp: response{fields: make([]h1.Header, 0, 32)}}
 }}
+
+func newExchange(g *Gateway) *exchange {
+	x := exchangePool.Get().(*exchange)
+	req, resp := x.req, x.resp
+	req.reset()
+	resp.reset()
+	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp}
+	x.ureq.Fields = req.fields[:0]
+	return x
+}
+
+func putExchange(x *exchange) {
+	x.resp.release()
+	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
+	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
+	x.ureq = upstream.Request{}
+	exchangePool.Put(x)
+}
 
 // s returns b as a string without copying, for APIs that only read the
 // string during the call or copy it themselves.
@@ -174,80 +228,46 @@ func methodName(m []byte) string {
 	return "_OTHER" // OpenTelemetry's name for methods outside the known set
 }
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 that a
-// proxy must not forward (Connection and Transfer-Encoding are handled by
-// the HTTP engine itself).
-var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
-
-// serve is the HTTP/1.1 request handler: every request from every listener
-// passes here.
-func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
+// serveExchange is the request handler: every request from every
+// listener and protocol passes here, and leaves with x.resp set.
+func (g *Gateway) serveExchange(x *exchange) {
 	st := g.state.Load()
-	x := exchangePool.Get().(*exchange)
-	*x = exchange{rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0]}
+	x.st = st
 	x.start = g.clock.Now()
-	req := &ctx.Request
-
-	dropTrailers(&req.Header)
-	dropRequestConnectionListed(&req.Header)
-	g.identify(ctx, st, x)
-	refused := x.routingPath(req, st.cfg.Spec.Server.EscapedSlashes)
-	if bad := x.checkRequestHead(req); bad != "" {
-		refused = bad
-	}
-
+	req := &x.req
+	g.identify(x)
+	refused := x.checkTarget(st.cfg.Spec.Server.EscapedSlashes)
 	if refused == "" {
-		method := req.Header.Method()
 		for _, r := range st.routes {
-			if r.match.match(req.Header.Host(), method, x.path, &req.Header) {
+			if r.match.match(req.host, req.method, x.path, req) {
 				x.route = r
 				break
 			}
 		}
 	}
 	if g.tracing != nil {
-		g.tracing.startServerSpan(ctx, x)
+		g.tracing.startServerSpan(x)
 	}
 	switch {
 	case refused == ReasonTunnelRefused:
-		g.reject(ctx, x, fasthttp.StatusMethodNotAllowed, "server", refused, 0)
-		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
-	case refused == ReasonUnsupportedVersion:
-		g.reject(ctx, x, fasthttp.StatusHTTPVersionNotSupported, "server", refused, 0)
-		x.closeClient = true
+		g.reject(x, http.StatusMethodNotAllowed, "server", refused, 0)
+		x.resp.fields = append(x.resp.fields, h1.Header{Name: bs("Allow"), Value: bs("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")})
 	case refused != "":
-		g.reject(ctx, x, fasthttp.StatusBadRequest, "server", refused, 0)
-		if refused == ReasonInvalidFraming || refused == ReasonInvalidHeader {
-			// Where this body ends is unknown, or was read differently by
-			// whatever sent it, so where the next request starts is too:
-			// MUST close (RFC 9112, 6.3).
-			x.closeClient = true
-		}
+		g.reject(x, http.StatusBadRequest, "server", refused, 0)
 	case x.route == nil:
-		g.reject(ctx, x, fasthttp.StatusNotFound, "router", ReasonNoRoute, 0)
+		g.reject(x, http.StatusNotFound, "router", ReasonNoRoute, 0)
 	default:
-		g.handle(ctx, st, x)
+		g.handle(st, x)
 	}
-	g.finish(ctx, x)
-	exchangePool.Put(x)
-	g.closeDelimitForHTTP10(ctx, &st.cfg.Spec.Server)
-	// fasthttp writes the response once this handler returns. Yielding
-	// first lets the other connections whose upstream answers are in
-	// finish their handlers too, so responses go out back to back, as an
-	// event loop's do: a client waiting on another core is then woken
-	// once for several writes rather than once each (each wake of an idle
-	// core is an inter-processor interrupt, dear in a VM). With nothing
-	// else runnable this returns at once. docs/benchmarks.md measures it.
-	runtime.Gosched()
+	g.prepareResponse(x)
 }
 
 // routingPath sets x.path, the path routes match and targets receive,
 // under the config's choice for encoded slashes. It returns the reason
 // when that choice refuses the path.
-func (x *exchange) routingPath(req *fasthttp.Request, mode EscapedSlashes) string {
+func (x *exchange) routingPath(raw []byte, mode EscapedSlashes) string {
 	switch mode {
 	case EscapedSlashesKeep:
-		raw := req.URI().PathOriginal()
 		if !hasEscapedSlash(raw) {
 			break
 		}
@@ -260,73 +280,70 @@ func (x *exchange) routingPath(req *fasthttp.Request, mode EscapedSlashes) strin
 		}
 		return ""
 	case EscapedSlashesReject:
-		if hasEscapedSlash(req.URI().PathOriginal()) {
-			x.path = append(x.path[:0], req.URI().PathOriginal()...)
+		if hasEscapedSlash(raw) {
+			x.path = append(x.path[:0], raw...)
 			x.message = "encoded slashes (%2F, %5C) are refused in paths"
 			return ReasonEscapedSlash
 		}
 	}
-	x.path = append(x.path[:0], req.URI().Path()...)
+	x.path = appendDecodedPath(x.path[:0], raw)
 	return ""
 }
 
 // identify sets the request id, the trace context, the client address and
-// the forwarding headers.
-func (g *Gateway) identify(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
-	h := &ctx.Request.Header
-	if rid := h.Peek("X-Request-Id"); validRequestID(rid) {
+// the forwarding fields.
+func (g *Gateway) identify(x *exchange) {
+	r := &x.req
+	if rid := getField(r.fields, "X-Request-Id"); validRequestID(rid) {
 		x.rid = append(x.rid, rid...)
 	} else {
 		x.rid = appendRandomHex(x.rid, 16)
-		h.SetBytesV("X-Request-Id", x.rid)
 	}
-	if tid, parent, flags, ok := parseTraceparent(h.Peek("Traceparent")); ok {
+	r.fields = setField(r.fields, "X-Request-Id", x.rid)
+	if tid, parent, flags, ok := parseTraceparent(getField(r.fields, "Traceparent")); ok {
 		x.traceID, x.parentID, x.sampled, x.hasParent = tid, parent, flags, true
 	} else {
 		putRandom(x.traceID[:])
 		x.sampled = 1
 	}
 	putRandom(x.spanID[:])
-	x.setTraceparent(h, x.spanID)
+	x.setTraceparent(&r.fields, x.spanID)
 
-	peer := remoteAddr(ctx)
+	peer := r.peer
 	x.client = peer
-	if st.trusted(peer) {
+	proto := bs("http")
+	if r.tls {
+		proto = bs("https")
+	}
+	st := x.st
+	if st != nil && st.trusted(peer) {
 		// Believe the chain: the client is the rightmost address that is
 		// not one of our trusted proxies.
-		xff := h.Peek("X-Forwarded-For")
+		xff := getField(r.fields, "X-Forwarded-For")
 		if c, ok := clientFromXFF(xff, st); ok {
 			x.client = c
 		}
-		x.buf = append(x.buf[:0], xff...)
+		x.xff = append(x.xff[:0], xff...)
 		if len(xff) > 0 {
-			x.buf = append(x.buf, ", "...)
+			x.xff = append(x.xff, ", "...)
 		}
-		x.buf = peer.AppendTo(x.buf)
-		h.SetBytesV("X-Forwarded-For", x.buf)
-		if len(h.Peek("X-Forwarded-Proto")) == 0 {
-			h.Set("X-Forwarded-Proto", scheme(ctx))
+		x.xff = peer.AppendTo(x.xff)
+		r.fields = setField(r.fields, "X-Forwarded-For", x.xff)
+		if len(getField(r.fields, "X-Forwarded-Proto")) == 0 {
+			r.fields = setField(r.fields, "X-Forwarded-Proto", proto)
 		}
 	} else {
-		x.buf = peer.AppendTo(x.buf[:0])
-		h.SetBytesV("X-Forwarded-For", x.buf)
-		h.Set("X-Forwarded-Proto", scheme(ctx))
+		x.xff = peer.AppendTo(x.xff[:0])
+		r.fields = setField(r.fields, "X-Forwarded-For", x.xff)
+		r.fields = setField(r.fields, "X-Forwarded-Proto", proto)
 	}
 }
 
-func scheme(ctx *fasthttp.RequestCtx) string {
-	if ctx.IsTLS() || ctx.UserValue(tlsKey{}) != nil {
+func (x *exchange) scheme() string {
+	if x.req.tls {
 		return "https"
 	}
 	return "http"
-}
-
-func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		a, _ := netip.AddrFromSlice(ta.IP)
-		return a.Unmap()
-	}
-	return netip.Addr{}
 }
 
 // clientFromXFF returns the rightmost address in an X-Forwarded-For chain
@@ -413,60 +430,66 @@ func parseTraceparent(v []byte) (tid [16]byte, parent [8]byte, sampled byte, ok 
 }
 
 // handle runs a matched request through the route's policies.
-func (g *Gateway) handle(ctx *fasthttp.RequestCtx, st *state, x *exchange) {
+func (g *Gateway) handle(st *state, x *exchange) {
 	r := x.route
-	req := &ctx.Request
-	if len(req.Body()) > r.maxBody {
-		g.reject(ctx, x, fasthttp.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
+	req := &x.req
+	if req.length > int64(r.maxBody) {
+		// Refused before a byte of the body is read.
+		g.reject(x, http.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
 		return
 	}
 	if g.auth != nil {
-		if !g.auth(ctx, x) {
+		if !g.auth(x) {
 			return
 		}
 	} else if st.auth != nil && r.auth != AuthNone {
-		if !g.authenticate(ctx, st.auth, x) {
+		if !g.authenticate(st.auth, x) {
 			return
 		}
 	}
 	if r.rate != nil {
-		key := g.rateKey(ctx, r, x)
+		key := g.rateKey(r, x)
 		ok, wait := r.rate.AllowKey(key)
 		if !ok {
 			g.metrics.rateDecision(r.name, decisionLimited)
-			g.reject(ctx, x, fasthttp.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
+			g.reject(x, http.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
 			return
 		}
 		g.metrics.rateDecision(r.name, decisionAllowed)
 	} else if r.shared != nil {
-		if !g.allowShared(ctx, r.shared, g.rateKey(ctx, r, x), x) {
+		if !g.allowShared(r.shared, g.rateKey(r, x), x) {
 			return
 		}
 	}
-	if r.cache == nil || isUpgrade(req) {
-		g.forward(ctx, x)
+	if r.cache == nil || x.upgrading() {
+		g.forward(x)
 		return
 	}
-	handled, stale := g.cacheLookup(ctx, x)
+	handled, stale := g.cacheLookup(x)
 	if handled {
 		return
 	}
-	g.forward(ctx, x)
-	g.cacheAfter(ctx, x, stale)
+	g.forward(x)
+	g.cacheAfter(x, stale)
+}
+
+// upgrading reports whether the request asks for a protocol its route
+// lets through; any other upgrade is served as a plain request.
+func (x *exchange) upgrading() bool {
+	return x.req.upgrade != nil && x.route != nil && x.route.allowsUpgrade(x.req.upgrade)
 }
 
 // forward takes a request that passed authentication and rate limits
 // through the fault filter, the concurrency limits and on upstream.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) {
+func (g *Gateway) forward(x *exchange) {
 	r := x.route
-	req := &ctx.Request
-	if r.faults != nil && g.applyFaults(ctx, x) {
+	if r.faults != nil && g.applyFaults(x) {
 		return
 	}
 	if r.bulkhead != nil {
-		permit, err := r.bulkhead.Acquire(ctx)
+		permit, err := r.bulkhead.Acquire(x.req.ctx)
 		if err != nil {
-			g.rejectErr(ctx, x, err)
+			g.rejectErr(x, err)
 			return
 		}
 		defer permit.Release()
@@ -475,21 +498,21 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) {
 	if r.limiter != nil {
 		var err error
 		if lp, err = r.limiter.Allow(); err != nil {
-			g.rejectErr(ctx, x, err)
+			g.rejectErr(x, err)
 			return
 		}
 	}
-	if isUpgrade(req) {
-		g.upgrade(ctx, x)
+	if x.upgrading() {
+		g.upgrade(x)
 		lp.Done(nil)
 		return
 	}
 	if r.pool == nil {
-		g.serveFallback(ctx, x, "fallback")
+		g.serveFallback(x, "fallback")
 		lp.Done(nil)
 		return
 	}
-	kind := g.proxy(ctx, x)
+	kind := g.proxy(x)
 	if kind == errTimeout {
 		lp.Done(resilience.ErrTimeout)
 	} else {
@@ -499,19 +522,19 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) {
 
 // rateKey returns the rate-limit key of the request; the string aliases
 // request memory, which KeyedRateLimiter copies when it keeps a key.
-func (g *Gateway) rateKey(ctx *fasthttp.RequestCtx, r *route, x *exchange) string {
+func (g *Gateway) rateKey(r *route, x *exchange) string {
 	rl := r.cfg.RateLimit
 	switch rl.Key {
 	case "header":
-		return s(ctx.Request.Header.Peek(rl.Header))
+		return s(x.req.Peek(rl.Header))
 	case "api_key":
 		if x.tenant != "" {
 			return x.tenant
 		}
-		if k := ctx.Request.Header.Peek("X-Api-Key"); len(k) > 0 {
+		if k := x.req.Peek("X-Api-Key"); len(k) > 0 {
 			return s(k)
 		}
-		if a := ctx.Request.Header.Peek("Authorization"); len(a) > 7 && string(a[:7]) == "Bearer " {
+		if a := x.req.Peek("Authorization"); len(a) > 7 && string(a[:7]) == "Bearer " {
 			return s(a[7:])
 		}
 		return ""
@@ -520,44 +543,146 @@ func (g *Gateway) rateKey(ctx *fasthttp.RequestCtx, r *route, x *exchange) strin
 	return s(x.buf)
 }
 
+// requestHoldBytes is the largest request body the gateway reads whole
+// before it goes upstream, so that the request can be sent again (a
+// retry, a hedge); a larger one streams to the target as it arrives and is
+// sent once. Either way the gateway's memory follows the bytes received.
+const requestHoldBytes = 64 << 10
+
+// readBody prepares the request's body for the upstream request: held
+// whole when it is small enough, else streamed. It reads within the
+// route's limit and reports why it could not.
+func (g *Gateway) readBody(x *exchange) error {
+	req, u := &x.req, &x.ureq
+	if req.src == nil {
+		req.bodyDone = true
+		return nil
+	}
+	if req.expect && req.continuer != nil {
+		req.continuer.sendContinue()
+	}
+	limit := int64(x.route.maxBody)
+	if req.length > requestHoldBytes {
+		// Too large to hold: it streams, but only once its first bytes
+		// are here, so that a client that announces a body and sends
+		// nothing holds no connection to a target.
+		p, err := req.src.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		req.bodyRead = int64(len(p))
+		req.pending = p
+		u.Stream, u.Length = &x.req, req.length
+		return nil
+	}
+	held := req.held[:0]
+	for {
+		p, err := req.src.Next()
+		if err == io.EOF {
+			req.bodyDone = true
+			req.held = held
+			u.Body = held
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		req.bodyRead += int64(len(p))
+		if req.bodyRead > limit {
+			return errBodyTooLarge
+		}
+		held = append(held, p...)
+		if len(held) > requestHoldBytes {
+			// Too large to hold: what was read goes first, the rest as it
+			// arrives, chunked.
+			req.held = held
+			req.pending = held
+			u.Stream, u.Length = &x.req, -1
+			return nil
+		}
+	}
+}
+
+// Next gives the body to the upstream request as it arrives: what was
+// held first, then the rest, within the route's limit. It makes request
+// an upstream.BodySource.
+func (r *request) Next() ([]byte, error) {
+	if len(r.pending) > 0 {
+		p := r.pending
+		r.pending = nil
+		return p, nil
+	}
+	p, err := r.src.Next()
+	if err == io.EOF {
+		r.bodyDone = true
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.bodyRead += int64(len(p))
+	if r.bodyRead > r.limit {
+		return nil, errBodyTooLarge
+	}
+	return p, nil
+}
+
+// bodyRefusal answers a request whose body could not be read.
+func (g *Gateway) bodyRefusal(x *exchange, err error) {
+	x.resp.closing = true
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		g.reject(x, http.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
+	case isTimeout(err):
+		g.reject(x, http.StatusRequestTimeout, "server", ReasonRequestTimeout, 0)
+	default:
+		x.message = "the request body ended early or its chunked coding is malformed"
+		g.reject(x, http.StatusBadRequest, "server", ReasonInvalidBody, 0)
+	}
+}
+
 // proxy sends the request upstream, retrying under the route's policy,
-// and leaves the response (or a rejection) in ctx.Response. It returns
-// how the last attempt failed, if it did.
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
+// and leaves the response (or a rejection) in x.resp. It returns how the
+// last attempt failed, if it did.
+func (g *Gateway) proxy(x *exchange) errKind {
 	r := x.route
 	p := r.pool
-	req := &ctx.Request
-	prepareUpstream(req, r, x)
-
+	req := &x.req
+	req.limit = int64(r.maxBody)
+	if err := g.readBody(x); err != nil {
+		g.bodyRefusal(x, err)
+		return errClient
+	}
+	g.prepareUpstream(x)
 	deadline := x.start.Add(r.timeout)
-	method := req.Header.Method()
-	maxAttempts := 1
-	if rp := r.retry; rp != nil && (rp.nonIdem || idempotentMethod(method) || len(req.Header.Peek("Idempotency-Key")) > 0) {
-		maxAttempts = rp.attempts
-		rp.budget.Deposit()
+	method := req.method
+	once := x.ureq.Stream != nil // a streamed body is sent once
+	var rc resilience.RetryCall
+	retrying := false
+	if rp := r.retry; rp != nil && !once && (rp.nonIdem || idempotentMethod(method) || len(req.Peek("Idempotency-Key")) > 0) {
+		rc, retrying = rp.policy.Start(), true
 	}
 	var hashKey []byte
 	if hc := p.cfg.HashOn; hc != nil {
 		if hc.Header != "" {
-			hashKey = req.Header.Peek(hc.Header)
+			hashKey = req.Peek(hc.Header)
 		} else {
 			hashKey = x.client.AppendTo(x.buf[:0])
 		}
 	}
-	hedging := r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
-	if hedging && maxAttempts == 1 {
-		// Without a retry policy the hedge's own budget takes the deposit.
-		r.hedge.budget.Deposit()
-	}
+	hedging := !once && r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
 	var prev *target
-	var delay time.Duration
 	for attempt := 1; ; attempt++ {
 		x.attempts = attempt
 		var a attemptOutcome
 		if hedging {
-			a = g.hedgedAttempt(ctx, x, prev, hashKey, deadline)
+			// Without a retry the hedge's budget takes the call's deposit.
+			a = g.hedgedAttempt(x, prev, hashKey, deadline, attempt == 1 && !retrying)
 		} else {
-			a = g.attempt(ctx, x, prev, hashKey, deadline)
+			a = g.attempt(x, prev, hashKey, deadline)
 		}
 		if a.answered {
 			return a.kind
@@ -567,45 +692,48 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, x *exchange) errKind {
 		if !failed {
 			return errNone
 		}
-		if attempt < maxAttempts && r.retry.retryable(status, kind) {
-			delay = resilience.Backoff(r.retry.backoff, attempt, delay, nil)
-			if g.clock.Now().Add(delay).Before(deadline) {
-				if r.retry.budget.Withdraw() {
-					g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRetry, Policy: "retry", Name: r.name, Attempt: attempt + 1, Delay: delay})
-					ctx.Response.CloseBodyStream()
-					if delay > 0 {
-						if clock.Sleep(ctx, g.clock, delay) != nil {
-							return kind
-						}
-					}
-					prev = t
-					continue
+		if kind == errClient {
+			g.bodyRefusal(x, err)
+			return kind
+		}
+		if retrying {
+			x.failure = attemptFailure{status: status, kind: kind}
+			if wait, rerr := rc.Again(&x.failure, deadline); rerr == nil {
+				x.resp.release()
+				if wait > 0 && clock.Sleep(req.ctx, g.clock, wait) != nil {
+					return kind
 				}
-				g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted"})
+				prev = t
+				continue
 			}
 		}
 		if err != nil {
-			switch kind {
-			case errTimeout:
-				g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
-			case errConnect:
-				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
-			case errOverflow:
-				g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
-			case errInvalid:
-				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
-			default:
-				g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
-			}
+			g.attemptFailed(x, kind)
 		}
 		return kind
 	}
 }
 
+// attemptFailed answers for an attempt that got no response.
+func (g *Gateway) attemptFailed(x *exchange, kind errKind) {
+	switch kind {
+	case errTimeout:
+		g.reject(x, http.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
+	case errConnect:
+		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
+	case errOverflow:
+		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
+	case errInvalid:
+		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
+	default:
+		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+	}
+}
+
 // attemptOutcome is how one attempt (or one hedged group of attempts)
-// ended: the response is in ctx.Response unless err is set. answered
-// means the gateway already wrote its own answer (no target, breaker open,
-// no time left) and the request is over.
+// ended: the response is in x.resp unless err is set. answered means the
+// gateway already wrote its own answer (no target, breaker open, no time
+// left) and the request is over.
 type attemptOutcome struct {
 	t        *target
 	err      error
@@ -616,25 +744,47 @@ type attemptOutcome struct {
 
 // attempt sends the request once, to a target other than prev where the
 // pool has one.
-func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
-	t, bp, now, tryDeadline, out := g.startAttempt(ctx, x, prev, hashKey, deadline, true)
+func (g *Gateway) attempt(x *exchange, prev *target, hashKey []byte, deadline time.Time) attemptOutcome {
+	t, bp, now, tryDeadline, out := g.startAttempt(x, prev, hashKey, deadline, true)
 	if out.answered {
 		return out
 	}
 	var span trace.Span
 	if g.tracing != nil {
-		span = g.tracing.startClientSpan(x, t, &ctx.Request, now)
+		span = g.tracing.startClientSpan(x, t, &x.ureq.Fields, now)
 	}
+	x.ureq.Host = x.upstreamHost(t)
+	up := upstreamResponses.Get().(*upstream.Response)
 	t.inflight.Add(1)
-	err := t.do(context.Background(), &ctx.Request, &ctx.Response, tryDeadline, true)
+	err := t.up.Do(x.req.ctx, &x.ureq, up, tryDeadline)
 	t.inflight.Add(-1)
 	x.end = g.clock.Now()
 	lat := x.end.Sub(now)
-	res := g.endAttempt(x, t, bp, methodName(ctx.Request.Header.Method()), &ctx.Response, err, lat)
+	status := 0
+	if err == nil {
+		x.resp.fromTarget(up)
+		status = up.Status
+	} else {
+		upstreamResponses.Put(up)
+	}
+	res := g.endAttempt(x, t, bp, methodName(x.req.method), status, err, lat)
 	if span != nil {
 		endClientSpan(span, res.status, err, now.Add(lat))
 	}
 	return res
+}
+
+// upstreamHost is the Host the target gets: the route's or the client's,
+// else (an HTTP/1.0 client that sent none) the target's address, as
+// nginx's proxy_pass names it.
+func (x *exchange) upstreamHost(t *target) []byte {
+	if x.route.hostSet != nil {
+		return x.route.hostSet
+	}
+	if len(x.req.host) > 0 {
+		return x.req.host
+	}
+	return t.addrBytes
 }
 
 // startAttempt picks the target, asks its breaker and works out the
@@ -644,7 +794,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, h
 // the first attempt of a route where nothing can hold a request up before
 // it goes upstream, the request's start, which needs no clock read of its
 // own.
-func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (t *target, bp resilience.BreakerPermit, now, tryDeadline time.Time, out attemptOutcome) {
+func (g *Gateway) startAttempt(x *exchange, prev *target, hashKey []byte, deadline time.Time, answer bool) (t *target, bp resilience.BreakerPermit, now, tryDeadline time.Time, out attemptOutcome) {
 	t = x.route.pool.pick(prev, hashKey)
 	if t == nil && answer {
 		// With targets out only because their breakers are open, a
@@ -654,7 +804,7 @@ func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *targ
 	}
 	if t == nil {
 		if answer {
-			g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
+			g.unavailable(x, "health", ReasonNoHealthyUpstream, 0)
 		}
 		return nil, bp, now, now, attemptOutcome{answered: true}
 	}
@@ -678,11 +828,11 @@ func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *targ
 			if errors.As(err, &rej) {
 				reason = rej.Reason
 			}
-			g.unavailable(ctx, x, "breaker", reason, wait)
+			g.unavailable(x, "breaker", reason, wait)
 			return nil, bp, now, now, attemptOutcome{answered: true}
 		}
 	}
-	if x.attempts <= 1 && x.route.quickStart && g.auth == nil {
+	if x.attempts <= 1 && x.route.quickStart && g.auth == nil && x.req.src == nil {
 		now = x.start
 	} else {
 		now = g.clock.Now()
@@ -690,7 +840,7 @@ func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *targ
 	tryDeadline = min64(deadline, now.Add(x.route.perTry))
 	if !tryDeadline.After(now) {
 		bp.Done(nil)
-		g.reject(ctx, x, fasthttp.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
+		g.reject(x, http.StatusGatewayTimeout, "timeout", ReasonRouteTimeout, 0)
 		return nil, bp, now, now, attemptOutcome{answered: true, kind: errTimeout}
 	}
 	return t, bp, now, tryDeadline, attemptOutcome{}
@@ -698,20 +848,21 @@ func (g *Gateway) startAttempt(ctx *fasthttp.RequestCtx, x *exchange, prev *targ
 
 // endAttempt accounts for an attempt that went upstream: latency for the
 // balancer, the client metric, the breaker and passive health.
-func (g *Gateway) endAttempt(x *exchange, t *target, bp resilience.BreakerPermit, method string, resp *fasthttp.Response, err error, lat time.Duration) attemptOutcome {
-	t.observe(lat)
+func (g *Gateway) endAttempt(x *exchange, t *target, bp resilience.BreakerPermit, method string, status int, err error, lat time.Duration) attemptOutcome {
 	kind := classifyErr(err)
-	status := 0
-	if err == nil {
-		status = resp.StatusCode()
+	if kind == errClient {
+		// The client's body failed: nothing to learn about the target.
+		bp.Done(nil)
+		return attemptOutcome{t: t, err: err, kind: kind}
 	}
+	t.observe(lat)
 	g.metrics.observeClient(t.addr, method, status, kind.String(), lat)
 	result := resultOK
 	switch {
 	case kind == errOverflow:
 		// The gateway's own limit: the breaker ignores the rejection and
 		// passive health does not count it.
-		bp.Done(err)
+		bp.Done(errConnectionsExhausted)
 		result = resultIgnored
 	case err != nil:
 		bp.Done(err)
@@ -737,68 +888,53 @@ func min64(a, b time.Time) time.Time {
 	return b
 }
 
-// prepareUpstream turns the client's request into the one sent upstream:
-// hop-by-hop headers out, path rewritten, the route's header changes
-// applied.
-func prepareUpstream(req *fasthttp.Request, r *route, x *exchange) {
-	h := &req.Header
-	// The client's Content-Type or none: fasthttp would otherwise write
-	// application/octet-stream for a body sent without one.
-	h.SetNoDefaultContentType(true)
-	// The Host header as it stands (the client's, the authority of an
-	// absolute-form target, or the route's own): fasthttp would otherwise
-	// overwrite it with the host it parsed from the request line.
-	req.UseHostHeader = true
-	for _, name := range hopHeaders {
-		h.Del(name)
+// prepareUpstream builds the request sent upstream from the client's: the
+// path rewritten and encoded for the request line, the route's header
+// changes applied (the client's hop-by-hop fields were never taken in).
+func (g *Gateway) prepareUpstream(x *exchange) {
+	r, req, u := x.route, &x.req, &x.ureq
+	var buf [256]byte
+	path := x.path
+	if r.cfg.Rewrite != nil {
+		path = r.rewritePath(buf[:0], x.path)
 	}
-	switch {
-	case x.keptPath:
-		// fasthttp would decode the path it sends; the target gets the
-		// path the route matched, encoded slashes kept.
-		u := req.URI()
-		var buf, wire [256]byte
-		u.DisablePathNormalizing = true
-		u.SetPathBytes(appendWirePath(wire[:0], r.rewritePath(buf[:0], x.path)))
-	case r.cfg.Rewrite != nil:
-		u := req.URI()
-		var buf [256]byte
-		u.SetPathBytes(r.rewritePath(buf[:0], u.Path()))
-	}
-	req.URI().SetScheme("http")
+	x.utarget = appendWirePath(x.utarget[:0], path, x.keptPath)
+	x.utarget = append(x.utarget, req.query...)
+	fields := req.fields
 	for _, name := range r.reqRemove {
-		h.Del(name)
+		fields = delField(fields, name)
 	}
-	for k, v := range r.cfg.RequestHeaders.Set {
-		h.Set(k, v)
+	for _, kv := range r.reqSet {
+		fields = setField(fields, s(kv[0]), kv[1])
 	}
-	for k, v := range r.cfg.RequestHeaders.Add {
-		h.Add(k, v)
+	for _, kv := range r.reqAdd {
+		fields = append(fields, h1.Header{Name: kv[0], Value: kv[1]})
 	}
+	req.fields = fields
+	u.Method, u.Target, u.Fields = req.method, x.utarget, fields
 }
 
 // unavailable answers a request the gateway cannot send upstream: with the
 // route's fallback when it has one, else 503.
-func (g *Gateway) unavailable(ctx *fasthttp.RequestCtx, x *exchange, policy, reason string, wait time.Duration) {
+func (g *Gateway) unavailable(x *exchange, policy, reason string, wait time.Duration) {
 	if x.route.fallback != nil {
 		x.reason = reason
-		g.serveFallback(ctx, x, policy)
+		g.serveFallback(x, policy)
 		return
 	}
-	g.reject(ctx, x, fasthttp.StatusServiceUnavailable, policy, reason, wait)
+	g.reject(x, http.StatusServiceUnavailable, policy, reason, wait)
 }
 
-func (g *Gateway) serveFallback(ctx *fasthttp.RequestCtx, x *exchange, policy string) {
+func (g *Gateway) serveFallback(x *exchange, policy string) {
 	f := x.route.fallback
-	ctx.Response.CloseBodyStream()
-	ctx.Response.Reset()
-	ctx.SetStatusCode(f.status)
-	ctx.SetContentType(f.contentType)
+	resp := &x.resp
+	resp.own(f.status)
+	resp.fields = append(resp.fields, h1.Header{Name: bs("Content-Type"), Value: f.contentType})
 	for _, h := range f.headers {
-		ctx.Response.Header.Set(h[0], h[1])
+		resp.fields = setField(resp.fields, s(h[0]), h[1])
 	}
-	ctx.Response.Header.Set("X-Relia-Fallback", x.route.name)
-	ctx.SetBody(f.body)
+	resp.fields = setField(resp.fields, "X-Relia-Fallback", bs(x.route.name))
+	resp.body = f.body
 	if x.policy == "" {
 		x.policy = policy
 	}
@@ -806,18 +942,18 @@ func (g *Gateway) serveFallback(ctx *fasthttp.RequestCtx, x *exchange, policy st
 }
 
 // rejectErr renders a policy's *RejectedError.
-func (g *Gateway) rejectErr(ctx *fasthttp.RequestCtx, x *exchange, err error) {
+func (g *Gateway) rejectErr(x *exchange, err error) {
 	var rej *resilience.RejectedError
 	if errors.As(err, &rej) {
-		status := fasthttp.StatusServiceUnavailable
+		status := http.StatusServiceUnavailable
 		if errors.Is(err, resilience.ErrRateLimited) {
-			status = fasthttp.StatusTooManyRequests
+			status = http.StatusTooManyRequests
 		}
-		g.reject(ctx, x, status, rej.Policy, rej.Reason, rej.RetryAfter)
+		g.reject(x, status, rej.Policy, rej.Reason, rej.RetryAfter)
 		return
 	}
 	// The client went away while the request waited.
-	g.reject(ctx, x, 499, "client", "client_closed", 0)
+	g.reject(x, 499, "client", "client_closed", 0)
 }
 
 // rejectionBody is the JSON every rejection carries.
@@ -831,31 +967,42 @@ type rejectionBody struct {
 }
 
 // reject answers with status and a JSON body naming the reason and the
-// policy, and Retry-After when a wait is known.
-func (g *Gateway) reject(ctx *fasthttp.RequestCtx, x *exchange, status int, policy, reason string, wait time.Duration) {
-	ctx.Response.CloseBodyStream()
-	ctx.Response.Reset()
+// policy, and Retry-After when a wait is known. Every answer the gateway
+// gives of its own passes here, so each is logged and counted by reason.
+func (g *Gateway) reject(x *exchange, status int, policy, reason string, wait time.Duration) {
+	resp := &x.resp
+	closing := resp.closing
+	resp.own(status)
+	resp.closing = closing
 	x.reason, x.policy = reason, policy
 	body := rejectionBody{Reason: reason, Policy: policy, RequestID: string(x.rid), Message: x.message}
 	if x.route != nil {
 		body.Route = x.route.name
 	}
 	if wait > 0 {
-		ra := retryAfterSeconds(wait)
-		ctx.Response.Header.Set("Retry-After", ra)
+		resp.fields = append(resp.fields, h1.Header{Name: bs("Retry-After"), Value: bs(retryAfterSeconds(wait))})
 		body.RetryAfterSeconds = int64((wait + time.Second - 1) / time.Second)
-	} else if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
-		ctx.Response.Header.Set("Retry-After", "1")
+	} else if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		resp.fields = append(resp.fields, h1.Header{Name: bs("Retry-After"), Value: bs("1")})
 		body.RetryAfterSeconds = 1
 	}
 	b, _ := json.Marshal(body)
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(append(b, '\n'))
+	resp.fields = append(resp.fields, h1.Header{Name: bs("Content-Type"), Value: bs("application/json")})
+	resp.body = append(b, '\n')
 	if policy != "ratelimit" && policy != "breaker" && policy != "bulkhead" && policy != "adaptive" {
 		// Policies report their own rejections to the observer.
-		g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventRejected, Policy: policy, Name: routeName(x), Reason: reason})
+		g.metrics.obs.Observe(rejectedEvent(policy, routeName(x), reason))
 	}
+	if policy == "server" && status != http.StatusRequestEntityTooLarge && status != http.StatusMethodNotAllowed {
+		// What the HTTP layer refuses leaves the connection in doubt.
+		resp.closing = true
+	}
+}
+
+// rejectedEvent is the observer's record of a rejection, for the
+// rejections counted outside reject.
+func rejectedEvent(policy, name, reason string) resilience.Event {
+	return resilience.Event{Kind: resilience.EventRejected, Policy: policy, Name: name, Reason: reason}
 }
 
 func routeName(x *exchange) string {
@@ -865,40 +1012,30 @@ func routeName(x *exchange) string {
 	return x.route.name
 }
 
-// finish fixes up the response headers and records the request in the
-// metrics, the outcome recorder and the access log.
-func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
-	resp := &ctx.Response
-	rh := &resp.Header
-	// A response without Content-Type leaves without one: fasthttp would
-	// write text/plain (a reset response forgets the server's setting).
-	rh.SetNoDefaultContentType(true)
-	// The upstream's connection management is not the client's.
-	dropResponseConnectionListed(rh)
-	if x.closeClient {
-		rh.SetConnectionClose()
-	}
-	for _, name := range hopHeaders {
-		rh.Del(name)
-	}
+// prepareResponse applies the route's response header changes and the
+// request id to the response about to be written.
+func (g *Gateway) prepareResponse(x *exchange) {
+	resp := &x.resp
 	if r := x.route; r != nil {
 		for _, name := range r.respRemove {
-			rh.Del(name)
+			resp.fields = delField(resp.fields, name)
 		}
-		for k, v := range r.cfg.ResponseHeaders.Set {
-			rh.Set(k, v)
+		for _, kv := range r.respSet {
+			resp.fields = setField(resp.fields, s(kv[0]), kv[1])
 		}
-		for k, v := range r.cfg.ResponseHeaders.Add {
-			rh.Add(k, v)
+		for _, kv := range r.respAdd {
+			resp.fields = append(resp.fields, h1.Header{Name: kv[0], Value: kv[1]})
 		}
 	}
-	rh.SetBytesV("X-Request-Id", x.rid)
-	x.status = resp.StatusCode()
-	if cl := rh.ContentLength(); cl >= 0 {
-		x.bytesOut = int64(cl)
-	}
-	// The last attempt's end is the request's, give or take the header
-	// edits above: one clock read per request and one per attempt.
+	resp.fields = setField(resp.fields, "X-Request-Id", x.rid)
+	x.status = resp.status
+}
+
+// finish records the request, once its response is written, in the
+// metrics, the outcome recorder and the access log.
+func (g *Gateway) finish(x *exchange) {
+	// The last attempt's end is the request's: one clock read per
+	// request and one per attempt.
 	end := x.end
 	if end.IsZero() {
 		end = g.clock.Now()
@@ -908,14 +1045,14 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	if x.route != nil {
 		route = x.route.name
 	}
-	g.metrics.observeServer(route, methodName(ctx.Method()), x.status, lat)
+	g.metrics.observeServer(route, methodName(x.req.method), x.status, lat)
 	if g.rec != nil {
 		g.rec.Record(outcome.Outcome{
 			Start: x.start, Latency: lat, Status: x.status, Class: outcome.ClassifyResponse(x.status, nil),
-			BytesIn: int64(len(ctx.Request.Body())), BytesOut: x.bytesOut, Name: route, Attempt: max(x.attempts, 1),
+			BytesIn: x.req.bodyRead, BytesOut: x.bytesOut, Name: route, Attempt: max(x.attempts, 1),
 		})
 	}
-	g.access.log(ctx, x, route, lat)
+	g.access.log(x, route, lat)
 	if x.span != nil {
 		x.endServerSpan(route, x.start.Add(lat))
 	}

@@ -213,7 +213,7 @@ func TestWebSocketPassesThrough(t *testing.T) {
 	echoWebSocket(b)
 	g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
-  routes: [{name: r, upstream: b}]
+  routes: [{name: r, upstream: b, upgrades: [websocket]}]
 `, b.addr()), Options{})
 	c, br := upgradeThrough(t, g.Addr("main"))
 	io.WriteString(c, "ping frames")
@@ -260,7 +260,7 @@ func TestWebSocketTargetCloseReachesClient(t *testing.T) {
 	})
 	g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
-  routes: [{name: r, upstream: b}]
+  routes: [{name: r, upstream: b, upgrades: [websocket]}]
 `, b.addr()), Options{})
 	_, br := upgradeThrough(t, g.Addr("main"))
 	if rest, err := io.ReadAll(br); err != nil || string(rest) != "bye" {

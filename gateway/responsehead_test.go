@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 // TestTransportRefusesResponsesFramedTwoWays has a target answer with
@@ -72,55 +70,4 @@ func TestTransportDropsA204sBody(t *testing.T) {
 	if n := rb.connCount(); n != 2 {
 		t.Errorf("the gateway used %d connections for two requests, want 2", n)
 	}
-}
-
-func TestBufferedHead(t *testing.T) {
-	t.Parallel()
-	const head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
-	for _, tc := range []struct {
-		name, in, want string
-		size           int
-	}{
-		{"whole", head + "ok", head, 64},
-		{"bare line feeds", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "HTTP/1.1 200 OK\nContent-Length: 2\n\n", 64},
-		{"larger than the buffer", head, "", 16},
-		{"cut short", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", "", 64},
-		{"after blank lines", "\r\n\n" + head + "ok", "\r\n\n" + head, 64},
-		{"blank lines only", "\r\n\r\n", "", 64},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			// One byte a read: the head arrives in as many pieces as it can.
-			br := bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(tc.in)), tc.size)
-			if got := string(bufferedHead(br)); got != tc.want {
-				t.Errorf("bufferedHead = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-// FuzzResponseHead checks that a head is found the same way whole or a
-// byte at a time, that it ends at its blank line, and that checking one
-// never fails otherwise than with errInvalidResponse.
-func FuzzResponseHead(f *testing.F) {
-	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	f.Add("HTTP/1.1 200 OK\nTransfer-Encoding : chunked\n\n")
-	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-	f.Add("\r\n\n\r\n")
-	f.Fuzz(func(t *testing.T, in string) {
-		end := headEnd([]byte(in))
-		if end < 0 || end > len(in) {
-			t.Fatalf("headEnd = %d for %d bytes", end, len(in))
-		}
-		if end > 0 && !strings.HasSuffix(in[:end], "\n\n") && !strings.HasSuffix(in[:end], "\n\r\n") {
-			t.Fatalf("head %q does not end with a blank line", in[:end])
-		}
-		br := bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(in)), 4096)
-		got := bufferedHead(br)
-		if len(in) <= 4096 && string(got) != in[:end] {
-			t.Fatalf("bufferedHead = %q, headEnd says %q", got, in[:end])
-		}
-		if err := checkResponseHead([]byte(in[:end])); err != nil && err != errInvalidResponse {
-			t.Fatal(err)
-		}
-	})
 }

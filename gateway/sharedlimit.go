@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/relia-dev/relia/gateway/redisrate"
-	"github.com/valyala/fasthttp"
 )
 
 // redisClients holds one client per Redis server the config names, shared
@@ -101,12 +101,11 @@ func (g *Gateway) buildSharedLimit(gwName string, r Route) (*sharedLimit, error)
 // allowShared asks the route's Redis limiter; on refusal it writes the
 // 429 (or 503 when Redis is down and the limit fails closed) and reports
 // false.
-func (g *Gateway) allowShared(ctx *fasthttp.RequestCtx, sl *sharedLimit, key string, x *exchange) bool {
-	// Not ctx: fasthttp's RequestCtx.Done races with server shutdown, and
-	// the limiter bounds the call by its own timeout.
-	d, err := sl.lim.Allow(context.Background(), key)
+func (g *Gateway) allowShared(sl *sharedLimit, key string, x *exchange) bool {
+	// The limiter bounds the call by its own timeout.
+	d, err := sl.lim.Allow(x.req.ctx, key)
 	if err != nil {
-		g.reject(ctx, x, 499, "client", "client_closed", 0)
+		g.reject(x, 499, "client", "client_closed", 0)
 		return false
 	}
 	switch {
@@ -115,10 +114,10 @@ func (g *Gateway) allowShared(ctx *fasthttp.RequestCtx, sl *sharedLimit, key str
 		return true
 	case d.Reason == redisrate.ReasonUnavailable:
 		g.metrics.rateDecision(x.route.name, decisionUnavailable)
-		g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "ratelimit", d.Reason, d.RetryAfter)
+		g.reject(x, http.StatusServiceUnavailable, "ratelimit", d.Reason, d.RetryAfter)
 	default:
 		g.metrics.rateDecision(x.route.name, decisionLimited)
-		g.reject(ctx, x, fasthttp.StatusTooManyRequests, "ratelimit", d.Reason, d.RetryAfter)
+		g.reject(x, http.StatusTooManyRequests, "ratelimit", d.Reason, d.RetryAfter)
 	}
 	return false
 }

@@ -35,7 +35,7 @@ func TestShutdownDrainsTakenConnections(t *testing.T) {
 	g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: ws, targets: [{address: %s}]}, {name: stream, targets: [{address: %s}]}]
   routes:
-    - {name: ws, upstream: ws, match: {path: {prefix: /chat}}}
+    - {name: ws, upstream: ws, match: {path: {prefix: /chat}}, upgrades: [websocket]}
     - {name: stream, upstream: stream}
 `, ws.addr(), stream.addr()), Options{})
 	// An upgraded connection, echoing.

@@ -18,7 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/valyala/fasthttp"
+	"github.com/relia-dev/relia/internal/h1"
 )
 
 // tracerName is the instrumentation scope of the gateway's spans.
@@ -122,14 +122,14 @@ func newTracing(o Options) (*tracing, error) {
 // startServerSpan opens the request's server span, continuing the trace
 // of the client's traceparent, and points the traceparent sent upstream
 // at it.
-func (tr *tracing) startServerSpan(ctx *fasthttp.RequestCtx, x *exchange) {
+func (tr *tracing) startServerSpan(x *exchange) {
 	pctx := context.Background()
 	if x.hasParent {
 		pctx = trace.ContextWithRemoteSpanContext(pctx, trace.NewSpanContext(trace.SpanContextConfig{
 			TraceID: trace.TraceID(x.traceID), SpanID: trace.SpanID(x.parentID), TraceFlags: trace.TraceFlags(x.sampled), Remote: true,
 		}))
 	}
-	method := methodName(ctx.Method())
+	method := methodName(x.req.method)
 	name := method
 	if x.route != nil {
 		name = method + " " + x.route.name
@@ -138,7 +138,7 @@ func (tr *tracing) startServerSpan(ctx *fasthttp.RequestCtx, x *exchange) {
 		trace.WithAttributes(
 			attribute.String("http.request.method", method),
 			attribute.String("url.path", string(x.path)),
-			attribute.String("url.scheme", scheme(ctx)),
+			attribute.String("url.scheme", x.scheme()),
 			attribute.String("client.address", x.client.String()),
 			attribute.String("http.request.header.x-request-id", string(x.rid)),
 		))
@@ -146,7 +146,7 @@ func (tr *tracing) startServerSpan(ctx *fasthttp.RequestCtx, x *exchange) {
 	sc := span.SpanContext()
 	x.traceID, x.spanID = [16]byte(sc.TraceID()), [8]byte(sc.SpanID())
 	x.sampled = byte(sc.TraceFlags() & trace.FlagsSampled)
-	x.setTraceparent(&ctx.Request.Header, x.spanID)
+	x.setTraceparent(&x.req.fields, x.spanID)
 }
 
 // endServerSpan closes the server span with the request's outcome.
@@ -171,19 +171,25 @@ func (x *exchange) endServerSpan(route string, end time.Time) {
 
 // startClientSpan opens the span of one upstream attempt, a child of the
 // server span, and sends its context upstream in req's traceparent.
-func (tr *tracing) startClientSpan(x *exchange, t *target, req *fasthttp.Request, start time.Time) trace.Span {
+func (tr *tracing) startClientSpan(x *exchange, t *target, fields *[]h1.Header, start time.Time) trace.Span {
 	host, port, _ := net.SplitHostPort(t.addr)
 	p, _ := strconv.Atoi(port)
-	method := methodName(req.Header.Method())
+	method := methodName(x.req.method)
 	_, span := tr.tracer.Start(x.traceCtx, method, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
 		trace.WithAttributes(
 			attribute.String("http.request.method", method),
 			attribute.String("server.address", host),
 			attribute.Int("server.port", p),
-			attribute.String("url.full", "http://"+t.addr+string(req.URI().RequestURI())),
+			attribute.String("url.full", "http://"+t.addr+string(x.utarget)),
 			attribute.Int("http.request.resend_count", x.attempts-1),
 		))
-	x.setTraceparent(&req.Header, [8]byte(span.SpanContext().SpanID()))
+	if fields == &x.ureq.Fields {
+		x.setTraceparent(fields, [8]byte(span.SpanContext().SpanID()))
+	} else {
+		// A hedge's own fields: its traceparent outlives x.tp's next use.
+		b := make([]byte, 0, len(x.tp))
+		*fields = setField(*fields, "Traceparent", x.appendTraceparent(b, [8]byte(span.SpanContext().SpanID())))
+	}
 	return span
 }
 
@@ -214,12 +220,15 @@ func errorType(err error) string {
 
 // setTraceparent writes the W3C traceparent naming span as the parent of
 // what the upstream does.
-func (x *exchange) setTraceparent(h *fasthttp.RequestHeader, span [8]byte) {
+func (x *exchange) setTraceparent(fields *[]h1.Header, span [8]byte) {
 	// Not x.buf: a hash balancer's key may live there across attempts.
-	b := append(x.tp[:0], "00-"...)
+	*fields = setField(*fields, "Traceparent", x.appendTraceparent(x.tp[:0], span))
+}
+
+func (x *exchange) appendTraceparent(b []byte, span [8]byte) []byte {
+	b = append(b, "00-"...)
 	b = hex.AppendEncode(b, x.traceID[:])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, span[:])
-	b = append(b, '-', '0', '0'+x.sampled)
-	h.SetBytesV("Traceparent", b)
+	return append(b, '-', '0', '0'+x.sampled)
 }

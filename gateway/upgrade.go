@@ -1,30 +1,27 @@
 package gateway
 
 import (
-	"bufio"
+	"bytes"
 	"io"
-	"net"
+	"net/http"
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
 )
 
-// isUpgrade reports whether the client asks to switch protocols
-// (WebSocket, h2c upgrade is handled by the HTTP/2 listener instead).
-func isUpgrade(req *fasthttp.Request) bool {
-	return req.Header.ConnectionUpgrade() && len(req.Header.Peek("Upgrade")) > 0
-}
-
-// upgrade proxies a protocol switch: the request goes to a target over a
-// connection of its own, and from then on bytes are copied both ways until
-// either side closes. The target's 101 (or refusal) reaches the client
-// through the same copy, so the gateway never needs to understand
-// WebSocket frames.
-func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
+// upgrade proxies a protocol switch on a route that lets the protocol
+// through: the request goes to a target over a connection of its own, and
+// only if the target answers 101 Switching Protocols for that same
+// protocol does the connection become a tunnel (see conn.splice). Any
+// other answer is passed on as a plain response, and the client's
+// connection stays HTTP: its next request is routed, checked and logged
+// like any other.
+func (g *Gateway) upgrade(x *exchange) {
 	r := x.route
 	if r.pool == nil {
-		g.serveFallback(ctx, x, "fallback")
+		g.serveFallback(x, "fallback")
 		return
 	}
 	t := r.pool.pick(nil, nil)
@@ -32,63 +29,123 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, x *exchange) {
 		t = r.pool.openBreaker(g.clock.Now) // its breaker answers, as for requests
 	}
 	if t == nil {
-		g.unavailable(ctx, x, "health", ReasonNoHealthyUpstream, 0)
+		g.unavailable(x, "health", ReasonNoHealthyUpstream, 0)
 		return
 	}
 	x.target, x.attempts = t, 1
 	if t.breaker != nil {
 		bp, err := t.breaker.Allow()
 		if err != nil {
-			g.rejectErr(ctx, x, err)
+			g.rejectErr(x, err)
 			return
 		}
 		defer func() { bp.Done(nil) }()
 	}
-	timeout := r.pool.cfg.ConnectTimeout
-	if timeout == 0 {
-		timeout = DefaultConnectTimeout
+	if err := g.readBody(x); err != nil {
+		g.bodyRefusal(x, err)
+		return
 	}
-	up, err := fasthttp.DialTimeout(t.addr, timeout)
+	g.prepareUpstream(x)
+	deadline := g.clock.Now().Add(r.timeout)
+	uc, err := t.up.Dial(x.req.ctx, deadline)
 	if err != nil {
-		g.reject(ctx, x, fasthttp.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
+		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
 		return
 	}
-	req := &ctx.Request
-	proto := string(req.Header.Peek("Upgrade"))
-	prepareUpstream(req, r, x)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", proto)
-	bw := bufio.NewWriter(up)
-	if err := req.Write(bw); err != nil || bw.Flush() != nil {
-		up.Close()
-		g.reject(ctx, x, fasthttp.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+	u := &x.ureq
+	u.Host = x.upstreamHost(t)
+	u.Fields = append(u.Fields, h1.Header{Name: bs("Connection"), Value: bs("Upgrade")}, h1.Header{Name: bs("Upgrade"), Value: x.req.upgrade})
+	up := upstreamResponses.Get().(*upstream.Response)
+	if err := uc.Send(x.req.ctx, u, up, deadline); err != nil {
+		uc.Close()
+		upstreamResponses.Put(up)
+		g.attemptFailed(x, classifyErr(err))
 		return
 	}
-	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
-	spliced := func(c net.Conn) {
-		// No deadlines from here on, set before serve so that a Shutdown
-		// already past its deadline, which ends c at once, is not undone.
-		var zero time.Time
-		c.SetDeadline(zero)
-		up.SetDeadline(zero)
-		g.taken.serve(func() { endConn(c); up.Close() }, func() { splice(c, up) })
+	x.end = g.clock.Now()
+	switched := up.Status == http.StatusSwitchingProtocols
+	if switched {
+		proto, _ := up.Get("Upgrade")
+		switched = up.Upgrade && bytes.EqualFold(proto, x.req.upgrade)
 	}
-	if hijackBridged(ctx, spliced) {
+	if !switched {
+		if up.Status == http.StatusSwitchingProtocols {
+			// A switch to something else than was asked for.
+			uc.Close()
+			upstreamResponses.Put(up)
+			g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
+			return
+		}
+		x.resp.fromTarget(up) // a plain answer; the connection is not kept
 		return
 	}
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(spliced)
+	x.resp.own(http.StatusSwitchingProtocols)
+	for _, f := range up.Headers {
+		if !up.IsHopByHop(f.Name) {
+			x.resp.fields = append(x.resp.fields, f)
+		}
+	}
+	x.resp.detach()
+	upstreamResponses.Put(up)
+	x.upgraded = uc
 }
 
-// splice copies between a and b until one side ends, then ends both:
-// endConn, because the fast engine's hijacked connection ignores Close,
-// and a copy still reading from it would wait for the client's next byte.
-func splice(a, b net.Conn) {
+// splice copies bytes both ways between the client and the target an
+// upgrade switched to, until either side ends; then it ends both. Bytes
+// either side sent past the 101 exchange, already buffered, go first.
+func (c *conn) splice(x *exchange) {
+	uc := x.upgraded
+	x.upgraded = nil
+	defer uc.Close()
+	var zero time.Time
+	c.c.SetDeadline(zero)
+	tc := uc.Net()
+	tc.SetDeadline(zero)
+	c.tunnel.Store(&tc)
+	if c.g.conns.closing() {
+		c.end() // Shutdown passed its deadline before the tunnel opened
+	}
 	var once sync.Once
-	closeBoth := func() { once.Do(func() { endConn(a); endConn(b) }) }
+	endBoth := func() {
+		once.Do(func() {
+			c.nc.SetDeadline(time.Unix(1, 0))
+			tc.SetDeadline(time.Unix(1, 0))
+		})
+	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(a, b); closeBoth() }()
-	go func() { defer wg.Done(); io.Copy(b, a); closeBoth() }()
+	wg.Add(1)
+	go func() { // ends when either side ends
+		defer wg.Done()
+		defer endBoth()
+		if p := uc.Reader().Buffered(); len(p) > 0 {
+			if c.write(p) != nil {
+				return
+			}
+		}
+		copyConn(c.write, uc)
+	}()
+	func() {
+		defer endBoth()
+		if p := c.rd.Buffered(); len(p) > 0 {
+			if uc.Write(p) != nil {
+				return
+			}
+		}
+		copyConn(uc.Write, c)
+	}()
 	wg.Wait()
+}
+
+// copyConn copies from src to write until either fails.
+func copyConn(write func([]byte) error, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && write(buf[:n]) != nil {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -13,8 +13,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // HTTPVersion is the protocol a scenario speaks.
@@ -22,10 +20,10 @@ type HTTPVersion string
 
 // The HTTP versions relia's client speaks.
 const (
-	// HTTP1 is HTTP/1.1 over keep-alive connections (TLS for https URLs).
-	// Plain http runs on relia's own client (wire.go) and https on
-	// fasthttp's; both send a request with no allocation: relia measures
-	// the service, not its own overhead.
+	// HTTP1 is HTTP/1.1 over keep-alive connections (TLS for https URLs),
+	// on relia's own client (wire.go), whose responses relia's codec
+	// reads; a request is sent with no allocation: relia measures the
+	// service, not its own overhead.
 	HTTP1 HTTPVersion = "1.1"
 	// HTTP2 is HTTP/2 over TLS, negotiated with ALPN.
 	HTTP2 HTTPVersion = "2"
@@ -91,23 +89,7 @@ func newTransport(o ClientOptions) (transport, error) {
 	}
 	switch o.Version {
 	case "", HTTP1:
-		tls := &fastTransport{timeout: o.Timeout, maxBody: o.MaxBodyBytes, c: &fasthttp.Client{
-			Name:                          "relia",
-			TLSConfig:                     tlsConf,
-			MaxConnsPerHost:               maxConns,
-			MaxIdemponentCallAttempts:     1, // a load test reports every failure; the client never retries on its own
-			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-			ReadTimeout:                   o.Timeout,
-			WriteTimeout:                  o.Timeout,
-			MaxConnWaitTimeout:            o.Timeout,
-			DisablePathNormalizing:        true,
-			DisableHeaderNamesNormalizing: true,
-			// Bounds a response's headers; 8 KiB as nginx's default for
-			// requests, and the per-connection cost of ten thousand VUs.
-			ReadBufferSize:      8 << 10,
-			MaxResponseBodySize: 0,
-		}}
-		return newWireTransport(o, maxConns, tls), nil
+		return newWireTransport(o, maxConns, tlsConf), nil
 	case HTTP2, H2C:
 		tr := &http.Transport{
 			TLSClientConfig:     tlsConf,
@@ -142,74 +124,6 @@ func (o ClientOptions) tlsConfig() (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
-}
-
-// fastTransport is HTTP/1.1 on fasthttp.
-type fastTransport struct {
-	c       *fasthttp.Client
-	timeout time.Duration
-	maxBody int
-}
-
-func (t *fastTransport) session() session {
-	return &fastSession{t: t, req: &fasthttp.Request{}, resp: &fasthttp.Response{}}
-}
-
-func (t *fastTransport) close() { t.c.CloseIdleConnections() }
-
-type fastSession struct {
-	t    *fastTransport
-	req  *fasthttp.Request
-	resp *fasthttp.Response
-}
-
-func (s *fastSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
-	req, resp := s.req, s.resp
-	req.Reset()
-	resp.Reset()
-	req.Header.SetMethod(r.method)
-	req.SetRequestURIBytes(r.url)
-	for _, h := range r.headers {
-		req.Header.SetBytesKV(h.key, h.value)
-	}
-	if len(r.body) > 0 {
-		req.SetBodyRaw(r.body)
-	}
-	// Counted before sending: the request line, headers and body as written.
-	rep.bytesOut = int64(len(r.method) + len(r.url) + 11 + len(r.body))
-	for _, h := range r.headers {
-		rep.bytesOut += int64(len(h.key) + len(h.value) + 4)
-	}
-	err := s.t.c.DoTimeout(req, resp, s.t.timeout)
-	if err != nil {
-		return fastError(err)
-	}
-	rep.status = resp.StatusCode()
-	body := resp.Body()
-	rep.bytesIn = int64(len(body) + resp.Header.Len()*4 + 17)
-	resp.Header.VisitAll(func(k, v []byte) { rep.bytesIn += int64(len(k) + len(v)) })
-	if keepBody {
-		if s.t.maxBody > 0 && len(body) > s.t.maxBody {
-			body = body[:s.t.maxBody]
-		}
-		rep.body = append(rep.body[:0], body...)
-	}
-	return nil
-}
-
-// fastError turns fasthttp's own errors into ones outcome classification
-// understands: its timeouts become context.DeadlineExceeded, a connection
-// the server closed before answering becomes a reset.
-func fastError(err error) error {
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
-		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-	case errors.Is(err, fasthttp.ErrConnectionClosed):
-		return fmt.Errorf("%w: %w", errConnReset, err)
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return fmt.Errorf("%w: %w", errNoConn, err)
-	}
-	return err
 }
 
 var (

@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/internal/rawio"
 )
 
@@ -24,7 +26,8 @@ import (
 // extraction reads it). Compared with a general client it skips header
 // maps, URI objects, per-request deadlines in each direction and most
 // clock reads, which is most of the client's own CPU per request
-// (docs/benchmarks.md). https URLs go to fasthttp, which speaks TLS.
+// (docs/benchmarks.md). https URLs take the same path over crypto/tls:
+// responses are read by relia's codec (internal/h1) either way.
 type wireTransport struct {
 	timeout  time.Duration
 	maxBody  int
@@ -33,11 +36,12 @@ type wireTransport struct {
 	// probed for a close from the server before reuse.
 	staleAfter time.Duration
 	dialer     net.Dialer
-	tls        *fastTransport
+	tlsConf    *tls.Config
 
-	mu     sync.Mutex
-	hosts  map[string]*hostPool
-	closed atomic.Bool
+	mu       sync.Mutex
+	hosts    map[string]*hostPool
+	tlsHosts map[string]*hostPool
+	closed   atomic.Bool
 }
 
 // hostPool holds one host's connections: idle ones in a channel (a
@@ -45,7 +49,8 @@ type wireTransport struct {
 // all open ones bounded by maxConns.
 type hostPool struct {
 	t    *wireTransport
-	addr string // host:port to dial
+	addr string      // host:port to dial
+	tls  *tls.Config // nil: plain TCP
 	idle chan *wireConn
 	open atomic.Int64
 }
@@ -80,41 +85,56 @@ const bodyReadBytes = 64 << 10
 // header buffers are 4 x 8 KiB; 64 KiB leaves room).
 const maxResponseHead = 64 << 10
 
-func newWireTransport(o ClientOptions, maxConns int, tls *fastTransport) *wireTransport {
+func newWireTransport(o ClientOptions, maxConns int, tlsConf *tls.Config) *wireTransport {
 	return &wireTransport{
 		timeout:    o.Timeout,
 		maxBody:    o.MaxBodyBytes,
 		maxConns:   maxConns,
 		staleAfter: time.Second,
 		dialer:     net.Dialer{KeepAlive: -1},
-		tls:        tls,
+		tlsConf:    tlsConf,
 		hosts:      map[string]*hostPool{},
+		tlsHosts:   map[string]*hostPool{},
 	}
 }
 
 func (t *wireTransport) session() session {
-	return &wireSession{t: t, rr: respReader{buf: make([]byte, 4<<10), limit: maxResponseHead}}
+	return &wireSession{t: t, rr: newRespReader(4<<10, maxResponseHead)}
 }
 
 func (t *wireTransport) close() {
 	t.closed.Store(true)
 	t.mu.Lock()
-	hosts := t.hosts
-	t.hosts = map[string]*hostPool{}
+	hosts, tlsHosts := t.hosts, t.tlsHosts
+	t.hosts, t.tlsHosts = map[string]*hostPool{}, map[string]*hostPool{}
 	t.mu.Unlock()
 	for _, p := range hosts {
 		p.drain()
 	}
-	t.tls.close()
+	for _, p := range tlsHosts {
+		p.drain()
+	}
 }
 
-func (t *wireTransport) pool(addr []byte) *hostPool {
+// pool returns the pool of connections to addr, over TLS when secure.
+func (t *wireTransport) pool(addr []byte, secure bool) *hostPool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.hosts[string(addr)] // no allocation for the lookup
+	hosts := t.hosts
+	if secure {
+		hosts = t.tlsHosts
+	}
+	p := hosts[string(addr)] // no allocation for the lookup
 	if p == nil {
 		p = &hostPool{t: t, addr: string(addr), idle: make(chan *wireConn, t.maxConns)}
-		t.hosts[p.addr] = p
+		if secure {
+			p.tls = t.tlsConf.Clone()
+			if host, _, err := net.SplitHostPort(p.addr); err == nil {
+				p.tls.ServerName = host
+			}
+			p.tls.NextProtos = []string{"http/1.1"}
+		}
+		hosts[p.addr] = p
 	}
 	return p
 }
@@ -175,6 +195,16 @@ func (p *hostPool) dial(deadline time.Time) (*wireConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.tls != nil {
+		tc := tls.Client(nc, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		c := &wireConn{nc: tc}
+		c.readFn = c.read
+		return c, nil
+	}
 	c := &wireConn{nc: nc, raw: rawio.New(nc)}
 	c.readFn = c.read // made once: a method value per request would allocate
 	return c, nil
@@ -212,7 +242,6 @@ func (p *hostPool) drain() {
 // reader are reused from request to request.
 type wireSession struct {
 	t     *wireTransport
-	tls   session   // made on the first https request
 	last  *hostPool // the pool of the previous request: nearly always this one
 	wbuf  []byte
 	rr    respReader
@@ -224,12 +253,6 @@ func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	if err != nil {
 		return err
 	}
-	if u.https {
-		if s.tls == nil {
-			s.tls = s.t.tls.session()
-		}
-		return s.tls.do(r, keepBody, rep)
-	}
 	s.wbuf, err = appendRequest(s.wbuf[:0], r, u)
 	if err != nil {
 		return err
@@ -240,8 +263,8 @@ func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	now := time.Now()
 	deadline := now.Add(s.t.timeout)
 	pool := s.last
-	if pool == nil || string(u.addr) != pool.addr {
-		pool = s.t.pool(u.addr)
+	if pool == nil || string(u.addr) != pool.addr || u.https != (pool.tls != nil) {
+		pool = s.t.pool(u.addr, u.https)
 		s.last = pool
 	}
 	c, err := pool.get(now, deadline, s.probe[:])
@@ -413,67 +436,37 @@ func asciiEqualFold(b []byte, s string) bool {
 
 var errClosedBeforeResponse = errors.New("connection closed before a response")
 
-// respReader parses HTTP/1.1 responses from a byte stream: the status
-// line, the head's framing fields, and the body by Content-Length, chunks,
-// or the end of the stream.
+// respReader reads HTTP/1.1 responses from a byte stream with relia's
+// codec (internal/h1): the head, then the body by Content-Length, chunks,
+// or the end of the stream, counting the bytes it reads.
 type respReader struct {
-	buf   []byte
-	r, w  int // buf[r:w] is read but not yet parsed
-	src   func([]byte) (int, error)
-	n     int64 // bytes read for the current response
-	limit int   // largest response head
+	rd   h1.Reader
+	resp h1.Response
+	body h1.Body
+	lim  h1.Limits
+	src  func([]byte) (int, error)
+	n    int64 // bytes read for the current response
+}
+
+// newRespReader returns a reader that starts with a buffer of size bytes
+// and refuses heads larger than limit.
+func newRespReader(size, limit int) respReader {
+	return respReader{rd: h1.Reader{Buf: make([]byte, size), Max: max(limit, bodyReadBytes)}, lim: h1.Limits{HeadBytes: limit, Headers: 256}}
+}
+
+// Read reads from the source, counting.
+func (rr *respReader) Read(p []byte) (int, error) {
+	n, err := rr.src(p)
+	rr.n += int64(n)
+	return n, err
 }
 
 func (rr *respReader) reset(src func([]byte) (int, error)) {
-	rr.src, rr.r, rr.w, rr.n = src, 0, 0, 0
+	rr.src, rr.n = src, 0
+	rr.rd.Reset(rr)
 }
 
-func (rr *respReader) buffered() int { return rr.w - rr.r }
-
-// fill reads more of the stream, compacting the buffer and growing it up
-// to limit when a head does not fit.
-func (rr *respReader) fill() error {
-	if rr.r > 0 && rr.w == len(rr.buf) {
-		rr.w = copy(rr.buf, rr.buf[rr.r:rr.w])
-		rr.r = 0
-	}
-	if rr.w == len(rr.buf) {
-		if len(rr.buf) >= rr.limit {
-			return fmt.Errorf("response head larger than %d bytes", rr.limit)
-		}
-		grown := make([]byte, min(2*len(rr.buf), rr.limit))
-		rr.w = copy(grown, rr.buf[rr.r:rr.w])
-		rr.r = 0
-		rr.buf = grown
-	}
-	n, err := rr.src(rr.buf[rr.w:])
-	rr.w += n
-	rr.n += int64(n)
-	if n > 0 {
-		return nil
-	}
-	if err == nil {
-		return errors.New("read returned no data")
-	}
-	return err
-}
-
-// line returns the next line without its line ending (CRLF or a bare LF).
-// The slice is valid until the next read.
-func (rr *respReader) line() ([]byte, error) {
-	scanned := 0
-	for {
-		if i := bytes.IndexByte(rr.buf[rr.r+scanned:rr.w], '\n'); i >= 0 {
-			l := rr.buf[rr.r : rr.r+scanned+i]
-			rr.r += scanned + i + 1
-			return bytes.TrimSuffix(l, []byte("\r")), nil
-		}
-		scanned = rr.w - rr.r
-		if err := rr.fill(); err != nil {
-			return nil, err
-		}
-	}
-}
+func (rr *respReader) buffered() int { return len(rr.rd.Buffered()) }
 
 // response reads one response: interim (1xx) responses are skipped, the
 // body is appended to body (when not nil) up to maxBody bytes (0: all)
@@ -481,139 +474,55 @@ func (rr *respReader) line() ([]byte, error) {
 // connection may carry another request.
 func (rr *respReader) response(head bool, body *[]byte, maxBody int) (status int, keepAlive bool, err error) {
 	for {
-		status, keepAlive, length, chunked, err := rr.head()
-		if err != nil {
-			return 0, false, err
+		if err := rr.rd.ReadResponse(rr.lim, head, &rr.resp); err != nil {
+			if err == io.EOF && rr.n == 0 {
+				return 0, false, errClosedBeforeResponse
+			}
+			return 0, false, rr.error(err)
 		}
+		status = rr.resp.Status
 		switch {
 		case status == 101:
 			return status, false, nil // the connection is no longer HTTP
 		case status < 200:
 			continue
-		case head || status == 204 || status == 304:
-			return status, keepAlive, nil
-		case chunked:
-			return status, keepAlive, rr.chunkedBody(body, maxBody)
-		case length >= 0:
-			return status, keepAlive, rr.body(length, body, maxBody)
 		}
-		// Neither length nor chunks: the body runs to the end of the stream.
-		return status, false, rr.body(-1, body, maxBody)
-	}
-}
-
-// head parses a status line and header fields. length is -1 when the
-// response names none.
-func (rr *respReader) head() (status int, keepAlive bool, length int64, chunked bool, err error) {
-	l, err := rr.line()
-	if err != nil {
-		if errors.Is(err, io.EOF) && rr.n == 0 {
-			return 0, false, 0, false, errClosedBeforeResponse
+		keepAlive = !rr.resp.Close && rr.resp.Framing != h1.UntilClose
+		rr.body.Reset(&rr.rd, rr.resp.Framing, rr.resp.ContentLength, rr.lim)
+		if l := rr.resp.ContentLength; rr.resp.Framing != h1.NoBody && (l < 0 || l > int64(len(rr.rd.Buf))) {
+			// A large body: read it in fewer, larger pieces. The buffer
+			// stays with the session, so this happens once.
+			rr.rd.Grow(bodyReadBytes)
 		}
-		return 0, false, 0, false, unexpectedEOF(err)
-	}
-	if len(l) < 12 || !bytes.HasPrefix(l, []byte("HTTP/1.")) || (l[7] != '0' && l[7] != '1') || l[8] != ' ' ||
-		!isDigit(l[9]) || !isDigit(l[10]) || !isDigit(l[11]) || (len(l) > 12 && l[12] != ' ') {
-		return 0, false, 0, false, fmt.Errorf("malformed status line %q", truncate(l))
-	}
-	status = int(l[9]-'0')*100 + int(l[10]-'0')*10 + int(l[11]-'0')
-	keepAlive = l[7] == '1'
-	length = -1
-	for {
-		l, err := rr.line()
-		if err != nil {
-			return 0, false, 0, false, unexpectedEOF(err)
-		}
-		if len(l) == 0 {
-			return status, keepAlive, length, chunked, nil
-		}
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
-			return 0, false, 0, false, fmt.Errorf("malformed header line %q", truncate(l))
-		}
-		name, value := l[:colon], bytes.TrimSpace(l[colon+1:])
-		switch {
-		case asciiEqualFold(name, "Content-Length"):
-			n, ok := parseUint(value)
-			if !ok || (length >= 0 && n != length) {
-				return 0, false, 0, false, fmt.Errorf("bad Content-Length %q", truncate(value))
+		for {
+			p, err := rr.body.Next()
+			if err == io.EOF {
+				return status, keepAlive, nil
 			}
-			length = n
-		case asciiEqualFold(name, "Transfer-Encoding"):
-			chunked = hasToken(value, "chunked")
-		case asciiEqualFold(name, "Connection"):
-			if hasToken(value, "close") {
-				keepAlive = false
-			} else if hasToken(value, "keep-alive") {
-				keepAlive = true
+			if err != nil {
+				return 0, false, rr.error(err)
 			}
+			keep(body, p, maxBody)
 		}
 	}
 }
 
-// body reads length bytes (-1: to the end of the stream).
-func (rr *respReader) body(length int64, body *[]byte, maxBody int) error {
-	for length != 0 {
-		if rr.r == rr.w {
-			rr.r, rr.w = 0, 0 // consumed: read from the start of the buffer
-			if (length < 0 || length > int64(len(rr.buf))) && len(rr.buf) < bodyReadBytes {
-				// A large body: read it in fewer, larger pieces. The buffer
-				// stays with the session, so this happens once.
-				rr.buf = make([]byte, bodyReadBytes)
-			}
-			if err := rr.fill(); err != nil {
-				if length < 0 && errors.Is(err, io.EOF) {
-					return nil
-				}
-				return unexpectedEOF(err)
-			}
-		}
-		chunk := rr.buf[rr.r:rr.w]
-		if length >= 0 && int64(len(chunk)) > length {
-			chunk = chunk[:length]
-		}
-		keep(body, chunk, maxBody)
-		rr.r += len(chunk)
-		if length > 0 {
-			length -= int64(len(chunk))
-		}
+// error names what was wrong with a response in the words of a load
+// test's report.
+func (rr *respReader) error(err error) error {
+	var he *h1.Error
+	if !errors.As(err, &he) {
+		return unexpectedEOF(err)
 	}
-	return nil
-}
-
-func (rr *respReader) chunkedBody(body *[]byte, maxBody int) error {
-	for {
-		l, err := rr.line()
-		if err != nil {
-			return unexpectedEOF(err)
-		}
-		if i := bytes.IndexByte(l, ';'); i >= 0 {
-			l = l[:i] // chunk extensions
-		}
-		size, ok := parseHex(bytes.TrimSpace(l))
-		if !ok {
-			return fmt.Errorf("bad chunk size %q", truncate(l))
-		}
-		if size == 0 {
-			for { // trailers, up to the empty line
-				l, err := rr.line()
-				if err != nil {
-					return unexpectedEOF(err)
-				}
-				if len(l) == 0 {
-					return nil
-				}
-			}
-		}
-		if err := rr.body(size, body, maxBody); err != nil {
-			return err
-		}
-		if l, err := rr.line(); err != nil {
-			return unexpectedEOF(err)
-		} else if len(l) != 0 {
-			return errors.New("chunk not followed by a line ending")
-		}
+	switch he.Kind {
+	case h1.KindRequestLine, h1.KindVersion:
+		return fmt.Errorf("malformed status line: %s", he.Reason)
+	case h1.KindHeader:
+		return fmt.Errorf("malformed header line: %s", he.Reason)
+	case h1.KindTooLarge:
+		return fmt.Errorf("response head larger than %d bytes: %s", rr.lim.HeadBytes, he.Reason)
 	}
+	return errors.New(he.Reason)
 }
 
 func keep(body *[]byte, p []byte, maxBody int) {
@@ -631,57 +540,4 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func parseUint(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-func parseHex(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		switch {
-		case isDigit(c):
-			n = n<<4 | int64(c-'0')
-		case c|0x20 >= 'a' && c|0x20 <= 'f':
-			n = n<<4 | int64(c|0x20-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return n, true
-}
-
-// hasToken reports whether a comma-separated header value holds token.
-func hasToken(v []byte, token string) bool {
-	for len(v) > 0 {
-		var t []byte
-		t, v, _ = bytes.Cut(v, []byte(","))
-		if asciiEqualFold(bytes.TrimSpace(t), token) {
-			return true
-		}
-	}
-	return false
-}
-
-func truncate(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
-	}
-	return b
 }

@@ -114,7 +114,6 @@ func TestWireClientFraming(t *testing.T) {
 	}{
 		{"content length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, "hello", true},
 		{"chunked with extension and trailer", "GET", "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nhel\r\n2\r\nlo\r\n0\r\nX-Trailer: 1\r\n\r\n", 201, "hello", true},
-		{"bare line feeds", "GET", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 200, "ok", true},
 		{"interim response first", "POST", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", true},
 		{"no body on 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", 204, "", true},
 		{"no body on HEAD", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 200, "", true},
@@ -193,6 +192,8 @@ func TestWireClientRejectsMalformedResponses(t *testing.T) {
 		{"status line", "HTTP/1.1 2x0 OK\r\n\r\n", "malformed status line", outcome.ClassOther},
 		{"not http", "SSH-2.0-OpenSSH\r\n\r\n", "malformed status line", outcome.ClassOther},
 		{"header line", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line", outcome.ClassOther},
+		{"bare line feeds", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "malformed header line", outcome.ClassOther},
+		{"chunk size 0x", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n", "bad chunk size", outcome.ClassOther},
 		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length", outcome.ClassOther},
 		{"two content lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "bad Content-Length", outcome.ClassOther},
 		{"chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size", outcome.ClassOther},
@@ -370,7 +371,7 @@ func FuzzResponseReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, step uint8, head bool) {
 		src := bytes.NewReader(data)
 		n := int(step)%16 + 1
-		rr := respReader{buf: make([]byte, 16), limit: 256}
+		rr := newRespReader(16, 256)
 		rr.reset(func(p []byte) (int, error) { return src.Read(p[:min(len(p), n)]) })
 		var body []byte
 		_, _, err := rr.response(head, &body, 64)

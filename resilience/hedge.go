@@ -186,7 +186,8 @@ func (h *Hedge) Run(ctx context.Context, next Next) error {
 	defer timer.Stop()
 	c.launch(ctx, next, 1)
 	tick := timer.C()
-	sent, running := 1, 1
+	call := HedgeCall{h: h, start: start, sent: 1, delay: delay}
+	running := 1
 	var failed hedgeResult // the latest failure, kept to be the call's if all fail
 	for {
 		select {
@@ -212,23 +213,16 @@ func (h *Hedge) Run(ctx context.Context, next Next) error {
 				return r.err
 			}
 		case <-tick:
-			if h.budget != nil && !h.budget.Withdraw() {
-				if h.observer != nil {
-					h.observer.Observe(Event{Kind: EventRejected, Policy: "hedge", Name: h.name, Reason: "retry_budget_exhausted"})
-				}
+			if !call.Another() {
 				tick = nil
 				continue
 			}
-			sent++
 			running++
-			if h.observer != nil {
-				h.observer.Observe(Event{Kind: EventHedge, Policy: "hedge", Name: h.name, Attempt: sent, Delay: delay})
-			}
-			c.launch(ctx, next, sent)
-			if sent > h.maxHedges {
-				tick = nil
-			} else {
+			c.launch(ctx, next, call.sent)
+			if call.More() {
 				timer.Reset(delay)
+			} else {
+				tick = nil
 			}
 		case <-ctx.Done():
 			c.end(0)
@@ -243,6 +237,61 @@ func (h *Hedge) Run(ctx context.Context, next Next) error {
 		}
 	}
 }
+
+// HedgeCall is one call to a Hedge whose attempts its caller launches
+// itself: the two-step form for a proxy that runs each attempt against a
+// target it picks (the gateway). The caller sends the first attempt, waits
+// Delay, asks Another before each hedge, takes the first success, and
+// reports the call's end with Done. The decisions are Run's own.
+type HedgeCall struct {
+	h     *Hedge
+	start time.Time
+	sent  int
+	delay time.Duration
+}
+
+// Start begins a call. deposit says whether the call deposits into the
+// budget: false when another policy of the same call (a Retry) already
+// did, so that a call counts once.
+func (h *Hedge) Start(deposit bool) HedgeCall {
+	if deposit && h.budget != nil {
+		h.budget.Deposit()
+	}
+	return HedgeCall{h: h, start: h.clock.Now(), sent: 1, delay: h.Delay()}
+}
+
+// Delay returns how long to wait for an answer before the next hedge.
+func (c *HedgeCall) Delay() time.Duration { return c.delay }
+
+// Another reports whether a hedge may be sent now: the call has sent
+// fewer than MaxHedges, and the budget, if any, allows it (a refusal is
+// reported to the Observer, and the call sends no more). A hedge it allows
+// is reported as EventHedge.
+func (c *HedgeCall) Another() bool {
+	h := c.h
+	if c.sent > h.maxHedges {
+		return false
+	}
+	if h.budget != nil && !h.budget.Withdraw() {
+		if h.observer != nil {
+			h.observer.Observe(Event{Kind: EventRejected, Policy: "hedge", Name: h.name, Reason: "retry_budget_exhausted"})
+		}
+		c.sent = h.maxHedges + 1
+		return false
+	}
+	c.sent++
+	if h.observer != nil {
+		h.observer.Observe(Event{Kind: EventHedge, Policy: "hedge", Name: h.name, Attempt: c.sent, Delay: c.delay})
+	}
+	return true
+}
+
+// More reports whether the call may still send a hedge later.
+func (c *HedgeCall) More() bool { return c.sent <= c.h.maxHedges }
+
+// Done ends the call with its outcome: the latency of a success feeds the
+// percentile delay, and the Observer hears of it.
+func (c *HedgeCall) Done(err error) { c.h.finished(err, c.start) }
 
 // label names the policy in errors: "hedge", or "hedge NAME".
 func (h *Hedge) label() string {

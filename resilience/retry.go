@@ -229,36 +229,10 @@ func (r *Retry) retry(ctx context.Context, next Next, err error, start time.Time
 		if !r.retryable(ctx, err) {
 			return err
 		}
-		if attempt > r.maxAttempts {
-			return &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err}
-		}
-		delay = Backoff(r.backoff, attempt-1, delay, r.rand)
-		if hint, ok := RetryHintOf(err); ok {
-			if hint > r.maxRetryAfter {
-				return err
-			}
-			delay = max(delay, hint)
-		}
-		// Sleeping past the end of the call, or past the caller's
-		// deadline, only to be stopped, wastes the wait: give up now.
-		now := r.clock.Now()
-		if r.maxDuration > 0 && !now.Add(delay).Before(start.Add(r.maxDuration)) {
-			return &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err, OutOfTime: true}
-		}
-		if dl, ok := ctx.Deadline(); ok && !now.Add(delay).Before(dl) {
-			return &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err, OutOfTime: true}
-		}
-		if r.budget != nil && !r.budget.Withdraw() {
-			if r.observer != nil {
-				r.observer.Observe(Event{Kind: EventRejected, Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted"})
-			}
-			return &budgetExhaustedError{
-				rejected: &RejectedError{Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted", Sentinel: ErrRetryBudgetExhausted},
-				err:      err,
-			}
-		}
-		if r.observer != nil {
-			r.observer.Observe(Event{Kind: EventRetry, Policy: "retry", Name: r.name, Attempt: attempt, Delay: delay})
+		dl, _ := ctx.Deadline()
+		var serr error
+		if delay, serr = r.step(err, attempt, delay, start, dl); serr != nil {
+			return serr
 		}
 		if serr := clock.Sleep(ctx, r.clock, delay); serr != nil {
 			// The caller gave up during the backoff: the attempt's error is
@@ -273,6 +247,90 @@ func (r *Retry) retry(ctx context.Context, next Next, err error, start time.Time
 	}
 }
 
+// step decides what follows a failed attempt that may be retried: the
+// wait before attempt (the next one's number), or the error that ends the
+// call. delay is the wait before the failed attempt, start when the call
+// began and deadline the caller's (zero: none). A retry it allows is
+// drawn from the budget and reported as EventRetry.
+func (r *Retry) step(err error, attempt int, delay time.Duration, start, deadline time.Time) (time.Duration, error) {
+	if attempt > r.maxAttempts {
+		return 0, &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err}
+	}
+	delay = Backoff(r.backoff, attempt-1, delay, r.rand)
+	if hint, ok := RetryHintOf(err); ok {
+		if hint > r.maxRetryAfter {
+			return 0, err
+		}
+		delay = max(delay, hint)
+	}
+	// Sleeping past the end of the call, or past the caller's deadline,
+	// only to be stopped, wastes the wait: give up now.
+	now := r.clock.Now()
+	if r.maxDuration > 0 && !now.Add(delay).Before(start.Add(r.maxDuration)) {
+		return 0, &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err, OutOfTime: true}
+	}
+	if !deadline.IsZero() && !now.Add(delay).Before(deadline) {
+		return 0, &RetriesExhaustedError{Name: r.name, Attempts: attempt - 1, Err: err, OutOfTime: true}
+	}
+	if r.budget != nil && !r.budget.Withdraw() {
+		if r.observer != nil {
+			r.observer.Observe(Event{Kind: EventRejected, Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted"})
+		}
+		return 0, &budgetExhaustedError{
+			rejected: &RejectedError{Policy: "retry", Name: r.name, Reason: "retry_budget_exhausted", Sentinel: ErrRetryBudgetExhausted},
+			err:      err,
+		}
+	}
+	if r.observer != nil {
+		r.observer.Observe(Event{Kind: EventRetry, Policy: "retry", Name: r.name, Attempt: attempt, Delay: delay})
+	}
+	return delay, nil
+}
+
+// RetryCall is one call to a Retry whose attempts its caller makes
+// itself: the two-step form, as Breaker's Allow and Done are, for a proxy
+// that cannot hand the policy a function (the gateway runs each attempt
+// against a target it picks). Start begins the call; after each failed
+// attempt Again says whether to try again and after how long. The
+// decisions are Run's own.
+type RetryCall struct {
+	r       *Retry
+	start   time.Time
+	attempt int
+	delay   time.Duration
+}
+
+// Start begins a call: the budget, if any, gets the call's deposit.
+func (r *Retry) Start() RetryCall {
+	if r.budget != nil {
+		r.budget.Deposit()
+	}
+	c := RetryCall{r: r, attempt: 1}
+	if r.maxDuration > 0 {
+		c.start = r.clock.Now()
+	}
+	return c
+}
+
+// Again is asked after an attempt failed with err: it returns the wait
+// before the next attempt, or the error that ends the call, as Run would
+// (RetryIf, MaxAttempts, backoff with jitter, a retry hint, MaxDuration,
+// the deadline, the budget; zero deadline: none). The caller waits, then
+// makes the attempt.
+func (c *RetryCall) Again(err error, deadline time.Time) (time.Duration, error) {
+	r := c.r
+	if r.retryIf != nil && !r.retryIf(err) || r.retryIf == nil && !defaultRetryable(err) {
+		return 0, err
+	}
+	c.attempt++
+	d, serr := r.step(err, c.attempt, c.delay, c.start, deadline)
+	c.delay = d
+	return d, serr
+}
+
+// Attempts returns how many attempts the call has made or been allowed.
+func (c *RetryCall) Attempts() int { return c.attempt }
+
 // retryable reports whether err, the error of a failed attempt, may be
 // retried.
 func (r *Retry) retryable(ctx context.Context, err error) bool {
@@ -282,6 +340,11 @@ func (r *Retry) retryable(ctx context.Context, err error) bool {
 	if r.retryIf != nil {
 		return r.retryIf(err)
 	}
+	return defaultRetryable(err)
+}
+
+// defaultRetryable is Retry's judgement without RetryIf.
+func defaultRetryable(err error) bool {
 	return !errors.Is(err, ErrBreakerOpen) &&
 		!errors.Is(err, ErrHalfOpenFull) &&
 		!errors.Is(err, ErrRetryBudgetExhausted)

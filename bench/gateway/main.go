@@ -1,10 +1,16 @@
 // Command gateway compares relia's gateway with nginx, haproxy and caddy as
 // reverse proxies to the same nginx backend (nginx twice: in a process of
 // its own like every other proxy, and inside the backend's worker), pinned
-// the way docs/benchmarks.md describes: wrk on CPU 0, the proxy under test
-// and the backend on CPU 1, 50 connections, a 3-byte body.
+// the way docs/benchmarks.md describes, 50 connections, a 3-byte body, in
+// one of two topologies: shared-core (the default: wrk on CPU 0, the proxy
+// under test and the backend on CPU 1) or own-core (wrk and the backend on
+// CPU 0, the proxy alone on CPU 1, so that the proxy, not preemption by
+// its backend, sets the figure). Besides req/s and the proxy's CPU per
+// request, each proxy's row gives the backend's CPU per request behind it
+// and how busy each CPU was: the one near 100% saturated first.
 //
 //	cd bench && go run ./gateway -duration 5s -rounds 3
+//	cd bench && go run ./gateway -duration 5s -rounds 3 -topology own-core
 //
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
@@ -50,10 +56,15 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every proxy once")
 	conns := flag.Int("connections", 50, "connections")
 	tolerate := flag.Bool("tolerate-errors", false, "report wrk's socket errors and non-2xx answers per proxy instead of stopping, and skip the latency runs (for runs with many connections, where some peers time out)")
+	topology := flag.String("topology", "shared", "shared: wrk on CPU 0, proxy and backend on CPU 1; own-core: wrk and backend on CPU 0, the proxy alone on CPU 1")
 	flag.Parse()
-	if *rounds < 1 || *duration < time.Second || *conns < 1 {
-		fmt.Fprintln(os.Stderr, "bench/gateway: -rounds, -duration (>= 1s) and -connections must be positive")
+	if *rounds < 1 || *duration < time.Second || *conns < 1 || (*topology != "shared" && *topology != "own-core") {
+		fmt.Fprintln(os.Stderr, "bench/gateway: -rounds, -duration (>= 1s) and -connections must be positive; -topology is shared or own-core")
 		os.Exit(2)
+	}
+	backendCPU = "1"
+	if *topology == "own-core" {
+		backendCPU = "0"
 	}
 	if err := run(*duration, *rounds, *conns, *tolerate); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
@@ -61,13 +72,19 @@ func main() {
 	}
 }
 
+// backendCPU is the CPU the nginx backend runs on: "1" beside the proxy
+// (shared-core) or "0" beside wrk (own-core).
+var backendCPU = "1"
+
 type proxy struct {
-	name      string
-	port      int
-	pid       int // for CPU per request
-	rps       []float64
-	cpuPerReq []float64
-	errs      int64 // wrk's socket errors and non-2xx answers, with -tolerate-errors
+	name       string
+	port       int
+	pid        int // for CPU per request
+	rps        []float64
+	cpuPerReq  []float64
+	backendReq []float64 // the backend's CPU per request behind this proxy
+	busy       [2][]float64
+	errs       int64 // wrk's socket errors and non-2xx answers, with -tolerate-errors
 }
 
 func run(d time.Duration, rounds, conns int, tolerate bool) error {
@@ -93,8 +110,8 @@ func run(d time.Duration, rounds, conns int, tolerate bool) error {
 			p.Wait()
 		}
 	}()
-	start := func(log string, args ...string) (int, error) {
-		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", "1"}, args...)...)
+	startOn := func(cpu, log string, args ...string) (int, error) {
+		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu}, args...)...)
 		f, err := os.Create(filepath.Join(out, log))
 		if err != nil {
 			return 0, err
@@ -107,6 +124,7 @@ func run(d time.Duration, rounds, conns int, tolerate bool) error {
 		procs = append(procs, cmd)
 		return cmd.Process.Pid, nil // taskset and env exec, so this is the proxy's pid
 	}
+	start := func(log string, args ...string) (int, error) { return startOn("1", log, args...) }
 
 	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
 	upstream := fmt.Sprintf("127.0.0.1:%d", backend)
@@ -148,7 +166,8 @@ http {
 	if err != nil {
 		return err
 	}
-	if _, err := start("nginx-backend.log", "nginx", "-c", backendConf, "-p", filepath.Dir(backendConf)); err != nil {
+	backendPID, err := startOn(backendCPU, "nginx-backend.log", "nginx", "-c", backendConf, "-p", filepath.Dir(backendConf))
+	if err != nil {
 		return err
 	}
 	nginxPID, err := start("nginx-proxy.log", "nginx", "-c", proxyConf, "-p", filepath.Dir(proxyConf))
@@ -157,8 +176,14 @@ http {
 	}
 	// "in backend" shares its process with the backend, so its CPU cannot
 	// be told apart and is not shown.
-	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy, pid: nginxPID}, {name: "nginx (in backend)", port: nginxShared}}
+	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy, pid: nginxPID}}
 	var skipped []string
+	if backendCPU == "1" {
+		// Beside wrk on CPU 0 it would not be a proxy on its own core.
+		proxies = append(proxies, &proxy{name: "nginx (in backend)", port: nginxShared})
+	} else {
+		skipped = append(skipped, "nginx (in backend): its proxy shares the backend's CPU 0 with wrk in this topology")
+	}
 
 	if _, err := exec.LookPath("haproxy"); err == nil {
 		cfg := fmt.Sprintf("global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:%d\n  default_backend b\nbackend b\n  server s1 %s\n", haproxyPort, upstream)
@@ -241,27 +266,40 @@ spec:
 		}
 	}
 
-	fmt.Printf("medians over %d rounds of %v, wrk -t1 -c%d on CPU 0, proxies and the nginx backend on CPU 1\n", rounds, d, conns)
+	if backendCPU == "1" {
+		fmt.Printf("medians over %d rounds of %v, shared-core: wrk -t1 -c%d on CPU 0, proxies and the nginx backend on CPU 1\n", rounds, d, conns)
+	} else {
+		fmt.Printf("medians over %d rounds of %v, own-core: wrk -t1 -c%d and the nginx backend on CPU 0, each proxy alone on CPU 1\n", rounds, d, conns)
+	}
 	for _, s := range skipped {
 		fmt.Printf("skipped: %s\n", s)
 	}
 	for r := range rounds {
 		for i := range proxies {
 			p := proxies[(i+r)%len(proxies)]
-			before := proc.CPUTime(p.pid)
+			before, backendBefore := proc.CPUTime(p.pid), proc.CPUTime(backendPID)
+			busyBefore, totalBefore := proc.CPUTimes()
 			rps, errs, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/", p.port), conns, d, tolerate)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
+			busyAfter, totalAfter := proc.CPUTimes()
 			p.rps = append(p.rps, rps)
 			p.errs += errs
+			requests := rps * d.Seconds()
 			if p.pid != 0 {
-				p.cpuPerReq = append(p.cpuPerReq, float64(proc.CPUTime(p.pid)-before)/float64(time.Microsecond)/(rps*d.Seconds()))
+				p.cpuPerReq = append(p.cpuPerReq, float64(proc.CPUTime(p.pid)-before)/float64(time.Microsecond)/requests)
+			}
+			p.backendReq = append(p.backendReq, float64(proc.CPUTime(backendPID)-backendBefore)/float64(time.Microsecond)/requests)
+			for cpu := range 2 {
+				if cpu < len(busyAfter) && cpu < len(busyBefore) {
+					p.busy[cpu] = append(p.busy[cpu], float64(busyAfter[cpu]-busyBefore[cpu])/float64(totalAfter[cpu]-totalBefore[cpu]))
+				}
 			}
 		}
 	}
 	gwRPS := median(gateway.rps)
-	fmt.Printf("\n%-24s %10s %16s %18s", "proxy", "req/s", "gateway / proxy", "CPU per request")
+	fmt.Printf("\n%-24s %10s %16s %18s %18s %9s %9s", "proxy", "req/s", "gateway / proxy", "CPU per request", "backend CPU/req", "CPU 0", "CPU 1")
 	if tolerate {
 		fmt.Printf(" %14s", "errors (all)")
 	}
@@ -271,7 +309,8 @@ spec:
 		if p.pid != 0 {
 			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
 		}
-		fmt.Printf("%-24s %10.0f %16.2f %18s", p.name, median(p.rps), gwRPS/median(p.rps), cpu)
+		fmt.Printf("%-24s %10.0f %16.2f %18s %15.1f µs %8.0f%% %8.0f%%", p.name, median(p.rps), gwRPS/median(p.rps), cpu,
+			median(p.backendReq), 100*median(p.busy[0]), 100*median(p.busy[1]))
 		if tolerate {
 			fmt.Printf(" %14d", p.errs)
 		}
@@ -427,6 +466,9 @@ func heyP99(url string, conns, qps int, d time.Duration) (float64, error) {
 }
 
 func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]

@@ -216,6 +216,7 @@ var fieldDocs = map[string]string{
 	"github.com/relia-dev/relia/gateway.Route.Retry":                            "retry retries failed attempts on another target.",
 	"github.com/relia-dev/relia/gateway.Route.Rewrite":                          "rewrite changes the path sent upstream.",
 	"github.com/relia-dev/relia/gateway.Route.Timeout":                          "timeout bounds the whole request, retries included; default 15s.",
+	"github.com/relia-dev/relia/gateway.Route.Upgrades":                         "upgrades are the protocols a client may switch to on this route (Connection: Upgrade), websocket the only one known: none by default. A connection switches only once the target answered 101; an upgrade the route does not list is served as a plain request, and h2c is never passed to a target (the gateway speaks HTTP/2 itself).",
 	"github.com/relia-dev/relia/gateway.Route.Upstream":                         "upstream is the name of the pool the route sends requests to. A route without one answers with its Fallback.",
 	"github.com/relia-dev/relia/gateway.RouteCache.MaxEntrySize":                "maxEntrySize is the largest response cached; default an eighth of MaxSize.",
 	"github.com/relia-dev/relia/gateway.RouteCache.MaxSize":                     "maxSize bounds the memory the cached responses take; default 64MiB.",

@@ -1,11 +1,8 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"testing"
-
-	"github.com/valyala/fasthttp"
 )
 
 // The benchmark's messages: wrk's request and the nginx backend's answer
@@ -19,9 +16,7 @@ var (
 // BenchmarkProxyHeads is what a proxy does to one exchange's heads: parse
 // the request, write it upstream without hop-by-hop fields and with a
 // request id and forwarding fields, parse the response and write it back
-// without hop-by-hop fields and with the request id. Compare
-// BenchmarkProxyHeadsFasthttp, the same with fasthttp's types, which the
-// gateway's pipeline uses.
+// without hop-by-hop fields and with the request id, as the gateway does.
 func BenchmarkProxyHeads(b *testing.B) {
 	var req Request
 	var resp Response
@@ -52,45 +47,5 @@ func BenchmarkProxyHeads(b *testing.B) {
 		out = append(out, benchID...)
 		out = append(out, "\r\n\r\n"...)
 		out = append(out, benchResponse[n:]...)
-	}
-}
-
-var benchHopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
-
-func BenchmarkProxyHeadsFasthttp(b *testing.B) {
-	var req fasthttp.Request
-	var resp fasthttp.Response
-	r := bytes.NewReader(nil)
-	br := bufio.NewReader(r)
-	out := make([]byte, 0, 1024)
-	b.ReportAllocs()
-	for b.Loop() {
-		r.Reset(benchRequest)
-		br.Reset(r)
-		req.Reset()
-		if err := req.Read(br); err != nil {
-			b.Fatal(err)
-		}
-		for _, name := range benchHopHeaders {
-			req.Header.Del(name)
-		}
-		req.Header.SetBytesV("X-Request-Id", benchID)
-		req.Header.Set("X-Forwarded-For", "127.0.0.1")
-		req.Header.Set("X-Forwarded-Proto", "http")
-		out = req.Header.AppendBytes(out[:0])
-		out = append(out, req.Body()...)
-
-		r.Reset(benchResponse)
-		br.Reset(r)
-		resp.Reset()
-		if err := resp.Read(br); err != nil {
-			b.Fatal(err)
-		}
-		for _, name := range benchHopHeaders {
-			resp.Header.Del(name)
-		}
-		resp.Header.SetBytesV("X-Request-Id", benchID)
-		out = resp.Header.AppendBytes(out[:0])
-		out = append(out, resp.Body()...)
 	}
 }

@@ -7,10 +7,14 @@
 // obsolete line folding, whitespace before a colon, conflicting or
 // malformed Content-Length, Transfer-Encoding with Content-Length.
 //
-// It is the parser an event-loop engine for the gateway would need
-// (docs/benchmarks.md weighs one with the floor proxies of
-// bench/gateway/floor, which use it); the gateway's request path does not
-// use it.
+// It is relia's one HTTP/1.1 codec: request and response heads, the
+// framing a head gives its body (Content-Length, chunked with strict hex
+// sizes, bounded chunk-size lines and trailer sections, until close, no
+// body for HEAD, 1xx, 204 and 304), the one list of hop-by-hop fields, and
+// the lines a writer needs. Reader buffers a connection's input and grows
+// only with the bytes that arrive; Body streams a body out of it in
+// pieces of that buffer, so memory follows bytes received, never a length
+// a message announces.
 //
 //	var req h1.Request
 //	n, err := h1.ParseRequest(buf, h1.DefaultLimits, &req)

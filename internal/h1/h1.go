@@ -10,16 +10,47 @@ import (
 // and parse again from the start.
 var ErrIncomplete = errors.New("h1: incomplete head")
 
-// Error is a head that is malformed or over a limit; Status is the answer
-// a server gives it (400, 414, 431, 501).
+// Kind says which part of a message was at fault, so that a server can
+// name the reason of its refusal.
+type Kind uint8
+
+// The kinds of Error.
+const (
+	// KindRequestLine: the request or status line is malformed.
+	KindRequestLine Kind = iota + 1
+	// KindTarget: the request target is in none of the four forms.
+	KindTarget
+	// KindVersion: the HTTP version is not 1.x.
+	KindVersion
+	// KindHeader: a field line is malformed (its name, its value, line
+	// folding, a bare CR or LF).
+	KindHeader
+	// KindHost: Host is missing from an HTTP/1.1 request, or repeated.
+	KindHost
+	// KindFraming: where the body ends cannot be told reliably
+	// (Content-Length and Transfer-Encoding), or a chunked body is
+	// malformed.
+	KindFraming
+	// KindTooLarge: the head, a chunk-size line or a trailer section is
+	// over its limit.
+	KindTooLarge
+)
+
+// Error is a message that is malformed or over a limit; Status is the
+// answer a server gives it (400, 431, 501, 505).
 type Error struct {
 	Status int
+	Kind   Kind
 	Reason string
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("h1: %s (%d)", e.Reason, e.Status) }
 
-func malformed(reason string) error { return &Error{Status: 400, Reason: reason} }
+func malformed(kind Kind, reason string) error {
+	return &Error{Status: 400, Kind: kind, Reason: reason}
+}
+
+func tooLarge(reason string) error { return &Error{Status: 431, Kind: KindTooLarge, Reason: reason} }
 
 // Limits bound what a head may hold.
 type Limits struct {
@@ -108,27 +139,31 @@ func ParseRequest(b []byte, lim Limits, r *Request) (int, error) {
 	line, rest := cutLine(b[:end])
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 || !isToken(line[:sp]) {
-		return 0, malformed("bad method")
+		return 0, malformed(KindRequestLine, "bad method")
 	}
 	r.Method = line[:sp]
 	line = line[sp+1:]
 	sp = bytes.IndexByte(line, ' ')
 	if sp <= 0 {
-		return 0, malformed("bad request line")
+		return 0, malformed(KindRequestLine, "bad request line")
 	}
 	r.Target = line[:sp]
 	version := line[sp+1:]
 	if bytes.IndexByte(version, ' ') >= 0 {
-		return 0, malformed("bad request line")
+		// "GET /a b HTTP/1.1": a space inside the target.
+		return 0, malformed(KindTarget, "space in the request target")
 	}
 	// The version first: HTTP/2's preface ("PRI * HTTP/2.0") is a 505,
 	// which a server may take for h2c with prior knowledge.
 	minor, ok := parseVersion(version)
 	if !ok {
-		return 0, &Error{Status: 505, Reason: "unsupported HTTP version"}
+		if len(version) < 5 || string(version[:5]) != "HTTP/" {
+			return 0, malformed(KindRequestLine, "bad request line")
+		}
+		return 0, &Error{Status: 505, Kind: KindVersion, Reason: "unsupported HTTP version"}
 	}
 	if !validTarget(r.Method, r.Target) {
-		return 0, malformed("bad request target")
+		return 0, malformed(KindTarget, "bad request target")
 	}
 	r.Minor = minor
 	if err := r.parseFields(rest, lim); err != nil {
@@ -137,8 +172,18 @@ func ParseRequest(b []byte, lim Limits, r *Request) (int, error) {
 	if err := r.frame(true); err != nil {
 		return 0, err
 	}
-	if _, ok := r.Get("Host"); !ok && minor == 1 {
-		return 0, malformed("missing Host")
+	hosts := 0
+	for i := range r.Headers {
+		if equalFold(r.Headers[i].Name, "Host") {
+			hosts++
+		}
+	}
+	switch {
+	case hosts > 1:
+		return 0, malformed(KindHost, "Host repeated")
+	case hosts == 0 && minor == 1 && r.Target[0] == '/':
+		// An absolute-form target names the host itself.
+		return 0, malformed(KindHost, "missing Host")
 	}
 	return end, nil
 }
@@ -153,27 +198,32 @@ func ParseResponse(b []byte, lim Limits, head bool, r *Response) (int, error) {
 	}
 	line, rest := cutLine(b[:end])
 	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
-		return 0, malformed("bad status line")
+		return 0, malformed(KindRequestLine, "bad status line")
 	}
 	minor, ok := parseVersion(line[:8])
 	if !ok {
-		return 0, malformed("bad HTTP version")
+		return 0, malformed(KindVersion, "bad HTTP version")
 	}
 	r.Minor = minor
 	status := 0
 	for _, c := range line[9:12] {
 		if c < '0' || c > '9' {
-			return 0, malformed("bad status code")
+			return 0, malformed(KindRequestLine, "bad status code")
 		}
 		status = status*10 + int(c-'0')
 	}
-	if status < 100 {
-		return 0, malformed("bad status code")
+	if status < 100 || status > 599 {
+		return 0, malformed(KindRequestLine, "bad status code")
 	}
 	r.Status = status
 	r.Reason = nil
 	if len(line) > 13 {
 		r.Reason = line[13:]
+		for _, c := range r.Reason {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return 0, malformed(KindRequestLine, "bad reason phrase")
+			}
+		}
 	}
 	if err := r.parseFields(rest, lim); err != nil {
 		return 0, err
@@ -231,7 +281,7 @@ func headEnd(b []byte, lim Limits) (int, error) {
 	}
 	for j := bytes.IndexByte(scan, '\n'); j >= 0; {
 		if j == 0 || scan[j-1] != '\r' {
-			return 0, malformed("bare LF")
+			return 0, malformed(KindHeader, "bare LF")
 		}
 		k := bytes.IndexByte(scan[j+1:], '\n')
 		if k < 0 {
@@ -241,12 +291,12 @@ func headEnd(b []byte, lim Limits) (int, error) {
 	}
 	if i < 0 {
 		if len(b) >= lim.HeadBytes {
-			return 0, &Error{Status: 431, Reason: "head too large"}
+			return 0, tooLarge("head too large")
 		}
 		return 0, ErrIncomplete
 	}
 	if i+4 > lim.HeadBytes {
-		return 0, &Error{Status: 431, Reason: "head too large"}
+		return 0, tooLarge("head too large")
 	}
 	return i + 4, nil
 }
@@ -267,31 +317,41 @@ func parseVersion(v []byte) (minor int, ok bool) {
 // parseFields reads the header fields of a head, rest being everything
 // after the first line through the final CRLF CRLF.
 func (h *Head) parseFields(rest []byte, lim Limits) error {
-	h.Headers = h.Headers[:0]
+	var err error
+	h.Headers, err = appendFields(h.Headers[:0], rest, lim.Headers)
+	return err
+}
+
+// appendFields parses field lines, each ended by CRLF, up to and
+// including an empty line, appending them to dst; at most max in all.
+// Line folding, a name that is not a token (a space inside it or before
+// the colon), a line without a colon and control characters in a value
+// are refused.
+func appendFields(dst []Header, rest []byte, max int) ([]Header, error) {
 	for {
 		i := bytes.Index(rest, []byte("\r\n"))
 		line := rest[:i]
 		rest = rest[i+2:]
 		if len(line) == 0 {
-			return nil
+			return dst, nil
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return malformed("obsolete line folding")
+			return dst, malformed(KindHeader, "obsolete line folding")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
-			return malformed("bad header field name")
+			return dst, malformed(KindHeader, "bad header field name")
 		}
 		value := trimOWS(line[colon+1:])
 		for _, c := range value {
 			if (c < ' ' && c != '\t') || c == 0x7f {
-				return malformed("bad header field value")
+				return dst, malformed(KindHeader, "bad header field value")
 			}
 		}
-		if len(h.Headers) == lim.Headers {
-			return &Error{Status: 431, Reason: "too many header fields"}
+		if len(dst) == max {
+			return dst, tooLarge("too many header fields")
 		}
-		h.Headers = append(h.Headers, Header{Name: line[:colon], Value: value})
+		dst = append(dst, Header{Name: line[:colon], Value: value})
 	}
 }
 
@@ -308,18 +368,23 @@ func (h *Head) frame(request bool) error {
 		f := &h.Headers[i]
 		switch {
 		case equalFold(f.Name, "Content-Length"):
+			// One field with one number: a repeated field, even of the
+			// same value, is one some readers sum, join or refuse.
 			n, ok := parseLength(f.Value)
-			if !ok || (haveLength && n != h.ContentLength) {
-				return malformed("bad Content-Length")
+			if !ok || haveLength {
+				return malformed(KindFraming, "bad Content-Length")
 			}
 			haveLength, h.ContentLength = true, n
 		case equalFold(f.Name, "Transfer-Encoding"):
-			haveTE = true
-			// Only chunked as the final coding frames a body; any other
-			// coding is one relia does not decode.
-			if !lastTokenIs(f.Value, "chunked") {
-				return &Error{Status: 501, Reason: "unsupported Transfer-Encoding"}
+			// One field whose value is chunked, and nothing else: a
+			// coding before chunked is one relia would have to undo
+			// before it could forward the body without one, and a second
+			// field is read as a list by some servers and as the last
+			// value by others.
+			if haveTE || !equalFold(f.Value, "chunked") {
+				return malformed(KindFraming, "Transfer-Encoding other than one chunked")
 			}
+			haveTE = true
 		case equalFold(f.Name, "Connection"):
 			for tok := range Tokens(f.Value) {
 				switch {
@@ -340,9 +405,9 @@ func (h *Head) frame(request bool) error {
 	h.Upgrade = connUpgrade && upgradeField
 	switch {
 	case haveTE && haveLength:
-		return malformed("both Transfer-Encoding and Content-Length")
+		return malformed(KindFraming, "both Transfer-Encoding and Content-Length")
 	case haveTE && h.Minor == 0:
-		return malformed("Transfer-Encoding in HTTP/1.0")
+		return malformed(KindFraming, "Transfer-Encoding in HTTP/1.0")
 	case haveTE:
 		h.Framing, h.ContentLength = Chunked, -1
 	case haveLength:
@@ -387,14 +452,6 @@ func Tokens(v []byte) func(func([]byte) bool) {
 			}
 		}
 	}
-}
-
-func lastTokenIs(v []byte, want string) bool {
-	var last []byte
-	for tok := range Tokens(v) {
-		last = tok
-	}
-	return equalFold(last, want)
 }
 
 func trimOWS(b []byte) []byte {
@@ -456,10 +513,8 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-A
 // of RFC 9110's hop-by-hop fields or one the head's Connection field
 // names.
 func (h *Head) IsHopByHop(name []byte) bool {
-	for _, hop := range hopByHop {
-		if equalFold(name, hop) {
-			return true
-		}
+	if HopByHop(name) {
+		return true
 	}
 	for i := range h.Headers {
 		if !equalFold(h.Headers[i].Name, "Connection") {

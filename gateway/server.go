@@ -1,0 +1,599 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/internal/rawio"
+)
+
+// The gateway serves HTTP/1.1 itself: a goroutine per connection on the
+// runtime's network poller, reading and writing with raw syscalls where
+// the connection is plain TCP (internal/rawio), every head and body read
+// and written by relia's codec (internal/h1). HTTP/2 (ALPN h2 after a
+// TLS handshake, or the h2c preface on a listener that allows it) goes to
+// Go's HTTP/2 server, whose requests are converted into the same request
+// type (h2.go). docs/benchmarks.md weighs this engine against an event
+// loop.
+
+// listenerServer serves one listener.
+type listenerServer struct {
+	g    *Gateway
+	name string
+	ln   net.Listener
+	tls  *tls.Config // nil: plain TCP
+	h2c  bool
+	h2   *http2.Server
+	// h2base is the http.Server the HTTP/2 connections report to, whose
+	// shutdown sends them GOAWAY; it never listens.
+	h2base *http.Server
+	srv    Server
+	lim    h1.Limits
+}
+
+// serve accepts connections until the listener closes.
+func (s *listenerServer) serve() {
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors or the like: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.g.log.Error("accepting a connection", "listener", s.name, "error", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := &conn{s: s, g: s.g, nc: nc}
+		if !s.g.conns.add(c) {
+			nc.Close()
+			continue
+		}
+		go c.serve() // ends when the connection closes
+	}
+}
+
+// Connection states, for shutdown: an idle connection waits for its next
+// request and may be closed at once; an active one is serving one.
+const (
+	connActive int32 = iota
+	connIdle
+	connClosed
+)
+
+// conn is one client connection.
+type conn struct {
+	s     *listenerServer
+	g     *Gateway
+	nc    net.Conn
+	c     net.Conn // nc with raw syscalls (internal/rawio), or its TLS session
+	rd    h1.Reader
+	hreq  h1.Request
+	body  h1.Body
+	wbuf  []byte
+	peer  netip.Addr
+	tls   bool
+	state atomic.Int32
+	// tunnel, when set, is the target connection an upgrade spliced this
+	// one to, ended with it.
+	tunnel atomic.Pointer[net.Conn]
+	// pend is what passOn has gathered to write; flushFn is flushPending,
+	// made once.
+	pend    []byte
+	pendErr error
+	flushFn func()
+}
+
+// Read reads from the client.
+func (c *conn) Read(p []byte) (int, error) { return c.c.Read(p) }
+
+// write writes p whole to the client.
+func (c *conn) write(p []byte) error {
+	_, err := c.c.Write(p)
+	return err
+}
+
+// end makes every read and write on the connection fail from now on, and
+// on the target connection an upgrade spliced it to.
+func (c *conn) end() {
+	c.nc.SetDeadline(time.Unix(1, 0))
+	if t := c.tunnel.Load(); t != nil {
+		(*t).SetDeadline(time.Unix(1, 0))
+	}
+}
+
+func (c *conn) serve() {
+	defer c.g.conns.remove(c)
+	defer c.nc.Close()
+	if ta, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		c.peer = a.Unmap()
+	}
+	c.c = c.nc
+	if c.s.tls != nil {
+		tc := tls.Server(c.nc, c.s.tls)
+		c.nc.SetDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		c.nc.SetDeadline(time.Time{}) // each protocol sets its own from here
+		c.c, c.tls = tc, true
+		if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS {
+			c.serveH2(tc)
+			return
+		}
+	} else {
+		c.c = rawio.Wrap(c.nc)
+	}
+	c.rd = h1.Reader{Src: c, Buf: make([]byte, 4096), Max: c.s.lim.HeadBytes + 4096}
+	c.wbuf = make([]byte, 0, 4096)
+	c.flushFn = c.flushPending
+	c.serveH1()
+}
+
+// h2Preface is what an HTTP/2 client with prior knowledge sends first.
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// serveH1 serves HTTP/1.1 requests one after another until the client
+// or the gateway closes the connection.
+func (c *conn) serveH1() {
+	first := true
+	for {
+		// Wait for the next request: the first within the head timeout,
+		// later ones within the idle timeout, and none once shutting down.
+		wait := c.s.srv.IdleTimeout
+		if first {
+			wait = c.s.srv.ReadHeaderTimeout
+		}
+		if c.rd.R == c.rd.W {
+			if !c.state.CompareAndSwap(connActive, connIdle) || c.g.conns.closing() {
+				return
+			}
+			c.c.SetReadDeadline(time.Now().Add(wait))
+			err := c.rd.Fill()
+			if !c.state.CompareAndSwap(connIdle, connActive) {
+				return // the gateway closed it, idle
+			}
+			if err != nil {
+				return // the client closed it, or sent nothing in time
+			}
+			if !first {
+				c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+			}
+		} else if !first {
+			c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+		}
+		err := c.rd.ReadRequest(c.s.lim, &c.hreq)
+		if err != nil {
+			if first && c.s.h2c && c.h2Preface() {
+				return
+			}
+			if err == io.EOF || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.refuse(&c.hreq, err)
+			return
+		}
+		first = false
+		if !c.serveRequest() {
+			return
+		}
+	}
+}
+
+// h2Preface reports, on a listener that allows h2c, whether the client
+// sent HTTP/2's preface (prior knowledge), and serves HTTP/2 if it did.
+func (c *conn) h2Preface() bool {
+	for {
+		b := c.rd.Buffered()
+		n := min(len(b), len(h2Preface))
+		if !bytes.Equal(b[:n], []byte(h2Preface[:n])) {
+			return false
+		}
+		if n == len(h2Preface) {
+			break
+		}
+		if c.rd.Fill() != nil {
+			return false
+		}
+	}
+	c.c.SetReadDeadline(time.Time{})
+	c.serveH2(&replayConn{Conn: c.c, pending: c.rd.Buffered()})
+	return true
+}
+
+// replayConn reads what was already read from the connection first.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// serveRequest serves the request whose head c.hreq holds and reports
+// whether the connection stays open for another.
+func (c *conn) serveRequest() bool {
+	g := c.g
+	x := newExchange(g)
+	defer putExchange(x)
+	c.intake(x)
+	g.serveExchange(x)
+	if x.upgraded != nil {
+		c.writeResponse(x)
+		g.finish(x)
+		c.splice(x)
+		return false
+	}
+	keep := c.writeResponse(x)
+	g.finish(x)
+	c.rd.Release()
+	return keep
+}
+
+// intake fills x's request from the parsed head.
+func (c *conn) intake(x *exchange) {
+	h := &c.hreq
+	r := &x.req
+	r.method, r.target, r.minor = h.Method, h.Target, h.Minor
+	r.closing, r.tls, r.peer, r.ctx = h.Close, c.tls, c.peer, context.Background()
+	var connection [4][]byte
+	nconn := 0
+	for i := range h.Headers {
+		if h1.EqualFold(h.Headers[i].Name, "Connection") && nconn < len(connection) {
+			connection[nconn] = h.Headers[i].Value
+			nconn++
+		}
+	}
+	for _, f := range h.Headers {
+		switch {
+		case h1.EqualFold(f.Name, "Host"):
+			r.host = f.Value
+			continue
+		case h1.EqualFold(f.Name, "Content-Length"):
+			continue
+		case h1.EqualFold(f.Name, "Expect"):
+			r.expect = h1.EqualFold(f.Value, "100-continue") && h.Minor == 1
+			continue
+		case h1.EqualFold(f.Name, "Upgrade"):
+			if h.Upgrade {
+				r.upgrade = f.Value
+			}
+			continue
+		case h1.HopByHop(f.Name), listed(connection[:nconn], f.Name):
+			continue
+		}
+		r.fields = append(r.fields, f)
+	}
+	r.framing, r.length = h.Framing, h.ContentLength
+	if h.Framing == h1.NoBody {
+		r.length = 0
+	}
+	if h.Framing != h1.NoBody {
+		c.body.Reset(&c.rd, h.Framing, h.ContentLength, c.s.lim)
+		c.rd.KeepHead()
+		r.src = (*connBody)(c)
+		r.continuer = c
+	}
+}
+
+// listed reports whether a Connection value lists name.
+func listed(values [][]byte, name []byte) bool {
+	for _, v := range values {
+		for tok := range h1.Tokens(v) {
+			if bytes.EqualFold(tok, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// connBody is the client's body, read within the head timeout per piece.
+type connBody conn
+
+func (b *connBody) Next() ([]byte, error) {
+	c := (*conn)(b)
+	if c.rd.R == c.rd.W && !c.body.Done() {
+		c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+	}
+	return c.body.Next()
+}
+
+// sendContinue answers Expect: 100-continue before the body is read.
+func (c *conn) sendContinue() {
+	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
+	c.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+}
+
+// refuse answers a request the HTTP layer could not read (its head
+// malformed, too large or late) with the gateway's JSON rejection, and the
+// connection closes: where the next request would start is unknown.
+func (c *conn) refuse(h *h1.Request, err error) {
+	g := c.g
+	x := newExchange(g)
+	defer putExchange(x)
+	x.req.peer, x.req.tls, x.req.ctx = c.peer, c.tls, context.Background()
+	x.req.closing = true
+	if h != nil && len(h.Method) > 0 {
+		x.req.method = h.Method
+	}
+	g.identify(x)
+	status, reason, message := refusal(err)
+	x.message = message
+	g.reject(x, status, "server", reason, 0)
+	x.resp.closing = true
+	c.writeResponse(x)
+	g.finish(x)
+}
+
+// refusal names the answer to an error reading a request.
+func refusal(err error) (status int, reason, message string) {
+	var he *h1.Error
+	if !errors.As(err, &he) {
+		if isTimeout(err) {
+			return http.StatusRequestTimeout, ReasonRequestTimeout, "the request was not received in time"
+		}
+		return http.StatusBadRequest, ReasonInvalidRequest, "the request could not be read"
+	}
+	reason = ReasonInvalidRequest
+	switch he.Kind {
+	case h1.KindTarget:
+		reason = ReasonInvalidTarget
+	case h1.KindVersion:
+		reason = ReasonUnsupportedVersion
+	case h1.KindHeader:
+		reason = ReasonInvalidHeader
+	case h1.KindHost:
+		reason = ReasonInvalidHost
+	case h1.KindFraming:
+		reason = ReasonInvalidFraming
+	case h1.KindTooLarge:
+		reason = ReasonHeadTooLarge
+	}
+	return he.Status, reason, he.Reason
+}
+
+// writeResponse writes x's response and reports whether the connection
+// stays open. A body of known length goes as it is; one whose length is
+// known only at its end goes chunked to an HTTP/1.1 client (the target's
+// trailer fields after it) and until the connection closes to an
+// HTTP/1.0 one, which cannot read chunks (RFC 9112, 6.3).
+func (c *conn) writeResponse(x *exchange) bool {
+	r, req := &x.resp, &x.req
+	defer r.release()
+	closing := r.closing || req.closing || c.g.conns.closing()
+	if req.src != nil && !req.bodyDone {
+		// The body was not read to its end, so where the next request
+		// starts is unknown.
+		closing = true
+	}
+	length := r.bodyLength()
+	noBody := string(req.method) == "HEAD" || r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200)
+	chunked := false
+	if length < 0 && !noBody {
+		if req.minor == 1 {
+			chunked = true
+		} else {
+			closing = true
+		}
+	}
+	b := h1.AppendStatusLine(c.wbuf[:0], r.status)
+	for i := range r.fields {
+		b = h1.AppendField(b, r.fields[i].Name, r.fields[i].Value)
+	}
+	switch {
+	case r.status == 101:
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(append(b, x.req.upgrade...), "\r\n"...)
+		closing = false
+	case r.status == 204 || (r.status >= 100 && r.status < 200):
+	case noBody && r.up != nil:
+		if r.lengthField >= 0 {
+			b = h1.AppendContentLength(b, r.lengthField)
+		}
+	case chunked:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case length >= 0:
+		b = h1.AppendContentLength(b, length)
+	}
+	switch {
+	case closing && r.status != 101:
+		b = append(b, "Connection: close\r\n"...)
+	case req.minor == 0 && !closing:
+		// An HTTP/1.0 client keeps its connection only when told so.
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	// Yielding before the write lets the other connections whose answers
+	// are in finish theirs too, so responses go out back to back, as an
+	// event loop's do: a client waiting on another core is then woken
+	// once for several writes rather than once each (each wake of an idle
+	// core is an inter-processor interrupt, dear in a VM). With nothing
+	// else runnable this returns at once. docs/benchmarks.md measures it.
+	runtime.Gosched()
+	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
+	var err error
+	switch {
+	case noBody:
+		err = c.write(b)
+	case r.up == nil:
+		x.bytesOut = int64(len(r.body))
+		if len(b)+len(r.body) <= cap(b) || len(r.body) < 4096 {
+			b = append(b, r.body...)
+			err = c.write(b)
+		} else if err = c.write(b); err == nil {
+			err = c.write(r.body)
+		}
+	default:
+		err = c.passOn(x, b, chunked)
+		return err == nil && !closing
+	}
+	c.wbuf = b[:0]
+	return err == nil && !closing
+}
+
+// passOn writes the head in b and then the target's body as it arrives:
+// what has arrived is gathered and written just before the next read from
+// the target, which may wait, so the head goes with the first piece and
+// the last piece with the body's end.
+func (c *conn) passOn(x *exchange, b []byte, chunked bool) error {
+	up := x.resp.up
+	body := &up.Body
+	rd := up.Conn().Reader()
+	c.pend, c.pendErr = b, nil
+	rd.BeforeRead = c.flushFn
+	defer func() {
+		rd.BeforeRead = nil
+		c.wbuf = c.pend[:0]
+	}()
+	for {
+		p, err := body.Next()
+		if c.pendErr != nil {
+			return c.pendErr
+		}
+		if err == io.EOF {
+			if chunked {
+				c.pend = h1.AppendLastChunk(c.pend, trailers(body.Trailers))
+			}
+			c.flushPending()
+			return c.pendErr
+		}
+		if err != nil {
+			// The target failed mid-body: the client must not take what
+			// it got for the whole, so the connection ends without the
+			// body's end.
+			c.flushPending()
+			return err
+		}
+		x.bytesOut += int64(len(p))
+		if chunked {
+			c.pend = h1.AppendChunkSize(c.pend, len(p))
+		}
+		if len(c.pend)+len(p) > cap(c.pend) {
+			c.flushPending()
+			if c.pendErr == nil {
+				c.pendErr = c.write(p)
+			}
+		} else {
+			c.pend = append(c.pend, p...)
+		}
+		if chunked {
+			c.pend = append(c.pend, "\r\n"...)
+		}
+	}
+}
+
+// flushPending writes what passOn gathered.
+func (c *conn) flushPending() {
+	if len(c.pend) > 0 && c.pendErr == nil {
+		c.pendErr = c.write(c.pend)
+	}
+	c.pend = c.pend[:0]
+}
+
+// trailers drops from a target's trailer section the fields that may not
+// be trailers (framing, routing, hop-by-hop), in place.
+func trailers(fields []h1.Header) []h1.Header {
+	out := fields[:0]
+	for _, f := range fields {
+		if h1.HopByHop(f.Name) || h1.EqualFold(f.Name, "Content-Length") || h1.EqualFold(f.Name, "Host") {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// connSet tracks the connections being served, for shutdown.
+type connSet struct {
+	mu      sync.Mutex
+	m       map[*conn]struct{}
+	ending  atomic.Bool
+	emptied chan struct{} // closed when the last connection goes while a drain waits
+}
+
+func (s *connSet) closing() bool { return s.ending.Load() }
+
+// add tracks c; false once shutting down.
+func (s *connSet) add(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ending.Load() {
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[*conn]struct{})
+	}
+	s.m[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, c)
+	if len(s.m) == 0 && s.emptied != nil {
+		close(s.emptied)
+		s.emptied = nil
+	}
+}
+
+// drain stops new connections, closes the idle ones, and waits for the
+// others to finish until ctx ends; then it ends those left and waits for
+// them to go.
+func (s *connSet) drain(ctx context.Context, endUpstream func()) {
+	s.mu.Lock()
+	s.ending.Store(true)
+	for c := range s.m {
+		if c.state.CompareAndSwap(connIdle, connClosed) {
+			c.end()
+		}
+	}
+	if len(s.m) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	if s.emptied == nil {
+		s.emptied = make(chan struct{})
+	}
+	emptied := s.emptied
+	s.mu.Unlock()
+	select {
+	case <-emptied:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.m {
+		c.end()
+	}
+	s.mu.Unlock()
+	endUpstream()
+	<-emptied
+}

@@ -1,0 +1,542 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/internal/rawio"
+)
+
+// Buffer sizes of a connection: a response head must fit in the read
+// buffer (h1.DefaultLimits), and a request head in the write buffer or it
+// grows.
+const (
+	readBuffer  = 16 << 10
+	writeBuffer = 4 << 10
+	// inlineBody is the largest held body written in the same write as
+	// its head.
+	inlineBody = 16 << 10
+)
+
+// Limits bound a target's response heads and trailer sections.
+var Limits = h1.DefaultLimits
+
+// Errors a Do can end with, besides the network's own.
+var (
+	// ErrConnectionsExhausted: every connection the target may have stayed
+	// busy until the request's deadline. It says nothing about the target.
+	ErrConnectionsExhausted = errors.New("every connection to the target is busy")
+	// ErrInvalidResponse: the target's answer could be framed two ways,
+	// or is not HTTP/1.x at all.
+	ErrInvalidResponse = errors.New("the target's response is malformed")
+	// ErrClientBody: reading the request body from the client failed; the
+	// target is not to blame.
+	ErrClientBody = errors.New("reading the request body from the client failed")
+	// errStale marks a failure on a kept connection the target had closed
+	// before the request reached it.
+	errStale = errors.New("kept-alive connection closed by the target")
+)
+
+// Settings configure a Target.
+type Settings struct {
+	// Addr is host:port.
+	Addr string
+	// MaxConns bounds the connections open at once; requests beyond wait
+	// for one until their deadline.
+	MaxConns int
+	// MaxIdle bounds the connections kept for later requests.
+	MaxIdle int
+	// DialTimeout bounds a connect.
+	DialTimeout time.Duration
+	// Clock bounds waits for a connection; nil means the real clock.
+	Clock clock.Clock
+	// Open, when set, lists every connection the target opens until it
+	// closes, so that a shutdown past its deadline can end them.
+	Open *Open
+}
+
+// Target is one address's connections: opened on demand, kept alive
+// between requests, bounded in number.
+type Target struct {
+	addr        string
+	idle        chan *Conn
+	slots       chan struct{}
+	waiting     atomic.Int64
+	dialTimeout time.Duration
+	clock       clock.Clock
+	open        *Open
+}
+
+// New returns a Target; it opens nothing yet.
+func New(s Settings) *Target {
+	if s.MaxConns <= 0 {
+		s.MaxConns = 1024
+	}
+	if s.MaxIdle <= 0 {
+		s.MaxIdle = 256
+	}
+	return &Target{
+		addr:        s.Addr,
+		idle:        make(chan *Conn, min(s.MaxConns, s.MaxIdle)),
+		slots:       make(chan struct{}, s.MaxConns),
+		dialTimeout: s.DialTimeout,
+		clock:       clock.OrReal(s.Clock),
+		open:        s.Open,
+	}
+}
+
+// Addr returns the target's address.
+func (t *Target) Addr() string { return t.addr }
+
+// Conns returns the connections open, in use or idle.
+func (t *Target) Conns() int { return len(t.slots) }
+
+// Waiting returns the requests waiting for a connection.
+func (t *Target) Waiting() int64 { return t.waiting.Load() }
+
+// Conn is one connection to a target.
+type Conn struct {
+	t      *Target
+	pooled bool // it holds one of the target's slots
+	c      net.Conn
+	raw    *rawio.Conn
+	rd     h1.Reader
+	wbuf   []byte
+}
+
+// Net returns the connection itself.
+func (c *Conn) Net() net.Conn { return c.c }
+
+// Reader returns the connection's read side, where what the target sent
+// and was not consumed is buffered.
+func (c *Conn) Reader() *h1.Reader { return &c.rd }
+
+// Write writes p whole.
+func (c *Conn) Write(p []byte) error {
+	_, err := c.c.Write(p)
+	return err
+}
+
+// Read reads from the connection.
+func (c *Conn) Read(p []byte) (int, error) { return c.c.Read(p) }
+
+// acquire returns an idle connection, unless fresh is set, or dials one
+// within the connect timeout and the deadline; reused says which. With
+// every connection busy it waits, until the deadline, for one to be
+// released or closed.
+func (t *Target) acquire(ctx context.Context, deadline time.Time, fresh bool) (uc *Conn, reused bool, err error) {
+	idle := t.idle
+	if fresh {
+		idle = nil // a nil channel is never ready
+	}
+	select {
+	case uc := <-idle:
+		return uc, true, nil
+	default:
+	}
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		wait := deadline.Sub(t.clock.Now())
+		if wait <= 0 {
+			return nil, false, ErrConnectionsExhausted
+		}
+		t.waiting.Add(1)
+		defer t.waiting.Add(-1)
+		timer := t.clock.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case uc := <-idle:
+			return uc, true, nil
+		case t.slots <- struct{}{}:
+		case <-timer.C():
+			return nil, false, ErrConnectionsExhausted
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	c, err := t.Dial(ctx, deadline)
+	if err != nil {
+		<-t.slots
+		return nil, false, err
+	}
+	c.pooled = true
+	return c, false, nil
+}
+
+// Dial opens a connection of the target's own, outside its pool (an
+// upgrade's, which leaves it); Close closes it.
+func (t *Target) Dial(ctx context.Context, deadline time.Time) (*Conn, error) {
+	d := net.Dialer{Timeout: t.dialTimeout, Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	uc := &Conn{t: t, c: rawio.Wrap(c), wbuf: make([]byte, 0, writeBuffer)}
+	uc.rd = h1.Reader{Src: uc, Buf: make([]byte, readBuffer)}
+	t.open.add(uc)
+	return uc, nil
+}
+
+// Close closes a connection from Dial.
+func (c *Conn) Close() error {
+	c.t.open.remove(c)
+	return c.c.Close()
+}
+
+// release keeps uc for the next request, or closes it when enough are
+// kept already.
+func (t *Target) release(uc *Conn) {
+	select {
+	case t.idle <- uc:
+	default:
+		t.discard(uc)
+	}
+}
+
+// discard closes uc and frees its place for a new connection.
+func (t *Target) discard(uc *Conn) {
+	uc.Close()
+	if uc.pooled {
+		<-t.slots
+	}
+}
+
+// CloseIdle closes the idle connections (on reload, when a pool is
+// replaced, and at shutdown); those in use close when their requests end.
+func (t *Target) CloseIdle() {
+	for {
+		select {
+		case uc := <-t.idle:
+			t.discard(uc)
+		default:
+			return
+		}
+	}
+}
+
+// BodySource is a request body streamed from the client: h1.Body is one.
+type BodySource interface {
+	Next() ([]byte, error)
+}
+
+// ReaderSource gives an io.Reader's bytes (an HTTP/2 request body, a
+// net/http one) as a BodySource, read into buf a piece at a time.
+type ReaderSource struct {
+	r   io.Reader
+	buf []byte
+	err error
+}
+
+// NewReaderSource returns r as a BodySource reading into buf.
+func NewReaderSource(r io.Reader, buf []byte) *ReaderSource { return &ReaderSource{r: r, buf: buf} }
+
+// Next returns the next piece read, io.EOF at the end.
+func (rs *ReaderSource) Next() ([]byte, error) {
+	for rs.err == nil {
+		n, err := rs.r.Read(rs.buf)
+		rs.err = err
+		if n > 0 {
+			return rs.buf[:n], nil
+		}
+	}
+	return nil, rs.err
+}
+
+// Request is what Do sends.
+type Request struct {
+	Method []byte
+	// Target is the origin-form target: path and query.
+	Target []byte
+	// Host is the Host field's value.
+	Host []byte
+	// Fields are the end-to-end fields, without Host and framing, which
+	// Do writes.
+	Fields []h1.Header
+	// Body is the whole body, when the gateway holds it; a request sent
+	// again sends it again.
+	Body []byte
+	// Stream is a body passed on as it arrives from the client, when Body
+	// is nil; it can be sent once. Length is its length, or -1 when
+	// unknown (it then goes chunked).
+	Stream BodySource
+	Length int64
+	// streamed: Stream has been (partly) sent.
+	streamed bool
+}
+
+// Streamed reports whether a streamed body has been sent, in part or
+// whole: the request cannot be sent again.
+func (r *Request) Streamed() bool { return r.streamed }
+
+// Response is a target's answer. Its head's fields are slices of the
+// connection's buffer, valid until the body is read; Body reads the body
+// from the connection, which the Response holds until Release.
+type Response struct {
+	h1.Response
+	Body h1.Body
+	conn *Conn
+	keep bool
+	// LengthField is the Content-Length the target sent, for answers that
+	// carry one without a body (to HEAD, 304); -1 without.
+	LengthField int64
+}
+
+// Conn returns the connection the response holds; nil after Release.
+func (r *Response) Conn() *Conn { return r.conn }
+
+// Release gives the connection back: kept for another request when the
+// body was read to its end (or what is left of it is already buffered),
+// closed otherwise.
+func (r *Response) Release() {
+	uc := r.conn
+	if uc == nil {
+		return
+	}
+	r.conn = nil
+	if !r.Body.Done() && r.keep {
+		if left := r.Body.Remaining(); left < 0 || left > int64(len(uc.rd.Buffered())) || r.Body.Skip() != nil {
+			r.keep = false
+		}
+	}
+	if r.keep && r.Body.Done() && uc.pooled {
+		uc.t.release(uc)
+	} else {
+		uc.t.discard(uc)
+	}
+}
+
+// Do sends req to the target and reads the answer's head into resp before
+// deadline; the body is then read through resp.Body, and resp.Release gives
+// the connection back. Cancelling ctx aborts the exchange (a context that
+// cannot be cancelled costs nothing). A kept connection the target had
+// closed is replaced once by a new one, the other kept ones dropped (the
+// target restarted), unless a streamed body had been sent on it.
+// Interim answers (100, 102, 103) are skipped; a 101 is ErrInvalidResponse,
+// since Do sends no upgrade (Send does).
+func (t *Target) Do(ctx context.Context, req *Request, resp *Response, deadline time.Time) error {
+	for try := 0; ; try++ {
+		uc, reused, err := t.acquire(ctx, deadline, try > 0)
+		if err != nil {
+			return err
+		}
+		err = uc.exchange(ctx, req, resp, deadline, reused)
+		if err == nil && resp.Status == 101 {
+			// A switch nobody asked for: Do sends no upgrades (Send does).
+			err = ErrInvalidResponse
+		}
+		if err == nil {
+			resp.conn = uc
+			return nil
+		}
+		t.discard(uc)
+		if errors.Is(err, errStale) && try == 0 && !req.streamed {
+			t.CloseIdle()
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+}
+
+// Send writes req on c, a connection from Dial, and reads the answer's
+// head into resp, as Do does; Release closes c.
+func (c *Conn) Send(ctx context.Context, req *Request, resp *Response, deadline time.Time) error {
+	if err := c.exchange(ctx, req, resp, deadline, false); err != nil {
+		return err
+	}
+	resp.conn = c
+	return nil
+}
+
+// exchange writes req on uc and reads the response head.
+func (uc *Conn) exchange(ctx context.Context, req *Request, resp *Response, deadline time.Time, reused bool) error {
+	uc.c.SetDeadline(deadline)
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	if err := uc.writeRequest(req); err != nil {
+		if errors.Is(err, ErrClientBody) {
+			return err
+		}
+		return staleIf(reused && !req.streamed, err)
+	}
+	head := string(req.Method) == "HEAD"
+	for {
+		unread := uc.rd.R == uc.rd.W
+		err := uc.rd.ReadResponse(Limits, head, &resp.Response)
+		if err != nil {
+			var he *h1.Error
+			if errors.As(err, &he) {
+				return ErrInvalidResponse
+			}
+			return staleIf(reused && unread && !req.streamed, err)
+		}
+		if s := resp.Status; s < 100 || s >= 200 || s == 101 {
+			break
+		}
+		reused = false
+	}
+	resp.LengthField = -1
+	if resp.Framing == h1.NoBody {
+		if v, ok := resp.Get("Content-Length"); ok {
+			resp.LengthField, _ = parseLength(v)
+		}
+	}
+	resp.keep = !resp.Close && resp.Framing != h1.UntilClose
+	if resp.Status == 204 || resp.Status == 101 {
+		// A 204 has no body whatever its head says (RFC 9110, 15.3.5);
+		// bytes it sent as one would be read as the next response.
+		if _, ok := resp.Get("Content-Length"); ok {
+			resp.keep = false
+		}
+		if _, ok := resp.Get("Transfer-Encoding"); ok {
+			resp.keep = false
+		}
+		resp.LengthField = -1
+	}
+	resp.Body.Reset(&uc.rd, resp.Framing, resp.ContentLength, Limits)
+	return nil
+}
+
+func parseLength(v []byte) (int64, bool) {
+	var n int64
+	for _, c := range v {
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// writeRequest writes the head and the body.
+func (uc *Conn) writeRequest(req *Request) error {
+	b := h1.AppendRequestLine(uc.wbuf[:0], req.Method, req.Target)
+	b = append(b, "Host: "...)
+	b = append(b, req.Host...)
+	b = append(b, "\r\n"...)
+	for i := range req.Fields {
+		b = h1.AppendField(b, req.Fields[i].Name, req.Fields[i].Value)
+	}
+	switch {
+	case req.Stream != nil && req.Length < 0:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case req.Stream != nil:
+		b = h1.AppendContentLength(b, req.Length)
+	case req.Body != nil || bodyMethod(req.Method):
+		b = h1.AppendContentLength(b, int64(len(req.Body)))
+	}
+	b = append(b, "\r\n"...)
+	if req.Stream == nil && len(req.Body) <= inlineBody {
+		b = append(b, req.Body...)
+		uc.wbuf = b[:0]
+		return uc.Write(b)
+	}
+	uc.wbuf = b[:0]
+	if err := uc.Write(b); err != nil {
+		return err
+	}
+	if req.Stream == nil {
+		return uc.Write(req.Body)
+	}
+	return uc.writeStream(req)
+}
+
+// bodyMethod reports whether a request with this method and no body
+// still says so with Content-Length: 0, as clients do for POST and PUT.
+func bodyMethod(m []byte) bool {
+	switch string(m) {
+	case "POST", "PUT", "PATCH":
+		return true
+	}
+	return false
+}
+
+// writeStream passes a streamed body on as it arrives, chunked when its
+// length is unknown.
+func (uc *Conn) writeStream(req *Request) error {
+	req.streamed = true
+	chunked := req.Length < 0
+	for {
+		p, err := req.Stream.Next()
+		if err == io.EOF {
+			if chunked {
+				return uc.Write([]byte("0\r\n\r\n"))
+			}
+			return nil
+		}
+		if err != nil {
+			return errors.Join(ErrClientBody, err)
+		}
+		if chunked {
+			if err := uc.Write(h1.AppendChunkSize(uc.wbuf[:0], len(p))); err != nil {
+				return err
+			}
+		}
+		if err := uc.Write(p); err != nil {
+			return err
+		}
+		if chunked {
+			if err := uc.Write([]byte("\r\n")); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// staleIf marks err as a stale connection's when the connection was a
+// kept one and the failure says the target had closed it.
+func staleIf(reused bool, err error) error {
+	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return errStale
+	}
+	return err
+}
+
+// Open lists connections open to targets, across targets and config
+// generations, so that a shutdown past its deadline can end them all.
+// A nil *Open lists nothing.
+type Open struct {
+	mu sync.Mutex
+	m  map[*Conn]struct{}
+}
+
+func (o *Open) add(c *Conn) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = make(map[*Conn]struct{})
+	}
+	o.m[c] = struct{}{}
+	o.mu.Unlock()
+}
+
+func (o *Open) remove(c *Conn) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	delete(o.m, c)
+	o.mu.Unlock()
+}
+
+// EndAll makes every read and write on every listed connection fail
+// from now on.
+func (o *Open) EndAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for c := range o.m {
+		c.c.SetDeadline(time.Unix(1, 0))
+	}
+}

@@ -1,0 +1,86 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// server answers each request with reply after reading its body, and
+// counts connections and the bodies it read.
+func server(t *testing.T, reply string) (addr string, conns *atomic.Int64, bodies chan string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns, bodies = new(atomic.Int64), make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					b, _ := io.ReadAll(req.Body)
+					bodies <- string(b)
+					io.WriteString(c, reply)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), conns, bodies
+}
+
+func TestDoKeepsTheConnectionAndStreamsBodies(t *testing.T) {
+	addr, conns, bodies := server(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+	tg := New(Settings{Addr: addr, MaxConns: 4})
+	for i, body := range []string{"held", "streamed"} {
+		req := Request{Method: []byte("POST"), Target: []byte("/p"), Host: []byte("h")}
+		if i == 0 {
+			req.Body = []byte(body)
+		} else {
+			req.Stream, req.Length = NewReaderSource(strings.NewReader(body), make([]byte, 3)), -1
+		}
+		var resp Response
+		if err := tg.Do(context.Background(), &req, &resp, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(&resp.Body)
+		resp.Release()
+		if err != nil || string(got) != "ok" || resp.Status != 200 {
+			t.Fatalf("answer %d %q %v", resp.Status, got, err)
+		}
+		if b := <-bodies; b != body {
+			t.Errorf("the server read %q, want %q", b, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for two requests, want 1", n)
+	}
+}
+
+func TestDoRefusesASwitchNobodyAskedFor(t *testing.T) {
+	addr, _, _ := server(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+	tg := New(Settings{Addr: addr})
+	var resp Response
+	err := tg.Do(context.Background(), &Request{Method: []byte("GET"), Target: []byte("/"), Host: []byte("h")}, &resp, time.Now().Add(5*time.Second))
+	if !errors.Is(err, ErrInvalidResponse) {
+		t.Errorf("a 101 to a plain request: %v, want ErrInvalidResponse", err)
+	}
+}
