@@ -15,7 +15,7 @@ TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-se
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-capacity demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-capacity demo fuzz clean
 
 all: build
 
@@ -63,7 +63,7 @@ test-deps:
 
 # The peers the benchmark harnesses run beside relia (bench/*).
 BENCH_APT_DEPS := nginx:nginx wrk:wrk hey:hey haproxy:haproxy caddy:caddy
-BENCH_GO_TOOLS := k6:go.k6.io/k6@v1.8.1
+BENCH_GO_TOOLS := k6:go.k6.io/k6@v1.8.1 ghz:github.com/bojand/ghz/cmd/ghz@v0.93.0
 
 bench-deps:
 	@$(call install_deps,$(BENCH_APT_DEPS),$(BENCH_GO_TOOLS))
@@ -116,6 +116,10 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-grpc: relia's gRPC load against ghz on one server, pinned cores.
+bench-grpc: bench-deps
+	cd bench && $(GO) run ./grpc -duration 10s -rounds 3
 
 # bench-capacity: the USL's prediction at a concurrency left out of the
 # fit against the measured throughput of examples/backend on one core.
