@@ -187,6 +187,9 @@ type Upstream struct {
 	// Left out, a breaker with resilience's defaults (5 failures in a row,
 	// open 30s) guards each target.
 	Breaker *Breaker `yaml:"breaker"`
+	// GRPC makes the targets gRPC servers, reached over HTTP/2: routes to
+	// the pool proxy gRPC calls (docs/grpc.md, "Through the gateway").
+	GRPC *GRPCUpstream `yaml:"grpc"`
 }
 
 // Target is one member of a pool.
@@ -229,6 +232,11 @@ type ActiveHealth struct {
 	// UnhealthyThreshold is how many failures in a row make a healthy
 	// target unhealthy; default 3.
 	UnhealthyThreshold int `yaml:"unhealthyThreshold"`
+	// GRPCService is, for a gRPC pool, the service whose status the
+	// standard gRPC health check asks for (grpc.health.v1.Health/Check);
+	// default "", the whole server. SERVING is healthy; the pool's
+	// probes use it instead of Path.
+	GRPCService string `yaml:"grpcService"`
 }
 
 // PassiveHealth ejects a target after consecutive failures of real
@@ -488,7 +496,9 @@ type Retry struct {
 	// Cap bounds each backoff delay (full jitter); default 250ms.
 	Cap time.Duration `yaml:"cap"`
 	// On are the failures that are retried: "5xx", "gateway-error" (502,
-	// 503, 504), "connect-failure", "reset", "retriable-4xx" (409), "429".
+	// 503, 504), "connect-failure", "reset", "retriable-4xx" (409), "429";
+	// for gRPC calls also the status codes "unavailable",
+	// "resource-exhausted", "deadline-exceeded", "internal", "cancelled".
 	// Default connect-failure, reset and gateway-error.
 	On []string `yaml:"retryOn" config:"alias=on"`
 	// NonIdempotent retries POST and PATCH too. Without it only GET,
@@ -650,7 +660,8 @@ func (c *Config) errorf(path, format string, args ...any) error {
 // built in Go should be validated before New; New does it too.
 func (c *Config) Validate() error { return c.validate() }
 
-var retryOn = map[string]bool{"5xx": true, "gateway-error": true, "connect-failure": true, "reset": true, "retriable-4xx": true, "429": true}
+var retryOn = map[string]bool{"5xx": true, "gateway-error": true, "connect-failure": true, "reset": true, "retriable-4xx": true, "429": true,
+	"unavailable": true, "resource-exhausted": true, "deadline-exceeded": true, "internal": true, "cancelled": true}
 
 func (c *Config) validate() error {
 	var errs []error
@@ -847,7 +858,7 @@ func (c *Config) validate() error {
 			}
 			for j, o := range rt.On {
 				if !retryOn[o] {
-					bad(fmt.Sprintf("%s.retry.retryOn[%d]", p, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429)", o)
+					bad(fmt.Sprintf("%s.retry.retryOn[%d]", p, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429; for gRPC unavailable, resource-exhausted, deadline-exceeded, internal, cancelled)", o)
 				}
 			}
 			if rt.Budget.MinPerSecond < 0 {
@@ -953,6 +964,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	c.validateGRPC(bad)
 	return errors.Join(errs...)
 }
 

@@ -40,10 +40,11 @@ const (
 // retryPolicy is a route's compiled Retry: resilience's own policy, driven
 // a step at a time (RetryCall), judging failures by the route's retry.on.
 type retryPolicy struct {
-	policy  *resilience.Retry
-	when    retryWhen
-	nonIdem bool
-	budget  *resilience.RetryBudget
+	policy   *resilience.Retry
+	when     retryWhen
+	grpcWhen uint32 // gRPC codes retried, a bit each (grpc.go)
+	nonIdem  bool
+	budget   *resilience.RetryBudget
 }
 
 // attemptFailure is how an attempt failed, as the route's Retry is told
@@ -212,6 +213,7 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 			p.when |= map[string]retryWhen{"5xx": retry5xx, "gateway-error": retryGatewayError, "connect-failure": retryConnect,
 				"reset": retryReset, "retriable-4xx": retry409, "429": retry429}[o]
 		}
+		p.grpcWhen = grpcWhen(on)
 		p.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{
 			Ratio: float64(c.Budget.Ratio), MinPerSecond: c.Budget.MinPerSecond, Clock: clk,
 		})
@@ -222,8 +224,13 @@ func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, ob
 			Name: r.Name, MaxAttempts: attempts, Base: base, Cap: capDelay, Multiplier: 2, Jitter: resilience.JitterFull,
 			Budget: p.budget, Clock: clk, Observer: obs,
 			RetryIf: func(err error) bool {
-				f, ok := err.(*attemptFailure)
-				return ok && p.retryable(f.status, f.kind)
+				switch f := err.(type) {
+				case *attemptFailure:
+					return p.retryable(f.status, f.kind)
+				case *grpcFailure:
+					return p.retryableGRPC(f)
+				}
+				return false
 			},
 		})
 		if err != nil {

@@ -172,6 +172,13 @@ type exchange struct {
 	upgraded *upstream.Conn
 	// failure is the last attempt's, as the route's Retry is told of it.
 	failure attemptFailure
+	// h2w and h2r are an HTTP/2 request's stream, which a gRPC route
+	// answers on directly (grpc.go): grpcHandled says it did, grpcCancel
+	// ends its current attempt.
+	h2w         http.ResponseWriter
+	h2r         *http.Request
+	grpcHandled bool
+	grpcCancel  context.CancelFunc
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -194,6 +201,7 @@ func putExchange(x *exchange) {
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
 	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
 	x.ureq = upstream.Request{}
+	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
 	exchangePool.Put(x)
 }
 
@@ -509,6 +517,11 @@ func (g *Gateway) forward(x *exchange) {
 	}
 	if r.pool == nil {
 		g.serveFallback(x, "fallback")
+		lp.Done(nil)
+		return
+	}
+	if r.pool.cfg.GRPC != nil {
+		g.proxyGRPC(x)
 		lp.Done(nil)
 		return
 	}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -58,7 +59,9 @@ type Options struct {
 	// values; a call without them fails UNAUTHENTICATED.
 	RequireMetadata map[string]string
 	// Name is sent back in every call's "x-served-by" header, so that a
-	// test behind a balancer can tell the servers apart.
+	// test behind a balancer can tell the servers apart. A call with a
+	// deadline gets "x-deadline-ms" back too: what was left of it when
+	// the call arrived.
 	Name string
 	// ServerOptions are passed to grpc.NewServer.
 	ServerOptions []grpc.ServerOption
@@ -122,8 +125,17 @@ func (s *service) admit(ctx context.Context) error {
 			}
 		}
 	}
+	var md metadata.MD
 	if s.o.Name != "" {
-		_ = grpc.SetHeader(ctx, metadata.Pairs("x-served-by", s.o.Name))
+		md = metadata.Pairs("x-served-by", s.o.Name)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		// What was left of the call's deadline when it arrived, so that
+		// a test can see a proxy propagate (and cap) it.
+		md = metadata.Join(md, metadata.Pairs("x-deadline-ms", strconv.FormatInt(time.Until(d).Milliseconds(), 10)))
+	}
+	if md != nil {
+		_ = grpc.SetHeader(ctx, md)
 	}
 	return nil
 }
