@@ -120,7 +120,7 @@ func TestDemo(t *testing.T) {
 	t.Run("without resilience the same faults fail", func(t *testing.T) {
 		v := noResilience.Verdict
 		if noResilience.ExitCode != experiment.ExitFail || v.Passed {
-			t.Fatalf("exit %d: want the verdict to fail", noResilience.ExitCode)
+			t.Fatalf("exit %d: want the verdict to fail; failures %q", noResilience.ExitCode, v.Failures)
 		}
 		if !strings.Contains(strings.Join(v.Failures, "\n"), "SLO shop-availability") {
 			t.Errorf("failures %q lack the availability SLO", v.Failures)

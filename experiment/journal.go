@@ -45,7 +45,7 @@ type Journal struct {
 type Sample struct {
 	Start time.Time `json:"start"`
 	// Requests counts every outcome, dropped ones included; Errors the
-	// sent ones that failed.
+	// sent ones that failed (k6's http_req_failed).
 	Requests int64 `json:"requests"`
 	Errors   int64 `json:"errors"`
 	// Classes counts outcomes by class, zero counts left out.
@@ -68,7 +68,7 @@ func NewJournal(p *Plan, rec *outcome.Recorder, tl Timeline, v *Verdict, sc *Sco
 		j.Faults = []FaultRecord{}
 	}
 	for _, s := range collect(p, rec, tl.Start, tl.End) {
-		smp := Sample{Start: s.start, Requests: s.summary.Total, Errors: failed(s.summary), Classes: map[string]int64{}, P50: s.p50, P99: s.p99}
+		smp := Sample{Start: s.start, Requests: s.summary.Total, Errors: s.summary.RequestsFailed(), Classes: map[string]int64{}, P50: s.p50, P99: s.p99}
 		for c, n := range s.summary.ByClass {
 			if n != 0 {
 				smp.Classes[outcome.Class(c).String()] = n
@@ -83,6 +83,7 @@ func NewJournal(p *Plan, rec *outcome.Recorder, tl Timeline, v *Verdict, sc *Sco
 func (j *Journal) Encode(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // thresholds hold < and >
 	if err := enc.Encode(j); err != nil {
 		return fmt.Errorf("writing journal: %w", err)
 	}

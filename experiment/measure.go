@@ -20,6 +20,15 @@ func sloCounter(s *slo.SLO) func(outcome.Summary) (good, total int64) {
 			return sum.Latency.CountAtOrBelow(l.Threshold), sum.Latency.Count()
 		}
 	}
+	good := goodClasses(s)
+	return func(sum outcome.Summary) (int64, int64) {
+		return sum.Good(func(c outcome.Class) bool { return c < outcome.NumClasses && good[c] })
+	}
+}
+
+// goodClasses are the classes an availability SLO counts as good: its
+// goodClasses, ok by default.
+func goodClasses(s *slo.SLO) *[outcome.NumClasses]bool {
 	var good [outcome.NumClasses]bool
 	names := []string{outcome.ClassOK.String()}
 	if a := s.Spec.SLI.Availability; a != nil && len(a.GoodClasses) > 0 {
@@ -30,76 +39,15 @@ func sloCounter(s *slo.SLO) func(outcome.Summary) (good, total int64) {
 			good[c] = true
 		}
 	}
-	return func(sum outcome.Summary) (int64, int64) {
-		return sum.Good(func(c outcome.Class) bool { return c < outcome.NumClasses && good[c] })
-	}
+	return &good
 }
 
-// sent returns the outcomes of a span that were sent: all but the
-// dropped ones, which never left the load generator.
-func sent(sum outcome.Summary) int64 { return sum.Total - sum.ByClass[outcome.ClassDropped] }
-
-// failed returns the sent outcomes that failed.
-func failed(sum outcome.Summary) int64 { return sent(sum) - sum.ByClass[outcome.ClassOK] }
-
 // thresholdValue computes a threshold's aggregate over a span of the
-// recorder lasting span, in k6's units (milliseconds for trends, a
-// fraction for rates, per second for counter rates). ok is false when
-// the span holds nothing to aggregate, and events is how many outcomes
-// the value rests on.
+// recorder lasting span, by the rule relia load's thresholds follow
+// (load.SummaryValue), so that a threshold means the same in a load run
+// and in an experiment.
 func thresholdValue(t load.Threshold, sum outcome.Summary, span time.Duration) (value float64, events int64, ok bool) {
-	perSecond := func(n int64) float64 {
-		if span <= 0 {
-			return 0
-		}
-		return float64(n) / span.Seconds()
-	}
-	counter := func(n int64) (float64, int64, bool) {
-		if t.Aggregation == "rate" {
-			return perSecond(n), sent(sum), true
-		}
-		return float64(n), sent(sum), true
-	}
-	switch t.Metric {
-	case "http_req_duration", "http_req_service_duration":
-		h := sum.Latency
-		if t.Metric == "http_req_service_duration" {
-			h = sum.ServiceTime
-		}
-		n := h.Count()
-		if n == 0 {
-			return 0, 0, false
-		}
-		var d time.Duration
-		switch t.Aggregation {
-		case "avg":
-			d = h.Mean()
-		case "min":
-			d = h.Min()
-		case "max":
-			d = h.Max()
-		case "med":
-			d = h.Quantile(0.5)
-		default: // p(N)
-			d = h.Quantile(t.Percentile / 100)
-		}
-		return ms(d), n, true
-	case "http_req_failed":
-		n := sent(sum)
-		if n == 0 {
-			return 0, 0, false
-		}
-		return float64(failed(sum)) / float64(n), n, true
-	case "http_reqs":
-		return counter(sent(sum))
-	case "dropped_iterations":
-		return counter(sum.ByClass[outcome.ClassDropped])
-	case "data_received":
-		return counter(sum.BytesIn)
-	case "data_sent":
-		return counter(sum.BytesOut)
-	}
-	return 0, 0, false
+	return load.SummaryValue(t, sum, span)
 }
 
 // ms converts a duration to milliseconds.
@@ -112,7 +60,7 @@ type second struct {
 	sloGood   []int64 // per SLO of the plan
 	sloTotal  []int64
 	p50, p99  float64 // ms; 0 without latencies
-	errorRate float64 // failed/sent; 0 without sent outcomes
+	errorRate float64 // failed requests over sent ones (k6's http_req_failed); 0 without sent outcomes
 }
 
 // collect reads every bucket of the recorder in [from, to) once,
@@ -134,9 +82,7 @@ func collect(p *Plan, rec *outcome.Recorder, from, to time.Time) []second {
 		if b.Latency.Count() > 0 {
 			s.p50, s.p99 = ms(b.Latency.Quantile(0.5)), ms(b.Latency.Quantile(0.99))
 		}
-		if n := sent(b.Summary); n > 0 {
-			s.errorRate = float64(failed(b.Summary)) / float64(n)
-		}
+		s.errorRate, _ = b.FailedRate()
 		out = append(out, s)
 	}
 	return out

@@ -154,6 +154,18 @@ func (r *resolver) resolve() *Plan {
 	if p.Recovery.Bound == 0 {
 		p.Recovery.Bound = DefaultRecoveryBound
 	}
+	if g := s.Generator; g.LateAfter != 0 || g.MinOnTime.Set {
+		if g.LateAfter < 0 {
+			r.bad("spec.generator.lateAfter", "%s is negative", g.LateAfter)
+		}
+		p.Generator = &PlannedGenerator{LateAfter: g.LateAfter, MinOnTime: load.DefaultMinOnTime}
+		if g.LateAfter == 0 {
+			p.Generator.LateAfter = load.DefaultLateAfter
+		}
+		if g.MinOnTime.Set {
+			p.Generator.MinOnTime = float64(g.MinOnTime.Ratio)
+		}
+	}
 	return p
 }
 

@@ -136,6 +136,7 @@ func TestParseErrors(t *testing.T) {
 			"    - name: degraded\n      duration: 10s\n      load: {rate: 10}\n      faults:\n",
 			"        - {name: slow, toxic: {proxy: db, type: latency, attributes: {latency: 100}}}\n"))},
 		{"bad fault server and lease", exp(target + slos + "  faultServer: localhost:8474\n  faultLease: 1s\n" + phases(baseline))},
+		{"bad generator tolerance", exp(target + slos + phases(baseline) + "  generator: {lateAfter: -1s, minOnTime: 120%}\n")},
 		{"two experiments", exp(target+slos+phases(baseline)) + "---\n" + exp(target+slos+phases(baseline))},
 		{"no experiment", "kind: SLO\nversion: relia/v1\n"},
 	}

@@ -57,6 +57,9 @@ type Plan struct {
 	Baseline string `json:"baseline,omitempty"`
 	// Recovery has its defaults applied.
 	Recovery Recovery `json:"recovery"`
+	// Generator is the load generator's tolerance the spec sets; absent
+	// when each phase's scenario keeps its own.
+	Generator *PlannedGenerator `json:"generator,omitempty"`
 	// Total is the planned length of the run.
 	Total time.Duration `json:"total_ns"`
 	// Decisions are the random choices made from the seed, in a fixed
@@ -275,6 +278,10 @@ func (p *Plan) Text(w io.Writer) error {
 		b.WriteString("\nthresholds:\n" + strings.Join(th, "\n") + "\n")
 	}
 	fmt.Fprintf(&b, "\nrecovery: SLI back within objective over %s, accepted within %s\n", fmtDur(p.Recovery.Window), fmtDur(p.Recovery.Bound))
+	if g := p.Generator; g != nil {
+		fmt.Fprintf(&b, "generator: inconclusive when more than %s of the requests leave over %s late\n",
+			config.Ratio(1-g.MinOnTime), fmtDur(g.LateAfter))
+	}
 	b.WriteString("\ndecisions:\n")
 	for _, d := range p.Decisions {
 		fmt.Fprintf(&b, "  %s = %s\n", d.What, d.Value)
@@ -400,3 +407,10 @@ func orDefault(s, def string) string {
 
 // fmtDur writes a duration as configs take it: "1m30s", "250ms".
 func fmtDur(d time.Duration) string { return config.FormatDuration(d) }
+
+// PlannedGenerator is the load generator's tolerance for itself, as the
+// spec sets it for every phase (see Generator).
+type PlannedGenerator struct {
+	LateAfter time.Duration `json:"late_after_ns"`
+	MinOnTime float64       `json:"min_on_time"`
+}

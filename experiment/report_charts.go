@@ -203,26 +203,24 @@ func statsPercentiles(name string, st Stats) report.PercentileSeries {
 }
 
 // thresholdTable is every threshold over the run and its phases, with
-// its limit and observed value in the metric's unit.
+// its limit and observed value in the metric's unit, as the terminal
+// summary and the journal write them. In an inconclusive run a miss is
+// shown as not judged.
 func thresholdTable(v *Verdict) (report.Table, bool) {
 	t := report.Table{Title: "Thresholds", Columns: []string{"span", "threshold", "limit", "observed", "result"}}
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, tr := range pv.Thresholds {
-			limit, observed := "", thresholdValueText(tr)
+			limit := ""
 			if th, err := load.ParseThresholdFlag(tr.Threshold); err == nil {
-				limit = string(th.Op) + " " + th.FormatValue(th.Value)
-				if tr.Measured {
-					observed = th.FormatValue(tr.Value)
-				}
+				limit = string(th.Op) + " " + load.FormatLimit(th)
 			}
-			t.Rows = append(t.Rows, []string{pv.Name, tr.Threshold, limit, observed, passFail(tr.Passed)})
-			t.RowStatus = append(t.RowStatus, passStatus(tr.Passed))
+			st := passStatus(tr.Passed)
+			if !tr.Passed && v.Inconclusive {
+				st = report.StatusWarn
+			}
+			t.Rows = append(t.Rows, []string{pv.Name, tr.Threshold, limit, tr.Observed, judged(tr.Passed, v)})
+			t.RowStatus = append(t.RowStatus, st)
 		}
 	}
 	return t, len(t.Rows) > 0
-}
-
-// healthSection is the load generator's account of the run.
-func healthSection(v *Verdict) report.Section {
-	return report.HealthSection(report.Health{Dropped: v.Run.Stats.Dropped}, v.Run.From, v.Run.To)
 }

@@ -27,11 +27,12 @@ type RunOptions struct {
 	OutDir string
 	// Stdout receives the terminal summary; nil means none.
 	Stdout io.Writer
-	// Progress receives a live progress line, redrawn with \r every
-	// second (phase, elapsed and remaining, req/s, p99, error rate, the
-	// first SLO's burn rate and budget spent); nil means none. The CLI
-	// passes stderr when it is a terminal.
-	Progress io.Writer
+	// Progress, when set, is called every second with a progress line
+	// (phase, elapsed and planned time, req/s, p99, failed requests, the
+	// first SLO's burn rate and budget spent) and the time elapsed, from
+	// a goroutine of the run's own. The CLI redraws it on a terminal and
+	// prints it every 10s elsewhere.
+	Progress func(elapsed time.Duration, line string)
 	// Logger receives the run's events (services started, faults started
 	// and ended); nil discards them.
 	Logger *slog.Logger
@@ -109,9 +110,13 @@ type runState struct {
 	target *system
 	tests  []*load.Test
 	rec    *outcome.Recorder
-	start  time.Time
-	ctx    context.Context // the caller's: its end is Ctrl-C or SIGTERM
-	stop   func()          // ends the run early: faults, monitor, progress and load
+	onsets *Onsets
+	// results are the phases' load results, each written by its phase's
+	// goroutine and read once every load has ended.
+	results []*load.Result
+	start   time.Time
+	ctx     context.Context // the caller's: its end is Ctrl-C or SIGTERM
+	stop    func()          // ends the run early: faults, monitor, progress and load
 
 	mu     sync.Mutex
 	reason string  // why the run ended early: an End* reason; "" on schedule
@@ -150,8 +155,12 @@ func (r *runState) setUp(ctx context.Context) error {
 	if r.tests, err = phaseTests(p, r.target.url, shopScenario); err != nil {
 		return err
 	}
-	r.rec, err = outcome.NewRecorder(outcome.Options{})
-	return err
+	if r.rec, err = outcome.NewRecorder(outcome.Options{}); err != nil {
+		return err
+	}
+	r.onsets = NewOnsets(p, r.rec.Options().BucketWidth)
+	r.results = make([]*load.Result, len(r.tests))
+	return nil
 }
 
 // checkGatewayFaults checks that every gateway fault names a route of the
@@ -300,7 +309,10 @@ func (r *runState) runLoad(ctx context.Context, i int, t *load.Test) {
 		cut := r.clock.AfterFunc(r.start.Add(ph.End).Sub(r.clock.Now()), cancel)
 		defer cut.Stop()
 	}
-	_, err := t.Run(ctx, load.RunOptions{Clock: r.clock, StartAt: r.start.Add(ph.Start), Live: r.rec})
+	res, err := t.Run(ctx, load.RunOptions{Clock: r.clock, StartAt: r.start.Add(ph.Start), Live: r.rec, Observe: r.onsets.Observe})
+	if err == nil {
+		r.results[i] = res
+	}
 	if err != nil && ctx.Err() == nil {
 		r.log.Error("phase load failed", "phase", ph.Name, "error", err)
 		r.end(EndRolledBackError, fmt.Errorf("phase %s: %w", ph.Name, err), nil)
@@ -315,7 +327,7 @@ func (r *runState) finish() (*Result, error) {
 	var sc *Scorecard
 	if tl.End.After(tl.Start) {
 		var err error
-		if v, err = Judge(p, r.rec, tl); err != nil {
+		if v, err = JudgeWith(p, r.rec, tl, JudgeOptions{Generator: generatorVerdict(p, r.results), Onsets: r.onsets}); err != nil {
 			return &Result{ExitCode: ExitRuntime}, err
 		}
 		score := Score(p, v)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
 )
 
@@ -20,6 +21,10 @@ func phaseTests(p *Plan, baseURL string, shopScenario []byte) ([]*load.Test, err
 			return nil, inputErrorf("phase %s: %w", ph.Name, err)
 		}
 		overrideLoad(&sc.Spec, ph)
+		if g := p.Generator; g != nil {
+			sc.Spec.Load.LateAfter = g.LateAfter
+			sc.Spec.Load.MinOnTime = load.OptionalRatio{Ratio: config.Ratio(g.MinOnTime), Set: true}
+		}
 		sc.Spec.BaseURL = baseURL
 		sc.Spec.Seed = ph.LoadSeed
 		// The experiment judges thresholds over its own recorder; the

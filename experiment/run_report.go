@@ -15,6 +15,7 @@ import (
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/report"
+	"github.com/relia-dev/relia/report/loadreport"
 	"github.com/relia-dev/relia/slo"
 )
 
@@ -100,15 +101,15 @@ func writeOutputs(opts RunOptions, p *Plan, rec *outcome.Recorder, res *Result) 
 // The journal must hold a verdict and a scorecard.
 func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 	p, v, sc := j.Plan, j.Verdict, *j.Scorecard
-	outcomeText, status := "PASSED", report.StatusPass
+	status := report.StatusPass
 	switch {
-	case v.Aborted:
-		outcomeText, status = "ABORTED", report.StatusFail
-	case !v.Passed:
-		outcomeText, status = "FAILED", report.StatusFail
+	case v.Aborted, !v.Passed && !v.Inconclusive:
+		status = report.StatusFail
+	case v.Inconclusive:
+		status = report.StatusWarn
 	}
 	verdict := report.Section{Title: "Verdict", Stats: []report.Stat{
-		{Label: "Verdict", Value: outcomeText, Note: fmt.Sprintf("exit code %d", j.ExitCode), Status: status},
+		{Label: "Verdict", Value: outcomeText(v), Note: fmt.Sprintf("exit code %d", j.ExitCode), Status: status},
 		{Label: "Grade", Value: string(sc.Grade), Note: "scorecard", Status: gradeStatus(sc.Grade)},
 	}}
 	for _, e := range v.Run.SLOs {
@@ -116,9 +117,13 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 		verdict.Stats = append(verdict.Stats, report.Stat{Label: e.ID, Value: pct(e.SLI),
 			Note: fmt.Sprintf("objective %s, budget spent %s", config.Ratio(s.Objective), pct(e.BudgetSpent)), Status: passStatus(e.Met)})
 	}
-	if len(v.Failures) > 0 {
+	switch {
+	case v.Inconclusive:
+		verdict.Text = "Inconclusive: the load generator could not keep its schedule, so the SLOs and thresholds are reported, not judged.\n\n" +
+			strings.Join(v.Failures, "\n\n")
+	case len(v.Failures) > 0:
 		verdict.Text = "Why it failed:\n\n" + strings.Join(v.Failures, "\n\n")
-	} else {
+	default:
 		verdict.Text = "Every SLO met its objective over the run, every threshold held, and no abort condition ended it."
 	}
 	if t, ok := thresholdTable(v); ok {
@@ -144,11 +149,17 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 		Text:   "Each SLO's burn rate in each second (each phase when re-rendered from the journal), that is its error ratio over its error budget (1x spends the budget exactly in the SLO's period), with its burn-rate alerts shaded while they fired; and the share of the period's budget the run had spent by each moment, which ends on the verdict's figure.",
 		Charts: budget}
 
-	sections := []report.Section{verdict, overTime}
+	sections := []report.Section{verdict}
+	if v.Generator != nil {
+		gen := loadreport.HealthSection(v.Generator.Health, nil, j.Start, j.End)
+		gen.Text += "\n\n" + v.Generator.text()
+		sections = append(sections, gen)
+	}
+	sections = append(sections, overTime)
 	if len(budget) > 0 {
 		sections = append(sections, budgetSection)
 	}
-	sections = append(sections, sloSection(p, v), phaseSection(p, v), faultSection(v, j.Start, j.Faults), healthSection(v), scorecardSection(sc), planSection(p))
+	sections = append(sections, sloSection(p, v), phaseSection(p, v), faultSection(v, j.Start, j.Faults), scorecardSection(sc), planSection(p))
 	return &report.Page{
 		Title:    "relia run: " + p.Name,
 		Subtitle: fmt.Sprintf("seed %d · %d phases · %d faults · planned %s", p.Seed, len(p.Phases), len(p.Faults), fmtDur(p.Total)),
@@ -169,7 +180,7 @@ func gradeStatus(g Grade) string {
 	switch g {
 	case GradeA, GradeB:
 		return report.StatusPass
-	case GradeC, GradeD:
+	case GradeC, GradeD, GradeNone:
 		return report.StatusWarn
 	}
 	return report.StatusFail
@@ -201,7 +212,7 @@ func sloSection(p *Plan, v *Verdict) report.Section {
 
 // phaseSection is each phase's traffic and its change from the baseline.
 func phaseSection(p *Plan, v *Verdict) report.Section {
-	t := report.Table{Columns: []string{"phase", "requests", "req/s", "errors", "p50", "p95", "p99", "vs baseline (95% CI)"}}
+	t := report.Table{Columns: []string{"phase", "requests", "req/s", "failed", "p50", "p95", "p99", "vs baseline (95% CI)"}}
 	for _, pv := range v.Phases {
 		s := pv.Stats
 		t.Rows = append(t.Rows, []string{pv.Name, fmt.Sprint(s.Requests), fmt.Sprintf("%.1f", s.Throughput), pct(s.ErrorRate),
@@ -216,7 +227,7 @@ func phaseSection(p *Plan, v *Verdict) report.Section {
 func faultSection(v *Verdict, start time.Time, records []FaultRecord) report.Section {
 	t := report.Table{Columns: []string{"fault", "phase", "kind", "target", "active", "ended", "effect"}}
 	for _, f := range records {
-		active := "never started"
+		active := "not started"
 		if !f.Start.IsZero() {
 			active = fmt.Sprintf("from %s for %s", fmtObserved(f.Start.Sub(start)), fmtObserved(f.End.Sub(f.Start)))
 		}
@@ -265,13 +276,11 @@ func planSection(p *Plan) report.Section {
 	return report.Section{Title: "Plan", Text: b.String()}
 }
 
-// progress redraws a progress line on opts.Progress every second until
-// ctx ends: the phase, elapsed and remaining time, and over the last
-// seconds the request rate, p99 and error rate, with the first SLO's
-// burn rate and budget spent so far.
+// progress hands a progress line to opts.Progress every second until
+// ctx ends: the phase, elapsed and planned time, and over the last
+// seconds the request rate, p99 and failed requests, with the first
+// SLO's burn rate and budget spent so far.
 func (r *runState) progress(ctx context.Context) {
-	w := r.opts.Progress
-	defer fmt.Fprintln(w)
 	const recent = 2 * time.Second
 	for {
 		if err := clock.Sleep(ctx, r.clock, time.Second); err != nil {
@@ -281,7 +290,7 @@ func (r *runState) progress(ctx context.Context) {
 		if now.Before(r.start) {
 			continue
 		}
-		fmt.Fprint(w, "\r"+r.progressLine(now, recent))
+		r.opts.Progress(now.Sub(r.start), r.progressLine(now, recent))
 	}
 }
 
@@ -290,12 +299,9 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 	p := r.plan
 	elapsed := now.Sub(r.start)
 	sum := r.rec.Window(now.Add(-recent), now)
-	rps := float64(sent(sum)) / recent.Seconds()
-	errRate := 0.0
-	if n := sent(sum); n > 0 {
-		errRate = float64(failed(sum)) / float64(n)
-	}
-	line := fmt.Sprintf("%-18s %s/%s  %7.1f req/s  p99 %8s  errors %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
+	rps := float64(sum.Sent()) / recent.Seconds()
+	errRate, _ := sum.FailedRate()
+	line := fmt.Sprintf("%-18s %s/%s  %7.1f req/s  p99 %8s  failed %6s", r.phaseAt(now), fmtClock(elapsed), fmtClock(p.Total), rps,
 		latency(sum.Latency.Quantile(0.99)), pct(errRate))
 	if len(p.SLOs) > 0 && p.SLOs[0].SLO != nil {
 		s := p.SLOs[0]
@@ -305,7 +311,7 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 			line += fmt.Sprintf("  %s burn %.1fx, budget spent %s", s.ID, burn, pct(slo.BudgetSpent(burn, elapsed, s.SLO.Period())))
 		}
 	}
-	return line + "   "
+	return line
 }
 
 // fmtClock writes a duration as m:ss.

@@ -100,6 +100,9 @@ spec:
   proxies:
     - {name: api, listen: "PROXY", upstream: "BACKEND", mode: http}
   slos: [{id: api-availability}]
+  # The test is about the service's verdict: the generator may be a second
+  # late on a loaded CI machine and still count as on time.
+  generator: {lateAfter: 1s}
   phases:
     - {name: baseline, duration: 2s, load: {rate: 20}}
     - name: broken
@@ -172,6 +175,10 @@ func TestRunURLTargetThroughAFaultProxy(t *testing.T) {
 	}
 	if !strings.Contains(summary.String(), "url-run: FAILED") {
 		t.Errorf("summary:\n%s", summary.String())
+	}
+	// spec.generator reached every phase's load.
+	if g := v.Generator; g == nil || g.LateAfter != time.Second || g.MinOnTime != 0.9 || g.Sent < 100 || len(g.Phases) != 3 {
+		t.Errorf("generator verdict %+v: want lateAfter 1s from the spec over the three phases", g)
 	}
 }
 

@@ -15,6 +15,9 @@ const (
 	GradeC Grade = "C"
 	GradeD Grade = "D"
 	GradeF Grade = "F"
+	// GradeNone is the grade of an inconclusive run: the load generator
+	// could not keep its schedule, so the service was not graded.
+	GradeNone Grade = "-"
 )
 
 // worse reports whether g is a lower grade than h.
@@ -36,15 +39,16 @@ type Rule struct {
 
 // Rules are the scorecard's rules, from the most to the least severe. A
 // run's grade is the lowest Cap among the rules it fails, A when it
-// fails none. Every rule reads the verdict's figures only.
+// fails none, and "-" (GradeNone) when the run is inconclusive. Every
+// rule reads the verdict's figures only.
 var Rules = []Rule{
 	{ID: "traffic", Cap: GradeF, Rule: "The run sent requests: a run without traffic proves nothing.", check: checkTraffic},
 	{ID: "no-abort", Cap: GradeF, Rule: "No abort condition ended the run.", check: checkNoAbort},
 	{ID: "baseline-steady", Cap: GradeD, Rule: "Every SLO met its objective in the baseline phase, so the steady state held before any fault.", check: checkBaseline},
 	{ID: "run-slos", Cap: GradeD, Rule: "Every SLO met its objective over the whole run.", check: checkRunSLOs},
 	{ID: "thresholds", Cap: GradeD, Rule: "Every threshold held, over the run and in its phase.", check: checkThresholds},
-	{ID: "recovered", Cap: GradeD, Rule: "After every fault, every SLO's SLI came back within its objective over the recovery window before the run ended.", check: checkRecovered},
-	{ID: "detected", Cap: GradeC, Rule: "Every fault that made an SLO miss its objective over the fault's window was detected by one of that SLO's burn-rate alerts (page or ticket) by one bucket after the fault ended.", check: checkDetected},
+	{ID: "recovered", Cap: GradeD, Rule: "After every fault, every SLO's SLI came back within its objective over the recovery window before the run ended (a run cut short by an abort or a signal is not held to the recoveries it did not see).", check: checkRecovered},
+	{ID: "detected", Cap: GradeC, Rule: "Every fault that breached an SLO (it was blamed for the SLO's bad seconds) was detected by one of that SLO's burn-rate alerts (page or ticket) by one bucket after the fault ended.", check: checkDetected},
 	{ID: "recovery-bound", Cap: GradeC, Rule: "Every recovery took no longer than the recovery bound (spec.recovery.bound, default 30s).", check: checkRecoveryBound},
 	{ID: "phase-slos", Cap: GradeB, Rule: "Every SLO met its objective in every phase, faults included.", check: checkPhaseSLOs},
 }
@@ -64,7 +68,9 @@ type RuleResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Score grades a run's verdict by Rules.
+// Score grades a run's verdict by Rules. An inconclusive run gets
+// GradeNone: its rules are applied and reported, but the figures they
+// read carry the load generator's lateness, so they grade nothing.
 func Score(p *Plan, v *Verdict) Scorecard {
 	sc := Scorecard{Grade: GradeA, Results: []RuleResult{}}
 	for _, r := range Rules {
@@ -73,6 +79,9 @@ func Score(p *Plan, v *Verdict) Scorecard {
 		if !ok && r.Cap.worse(sc.Grade) {
 			sc.Grade = r.Cap
 		}
+	}
+	if v.Inconclusive {
+		sc.Grade = GradeNone
 	}
 	return sc
 }
@@ -148,19 +157,31 @@ func checkThresholds(_ *Plan, v *Verdict) (bool, string) {
 	return len(failed) == 0, strings.Join(failed, ", ")
 }
 
+// checkRecovered fails for every recovery that did not happen, and for
+// every recovery the plan left no time to observe; a run that an abort or
+// a signal ended early is not blamed for the recoveries it cut short (the
+// no-abort rule grades that), nor for faults that never started.
 func checkRecovered(_ *Plan, v *Verdict) (bool, string) {
-	var not []string
+	var not, unseen []string
 	for _, f := range v.Faults {
 		for _, r := range f.Recoveries {
-			if !r.Recovered {
+			switch {
+			case r.Recovered:
+			case r.Observed:
 				not = append(not, r.SLO+" after "+f.Name)
+			case !v.Aborted:
+				unseen = append(unseen, r.SLO+" after "+f.Name)
 			}
 		}
 	}
+	var why []string
 	if len(not) > 0 {
-		return false, "not recovered: " + strings.Join(not, ", ")
+		why = append(why, "not recovered: "+strings.Join(not, ", "))
 	}
-	return true, ""
+	if len(unseen) > 0 {
+		why = append(why, "not observed, the run ended first: "+strings.Join(unseen, ", "))
+	}
+	return len(why) == 0, strings.Join(why, "; ")
 }
 
 func checkDetected(_ *Plan, v *Verdict) (bool, string) {

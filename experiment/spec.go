@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/slo"
 )
 
@@ -101,6 +102,10 @@ type Spec struct {
 	// Recovery configures how recovery after each fault is measured and
 	// what the scorecard accepts.
 	Recovery Recovery `yaml:"recovery" json:"recovery,omitempty"`
+	// Generator is how punctual the load generator must be for the run to
+	// be judged; it replaces every phase scenario's own lateAfter and
+	// minOnTime.
+	Generator Generator `yaml:"generator" json:"generator,omitempty"`
 }
 
 // Target is the system under test: a URL, services the run starts, or
@@ -337,6 +342,18 @@ type BurnRateAbort struct {
 	// Above is the burn rate that aborts the run: 14.4 spends 2% of a
 	// 30-day budget in an hour.
 	Above float64 `yaml:"above" config:"required" json:"above,omitempty"`
+}
+
+// Generator is the load generator's tolerance for itself: when more than
+// 1-minOnTime of the requests (and at least 10) leave over lateAfter
+// late, the run is inconclusive. Left out, each phase's scenario says
+// (10ms and 90% by default).
+type Generator struct {
+	// LateAfter is how late a request may leave and count as on time.
+	LateAfter time.Duration `yaml:"lateAfter" json:"lateAfter_ns,omitempty"`
+	// MinOnTime is the share of requests that must leave on time; 0
+	// turns the generator's self-check off.
+	MinOnTime load.OptionalRatio `yaml:"minOnTime" json:"minOnTime,omitempty"`
 }
 
 // Recovery configures how recovery after a fault is measured.

@@ -2,11 +2,13 @@ package experiment
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // Summary writes the terminal summary of a run: the outcome, the SLOs
@@ -15,28 +17,31 @@ import (
 // the same for the same inputs.
 func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	var b strings.Builder
-	outcome := "PASSED"
-	switch {
-	case v.Aborted:
-		outcome = "ABORTED"
-	case !v.Passed:
-		outcome = "FAILED"
+	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcomeText(v), sc.Grade, v.ExitCode)
+	faults := fmt.Sprintf("%d faults", len(v.Faults))
+	if len(v.NotStarted) > 0 {
+		faults += fmt.Sprintf(" (%d more not started)", len(v.NotStarted))
 	}
-	fmt.Fprintf(&b, "%s: %s, grade %s (exit %d)\n", p.Name, outcome, sc.Grade, v.ExitCode)
-	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %d faults\n", p.Seed, fmtDur(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), len(v.Faults))
+	fmt.Fprintf(&b, "seed %d, ran %s of %s, %d phases, %s\n", p.Seed, fmtObserved(v.Run.To.Sub(v.Run.From)), fmtDur(p.Total), len(v.Phases), faults)
+	if v.Inconclusive {
+		fmt.Fprintf(&b, "inconclusive: %s\nthe SLOs and thresholds below are reported, not judged.\n", v.Generator.Reason)
+	}
+	if v.Generator != nil {
+		fmt.Fprintf(&b, "generator: %s\n", v.Generator.text())
+	}
 
 	b.WriteString("\nSLOs over the run:\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  slo\tobjective\tSLI\tbudget spent\tresult")
 	for _, e := range v.Run.SLOs {
 		s, _ := p.SLO(e.ID)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, config.Ratio(s.Objective), pct(e.SLI), pct(e.BudgetSpent), passFail(e.Met))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, config.Ratio(s.Objective), pct(e.SLI), pct(e.BudgetSpent), judged(e.Met, v))
 	}
 	tw.Flush()
 
 	b.WriteString("\nphases:\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	header := "  phase\tat\trequests\treq/s\terrors\tp50\tp95\tp99\t"
+	header := "  phase\tat\trequests\treq/s\tfailed\tp50\tp95\tp99\t"
 	for _, s := range p.SLOs {
 		header += s.ID + "\t"
 	}
@@ -59,17 +64,20 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	}
 	tw.Flush()
 
-	if len(v.Faults) > 0 {
+	if len(v.Faults)+len(v.NotStarted) > 0 {
 		b.WriteString("\nfaults:\n")
 		for _, f := range v.Faults {
 			fmt.Fprintf(&b, "  %s (%s, %s-%s): %s\n", f.Name, f.Phase, fmtObserved(f.Start.Sub(v.Run.From)), fmtObserved(f.End.Sub(v.Run.From)), faultText(f))
+		}
+		for _, name := range v.NotStarted {
+			fmt.Fprintf(&b, "  %s: not started\n", name)
 		}
 	}
 
 	var th []string
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, t := range pv.Thresholds {
-			th = append(th, fmt.Sprintf("  %s %s in %s: %s", passFail(t.Passed), t.Threshold, pv.Name, thresholdValueText(t)))
+			th = append(th, fmt.Sprintf("  %s %s in %s: %s", judged(t.Passed, v), t.Threshold, pv.Name, t.Observed))
 		}
 	}
 	if len(th) > 0 {
@@ -79,7 +87,11 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 		fmt.Fprintf(&b, "\naborted at %s by %s: %s\n", fmtObserved(v.Abort.At.Sub(v.Run.From)), v.Abort.Condition, v.Abort.Reason)
 	}
 
-	fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
+	if sc.Grade == GradeNone {
+		b.WriteString("\nscorecard: - (not graded: the run is inconclusive)\n")
+	} else {
+		fmt.Fprintf(&b, "\nscorecard: %s\n", sc.Grade)
+	}
 	for _, r := range sc.Results {
 		line := fmt.Sprintf("  %s %s", passFail(r.Passed), r.ID)
 		if !r.Passed {
@@ -90,6 +102,29 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	return b.String()
 }
 
+// outcomeText is the verdict in one word: PASSED, FAILED, ABORTED or
+// INCONCLUSIVE.
+func outcomeText(v *Verdict) string {
+	switch {
+	case v.Aborted:
+		return "ABORTED"
+	case v.Inconclusive:
+		return "INCONCLUSIVE"
+	case !v.Passed:
+		return "FAILED"
+	}
+	return "PASSED"
+}
+
+// judged is passFail for what the verdict judges: in an inconclusive run
+// a miss is reported as "miss (not judged)", not as a failure.
+func judged(ok bool, v *Verdict) string {
+	if !ok && v.Inconclusive {
+		return "miss (not judged)"
+	}
+	return passFail(ok)
+}
+
 func passFail(ok bool) string {
 	if ok {
 		return "pass"
@@ -97,8 +132,8 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-// fmtObserved writes a measured time to the millisecond: "3.001s".
-func fmtObserved(d time.Duration) string { return d.Round(time.Millisecond).String() }
+// fmtObserved writes a measured time rounded for people: "9.87s".
+func fmtObserved(d time.Duration) string { return outcome.FormatDuration(d) }
 
 // latency writes a latency in milliseconds with one decimal.
 func latency(d time.Duration) string { return fmt.Sprintf("%.1fms", ms(d)) }
@@ -132,6 +167,9 @@ func faultText(f FaultVerdict) string {
 	}
 	var det []string
 	for _, d := range f.Detections {
+		if !slices.Contains(f.Breached, d.SLO) {
+			continue // an alert on an SLO the fault did not hurt detected nothing of it
+		}
 		switch {
 		case d.AlreadyFiring:
 			det = append(det, fmt.Sprintf("%s %s already firing", d.SLO, d.Severity))
@@ -146,9 +184,12 @@ func faultText(f FaultVerdict) string {
 	}
 	var rec []string
 	for _, r := range f.Recoveries {
-		if r.Recovered {
+		switch {
+		case r.Recovered:
 			rec = append(rec, fmt.Sprintf("%s in %s", r.SLO, fmtObserved(r.Time)))
-		} else {
+		case !r.Observed:
+			rec = append(rec, r.SLO+" not observed (the run ended first)")
+		default:
 			rec = append(rec, r.SLO+" NOT RECOVERED")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
 )
@@ -17,6 +18,9 @@ const (
 	ExitBadArgs = 2 // bad input: nothing was run
 	ExitAborted = 3 // an abort condition ended the run
 	ExitRuntime = 4 // the run could not be carried out
+	// ExitInconclusive: the load generator could not keep its own
+	// schedule, so the SLOs and thresholds were reported, not judged.
+	ExitInconclusive = 5
 )
 
 // Why a fault ended, as the journal records it.
@@ -85,19 +89,30 @@ func PlannedTimeline(p *Plan, start time.Time) Timeline {
 // only.
 type Verdict struct {
 	// Passed is true when every SLO met its objective over the run, every
-	// threshold held and no abort condition ended the run.
+	// threshold held, no abort condition ended the run and the load
+	// generator kept its schedule.
 	Passed  bool `json:"passed"`
 	Aborted bool `json:"aborted"`
-	// ExitCode is ExitPass, ExitFail or ExitAborted.
+	// Inconclusive is true when the load generator could not keep its
+	// schedule (Generator says how late it was and why): the SLOs and
+	// thresholds are reported, but not judged.
+	Inconclusive bool `json:"inconclusive"`
+	// ExitCode is ExitPass, ExitFail, ExitAborted or ExitInconclusive.
 	ExitCode int `json:"exit_code"`
-	// Failures say why the verdict failed, one line each.
+	// Failures say why the verdict did not pass, one line each; those an
+	// inconclusive run did not judge start with "not judged: ".
 	Failures []string `json:"failures,omitempty"`
+	// Generator is the load generator's judgement of itself; nil when the
+	// run's loads did not report it.
+	Generator *GeneratorVerdict `json:"generator,omitempty"`
 	// Run covers the whole run.
 	Run PhaseVerdict `json:"run"`
 	// Phases cover each phase the run reached.
 	Phases []PhaseVerdict `json:"phases"`
-	// Faults cover each fault that started.
-	Faults []FaultVerdict `json:"faults"`
+	// Faults cover each fault that started; NotStarted names the faults
+	// that never did (the run ended first, or they failed to start).
+	Faults     []FaultVerdict `json:"faults"`
+	NotStarted []string       `json:"not_started,omitempty"`
 	// Baseline is the phase the others were compared with.
 	Baseline string `json:"baseline,omitempty"`
 	// Abort is the breach that ended the run.
@@ -132,11 +147,13 @@ func (v PhaseVerdict) SLOsMet() bool {
 // Stats are the traffic figures of a span.
 type Stats struct {
 	// Requests counts every outcome, dropped arrivals included; Errors
-	// the sent ones that failed; Dropped the arrivals never sent.
+	// the sent ones that failed as k6's http_req_failed counts them (a
+	// transport error or an unexpected status; a response that failed a
+	// check is not one); Dropped the arrivals never sent.
 	Requests int64 `json:"requests"`
 	Errors   int64 `json:"errors"`
 	Dropped  int64 `json:"dropped"`
-	// ErrorRate is Errors over the sent requests.
+	// ErrorRate is Errors over the sent requests: http_req_failed.
 	ErrorRate float64 `json:"error_rate"`
 	// Throughput is requests per second over the span.
 	Throughput float64 `json:"throughput"`
@@ -154,8 +171,10 @@ type Stats struct {
 // ThresholdResult is one threshold judged over a span.
 type ThresholdResult struct {
 	Threshold string `json:"threshold"`
-	// Value is the aggregate, in k6's units (ms for trends).
-	Value float64 `json:"value"`
+	// Value is the aggregate, in k6's units (ms for trends); Observed
+	// writes it with its unit ("51.52ms", "0.42%").
+	Value    float64 `json:"value"`
+	Observed string  `json:"observed"`
 	// Passed is false when the value fails the threshold or when the
 	// span held nothing to judge (Measured false).
 	Passed   bool `json:"passed"`
@@ -195,13 +214,27 @@ type Change struct {
 
 // FaultVerdict is what a fault did to the SLOs: which it breached, which
 // alerts detected it and how fast, and how soon each SLO recovered.
+//
+// A fault is blamed for an SLO's bad second (a recorder bucket whose SLI
+// is below the objective) when the first bad event of that second was
+// due within the fault's window widened by its propagation allowance:
+// [start - Allowance, end]. The allowance is measured: the p99 latency of
+// the requests due in the second before the fault started, the longest
+// the requests it could catch in flight had been under way. After the
+// end nothing new starts under the fault, so bad events that begin later
+// are not its own (the recovery measures the aftermath), and back-to-back
+// faults are told apart by when their trouble began, finer than buckets.
+// The SLO is breached when the fault is blamed for a bad second and the
+// SLI over the fault's seconds (less the bad seconds blamed on others) is
+// below the objective.
 type FaultVerdict struct {
 	Name  string    `json:"name"`
 	Phase string    `json:"phase"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
-	// Breached lists the SLOs that missed their objective over the
-	// fault's window.
+	// Allowance is the propagation allowance before the start.
+	Allowance time.Duration `json:"allowance_ns"`
+	// Breached lists the SLOs the fault made miss their objective.
 	Breached []string `json:"breached"`
 	// Detections are, per SLO and alert, whether and when the alert
 	// fired for the fault.
@@ -250,17 +283,37 @@ type Detection struct {
 // end, that holds events and whose SLI meets the objective. A fault
 // whose SLO was never hurt recovers in the time to the next bucket
 // boundary (0 when the fault ends on one). Recovered is false when no
-// such window ends before the run does.
+// such window ends before the run does; Observed is false when not even
+// one window fitted between the fault's end and the run's (an interrupted
+// run, or a fault that lasts to the end), so that whether it recovered is
+// not known.
 type RecoveryTime struct {
 	SLO       string        `json:"slo"`
 	Recovered bool          `json:"recovered"`
+	Observed  bool          `json:"observed"`
 	Time      time.Duration `json:"time_ns"`
+}
+
+// JudgeOptions are what a run knows beyond its recorder and timeline.
+type JudgeOptions struct {
+	// Generator is the load generator's judgement of itself; when it is
+	// not conclusive, neither is the verdict.
+	Generator *GeneratorVerdict
+	// Onsets are when each SLO's first bad event of each bucket happened,
+	// to blame faults more finely than buckets allow; nil judges by
+	// buckets alone.
+	Onsets *Onsets
 }
 
 // Judge computes the verdict of a run of p from the outcomes rec holds
 // and the run's timeline. It is pure: the same inputs give the same
 // verdict.
 func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
+	return JudgeWith(p, rec, tl, JudgeOptions{})
+}
+
+// JudgeWith is Judge with what the runner measured beyond the recorder.
+func JudgeWith(p *Plan, rec *outcome.Recorder, tl Timeline, o JudgeOptions) (*Verdict, error) {
 	if !tl.End.After(tl.Start) {
 		return nil, fmt.Errorf("judging the run: it ends (%v) before it starts (%v)", tl.End, tl.Start)
 	}
@@ -271,7 +324,7 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	}
 	width := rec.Options().BucketWidth
 	secs := collect(p, rec, tl.Start, tl.End)
-	v := &Verdict{Baseline: p.Baseline, Abort: tl.Abort, Aborted: tl.Abort != nil}
+	v := &Verdict{Baseline: p.Baseline, Abort: tl.Abort, Aborted: tl.Abort != nil, Generator: o.Generator}
 	var err error
 	if v.Run, err = judgeSpan(p, rec, "run", tl.Start, tl.End, p.Thresholds); err != nil {
 		return nil, err
@@ -297,10 +350,14 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 		v.Phases = append(v.Phases, pv)
 	}
 	for _, f := range tl.Faults {
-		if f.Start.IsZero() || !f.End.After(f.Start) {
+		if f.Start.IsZero() {
+			v.NotStarted = append(v.NotStarted, f.Name)
 			continue
 		}
-		v.Faults = append(v.Faults, judgeFault(p, v.Run, secs, f, tl.End, width))
+		if !f.End.After(f.Start) {
+			continue
+		}
+		v.Faults = append(v.Faults, judgeFault(p, v.Run, secs, f, tl.End, width, o.Onsets))
 	}
 
 	for _, e := range v.Run.SLOs {
@@ -311,9 +368,16 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	for _, pv := range append([]PhaseVerdict{v.Run}, v.Phases...) {
 		for _, t := range pv.Thresholds {
 			if !t.Passed {
-				v.Failures = append(v.Failures, fmt.Sprintf("threshold %s failed over %s: %s", t.Threshold, pv.Name, thresholdValueText(t)))
+				v.Failures = append(v.Failures, fmt.Sprintf("threshold %s failed over %s: %s", t.Threshold, pv.Name, t.Observed))
 			}
 		}
+	}
+	if g := o.Generator; g != nil && !g.Conclusive {
+		v.Inconclusive = true
+		for i, f := range v.Failures {
+			v.Failures[i] = "not judged: " + f
+		}
+		v.Failures = append([]string{"inconclusive: " + g.Reason}, v.Failures...)
 	}
 	if v.Aborted {
 		v.Failures = append(v.Failures, "aborted: "+tl.Abort.Condition+": "+tl.Abort.Reason)
@@ -322,17 +386,12 @@ func Judge(p *Plan, rec *outcome.Recorder, tl Timeline) (*Verdict, error) {
 	switch {
 	case v.Aborted:
 		v.ExitCode = ExitAborted
+	case v.Inconclusive:
+		v.ExitCode = ExitInconclusive
 	case !v.Passed:
 		v.ExitCode = ExitFail
 	}
 	return v, nil
-}
-
-func thresholdValueText(t ThresholdResult) string {
-	if !t.Measured {
-		return "nothing to measure"
-	}
-	return fmt.Sprintf("%.4g", t.Value)
 }
 
 func pctObjective(p *Plan, id string) string {
@@ -353,16 +412,18 @@ func judgeSpan(p *Plan, rec *outcome.Recorder, name string, from, to time.Time, 
 	}
 	for _, t := range thresholds {
 		value, _, ok := thresholdValue(t.Parsed, sum, to.Sub(from))
-		pv.Thresholds = append(pv.Thresholds, ThresholdResult{Threshold: t.String(), Value: value, Measured: ok, Passed: ok && t.Parsed.Holds(value)})
+		tr := ThresholdResult{Threshold: t.String(), Value: value, Measured: ok, Passed: ok && t.Parsed.Holds(value), Observed: "nothing to measure"}
+		if ok {
+			tr.Observed = load.FormatValue(t.Parsed, value)
+		}
+		pv.Thresholds = append(pv.Thresholds, tr)
 	}
 	return pv, nil
 }
 
 func statsOf(sum outcome.Summary, span time.Duration) Stats {
-	st := Stats{Requests: sum.Total, Errors: failed(sum), Dropped: sum.ByClass[outcome.ClassDropped], Classes: map[string]int64{}}
-	if n := sent(sum); n > 0 {
-		st.ErrorRate = float64(st.Errors) / float64(n)
-	}
+	st := Stats{Requests: sum.Total, Errors: sum.RequestsFailed(), Dropped: sum.ByClass[outcome.ClassDropped], Classes: map[string]int64{}}
+	st.ErrorRate, _ = sum.FailedRate()
 	if span > 0 {
 		st.Throughput = float64(sum.Total) / span.Seconds()
 	}
@@ -406,7 +467,7 @@ func compare(baseline string, base, phase []second) *Comparison {
 	errRate := func(secs []second) []float64 {
 		var xs []float64
 		for _, s := range secs {
-			if sent(s.summary) > 0 {
+			if s.summary.Sent() > 0 {
 				xs = append(xs, s.errorRate)
 			}
 		}
@@ -441,16 +502,36 @@ func mean(xs []float64) float64 {
 
 // judgeFault finds which SLOs a fault breached, which alerts detected it
 // and how soon each SLO recovered.
-func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd time.Time, width time.Duration) FaultVerdict {
+func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd time.Time, width time.Duration, on *Onsets) FaultVerdict {
 	fv := FaultVerdict{Name: f.Name, Phase: f.Phase, Start: f.Start, End: f.End, Breached: []string{}, Detections: []Detection{}, Recoveries: []RecoveryTime{}}
-	in := secondsIn(secs, f.Start, f.End, width)
+	before := alignDown(f.Start, width).Add(-width)
+	for _, sec := range secs {
+		if sec.start.Equal(before) && sec.summary.Latency.Count() > 0 {
+			fv.Allowance = sec.summary.Latency.Quantile(0.99)
+		}
+	}
+	from, to := f.Start.Add(-fv.Allowance), f.End
+	in := secondsIn(secs, from, to, width)
 	deadline := f.End.Add(width)
 	for i, s := range p.SLOs {
 		var good, total int64
+		blamed := false
 		for _, sec := range in {
+			if sec.sloTotal[i] > 0 && float64(sec.sloGood[i])/float64(sec.sloTotal[i]) < s.Objective {
+				onset, ok := on.First(i, sec.start)
+				if !ok {
+					// Without the runner's onsets the trouble is taken to
+					// begin in the middle of its bucket.
+					onset = sec.start.Add(width / 2)
+				}
+				if onset.Before(from) || onset.After(to) {
+					continue // someone else's trouble
+				}
+				blamed = true
+			}
 			good, total = good+sec.sloGood[i], total+sec.sloTotal[i]
 		}
-		if total > 0 && float64(good)/float64(total) < s.Objective {
+		if blamed && total > 0 && float64(good)/float64(total) < s.Objective {
 			fv.Breached = append(fv.Breached, s.ID)
 		}
 		for _, a := range run.SLOs[i].Alerts {
@@ -481,6 +562,7 @@ func judgeFault(p *Plan, run PhaseVerdict, secs []second, f FaultRecord, runEnd 
 func recovery(s PlannedSLO, i int, secs []second, end, runEnd time.Time, width, window time.Duration) RecoveryTime {
 	r := RecoveryTime{SLO: s.ID}
 	for w0 := alignUp(end, width); !w0.Add(window).After(runEnd); w0 = w0.Add(width) {
+		r.Observed = true
 		var good, total int64
 		for _, sec := range secs {
 			if !sec.start.Before(w0) && sec.start.Before(w0.Add(window)) {

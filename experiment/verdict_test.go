@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/internal/config/configtest"
+	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
 )
@@ -279,6 +280,9 @@ func TestJudgeAbortedRun(t *testing.T) {
 	if err := j.Encode(&first); err != nil {
 		t.Fatal(err)
 	}
+	if bytes.Contains(first.Bytes(), []byte(`\u003c`)) || !bytes.Contains(first.Bytes(), []byte(`p(99)<500`)) {
+		t.Errorf("the journal escapes the thresholds' comparisons for HTML")
+	}
 	back, err := DecodeJournal(bytes.NewReader(first.Bytes()))
 	if err != nil {
 		t.Fatal(err)
@@ -299,6 +303,179 @@ func TestJudgeAbortedRun(t *testing.T) {
 	} {
 		if _, err := DecodeJournal(strings.NewReader(strings.Replace(first.String(), bad.from, bad.to, 1))); err == nil {
 			t.Errorf("%s: a bad journal decoded", bad.name)
+		}
+	}
+}
+
+// backToBackPlan has two faults on one route, back to back in the
+// middle phase: harmless from 10s to 15s, then breaking to 20s.
+func backToBackPlan(t *testing.T) *Plan {
+	t.Helper()
+	src := exp("  target: {url: 'http://127.0.0.1:8080'}\n" +
+		"  slos:\n    - id: api-availability\n" +
+		"  phases:\n" +
+		"    - {name: baseline, duration: 10s, load: {rate: 10}}\n" +
+		"    - name: trouble\n      duration: 10s\n      load: {rate: 10}\n" +
+		"      faults:\n" +
+		"        - {name: harmless, duration: 5s, gateway: {route: payments, delay: 1ms}}\n" +
+		"        - {name: breaking, start: 5s, gateway: {route: payments, abortStatus: 503}}\n" +
+		"    - {name: after, duration: 10s, load: {rate: 10}}\n")
+	p, err := Parse("e.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestJudgeBlamesTheFaultWhoseWindowHoldsTheFirstBadEvents runs two
+// back-to-back faults as the runner records them (each starts and ends a
+// millisecond or two after its second begins). When only the second
+// causes errors, only the second is blamed, although the first ended a
+// millisecond into the second's first bucket; when both do, both are. On
+// a21340e the first was blamed for the second's errors.
+func TestJudgeBlamesTheFaultWhoseWindowHoldsTheFirstBadEvents(t *testing.T) {
+	t.Parallel()
+	p := backToBackPlan(t)
+	tl := PlannedTimeline(p, t0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tl.Faults[0].Start, tl.Faults[0].End = at(10_001), at(15_001)
+	tl.Faults[1].Start, tl.Faults[1].End = at(15_002), at(20_001)
+	for _, tc := range []struct {
+		name        string
+		errorsFrom  int // ms: requests due from here to 20s fail
+		wantBlamed  []string
+		wantSpared  []string
+		minFailures int64
+	}{
+		{"only the second breaks", 15_050, []string{"breaking"}, []string{"harmless"}, 50},
+		{"both break", 12_050, []string{"harmless", "breaking"}, nil, 80},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec, err := outcome.NewRecorder(outcome.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			onsets := NewOnsets(p, time.Second)
+			// 10 requests a second, due 50ms into each tenth.
+			for ms := 50; ms < 30_000; ms += 100 {
+				o := outcome.Outcome{Start: at(ms), Latency: 20 * time.Millisecond, Status: 200}
+				if ms >= tc.errorsFrom && ms < 20_000 {
+					o.Status = 503
+				}
+				o.Class = outcome.ClassifyResponse(o.Status, nil)
+				rec.Record(o)
+				onsets.Observe(o)
+			}
+			for _, o := range []JudgeOptions{{}, {Onsets: onsets}} {
+				v, err := JudgeWith(p, rec, tl, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.Run.Stats.Errors < tc.minFailures || len(v.Faults) != 2 {
+					t.Fatalf("%d errors, %d faults", v.Run.Stats.Errors, len(v.Faults))
+				}
+				breached := map[string]bool{}
+				for _, f := range v.Faults {
+					breached[f.Name] = len(f.Breached) > 0
+					if d := f.Allowance - 20*time.Millisecond; d < 0 || d > 20*time.Microsecond {
+						t.Errorf("%s: allowance %s, want the p99 latency of the second before it, 20ms (to the histogram's 0.1%%)", f.Name, f.Allowance)
+					}
+				}
+				for _, name := range tc.wantBlamed {
+					if !breached[name] {
+						t.Errorf("onsets %v: %s not blamed: %+v", o.Onsets != nil, name, v.Faults)
+					}
+				}
+				for _, name := range tc.wantSpared {
+					if breached[name] {
+						t.Errorf("onsets %v: %s blamed for errors that began after it ended: %+v", o.Onsets != nil, name, v.Faults)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestJudgeInterruptedRun: a run interrupted in the middle of its first
+// fault, before its second started. The second is reported as not
+// started; the first's recovery as not observed, not as NOT RECOVERED,
+// and the scorecard does not fail recovered for either; the run's length
+// prints rounded.
+func TestJudgeInterruptedRun(t *testing.T) {
+	t.Parallel()
+	p := backToBackPlan(t)
+	tl := PlannedTimeline(p, t0)
+	tl.End = t0.Add(12873538097 * time.Nanosecond)
+	tl.Phases = tl.Phases[:2]
+	tl.Phases[1].End = tl.End
+	tl.Faults[0].End, tl.Faults[0].EndReason = tl.End, EndRolledBackSignal
+	tl.Faults[1].Start, tl.Faults[1].End, tl.Faults[1].EndReason = time.Time{}, time.Time{}, EndNotStarted
+	tl.Abort = &Breach{Condition: "interrupted", Kind: "signal", Phase: "trouble", At: tl.End, Reason: "the run was interrupted"}
+	v, err := Judge(p, record(t, run(13, 0, 0, traffic{})), tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Faults) != 1 || len(v.NotStarted) != 1 || v.NotStarted[0] != "breaking" {
+		t.Fatalf("faults %+v, not started %v", v.Faults, v.NotStarted)
+	}
+	if r := v.Faults[0].Recoveries[0]; r.Recovered || r.Observed {
+		t.Errorf("recovery %+v: the run ended before it could be observed", r)
+	}
+	sc := Score(p, v)
+	for _, r := range sc.Results {
+		if r.ID == "recovered" && !r.Passed {
+			t.Errorf("recovered failed for an interrupted run: %s", r.Detail)
+		}
+	}
+	text := Summary(p, v, sc)
+	for _, want := range []string{"ran 12.9s of 30s", "1 faults (1 more not started)", "  breaking: not started\n", "api-availability not observed (the run ended first)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "NOT RECOVERED") {
+		t.Errorf("summary:\n%s", text)
+	}
+}
+
+// TestJudgeInconclusiveRun judges one failing run twice: with a load
+// generator that kept its schedule the verdict fails (exit 1); with one
+// that sent 30% of its requests late it is inconclusive (exit 5), the
+// reason first, the SLO and threshold misses reported but not judged,
+// and no grade.
+func TestJudgeInconclusiveRun(t *testing.T) {
+	t.Parallel()
+	p := judgedPlan(t)
+	rec := record(t, run(60, 20, 40, traffic{n: 10, failures: 5, latency: 20 * time.Millisecond}))
+	tl := PlannedTimeline(p, t0)
+	onTime := &GeneratorVerdict{Health: load.Health{Model: load.Open, Sent: 600, Late: 3, LateShare: 0.005, Conclusive: true}}
+	v, err := JudgeWith(p, rec, tl, JudgeOptions{Generator: onTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Inconclusive || v.ExitCode != ExitFail {
+		t.Fatalf("on time: inconclusive %v, exit %d: want the verdict to fail", v.Inconclusive, v.ExitCode)
+	}
+	late := &GeneratorVerdict{Health: load.Health{Model: load.Open, Sent: 600, Late: 180, LateShare: 0.3,
+		Reason: "the generator sent 30.00% of requests more than 10ms late (180 of 600): its CPU was saturated; " + GeneratorAdvice}}
+	v, err = JudgeWith(p, rec, tl, JudgeOptions{Generator: late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Inconclusive || v.Passed || v.ExitCode != ExitInconclusive || len(v.Failures) < 2 ||
+		v.Failures[0] != "inconclusive: "+late.Reason || !strings.HasPrefix(v.Failures[1], "not judged: SLO api-availability") {
+		t.Fatalf("late: inconclusive %v, exit %d, failures %q", v.Inconclusive, v.ExitCode, v.Failures)
+	}
+	sc := Score(p, v)
+	if sc.Grade != GradeNone {
+		t.Errorf("grade %s, want none", sc.Grade)
+	}
+	text := Summary(p, v, sc)
+	for _, want := range []string{"e: INCONCLUSIVE, grade - (exit 5)\n", "inconclusive: " + late.Reason + "\n", "miss (not judged)",
+		"scorecard: - (not graded: the run is inconclusive)", "generator: 180 of 600 sent more than"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
 	}
 }

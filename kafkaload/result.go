@@ -337,16 +337,7 @@ func classCounts(sum outcome.Summary) string {
 	return strings.Join(parts, ", ")
 }
 
-// ms writes a measured duration rounded for reading: "12.34ms", "1.5s".
-func ms(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	}
-	return fmt.Sprintf("%dµs", d/time.Microsecond)
-}
+func ms(d time.Duration) string { return outcome.FormatDuration(d) }
 
 // ResultSchema is the "schema" of a Kafka load results file.
 const ResultSchema = "relia/kafka/v1"

@@ -38,7 +38,7 @@ const (
 	DefaultTimeout      = 30 * time.Second
 	DefaultGracefulStop = 30 * time.Second
 	DefaultLateAfter    = 10 * time.Millisecond
-	DefaultMinOnTime    = 0.99
+	DefaultMinOnTime    = 0.9
 	// stressSteps is how many equal steps the stress preset climbs.
 	stressSteps = 10
 )
@@ -61,11 +61,15 @@ type Test struct {
 	Teardown     *Step
 	MaxInFlight  int
 	GracefulStop time.Duration
-	LateAfter    time.Duration
-	Thresholds   []Threshold
-	Client       ClientOptions
-	Seed         uint64
-	Preset       string
+	// LateAfter and MinOnTime are the generator's own tolerance: more than
+	// 1-MinOnTime of the open model's requests sent over LateAfter late
+	// make the run inconclusive (see Health).
+	LateAfter  time.Duration
+	MinOnTime  float64
+	Thresholds []Threshold
+	Client     ClientOptions
+	Seed       uint64
+	Preset     string
 	// StepLength is the length of one step of the stress preset, whose
 	// knee is searched step by step; 0 otherwise.
 	StepLength time.Duration
@@ -580,6 +584,10 @@ func (b *builder) profile() {
 	if t.LateAfter == 0 {
 		t.LateAfter = DefaultLateAfter
 	}
+	t.MinOnTime = DefaultMinOnTime
+	if m := l.MinOnTime; m.Set {
+		t.MinOnTime = float64(m.Ratio)
+	}
 }
 
 // presetStages shapes a preset: peak is the rate or VUs at the top, d the
@@ -622,8 +630,9 @@ func presetStages(preset string, peak float64, d time.Duration, model Model) (fl
 		PresetLoad, PresetStress, PresetSpike, PresetSoak, PresetBreakpoint)
 }
 
-// thresholds parses the scenario's thresholds and adds the implicit
-// on-time threshold of the open model.
+// thresholds parses the scenario's thresholds. The open model's
+// punctuality is the generator's own concern (Health), not a threshold
+// on the service.
 func (b *builder) thresholds() {
 	sp := &b.s.Spec
 	t := b.t
@@ -664,19 +673,6 @@ func (b *builder) thresholds() {
 	}
 	if (t.Preset == PresetStress || t.Preset == PresetBreakpoint) && len(t.Thresholds) == 0 {
 		b.bad("spec.thresholds", "the %s preset needs thresholds to tell when the service broke", t.Preset)
-	}
-	if t.Model == Open {
-		minOnTime := DefaultMinOnTime
-		if m := sp.Load.MinOnTime; m.Set {
-			minOnTime = float64(m.Ratio)
-		}
-		explicit := slices.ContainsFunc(t.Thresholds, func(th Threshold) bool { return th.Metric == "arrivals_on_time" })
-		if minOnTime > 0 && !explicit {
-			th, err := ParseThreshold("arrivals_on_time", "rate>="+formatFloat(minOnTime))
-			if err == nil {
-				t.Thresholds = append(t.Thresholds, th)
-			}
-		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,8 +38,11 @@ type Result struct {
 	// MaxActive is the most VUs (closed model) or workers (open model)
 	// that ran at once.
 	MaxActive int
-	// LateAfter is the lateness beyond which an arrival was not on time.
+	// LateAfter is the lateness beyond which an arrival was not on time;
+	// MinOnTime the share of sent arrivals that must be on time for the
+	// run to be judged (0: the generator does not judge itself).
 	LateAfter time.Duration
+	MinOnTime float64
 	// StepLength and StepTargets describe the stress preset's steps.
 	StepLength  time.Duration
 	StepTargets []float64
@@ -62,6 +66,10 @@ type Result struct {
 	// Active is the number of VUs (closed) or requests in flight (open),
 	// sampled every second.
 	Active []Sample
+	// Generator is what the generator measured about itself: its CPU,
+	// the host's CPU pressure, connections it lacked. Health judges it
+	// with the lag.
+	Generator GeneratorStats
 
 	Setup, Teardown *StepReport
 	TeardownError   string
@@ -92,7 +100,7 @@ func newRecorder() *outcome.Recorder {
 func newResult(t *Test, seg Segment) (*Result, error) {
 	r := &Result{
 		Scenario: t.Name, Labels: t.Labels, Model: t.Model, Preset: t.Preset, Seed: t.Seed,
-		Segments: []Segment{seg}, Duration: t.Duration(), LateAfter: t.LateAfter,
+		Segments: []Segment{seg}, Duration: t.Duration(), LateAfter: t.LateAfter, MinOnTime: t.MinOnTime,
 		StepLength: t.StepLength, StepTargets: t.StepTargets, Thresholds: t.Thresholds,
 		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
 		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
@@ -149,6 +157,19 @@ func (tr ThresholdResult) String() string {
 	s := tr.Ref + " " + tr.Threshold.Expr
 	if tr.Threshold.Window > 0 {
 		s += fmt.Sprintf(" (every %s)", tr.Threshold.Window)
+	}
+	return s
+}
+
+// ValueText is the observed value in the metric's unit, with the failed
+// windows of a windowed threshold: "212.50ms (3 of 28 windows failed)".
+func (tr ThresholdResult) ValueText() string {
+	if tr.NoData {
+		return "no data"
+	}
+	s := FormatValue(tr.Threshold, tr.Value)
+	if tr.Threshold.Window > 0 && tr.Windows > 0 {
+		s += fmt.Sprintf(" (%d of %d windows failed)", tr.FailedWindows, tr.Windows)
 	}
 	return s
 }
@@ -237,8 +258,8 @@ func ThresholdRef(th Threshold) string {
 }
 
 // value computes a threshold's aggregate over the buckets starting in
-// [from, to); secs is the length that per-second rates divide by. ok is
-// false when the metric has no samples there.
+// [from, to); length is what per-second rates divide by. ok is false when
+// the metric has no samples there.
 func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (v float64, ok bool) {
 	rec := r.Requests
 	name, byName := th.Tags["name"]
@@ -248,30 +269,13 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 			return 0, false
 		}
 	}
-	secs := length.Seconds()
 	switch th.Metric {
-	case "http_req_duration", "http_req_service_duration", "schedule_lag":
-		src := rec
-		if th.Metric == "schedule_lag" {
-			src = r.Lag
-		}
-		sum := src.Window(from, to)
-		h := sum.Latency
-		if th.Metric == "http_req_service_duration" {
-			h = sum.ServiceTime
-		}
-		if h.Count() == 0 {
+	case "schedule_lag":
+		sum := r.Lag.Window(from, to)
+		if sum.Latency.Count() == 0 {
 			return 0, false
 		}
-		return trendValue(th, h), true
-	case "http_req_failed":
-		sum := rec.Window(from, to)
-		sent := sum.Total - sum.ByClass[outcome.ClassDropped]
-		if sent == 0 {
-			return 0, false
-		}
-		failed := sent - sum.ByClass[outcome.ClassOK] - sum.ByClass[outcome.ClassCheck]
-		return float64(failed) / float64(sent), true
+		return trendValue(th, sum.Latency), true
 	case "checks":
 		var passed, total int64
 		add := func(c *outcome.Recorder) {
@@ -292,26 +296,6 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 			return 0, false
 		}
 		return float64(passed) / float64(total), true
-	case "http_reqs", "dropped_iterations", "data_received", "data_sent":
-		sum := rec.Window(from, to)
-		var n int64
-		switch th.Metric {
-		case "http_reqs":
-			n = sum.Total - sum.ByClass[outcome.ClassDropped]
-		case "dropped_iterations":
-			n = sum.ByClass[outcome.ClassDropped]
-		case "data_received":
-			n = sum.BytesIn
-		case "data_sent":
-			n = sum.BytesOut
-		}
-		if th.Aggregation == "rate" {
-			if secs <= 0 {
-				return 0, false
-			}
-			return float64(n) / secs, true
-		}
-		return float64(n), true
 	case "vus":
 		found := false
 		for _, s := range r.Active {
@@ -329,7 +313,53 @@ func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (
 		}
 		return float64(lag.CountAtOrBelow(r.LateAfter)) / float64(scheduled), true
 	}
-	return 0, false
+	v, _, ok = SummaryValue(th, rec.Window(from, to), length)
+	return v, ok
+}
+
+// SummaryValue computes a threshold's aggregate over one summary of
+// requests lasting span, in k6's units: milliseconds for trends, a
+// fraction for rates, a count or a count per second for counters. It
+// serves the metrics a summary of requests holds: http_req_duration,
+// http_req_service_duration, http_req_failed, http_reqs,
+// dropped_iterations, data_received and data_sent; ok is false for
+// others and when the summary holds nothing to aggregate. events is how
+// many outcomes the value rests on. Load thresholds, the results file's
+// summary figures and experiments all compute through it, so a figure
+// means one thing everywhere.
+func SummaryValue(th Threshold, sum outcome.Summary, span time.Duration) (v float64, events int64, ok bool) {
+	counter := func(n int64) (float64, int64, bool) {
+		if th.Aggregation != "rate" {
+			return float64(n), sum.Sent(), true
+		}
+		if span <= 0 {
+			return 0, 0, false
+		}
+		return float64(n) / span.Seconds(), sum.Sent(), true
+	}
+	switch th.Metric {
+	case "http_req_duration", "http_req_service_duration":
+		h := sum.Latency
+		if th.Metric == "http_req_service_duration" {
+			h = sum.ServiceTime
+		}
+		if h.Count() == 0 {
+			return 0, 0, false
+		}
+		return trendValue(th, h), h.Count(), true
+	case "http_req_failed":
+		rate, ok := sum.FailedRate()
+		return rate, sum.Sent(), ok
+	case "http_reqs":
+		return counter(sum.Sent())
+	case "dropped_iterations":
+		return counter(sum.ByClass[outcome.ClassDropped])
+	case "data_received":
+		return counter(sum.BytesIn)
+	case "data_sent":
+		return counter(sum.BytesOut)
+	}
+	return 0, 0, false
 }
 
 // trendValue aggregates a latency histogram in milliseconds, as k6 does.
@@ -374,23 +404,60 @@ func (r *Result) abortReason(start, now time.Time) string {
 		}
 		if v, ok := r.value(th, from, to, length); ok && !th.Holds(v) {
 			return fmt.Sprintf("threshold %s %s failed (%s) after %s", ThresholdRef(th), th.Expr,
-				formatValue(th, v), now.Sub(start).Round(time.Second))
+				FormatValue(th, v), now.Sub(start).Round(time.Second))
 		}
 	}
 	return ""
 }
 
-// formatValue writes an observed value in the metric's unit.
-func formatValue(th Threshold, v float64) string {
+// FormatLimit writes a threshold's own limit in the metric's unit as the
+// user wrote it, without FormatValue's extra digits: "500ms", "5%",
+// "90/s".
+func FormatLimit(th Threshold) string {
+	num := strconv.FormatFloat(th.Value, 'f', -1, 64)
+	switch Metrics[th.Metric] {
+	case Trend:
+		return num + "ms"
+	case Rate:
+		return strconv.FormatFloat(th.Value*100, 'f', -1, 64) + "%"
+	case Counter:
+		if th.Metric == "data_received" || th.Metric == "data_sent" {
+			return FormatValue(th, th.Value)
+		}
+		if th.Aggregation == "rate" {
+			return num + "/s"
+		}
+	}
+	return num
+}
+
+// FormatValue writes a threshold's observed value in the metric's unit,
+// as every output prints it: "51.52ms" for trends, "88.11%" for rates,
+// "1203" or "240.6/s" for counters ("1.2 MiB" for data). A rate is
+// printed with more digits when two would make a failing value read as
+// the threshold itself.
+func FormatValue(th Threshold, v float64) string {
 	switch Metrics[th.Metric] {
 	case Trend:
 		return fmt.Sprintf("%.2fms", v)
 	case Rate:
-		return fmt.Sprintf("%.4g%%", v*100)
-	case Counter:
-		if th.Aggregation == "rate" {
-			return fmt.Sprintf("%.1f/s", v)
+		for digits := 2; ; digits++ {
+			s := fmt.Sprintf("%.*f%%", digits, v*100)
+			if digits >= 4 || th.Holds(v) || s != fmt.Sprintf("%.*f%%", digits, th.Value*100) {
+				return s
+			}
 		}
+	case Counter:
+		data := th.Metric == "data_received" || th.Metric == "data_sent"
+		switch {
+		case th.Aggregation == "rate" && data:
+			return bytesText(int64(v)) + "/s"
+		case th.Aggregation == "rate":
+			return fmt.Sprintf("%.1f/s", v)
+		case data:
+			return bytesText(int64(v))
+		}
+		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%g", v)
 }
@@ -450,12 +517,9 @@ func (r *Result) stressStep(i int, end time.Time) (StressStep, bool) {
 		to = end
 	}
 	sum := r.Requests.Window(from, to)
-	sent := sum.Total - sum.ByClass[outcome.ClassDropped]
 	st := StressStep{Step: i + 1, Target: r.StepTargets[i], From: from, Passed: true,
-		RPS: float64(sent) / to.Sub(from).Seconds(), P99: sum.Latency.Quantile(0.99)}
-	if sent > 0 {
-		st.ErrorRate = float64(sent-sum.ByClass[outcome.ClassOK]-sum.ByClass[outcome.ClassCheck]) / float64(sent)
-	}
+		RPS: float64(sum.Sent()) / to.Sub(from).Seconds(), P99: sum.Latency.Quantile(0.99)}
+	st.ErrorRate, _ = sum.FailedRate()
 	for _, th := range r.Thresholds {
 		if th.Window > 0 {
 			continue

@@ -34,7 +34,19 @@ const ResultSchema = "relia/load/v1"
 //	  "planned": 30000, "dispatched": 29990, "dropped": 10,   // open model
 //	  "iterations": 0,                      // closed model
 //	  "max_active": 50,                     // most VUs (closed) or workers (open) at once
-//	  "late_after_ns": 10000000,
+//	  "late_after_ns": 10000000, "min_on_time": 0.9,   // the generator's own tolerance
+//	  "result": "passed",                   // passed, failed, inconclusive, interrupted; informative
+//	  "reasons": [],                        // why the result is not passed; informative
+//	  "generator": {"cpu_ns": ..., "wall_ns": ..., "cores": 2, "has_cpu": true,
+//	                "cpu_stall_ns": ..., "has_cpu_stall": true, "no_connection": 0,
+//	                "peak_in_flight": 12, "max_in_flight": 100,
+//	                "samples": [{"t": "...", "cpu_cores": 0.4, "cpu_pressure": 0.02}],
+//	                "health": {...}},       // the judged Health; informative
+//	  "metrics": {"http_req_duration": {"type": "trend", "contains": "time",
+//	              "values": {"count": 1000, "avg": 1.2, "min": 0.3, "med": 1.1, "max": 9.8,
+//	                         "p(90)": 2.1, "p(95)": 2.5, "p(99)": 4.0},
+//	              "thresholds": {"p(95)<200": {"ok": true, "value": 2.5}}}, ...},
+//	                                        // k6's summary shape; informative, recomputed on write
 //	  "step_length_ns": 0, "step_targets": [],                // stress preset
 //	  "thresholds": [{"metric": "http_req_duration{name:pay}", "expr": "p(99)<500",
 //	                  "abort_on_fail": false, "delay_abort_eval_ns": 0, "window_ns": 0}],
@@ -65,6 +77,11 @@ type resultJSON struct {
 	Iterations  uint64                       `json:"iterations"`
 	MaxActive   int                          `json:"max_active"`
 	LateAfterNS int64                        `json:"late_after_ns"`
+	MinOnTime   *float64                     `json:"min_on_time"`
+	ResultText  json.RawMessage              `json:"result,omitempty"`
+	Reasons     json.RawMessage              `json:"reasons,omitempty"`
+	Generator   *generatorJSON               `json:"generator,omitempty"`
+	Metrics     json.RawMessage              `json:"metrics,omitempty"`
 	StepLenNS   int64                        `json:"step_length_ns"`
 	StepTargets []float64                    `json:"step_targets"`
 	Thresholds  []thresholdJSON              `json:"thresholds"`
@@ -79,6 +96,20 @@ type resultJSON struct {
 	Teardown    *StepReport                  `json:"teardown"`
 	TeardownErr string                       `json:"teardown_error,omitempty"`
 	Stopped     string                       `json:"stopped,omitempty"`
+}
+
+type generatorJSON struct {
+	CPUNS        int64           `json:"cpu_ns"`
+	WallNS       int64           `json:"wall_ns"`
+	Cores        int             `json:"cores"`
+	HasCPU       bool            `json:"has_cpu"`
+	StallNS      int64           `json:"cpu_stall_ns"`
+	HasStall     bool            `json:"has_cpu_stall"`
+	NoConnection int64           `json:"no_connection"`
+	PeakInFlight int             `json:"peak_in_flight"`
+	MaxInFlight  int             `json:"max_in_flight"`
+	Samples      []HealthSample  `json:"samples"`
+	Health       json.RawMessage `json:"health,omitempty"`
 }
 
 type thresholdJSON struct {
@@ -98,14 +129,18 @@ type verdictJSON struct {
 	FailedWindows int     `json:"failed_windows,omitempty"`
 }
 
-// MarshalJSON writes the result in the relia/load/v1 schema, with the
-// verdict of its thresholds.
+// MarshalJSON writes the result in the relia/load/v1 schema, with its
+// judgement: the thresholds' verdict, the generator's health and the
+// summary figures. Operators in thresholds are written as they are
+// ("p(95)<200"), not escaped for HTML; encoders that re-escape the
+// output (json.Marshal of a value holding a Result) undo that, so write
+// a result with WriteJSON.
 func (r *Result) MarshalJSON() ([]byte, error) {
 	doc := resultJSON{
 		Schema: ResultSchema, Scenario: r.Scenario, Labels: r.Labels, Model: r.Model, Preset: r.Preset,
 		Seed: r.Seed, Start: r.Start, End: r.End, DurationNS: int64(r.Duration),
 		Planned: r.Planned, Dispatched: r.Dispatched, Dropped: r.Dropped, Iterations: r.Iterations, MaxActive: r.MaxActive,
-		LateAfterNS: int64(r.LateAfter), StepLenNS: int64(r.StepLength), StepTargets: r.StepTargets,
+		LateAfterNS: int64(r.LateAfter), MinOnTime: &r.MinOnTime, StepLenNS: int64(r.StepLength), StepTargets: r.StepTargets,
 		Thresholds: []thresholdJSON{}, Verdict: []verdictJSON{},
 		Requests: r.Requests, ByName: r.ByName, Lag: r.Lag, Checks: r.Checks, ByCheck: r.ByCheck,
 		Active: r.Active, Setup: r.Setup, Teardown: r.Teardown, TeardownErr: r.TeardownError, Stopped: r.Stopped,
@@ -123,11 +158,62 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		doc.Thresholds = append(doc.Thresholds, thresholdJSON{Metric: ThresholdRef(th), Expr: th.Expr,
 			AbortOnFail: th.AbortOnFail, DelayAbortNS: int64(th.DelayAbortEval), WindowNS: int64(th.Window)})
 	}
-	for _, v := range r.Evaluate() {
+	j := r.Judge()
+	for _, v := range j.Thresholds {
 		doc.Verdict = append(doc.Verdict, verdictJSON{Threshold: v.String(), Value: v.Value, NoData: v.NoData,
 			Passed: v.Passed, Windows: v.Windows, FailedWindows: v.FailedWindows})
 	}
-	return json.Marshal(doc)
+	g := r.Generator
+	doc.Generator = &generatorJSON{CPUNS: int64(g.CPU), WallNS: int64(g.Wall), Cores: g.Cores, HasCPU: g.HasCPU,
+		StallNS: int64(g.Stall), HasStall: g.HasStall, NoConnection: g.NoConnection, PeakInFlight: g.PeakInFlight,
+		MaxInFlight: g.MaxInFlight, Samples: g.Samples}
+	if doc.Generator.Samples == nil {
+		doc.Generator.Samples = []HealthSample{}
+	}
+	reasons := j.Reasons
+	if reasons == nil {
+		reasons = []string{}
+	}
+	var err error
+	if doc.ResultText, err = marshalPlain(j.Result); err != nil {
+		return nil, err
+	}
+	if doc.Reasons, err = marshalPlain(reasons); err != nil {
+		return nil, err
+	}
+	if doc.Generator.Health, err = marshalPlain(j.Generator); err != nil {
+		return nil, err
+	}
+	if doc.Metrics, err = marshalPlain(r.SummaryMetrics(j.Thresholds)); err != nil {
+		return nil, err
+	}
+	return marshalPlain(doc)
+}
+
+// marshalPlain is json.Marshal without escaping <, > and & for HTML:
+// thresholds hold comparisons, and a results file is read by people and
+// jq, not embedded in pages.
+func marshalPlain(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// WriteJSON writes the result (MarshalJSON's document) and a newline to
+// w, without escaping it for HTML.
+func (r *Result) WriteJSON(w io.Writer) error {
+	data, err := r.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("writing load results: %w", err)
+	}
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		return fmt.Errorf("writing load results: %w", err)
+	}
+	return nil
 }
 
 // UnmarshalJSON reads a results file, checking its schema, its thresholds
@@ -155,9 +241,23 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 		Scenario: doc.Scenario, Labels: doc.Labels, Model: doc.Model, Preset: doc.Preset, Seed: doc.Seed,
 		Start: doc.Start, End: doc.End, Duration: time.Duration(doc.DurationNS),
 		Planned: doc.Planned, Dispatched: doc.Dispatched, Dropped: doc.Dropped, Iterations: doc.Iterations, MaxActive: doc.MaxActive,
-		LateAfter: time.Duration(doc.LateAfterNS), StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
+		LateAfter: time.Duration(doc.LateAfterNS), MinOnTime: DefaultMinOnTime, StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
 		Requests: doc.Requests, ByName: doc.ByName, Lag: doc.Lag, Checks: doc.Checks, ByCheck: doc.ByCheck,
 		Active: doc.Active, Setup: doc.Setup, Teardown: doc.Teardown, TeardownError: doc.TeardownErr, Stopped: doc.Stopped,
+	}
+	if doc.MinOnTime != nil {
+		if m := *doc.MinOnTime; m < 0 || m > 1 {
+			return fmt.Errorf("decoding load result: min_on_time %v is not within [0, 1]", m)
+		}
+		out.MinOnTime = *doc.MinOnTime
+	}
+	if g := doc.Generator; g != nil {
+		if g.CPUNS < 0 || g.WallNS < 0 || g.StallNS < 0 || g.Cores < 0 || g.NoConnection < 0 {
+			return errors.New("decoding load result: generator: negative figures")
+		}
+		out.Generator = GeneratorStats{CPU: time.Duration(g.CPUNS), Wall: time.Duration(g.WallNS), Cores: g.Cores, HasCPU: g.HasCPU,
+			Stall: time.Duration(g.StallNS), HasStall: g.HasStall, NoConnection: g.NoConnection, PeakInFlight: g.PeakInFlight,
+			MaxInFlight: g.MaxInFlight, Samples: g.Samples}
 	}
 	if out.ByName == nil {
 		out.ByName = map[string]*outcome.Recorder{}
@@ -226,7 +326,7 @@ func Merge(results ...*Result) (*Result, error) {
 	first := results[0]
 	out := &Result{
 		Scenario: first.Scenario, Labels: first.Labels, Model: first.Model, Preset: first.Preset, Seed: first.Seed,
-		Start: first.Start, End: first.End, Duration: first.Duration, LateAfter: first.LateAfter,
+		Start: first.Start, End: first.End, Duration: first.Duration, LateAfter: first.LateAfter, MinOnTime: first.MinOnTime,
 		StepLength: first.StepLength, StepTargets: first.StepTargets, Thresholds: first.Thresholds,
 		Requests: newRecorder(), ByName: map[string]*outcome.Recorder{}, Lag: newRecorder(),
 		Checks: newRecorder(), ByCheck: map[string]*outcome.Recorder{},
@@ -260,6 +360,12 @@ func Merge(results ...*Result) (*Result, error) {
 		out.Dropped += r.Dropped
 		out.Iterations += r.Iterations
 		out.MaxActive += r.MaxActive
+		if i == 0 {
+			out.Generator = r.Generator
+			out.Generator.Samples = slices.Clone(r.Generator.Samples)
+		} else {
+			out.Generator.merge(r.Generator)
+		}
 		if err := mergeRecorders(out, r); err != nil {
 			return nil, fmt.Errorf("merging load results: result %d: %w", i+1, err)
 		}
@@ -296,6 +402,8 @@ func compatible(a, b *Result) error {
 		return fmt.Errorf("seed %d is not %d: the segments made different choices", b.Seed, a.Seed)
 	case a.Duration != b.Duration:
 		return fmt.Errorf("duration %s is not %s", b.Duration, a.Duration)
+	case a.LateAfter != b.LateAfter || a.MinOnTime != b.MinOnTime:
+		return fmt.Errorf("lateAfter %s and minOnTime %g are not %s and %g", b.LateAfter, b.MinOnTime, a.LateAfter, a.MinOnTime)
 	case len(b.Segments) == 0:
 		return errors.New("no segments")
 	}

@@ -39,14 +39,23 @@ type RunOptions struct {
 	// can judge the load while it runs: an experiment's abort monitor and
 	// verdict read one recorder fed by all of its phases.
 	Live *outcome.Recorder
+	// Observe, when set, is called with every outcome recorded into
+	// Result.Requests, from the goroutine that recorded it: a caller that
+	// needs more than buckets (when exactly an SLO's first bad event
+	// happened) sees each one. It must be quick and safe for concurrent
+	// use.
+	Observe func(outcome.Outcome)
 }
 
 // Progress is a snapshot of a run for a live progress line.
 type Progress struct {
 	Elapsed, Duration time.Duration
-	// Requests, Errors and Dropped count from the start; Errors counts
-	// transport, status and check failures.
-	Requests, Errors, Dropped int64
+	// Requests, Failed and Dropped count from the start: requests sent,
+	// those that failed as k6's http_req_failed counts them (a transport
+	// error or an unexpected status; failed checks are not failed
+	// requests), arrivals never sent. Late counts the open model's
+	// requests sent later than the scenario's lateAfter.
+	Requests, Failed, Dropped, Late int64
 	// RPS and P99 are those of the last whole second.
 	RPS float64
 	P99 time.Duration
@@ -54,6 +63,19 @@ type Progress struct {
 	// (open model).
 	Active int
 }
+
+// Line is the snapshot as one line of text, the same on a terminal (where
+// it is redrawn) and in a log: "12s/30s  498.0 req/s  p99 1.23ms  6012
+// sent, 0 failed, 0 dropped, 3 late  in flight 4".
+func (p Progress) Line() string {
+	return fmt.Sprintf("%s/%s  %.1f req/s  p99 %s  %d sent, %d failed, %d dropped, %d late  active %d",
+		elapsedText(p.Elapsed), elapsedText(p.Duration), p.RPS, outcome.FormatDuration(p.P99),
+		p.Requests, p.Failed, p.Dropped, p.Late, p.Active)
+}
+
+// elapsedText writes a run's elapsed or planned time to the second:
+// "9s", "2m5s".
+func elapsedText(d time.Duration) string { return d.Round(time.Second).String() }
 
 // ErrSetup is returned, wrapped, when the setup request fails: the test
 // does not start.
@@ -121,16 +143,20 @@ type runner struct {
 
 	pool    *sync.Pool // send states, shared by all workers
 	live    *outcome.Recorder
+	observe func(outcome.Outcome)
+	health  *healthMeter
 	res     *Result
 	byStep  []*outcome.Recorder // per step, the recorder of its name
 	byCheck [][]*outcome.Recorder
 
-	requests, errs atomic.Int64
-	dropped        atomic.Int64
-	active         atomic.Int64
-	cancel         context.CancelFunc
-	nextStep       int // the next stress step to judge
-	stopOnce       sync.Once
+	requests, failed atomic.Int64
+	dropped, late    atomic.Int64
+	noConn           atomic.Int64 // requests that found no free connection
+	active           atomic.Int64
+	peakActive       atomic.Int64 // the most in flight at once (open model)
+	cancel           context.CancelFunc
+	nextStep         int // the next stress step to judge
+	stopOnce         sync.Once
 }
 
 // Run runs the test: setup, the load (its segment of it), teardown. It
@@ -160,7 +186,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	defer gc.close()
-	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: grpcStatePool(tr, gc), live: o.Live}
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: grpcStatePool(tr, gc), live: o.Live, observe: o.Observe}
 	r.res, err = newResult(t, seg)
 	if err != nil {
 		return nil, err
@@ -196,6 +222,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		defer o.Registerer.Unregister(c)
 	}
+	r.health = newHealthMeter()
 	r.start = clk.Now()
 	r.res.Start = r.start
 	samplerDone := make(chan struct{})
@@ -221,6 +248,13 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 	r.res.End = clk.Now()
 	stopSampler()
 	<-samplerDone
+	g := r.health.stats()
+	g.Samples = r.res.Generator.Samples
+	g.NoConnection, g.PeakInFlight = r.noConn.Load(), int(r.peakActive.Load())
+	if t.Model == Open {
+		g.MaxInFlight = max(t.MaxInFlight, 1) // each segment has the whole cap
+	}
+	r.res.Generator = g
 	if runCtx.Err() != nil && r.res.Stopped == "" {
 		r.res.Stopped = "interrupted"
 	}
@@ -276,19 +310,35 @@ func (r *runner) openWorker(id int) func(context.Context, Arrival) {
 			w.Env.Row = t.data.Next(w.Env.Rand)
 		}
 		s := t.mix.Pick(w.Env.Rand)
-		r.active.Add(1)
+		if n := r.active.Add(1); n > r.peakActive.Load() {
+			r.notePeak(n)
+		}
 		res := w.Send(s)
 		r.active.Add(-1)
 		r.record(s, a.Due, &res)
 	}
 }
 
+// notePeak raises the peak of requests in flight to n.
+func (r *runner) notePeak(n int64) {
+	for p := r.peakActive.Load(); n > p && !r.peakActive.CompareAndSwap(p, n); p = r.peakActive.Load() {
+	}
+}
+
 func (r *runner) drop(a Arrival) {
 	r.dropped.Add(1)
-	o := outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped}
+	r.recordAll(outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped})
+}
+
+// recordAll records o into the run's recorders and hands it to the
+// caller's.
+func (r *runner) recordAll(o outcome.Outcome) {
 	r.res.Requests.Record(o)
 	if r.live != nil {
 		r.live.Record(o)
+	}
+	if r.observe != nil {
+		r.observe(o)
 	}
 }
 
@@ -325,7 +375,9 @@ func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
 // record feeds one finished request into the recorders. In the open
 // model latency runs from due, the scheduled time (corrected for
 // coordinated omission), and the service time from the actual send; in
-// the closed model (zero due) both run from the send.
+// the closed model (zero due) both run from the send. A request that
+// found no free connection was never sent: it counts as dropped, with the
+// generator's health, not as the service's failure.
 func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 	o := outcome.Outcome{
 		Start:    res.Sent,
@@ -335,22 +387,33 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 		BytesOut: res.BytesOut,
 		Class:    classify(s, res),
 	}
+	if o.Class == outcome.ClassDropped {
+		r.noConn.Add(1)
+		r.dropped.Add(1)
+		if !due.IsZero() {
+			o.Start = due
+		}
+		r.recordAll(o)
+		r.byStep[s.idx].Record(o)
+		return
+	}
 	if !due.IsZero() {
 		o.Start = due
 		o.Latency = res.Done.Sub(due)
 		if svc := res.Done.Sub(res.Sent); svc != o.Latency {
 			o.ServiceTime = max(svc, 1)
 		}
-		r.res.Lag.Record(outcome.Outcome{Start: due, Latency: res.Sent.Sub(due)})
+		lag := res.Sent.Sub(due)
+		r.res.Lag.Record(outcome.Outcome{Start: due, Latency: lag})
+		if lag > r.t.LateAfter {
+			r.late.Add(1)
+		}
 	}
-	r.res.Requests.Record(o)
-	if r.live != nil {
-		r.live.Record(o)
-	}
+	r.recordAll(o)
 	r.byStep[s.idx].Record(o)
 	r.requests.Add(1)
-	if o.Class != outcome.ClassOK {
-		r.errs.Add(1)
+	if o.Class.RequestFailed() {
+		r.failed.Add(1)
 	}
 	for i := range res.ChecksRun {
 		c := outcome.Outcome{Start: o.Start}
@@ -362,14 +425,16 @@ func (r *runner) record(s *Step, due time.Time, res *StepResult) {
 	}
 }
 
-// classify names what became of a request: a transport error by its
-// kind; a status the step does not expect (by default, as in k6's
-// http_req_failed, one of 400 or more or below 200) as a status failure;
-// then a failed check.
+// classify names what became of a request: a request that found no free
+// connection as dropped; a transport error by its kind; a status the step
+// does not expect (by default, as in k6's http_req_failed, one of 400 or
+// more or below 200) as a status failure; then a failed check.
 func classify(s *Step, res *StepResult) outcome.Class {
 	switch {
 	case res.Classified:
 		return res.Class
+	case errors.Is(res.Err, errNoConn):
+		return outcome.ClassDropped
 	case res.Err != nil:
 		return outcome.Classify(res.Err)
 	case !s.expects(res.Status):
@@ -398,6 +463,7 @@ func (r *runner) sample(ctx, load context.Context, progress func(Progress)) {
 		n++
 		now := r.clk.Now()
 		r.res.addActive(now.Truncate(time.Second), int(r.active.Load()))
+		r.res.Generator.Samples = append(r.res.Generator.Samples, r.health.sample(now.Truncate(time.Second)))
 		if progress != nil {
 			progress(r.progress(now))
 		}
@@ -428,15 +494,15 @@ func (r *runner) stop(reason string) {
 func (r *runner) progress(now time.Time) Progress {
 	last := now.Truncate(time.Second).Add(-time.Second)
 	w := r.res.Requests.Window(last, last.Add(time.Second))
-	p := Progress{
+	return Progress{
 		Elapsed:  now.Sub(r.start),
 		Duration: r.t.Duration(),
 		Requests: r.requests.Load(),
-		Errors:   r.errs.Load(),
+		Failed:   r.failed.Load(),
+		Dropped:  r.dropped.Load(),
+		Late:     r.late.Load(),
 		Active:   int(r.active.Load()),
 		P99:      w.Latency.Quantile(0.99),
-		RPS:      float64(w.Total - w.ByClass[outcome.ClassDropped]),
+		RPS:      float64(w.Sent()),
 	}
-	p.Dropped = r.dropped.Load()
-	return p
 }

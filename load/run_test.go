@@ -135,12 +135,12 @@ func TestRunSetupTokenAndWeightedMix(t *testing.T) {
 	if c := res.Checks.Total(); c.Total != 2*profile+pay || c.ByClass[outcome.ClassOK] != c.Total {
 		t.Fatalf("checks %d (%v), want %d passed", c.Total, c.ByClass, 2*profile+pay)
 	}
-	verdict := res.Evaluate()
-	if !AllPassed(verdict) || len(verdict) != 4 {
-		t.Fatalf("verdict %+v", verdict)
+	j := res.Judge()
+	if j.Result != Passed || !AllPassed(j.Thresholds) || len(j.Thresholds) != 3 {
+		t.Fatalf("judgement %+v", j)
 	}
 	var sb strings.Builder
-	if err := res.WriteSummary(&sb, verdict); err != nil {
+	if err := res.WriteSummary(&sb, j); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"profile", "pay", "p99.9", "service time", "schedule lag", "thresholds:", "pass  http_req_failed rate<0.01"} {
@@ -317,7 +317,7 @@ spec:
 		t.Errorf("closed model sent %d requests, open %d: the closed VUs should run far faster between stalls", c.Total, o.Total)
 	}
 	var sb strings.Builder
-	_ = open.WriteSummary(&sb, open.Evaluate())
+	_ = open.WriteSummary(&sb, open.Judge())
 	if !strings.Contains(sb.String(), "no coordinated omission") {
 		t.Errorf("the summary should explain the two latencies:\n%s", sb.String())
 	}

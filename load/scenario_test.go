@@ -128,10 +128,10 @@ spec:
 	if test.Model != Open || test.Schedule.Total() != 1000 || test.MaxInFlight != 250 || test.LateAfter != DefaultLateAfter {
 		t.Fatalf("test %+v", test)
 	}
-	// The implicit on-time threshold: an open model that cannot offer its
-	// rate fails.
-	if len(test.Thresholds) != 1 || test.Thresholds[0].Metric != "arrivals_on_time" || test.Thresholds[0].Value != 0.99 {
-		t.Fatalf("thresholds %+v", test.Thresholds)
+	// Punctuality is the generator's own tolerance, not a threshold on the
+	// service: no implicit threshold, 90% on time by default.
+	if len(test.Thresholds) != 0 || test.MinOnTime != DefaultMinOnTime || DefaultMinOnTime != 0.9 {
+		t.Fatalf("thresholds %+v, minOnTime %v", test.Thresholds, test.MinOnTime)
 	}
 	off := buildTest(t, `kind: Scenario
 version: relia/v1
@@ -139,8 +139,8 @@ spec:
   requests: [{path: "http://127.0.0.1:1/x"}]
   load: {rate: 250, duration: 4s, minOnTime: 0}
 `)
-	if len(off.Thresholds) != 0 {
-		t.Fatalf("minOnTime 0 should turn the implicit threshold off: %+v", off.Thresholds)
+	if off.MinOnTime != 0 {
+		t.Fatalf("minOnTime 0 should turn the generator's self-check off: %v", off.MinOnTime)
 	}
 }
 

@@ -180,7 +180,7 @@ func (w *Worker) Send(s *Step) StepResult {
 	res.BytesIn, res.BytesOut = st.rep.bytesIn, st.rep.bytesOut
 	w.Env.Iter++
 	if err != nil {
-		res.Err = err
+		res.Err = protocolError(err, res.BytesIn)
 		return res
 	}
 	res.Status = st.rep.status
@@ -211,6 +211,18 @@ func (w *Worker) judge(s *Step, res *StepResult, st *sendState, body []byte) Ste
 	}
 	st.resp = Response{}
 	return *res
+}
+
+// protocolError marks err as the peer breaking HTTP when the peer sent
+// bytes and the exchange still failed for none of the reasons Classify
+// knows (a timeout, a reset, TLS ...): what arrived could not be read as a
+// response, so the request is a protocol failure (outcome.ClassProtocol),
+// not an unexplained "other".
+func protocolError(err error, bytesIn int64) error {
+	if bytesIn > 0 && outcome.Classify(err) == outcome.ClassOther {
+		return fmt.Errorf("%w: %w", outcome.ErrProtocol, err)
+	}
+	return err
 }
 
 // Think returns the step's pause after a request.

@@ -14,28 +14,43 @@ import (
 
 // Row is one line of the summary table: a request name, or "all".
 type Row struct {
-	Name                          string
-	Requests                      int64 // sent (dropped arrivals excluded)
-	Failed                        int64 // transport, status and check failures
+	Name     string
+	Requests int64 // sent (dropped arrivals excluded)
+	// Failed counts the requests that failed as k6's http_req_failed
+	// counts them: a transport error or a status the request does not
+	// expect. A response that failed a check is not a failed request; the
+	// checks count it.
+	Failed int64
+	// Checks and ChecksPassed count the checks run on the responses.
+	Checks, ChecksPassed          int64
 	RPS                           float64
 	P50, P90, P95, P99, P999, Max time.Duration
 }
 
-// ErrorRate is the share of sent requests that failed.
-func (r Row) ErrorRate() float64 {
+// FailedRate is the share of sent requests that failed: http_req_failed.
+func (r Row) FailedRate() float64 {
 	if r.Requests == 0 {
 		return 0
 	}
 	return float64(r.Failed) / float64(r.Requests)
 }
 
-func row(name string, sum outcome.Summary, h *outcome.Histogram, secs float64) Row {
-	sent := sum.Total - sum.ByClass[outcome.ClassDropped]
-	r := Row{Name: name, Requests: sent, Failed: sent - sum.ByClass[outcome.ClassOK],
+// ChecksText is the share of checks that passed, or "-" without checks.
+func (r Row) ChecksText() string {
+	if r.Checks == 0 {
+		return "-"
+	}
+	return pct(float64(r.ChecksPassed) / float64(r.Checks))
+}
+
+func row(name string, sum, checks outcome.Summary, secs float64) Row {
+	h := sum.Latency
+	r := Row{Name: name, Requests: sum.Sent(), Failed: sum.RequestsFailed(),
+		Checks: checks.Total, ChecksPassed: checks.ByClass[outcome.ClassOK],
 		P50: h.Quantile(0.5), P90: h.Quantile(0.9), P95: h.Quantile(0.95), P99: h.Quantile(0.99),
 		P999: h.Quantile(0.999), Max: h.Max()}
 	if secs > 0 {
-		r.RPS = float64(sent) / secs
+		r.RPS = float64(r.Requests) / secs
 	}
 	return r
 }
@@ -45,11 +60,17 @@ func row(name string, sum outcome.Summary, h *outcome.Histogram, secs float64) R
 // results lost that order).
 func (r *Result) Rows() []Row {
 	secs := r.End.Sub(r.Start).Seconds()
-	all := r.Requests.Total()
-	rows := []Row{row("all", all, all.Latency, secs)}
+	rows := []Row{row("all", r.Requests.Total(), r.Checks.Total(), secs)}
 	for _, name := range r.names() {
-		sum := r.ByName[name].Total()
-		rows = append(rows, row(name, sum, sum.Latency, secs))
+		var checks outcome.Summary
+		for k, c := range r.ByCheck {
+			if strings.HasPrefix(k, name+": ") {
+				sum := c.Total()
+				checks.Total += sum.Total
+				checks.ByClass[outcome.ClassOK] += sum.ByClass[outcome.ClassOK]
+			}
+		}
+		rows = append(rows, row(name, r.ByName[name].Total(), checks, secs))
 	}
 	return rows
 }
@@ -63,11 +84,16 @@ func (r *Result) names() []string {
 	return names
 }
 
+// ResultText is the judgement's result as the summary prints it:
+// "PASSED", "FAILED", "INCONCLUSIVE (exit 5)" ...
+func (j Judgement) ResultText() string { return strings.ToUpper(j.Result) }
+
 // WriteSummary writes the end-of-run summary: the latency table overall
-// and per request name, service time and scheduling lag in the open
-// model, errors by class and status, checks, the stress knee, and the
-// thresholds with pass/fail.
-func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
+// and per request name (with the failed requests and the checks apart),
+// service time and scheduling lag in the open model, the generator's
+// health, failed requests by class and statuses, checks, the stress
+// knee, the thresholds with pass/fail, and the result with its reasons.
+func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	var b strings.Builder
 	segs := make([]string, len(r.Segments))
 	for i, s := range r.Segments {
@@ -77,7 +103,7 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 	if r.Preset != "" {
 		fmt.Fprintf(&b, ", %s preset", r.Preset)
 	}
-	fmt.Fprintf(&b, ", ran %s of %s", r.End.Sub(r.Start).Round(time.Millisecond), r.Duration)
+	fmt.Fprintf(&b, ", ran %s of %s", outcome.FormatDuration(r.End.Sub(r.Start)), outcome.FormatDuration(r.Duration))
 	if len(segs) > 1 || r.Segments[0] != Whole {
 		fmt.Fprintf(&b, ", segments %s", strings.Join(segs, " "))
 	}
@@ -86,7 +112,7 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 		fmt.Fprintf(&b, "stopped early: %s\n", r.Stopped)
 	}
 	if r.Setup != nil {
-		fmt.Fprintf(&b, "setup %s: status %d in %s %s\n", r.Setup.Name, r.Setup.Status, r.Setup.Latency.Round(time.Microsecond), r.Setup.Error)
+		fmt.Fprintf(&b, "setup %s: status %d in %s %s\n", r.Setup.Name, r.Setup.Status, outcome.FormatDuration(r.Setup.Latency), r.Setup.Error)
 	}
 	b.WriteString("\n")
 
@@ -95,22 +121,22 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 	if r.Model == Open {
 		latency = "latency from schedule"
 	}
-	fmt.Fprintf(tw, "%s\treqs\treq/s\terrors\tp50\tp90\tp95\tp99\tp99.9\tmax\t\n", latency)
+	fmt.Fprintf(tw, "%s\treqs\treq/s\tfailed\tchecks\tp50\tp90\tp95\tp99\tp99.9\tmax\t\n", latency)
 	for i, row := range r.Rows() {
 		name := row.Name
 		if i > 0 {
 			name = "  " + name
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, row.Requests, row.RPS, pct(row.ErrorRate()),
-			ms(row.P50), ms(row.P90), ms(row.P95), ms(row.P99), ms(row.P999), ms(row.Max))
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, row.Requests, row.RPS, pct(row.FailedRate()),
+			row.ChecksText(), ms(row.P50), ms(row.P90), ms(row.P95), ms(row.P99), ms(row.P999), ms(row.Max))
 	}
 	all := r.Requests.Total()
 	if r.Model == Open {
 		s := all.ServiceTime
-		fmt.Fprintf(tw, "service time\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ms(s.Quantile(0.5)), ms(s.Quantile(0.9)),
+		fmt.Fprintf(tw, "service time\t\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ms(s.Quantile(0.5)), ms(s.Quantile(0.9)),
 			ms(s.Quantile(0.95)), ms(s.Quantile(0.99)), ms(s.Quantile(0.999)), ms(s.Max()))
 		l := r.Lag.Total().Latency
-		fmt.Fprintf(tw, "schedule lag\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ms(l.Quantile(0.5)), ms(l.Quantile(0.9)),
+		fmt.Fprintf(tw, "schedule lag\t\t\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ms(l.Quantile(0.5)), ms(l.Quantile(0.9)),
 			ms(l.Quantile(0.95)), ms(l.Quantile(0.99)), ms(l.Quantile(0.999)), ms(l.Max()))
 	}
 	if err := tw.Flush(); err != nil {
@@ -121,22 +147,18 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 			"request due during it and shows in the percentiles (no coordinated omission);\n"+
 			"service time runs from the actual send. A closed model (VUs) would hide a\n"+
 			"stall: its VUs wait and send less, so few slow requests are recorded.\n")
+		h := j.Generator
 		fmt.Fprintf(&b, "arrivals: %d planned, %d sent, %d dropped (in-flight cap), %d late (> %s)\n",
-			r.Planned, all.Total-all.ByClass[outcome.ClassDropped], all.ByClass[outcome.ClassDropped],
-			r.Lag.Total().Latency.Count()-r.Lag.Total().Latency.CountAtOrBelow(r.LateAfter), r.LateAfter)
+			r.Planned, all.Sent(), all.ByClass[outcome.ClassDropped], h.Late, outcome.FormatDuration(r.LateAfter))
 	} else {
 		fmt.Fprintf(&b, "\nVUs: up to %d, %d iterations\n", r.MaxActive, r.Iterations)
 	}
+	fmt.Fprintf(&b, "generator: %s\n", j.Generator.Text())
 	fmt.Fprintf(&b, "data: %s received, %s sent\n", bytesText(all.BytesIn), bytesText(all.BytesOut))
 
-	var classes []string
-	for c, n := range all.ByClass {
-		if n > 0 && outcome.Class(c) != outcome.ClassOK && outcome.Class(c) != outcome.ClassDropped {
-			classes = append(classes, fmt.Sprintf("%s %d", outcome.Class(c), n))
-		}
-	}
-	if len(classes) > 0 {
-		fmt.Fprintf(&b, "errors: %s\n", strings.Join(classes, ", "))
+	if failed := classCounts(all, outcome.Class.RequestFailed); failed != "" {
+		rate, _ := all.FailedRate()
+		fmt.Fprintf(&b, "failed requests (http_req_failed %s): %s\n", pct(rate), failed)
 	}
 	codes := r.Requests.StatusCodes()
 	var statuses []string
@@ -147,14 +169,12 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 		fmt.Fprintf(&b, "statuses: %s\n", strings.Join(statuses, ", "))
 	}
 	if len(r.ByCheck) > 0 {
-		b.WriteString("checks:\n")
+		sum := r.Checks.Total()
+		fmt.Fprintf(&b, "checks: %s of %d passed, %d failed\n", Row{Checks: sum.Total, ChecksPassed: sum.ByClass[outcome.ClassOK]}.ChecksText(),
+			sum.Total, sum.Total-sum.ByClass[outcome.ClassOK])
 		for _, k := range slices.Sorted(maps.Keys(r.ByCheck)) {
 			sum := r.ByCheck[k].Total()
-			rate := 0.0
-			if sum.Total > 0 {
-				rate = float64(sum.ByClass[outcome.ClassOK]) / float64(sum.Total)
-			}
-			fmt.Fprintf(&b, "  %s  %s of %d passed\n", k, pct(rate), sum.Total)
+			fmt.Fprintf(&b, "  %s  %s of %d passed\n", k, Row{Checks: sum.Total, ChecksPassed: sum.ByClass[outcome.ClassOK]}.ChecksText(), sum.Total)
 		}
 	}
 	if steps := r.StressSteps(); steps != nil {
@@ -164,7 +184,7 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 			if !st.Passed {
 				mark = "FAILED " + strings.Join(st.Failed, ", ")
 			}
-			fmt.Fprintf(&b, "  step %2d  target %-8g achieved %8.1f req/s  p99 %s  errors %s  %s\n",
+			fmt.Fprintf(&b, "  step %2d  target %-8g achieved %8.1f req/s  p99 %s  failed %s  %s\n",
 				st.Step, st.Target, st.RPS, ms(st.P99), pct(st.ErrorRate), mark)
 		}
 		switch k := r.Knee(); {
@@ -177,22 +197,22 @@ func (r *Result) WriteSummary(w io.Writer, verdict []ThresholdResult) error {
 			b.WriteString("knee: not reached; every step held\n")
 		}
 	}
-	if len(verdict) > 0 {
+	if len(j.Thresholds) > 0 {
 		b.WriteString("thresholds:\n")
-		for _, v := range verdict {
+		for _, v := range j.Thresholds {
 			mark := "pass"
 			if !v.Passed {
 				mark = "FAIL"
+				if j.Result == Inconclusive {
+					mark = "FAIL (not judged)"
+				}
 			}
-			val := formatValue(v.Threshold, v.Value)
-			if v.NoData {
-				val = "no data"
-			}
-			if v.Threshold.Window > 0 && v.Windows > 0 {
-				val += fmt.Sprintf(" (%d of %d windows failed)", v.FailedWindows, v.Windows)
-			}
-			fmt.Fprintf(&b, "  %s  %s  %s\n", mark, v, val)
+			fmt.Fprintf(&b, "  %s  %s  %s\n", mark, v, v.ValueText())
 		}
+	}
+	fmt.Fprintf(&b, "\nresult: %s\n", j.ResultText())
+	for _, reason := range j.Reasons {
+		fmt.Fprintf(&b, "  %s\n", reason)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/relia-dev/relia/internal/h1"
 )
 
 // Class is what became of a request. The SLO engine counts good and total
@@ -49,7 +51,13 @@ const (
 	// ClassCanceled is a request abandoned because the caller's context was
 	// cancelled.
 	ClassCanceled
-	// ClassOther is any other failure.
+	// ClassProtocol is a peer that answered with bytes that are not a
+	// valid HTTP response: garbage, a malformed status line or header,
+	// broken framing (a bad Content-Length or chunk), a head over the
+	// size limit, or an HTTP/2 protocol error.
+	ClassProtocol
+	// ClassOther is any other failure: one that none of the rules of
+	// Classify recognises.
 	ClassOther
 	// NumClasses is the number of classes, for arrays indexed by Class.
 	NumClasses
@@ -66,6 +74,7 @@ var classNames = [NumClasses]string{
 	ClassCheck:    "check",
 	ClassDropped:  "dropped",
 	ClassCanceled: "canceled",
+	ClassProtocol: "protocol",
 	ClassOther:    "other",
 }
 
@@ -114,6 +123,22 @@ func (c *Class) UnmarshalText(b []byte) error {
 // dropped arrival) pass their own predicate to Summary.Good instead.
 func (c Class) Failed() bool { return c != ClassOK }
 
+// RequestFailed reports whether an outcome of the class is a failed
+// request as k6's http_req_failed counts them: one that was sent and got
+// no answer, or a status outside the expected ones. ClassOK, ClassCheck
+// (a response that arrived and failed a check on it: the checks count
+// it) and ClassDropped (never sent) are not failed requests. Every
+// figure relia labels "failed" (the load summary, thresholds, the
+// experiment's error rates and the reports) counts by this rule.
+func (c Class) RequestFailed() bool {
+	return c != ClassOK && c != ClassCheck && c != ClassDropped
+}
+
+// ErrProtocol marks an error as the peer breaking HTTP: wrap it
+// (fmt.Errorf("%w: ...", outcome.ErrProtocol)) and Classify returns
+// ClassProtocol.
+var ErrProtocol = errors.New("protocol error")
+
 // Classify maps a request's error to its class, so that the load
 // generator, the gateway and the fault proxy name the same failure the
 // same way. The first matching rule wins:
@@ -131,6 +156,10 @@ func (c Class) Failed() bool { return c != ClassOK }
 //   - ECONNRESET, ECONNABORTED, EPIPE, io.ErrUnexpectedEOF, io.EOF: ClassReset
 //   - os.ErrDeadlineExceeded or any net.Error whose Timeout() is true:
 //     ClassTimeout
+//   - ErrProtocol, a malformed head from relia's HTTP/1.1 codec
+//     (*h1.Error), and the protocol errors of the HTTP clients relia uses
+//     (net/http's "malformed HTTP ...", HTTP/2 PROTOCOL_ERROR, fasthttp's
+//     unreadable response heads and broken chunks): ClassProtocol
 //   - anything else: ClassOther
 //
 // A caller's deadline is checked before DNS so that a lookup cut short by
@@ -165,7 +194,36 @@ func Classify(err error) Class {
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		return ClassTimeout
 	}
+	if isProtocol(err) {
+		return ClassProtocol
+	}
 	return ClassOther
+}
+
+// protocolMessages are the messages of the HTTP clients' protocol errors
+// whose types are not exported.
+var protocolMessages = []string{
+	"malformed HTTP",                                       // net/http: status line, status code, MIME header
+	"PROTOCOL_ERROR",                                       // HTTP/2 connection and stream errors
+	"error when reading response headers",                  // fasthttp
+	"cannot parse response status code",                    // fasthttp
+	"cannot find whitespace in the first line of response", // fasthttp
+	"at the end of chunk",                                  // fasthttp: a chunked body that does not parse
+	"after chunk size",                                     // fasthttp
+}
+
+func isProtocol(err error) bool {
+	var h1Err *h1.Error
+	if errors.Is(err, ErrProtocol) || errors.As(err, &h1Err) {
+		return true
+	}
+	msg := err.Error()
+	for _, m := range protocolMessages {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTLS(err error) bool {

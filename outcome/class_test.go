@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relia-dev/relia/internal/h1"
 )
 
 func TestClassNames(t *testing.T) {
@@ -32,6 +34,11 @@ func TestClassNames(t *testing.T) {
 		}
 		if c.Failed() != (c != ClassOK) {
 			t.Errorf("%s.Failed() = %v", c, c.Failed())
+		}
+		// k6's http_req_failed: neither a response that failed a check nor
+		// an arrival that was never sent is a failed request.
+		if want := c != ClassOK && c != ClassCheck && c != ClassDropped; c.RequestFailed() != want {
+			t.Errorf("%s.RequestFailed() = %v", c, c.RequestFailed())
 		}
 	}
 	for _, bad := range []string{"", "OK", "Timeout", "class(3)", "ok "} {
@@ -62,6 +69,23 @@ func refusedErr(t *testing.T) error {
 		t.Fatal("dialing a closed port succeeded")
 	}
 	return err
+}
+
+// garbageServer answers every request with reply, whatever was asked,
+// and closes the connection.
+func garbageServer(t *testing.T, reply string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString(reply)
+		buf.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // hijackServer answers every request by taking over the connection and
@@ -178,6 +202,18 @@ func TestClassify(t *testing.T) {
 			return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
 		}, ClassReset},
 		{"unexpected EOF", func(*testing.T) error { return fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF) }, ClassReset},
+		{"garbage instead of a response", func(t *testing.T) error {
+			return getErr(t, context.Background(), noKeepAlive(nil), garbageServer(t, "SSH-2.0-OpenSSH_9.6\r\n\r\n"))
+		}, ClassProtocol},
+		{"malformed status code", func(t *testing.T) error {
+			return getErr(t, context.Background(), noKeepAlive(nil), garbageServer(t, "HTTP/1.1 2x0 OK\r\n\r\n"))
+		}, ClassProtocol},
+		{"marked by a producer", func(*testing.T) error { return fmt.Errorf("%w: bad chunk size", ErrProtocol) }, ClassProtocol},
+		{"malformed head from relia's codec", func(*testing.T) error {
+			var resp h1.Response
+			_, err := h1.ParseResponse([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), h1.Limits{}, false, &resp)
+			return fmt.Errorf("reading the response: %w", err)
+		}, ClassProtocol},
 		{"anything else", func(*testing.T) error { return errors.New("boom") }, ClassOther},
 	}
 	for _, tt := range tests {
@@ -209,6 +245,48 @@ func TestClassifyResponse(t *testing.T) {
 	for _, tt := range tests {
 		if got := ClassifyResponse(tt.status, tt.err); got != tt.want {
 			t.Errorf("ClassifyResponse(%d, %v) = %s, want %s", tt.status, tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestSummaryCountsFailedRequestsAsK6(t *testing.T) {
+	t.Parallel()
+	var s Summary
+	s.ByClass[ClassOK], s.ByClass[ClassCheck], s.ByClass[ClassDropped] = 6, 2, 5
+	s.ByClass[ClassStatus], s.ByClass[ClassProtocol] = 1, 1
+	s.Total = 15
+	rate, ok := s.FailedRate()
+	if s.Sent() != 10 || s.RequestsFailed() != 2 || !ok || rate != 0.2 {
+		t.Errorf("sent %d, failed %d, rate %v %v: want 10 sent, 2 failed (status and protocol), 20%%", s.Sent(), s.RequestsFailed(), rate, ok)
+	}
+	if _, ok := (Summary{}).FailedRate(); ok {
+		t.Error("FailedRate of nothing sent is ok")
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		9873538097 * time.Nanosecond: "9.87s",
+		22001 * time.Millisecond:     "22s",
+		12345 * time.Millisecond:     "12.3s",
+		45678 * time.Microsecond:     "45.7ms",
+		999600 * time.Microsecond:    "1s",
+		999 * time.Millisecond:       "999ms",
+		789 * time.Microsecond:       "789µs",
+		1234 * time.Nanosecond:       "1.23µs",
+		17 * time.Nanosecond:         "17ns",
+		0:                            "0s",
+		59990 * time.Millisecond:     "1m",
+		60 * time.Second:             "1m",
+		3605 * time.Second:           "1h0m5s",
+		10 * time.Minute:             "10m",
+		2 * time.Hour:                "2h",
+		125400 * time.Millisecond:    "2m5s",
+		-1500 * time.Millisecond:     "-1.5s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%d) = %q, want %q", int64(d), got, want)
 		}
 	}
 }

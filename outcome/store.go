@@ -99,7 +99,7 @@ type stripe struct {
 	logLen        int
 	log           [logCap / logSegLen]*[logSegLen]logEntry // allocated as it fills
 	dense         *[numLayers]dense                        // allocated when the log is full
-	_             [2]int64
+	_             [1]int64
 }
 
 // The log grows in segments of 256 entries, so filling it allocates a few

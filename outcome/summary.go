@@ -46,6 +46,32 @@ func (s Summary) Good(good func(Class) bool) (goodCount, total int64) {
 	return goodCount, s.Total
 }
 
+// Sent counts the outcomes that were sent: every one but the dropped
+// ones, which never left the producer.
+func (s Summary) Sent() int64 { return s.Total - s.ByClass[ClassDropped] }
+
+// RequestsFailed counts the sent outcomes that failed as requests, by
+// Class.RequestFailed: k6's http_req_failed.
+func (s Summary) RequestsFailed() int64 {
+	var n int64
+	for c, k := range s.ByClass {
+		if Class(c).RequestFailed() {
+			n += k
+		}
+	}
+	return n
+}
+
+// FailedRate is RequestsFailed over Sent; ok is false when nothing was
+// sent.
+func (s Summary) FailedRate() (rate float64, ok bool) {
+	sent := s.Sent()
+	if sent == 0 {
+		return 0, false
+	}
+	return float64(s.RequestsFailed()) / float64(sent), true
+}
+
 // Bucket is the Summary of one time bucket; From is its start and To its
 // end.
 type Bucket struct {

@@ -24,7 +24,7 @@
 //				Rows:      [][]string{{"availability", "99.9%", "99.95%"}},
 //				RowStatus: []string{report.StatusPass},
 //			}}},
-//			report.HealthSection(report.Health{Dropped: 3}, start, end),
+//			report.HealthSection(report.Health{Stats: []report.Stat{{Label: "Dropped", Value: "3"}}}, start, end),
 //		},
 //	}
 //	err := page.WriteHTML(f)

@@ -58,7 +58,7 @@ func Example() {
 	// Output:
 	// Latency [p50 p90 p99]
 	// Latency max [max]
-	// Throughput [ok failed]
+	// Throughput [not failed failed]
 	// Errors by class [status]
 }
 

@@ -2,7 +2,6 @@ package report
 
 import (
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/relia-dev/relia/outcome"
@@ -10,61 +9,43 @@ import (
 
 // Health is the load generator's account of itself during a run: whether
 // it sent what its schedule asked for, when it asked, so that a reader
-// can tell the service's limits from the generator's. HealthSection draws
-// it; fields left zero are not shown.
+// can tell the service's limits from the generator's. The figures are the
+// caller's (the load package judges the generator; the report only draws
+// its judgement), so the page says what the terminal and the JSON say.
 type Health struct {
-	// Planned counts the arrivals the schedule asked for (open model);
-	// Dropped those never sent (in-flight cap, no free worker).
-	Planned, Dropped int64
-	// Lag holds, as latency, how late each open-model request was sent
-	// against its schedule; nil for the closed model, which has no
-	// schedule to keep.
-	Lag *outcome.Recorder
-	// LateAfter is the lateness beyond which an arrival was not on time.
-	LateAfter time.Duration
 	// Inconclusive says the generator could not keep its schedule, so
 	// the service was not judged; Reason says why in words.
 	Inconclusive bool
 	Reason       string
-	// Extra are further figures shown as they are (CPU pressure, ...).
-	Extra []Stat
+	// Text is a further paragraph under the section's opening one.
+	Text string
+	// Stats are the generator's figures (late share, schedule lag, CPU,
+	// CPU pressure, dropped requests, VUs ...), shown as they are.
+	Stats []Stat
+	// Lag holds, as latency, how late each open-model request was sent
+	// against its schedule; nil for the closed model, which has no
+	// schedule to keep. LateAfter is the lateness beyond which a request
+	// counts as late, drawn as a line on the lag chart.
+	Lag       *outcome.Recorder
+	LateAfter time.Duration
 }
 
-// HealthSection is the "Load generator" section of a report: how many
-// arrivals were on time, dropped, and how late the late ones were (by
-// the definitions of the arrivals_on_time threshold: sent within
-// LateAfter of schedule over all scheduled, dropped ones included), with
-// the schedule lag over [from, to) as a chart.
+// HealthSection is the "Load generator" section of a report: the
+// generator's verdict on itself, its figures, and the schedule lag over
+// [from, to) as a chart.
 func HealthSection(h Health, from, to time.Time) Section {
 	s := Section{Title: "Load generator",
-		Text: "The generator judges itself first: an arrival sent late, or dropped, is the generator's limit, not the service's."}
-	switch {
-	case h.Inconclusive:
-		s.Stats = append(s.Stats, Stat{Label: "Generator", Value: "inconclusive", Note: h.Reason, Status: StatusWarn})
-	case h.Reason != "":
-		s.Stats = append(s.Stats, Stat{Label: "Generator", Value: "kept up", Note: h.Reason, Status: StatusPass})
+		Text: "relia judges itself before it judges the service: a request sent late, or dropped, is the generator's limit, not the service's."}
+	if h.Inconclusive {
+		s.Text = "Inconclusive: " + h.Reason + "\n\n" + s.Text
 	}
-	if h.Planned > 0 {
-		s.Stats = append(s.Stats, Stat{Label: "Planned arrivals", Value: strconv.FormatInt(h.Planned, 10)})
+	if h.Text != "" {
+		s.Text += "\n\n" + h.Text
 	}
+	s.Stats = h.Stats
 	if h.Lag != nil {
-		lag := overlapping(h.Lag, from, to).Latency
-		scheduled := lag.Count() + h.Dropped
-		if scheduled > 0 {
-			onTime := lag.CountAtOrBelow(h.LateAfter)
-			s.Stats = append(s.Stats, Stat{Label: "On time", Value: percent(onTime, scheduled),
-				Note: strconv.FormatInt(lag.Count()-onTime, 10) + " late (> " + h.LateAfter.String() + ")"})
-		}
-		if lag.Count() > 0 {
-			ms := func(d time.Duration) string { return formatValue(float64(d)/float64(time.Millisecond), "ms") }
-			s.Stats = append(s.Stats,
-				Stat{Label: "Schedule lag p99", Value: ms(lag.Quantile(0.99))},
-				Stat{Label: "Schedule lag max", Value: ms(lag.Max())})
-		}
 		s.Charts = append(s.Charts, LagChart(h.Lag, from, to, h.LateAfter))
 	}
-	s.Stats = append(s.Stats, Stat{Label: "Dropped", Value: strconv.FormatInt(h.Dropped, 10), Note: "never sent"})
-	s.Stats = append(s.Stats, h.Extra...)
 	return s
 }
 

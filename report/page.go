@@ -156,7 +156,7 @@ type Series struct {
 	Reduce Reduce
 	// Color is a palette name ("blue", "orange", "green", "red",
 	// "purple", "brown", "pink", "grey", "teal", "gold", "navy",
-	// "olive"), which follows the light and dark themes, or a fixed
+	// "olive", "maroon"), which follows the light and dark themes, or a fixed
 	// "#rrggbb". Empty picks the palette colour by the series' position
 	// in the chart.
 	Color string
@@ -234,7 +234,7 @@ var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
 // palette maps colour names to the CSS classes whose colours follow the
 // light and dark themes; the order is the order of automatic colours.
-var palette = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "teal", "gold", "navy", "olive"}
+var palette = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "teal", "gold", "navy", "olive", "maroon"}
 
 func paletteIndex(name string) int {
 	if name == "gray" {

@@ -22,6 +22,7 @@ var classColors = [outcome.NumClasses]string{
 	outcome.ClassDropped:  "grey",
 	outcome.ClassCanceled: "navy",
 	outcome.ClassOther:    "olive",
+	outcome.ClassProtocol: "maroon",
 }
 
 // ClassColor is the palette colour of an outcome class on every report.
@@ -105,7 +106,7 @@ func BucketCharts(buckets []Bucket, width time.Duration, from, to time.Time) []C
 		{Name: "p99", Color: "orange"},
 	}
 	slowest := Series{Name: "max", Color: "purple"}
-	ok := Series{Name: "ok", Reduce: ReduceMean, Color: ClassColor(outcome.ClassOK)}
+	ok := Series{Name: "not failed", Reduce: ReduceMean, Color: ClassColor(outcome.ClassOK)}
 	bad := Series{Name: "failed", Reduce: ReduceMean, Color: ClassColor(outcome.ClassStatus)}
 	dropped := Series{Name: "dropped", Reduce: ReduceMean, Color: ClassColor(outcome.ClassDropped)}
 	var errs [outcome.NumClasses]Series
@@ -161,10 +162,12 @@ func BucketCharts(buckets []Bucket, width time.Duration, from, to time.Time) []C
 			if cl == outcome.ClassOK || cl == outcome.ClassDropped {
 				continue
 			}
-			failed += n
+			if cl.RequestFailed() {
+				failed += n
+			}
 			seen[c] = seen[c] || n > 0
 		}
-		add(&ok, t, float64(b.ByClass[outcome.ClassOK])*perSec)
+		add(&ok, t, float64(b.ByClass[outcome.ClassOK]+b.ByClass[outcome.ClassCheck])*perSec)
 		add(&bad, t, float64(failed)*perSec)
 		add(&dropped, t, float64(b.ByClass[outcome.ClassDropped])*perSec)
 		seen[outcome.ClassDropped] = seen[outcome.ClassDropped] || b.ByClass[outcome.ClassDropped] > 0

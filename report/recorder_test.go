@@ -45,7 +45,7 @@ func TestRecorderCharts(t *testing.T) {
 	}{
 		{lat, "Latency", "ms", []string{"p50", "p90", "p99"}, true},
 		{slowest, "Latency max", "ms", []string{"max"}, true},
-		{thr, "Throughput", "req/s", []string{"ok", "failed", "dropped"}, false},
+		{thr, "Throughput", "req/s", []string{"not failed", "failed", "dropped"}, false},
 		{errs, "Errors by class", "req/s", []string{"status", "timeout", "dropped"}, false},
 	} {
 		if c.chart.Title != c.title || c.chart.Unit != c.unit || !slices.Equal(seriesNames(c.chart), c.names) || c.chart.ScaleToggle != c.toggle {

@@ -40,7 +40,9 @@ writes the report into the folder it names. Nothing to install.
   relia demo --no-resilience      # the same faults without the gateway's retries, breakers and fallbacks
   relia demo --export ./bf        # write the configs to edit and run with relia run ./bf/black-friday.yaml
 
-Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error.`,
+Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error,
+5 inconclusive (the load generator could not keep its schedule: the shop
+was not judged; lower --rate or run on a quieter host).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := experiment.DemoOptions{Duration: f.duration, Rate: f.rate, NoResilience: f.noResilience}

@@ -149,7 +149,7 @@ func runKafkaLoad(cmd *cobra.Command, f *kafkaFlags) error {
 	}
 	switch {
 	case j.Result == kafkaload.Inconclusive:
-		return &exitError{code: 5, err: errors.New(strings.Join(j.Reasons, "; "))} // inconclusive
+		return &exitError{code: exitInconclusive, err: errors.New(strings.Join(j.Reasons, "; "))}
 	case j.Result == kafkaload.Failed:
 		return &exitError{code: exitFailed, err: errors.New(strings.Join(j.Reasons, "; "))}
 	case res.Stopped == "interrupted":

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/report/loadreport"
 )
@@ -29,6 +29,8 @@ type loadFlags struct {
 	vus         int
 	duration    time.Duration
 	maxInFlight int
+	lateAfter   time.Duration
+	minOnTime   string
 	headers     []string
 	method      string
 	body        string
@@ -71,9 +73,18 @@ coordinated omission). --vus is the closed model. With a file, --rate or
 --vus replace its load profile; --duration alone keeps the profile's shape
 and stretches or shrinks it to that length.
 
-The summary goes to stdout (-o json for the results file's JSON), a progress
-line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
-1 a threshold failed, 2 bad input, 3 interrupted, 4 runtime error.`,
+The summary goes to stdout (-o json for the results file's JSON); progress
+goes to stderr: a line redrawn every second on a terminal, otherwise a line
+every 10s and on SIGUSR1.
+
+The generator judges itself first: when it could not send the open model's
+requests on time (more than 10% over 10ms late, by default), the run is
+inconclusive and its thresholds are reported, not judged.
+
+Exit codes: 0 passed, 1 a threshold failed (or every request failed and no
+threshold on http_req_failed says otherwise), 2 bad input, 3 interrupted,
+4 runtime error, 5 inconclusive (the generator could not keep its
+schedule).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runLoad(cmd, args[0], &f) },
 	}
@@ -82,6 +93,8 @@ line to stderr when it is a terminal. Exit codes: 0 every threshold passed,
 	fl.IntVar(&f.vus, "vus", 0, "closed model: virtual users")
 	fl.DurationVar(&f.duration, "duration", 0, "how long to send load (default 10s for a URL)")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "open model: cap on requests in flight; arrivals beyond it are dropped and counted")
+	fl.DurationVar(&f.lateAfter, "late-after", 0, "open model: how late a request may leave and count as on time (default 10ms, or the file's lateAfter)")
+	fl.StringVar(&f.minOnTime, "min-on-time", "", `open model: share of requests that must leave on time, or the run is inconclusive (default 90%, or the file's minOnTime; "0" turns the generator's self-check off)`)
 	fl.StringArrayVarP(&f.headers, "header", "H", nil, "request header 'Name: value' (URL only; repeatable)")
 	fl.StringVarP(&f.method, "method", "m", "", "request method (URL only; default GET, or POST with -d)")
 	fl.StringVarP(&f.body, "data", "d", "", "request body (URL only)")
@@ -160,6 +173,19 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 	case f.maxInFlight < 0:
 		return nil, fmt.Errorf("--max-in-flight %d is negative", f.maxInFlight)
 	}
+	if f.lateAfter < 0 {
+		return nil, fmt.Errorf("--late-after %s is negative", f.lateAfter)
+	}
+	if f.lateAfter > 0 {
+		l.LateAfter = f.lateAfter
+	}
+	if f.minOnTime != "" {
+		r, err := config.ParseRatio(f.minOnTime)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("--min-on-time %q: want a share from 0 to 1, such as 0.9 or 90%%", f.minOnTime)
+		}
+		l.MinOnTime = load.OptionalRatio{Ratio: r, Set: true}
+	}
 	if f.rate > 0 || f.vus > 0 {
 		*l = load.LoadSpec{Duration: cmpOr(f.duration, l.Duration), MaxInFlight: f.maxInFlight, GracefulStop: l.GracefulStop,
 			LateAfter: l.LateAfter, MinOnTime: l.MinOnTime}
@@ -216,6 +242,10 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		if err != nil {
 			return badInput(fmt.Errorf("--start-at %q: want an RFC 3339 time such as 2025-11-28T09:00:00Z", f.startAt))
 		}
+		if now := time.Now(); at.Before(now) {
+			return badInput(fmt.Errorf("--start-at %s is %s in the past: segments started at a past time would not start together; give a time ahead",
+				f.startAt, now.Sub(at).Round(time.Second)))
+		}
 		opts.StartAt = at
 	}
 	sc, err := scenarioFor(target, f)
@@ -232,6 +262,8 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		return badInput(err)
 	}
 	stderr := cmd.ErrOrStderr()
+	progress := newProgressPrinter(stderr) // listens for SIGUSR1 from here on
+	defer progress.close()
 	if f.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		ln, err := net.Listen("tcp", f.metricsAddr)
@@ -244,57 +276,50 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 		fmt.Fprintf(stderr, "relia load: live metrics on http://%s/metrics\n", ln.Addr())
 		opts.Registerer = reg
 	}
-	if isTerminal(stderr) {
-		opts.Progress = func(p load.Progress) {
-			fmt.Fprintf(stderr, "\r%5.0fs/%-5.0fs %8.0f req/s  p99 %-10s errors %-8d dropped %-6d active %-6d",
-				p.Elapsed.Seconds(), p.Duration.Seconds(), p.RPS, p.P99.Round(10*time.Microsecond), p.Errors, p.Dropped, p.Active)
-		}
-	}
+	opts.Progress = func(p load.Progress) { progress.print(p.Elapsed, p.Line()) }
 	res, err := test.Run(ctx, opts)
-	if opts.Progress != nil {
-		fmt.Fprintln(stderr)
-	}
+	progress.close()
 	if err != nil {
 		return runtimeErr(err)
 	}
 	return finishLoad(cmd, res, f.out, f.html, f.format)
 }
 
-// finishLoad writes a result's files and summary and turns its verdict
-// into the exit code.
+// finishLoad writes a result's files and summary and turns its
+// judgement into the exit code.
 func finishLoad(cmd *cobra.Command, res *load.Result, out, html, format string) error {
-	data, err := json.Marshal(res)
-	if err != nil {
-		return runtimeErr(err)
-	}
 	if out != "" {
-		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+		f, err := os.Create(out)
+		if err != nil {
 			return runtimeErr(fmt.Errorf("writing results: %w", err))
 		}
+		err = res.WriteJSON(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return runtimeErr(err)
+		}
 	}
-	verdict := res.Evaluate()
+	j := res.Judge()
 	if html != "" {
-		if err := writeLoadHTML(html, res, verdict); err != nil {
+		if err := writeLoadHTML(html, res, j); err != nil {
 			return runtimeErr(err)
 		}
 	}
 	if format == "json" {
-		if _, err := cmd.OutOrStdout().Write(append(data, '\n')); err != nil {
+		if err := res.WriteJSON(cmd.OutOrStdout()); err != nil {
 			return runtimeErr(err)
 		}
-	} else if err := res.WriteSummary(cmd.OutOrStdout(), verdict); err != nil {
+	} else if err := res.WriteSummary(cmd.OutOrStdout(), j); err != nil {
 		return runtimeErr(err)
 	}
-	if !load.AllPassed(verdict) {
-		var failed []string
-		for _, v := range verdict {
-			if !v.Passed {
-				failed = append(failed, v.String())
-			}
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("thresholds failed: %s", strings.Join(failed, "; "))}
-	}
-	if res.Stopped == "interrupted" {
+	switch j.Result {
+	case load.Inconclusive:
+		return &exitError{code: exitInconclusive, err: errors.New("inconclusive: " + strings.Join(j.Reasons, "; "))}
+	case load.Failed:
+		return &exitError{code: exitFailed, err: errors.New(strings.Join(j.Reasons, "; "))}
+	case load.Interrupted:
 		return &exitError{code: exitAborted, err: errors.New("interrupted before the end of the profile")}
 	}
 	return nil
@@ -376,8 +401,8 @@ func newLoadSchemaCmd() *cobra.Command {
 
 // writeLoadHTML writes the run's self-contained HTML report, the page
 // relia report re-renders from a results file.
-func writeLoadHTML(path string, res *load.Result, verdict []load.ThresholdResult) error {
-	page := loadreport.Page(res, verdict)
+func writeLoadHTML(path string, res *load.Result, j load.Judgement) error {
+	page := loadreport.Page(res, j)
 	page.Generated = time.Now()
 	f, err := os.Create(path)
 	if err != nil {

@@ -141,7 +141,7 @@ func loadResultsPage(files []savedFile) (*report.Page, error) {
 			return nil, badInput(fmt.Errorf("merging results: %w", err))
 		}
 	}
-	return loadreport.Page(res, res.Evaluate()), nil
+	return loadreport.Page(res, res.Judge()), nil
 }
 
 // journalPage is a run's report re-rendered from its journal.

@@ -15,6 +15,9 @@ const (
 	exitBadInput = 2 // bad flags, arguments or config
 	exitAborted  = 3 // aborted by a safety condition
 	exitRuntime  = 4 // a runtime error
+	// exitInconclusive: the load generator could not keep its own
+	// schedule, so the service was not judged (its figures are reported).
+	exitInconclusive = 5
 )
 
 // exitError carries a specific exit code out of a subcommand.

@@ -52,8 +52,13 @@ Every fault is rolled back on every path: on schedule, on an abort
 condition, on Ctrl-C or SIGTERM, and on an error; even SIGKILL leaves
 nothing injected past the fault lease.
 
+The load generator judges itself first: when it could not send the
+requests on time (more than 10% over 10ms late, by default), the run is
+inconclusive: the SLOs and thresholds are reported, not judged.
+
 Exit codes: 0 the verdict passed, 1 it failed, 2 bad input (nothing was
-sent), 3 aborted (an abort condition, Ctrl-C or SIGTERM), 4 runtime error.`,
+sent), 3 aborted (an abort condition, Ctrl-C or SIGTERM), 4 runtime error,
+5 inconclusive (the load generator could not keep its schedule).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var opts experiment.Options
@@ -96,14 +101,15 @@ func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbos
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := experiment.RunOptions{OutDir: out, Stdout: cmd.OutOrStdout()}
-	if isTerminal(stderr) {
-		opts.Progress = stderr
-	}
+	progress := newProgressPrinter(stderr)
+	defer progress.close()
+	opts.Progress = progress.print
 	if verbose {
 		opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
 	fmt.Fprintf(stderr, "experiment %s: seed %d (%s), %s planned\n", plan.Name, plan.Seed, plan.SeedFrom, plan.Total)
 	res, err := experiment.Run(ctx, plan, opts)
+	progress.close()
 	if len(res.Files) > 0 {
 		abs, _ := filepath.Abs(out)
 		fmt.Fprintf(cmd.OutOrStdout(), "\nreport: %s\n", filepath.Join(abs, experiment.ReportFile))
@@ -125,6 +131,8 @@ func runExit(res *experiment.Result, err error) error {
 			reason = res.Verdict.Abort.Condition + ": " + res.Verdict.Abort.Reason
 		}
 		return &exitError{code: exitAborted, err: errors.New("aborted: " + reason)}
+	case experiment.ExitInconclusive:
+		return &exitError{code: exitInconclusive, err: errors.New("inconclusive: " + res.Verdict.Generator.Reason)}
 	default:
 		return &exitError{code: res.ExitCode, err: errors.New("the verdict failed")}
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,13 +24,35 @@ import (
 // can signal a real relia process.
 const cliEnv = "RELIA_CLI_TEST_MAIN"
 
+// hogEnv makes the test binary burn CPU until the time it names (Unix
+// seconds): the busy neighbour of TestDemoUnderACPUHogIsInconclusive.
+const hogEnv = "RELIA_CLI_TEST_HOG_UNTIL"
+
 func TestMain(m *testing.M) {
+	if until := os.Getenv(hogEnv); until != "" {
+		hog(until)
+	}
 	if os.Getenv(cliEnv) != "" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
 	removeTestBinaries()
 	os.Exit(code)
+}
+
+// hog spins until the Unix time until, or for a minute at most.
+func hog(until string) {
+	secs, err := strconv.ParseInt(until, 10, 64)
+	end := time.Unix(secs, 0)
+	if err != nil || time.Until(end) > time.Minute {
+		end = time.Now().Add(time.Minute)
+	}
+	for n := 0; time.Now().Before(end); n++ {
+		for range 1 << 16 {
+			n ^= n << 1
+		}
+	}
+	os.Exit(0)
 }
 
 // runExperimentYAML is an experiment through the test's fault server:
@@ -152,7 +176,25 @@ func TestRunSIGTERMRollsBack(t *testing.T) {
 	if toxics, _ := srv.Toxics("api"); len(toxics) != 0 {
 		t.Fatalf("the fault server still holds %+v", toxics)
 	}
-	f, err := os.Open(filepath.Join(out, experiment.JournalFile))
+	j := readJournal(t, out)
+	if len(j.Faults) != 1 || j.Faults[0].EndReason != experiment.EndRolledBackSignal || j.ExitCode != exitAborted {
+		t.Errorf("journal faults %+v, exit %d", j.Faults, j.ExitCode)
+	}
+	if !strings.Contains(stdout.String(), "cli-run: ABORTED") || !strings.Contains(stdout.String(), "report: ") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+	// The fault's recovery was cut short by the signal: not observed, not
+	// NOT RECOVERED; and the run's length reads rounded ("ran 3.42s").
+	if !strings.Contains(stdout.String(), "api-availability not observed (the run ended first)") || strings.Contains(stdout.String(), "NOT RECOVERED") ||
+		!regexp.MustCompile(`\nseed 9, ran \d+(\.\d+)?s of 12s,`).MatchString(stdout.String()) {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
+// readJournal reads the journal a run wrote into dir.
+func readJournal(t *testing.T, dir string) *experiment.Journal {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, experiment.JournalFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +203,5 @@ func TestRunSIGTERMRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(j.Faults) != 1 || j.Faults[0].EndReason != experiment.EndRolledBackSignal || j.ExitCode != exitAborted {
-		t.Errorf("journal faults %+v, exit %d", j.Faults, j.ExitCode)
-	}
-	if !strings.Contains(stdout.String(), "cli-run: ABORTED") || !strings.Contains(stdout.String(), "report: ") {
-		t.Errorf("stdout:\n%s", stdout.String())
-	}
+	return j
 }

@@ -4,7 +4,7 @@
 //
 //	res, err := load.ReadResult("results.json")
 //	if err != nil { ... }
-//	page := loadreport.Page(res, res.Evaluate())
+//	page := loadreport.Page(res, res.Judge())
 //	page.Generated = time.Now()
 //	err = page.WriteHTML(f)
 //

@@ -20,14 +20,16 @@ const maxNamedCurves = 8
 // Page is the HTML report of a load run: the verdict and thresholds,
 // latency over time and by percentile, throughput and errors, the
 // requests, checks and status codes, the stress steps, and the load
-// generator's own health. verdict is res.Evaluate(). The page's
-// Generated time is left zero for the caller to set.
+// generator's own health. j is res.Judge(): the result, its reasons, the
+// thresholds and the generator's judgement of itself, which the page
+// shows as the terminal and the results file do. The page's Generated
+// time is left zero for the caller to set.
 //
 // Every figure is the load package's: requests are those sent, req/s is
-// requests over the run's length (End - Start), error rate is failed over
-// sent, and latency percentiles are the histograms' nearest rank, so the
+// requests over the run's length (End - Start), failed requests are k6's
+// http_req_failed over sent, checks are counted apart, and latency percentiles are the histograms' nearest rank, so the
 // page, the terminal summary and the thresholds agree.
-func Page(res *load.Result, verdict []load.ThresholdResult) *report.Page {
+func Page(res *load.Result, j load.Judgement) *report.Page {
 	from, to := res.Start, res.End
 	page := &report.Page{
 		Title:    "relia load: " + res.Scenario,
@@ -74,17 +76,19 @@ func Page(res *load.Result, verdict []load.ThresholdResult) *report.Page {
 	thr.Note = report.RecorderNote
 	traffic := report.Section{Title: "Throughput and errors", Charts: []report.Chart{thr, byTitle["Errors by class"], activeChart(res)}}
 
-	requests := report.Section{Title: "Requests", Tables: []report.Table{nameTable(res)}}
+	requests := report.Section{Title: "Requests",
+		Text:   "failed: the requests k6's http_req_failed counts (a transport error or a status the request does not expect); checks: the share of checks that passed, counted apart.",
+		Tables: []report.Table{nameTable(res)}}
 	requests.Tables = append(requests.Tables, report.RecorderTables(res.Requests, time.Time{}, time.Time{})[0], report.StatusCodeTable(res.Requests.StatusCodes()))
 
-	page.Sections = []report.Section{verdictSection(res, verdict), latency, traffic, requests}
+	page.Sections = []report.Section{verdictSection(res, j), latency, traffic, requests}
 	if len(res.ByCheck) > 0 {
 		page.Sections = append(page.Sections, checkSection(res))
 	}
 	if steps := res.StressSteps(); steps != nil {
 		page.Sections = append(page.Sections, stepSection(res, steps))
 	}
-	page.Sections = append(page.Sections, healthSection(res))
+	page.Sections = append(page.Sections, healthSection(res, j.Generator))
 	return page
 }
 
@@ -105,38 +109,57 @@ func subtitle(res *load.Result) string {
 	return strings.Join(parts, " · ")
 }
 
-// verdictSection is the thresholds' verdict and the headline figures.
-func verdictSection(res *load.Result, verdict []load.ThresholdResult) report.Section {
+// verdictSection is the run's result with its reasons, the headline
+// figures and the thresholds. When the generator could not keep its
+// schedule the result is inconclusive and a failed threshold is shown
+// as not judged, as in the terminal.
+func verdictSection(res *load.Result, j load.Judgement) report.Section {
 	all := res.Rows()[0]
-	passed := load.AllPassed(verdict)
-	status := report.StatusPass
-	if !passed {
-		status = report.StatusFail
-	}
+	status := map[string]string{load.Passed: report.StatusPass, load.Failed: report.StatusFail,
+		load.Inconclusive: report.StatusWarn, load.Interrupted: report.StatusWarn}[j.Result]
+	held := len(j.Thresholds) - failedCount(j.Thresholds)
 	stats := []report.Stat{
-		{Label: "Thresholds", Value: map[bool]string{true: "passed", false: "failed"}[passed], Status: status,
-			Note: fmt.Sprintf("%d of %d held", len(verdict)-failedCount(verdict), len(verdict))},
+		{Label: "Result", Value: strings.ToUpper(j.Result), Status: status,
+			Note: fmt.Sprintf("%d of %d thresholds held", held, len(j.Thresholds))},
 		{Label: "Requests", Value: strconv.FormatInt(all.Requests, 10), Note: fmt.Sprintf("%.1f req/s", all.RPS)},
-		{Label: "Error rate", Value: fmt.Sprintf("%.2f%%", all.ErrorRate()*100), Note: fmt.Sprintf("%d failed", all.Failed)},
-		{Label: "p50 latency", Value: msText(all.P50)},
-		{Label: "p99 latency", Value: msText(all.P99)},
-		{Label: "max latency", Value: msText(all.Max)},
+		{Label: "Failed requests", Value: fmt.Sprintf("%.2f%%", all.FailedRate()*100), Note: fmt.Sprintf("%d failed (http_req_failed)", all.Failed)},
 	}
+	if all.Checks > 0 {
+		stats = append(stats, report.Stat{Label: "Checks passed", Value: all.ChecksText(), Note: fmt.Sprintf("%d of %d", all.ChecksPassed, all.Checks)})
+	}
+	stats = append(stats,
+		report.Stat{Label: "p50 latency", Value: msText(all.P50)},
+		report.Stat{Label: "p99 latency", Value: msText(all.P99)},
+		report.Stat{Label: "max latency", Value: msText(all.Max)})
 	t := report.Table{Title: "Thresholds", Columns: []string{"threshold", "limit", "observed", "result"}}
-	for _, v := range verdict {
-		val := v.Threshold.FormatValue(v.Value)
+	for _, v := range j.Thresholds {
+		val := load.FormatValue(v.Threshold, v.Value)
 		if v.NoData {
 			val = "no data"
 		}
 		if v.Threshold.Window > 0 && v.Windows > 0 {
 			val += fmt.Sprintf(" (%d of %d windows failed)", v.FailedWindows, v.Windows)
 		}
-		limit := string(v.Threshold.Op) + " " + v.Threshold.FormatValue(v.Threshold.Value)
-		t.Rows = append(t.Rows, []string{v.String(), limit, val, map[bool]string{true: "pass", false: "FAIL"}[v.Passed]})
-		t.RowStatus = append(t.RowStatus, map[bool]string{true: report.StatusPass, false: report.StatusFail}[v.Passed])
+		limit := string(v.Threshold.Op) + " " + load.FormatLimit(v.Threshold)
+		result, st := "pass", report.StatusPass
+		switch {
+		case !v.Passed && j.Result == load.Inconclusive:
+			result, st = "FAIL (not judged)", report.StatusWarn
+		case !v.Passed:
+			result, st = "FAIL", report.StatusFail
+		}
+		t.Rows = append(t.Rows, []string{v.String(), limit, val, result})
+		t.RowStatus = append(t.RowStatus, st)
 	}
-	s := report.Section{Title: "Verdict", Text: res.Stopped, Stats: stats}
-	if len(verdict) > 0 {
+	text := "Every threshold held."
+	if len(j.Reasons) > 0 {
+		text = strings.Join(j.Reasons, "\n\n")
+	}
+	if res.Stopped != "" {
+		text += "\n\nStopped early: " + res.Stopped
+	}
+	s := report.Section{Title: "Verdict", Text: text, Stats: stats}
+	if len(j.Thresholds) > 0 {
 		s.Tables = []report.Table{t}
 	}
 	return s
@@ -218,10 +241,10 @@ func activeChart(res *load.Result) report.Chart {
 
 // nameTable is the summary table: the whole run and each request name.
 func nameTable(res *load.Result) report.Table {
-	t := report.Table{Title: "By request", Columns: []string{"name", "requests", "req/s", "errors", "p50", "p90", "p95", "p99", "p99.9", "max"}}
+	t := report.Table{Title: "By request", Columns: []string{"name", "requests", "req/s", "failed", "checks", "p50", "p90", "p95", "p99", "p99.9", "max"}}
 	for _, r := range res.Rows() {
 		t.Rows = append(t.Rows, []string{r.Name, strconv.FormatInt(r.Requests, 10), fmt.Sprintf("%.1f", r.RPS),
-			fmt.Sprintf("%.2f%%", r.ErrorRate()*100), msText(r.P50), msText(r.P90), msText(r.P95), msText(r.P99), msText(r.P999), msText(r.Max)})
+			fmt.Sprintf("%.2f%%", r.FailedRate()*100), r.ChecksText(), msText(r.P50), msText(r.P90), msText(r.P95), msText(r.P99), msText(r.P999), msText(r.Max)})
 		st := ""
 		if r.Failed > 0 {
 			st = report.StatusWarn
@@ -287,16 +310,37 @@ func stepSection(res *load.Result, steps []load.StressStep) report.Section {
 	return report.Section{Title: "Stress steps", Text: text, Tables: []report.Table{t}}
 }
 
-// healthSection is the generator's account of itself.
-func healthSection(res *load.Result) report.Section {
-	h := report.Health{Dropped: int64(res.Dropped)}
-	if res.Model == load.Open {
-		h.Planned, h.Lag, h.LateAfter = int64(res.Planned), res.Lag, res.LateAfter
-	} else {
-		h.Extra = []report.Stat{
+// healthSection is the generator's account of itself: its judgement of
+// itself (the load package's figures) and, for the open model, the
+// schedule lag over time.
+func healthSection(res *load.Result, h load.Health) report.Section {
+	var extra []report.Stat
+	if res.Model == load.Closed {
+		extra = []report.Stat{
 			{Label: "VUs", Value: strconv.Itoa(res.MaxActive), Note: "most at once"},
 			{Label: "Iterations", Value: strconv.FormatUint(res.Iterations, 10)},
 		}
 	}
-	return report.HealthSection(h, res.Start, res.End)
+	var lag *outcome.Recorder
+	if res.Model == load.Open {
+		lag = res.Lag
+	}
+	return HealthSection(h, lag, res.Start, res.End, extra...)
+}
+
+// HealthSection is the report section of a load generator's judgement of
+// itself, h (a load run's, or an experiment's over all its phases), with
+// lag, the schedule lag recorder (nil: no chart), drawn over [from, to),
+// and extra figures after the generator's own.
+func HealthSection(h load.Health, lag *outcome.Recorder, from, to time.Time, extra ...report.Stat) report.Section {
+	rh := report.Health{Inconclusive: !h.Conclusive, Reason: h.Reason, Text: h.Text(), Lag: lag, LateAfter: h.LateAfter}
+	for _, f := range h.Figures() {
+		st := report.StatusPass
+		if f.Warn {
+			st = report.StatusWarn
+		}
+		rh.Stats = append(rh.Stats, report.Stat{Label: f.Label, Value: f.Value, Note: f.Note, Status: st})
+	}
+	rh.Stats = append(rh.Stats, extra...)
+	return report.HealthSection(rh, from, to)
 }
