@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 
+	"github.com/relia-dev/relia/internal/grpcstatus"
 	"github.com/relia-dev/relia/internal/h1"
 )
 
@@ -114,7 +114,7 @@ func (f *h2Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := f.tr.RoundTrip(out)
 	if err != nil {
 		if isGRPC(r) {
-			writeGRPCStatus(w, codes.Unavailable, "fault proxy: upstream unreachable: "+err.Error(), nil)
+			grpcstatus.WriteTrailersOnly(w, codes.Unavailable, "fault proxy: upstream unreachable: "+err.Error(), nil)
 			return
 		}
 		writeJSON(w, http.StatusBadGateway, map[string]string{"reason": "upstream_unreachable", "error": err.Error()})
@@ -153,50 +153,6 @@ func isGRPC(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
-// writeGRPCStatus ends a gRPC call with a status and no message, as a
-// server does with a Trailers-Only response: grpc-status and grpc-message
-// (percent-encoded) in the only headers, with grpc-retry-pushback-ms when
-// pushback is set, which tells a client's retry policy when to try again
-// (or, negative, not to).
-func writeGRPCStatus(w http.ResponseWriter, code codes.Code, msg string, pushback *int64) {
-	h := w.Header()
-	h.Set("Content-Type", "application/grpc")
-	h.Set("Grpc-Status", strconv.Itoa(int(code)))
-	if msg != "" {
-		h.Set("Grpc-Message", grpcPercentEncode(msg))
-	}
-	if pushback != nil {
-		h.Set("Grpc-Retry-Pushback-Ms", strconv.FormatInt(*pushback, 10))
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
-// grpcPercentEncode encodes a status message as gRPC's HTTP/2 mapping
-// asks: printable ASCII but '%' as is, every other byte as %XX.
-func grpcPercentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= ' ' && c <= '~' && c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
-}
-
-// parseGRPCCode reads a status code by name ("UNAVAILABLE") or number.
-func parseGRPCCode(s string) (codes.Code, error) {
-	var c codes.Code
-	if _, err := strconv.Atoi(s); err == nil {
-		err := c.UnmarshalJSON([]byte(s))
-		return c, err
-	}
-	err := c.UnmarshalJSON([]byte(strconv.Quote(strings.ToUpper(s))))
-	return c, err
-}
-
 // validateGRPC checks an HTTPFault's gRPC fields.
 func (f *HTTPFault) validateGRPC() error {
 	if f.GRPCStatus == "" {
@@ -206,9 +162,9 @@ func (f *HTTPFault) validateGRPC() error {
 		return nil
 	}
 	var errs []error
-	c, err := parseGRPCCode(f.GRPCStatus)
+	c, ok := grpcstatus.Parse(f.GRPCStatus)
 	switch {
-	case err != nil:
+	case !ok:
 		errs = append(errs, fmt.Errorf("grpc_status %q: want a gRPC status code by name (UNAVAILABLE) or number (0 to 16)", f.GRPCStatus))
 	case c == codes.OK:
 		errs = append(errs, errors.New("grpc_status OK is no fault"))
@@ -224,12 +180,12 @@ func (f *HTTPFault) validateGRPC() error {
 
 // abortGRPC ends a call with the fault's gRPC status.
 func (f *HTTPFault) abortGRPC(w http.ResponseWriter) {
-	c, _ := parseGRPCCode(f.GRPCStatus) // checked by validateGRPC
+	c, _ := grpcstatus.Parse(f.GRPCStatus) // checked by validateGRPC
 	msg := f.GRPCMessage
 	if msg == "" {
 		msg = "fault injected"
 	}
-	writeGRPCStatus(w, c, msg, f.GRPCPushback)
+	grpcstatus.WriteTrailersOnly(w, c, msg, f.GRPCPushback)
 }
 
 // h2State is the HTTP/2 part of an httpProxy.

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/grpcstatus"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -359,7 +359,7 @@ func (g *Gateway) grpcAttempt(x *exchange, gp *grpcPool, t *target, body *replay
 	}
 	n, _ := strconv.Atoi(st)
 	code := codes.Code(n)
-	f := &grpcFailure{attemptFailure: attemptFailure{status: grpcHTTPStatus(code)}, code: code, detail: resp.Header.Get("Grpc-Message")}
+	f := &grpcFailure{attemptFailure: attemptFailure{status: grpcstatus.HTTPStatus(code)}, code: code, detail: resp.Header.Get("Grpc-Message")}
 	if pb := resp.Header.Get("Grpc-Retry-Pushback-Ms"); pb != "" {
 		if ms, err := strconv.ParseInt(pb, 10, 64); err == nil {
 			f.pushback, f.hinted = time.Duration(ms)*time.Millisecond, true
@@ -459,16 +459,7 @@ func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Respo
 // endGRPC answers a call with a status of the gateway's own, as a
 // Trailers-Only response.
 func (g *Gateway) endGRPC(x *exchange, w http.ResponseWriter, code codes.Code, msg string, pushback *int64) {
-	h := w.Header()
-	h.Set("Content-Type", "application/grpc")
-	h.Set("Grpc-Status", strconv.Itoa(int(code)))
-	if msg != "" {
-		h.Set("Grpc-Message", grpcPercentEncode(msg))
-	}
-	if pushback != nil {
-		h.Set("Grpc-Retry-Pushback-Ms", strconv.FormatInt(*pushback, 10))
-	}
-	w.WriteHeader(http.StatusOK)
+	grpcstatus.WriteTrailersOnly(w, code, msg, pushback)
 	g.grpcDone(x, code)
 }
 
@@ -476,10 +467,10 @@ func (g *Gateway) endGRPC(x *exchange, w http.ResponseWriter, code codes.Code, m
 // the access log and SLOs, its code for the gRPC metric.
 func (g *Gateway) grpcDone(x *exchange, code codes.Code) {
 	x.end = g.clock.Now()
-	x.status = grpcHTTPStatus(code)
+	x.status = grpcstatus.HTTPStatus(code)
 	x.resp.status = x.status
 	x.cancelAttempt()
-	g.metrics.grpcCall(x.route.name, grpcCodeName(code))
+	g.metrics.grpcCall(x.route.name, grpcstatus.Name(code))
 }
 
 // cancelAttempt ends the current attempt's context.
@@ -496,61 +487,6 @@ func (f *grpcFailure) msg() string {
 		return "gateway: upstream " + f.kind.String() + ": " + f.detail
 	}
 	return f.detail
-}
-
-// grpcHTTPStatus is the HTTP status google.rpc.Code documents for code.
-func grpcHTTPStatus(code codes.Code) int {
-	switch code {
-	case codes.OK:
-		return 200
-	case codes.Canceled:
-		return 499
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return 400
-	case codes.DeadlineExceeded:
-		return 504
-	case codes.NotFound:
-		return 404
-	case codes.AlreadyExists, codes.Aborted:
-		return 409
-	case codes.PermissionDenied:
-		return 403
-	case codes.Unauthenticated:
-		return 401
-	case codes.ResourceExhausted:
-		return 429
-	case codes.Unimplemented:
-		return 501
-	case codes.Unavailable:
-		return 503
-	}
-	return 500
-}
-
-// grpcCodeName is a code's name as gRPC's specification writes it.
-func grpcCodeName(c codes.Code) string {
-	names := [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-		"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-		"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
-	if int(c) < len(names) {
-		return names[c]
-	}
-	return "CODE_" + strconv.Itoa(int(c))
-}
-
-// grpcPercentEncode encodes a status message as gRPC's HTTP/2 mapping
-// asks: printable ASCII but '%' as is, every other byte as %XX.
-func grpcPercentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= ' ' && c <= '~' && c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
 }
 
 // parseGRPCTimeout reads a grpc-timeout header: up to eight digits and a

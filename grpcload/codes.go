@@ -1,14 +1,13 @@
 package grpcload
 
 import (
-	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/relia-dev/relia/internal/grpcstatus"
 	"github.com/relia-dev/relia/outcome"
 )
 
@@ -73,69 +72,13 @@ func transportClass(err error) outcome.Class {
 // codes share 400, 409 and 500, so the exact codes are counted apart
 // (Codes). A call that got no answer at all (Class is not ok or status)
 // has Status 0, as an HTTP request without a response does.
-func HTTPStatus(code codes.Code) int {
-	switch code {
-	case codes.OK:
-		return 200
-	case codes.Canceled:
-		return 499
-	case codes.Unknown, codes.Internal, codes.DataLoss:
-		return 500
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return 400
-	case codes.DeadlineExceeded:
-		return 504
-	case codes.NotFound:
-		return 404
-	case codes.AlreadyExists, codes.Aborted:
-		return 409
-	case codes.PermissionDenied:
-		return 403
-	case codes.Unauthenticated:
-		return 401
-	case codes.ResourceExhausted:
-		return 429
-	case codes.Unimplemented:
-		return 501
-	case codes.Unavailable:
-		return 503
-	}
-	return 500
-}
-
-// codeNames are the codes' names as gRPC's specification writes them.
-var codeNames = [...]string{
-	codes.OK: "OK", codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN",
-	codes.InvalidArgument: "INVALID_ARGUMENT", codes.DeadlineExceeded: "DEADLINE_EXCEEDED",
-	codes.NotFound: "NOT_FOUND", codes.AlreadyExists: "ALREADY_EXISTS",
-	codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
-	codes.FailedPrecondition: "FAILED_PRECONDITION", codes.Aborted: "ABORTED",
-	codes.OutOfRange: "OUT_OF_RANGE", codes.Unimplemented: "UNIMPLEMENTED",
-	codes.Internal: "INTERNAL", codes.Unavailable: "UNAVAILABLE", codes.DataLoss: "DATA_LOSS",
-	codes.Unauthenticated: "UNAUTHENTICATED",
-}
+func HTTPStatus(code codes.Code) int { return grpcstatus.HTTPStatus(code) }
 
 // ParseCode reads a status code by its name as gRPC's specification
 // writes it ("UNAVAILABLE", "DEADLINE_EXCEEDED"; any case; CANCELED too)
 // or by its number (0 to 16).
-func ParseCode(s string) (codes.Code, bool) {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if s == "CANCELED" {
-		return codes.Canceled, true
-	}
-	for c, name := range codeNames {
-		if s == name || s == strconv.Itoa(c) {
-			return codes.Code(c), true
-		}
-	}
-	return 0, false
-}
+func ParseCode(s string) (codes.Code, bool) { return grpcstatus.Parse(s) }
 
 // CodeName is the code's name as gRPC's specification writes it:
 // "UNAVAILABLE"; codes beyond the specification print as "CODE(17)".
-func CodeName(c codes.Code) string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("CODE(%d)", uint32(c))
-}
+func CodeName(c codes.Code) string { return grpcstatus.Name(c) }
