@@ -341,7 +341,10 @@ func (g *Gateway) grpcAttempt(x *exchange, gp *grpcPool, t *target, body *replay
 	lat := time.Since(start)
 	if err != nil {
 		kind := classifyErr(err)
-		if ctx.Err() == context.DeadlineExceeded {
+		// The target resets the stream when the deadline the gateway sent
+		// it passes, which can reach the gateway before its own timer has
+		// fired: past the deadline, the failure is the deadline's.
+		if dl, _ := ctx.Deadline(); ctx.Err() == context.DeadlineExceeded || !time.Now().Before(dl) {
 			kind = errTimeout
 		}
 		code := codes.Unavailable
