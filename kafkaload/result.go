@@ -201,11 +201,11 @@ func (r *Result) value(th load.Threshold) (float64, bool) {
 	return 0, false
 }
 
-// The results of a judgement, as load's.
+// The results of a judgement, load's.
 const (
-	Passed       = "passed"
-	Failed       = "failed"
-	Inconclusive = "inconclusive"
+	Passed       = load.Passed
+	Failed       = load.Failed
+	Inconclusive = load.Inconclusive
 )
 
 // Judgement is a run's result, with why.
@@ -224,12 +224,12 @@ func (r *Result) Judge() Judgement {
 	var failed []string
 	for _, tr := range j.Thresholds {
 		if !tr.Passed {
-			failed = append(failed, fmt.Sprintf("threshold %s failed: %s", tr, valueText(tr.Threshold, tr.Value)))
+			failed = append(failed, fmt.Sprintf("threshold %s failed: %s", tr, load.FormatValueIn(Metrics, tr.Threshold, tr.Value)))
 		}
 	}
 	sent := int64(r.Dispatched + r.Dropped)
 	late := sent - r.OnTime
-	if r.MinOnTime > 0 && sent > 0 && late >= 10 && float64(r.OnTime)/float64(sent) < r.MinOnTime {
+	if r.MinOnTime > 0 && sent > 0 && late >= load.MinLateToJudge && float64(r.OnTime)/float64(sent) < r.MinOnTime {
 		j.Result = Inconclusive
 		j.Reasons = append(j.Reasons, fmt.Sprintf("the generator sent %d of %d records late (over %s) or dropped them: it did not offer the planned load, so the broker is not judged",
 			late, sent, r.LateAfter))
@@ -242,21 +242,6 @@ func (r *Result) Judge() Judgement {
 		j.Result, j.Reasons = Failed, failed
 	}
 	return j
-}
-
-// valueText writes a threshold's value in its metric's unit.
-func valueText(th load.Threshold, v float64) string {
-	switch Metrics[th.Metric] {
-	case load.Trend:
-		return fmt.Sprintf("%.2fms", v)
-	case load.Rate:
-		return fmt.Sprintf("%.4g%%", v*100)
-	case load.Counter:
-		if th.Aggregation == "rate" {
-			return fmt.Sprintf("%.1f/s", v)
-		}
-	}
-	return fmt.Sprintf("%g", v)
 }
 
 // WriteSummary writes the run's summary: records produced and read back,
@@ -309,7 +294,7 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	if len(j.Thresholds) > 0 {
 		b.WriteString("thresholds:\n")
 		for _, tr := range j.Thresholds {
-			mark, val := "pass", valueText(tr.Threshold, tr.Value)
+			mark, val := "pass", load.FormatValueIn(Metrics, tr.Threshold, tr.Value)
 			if !tr.Passed {
 				mark = "FAIL"
 			}
