@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -498,13 +499,20 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	if len(v) < 2 || len(v) > 9 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
+	var n int64
+	for i := 0; i < len(v)-1; i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false // digits only: no sign, no space
+		}
+		n = n*10 + int64(c-'0')
 	}
 	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
 	if unit == 0 {
 		return 0, false
+	}
+	if n > int64(math.MaxInt64/unit) {
+		return math.MaxInt64, true // 99999999H: longer than any deadline, not a negative one
 	}
 	return time.Duration(n) * unit, true
 }
@@ -521,12 +529,16 @@ func formatGRPCTimeout(d time.Duration) string {
 	}{{time.Nanosecond, "n"}, {time.Microsecond, "u"}, {time.Millisecond, "m"}, {time.Second, "S"}, {time.Minute, "M"}} {
 		if v := d / u.unit; v < 100_000_000 {
 			if d%u.unit != 0 && u.unit > time.Nanosecond {
-				v++ // never longer than asked: round up only past the finest unit
+				v++ // never shorter than asked: round up past the finest unit
 			}
 			return strconv.FormatInt(int64(v), 10) + u.c
 		}
 	}
-	return strconv.FormatInt(int64(d/time.Hour), 10) + "H"
+	h := d / time.Hour
+	if d%time.Hour != 0 {
+		h++
+	}
+	return strconv.FormatInt(int64(h), 10) + "H"
 }
 
 // replayBody is a call's request stream, read once from the client and

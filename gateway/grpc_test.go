@@ -462,9 +462,35 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 			t.Errorf("parseGRPCTimeout(%s) = %s %v", got, back, ok)
 		}
 	}
-	for _, bad := range []string{"", "5", "123456789S", "10x", "-5S"} {
+	if d, ok := parseGRPCTimeout("99999999H"); !ok || d < 24*time.Hour {
+		t.Errorf("parseGRPCTimeout(99999999H) = %s %v, want a long deadline", d, ok)
+	}
+	for _, bad := range []string{"", "5", "123456789S", "10x", "-5S", "+5S", " 5S"} {
 		if _, ok := parseGRPCTimeout(bad); ok {
 			t.Errorf("parseGRPCTimeout(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzGRPCTimeout: a client's grpc-timeout header, whatever it holds,
+// is refused or read as a deadline that is never negative, and what the
+// gateway sends on reads back no shorter than what it meant.
+func FuzzGRPCTimeout(f *testing.F) {
+	for _, s := range []string{"1S", "99999999H", "0n", "+5S", "12345678m", "5", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := parseGRPCTimeout(v)
+		if !ok {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("parseGRPCTimeout(%q) = %s: negative", v, d)
+		}
+		out := formatGRPCTimeout(d)
+		back, ok := parseGRPCTimeout(out)
+		if !ok || back < d {
+			t.Fatalf("%q -> %s -> %q -> %s %v", v, d, out, back, ok)
+		}
+	})
 }
