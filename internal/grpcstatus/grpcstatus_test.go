@@ -91,3 +91,24 @@ func Example() {
 	// true true RESOURCE_EXHAUSTED 429
 	// 50%25 off
 }
+
+// FuzzParse: whatever a user writes for a status code (the fault API's
+// grpc_status) is refused or read as a code of the specification whose
+// name reads back as the same code.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"UNAVAILABLE", "8", "canceled", " 14 ", "17", "-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := grpcstatus.Parse(s)
+		if !ok {
+			return
+		}
+		if c > codes.Unauthenticated {
+			t.Fatalf("Parse(%q) = %d: past the specification", s, c)
+		}
+		if back, ok := grpcstatus.Parse(grpcstatus.Name(c)); !ok || back != c {
+			t.Fatalf("Parse(%q) = %s, whose name reads back as %v %v", s, grpcstatus.Name(c), back, ok)
+		}
+	})
+}
