@@ -173,11 +173,11 @@ func TestGRPCDelayPerMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
+	waiters := clk.Waiters() // before the call: it may reach its timer before this line would
 	go func() {
 		_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
 		done <- err
 	}()
-	waiters := clk.Waiters()
 	for clk.Waiters() == waiters { // the call waits on the delay's timer
 		select {
 		case err := <-done:
