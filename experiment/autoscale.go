@@ -61,7 +61,9 @@ type Autoscale struct {
 
 // ScalingBehavior is the HPA's spec.behavior.
 type ScalingBehavior struct {
-	ScaleUp   *ScalingRules `yaml:"scaleUp" json:"scaleUp,omitempty"`
+	// ScaleUp bounds how fast replicas are added.
+	ScaleUp *ScalingRules `yaml:"scaleUp" json:"scaleUp,omitempty"`
+	// ScaleDown bounds how fast replicas are removed.
 	ScaleDown *ScalingRules `yaml:"scaleDown" json:"scaleDown,omitempty"`
 }
 
@@ -80,8 +82,12 @@ type ScalingRules struct {
 // ScalingPolicy allows a change of at most Value pods (type Pods) or
 // Value percent (type Percent) within any Period.
 type ScalingPolicy struct {
-	Type   string        `yaml:"type" config:"required" json:"type"`
-	Value  int           `yaml:"value" config:"required" json:"value"`
+	// Type says what Value counts: Pods, or Percent of the current
+	// replicas.
+	Type string `yaml:"type" config:"required" json:"type"`
+	// Value is the most pods (or percent) of change allowed per Period.
+	Value int `yaml:"value" config:"required" json:"value"`
+	// Period is the sliding window the change is counted over.
 	Period time.Duration `yaml:"period" config:"required" json:"period_ns"`
 }
 

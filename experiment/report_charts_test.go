@@ -103,7 +103,7 @@ func TestReportPageFromRecorderAndJournal(t *testing.T) {
 		t.Error("only the journal's page says it was re-rendered")
 	}
 	// Thresholds carry their units.
-	if !strings.Contains(a.String(), "<td>http_req_failed:rate&lt;0.6</td><td>&lt; 60%</td><td>50%</td>") {
+	if !strings.Contains(a.String(), "<td>http_req_failed:rate&lt;0.6</td><td>&lt; 60%</td><td>50.00%</td>") {
 		t.Error("the threshold table lacks the limit and value in their units")
 	}
 }

@@ -338,6 +338,13 @@ func (r *runState) finish() (*Result, error) {
 	}
 	if r.err != nil {
 		res.ExitCode = ExitRuntime // the journal says so too
+		if v != nil {
+			v.Error = r.err.Error()
+			if v.Inconclusive {
+				res.ExitCode = ExitInconclusive
+			}
+			v.ExitCode = res.ExitCode
+		}
 	}
 	if tl.End.Before(tl.Start) {
 		tl.End = tl.Start
@@ -345,8 +352,8 @@ func (r *runState) finish() (*Result, error) {
 	res.Journal = NewJournal(p, r.rec, tl, v, sc, res.ExitCode)
 	files, err := writeOutputs(r.opts, p, r.rec, res)
 	res.Files = files
-	if err = errors.Join(r.err, err); err != nil {
-		res.ExitCode = ExitRuntime
+	if err != nil {
+		res.ExitCode = ExitRuntime // the outputs could not be written
 	}
-	return res, err
+	return res, errors.Join(r.err, err)
 }

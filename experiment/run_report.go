@@ -103,7 +103,7 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 	p, v, sc := j.Plan, j.Verdict, *j.Scorecard
 	status := report.StatusPass
 	switch {
-	case v.Aborted, !v.Passed && !v.Inconclusive:
+	case v.Aborted, v.Error != "" && !v.Inconclusive, !v.Passed && !v.Inconclusive:
 		status = report.StatusFail
 	case v.Inconclusive:
 		status = report.StatusWarn
@@ -121,8 +121,16 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 	case v.Inconclusive:
 		verdict.Text = "Inconclusive: the load generator could not keep its schedule, so the SLOs and thresholds are reported, not judged.\n\n" +
 			strings.Join(v.Failures, "\n\n")
+		if v.Error != "" {
+			verdict.Text += "\n\nThe run broke too: " + v.Error
+		}
 	case len(v.Failures) > 0:
 		verdict.Text = "Why it failed:\n\n" + strings.Join(v.Failures, "\n\n")
+		if v.Error != "" {
+			verdict.Text += "\n\nThe run broke too: " + v.Error
+		}
+	case v.Error != "":
+		verdict.Text = "The run broke before its verdict could be trusted: " + v.Error
 	default:
 		verdict.Text = "Every SLO met its objective over the run, every threshold held, and no abort condition ended it."
 	}

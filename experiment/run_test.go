@@ -262,6 +262,49 @@ func TestRunAbortRollsBackEveryFault(t *testing.T) {
 	}
 }
 
+// TestRunFaultThatCannotStartIsAnError: a fault server that refuses the
+// fault breaks the run; the summary's headline, the verdict and the
+// journal all say so with exit 4, not a verdict on the service.
+func TestRunFaultThatCannotStartIsAnError(t *testing.T) {
+	t.Parallel()
+	srv, _ := backend(t)
+	faults, err := fault.NewServer(fault.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { faults.Close() })
+	info, err := faults.CreateProxy(fault.ProxyConfig{Name: "api", Listen: "127.0.0.1:0", Upstream: srv.Listener.Addr().String(), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server answers what the run checks beforehand, then refuses
+	// the fault itself.
+	api := faults.Handler(fault.HandlerOptions{})
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			http.Error(w, "toxics are refused here", http.StatusInternalServerError)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(refusing.Close)
+	p := planFrom(t, abortExperiment, "PROXY", info.Listen, "FAULTS", refusing.URL, "ABORT", "")
+	var summary strings.Builder
+	res, err := experiment.Run(context.Background(), p, experiment.RunOptions{Stdout: &summary})
+	if err == nil || !strings.Contains(err.Error(), "starting fault api-503") {
+		t.Fatalf("error %v, want the fault that did not start", err)
+	}
+	if res.ExitCode != experiment.ExitRuntime || res.Verdict == nil || res.Verdict.ExitCode != experiment.ExitRuntime ||
+		!strings.Contains(res.Verdict.Error, "starting fault api-503") || res.Journal.ExitCode != experiment.ExitRuntime {
+		t.Fatalf("exit %d, verdict %+v: want exit 4 everywhere with the error", res.ExitCode, res.Verdict)
+	}
+	for _, want := range []string{"abort-run: ERROR, grade", "(exit 4)", "the run broke: starting fault api-503"} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary.String())
+		}
+	}
+}
+
 func TestRunCancelRollsBackEveryFault(t *testing.T) {
 	t.Parallel()
 	srv, _ := backend(t)

@@ -26,6 +26,9 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	if v.Inconclusive {
 		fmt.Fprintf(&b, "inconclusive: %s\nthe SLOs and thresholds below are reported, not judged.\n", v.Generator.Reason)
 	}
+	if v.Error != "" {
+		fmt.Fprintf(&b, "the run broke: %s\n", v.Error)
+	}
 	if v.Generator != nil {
 		fmt.Fprintf(&b, "generator: %s\n", v.Generator.text())
 	}
@@ -110,6 +113,8 @@ func outcomeText(v *Verdict) string {
 		return "ABORTED"
 	case v.Inconclusive:
 		return "INCONCLUSIVE"
+	case v.Error != "":
+		return "ERROR"
 	case !v.Passed:
 		return "FAILED"
 	}

@@ -97,8 +97,15 @@ type Verdict struct {
 	// schedule (Generator says how late it was and why): the SLOs and
 	// thresholds are reported, but not judged.
 	Inconclusive bool `json:"inconclusive"`
-	// ExitCode is ExitPass, ExitFail, ExitAborted or ExitInconclusive.
+	// ExitCode is ExitPass, ExitFail, ExitAborted, ExitInconclusive, or
+	// ExitRuntime when the run broke (Error says how).
 	ExitCode int `json:"exit_code"`
+	// Error says how the run broke when relia could not carry it out as
+	// planned (a fault that did not start, a phase's setup that failed).
+	// Such a run ends with ExitRuntime, unless it is inconclusive anyway:
+	// a starved generator and a control call that timed out are the same
+	// starved host.
+	Error string `json:"error,omitempty"`
 	// Failures say why the verdict did not pass, one line each; those an
 	// inconclusive run did not judge start with "not judged: ".
 	Failures []string `json:"failures,omitempty"`

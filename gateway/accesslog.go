@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // accessLog writes one JSON line per request. It names the request (id,
@@ -137,7 +139,7 @@ func appendJSONString(b, s []byte) []byte {
 // core cost about 5% of it (docs/benchmarks.md). Two buffers take turns:
 // requests fill one while the other is written; when both are full a
 // request waits, so no line is ever dropped. Lines reach the file within
-// flushEvery, and at Close.
+// flushEvery of the writer's clock, and at Close.
 type bufferedWriter struct {
 	mu     sync.Mutex
 	cur    []byte      // lines being collected, under mu
@@ -145,6 +147,7 @@ type bufferedWriter struct {
 	spare  chan []byte // the empty buffer, while the writer does not hold it
 	full   chan []byte // a filled buffer, for the writer
 	dst    io.Writer
+	clock  clock.Clock
 	done   chan struct{}
 	wg     sync.WaitGroup
 	stop   sync.Once
@@ -155,8 +158,11 @@ const (
 	accessBufferBytes = 1 << 20
 )
 
-func newBufferedWriter(dst io.Writer) *bufferedWriter {
+// newBufferedWriter starts a writer to dst that flushes on clk's ticks
+// (nil: the real clock).
+func newBufferedWriter(dst io.Writer, clk clock.Clock) *bufferedWriter {
 	b := &bufferedWriter{
+		clock: clock.OrReal(clk),
 		cur:   make([]byte, 0, accessBufferBytes),
 		spare: make(chan []byte, 1),
 		full:  make(chan []byte, 1),
@@ -215,14 +221,15 @@ func (b *bufferedWriter) writeRestLocked() error {
 
 func (b *bufferedWriter) run() {
 	defer b.wg.Done()
-	t := time.NewTicker(flushEvery)
+	t := b.clock.NewTimer(flushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case buf := <-b.full:
 			b.write(buf)
-		case <-t.C:
+		case <-t.C():
 			b.flushCollected()
+			t.Reset(flushEvery)
 		case <-b.done: // Close writes what is left
 			return
 		}

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 func TestAccessLogLineIsJSON(t *testing.T) {
@@ -99,14 +102,20 @@ func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
 }
 
 // gatedWriter counts the lines written to it and blocks writes until
-// opened, so a test can fill both of the access log's buffers.
+// opened, so a test can fill both of the access log's buffers. entered
+// gets a value each time a write begins.
 type gatedWriter struct {
-	open  chan struct{}
-	mu    sync.Mutex
-	lines map[string]int
+	open    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	lines   map[string]int
 }
 
 func (w *gatedWriter) Write(p []byte) (int, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
 	<-w.open
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -118,30 +127,44 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 
 // The access log's writer never drops a line: with the file stalled,
 // requests wait once both buffers are full, and every line arrives exactly
-// once when it moves again.
+// once when it moves again. The flush tick comes from a fake clock, at the
+// worst moment: it hands the writer a nearly empty buffer that then sticks
+// in the stalled file, so the writers have one buffer left, not two. Each
+// wait below ends by construction, whatever the machine's speed.
 func TestBufferedWriterLosesNothingWhenTheFileStalls(t *testing.T) {
 	t.Parallel()
-	dst := &gatedWriter{open: make(chan struct{}), lines: map[string]int{}}
-	b := newBufferedWriter(dst)
-	const writers, perWriter = 8, 2000
-	pad := strings.Repeat("x", 200) // 8 x 2000 lines of ~210 bytes: about 3 MiB, over both buffers
+	dst := &gatedWriter{open: make(chan struct{}), entered: make(chan struct{}, 1), lines: map[string]int{}}
+	clk := clock.NewFake(time.Time{})
+	b := newBufferedWriter(dst, clk)
+	const writers, perWriter, early = 8, 2000, 100
+	pad := strings.Repeat("x", 200)
+	line := func(w, i int) []byte { return fmt.Appendf(nil, "%d-%d %s\n", w, i, pad) }
+	for i := range early {
+		b.Write(line(writers, i))
+	}
+	clk.BlockUntil(1) // the flush timer
+	clk.Advance(flushEvery)
+	<-dst.entered // the tick took the early lines and is stuck writing them
 	var wg sync.WaitGroup
 	var written atomic.Int64
 	for w := range writers {
 		wg.Go(func() {
 			for i := range perWriter {
-				b.Write(fmt.Appendf(nil, "%d-%d %s\n", w, i, pad))
+				b.Write(line(w, i))
 				written.Add(1)
 			}
 		})
 	}
-	// With the file stalled, the two 1 MiB buffers take about 10,000 lines
-	// and then the writers wait: never all 16,000.
-	for written.Load() < 9000 {
+	// Lines are 205 to 208 bytes, so the buffer left takes at least
+	// 1 MiB / 208 of them before a writer has to wait, and at most
+	// 1 MiB / 205 + 1 (the line that finds it full) plus one line per
+	// writer: never all 16,000.
+	const least, most = accessBufferBytes / 208, accessBufferBytes/205 + 1 + writers
+	for written.Load() < least {
 		runtime.Gosched()
 	}
-	if written.Load() == writers*perWriter {
-		t.Fatal("every line was taken while the file was stalled")
+	if n := written.Load(); n > most {
+		t.Fatalf("%d lines taken while the file was stalled with one buffer free, at most %d fit", n, most)
 	}
 	close(dst.open)
 	wg.Wait()
@@ -149,13 +172,35 @@ func TestBufferedWriterLosesNothingWhenTheFileStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Write([]byte("after-close\n")) // goes straight to the file
-	if len(dst.lines) != writers*perWriter+1 {
-		t.Fatalf("%d distinct lines, want %d", len(dst.lines), writers*perWriter+1)
+	if want := writers*perWriter + early + 1; len(dst.lines) != want {
+		t.Fatalf("%d distinct lines, want %d", len(dst.lines), want)
 	}
 	for l, n := range dst.lines {
 		if n != 1 {
 			t.Fatalf("line %.20q written %d times", l, n)
 		}
+	}
+}
+
+// Collected lines reach the file on the flush tick, before any buffer
+// fills.
+func TestBufferedWriterFlushesOnTheTick(t *testing.T) {
+	t.Parallel()
+	dst := &gatedWriter{open: make(chan struct{}), entered: make(chan struct{}, 1), lines: map[string]int{}}
+	close(dst.open)
+	clk := clock.NewFake(time.Time{})
+	b := newBufferedWriter(dst, clk)
+	defer b.Close()
+	b.Write([]byte("one\n"))
+	clk.BlockUntil(1)
+	clk.Advance(flushEvery)
+	<-dst.entered
+	clk.BlockUntil(1) // the timer is set again once the lines are written
+	dst.mu.Lock()
+	got := dst.lines["one"]
+	dst.mu.Unlock()
+	if got != 1 {
+		t.Fatalf("after a tick the file holds %d copies of the line, want 1", got)
 	}
 }
 
@@ -179,7 +224,7 @@ func TestBufferedWriterKeepsLinesWrittenDuringClose(t *testing.T) {
 	t.Parallel()
 	for range 20 {
 		dst := &orderedWriter{}
-		b := newBufferedWriter(dst)
+		b := newBufferedWriter(dst, nil)
 		const writers, perWriter = 4, 3000
 		pad := strings.Repeat("x", 200) // about 2.5 MiB in all: both buffers turn over
 		var wg sync.WaitGroup

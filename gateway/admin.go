@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,17 +19,22 @@ import (
 // available for /readyz to report ready.
 const MinReadyShare = 0.5
 
-// startAdmin opens the admin API listener; the caller holds g.mu.
-func (g *Gateway) startAdmin(cfg *Config) error {
-	addr := cfg.Spec.Admin.Address
+// defaultAdminNote follows the admin address in errors when the config
+// left it out.
+const defaultAdminNote = `the default when spec.admin.address is left out; "off" turns the admin API off`
+
+// startAdmin opens the admin API listener of st's config; the caller
+// holds g.mu.
+func (g *Gateway) startAdmin(st *state) error {
+	addr, dflt := st.eff.Spec.Admin.Address, ""
 	if addr == "off" {
 		return nil
 	}
-	if addr == "" {
-		addr = DefaultAdminAddress
+	if st.cfg.Spec.Admin.Address == "" {
+		dflt = defaultAdminNote
 	}
 	var token []byte
-	if f := cfg.Spec.Admin.TokenFile; f != "" {
+	if f := st.eff.Spec.Admin.TokenFile; f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("reading admin token: %w", err)
@@ -40,9 +44,9 @@ func (g *Gateway) startAdmin(cfg *Config) error {
 			return fmt.Errorf("admin token in %s is shorter than 16 characters", f)
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(st.eff, "spec.admin.address", addr, dflt)
 	if err != nil {
-		return fmt.Errorf("starting admin listener: %w", err)
+		return err
 	}
 	g.adminAddr = ln.Addr().String()
 	g.admin = &http.Server{
@@ -73,10 +77,19 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
 		st := g.state.Load()
-		writeJSON(w, http.StatusOK, map[string]any{"generation": st.gen, "loaded": st.loaded, "config": st.cfg})
+		doc, err := st.configJSON()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"reason": "internal", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Generation uint64          `json:"generation"`
+			Loaded     time.Time       `json:"loaded"`
+			Config     json.RawMessage `json:"config"`
+		}{st.gen, st.loaded, doc})
 	})
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, g.state.Load().cfg.Spec.Routes)
+		writeJSON(w, http.StatusOK, g.Routes())
 	})
 	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Upstreams())

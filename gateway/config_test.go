@@ -2,8 +2,13 @@ package gateway
 
 import (
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/config/configtest"
 )
 
 const validHead = `kind: Gateway
@@ -129,3 +134,67 @@ func FuzzParse(f *testing.F) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// effectiveInput leaves out every default it can, so that the effective
+// form writes each one out.
+const effectiveInput = `kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{address: "127.0.0.1:8080"}]
+  auth:
+    keysFile: keys.yaml
+    jwt: [{issuer: a, jwksURL: "https://idp.example/jwks"}]
+  upstreams:
+    - name: users
+      targets: [{address: "127.0.0.1:9001"}, {address: "127.0.0.1:9002", weight: 3}]
+      health: {active: {}, passive: {}}
+    - name: ratios
+      targets: [{address: "127.0.0.1:9003"}]
+      breaker: {failureRatio: 50%, slowCallRatio: 20%}
+  routes:
+    - name: r
+      upstream: users
+      retry: {}
+      hedge: {delay: 10ms}
+      bulkhead: {}
+      adaptive: {maxLimit: 10}
+      rateLimit: {rate: 2.5}
+      cache: {maxSize: 8MiB}
+      fallback: {body: "{}"}
+      faults: [{name: f, delay: 1ms, headers: {X-Fault: "on"}}]
+    - name: shared
+      upstream: ratios
+      auth: none
+      rateLimit: {rate: 1, store: redis, redis: {address: "127.0.0.1:6379"}, onUnreachable: open}
+`
+
+// The effective config writes out every default the gateway runs with
+// (testdata/effective.golden.yaml), validates, reads back as itself, is
+// its own effective form, and leaves the config it comes from as it was.
+func TestEffectiveConfigWritesOutEveryDefault(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("in.yaml", []byte(effectiveInput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Effective()
+	out, err := config.Marshal(Kind, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configtest.Golden(t, filepath.Join("testdata", "effective.golden.yaml"), out)
+	back, err := Parse("effective.yaml", out)
+	if err != nil {
+		t.Fatalf("the effective config does not validate: %v", err)
+	}
+	if !reflect.DeepEqual(back.Spec, e.Spec) || !reflect.DeepEqual(back.Metadata, e.Metadata) {
+		t.Errorf("the effective config reads back as\n%+v\nnot\n%+v", back.Spec, e.Spec)
+	}
+	if again := e.Effective(); !reflect.DeepEqual(again.Spec, e.Spec) {
+		t.Errorf("defaults applied twice differ from once:\n%+v\n%+v", again.Spec, e.Spec)
+	}
+	fresh, _ := Parse("in.yaml", []byte(effectiveInput))
+	if !reflect.DeepEqual(cfg.Spec, fresh.Spec) {
+		t.Error("Effective changed the config it was taken from")
+	}
+}

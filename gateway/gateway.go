@@ -13,15 +13,14 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
-	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/outcome"
-	"github.com/relia-dev/relia/resilience"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -103,7 +102,8 @@ type Gateway struct {
 // state is one config generation: everything a request reads, built once
 // and never changed.
 type state struct {
-	cfg      *Config
+	cfg      *Config // as loaded
+	eff      *Config // cfg.Effective(): what was compiled
 	gen      uint64
 	loaded   time.Time
 	routes   []*route
@@ -189,7 +189,11 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 		g.accessFile = f
 		dst = f
 	}
-	g.accessW = newBufferedWriter(dst)
+	// The flush tick is the real clock's even when the gateway runs on a
+	// fake one: it bounds how stale the file is for whoever reads it, and
+	// is no part of the request logic that tests drive through the clock
+	// (whose pending timers they count).
+	g.accessW = newBufferedWriter(dst, clock.Real())
 	g.access = &accessLog{w: g.accessW}
 	return nil
 }
@@ -201,127 +205,6 @@ func (g *Gateway) closeAccessLog() {
 	if g.accessFile != nil {
 		g.accessFile.Close()
 	}
-}
-
-// build compiles cfg into a generation, reusing the pools of prev whose
-// config did not change so that their connections, health and breakers
-// carry over a reload.
-func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
-	st := &state{cfg: cfg, gen: g.gen.Add(1), loaded: g.clock.Now(), pools: map[string]*pool{}}
-	for _, tp := range cfg.Spec.TrustedProxies {
-		p, err := parsePrefix(tp)
-		if err != nil {
-			return nil, err
-		}
-		st.trust = append(st.trust, p)
-	}
-	for _, u := range cfg.Spec.Upstreams {
-		if prev != nil {
-			if old := prev.pools[u.Name]; old != nil && reflect.DeepEqual(old.cfg, normalizeUpstream(u)) {
-				st.pools[u.Name] = old
-				st.poolList = append(st.poolList, old)
-				continue
-			}
-		}
-		var newBreaker func(string) (*resilience.Breaker, error)
-		if u.Breaker == nil || !u.Breaker.Disabled {
-			newBreaker = func(name string) (*resilience.Breaker, error) {
-				s, err := breakerSettings(name, u.Breaker, g.clock, g.metrics.obs)
-				if err != nil {
-					return nil, err
-				}
-				return resilience.NewBreaker(s)
-			}
-		}
-		p, err := newPool(normalizeUpstream(u), g.clock, newBreaker, &g.open)
-		if err != nil {
-			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
-		}
-		st.pools[u.Name] = p
-		st.poolList = append(st.poolList, p)
-	}
-	var err error
-	if st.auth, st.keySets, err = buildAuth(cfg.Spec.Auth, g.clock, &g.keySets, g.log); err != nil {
-		return nil, err
-	}
-	gwName := cfg.Metadata.Name
-	if gwName == "" {
-		gwName = "edge"
-	}
-	for _, r := range cfg.Spec.Routes {
-		rt, err := buildRoute(r, st.pools, cfg.Spec.Server.withDefaults(), g.clock, g.metrics.obs)
-		if err != nil {
-			return nil, err
-		}
-		rt.auth = r.Auth
-		if rt.auth == "" {
-			rt.auth = AuthNone
-			if cfg.Spec.Auth != nil {
-				rt.auth = AuthRequired
-			}
-		}
-		if rl := r.RateLimit; rl != nil && rl.Store == "redis" {
-			if rt.shared, err = g.buildSharedLimit(gwName, r); err != nil {
-				return nil, err
-			}
-		}
-		if rc := r.Cache; rc != nil {
-			// A reload keeps the responses a route has cached as long as
-			// its cache settings stay the same.
-			if old := prev.routeNamed(r.Name); old != nil && old.cache != nil && *old.cfg.Cache == *rc {
-				rt.cache = old.cache
-			} else if rt.cache, err = cache.New(cache.Settings{MaxBytes: int64(rc.MaxSize), MaxEntryBytes: int64(rc.MaxEntrySize), Clock: g.clock}); err != nil {
-				return nil, fmt.Errorf("route %s: cache: %w", r.Name, err)
-			}
-			rt.cacheMaxEntry = rc.maxEntry()
-		}
-		rt.quickStart = rt.bulkhead == nil && rt.faults == nil && rt.shared == nil && (rt.auth == AuthNone || st.auth == nil)
-		st.routes = append(st.routes, rt)
-	}
-	return st, nil
-}
-
-// routeNamed returns the route called name; nil when there is none or st
-// is nil.
-func (st *state) routeNamed(name string) *route {
-	if st == nil {
-		return nil
-	}
-	for _, r := range st.routes {
-		if r.name == name {
-			return r
-		}
-	}
-	return nil
-}
-
-func normalizeUpstream(u Upstream) Upstream {
-	if u.Balance == "" {
-		u.Balance = BalanceRoundRobin
-	}
-	return u
-}
-
-func (s Server) withDefaults() Server {
-	if s.ReadHeaderTimeout == 0 {
-		s.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if s.IdleTimeout == 0 {
-		s.IdleTimeout = DefaultIdleTimeout
-	}
-	if s.WriteTimeout == 0 {
-		s.WriteTimeout = DefaultWriteTimeout
-	}
-	if s.MaxHeaderBytes == 0 {
-		s.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if s.MaxBodyBytes == 0 {
-		s.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if s.DrainTimeout == 0 {
-		s.DrainTimeout = DefaultDrainTimeout
-	}
-	return s
 }
 
 // Config returns the config in force.
@@ -350,7 +233,7 @@ func (g *Gateway) reload(cfg *Config) error {
 		return err
 	}
 	old := g.state.Load()
-	o, n := old.cfg.Spec, cfg.Spec
+	o, n := old.eff.Spec, cfg.Effective().Spec
 	switch {
 	case !reflect.DeepEqual(o.Listeners, n.Listeners):
 		return cfg.errorf("spec.listeners", "listeners cannot change on reload; restart the gateway")
@@ -381,12 +264,15 @@ func (g *Gateway) reload(cfg *Config) error {
 	g.state.Store(st)
 	g.keySets.retain(st.keySets)
 	for _, p := range old.poolList {
-		if st.pools[p.name] != p {
+		if np := st.pools[p.name]; np != p {
 			p.stopHealth()
 			// Requests still in flight on the old pool hold their
-			// connections; only idle ones close now.
+			// connections; only idle ones close now, of targets whose
+			// connections the new pool does not keep.
 			for _, t := range p.targets {
-				t.up.CloseIdle()
+				if np == nil || !np.uses(t.up) {
+					t.up.CloseIdle()
+				}
 			}
 		}
 	}
@@ -417,7 +303,7 @@ func (g *Gateway) Start() error {
 		return errors.New("starting gateway: already started")
 	}
 	st := g.state.Load()
-	srv := st.cfg.Spec.Server.withDefaults()
+	srv := st.eff.Spec.Server
 	g.addrs = map[string]string{}
 	var lns []net.Listener
 	fail := func(err error) error {
@@ -427,21 +313,21 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	var servers []*listenerServer
-	for _, l := range st.cfg.Spec.Listeners {
+	for i, l := range st.eff.Spec.Listeners {
 		ls, err := g.newListenerServer(l, srv)
 		if err != nil {
 			return fail(err)
 		}
-		ln, err := net.Listen("tcp", l.Address)
+		ln, err := listen(st.eff, fmt.Sprintf("spec.listeners[%d].address", i), l.Address, "")
 		if err != nil {
-			return fail(fmt.Errorf("starting listener: %w", err))
+			return fail(err)
 		}
 		lns = append(lns, ln)
 		ls.ln = ln
 		g.addrs[ls.name] = ln.Addr().String()
 		servers = append(servers, ls)
 	}
-	if err := g.startAdmin(st.cfg); err != nil {
+	if err := g.startAdmin(st); err != nil {
 		return fail(err)
 	}
 	g.servers = servers
@@ -463,6 +349,26 @@ func (g *Gateway) Start() error {
 	}
 	g.started = true
 	return nil
+}
+
+// listen opens a listener on addr, the value of the config's field at
+// path; dflt, when set, says the address is the default of a field left
+// out. A port another process holds is named with the field that chose it,
+// so that two gateways on one machine tell the user what to change.
+func listen(cfg *Config, path, addr, dflt string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	what := addr
+	if dflt != "" {
+		what += " (" + dflt + ")"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		_, port, _ := net.SplitHostPort(addr)
+		return nil, cfg.errorf(path, "cannot listen on %s: port %s is in use by another gateway or program; give %s a free port (port 0 picks one)", what, port, path)
+	}
+	return nil, cfg.errorf(path, "cannot listen on %s: %v", what, err)
 }
 
 // Addr returns the address a listener (by name, or by its configured

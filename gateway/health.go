@@ -10,35 +10,6 @@ import (
 	"github.com/relia-dev/relia/internal/h1"
 )
 
-// Active health check defaults, used where an ActiveHealth field is left
-// zero.
-const (
-	DefaultHealthPath               = "/healthz"
-	DefaultHealthInterval           = 5 * time.Second
-	DefaultHealthTimeout            = time.Second
-	DefaultHealthHealthyThreshold   = 2
-	DefaultHealthUnhealthyThreshold = 3
-)
-
-func (a ActiveHealth) withDefaults() ActiveHealth {
-	if a.Path == "" {
-		a.Path = DefaultHealthPath
-	}
-	if a.Interval == 0 {
-		a.Interval = DefaultHealthInterval
-	}
-	if a.Timeout == 0 {
-		a.Timeout = min(DefaultHealthTimeout, a.Interval/2)
-	}
-	if a.HealthyThreshold == 0 {
-		a.HealthyThreshold = DefaultHealthHealthyThreshold
-	}
-	if a.UnhealthyThreshold == 0 {
-		a.UnhealthyThreshold = DefaultHealthUnhealthyThreshold
-	}
-	return a
-}
-
 // healthLoop is a pool's active checker.
 type healthLoop struct {
 	cancel context.CancelFunc
@@ -59,7 +30,7 @@ func (g *Gateway) startHealth(p *pool) {
 	}
 	go func() { // exits when ctx ends
 		defer close(p.loop.done)
-		p.checkLoop(ctx, p.cfg.Health.Active.withDefaults(), g.clock, probe)
+		p.checkLoop(ctx, *p.cfg.Health.Active, g.clock, probe)
 	}()
 }
 

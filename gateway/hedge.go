@@ -11,10 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// DefaultMaxHedges is how many extra attempts a hedged request sends when
-// Hedge.MaxHedges is left zero.
-const DefaultMaxHedges = 1
-
 // hedgePolicy is a route's compiled Hedge: resilience's own policy,
 // driven a step at a time (HedgeCall).
 type hedgePolicy struct {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,9 @@ func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
 	if !strings.Contains(spec, "listeners:") {
 		doc += "  listeners:\n    - name: main\n      address: 127.0.0.1:0\n"
 	}
-	if !strings.Contains(spec, "admin:") {
+	// Never the default admin port: two gateways (two tests, or a test and
+	// a user's gateway) would clash on it.
+	if !regexp.MustCompile(`(?m)^  admin:`).MatchString(spec) {
 		doc += "  admin:\n    address: 127.0.0.1:0\n"
 	}
 	doc += spec

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -76,13 +77,18 @@ func (m Metrics) latencyBuckets() []float64 {
 	return m.LatencyBuckets
 }
 
-func (m Metrics) validate(bad func(path, format string, args ...any)) {
+func (m Metrics) withDefaults() Metrics {
+	m.LatencyBuckets = slices.Clone(m.latencyBuckets())
+	return m
+}
+
+func (m Metrics) check(p *problems, at string) {
 	for i, b := range m.LatencyBuckets {
 		switch {
 		case math.IsNaN(b) || math.IsInf(b, 0) || b <= 0:
-			bad(fmt.Sprintf("spec.metrics.latencyBuckets[%d]", i), "%v is not a positive number of seconds", b)
+			p.add(fmt.Sprintf("%s.latencyBuckets[%d]", at, i), "%v is not a positive number of seconds", b)
 		case i > 0 && b <= m.LatencyBuckets[i-1]:
-			bad(fmt.Sprintf("spec.metrics.latencyBuckets[%d]", i), "%v does not follow %v: bounds must ascend", b, m.LatencyBuckets[i-1])
+			p.add(fmt.Sprintf("%s.latencyBuckets[%d]", at, i), "%v does not follow %v: bounds must ascend", b, m.LatencyBuckets[i-1])
 		}
 	}
 }

@@ -298,7 +298,7 @@ func TestRedisRateLimitIsSharedByTwoGateways(t *testing.T) {
   routes:
     - name: api
       upstream: svc
-      rateLimit: {rate: 0.01, burst: %d, store: redis, redis: {address: %q}, onUnreachable: closed}
+      rateLimit: {rate: 0.01, burst: %d, store: redis, redis: {address: %q, timeout: 2s}, onUnreachable: closed}
 `, be.addr(), burst, srv.Addr())
 	_, url1 := startGateway(t, spec, Options{})
 	_, url2 := startGateway(t, spec, Options{})

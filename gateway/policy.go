@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"net/http"
 	"sort"
@@ -10,19 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/resilience"
-)
-
-// Retry defaults, used where a Retry field is left zero. They are shorter
-// than resilience's library defaults: at the edge a retry must fit in the
-// client's patience, not a batch job's.
-const (
-	DefaultRetryAttempts = 3
-	DefaultRetryBase     = 25 * time.Millisecond
-	DefaultRetryCap      = 250 * time.Millisecond
 )
 
 // retryWhen is a set of retry conditions.
@@ -36,6 +25,12 @@ const (
 	retry409
 	retry429
 )
+
+// retryConditions are the names Retry.On takes, and what each retries.
+var retryConditions = map[string]retryWhen{
+	"5xx": retry5xx, "gateway-error": retryGatewayError, "connect-failure": retryConnect,
+	"reset": retryReset, "retriable-4xx": retry409, "429": retry429,
+}
 
 // retryPolicy is a route's compiled Retry: resilience's own policy, driven
 // a step at a time (RetryCall), judging failures by the route's retry.on.
@@ -134,185 +129,6 @@ type fallbackResponse struct {
 	body        []byte
 	contentType []byte
 	headers     [][2][]byte
-}
-
-func breakerSettings(name string, b *Breaker, clk clock.Clock, obs resilience.Observer) (resilience.BreakerSettings, error) {
-	s := resilience.BreakerSettings{Name: name, Clock: clk, Observer: obs}
-	if b != nil {
-		s.ConsecutiveFailures = b.ConsecutiveFailures
-		s.FailureRatio = float64(b.FailureRatio)
-		s.SlowCallRatio = float64(b.SlowCallRatio)
-		s.SlowCallDuration = b.SlowCallDuration
-		s.MinCalls = b.MinCalls
-		s.WindowDuration = b.Window
-		s.OpenDuration = b.OpenDuration
-	}
-	// Validate by building one: the resilience package owns the rules.
-	if _, err := resilience.NewBreaker(s); err != nil {
-		return s, err
-	}
-	return s, nil
-}
-
-// buildRoute compiles r; pools holds this generation's pools by name.
-func buildRoute(r Route, pools map[string]*pool, srv Server, clk clock.Clock, obs resilience.Observer) (*route, error) {
-	m, err := compileMatch(r.Match)
-	if err != nil {
-		return nil, err
-	}
-	rt := &route{cfg: r, name: r.Name, match: m, pool: pools[r.Upstream]}
-	rt.timeout = r.Timeout
-	if rt.timeout == 0 {
-		rt.timeout = DefaultRouteTimeout
-	}
-	rt.perTry = r.PerTryTimeout
-	if rt.perTry == 0 || rt.perTry > rt.timeout {
-		rt.perTry = rt.timeout
-	}
-	rt.maxBody = int(r.MaxBodySize)
-	if rt.maxBody == 0 {
-		rt.maxBody = int(srv.MaxBodyBytes)
-	}
-	for _, h := range r.RequestHeaders.Remove {
-		rt.reqRemove = append(rt.reqRemove, http.CanonicalHeaderKey(h))
-	}
-	for _, h := range r.ResponseHeaders.Remove {
-		rt.respRemove = append(rt.respRemove, http.CanonicalHeaderKey(h))
-	}
-	for _, kv := range fieldPairs(r.RequestHeaders.Set) {
-		if strings.EqualFold(string(kv[0]), "Host") {
-			rt.hostSet = kv[1] // the Host line is written apart
-			continue
-		}
-		rt.reqSet = append(rt.reqSet, kv)
-	}
-	rt.reqAdd = fieldPairs(r.RequestHeaders.Add)
-	rt.respSet = fieldPairs(r.ResponseHeaders.Set)
-	rt.respAdd = fieldPairs(r.ResponseHeaders.Add)
-	for _, u := range r.Upgrades {
-		rt.upgrades = append(rt.upgrades, strings.ToLower(u))
-	}
-	if c := r.Retry; c != nil {
-		p := &retryPolicy{nonIdem: c.NonIdempotent}
-		attempts := c.Attempts
-		if attempts == 0 {
-			attempts = DefaultRetryAttempts
-		}
-		base, capDelay := c.Base, c.Cap
-		if base == 0 {
-			base = DefaultRetryBase
-		}
-		if capDelay == 0 {
-			capDelay = max(DefaultRetryCap, base)
-		}
-		on := c.On
-		if len(on) == 0 {
-			on = []string{"connect-failure", "reset", "gateway-error"}
-		}
-		for _, o := range on {
-			p.when |= map[string]retryWhen{"5xx": retry5xx, "gateway-error": retryGatewayError, "connect-failure": retryConnect,
-				"reset": retryReset, "retriable-4xx": retry409, "429": retry429}[o]
-		}
-		p.grpcWhen = grpcWhen(on)
-		p.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{
-			Ratio: float64(c.Budget.Ratio), MinPerSecond: c.Budget.MinPerSecond, Clock: clk,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: retry budget: %w", r.Name, err)
-		}
-		p.policy, err = resilience.NewRetry(resilience.RetrySettings{
-			Name: r.Name, MaxAttempts: attempts, Base: base, Cap: capDelay, Multiplier: 2, Jitter: resilience.JitterFull,
-			Budget: p.budget, Clock: clk, Observer: obs,
-			RetryIf: func(err error) bool {
-				switch f := err.(type) {
-				case *attemptFailure:
-					return p.retryable(f.status, f.kind)
-				case *grpcFailure:
-					return p.retryableGRPC(f)
-				}
-				return false
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: retry: %w", r.Name, err)
-		}
-		rt.retry = p
-	}
-	if h := r.Hedge; h != nil {
-		hp := &hedgePolicy{nonIdem: h.NonIdempotent}
-		budget := (*resilience.RetryBudget)(nil)
-		if rt.retry != nil {
-			budget = rt.retry.budget
-		} else if budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{Clock: clk}); err != nil {
-			return nil, fmt.Errorf("route %s: hedge budget: %w", r.Name, err)
-		}
-		maxHedges := h.MaxHedges
-		if maxHedges == 0 {
-			maxHedges = DefaultMaxHedges
-		}
-		hp.policy, err = resilience.NewHedge(resilience.HedgeSettings{
-			Name: r.Name, Delay: h.Delay, MaxHedges: maxHedges, Budget: budget, Clock: clk, Observer: obs,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: hedge: %w", r.Name, err)
-		}
-		hp.max = maxHedges
-		rt.hedge = hp
-	}
-	if b := r.Bulkhead; b != nil {
-		rt.bulkhead, err = resilience.NewBulkhead(resilience.BulkheadSettings{
-			Name: r.Name, MaxConcurrent: b.MaxConcurrent, MaxQueue: b.MaxQueue, MaxWait: b.MaxWait, Clock: clk, Observer: obs,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: bulkhead: %w", r.Name, err)
-		}
-	}
-	if a := r.Adaptive; a != nil {
-		rt.limiter, err = resilience.NewLimiter(resilience.LimiterSettings{
-			Name: r.Name, InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, Clock: clk, Observer: obs,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: adaptive limit: %w", r.Name, err)
-		}
-	}
-	if rl := r.RateLimit; rl != nil && rl.Store != "redis" {
-		rt.rate, err = resilience.NewKeyedRateLimiter(resilience.KeyedRateLimiterSettings{
-			Name: r.Name, Rate: rl.Rate, Burst: rl.Burst, Clock: clk, Observer: obs,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: rate limit: %w", r.Name, err)
-		}
-	}
-	if len(r.Faults) > 0 {
-		rules := make([]fault.HTTPRule, 0, len(r.Faults))
-		var seed uint64
-		for _, f := range r.Faults {
-			seed ^= f.Seed
-			p := float64(f.Percentage)
-			if p == 0 && len(f.Headers) > 0 {
-				p = 1 // a fault keyed on a header applies to every request carrying it
-			}
-			rules = append(rules, fault.HTTPRule{Name: f.Name, Probability: p, Fault: fault.HTTPFault{
-				Headers: f.Headers, Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus,
-			}})
-		}
-		rt.faults, err = fault.NewHTTPFilter(rules, fault.HTTPFilterOptions{Seed: seed, Clock: clk, MaxTriggered: 64})
-		if err != nil {
-			return nil, fmt.Errorf("route %s: faults: %w", r.Name, err)
-		}
-		rt.faultHandler = rt.faults.Wrap(passThrough)
-	}
-	if f := r.Fallback; f != nil {
-		fr := &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: []byte(f.ContentType), headers: fieldPairs(f.Headers)}
-		if fr.status == 0 {
-			fr.status = http.StatusOK
-		}
-		if len(fr.contentType) == 0 {
-			fr.contentType = []byte("application/json")
-		}
-		rt.fallback = fr
-	}
-	return rt, nil
 }
 
 // retryable reports whether an attempt that failed this way may be

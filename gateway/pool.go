@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,12 +15,9 @@ import (
 	"github.com/relia-dev/relia/resilience"
 )
 
-// Pool defaults, used where an Upstream field is left zero.
 const (
 	// maxIdleConns bounds the idle connections a target keeps.
-	maxIdleConns          = 256
-	DefaultMaxConnections = 1024
-	DefaultConnectTimeout = 2 * time.Second
+	maxIdleConns = 256
 	// hashReplicas is how many points each unit of weight puts on the
 	// consistent-hash ring: enough that keys spread within a few percent.
 	hashReplicas = 160
@@ -34,8 +32,11 @@ type target struct {
 	up      *upstream.Target
 	breaker *resilience.Breaker
 
-	inflight atomic.Int64
-	ewmaNs   atomic.Uint64 // float64 bits: latency EWMA in ns
+	// inflight and ewmaNs are the load the least-request balancer weighs
+	// the target by. They describe the target, not the config, so a pool
+	// rebuilt by a reload shares them with the pool before it (targetLoad).
+	inflight *atomic.Int64
+	ewmaNs   *atomic.Uint64 // float64 bits: latency EWMA in ns
 
 	// activeUp is the active check's verdict; true until a check says
 	// otherwise, so a new pool serves at once.
@@ -45,6 +46,12 @@ type target struct {
 	consec5xx, consecErr atomic.Int32
 	ejections            int // consecutive ejections, under pool.mu
 	lastEjectEnd         time.Time
+}
+
+// targetLoad holds a target's load counters in one allocation.
+type targetLoad struct {
+	inflight atomic.Int64
+	ewmaNs   atomic.Uint64
 }
 
 // available reports whether the balancer may choose t: healthy and its
@@ -85,7 +92,7 @@ type pool struct {
 	cfg     Upstream
 	targets []*target
 	clock   clock.Clock
-	passive PassiveHealth // defaults applied; zero thresholds: off
+	passive PassiveHealth // zero thresholds: off
 
 	loop *healthLoop // active checks; nil without them or before Start
 
@@ -104,30 +111,26 @@ type ringPoint struct {
 	t    *target
 }
 
-// newPool builds an upstream's pool; open, when set, lists the
-// connections its targets open, for shutdown.
-func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open) (*pool, error) {
+// newPool builds the pool of u, an upstream with its defaults applied
+// (Upstream.withDefaults); open, when set, lists the connections its
+// targets open, for shutdown. prev, when set, is the pool of the same name
+// in the generation before: targets that stay in the new pool keep their
+// state from it (inheritTarget).
+func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open) (*pool, error) {
 	p := &pool{name: u.Name, cfg: u, clock: clk}
-	if p.cfg.Balance == "" {
-		p.cfg.Balance = BalanceRoundRobin
-	}
-	maxConns := u.MaxConnections
-	if maxConns == 0 {
-		maxConns = DefaultMaxConnections
-	}
-	dialTimeout := u.ConnectTimeout
-	if dialTimeout == 0 {
-		dialTimeout = DefaultConnectTimeout
-	}
 	for _, tc := range u.Targets {
-		w := tc.Weight
-		if w == 0 {
-			w = 1
+		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: tc.Weight}
+		if old := prev.target(tc.Address); old != nil {
+			p.inheritTarget(t, prev, old)
+		} else {
+			ld := &targetLoad{}
+			t.inflight, t.ewmaNs = &ld.inflight, &ld.ewmaNs
+			t.activeUp.Store(true)
 		}
-		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: w}
-		t.activeUp.Store(true)
-		t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: maxConns, MaxIdle: maxIdleConns, DialTimeout: dialTimeout, Clock: clk, Open: open})
-		if newBreaker != nil {
+		if t.up == nil {
+			t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: u.MaxConnections, MaxIdle: maxIdleConns, DialTimeout: u.ConnectTimeout, Clock: clk, Open: open})
+		}
+		if t.breaker == nil && newBreaker != nil {
 			b, err := newBreaker(u.Name + "/" + tc.Address)
 			if err != nil {
 				return nil, err
@@ -139,21 +142,6 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 	p.cur = make([]int, len(p.targets))
 	if ph := u.Health.Passive; ph != nil {
 		p.passive = *ph
-		if p.passive.Consecutive5xx == 0 {
-			p.passive.Consecutive5xx = 5
-		}
-		if p.passive.ConsecutiveConnectErrors == 0 {
-			p.passive.ConsecutiveConnectErrors = 3
-		}
-		if p.passive.BaseEjection == 0 {
-			p.passive.BaseEjection = 30 * time.Second
-		}
-		if p.passive.MaxEjection == 0 {
-			p.passive.MaxEjection = max(300*time.Second, p.passive.BaseEjection)
-		}
-		if p.passive.MaxEjectedShare == 0 {
-			p.passive.MaxEjectedShare = 0.5
-		}
 	}
 	if p.cfg.Balance == BalanceHash {
 		for _, t := range p.targets {
@@ -172,6 +160,60 @@ func newPool(u Upstream, clk clock.Clock, newBreaker func(name string) (*resilie
 		})
 	}
 	return p, nil
+}
+
+// target returns the pool's target at addr; nil when there is none or p
+// is nil.
+func (p *pool) target(addr string) *target {
+	if p == nil {
+		return nil
+	}
+	for _, t := range p.targets {
+		if t.addr == addr {
+			return t
+		}
+	}
+	return nil
+}
+
+// uses reports whether one of p's targets sends through up.
+func (p *pool) uses(up *upstream.Target) bool {
+	for _, t := range p.targets {
+		if t.up == up {
+			return true
+		}
+	}
+	return false
+}
+
+// inheritTarget gives t, new in p, the state old had in prev, the pool of
+// the generation before: its load (shared, so requests that started on
+// prev count in p until they end), and, where the settings that made
+// them did not change, its connections and breaker (shared) and its
+// health (copied: each pool's health loop and ejections keep their own).
+// A reload that adds a target or changes a policy thus leaves the others
+// as busy, as open and as ejected as they were.
+func (p *pool) inheritTarget(t *target, prev *pool, old *target) {
+	t.inflight, t.ewmaNs = old.inflight, old.ewmaNs
+	n, o := p.cfg, prev.cfg
+	if n.MaxConnections == o.MaxConnections && n.ConnectTimeout == o.ConnectTimeout {
+		t.up = old.up
+	}
+	if reflect.DeepEqual(n.Breaker, o.Breaker) {
+		t.breaker = old.breaker
+	}
+	t.activeUp.Store(true)
+	if reflect.DeepEqual(n.Health.Active, o.Health.Active) {
+		t.activeUp.Store(old.activeUp.Load())
+	}
+	if reflect.DeepEqual(n.Health.Passive, o.Health.Passive) {
+		t.ejectedUntil.Store(old.ejectedUntil.Load())
+		t.consec5xx.Store(old.consec5xx.Load())
+		t.consecErr.Store(old.consecErr.Load())
+		prev.mu.Lock()
+		t.ejections, t.lastEjectEnd = old.ejections, old.lastEjectEnd
+		prev.mu.Unlock()
+	}
 }
 
 // pick chooses a target for one attempt. avoid, when not nil, is the

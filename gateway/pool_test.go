@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func testPool(t *testing.T, u Upstream, clk clock.Clock) *pool {
 			u.Targets = append(u.Targets, Target{Address: fmt.Sprintf("10.0.0.%d:80", i+1)})
 		}
 	}
-	p, err := newPool(normalizeUpstream(u), clk, nil, nil)
+	p, err := newPool(u.withDefaults(), nil, clk, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,5 +187,91 @@ func TestActiveHealthThresholds(t *testing.T) {
 	}
 	if n := probes.Load(); n != 5 {
 		t.Fatalf("%d probes, want 5 (one per round)", n)
+	}
+}
+
+// A reload that rebuilds a least-request pool (here: a target added) keeps
+// what it knows of the targets that stay: requests in flight, latency,
+// breaker, health and connections. Before, the new pool started its
+// in-flight counts at zero, so the busiest target looked idle to the
+// balancer right after every reload, and a request that ended after the
+// reload left its old counter behind.
+func TestReloadKeepsTargetStateOfTargetsThatStay(t *testing.T) {
+	t.Parallel()
+	slow, other := newBackend(t, "slow"), newBackend(t, "other")
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	slow.handle(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			<-release
+		}
+		return false
+	})
+	spec := func(targets ...string) string {
+		s := "  upstreams:\n    - name: p\n      balance: least_request\n      targets:\n"
+		for _, a := range targets {
+			s += "        - address: " + a + "\n"
+		}
+		return s + "  routes:\n    - {name: hold, upstream: p, match: {path: {exact: /hold}}}\n    - {name: r, upstream: p}\n"
+	}
+	g, url := startGateway(t, spec(slow.addr()), Options{})
+	reload := func(targets ...string) {
+		t.Helper()
+		doc := "kind: Gateway\nversion: relia/v1\nspec:\n  listeners:\n    - name: main\n      address: 127.0.0.1:0\n  admin:\n    address: 127.0.0.1:0\n" + spec(targets...)
+		cfg, err := Parse("test.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get(t, "GET", url+"/warm", nil) // a latency sample for the EWMA
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		get(t, "GET", url+"/hold", nil)
+	}()
+	<-arrived
+	statusOf := func(addr string) TargetStatus {
+		for _, u := range g.Upstreams() {
+			for _, ts := range u.Targets {
+				if ts.Address == addr {
+					return ts
+				}
+			}
+		}
+		t.Fatalf("no target %s in %+v", addr, g.Upstreams())
+		return TargetStatus{}
+	}
+	before := statusOf(slow.addr())
+	if before.InFlight != 1 || before.LatencyEWMAMs == 0 {
+		t.Fatalf("before the reload: %+v, want one request in flight and a latency", before)
+	}
+	oldPool := g.state.Load().pools["p"]
+	reload(slow.addr())
+	if g.state.Load().pools["p"] != oldPool {
+		t.Fatal("a reload that leaves the upstream as it was rebuilt its pool")
+	}
+	reload(slow.addr(), other.addr())
+	newPool := g.state.Load().pools["p"]
+	if newPool == oldPool {
+		t.Fatal("the pool was not rebuilt; the test needs a reload that rebuilds it")
+	}
+	after := statusOf(slow.addr())
+	if after.InFlight != 1 || after.LatencyEWMAMs != before.LatencyEWMAMs {
+		t.Errorf("after the reload: %+v, want the in-flight request and latency kept from %+v", after, before)
+	}
+	if nt, ot := newPool.targets[0], oldPool.targets[0]; nt.breaker != ot.breaker || nt.up != ot.up {
+		t.Error("the staying target lost its breaker or its connections")
+	}
+	if newPool.targets[1].inflight == oldPool.targets[0].inflight {
+		t.Error("the new target shares the old one's counters")
+	}
+	close(release)
+	<-done
+	if n := statusOf(slow.addr()).InFlight; n != 0 {
+		t.Errorf("after the request ended: %d in flight, want 0", n)
 	}
 }

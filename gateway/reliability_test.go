@@ -18,8 +18,9 @@ import (
 )
 
 // drive sends GETs from workers until stop is closed and returns the
-// latencies and the failures (anything but 200).
-func drive(t *testing.T, url string, workers int, stop <-chan struct{}) (lat []time.Duration, failed []string) {
+// latencies and the failures (anything but 200). each, when not nil, is
+// told the number of requests done after every one of them.
+func drive(t *testing.T, url string, workers int, stop <-chan struct{}, each func(done int)) (lat []time.Duration, failed []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -52,6 +53,9 @@ func drive(t *testing.T, url string, workers int, stop <-chan struct{}) (lat []t
 				if msg != "" {
 					failed = append(failed, msg)
 				}
+				if each != nil {
+					each(len(lat))
+				}
 				mu.Unlock()
 			}
 		}()
@@ -79,18 +83,29 @@ func TestKillOneOfThreeReplicasUnderLoad(t *testing.T) {
       timeout: 2s
       retry: {attempts: 3, base: 1ms, cap: 5ms, on: [connect-failure, reset, gateway-error]}
 `, b[0].addr(), b[1].addr(), b[2].addr()), Options{})
-	stop := make(chan struct{})
-	go func() {
-		time.Sleep(400 * time.Millisecond)
-		b[1].CloseClientConnections()
-		b[1].Close()
-		time.Sleep(800 * time.Millisecond)
-		close(stop)
-	}()
-	lat, failed := drive(t, url+"/", 8, stop)
-	if len(lat) < 200 {
-		t.Fatalf("only %d requests ran", len(lat))
-	}
+	// Counted, not timed: 100 requests before the kill and at least 300
+	// after it, however slow the machine.
+	const before, after = 100, 300
+	stop, killed := make(chan struct{}), make(chan struct{})
+	var killedAt int
+	lat, failed := drive(t, url+"/", 8, stop, func(done int) {
+		switch {
+		case done == before:
+			go func() {
+				b[1].CloseClientConnections()
+				b[1].Close()
+				close(killed)
+			}()
+		case done > before && killedAt == 0:
+			select {
+			case <-killed:
+				killedAt = done
+			default:
+			}
+		case killedAt > 0 && done == killedAt+after:
+			close(stop)
+		}
+	})
 	if share := float64(len(failed)) / float64(len(lat)); share > 0.001 {
 		t.Errorf("%d of %d requests failed (%.3f%%, limit 0.1%%): %v", len(failed), len(lat), share*100, failed[:min(5, len(failed))])
 	}
@@ -143,7 +158,7 @@ spec:
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	lat, failed := drive(t, url, 8, stop)
+	lat, failed := drive(t, url, 8, stop, nil)
 	if len(failed) > 0 {
 		t.Errorf("%d of %d requests failed during %d reloads: %v", len(failed), len(lat), reloads.Load(), failed[:min(5, len(failed))])
 	}

@@ -199,12 +199,12 @@ func (w *Worker) judge(s *Step, res *StepResult, st *sendState, body []byte) Ste
 	for _, x := range s.Extract {
 		doc, err := st.resp.JSON()
 		if err != nil {
-			res.Err = fmt.Errorf("extracting %s: %w", x.Var, err)
+			res.Err = fmt.Errorf("extracting %s from the %d response: %w", x.Var, res.Status, err)
 			return *res
 		}
 		v, ok := x.Path.Lookup(doc)
 		if !ok {
-			res.Err = fmt.Errorf("extracting %s: %s not found in the response", x.Var, x.Path)
+			res.Err = fmt.Errorf("extracting %s: %s not found in the %d response", x.Var, x.Path, res.Status)
 			return *res
 		}
 		w.Env.Vars[x.Slot] = JSONText(v)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/internal/rawio"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // wireTransport is HTTP/1.1 over plain TCP, written and parsed by relia
@@ -508,21 +509,34 @@ func (rr *respReader) response(head bool, body *[]byte, maxBody int) (status int
 }
 
 // error names what was wrong with a response in the words of a load
-// test's report.
+// test's report. An answer relia's codec refuses, or bytes that do not
+// begin like an HTTP/1.x response before the peer closed, are the peer
+// breaking HTTP (outcome.ErrProtocol), not a reset.
 func (rr *respReader) error(err error) error {
 	var he *h1.Error
 	if !errors.As(err, &he) {
+		if got := rr.rd.Buffered(); len(got) > 0 && !looksLikeStatusLine(got) {
+			return fmt.Errorf("%w: the answer is not HTTP/1.x (it begins %q)", outcome.ErrProtocol, got[:min(len(got), 16)])
+		}
 		return unexpectedEOF(err)
 	}
 	switch he.Kind {
 	case h1.KindRequestLine, h1.KindVersion:
-		return fmt.Errorf("malformed status line: %s", he.Reason)
+		return fmt.Errorf("%w: malformed status line: %s", outcome.ErrProtocol, he.Reason)
 	case h1.KindHeader:
-		return fmt.Errorf("malformed header line: %s", he.Reason)
+		return fmt.Errorf("%w: malformed header line: %s", outcome.ErrProtocol, he.Reason)
 	case h1.KindTooLarge:
-		return fmt.Errorf("response head larger than %d bytes: %s", rr.lim.HeadBytes, he.Reason)
+		return fmt.Errorf("%w: response head larger than %d bytes: %s", outcome.ErrProtocol, rr.lim.HeadBytes, he.Reason)
 	}
-	return errors.New(he.Reason)
+	return fmt.Errorf("%w: %s", outcome.ErrProtocol, he.Reason)
+}
+
+// looksLikeStatusLine reports whether b could be the start of an HTTP/1.x
+// status line: a prefix of "HTTP/1.", or longer text beginning with it.
+func looksLikeStatusLine(b []byte) bool {
+	const prefix = "HTTP/1."
+	n := min(len(b), len(prefix))
+	return string(b[:n]) == prefix[:n]
 }
 
 func keep(body *[]byte, p []byte, maxBody int) {

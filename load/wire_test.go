@@ -189,18 +189,19 @@ func TestWireClientRejectsMalformedResponses(t *testing.T) {
 		name, response, want string
 		class                outcome.Class
 	}{
-		{"status line", "HTTP/1.1 2x0 OK\r\n\r\n", "malformed status line", outcome.ClassOther},
-		{"not http", "SSH-2.0-OpenSSH\r\n\r\n", "malformed status line", outcome.ClassOther},
-		{"header line", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line", outcome.ClassOther},
-		{"bare line feeds", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "malformed header line", outcome.ClassOther},
-		{"chunk size 0x", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n", "bad chunk size", outcome.ClassOther},
-		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length", outcome.ClassOther},
-		{"two content lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "bad Content-Length", outcome.ClassOther},
-		{"chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size", outcome.ClassOther},
+		{"status line", "HTTP/1.1 2x0 OK\r\n\r\n", "malformed status line", outcome.ClassProtocol},
+		{"not http", "SSH-2.0-OpenSSH\r\n\r\n", "malformed status line", outcome.ClassProtocol},
+		{"header line", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line", outcome.ClassProtocol},
+		{"bare line feeds", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "malformed header line", outcome.ClassProtocol},
+		{"chunk size 0x", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n", "bad chunk size", outcome.ClassProtocol},
+		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length", outcome.ClassProtocol},
+		{"two content lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "bad Content-Length", outcome.ClassProtocol},
+		{"chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size", outcome.ClassProtocol},
 		{"short body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "unexpected EOF", outcome.ClassReset},
 		{"cut head", "HTTP/1.1 200 OK\r\nContent-Le", "unexpected EOF", outcome.ClassReset},
 		{"nothing", "", "closed before a response", outcome.ClassReset},
-		{"huge head", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHead) + "\r\n\r\n", "response head larger than", outcome.ClassOther},
+		{"not http, then closed", "SSH-2.0-OpenSSH_9.6\r\n", "not HTTP/1.x", outcome.ClassProtocol},
+		{"huge head", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHead) + "\r\n\r\n", "response head larger than", outcome.ClassProtocol},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newScriptServer(t, true, tt.response)

@@ -217,7 +217,7 @@ func TestReportRendersLoadResults(t *testing.T) {
 	}
 	for _, want := range []string{
 		"<title>relia load: ", `<div class="stat-value">` + rps[1] + `</div><div class="stat-note">` + rps[2] + ` req/s</div>`,
-		"<td>checks rate&gt;0.4</td><td>&gt; 40%</td>", "<td>http_req_duration p(99)&lt;2000</td><td>&lt; 2000.00ms</td>",
+		"<td>checks rate&gt;0.4</td><td>&gt; 40%</td>", "<td>http_req_duration p(99)&lt;2000</td><td>&lt; 2000ms</td>",
 		"Latency distribution by request", "503 Service Unavailable", "<h2>Checks</h2>", "<td>home: status in [200]</td>",
 		"<h2>Load generator</h2>", "Schedule lag", "the partial first and last buckets are not drawn as dips",
 	} {

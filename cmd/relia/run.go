@@ -120,6 +120,9 @@ func runExperiment(cmd *cobra.Command, plan *experiment.Plan, out string, verbos
 // runExit turns a run's result into relia's exit code.
 func runExit(res *experiment.Result, err error) error {
 	if err != nil {
+		if res.ExitCode == experiment.ExitInconclusive {
+			err = fmt.Errorf("inconclusive: %s; the run broke too: %w", res.Verdict.Generator.Reason, err)
+		}
 		return &exitError{code: res.ExitCode, err: err}
 	}
 	switch res.ExitCode {

@@ -181,16 +181,40 @@ func New(client redis.UniversalClient, s Settings) (*Limiter, error) {
 	return l, nil
 }
 
+// CheckRate returns the error New gives for a Rate and Burst it refuses
+// (a rate above a million per second, a burst that takes too long to
+// refill), or nil: a config can be checked before any Redis is there.
+func CheckRate(rate float64, burst int) error {
+	_, _, err := bucket(rate, burst)
+	return err
+}
+
+// bucket is the script's interval between tokens, in microseconds, and
+// the burst (a second's worth when burst is 0) of rate and burst.
+func bucket(rate float64, burst int) (interval, b int64, err error) {
+	switch {
+	case math.IsNaN(rate) || rate <= 0 || rate > maxRate:
+		return 0, 0, fmt.Errorf("rate %v: must be positive and at most %g per second", rate, float64(maxRate))
+	case burst < 0:
+		return 0, 0, fmt.Errorf("burst %d: must not be negative", burst)
+	}
+	interval = int64(maxRate / rate) // rounded down: never stricter than rate
+	b = int64(burst)
+	if b == 0 {
+		b = int64(math.Max(1, math.Ceil(rate)))
+	}
+	if b > maxSpan/interval {
+		return 0, 0, fmt.Errorf("burst %d: takes too long to refill at rate %v", b, rate)
+	}
+	return interval, b, nil
+}
+
 func newLimiter(client redis.UniversalClient, s Settings) (*Limiter, error) {
 	switch {
 	case client == nil:
 		return nil, errors.New("client: must not be nil")
 	case !contextTimeouts(client):
 		return nil, errors.New("client: must have ContextTimeoutEnabled so that Timeout bounds each call")
-	case math.IsNaN(s.Rate) || s.Rate <= 0 || s.Rate > maxRate:
-		return nil, fmt.Errorf("rate %v: must be positive and at most %g per second", s.Rate, float64(maxRate))
-	case s.Burst < 0:
-		return nil, fmt.Errorf("burst %d: must not be negative", s.Burst)
 	case s.OnUnreachable == 0 || s.OnUnreachable > FailLocal:
 		return nil, fmt.Errorf("on unreachable %d: must be FailOpen, FailClosed or FailLocal", s.OnUnreachable)
 	case s.Timeout < 0:
@@ -198,13 +222,9 @@ func newLimiter(client redis.UniversalClient, s Settings) (*Limiter, error) {
 	case s.Recheck < 0:
 		return nil, fmt.Errorf("recheck %s: must not be negative", s.Recheck)
 	}
-	interval := int64(maxRate / s.Rate) // rounded down: never stricter than Rate
-	burst := int64(s.Burst)
-	if burst == 0 {
-		burst = int64(math.Max(1, math.Ceil(s.Rate)))
-	}
-	if burst > maxSpan/interval {
-		return nil, fmt.Errorf("burst %d: takes too long to refill at rate %v", burst, s.Rate)
+	interval, burst, err := bucket(s.Rate, s.Burst)
+	if err != nil {
+		return nil, err
 	}
 	c := clock.OrReal(s.Clock)
 	l := &Limiter{

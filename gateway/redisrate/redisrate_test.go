@@ -185,18 +185,22 @@ func TestKeysAreIsolatedHashedAndExpire(t *testing.T) {
 func TestTwoLimitersShareOneLimit(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	const rate, burst = 1000, 20
-	limiters := []*redisrate.Limiter{
-		newLimiter(t, srv.Client(t), redisrate.Settings{Rate: rate, Burst: burst}),
-		newLimiter(t, srv.Client(t), redisrate.Settings{Rate: rate, Burst: burst}),
-	}
+	// A rate that six callers exceed many times over even when a busy
+	// machine makes each call take 20ms: the bucket, not the callers,
+	// must be what limits.
+	const rate, burst = 100, 10
+	// The test is about two limiters sharing one bucket, not about
+	// timeouts: a Redis call slower than the 50ms default on a busy
+	// machine would degrade them.
+	s := redisrate.Settings{Rate: rate, Burst: burst, Timeout: 2 * time.Second}
+	limiters := []*redisrate.Limiter{newLimiter(t, srv.Client(t), s), newLimiter(t, srv.Client(t), s)}
 	admin := srv.Client(t)
 	start, err := admin.Time(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var allowed [2]atomic.Int64
-	stop := time.Now().Add(500 * time.Millisecond)
+	stop := time.Now().Add(time.Second)
 	var wg sync.WaitGroup
 	for i, l := range limiters {
 		for range 3 {
@@ -222,8 +226,12 @@ func TestTwoLimitersShareOneLimit(t *testing.T) {
 	total := allowed[0].Load() + allowed[1].Load()
 	want := burst + rate*end.Sub(start).Seconds()
 	t.Logf("allowed %d + %d = %d over %s, limit %.0f", allowed[0].Load(), allowed[1].Load(), total, end.Sub(start), want)
-	if math.Abs(float64(total)-want) > 0.05*want {
-		t.Fatalf("two limiters allowed %d together, want %.0f within 5%%", total, want)
+	// Above the limit is what sharing must prevent (two buckets would
+	// allow twice as much): 5%. Below it, the window's edges count too: it
+	// opens before the first call and closes after the last, which a busy
+	// machine stretches.
+	if float64(total) > 1.05*want || float64(total) < 0.85*want {
+		t.Fatalf("two limiters allowed %d together, want %.0f (at most 5%% above, 15%% below)", total, want)
 	}
 	if allowed[0].Load() == 0 || allowed[1].Load() == 0 {
 		t.Fatalf("one limiter was never allowed: %d and %d", allowed[0].Load(), allowed[1].Load())

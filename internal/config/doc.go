@@ -64,7 +64,8 @@
 // written by hand and editors can complete configs.
 //
 // Marshal writes a kind's struct back as a document that Decode reads
-// unchanged, defaults left out.
+// unchanged, defaults left out; MarshalJSON writes the same document as
+// JSON, for programs that serve a config (the gateway's admin API).
 //
 // ParseAny reads the YAML of other tools (OpenSLO, Sloth) with the same
 // positions and strict decoding but without relia's envelope, for

@@ -20,15 +20,10 @@ var marshalerType = reflect.TypeFor[yaml.Marshaler]()
 // strings as literal blocks. Importers use it to turn other tools' specs
 // into relia's.
 func Marshal(kind string, body any) ([]byte, error) {
-	n, err := encodeValue(reflect.ValueOf(body))
+	n, err := documentNode(kind, body)
 	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", kind, err)
+		return nil, err
 	}
-	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("writing %s: need a struct, got %T", kind, body)
-	}
-	envelope := []*yaml.Node{strNode("kind"), strNode(kind), strNode("version"), strNode(Version)}
-	n.Content = append(envelope, n.Content...)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -39,6 +34,21 @@ func Marshal(kind string, body any) ([]byte, error) {
 		return nil, fmt.Errorf("writing %s: %w", kind, err)
 	}
 	return b.Bytes(), nil
+}
+
+// documentNode is body as the mapping of a document of kind, the
+// envelope first.
+func documentNode(kind string, body any) (*yaml.Node, error) {
+	n, err := encodeValue(reflect.ValueOf(body))
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", kind, err)
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("writing %s: need a struct, got %T", kind, body)
+	}
+	envelope := []*yaml.Node{strNode("kind"), strNode(kind), strNode("version"), strNode(Version)}
+	n.Content = append(envelope, n.Content...)
+	return n, nil
 }
 
 func strNode(s string) *yaml.Node {
