@@ -9,7 +9,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 # Debian packages the test suite runs for real, as "command:package" pairs:
 # the package is installed when the command is missing.
-TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq curl:curl
 
 # Go programs the tests drive as real peers, installed into .tools/bin.
 TOXIPROXY_VERSION := v2.5.0
