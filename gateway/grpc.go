@@ -442,7 +442,9 @@ func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Respo
 		}
 	}
 	code := codes.Unknown
-	if broken {
+	if broken && x.h2r.Context().Err() != nil {
+		code = codes.Canceled // the client left mid-call
+	} else if broken {
 		code = codes.Unavailable
 	} else if st := resp.Trailer.Get("Grpc-Status"); st != "" {
 		n, _ := strconv.Atoi(st)

@@ -153,10 +153,28 @@ func TestGRPCEveryKindThroughTheGateway(t *testing.T) {
 		t.Errorf("bidi end: %v", err)
 	}
 
+	// A client that leaves mid-stream cancelled its call: the gateway
+	// counts it CANCELLED, not as a target that became UNAVAILABLE.
+	cctx, cancel := context.WithCancel(ctx)
+	ss, err = c.StreamingOutputCall(cctx, &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 1, IntervalUs: 60_000_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(mustCounter(t, reg, "test-service", "CANCELLED")) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the call the client left was never counted CANCELLED")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
 	for _, tc := range []struct {
 		route, code string
 		want        float64
-	}{{"unary-call", "OK", 1}, {"unary-call", "NOT_FOUND", 1}, {"test-service", "OK", 3}} {
+	}{{"unary-call", "OK", 1}, {"unary-call", "NOT_FOUND", 1}, {"test-service", "OK", 3}, {"test-service", "CANCELLED", 1}, {"test-service", "UNAVAILABLE", 0}} {
 		if got := testutil.ToFloat64(mustCounter(t, reg, tc.route, tc.code)); got != tc.want {
 			t.Errorf("relia_gateway_grpc_calls_total{%s,%s} = %v, want %v", tc.route, tc.code, got, tc.want)
 		}
