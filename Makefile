@@ -9,13 +9,13 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 # Debian packages the test suite runs for real, as "command:package" pairs:
 # the package is installed when the command is missing.
-TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq curl:curl
+TEST_APT_DEPS := promtool:prometheus prometheus:prometheus redis-server:redis-server chromium:chromium taskset:util-linux jq:jq curl:curl pg_lsclusters:postgresql
 
 # Go programs the tests drive as real peers, installed into .tools/bin.
 TOXIPROXY_VERSION := v2.5.0
 TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION)
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-capacity demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-calls bench-capacity demo fuzz clean
 
 all: build
 
@@ -46,7 +46,7 @@ image:
 schemas:
 	$(GO) generate ./internal/config
 	$(GO) build -o $(BIN) ./cmd/relia
-	for k in gateway scenario slo experiment; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
+	for k in gateway scenario slo experiment api; do ./$(BIN) schema $$k > docs/schema/$$k.json || exit 1; done
 	./$(BIN) schema > docs/schema/relia.json
 
 # The race detector allocates on its own, so the tests that pin hot paths
@@ -120,6 +120,15 @@ bench-fault: bench-deps
 # bench-grpc: relia's gRPC load against ghz on one server, pinned cores.
 bench-grpc: bench-deps
 	cd bench && $(GO) run ./grpc -duration 10s -rounds 3
+
+# bench-calls: the call store's ingest on one core, a day's aggregates
+# over ten million calls, and the gateway with the store on against off,
+# also through a 10s store outage (docs/api-management.md).
+bench-calls:
+	cd bench && GOMAXPROCS=1 taskset -c 0 $(GO) run ./calls ingest -n 1000000
+	cd bench && $(GO) run ./calls aggregate -n 10000000
+	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -rounds 3
+	cd bench && $(GO) run ./calls gateway -duration 30s -vus 50 -rounds 1 -fail 10s
 
 # bench-capacity: the USL's prediction at a concurrency left out of the
 # fit against the measured throughput of examples/backend on one core.

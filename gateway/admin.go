@@ -101,6 +101,13 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"generation": g.state.Load().gen})
 	})
+	if g.calls != nil {
+		for _, m := range g.calls.admin {
+			for _, p := range m.patterns {
+				mux.Handle(p, m.h)
+			}
+		}
+	}
 	var h http.Handler = mux
 	if len(token) > 0 {
 		want := append([]byte("Bearer "), token...)

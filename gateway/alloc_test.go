@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,4 +140,25 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestProxyWithCallStoreDoesNotAllocate is TestProxyDoesNotAllocate with
+// every call kept: the call record is built in the pooled exchange and
+// framed into the writer's batch buffer, so a proxied request still
+// allocates nothing (the batch is written at the end, outside the
+// measurement).
+func TestProxyWithCallStoreDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	db := filepath.Join(t.TempDir(), "calls.db")
+	do := proxyBench(t, "  calls: {store: "+db+", batchSize: 100000, flushInterval: 1h}\n")
+	for range 200 {
+		if s := do(); s != 200 {
+			t.Fatalf("status %d", s)
+		}
+	}
+	if n := testing.AllocsPerRun(1000, func() { do() }); n > 0 {
+		t.Errorf("a proxied request with the call store on allocates %v times", n)
+	}
 }

@@ -234,7 +234,7 @@ func trimSecret(b []byte) []byte {
 func (g *Gateway) authenticate(as *authenticators, x *exchange) bool {
 	id, err := as.pick(&x.req).Authenticate(&x.req, x.route.name)
 	if err == nil {
-		x.tenant = id.Tenant
+		x.tenant, x.keyID = id.Tenant, id.Subject
 		return true
 	}
 	var ae *auth.Error

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/apimgmt"
 	"github.com/relia-dev/relia/internal/config"
 )
 
@@ -43,6 +44,8 @@ type Config struct {
 	// doc is the document the config was read from, so that validation
 	// errors point into it.
 	doc config.Document
+	// apis are the kind: API documents of the config's file.
+	apis []*apimgmt.API
 }
 
 // Metadata names a gateway in logs and metrics.
@@ -68,6 +71,9 @@ type Spec struct {
 	AccessLog AccessLog `yaml:"accessLog"`
 	// Metrics configures the gateway's Prometheus metrics.
 	Metrics Metrics `yaml:"metrics"`
+	// Calls keeps every call the gateway answers in a call store, for
+	// relia calls and relia analyze.
+	Calls Calls `yaml:"calls"`
 	// Auth configures who may call the gateway: API keys, JWTs or both.
 	// Once it is set, every route requires credentials unless it says
 	// auth: optional or auth: none.
@@ -179,6 +185,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	if found == nil {
 		return nil, fmt.Errorf("%s: no document of kind %s", name, Kind)
+	}
+	// The APIs the gateway serves are kind: API documents of the same
+	// file.
+	if found.apis, err = apimgmt.Parse(name, data); err != nil {
+		return nil, err
+	}
+	if err := checkAPIRoutes(found); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return found, nil
 }

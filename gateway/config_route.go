@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/gateway/cache"
@@ -24,6 +25,9 @@ type Route struct {
 	Name string `yaml:"name" config:"required"`
 	// Match says which requests the route takes; empty matches all.
 	Match Match `yaml:"match"`
+	// Capture keeps the route's request and response headers in its call
+	// records, redacted; off by default.
+	Capture *callstore.Capture `yaml:"capture"`
 	// Upstream is the name of the pool the route sends requests to.
 	// A route without one answers with its Fallback.
 	Upstream string `yaml:"upstream"`

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/apimgmt"
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/gateway/upstream"
@@ -52,6 +54,13 @@ type Options struct {
 	// returns the caller's tenant, or an error: an *auth.Error gives the
 	// answer's status and reason, any other is a 401.
 	Authenticate func(h auth.HeaderGetter, route string) (tenant string, err error)
+	// Calls, when set, receives one call record per answer the gateway
+	// gives, in place of the store spec.calls names.
+	Calls callstore.Recorder
+	// APIs, when set, decides each matched call by its API's lifecycle
+	// and the caller's subscription, in place of the kind: API documents
+	// of the config file.
+	APIs *apimgmt.Manager
 	// Ready, when set, is consulted by /readyz besides the upstreams'
 	// health: a non-nil error (Redis unreachable, say) makes it 503.
 	Ready func(ctx context.Context) error
@@ -74,6 +83,9 @@ type Gateway struct {
 	reg     *prometheus.Registry
 	rec     *outcome.Recorder
 	access  *accessLog
+	// calls keeps call records and API management; nil when neither is
+	// configured.
+	calls   *calls
 	auth    func(x *exchange) bool
 	tracing *tracing // nil when traces are off
 
@@ -158,12 +170,17 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 	if err := g.openAccessLog(cfg); err != nil {
 		return nil, err
 	}
+	if err := g.openCalls(cfg); err != nil {
+		g.closeAccessLog()
+		return nil, fmt.Errorf("opening the call store: %w", err)
+	}
 	st, err := g.build(cfg, nil)
 	if err == nil {
 		g.tracing, err = newTracing(o)
 	}
 	if err != nil {
 		g.closeAccessLog()
+		g.calls.close(context.Background())
 		g.redis.close()
 		g.keySets.close()
 		return nil, err
@@ -245,6 +262,10 @@ func (g *Gateway) reload(cfg *Config) error {
 		return cfg.errorf("spec.accessLog", "the access log cannot change on reload; restart the gateway")
 	case !reflect.DeepEqual(o.Metrics, n.Metrics):
 		return cfg.errorf("spec.metrics", "metrics cannot change on reload; restart the gateway")
+	case !reflect.DeepEqual(o.Calls, n.Calls):
+		return cfg.errorf("spec.calls", "the call store cannot change on reload; restart the gateway")
+	case (len(old.cfg.apis) > 0) != (len(cfg.apis) > 0) && g.opts.APIs == nil:
+		return errors.New("APIs cannot be added to or removed from a gateway on reload; restart the gateway")
 	}
 	st, err := g.build(cfg, old)
 	if err != nil {
@@ -263,6 +284,11 @@ func (g *Gateway) reload(cfg *Config) error {
 	g.mu.Unlock()
 	g.state.Store(st)
 	g.keySets.retain(st.keySets)
+	if g.calls != nil && g.calls.apis != nil && g.opts.APIs == nil {
+		if err := g.calls.apis.SetAPIs(context.Background(), cfg.apis, "gateway"); err != nil {
+			g.log.Error("writing the APIs' changes to the audit log failed", "error", err)
+		}
+	}
 	for _, p := range old.poolList {
 		if np := st.pools[p.name]; np != p {
 			p.stopHealth()
@@ -421,6 +447,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.bg.Wait()
 	g.closeAccessLog()
+	if err := g.calls.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("flushing calls: %w", err))
+	}
 	g.redis.close()
 	g.keySets.close()
 	if g.tracing != nil && g.tracing.shutdown != nil {

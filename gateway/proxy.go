@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/internal/h1"
@@ -179,6 +180,18 @@ type exchange struct {
 	h2r         *http.Request
 	grpcHandled bool
 	grpcCancel  context.CancelFunc
+	// keyID is the caller's key id (an API key's id, a JWT's subject).
+	keyID string
+	// api and apiVersion name the API the route belongs to; apiHeaders
+	// are its lifecycle headers (a deprecated API's).
+	api, apiVersion string
+	apiHeaders      [][2]string
+	// steps and upstreamLat are the call's story and the time spent on
+	// targets, kept when the gateway keeps calls.
+	steps       []callstore.Step
+	upstreamLat time.Duration
+	traceHex    [32]byte
+	call        callstore.Record // the record handed to the call store
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -191,7 +204,7 @@ func newExchange(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp}
+	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0]}
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
@@ -200,6 +213,8 @@ func putExchange(x *exchange) {
 	x.resp.release()
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
 	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
+	x.apiHeaders, x.call = nil, callstore.Record{}
+	clear(x.steps)
 	x.ureq = upstream.Request{}
 	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
 	exchangePool.Put(x)
@@ -454,6 +469,9 @@ func (g *Gateway) handle(st *state, x *exchange) {
 		if !g.authenticate(st.auth, x) {
 			return
 		}
+	}
+	if g.calls != nil && g.calls.apis != nil && !g.checkAPI(x) {
+		return
 	}
 	if r.rate != nil {
 		key := g.rateKey(r, x)
@@ -870,6 +888,11 @@ func (g *Gateway) endAttempt(x *exchange, t *target, bp resilience.BreakerPermit
 	}
 	t.observe(lat)
 	g.metrics.observeClient(t.addr, method, status, kind.String(), lat)
+	if err != nil {
+		g.addStep(x, callstore.StepAttempt, t.addr, status, kind.String(), "", lat)
+	} else {
+		g.addStep(x, callstore.StepAttempt, t.addr, status, outcome.ClassifyResponse(status, nil).String(), "", lat)
+	}
 	result := resultOK
 	switch {
 	case kind == errOverflow:
@@ -951,6 +974,7 @@ func (g *Gateway) serveFallback(x *exchange, policy string) {
 	if x.policy == "" {
 		x.policy = policy
 	}
+	g.addStep(x, callstore.StepFallback, "", f.status, outcome.ClassifyResponse(f.status, nil).String(), x.reason, 0)
 	g.metrics.obs.Observe(resilience.Event{Kind: resilience.EventFallback, Policy: "fallback", Name: x.route.name})
 }
 
@@ -1041,6 +1065,7 @@ func (g *Gateway) prepareResponse(x *exchange) {
 		}
 	}
 	resp.fields = setField(resp.fields, "X-Request-Id", x.rid)
+	x.addAPIHeaders()
 	x.status = resp.status
 }
 
@@ -1066,6 +1091,9 @@ func (g *Gateway) finish(x *exchange) {
 		})
 	}
 	g.access.log(x, route, lat)
+	if g.calls != nil && g.calls.rec != nil {
+		g.recordCall(x, lat)
+	}
 	if x.span != nil {
 		x.endServerSpan(route, x.start.Add(lat))
 	}

@@ -3,8 +3,10 @@ package gateway
 import (
 	"net/http"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // Cache lookup results, the result label of
@@ -119,6 +121,7 @@ func (g *Gateway) serveCached(x *exchange, e *cache.Entry, result string) {
 		}
 	}
 	resp.fields = setField(resp.fields, "Age", bs(cache.AgeHeader(e.Age(g.clock.Now()))))
+	g.addStep(x, callstore.StepCache, result, e.Status, outcome.ClassifyResponse(e.Status, nil).String(), "", 0)
 	if result == cacheStale {
 		resp.fields = setField(resp.fields, cacheHeader, bs("STALE"))
 	} else {

@@ -1,0 +1,361 @@
+// Command calls measures relia's call store: SQLite ingest with batching,
+// a day's per-route aggregates over millions of stored calls, and the
+// gateway's throughput with the store on against the same run with it
+// off, counting the calls the store lost (also through a store outage).
+//
+//	GOMAXPROCS=1 taskset -c 0 go run ./calls ingest -n 1000000
+//	go run ./calls aggregate -n 10000000
+//	go run ./calls gateway -duration 20s -vus 50 -rounds 3
+//	go run ./calls gateway -duration 30s -vus 50 -rounds 1 -fail 10s
+//
+// Figures vary with the machine; run on a quiet one (docs/benchmarks.md).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/relia-dev/relia/callstore"
+	"github.com/relia-dev/relia/load"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "ingest":
+		err = ingest(os.Args[2:])
+	case "aggregate":
+		err = aggregate(os.Args[2:])
+	case "gateway":
+		err = gatewayRun(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/calls:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: go run ./calls ingest|aggregate|gateway [flags]")
+	os.Exit(2)
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// records makes n calls from start, every spacing, over 20 routes, 10
+// tenants and 50 keys, with random ids and log-normal latencies.
+func records(n int, start time.Time, spacing time.Duration, seed uint64) []callstore.Record {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	out := make([]callstore.Record, n)
+	for i := range out {
+		route := i % 20
+		median := time.Duration(5+5*route) * time.Millisecond
+		r := callstore.Record{
+			Time: start.Add(time.Duration(i) * spacing), Gateway: "bench",
+			RequestID: fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()), TraceID: fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()),
+			Route: fmt.Sprintf("route-%d", route), API: "api", APIVersion: "v1", Tenant: fmt.Sprintf("tenant-%d", i%10), KeyID: fmt.Sprintf("key-%d", i%50),
+			Method: "GET", PathTemplate: "/orders", Path: fmt.Sprintf("/orders/%d", rng.IntN(1_000_000)), Status: 200, Outcome: "ok",
+			Latency: time.Duration(float64(median) * math.Exp(0.5*rng.NormFloat64())), Target: "10.0.0.7:8080", Attempts: 1, BytesIn: 120, BytesOut: 900,
+		}
+		if i%100 == 0 {
+			r.Status, r.Outcome, r.Reason = 503, "status", "upstream_5xx"
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func ingest(args []string) error {
+	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
+	n := fs.Int("n", 1_000_000, "calls to write")
+	batch := fs.Int("batch", 2000, "calls per batch")
+	fs.Parse(args)
+	dir, err := os.MkdirTemp("", "relia-bench-calls")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	s, err := callstore.Open(ctx, filepath.Join(dir, "calls.db"), callstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	recs := records(min(*n, 200_000), time.Now().Add(-time.Hour), time.Millisecond, 1)
+	start, cpu := time.Now(), cpuTime()
+	for done := 0; done < *n; done += *batch {
+		k := min(*batch, *n-done)
+		off := done % len(recs)
+		if off+k > len(recs) {
+			off = 0
+		}
+		if err := s.Write(ctx, recs[off:off+k]); err != nil {
+			return err
+		}
+	}
+	wall, used := time.Since(start), cpuTime()-cpu
+	got, err := s.Count(ctx, callstore.Query{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ingest: %d calls in batches of %d: %.0f calls/s, %.2f µs CPU per call (%.0f calls per CPU-second); %d stored\n",
+		*n, *batch, float64(*n)/wall.Seconds(), float64(used.Microseconds())/float64(*n), float64(*n)/used.Seconds(), got)
+	if got != int64(*n) {
+		return fmt.Errorf("stored %d calls of %d", got, *n)
+	}
+	return nil
+}
+
+func aggregate(args []string) error {
+	fs := flag.NewFlagSet("aggregate", flag.ExitOnError)
+	n := fs.Int("n", 10_000_000, "calls spread over one day")
+	fs.Parse(args)
+	dir, err := os.MkdirTemp("", "relia-bench-calls")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	day := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	s, err := callstore.Open(ctx, filepath.Join(dir, "calls.db"), callstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	spacing := 24 * time.Hour / time.Duration(*n)
+	const chunk = 100_000
+	start := time.Now()
+	for done := 0; done < *n; done += chunk {
+		recs := records(min(chunk, *n-done), day.Add(time.Duration(done)*spacing), spacing, uint64(done))
+		for i := 0; i < len(recs); i += 2000 {
+			if err := s.Write(ctx, recs[i:min(i+2000, len(recs))]); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("aggregate: wrote %d calls over one day in %s\n", *n, time.Since(start).Round(time.Second))
+	t := time.Now()
+	merged, err := s.Compact(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("aggregate: compacted the rollups (%d rows merged) in %s\n", merged, time.Since(t).Round(time.Millisecond))
+	for range 3 {
+		t = time.Now()
+		aggs, err := s.Aggregate(ctx, callstore.AggregateQuery{From: day, To: day.Add(24 * time.Hour), By: []callstore.Dimension{callstore.ByRoute}})
+		if err != nil {
+			return err
+		}
+		took := time.Since(t)
+		var total int64
+		for _, a := range aggs {
+			total += a.Calls
+		}
+		fmt.Printf("aggregate: a day's per-route aggregates (%d routes, %d calls, p99 of %s %s) in %s\n", len(aggs), total, aggs[0].Key.Route, aggs[0].Latency.Quantile(0.99), took)
+		if total != int64(*n) {
+			return fmt.Errorf("the aggregates count %d calls of %d", total, *n)
+		}
+	}
+	return nil
+}
+
+// gatewayRun runs the relia gateway in front of an in-process backend,
+// under relia load, with the call store off and on in each round; it
+// prints throughput, the ratio, and how many calls the store lost.
+func gatewayRun(args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
+	dur := fs.Duration("duration", 20*time.Second, "length of each load run")
+	vus := fs.Int("vus", 50, "closed-model virtual users")
+	rounds := fs.Int("rounds", 3, "rounds, each with the store off and on")
+	fail := fs.Duration("fail", 0, "lock the SQLite store for this long in the middle of each run with the store on")
+	fs.Parse(args)
+	dir, err := os.MkdirTemp("", "relia-bench-calls")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "relia")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/relia")
+	build.Dir = ".." // relia's own module
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building relia: %v\n%s", err, out)
+	}
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(backend, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })) // ends with the process
+	var ratios []float64
+	for round := 1; round <= *rounds; round++ {
+		var rps [2]float64
+		for i, on := range []bool{false, true} {
+			r, err := gatewayOnce(dir, bin, backend.Addr().String(), on, *dur, *vus, *fail)
+			if err != nil {
+				return err
+			}
+			rps[i] = r.rps
+			state := "off"
+			if on {
+				state = fmt.Sprintf("on: %d answered, %d stored, %d lost", r.answered, r.stored, r.answered-r.stored)
+				if *fail > 0 {
+					state += fmt.Sprintf(" (store locked for %s mid-run)", *fail)
+				}
+			}
+			fmt.Printf("gateway round %d, store %s: %.0f req/s\n", round, state, r.rps)
+		}
+		ratios = append(ratios, rps[1]/rps[0])
+		fmt.Printf("gateway round %d: store on / off = %.3f\n", round, rps[1]/rps[0])
+	}
+	fmt.Printf("gateway: ratios %v\n", ratios)
+	return nil
+}
+
+type gatewayResult struct {
+	rps              float64
+	answered, stored int64
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// pinned runs the command on cpu when taskset is there.
+func pinned(cpu string, name string, args ...string) *exec.Cmd {
+	if _, err := exec.LookPath("taskset"); err == nil {
+		return exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
+	}
+	return exec.Command(name, args...)
+}
+
+func gatewayOnce(dir, bin, backend string, on bool, dur time.Duration, vus int, fail time.Duration) (gatewayResult, error) {
+	var res gatewayResult
+	addr, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	db := filepath.Join(dir, fmt.Sprintf("calls-%d.db", time.Now().UnixNano()))
+	calls := ""
+	if on {
+		calls = fmt.Sprintf("  calls: {store: %s}\n", db)
+	}
+	cfg := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`kind: Gateway
+version: relia/v1
+metadata: {name: bench}
+spec:
+  listeners: [{name: main, address: %s}]
+  admin: {address: %s}
+  accessLog: {disabled: true}
+%s  upstreams: [{name: be, targets: [{address: %s}]}]
+  routes: [{name: all, upstream: be}]
+`, addr, admin, calls, backend)), 0o644); err != nil {
+		return res, err
+	}
+	gw := pinned("1", bin, "gateway", "--config", cfg)
+	gw.Stderr = os.Stderr
+	if err := gw.Start(); err != nil {
+		return res, err
+	}
+	defer gw.Process.Kill()
+	if err := waitFor("http://" + admin + "/healthz"); err != nil {
+		return res, err
+	}
+	if on && fail > 0 {
+		go lockFor(db, dur/3, fail)
+	}
+	out := filepath.Join(dir, "load.json")
+	ld := pinned("0", bin, "load", "http://"+addr+"/", "--vus", fmt.Sprint(vus), "--duration", dur.String(), "--out", out)
+	if msg, err := ld.CombinedOutput(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			return res, fmt.Errorf("relia load: %v\n%s", err, msg)
+		}
+	}
+	r, err := load.ReadResult(out)
+	if err != nil {
+		return res, err
+	}
+	total := r.Requests.Total()
+	// The calls the gateway answered are those that got a status.
+	for _, n := range total.ByStatusClass[1:] {
+		res.answered += n
+	}
+	res.rps = float64(res.answered) / r.End.Sub(r.Start).Seconds()
+	gw.Process.Signal(syscall.SIGTERM)
+	gw.Wait()
+	if on {
+		s, err := callstore.Open(context.Background(), db, callstore.Options{})
+		if err != nil {
+			return res, err
+		}
+		defer s.Close()
+		if res.stored, err = s.Count(context.Background(), callstore.Query{}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func waitFor(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer", url)
+}
+
+// lockFor holds SQLite's write lock on db from another connection for d,
+// after waiting: a backup or a sqlite3 shell would do the same.
+func lockFor(db string, after, d time.Duration) {
+	time.Sleep(after)
+	conn, err := sql.Open("sqlite", "file:"+db+"?_txlock=exclusive")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/calls: locking the store:", err)
+		return
+	}
+	defer conn.Close()
+	tx, err := conn.Begin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/calls: locking the store:", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "bench/calls: store locked for %s\n", d)
+	time.Sleep(d)
+	tx.Rollback()
+	fmt.Fprintln(os.Stderr, "bench/calls: store unlocked")
+}

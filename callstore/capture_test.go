@@ -1,0 +1,95 @@
+package callstore
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestRedactorHeaders(t *testing.T) {
+	t.Parallel()
+	r, err := NewRedactor(Capture{Headers: true, RedactHeaders: []string{"X-Shop-Key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Headers([]Header{
+		{"Authorization", "Bearer s3cret"}, {"cookie", "session=s3cret"}, {"X-API-Key", "s3cret"},
+		{"x-shop-key", "s3cret"}, {"Content-Type", "application/json"},
+	})
+	for _, h := range got {
+		if strings.Contains(h.Value, "s3cret") {
+			t.Errorf("%s kept its secret: %q", h.Name, h.Value)
+		}
+	}
+	if got[4].Value != "application/json" {
+		t.Errorf("Content-Type redacted: %q", got[4].Value)
+	}
+	if off, _ := NewRedactor(Capture{}); off.Headers([]Header{{"A", "b"}}) != nil {
+		t.Error("headers kept by a route that does not capture them")
+	}
+}
+
+func TestRedactorBodies(t *testing.T) {
+	t.Parallel()
+	r, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 250, RedactJSONPaths: []string{"password", "card.number", "items[*].token", "..secret", "$.meta.*.pin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"user":"ann","password":"p1","card":{"number":"4111","exp":"12/30"},"items":[{"token":"t1","n":1},{"token":"t2"}],` +
+		`"deep":{"x":[{"secret":"s1"}]},"secret":"s0","meta":{"a":{"pin":"1"},"b":{"pin":"2"}}}`
+	got := r.Body([]byte(body), int64(len(body)))
+	for _, leak := range []string{"p1", "4111", "t1", "t2", "s0", "s1", `"1"`, `"2"`} {
+		if strings.Contains(got, leak) {
+			t.Errorf("redacted body still holds %s: %s", leak, got)
+		}
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(got), &v); err != nil {
+		t.Fatalf("redacted body is not JSON: %v: %s", err, got)
+	}
+	if v["user"] != "ann" || v["card"].(map[string]any)["exp"] != "12/30" {
+		t.Errorf("fields not named were changed: %s", got)
+	}
+
+	// A JSON body past the cap cannot be parsed, so it is not kept.
+	big := `{"password":"p1","pad":"` + strings.Repeat("x", 300) + `"}`
+	if got := r.Body([]byte(big[:250]), int64(len(big))); strings.Contains(got, "p1") || !strings.Contains(got, "not kept") {
+		t.Errorf("cut JSON body: %q", got)
+	}
+	if got := r.Body([]byte(`{"password":`), 12); strings.Contains(got, "password") {
+		t.Errorf("broken JSON kept: %q", got)
+	}
+	// Plain text is kept up to the cap.
+	plain := strings.Repeat("a", 300)
+	if got := r.Body([]byte(plain), 300); !strings.HasPrefix(got, strings.Repeat("a", 250)+"…") || strings.Count(got, "a") != 251 {
+		t.Errorf("plain body: %q", got)
+	}
+	if off, _ := NewRedactor(Capture{}); off.Body([]byte("x"), 1) != "" {
+		t.Error("body kept by a route that does not capture it")
+	}
+}
+
+func TestRedactorRejectsBadPaths(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", "$", "a..", "a.", "[*]", "a[0]", "a.b[", ".."} {
+		if _, err := NewRedactor(Capture{RedactJSONPaths: []string{p}}); err == nil {
+			t.Errorf("path %q accepted", p)
+		}
+	}
+}
+
+func FuzzRedactJSON(f *testing.F) {
+	f.Add("password", `{"password":"x","a":[1,{"password":2}]}`)
+	f.Add("..secret", `[{"secret":{"secret":1}}]`)
+	f.Add("items[*].t", `{"items":[{"t":1},2,null]}`)
+	f.Fuzz(func(t *testing.T, path, body string) {
+		r, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 1 << 20, RedactJSONPaths: []string{path}})
+		if err != nil {
+			return
+		}
+		got := r.Body([]byte(body), int64(len(body)))
+		if len(got) > 2*len(body)+200+len(Redacted)*len(body) {
+			t.Fatalf("redaction grew %d bytes into %d", len(body), len(got))
+		}
+	})
+}
