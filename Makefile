@@ -19,7 +19,7 @@ TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPRO
 # machine, installed into .tools/node (the AI gateway's Node client test).
 TEST_NPM_DEPS := openai@7.55.0
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-calls bench-capacity bench-ai demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-calls bench-capacity bench-ai demo fuzz clean
 
 all: build
 
@@ -73,7 +73,7 @@ test-deps:
 
 # The peers the benchmark harnesses run beside relia (bench/*).
 BENCH_APT_DEPS := nginx:nginx wrk:wrk hey:hey haproxy:haproxy caddy:caddy
-BENCH_GO_TOOLS := k6:go.k6.io/k6@v1.8.1
+BENCH_GO_TOOLS := k6:go.k6.io/k6@v1.8.1 ghz:github.com/bojand/ghz/cmd/ghz@v0.93.0
 
 bench-deps:
 	@$(call install_deps,$(BENCH_APT_DEPS),$(BENCH_GO_TOOLS))
@@ -126,6 +126,10 @@ bench-gateway: bench-deps
 
 bench-fault: bench-deps
 	cd bench && $(GO) run ./fault -duration 5s -rounds 5
+
+# bench-grpc: relia's gRPC load against ghz on one server, pinned cores.
+bench-grpc: bench-deps
+	cd bench && $(GO) run ./grpc -duration 10s -rounds 3
 
 # bench-calls: the call store's ingest on one core, a day's aggregates
 # over ten million calls, and the gateway with the store on against off,

@@ -46,6 +46,17 @@ type HTTPFault struct {
 	CorruptRate float64 `json:"corrupt_rate,omitempty"`
 	// SetHeaders are set on the response (header injection).
 	SetHeaders map[string]string `json:"set_headers,omitempty"`
+	// GRPCStatus ends a gRPC call with this status code instead of
+	// passing it on: by name (UNAVAILABLE, DEADLINE_EXCEEDED,
+	// RESOURCE_EXHAUSTED) or number. Path matches the method:
+	// "/package.Service/Method".
+	GRPCStatus string `json:"grpc_status,omitempty"`
+	// GRPCMessage is the status message; default "fault injected".
+	GRPCMessage string `json:"grpc_message,omitempty"`
+	// GRPCPushback, in milliseconds, is sent as grpc-retry-pushback-ms
+	// with the status: when a client's retry policy may try again
+	// (negative: not at all).
+	GRPCPushback *int64 `json:"grpc_retry_pushback_ms,omitempty" unit:"milliseconds"`
 }
 
 func (f *HTTPFault) validate() error {
@@ -84,7 +95,7 @@ func (f *HTTPFault) validate() error {
 			errs = append(errs, fmt.Errorf("headers: %q is not a valid header name", k))
 		}
 	}
-	errs = append(errs, millis("delay", f.Delay), nonNegative("retry_after", f.RetryAfter))
+	errs = append(errs, millis("delay", f.Delay), nonNegative("retry_after", f.RetryAfter), f.validateGRPC())
 	return errors.Join(errs...)
 }
 
@@ -295,6 +306,10 @@ func (f *HTTPFilter) apply(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	for k, v := range ft.SetHeaders {
 		w.Header().Set(k, v)
+	}
+	if ft.GRPCStatus != "" {
+		ft.abortGRPC(w)
+		return
 	}
 	if ft.AbortStatus != 0 {
 		if ft.RetryAfter > 0 {

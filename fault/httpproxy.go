@@ -38,6 +38,8 @@ type httpProxy struct {
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
 	closed bool
+
+	h2State // HTTP/2 clients' streams (grpc.go)
 }
 
 // newHTTPServer returns the HTTP-mode server of p: its fault filter in
@@ -86,6 +88,7 @@ func (hp *httpProxy) Close() error {
 		c.Close()
 	}
 	hp.open.EndAll()
+	hp.closeH2()
 	return nil
 }
 
@@ -102,6 +105,9 @@ func (hp *httpProxy) serveConn(nc net.Conn) {
 	}()
 	c := rawio.Wrap(nc)
 	rd := &h1.Reader{Src: c, Buf: make([]byte, 4096), Max: h1.DefaultLimits.HeadBytes + 4096}
+	if hp.sniffH2(nc, rd) {
+		return
+	}
 	var head h1.Request
 	var body h1.Body
 	for {

@@ -186,6 +186,7 @@ func compileRetry(name string, c *Retry, clk clock.Clock, obs resilience.Observe
 	for _, o := range c.On {
 		p.when |= retryConditions[o]
 	}
+	p.grpcWhen = grpcWhen(c.On)
 	var err error
 	p.budget, err = resilience.NewRetryBudget(resilience.RetryBudgetSettings{
 		Ratio: float64(c.Budget.Ratio), MinPerSecond: c.Budget.MinPerSecond, Clock: clk,
@@ -197,8 +198,13 @@ func compileRetry(name string, c *Retry, clk clock.Clock, obs resilience.Observe
 		Name: name, MaxAttempts: c.Attempts, Base: c.Base, Cap: c.Cap, Multiplier: 2, Jitter: resilience.JitterFull,
 		Budget: p.budget, Clock: clk, Observer: obs,
 		RetryIf: func(err error) bool {
-			f, ok := err.(*attemptFailure)
-			return ok && p.retryable(f.status, f.kind)
+			switch f := err.(type) {
+			case *attemptFailure:
+				return p.retryable(f.status, f.kind)
+			case *grpcFailure:
+				return p.retryableGRPC(f)
+			}
+			return false
 		},
 	})
 	if err != nil {

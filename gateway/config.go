@@ -214,6 +214,7 @@ func (c *Config) Validate() error { return c.validate() }
 func (c *Config) validate() error {
 	p := &problems{c: c}
 	c.Spec.check(p)
+	c.validateGRPC(p.add)
 	return errors.Join(p.errs...)
 }
 

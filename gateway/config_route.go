@@ -171,7 +171,9 @@ type Retry struct {
 	// Cap bounds each backoff delay (full jitter); default 250ms.
 	Cap time.Duration `yaml:"cap"`
 	// On are the failures that are retried: "5xx", "gateway-error" (502,
-	// 503, 504), "connect-failure", "reset", "retriable-4xx" (409), "429".
+	// 503, 504), "connect-failure", "reset", "retriable-4xx" (409), "429";
+	// for gRPC calls also the status codes "unavailable",
+	// "resource-exhausted", "deadline-exceeded", "internal", "cancelled".
 	// Default connect-failure, reset and gateway-error.
 	On []string `yaml:"retryOn" config:"alias=on"`
 	// NonIdempotent retries POST and PATCH too. Without it only GET,
@@ -436,8 +438,9 @@ func (rt Retry) check(p *problems, at string) {
 		p.add(at+".cap", "%v is below base %v", rt.Cap, rt.Base)
 	}
 	for j, o := range rt.On {
-		if _, ok := retryConditions[o]; !ok {
-			p.add(fmt.Sprintf("%s.retryOn[%d]", at, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429)", o)
+		_, http := retryConditions[o]
+		if _, grpc := grpcRetryCodes[o]; !http && !grpc {
+			p.add(fmt.Sprintf("%s.retryOn[%d]", at, j), "unknown retry condition %q (5xx, gateway-error, connect-failure, reset, retriable-4xx, 429; for gRPC unavailable, resource-exhausted, deadline-exceeded, internal, cancelled)", o)
 		}
 	}
 	if rt.Budget.MinPerSecond < 0 {

@@ -55,6 +55,9 @@ type Upstream struct {
 	// Left out, a breaker with resilience's defaults (5 failures in a row,
 	// open 30s) guards each target.
 	Breaker *Breaker `yaml:"breaker"`
+	// GRPC makes the targets gRPC servers, reached over HTTP/2: routes to
+	// the pool proxy gRPC calls (docs/grpc.md, "Through the gateway").
+	GRPC *GRPCUpstream `yaml:"grpc"`
 }
 
 // Target is one member of a pool.
@@ -97,6 +100,11 @@ type ActiveHealth struct {
 	// UnhealthyThreshold is how many failures in a row make a healthy
 	// target unhealthy; default 3.
 	UnhealthyThreshold int `yaml:"unhealthyThreshold"`
+	// GRPCService is, for a gRPC pool, the service whose status the
+	// standard gRPC health check asks for (grpc.health.v1.Health/Check);
+	// default "", the whole server. SERVING is healthy; the pool's
+	// probes use it instead of Path.
+	GRPCService string `yaml:"grpcService"`
 }
 
 // PassiveHealth ejects a target after consecutive failures of real

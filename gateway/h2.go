@@ -104,8 +104,11 @@ func (ls *listenerServer) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		}
 		req.src = upstream.NewReaderSource(r.Body, make([]byte, 16<<10))
 	}
+	x.h2w, x.h2r = w, r
 	g.serveExchange(x)
-	writeHTTP2(w, x)
+	if !x.grpcHandled {
+		writeHTTP2(w, x)
+	}
 	g.finish(x)
 }
 

@@ -24,14 +24,19 @@ func (g *Gateway) startHealth(p *pool) {
 	}
 	ctx, cancel := context.WithCancel(g.bgCtx)
 	p.loop = &healthLoop{cancel: cancel, done: make(chan struct{})}
+	probe := g.probe
+	if p.cfg.GRPC != nil {
+		probe = g.probeGRPC(p, p.cfg.Health.Active.GRPCService)
+	}
 	go func() { // exits when ctx ends
 		defer close(p.loop.done)
-		p.checkLoop(ctx, *p.cfg.Health.Active, g.clock, g.probe)
+		p.checkLoop(ctx, *p.cfg.Health.Active, g.clock, probe)
 	}()
 }
 
 // stopHealth stops p's checks and waits for the loop to end.
 func (p *pool) stopHealth() {
+	defer p.closeGRPC()
 	if p.loop == nil {
 		return
 	}

@@ -25,6 +25,7 @@ type metrics struct {
 	rateLimit  *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	cache      *prometheus.CounterVec
+	grpc       *prometheus.CounterVec
 	serverKids sync.Map // serverKey -> prometheus.Observer
 	clientKids sync.Map // clientKey -> prometheus.Observer
 	rateKids   sync.Map // rateKey -> prometheus.Counter
@@ -125,8 +126,12 @@ func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) 
 			Name: "relia_gateway_cache_lookups_total",
 			Help: "Response cache lookups, by route and result (hit, miss, stale).",
 		}, []string{"route", "result"}),
+		grpc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relia_gateway_grpc_calls_total",
+			Help: "gRPC calls proxied, by route and the status code the client got (OK, UNAVAILABLE, ...).",
+		}, []string{"http_route", "rpc_grpc_status_code"}),
 	}
-	for _, c := range []prometheus.Collector{m.server, m.client, m.ejections, m.rateLimit, m.reloads, m.cache, &healthCollector{state: st}} {
+	for _, c := range []prometheus.Collector{m.server, m.client, m.ejections, m.rateLimit, m.reloads, m.cache, m.grpc, &healthCollector{state: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -135,6 +140,9 @@ func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) 
 	m.reloads.WithLabelValues("failure")
 	return m, nil
 }
+
+// grpcCall counts a proxied gRPC call by route and status code.
+func (m *metrics) grpcCall(route, code string) { m.grpc.WithLabelValues(route, code).Inc() }
 
 func (m *metrics) observeServer(route, method string, status int, d time.Duration) {
 	k := serverKey{route, method, status}

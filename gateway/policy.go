@@ -35,10 +35,11 @@ var retryConditions = map[string]retryWhen{
 // retryPolicy is a route's compiled Retry: resilience's own policy, driven
 // a step at a time (RetryCall), judging failures by the route's retry.on.
 type retryPolicy struct {
-	policy  *resilience.Retry
-	when    retryWhen
-	nonIdem bool
-	budget  *resilience.RetryBudget
+	policy   *resilience.Retry
+	when     retryWhen
+	grpcWhen uint32 // gRPC codes retried, a bit each (grpc.go)
+	nonIdem  bool
+	budget   *resilience.RetryBudget
 }
 
 // attemptFailure is how an attempt failed, as the route's Retry is told

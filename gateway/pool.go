@@ -96,6 +96,10 @@ type pool struct {
 
 	loop *healthLoop // active checks; nil without them or before Start
 
+	// grpc is a gRPC pool's transports and health clients (grpc.go).
+	grpcOnce sync.Once
+	grpc     *grpcPool
+
 	rr   atomic.Uint64
 	mu   sync.Mutex
 	cur  []int // smooth weighted round robin state, under mu

@@ -173,6 +173,13 @@ type exchange struct {
 	upgraded *upstream.Conn
 	// failure is the last attempt's, as the route's Retry is told of it.
 	failure attemptFailure
+	// h2w and h2r are an HTTP/2 request's stream, which a gRPC route
+	// answers on directly (grpc.go): grpcHandled says it did, grpcCancel
+	// ends its current attempt.
+	h2w         http.ResponseWriter
+	h2r         *http.Request
+	grpcHandled bool
+	grpcCancel  context.CancelFunc
 	// keyID is the caller's key id (an API key's id, a JWT's subject).
 	keyID string
 	// api and apiVersion name the API the route belongs to; apiHeaders
@@ -209,6 +216,7 @@ func putExchange(x *exchange) {
 	x.apiHeaders, x.call = nil, callstore.Record{}
 	clear(x.steps)
 	x.ureq = upstream.Request{}
+	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
 	exchangePool.Put(x)
 }
 
@@ -527,6 +535,11 @@ func (g *Gateway) forward(x *exchange) {
 	}
 	if r.pool == nil {
 		g.serveFallback(x, "fallback")
+		lp.Done(nil)
+		return
+	}
+	if r.pool.cfg.GRPC != nil {
+		g.proxyGRPC(x)
 		lp.Done(nil)
 		return
 	}

@@ -83,7 +83,8 @@ type Test struct {
 	scope *Scope
 	vars  []string // initial variable values by slot
 	data  *Data
-	names []string // distinct request names, in order
+	names []string   // distinct request names, in order
+	grpc  *grpcSetup // the gRPC settings, when a request is a gRPC call (grpc.go)
 	// filters select the requests of the tag sets thresholds name.
 	filters []*tagFilter
 }
@@ -280,7 +281,7 @@ func (b *builder) step(path string, r *RequestSpec) *Step {
 		st.Name = st.Method + " " + r.Path
 	}
 	st.URL = b.template(path+".path", r.Path)
-	if !strings.HasPrefix(r.Path, "http://") && !strings.HasPrefix(r.Path, "https://") {
+	if !strings.HasPrefix(r.Path, "http://") && !strings.HasPrefix(r.Path, "https://") && !isGRPC(r.Path) {
 		switch {
 		case sp.BaseURL == "":
 			b.bad(path+".path", "%q is not a URL and the scenario has no baseURL", r.Path)
@@ -359,6 +360,11 @@ func (b *builder) step(path string, r *RequestSpec) *Step {
 		}
 		st.Extract = append(st.Extract, Extraction{Var: v, Slot: slot, Path: p})
 	}
+	if st.URL != nil && isGRPC(st.URL.String()) {
+		b.grpcStep(path, r, st)
+	} else if len(r.Messages) > 0 || len(r.ExpectedCodes) > 0 {
+		b.bad(path, "messages and expectedCodes are for gRPC calls (a grpc:// URL)")
+	}
 	if len(b.errs) > n {
 		return nil
 	}
@@ -428,8 +434,8 @@ func checkURL(s string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("malformed URL %q: %v", s, strings.TrimPrefix(err.Error(), "parse "+fmt.Sprintf("%q", s)+": "))
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("URL %q: want an http:// or https:// URL", s)
+	if u.Scheme != "http" && u.Scheme != "https" && !isGRPC(s) {
+		return nil, fmt.Errorf("URL %q: want an http://, https://, grpc:// or grpcs:// URL", s)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("URL %q has no host", s)

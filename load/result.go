@@ -520,8 +520,13 @@ func FormatLimit(th Threshold) string {
 // "1203" or "240.6/s" for counters ("1.2 MiB" for data). A rate is
 // printed with more digits when two would make a failing value read as
 // the threshold itself.
-func FormatValue(th Threshold, v float64) string {
-	switch Metrics[th.Metric] {
+func FormatValue(th Threshold, v float64) string { return FormatValueIn(Metrics, th, v) }
+
+// FormatValueIn is FormatValue for a threshold on a metric of another
+// set than relia load's (relia kafka load's), as ParseThresholdIn parses
+// them.
+func FormatValueIn(metrics map[string]MetricKind, th Threshold, v float64) string {
+	switch metrics[th.Metric] {
 	case Trend:
 		return fmt.Sprintf("%.2fms", v)
 	case Rate:

@@ -85,6 +85,9 @@ var ErrSetup = errors.New("setup failed")
 // name literally), so that an unreachable host is an error before the
 // load starts rather than a run of refused connections.
 func (t *Test) Preflight(ctx context.Context) error {
+	if err := t.resolveGRPC(ctx); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	steps := append([]*Step{t.Setup, t.Teardown}, t.Steps...)
 	for _, s := range steps {
@@ -183,7 +186,15 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("making the HTTP client: %w", err)
 	}
 	defer tr.close()
-	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: statePool(tr), live: o.Live, observe: o.Observe}
+	if err := t.resolveGRPC(ctx); err != nil {
+		return nil, err
+	}
+	gc, err := t.dialGRPC()
+	if err != nil {
+		return nil, err
+	}
+	defer gc.close()
+	r := &runner{t: t, clk: clk, tr: tr, seg: seg, vars: t.vars, pool: grpcStatePool(tr, gc), live: o.Live, observe: o.Observe}
 	r.res, err = newResult(t, seg)
 	if err != nil {
 		return nil, err
@@ -469,6 +480,8 @@ func checkOutcome(start time.Time, res *StepResult, i int) outcome.Outcome {
 // more or below 200) as a status failure; then a failed check.
 func classify(s *Step, res *StepResult) outcome.Class {
 	switch {
+	case res.Classified:
+		return res.Class
 	case errors.Is(res.Err, errNoConn):
 		return outcome.ClassDropped
 	case res.Err != nil:

@@ -40,7 +40,8 @@ type Metadata struct {
 
 // ScenarioSpec is what a scenario does.
 type ScenarioSpec struct {
-	// BaseURL is joined with each request's path: http://127.0.0.1:8080.
+	// BaseURL is joined with each request's path: http://127.0.0.1:8080,
+	// or grpc://127.0.0.1:50051 for gRPC calls.
 	// A request whose path is a whole URL ignores it.
 	BaseURL string `yaml:"baseURL"`
 	// Headers are sent with every request; a request's own headers
@@ -52,8 +53,11 @@ type ScenarioSpec struct {
 	// HTTP is the protocol: "1.1" (default), "2" (HTTP/2 over TLS) or
 	// "h2c" (HTTP/2 over cleartext with prior knowledge).
 	HTTP string `yaml:"http"`
-	// TLS configures certificate checks for https URLs.
+	// TLS configures certificate checks for https and grpcs URLs.
 	TLS TLSSpec `yaml:"tls"`
+	// GRPC configures gRPC calls: requests whose URL is
+	// grpc://host:port/package.Service/Method (grpcs:// over TLS).
+	GRPC GRPCSpec `yaml:"grpc"`
 	// Vars are variables that templates use as {{name}}; setup's extract
 	// adds more.
 	Vars map[string]string `yaml:"vars"`
@@ -109,11 +113,13 @@ type RequestSpec struct {
 	// Method is the HTTP method; default GET.
 	Method string `yaml:"method"`
 	// Path is joined with the base URL, or is a whole URL. It is a
-	// template: /users/{{randInt 1 1000}}.
+	// template: /users/{{randInt 1 1000}}. A gRPC call's path is its
+	// method, /package.Service/Method, under a grpc:// base URL.
 	Path string `yaml:"path" config:"required"`
 	// Headers are this request's headers (templates).
 	Headers map[string]string `yaml:"headers"`
-	// Body is the request body (a template).
+	// Body is the request body (a template); for a gRPC call, the request
+	// message in protobuf JSON.
 	Body string `yaml:"body"`
 	// Think is the pause after the request in the closed model: fixed, or
 	// uniform between Think and ThinkMax when ThinkMax is set.
@@ -131,6 +137,14 @@ type RequestSpec struct {
 	// Extract sets variables from the JSON response: {token: $.data.token}.
 	// Values extracted in setup are seen by every request.
 	Extract map[string]string `yaml:"extract"`
+	// Messages are, for a gRPC call of a client-streaming or bidirectional
+	// method, the stream of request messages in protobuf JSON (templates),
+	// sent in order; a unary or server-streaming call sends body.
+	Messages []string `yaml:"messages"`
+	// ExpectedCodes are, for a gRPC call, the status codes that answer it
+	// as intended besides OK (NOT_FOUND, or 5): such calls count as
+	// successes.
+	ExpectedCodes []string `yaml:"expectedCodes"`
 }
 
 // CheckSpec is one assertion on a response; every field that is set must

@@ -37,7 +37,8 @@ type Step struct {
 	needsBody  bool
 	ownTrace   bool // the request sets its own traceparent
 	headerKeys [][]byte
-	idx        int // position in the Test's mix, for per-name recording
+	idx        int       // position in the Test's mix, for per-name recording
+	grpc       *grpcStep // set when the request is a gRPC call (grpc.go)
 }
 
 // HeaderTemplate is a header whose value may hold template actions.
@@ -99,6 +100,11 @@ type StepResult struct {
 	// its trace id.
 	Traced  bool
 	TraceID [16]byte
+	// Class is what became of the request when Classified is set (a gRPC
+	// call, classified by its status code); otherwise the runner
+	// classifies it from Err and Status.
+	Class      outcome.Class
+	Classified bool
 }
 
 // expects reports whether status answers the step as intended.
@@ -135,6 +141,7 @@ type sendState struct {
 	resp Response
 	hdrs [][]byte
 	tp   [traceparentLen]byte
+	grpc grpcSession
 }
 
 // statePool returns the pool of send states for tr.
@@ -159,6 +166,9 @@ func newPooledWorker(pool *sync.Pool, clk clock.Clock, vars []string, seed uint6
 func (w *Worker) Send(s *Step) StepResult {
 	st := w.pool.Get().(*sendState)
 	defer w.pool.Put(st)
+	if s.grpc != nil {
+		return w.sendGRPC(s, st)
+	}
 	r := &st.req
 	r.method = s.Method
 	r.url = s.URL.Append(r.url[:0], &w.Env)
@@ -191,7 +201,12 @@ func (w *Worker) Send(s *Step) StepResult {
 		return res
 	}
 	res.Status = st.rep.status
-	st.resp = Response{Status: st.rep.status, Latency: res.Done.Sub(res.Sent), Body: st.rep.body}
+	return w.judge(s, &res, st, st.rep.body)
+}
+
+// judge runs a step's checks and extractions on a response that arrived.
+func (w *Worker) judge(s *Step, res *StepResult, st *sendState, body []byte) StepResult {
+	st.resp = Response{Status: res.Status, Latency: res.Done.Sub(res.Sent), Body: body}
 	for i := range s.Checks {
 		res.ChecksRun++
 		if !s.Checks[i].Holds(&st.resp) && i < 64 {
@@ -201,18 +216,18 @@ func (w *Worker) Send(s *Step) StepResult {
 	for _, x := range s.Extract {
 		doc, err := st.resp.JSON()
 		if err != nil {
-			res.Err = fmt.Errorf("extracting %s from the %d response: %w", x.Var, st.rep.status, err)
-			return res
+			res.Err = fmt.Errorf("extracting %s from the %d response: %w", x.Var, res.Status, err)
+			return *res
 		}
 		v, ok := x.Path.Lookup(doc)
 		if !ok {
-			res.Err = fmt.Errorf("extracting %s: %s not found in the %d response", x.Var, x.Path, st.rep.status)
-			return res
+			res.Err = fmt.Errorf("extracting %s: %s not found in the %d response", x.Var, x.Path, res.Status)
+			return *res
 		}
 		w.Env.Vars[x.Slot] = JSONText(v)
 	}
 	st.resp = Response{}
-	return res
+	return *res
 }
 
 // protocolError marks err as the peer breaking HTTP when the peer sent

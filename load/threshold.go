@@ -134,10 +134,14 @@ func (e *ThresholdError) Error() string {
 // ParseMetricRef splits "name{tag:value,tag2:value2}" into the metric name
 // and its tags, checking the name is a known metric.
 func ParseMetricRef(ref string) (string, map[string]string, error) {
+	return parseMetricRef(Metrics, ref)
+}
+
+func parseMetricRef(metrics map[string]MetricKind, ref string) (string, map[string]string, error) {
 	name, rest, hasTags := strings.Cut(ref, "{")
 	name = strings.TrimSpace(name)
-	if _, ok := Metrics[name]; !ok {
-		return "", nil, fmt.Errorf("unknown metric %q: relia's thresholds take %s", name, strings.Join(metricNames(), ", "))
+	if _, ok := metrics[name]; !ok {
+		return "", nil, fmt.Errorf("unknown metric %q: relia's thresholds take %s", name, strings.Join(metricNames(metrics), ", "))
 	}
 	if !hasTags {
 		return name, nil, nil
@@ -166,7 +170,14 @@ func ParseMetricRef(ref string) (string, map[string]string, error) {
 // are milliseconds; a Go duration ("500ms") is accepted too. Rate values
 // are fractions (0.01) or percentages ("1%").
 func ParseThreshold(metricRef, expr string) (Threshold, error) {
-	name, tags, err := ParseMetricRef(metricRef)
+	return ParseThresholdIn(Metrics, metricRef, expr)
+}
+
+// ParseThresholdIn is ParseThreshold over another set of metrics, for
+// parts of relia that measure figures of their own (Kafka's end-to-end
+// latency and consumer lag) and judge them in the same syntax.
+func ParseThresholdIn(metrics map[string]MetricKind, metricRef, expr string) (Threshold, error) {
+	name, tags, err := parseMetricRef(metrics, metricRef)
 	if err != nil {
 		return Threshold{}, err
 	}
@@ -174,7 +185,7 @@ func ParseThreshold(metricRef, expr string) (Threshold, error) {
 	fail := func(col int, format string, args ...any) (Threshold, error) {
 		return Threshold{}, &ThresholdError{Metric: metricRef, Expr: expr, Col: col, Msg: fmt.Sprintf(format, args...)}
 	}
-	kind := Metrics[name]
+	kind := metrics[name]
 
 	// Aggregation: an identifier, or p(N).
 	i := skipSpace(expr, 0)
@@ -280,9 +291,9 @@ func skipSpace(s string, i int) int {
 	return i
 }
 
-func metricNames() []string {
-	names := make([]string, 0, len(Metrics))
-	for n := range Metrics {
+func metricNames(metrics map[string]MetricKind) []string {
+	names := make([]string, 0, len(metrics))
+	for n := range metrics {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -311,7 +322,11 @@ func (t Threshold) Holds(observed float64) bool {
 
 // ParseThresholdFlag parses the one-liner form used by `relia load
 // --threshold`: "metric{tags}:expr", e.g. "http_req_duration:p(99)<500".
-func ParseThresholdFlag(s string) (Threshold, error) {
+func ParseThresholdFlag(s string) (Threshold, error) { return ParseThresholdFlagIn(Metrics, s) }
+
+// ParseThresholdFlagIn is ParseThresholdFlag over another set of metrics
+// (see ParseThresholdIn).
+func ParseThresholdFlagIn(metrics map[string]MetricKind, s string) (Threshold, error) {
 	// The metric reference may hold colons inside {...}; split after it.
 	cut := strings.IndexByte(s, ':')
 	if brace := strings.IndexByte(s, '{'); brace >= 0 && brace < cut {
@@ -327,5 +342,5 @@ func ParseThresholdFlag(s string) (Threshold, error) {
 	if cut < 0 {
 		return Threshold{}, fmt.Errorf("threshold %q: want metric:expression, e.g. http_req_duration:p(99)<500", s)
 	}
-	return ParseThreshold(s[:cut], s[cut+1:])
+	return ParseThresholdIn(metrics, s[:cut], s[cut+1:])
 }

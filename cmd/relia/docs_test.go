@@ -323,6 +323,8 @@ var docServers = []docServer{
 	{cmd: regexp.MustCompile(`^relia gateway\b`), except: regexp.MustCompile(`^relia gateway (validate|schema)\b`), config: gatewayAddrs},
 	{cmd: regexp.MustCompile(`^relia fault serve\b`), defaults: []docAddr{{"--listen", 8474}}},
 	{cmd: regexp.MustCompile(`^(relia-examples-backend|bin/backend)\b`), defaults: []docAddr{{"-addr", 9001}}},
+	{cmd: regexp.MustCompile(`^relia-examples-grpcserver\b`), defaults: []docAddr{{"-addr", 50051}}},
+	{cmd: regexp.MustCompile(`^relia kafka fake\b`), defaults: []docAddr{{"--addr", 9092}}},
 	{cmd: regexp.MustCompile(`^prometheus\b`), defaults: []docAddr{{"--web.listen-address", 9090}}},
 	{cmd: regexp.MustCompile(`^relia ai mock\b`), defaults: []docAddr{{"--listen", 9700}}},
 	{cmd: regexp.MustCompile(`^relia ai serve\b`), defaults: []docAddr{{"--listen", 8090}, {"--admin-addr", 9902}}},

@@ -49,6 +49,8 @@ type loadFlags struct {
 	metricsAddr string
 	traceSample float64
 	outputs     loadOutputs
+	protoFiles  []string
+	importPaths []string
 }
 
 // loadOutputs are the files a load run's result is written to besides
@@ -82,6 +84,12 @@ func newLoadCmd() *cobra.Command {
   relia load checkout.yaml --out results.json --html report.html
   relia load checkout.yaml --segment 0/4 --out part0.json   # one of 4 processes
   relia load merge part*.json --out all.json
+  relia load grpc://127.0.0.1:50051/grpc.testing.TestService/UnaryCall -d '{"response_size": 10}' --rate 500
+
+A grpc:// (or grpcs://) URL is a gRPC call of the method its path names:
+-d is the request message in protobuf JSON, -H adds metadata, --timeout is
+each call's deadline, and the method is found through the server's
+reflection service or in --proto files.
 
 --rate is the open model: requests are sent on schedule whatever the service
 does, and latency runs from the scheduled time, so a stall shows (no
@@ -130,6 +138,8 @@ schedule).`,
 	fl.StringVarP(&f.format, "output", "o", "table", "stdout format: table or json")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics on this address during the run (127.0.0.1:9464)")
 	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
+	fl.StringArrayVar(&f.protoFiles, "proto", nil, "gRPC URL: a .proto file that defines the method (repeatable); default server reflection")
+	fl.StringArrayVar(&f.importPaths, "import-path", nil, "gRPC URL: a directory --proto files and their imports are found in (repeatable; default .)")
 	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
 	return cmd
 }
@@ -157,6 +167,9 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 		}
 		sc.Spec.Requests = []load.RequestSpec{req}
 		sc.Spec.Timeout, sc.Spec.HTTP, sc.Spec.TLS.Insecure = f.timeout, f.httpVersion, f.insecure
+		if err := grpcOneLiner(sc, target, f); err != nil {
+			return nil, err
+		}
 		if f.rate == 0 && f.vus == 0 {
 			return nil, errors.New("give --rate (requests per second) or --vus with a URL")
 		}
@@ -164,8 +177,9 @@ func scenarioFor(target string, f *loadFlags) (*load.Scenario, error) {
 			f.duration = 10 * time.Second
 		}
 	} else {
-		if len(f.headers) > 0 || f.method != "" || f.body != "" || f.timeout != 0 || f.httpVersion != "" || f.insecure {
-			return nil, errors.New("-H, -m, -d, --timeout, --http and --insecure apply to a URL; set them in the scenario file")
+		if len(f.headers) > 0 || f.method != "" || f.body != "" || f.timeout != 0 || f.httpVersion != "" || f.insecure ||
+			len(f.protoFiles) > 0 || len(f.importPaths) > 0 {
+			return nil, errors.New("-H, -m, -d, --timeout, --http, --insecure, --proto and --import-path apply to a URL; set them in the scenario file")
 		}
 		scs, err := load.ReadScenarios(target)
 		if err != nil {
