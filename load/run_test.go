@@ -323,9 +323,11 @@ spec:
 		t.Errorf("closed model service-time p99 %s: the stall should hide below it (%d requests)", p99, c.Total)
 	}
 	// The closed model sent a fraction of its usual rate during the stall:
-	// its VUs waited instead of sending, which is what hides it.
-	if c.Total < 2*o.Total {
-		t.Errorf("closed model sent %d requests, open %d: the closed VUs should run far faster between stalls", c.Total, o.Total)
+	// its VUs waited instead of sending, which is what hides it. (How much
+	// faster they run between stalls is the machine's business: under
+	// -race on a busy host it was anywhere from 1.2x to 3x the open rate.)
+	if c.Total <= o.Total {
+		t.Errorf("closed model sent %d requests, open %d: the closed VUs should run faster between stalls", c.Total, o.Total)
 	}
 	var sb strings.Builder
 	_ = open.WriteSummary(&sb, open.Judge())
