@@ -1,23 +1,16 @@
 package ai
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relia-dev/relia/ai/mock"
+	"github.com/relia-dev/relia/internal/promtest"
 	"github.com/relia-dev/relia/slo"
 )
 
@@ -26,13 +19,6 @@ import (
 // series finds the GenAI semantic conventions' metrics with their
 // counts and token sums.
 func TestPrometheusScrapesGenAIMetrics(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus is not installed (make test installs Debian's prometheus package)")
-		}
-		t.Skip("prometheus is not installed; make test installs it")
-	}
 	_, a := startMock(t, mock.Options{OutputTokens: 7})
 	g := startService(t, sdkConfig, nil, Options{}, a, a)
 	const n = 5
@@ -47,25 +33,8 @@ func TestPrometheusScrapesGenAIMetrics(t *testing.T) {
 	metrics := httptest.NewServer(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	t.Cleanup(metrics.Close)
 
-	dir := t.TempDir()
 	target := metrics.Listener.Addr().String()
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: ai\n    static_configs: [{targets: [%q]}]\n", target)
-	os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	prom := promtest.Start(t, fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: ai\n    static_configs: [{targets: [%q]}]\n", target))
 
 	queries := map[string]float64{
 		`sum(gen_ai_client_operation_duration_seconds_count{gen_ai_request_model="gpt-4o-mini",outcome="ok",tenant="acme"})`:                                                                            n,
@@ -79,37 +48,16 @@ func TestPrometheusScrapesGenAIMetrics(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for q, want := range queries {
 		for {
-			got, ok := promQuery(t, addr, q)
+			got, ok := promtest.Query(prom, q)
 			if ok && got == want {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s = %v (found %v), want %v\n%s", q, got, ok, want, logs.String())
+				t.Fatalf("%s = %v (found %v), want %v", q, got, ok, want)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-}
-
-func promQuery(t *testing.T, addr, q string) (float64, bool) {
-	resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&r) != nil || len(r.Data.Result) != 1 {
-		return 0, false
-	}
-	var v float64
-	fmt.Sscan(r.Data.Result[0].Value[1].(string), &v)
-	return v, true
 }
 
 // TestTTFTSLO: an SLO on time to first token is written over the

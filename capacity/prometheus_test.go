@@ -5,30 +5,15 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// tool finds a Debian tool the test drives for real; without it the test
-// is skipped, except on CI, where a missing tool is a failure.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (make test-deps installs it)", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
-}
+	"github.com/relia-dev/relia/internal/promtest"
+)
 
 // backfilledPrometheus writes the gateway's request counter for a day
 // with a spike into a TSDB with promtool, starts Debian's prometheus on
@@ -37,7 +22,7 @@ func tool(t *testing.T, name string) string {
 // 12:10, and the day is the one before now.
 func backfilledPrometheus(t *testing.T, day time.Time) string {
 	t.Helper()
-	promtool, prom := tool(t, "promtool"), tool(t, "prometheus")
+	promtool := promtest.Tool(t, "promtool")
 	dir := t.TempDir()
 	var om bytes.Buffer
 	om.WriteString("# TYPE http_server_request_duration_seconds_count unknown\n")
@@ -60,56 +45,7 @@ func backfilledPrometheus(t *testing.T, day time.Time) string {
 	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", src, data).CombinedOutput(); err != nil {
 		t.Fatalf("promtool: %v\n%s", err, out)
 	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {scrape_interval: 15s}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--storage.tsdb.retention.time=30d", "--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus's log:\n%s", logs.String())
-		}
-	})
-	url := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited: %s", logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready: %s", logs.String())
-		}
-	}
+	return promtest.StartOn(t, "global: {scrape_interval: 15s}\n", data, "--storage.tsdb.retention.time=30d")
 }
 
 func TestQueryTrafficFromARealPrometheus(t *testing.T) {

@@ -1,26 +1,23 @@
 package slo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/relia-dev/relia/internal/promtest"
 	"github.com/relia-dev/relia/outcome"
 )
 
@@ -117,11 +114,9 @@ func (s *shop) counts() (total, failed, fast int) {
 // startPrometheus runs Debian's prometheus on a free loopback port with
 // its own storage, scraping target every second and evaluating rules
 // every second; it stops when the test ends.
-func startPrometheus(ctx context.Context, t *testing.T, target, rules string) string {
+func startPrometheus(t *testing.T, target, rules string) string {
 	t.Helper()
-	bin := tool(t, "prometheus")
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`global:
+	return promtest.Start(t, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [%q]
@@ -129,55 +124,7 @@ scrape_configs:
   - job_name: shop
     static_configs:
       - targets: [%q]
-`, rules, target)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	stopWithTest(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus's log:\n%s", logs.String())
-		}
-	})
-	url := "http://" + addr
-	for {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited: %s", logs.String())
-		case <-ctx.Done():
-			t.Fatalf("prometheus not ready: %s", logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+`, rules, target))
 }
 
 // poll calls f every 200ms until it returns true or ctx ends.
@@ -244,7 +191,7 @@ spec:
 		t.Fatal(err)
 	}
 	shop := newShop(t)
-	url := startPrometheus(ctx, t, shop.srv.Listener.Addr().String(), rulesFile)
+	url := startPrometheus(t, shop.srv.Listener.Addr().String(), rulesFile)
 	c, err := NewPromClient(url, nil)
 	if err != nil {
 		t.Fatal(err)

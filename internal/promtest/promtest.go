@@ -4,11 +4,14 @@ package promtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +39,13 @@ func Tool(t testing.TB, name string) string {
 // test binary dies first. Its log is shown when the test failed.
 func Start(t testing.TB, config string, args ...string) string {
 	t.Helper()
+	return StartOn(t, config, filepath.Join(t.TempDir(), "data"), args...)
+}
+
+// StartOn is Start on the TSDB in data, which may hold blocks written
+// beforehand (promtool tsdb create-blocks-from ...).
+func StartOn(t testing.TB, config, data string, args ...string) string {
+	t.Helper()
 	bin := Tool(t, "prometheus")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
@@ -49,7 +59,7 @@ func Start(t testing.TB, config string, args ...string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+	cmd := exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + data,
 		"--web.listen-address=" + addr, "--log.level=warn"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -89,4 +99,28 @@ func Start(t testing.TB, config string, args ...string) string {
 			t.Fatalf("prometheus not ready in 30s: %s", logs.String())
 		}
 	}
+}
+
+// Query runs the instant query q against the Prometheus at base (a URL)
+// and returns the value of its one result; ok is false when the query
+// failed or did not return exactly one series.
+func Query(base, q string) (v float64, ok bool) {
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&out) != nil || len(out.Data.Result) != 1 {
+		return 0, false
+	}
+	s, _ := out.Data.Result[0].Value[1].(string)
+	v, err = strconv.ParseFloat(s, 64)
+	return v, err == nil
 }
