@@ -212,13 +212,21 @@ func (tr Traffic) Scale(k float64) Traffic {
 	return out
 }
 
-// fmtNum writes a number with at most one decimal, none when whole.
+// fmtNum writes a number with at most one decimal, none when whole;
+// below 1, three significant digits, so that a rate of 0.0583 req/s (a
+// quiet route's forecast) is not written as 0.1 or 0.0.
 func fmtNum(v float64) string {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
+	if math.Abs(v) < 1 {
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
+
+// FormatRate writes a rate (req/s) as the plan's arithmetic writes it.
+func FormatRate(v float64) string { return fmtNum(v) }
 
 // fmtDur writes a duration rounded to what a reader needs: whole seconds
 // from a minute up, tenths of a second below.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,8 @@ func init() { register(newCallsCmd) }
 // gateway's admin API (--admin).
 type storeFlags struct {
 	db, admin string
+	// flag names db's flag in errors; "--db" when empty.
+	flag string
 }
 
 func (f *storeFlags) add(cmd *cobra.Command) {
@@ -44,7 +47,8 @@ func (f *storeFlags) open(ctx context.Context) (callstore.Querier, func(), error
 		// error, not an empty history.
 		if file := strings.TrimPrefix(f.db, "sqlite:"); !strings.Contains(f.db, "://") {
 			if _, err := os.Stat(file); err != nil {
-				return nil, nil, badInput(fmt.Errorf("--db: no call store: %w", err))
+				flag := cmp.Or(f.flag, "--db")
+				return nil, nil, badInput(fmt.Errorf("%s: no call store: %w", flag, err))
 			}
 		}
 		s, err := callstore.Open(ctx, f.db, callstore.Options{})

@@ -35,6 +35,7 @@ func newCapacityCmd() *cobra.Command {
 
   relia capacity measure URL --slo slo.yaml --out m.json     # stepped load, knee, USL fit
   relia capacity plan --measurement m.json --peak 1000 --name shop --out k8s.yaml
+  relia capacity plan --capacity 120 --calls-db calls.db --route orders --horizon 14d
   relia capacity simulate --measurement m.json --black-friday --slo slo.yaml --html report.html
 
 and relia run proves the plan: a command service with an autoscale section
@@ -264,6 +265,8 @@ type planFlags struct {
 	currentRPS            float64
 	peak, base            float64
 	prometheus, query     string
+	callsDB, horizon      string
+	forecastPeak          string
 	route                 string
 	since                 time.Duration
 	headroom, utilisation string
@@ -291,7 +294,10 @@ func (f *planFlags) register(fl interface {
 	fl.StringVar(&f.prometheus, "prometheus", "", "Prometheus URL: take the peak and base from a range query of the gateway's request rate")
 	fl.StringVar(&f.query, "query", "", "PromQL of the request rate (default the gateway's, sum(rate(http_server_request_duration_seconds_count[1m])))")
 	fl.DurationVar(&f.since, "since", 7*24*time.Hour, "with --prometheus: how far back the range query looks")
-	fl.StringVar(&f.route, "route", "", "gateway route (http_route) whose requests count")
+	fl.StringVar(&f.callsDB, "calls-db", "", "the call store (a SQLite file or a postgres:// URL): take the peak and base from a forecast of its hourly traffic")
+	fl.StringVar(&f.horizon, "horizon", "14d", "with --calls-db: how far ahead the forecast looks")
+	fl.StringVar(&f.forecastPeak, "forecast-peak", "upper", "with --calls-db: plan for the forecast's upper bound (95% interval) or its mean")
+	fl.StringVar(&f.route, "route", "", "gateway route (http_route, the call store's route) whose requests count")
 	fl.StringVar(&f.headroom, "headroom", "30%", "share added on top of the peak")
 	fl.StringVar(&f.utilisation, "utilisation", "70%", "share of its capacity each replica is planned to run at")
 	fl.IntVar(&f.spare, "spare", 0, "replicas that may fail at peak (1 for N+1)")
@@ -375,6 +381,19 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 	}
 	in.Spare, in.Zones = f.spare, f.zones
 	in.Peak, in.Base, in.PeakSource = f.peak, f.base, "given"
+	var fc *storeForecast
+	if f.callsDB != "" {
+		if f.peak > 0 || f.prometheus != "" {
+			return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
+		}
+		if fc, err = forecastFromStore(cmd.Context(), f, time.Now()); err != nil {
+			return nil, err
+		}
+		in.Peak, in.PeakSource = fc.Peak, fc.Source
+		if in.Base == 0 {
+			in.Base = fc.Base
+		}
+	}
 	if f.prometheus != "" {
 		q := f.query
 		if q == "" {
@@ -406,10 +425,15 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 		out.opts.Spike = sp
 	}
 	if in.Peak == 0 {
-		return nil, badInput(errors.New("give --peak, or --prometheus to read it (a forecast from the call store is not built yet)"))
+		return nil, badInput(errors.New("give --peak, or --prometheus or --calls-db to read it"))
 	}
 	if out.plan, err = capacity.NewPlan(in); err != nil {
 		return nil, badInput(err)
+	}
+	if fc != nil {
+		// The forecast's line goes before the peak's, which uses it.
+		steps := out.plan.Steps
+		out.plan.Steps = append(append(steps[:1:1], fc.Step), steps[1:]...)
 	}
 	if f.currentReplicas > 0 && f.headroom == "30%" {
 		n := capacity.Spreadsheet(f.currentReplicas, f.currentRPS, in.Peak)
@@ -451,8 +475,9 @@ func newCapacityPlanCmd() *cobra.Command {
 		Short: "Replicas for a peak with headroom and failure tolerance, and the HPA, KEDA, VPA and PDB manifests",
 		Long: `relia capacity plan computes replicas from the capacity of one replica
 (the measured knee, a given figure, or today's load per replica) and a peak
-(given, or the highest request rate a Prometheus range query finds over the
-gateway's metric), with headroom, a utilisation target and failure tolerance
+(given, the highest request rate a Prometheus range query finds over the
+gateway's metric, or the highest rate a forecast of the call store's hourly
+traffic expects over --horizon), with headroom, a utilisation target and failure tolerance
 (--spare for N+k, --zones to survive losing the largest zone), and shows the
 arithmetic. The spreadsheet's rule, replicas × target ÷ current × 1.3, is
 --current-replicas/--current-rps with the default headroom.
@@ -462,7 +487,12 @@ HorizontalPodAutoscaler (autoscaling/v2) on the gateway's request rate per
 replica or on CPU, a KEDA ScaledObject with a Prometheus trigger on the same
 rate (use one of the two), a PodDisruptionBudget, and a
 VerticalPodAutoscaler in recommendation mode when CPU and memory were
-measured. A forecast from the call store is not built yet: give --peak.`,
+measured.
+
+With --calls-db the peak is the highest upper bound of the 95% prediction
+interval (--forecast-peak mean: the highest mean) of a Holt-Winters forecast
+with daily and weekly seasons of the store's last eight weeks, and the base
+the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" && format != "yaml" {
