@@ -23,9 +23,11 @@ func residentPages(mem []byte) (resident, pages int, err error) {
 }
 
 // The fault's own pages are checked, not the process's resident size,
-// which other tests running beside it move by as much as the fault.
+// which other tests running beside it move by as much as the fault. The
+// test runs alone (not parallel): after Stop it checks that the range is
+// no longer mapped, and a test mapping memory beside it could be given
+// the same addresses in between.
 func TestFaultMemoryPressureIsResident(t *testing.T) {
-	t.Parallel()
 	m, _, _ := newProcessFaults(t)
 	const size = 64 << 20
 	if err := m.Start(ProcessFault{Name: "mem", Type: ProcMemory, Bytes: size}); err != nil {

@@ -107,6 +107,9 @@ type StepReport struct {
 	Status  int           `json:"status"`
 	Latency time.Duration `json:"latency_ns"`
 	Error   string        `json:"error,omitempty"`
+	// Attempts is how many times the request was sent: a setup request
+	// that failed transiently is sent again (up to 3 times).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 func newRecorder() *outcome.Recorder {

@@ -200,8 +200,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	if t.Setup != nil {
-		rep, vars, err := r.once(t.Setup, r.vars)
-		r.res.Setup = rep
+		vars, err := r.setup(ctx)
 		if err != nil {
 			return r.res, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
@@ -284,6 +283,40 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 
 // once sends a setup or teardown request and judges it: a transport
 // error, a status of 400 or more, a failed check or extraction fails it.
+// setupAttempts bounds the tries of a setup request that failed the way a
+// busy service fails (no answer, 429, a 5xx); setupBackoff is the pause
+// before the second try, doubled for each one after. A login that blips
+// once at the start of a long run must not cost the whole run; one that
+// is refused (401, a missing field in a 200) is not tried again.
+const (
+	setupAttempts = 3
+	setupBackoff  = 500 * time.Millisecond
+)
+
+// setup runs the test's setup request, again while it fails transiently,
+// and returns the variables it extracted.
+func (r *runner) setup(ctx context.Context) ([]string, error) {
+	pause := setupBackoff
+	for attempt := 1; ; attempt++ {
+		rep, vars, err := r.once(r.t.Setup, r.vars)
+		rep.Attempts = attempt
+		r.res.Setup = rep
+		if err == nil || attempt == setupAttempts || !transientStatus(rep.Status) {
+			return vars, err
+		}
+		if clock.Sleep(ctx, r.clk, pause) != nil {
+			return vars, err
+		}
+		pause *= 2
+	}
+}
+
+// transientStatus reports whether a response status (0: none came) is
+// one a busy or briefly failing service gives.
+func transientStatus(status int) bool {
+	return status == 0 || status == 429 || status >= 500
+}
+
 func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 	w := newPooledWorker(r.pool, r.clk, vars, r.t.Seed, -1)
 	if r.t.data != nil {

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -190,6 +191,58 @@ spec:
 	_, err = buildTest(t, withSetup).Run(context.Background(), RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), "setup failed") || !strings.Contains(err.Error(), "status 503") {
 		t.Fatalf("want a setup error naming the status, got %v", err)
+	}
+}
+
+// TestSetupRetriesTransientFailures: a setup request answered 503 twice
+// is sent again and the run goes on with what the third answer gave; one
+// refused with 401 is not sent again.
+func TestSetupRetriesTransientFailures(t *testing.T) {
+	t.Parallel()
+	var logins, refused atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login":
+			if logins.Add(1) <= 2 {
+				http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, `{"token":"t0k"}`)
+		case "/refused":
+			refused.Add(1)
+			http.Error(w, "no", http.StatusUnauthorized)
+		default:
+			if r.Header.Get("Authorization") != "Bearer t0k" {
+				http.Error(w, "no token", http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, "ok")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	scenario := func(setupPath string) string {
+		return `kind: Scenario
+version: relia/v1
+spec:
+  baseURL: ` + srv.URL + `
+  setup: {path: ` + setupPath + `, extract: {token: $.token}}
+  requests: [{path: /, headers: {Authorization: "Bearer {{token}}"}}]
+  load: {rate: 20, duration: 500ms}
+`
+	}
+	res, err := buildTest(t, scenario("/login")).Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatalf("setup should have gone through on its third try: %v", err)
+	}
+	if res.Setup == nil || res.Setup.Attempts != 3 || res.Setup.Status != 200 || logins.Load() != 3 {
+		t.Fatalf("setup %+v after %d logins: want 3 attempts ending in 200", res.Setup, logins.Load())
+	}
+	if sum := res.Requests.Total(); sum.Total == 0 || sum.ByClass[outcome.ClassOK] != sum.Total {
+		t.Fatalf("the requests should carry the token the third login gave: %v", sum.ByClass)
+	}
+	_, err = buildTest(t, scenario("/refused")).Run(context.Background(), RunOptions{})
+	if err == nil || !errors.Is(err, ErrSetup) || refused.Load() != 1 {
+		t.Fatalf("a 401 setup: error %v after %d tries, want one try and a setup error", err, refused.Load())
 	}
 }
 
