@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/relia-dev/relia/gateway"
+	"github.com/relia-dev/relia/gateway/auth"
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/slo"
@@ -27,6 +28,9 @@ var validators = map[string]kindValidator{
 	slo.Kind:     func(name string, data []byte) error { _, err := slo.Parse(name, data); return err },
 	gateway.Kind: func(name string, data []byte) error { _, err := gateway.Parse(name, data); return err },
 	load.Kind:    validateScenarios,
+	// An API key file holds APIKeys documents only, as the gateway's
+	// auth.keysFile loader demands.
+	auth.KeysKind: func(name string, data []byte) error { _, err := auth.ParseKeys(name, data); return err },
 }
 
 // registerValidator adds the loader of a kind whose command lives in

@@ -34,6 +34,8 @@ func TestValidate(t *testing.T) {
 	unknownKind := write("unknown.yaml", "kind: Nope\nversion: relia/v1\n")
 	noKind := write("nokind.yaml", "version: relia/v1\nspec: {}\n")
 	empty := write("empty.yaml", "")
+	keys := filepath.Join("..", "..", "examples", "api-management", "keys.yaml")
+	badKeys := write("keys.yaml", "kind: APIKeys\nversion: relia/v1\nspec:\n  keys:\n    - {id: a, tenant: t, routes: [\"*\"], sha256: nothex}\n")
 	scenario := filepath.Join("..", "..", "examples", "scenario.yaml")
 	badTemplate := write("template.yaml", "kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: http://127.0.0.1:1\n  requests: [{path: '/x/{{nope}}'}]\n  load: {rate: 5, duration: 1s}\n")
 
@@ -52,6 +54,8 @@ func TestValidate(t *testing.T) {
 		{"a missing kind", []string{noKind}, exitBadInput, "", []string{"nokind.yaml", "kind: missing"}},
 		{"a scenario", []string{scenario}, exitPass, "scenario.yaml: ok: Scenario", nil},
 		{"a scenario is built, not only decoded", []string{badTemplate}, exitBadInput, "", []string{"template.yaml:5:", `unknown variable "nope"`}},
+		{"an API key file", []string{keys}, exitPass, "keys.yaml: ok: APIKeys", nil},
+		{"an API key file is checked entry by entry", []string{badKeys}, exitBadInput, "", []string{"keys.yaml:5:", "sha256"}},
 		{"an empty file", []string{empty}, exitBadInput, "", []string{"empty.yaml"}},
 		{"a missing file", []string{filepath.Join(dir, "none.yaml")}, exitBadInput, "", []string{"none.yaml"}},
 		{"every file is reported", []string{mixed, unknownKind, badField}, exitBadInput, "mixed.yaml: ok", []string{"unknown.yaml", "bad-field.yaml"}},
