@@ -37,7 +37,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,6 +50,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/bench/internal/proc"
 )
 
@@ -129,7 +129,7 @@ func run(d time.Duration, rounds, conns, streams int) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building relia: %w", err)
 	}
-	mockPort, aiPort, adminPort, gwPort, gwAdmin, pkPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	mockPort, aiPort, adminPort, gwPort, gwAdmin, pkPort := harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort()
 	mockURL := fmt.Sprintf("http://127.0.0.1:%d", mockPort)
 	if _, err := start("0", "mock.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100"); err != nil {
 		return err
@@ -178,7 +178,7 @@ spec:
 		}})
 	}
 	for _, g := range gateways {
-		if err := waitPort(g.port); err != nil {
+		if err := harness.WaitPort(g.port, 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", g.name, err)
 		}
 		g.rps, g.cpu = map[string][]float64{}, map[string][]float64{}
@@ -231,21 +231,21 @@ spec:
 				fmt.Printf("%-30s %-11s %10s %14s %14s\n", g.name, w.name, "-", "-", "-")
 				continue
 			}
-			fmt.Printf("%-30s %-11s %10.0f %11.1f µs %14.2f\n", g.name, w.name, median(g.rps[w.name]), median(g.cpu[w.name]),
-				median(ours.rps[w.name])/median(g.rps[w.name]))
+			fmt.Printf("%-30s %-11s %10.0f %11.1f µs %14.2f\n", g.name, w.name, harness.Median(g.rps[w.name]), harness.Median(g.cpu[w.name]),
+				harness.Median(ours.rps[w.name])/harness.Median(g.rps[w.name]))
 		}
 	}
-	added := median(ours.cpu["chat"]) - median(plain.cpu["chat"])
+	added := harness.Median(ours.cpu["chat"]) - harness.Median(plain.cpu["chat"])
 	fmt.Printf("\nCPU relia's AI route adds to a non-streaming call beyond the plain proxy path: %.1f µs (goal <= 25 µs)\n", added)
 	if portkey != nil && len(portkey.rps["chat"]) > 0 {
-		fmt.Printf("throughput against Portkey on one core: %.1fx non-streaming", median(ours.rps["chat"])/median(portkey.rps["chat"]))
+		fmt.Printf("throughput against Portkey on one core: %.1fx non-streaming", harness.Median(ours.rps["chat"])/harness.Median(portkey.rps["chat"]))
 		if len(portkey.rps["stream-100"]) > 0 {
-			fmt.Printf(", %.1fx streaming", median(ours.rps["stream-100"])/median(portkey.rps["stream-100"]))
+			fmt.Printf(", %.1fx streaming", harness.Median(ours.rps["stream-100"])/harness.Median(portkey.rps["stream-100"]))
 		}
 		fmt.Println(" (goal >= 10x)")
 	}
 
-	rate := median(ours.rps["stream-100"]) / 2
+	rate := harness.Median(ours.rps["stream-100"]) / 2
 	var direct, via []float64
 	for range rounds {
 		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
@@ -260,24 +260,24 @@ spec:
 		via = append(via, p)
 	}
 	fmt.Printf("at %.0f streams/s (half relia's max): p99 time to first token direct %.3f ms, through relia %.3f ms, added %.3f ms (goal <= 1 ms)\n",
-		rate, median(direct)*1000, median(via)*1000, (median(via)-median(direct))*1000)
+		rate, harness.Median(direct)*1000, harness.Median(via)*1000, (harness.Median(via)-harness.Median(direct))*1000)
 
 	if streams > 0 {
 		// A slow simulator keeps every stream open: 100 tokens at 2 a second.
-		slowPort := freePort()
+		slowPort := harness.FreePort()
 		if _, err := start("0", "mock-slow.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", slowPort), "--output-tokens", "100", "--tps", "2"); err != nil {
 			return err
 		}
-		waitPort(slowPort)
+		harness.WaitPort(slowPort, 30*time.Second)
 		slowCfg := strings.Replace(aiCfg, mockURL, fmt.Sprintf("http://127.0.0.1:%d", slowPort), 1)
 		os.WriteFile(filepath.Join(out, "ai-slow.yaml"), []byte(slowCfg), 0o644)
-		slowAI, slowAdmin := freePort(), freePort()
+		slowAI, slowAdmin := harness.FreePort(), harness.FreePort()
 		pid, err := start("1", "ai-slow.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
 			"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin))
 		if err != nil {
 			return err
 		}
-		waitPort(slowAI)
+		harness.WaitPort(slowAI, 30*time.Second)
 		rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", slowAI), streams, pid)
 		if err != nil {
 			return err
@@ -483,32 +483,4 @@ func raiseFileLimit() {
 		l.Cur = l.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(port int) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("port " + strconv.Itoa(port) + " never opened")
 }

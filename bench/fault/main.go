@@ -34,7 +34,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/bench/internal/proc"
 )
 
@@ -110,7 +110,7 @@ func run(d time.Duration, rounds, conns int, install bool, topologies []topology
 	defer cancel()
 	defer stopAll()
 
-	nginxPort, reliaAPI, reliaTCP, reliaLat0, reliaHTTP, toxAPI, toxTCP := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	nginxPort, reliaAPI, reliaTCP, reliaLat0, reliaHTTP, toxAPI, toxTCP := harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort()
 	nginxPID, err := startNginx(ctx, out, nginxPort)
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func run(d time.Duration, rounds, conns int, install bool, topologies []topology
 	// fast an event-loop TCP relay in C gets on these cores, which bounds
 	// what any user-space fault proxy can reach against Toxiproxy.
 	if _, err := exec.LookPath("haproxy"); err == nil {
-		port := freePort()
+		port := harness.FreePort()
 		conf := filepath.Join(out, "haproxy.cfg")
 		os.WriteFile(conf, []byte(fmt.Sprintf("global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"+
 			"listen relay\n  bind 127.0.0.1:%d\n  server nginx %s\n", port, upstream)), 0o644)
@@ -186,7 +186,7 @@ func run(d time.Duration, rounds, conns int, install bool, topologies []topology
 	if msg, err := exec.Command(sockmap, "-check").CombinedOutput(); err != nil {
 		fmt.Printf("skipped: kernel-forwarding reference (%s)\n", strings.TrimSpace(string(msg)))
 	} else {
-		port := freePort()
+		port := harness.FreePort()
 		if _, err := startPinned(ctx, "1", filepath.Join(out, "sockmap.log"), sockmap,
 			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream); err != nil {
 			return err
@@ -484,15 +484,6 @@ func wrk(url string, conns int, d time.Duration) (float64, time.Duration, error)
 	v, _ := strconv.ParseFloat(l[1], 64)
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[l[2]]
 	return rps, time.Duration(v * float64(unit)).Round(time.Microsecond), nil
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func waitHTTP(url string) error {

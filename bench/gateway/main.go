@@ -35,17 +35,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/bench/internal/proc"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
@@ -126,7 +125,7 @@ func run(d time.Duration, rounds, conns int, tolerate bool) error {
 	}
 	start := func(log string, args ...string) (int, error) { return startOn("1", log, args...) }
 
-	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()
+	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort()
 	upstream := fmt.Sprintf("127.0.0.1:%d", backend)
 	// Two nginx instances: the backend (which also serves a proxy in its
 	// own worker, "in backend": no process switch between proxy and
@@ -251,7 +250,7 @@ spec:
 		return fmt.Errorf("building the floor proxies: %w", err)
 	}
 	for _, engine := range []string{"fasthttp", "epoll", "epoll+features", "epoll+parsed", "epoll+h1"} {
-		port := freePort()
+		port := harness.FreePort()
 		pid, err := start("floor-"+engine+".log", "env", "GOMAXPROCS=1", floor, "-engine", engine,
 			"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", upstream,
 			"-access-log", filepath.Join(out, "floor-access.log"))
@@ -261,7 +260,7 @@ spec:
 		proxies = append(proxies, &proxy{name: "floor: " + engine, port: port, pid: pid})
 	}
 	for _, p := range append([]*proxy{{port: backend}}, proxies...) {
-		if err := waitPort(p.port); err != nil {
+		if err := harness.WaitPort(p.port, 10*time.Second); err != nil {
 			return err
 		}
 	}
@@ -298,7 +297,7 @@ spec:
 			}
 		}
 	}
-	gwRPS := median(gateway.rps)
+	gwRPS := harness.Median(gateway.rps)
 	fmt.Printf("\n%-24s %10s %16s %18s %18s %9s %9s", "proxy", "req/s", "gateway / proxy", "CPU per request", "backend CPU/req", "CPU 0", "CPU 1")
 	if tolerate {
 		fmt.Printf(" %14s", "errors (all)")
@@ -307,10 +306,10 @@ spec:
 	for _, p := range proxies {
 		cpu := "-"
 		if p.pid != 0 {
-			cpu = fmt.Sprintf("%.1f µs", median(p.cpuPerReq))
+			cpu = fmt.Sprintf("%.1f µs", harness.Median(p.cpuPerReq))
 		}
-		fmt.Printf("%-24s %10.0f %16.2f %18s %15.1f µs %8.0f%% %8.0f%%", p.name, median(p.rps), gwRPS/median(p.rps), cpu,
-			median(p.backendReq), 100*median(p.busy[0]), 100*median(p.busy[1]))
+		fmt.Printf("%-24s %10.0f %16.2f %18s %15.1f µs %8.0f%% %8.0f%%", p.name, harness.Median(p.rps), gwRPS/harness.Median(p.rps), cpu,
+			harness.Median(p.backendReq), 100*harness.Median(p.busy[0]), 100*harness.Median(p.busy[1]))
 		if tolerate {
 			fmt.Printf(" %14d", p.errs)
 		}
@@ -367,9 +366,9 @@ spec:
 	fmt.Printf("at %.0f req/s (relia load --rate --max-in-flight %d, open model, medians of %d; %d arrivals dropped at the in-flight cap over all runs):\n",
 		rate, conns, rounds, dropped)
 	direct := targets[0].p99
-	fmt.Printf("  p99 direct %.3f ms\n", median(direct))
+	fmt.Printf("  p99 direct %.3f ms\n", harness.Median(direct))
 	for _, tg := range targets[1:] {
-		fmt.Printf("  p99 %s %.3f ms, added %.3f ms (per round: %s)\n", tg.name, median(tg.p99), median(tg.p99)-median(direct), addedPerRound(direct, tg.p99))
+		fmt.Printf("  p99 %s %.3f ms, added %.3f ms (per round: %s)\n", tg.name, harness.Median(tg.p99), harness.Median(tg.p99)-harness.Median(direct), addedPerRound(direct, tg.p99))
 	}
 	return nil
 }
@@ -463,35 +462,4 @@ func heyP99(url string, conns, qps int, d time.Duration) (float64, error) {
 		return 0, fmt.Errorf("no p99 in hey's output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(port int) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("port " + strconv.Itoa(port) + " never opened")
 }

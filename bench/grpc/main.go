@@ -23,7 +23,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/load"
 )
 
@@ -99,7 +99,7 @@ func run(d time.Duration, rounds, conc, conns, size int, ghz string) error {
 			return fmt.Errorf("building %s: %w", b.pkg, err)
 		}
 	}
-	port := freePort()
+	port := harness.FreePort()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	proto := filepath.Join(out, "testservice.proto")
 	server := exec.Command("taskset", "-c", "1", filepath.Join(out, "grpcserver"), "-addr", addr, "-proto-out", proto)
@@ -108,7 +108,7 @@ func run(d time.Duration, rounds, conc, conns, size int, ghz string) error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
-	if err := waitPort(port); err != nil {
+	if err := harness.WaitPort(port, 5*time.Second); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf(`{"response_size": %d}`, size)
@@ -213,24 +213,4 @@ func median(xs []sample, f func(sample) float64) float64 {
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(port int) error {
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on port %d", port)
 }

@@ -28,16 +28,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 )
@@ -81,7 +80,7 @@ func run(d time.Duration, rounds int, rate float64, vus int, k6 string) error {
 	if err := os.MkdirAll(filepath.Join(out, "tmp"), 0o755); err != nil {
 		return err
 	}
-	port := freePort()
+	port := harness.FreePort()
 	conf := fmt.Sprintf(`worker_processes 1;
 worker_rlimit_nofile 40000;
 daemon off;
@@ -106,7 +105,7 @@ http {
 		return fmt.Errorf("starting nginx: %w", err)
 	}
 	defer func() { nginx.Process.Signal(syscall.SIGTERM); nginx.Wait() }()
-	if err := waitPort(port); err != nil {
+	if err := harness.WaitPort(port, 5*time.Second); err != nil {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -167,10 +166,10 @@ http {
 			t.rps = append(t.rps, rps)
 		}
 	}
-	reliaRPS := median(reliaTool.rps)
+	reliaRPS := harness.Median(reliaTool.rps)
 	fmt.Printf("\n%-12s %10s %14s\n", "tool", "req/s", "relia / tool")
 	for _, t := range tools {
-		fmt.Printf("%-12s %10.0f %14.2f\n", t.name, median(t.rps), reliaRPS/median(t.rps))
+		fmt.Printf("%-12s %10.0f %14.2f\n", t.name, harness.Median(t.rps), reliaRPS/harness.Median(t.rps))
 	}
 
 	res, _, err := reliaRun(out, relia, url, "--rate", strconv.FormatFloat(rate, 'f', -1, 64), "--duration", "10s")
@@ -232,30 +231,4 @@ func pinned(re string, args ...string) (float64, error) {
 		return 0, fmt.Errorf("no req/s in the output:\n%s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(port int) error {
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on port %d", port)
 }

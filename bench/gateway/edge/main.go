@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/relia-dev/relia/bench/internal/harness"
 )
 
 func main() {
@@ -72,7 +74,7 @@ func run(conns, requests int) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building relia: %w", err)
 	}
-	port := freePort()
+	port := harness.FreePort()
 	cfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
 spec:
@@ -168,15 +170,6 @@ func rss(pid int) float64 {
 		}
 	}
 	return 0
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func waitPort(addr string) error {

@@ -1,0 +1,58 @@
+// Package harness holds what relia's benchmark harnesses share besides
+// /proc readings (bench/internal/proc): a free loopback port for a peer to
+// listen on, a wait until it does, and the median their tables print.
+//
+//	port := harness.FreePort()
+//	// start a server on 127.0.0.1:port ...
+//	if err := harness.WaitPort(port, 10*time.Second); err != nil {
+//		return err
+//	}
+//	fmt.Println(harness.Median([]float64{3, 1, 2})) // 2
+package harness
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"time"
+)
+
+// FreePort returns a loopback TCP port nothing listens on at the moment of
+// the call. It panics when the kernel gives none: a harness cannot go on.
+func FreePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitPort waits up to within for something to accept connections on the
+// loopback port.
+func WaitPort(port int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on port %d after %s", port, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Median is the middle of the values, the upper of the two middle ones
+// for an even count (so that it is always a value that was measured), and
+// 0 for none.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
