@@ -375,6 +375,13 @@ func newDocSession(t docT, e *docEnv, p docPage) *docSession {
 		t.Fatal(err)
 	}
 	s.shell = exec.Command("bash", "--noprofile", "--norc", "-s")
+	if interruptIgnored() {
+		// A test run started in the background of a shell without job
+		// control (as CI may start it) ignores SIGINT, every child
+		// inherits that, and bash cannot undo it: the page's servers
+		// would then outlive the Ctrl-C that ends them in a terminal.
+		s.shell = exec.Command("env", "--default-signal=INT,QUIT", "bash", "--noprofile", "--norc", "-s")
+	}
 	s.shell.Dir = s.dir
 	s.shell.Env = append(slices.Clone(e.env), "HOME="+s.dir, "TMPDIR="+s.tmp, docSessionVar+"="+s.token)
 	s.shell.Stdout, s.shell.Stderr = log, log
@@ -661,8 +668,9 @@ func (s *docSession) close() {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if groupAlive(j.pgid) {
+			still := groupProcs(j.pgid)
 			_ = syscall.Kill(-j.pgid, syscall.SIGKILL)
-			s.t.Errorf("%s: %q did not stop within %s of SIGINT (Ctrl-C) at the end of the page:\n%s", j.where, j.cmd, s.stopTimeout, tail(readFile(j.out), 2000))
+			s.t.Errorf("%s: %q did not stop within %s of SIGINT (Ctrl-C) at the end of the page (still running: %s):\n%s", j.where, j.cmd, s.stopTimeout, still, tail(readFile(j.out), 2000))
 		} else {
 			s.t.Logf("%s: %q stopped on SIGINT at the end of the page", j.where, j.cmd)
 		}
@@ -703,6 +711,43 @@ func (s *docSession) jobsOutput() string {
 
 func (s *docSession) shellLog() string {
 	return tail(readFile(filepath.Join(filepath.Dir(s.dir), "shell.log")), 2000)
+}
+
+// interruptIgnored reports whether this process was started with SIGINT
+// ignored (bit 2 of SigIgn in /proc/self/status).
+func interruptIgnored() bool {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(int(syscall.SIGINT)-1)) != 0
+		}
+	}
+	return false
+}
+
+// groupProcs describes the live processes of a process group (pid,
+// state, command line), for a failure's message.
+func groupProcs(pgid int) string {
+	var out []string
+	eachProc(func(pid int, state byte, pgrp int) bool {
+		if pgrp == pgid && state != 'Z' {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			var sigs []string
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "SigBlk") || strings.HasPrefix(l, "SigIgn") || strings.HasPrefix(l, "SigCgt") || strings.HasPrefix(l, "SigPnd") || strings.HasPrefix(l, "ShdPnd") {
+					sigs = append(sigs, strings.Join(strings.Fields(l), " "))
+				}
+			}
+			out = append(out, fmt.Sprintf("%d %c %q [%s]", pid, state, strings.ReplaceAll(string(cmdline), "\x00", " "), strings.Join(sigs, "; ")))
+		}
+		return true
+	})
+	return strings.Join(out, ", ")
 }
 
 // docProc is a process found in /proc.
