@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,6 +277,24 @@ type planFlags struct {
 	metric                string
 	cpuPerRequest         float64
 	memory                string
+	// day is simulate's --day: with callsDB, the curve is the traffic
+	// the store recorded that day, and no forecast is made.
+	day string
+	// forecast is the call store's forecast, once read.
+	forecast *storeForecast
+}
+
+// storeForecast reads the forecast of --calls-db once: plan and
+// simulate's curve share it.
+func (f *planFlags) storeForecast(ctx context.Context) (*storeForecast, error) {
+	if f.forecast == nil {
+		fc, err := forecastFromStore(ctx, f, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		f.forecast = fc
+	}
+	return f.forecast, nil
 }
 
 func (f *planFlags) register(fl interface {
@@ -294,9 +314,9 @@ func (f *planFlags) register(fl interface {
 	fl.StringVar(&f.prometheus, "prometheus", "", "Prometheus URL: take the peak and base from a range query of the gateway's request rate")
 	fl.StringVar(&f.query, "query", "", "PromQL of the request rate (default the gateway's, sum(rate(http_server_request_duration_seconds_count[1m])))")
 	fl.DurationVar(&f.since, "since", 7*24*time.Hour, "with --prometheus: how far back the range query looks")
-	fl.StringVar(&f.callsDB, "calls-db", "", "the call store (a SQLite file or a postgres:// URL): take the peak and base from a forecast of its hourly traffic")
+	fl.StringVar(&f.callsDB, "calls-db", "", "the call store (a SQLite file or a postgres:// URL): take the peak and base from a forecast of its hourly traffic (simulate replays the forecast, or the --day it recorded)")
 	fl.StringVar(&f.horizon, "horizon", "14d", "with --calls-db: how far ahead the forecast looks")
-	fl.StringVar(&f.forecastPeak, "forecast-peak", "upper", "with --calls-db: plan for the forecast's upper bound (95% interval) or its mean")
+	fl.StringVar(&f.forecastPeak, "forecast-peak", "upper", "with --calls-db: plan for (and simulate) the forecast's upper bound (95% interval) or its mean")
 	fl.StringVar(&f.route, "route", "", "gateway route (http_route, the call store's route) whose requests count")
 	fl.StringVar(&f.headroom, "headroom", "30%", "share added on top of the peak")
 	fl.StringVar(&f.utilisation, "utilisation", "70%", "share of its capacity each replica is planned to run at")
@@ -318,8 +338,8 @@ type planned struct {
 }
 
 // makePlan resolves the plan flags; curve, when not nil, supplies the
-// peak and base when the flags do not.
-func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planned, error) {
+// peak and base when the flags do not, and curveName names it.
+func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic, curveName string) (*planned, error) {
 	var in capacity.PlanInput
 	out := &planned{}
 	sources := 0
@@ -382,11 +402,11 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 	in.Spare, in.Zones = f.spare, f.zones
 	in.Peak, in.Base, in.PeakSource = f.peak, f.base, "given"
 	var fc *storeForecast
-	if f.callsDB != "" {
-		if f.peak > 0 || f.prometheus != "" {
-			return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
-		}
-		if fc, err = forecastFromStore(cmd.Context(), f, time.Now()); err != nil {
+	if f.callsDB != "" && (f.peak > 0 || f.prometheus != "") {
+		return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
+	}
+	if f.callsDB != "" && f.day == "" {
+		if fc, err = f.storeForecast(cmd.Context()); err != nil {
 			return nil, err
 		}
 		in.Peak, in.PeakSource = fc.Peak, fc.Source
@@ -417,7 +437,7 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 	if curve != nil {
 		sp := curve.Spike()
 		if in.Peak == 0 {
-			in.Peak, in.PeakSource = sp.Peak, "the traffic curve's peak"
+			in.Peak, in.PeakSource = sp.Peak, cmp.Or(curveName, "the traffic curve's peak")
 		}
 		if in.Base == 0 {
 			in.Base = sp.Base
@@ -498,7 +518,7 @@ the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 			if format != "table" && format != "json" && format != "yaml" {
 				return badInput(fmt.Errorf("-o %q: want table, json or yaml", format))
 			}
-			pl, err := makePlan(cmd, &f, nil)
+			pl, err := makePlan(cmd, &f, nil, "")
 			if err != nil {
 				return err
 			}
@@ -550,6 +570,14 @@ the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 	return cmd
 }
 
+// longCurve is the length past which simulate steps a curve by the
+// second rather than by capacity.DefaultStep.
+const longCurve = time.Hour
+
+// simulateHorizon is how far ahead simulate's forecast curve reaches
+// unless --horizon says otherwise.
+const simulateHorizon = "1d"
+
 type simulateFlags struct {
 	plan                        planFlags
 	traffic                     string
@@ -574,14 +602,20 @@ func newCapacitySimulateCmd() *cobra.Command {
 		Use:   "simulate",
 		Short: "Replay a traffic curve against the replica model and the autoscaler; the SLO verdict in words",
 		Long: `relia capacity simulate replays a traffic curve (--traffic FILE with
-"time,rate" lines, --black-friday for relia demo's spike, or a Prometheus
-range query with --prometheus) against replicas of the measured model
+"time,rate" lines, --black-friday for relia demo's spike, a Prometheus
+range query with --prometheus, or from a call store with --calls-db: its
+Holt-Winters forecast hour by hour over --horizon, default the next day,
+the upper bound of its 95% interval or with --forecast-peak mean its mean;
+or with --day YYYY-MM-DD the traffic it recorded that day, per minute
+while the store keeps per-minute rollups, hour by hour after) against
+replicas of the measured model
 (--measurement, or --model λ,σ,κ), each taking --startup to join, under the
 plan's HPA (or --keda: a ScaledObject) as Kubernetes runs it: the sync
 period, the 10% tolerance, the stabilisation windows and the policies. It
 prints the replicas, utilisation, latency and errors over time and the SLO
 verdict in words, with the smallest minReplicas and pre-scale that keep the
-SLOs when they are breached.
+SLOs when they are breached. A curve longer than an hour is simulated in
+steps of a second, a shorter one in steps of 100ms.
 
 --proved DIR sets a relia run of an autoscaled service (its output folder)
 beside the simulation of the same traffic.
@@ -592,7 +626,13 @@ Exit codes: 0 every SLO held, 1 an SLO was breached, 2 bad input.`,
 	}
 	fl := cmd.Flags()
 	f.plan.register(fl)
+	// A day of the forecast, second by second, takes a second or two to
+	// simulate; the plan's fortnight would take minutes with the
+	// remedies' searches.
+	f.plan.horizon = simulateHorizon
+	fl.Lookup("horizon").DefValue = simulateHorizon
 	fl.StringVar(&f.traffic, "traffic", "", `traffic curve: a file of "time,rate" lines (90s,1200)`)
+	fl.StringVar(&f.plan.day, "day", "", "with --calls-db: replay the traffic the call store recorded on this day (YYYY-MM-DD, UTC) instead of its forecast")
 	fl.BoolVar(&f.blackFriday, "black-friday", false, "the spike of relia demo's Black Friday experiment")
 	fl.IntVar(&f.rate, "rate", 0, "with --black-friday: the baseline rate (default the demo's 20 req/s)")
 	fl.DurationVar(&f.duration, "duration", 0, "with --black-friday: the run's length (default the demo's minute)")
@@ -639,6 +679,19 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 	}
 	var curve capacity.Traffic
+	var curveName string
+	sources := 0
+	for _, given := range []bool{rec != nil, f.traffic != "", f.blackFriday, f.plan.callsDB != ""} {
+		if given {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return badInput(errors.New("give one traffic curve: --traffic, --black-friday, --calls-db or --proved"))
+	}
+	if f.plan.day != "" && f.plan.callsDB == "" {
+		return badInput(errors.New("--day goes with --calls-db: the call store that recorded the day"))
+	}
 	switch {
 	case rec != nil:
 		if curve, err = capacity.TrafficFromPlan(journal.Plan); err != nil {
@@ -658,10 +711,20 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		if curve, err = capacity.BlackFriday(f.rate, f.duration); err != nil {
 			return badInput(err)
 		}
+	case f.plan.day != "":
+		if curve, curveName, err = storeDay(cmd.Context(), &f.plan, f.plan.day, time.Now()); err != nil {
+			return err
+		}
+	case f.plan.callsDB != "":
+		fc, err := f.plan.storeForecast(cmd.Context())
+		if err != nil {
+			return err
+		}
+		curve = fc.curve()
 	case f.plan.prometheus == "":
-		return badInput(errors.New("give the traffic: --traffic FILE, --black-friday, --prometheus URL or --proved DIR"))
+		return badInput(errors.New("give the traffic: --traffic FILE, --black-friday, --calls-db DB (a forecast, or --day), --prometheus URL or --proved DIR"))
 	}
-	pl, err := makePlan(cmd, &f.plan, curve)
+	pl, err := makePlan(cmd, &f.plan, curve, curveName)
 	if err != nil {
 		return err
 	}
@@ -703,6 +766,11 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 		sc = capacity.Scenario{Traffic: curve, Replica: replica, SLOs: slos,
 			Scaling: capacity.Scaling{MetricWindow: f.window, Balance: f.balance}}
+		if curve.End() > longCurve {
+			// A recorded day or a forecast: steps of a second keep it
+			// to seconds of CPU, and its points are minutes apart.
+			sc.Step = time.Second
+		}
 		h := autoscale.HPA{Min: max(minR, 1), Max: maxR, Target: pl.plan.PerReplica, SyncPeriod: f.syncPeriod, Behavior: &behavior}
 		if f.keda {
 			sc.Scaling.KEDA = &autoscale.KEDA{MinReplicas: minR, MaxReplicas: maxR, Threshold: pl.plan.PerReplica, PollingInterval: f.polling, HPA: h}
