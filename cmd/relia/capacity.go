@@ -54,6 +54,7 @@ type measureFlags struct {
 	concurrency []int
 	step        time.Duration
 	warmup      time.Duration
+	ramp        time.Duration
 	stopAfter   int
 	instances   int
 	pid         int
@@ -69,7 +70,11 @@ func newCapacityMeasureCmd() *cobra.Command {
 		Long: `relia capacity measure sends a stepped closed-model load (one step per
 --concurrency, each --step long, no think time) to a URL or to the requests
 of a kind: Scenario file, and judges each step after its --warmup by the
-SLOs. It reads the steps of a saved run instead when given a results file
+SLOs. With --ramp D the load is one closed-model run instead, whose
+requests in flight rise from the lowest --concurrency to the highest over
+D: each count the ramp holds for 3s or more is a step (judged after its
+first second), and a faster ramp is judged in slices of --step, each at
+its mean concurrency. It reads the steps of a saved run instead when given a results file
 (relia load --out, a stress preset or a stepped closed model) or an
 experiment's journal.json (its closed-model phases).
 
@@ -89,6 +94,7 @@ Exit codes: 0 a knee was found, 1 no step met the SLOs, 2 bad input,
 	fl.IntSliceVar(&f.concurrency, "concurrency", nil, "requests in flight at each step (default 1,2,4,8,16,32,64)")
 	fl.DurationVar(&f.step, "step", capacity.DefaultStepDuration, "length of each step")
 	fl.DurationVar(&f.warmup, "warmup", 0, "start of each step left unjudged (default a fifth of the step, at least 1s)")
+	fl.DurationVar(&f.ramp, "ramp", 0, "one run whose requests in flight rise from the lowest --concurrency to the highest over this long, judged at each count it holds 3s or more, else in slices of --step")
 	fl.IntVar(&f.stopAfter, "stop-after", 2, "stop after this many steps in a row missed an SLO (0: never)")
 	fl.IntVar(&f.instances, "instances", 1, "replicas serving the target: the knee and the model are per instance")
 	fl.IntVar(&f.pid, "pid", 0, "process to measure CPU per request and memory of (Linux)")
@@ -155,7 +161,7 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 			return badInput(err)
 		}
 		o := capacity.MeasureOptions{Concurrency: f.concurrency, StepDuration: f.step, Warmup: f.warmup, SLOs: slos,
-			StopAfter: f.stopAfter, Instances: f.instances}
+			StopAfter: f.stopAfter, Instances: f.instances, Ramp: f.ramp}
 		if f.stopAfter == 0 {
 			o.StopAfter = -1
 		}
@@ -175,7 +181,8 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 			if ctx.Err() != nil {
 				return &exitError{code: exitAborted, err: errors.New("interrupted")}
 			}
-			if strings.Contains(err.Error(), "step duration") || strings.Contains(err.Error(), "warm-up") || strings.Contains(err.Error(), "concurrency") {
+			if strings.Contains(err.Error(), "step duration") || strings.Contains(err.Error(), "warm-up") || strings.Contains(err.Error(), "concurrency") ||
+				strings.HasPrefix(err.Error(), "ramp ") {
 				return badInput(err)
 			}
 			return runtimeErr(err)
