@@ -172,48 +172,54 @@ func (st *callStore) counts(ctx context.Context, from, to time.Time, step time.D
 // storeDay is the traffic a call store recorded on one day (UTC) as a
 // curve: per minute where the store still keeps the day's per-minute
 // rollups (30 days by default), hour by hour where retention has
-// thinned them to hours. A day under way ends at the last whole minute
+// thinned them to hours. A day under way ends at its last whole minute
 // (or hour).
 func storeDay(ctx context.Context, f *planFlags, day string, now time.Time) (capacity.Traffic, string, error) {
 	from, err := time.Parse(time.DateOnly, day)
 	if err != nil {
 		return nil, "", badInput(fmt.Errorf("--day %q: want a date, YYYY-MM-DD (UTC)", day))
 	}
+	end := func(res time.Duration) time.Time {
+		if to := now.Truncate(res); to.Before(from.Add(24 * time.Hour)) {
+			return to
+		}
+		return from.Add(24 * time.Hour)
+	}
+	toMin, toHour := end(time.Minute), end(time.Hour)
+	if !toMin.After(from) {
+		return nil, "", badInput(fmt.Errorf("--day %s has not begun", day))
+	}
 	st, err := openCallStore(ctx, f)
 	if err != nil {
 		return nil, "", err
 	}
 	defer st.close()
-	to := from.Add(24 * time.Hour)
-	if now := now.Truncate(time.Hour); now.Before(to) {
-		to = now
-	}
-	if !to.After(from) {
-		return nil, "", badInput(fmt.Errorf("--day %s: want a day with a whole hour behind it", day))
-	}
-	hours, err := st.counts(ctx, from, to, time.Hour)
+	mins, err := st.counts(ctx, from, toMin, time.Minute)
 	if err != nil {
 		return nil, "", err
 	}
-	mins, err := st.counts(ctx, from, to, time.Minute)
-	if err != nil {
-		return nil, "", err
+	var hours []float64
+	if toHour.After(from) {
+		if hours, err = st.counts(ctx, from, toHour, time.Hour); err != nil {
+			return nil, "", err
+		}
 	}
-	var inHours, inMins float64
+	// Retention deletes per-minute rollups by age: a day they no longer
+	// cover in full has fewer calls in its whole hours' minutes than in
+	// the hours.
+	var inMins, inHours float64
+	for _, v := range mins[:len(hours)*60] {
+		inMins += v
+	}
 	for _, v := range hours {
 		inHours += v
 	}
-	for _, v := range mins {
-		inMins += v
-	}
-	if inHours == 0 {
-		return nil, "", badInput(fmt.Errorf("--calls-db %s holds no calls for %s on %s", st.where, st.what, day))
-	}
 	name := fmt.Sprintf("%s from the call store (%s, %s)", day, st.where, st.what)
-	// Retention deletes per-minute rollups by age, so a day they no
-	// longer cover in full has fewer calls in minutes than in hours.
-	if inMins == inHours {
+	switch {
+	case inMins == inHours && slices.ContainsFunc(mins, func(v float64) bool { return v > 0 }):
 		return capacity.TrafficFromCounts(time.Minute, mins), name + ", per minute", nil
+	case inHours > 0:
+		return capacity.TrafficFromCounts(time.Hour, hours), name + ", hour by hour", nil
 	}
-	return capacity.TrafficFromCounts(time.Hour, hours), name + ", hour by hour", nil
+	return nil, "", badInput(fmt.Errorf("--calls-db %s holds no calls for %s on %s", st.where, st.what, day))
 }

@@ -239,6 +239,12 @@ func TestCapacitySimulateARecordedDay(t *testing.T) {
 		}
 	}
 
+	// A day under way ends at its last whole minute.
+	if curve, src, err := storeDay(ctx, f, name, day.Add(10*time.Hour+30*time.Minute+20*time.Second)); err != nil ||
+		curve.End() != 10*time.Hour+30*time.Minute || !strings.HasSuffix(src, ", per minute") || math.Abs(curve.RateAt(10*time.Hour+29*time.Minute)*60-minutes[629]) > 1e-9 {
+		t.Errorf("at 10:30:20: %v, a curve to %s (%s)", err, curve.End(), src)
+	}
+
 	sloFile := writeFile(t, dir, "slo.yaml", availabilitySLO)
 	args := []string{"capacity", "simulate", "--calls-db", db, "--route", "orders", "--day", name, "--capacity", "1", "--model", "1,0,0", "--limit", "1",
 		"--slo", sloFile, "--startup", "10s", "--min-replicas", "2", "-o", "json"}
