@@ -164,9 +164,7 @@ func measurementSection(m *Measurement, reportStart time.Time) report.Section {
 	}
 	s.Text = m.Verdict()
 	if m.Fit != nil {
-		f := m.Fit
-		s.Text += fmt.Sprintf("\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): λ %.4g [%.4g, %.4g], σ %.4g [%.4g, %.4g], κ %.4g [%.4g, %.4g] (%.0f%% intervals).",
-			f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High, 100*Confidence)
+		s.Text += "\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): " + m.Fit.Parameters() + "."
 	}
 	s.Text += "\n\nThe charts follow the measurement in time: each band is one step, labelled with its concurrency."
 	s.Charts = []report.Chart{

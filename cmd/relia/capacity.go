@@ -247,8 +247,7 @@ func writeSteps(w io.Writer, m *capacity.Measurement) {
 	}
 	tw.Flush()
 	if f := m.Fit; f != nil {
-		fmt.Fprintf(w, "\nUSL: λ %.4g [%.4g, %.4g]  σ %.4g [%.4g, %.4g]  κ %.4g [%.4g, %.4g]  (95%% intervals)\n",
-			f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High)
+		fmt.Fprintf(w, "\nUSL: %s\n", f.Parameters())
 	}
 	fmt.Fprintf(w, "\n%s\n", m.Verdict())
 }
