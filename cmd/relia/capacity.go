@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -408,7 +409,7 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic, curveNam
 	in.Spare, in.Zones = f.spare, f.zones
 	in.Peak, in.Base, in.PeakSource = f.peak, f.base, "given"
 	var fc *storeForecast
-	if f.callsDB != "" && (f.peak > 0 || f.prometheus != "") {
+	if f.callsDB != "" && f.day == "" && (f.peak > 0 || f.prometheus != "") {
 		return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
 	}
 	if f.callsDB != "" && f.day == "" {
@@ -575,6 +576,10 @@ the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "stdout format: table (the arithmetic), json or yaml (the manifests)")
 	return cmd
 }
+
+// tableEverySecond is the longest simulation, in seconds, whose table
+// prints each breached second.
+const tableEverySecond = 600
 
 // longCurve is the length past which simulate steps a curve by the
 // second rather than by capacity.DefaultStep.
@@ -821,8 +826,10 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 	return nil
 }
 
-// writeSimulation prints the simulation every few seconds and its
-// verdict.
+// writeSimulation prints the simulation every few seconds, at each
+// change of the replica count and in breached seconds, and its verdict.
+// Past tableEverySecond seconds (a recorded day, a forecast) a breach
+// prints its first and last seconds only, not each one.
 func writeSimulation(w io.Writer, a *capacity.Assessment, pr *capacity.Proved) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "t\toffered\tserved\tfailed\treplicas\tready\tutilisation\tlatency\tbreached\t"
@@ -831,11 +838,21 @@ func writeSimulation(w io.Writer, a *capacity.Assessment, pr *capacity.Proved) {
 	}
 	fmt.Fprintln(tw, head)
 	every := max(len(a.Seconds)/40, 1)
+	long := len(a.Seconds) > tableEverySecond
 	for i, s := range a.Seconds {
-		if i%every != 0 && len(s.Breached) == 0 && (i == 0 || a.Seconds[i-1].Replicas == s.Replicas) {
+		show := i%every == 0 || i > 0 && a.Seconds[i-1].Replicas != s.Replicas
+		if long {
+			// a breach begins or ends here
+			show = show || (i > 0 && !slices.Equal(a.Seconds[i-1].Breached, s.Breached)) ||
+				(i+1 < len(a.Seconds) && !slices.Equal(a.Seconds[i+1].Breached, s.Breached))
+		} else {
+			show = show || len(s.Breached) > 0
+		}
+		if !show {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%.0f%%\t%s\t%s\t", config.FormatDuration(s.At), s.Offered, s.Served, s.Failed, s.Replicas, s.Ready,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.0f%%\t%s\t%s\t", config.FormatDuration(s.At),
+			capacity.FormatRate(s.Offered), capacity.FormatRate(s.Served), capacity.FormatRate(s.Failed), s.Replicas, s.Ready,
 			100*s.Utilisation, s.Latency.Round(100*time.Microsecond), strings.Join(s.Breached, ","))
 		if pr != nil && i < len(pr.Seconds) {
 			fmt.Fprintf(tw, "%d\t%s\t", pr.Seconds[i].Replicas, strings.Join(pr.Seconds[i].Breached, ","))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,14 @@ func TestCapacitySimulateFromCallStoreForecast(t *testing.T) {
 	}
 	if src := res.Plan.Input.PeakSource; !strings.HasPrefix(src, "forecast upper bound over the next 1d from the call store") {
 		t.Errorf("the plan's peak comes from %q, want the forecast's upper bound", src)
+	}
+	// The table of a day-long breach shows where it begins and ends, not
+	// each of its seconds, and rates under 1 req/s as they are, not as 0.
+	code, out, errOut = runCLI(t, append(args, "--model", "0.0167,0,0", "--max-replicas", "1")...)
+	first := res.Simulation.Seconds[0]
+	row := regexp.MustCompile(`(?m)^0s +` + regexp.QuoteMeta(capacity.FormatRate(first.Offered)) + ` `)
+	if lines := strings.Count(out, "\n"); code != exitFailed || lines > 100 || !strings.Contains(out, res.Simulation.Verdict+".") || !row.MatchString(out) {
+		t.Errorf("the table: code %d, %d lines, want %d, under 100 lines, the verdict and %v req/s offered at 0s\n%s\n%s", code, lines, exitFailed, first.Offered, out, errOut)
 	}
 }
 
