@@ -283,6 +283,13 @@ func TestCapacitySimulateARecordedDay(t *testing.T) {
 		t.Errorf("verdict %q, peak from %q", v, res.Plan.Input.PeakSource)
 	}
 
+	// A peak of one's own plans the replicas; the day is still the curve.
+	code, js, errOut = runCLI(t, append(args, "--peak", "5")...)
+	res.Plan = capacity.Plan{}
+	if err := json.Unmarshal([]byte(js), &res); code != exitPass || err != nil || res.Plan.Input.Peak != 5 || res.Plan.Input.PeakSource != "given" {
+		t.Errorf("--peak 5 with --day: code %d, %v, peak %v (%s)\n%s", code, err, res.Plan.Input.Peak, res.Plan.Input.PeakSource, errOut)
+	}
+
 	// Retention drops the per-minute rollups: the day comes hour by hour.
 	if _, err := s.Maintain(ctx, callstore.Retention{Minutes: time.Minute}); err != nil {
 		t.Fatal(err)
