@@ -420,6 +420,11 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic, curveNam
 		if in.Base == 0 {
 			in.Base = fc.Base
 		}
+		if curve == nil {
+			// The forecast's shape chooses the scaling behaviour, as a
+			// Prometheus range query's does.
+			curve = fc.curve()
+		}
 	}
 	if f.prometheus != "" {
 		q := f.query

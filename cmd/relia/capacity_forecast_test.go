@@ -90,6 +90,11 @@ func TestCapacityPlanFromCallStoreForecast(t *testing.T) {
 	if !strings.Contains(out, "the 95% upper bound at "+capacity.FormatRate(peak)+" req/s") {
 		t.Errorf("the forecast line does not show the upper bound %v:\n%s", peak, out)
 	}
+	// The daily cycle, 30 to 210 calls an hour, is a spike of 3x or more:
+	// the behaviour is chosen from the forecast's shape.
+	if !regexp.MustCompile(`scaling behaviour: a [0-9.]+x spike in [0-9hms]+: scale up by up to`).MatchString(out) {
+		t.Errorf("the scaling behaviour is not the forecast's spike:\n%s", out)
+	}
 	if p.Input.Base <= 0 || p.Input.Base > 60.0/3600 {
 		t.Errorf("base %v req/s: want the forecast's low, near 30 calls an hour (%v req/s)", p.Input.Base, 30.0/3600)
 	}
