@@ -37,9 +37,11 @@ func newCapacityCmd() *cobra.Command {
 		Long: `relia capacity joins the steps of capacity planning:
 
   relia capacity measure URL --slo slo.yaml --out m.json     # stepped load, knee, USL fit
+  relia capacity measure URL --ramp 2m --concurrency 1,32 --slo slo.yaml   # one ramped run
   relia capacity plan --measurement m.json --peak 1000 --name shop --out k8s.yaml
   relia capacity plan --capacity 120 --calls-db calls.db --route orders --horizon 14d
   relia capacity simulate --measurement m.json --black-friday --slo slo.yaml --html report.html
+  relia capacity simulate --measurement m.json --calls-db calls.db --day 2026-11-27 --slo slo.yaml
 
 and relia run proves the plan: a command service with an autoscale section
 is scaled by the same autoscaler rules behind a relia gateway; pass its
@@ -124,6 +126,11 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 	}
 	if f.instances < 1 {
 		return badInput(fmt.Errorf("--instances %d: want at least 1", f.instances))
+	}
+	for _, name := range []string{"warmup", "stop-after"} {
+		if f.ramp != 0 && cmd.Flags().Changed(name) {
+			return badInput(fmt.Errorf("--%s does not apply to --ramp: a ramp runs to its end, each count judged after its first second", name))
+		}
 	}
 	slos, err := readSLOs(f.slos)
 	if len(f.slos) > 0 && err != nil {
