@@ -282,6 +282,27 @@ func TestAssessFindsWhatAScanFinds(t *testing.T) {
 	}
 }
 
+// TestSimulateQuietSecondsHaveNoLatency: a second in which no request
+// arrives has no latency, mean or highest, rather than the latency a
+// request would have had (a recorded day's quiet night).
+func TestSimulateQuietSecondsHaveNoLatency(t *testing.T) {
+	t.Parallel()
+	sim, err := Simulate(Scenario{
+		Traffic: TrafficFromCounts(10*time.Second, []float64{0, 500, 0}),
+		Replica: flat,
+		Scaling: Scaling{HPA: fixed(2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range sim.Seconds {
+		busy := sec.At >= 10*time.Second && sec.At < 20*time.Second
+		if busy != (sec.MaxLatency > 0) || busy != (sec.Latency > 0) || math.Abs(sec.Offered-map[bool]float64{true: 50}[busy]) > 1e-9 {
+			t.Errorf("%s: offered %v, latency %s, highest %s", sec.At, sec.Offered, sec.Latency, sec.MaxLatency)
+		}
+	}
+}
+
 func TestSmallestBisects(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
