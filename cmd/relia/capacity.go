@@ -703,6 +703,7 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 	}
 	var curve capacity.Traffic
 	var curveName string
+	var curveStart time.Time // what offset 0 of a dated curve stands for
 	sources := 0
 	for _, given := range []bool{rec != nil, f.traffic != "", f.blackFriday, f.plan.callsDB != ""} {
 		if given {
@@ -738,12 +739,16 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		if curve, curveName, err = storeDay(cmd.Context(), &f.plan, f.plan.day, time.Now()); err != nil {
 			return err
 		}
+		curveStart, _ = time.Parse(time.DateOnly, f.plan.day)
 	case f.plan.callsDB != "":
 		fc, err := f.plan.storeForecast(cmd.Context())
 		if err != nil {
 			return err
 		}
 		curve = fc.curve()
+		if len(fc.Points) > 0 {
+			curveStart = fc.Points[0].T
+		}
 	case f.plan.prometheus == "":
 		return badInput(errors.New("give the traffic: --traffic FILE, --black-friday, --calls-db DB (a forecast, or --day), --prometheus URL or --proved DIR"))
 	}
@@ -812,7 +817,8 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 	}
 	if f.html != "" {
-		if err := writePage(f.html, capacity.ReportInput{Title: "Capacity plan", Measurement: pl.m, Plan: pl.plan, Behavior: why, Assessment: a, Proved: proved}); err != nil {
+		if err := writePage(f.html, capacity.ReportInput{Title: "Capacity plan", Measurement: pl.m, Plan: pl.plan, Behavior: why, Assessment: a, Proved: proved,
+			TrafficStart: curveStart}); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -288,11 +289,16 @@ func TestCapacitySimulateARecordedDay(t *testing.T) {
 		t.Errorf("verdict %q, peak from %q", v, res.Plan.Input.PeakSource)
 	}
 
-	// A peak of one's own plans the replicas; the day is still the curve.
-	code, js, errOut = runCLI(t, append(args, "--peak", "5")...)
+	// A peak of one's own plans the replicas; the day is still the curve,
+	// and the report's charts start at its midnight.
+	html := filepath.Join(dir, "day.html")
+	code, js, errOut = runCLI(t, append(args, "--peak", "5", "--html", html)...)
 	res.Plan = capacity.Plan{}
 	if err := json.Unmarshal([]byte(js), &res); code != exitPass || err != nil || res.Plan.Input.Peak != 5 || res.Plan.Input.PeakSource != "given" {
 		t.Errorf("--peak 5 with --day: code %d, %v, peak %v (%s)\n%s", code, err, res.Plan.Input.Peak, res.Plan.Input.PeakSource, errOut)
+	}
+	if page, err := os.ReadFile(html); err != nil || !strings.Contains(string(page), name+" 00:00:00 UTC") {
+		t.Errorf("the report does not date the day %s: %v", name, err)
 	}
 
 	// Retention drops the per-minute rollups: the day comes hour by hour.
