@@ -3,8 +3,8 @@ package apimgmt
 import (
 	"errors"
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
