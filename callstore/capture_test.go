@@ -93,3 +93,38 @@ func FuzzRedactJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactorKeepsTextOnly: a body a store's text column cannot hold
+// (not UTF-8, or with NUL bytes) is noted by its size; a cut that falls
+// inside a character drops that character's first bytes, not the body.
+func TestRedactorKeepsTextOnly(t *testing.T) {
+	t.Parallel()
+	r, err := NewRedactor(Capture{Bodies: true, Headers: true, MaxBodyBytes: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		body  string
+		total int64
+		want  string
+	}{
+		{"\x00\x01\x02", 3, "[body of 3 bytes not kept: not text]"},
+		{"ab\xffcd", 5, "[body of 5 bytes not kept: not text]"},
+		{"abcdé", 90, "abcd…[90 bytes in all]"}, // é's first byte only, at the cap
+		{"abcd", 4, "abcd"},
+	} {
+		b := []byte(c.body)
+		if len(b) > 5 {
+			b = b[:5]
+		}
+		if got := r.Body(b, c.total); got != c.want {
+			t.Errorf("Body(%q, %d) = %q, want %q", c.body, c.total, got, c.want)
+		}
+	}
+	if got := r.Headers([]Header{{"X-Name", "caf\xe9"}}); got[0].Value != "caf\uFFFD" {
+		t.Errorf("a Latin-1 header value kept as %q", got[0].Value)
+	}
+	if _, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 2 << 20}); err == nil || !strings.Contains(err.Error(), "1MiB") {
+		t.Errorf("a 2MiB cap: %v", err)
+	}
+}

@@ -64,6 +64,7 @@ type calls struct {
 	name    string
 	admin   []adminMount
 	capture map[string]*callstore.Redactor // by route, for routes that capture
+	bodies  int                            // how many of them keep bodies
 }
 
 // adminMount is a handler the admin API serves under some paths.
@@ -82,6 +83,11 @@ func (g *Gateway) openCalls(cfg *Config) error {
 	var err error
 	if c.capture, err = captures(cfg); err != nil {
 		return err
+	}
+	for _, red := range c.capture {
+		if red.KeepsBodies() {
+			c.bodies++
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop, c.done = cancel, make(chan struct{})
@@ -177,9 +183,6 @@ func captures(cfg *Config) (map[string]*callstore.Redactor, error) {
 	for i, r := range cfg.Spec.Routes {
 		if r.Capture == nil {
 			continue
-		}
-		if r.Capture.Bodies {
-			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture.bodies", i), "the gateway keeps headers only for now; bodies are not captured")
 		}
 		c := *r.Capture
 		if a := cfg.Spec.Auth; a != nil && a.KeyHeader != "" {
@@ -289,20 +292,10 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 			rec.PathTemplate = p.template()
 		}
 		if red := c.capture[x.route.name]; red != nil {
-			rec.RequestHeaders = red.Headers(headerList(x.req.fields))
-			rec.ResponseHeaders = red.Headers(headerList(x.resp.fields))
+			x.captureInto(rec, red)
 		}
 	}
 	c.rec.Record(rec)
-}
-
-// headerList copies h1 fields for a capturing route.
-func headerList(fields []h1.Header) []callstore.Header {
-	out := make([]callstore.Header, len(fields))
-	for i, f := range fields {
-		out[i] = callstore.Header{Name: string(f.Name), Value: string(f.Value)}
-	}
-	return out
 }
 
 // checkAPIRoutes reports an API that covers a route the gateway does not

@@ -192,6 +192,10 @@ type exchange struct {
 	upstreamLat time.Duration
 	traceHex    [32]byte
 	call        callstore.Record // the record handed to the call store
+	// capturing says the route keeps bodies: taps keep their first
+	// bytes (capture.go).
+	capturing bool
+	taps      *captureTaps
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -204,7 +208,7 @@ func newExchange(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0]}
+	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps}
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
@@ -605,6 +609,9 @@ func (g *Gateway) readBody(x *exchange) error {
 			return err
 		}
 		req.bodyRead = int64(len(p))
+		if req.tap != nil {
+			req.tap.add(p)
+		}
 		req.pending = p
 		u.Stream, u.Length = &x.req, req.length
 		return nil
@@ -624,6 +631,9 @@ func (g *Gateway) readBody(x *exchange) error {
 		req.bodyRead += int64(len(p))
 		if req.bodyRead > limit {
 			return errBodyTooLarge
+		}
+		if req.tap != nil {
+			req.tap.add(p)
 		}
 		held = append(held, p...)
 		if len(held) > requestHoldBytes {
@@ -658,6 +668,9 @@ func (r *request) Next() ([]byte, error) {
 	if r.bodyRead > r.limit {
 		return nil, errBodyTooLarge
 	}
+	if r.tap != nil {
+		r.tap.add(p)
+	}
 	return p, nil
 }
 
@@ -683,6 +696,7 @@ func (g *Gateway) proxy(x *exchange) errKind {
 	p := r.pool
 	req := &x.req
 	req.limit = int64(r.maxBody)
+	g.startCapture(x)
 	if err := g.readBody(x); err != nil {
 		g.bodyRefusal(x, err)
 		return errClient
