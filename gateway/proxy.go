@@ -761,18 +761,25 @@ func (g *Gateway) proxy(x *exchange) errKind {
 
 // attemptFailed answers for an attempt that got no response.
 func (g *Gateway) attemptFailed(x *exchange, kind errKind) {
+	status, policy, reason := failureAnswer(kind)
+	g.reject(x, status, policy, reason, 0)
+}
+
+// failureAnswer is the answer to a call whose last attempt got no
+// response, by how it failed: its status, policy and reason (gRPC calls
+// take the reason only).
+func failureAnswer(kind errKind) (status int, policy, reason string) {
 	switch kind {
 	case errTimeout:
-		g.reject(x, http.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
+		return http.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout
 	case errConnect:
-		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
+		return http.StatusServiceUnavailable, "upstream", ReasonConnectFailed
 	case errOverflow:
-		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
+		return http.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted
 	case errInvalid:
-		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
-	default:
-		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+		return http.StatusBadGateway, "upstream", ReasonUpstreamInvalid
 	}
+	return http.StatusBadGateway, "upstream", ReasonUpstreamReset
 }
 
 // attemptOutcome is how one attempt (or one hedged group of attempts)
