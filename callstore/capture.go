@@ -20,7 +20,7 @@ type Capture struct {
 	// of Authorization, Proxy-Authorization, Cookie, Set-Cookie and the
 	// usual API key headers are always replaced by "[redacted]".
 	Headers bool `yaml:"headers,omitempty"`
-	// Bodies keeps the first MaxBodyBytes of the request's and the
+	// Bodies keeps the first maxBodyBytes of the request's and the
 	// response's bodies, taken as they stream through the gateway (what
 	// is forwarded is not changed or held back); the record's bytes_in
 	// and bytes_out give their whole sizes. A body that is not text
@@ -29,7 +29,7 @@ type Capture struct {
 	// MaxBodyBytes caps each kept body; 4KiB by default, at most 1MiB.
 	// It is also the most memory a call's capture takes for each of its
 	// two bodies, whatever size the client announces. A JSON body cut
-	// at the cap cannot be redacted, so with RedactJSONPaths it is not
+	// at the cap cannot be redacted, so with redactJSONPaths it is not
 	// kept at all.
 	MaxBodyBytes config.Size `yaml:"maxBodyBytes,omitempty"`
 	// RedactHeaders names more headers whose values are replaced, such

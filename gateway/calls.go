@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -63,8 +62,6 @@ type calls struct {
 	done    chan struct{}
 	name    string
 	admin   []adminMount
-	capture map[string]*callstore.Redactor // by route, for routes that capture
-	bodies  int                            // how many of them keep bodies
 }
 
 // adminMount is a handler the admin API serves under some paths.
@@ -81,14 +78,6 @@ func (g *Gateway) openCalls(cfg *Config) error {
 		c.name = "edge"
 	}
 	var err error
-	if c.capture, err = captures(cfg); err != nil {
-		return err
-	}
-	for _, red := range c.capture {
-		if red.KeepsBodies() {
-			c.bodies++
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop, c.done = cancel, make(chan struct{})
 	var bg []func()
@@ -175,30 +164,6 @@ func (g *Gateway) openCalls(cfg *Config) error {
 	}
 	g.calls = c
 	return nil
-}
-
-// captures compiles the routes' capture settings.
-func captures(cfg *Config) (map[string]*callstore.Redactor, error) {
-	var out map[string]*callstore.Redactor
-	for i, r := range cfg.Spec.Routes {
-		if r.Capture == nil {
-			continue
-		}
-		c := *r.Capture
-		if a := cfg.Spec.Auth; a != nil && a.KeyHeader != "" {
-			// The header API keys come in is never kept, whatever its name.
-			c.RedactHeaders = append(slices.Clip(c.RedactHeaders), a.KeyHeader)
-		}
-		red, err := callstore.NewRedactor(c)
-		if err != nil {
-			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture", i), "%v", err)
-		}
-		if out == nil {
-			out = map[string]*callstore.Redactor{}
-		}
-		out[r.Name] = red
-	}
-	return out, nil
 }
 
 // close stops the background work and flushes the writers until ctx
@@ -291,7 +256,7 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		if p := x.route.cfg.Match.Path; p != nil {
 			rec.PathTemplate = p.template()
 		}
-		if red := c.capture[x.route.name]; red != nil {
+		if red := x.route.capture; red != nil {
 			x.captureInto(rec, red)
 		}
 	}

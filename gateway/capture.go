@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/internal/h1"
@@ -54,12 +55,8 @@ type captureTaps struct {
 // startCapture turns the taps on for a request whose route keeps bodies;
 // it runs before the request's body is read.
 func (g *Gateway) startCapture(x *exchange) {
-	c := g.calls
-	if c == nil || c.bodies == 0 || x.route == nil {
-		return
-	}
-	red := c.capture[x.route.name]
-	if !red.KeepsBodies() {
+	red := x.route.capture
+	if !red.KeepsBodies() || g.calls == nil || g.calls.rec == nil {
 		return
 	}
 	if x.taps == nil {
@@ -97,6 +94,24 @@ func (x *exchange) captureInto(rec *callstore.Record, red *callstore.Redactor) {
 	case x.capturing:
 		rec.ResponseBody = red.Body(x.taps.resp.buf, x.bytesOut)
 	}
+}
+
+// routeCapture compiles a route's capture; the header API keys come in
+// (spec.auth.keyHeader) is never kept, whatever its name. It is part of
+// the route, so a reload changes it with the rest of the route.
+func routeCapture(r Route, a *Auth) (*callstore.Redactor, error) {
+	if r.Capture == nil {
+		return nil, nil
+	}
+	c := *r.Capture
+	if a != nil && a.KeyHeader != "" {
+		c.RedactHeaders = append(slices.Clip(c.RedactHeaders), a.KeyHeader)
+	}
+	red, err := callstore.NewRedactor(c)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: capture: %w", r.Name, err)
+	}
+	return red, nil
 }
 
 // headerList copies h1 fields for a capturing route.

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -260,5 +261,35 @@ spec:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestCaptureFollowsReload: what a route captures is part of the route,
+// so a reload that turns bodies on keeps them from the next call.
+func TestCaptureFollowsReload(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, "be")
+	calls := make(keptCalls, 4)
+	g, base := startGateway(t, fmt.Sprintf(`  upstreams: [{name: be, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: be, capture: {headers: true}}]
+`, be.addr()), Options{Calls: calls})
+	send := func() callstore.Record {
+		t.Helper()
+		if resp, body := rawExchange(t, base, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping"); resp.StatusCode != 200 || string(body) != "be" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		return calls.next(t, "/x")
+	}
+	if r := send(); r.RequestBody != "" || r.ResponseBody != "" || len(r.RequestHeaders) == 0 {
+		t.Fatalf("headers only: %+v", r)
+	}
+	next := *g.Config()
+	next.Spec.Routes = slices.Clone(next.Spec.Routes)
+	next.Spec.Routes[0].Capture = &callstore.Capture{Bodies: true}
+	if err := g.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	if r := send(); r.RequestBody != "ping" || r.ResponseBody != "be" || len(r.RequestHeaders) != 0 {
+		t.Errorf("bodies only, after the reload: %+v", r)
 	}
 }
