@@ -146,6 +146,9 @@ func parseJSONPath(p string) ([]pathStep, error) {
 // how much of each it keeps.
 func (r *Redactor) KeepsBodies() bool { return r != nil && r.c.Bodies }
 
+// KeepsHeaders reports whether the capture keeps headers.
+func (r *Redactor) KeepsHeaders() bool { return r != nil && r.c.Headers }
+
 // MaxBodyBytes is the most of a body the capture keeps, its cap applied.
 func (r *Redactor) MaxBodyBytes() int { return int(r.c.MaxBodyBytes) }
 

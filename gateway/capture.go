@@ -77,11 +77,26 @@ func (x *exchange) tapResponse(p []byte) {
 	}
 }
 
+// captureResponseHead keeps the response's fields, redacted, for a
+// route that captures headers. It runs as the response is about to be
+// written: a target's fields point into its connection's buffer, which
+// the body overwrites as it streams and which goes back to the pool
+// with the connection.
+func (x *exchange) captureResponseHead() {
+	if red := x.route.capture; red.KeepsHeaders() {
+		x.respHeaders = red.Headers(headerList(x.resp.fields))
+	}
+}
+
 // captureInto puts what the route keeps of the call's headers and
 // bodies, redacted, into rec.
 func (x *exchange) captureInto(rec *callstore.Record, red *callstore.Redactor) {
-	rec.RequestHeaders = red.Headers(headerList(x.req.fields))
-	rec.ResponseHeaders = red.Headers(headerList(x.resp.fields))
+	if red.KeepsHeaders() {
+		// The request's head stays in the client connection's buffer
+		// until the exchange ends.
+		rec.RequestHeaders = red.Headers(headerList(x.req.fields))
+		rec.ResponseHeaders = x.respHeaders
+	}
 	if !red.KeepsBodies() {
 		return
 	}

@@ -196,6 +196,9 @@ type exchange struct {
 	// bytes (capture.go).
 	capturing bool
 	taps      *captureTaps
+	// respHeaders are the response's fields as captured before its body
+	// streamed (capture.go).
+	respHeaders []callstore.Header
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -1088,6 +1091,9 @@ func (g *Gateway) prepareResponse(x *exchange) {
 	resp.fields = setField(resp.fields, "X-Request-Id", x.rid)
 	x.addAPIHeaders()
 	x.status = resp.status
+	if x.route != nil && x.route.capture != nil {
+		x.captureResponseHead()
+	}
 }
 
 // finish records the request, once its response is written, in the
