@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -261,6 +262,60 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		}
 	}
 	c.rec.Record(rec)
+}
+
+// auditReload appends a reload that changed the routes, the upstreams,
+// spec.auth or the trusted proxies to the audit log, naming what changed
+// (what the APIs' lifecycles became, apimgmt appends itself).
+func (g *Gateway) auditReload(old, next *state) {
+	if g.calls == nil || g.calls.store == nil {
+		return
+	}
+	o, n := old.eff.Spec, next.eff.Spec
+	var changes []string
+	changes = appendChanged(changes, "route", o.Routes, n.Routes, func(r Route) string { return r.Name })
+	changes = appendChanged(changes, "upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Name })
+	if !reflect.DeepEqual(o.Auth, n.Auth) {
+		changes = append(changes, "auth changed")
+	}
+	if !reflect.DeepEqual(o.TrustedProxies, n.TrustedProxies) {
+		changes = append(changes, "trusted proxies changed")
+	}
+	if len(changes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e := callstore.AuditEntry{Time: g.clock.Now(), Actor: "gateway", Action: "config.reload",
+		Detail: fmt.Sprintf("generation %d: %s", next.gen, strings.Join(changes, "; "))}
+	if _, err := g.calls.store.AppendAudit(ctx, e); err != nil {
+		g.log.Error("writing the config reload to the audit log failed", "error", err)
+	}
+}
+
+// appendChanged appends to changes what of a named list was added,
+// removed or changed between before and after ("route orders-v2 added").
+func appendChanged[T any](changes []string, what string, before, after []T, name func(T) string) []string {
+	was := map[string]T{}
+	for _, b := range before {
+		was[name(b)] = b
+	}
+	for _, a := range after {
+		b, ok := was[name(a)]
+		switch {
+		case !ok:
+			changes = append(changes, what+" "+name(a)+" added")
+		case !reflect.DeepEqual(a, b):
+			changes = append(changes, what+" "+name(a)+" changed")
+		}
+		delete(was, name(a))
+	}
+	for _, b := range before {
+		if _, ok := was[name(b)]; ok {
+			changes = append(changes, what+" "+name(b)+" removed")
+		}
+	}
+	return changes
 }
 
 // checkAPIRoutes reports an API that covers a route the gateway does not
