@@ -266,6 +266,9 @@ func (g *Gateway) proxyGRPC(x *exchange) {
 			limit = rt.maxBody
 		}
 		body = &replayBody{src: r.Body, limit: limit}
+		// The call's record counts what the client sent, whichever
+		// attempt read it.
+		defer func() { x.req.bodyRead = body.received() }()
 	}
 	var rc resilience.RetryCall
 	if rt.retry != nil {
@@ -593,7 +596,8 @@ type replayBody struct {
 	readMu sync.Mutex // serialises reads from src
 	mu     sync.Mutex
 	kept   []byte
-	over   bool // more than limit was read: no replay
+	read   int64 // bytes read from src
+	over   bool  // more than limit was read: no replay
 	eof    bool
 	err    error
 	cur    *replayReader
@@ -607,6 +611,13 @@ func (b *replayBody) replayable() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.over && b.limit > 0
+}
+
+// received is how many bytes were read from the client so far.
+func (b *replayBody) received() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.read
 }
 
 // readerFor starts an attempt's reading from the beginning.
@@ -657,6 +668,7 @@ func (r *replayReader) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.read += int64(n)
 	if n > 0 && !b.over {
 		if len(b.kept)+n > b.limit {
 			b.over, b.kept = true, nil

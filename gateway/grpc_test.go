@@ -310,6 +310,9 @@ func TestGRPCRetries(t *testing.T) {
 			}
 			story = append(story, fmt.Sprintf("%s %s %d %s (%s)", s.Kind, who, s.Status, s.Outcome, s.Reason))
 		}
+		if r.Status == 200 && (r.BytesIn < 5 || r.BytesOut < 5) { // a message's frame head is 5 bytes
+			t.Errorf("%s: %d bytes in, %d out", r.Route, r.BytesIn, r.BytesOut)
+		}
 		if r.Attempts != len(r.Steps) {
 			t.Errorf("%s: %d attempts, %d steps: %v", r.Route, r.Attempts, len(r.Steps), story)
 		}
