@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRedactorHeaders(t *testing.T) {
@@ -127,4 +128,49 @@ func TestRedactorKeepsTextOnly(t *testing.T) {
 	if _, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 2 << 20}); err == nil || !strings.Contains(err.Error(), "1MiB") {
 		t.Errorf("a 2MiB cap: %v", err)
 	}
+}
+
+// FuzzRedactorBody: whatever a client or a target sends, the kept body
+// is text a store's column takes (UTF-8, no NUL), never longer than the
+// cap and its note, and a named field of a JSON body that is kept holds
+// no value but the redaction.
+func FuzzRedactorBody(f *testing.F) {
+	for _, s := range []string{`{"password":"p","a":[{"password":1}]}`, "plain text", "\xff\x00", `[{"password":{"x":"y"}}]`, `{"password":"é`, ""} {
+		f.Add([]byte(s), int64(len(s)))
+	}
+	r, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 64, RedactJSONPaths: []string{"..password"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, total int64) {
+		total = max(total, int64(len(body)))
+		kept := body[:min(len(body), 64)]
+		got := r.Body(kept, total)
+		if !utf8.ValidString(got) || strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("kept %q", got)
+		}
+		if len(got) > 64+120 {
+			t.Fatalf("kept %d bytes of a 64-byte cap: %q", len(got), got)
+		}
+		var v any
+		if json.Unmarshal([]byte(got), &v) == nil && strings.Contains(got, `"password"`) {
+			var walk func(any)
+			walk = func(v any) {
+				switch t2 := v.(type) {
+				case map[string]any:
+					for k, c := range t2 {
+						if k == "password" && c != Redacted {
+							t.Fatalf("password kept as %v in %s", c, got)
+						}
+						walk(c)
+					}
+				case []any:
+					for _, c := range t2 {
+						walk(c)
+					}
+				}
+			}
+			walk(v)
+		}
+	})
 }
