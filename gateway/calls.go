@@ -245,9 +245,12 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	} else {
 		rec.Outcome = outcome.ClassifyResponse(x.status, nil).String()
 	}
-	if !x.end.IsZero() {
+	switch {
+	case !x.headAt.IsZero(): // a gRPC call, whose x.end is its stream's end
+		rec.TTFB = x.headAt.Sub(x.start)
+	case !x.end.IsZero():
 		rec.TTFB = x.end.Sub(x.start)
-	} else {
+	default:
 		rec.TTFB = lat
 	}
 	if x.target != nil {

@@ -460,6 +460,9 @@ func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Respo
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
+	if g.calls != nil && g.calls.rec != nil {
+		x.headAt = g.clock.Now()
+	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 16<<10)

@@ -325,6 +325,37 @@ func TestGRPCRetries(t *testing.T) {
 	}
 }
 
+// TestGRPCRecordSplitsTheLatency: a streaming call's record tells the
+// time to its response's head apart from the whole call, which goes on
+// while the target pauses 30ms before its second message (the head comes
+// with the first); the upstream share is the attempt's, up to the head.
+func TestGRPCRecordSplitsTheLatency(t *testing.T) {
+	t.Parallel()
+	_, a := demo(t, "a")
+	calls := make(keptCalls, 1)
+	_, c := grpcGateway(t, `  upstreams: [{name: a, targets: [{address: `+a+`}], grpc: {}}]
+  routes: [{name: rpc, match: {path: {prefix: /grpc.testing.TestService}}, upstream: a}]
+`, Options{Calls: calls})
+	ss, err := c.StreamingOutputCall(callCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 1, IntervalUs: 30_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; ; n++ {
+		if _, err := ss.Recv(); err == io.EOF {
+			if n != 2 {
+				t.Fatalf("%d messages", n)
+			}
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := calls.next(t, "/grpc.testing.TestService/StreamingOutputCall")
+	if r.TTFB <= 0 || r.TTFB >= r.Latency || r.Upstream <= 0 || r.Upstream > r.TTFB {
+		t.Errorf("latency %s, first byte %s, upstream %s: the head came before the 30ms pause", r.Latency, r.TTFB, r.Upstream)
+	}
+}
+
 // TestGRPCDeadlines: the target sees the call's deadline, capped by the
 // route's timeout.
 func TestGRPCDeadlines(t *testing.T) {

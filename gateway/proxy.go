@@ -199,6 +199,9 @@ type exchange struct {
 	// respHeaders are the response's fields as captured before its body
 	// streamed (capture.go).
 	respHeaders []callstore.Header
+	// headAt is when a relayed gRPC response's head went to the client,
+	// for the record's time to first byte (x.end is the call's end).
+	headAt time.Time
 }
 
 var exchangePool = sync.Pool{New: func() any {
