@@ -65,6 +65,32 @@ type wireReply struct {
 	body              []byte // only when the caller asked for it
 	bytesIn, bytesOut int64
 	phases            Phases
+	// heads, when set, receives the response's Set-Cookie and Location
+	// fields (a journey's cookie jar and redirects read them).
+	heads *respHeads
+}
+
+// respHeads are the response fields a journey keeps: the cookies the
+// response sets and where it redirects to, copied out of the read buffer.
+type respHeads struct {
+	setCookie [][]byte
+	location  []byte
+}
+
+// reset empties h for the next response, keeping its buffers.
+func (h *respHeads) reset() {
+	h.setCookie = h.setCookie[:0]
+	h.location = h.location[:0]
+}
+
+// add copies one response field in when it is one a journey keeps.
+func (h *respHeads) add(name, value []byte) {
+	switch {
+	case asciiEqualFold(name, "set-cookie"):
+		h.setCookie = append(h.setCookie, append([]byte(nil), value...))
+	case asciiEqualFold(name, "location"):
+		h.location = append(h.location[:0], value...)
+	}
 }
 
 // transport sends requests; session is one worker's private handle on it,
@@ -259,6 +285,14 @@ func (s *stdSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	}
 	defer resp.Body.Close()
 	rep.status = resp.StatusCode
+	if h := rep.heads; h != nil {
+		h.reset()
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				h.add([]byte(k), []byte(v))
+			}
+		}
+	}
 	s.buf.Reset()
 	var src io.Reader = resp.Body
 	if s.t.maxBody > 0 {

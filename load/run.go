@@ -150,6 +150,7 @@ type runner struct {
 	byCheck [][]*outcome.Recorder
 	tagged  []taggedSet // the tag sets thresholds split by
 	traces  traceLog
+	users   []*user // a journey test's closed-model VUs (journey_run.go)
 
 	requests, failed atomic.Int64
 	dropped, late    atomic.Int64
@@ -249,6 +250,9 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		r.res.Dispatched, r.res.Dropped, r.res.MaxActive = st.Dispatched, st.Dropped, st.Workers
 	case Closed:
 		vus := make([]*Worker, seg.Share(uint64(t.VUs.Max())))
+		if t.journeys != nil {
+			r.users = make([]*user, len(vus))
+		}
 		e := &ClosedExecutor{Profile: t.VUs, Segment: seg, Clock: clk, GracefulStop: t.GracefulStop,
 			Iterate: func(ctx context.Context, vu int) { r.iterate(ctx, vus, vu) },
 			Active:  func(n int) { r.active.Store(int64(n)) }}
@@ -346,6 +350,9 @@ func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 
 // openWorker makes the send function of one open-model worker.
 func (r *runner) openWorker(id int) func(context.Context, Arrival) {
+	if r.t.journeys != nil {
+		return r.openJourneyWorker(id)
+	}
 	w := newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, id)
 	w.traceSample = r.t.TraceSample
 	t := r.t
@@ -393,6 +400,10 @@ func (r *runner) recordAll(o outcome.Outcome) {
 // iterate runs one closed-model iteration of VU vu: a request, then its
 // think time.
 func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
+	if r.t.journeys != nil {
+		r.iterateJourney(ctx, vu)
+		return
+	}
 	local := (vu - r.seg.Index) / r.seg.Count
 	w := vus[local]
 	if w == nil {
