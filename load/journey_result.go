@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/relia-dev/relia/outcome"
@@ -32,7 +34,6 @@ const (
 	MetricJourneySuccess  = "journey_success"
 	MetricGroupDuration   = "group_duration"
 )
-
 
 // isJourneyMetric reports whether a metric is measured per journey or
 // group rather than per request.
@@ -256,4 +257,65 @@ func (r *Result) GroupRows() []JourneyRow {
 		out = append(out, journeyRow(g, r.Journeys.ByGroup[g].Total(), secs))
 	}
 	return out
+}
+
+// journeySummaries adds the journey metrics to a k6-shaped summary: the
+// run's journeys, journey_duration and journey_success, the same per
+// journey ({journey:NAME}), and group_duration overall and per group
+// ({group:::NAME}).
+func (r *Result) journeySummaries(out map[string]MetricSummary, from, to time.Time, length time.Duration) {
+	j := r.Journeys
+	if j == nil {
+		return
+	}
+	add := func(suffix string, tags map[string]string, sum outcome.Summary) {
+		out[MetricJourneys+suffix] = r.counterSummary(Threshold{Metric: MetricJourneys, Tags: tags}, "default", from, to, length)
+		if sum.Latency.Count() > 0 {
+			out[MetricJourneyDuration+suffix] = trendSummary(MetricJourneyDuration, sum.Latency)
+		}
+		if v, _, ok := JourneyValue(Threshold{Metric: MetricJourneySuccess}, sum, length); ok {
+			ok := sum.ByClass[outcome.ClassOK]
+			out[MetricJourneySuccess+suffix] = rateSummary(v, ok, sum.Total-ok)
+		}
+	}
+	add("", nil, j.All.Window(from, to))
+	for name, rec := range j.ByJourney {
+		add("{journey:"+name+"}", map[string]string{"journey": name}, rec.Window(from, to))
+	}
+	if h := j.Groups.Window(from, to).Latency; h.Count() > 0 {
+		out[MetricGroupDuration] = trendSummary(MetricGroupDuration, h)
+	}
+	for g, rec := range j.ByGroup {
+		if h := rec.Window(from, to).Latency; h.Count() > 0 {
+			out[MetricGroupDuration+"{group:"+g+"}"] = trendSummary(MetricGroupDuration, h)
+		}
+	}
+}
+
+// writeJourneys writes the summary's journey and group table: count,
+// rate, success and length percentiles, each as the thresholds compute
+// them.
+func (r *Result) writeJourneys(b *strings.Builder) error {
+	rows := r.JourneyRows()
+	if rows == nil {
+		return nil
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', tabwriter.AlignRight)
+	what := "journeys"
+	if r.Model == Open {
+		what = "journeys from schedule"
+	}
+	fmt.Fprintf(tw, "%s\tcount\tper s\tsuccess\tp50\tp95\tp99\tmax\t\n", what)
+	line := func(name string, row JourneyRow) {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", name, row.Count, row.Rate, pct(row.SuccessRate()),
+			ms(row.P50), ms(row.P95), ms(row.P99), ms(row.Max))
+	}
+	for _, row := range rows {
+		line("  "+row.Name, row)
+	}
+	for _, row := range r.GroupRows() {
+		line("  group "+row.Name, row)
+	}
+	return tw.Flush()
 }

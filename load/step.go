@@ -37,11 +37,11 @@ type Step struct {
 	needsBody  bool
 	ownTrace   bool // the request sets its own traceparent
 	headerKeys [][]byte
-	idx        int       // position in the Test's mix, for per-name recording
+	idx        int // position in the Test's mix, for per-name recording
 	// journey and group are the journey and group (k6's "::cart") a
 	// journey's request belongs to, for the tags thresholds split by.
 	journey, group string
-	grpc       *grpcStep // set when the request is a gRPC call (grpc.go)
+	grpc           *grpcStep // set when the request is a gRPC call (grpc.go)
 }
 
 // HeaderTemplate is a header whose value may hold template actions.

@@ -149,6 +149,9 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writeJourneys(&b); err != nil {
+		return err
+	}
 	if r.Model == Open {
 		fmt.Fprintf(&b, "\nLatency runs from each request's scheduled send time, so a stall delays every\n"+
 			"request due during it and shows in the percentiles (no coordinated omission);\n"+

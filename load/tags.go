@@ -172,10 +172,16 @@ func (t *Test) checkTags(th Threshold) (*tagFilter, error) {
 				return nil, fmt.Errorf("tag scenario:%s: this scenario is named %q", v, t.Name)
 			}
 		case "journey":
+			if len(t.journeys) == 0 {
+				return nil, fmt.Errorf("tag journey:%s: this scenario has no journeys", v)
+			}
 			if !slices.ContainsFunc(t.journeys, func(j *Journey) bool { return j.Name == v }) {
 				return nil, fmt.Errorf("tag journey:%s: no journey is named %q (journeys: %s)", v, v, journeyNames(t.journeys))
 			}
 		case "group":
+			if len(t.groups) == 0 {
+				return nil, fmt.Errorf("tag group:%s: this scenario has no groups (a journey's steps make them)", v)
+			}
 			if !slices.Contains(t.groups, v) {
 				return nil, fmt.Errorf("tag group:%s: no journey has that group (groups: %s; k6 writes a group as ::name)", v, strings.Join(t.groups, ", "))
 			}
