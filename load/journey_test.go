@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // journeyShop is a shop that remembers who is logged in by a cookie
@@ -294,5 +297,46 @@ func TestJourneyBuildErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// TestJourneyRunsFromItsScheduledArrival hands a worker an arrival that
+// was due a second ago, as a generator that fell behind would: the
+// journey's length and its first request's latency run from the due
+// time, so they include that second, while the request's service time
+// does not. A journey measured from its actual start would hide it.
+func TestJourneyRunsFromItsScheduledArrival(t *testing.T) {
+	t.Parallel()
+	shop := newJourneyShop(t)
+	test := journeyScenario(t, shop.srv.URL, "{rate: 1, duration: 1s}", "")
+	tr, err := newTransport(test.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	r := &runner{t: test, clk: clock.Real(), seg: Whole, vars: test.vars, pool: statePool(tr)}
+	if r.res, err = newResult(test, Whole); err != nil {
+		t.Fatal(err)
+	}
+	r.recorders()
+	// The recorders' histograms keep three significant digits: a second
+	// may read back as 999.9 ms.
+	const late = 990 * time.Millisecond
+	due := time.Now().Add(-time.Second)
+	r.openJourneyWorker(0)(context.Background(), Arrival{N: 0, Due: due})
+	j := r.res.Journeys.All.Total()
+	if j.Total != 1 || j.Latency.Min() < late {
+		t.Errorf("journey: %d recorded, length %s: want one, at least the second it was late", j.Total, j.Latency.Min())
+	}
+	login := r.res.ByName["login"].Total()
+	if login.Latency.Min() < late || login.ServiceTime.Max() >= time.Second {
+		t.Errorf("login latency %s, service time %s: want the latency from the due time, the service time from the send", login.Latency.Min(), login.ServiceTime.Max())
+	}
+	if lag := r.res.Lag.Total().Latency; lag.Count() != 1 || lag.Min() < late {
+		t.Errorf("schedule lag %d samples, %s: want the one arrival, a second late", lag.Count(), lag.Min())
+	}
+	// Later requests of the journey run from their own send.
+	if add := r.res.ByName["add"].Total(); add.Total != 2 || add.Latency.Max() >= time.Second {
+		t.Errorf("add: %d requests, latency up to %s: want 2, measured from their send", add.Total, add.Latency.Max())
 	}
 }

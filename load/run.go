@@ -207,17 +207,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		r.vars = vars
 	}
-	r.byStep = make([]*outcome.Recorder, len(t.Steps))
-	r.byCheck = make([][]*outcome.Recorder, len(t.Steps))
-	for i, s := range t.Steps {
-		r.byStep[i] = r.res.ByName[s.Name]
-		for _, c := range s.Checks {
-			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
-		}
-	}
-	for _, f := range t.filters {
-		r.tagged = append(r.tagged, taggedSet{f: f, set: r.res.ByTags[f.key]})
-	}
+	r.recorders()
 	if !o.StartAt.IsZero() {
 		if err := clock.Sleep(ctx, clk, o.StartAt.Sub(clk.Now())); err != nil {
 			return r.res, err
@@ -283,6 +273,23 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 	}
 	return r.res, nil
+}
+
+// recorders points the runner at the result's recorders each step, check
+// and tag set records into.
+func (r *runner) recorders() {
+	t := r.t
+	r.byStep = make([]*outcome.Recorder, len(t.Steps))
+	r.byCheck = make([][]*outcome.Recorder, len(t.Steps))
+	for i, s := range t.Steps {
+		r.byStep[i] = r.res.ByName[s.Name]
+		for _, c := range s.Checks {
+			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
+		}
+	}
+	for _, f := range t.filters {
+		r.tagged = append(r.tagged, taggedSet{f: f, set: r.res.ByTags[f.key]})
+	}
 }
 
 // once sends a setup or teardown request and judges it: a transport
