@@ -29,7 +29,7 @@ type journeyShop struct {
 	carts               map[string]int
 }
 
-func newJourneyShop(t *testing.T) *journeyShop {
+func newJourneyShop(t testing.TB) *journeyShop {
 	t.Helper()
 	s := &journeyShop{carts: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +79,7 @@ func newJourneyShop(t *testing.T) *journeyShop {
 // journeyScenario is a checkout journey: each user logs in as its own
 // row of users.csv, adds to its cart twice and views it (the group
 // cart), and checks out, following the redirect to the order.
-func journeyScenario(t *testing.T, base, load, extra string) *Test {
+func journeyScenario(t testing.TB, base, load, extra string) *Test {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte("user,password\nann,pw-ann\nbob,pw-bob\ncid,pw-cid\n"), 0o644); err != nil {
