@@ -131,6 +131,16 @@ spec:
 	return []byte(b.String())
 }
 
+// Routes returns the names of the gateway's routes, in config order:
+// what a gateway fault in an experiment may name.
+func Routes() []string {
+	out := make([]string, len(gatewayRoutes))
+	for i, r := range gatewayRoutes {
+		out[i] = r.name
+	}
+	return out
+}
+
 // gatewayUpstream is the resilient policy of one service's pool.
 type gatewayUpstream struct {
 	service string
