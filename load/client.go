@@ -47,6 +47,10 @@ type ClientOptions struct {
 	MaxConns int
 	// MaxBodyBytes bounds a response body that checks read.
 	MaxBodyBytes int
+	// OwnRedirects answers redirects as they are on HTTP/2 too, as relia's
+	// HTTP/1.1 client always does, so that a journey follows them itself:
+	// by its own limit, with the user's cookies, each hop recorded.
+	OwnRedirects bool
 }
 
 // wireRequest is one rendered request, ready to send.
@@ -134,7 +138,11 @@ func newTransport(o ClientOptions) (transport, error) {
 			protos.SetHTTP2(true)
 		}
 		tr.Protocols = &protos
-		return &stdTransport{c: &http.Client{Transport: tr, Timeout: o.Timeout}, maxBody: o.MaxBodyBytes}, nil
+		c := &http.Client{Transport: tr, Timeout: o.Timeout}
+		if o.OwnRedirects {
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		}
+		return &stdTransport{c: c, maxBody: o.MaxBodyBytes}, nil
 	}
 	return nil, fmt.Errorf("http version %q: want %q, %q or %q", o.Version, HTTP1, HTTP2, H2C)
 }

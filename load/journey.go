@@ -51,7 +51,8 @@ type JourneyStepSpec struct {
 	// body, checks, extract, expectedStatuses; weight does not apply).
 	Request *RequestSpec `yaml:"request"`
 	// Think is a pause: fixed, or uniform between Think and ThinkMax when
-	// ThinkMax is set. After a request, the pause follows it.
+	// ThinkMax is set. Beside a request, a group or a loop, the pause
+	// follows it.
 	Think time.Duration `yaml:"think"`
 	// ThinkMax is the upper bound of a random think time.
 	ThinkMax time.Duration `yaml:"thinkMax"`
@@ -180,6 +181,7 @@ func (b *builder) journeys() {
 		b.bad("spec.requests", "give requests (a mix) or journeys, not both")
 		return
 	}
+	t.Client.OwnRedirects = true
 	var cum float64
 	for i := range sp.Journeys {
 		js := &sp.Journeys[i]

@@ -217,7 +217,6 @@ func (r *runner) steps(ctx context.Context, u *user, j *Journey, steps []*Journe
 			}
 			end := r.clk.Now()
 			r.res.Journeys.recordGroup(js.Group, outcome.Outcome{Start: gstart, Latency: max(end.Sub(gstart), 1), Class: class})
-			continue
 		case js.Loop > 0:
 			for range js.Loop {
 				if !r.steps(ctx, u, j, js.Steps, ws) {
@@ -227,7 +226,6 @@ func (r *runner) steps(ctx context.Context, u *user, j *Journey, steps []*Journe
 					break
 				}
 			}
-			continue
 		}
 		if think := thinkTime(u.w, js.ThinkMin, js.ThinkMax); think > 0 && !ws.broken {
 			if !u.w.sleep(ctx, think) {

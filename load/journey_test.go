@@ -340,3 +340,29 @@ func TestJourneyRunsFromItsScheduledArrival(t *testing.T) {
 		t.Errorf("add: %d requests, latency up to %s: want 2, measured from their send", add.Total, add.Latency.Max())
 	}
 }
+
+// TestJourneyOverH2CFollowsItsOwnRedirects runs the journey over HTTP/2
+// (h2c), whose client would follow redirects on its own: the journey
+// follows them itself, each hop recorded, with the user's cookies.
+func TestJourneyOverH2CFollowsItsOwnRedirects(t *testing.T) {
+	t.Parallel()
+	shop := newJourneyShop(t)
+	shop.srv.Close()
+	h2 := httptest.NewUnstartedServer(shop.srv.Config.Handler)
+	h2.Config.Protocols = new(http.Protocols)
+	h2.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2.Start()
+	t.Cleanup(h2.Close)
+	test := journeyScenario(t, h2.URL, "{rate: 10, duration: 1s}", "")
+	test.Client.Version = H2C
+	res, err := test.Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.ByName["checkout"].StatusCodes(); got[303] != 10 || got[200] != 10 {
+		t.Errorf("checkout statuses %v: want 10 redirects recorded and 10 orders", got)
+	}
+	if shop.wrongCookie.Load() != 0 || shop.orders.Load() != 10 {
+		t.Errorf("%d wrong cookies, %d orders: want 0 and 10", shop.wrongCookie.Load(), shop.orders.Load())
+	}
+}
