@@ -429,7 +429,7 @@ var fieldDocs = map[string]string{
 	"github.com/relia-dev/relia/load.JourneyStepSpec.Redirects":                 "redirects overrides the journey's redirect setting for this request.",
 	"github.com/relia-dev/relia/load.JourneyStepSpec.Request":                   "request is a request, as in requests: (name, method, path, headers, body, checks, extract, expectedStatuses; weight does not apply).",
 	"github.com/relia-dev/relia/load.JourneyStepSpec.Steps":                     "steps are the steps of a group or a loop.",
-	"github.com/relia-dev/relia/load.JourneyStepSpec.Think":                     "think is a pause: fixed, or uniform between Think and ThinkMax when ThinkMax is set. After a request, the pause follows it.",
+	"github.com/relia-dev/relia/load.JourneyStepSpec.Think":                     "think is a pause: fixed, or uniform between Think and ThinkMax when ThinkMax is set. Beside a request, a group or a loop, the pause follows it.",
 	"github.com/relia-dev/relia/load.JourneyStepSpec.ThinkMax":                  "thinkMax is the upper bound of a random think time.",
 	"github.com/relia-dev/relia/load.LoadSpec.Duration":                         "duration is the length of a constant load or of a preset.",
 	"github.com/relia-dev/relia/load.LoadSpec.GracefulStop":                     "gracefulStop is how long requests still running at the end may take to finish; default 30s.",
