@@ -117,7 +117,7 @@ spec:
             method: POST
             path: /checkout
             checks: [{status: [200]}, {jsonPath: $.state, equals: paid}]
-        - think: 10ms
+        - think: 25ms
 ` + extra + `
   load: ` + load + `
   thresholds:
