@@ -15,9 +15,10 @@ import (
 // DefaultDemoDuration is how long the demo runs unless told otherwise.
 const DefaultDemoDuration = time.Minute
 
-// DefaultDemoRate is the demo's baseline arrival rate in requests per
-// second; the spike goes to ten times it.
-const DefaultDemoRate = 20
+// DefaultDemoRate is the demo's baseline arrival rate in users per
+// second, each walking a journey of the shop's scenario (about 3.2
+// requests: some 20 requests a second); the spike goes to ten times it.
+const DefaultDemoRate = 6
 
 // MinDemoDuration is the shortest demo: below it the phases are shorter
 // than the recorder's one-second buckets the verdict reads.
@@ -38,8 +39,9 @@ type DemoOptions struct {
 	// Seed, when set, is the seed of every random decision; nil picks one
 	// at random (and the plan records it).
 	Seed *uint64
-	// Rate is the baseline arrival rate in requests per second; the spike
-	// goes to ten times it. Zero means DefaultDemoRate.
+	// Rate is the baseline arrival rate in users per second (each walks
+	// one journey of the shop's scenario); the spike goes to ten times
+	// it. Zero means DefaultDemoRate.
 	Rate int
 	// NoResilience switches off the gateway's retries, breakers, health
 	// checks and fallbacks and the services' own policies, to show what

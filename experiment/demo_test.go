@@ -13,11 +13,12 @@ import (
 )
 
 // shortDemo and shortRate are the demo's short mode for tests: every
-// phase a second or two, at a quarter of the demo's rate, so that the
-// runs stay far from saturating a loaded two-core machine under -race.
+// phase a second or two, at a third of the demo's rate (2 users a
+// second, some 6 requests), so that the runs stay far from saturating a
+// loaded two-core machine under -race.
 const (
 	shortDemo = 12 * time.Second
-	shortRate = 5
+	shortRate = 2
 )
 
 // demoRun is one run of the demo and where it wrote its files.

@@ -580,7 +580,7 @@ func (r *resolver) faultWindow(path string, f Fault, phase, phaseStart time.Dura
 
 // shopRoutes are the routes of the demo shop's gateway, which gateway
 // faults name.
-var shopRoutes = []string{shop.RouteProducts, shop.RouteLogin, shop.RouteUsers, shop.RoutePayments, shop.RouteRecommendations, shop.RoutePopular}
+var shopRoutes = shop.Routes()
 
 // shopService returns the demo shop service of the target, or nil.
 func (r *resolver) shopService() *Service {

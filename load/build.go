@@ -85,6 +85,11 @@ type Test struct {
 	data  *Data
 	names []string   // distinct request names, in order
 	grpc  *grpcSetup // the gRPC settings, when a request is a gRPC call (grpc.go)
+	// journeys replace the mix when the scenario has them (journey.go);
+	// groups are their group paths.
+	journeys []*Journey
+	groups   []string
+	jmix     *journeyMix
 	// filters select the requests of the tag sets thresholds name.
 	filters []*tagFilter
 }
@@ -166,8 +171,10 @@ func (b *builder) build() {
 	if sp.Teardown != nil {
 		t.Teardown = b.step("spec.teardown", sp.Teardown)
 	}
-	if len(sp.Requests) == 0 {
-		b.bad("spec.requests", "needs at least one request")
+	if len(sp.Journeys) > 0 {
+		b.journeys()
+	} else if len(sp.Requests) == 0 {
+		b.bad("spec.requests", "needs at least one request (or give journeys)")
 	}
 	for i := range sp.Requests {
 		if st := b.step(fmt.Sprintf("spec.requests[%d]", i), &sp.Requests[i]); st != nil {
@@ -178,7 +185,9 @@ func (b *builder) build() {
 			}
 		}
 	}
-	if len(t.Steps) == len(sp.Requests) && len(t.Steps) > 0 {
+	if len(sp.Journeys) > 0 {
+		t.jmix = newJourneyMix(t.journeys)
+	} else if len(t.Steps) == len(sp.Requests) && len(t.Steps) > 0 {
 		m, err := NewMix(t.Steps)
 		if err != nil {
 			b.bad("spec.requests", "%v", err)
@@ -240,6 +249,8 @@ func (b *builder) scope() {
 		reqs = append(reqs, &sp.Requests[i])
 		paths = append(paths, fmt.Sprintf("spec.requests[%d]", i))
 	}
+	jr, jp := journeyRequests(sp)
+	reqs, paths = append(reqs, jr...), append(paths, jp...)
 	for i, r := range reqs {
 		if r == nil {
 			continue

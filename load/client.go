@@ -47,6 +47,10 @@ type ClientOptions struct {
 	MaxConns int
 	// MaxBodyBytes bounds a response body that checks read.
 	MaxBodyBytes int
+	// OwnRedirects answers redirects as they are on HTTP/2 too, as relia's
+	// HTTP/1.1 client always does, so that a journey follows them itself:
+	// by its own limit, with the user's cookies, each hop recorded.
+	OwnRedirects bool
 }
 
 // wireRequest is one rendered request, ready to send.
@@ -65,6 +69,32 @@ type wireReply struct {
 	body              []byte // only when the caller asked for it
 	bytesIn, bytesOut int64
 	phases            Phases
+	// heads, when set, receives the response's Set-Cookie and Location
+	// fields (a journey's cookie jar and redirects read them).
+	heads *respHeads
+}
+
+// respHeads are the response fields a journey keeps: the cookies the
+// response sets and where it redirects to, copied out of the read buffer.
+type respHeads struct {
+	setCookie [][]byte
+	location  []byte
+}
+
+// reset empties h for the next response, keeping its buffers.
+func (h *respHeads) reset() {
+	h.setCookie = h.setCookie[:0]
+	h.location = h.location[:0]
+}
+
+// add copies one response field in when it is one a journey keeps.
+func (h *respHeads) add(name, value []byte) {
+	switch {
+	case asciiEqualFold(name, "set-cookie"):
+		h.setCookie = append(h.setCookie, append([]byte(nil), value...))
+	case asciiEqualFold(name, "location"):
+		h.location = append(h.location[:0], value...)
+	}
 }
 
 // transport sends requests; session is one worker's private handle on it,
@@ -108,7 +138,11 @@ func newTransport(o ClientOptions) (transport, error) {
 			protos.SetHTTP2(true)
 		}
 		tr.Protocols = &protos
-		return &stdTransport{c: &http.Client{Transport: tr, Timeout: o.Timeout}, maxBody: o.MaxBodyBytes}, nil
+		c := &http.Client{Transport: tr, Timeout: o.Timeout}
+		if o.OwnRedirects {
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		}
+		return &stdTransport{c: c, maxBody: o.MaxBodyBytes}, nil
 	}
 	return nil, fmt.Errorf("http version %q: want %q, %q or %q", o.Version, HTTP1, HTTP2, H2C)
 }
@@ -259,6 +293,14 @@ func (s *stdSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	}
 	defer resp.Body.Close()
 	rep.status = resp.StatusCode
+	if h := rep.heads; h != nil {
+		h.reset()
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				h.add([]byte(k), []byte(v))
+			}
+		}
+	}
 	s.buf.Reset()
 	var src io.Reader = resp.Body
 	if s.t.maxBody > 0 {

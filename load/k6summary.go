@@ -67,6 +67,7 @@ func (r *Result) SummaryMetrics(verdict []ThresholdResult) map[string]MetricSumm
 			out["iteration_duration"] = trendSummary("iteration_duration", h)
 		}
 	}
+	r.journeySummaries(out, from, to, length)
 	if r.VUsMax > 0 {
 		out["vus_max"] = MetricSummary{Type: "gauge", Contains: "default", Values: map[string]float64{"value": float64(r.VUsMax), "min": float64(r.VUsMax), "max": float64(r.VUsMax)}}
 	}

@@ -74,6 +74,10 @@ type Result struct {
 	// name alone is ByName's), the requests, checks and phases the tags
 	// select.
 	ByTags map[string]*TagSet
+	// Journeys hold the journeys and groups of a journey test, one
+	// outcome per journey or group (journey_result.go); nil for a test of
+	// requests.
+	Journeys *JourneyRecorders
 	// Active is the number of VUs (closed) or requests in flight (open),
 	// sampled every second.
 	Active []Sample
@@ -135,6 +139,9 @@ func newResult(t *Test, seg Segment) (*Result, error) {
 	}
 	for _, f := range t.filters {
 		r.ByTags[f.key] = newTagSet(f.phases)
+	}
+	if t.journeys != nil {
+		r.Journeys = newJourneyRecorders(t)
 	}
 	for _, s := range t.Steps {
 		if r.ByName[s.Name] == nil {
@@ -289,6 +296,9 @@ func ThresholdRef(th Threshold) string {
 // [from, to); length is what per-second rates divide by. ok is false when
 // the metric has no samples there.
 func (r *Result) value(th Threshold, from, to time.Time, length time.Duration) (v float64, ok bool) {
+	if isJourneyMetric(th.Metric) {
+		return r.journeyValue(th, from, to, length)
+	}
 	rec, phases := r.Requests, r.Phases
 	var set *TagSet
 	name, byName := nameOnly(th.Tags)
@@ -389,6 +399,11 @@ func (r *Result) iterationValue(th Threshold, from, to time.Time, length time.Du
 // the result has no record of them (a closed-model results file written
 // before relia kept one).
 func (r *Result) iterations(from, to time.Time) (int64, *outcome.Histogram) {
+	if r.Journeys != nil {
+		// An iteration of a journey test is a journey.
+		sum := r.Journeys.All.Window(from, to)
+		return sum.Total, sum.Latency
+	}
 	if r.Model == Open {
 		sum := r.Requests.Window(from, to)
 		return sum.Sent(), sum.ServiceTime

@@ -61,6 +61,9 @@ const ResultSchema = "relia/load/v1"
 //	             "response": {...}},         // waiting, receiving
 //	  "iteration_lengths": {relia/outcome/v1},    // closed model: one per completed iteration
 //	  "by_tags": {"method:GET,status:200": {"requests": {...}, "checks": {...}, "phases": {...}}},
+//	  "journeys": {"all": {relia/outcome/v1},     // journey tests: one outcome per journey walked
+//	               "by_journey": {"checkout": {...}},
+//	               "groups": {...}, "by_group": {"::cart": {...}}},
 //	  "vus_max": 50,
 //	  "traces": {"sampled": 120, "failed": 2, "failed_samples": [{"trace_id": "...", "name": "pay",
 //	             "start": "...", "status": 503, "class": "status"}]},
@@ -102,6 +105,7 @@ type resultJSON struct {
 	Phases      *PhaseRecorders              `json:"phases,omitempty"`
 	Iters       *outcome.Recorder            `json:"iteration_lengths,omitempty"`
 	ByTags      map[string]*TagSet           `json:"by_tags,omitempty"`
+	Journeys    *JourneyRecorders            `json:"journeys,omitempty"`
 	VUsMax      int                          `json:"vus_max,omitempty"`
 	Traces      *TraceStats                  `json:"traces,omitempty"`
 	Active      []Sample                     `json:"active"`
@@ -157,7 +161,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Thresholds: []thresholdJSON{}, Verdict: []verdictJSON{},
 		Requests: r.Requests, ByName: r.ByName, Lag: r.Lag, Checks: r.Checks, ByCheck: r.ByCheck,
 		Active: r.Active, Setup: r.Setup, Teardown: r.Teardown, TeardownErr: r.TeardownError, Stopped: r.Stopped,
-		Phases: r.Phases, Iters: r.Iters, ByTags: r.ByTags, VUsMax: r.VUsMax,
+		Phases: r.Phases, Iters: r.Iters, ByTags: r.ByTags, VUsMax: r.VUsMax, Journeys: r.Journeys,
 	}
 	if r.Traces.Sampled > 0 {
 		doc.Traces = &r.Traces
@@ -261,7 +265,12 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 		LateAfter: time.Duration(doc.LateAfterNS), MinOnTime: DefaultMinOnTime, StepLength: time.Duration(doc.StepLenNS), StepTargets: doc.StepTargets,
 		Requests: doc.Requests, ByName: doc.ByName, Lag: doc.Lag, Checks: doc.Checks, ByCheck: doc.ByCheck,
 		Active: doc.Active, Setup: doc.Setup, Teardown: doc.Teardown, TeardownError: doc.TeardownErr, Stopped: doc.Stopped,
-		Phases: doc.Phases, Iters: doc.Iters, ByTags: doc.ByTags, VUsMax: doc.VUsMax,
+		Phases: doc.Phases, Iters: doc.Iters, ByTags: doc.ByTags, VUsMax: doc.VUsMax, Journeys: doc.Journeys,
+	}
+	if out.Journeys != nil {
+		if err := out.Journeys.valid(); err != nil {
+			return fmt.Errorf("decoding load result: %w", err)
+		}
 	}
 	if doc.Traces != nil {
 		if doc.Traces.Sampled < 0 || doc.Traces.Failed < 0 || doc.Traces.Failed > doc.Traces.Sampled {
@@ -388,6 +397,10 @@ func Merge(results ...*Result) (*Result, error) {
 	if everyResult(results, func(r *Result) bool { return r.Iters != nil }) {
 		out.Iters = newRecorder()
 	}
+	if everyResult(results, func(r *Result) bool { return r.Journeys != nil }) {
+		out.Journeys = &JourneyRecorders{All: newRecorder(), ByJourney: map[string]*outcome.Recorder{},
+			Groups: newRecorder(), ByGroup: map[string]*outcome.Recorder{}}
+	}
 	active := map[time.Time]int{}
 	seen := map[int]bool{}
 	var stopped []string
@@ -503,6 +516,11 @@ func mergeRecorders(out, r *Result) error {
 	if out.Phases != nil {
 		if err := out.Phases.merge(r.Phases); err != nil {
 			return fmt.Errorf("phases: %w", err)
+		}
+	}
+	if out.Journeys != nil {
+		if err := out.Journeys.merge(r.Journeys); err != nil {
+			return fmt.Errorf("journeys: %w", err)
 		}
 	}
 	for k, s := range r.ByTags {

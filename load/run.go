@@ -150,6 +150,7 @@ type runner struct {
 	byCheck [][]*outcome.Recorder
 	tagged  []taggedSet // the tag sets thresholds split by
 	traces  traceLog
+	users   []*user // a journey test's closed-model VUs (journey_run.go)
 
 	requests, failed atomic.Int64
 	dropped, late    atomic.Int64
@@ -206,17 +207,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		r.vars = vars
 	}
-	r.byStep = make([]*outcome.Recorder, len(t.Steps))
-	r.byCheck = make([][]*outcome.Recorder, len(t.Steps))
-	for i, s := range t.Steps {
-		r.byStep[i] = r.res.ByName[s.Name]
-		for _, c := range s.Checks {
-			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
-		}
-	}
-	for _, f := range t.filters {
-		r.tagged = append(r.tagged, taggedSet{f: f, set: r.res.ByTags[f.key]})
-	}
+	r.recorders()
 	if !o.StartAt.IsZero() {
 		if err := clock.Sleep(ctx, clk, o.StartAt.Sub(clk.Now())); err != nil {
 			return r.res, err
@@ -249,6 +240,9 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		r.res.Dispatched, r.res.Dropped, r.res.MaxActive = st.Dispatched, st.Dropped, st.Workers
 	case Closed:
 		vus := make([]*Worker, seg.Share(uint64(t.VUs.Max())))
+		if t.journeys != nil {
+			r.users = make([]*user, len(vus))
+		}
 		e := &ClosedExecutor{Profile: t.VUs, Segment: seg, Clock: clk, GracefulStop: t.GracefulStop,
 			Iterate: func(ctx context.Context, vu int) { r.iterate(ctx, vus, vu) },
 			Active:  func(n int) { r.active.Store(int64(n)) }}
@@ -279,6 +273,23 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 	}
 	return r.res, nil
+}
+
+// recorders points the runner at the result's recorders each step, check
+// and tag set records into.
+func (r *runner) recorders() {
+	t := r.t
+	r.byStep = make([]*outcome.Recorder, len(t.Steps))
+	r.byCheck = make([][]*outcome.Recorder, len(t.Steps))
+	for i, s := range t.Steps {
+		r.byStep[i] = r.res.ByName[s.Name]
+		for _, c := range s.Checks {
+			r.byCheck[i] = append(r.byCheck[i], r.res.ByCheck[checkKey(s, &c)])
+		}
+	}
+	for _, f := range t.filters {
+		r.tagged = append(r.tagged, taggedSet{f: f, set: r.res.ByTags[f.key]})
+	}
 }
 
 // once sends a setup or teardown request and judges it: a transport
@@ -346,6 +357,9 @@ func (r *runner) once(s *Step, vars []string) (*StepReport, []string, error) {
 
 // openWorker makes the send function of one open-model worker.
 func (r *runner) openWorker(id int) func(context.Context, Arrival) {
+	if r.t.journeys != nil {
+		return r.openJourneyWorker(id)
+	}
 	w := newPooledWorker(r.pool, r.clk, r.vars, r.t.Seed, id)
 	w.traceSample = r.t.TraceSample
 	t := r.t
@@ -393,6 +407,10 @@ func (r *runner) recordAll(o outcome.Outcome) {
 // iterate runs one closed-model iteration of VU vu: a request, then its
 // think time.
 func (r *runner) iterate(ctx context.Context, vus []*Worker, vu int) {
+	if r.t.journeys != nil {
+		r.iterateJourney(ctx, vu)
+		return
+	}
 	local := (vu - r.seg.Index) / r.seg.Count
 	w := vus[local]
 	if w == nil {

@@ -68,8 +68,14 @@ type ScenarioSpec struct {
 	Setup *RequestSpec `yaml:"setup"`
 	// Teardown is a request sent once after the load ends.
 	Teardown *RequestSpec `yaml:"teardown"`
-	// Requests are the requests of the load, picked by weight.
-	Requests []RequestSpec `yaml:"requests" config:"required"`
+	// Requests are the requests of the load, picked by weight. Give
+	// requests or journeys.
+	Requests []RequestSpec `yaml:"requests"`
+	// Journeys are what users do, step by step (log in, browse, add to
+	// cart, pay), each user with its own cookies and variables: the open
+	// model's rate is then users (journeys) per second, the closed
+	// model's VUs walk journeys. Give requests or journeys.
+	Journeys []JourneySpec `yaml:"journeys"`
 	// Load is how much traffic to send and in which model.
 	Load LoadSpec `yaml:"load" config:"required"`
 	// Thresholds are pass/fail criteria in k6's syntax, by metric:

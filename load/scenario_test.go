@@ -255,6 +255,7 @@ func FuzzParseScenarios(f *testing.F) {
 	f.Add(fullScenario)
 	f.Add("kind: Scenario\nversion: relia/v1\nspec:\n  requests: [{path: /x}]\n  load: {rate: 1, duration: 1s}\n")
 	f.Add("kind: Scenario\nversion: relia/v1\nspec: {thresholds: {checks: [{threshold: 'rate>1', window: 1s}]}}\n")
+	f.Add("kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: http://h\n  journeys: [{name: j, redirects: {max: 2}, setup: [{request: {path: /l, extract: {t: $.t}}}], steps: [{group: g, steps: [{loop: 2, steps: [{request: {path: /x}}]}]}, {if: {var: t, notEquals: ''}, think: 1s}]}]\n  load: {vus: 1, duration: 1s}\n  thresholds: {'group_duration{group:::g}': ['p(95)<1']}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		scs, err := ParseScenarios("fuzz.yaml", []byte(src))
 		if err != nil {
@@ -273,7 +274,8 @@ func FuzzParseScenarios(f *testing.F) {
 func TestExamplesBuild(t *testing.T) {
 	t.Parallel()
 	paths, err := filepath.Glob(filepath.Join("..", "examples", "scenario*.yaml"))
-	if err != nil || len(paths) < 2 {
+	paths = append(paths, filepath.Join("..", "examples", "journeys.yaml"))
+	if err != nil || len(paths) < 3 {
 		t.Fatalf("examples: %v %v", paths, err)
 	}
 	for _, p := range paths {

@@ -37,8 +37,11 @@ type Step struct {
 	needsBody  bool
 	ownTrace   bool // the request sets its own traceparent
 	headerKeys [][]byte
-	idx        int       // position in the Test's mix, for per-name recording
-	grpc       *grpcStep // set when the request is a gRPC call (grpc.go)
+	idx        int // position in the Test's mix, for per-name recording
+	// journey and group are the journey and group (k6's "::cart") a
+	// journey's request belongs to, for the tags thresholds split by.
+	journey, group string
+	grpc           *grpcStep // set when the request is a gRPC call (grpc.go)
 }
 
 // HeaderTemplate is a header whose value may hold template actions.
@@ -131,6 +134,10 @@ type Worker struct {
 	timer clock.Timer // for think time, made on first use and reused
 	// traceSample is the share of requests sent with a traceparent.
 	traceSample float64
+	// hop, when set, is a journey's say over the next request: its URL
+	// and method, its cookies, and whether a redirect will be followed
+	// (journey_run.go); nil for requests of a mix.
+	hop *hop
 }
 
 // sendState is what one request in flight needs.
@@ -171,7 +178,14 @@ func (w *Worker) Send(s *Step) StepResult {
 	}
 	r := &st.req
 	r.method = s.Method
-	r.url = s.URL.Append(r.url[:0], &w.Env)
+	st.rep.heads = nil
+	if h := w.hop; h != nil {
+		r.method = h.method
+		r.url = append(r.url[:0], h.url...)
+		st.rep.heads = &h.heads
+	} else {
+		r.url = s.URL.Append(r.url[:0], &w.Env)
+	}
 	if cap(r.headers) < len(s.Headers)+1 { // room for a traceparent
 		r.headers = make([]headerPair, len(s.Headers), len(s.Headers)+1)
 		st.hdrs = make([][]byte, len(s.Headers))
@@ -186,8 +200,11 @@ func (w *Worker) Send(s *Step) StepResult {
 		res.Traced, res.TraceID = true, newTraceparent(&st.tp)
 		r.headers = append(r.headers, headerPair{key: traceparentKey, value: st.tp[:]})
 	}
+	if h := w.hop; h != nil && len(h.cookie) > 0 {
+		r.headers = append(r.headers, headerPair{key: cookieKey, value: h.cookie})
+	}
 	r.body = r.body[:0]
-	if s.Body != nil {
+	if s.Body != nil && (w.hop == nil || !w.hop.noBody) {
 		r.body = s.Body.Append(r.body, &w.Env)
 	}
 	res.Sent = w.clock.Now()
@@ -206,6 +223,9 @@ func (w *Worker) Send(s *Step) StepResult {
 
 // judge runs a step's checks and extractions on a response that arrived.
 func (w *Worker) judge(s *Step, res *StepResult, st *sendState, body []byte) StepResult {
+	if h := w.hop; h != nil && h.follows(res.Status) {
+		return *res // a redirect to follow: the final response is judged
+	}
 	st.resp = Response{Status: res.Status, Latency: res.Done.Sub(res.Sent), Body: body}
 	for i := range s.Checks {
 		res.ChecksRun++

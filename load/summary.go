@@ -149,14 +149,23 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writeJourneys(&b); err != nil {
+		return err
+	}
 	if r.Model == Open {
 		fmt.Fprintf(&b, "\nLatency runs from each request's scheduled send time, so a stall delays every\n"+
 			"request due during it and shows in the percentiles (no coordinated omission);\n"+
 			"service time runs from the actual send. A closed model (VUs) would hide a\n"+
 			"stall: its VUs wait and send less, so few slow requests are recorded.\n")
 		h := j.Generator
-		fmt.Fprintf(&b, "arrivals: %d planned, %d sent, %d dropped (in-flight cap), %d late (> %s)\n",
-			r.Planned, all.Sent(), all.ByClass[outcome.ClassDropped], h.Late, outcome.FormatDuration(r.LateAfter))
+		if r.Journeys != nil {
+			fmt.Fprintf(&b, "A user's first request and its journey run from the user's scheduled arrival.\n"+
+				"arrivals (users): %d planned, %d started, %d dropped (in-flight cap), %d late (> %s)\n",
+				r.Planned, r.Dispatched, r.Dropped, h.Late, outcome.FormatDuration(r.LateAfter))
+		} else {
+			fmt.Fprintf(&b, "arrivals: %d planned, %d sent, %d dropped (in-flight cap), %d late (> %s)\n",
+				r.Planned, all.Sent(), all.ByClass[outcome.ClassDropped], h.Late, outcome.FormatDuration(r.LateAfter))
+		}
 	} else {
 		fmt.Fprintf(&b, "\nVUs: up to %d, %d iterations\n", r.MaxActive, r.Iterations)
 	}

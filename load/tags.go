@@ -15,7 +15,7 @@ import (
 // whether the response was expected (k6's expected_response: an answer
 // with an expected status); scenario names the scenario itself, as every
 // sample of a k6 run is tagged.
-var ThresholdTags = []string{"name", "method", "status", "expected_response", "scenario"}
+var ThresholdTags = []string{"name", "method", "status", "expected_response", "scenario", "journey", "group"}
 
 // MaxTagSets bounds the distinct tag sets (other than a request name
 // alone, which every run keeps) that one test's thresholds may name: each
@@ -145,6 +145,9 @@ func (f *tagFilter) matches(idx int, o *outcome.Outcome) bool {
 // relia splits by, each value one the test can produce. It returns the
 // filter of the tags' set when the threshold needs one.
 func (t *Test) checkTags(th Threshold) (*tagFilter, error) {
+	if isJourneyMetric(th.Metric) {
+		return nil, t.checkJourneyTags(th)
+	}
 	for _, k := range slices.Sorted(maps.Keys(th.Tags)) {
 		v := th.Tags[k]
 		switch k {
@@ -168,8 +171,20 @@ func (t *Test) checkTags(th Threshold) (*tagFilter, error) {
 			if v != t.Name {
 				return nil, fmt.Errorf("tag scenario:%s: this scenario is named %q", v, t.Name)
 			}
+		case "journey":
+			if len(t.journeys) == 0 {
+				return nil, fmt.Errorf("tag journey:%s: this scenario has no journeys", v)
+			}
+			if !slices.ContainsFunc(t.journeys, func(j *Journey) bool { return j.Name == v }) {
+				return nil, fmt.Errorf("tag journey:%s: no journey is named %q (journeys: %s)", v, v, journeyNames(t.journeys))
+			}
 		case "group":
-			return nil, fmt.Errorf("tag group: relia scenarios have no groups; split by %s", strings.Join(ThresholdTags, ", "))
+			if len(t.groups) == 0 {
+				return nil, fmt.Errorf("tag group:%s: this scenario has no groups (a journey's steps make them)", v)
+			}
+			if !slices.Contains(t.groups, v) {
+				return nil, fmt.Errorf("tag group:%s: no journey has that group (groups: %s; k6 writes a group as ::name)", v, strings.Join(t.groups, ", "))
+			}
 		default:
 			return nil, fmt.Errorf("tag %q: relia splits thresholds by %s", k, strings.Join(ThresholdTags, ", "))
 		}
@@ -182,7 +197,8 @@ func (t *Test) checkTags(th Threshold) (*tagFilter, error) {
 	}
 	f := &tagFilter{key: TagKey(th.Tags), steps: make([]bool, len(t.Steps)), phases: isPhase(th.Metric)}
 	for i, s := range t.Steps {
-		f.steps[i] = (th.Tags["name"] == "" || s.Name == th.Tags["name"]) && (th.Tags["method"] == "" || s.Method == th.Tags["method"])
+		f.steps[i] = (th.Tags["name"] == "" || s.Name == th.Tags["name"]) && (th.Tags["method"] == "" || s.Method == th.Tags["method"]) &&
+			(th.Tags["journey"] == "" || s.journey == th.Tags["journey"]) && (th.Tags["group"] == "" || s.group == th.Tags["group"])
 	}
 	if v, ok := th.Tags["status"]; ok {
 		f.status, _ = strconv.Atoi(v)

@@ -367,7 +367,16 @@ func FuzzResultFile(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
+	jres, err := journeyScenario(f, newJourneyShop(f).srv.URL, "{rate: 10, duration: 200ms}", "").Run(context.Background(), RunOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if data, err = jres.MarshalJSON(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
 	f.Add([]byte(`{"schema":"relia/load/v1","model":"open","segments":["0/1"],"requests":{},"lag":{},"checks":{},"by_tags":{"x":null}}`))
+	f.Add([]byte(`{"schema":"relia/load/v1","model":"open","segments":["0/1"],"requests":{},"lag":{},"checks":{},"journeys":{"all":{},"groups":{},"by_group":{"::a":null}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r Result
 		if err := r.UnmarshalJSON(data); err != nil {

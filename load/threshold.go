@@ -62,6 +62,14 @@ var Metrics = map[string]MetricKind{
 	// Bytes received and sent.
 	"data_received": Counter,
 	"data_sent":     Counter,
+	// Journeys completed (a counter: count, rate per second), their
+	// length from the scheduled start (open model) or the first send
+	// (closed), the share that succeeded (every request answered as
+	// expected, every check passed), and the length of groups.
+	MetricJourneys:        Counter,
+	MetricJourneyDuration: Trend,
+	MetricJourneySuccess:  Rate,
+	MetricGroupDuration:   Trend,
 	// Active virtual users (closed model) or in-flight requests.
 	"vus": Gauge,
 	// The most VUs the run could have: the closed model's peak, the open

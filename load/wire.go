@@ -306,6 +306,7 @@ func (s *wireSession) do(r *wireRequest, keepBody bool, rep *wireReply) error {
 	if keepBody {
 		body = &rep.body
 	}
+	s.rr.heads = rep.heads
 	status, keepAlive, err := s.rr.response(r.method == "HEAD", body, s.t.maxBody)
 	end := time.Since(start)
 	if s.rr.first > 0 {
@@ -477,6 +478,9 @@ type respReader struct {
 	// byte arrived, since base (0 until then).
 	base  time.Time
 	first time.Duration
+	// heads, when set, gets the final response's Set-Cookie and Location
+	// fields, copied before the body's bytes may reuse the buffer.
+	heads *respHeads
 }
 
 // newRespReader returns a reader that starts with a buffer of size bytes
@@ -524,6 +528,12 @@ func (rr *respReader) response(head bool, body *[]byte, maxBody int) (status int
 			continue
 		}
 		keepAlive = !rr.resp.Close && rr.resp.Framing != h1.UntilClose
+		if h := rr.heads; h != nil {
+			h.reset()
+			for i := range rr.resp.Headers {
+				h.add(rr.resp.Headers[i].Name, rr.resp.Headers[i].Value)
+			}
+		}
 		rr.body.Reset(&rr.rd, rr.resp.Framing, rr.resp.ContentLength, rr.lim)
 		if l := rr.resp.ContentLength; rr.resp.Framing != h1.NoBody && (l < 0 || l > int64(len(rr.rd.Buf))) {
 			// A large body: read it in fewer, larger pieces. The buffer

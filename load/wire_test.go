@@ -369,15 +369,25 @@ func FuzzResponseReader(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), uint8(1), false)
 	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 204 No\r\n\r\n"), uint8(7), true)
 	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nto the end"), uint8(255), false)
+	f.Add([]byte("HTTP/1.1 303 See Other\r\nSet-Cookie: a=b; Path=/\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n"), uint8(5), false)
 	f.Fuzz(func(t *testing.T, data []byte, step uint8, head bool) {
 		src := bytes.NewReader(data)
 		n := int(step)%16 + 1
 		rr := newRespReader(16, 256)
 		rr.reset(func(p []byte) (int, error) { return src.Read(p[:min(len(p), n)]) }, time.Now())
+		var heads respHeads
+		rr.heads = &heads // a journey's cookies and redirect, copied out
 		var body []byte
 		_, _, err := rr.response(head, &body, 64)
 		if rr.n > int64(len(data)) {
 			t.Fatalf("read %d bytes of %d", rr.n, len(data))
+		}
+		kept := len(heads.location)
+		for _, c := range heads.setCookie {
+			kept += len(c)
+		}
+		if kept > len(data) {
+			t.Fatalf("kept %d bytes of response fields from %d bytes", kept, len(data))
 		}
 		if len(body) > 64 {
 			t.Fatalf("kept %d body bytes, limit 64", len(body))

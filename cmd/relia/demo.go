@@ -76,7 +76,7 @@ was not judged; lower --rate or run on a quieter host).`,
 	}
 	fl := cmd.Flags()
 	fl.DurationVar(&f.duration, "duration", experiment.DefaultDemoDuration, "length of the whole run; every phase and fault scales with it")
-	fl.IntVar(&f.rate, "rate", experiment.DefaultDemoRate, "baseline requests per second; the spike sends ten times as many")
+	fl.IntVar(&f.rate, "rate", experiment.DefaultDemoRate, "baseline users per second, each walking a journey of about 3 requests; the spike sends ten times as many")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random decision (default random); printed and recorded")
 	fl.StringVar(&f.out, "out-dir", "", "folder for the report, journal and rules (default ./relia-demo-<time>)")
 	fl.StringVar(&f.out, "out", "", "the same as --out-dir")

@@ -584,7 +584,7 @@ var docRewrites = []docRewrite{
 		}
 		return c
 	}},
-	{"relia demo: the experiment shortened to 12s at 5 req/s, as experiment's TestDemo runs it", func(c string, _ *docSession) string {
+	{"relia demo: the experiment shortened to 12s at 2 users/s, as experiment's TestDemo runs it", func(c string, _ *docSession) string {
 		if !demoRE.MatchString(c) {
 			return c
 		}
@@ -592,7 +592,7 @@ var docRewrites = []docRewrite{
 			c += " --duration 12s"
 		}
 		if !strings.Contains(c, "--rate") {
-			c += " --rate 5"
+			c += " --rate 2"
 		}
 		return c
 	}},
@@ -681,7 +681,7 @@ func TestDocBlocksParse(t *testing.T) {
 		"relia fault process add f --path /tmp/fill":       "relia fault process add f --path /w/tmp/fill --server http://127.0.0.1:40002",
 		"cat > p.yml <<'EOF'\n  - 127.0.0.1:9901\nEOF":     "cat > p.yml <<'EOF'\n  - 127.0.0.1:40003\nEOF",
 		"curl localhost:8080/x 127.0.0.1:80801 0.0.0.0:0":  "curl localhost:40001/x 127.0.0.1:80801 0.0.0.0:0",
-		"relia demo --export bf":                           "relia demo --export bf --duration 12s --rate 5",
+		"relia demo --export bf":                           "relia demo --export bf --duration 12s --rate 2",
 		"go run ./cmd/relia demo --rate 2":                 "relia demo --rate 2 --duration 12s",
 		"cd docs && cd .. && go run ./examples/backend -addr 127.0.0.1:8080 && go run ./cmd/relia version": "cd docs && cd .. && relia-examples-backend -addr 127.0.0.1:40001 && relia version",
 		"cd docs && go run ../cmd/relia version":                                                           "cd docs && relia version",

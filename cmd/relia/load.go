@@ -475,8 +475,12 @@ func newLoadValidateCmd() *cobra.Command {
 			if err != nil {
 				return badInput(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %s model, %d requests, %s, %d thresholds\n",
-				args[0], test.Model, len(test.Steps), test.Duration(), len(test.Thresholds))
+			journeys := ""
+			if n := len(test.Journeys()); n > 0 {
+				journeys = fmt.Sprintf("%d journeys of ", n)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %s model, %s%d requests, %s, %d thresholds\n",
+				args[0], test.Model, journeys, len(test.Steps), test.Duration(), len(test.Thresholds))
 			return nil
 		},
 	}

@@ -117,7 +117,7 @@ func firstErr(a, b error) error {
 }
 
 // catalogHandler serves one replica: GET /products?page=N (1-based, 20 a
-// page) and GET /products/{id}.
+// page), GET /products/{id}, and the cart (cart.go).
 func catalogHandler(d *catalogData, p pacer, seed uint64, replica int) http.Handler {
 	list := newLatency(seed, fmt.Sprintf("catalog/%d/list", replica), 4*time.Millisecond)
 	item := newLatency(seed, fmt.Sprintf("catalog/%d/item", replica), 2*time.Millisecond)
@@ -152,6 +152,7 @@ func catalogHandler(d *catalogData, p pacer, seed uint64, replica int) http.Hand
 		}
 		writeRaw(w, http.StatusOK, d.byID[n-1])
 	})
+	cartRoutes(mux, d, p, item)
 	return mux
 }
 

@@ -15,6 +15,9 @@ const (
 	RoutePayments        = "payments"
 	RouteRecommendations = "recommendations"
 	RoutePopular         = "popular"
+	RouteCart            = "cart"
+	RouteCheckout        = "checkout"
+	RouteReceipts        = "receipts"
 )
 
 // yamlString quotes s as a YAML double-quoted scalar: a JSON string is
@@ -35,6 +38,9 @@ func yamlString(s string) string {
 //	POST /api/payments                 payments
 //	GET  /api/recommendations/{userId} recommendations
 //	GET  /api/popular                  the popular items
+//	GET  /api/cart, POST /api/cart/items  the cart (in a cookie)
+//	POST /api/checkout                 a payment, 303 to its receipt
+//	GET  /api/payments/{id}            the receipt
 //
 // With Options.Resilient every pool and route carries the edge's
 // policies:
@@ -125,6 +131,16 @@ spec:
 	return []byte(b.String())
 }
 
+// Routes returns the names of the gateway's routes, in config order:
+// what a gateway fault in an experiment may name.
+func Routes() []string {
+	out := make([]string, len(gatewayRoutes))
+	for i, r := range gatewayRoutes {
+		out[i] = r.name
+	}
+	return out
+}
+
 // gatewayUpstream is the resilient policy of one service's pool.
 type gatewayUpstream struct {
 	service string
@@ -187,18 +203,41 @@ var gatewayRoutes = []gatewayRoute{
 		timeout: "1s", perTry: "400ms", attempts: 2, retryOn: onServerErrors, fallback: true},
 	{name: RoutePopular, method: "GET", match: "exact: /api/popular", upstream: ServiceRecommendations, rewrite: "path: /popular",
 		timeout: "500ms", perTry: "250ms", attempts: 2, retryOn: onServerErrors, fallback: true},
+	// The cart lives in its cookie, so adding to it again adds nothing a
+	// retry could double: the gateway may retry it like a GET.
+	{name: RouteCart, method: "GET, POST", match: "prefix: /api/cart", upstream: ServiceCatalog, rewrite: "prefix: /cart",
+		timeout: "1s", perTry: "300ms", attempts: 3, retryOn: onConnectErrors, nonIdempotent: true},
+	// Checkout is a payment answered with a redirect to its receipt; it
+	// carries an Idempotency-Key like the payments route.
+	{name: RouteCheckout, method: "POST", match: "exact: /api/checkout", upstream: ServicePayments, rewrite: "path: /checkout",
+		timeout: "3s", perTry: "1s", attempts: 3, retryOn: onServerErrors},
+	{name: RouteReceipts, method: "GET", match: "prefix: /api/payments/", upstream: ServicePayments, rewrite: "prefix: /payments/",
+		timeout: "1s", perTry: "300ms", attempts: 3, retryOn: onConnectErrors},
 }
 
 // Scenario returns a `kind: Scenario` document (the load package's
 // schema) of the shop's traffic through the gateway's /api routes at
 // baseURL ("http://127.0.0.1:8080"; empty leaves baseURL out, for a caller
-// that sets it): browsing 60% (a page of products 40%, one product 20%),
-// recommendations 25%, payments 15%. The setup request logs in and keeps
-// the token and user id; every payment carries a fresh Idempotency-Key
-// from the uuid generator. Its load (100 requests a second for a minute)
-// and thresholds (the demo's SLOs: p95 under 200 ms, errors under 1%) are
-// defaults for a run of its own; an experiment sets its phases' load.
+// that sets it), as users walking journeys, each with its own cookies:
+//
+//   - browse (60% of users): a page of products, then one product;
+//   - cart (25%): browse, add a product to the cart (a cookie) and view
+//     it, then the recommendations;
+//   - checkout (15%): log in (the session cookie), add to the cart, view
+//     it and keep its total, then check out: a payment of the total with
+//     a fresh Idempotency-Key, answered 303 and followed to its receipt,
+//     or 402 for a declined card.
+//
+// About 3.2 requests a user. Its load (6 users a second for a minute) and
+// thresholds (the demo's SLOs on requests: p95 under 200 ms, errors under
+// 1%; and 99% of journeys succeeding) are defaults for a run of its own;
+// an experiment sets its phases' load.
 func (s *Shop) Scenario(baseURL string) []byte { return ScenarioYAML(baseURL) }
+
+// RequestsPerUser is about how many requests one user of the shop's
+// scenario sends, for a caller that sizes a rate of users from a rate of
+// requests.
+const RequestsPerUser = 3.2
 
 // ScenarioYAML is Shop.Scenario without a running shop: the traffic does
 // not depend on one, so an experiment can be written out before the shop
@@ -208,53 +247,79 @@ func ScenarioYAML(baseURL string) []byte {
 	if baseURL != "" {
 		base = "  baseURL: " + yamlString(strings.TrimSuffix(baseURL, "/")) + "\n"
 	}
-	return fmt.Appendf(nil, `# Black Friday traffic for the relia demo shop, through the gateway.
+	return fmt.Appendf(nil, `# Black Friday traffic for the relia demo shop, through the gateway: users
+# walking journeys, each with its own cookies.
 kind: Scenario
 version: relia/v1
 metadata:
   name: shop
 spec:
-%[5]s  setup:
-    name: login
-    method: POST
-    path: /api/login
-    headers: {Content-Type: application/json}
-    body: '{"userId": {{randInt 1 %[1]d}}, "password": "%[2]s"}'
-    checks:
-      - status: [200]
-    extract:
-      token: $.token
-      userId: $.userId
-  requests:
-    - name: browse-page
-      weight: 40
-      path: /api/products?page={{randInt 1 %[3]d}}
-      checks:
-        - status: [200]
-    - name: browse-product
-      weight: 20
-      path: /api/products/{{randInt 1 %[4]d}}
-      checks:
-        - status: [200]
-    - name: recommendations
+%[5]s  headers: {Content-Type: application/json}
+  journeys:
+    - name: browse
+      weight: 60
+      steps:
+        - group: browse
+          steps:
+            - request: {name: browse-page, path: '/api/products?page={{randInt 1 %[3]d}}', checks: [{status: [200]}]}
+            - {think: 10ms, thinkMax: 40ms}
+            - request: {name: browse-product, path: '/api/products/{{randInt 1 %[4]d}}', checks: [{status: [200]}]}
+    - name: cart
       weight: 25
-      path: /api/recommendations/{{userId}}
-      checks:
-        - status: [200]
-    - name: pay
+      steps:
+        - group: browse
+          steps:
+            - request: {name: browse-page, path: '/api/products?page={{randInt 1 %[3]d}}', checks: [{status: [200]}]}
+            - request: {name: browse-product, path: '/api/products/{{randInt 1 %[4]d}}', checks: [{status: [200]}]}
+        - group: cart
+          steps:
+            - request:
+                name: add-to-cart
+                method: POST
+                path: /api/cart/items
+                body: '{"productId": {{randInt 1 %[4]d}}}'
+                checks: [{status: [200]}]
+            - request: {name: view-cart, path: /api/cart, checks: [{status: [200]}, {jsonPath: $.count, equals: "1"}]}
+        - {think: 10ms, thinkMax: 40ms}
+        - request: {name: recommendations, path: '/api/recommendations/{{randInt 1 %[1]d}}', checks: [{status: [200]}]}
+    - name: checkout
       weight: 15
-      method: POST
-      path: /api/payments
-      headers:
-        Content-Type: application/json
-        Authorization: Bearer {{token}}
-        Idempotency-Key: '{{uuid}}'
-      body: '{"amountCents": {{randInt 500 20000}}, "currency": "EUR"}'
-      expectedStatuses: [201, 402]  # a declined card is an answer, not a failure
-      checks:
-        - status: [201, 402]
+      setup:
+        - request:
+            name: login
+            method: POST
+            path: /api/login
+            body: '{"userId": {{randInt 1 %[1]d}}, "password": "%[2]s"}'
+            checks: [{status: [200]}]
+      steps:
+        - group: cart
+          steps:
+            - request:
+                name: add-to-cart
+                method: POST
+                path: /api/cart/items
+                body: '{"productId": {{randInt 1 %[4]d}}}'
+                checks: [{status: [200]}]
+            - request:
+                name: view-cart
+                path: /api/cart
+                extract: {total: $.totalCents}
+                checks: [{status: [200]}]
+        - {think: 10ms, thinkMax: 40ms}
+        - group: checkout
+          steps:
+            # The session cookie says who pays; the answer is 303 to the
+            # receipt, which is followed, or 402 for a declined card.
+            - request:
+                name: checkout
+                method: POST
+                path: /api/checkout
+                headers: {Idempotency-Key: '{{uuid}}'}
+                body: '{"amountCents": {{total}}, "currency": "EUR"}'
+                expectedStatuses: [200, 402]  # a declined card is an answer, not a failure
+                checks: [{status: [200, 402]}]
   load:
-    rate: 100
+    rate: 6   # users a second: about 20 requests a second
     duration: 1m
     # The generator's own tolerance: the shop is judged on 200 ms, so the
     # generator may send a request up to 50 ms late, a quarter of that;
@@ -263,5 +328,7 @@ spec:
   thresholds:
     http_req_duration: ["p(95)<200"]
     http_req_failed: ["rate<0.01"]
+    journey_success: ["rate>0.99"]
+    "group_duration{group:::checkout}": ["p(95)<1000"]
 `, NumUsers, DemoPassword, NumPages, NumProducts, base)
 }

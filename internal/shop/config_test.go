@@ -68,7 +68,7 @@ func TestGatewayConfig(t *testing.T) {
 					t.Errorf("route %s: popular fallback %v, want %v", r.Name, got, wantFallback)
 				}
 			}
-			want := []string{RouteProducts, RouteLogin, RouteUsers, RoutePayments, RouteRecommendations, RoutePopular}
+			want := []string{RouteProducts, RouteLogin, RouteUsers, RoutePayments, RouteRecommendations, RoutePopular, RouteCart, RouteCheckout, RouteReceipts}
 			if !slices.Equal(names, want) {
 				t.Errorf("routes %v, want %v", names, want)
 			}
@@ -265,7 +265,8 @@ func TestThroughPlainGateway(t *testing.T) {
 
 // TestScenarioRunsAgainstTheShop reads the scenario with the load
 // generator, builds it, and runs a second of it through the gateway:
-// every request and every check passes.
+// every journey succeeds, so every login's cookie, every cart cookie and
+// every checkout's redirect to its receipt worked.
 func TestScenarioRunsAgainstTheShop(t *testing.T) {
 	t.Parallel()
 	s := startShop(t, Options{Seed: 2, Resilient: true, NoProcessorErrors: true})
@@ -277,17 +278,17 @@ func TestScenarioRunsAgainstTheShop(t *testing.T) {
 	}
 	sc := scs[0]
 	weights := map[string]float64{}
-	for _, r := range sc.Spec.Requests {
-		weights[r.Name] = *r.Weight
+	for _, j := range sc.Spec.Journeys {
+		weights[j.Name] = *j.Weight
 	}
-	if browse := weights["browse-page"] + weights["browse-product"]; browse != 60 || weights["recommendations"] != 25 || weights["pay"] != 15 {
-		t.Errorf("weights %v, want browse 60, recommendations 25, pay 15", weights)
+	if weights["browse"] != 60 || weights["cart"] != 25 || weights["checkout"] != 15 {
+		t.Errorf("weights %v, want browse 60, cart 25, checkout 15", weights)
 	}
 	if _, err := sc.Build(); err != nil {
 		t.Fatalf("building the scenario as written: %v", err)
 	}
 
-	rate := 60.0
+	rate := 40.0
 	sc.Spec.Load.Rate, sc.Spec.Load.Duration = &rate, time.Second
 	test, err := sc.Build()
 	if err != nil {
@@ -297,24 +298,33 @@ func TestScenarioRunsAgainstTheShop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Setup == nil || res.Setup.Status != 200 {
-		t.Fatalf("setup: %+v", res.Setup)
-	}
-	all := res.Requests.Window(time.Unix(0, 0), time.Now().Add(time.Hour))
-	if all.Total < 30 || all.ByClass[outcome.ClassOK] != all.Total {
+	all := res.Requests.Total()
+	if all.Total < 80 || all.ByClass[outcome.ClassOK] != all.Total {
 		t.Errorf("%d requests, %v by class, want all of them ok", all.Total, all.ByClass)
 	}
-	for name, rec := range res.ByName {
-		if got := rec.Window(time.Unix(0, 0), time.Now().Add(time.Hour)); got.ByClass[outcome.ClassOK] != got.Total {
-			t.Errorf("%s: %v by class", name, got.ByClass)
+	journeys := res.Journeys.All.Total()
+	if journeys.Total != 40 || journeys.ByClass[outcome.ClassOK] != 40 {
+		t.Errorf("journeys %d, by class %v: want 40, all ok", journeys.Total, journeys.ByClass)
+	}
+	for _, name := range []string{"browse", "cart", "checkout"} {
+		if res.Journeys.ByJourney[name].Total().Total == 0 {
+			t.Errorf("no %s journey in 40 users", name)
 		}
 	}
-	if len(res.ByName) != 4 {
-		t.Errorf("requests by name: %d names, want 4", len(res.ByName))
+	// Every checkout was charged or declined: a charge is a 303 followed to
+	// its receipt (200), so the receipts and redirects add up.
+	codes := res.ByName["checkout"].StatusCodes()
+	if codes[303] == 0 || codes[303] != codes[200] || codes[303]+codes[402] != res.Journeys.ByJourney["checkout"].Total().Total {
+		t.Errorf("checkout statuses %v for %d checkouts", codes, res.Journeys.ByJourney["checkout"].Total().Total)
 	}
-	checks := res.Checks.Window(time.Unix(0, 0), time.Now().Add(time.Hour))
+	checks := res.Checks.Total()
 	if checks.Total == 0 || checks.ByClass[outcome.ClassOK] != checks.Total {
 		t.Errorf("checks %v of %d passed", checks.ByClass, checks.Total)
+	}
+	for _, tr := range res.Evaluate() {
+		if !tr.Passed {
+			t.Errorf("threshold %s: %s", tr, tr.ValueText())
+		}
 	}
 }
 

@@ -48,8 +48,9 @@ type payments struct {
 	processor func() string // the processor's base URL, per call
 	timeout   *resilience.Pipeline[*chargeResult]
 
-	mu   sync.Mutex
-	keys map[string]*idempotent
+	mu       sync.Mutex
+	keys     map[string]*idempotent
+	receipts map[string]receipt // by payment id
 }
 
 // idempotent is one Idempotency-Key's state: in flight until done closes,
@@ -60,6 +61,13 @@ type idempotent struct {
 	stored bool
 	status int
 	body   []byte
+	id     string // the payment's id, once stored
+}
+
+// receipt is a stored payment, which only its user may read.
+type receipt struct {
+	user int
+	body []byte
 }
 
 // chargeResult is the processor's answer to one charge call.
@@ -77,11 +85,13 @@ func newPayments(seed uint64, tok tokens, pace pacer, client *http.Client, proce
 		seed: seed, tok: tok, pace: pace, client: client, processor: processor,
 		own:     newLatency(seed, "payments/create", 3*time.Millisecond),
 		timeout: resilience.NewPipeline[*chargeResult](t),
-		keys:    map[string]*idempotent{},
+		keys:    map[string]*idempotent{}, receipts: map[string]receipt{},
 	}, nil
 }
 
-// handler serves POST /payments. It needs a user's token and an
+// handler serves POST /payments, POST /checkout (the same payment,
+// answered as a browser's form post is: 303 to its receipt) and GET
+// /payments/{id} (the receipt). A payment needs a user's token and an
 // Idempotency-Key; a repeated key (of the same user, with the same body)
 // gets the first verdict again, marked Idempotent-Replayed: true, so a
 // client or the gateway may retry a payment without charging twice. Only
@@ -90,48 +100,87 @@ func newPayments(seed uint64, tok tokens, pace pacer, client *http.Client, proce
 // A repeated key with another body is refused with 422.
 func (p *payments) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /payments", func(w http.ResponseWriter, r *http.Request) {
-		user, ok := p.tok.user(r)
-		if !ok {
-			writeJSON(w, http.StatusUnauthorized, reason("bad_token"))
+	mux.HandleFunc("POST /payments", func(w http.ResponseWriter, r *http.Request) { p.pay(w, r, false) })
+	mux.HandleFunc("POST /checkout", func(w http.ResponseWriter, r *http.Request) { p.pay(w, r, true) })
+	mux.HandleFunc("GET /payments/{id}", p.receipt)
+	return mux
+}
+
+// pay serves a payment. At checkout (a browser's form post) a charged
+// payment is answered with 303 See Other to its receipt, payments/{id}
+// relative to the checkout's path, so the client's next request is a GET
+// that a reload cannot repeat; a declined card is answered 402 at once.
+func (p *payments) pay(w http.ResponseWriter, r *http.Request, checkout bool) {
+	user, ok := p.tok.user(r)
+	if !ok {
+		writeJSON(w, http.StatusUnauthorized, reason("bad_token"))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" || len(key) > 255 {
+		writeJSON(w, http.StatusBadRequest, reason("idempotency_key_required"))
+		return
+	}
+	var req paymentRequest
+	if err := decodeBody(r, &req); err != nil || req.AmountCents <= 0 || len(req.Currency) != 3 {
+		writeJSON(w, http.StatusBadRequest, reason("bad_payment"))
+		return
+	}
+	print := sha256.Sum256(fmt.Appendf(nil, "%d|%d|%s", user, req.AmountCents, req.Currency))
+	scoped := strconv.Itoa(user) + "|" + key
+	for {
+		e, first := p.claim(scoped, print)
+		if e == nil {
+			writeJSON(w, http.StatusUnprocessableEntity, reason("idempotency_key_reused"))
 			return
 		}
-		key := r.Header.Get("Idempotency-Key")
-		if key == "" || len(key) > 255 {
-			writeJSON(w, http.StatusBadRequest, reason("idempotency_key_required"))
-			return
-		}
-		var req paymentRequest
-		if err := decodeBody(r, &req); err != nil || req.AmountCents <= 0 || len(req.Currency) != 3 {
-			writeJSON(w, http.StatusBadRequest, reason("bad_payment"))
-			return
-		}
-		print := sha256.Sum256(fmt.Appendf(nil, "%d|%d|%s", user, req.AmountCents, req.Currency))
-		scoped := strconv.Itoa(user) + "|" + key
-		for {
-			e, first := p.claim(scoped, print)
-			if e == nil {
-				writeJSON(w, http.StatusUnprocessableEntity, reason("idempotency_key_reused"))
+		if !first {
+			select {
+			case <-e.done:
+			case <-r.Context().Done():
 				return
 			}
-			if !first {
-				select {
-				case <-e.done:
-				case <-r.Context().Done():
-					return
-				}
-				if e.stored {
-					w.Header().Set("Idempotent-Replayed", "true")
-					writeRaw(w, e.status, e.body)
-					return
-				}
-				continue // the first try reached no verdict: try again
+			if e.stored {
+				w.Header().Set("Idempotent-Replayed", "true")
+				p.answer(w, e, checkout)
+				return
 			}
-			p.process(w, r, user, key, req, scoped, e)
-			return
+			continue // the first try reached no verdict: try again
 		}
-	})
-	return mux
+		p.process(w, r, user, key, req, scoped, e, checkout)
+		return
+	}
+}
+
+// answer writes a stored verdict: as it is, or at checkout a charged
+// payment as a redirect to its receipt.
+func (p *payments) answer(w http.ResponseWriter, e *idempotent, checkout bool) {
+	if checkout && e.status == http.StatusCreated {
+		w.Header().Set("Location", "payments/"+e.id)
+		writeRaw(w, http.StatusSeeOther, e.body)
+		return
+	}
+	writeRaw(w, e.status, e.body)
+}
+
+// receipt serves GET /payments/{id}: a payment the caller made.
+func (p *payments) receipt(w http.ResponseWriter, r *http.Request) {
+	user, ok := p.tok.user(r)
+	if !ok {
+		writeJSON(w, http.StatusUnauthorized, reason("bad_token"))
+		return
+	}
+	p.mu.Lock()
+	rc, found := p.receipts[r.PathValue("id")]
+	p.mu.Unlock()
+	if !found || rc.user != user {
+		writeJSON(w, http.StatusNotFound, reason("no_such_payment"))
+		return
+	}
+	if p.pace.pause(r.Context(), p.own) != nil {
+		return
+	}
+	writeRaw(w, http.StatusOK, rc.body)
 }
 
 // claim returns the key's state and whether the caller is the one to
@@ -152,7 +201,7 @@ func (p *payments) claim(key string, print [32]byte) (*idempotent, bool) {
 
 // process charges the payment and settles the key's state: stored with a
 // verdict, forgotten without one.
-func (p *payments) process(w http.ResponseWriter, r *http.Request, user int, key string, req paymentRequest, scoped string, e *idempotent) {
+func (p *payments) process(w http.ResponseWriter, r *http.Request, user int, key string, req paymentRequest, scoped string, e *idempotent, checkout bool) {
 	defer close(e.done)
 	forget := func() {
 		p.mu.Lock()
@@ -173,8 +222,11 @@ func (p *payments) process(w http.ResponseWriter, r *http.Request, user int, key
 			AmountCents: req.AmountCents, Currency: req.Currency, UserID: user,
 		}
 		body, _ := json.Marshal(pay)
-		e.stored, e.status, e.body = true, res.status, body
-		writeRaw(w, res.status, body)
+		e.stored, e.status, e.body, e.id = true, res.status, body, pay.ID
+		p.mu.Lock()
+		p.receipts[pay.ID] = receipt{user: user, body: body}
+		p.mu.Unlock()
+		p.answer(w, e, checkout)
 	case r.Context().Err() != nil:
 		forget()
 	case errors.Is(err, resilience.ErrTimeout):

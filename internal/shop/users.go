@@ -66,11 +66,21 @@ func (t tokens) sign(id string) string {
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// user returns the user a request's "Authorization: Bearer" token names.
+// SessionCookie is the cookie a login sets: the same token as the
+// login's answer, for clients that keep cookies rather than headers (a
+// browser, a load test's journey).
+const SessionCookie = "shop_session"
+
+// user returns the user a request's "Authorization: Bearer" token names,
+// or, without one, its session cookie.
 func (t tokens) user(r *http.Request) (int, bool) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		return 0, false
+		c, err := r.Cookie(SessionCookie)
+		if err != nil {
+			return 0, false
+		}
+		tok = c.Value
 	}
 	id, sig, ok := strings.Cut(strings.TrimPrefix(tok, "u"), ".")
 	if !ok || !hmac.Equal([]byte(sig), []byte(t.sign(id))) {
@@ -92,7 +102,8 @@ type loginResponse struct {
 	UserID int    `json:"userId"`
 }
 
-// usersHandler serves GET /users/{id} (with a token) and POST /login.
+// usersHandler serves GET /users/{id} (with a token) and POST /login,
+// which answers the token and sets it as the session cookie too.
 func usersHandler(seed uint64, tok tokens, p pacer) http.Handler {
 	get := newLatency(seed, "users/get", 2*time.Millisecond)
 	login := newLatency(seed, "users/login", 6*time.Millisecond)
@@ -126,7 +137,9 @@ func usersHandler(seed uint64, tok tokens, p pacer) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, reason("bad_credentials"))
 			return
 		}
-		writeJSON(w, http.StatusOK, loginResponse{Token: tok.issue(req.UserID), UserID: req.UserID})
+		token := tok.issue(req.UserID)
+		http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		writeJSON(w, http.StatusOK, loginResponse{Token: token, UserID: req.UserID})
 	})
 	return mux
 }

@@ -82,6 +82,9 @@ func Page(res *load.Result, j load.Judgement) *report.Page {
 	requests.Tables = append(requests.Tables, report.RecorderTables(res.Requests, time.Time{}, time.Time{})[0], report.StatusCodeTable(res.Requests.StatusCodes()))
 
 	page.Sections = []report.Section{verdictSection(res, j), latency, traffic, requests}
+	if res.Journeys != nil {
+		page.Sections = append(page.Sections, journeySection(res))
+	}
 	if len(res.ByCheck) > 0 {
 		page.Sections = append(page.Sections, checkSection(res))
 	}
@@ -252,6 +255,41 @@ func nameTable(res *load.Result) report.Table {
 		t.RowStatus = append(t.RowStatus, st)
 	}
 	return t
+}
+
+// journeySection is a journey test's journeys and groups: count, rate,
+// success and lengths, as the terminal summary and the thresholds
+// compute them, and the distribution of each journey's length.
+func journeySection(res *load.Result) report.Section {
+	text := "A journey is one user's walk through its steps; it succeeds when every request was answered as expected and every check passed. Its length runs from its first send"
+	if res.Model == load.Open {
+		text = "A journey is one user's walk through its steps; it succeeds when every request was answered as expected and every check passed. Open model: its length runs from the user's scheduled arrival, so a slow service cannot hide in the time users wait to arrive"
+	}
+	t := report.Table{Title: "By journey and group", Columns: []string{"journey or group", "count", "per s", "success", "p50", "p95", "p99", "max"}}
+	add := func(name string, r load.JourneyRow) {
+		t.Rows = append(t.Rows, []string{name, strconv.FormatInt(r.Count, 10), fmt.Sprintf("%.1f", r.Rate),
+			fmt.Sprintf("%.2f%%", r.SuccessRate()*100), msText(r.P50), msText(r.P95), msText(r.P99), msText(r.Max)})
+		st := ""
+		if r.Succeeded < r.Count {
+			st = report.StatusWarn
+		}
+		t.RowStatus = append(t.RowStatus, st)
+	}
+	var curves []report.PercentileSeries
+	for _, r := range res.JourneyRows() {
+		add(r.Name, r)
+		if rec := res.Journeys.ByJourney[r.Name]; rec != nil {
+			curves = append(curves, report.HistogramPercentiles(r.Name, rec.Total().Latency))
+		}
+	}
+	for _, r := range res.GroupRows() {
+		add("group "+r.Name, r)
+	}
+	sec := report.Section{Title: "Journeys", Text: text + "; groups are timed from their first send to the end of their last step.", Tables: []report.Table{t}}
+	if len(curves) > 0 && len(curves) <= maxNamedCurves {
+		sec.Distributions = []report.PercentileChart{report.LatencyDistribution("Journey length distribution", curves...)}
+	}
+	return sec
 }
 
 // checkSection is every check with its pass rate.

@@ -202,3 +202,49 @@ func ExamplePage() {
 	// Checks
 	// Load generator
 }
+
+// TestJourneySection: a journey test's page has a Journeys section whose
+// figures are the load package's rows: count, rate, success and lengths.
+func TestJourneySection(t *testing.T) {
+	res := result()
+	res.Journeys = &load.JourneyRecorders{All: recorder(), ByJourney: map[string]*outcome.Recorder{"checkout": recorder()},
+		Groups: recorder(), ByGroup: map[string]*outcome.Recorder{"::cart": recorder()}}
+	for i := range 40 {
+		o := outcome.Outcome{Start: res.Start.Add(time.Duration(i) * 100 * time.Millisecond), Latency: 120 * time.Millisecond}
+		if i%10 == 0 {
+			o.Class = outcome.ClassStatus
+		}
+		res.Journeys.All.Record(o)
+		res.Journeys.ByJourney["checkout"].Record(o)
+		g := outcome.Outcome{Start: o.Start, Latency: 30 * time.Millisecond}
+		res.Journeys.Groups.Record(g)
+		res.Journeys.ByGroup["::cart"].Record(g)
+	}
+	page := loadreport.Page(res, res.Judge())
+	sec, ok := section(page, "Journeys")
+	if !ok {
+		t.Fatal("no Journeys section")
+	}
+	rows := sec.Tables[0].Rows
+	if len(rows) != 3 || rows[0][0] != "checkout" || rows[0][1] != "40" || rows[0][2] != "10.0" || rows[0][3] != "90.00%" || rows[2][0] != "group ::cart" {
+		t.Errorf("journey rows %v", rows)
+	}
+	html := render(t, page)
+	if !strings.Contains(html, "Journey length distribution") || !strings.Contains(html, "group ::cart") {
+		t.Error("the page lacks the journeys' distribution or groups")
+	}
+	var sum strings.Builder
+	if err := res.WriteSummary(&sum, res.Judge()); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(sum.String(), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{"checkout 40 10.0 90.00% 120.06ms", "group ::cart 40 10.0 100.00% 30.02ms"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the terminal summary lacks %q:\n%s", want, text)
+		}
+	}
+}
