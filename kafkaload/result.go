@@ -291,19 +291,7 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	if errs := classCounts(prod); errs != "" {
 		fmt.Fprintf(&b, "produce errors: %s\n", errs)
 	}
-	if len(j.Thresholds) > 0 {
-		b.WriteString("thresholds:\n")
-		for _, tr := range j.Thresholds {
-			mark, val := "pass", load.FormatValueIn(Metrics, tr.Threshold, tr.Value)
-			if !tr.Passed {
-				mark = "FAIL"
-			}
-			if tr.NoData {
-				val = "no data"
-			}
-			fmt.Fprintf(&b, "  %s  %s  %s\n", mark, tr, val)
-		}
-	}
+	load.WriteThresholds(&b, j.Thresholds, func(th load.Threshold, v float64) string { return load.FormatValueIn(Metrics, th, v) })
 	fmt.Fprintf(&b, "result: %s\n", j.Result)
 	for _, reason := range j.Reasons {
 		fmt.Fprintf(&b, "  %s\n", reason)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -187,6 +188,27 @@ func (tr ThresholdResult) String() string {
 		s += fmt.Sprintf(" (every %s)", tr.Threshold.Window)
 	}
 	return s
+}
+
+// WriteThresholds writes the thresholds block of a text summary, one
+// line per result ("  pass  metric expr  value"), as the summaries of
+// relia's other load kinds print it; format writes a value in its
+// metric's unit.
+func WriteThresholds(w io.Writer, trs []ThresholdResult, format func(Threshold, float64) string) {
+	if len(trs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "thresholds:")
+	for _, tr := range trs {
+		mark, val := "pass", format(tr.Threshold, tr.Value)
+		if !tr.Passed {
+			mark = "FAIL"
+		}
+		if tr.NoData {
+			val = "no data"
+		}
+		fmt.Fprintf(w, "  %s  %s  %s\n", mark, tr, val)
+	}
 }
 
 // ValueText is the observed value in the metric's unit, with the failed
