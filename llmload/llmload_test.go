@@ -186,6 +186,20 @@ func TestThresholdsAndGoodput(t *testing.T) {
 		t.Fatal(err)
 	}
 	p50, _ := res.Value(load.Threshold{Metric: "llm_time_to_first_token", Aggregation: "p", Percentile: 50})
+	// The HTML page too.
+	var page bytes.Buffer
+	if err := res.Page(j).WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	p50text := FormatValue(load.Threshold{Metric: "llm_time_to_first_token"}, p50)
+	for _, want := range []string{"Time to first token", "Goodput", p50text, "llm_time_to_first_token max&lt;1"} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the HTML page lacks %q", want)
+		}
+	}
+	if !strings.Contains(sum.String(), p50text) {
+		t.Errorf("the summary lacks TTFT p50 %s:\n%s", p50text, sum.String())
+	}
 	if doc.Schema != ResultSchema || doc.Result != load.Failed || doc.Figures.OutputTokens != 20 || doc.Figures.Good != 0 || doc.Figures.TTFTp50 != p50 {
 		t.Errorf("JSON %+v, want %s, failed, 20 tokens, 0 good, TTFT p50 %v", doc, ResultSchema, p50)
 	}
@@ -231,7 +245,11 @@ func TestMergeOfSegmentsEqualsOneRun(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	o := Options{URL: "http://127.0.0.1:1/v1/chat/completions", API: APIOpenAI, Concurrency: 1, Duration: 10 * time.Second,
 		Goodput: Objectives{TTFT: 30 * time.Millisecond}}
-	whole, a, b := newResult(o), newResult(o), newResult(o)
+	whole := newResult(o)
+	o.Segment = load.Segment{Index: 0, Count: 2}
+	a := newResult(o)
+	o.Segment.Index = 1
+	b := newResult(o)
 	for _, r := range []*Result{whole, a, b} {
 		r.Start, r.End = start, start.Add(10*time.Second)
 	}
@@ -259,6 +277,9 @@ func TestMergeOfSegmentsEqualsOneRun(t *testing.T) {
 	merged, err := Merge(back...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Merge(back[0], back[0]); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("merging a segment with itself: %v", err)
 	}
 	for name, pair := range map[string][2]*outcome.Recorder{
 		"requests": {whole.Requests, merged.Requests}, "ttft": {whole.TTFT, merged.TTFT}, "tpot": {whole.TPOT, merged.TPOT},

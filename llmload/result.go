@@ -214,11 +214,19 @@ func Merge(rs ...*Result) (*Result, error) {
 		MinOnTime: rs[0].MinOnTime, Endings: map[Ending]int64{}, Segment: load.Whole, Start: rs[0].Start, End: rs[0].End,
 		Generator: load.GeneratorStats{HasCPU: true, HasStall: true}}
 	out.initRecorders()
+	seen := map[int]bool{}
 	for i, r := range rs {
 		if r.URL != out.URL || r.Load != out.Load || r.Duration != out.Duration {
 			return nil, fmt.Errorf("merging LLM load results: result %d is of another test (%s %s %s, want %s %s %s)",
 				i+1, r.URL, r.Load, r.Duration, out.URL, out.Load, out.Duration)
 		}
+		switch {
+		case r.Segment.Count != rs[0].Segment.Count:
+			return nil, fmt.Errorf("merging LLM load results: segments %s and %s split the test differently", r.Segment, rs[0].Segment)
+		case seen[r.Segment.Index]:
+			return nil, fmt.Errorf("merging LLM load results: segment %s appears twice", r.Segment)
+		}
+		seen[r.Segment.Index] = true
 		for _, p := range [][2]*outcome.Recorder{{out.Requests, r.Requests}, {out.TTFT, r.TTFT}, {out.ITL, r.ITL},
 			{out.TPOT, r.TPOT}, {out.TokensPerSecond, r.TokensPerSecond}, {out.Tokens, r.Tokens},
 			{out.Good, r.Good}, {out.ScheduleLag, r.ScheduleLag}} {

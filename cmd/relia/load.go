@@ -140,7 +140,7 @@ schedule).`,
 	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
 	fl.StringArrayVar(&f.protoFiles, "proto", nil, "gRPC URL: a .proto file that defines the method (repeatable); default server reflection")
 	fl.StringArrayVar(&f.importPaths, "import-path", nil, "gRPC URL: a directory --proto files and their imports are found in (repeatable; default .)")
-	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
+	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd(), newLoadLLMCmd())
 	return cmd
 }
 
@@ -502,13 +502,5 @@ func newLoadSchemaCmd() *cobra.Command {
 func writeLoadHTML(path string, res *load.Result, j load.Judgement) error {
 	page := loadreport.Page(res, j)
 	page.Generated = time.Now()
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing the HTML report: %w", err)
-	}
-	if err := page.WriteHTML(f); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("writing the HTML report: %w", err)
-	}
-	return f.Close()
+	return writeHTMLFile(path, page)
 }
