@@ -438,7 +438,7 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	fmt.Fprintf(&b, "requests: %s\n", strings.Join(ends, ", "))
 	fmt.Fprintf(&b, "tokens: %d output, %d input", tok.BytesIn, tok.BytesOut)
 	if r.Expected > 0 {
-		fmt.Fprintf(&b, "; %d expected by the dataset for the requests that ended well, %d came", r.Expected, r.Delivered)
+		fmt.Fprintf(&b, "; the requests that ended well expected %d, %d came", r.Expected, r.Delivered)
 	}
 	b.WriteString("\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
