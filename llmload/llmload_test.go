@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relia-dev/relia/ai/mock"
+	"github.com/relia-dev/relia/ai/wire"
+	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 )
@@ -374,6 +379,135 @@ func FuzzParseObjectives(f *testing.F) {
 		}
 		if o2, err := ParseObjectives(o.String()); o.String() != "every request that ended well" && (err != nil || o2 != o) {
 			t.Fatalf("%q -> %+v -> %q -> %+v %v", s, o, o.String(), o2, err)
+		}
+	})
+}
+
+// sseServer sends n events a gap apart after a first wait, then ends the
+// stream cleanly; with ?error=1 an error event follows them.
+func sseServer(t *testing.T, n int, first, gap time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		fl := w.(http.Flusher)
+		fl.Flush()
+		time.Sleep(first)
+		for i := range n {
+			if i > 0 {
+				time.Sleep(gap)
+			}
+			fmt.Fprintf(w, ": a comment\nid: %d\ndata: event %d\n\n", i, i)
+			fl.Flush()
+		}
+		if r.URL.Query().Get("error") != "" {
+			fmt.Fprint(w, "event: error\ndata: {\"message\":\"boom\"}\n\n")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPlainSSE(t *testing.T) {
+	t.Parallel()
+	const n, first, gap = 5, 30 * time.Millisecond, 5 * time.Millisecond
+	base := sseServer(t, n, first, gap)
+	res := openRun(t, base+"/events", 4, Options{})
+	if res.API != APISSE || res.Endings[EndDone] != 4 {
+		t.Fatalf("api %s, endings %v: want sse, 4 done", res.API, res.Endings)
+	}
+	if got := res.Tokens.Total().BytesIn; got != 4*n {
+		t.Errorf("events %d, want %d", got, 4*n)
+	}
+	if min := res.TTFT.Total().Latency.Min(); min < first {
+		t.Errorf("time to first event %s below the server's wait %s", min, first)
+	}
+	if res.Requests.Total().BytesOut != 0 {
+		t.Error("a GET subscription sent a body")
+	}
+	res = openRun(t, base+"/events?error=1", 2, Options{})
+	if res.Endings[EndErrorEvent] != 2 {
+		t.Errorf("endings %v: want 2 error_event", res.Endings)
+	}
+}
+
+// TestTimestampsInOrder checks one request's timestamps against each
+// other and against the mock's pacing: whatever the machine's delays, the
+// first token cannot come before the mock's wait, nor the last before the
+// gaps after it.
+func TestTimestampsInOrder(t *testing.T) {
+	t.Parallel()
+	const ttft, perSecond, tokens = 25 * time.Millisecond, 200, 4
+	_, base := mockServer(t, mock.Options{Seed: 5, TimeToFirstToken: ttft, TokensPerSecond: perSecond, OutputTokens: tokens})
+	o := Options{URL: base + paths[APIOpenAI], Prompts: Synthetic(1, 1, Lengths{Mean: 8}, Lengths{Mean: 50}), Concurrency: 1, Duration: time.Second}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{o: o, clk: clock.Real(), client: &http.Client{}, res: newResult(o)}
+	body, _ := o.Prompts[0].body(APIOpenAI, "m", 50)
+	var gaps []time.Duration
+	s := Sample{Due: time.Now().Add(-time.Millisecond)}
+	r.stream(context.Background(), &s, body, func(d time.Duration) { gaps = append(gaps, d) })
+	order := []time.Time{s.Due, s.Sent, s.Head, s.FirstToken, s.LastToken, s.End}
+	for i := 1; i < len(order); i++ {
+		if order[i].Before(order[i-1]) {
+			t.Fatalf("timestamp %d before %d: %v", i, i-1, order)
+		}
+	}
+	gap := time.Second / perSecond
+	if s.Ending != EndDone || s.OutputTokens != tokens || s.Events != tokens || len(gaps) != tokens-1 {
+		t.Fatalf("sample %+v, %d gaps", s, len(gaps))
+	}
+	if d := s.FirstToken.Sub(s.Sent); d < ttft {
+		t.Errorf("first token %s after the send, before the mock's %s", d, ttft)
+	}
+	if d := s.LastToken.Sub(s.Sent); d < ttft+(tokens-1)*gap {
+		t.Errorf("last token %s after the send, before the mock's pacing allows", d)
+	}
+	var sum time.Duration
+	for _, g := range gaps {
+		sum += g
+	}
+	if sum != s.LastToken.Sub(s.FirstToken) {
+		t.Errorf("the gaps sum to %s, not last - first token %s", sum, s.LastToken.Sub(s.FirstToken))
+	}
+	if tpot, _ := s.TPOT(); tpot != s.LastToken.Sub(s.FirstToken)/(tokens-1) {
+		t.Errorf("TPOT %s", tpot)
+	}
+}
+
+// FuzzStream reads any bytes as a stream of every format: no panic, and
+// never more tokens than events.
+func FuzzStream(f *testing.F) {
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"x\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
+	f.Add([]byte("data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"candidatesTokenCount\":1}}\n\n"))
+	f.Add([]byte("data: {\"error\":{\"message\":\"x\"}}\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, api := range []API{APISSE, APIOpenAI, APIAnthropic, APIGemini} {
+			r := &streamReader{sse: wire.NewSSEReader(bytes.NewReader(b), 1<<12), dec: newDecoder(api)}
+			events, tokens := 0, 0
+			for range 10_000 {
+				ev, end, err := r.next()
+				if err != nil {
+					if errors.Is(err, errStreamEnd) && end != EndDone && end != EndTruncated {
+						t.Fatalf("%s: end %q", api, end)
+					}
+					break
+				}
+				events++
+				tokens += ev.tokens
+				if ev.done || ev.failed {
+					break
+				}
+			}
+			if tokens > events {
+				t.Fatalf("%s: %d tokens from %d events", api, tokens, events)
+			}
 		}
 	})
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// MaxTokens caps each answer when the prompt sets no cap; default
 	// DefaultMaxTokens.
 	MaxTokens int
+	// Method is the requests' method: default POST with the prompt as a
+	// chat request body, or GET without a body for APISSE (a stream a
+	// client subscribes to). With APISSE and POST the body is OpenAI's
+	// chat request.
+	Method string
 	// Header is added to every request (authentication: Authorization,
 	// x-api-key, anthropic-version, x-goog-api-key).
 	Header http.Header
@@ -167,6 +172,16 @@ func (o *Options) defaults() error {
 	}
 	if _, err := ParseAPI(string(o.API)); err != nil {
 		return fmt.Errorf("llm load: %w", err)
+	}
+	switch o.Method {
+	case "":
+		o.Method = http.MethodPost
+		if o.API == APISSE {
+			o.Method = http.MethodGet
+		}
+	case http.MethodGet, http.MethodPost, http.MethodPut:
+	default:
+		return fmt.Errorf("llm load: method %q: want GET, POST or PUT", o.Method)
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
@@ -341,7 +356,10 @@ func (r *run) send(ctx context.Context, n uint64, due time.Time) {
 	}
 	defer r.inFlight.Add(-1)
 	i := int(n % uint64(len(r.bodies)))
-	s := Sample{Due: due, Expected: r.o.Prompts[i].ExpectedOutputTokens, BytesOut: int64(len(r.bodies[i]))}
+	s := Sample{Due: due, Expected: r.o.Prompts[i].ExpectedOutputTokens}
+	if r.o.Method != http.MethodGet {
+		s.BytesOut = int64(len(r.bodies[i]))
+	}
 	r.stream(ctx, &s, r.bodies[i], func(gap time.Duration) {
 		r.res.ITL.Record(outcome.Outcome{Start: due, Latency: gap})
 	})
@@ -357,8 +375,11 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 	var stalled atomic.Bool
 	idle := r.clk.AfterFunc(r.o.IdleTimeout, func() { stalled.Store(true); cancel() })
 	defer idle.Stop()
-	method := http.MethodPost
-	req, err := http.NewRequestWithContext(ctx, method, r.o.URL, bytes.NewReader(body))
+	var rd io.Reader
+	if r.o.Method != http.MethodGet {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.o.Method, r.o.URL, rd)
 	if err != nil {
 		s.Sent, s.End, s.Ending, s.Class, s.Err = r.clk.Now(), r.clk.Now(), EndFailed, outcome.ClassOther, err
 		return
@@ -366,7 +387,9 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 	for k, vs := range r.o.Header {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	s.Sent = r.clk.Now()
 	r.res.ScheduleLag.Record(outcome.Outcome{Start: s.Due, Latency: s.Sent.Sub(s.Due)})

@@ -21,7 +21,7 @@ import (
 
 // llmFlags are relia load llm's flags.
 type llmFlags struct {
-	api, model             string
+	api, model, method     string
 	rate                   float64
 	concurrency            int
 	duration               time.Duration
@@ -93,6 +93,7 @@ own schedule, so the server was not judged).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.api, "api", "", "stream format: openai, anthropic, gemini or sse (default: from the URL's path)")
+	fl.StringVarP(&f.method, "method", "X", "", "request method (default POST, GET for --api sse)")
 	fl.StringVarP(&f.model, "model", "m", "gpt-4o-mini", "model each request names (a dataset line's model wins)")
 	fl.Float64Var(&f.rate, "rate", 0, "requests per second (open model)")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "concurrent users (closed model)")
@@ -117,7 +118,7 @@ own schedule, so the server was not judged).`,
 
 // llmOptions turns the flags into a test's options.
 func llmOptions(target string, f *llmFlags) (llmload.Options, error) {
-	o := llmload.Options{URL: target, Model: f.model, IdleTimeout: f.idleTimeout, MaxInFlight: f.maxInFlight,
+	o := llmload.Options{URL: target, Model: f.model, Method: strings.ToUpper(f.method), IdleTimeout: f.idleTimeout, MaxInFlight: f.maxInFlight,
 		LateAfter: f.lateAfter, MinOnTime: f.minOnTime, Header: http.Header{}}
 	switch {
 	case f.format != "table" && f.format != "json":
