@@ -117,16 +117,16 @@ func (r *Result) charts() []report.Chart {
 	// rates turns per-bucket counts into per-second rates over the part
 	// of each bucket the run covered, zero where a bucket has none.
 	rates := func(rec *outcome.Recorder, count func(outcome.Bucket) int64, s *report.Series) {
-		counts := map[time.Time]int64{}
+		counts := map[int64]int64{} // by the bucket's start, Unix ns: the recorder's times are UTC, the run's may not be
 		for b := range rec.Buckets() {
-			counts[b.From] = count(b)
+			counts[b.From.UnixNano()] = count(b)
 		}
 		for t := r.Start.Truncate(width); t.Before(r.End); t = t.Add(width) {
 			from, to := later(t, r.Start), earlier(t.Add(width), r.End)
 			if !to.After(from) {
 				continue
 			}
-			s.Points = append(s.Points, report.Point{T: from, V: float64(counts[t]) / to.Sub(from).Seconds()})
+			s.Points = append(s.Points, report.Point{T: from, V: float64(counts[t.UnixNano()]) / to.Sub(from).Seconds()})
 		}
 	}
 	done := report.Series{Name: "requests ended", Color: "grey", Reduce: report.ReduceMean}
