@@ -179,7 +179,7 @@ func (p *Prompt) body(api API, model string, maxTokens int) ([]byte, error) {
 	}
 	var v any
 	switch api {
-	case APIOpenAI, APISSE:
+	case APIOpenAI, APISSE, APIWebSocket:
 		type req struct {
 			Model         string              `json:"model,omitempty"`
 			Messages      []Message           `json:"messages"`

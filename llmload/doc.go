@@ -1,8 +1,8 @@
 // Package llmload is load for model serving: streaming requests (OpenAI,
-// Anthropic and Gemini chat streams, or any Server-Sent Events stream)
-// sent on load's arrival schedule (the open model, every figure measured
-// from the request's due time, so a slow server cannot hide its
-// slowness) or by a number of concurrent users (the closed model), each
+// Anthropic and Gemini chat streams, any Server-Sent Events stream, or
+// WebSocket messages) sent on load's arrival schedule (the open model,
+// every figure measured from the request's due time, so a slow server
+// cannot hide its slowness) or by a number of concurrent users (the closed model), each
 // stream measured as it comes: time to first token, inter-token latency,
 // time per output token, output tokens and tokens per second, and how it
 // ended (done, error event, truncated, stalled past the idle timeout).

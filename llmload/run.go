@@ -150,8 +150,8 @@ func (o *Options) defaults() error {
 	switch {
 	case o.URL == "":
 		return errors.New("llm load: no URL given")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fmt.Errorf("llm load: URL %q: want http:// or https:// and a host", o.URL)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "":
+		return fmt.Errorf("llm load: URL %q: want http://, https://, ws:// or wss:// and a host", o.URL)
 	case len(o.Prompts) == 0:
 		return errors.New("llm load: no prompts")
 	case o.Schedule == nil && (o.Concurrency <= 0 || o.Duration <= 0):
@@ -169,6 +169,12 @@ func (o *Options) defaults() error {
 	}
 	if o.API == "" {
 		o.API = DetectAPI(u.Path)
+		if u.Scheme == "ws" || u.Scheme == "wss" {
+			o.API = APIWebSocket
+		}
+	}
+	if (o.API == APIWebSocket) != (u.Scheme == "ws" || u.Scheme == "wss") {
+		return fmt.Errorf("llm load: URL %q: WebSocket streams, and only they, take ws:// or wss://", o.URL)
 	}
 	if _, err := ParseAPI(string(o.API)); err != nil {
 		return fmt.Errorf("llm load: %w", err)
@@ -337,6 +343,23 @@ func (s *Sample) TPOT() (time.Duration, bool) {
 	return s.LastToken.Sub(s.FirstToken) / time.Duration(s.OutputTokens-1), true
 }
 
+// output records an event that came at now carrying tokens of output
+// (none: nothing); itl is told of the gap since the last one.
+func (s *Sample) output(now time.Time, tokens int, itl func(time.Duration)) {
+	if tokens <= 0 {
+		return
+	}
+	if s.FirstToken.IsZero() {
+		s.FirstToken = now
+	} else {
+		gap := now.Sub(s.LastToken)
+		s.MaxGap = max(s.MaxGap, gap)
+		itl(gap)
+	}
+	s.LastToken = now
+	s.Events += tokens
+}
+
 // countingReader counts the bytes read through it.
 type countingReader struct {
 	r io.Reader
@@ -375,6 +398,10 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 	var stalled atomic.Bool
 	idle := r.clk.AfterFunc(r.o.IdleTimeout, func() { stalled.Store(true); cancel() })
 	defer idle.Stop()
+	if r.o.API == APIWebSocket {
+		r.streamWebSocket(ctx, s, body, idle, &stalled, itl)
+		return
+	}
 	var rd io.Reader
 	if r.o.Method != http.MethodGet {
 		rd = bytes.NewReader(body)
@@ -434,17 +461,7 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 			break
 		}
 		idle.Reset(r.o.IdleTimeout)
-		if ev.tokens > 0 {
-			if s.FirstToken.IsZero() {
-				s.FirstToken = now
-			} else {
-				gap := now.Sub(s.LastToken)
-				s.MaxGap = max(s.MaxGap, gap)
-				itl(gap)
-			}
-			s.LastToken = now
-			s.Events += ev.tokens
-		}
+		s.output(now, ev.tokens, itl)
 		if ev.usageOut >= 0 {
 			usageOut = ev.usageOut
 		}

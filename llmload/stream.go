@@ -28,15 +28,21 @@ const (
 	// APIGemini is Gemini's streamGenerateContent?alt=sse: ended by the
 	// end of the stream after a chunk with a finishReason.
 	APIGemini API = "gemini"
+	// APIWebSocket is a WebSocket (ws:// or wss://): relia sends the
+	// prompt as one text message (OpenAI's chat request) and counts every
+	// message back as a token; "[DONE]" or a normal close ends it well, a
+	// close with another status is an error event, a connection lost
+	// without a close is a truncation.
+	APIWebSocket API = "websocket"
 )
 
 // ParseAPI reads an API name.
 func ParseAPI(s string) (API, error) {
 	switch a := API(s); a {
-	case APISSE, APIOpenAI, APIAnthropic, APIGemini:
+	case APISSE, APIOpenAI, APIAnthropic, APIGemini, APIWebSocket:
 		return a, nil
 	}
-	return "", fmt.Errorf("api %q: want openai, anthropic, gemini or sse", s)
+	return "", fmt.Errorf("api %q: want openai, anthropic, gemini, sse or websocket", s)
 }
 
 // DetectAPI guesses a stream's format from the path of its URL: OpenAI's

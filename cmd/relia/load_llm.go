@@ -63,7 +63,9 @@ per output token, output tokens and tokens per second, and how the stream
 ended (done, error event, truncated, stalled past --idle-timeout). The
 format follows the URL's path (OpenAI's /v1/chat/completions, Anthropic's
 /v1/messages, Gemini's :streamGenerateContent?alt=sse), or --api; --api
-sse reads any Server-Sent Events stream, an event a token.
+sse reads any Server-Sent Events stream, an event a token; a ws:// or
+wss:// URL is a WebSocket, the prompt sent as one message and every
+message back a token.
 
   relia load llm http://127.0.0.1:9700/v1/chat/completions --rate 5 --duration 10s \
       --goodput ttft:500ms,tpot:50ms --threshold 'llm_time_to_first_token:p(95)<800'
@@ -92,7 +94,7 @@ own schedule, so the server was not judged).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runLoadLLM(cmd, args[0], &f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.api, "api", "", "stream format: openai, anthropic, gemini or sse (default: from the URL's path)")
+	fl.StringVar(&f.api, "api", "", "stream format: openai, anthropic, gemini, sse or websocket (default: from the URL)")
 	fl.StringVarP(&f.method, "method", "X", "", "request method (default POST, GET for --api sse)")
 	fl.StringVarP(&f.model, "model", "m", "gpt-4o-mini", "model each request names (a dataset line's model wins)")
 	fl.Float64Var(&f.rate, "rate", 0, "requests per second (open model)")
