@@ -511,3 +511,30 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// TestLateGeneratorIsInconclusive: a run whose requests left late is not
+// judged, by load's rule, even with a failing threshold.
+func TestLateGeneratorIsInconclusive(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1_700_000_000, 0)
+	sched, _ := load.ConstantSchedule(10, 2*time.Second)
+	th, err := load.ParseThresholdFlagIn(Metrics, "llm_requests:count>1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{URL: "http://127.0.0.1:1/v1/chat/completions", API: APIOpenAI, Schedule: sched, Thresholds: []load.Threshold{th},
+		LateAfter: 10 * time.Millisecond, MinOnTime: 0.9}
+	res := newResult(o)
+	res.Start, res.End = start, start.Add(2*time.Second)
+	for i, s := range samples(20, start) {
+		if i%2 == 0 {
+			s.Sent = s.Due.Add(50 * time.Millisecond) // half of them late
+		}
+		res.ScheduleLag.Record(outcome.Outcome{Start: s.Due, Latency: s.Sent.Sub(s.Due)})
+		res.record(&s, o.Goodput)
+	}
+	j := res.Judge()
+	if j.Result != load.Inconclusive || j.Health.Late != 10 || !strings.Contains(strings.Join(j.Reasons, "\n"), "not judged: threshold llm_requests count>1000") {
+		t.Errorf("judgement %s, %d late, reasons %q", j.Result, j.Health.Late, j.Reasons)
+	}
+}

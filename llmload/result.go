@@ -127,7 +127,7 @@ func newResult(o Options) *Result {
 		r.Segment = load.Whole
 	}
 	if o.Schedule != nil {
-		r.Load, r.Duration, r.Planned = load.Open, o.Schedule.Duration(), o.Segment.Share(o.Schedule.Total())
+		r.Load, r.Duration, r.Planned = load.Open, o.Schedule.Duration(), r.Segment.Share(o.Schedule.Total())
 		if d := o.Schedule.Duration(); d > 0 {
 			r.Rate = float64(o.Schedule.Total()) / d.Seconds()
 		}
