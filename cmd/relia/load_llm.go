@@ -305,25 +305,51 @@ func newLoadLLMMergeCmd() *cobra.Command {
 			if o.format != "table" && o.format != "json" {
 				return badInput(fmt.Errorf("-o %q: want table or json", o.format))
 			}
-			var rs []*llmload.Result
+			var files []savedFile
 			for _, path := range args {
 				data, err := os.ReadFile(path)
 				if err != nil {
 					return badInput(fmt.Errorf("reading results: %w", err))
 				}
-				r := &llmload.Result{}
-				if err := json.Unmarshal(data, r); err != nil {
-					return badInput(fmt.Errorf("reading %s: %w", path, err))
-				}
-				rs = append(rs, r)
+				files = append(files, savedFile{path: path, schema: llmload.ResultSchema, data: data})
 			}
-			res, err := llmload.Merge(rs...)
+			res, err := llmResults(files)
 			if err != nil {
-				return badInput(err)
+				return err
 			}
 			return writeLLMResult(cmd.OutOrStdout(), res, o)
 		},
 	}
 	o.flags(cmd)
 	return cmd
+}
+
+// llmResults decodes saved relia/llm/v1 results and merges the segments
+// of one test exactly.
+func llmResults(files []savedFile) (*llmload.Result, error) {
+	var rs []*llmload.Result
+	for _, f := range files {
+		r := &llmload.Result{}
+		if err := json.Unmarshal(f.data, r); err != nil {
+			return nil, badInput(fmt.Errorf("reading results %s: %w", f.path, err))
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) == 1 {
+		return rs[0], nil
+	}
+	res, err := llmload.Merge(rs...)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return res, nil
+}
+
+// llmResultsPage is relia report's page of saved LLM load results.
+func llmResultsPage(files []savedFile) (*report.Page, error) {
+	res, err := llmResults(files)
+	if err != nil {
+		return nil, err
+	}
+	return res.Page(res.Judge()), nil
 }

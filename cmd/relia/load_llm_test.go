@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -88,7 +89,8 @@ func TestLoadLLMSegmentsMerge(t *testing.T) {
 		Planned int              `json:"planned"`
 		Endings map[string]int64 `json:"endings"`
 		Figures struct {
-			OutputTokens int64 `json:"output_tokens"`
+			OutputTokens int64   `json:"output_tokens"`
+			TTFTp50      float64 `json:"ttft_p50_ms"`
 		} `json:"figures"`
 		Delivered int64 `json:"delivered_output_tokens"`
 		Expected  int64 `json:"expected_output_tokens"`
@@ -106,5 +108,17 @@ func TestLoadLLMSegmentsMerge(t *testing.T) {
 	page, err := os.ReadFile(html)
 	if err != nil || !strings.Contains(string(page), "Time to first token") {
 		t.Errorf("report: %v", err)
+	}
+	// relia report renders the same segments as the same page.
+	again := filepath.Join(dir, "again.html")
+	if code, _, errOut := runCLI(t, append([]string{"report", "--html", again}, files...)...); code != exitPass {
+		t.Fatalf("relia report: exit %d: %s", code, errOut)
+	}
+	page2, err := os.ReadFile(again)
+	ttft := fmt.Sprintf("%.2fms", doc.Figures.TTFTp50)
+	for _, p := range [][]byte{page, page2} {
+		if !strings.Contains(string(p), "Time to first token") || !strings.Contains(string(p), ttft) {
+			t.Errorf("a page lacks the TTFT chart or the merged TTFT p50 %s (%v)", ttft, err)
+		}
 	}
 }
