@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,8 +214,20 @@ func TestThresholdsAndGoodput(t *testing.T) {
 
 func TestClosedModel(t *testing.T) {
 	t.Parallel()
-	sim, base := mockServer(t, mock.Options{Seed: 4, TimeToFirstToken: 10 * time.Millisecond, OutputTokens: 3})
-	res, err := Run(context.Background(), Options{URL: base + paths[APIOpenAI], Prompts: Synthetic(2, 3, Lengths{Mean: 10}, Lengths{Mean: 50}),
+	sim, err := mock.New(mock.Options{Seed: 4, TimeToFirstToken: 10 * time.Millisecond, OutputTokens: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(sim)
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	res, err := Run(context.Background(), Options{URL: srv.URL + paths[APIOpenAI], Prompts: Synthetic(2, 3, Lengths{Mean: 10}, Lengths{Mean: 50}),
 		Concurrency: 2, Duration: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +237,11 @@ func TestClosedModel(t *testing.T) {
 	}
 	if got := res.Tokens.Total().BytesIn; got != int64(res.Dispatched)*3 {
 		t.Errorf("output tokens %d, want %d", got, res.Dispatched*3)
+	}
+	// Two users keep two connections: a stream read to its end gives its
+	// connection back for the next request.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections for %d requests of 2 users, want 2", n, res.Dispatched)
 	}
 }
 

@@ -98,6 +98,9 @@ type Options struct {
 	Clock clock.Clock
 }
 
+// drainFor is how long a stream that ended well may take to end its body.
+const drainFor = 100 * time.Millisecond
+
 // Progress is a snapshot of a run for a progress line.
 type Progress struct {
 	Elapsed, Duration      time.Duration
@@ -476,6 +479,13 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 			s.End, s.Ending = now, EndDone
 			break
 		}
+	}
+	if s.Ending == EndDone {
+		// What follows the last event (the chunked body's end) is read, so
+		// that the connection is kept for the next request; a server that
+		// holds the stream open past its last event is left after a moment.
+		idle.Reset(min(r.o.IdleTimeout, drainFor))
+		_, _ = io.Copy(io.Discard, io.LimitReader(cr, 64<<10))
 	}
 	s.OutputTokens = s.Events
 	if usageOut >= 0 {
