@@ -85,6 +85,7 @@ func newLoadCmd() *cobra.Command {
   relia load checkout.yaml --segment 0/4 --out part0.json   # one of 4 processes
   relia load merge part*.json --out all.json
   relia load grpc://127.0.0.1:50051/grpc.testing.TestService/UnaryCall -d '{"response_size": 10}' --rate 500
+  relia load llm http://127.0.0.1:9700/v1/chat/completions --rate 5   # streams, tokens (relia load llm --help)
 
 A grpc:// (or grpcs://) URL is a gRPC call of the method its path names:
 -d is the request message in protobuf JSON, -H adds metadata, --timeout is
