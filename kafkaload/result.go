@@ -135,14 +135,7 @@ func (r *Result) MaxLag(partition int32) (lag int64, at time.Time, ok bool) {
 
 // Evaluate judges every threshold over the whole run.
 func (r *Result) Evaluate() []load.ThresholdResult {
-	out := make([]load.ThresholdResult, 0, len(r.Thresholds))
-	for _, th := range r.Thresholds {
-		tr := load.ThresholdResult{Threshold: th, Ref: load.ThresholdRef(th)}
-		v, ok := r.value(th)
-		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
-		out = append(out, tr)
-	}
-	return out
+	return load.EvaluateThresholds(r.Thresholds, r.value)
 }
 
 // value computes a threshold's metric over the run.

@@ -322,14 +322,7 @@ func FormatValue(th load.Threshold, v float64) string {
 
 // Evaluate judges every threshold over the whole run.
 func (r *Result) Evaluate() []load.ThresholdResult {
-	out := make([]load.ThresholdResult, 0, len(r.Thresholds))
-	for _, th := range r.Thresholds {
-		tr := load.ThresholdResult{Threshold: th, Ref: load.ThresholdRef(th)}
-		v, ok := r.Value(th)
-		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
-		out = append(out, tr)
-	}
-	return out
+	return load.EvaluateThresholds(r.Thresholds, r.Value)
 }
 
 // Health is the generator's judgement of itself, by relia load's rule

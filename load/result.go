@@ -190,6 +190,20 @@ func (tr ThresholdResult) String() string {
 	return s
 }
 
+// EvaluateThresholds judges thresholds over a whole run for a load kind
+// with metrics of its own (relia kafka load, relia load llm): value
+// computes a threshold's metric, false when it has no data, which passes.
+func EvaluateThresholds(ths []Threshold, value func(Threshold) (float64, bool)) []ThresholdResult {
+	out := make([]ThresholdResult, 0, len(ths))
+	for _, th := range ths {
+		tr := ThresholdResult{Threshold: th, Ref: ThresholdRef(th)}
+		v, ok := value(th)
+		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
+		out = append(out, tr)
+	}
+	return out
+}
+
 // WriteThresholds writes the thresholds block of a text summary, one
 // line per result ("  pass  metric expr  value"), as the summaries of
 // relia's other load kinds print it; format writes a value in its
