@@ -3,6 +3,7 @@ package capacity
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,13 @@ func TestReportInChromium(t *testing.T) {
 	res.Eval(t, `document.querySelectorAll("svg").length`, &charts)
 	if charts < 6 { // 2 of the measurement, 4 of the simulation
 		t.Errorf("%d charts drawn", charts)
+	}
+	// The USL curve by concurrency: the seven steps as dots, the knee as
+	// one, the model as a line.
+	var dots []int
+	res.Eval(t, `Array.from(document.querySelectorAll("figure")).filter(f => f.textContent.includes("Throughput per instance by concurrency")).flatMap(f => Array.from(f.querySelectorAll("path.dots")).map(p => +p.getAttribute("data-points")))`, &dots)
+	if !slices.Equal(dots, []int{7, 1}) {
+		t.Errorf("dots of the USL chart (measured, knee): %v, want [7 1]", dots)
 	}
 	var text string
 	res.Eval(t, `document.body.innerText`, &text)
