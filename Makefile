@@ -19,7 +19,7 @@ TEST_GO_TOOLS := toxiproxy-cli:github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPRO
 # machine, installed into .tools/node (the AI gateway's Node client test).
 TEST_NPM_DEPS := openai@7.55.0
 
-.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-calls bench-capacity bench-ai demo fuzz clean
+.PHONY: all build image schemas test test-deps bench-deps lint bench bench-load bench-gateway bench-fault bench-grpc bench-calls bench-capacity bench-ai bench-llm demo fuzz clean
 
 all: build
 
@@ -149,6 +149,13 @@ bench-capacity:
 # in front of relia ai mock, the gateways alone on CPU 1.
 bench-ai: bench-deps
 	cd bench && $(GO) run ./ai -duration 10s -rounds 3
+
+# bench-llm: relia load llm against relia ai mock (its own process on CPU
+# 1): p50 time to first token and token gaps beside the mock's pacing
+# (goal 2 ms), token counts (exact), and RSS with 5,000 streams open
+# (goal 250 MB).
+bench-llm:
+	cd bench && $(GO) run ./llm -duration 20s -streams 5000 -hold 15s
 
 # demo runs the README's main-job command: the Black Friday experiment on
 # the embedded shop, about a minute, report in ./relia-demo-<time>.

@@ -135,14 +135,7 @@ func (r *Result) MaxLag(partition int32) (lag int64, at time.Time, ok bool) {
 
 // Evaluate judges every threshold over the whole run.
 func (r *Result) Evaluate() []load.ThresholdResult {
-	out := make([]load.ThresholdResult, 0, len(r.Thresholds))
-	for _, th := range r.Thresholds {
-		tr := load.ThresholdResult{Threshold: th, Ref: load.ThresholdRef(th)}
-		v, ok := r.value(th)
-		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
-		out = append(out, tr)
-	}
-	return out
+	return load.EvaluateThresholds(r.Thresholds, r.value)
 }
 
 // value computes a threshold's metric over the run.
@@ -291,19 +284,7 @@ func (r *Result) WriteSummary(w io.Writer, j Judgement) error {
 	if errs := classCounts(prod); errs != "" {
 		fmt.Fprintf(&b, "produce errors: %s\n", errs)
 	}
-	if len(j.Thresholds) > 0 {
-		b.WriteString("thresholds:\n")
-		for _, tr := range j.Thresholds {
-			mark, val := "pass", load.FormatValueIn(Metrics, tr.Threshold, tr.Value)
-			if !tr.Passed {
-				mark = "FAIL"
-			}
-			if tr.NoData {
-				val = "no data"
-			}
-			fmt.Fprintf(&b, "  %s  %s  %s\n", mark, tr, val)
-		}
-	}
+	load.WriteThresholds(&b, j.Thresholds, func(th load.Threshold, v float64) string { return load.FormatValueIn(Metrics, th, v) })
 	fmt.Fprintf(&b, "result: %s\n", j.Result)
 	for _, reason := range j.Reasons {
 		fmt.Fprintf(&b, "  %s\n", reason)

@@ -374,3 +374,28 @@ func (h Health) Figures() []HealthFigure {
 	}
 	return figs
 }
+
+// GeneratorMeter measures the generator's CPU and the host's CPU pressure
+// for load of another kind than relia load's own (LLM streams), so that
+// its Health is judged by the same rule (JudgeHealth).
+type GeneratorMeter struct{ m *healthMeter }
+
+// NewGeneratorMeter starts measuring now.
+func NewGeneratorMeter() *GeneratorMeter { return &GeneratorMeter{m: newHealthMeter()} }
+
+// Sample returns the CPU figures of the time since the last sample,
+// stamped t.
+func (g *GeneratorMeter) Sample(t time.Time) HealthSample { return g.m.sample(t) }
+
+// Stats sums up what was measured from the start until now.
+func (g *GeneratorMeter) Stats() GeneratorStats { return g.m.stats() }
+
+// Merge adds the stats of another process's segment of the same test,
+// as relia load merge does.
+func (g *GeneratorStats) Merge(o GeneratorStats) { g.merge(o) }
+
+// JudgeHealth judges a generator by Health's rule from its schedule lag,
+// its dropped arrivals and its stats.
+func JudgeHealth(model Model, lag outcome.Summary, dropped int64, lateAfter time.Duration, minOnTime float64, g GeneratorStats) Health {
+	return judgeHealth(model, lag, dropped, lateAfter, minOnTime, g)
+}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -194,6 +195,41 @@ func (tr ThresholdResult) String() string {
 		s += fmt.Sprintf(" (every %s)", tr.Threshold.Window)
 	}
 	return s
+}
+
+// EvaluateThresholds judges thresholds over a whole run for a load kind
+// with metrics of its own (relia kafka load, relia load llm): value
+// computes a threshold's metric, false when it has no data, which passes.
+func EvaluateThresholds(ths []Threshold, value func(Threshold) (float64, bool)) []ThresholdResult {
+	out := make([]ThresholdResult, 0, len(ths))
+	for _, th := range ths {
+		tr := ThresholdResult{Threshold: th, Ref: ThresholdRef(th)}
+		v, ok := value(th)
+		tr.Value, tr.NoData, tr.Passed = v, !ok, !ok || th.Holds(v)
+		out = append(out, tr)
+	}
+	return out
+}
+
+// WriteThresholds writes the thresholds block of a text summary, one
+// line per result ("  pass  metric expr  value"), as the summaries of
+// relia's other load kinds print it; format writes a value in its
+// metric's unit.
+func WriteThresholds(w io.Writer, trs []ThresholdResult, format func(Threshold, float64) string) {
+	if len(trs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "thresholds:")
+	for _, tr := range trs {
+		mark, val := "pass", format(tr.Threshold, tr.Value)
+		if !tr.Passed {
+			mark = "FAIL"
+		}
+		if tr.NoData {
+			val = "no data"
+		}
+		fmt.Fprintf(w, "  %s  %s  %s\n", mark, tr, val)
+	}
 }
 
 // ValueText is the observed value in the metric's unit, with the failed

@@ -513,7 +513,7 @@ var (
 	rateFlagRE     = regexp.MustCompile(`--rate[ =](\S+)`)
 	demoRE         = regexp.MustCompile(`^relia demo\b`)
 	loadRE         = regexp.MustCompile(`^relia load `)
-	loadNotRunRE   = regexp.MustCompile(`^relia load (merge|validate|schema)\b`)
+	loadNotRunRE   = regexp.MustCompile(`^relia load (merge|validate|schema|llm merge)\b`)
 	tmpPathRE      = regexp.MustCompile(`(^|[\s='"])/tmp/`)
 	hostPortRE     = regexp.MustCompile(`\b(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d+)\b`)
 )

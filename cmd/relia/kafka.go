@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -130,14 +128,9 @@ func runKafkaLoad(cmd *cobra.Command, f *kafkaFlags) error {
 	if err != nil {
 		return runtimeErr(err)
 	}
-	data, err := json.Marshal(res)
+	data, err := resultJSON(res, f.out)
 	if err != nil {
-		return runtimeErr(err)
-	}
-	if f.out != "" {
-		if err := os.WriteFile(f.out, append(data, '\n'), 0o644); err != nil {
-			return runtimeErr(fmt.Errorf("writing results: %w", err))
-		}
+		return err
 	}
 	j := res.Judge()
 	if f.format == "json" {
@@ -147,12 +140,10 @@ func runKafkaLoad(cmd *cobra.Command, f *kafkaFlags) error {
 	} else if err := res.WriteSummary(cmd.OutOrStdout(), j); err != nil {
 		return runtimeErr(err)
 	}
-	switch {
-	case j.Result == kafkaload.Inconclusive:
-		return &exitError{code: exitInconclusive, err: errors.New(strings.Join(j.Reasons, "; "))}
-	case j.Result == kafkaload.Failed:
-		return &exitError{code: exitFailed, err: errors.New(strings.Join(j.Reasons, "; "))}
-	case res.Stopped == "interrupted":
+	if err := verdictErr(j.Result, j.Reasons); err != nil {
+		return err
+	}
+	if res.Stopped == "interrupted" {
 		return &exitError{code: exitAborted, err: errors.New("interrupted before the end of the schedule")}
 	}
 	return nil

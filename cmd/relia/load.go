@@ -85,6 +85,7 @@ func newLoadCmd() *cobra.Command {
   relia load checkout.yaml --segment 0/4 --out part0.json   # one of 4 processes
   relia load merge part*.json --out all.json
   relia load grpc://127.0.0.1:50051/grpc.testing.TestService/UnaryCall -d '{"response_size": 10}' --rate 500
+  relia load llm http://127.0.0.1:9700/v1/chat/completions --rate 5   # streams, tokens (relia load llm --help)
 
 A grpc:// (or grpcs://) URL is a gRPC call of the method its path names:
 -d is the request message in protobuf JSON, -H adds metadata, --timeout is
@@ -140,7 +141,7 @@ schedule).`,
 	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
 	fl.StringArrayVar(&f.protoFiles, "proto", nil, "gRPC URL: a .proto file that defines the method (repeatable); default server reflection")
 	fl.StringArrayVar(&f.importPaths, "import-path", nil, "gRPC URL: a directory --proto files and their imports are found in (repeatable; default .)")
-	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd())
+	cmd.AddCommand(newLoadMergeCmd(), newLoadValidateCmd(), newLoadSchemaCmd(), newLoadLLMCmd())
 	return cmd
 }
 
@@ -506,13 +507,5 @@ func newLoadSchemaCmd() *cobra.Command {
 func writeLoadHTML(path string, res *load.Result, j load.Judgement) error {
 	page := loadreport.Page(res, j)
 	page.Generated = time.Now()
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing the HTML report: %w", err)
-	}
-	if err := page.WriteHTML(f); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("writing the HTML report: %w", err)
-	}
-	return f.Close()
+	return writeHTMLFile(path, page)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/llmload"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/report"
@@ -35,6 +36,8 @@ file is read from its "schema" field:
   relia/journal/v1   journal.json of relia run or relia demo: the run's
                      report.html again, as far as the journal keeps it (the
                      page says what it lacks)
+  relia/llm/v1       results of relia load llm --out: the same page as its
+                     --html; several (segments of one test) merged exactly
   relia/outcome/v1   outcome recorders: figures, outcomes by class and status,
                      latency, throughput and error charts; several are merged
 
@@ -99,10 +102,10 @@ func readReport(paths []string) (*report.Page, error) {
 			return nil, badInput(fmt.Errorf("reading results %s: not a JSON object that relia wrote: %w", path, err))
 		}
 		switch head.Schema {
-		case load.ResultSchema, experiment.JournalSchema, outcome.Schema:
+		case load.ResultSchema, experiment.JournalSchema, outcome.Schema, llmload.ResultSchema:
 		default:
-			return nil, badInput(fmt.Errorf("reading results %s: schema %q: relia report reads %s (relia load --out), %s (journal.json of relia run and relia demo) and %s (outcome recorders)",
-				path, head.Schema, load.ResultSchema, experiment.JournalSchema, outcome.Schema))
+			return nil, badInput(fmt.Errorf("reading results %s: schema %q: relia report reads %s (relia load --out), %s (relia load llm --out), %s (journal.json of relia run and relia demo) and %s (outcome recorders)",
+				path, head.Schema, load.ResultSchema, llmload.ResultSchema, experiment.JournalSchema, outcome.Schema))
 		}
 		if len(files) > 0 && files[0].schema != head.Schema {
 			return nil, badInput(fmt.Errorf("reading results %s: schema %s differs from %s's %s; render one kind at a time",
@@ -115,6 +118,8 @@ func readReport(paths []string) (*report.Page, error) {
 		return loadResultsPage(files)
 	case experiment.JournalSchema:
 		return journalPage(files)
+	case llmload.ResultSchema:
+		return llmResultsPage(files)
 	}
 	rec, err := readRecorders(files)
 	if err != nil {
