@@ -154,6 +154,16 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
+type recordHookKey struct{}
+
+// WithRecordHook returns ctx carrying fn, which is given the record of
+// the call made with ctx once it ends (besides Options.OnRecord): the
+// host that serves one request learns that request's model, tokens, cost
+// and fallback path.
+func WithRecordHook(ctx context.Context, fn func(Record)) context.Context {
+	return context.WithValue(ctx, recordHookKey{}, fn)
+}
+
 // Paths the Service serves, for a host that routes them to it.
 var Paths = []string{"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/prompts/"}
 
@@ -176,6 +186,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		eg.writeError(w, aerr)
 		return
 	}
+	caller.hook, _ = r.Context().Value(recordHookKey{}).(func(Record))
 	if p == "/v1/models" {
 		s.serveModels(w, st, caller)
 		return

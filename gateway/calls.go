@@ -293,6 +293,7 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 			rec.ResponseHeaders = red.Headers(headerList(x.resp.fields))
 		}
 	}
+	x.addAICall(rec)
 	c.rec.Record(rec)
 }
 
