@@ -112,6 +112,10 @@ func (g *Gateway) serveAI(x *exchange) {
 	svc.ServeHTTP(w, req)
 	w.end()
 	if ac.recorded {
+		if x.tenant == "" && ac.rec.Tenant != "anonymous" {
+			// The AI gateway's own tenant keys named the caller.
+			x.tenant, x.keyID = ac.rec.Tenant, ac.rec.Key
+		}
 		x.attempts = ac.rec.Attempts
 		if ac.rec.Outcome != ai.OutcomeOK && x.reason == "" {
 			x.reason = ac.rec.Reason
