@@ -60,6 +60,22 @@ func (g *Gateway) closeAI() {
 	}
 }
 
+// aiUsage serves the admin API's GET /ai/usage: each AI tenant's quotas
+// in their current windows, as relia ai serve's /usage has them.
+func (g *Gateway) aiUsage(w http.ResponseWriter, r *http.Request) {
+	svc := g.state.Load().ai
+	if svc == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"reason": "no_ai_gateway", "error": "no route of the config is an ai route"})
+		return
+	}
+	u, err := svc.Usage(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"reason": "quota_store_unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"usage": u})
+}
+
 // aiCall is what the gateway keeps of an AI request: its writer, and the
 // AI gateway's record of the call once it ended.
 type aiCall struct {

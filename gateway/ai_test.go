@@ -217,9 +217,9 @@ func TestAIRouteOpenAISDK(t *testing.T) {
 	_, b := startMockProvider(t, mock.Options{Seed: 2})
 	keys := writeFile(t, "keys.yaml", fmt.Sprintf("kind: APIKeys\nversion: relia/v1\nspec:\n  keys:\n    - {id: acme-app, tenant: acme, routes: ['*'], sha256: %s}\n    - {id: narrow-app, tenant: narrow, routes: ['*'], sha256: %s}\n",
 		auth.HashKey("sk-gw-acme"), auth.HashKey("sk-gw-narrow")))
-	tenants := "  tenants:\n    - {name: acme}\n    - {name: narrow, models: [gpt-4o]}\n"
+	tenants := "  tenants:\n    - {name: acme, quotas: [{requestsPerMinute: 1000}]}\n    - {name: narrow, models: [gpt-4o]}\n"
 	var calls callList
-	_, base := startGateway(t, fmt.Sprintf(aiSpec, "  auth: {keysFile: "+keys+"}\n", a, b, tenants), Options{Calls: &calls})
+	g, base := startGateway(t, fmt.Sprintf(aiSpec, "  auth: {keysFile: "+keys+"}\n", a, b, tenants), Options{Calls: &calls})
 	ctx := context.Background()
 	client := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-gw-acme"), option.WithMaxRetries(0))
 	params := openai.ChatCompletionNewParams{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")}}
@@ -254,6 +254,10 @@ func TestAIRouteOpenAISDK(t *testing.T) {
 	anon := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(""), option.WithMaxRetries(0))
 	if _, err = anon.Chat.Completions.New(ctx, params); !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
 		t.Errorf("a call without a key: %v", err)
+	}
+	_, usage, _ := get(t, "GET", "http://"+g.AdminAddr()+"/ai/usage", nil)
+	if !strings.Contains(usage, `"acme"`) {
+		t.Errorf("admin /ai/usage: %s", usage)
 	}
 	recs := waitCalls(t, &calls, 4)
 	if recs[0].Tenant != "acme" || recs[0].KeyID != "acme-app" || recs[0].Model != "gpt-4o-mini" || recs[1].OutputTokens == 0 || recs[2].Tenant != "narrow" || recs[2].Status != 403 {
