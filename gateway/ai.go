@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,7 +126,9 @@ func (g *Gateway) serveAI(x *exchange) {
 		x.req.bodyDone = true
 	}
 	req = req.WithContext(ctx)
-	svc.ServeHTTP(w, req)
+	if !w.serve(svc, req) {
+		return
+	}
 	w.end()
 	if ac.recorded {
 		if x.tenant == "" && ac.rec.Tenant != "anonymous" {
@@ -142,6 +145,37 @@ func (g *Gateway) serveAI(x *exchange) {
 		}
 	}
 }
+
+// serve runs the AI service on req, as net/http would: a panic in it
+// ends this request, not the gateway. The client gets a 500 when nothing
+// was sent yet, else its connection ends without the body's end, so it
+// cannot take the part for the whole. It reports whether the service
+// returned.
+func (w *aiWriter) serve(svc http.Handler, req *http.Request) (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		v := recover()
+		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", req.URL.Path)
+		if !w.sent {
+			w.status, w.held = 0, w.held[:0]
+			w.header = http.Header{"Content-Type": {"application/json"}}
+			w.WriteHeader(http.StatusInternalServerError)
+			w.held = append(w.held, `{"error":{"message":"the AI gateway failed on this request","type":"server_error","param":null,"code":null}}`...)
+			w.end()
+			return
+		}
+		if w.h2 != nil {
+			panic(http.ErrAbortHandler) // the stream is reset
+		}
+		w.fail(errAIPanic)
+	}()
+	svc.ServeHTTP(w, req)
+	return true
+}
+
+var errAIPanic = errors.New("the AI gateway failed mid-answer")
 
 // aiStep turns one entry of an AI call's path ("provider/model:result")
 // into a call-store step: the attempts on the asked model are attempts,
