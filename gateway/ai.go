@@ -119,14 +119,24 @@ func (g *Gateway) serveAI(x *exchange) {
 	for _, f := range x.req.fields {
 		req.Header.Add(string(f.Name), string(f.Value))
 	}
+	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
-		req.Body = &aiBody{req: &x.req}
+		body = &aiBody{req: &x.req}
+		req.Body = body
 	} else {
 		x.req.bodyDone = true
 	}
 	req = req.WithContext(ctx)
 	if !w.serve(svc, req) {
+		return
+	}
+	if body != nil && body.err != nil && !w.sent {
+		// The body could not be read (malformed, too large, late): the
+		// gateway answers as on any route, and the AI gateway made no
+		// call.
+		x.ai = nil
+		g.bodyRefusal(x, body.err)
 		return
 	}
 	w.end()
@@ -199,6 +209,8 @@ type aiBody struct {
 	req       *request
 	p         []byte
 	continued bool
+	// err is why the body could not be read to its end.
+	err error
 }
 
 func (b *aiBody) Read(p []byte) (int, error) {
@@ -219,10 +231,12 @@ func (b *aiBody) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if err != nil {
+			b.err = err
 			return 0, err
 		}
 		r.bodyRead += int64(len(q))
 		if r.bodyRead > r.limit {
+			b.err = errBodyTooLarge
 			return 0, errBodyTooLarge
 		}
 		b.p = q

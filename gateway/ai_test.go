@@ -349,3 +349,30 @@ func TestAIRouteConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAIRouteEdgeRefuses: what the gateway's codec refuses never reaches
+// the AI gateway: a request framed two ways, a body announced past the
+// route's limit.
+func TestAIRouteEdgeRefuses(t *testing.T) {
+	t.Parallel()
+	simA, a := startMockProvider(t, mock.Options{Seed: 4})
+	_, b := startMockProvider(t, mock.Options{Seed: 4})
+	_, base := startGateway(t, fmt.Sprintf(strings.Replace(aiSpec, "ai: assist\n", "ai: assist\n      maxBodySize: 1KiB\n", 1), "", a, b, ""), Options{})
+	for _, tc := range []struct {
+		raw    string
+		status int
+	}{
+		{"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 5000\r\n\r\n{", 413},
+		{"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+		{"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("x", 2048) + "\r\n0\r\n\r\n", 413},
+	} {
+		resp, body := rawExchange(t, base, tc.raw)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%q: %d %s, want %d", tc.raw, resp.StatusCode, body, tc.status)
+		}
+	}
+	if n := simA.Count(); n != 0 {
+		t.Errorf("the provider got %d requests", n)
+	}
+}
