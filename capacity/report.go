@@ -18,6 +18,10 @@ type ReportInput struct {
 	Behavior   string
 	Assessment *Assessment
 	Proved     *Proved
+	// TrafficStart is the time the simulated curve's offset 0 stands for
+	// (a recorded day's midnight, a forecast's first hour); zero when the
+	// curve has none (a file, a spike).
+	TrafficStart time.Time
 }
 
 // Page builds the capacity report: the measurement's steps with the USL
@@ -32,11 +36,14 @@ type ReportInput struct {
 func (in ReportInput) Page() *report.Page {
 	// Each run (the measurement, the simulation, the proved run) is drawn
 	// from its own start, which the page's one time axis calls the start
-	// of the proved run, or else of the measurement.
+	// of the proved run, or else of the simulated curve when it is dated,
+	// or else of the measurement.
 	reportStart := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	switch {
 	case in.Proved != nil:
 		reportStart = in.Proved.Start
+	case in.Assessment != nil && !in.TrafficStart.IsZero():
+		reportStart = in.TrafficStart
 	case in.Measurement != nil && len(in.Measurement.Steps) > 0:
 		reportStart = in.Measurement.Steps[0].From
 	}
@@ -164,9 +171,7 @@ func measurementSection(m *Measurement, reportStart time.Time) report.Section {
 	}
 	s.Text = m.Verdict()
 	if m.Fit != nil {
-		f := m.Fit
-		s.Text += fmt.Sprintf("\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): λ %.4g [%.4g, %.4g], σ %.4g [%.4g, %.4g], κ %.4g [%.4g, %.4g] (%.0f%% intervals).",
-			f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High, 100*Confidence)
+		s.Text += "\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): " + m.Fit.Parameters() + "."
 	}
 	s.Text += "\n\nThe charts follow the measurement in time: each band is one step, labelled with its concurrency."
 	s.Charts = []report.Chart{

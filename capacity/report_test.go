@@ -12,6 +12,24 @@ import (
 	"github.com/relia-dev/relia/slo"
 )
 
+// TestReportDatesARecordedCurve: a simulated curve that stands for a
+// day (or a forecast) is drawn from that day, not from a nominal start.
+func TestReportDatesARecordedCurve(t *testing.T) {
+	t.Parallel()
+	a, err := Assess(Scenario{Traffic: TrafficFromCounts(time.Minute, []float64{60, 120}), Replica: flat, Scaling: Scaling{HPA: fixed(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	if err := (ReportInput{Assessment: a, TrafficStart: day}).Page().WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "2026-11-27 00:00:00 UTC") {
+		t.Error("the page does not say the curve starts on 2026-11-27")
+	}
+}
+
 func TestReportInChromium(t *testing.T) {
 	t.Parallel()
 	truth := USL{Lambda: 400, Sigma: 0.04, Kappa: 0.0015}
