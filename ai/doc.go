@@ -22,6 +22,11 @@
 //	})
 //	http.Handle("/", svc)
 //
+// relia gateway serves a Service on its own edge instead: a route with
+// `ai:` naming the AIGateway document of the gateway's file (package
+// gateway, ai.go), the gateway's tenants passed in with WithCaller and
+// each call's Record taken back with WithRecordHook.
+//
 // # Configuration
 //
 // A `kind: Models` document is the model catalog: public names and
