@@ -153,6 +153,19 @@ type piece struct {
 	finish string
 }
 
+// chatChunk returns the piece as an OpenAI chunk: the one built from
+// another format, else the provider's decoded; nil when it is neither.
+func (p piece) chatChunk() *wire.ChatChunk {
+	if p.chunk != nil || p.raw == nil {
+		return p.chunk
+	}
+	var c wire.ChatChunk
+	if json.Unmarshal(p.raw, &c) != nil {
+		return nil
+	}
+	return &c
+}
+
 // streamDecoder reads a provider's stream as pieces. next returns io.EOF
 // at the stream's proper end, a *callError for the provider's error
 // event, and io.ErrUnexpectedEOF or another error for a broken stream.

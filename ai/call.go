@@ -3,7 +3,6 @@ package ai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -500,13 +499,7 @@ func (sw *streamWriter) fail(e *apiError) {
 // collectText appends a piece's text to b, for records that keep
 // completions.
 func collectText(b *bytes.Buffer, p piece) {
-	c := p.chunk
-	if c == nil && p.raw != nil {
-		var cc wire.ChatChunk
-		if json.Unmarshal(p.raw, &cc) == nil {
-			c = &cc
-		}
-	}
+	c := p.chatChunk()
 	if c == nil {
 		return
 	}

@@ -3,8 +3,8 @@
 // as APIs and GenAI telemetry.
 //
 // Clients speak OpenAI's API (POST /v1/chat/completions, streaming or
-// not, /v1/embeddings, GET /v1/models) or Anthropic's (POST
-// /v1/messages); relia translates each call for the provider a route
+// not, /v1/embeddings, GET /v1/models, and POST /v1/responses for text)
+// or Anthropic's (POST /v1/messages); relia translates each call for the provider a route
 // chooses: OpenAI, Azure OpenAI, Anthropic, Gemini, AWS Bedrock Converse
 // (signed with Signature V4) or any OpenAI-compatible server. When
 // client and provider speak the same format, fields relia does not know
@@ -21,6 +21,11 @@
 //		Prompts:   b.Prompts,
 //	})
 //	http.Handle("/", svc)
+//
+// relia gateway serves a Service on its own edge instead: a route with
+// `ai:` naming the AIGateway document of the gateway's file (package
+// gateway, ai.go), the gateway's tenants passed in with WithCaller and
+// each call's Record taken back with WithRecordHook.
 //
 // # Configuration
 //

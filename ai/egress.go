@@ -136,13 +136,7 @@ func (anthropicEgress) streamStart(buf []byte, t *target) []byte {
 }
 
 func (anthropicEgress) streamPiece(buf []byte, p piece, _ *streamWriter) []byte {
-	c := p.chunk
-	if c == nil && p.raw != nil {
-		var cc wire.ChatChunk
-		if json.Unmarshal(p.raw, &cc) == nil {
-			c = &cc
-		}
-	}
+	c := p.chatChunk()
 	if c == nil {
 		return buf
 	}

@@ -68,13 +68,14 @@ type Record struct {
 	span    trace.Span
 	ctx     context.Context
 	ptype   string
+	hook    func(Record)
 }
 
 // contentLog holds a call's text for a route that logs it.
 type contentLog struct{ prompt, completion string }
 
 func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Record {
-	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError}
+	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError, hook: c.hook}
 	r.ctx, r.span = otel.Tracer("github.com/relia-dev/relia/ai").Start(context.Background(), op+" "+model,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model)))
@@ -169,6 +170,9 @@ func (s *Service) finish(r *Record) {
 	}
 	if s.onRecord != nil {
 		s.onRecord(*r)
+	}
+	if r.hook != nil {
+		r.hook(*r)
 	}
 }
 

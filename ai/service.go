@@ -49,7 +49,7 @@ type Options struct {
 }
 
 // Service is the AI gateway's request handling: an http.Handler serving
-// the OpenAI-compatible ingress (/v1/chat/completions, /v1/embeddings,
+// the OpenAI-compatible ingress (/v1/chat/completions, /v1/responses, /v1/embeddings,
 // /v1/models), the Anthropic-compatible /v1/messages and the prompt APIs
 // (/prompts/{name}) over the configured providers. It is safe for
 // concurrent use; Reload swaps its config atomically.
@@ -154,8 +154,18 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
+type recordHookKey struct{}
+
+// WithRecordHook returns ctx carrying fn, which is given the record of
+// the call made with ctx once it ends (besides Options.OnRecord): the
+// host that serves one request learns that request's model, tokens, cost
+// and fallback path.
+func WithRecordHook(ctx context.Context, fn func(Record)) context.Context {
+	return context.WithValue(ctx, recordHookKey{}, fn)
+}
+
 // Paths the Service serves, for a host that routes them to it.
-var Paths = []string{"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/prompts/"}
+var Paths = []string{"/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages", "/prompts/"}
 
 // ServeHTTP serves one request of the AI ingress.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +186,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		eg.writeError(w, aerr)
 		return
 	}
+	caller.hook, _ = r.Context().Value(recordHookKey{}).(func(Record))
 	if p == "/v1/models" {
 		s.serveModels(w, st, caller)
 		return
@@ -197,6 +208,18 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Raw = body
 		s.chat(w, r, st, caller, &req, eg, "chat")
+	case p == "/v1/responses":
+		var rr wire.ResponsesRequest
+		if err := json.Unmarshal(body, &rr); err != nil {
+			eg.writeError(w, badRequest("the body is not a Responses request: "+err.Error()))
+			return
+		}
+		req, err := fromResponses(&rr)
+		if err != nil {
+			eg.writeError(w, badRequest(err.Error()))
+			return
+		}
+		s.chat(w, r, st, caller, req, &responsesEgress{req: &rr, created: s.clock.Now().Unix()}, "chat")
 	case p == "/v1/messages":
 		var areq wire.MessagesRequest
 		if err := json.Unmarshal(body, &areq); err != nil {

@@ -198,12 +198,18 @@ func (s *Service) build(cfg *Config, cat *Catalog, prev *state) (*state, error) 
 }
 
 // breakerFailure counts what says a credential or provider is in
-// trouble; a client's bad request does not.
+// trouble; a client's bad request does not, nor a refusal that said when
+// to come back (429 or 529 with Retry-After): the credential or provider
+// rests exactly that long, and a breaker that also opened would keep it
+// out past the time the provider gave.
 func breakerFailure(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	if ce, ok := err.(*callError); ok {
+		if (ce.kind == kindRateLimited || ce.kind == kindOverloaded) && ce.retryAfter > 0 {
+			return false
+		}
 		return ce.kind != kindClient && ce.kind != kindContextLength
 	}
 	return err != nil

@@ -19,6 +19,8 @@ type caller struct {
 	tenant *tenantState
 	name   string
 	key    string
+	// hook is the request's record hook (WithRecordHook); nil without.
+	hook func(Record)
 }
 
 func (s *Service) buildTenants(st *state, cfg *Config) error {

@@ -69,6 +69,7 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b = appendJSONStr(b, x.reason)
 	b = append(b, `,"policy":`...)
 	b = appendJSONStr(b, x.policy)
+	b = x.appendAIFields(b)
 	b = append(b, "}\n"...)
 	x.line = b
 	a.w.Write(b)

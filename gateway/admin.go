@@ -91,6 +91,7 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Routes())
 	})
+	mux.HandleFunc("GET /ai/usage", g.aiUsage)
 	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Upstreams())
 	})

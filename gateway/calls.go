@@ -264,6 +264,7 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 			x.captureInto(rec, red)
 		}
 	}
+	x.addAICall(rec)
 	c.rec.Record(rec)
 }
 

@@ -78,6 +78,10 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 		rt.quickStart = rt.bulkhead == nil && rt.faults == nil && rt.shared == nil && (rt.auth == AuthNone || st.auth == nil)
 		st.routes = append(st.routes, rt)
 	}
+	// Last, as a reload of the AI service cannot be undone.
+	if st.ai, err = g.buildAI(cfg); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/apimgmt"
 	"github.com/relia-dev/relia/internal/config"
 )
@@ -46,6 +47,8 @@ type Config struct {
 	doc config.Document
 	// apis are the kind: API documents of the config's file.
 	apis []*apimgmt.API
+	// ai is the AI gateway the ai routes name (ai_config.go).
+	ai *ai.Bundle
 }
 
 // Metadata names a gateway in logs and metrics.
@@ -78,8 +81,9 @@ type Spec struct {
 	// Once it is set, every route requires credentials unless it says
 	// auth: optional or auth: none.
 	Auth *Auth `yaml:"auth"`
-	// Upstreams are the pools of targets routes send requests to.
-	Upstreams []Upstream `yaml:"upstreams" config:"required"`
+	// Upstreams are the pools of targets routes send requests to;
+	// required unless every route is an ai route.
+	Upstreams []Upstream `yaml:"upstreams"`
 	// Routes are tried in order; the first that matches a request takes it.
 	Routes []Route `yaml:"routes" config:"required"`
 }
@@ -194,6 +198,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := checkAPIRoutes(found); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if err := found.parseAI(name, data); err != nil {
+		return nil, err
+	}
 	return found, nil
 }
 
@@ -254,6 +261,9 @@ func (s *Spec) check(p *problems) {
 	}
 	if s.Auth != nil {
 		s.Auth.check(p, "spec.auth")
+	}
+	if len(s.Upstreams) == 0 && !s.onlyAIRoutes() {
+		p.add("spec.upstreams", "missing (required)")
 	}
 	refs := routeRefs{upstreams: map[string]bool{}, auth: s.Auth != nil}
 	for i, u := range s.Upstreams {

@@ -32,6 +32,12 @@ type Route struct {
 	// Upstream is the name of the pool the route sends requests to.
 	// A route without one answers with its Fallback.
 	Upstream string `yaml:"upstream"`
+	// AI names the kind: AIGateway document of the config's file whose
+	// AI gateway serves the route's requests (/v1/chat/completions,
+	// /v1/embeddings, /v1/models, /v1/messages, /prompts/...), in place
+	// of an upstream; its providers, failover and quotas are that
+	// document's.
+	AI string `yaml:"ai"`
 	// Rewrite changes the path sent upstream.
 	Rewrite *Rewrite `yaml:"rewrite"`
 	// RequestHeaders are changed before the request goes upstream.
@@ -313,7 +319,9 @@ type routeRefs struct {
 // check validates the route at path at; that its name is unique is the
 // spec's to check.
 func (r Route) check(p *problems, at string, refs routeRefs) {
-	if r.Upstream == "" && r.Fallback == nil {
+	if r.AI != "" {
+		r.checkAI(p, at)
+	} else if r.Upstream == "" && r.Fallback == nil {
 		p.add(at+".upstream", "a route needs an upstream or a fallback")
 	} else if r.Upstream != "" && !refs.upstreams[r.Upstream] {
 		p.add(at+".upstream", "unknown upstream %q", r.Upstream)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/apimgmt"
 	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
@@ -109,6 +110,9 @@ type Gateway struct {
 	open      upstream.Open // target connections, ended by Shutdown past its deadline
 	stopBg    context.CancelFunc
 	bgCtx     context.Context
+	// aiSvc is the AI gateway, made by the first config with ai routes
+	// and reloaded by every later one (ai.go).
+	aiSvc *ai.Service
 }
 
 // state is one config generation: everything a request reads, built once
@@ -126,6 +130,8 @@ type state struct {
 	auth *authenticators
 	// keySets are the remote JWKS auth fetches keys from.
 	keySets []*auth.RemoteJWKS
+	// ai serves the ai routes; nil without (ai.go).
+	ai *ai.Service
 }
 
 func (st *state) trusted(a netip.Addr) bool {
@@ -453,6 +459,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.redis.close()
 	g.keySets.close()
+	g.closeAI()
 	if g.tracing != nil && g.tracing.shutdown != nil {
 		if err := g.tracing.shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flushing traces: %w", err))

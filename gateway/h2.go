@@ -106,7 +106,7 @@ func (ls *listenerServer) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	}
 	x.h2w, x.h2r = w, r
 	g.serveExchange(x)
-	if !x.grpcHandled {
+	if !x.grpcHandled && x.ai == nil {
 		writeHTTP2(w, x)
 	}
 	g.finish(x)

@@ -202,6 +202,10 @@ type exchange struct {
 	// headAt is when a relayed gRPC response's head went to the client,
 	// for the record's time to first byte (x.end is the call's end).
 	headAt time.Time
+	// h1c is the HTTP/1.1 connection the request came on (nil over
+	// HTTP/2), and ai the call when the AI gateway answered it (ai.go).
+	h1c *conn
+	ai  *aiCall
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -227,6 +231,7 @@ func putExchange(x *exchange) {
 	clear(x.steps)
 	x.ureq = upstream.Request{}
 	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
+	x.h1c, x.ai = nil, nil
 	exchangePool.Put(x)
 }
 
@@ -537,6 +542,11 @@ func (g *Gateway) forward(x *exchange) {
 			g.rejectErr(x, err)
 			return
 		}
+	}
+	if r.cfg.AI != "" {
+		g.serveAI(x)
+		lp.Done(nil)
+		return
 	}
 	if x.upgrading() {
 		g.upgrade(x)

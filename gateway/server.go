@@ -243,7 +243,14 @@ func (c *conn) serveRequest() bool {
 	x := newExchange(g)
 	defer putExchange(x)
 	c.intake(x)
+	x.h1c = c
 	g.serveExchange(x)
+	if x.ai != nil { // the AI gateway wrote its answer (ai.go)
+		keep := x.ai.w.keep()
+		g.finish(x)
+		c.rd.Release()
+		return keep
+	}
 	if x.upgraded != nil {
 		c.writeResponse(x)
 		g.finish(x)

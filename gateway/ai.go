@@ -1,0 +1,513 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/relia-dev/relia/ai"
+	"github.com/relia-dev/relia/callstore"
+	"github.com/relia-dev/relia/internal/h1"
+)
+
+// The AI gateway on the gateway's listeners: a route with `ai:` hands its
+// requests, once the gateway's own codec has read them and its auth, API
+// checks, rate limits and concurrency limits have passed them, to an
+// ai.Service. The service writes its answer through aiWriter, which
+// frames it with internal/h1 on an HTTP/1.1 connection (a body of known
+// length, or chunks flushed as the service flushes them: one chunk per
+// server-sent event) or passes it to the HTTP/2 stream. The call's
+// record (model, provider, tokens, cost, time to first token, fallback
+// path) reaches the access log and the call store through the request's
+// record hook.
+
+// buildAI returns the AI service that cfg's ai routes are served by. The
+// gateway makes one with the first config that has ai routes and reloads
+// it with each config after, so a reload keeps the breakers, Retry-After
+// waits and quota counts of the providers and tenants that stay.
+func (g *Gateway) buildAI(cfg *Config) (*ai.Service, error) {
+	if !cfg.hasAIRoute() {
+		return nil, nil
+	}
+	b := cfg.ai
+	if b == nil {
+		return nil, cfg.errorf("spec.routes", "ai routes need their AIGateway document: Parse reads it from the config's file, SetAI gives it to a config built in Go")
+	}
+	if g.aiSvc == nil {
+		svc, err := ai.New(b.Config, b.Catalog, ai.Options{Clock: g.clock, Registry: g.reg, Observer: g.metrics.obs, Prompts: b.Prompts})
+		if err != nil {
+			return nil, fmt.Errorf("building the AI gateway %s: %w", b.Config.Metadata.Name, err)
+		}
+		g.aiSvc = svc
+		return svc, nil
+	}
+	if err := g.aiSvc.Reload(b.Config, b.Catalog, b.Prompts); err != nil {
+		return nil, fmt.Errorf("reloading the AI gateway %s: %w", b.Config.Metadata.Name, err)
+	}
+	return g.aiSvc, nil
+}
+
+// closeAI releases what the AI service opened (its Redis client, its
+// idle provider connections).
+func (g *Gateway) closeAI() {
+	if g.aiSvc != nil {
+		g.aiSvc.Close()
+	}
+}
+
+// aiUsage serves the admin API's GET /ai/usage: each AI tenant's quotas
+// in their current windows, as relia ai serve's /usage has them.
+func (g *Gateway) aiUsage(w http.ResponseWriter, r *http.Request) {
+	svc := g.state.Load().ai
+	if svc == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"reason": "no_ai_gateway", "error": "no route of the config is an ai route"})
+		return
+	}
+	u, err := svc.Usage(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"reason": "quota_store_unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"usage": u})
+}
+
+// aiCall is what the gateway keeps of an AI request: its writer, and the
+// AI gateway's record of the call once it ended.
+type aiCall struct {
+	w   aiWriter
+	rec ai.Record
+	// recorded says rec holds the call's record: a request the service
+	// refused before it chose a model (a bad body) has none.
+	recorded bool
+}
+
+// serveAI serves x on the AI service of its route.
+func (g *Gateway) serveAI(x *exchange) {
+	svc := x.st.ai
+	ac := &aiCall{}
+	x.ai = ac
+	w := &ac.w
+	w.x, w.g, w.c = x, g, x.h1c
+	w.header = http.Header{}
+	ctx := x.req.ctx
+	if x.h2r != nil {
+		ctx = x.h2r.Context()
+		w.h2 = x.h2w
+		w.c = nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w.cancel = cancel
+	if x.tenant != "" {
+		ctx = ai.WithCaller(ctx, ai.Caller{Tenant: x.tenant, Key: x.keyID})
+	}
+	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec, ac.recorded = r, true })
+	req := &http.Request{
+		Method: string(x.req.method), URL: &url.URL{Path: string(x.path), RawQuery: strings.TrimPrefix(string(x.req.query), "?")},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: x.req.minor, Header: http.Header{}, Host: string(x.req.host),
+		ContentLength: x.req.length, Body: http.NoBody, RequestURI: string(x.req.target),
+	}
+	if x.req.h2 {
+		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+	}
+	for _, f := range x.req.fields {
+		req.Header.Add(string(f.Name), string(f.Value))
+	}
+	var body *aiBody
+	if x.req.src != nil {
+		x.req.limit = int64(x.route.maxBody)
+		body = &aiBody{req: &x.req}
+		req.Body = body
+	} else {
+		x.req.bodyDone = true
+	}
+	req = req.WithContext(ctx)
+	if !w.serve(svc, req) {
+		return
+	}
+	if body != nil && body.err != nil && !w.sent {
+		// The body could not be read (malformed, too large, late): the
+		// gateway answers as on any route, and the AI gateway made no
+		// call.
+		x.ai = nil
+		g.bodyRefusal(x, body.err)
+		return
+	}
+	w.end()
+	if ac.recorded {
+		if x.tenant == "" && ac.rec.Tenant != "anonymous" {
+			// The AI gateway's own tenant keys named the caller.
+			x.tenant, x.keyID = ac.rec.Tenant, ac.rec.Key
+		}
+		x.attempts = ac.rec.Attempts
+		if ac.rec.Outcome != ai.OutcomeOK && x.reason == "" {
+			x.reason = ac.rec.Reason
+		}
+		x.upstreamLat = ac.rec.Duration
+		for i, p := range ac.rec.Path {
+			x.steps = append(x.steps, aiStep(i, p, ac.rec.Model))
+		}
+	}
+}
+
+// serve runs the AI service on req, as net/http would: a panic in it
+// ends this request, not the gateway. The client gets a 500 when nothing
+// was sent yet, else its connection ends without the body's end, so it
+// cannot take the part for the whole. It reports whether the service
+// returned.
+func (w *aiWriter) serve(svc http.Handler, req *http.Request) (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		v := recover()
+		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", req.URL.Path)
+		if !w.sent {
+			w.status, w.held = 0, w.held[:0]
+			w.header = http.Header{"Content-Type": {"application/json"}}
+			w.WriteHeader(http.StatusInternalServerError)
+			w.held = append(w.held, `{"error":{"message":"the AI gateway failed on this request","type":"server_error","param":null,"code":null}}`...)
+			w.end()
+			return
+		}
+		if w.h2 != nil {
+			panic(http.ErrAbortHandler) // the stream is reset
+		}
+		w.fail(errAIPanic)
+	}()
+	svc.ServeHTTP(w, req)
+	return true
+}
+
+var errAIPanic = errors.New("the AI gateway failed mid-answer")
+
+// aiStep turns one entry of an AI call's path ("provider/model:result")
+// into a call-store step: the attempts on the asked model are attempts,
+// those on another model fallbacks.
+func aiStep(i int, entry, model string) callstore.Step {
+	target, result, _ := strings.Cut(entry, ":")
+	st := callstore.Step{Kind: callstore.StepAttempt, Target: target, Outcome: "ok"}
+	if i > 0 && !strings.HasSuffix(target, "/"+model) {
+		st.Kind = callstore.StepFallback
+	}
+	if result != "ok" {
+		st.Outcome, st.Reason = "error", result
+	}
+	return st
+}
+
+// aiBody is a client's request body as the AI service reads it: from the
+// gateway's reading of it (internal/h1 framing on HTTP/1.1), within the
+// route's limit.
+type aiBody struct {
+	req       *request
+	p         []byte
+	continued bool
+	// err is why the body could not be read to its end.
+	err error
+}
+
+func (b *aiBody) Read(p []byte) (int, error) {
+	r := b.req
+	if !b.continued {
+		b.continued = true
+		if r.expect && r.continuer != nil {
+			r.continuer.sendContinue()
+		}
+	}
+	for len(b.p) == 0 {
+		if r.bodyDone {
+			return 0, io.EOF
+		}
+		q, err := r.src.Next()
+		if err == io.EOF {
+			r.bodyDone = true
+			return 0, io.EOF
+		}
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+		r.bodyRead += int64(len(q))
+		if r.bodyRead > r.limit {
+			b.err = errBodyTooLarge
+			return 0, errBodyTooLarge
+		}
+		b.p = q
+	}
+	n := copy(p, b.p)
+	b.p = b.p[n:]
+	return n, nil
+}
+
+func (b *aiBody) Close() error { return nil }
+
+// aiHoldBytes is how much of an answer the AI writer holds before it
+// sends the head: an answer that fits goes with its Content-Length, a
+// larger one, or one the service flushes (a stream), goes chunked.
+const aiHoldBytes = 32 << 10
+
+// aiWriter is the http.ResponseWriter the AI service answers through. On
+// HTTP/1.1 it writes with internal/h1 to the client connection; on
+// HTTP/2 it passes the answer to the stream.
+type aiWriter struct {
+	g      *Gateway
+	x      *exchange
+	c      *conn               // the HTTP/1.1 connection; nil over HTTP/2
+	h2     http.ResponseWriter // the HTTP/2 stream; nil over HTTP/1.1
+	header http.Header
+	cancel context.CancelFunc
+	// status is the answer's, once WriteHeader decided it; sent says the
+	// head went to the client.
+	status  int
+	sent    bool
+	chunked bool
+	closing bool
+	noBody  bool
+	held    []byte
+	err     error
+}
+
+var _ http.Flusher = (*aiWriter)(nil)
+
+func (w *aiWriter) Header() http.Header { return w.header }
+
+func (w *aiWriter) WriteHeader(code int) {
+	if w.status != 0 || code < 200 {
+		return
+	}
+	w.status = code
+	x := w.x
+	resp := &x.resp
+	resp.own(code)
+	for k, vs := range w.header {
+		name := bs(k)
+		if !h1.IsToken(name) || h1.HopByHop(name) || h1.EqualFold(name, "Content-Length") {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				continue
+			}
+			resp.fields = append(resp.fields, h1.Header{Name: name, Value: bs(v)})
+		}
+	}
+	w.g.prepareResponse(x)
+	w.noBody = string(x.req.method) == "HEAD"
+}
+
+func (w *aiWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.noBody {
+		return len(p), nil
+	}
+	if !w.sent {
+		w.held = append(w.held, p...)
+		if len(w.held) > aiHoldBytes {
+			w.Flush()
+		}
+		return len(p), w.err
+	}
+	w.send(p)
+	return len(p), w.err
+}
+
+// Flush sends the head, if it is not sent, and what is held: on HTTP/1.1
+// as one chunk.
+func (w *aiWriter) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return
+	}
+	if !w.sent {
+		w.sendHead(-1)
+	}
+	if len(w.held) > 0 {
+		p := w.held
+		w.held = nil
+		w.send(p)
+	}
+	if w.h2 != nil && w.err == nil {
+		if f, ok := w.h2.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+}
+
+// end finishes the answer once the service returned: a held answer goes
+// whole with its length, a chunked one gets its last chunk.
+func (w *aiWriter) end() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return
+	}
+	if !w.sent {
+		w.sendHead(int64(len(w.held)))
+		if !w.noBody && len(w.held) > 0 {
+			w.send(w.held)
+		}
+		w.held = nil
+		return
+	}
+	if w.chunked {
+		w.write(h1.AppendLastChunk(nil, nil))
+	}
+}
+
+// sendHead writes the head; length is the body's, -1 when it is known only
+// at its end.
+func (w *aiWriter) sendHead(length int64) {
+	w.sent = true
+	x := w.x
+	resp := &x.resp
+	if w.h2 != nil {
+		h := w.h2.Header()
+		for _, f := range resp.fields {
+			h.Add(string(f.Name), string(f.Value))
+		}
+		if length >= 0 {
+			h.Set("Content-Length", strconv.FormatInt(length, 10))
+		}
+		w.h2.WriteHeader(resp.status)
+		return
+	}
+	c := w.c
+	req := &x.req
+	w.closing = resp.closing || req.closing || c.g.conns.closing()
+	b := h1.AppendStatusLine(c.wbuf[:0], resp.status)
+	for i := range resp.fields {
+		b = h1.AppendField(b, resp.fields[i].Name, resp.fields[i].Value)
+	}
+	switch {
+	case length >= 0:
+		b = h1.AppendContentLength(b, length)
+	case req.minor == 1:
+		w.chunked = true
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	default:
+		// An HTTP/1.0 client cannot read chunks: the body ends with the
+		// connection.
+		w.closing = true
+	}
+	switch {
+	case w.closing:
+		b = append(b, "Connection: close\r\n"...)
+	case req.minor == 0:
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	c.wbuf = b[:0]
+	w.write(b)
+}
+
+// send writes a piece of the body.
+func (w *aiWriter) send(p []byte) {
+	w.x.bytesOut += int64(len(p))
+	if w.h2 != nil {
+		if _, err := w.h2.Write(p); err != nil {
+			w.fail(err)
+		}
+		return
+	}
+	if !w.chunked {
+		w.write(p)
+		return
+	}
+	c := w.c
+	b := h1.AppendChunkSize(c.wbuf[:0], len(p))
+	b = append(b, p...)
+	b = append(b, "\r\n"...)
+	c.wbuf = b[:0]
+	w.write(b)
+}
+
+func (w *aiWriter) write(b []byte) {
+	c := w.c
+	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
+	if err := c.write(b); err != nil {
+		w.fail(err)
+	}
+}
+
+// fail ends the call when the client can no longer be written to: its
+// context ends, which stops the provider's stream.
+func (w *aiWriter) fail(err error) {
+	w.err = err
+	w.closing = true
+	w.cancel()
+}
+
+// keep reports whether the HTTP/1.1 connection stays open after the
+// answer: it was framed and written, and the request's body was read to
+// its end.
+func (w *aiWriter) keep() bool {
+	return w.err == nil && !w.closing && w.x.req.bodyDone
+}
+
+// appendAIFields appends an AI call's fields to its access log line.
+func (x *exchange) appendAIFields(b []byte) []byte {
+	if x.ai == nil || !x.ai.recorded {
+		return b
+	}
+	r := &x.ai.rec
+	b = append(b, `,"model":`...)
+	b = appendJSONStr(b, r.Model)
+	b = append(b, `,"provider":`...)
+	b = appendJSONStr(b, r.Provider)
+	b = append(b, `,"input_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
+	b = append(b, `,"output_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
+	b = append(b, `,"cost_usd":`...)
+	b = strconv.AppendFloat(b, r.Cost, 'g', -1, 64)
+	b = append(b, `,"ttft_ms":`...)
+	b = strconv.AppendFloat(b, float64(r.TTFT)/float64(time.Millisecond), 'f', -1, 64)
+	b = append(b, `,"ai_outcome":`...)
+	b = appendJSONStr(b, r.Outcome)
+	if len(r.Path) > 0 {
+		b = append(b, `,"ai_path":[`...)
+		for i, p := range r.Path {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONStr(b, p)
+		}
+		b = append(b, ']')
+	}
+	return b
+}
+
+// addAICall fills a call record's AI fields.
+func (x *exchange) addAICall(rec *callstore.Record) {
+	if x.ai == nil || !x.ai.recorded {
+		return
+	}
+	r := &x.ai.rec
+	rec.Model, rec.Provider = r.Model, r.Provider
+	rec.InputTokens, rec.OutputTokens, rec.Cost = int64(r.InputTokens), int64(r.OutputTokens), r.Cost
+	if r.Provider != "" {
+		rec.Target = r.Provider
+	}
+	if r.TTFT > 0 {
+		rec.TTFB = r.TTFT
+	}
+	if r.Outcome == ai.OutcomeFailedMidStream {
+		// The client got a 200 and then an error event: the call failed.
+		rec.Outcome, rec.Reason = r.Outcome, r.Reason
+	}
+}
