@@ -135,7 +135,7 @@ func (hp *httpProxy) serveConn(nc net.Conn) {
 // the connection may carry another.
 func (hp *httpProxy) serveRequest(c net.Conn, head *h1.Request, body *h1.Body) (keep bool) {
 	r, err := hp.request(c, head, body)
-	w := &codecWriter{c: c, header: http.Header{}, minor: head.Minor, head: string(head.Method) == "HEAD", closing: head.Close}
+	w := &codecWriter{c: c, header: http.Header{}, minor: head.Minor, head: string(head.Method) == "HEAD", closing: head.Close, body: body}
 	if err != nil {
 		w.closing = true
 		writeJSON(w, http.StatusBadRequest, map[string]string{"reason": "bad_request", "error": err.Error()})
@@ -262,6 +262,32 @@ type codecWriter struct {
 	left    int64 // bytes of an announced length still to write; -1: none announced
 	buf     []byte
 	err     error
+	body    *h1.Body      // the request's body, read from c
+	gone    chan struct{} // see clientGone
+}
+
+// clientGone returns a channel closed when the client's connection ends,
+// once the request's body has been read (before, the connection's bytes
+// are the body's); nil otherwise. It reads the connection from then on,
+// so it is for a response that will not be followed by another on the
+// connection: a stalled stream.
+func (w *codecWriter) clientGone() <-chan struct{} {
+	if w.gone != nil || w.body == nil || !w.body.Done() {
+		return w.gone
+	}
+	w.gone = make(chan struct{})
+	// Ends when the connection does: the client's close, or the proxy's
+	// once the response is given up.
+	go func() {
+		defer close(w.gone)
+		var b [512]byte
+		for {
+			if _, err := w.c.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return w.gone
 }
 
 func (w *codecWriter) Header() http.Header { return w.header }
