@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
@@ -301,20 +303,87 @@ func TestFaultAIRequestCounts(t *testing.T) {
 	}
 }
 
-func TestFaultAIAnthropicShapes(t *testing.T) {
-	t.Parallel()
-	var overloaded, event struct {
-		Type  string
-		Error struct{ Type, Message string }
-	}
-	if err := json.Unmarshal(providerError(FormatAnthropic, "", 529, "f"), &overloaded); err != nil ||
-		overloaded.Type != "error" || overloaded.Error.Type != "overloaded_error" {
-		t.Errorf("529 body %+v (%v)", overloaded, err)
-	}
-	if err := json.Unmarshal(providerError(FormatAnthropic, "", 0, "f"), &event); err != nil || event.Error.Type != "overloaded_error" {
-		t.Errorf("error event %+v (%v)", event, err)
-	}
+// TestFaultAIAnthropicSDK checks Anthropic's shapes through Anthropic's
+// official SDK: a 529 overloaded_error, and the error event mid-stream.
+func TestFaultAIAnthropicSDK(t *testing.T) {
+	onAndOff(t, func(t *testing.T, on bool) {
+		s, _, _ := aiProxy(t, 1)
+		addToxic(t, s, "llm", `{"name":"busy","type":"http","attributes":`+
+			offSwitch(`{"first_requests":1,"abort_status":529,"error_format":"anthropic"}`, on)+`}`)
+		addToxic(t, s, "llm", `{"name":"boom","type":"http","attributes":`+
+			offSwitch(`{"json_field":"stream","json_equals":true,"error_after_events":4,"error_format":"anthropic"}`, on)+`}`)
+		proxy, _ := s.Proxy("llm")
+		c := anthropic.NewClient(aoption.WithBaseURL("http://"+proxy.Listen), aoption.WithAPIKey("sk-ant-test"), aoption.WithMaxRetries(0))
+		params := anthropic.MessageNewParams{
+			Model: "claude-3-5-haiku-latest", MaxTokens: 20,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		}
+		_, errWhole := c.Messages.New(context.Background(), params)
+		stream := c.Messages.NewStreaming(context.Background(), params)
+		events := 0
+		for stream.Next() {
+			events++
+		}
+		errStream := stream.Err()
+		stream.Close()
+		if !on {
+			if errWhole != nil || errStream != nil {
+				t.Fatalf("without the faults: %v, %v", errWhole, errStream)
+			}
+			return
+		}
+		var apiErr *anthropic.Error
+		if !errors.As(errWhole, &apiErr) || apiErr.StatusCode != 529 || !strings.Contains(apiErr.RawJSON(), `"overloaded_error"`) {
+			t.Fatalf("529: %v", errWhole)
+		}
+		// message_start, content_block_start, ping and one token pass
+		// (the SDK keeps the ping to itself), then the error event.
+		if events != 3 || errStream == nil || !strings.Contains(errStream.Error(), "overloaded_error") {
+			t.Fatalf("stream: %d events, %v; want 3 and the overloaded error", events, errStream)
+		}
+	})
 }
+
+// TestFaultAIFilterInProcess checks the stream faults of an HTTPFilter in
+// front of a handler served by net/http, as a Go service embeds it: the
+// truncation reaches the SDK as a broken stream, and a stall ends when
+// the client gives up.
+func TestFaultAIFilterInProcess(t *testing.T) {
+	onAndOff(t, func(t *testing.T, on bool) {
+		sim, err := mock.New(mock.Options{Seed: 1, OutputTokens: mockTokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut, stall := int64(2), int64(3)
+		rules := []HTTPRule{
+			{Name: "cut", Probability: 1, Fault: HTTPFault{JSONField: "model", JSONEquals: ptr(JSONScalar("cut")), TruncateAfterEvents: &cut}},
+			{Name: "stall", Probability: 1, Fault: HTTPFault{JSONField: "model", JSONEquals: ptr(JSONScalar("stall")), StallAfterEvents: &stall}},
+		}
+		if !on {
+			rules = nil
+		}
+		_, srv := newFilterServer(t, rules, HTTPFilterOptions{Seed: 1}, sim)
+		c := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
+		chunksCut, _, errCut := chatStream(context.Background(), c, "cut")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		chunksStall, _, errStall := chatStream(ctx, c, "stall")
+		if !on {
+			if errCut != nil || errStall != nil || chunksCut != mockTokens || chunksStall != mockTokens {
+				t.Fatalf("without the faults: %d chunks, %v; %d chunks, %v", chunksCut, errCut, chunksStall, errStall)
+			}
+			return
+		}
+		if errCut == nil || !strings.Contains(errCut.Error(), "unexpected EOF") || chunksCut != 1 {
+			t.Errorf("truncated: %d chunks, %v", chunksCut, errCut)
+		}
+		if !errors.Is(errStall, context.DeadlineExceeded) || chunksStall != 2 {
+			t.Errorf("stalled: %d chunks, %v", chunksStall, errStall)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // TestFaultAIBodyMatchForwardsEveryByte checks that matching on the body
 // forwards it unchanged: a body the fault reads whole, and one past the
