@@ -508,3 +508,75 @@ func FuzzFaultJSONMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestFaultAISeededDecisionsWithBodyMatch checks that a toxicity among
+// the requests a body match picks replays from the server's seed.
+func TestFaultAISeededDecisionsWithBodyMatch(t *testing.T) {
+	t.Parallel()
+	decide := func(seed uint64) string {
+		_, _, base := httpModeProxy(t, seed, `{"name":"half","type":"http","toxicity":0.5,"attributes":{"json_field":"model","json_in":["a"],"abort_status":429,"error_format":"openai"}}`)
+		var out []byte
+		for i := range 40 {
+			model := "a"
+			if i%3 == 0 {
+				model = "b" // never matched, never counted
+			}
+			resp, err := http.Post(base+"/", "application/json", strings.NewReader(`{"model":"`+model+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == 429:
+				out = append(out, 'x')
+			case model == "b":
+				out = append(out, '-')
+			default:
+				out = append(out, '.')
+			}
+		}
+		return string(out)
+	}
+	a := decide(5)
+	if a != decide(5) {
+		t.Fatal("same seed, different decisions")
+	}
+	if a == decide(6) || !strings.Contains(a, "x") || !strings.Contains(a, ".") || strings.Count(a, "-") != 14 {
+		t.Fatalf("decisions %s", a)
+	}
+}
+
+// TestFaultAIEventOverTheBound checks that an event past the SSE reader's
+// bound breaks the stream instead of growing the proxy's memory.
+func TestFaultAIEventOverTheBound(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: small\n\n")
+		big := bytes.Repeat([]byte("x"), 64<<10)
+		io.WriteString(w, "data: ")
+		for range 40 { // 2.5 MiB in one event, past the 1 MiB bound
+			if _, err := w.Write(big); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "\n\n")
+	}))
+	t.Cleanup(up.Close)
+	s, _, _ := newTestServer(t, 1)
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addToxic(t, s, "web", `{"name":"slow","type":"http","attributes":{"events_per_second":1000}}`)
+	resp, err := http.Get("http://" + info.Listen + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(got) != "data: small\n\n" {
+		t.Fatalf("read %d bytes, %v; want the small event and a broken stream", len(got), err)
+	}
+}
