@@ -37,7 +37,7 @@ spec:
   routes: [users-old]
   state: deprecated
   successor: users-v2
-  deprecation: {since: 2027-01-01T00:00:00Z, sunset: 2027-06-30T00:00:00Z, link: "https://docs.example/users-v2"}
+  deprecation: {since: 2027-01-01T00:00:00Z, sunset: 2027-06-30T00:00:00Z, link: "https://docs.example/users-v1-sunset", successorLink: "https://docs.example/users-v2"}
 ---
 kind: API
 version: relia/v1
@@ -99,6 +99,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"spec: {version: v1, routes: [a], openapi: missing.yaml}", "spec.openapi: reading the OpenAPI document"},
 		{"spec: {routes: [a]}", "version"},
 		{"spec: {version: v1, routes: [a], state: deprecated, deprecation: {since: yesterday}}", "spec.deprecation.since: \"yesterday\" is not an RFC 3339 time"},
+		{"spec: {version: v1, routes: [a], successor: b, deprecation: {successorLink: b}}", "api.yaml:4:77: spec.deprecation.successorLink: \"b\" is not a URL"},
 	} {
 		_, err := Parse("api.yaml", []byte("kind: API\nversion: relia/v1\nmetadata: {name: a}\n"+c.doc+"\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -134,8 +135,8 @@ func TestLifecycleStates(t *testing.T) {
 	want := [][2]string{
 		{"Deprecation", "@1798761600"},
 		{"Sunset", "Wed, 30 Jun 2027 00:00:00 GMT"},
-		{"Link", `<https://docs.example/users-v2>; rel="deprecation"; type="text/html"`},
-		{"Link", `<users-v2>; rel="successor-version"`},
+		{"Link", `<https://docs.example/users-v1-sunset>; rel="deprecation"; type="text/html"`},
+		{"Link", `<https://docs.example/users-v2>; rel="successor-version"`},
 	}
 	if !d.Allow || d.API != "users-v1" || !reflect.DeepEqual(d.Headers, want) {
 		t.Errorf("deprecated: %+v", d)

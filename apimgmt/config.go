@@ -3,10 +3,12 @@ package apimgmt
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -87,6 +89,11 @@ type Deprecation struct {
 	// Link is a page about the deprecation, sent as a Link header with
 	// rel="deprecation".
 	Link string `yaml:"link"`
+	// SuccessorLink is where clients find the successor (its docs or its
+	// base URL), sent as a Link header with rel="successor-version". The
+	// spec's successor is an API's name, not a URL, so without this no
+	// successor link is sent.
+	SuccessorLink string `yaml:"successorLink"`
 
 	since, sunset time.Time
 }
@@ -215,6 +222,14 @@ func (a *API) check(d config.Document, dir string) error {
 			return d.Errorf("spec.deprecation."+f.field, "%q is not an RFC 3339 time (2027-01-01T00:00:00Z)", f.in)
 		}
 		*f.out = t
+	}
+	for _, f := range []struct{ field, in string }{{"link", dep.Link}, {"successorLink", dep.SuccessorLink}} {
+		if f.in == "" {
+			continue
+		}
+		if u, err := url.Parse(f.in); err != nil || strings.ContainsAny(f.in, "<>\" \t\r\n") || (u.Scheme == "" && !strings.HasPrefix(f.in, "/")) {
+			return d.Errorf("spec.deprecation."+f.field, "%q is not a URL (https://docs.example/orders-v2) or an absolute path (/v2/orders)", f.in)
+		}
 	}
 	if s.State == StateDeprecated && dep.since.IsZero() {
 		return d.Errorf("spec.deprecation.since", "a deprecated API needs the time it was deprecated (its Deprecation header, RFC 9745)")

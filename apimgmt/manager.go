@@ -127,7 +127,7 @@ func buildState(apis []*API) *state {
 // lifecycleHeaders are the response headers of a deprecated API:
 // Deprecation as RFC 9745 writes it (a structured-field date: "@" and
 // Unix seconds), Sunset as an HTTP-date (RFC 8594), and Links to the
-// deprecation notice and the successor.
+// deprecation notice and the successor's URL.
 func lifecycleHeaders(a *API) [][2]string {
 	if a.Spec.State != StateDeprecated {
 		return nil
@@ -140,8 +140,8 @@ func lifecycleHeaders(a *API) [][2]string {
 	if dep.Link != "" {
 		h = append(h, [2]string{"Link", "<" + dep.Link + `>; rel="deprecation"; type="text/html"`})
 	}
-	if a.Spec.Successor != "" {
-		h = append(h, [2]string{"Link", `<` + a.Spec.Successor + `>; rel="successor-version"`})
+	if dep.SuccessorLink != "" {
+		h = append(h, [2]string{"Link", "<" + dep.SuccessorLink + `>; rel="successor-version"`})
 	}
 	return h
 }

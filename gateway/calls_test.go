@@ -72,7 +72,7 @@ kind: API
 version: relia/v1
 metadata: {name: users}
 spec: {version: v1, routes: [users], state: deprecated, successor: users-v2,
-       deprecation: {since: "2027-01-01T00:00:00Z", sunset: "2027-06-30T00:00:00Z"}}
+       deprecation: {since: "2027-01-01T00:00:00Z", sunset: "2027-06-30T00:00:00Z", successorLink: /v2/users}}
 ---
 kind: API
 version: relia/v1
@@ -127,7 +127,7 @@ spec: {version: v2, routes: [next], state: draft}
 		t.Fatalf("approved: %d %s", st, body)
 	}
 	st, _, h := call("/users/7", key)
-	if st != 200 || h.Get("Deprecation") != "@1798761600" || h.Get("Sunset") != "Wed, 30 Jun 2027 00:00:00 GMT" || !strings.Contains(strings.Join(h.Values("Link"), ","), `rel="successor-version"`) {
+	if st != 200 || h.Get("Deprecation") != "@1798761600" || h.Get("Sunset") != "Wed, 30 Jun 2027 00:00:00 GMT" || strings.Join(h.Values("Link"), ",") != `</v2/users>; rel="successor-version"` {
 		t.Errorf("deprecated: %d %v", st, h)
 	}
 	if st, body, _ := call("/legacy/x", key); st != 410 || !strings.Contains(body, "api_retired") || !strings.Contains(body, "use orders") {

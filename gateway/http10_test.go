@@ -21,7 +21,7 @@ import (
 func TestUpstreamConnectionsIgnoreTheClientsOptions(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
-	var conns int
+	var conns, closed int
 	var seen []string
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -30,10 +30,13 @@ func TestUpstreamConnectionsIgnoreTheClientsOptions(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
 			conns++
-			mu.Unlock()
+		case http.StateClosed, http.StateHijacked:
+			closed++
 		}
 	}
 	up.Start()
@@ -95,8 +98,15 @@ func TestUpstreamConnectionsIgnoreTheClientsOptions(t *testing.T) {
 			break
 		}
 	}
-	if conns != 1 {
-		t.Errorf("%d upstream connections for %d sequential requests, want 1", conns, len(seen))
+	// The gateway may answer the client before it gives the upstream
+	// connection back to its pool, so a client quick to send its next
+	// request can make it open a second one; what must not happen is an
+	// upstream connection closed because a client asked to close its own.
+	if closed != 0 {
+		t.Errorf("%d of %d upstream connections closed while the gateway ran, want none", closed, conns)
+	}
+	if conns == 0 || conns >= len(seen) {
+		t.Errorf("%d upstream connections for %d sequential requests: none reused", conns, len(seen))
 	}
 }
 

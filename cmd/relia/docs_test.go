@@ -281,6 +281,8 @@ var docSkips = []struct {
 }{
 	{regexp.MustCompile(`^make (test|test-deps)\b`), nil, "the test suite itself"},
 	{regexp.MustCompile(`^make (bench|fuzz)`), nil, "benchmarks and fuzzing take minutes and want a quiet machine"},
+	{regexp.MustCompile(`^(cd bench && )?(taskset -c [\d,-]+ )?go (test|run) .*-(bench=|duration|topology|rounds)`), nil,
+		"a comparison with peers (nginx, haproxy, Toxiproxy, wrk, k6, ghz, Portkey: make bench-deps) that takes minutes and wants a quiet machine"},
 	{regexp.MustCompile(`^make image\b`), nil, "TestImage builds the image and runs its entrypoint"},
 	{regexp.MustCompile(`^go install\b`), nil, "installs from the network"},
 	{regexp.MustCompile(`^kubectl\b`), nil, "needs a Kubernetes cluster; deploy/k8s's TestKustomization checks the manifests"},
@@ -413,6 +415,8 @@ func hasFlag(cmd, flag string) bool {
 var docHarnesses = []docHarness{
 	{pkg: "bench/capacity", flags: []string{"-step", "2s", "-concurrency", "1,2,4,8,16", "-leave-out", "4"},
 		ran: regexp.MustCompile(`(?m)^USL over all steps: `)},
+	{pkg: "bench/gateway/edge", flags: []string{"-connections", "200", "-relia", "relia"},
+		ran: regexp.MustCompile(`(?m)^gateway RSS: `)},
 }
 
 // docHarness is one program of bench/ as the test runs it.

@@ -110,6 +110,7 @@ var fieldDocs = map[string]string{
 	"github.com/relia-dev/relia/apimgmt.Access.Tenants":                         "tenants are the tenants that see the API in their catalog and may subscribe; none means every tenant.",
 	"github.com/relia-dev/relia/apimgmt.Deprecation.Link":                       "link is a page about the deprecation, sent as a Link header with rel=\"deprecation\".",
 	"github.com/relia-dev/relia/apimgmt.Deprecation.Since":                      "since is when the API was deprecated, in RFC 3339 (\"2027-01-01T00:00:00Z\"): the Deprecation header (RFC 9745). Required for a deprecated API.",
+	"github.com/relia-dev/relia/apimgmt.Deprecation.SuccessorLink":              "successorLink is where clients find the successor (its docs or its base URL), sent as a Link header with rel=\"successor-version\". The spec's successor is an API's name, not a URL, so without this no successor link is sent.",
 	"github.com/relia-dev/relia/apimgmt.Deprecation.Sunset":                     "sunset is when the API will stop answering, in RFC 3339: the Sunset header (RFC 8594). Empty means no date is promised.",
 	"github.com/relia-dev/relia/apimgmt.Metadata.Name":                          "name identifies the API in the catalog, in subscriptions and in call records: letters, digits, '-', '_' and '.'.",
 	"github.com/relia-dev/relia/apimgmt.Spec.Access":                            "access says who may see and call the API.",

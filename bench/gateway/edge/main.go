@@ -34,14 +34,15 @@ import (
 func main() {
 	conns := flag.Int("connections", 1000, "connections that announce a body and send none")
 	requests := flag.Int("requests", 500, "normal requests timed while they are open")
+	reliaBin := flag.String("relia", "", "the relia binary to run (default: built from the repository)")
 	flag.Parse()
-	if err := run(*conns, *requests); err != nil {
+	if err := run(*conns, *requests, *reliaBin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gateway/edge:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conns, requests int) error {
+func run(conns, requests int, reliaBin string) error {
 	// Every connection is a descriptor here and one in the gateway, which
 	// inherits this limit.
 	var lim syscall.Rlimit
@@ -67,12 +68,15 @@ func run(conns, requests int) error {
 		io.WriteString(w, "ok\n")
 	}))
 
-	relia := filepath.Join(out, "relia")
-	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
-	build.Dir = ".." // the main module
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building relia: %w", err)
+	relia := reliaBin
+	if relia == "" {
+		relia = filepath.Join(out, "relia")
+		build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
+		build.Dir = ".." // the main module
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building relia: %w", err)
+		}
 	}
 	port := harness.FreePort()
 	cfg := fmt.Sprintf(`kind: Gateway
