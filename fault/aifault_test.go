@@ -580,3 +580,33 @@ func TestFaultAIEventOverTheBound(t *testing.T) {
 		t.Fatalf("read %d bytes, %v; want the small event and a broken stream", len(got), err)
 	}
 }
+
+// TestFaultAIEncodedStreamPassesAsItCame checks that a compressed event
+// stream, whose events the proxy cannot read, passes byte for byte.
+func TestFaultAIEncodedStreamPassesAsItCame(t *testing.T) {
+	t.Parallel()
+	body := "\x1f\x8b\x08\x00data: not really\n\n\x00\xff"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(up.Close)
+	s, _, _ := newTestServer(t, 1)
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addToxic(t, s, "web", `{"name":"cut","type":"http","attributes":{"truncate_after_events":0}}`)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+info.Listen+"/", nil)
+	req.Header.Set("Accept-Encoding", "gzip") // so the client leaves the body as it came
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != body {
+		t.Fatalf("got %q, %v; want the body as the upstream sent it", got, err)
+	}
+}

@@ -164,7 +164,9 @@ func (f *HTTPFilter) streamFault(w http.ResponseWriter, r *http.Request, next ht
 		}
 	}
 	mediaType, _, _ := mime.ParseMediaType(up.header.Get("Content-Type"))
-	events := status == http.StatusOK && mediaType == "text/event-stream"
+	// An encoded (compressed) stream passes as it comes: its events are
+	// not in its bytes.
+	events := status == http.StatusOK && mediaType == "text/event-stream" && up.header.Get("Content-Encoding") == ""
 	if events {
 		h.Del("Content-Length") // the events are written out again
 	}
