@@ -390,20 +390,15 @@ func ptr[T any](v T) *T { return &v }
 // bound that it does not match.
 func TestFaultAIBodyMatchForwardsEveryByte(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		fmt.Fprintf(w, "%x", sha256.Sum256(b))
-	}))
-	t.Cleanup(up.Close)
-	s, _, _ := newTestServer(t, 1)
-	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	s, base := proxyInFront(t, up)
 	addToxic(t, s, "web", `{"name":"m","type":"http","attributes":{"json_field":"model","json_equals":"x","abort_status":429}}`)
 	pad := strings.Repeat("p", MaxJSONMatchBody)
 	for _, tc := range []struct {
@@ -416,7 +411,7 @@ func TestFaultAIBodyMatchForwardsEveryByte(t *testing.T) {
 		{`{"model":"x"`, 200},                      // not a JSON object
 		{`{"stream":true,"model":"x"}`, 429},
 	} {
-		resp, err := http.Post("http://"+info.Listen+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(tc.body)))
+		resp, err := http.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(tc.body)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -551,7 +546,7 @@ func TestFaultAISeededDecisionsWithBodyMatch(t *testing.T) {
 // bound breaks the stream instead of growing the proxy's memory.
 func TestFaultAIEventOverTheBound(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: small\n\n")
 		big := bytes.Repeat([]byte("x"), 64<<10)
@@ -562,15 +557,10 @@ func TestFaultAIEventOverTheBound(t *testing.T) {
 			}
 		}
 		io.WriteString(w, "\n\n")
-	}))
-	t.Cleanup(up.Close)
-	s, _, _ := newTestServer(t, 1)
-	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	s, base := proxyInFront(t, up)
 	addToxic(t, s, "web", `{"name":"slow","type":"http","attributes":{"events_per_second":1000}}`)
-	resp, err := http.Get("http://" + info.Listen + "/")
+	resp, err := http.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,19 +576,14 @@ func TestFaultAIEventOverTheBound(t *testing.T) {
 func TestFaultAIEncodedStreamPassesAsItCame(t *testing.T) {
 	t.Parallel()
 	body := "\x1f\x8b\x08\x00data: not really\n\n\x00\xff"
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Content-Encoding", "gzip")
 		io.WriteString(w, body)
-	}))
-	t.Cleanup(up.Close)
-	s, _, _ := newTestServer(t, 1)
-	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	s, base := proxyInFront(t, up)
 	addToxic(t, s, "web", `{"name":"cut","type":"http","attributes":{"truncate_after_events":0}}`)
-	req, _ := http.NewRequest(http.MethodGet, "http://"+info.Listen+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
 	req.Header.Set("Accept-Encoding", "gzip") // so the client leaves the body as it came
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -609,4 +594,18 @@ func TestFaultAIEncodedStreamPassesAsItCame(t *testing.T) {
 	if err != nil || string(got) != body {
 		t.Fatalf("got %q, %v; want the body as the upstream sent it", got, err)
 	}
+}
+
+// proxyInFront starts h and a proxy in HTTP mode in front of it; it
+// returns the server and the proxy's base URL.
+func proxyInFront(t *testing.T, h http.Handler) (*Server, string) {
+	t.Helper()
+	up := httptest.NewServer(h)
+	t.Cleanup(up.Close)
+	s, _, _ := newTestServer(t, 1)
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, "http://" + info.Listen
 }
