@@ -262,7 +262,7 @@ func TestFaultAIFirstByteAndThrottle(t *testing.T) {
 				if fmt.Sprint(waits) != fmt.Sprint(want) {
 					t.Fatalf("waits %v, want %v", waits, want)
 				}
-				fc.Advance(time.Hour) // release the watcher above
+				fc.NewTimer(time.Hour) // a timer for the last watcher above to see, so it ends
 				return
 			case d := <-pending:
 				waits = append(waits, d)
