@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -608,4 +609,28 @@ func proxyInFront(t *testing.T, h http.Handler) (*Server, string) {
 		t.Fatal(err)
 	}
 	return s, "http://" + info.Listen
+}
+
+// TestFaultAIAbortKeepsTheConnection checks that a fault answering a POST
+// in place reads what is left of its body, so that the client's next
+// request on the connection is served (SDKs keep connections alive).
+func TestFaultAIAbortKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	s, base := proxyInFront(t, okHandler)
+	addToxic(t, s, "web", `{"name":"busy","type":"http","attributes":{"first_requests":1,"abort_status":529,"error_format":"anthropic"}}`)
+	c := dial(t, strings.TrimPrefix(base, "http://"))
+	body := `{"model":"claude","messages":[]}`
+	br := bufio.NewReader(c)
+	for i, want := range []int{529, 200} {
+		fmt.Fprintf(c, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the connection: %v", i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: status %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
 }

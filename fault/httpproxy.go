@@ -152,10 +152,45 @@ func (hp *httpProxy) serveRequest(c net.Conn, head *h1.Request, body *h1.Body) (
 		}
 	}()
 	hp.handler.ServeHTTP(w, r)
-	if !body.Done() {
+	read := body.Done()
+	if !read && w.status == 0 {
 		w.closing = true // where the next request starts is unknown
 	}
-	return w.finish() && !w.closing
+	if !w.finish() || w.closing {
+		return false
+	}
+	// A fault answered without reading the request's body: read what is
+	// left of it, a bounded amount, so that the connection can carry the
+	// client's next request (as net/http does).
+	return read || drainBody(c, body)
+}
+
+// Bounds on reading a request body that nobody read: how much, and for how
+// long.
+const (
+	maxDrain     = 256 << 10
+	drainTimeout = 5 * time.Second
+)
+
+// drainBody reads and drops what is left of body, and reports whether it
+// reached its end within maxDrain bytes and drainTimeout.
+func drainBody(c net.Conn, body *h1.Body) bool {
+	if body.Remaining() > maxDrain {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(drainTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	for n := 0; n <= maxDrain; {
+		p, err := body.Next()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		n += len(p)
+	}
+	return false
 }
 
 // request is the net/http view of a request the filter matches on.
