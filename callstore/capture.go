@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/relia-dev/relia/internal/config"
 )
@@ -19,11 +20,16 @@ type Capture struct {
 	// of Authorization, Proxy-Authorization, Cookie, Set-Cookie and the
 	// usual API key headers are always replaced by "[redacted]".
 	Headers bool `yaml:"headers,omitempty"`
-	// Bodies keeps the request's and the response's bodies, up to
-	// MaxBodyBytes each.
+	// Bodies keeps the first maxBodyBytes of the request's and the
+	// response's bodies, taken as they stream through the gateway (what
+	// is forwarded is not changed or held back); the record's bytes_in
+	// and bytes_out give their whole sizes. A body that is not text
+	// (not UTF-8, or holding NUL bytes) is noted by its size only.
 	Bodies bool `yaml:"bodies,omitempty"`
-	// MaxBodyBytes caps each kept body; 4KiB by default. A JSON body cut
-	// at the cap cannot be redacted, so with RedactJSONPaths it is not
+	// MaxBodyBytes caps each kept body; 4KiB by default, at most 1MiB.
+	// It is also the most memory a call's capture takes for each of its
+	// two bodies, whatever size the client announces. A JSON body cut
+	// at the cap cannot be redacted, so with redactJSONPaths it is not
 	// kept at all.
 	MaxBodyBytes config.Size `yaml:"maxBodyBytes,omitempty"`
 	// RedactHeaders names more headers whose values are replaced, such
@@ -36,8 +42,12 @@ type Capture struct {
 	RedactJSONPaths []string `yaml:"redactJSONPaths,omitempty"`
 }
 
-// DefaultMaxBodyBytes is Capture.MaxBodyBytes' default.
-const DefaultMaxBodyBytes = 4 << 10
+// DefaultMaxBodyBytes is Capture.MaxBodyBytes' default; LimitMaxBodyBytes
+// the most it may be (a record's fields are read back within a few MiB).
+const (
+	DefaultMaxBodyBytes = 4 << 10
+	LimitMaxBodyBytes   = 1 << 20
+)
 
 // Redacted replaces a value that is not kept.
 const Redacted = "[redacted]"
@@ -65,8 +75,11 @@ type pathStep struct {
 // is an error naming it.
 func NewRedactor(c Capture) (*Redactor, error) {
 	r := &Redactor{c: c, headers: map[string]bool{}}
-	if r.c.MaxBodyBytes <= 0 {
+	switch {
+	case r.c.MaxBodyBytes <= 0:
 		r.c.MaxBodyBytes = DefaultMaxBodyBytes
+	case r.c.MaxBodyBytes > LimitMaxBodyBytes:
+		return nil, fmt.Errorf("maxBodyBytes %s is over the most a call record keeps of a body, %s", r.c.MaxBodyBytes, config.Size(LimitMaxBodyBytes))
 	}
 	for _, h := range alwaysRedacted {
 		r.headers[h] = true
@@ -129,8 +142,20 @@ func parseJSONPath(p string) ([]pathStep, error) {
 	return steps, nil
 }
 
+// KeepsBodies reports whether the capture keeps bodies; MaxBodyBytes is
+// how much of each it keeps.
+func (r *Redactor) KeepsBodies() bool { return r != nil && r.c.Bodies }
+
+// KeepsHeaders reports whether the capture keeps headers.
+func (r *Redactor) KeepsHeaders() bool { return r != nil && r.c.Headers }
+
+// MaxBodyBytes is the most of a body the capture keeps, its cap applied.
+func (r *Redactor) MaxBodyBytes() int { return int(r.c.MaxBodyBytes) }
+
 // Headers returns the headers with the values of secret ones replaced;
-// nil unless the capture keeps headers.
+// nil unless the capture keeps headers. A value that is not UTF-8
+// (HTTP allows other bytes) has them replaced by U+FFFD, as a store's
+// text column requires.
 func (r *Redactor) Headers(hs []Header) []Header {
 	if r == nil || !r.c.Headers || len(hs) == 0 {
 		return nil
@@ -138,8 +163,11 @@ func (r *Redactor) Headers(hs []Header) []Header {
 	out := make([]Header, len(hs))
 	for i, h := range hs {
 		out[i] = h
-		if r.headers[strings.ToLower(h.Name)] {
+		switch {
+		case r.headers[strings.ToLower(h.Name)]:
 			out[i].Value = Redacted
+		case !utf8.ValidString(h.Value):
+			out[i].Value = strings.ToValidUTF8(h.Value, "\uFFFD")
 		}
 	}
 	return out
@@ -171,9 +199,34 @@ func (r *Redactor) Body(b []byte, total int64) string {
 		b = b[:limit]
 	}
 	if cut {
+		// A cut may fall inside a character: its first bytes are not
+		// the body's fault.
+		b = trimPartialRune(b)
+	}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return fmt.Sprintf("[body of %d bytes not kept: not text]", total)
+	}
+	if cut {
 		return string(b) + fmt.Sprintf("…[%d bytes in all]", total)
 	}
 	return string(b)
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence from b's end.
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(b); i++ {
+		c := b[len(b)-i]
+		if c < utf8.RuneSelf {
+			return b // ASCII: nothing is cut
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			return b
+		}
+	}
+	return b
 }
 
 var errNotJSON = errors.New("not JSON")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRedactorHeaders(t *testing.T) {
@@ -90,6 +91,86 @@ func FuzzRedactJSON(f *testing.F) {
 		got := r.Body([]byte(body), int64(len(body)))
 		if len(got) > 2*len(body)+200+len(Redacted)*len(body) {
 			t.Fatalf("redaction grew %d bytes into %d", len(body), len(got))
+		}
+	})
+}
+
+// TestRedactorKeepsTextOnly: a body a store's text column cannot hold
+// (not UTF-8, or with NUL bytes) is noted by its size; a cut that falls
+// inside a character drops that character's first bytes, not the body.
+func TestRedactorKeepsTextOnly(t *testing.T) {
+	t.Parallel()
+	r, err := NewRedactor(Capture{Bodies: true, Headers: true, MaxBodyBytes: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		body  string
+		total int64
+		want  string
+	}{
+		{"\x00\x01\x02", 3, "[body of 3 bytes not kept: not text]"},
+		{"ab\xffcd", 5, "[body of 5 bytes not kept: not text]"},
+		{"abcdé", 90, "abcd…[90 bytes in all]"}, // é's first byte only, at the cap
+		{"abcd", 4, "abcd"},
+	} {
+		b := []byte(c.body)
+		if len(b) > 5 {
+			b = b[:5]
+		}
+		if got := r.Body(b, c.total); got != c.want {
+			t.Errorf("Body(%q, %d) = %q, want %q", c.body, c.total, got, c.want)
+		}
+	}
+	if got := r.Headers([]Header{{"X-Name", "caf\xe9"}}); got[0].Value != "caf\uFFFD" {
+		t.Errorf("a Latin-1 header value kept as %q", got[0].Value)
+	}
+	if _, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 2 << 20}); err == nil || !strings.Contains(err.Error(), "1MiB") {
+		t.Errorf("a 2MiB cap: %v", err)
+	}
+}
+
+// FuzzRedactorBody: whatever a client or a target sends, the kept body
+// is text a store's column takes (UTF-8, no NUL), never longer than the
+// cap and its note, and a named field of a JSON body that is kept holds
+// no value but the redaction.
+func FuzzRedactorBody(f *testing.F) {
+	for _, s := range []string{`{"password":"p","a":[{"password":1}]}`, "plain text", "\xff\x00", `[{"password":{"x":"y"}}]`, `{"password":"é`, ""} {
+		f.Add([]byte(s), int64(len(s)))
+	}
+	r, err := NewRedactor(Capture{Bodies: true, MaxBodyBytes: 64, RedactJSONPaths: []string{"..password"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, total int64) {
+		total = max(total, int64(len(body)))
+		kept := body[:min(len(body), 64)]
+		got := r.Body(kept, total)
+		if !utf8.ValidString(got) || strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("kept %q", got)
+		}
+		if len(got) > 64+120 {
+			t.Fatalf("kept %d bytes of a 64-byte cap: %q", len(got), got)
+		}
+		var v any
+		if json.Unmarshal([]byte(got), &v) == nil && strings.Contains(got, `"password"`) {
+			var walk func(any)
+			walk = func(v any) {
+				switch t2 := v.(type) {
+				case map[string]any:
+					for k, c := range t2 {
+						if k == "password" && c != Redacted {
+							t.Fatalf("password kept as %v in %s", c, got)
+						}
+						walk(c)
+					}
+				case []any:
+					for _, c := range t2 {
+						walk(c)
+					}
+				}
+			}
+			walk(v)
 		}
 	})
 }

@@ -51,26 +51,31 @@ func Assess(sc Scenario) (*Assessment, error) {
 		return a, nil
 	}
 	a.Causes = causes(sc, s, a.Spike)
+	keeps := func(alt Scenario) bool {
+		as, err := Simulate(alt)
+		return err == nil && !as.Breached()
+	}
 	lo, hi := bounds(sc)
-	for k := lo + 1; k <= hi; k++ {
-		alt := withMin(sc, k)
-		if as, err := Simulate(alt); err == nil && !as.Breached() {
-			a.MinReplicas = k
-			break
-		}
+	if k, ok := smallest(int(lo)+1, int(hi), func(k int) bool { return keeps(withMin(sc, int32(k))) }); ok {
+		a.MinReplicas = int32(k)
 	}
 	need := replicasForPeak(sc)
 	if need > lo {
-		for lead := 15 * time.Second; lead <= maxLead; lead += 15 * time.Second {
+		// Leads of 15s steps, up to maxLead or the first that pre-scales
+		// from the start of the curve.
+		last := int(maxLead / (15 * time.Second))
+		if a.Spike.Start > 0 {
+			last = min(last, int((a.Spike.Start+15*time.Second-1)/(15*time.Second)))
+		} else {
+			last = 1
+		}
+		prescale := func(k int) Scenario {
 			alt := sc
-			alt.Scaling.Prescale = &Prescale{From: max(a.Spike.Start-lead, 0), Replicas: need}
-			if as, err := Simulate(alt); err == nil && !as.Breached() {
-				a.Prescale = &PrescaleFix{Replicas: need, Lead: lead}
-				break
-			}
-			if a.Spike.Start-lead <= 0 {
-				break
-			}
+			alt.Scaling.Prescale = &Prescale{From: max(a.Spike.Start-time.Duration(k)*15*time.Second, 0), Replicas: need}
+			return alt
+		}
+		if k, ok := smallest(1, last, func(k int) bool { return keeps(prescale(k)) }); ok {
+			a.Prescale = &PrescaleFix{Replicas: need, Lead: time.Duration(k) * 15 * time.Second}
 		}
 	}
 	var fixes []string
@@ -86,6 +91,26 @@ func Assess(sc Scenario) (*Assessment, error) {
 	}
 	a.Verdict = fmt.Sprintf("%s breaches %s because %s; %s", a.Spike, s.describeBreaches(), joinAnd(a.Causes), fix)
 	return a, nil
+}
+
+// smallest is the smallest k in [lo, hi] for which ok holds, found by
+// bisection: the remedies are monotone (more replicas, or the same
+// replicas sooner, keep whatever fewer or later kept), so a search that
+// simulates a day or a week a few times, not once per candidate, finds
+// what a scan would.
+func smallest(lo, hi int, ok func(int) bool) (int, bool) {
+	if lo > hi || !ok(hi) {
+		return 0, false
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if ok(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return hi, true
 }
 
 // bounds returns the scenario's minimum and maximum replica counts.

@@ -54,14 +54,15 @@ type ManifestOptions struct {
 }
 
 // Behavior chooses the HPA's scaling behaviour from the traffic's spike:
-// for a spike (at least 1.5x within 2 minutes, or 3x however slowly) the
+// for a spike (at least 1.5x within 2 minutes, or 3x however slowly,
+// which a rise from no traffic at all is) the
 // scale-up may go from the minimum to the maximum in one 15-second
 // period, since a policy that adds 4 pods at a time would take minutes to
 // get there; otherwise the default scale-up. Scale-down is slow either
 // way, and slower after spikes (10 minutes' window, 10% a minute), so
 // that the replicas a spike needed are not dropped between its waves.
 func (p *Plan) Behavior(sp Spike) (autoscale.Behavior, string) {
-	spiky := sp.Factor >= 3 || (sp.Factor >= 1.5 && sp.Rise <= 2*time.Minute)
+	spiky := sp.Factor >= 3 || (sp.Factor >= 1.5 && sp.Rise <= 2*time.Minute) || (sp.Base == 0 && sp.Peak > 0)
 	if spiky {
 		jump := int32(max(p.MaxReplicas-p.MinReplicas, 1))
 		return autoscale.Behavior{

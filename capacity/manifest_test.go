@@ -112,6 +112,12 @@ func TestHPABehaviorIsWhatTheSimulationUses(t *testing.T) {
 	if fmt.Sprint(gentle.ScaleUp) != fmt.Sprint(autoscale.DefaultBehavior().ScaleUp) {
 		t.Errorf("gentle ramp scale-up %+v", gentle.ScaleUp)
 	}
+	// a rise from no traffic at all (a recorded day from midnight, KEDA
+	// from zero) is a spike however slow: its factor has no bound
+	fromZero, why := p.Behavior(Spike{Base: 0, Peak: 1.3, Rise: time.Hour})
+	if fmt.Sprint(fromZero.ScaleUp) == fmt.Sprint(autoscale.DefaultBehavior().ScaleUp) || !strings.HasPrefix(why, "a rise to 1.3 req/s: scale up by up to") {
+		t.Errorf("a rise from zero: scale-up %+v (%s)", fromZero.ScaleUp, why)
+	}
 }
 
 func TestPDBAndVPADecodeIntoTheAPITypes(t *testing.T) {

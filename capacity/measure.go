@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/relia-dev/relia/clock"
@@ -131,7 +132,21 @@ type MeasureOptions struct {
 	Clock clock.Clock
 	// Progress, when set, is told of each step as it ends.
 	Progress func(Step)
+	// Ramp, when set, measures with one closed-model run instead of a
+	// run per step: its virtual users rise linearly over Ramp from the
+	// lowest Concurrency to one past the highest, so that each count in
+	// between is reached for an equal share of the ramp (the load
+	// generator starts a virtual user once the ramp has reached it).
+	// When each count is held for RampHold or more, each is a step,
+	// judged after its first second; a faster ramp is judged in slices
+	// of StepDuration, each step at the slice's mean concurrency. A
+	// ramp runs to its end: StopAfter does not apply.
+	Ramp time.Duration
 }
+
+// RampHold is how long a ramp must hold each count of virtual users for
+// Measure to judge each count as a step (the first second left out).
+const RampHold = 3 * time.Second
 
 // Measure runs a stepped closed-model load against the scenario's
 // requests, one step per concurrency, each a load test of its own with
@@ -174,6 +189,13 @@ func Measure(ctx context.Context, sc *load.Scenario, target string, o MeasureOpt
 		return nil, err
 	}
 	m := &Measurement{Schema: MeasurementSchema, Target: target, Instances: o.Instances, Recorder: rec}
+	if o.Ramp != 0 {
+		if err := measureRamp(ctx, sc, m, o, clk); err != nil {
+			return nil, err
+		}
+		m.Analyze()
+		return m, nil
+	}
 	missed := 0
 	for i, n := range o.Concurrency {
 		step := *sc
@@ -228,6 +250,146 @@ func Measure(ctx context.Context, sc *load.Scenario, target string, o MeasureOpt
 	}
 	m.Analyze()
 	return m, nil
+}
+
+// measureRamp runs o's ramp against sc and judges its steps into m.
+func measureRamp(ctx context.Context, sc *load.Scenario, m *Measurement, o MeasureOptions, clk clock.Clock) error {
+	lo, hi := slices.Min(o.Concurrency), slices.Max(o.Concurrency)
+	switch {
+	case lo == hi:
+		return fmt.Errorf("concurrency %d: a ramp needs a lowest and a highest concurrency", lo)
+	case o.Ramp < o.StepDuration || o.Ramp%time.Second != 0:
+		return fmt.Errorf("ramp %s: want whole seconds, at least the step duration %s", o.Ramp, o.StepDuration)
+	}
+	profile, err := load.NewVUProfile(lo, []load.VUStage{{Duration: o.Ramp, Target: hi + 1}})
+	if err != nil {
+		return fmt.Errorf("ramp: %w", err)
+	}
+	run := *sc
+	first := lo
+	run.Spec.Load = load.LoadSpec{VUs: &first, Stages: []load.Stage{{Duration: o.Ramp, Target: float64(hi + 1)}}, GracefulStop: sc.Spec.Load.GracefulStop}
+	run.Spec.Thresholds = nil
+	t, err := run.Build()
+	if err != nil {
+		return fmt.Errorf("ramp: %w", err)
+	}
+	if err := t.Preflight(ctx); err != nil {
+		return err
+	}
+	start := clk.Now().Truncate(time.Second).Add(time.Second)
+	// The windows the ramp is judged in: each count it holds, or slices.
+	type window struct{ from, to time.Time }
+	var windows []window
+	if hold := o.Ramp / time.Duration(hi+1-lo); hold >= RampHold {
+		for c := range hi + 1 - lo {
+			from := start.Add(time.Duration(c) * hold)
+			to := start.Add(time.Duration(c+1) * hold)
+			windows = append(windows, window{from.Add(time.Second - 1).Truncate(time.Second).Add(time.Second), to.Truncate(time.Second)})
+		}
+	} else {
+		for from := start.Add(time.Second); !from.Add(o.StepDuration).After(start.Add(o.Ramp)); from = from.Add(o.StepDuration) {
+			windows = append(windows, window{from, from.Add(o.StepDuration)})
+		}
+	}
+	var samples *processSamples
+	sampled := make(chan struct{})
+	if o.Process != nil {
+		samples = &processSamples{p: o.Process, at: map[time.Time]processSample{}}
+		if err := samples.take(start); err != nil {
+			return err
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel() // ends the sampling when the run fails
+		go samples.every(sctx, clk, start, o.Ramp, sampled)
+	} else {
+		close(sampled)
+	}
+	if _, err := t.Run(ctx, load.RunOptions{Clock: clk, StartAt: start, Live: m.Recorder}); err != nil {
+		return fmt.Errorf("ramp: %w", err)
+	}
+	<-sampled // the sample at the ramp's end is due by now
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, w := range windows {
+		if !w.to.After(w.from) {
+			continue
+		}
+		s := judgeStep(m.Recorder, meanVUs(profile, w.from.Sub(start), w.to.Sub(start)), w.from, w.to, o.SLOs)
+		if samples != nil {
+			s.CPUPerRequest, s.Memory = samples.between(w.from, w.to, s.Requests)
+		}
+		m.Steps = append(m.Steps, s)
+		if o.Progress != nil {
+			o.Progress(s)
+		}
+	}
+	return nil
+}
+
+// meanVUs is the mean number of virtual users the profile runs over
+// [from, to), as the load generator sets them every 100 ms.
+func meanVUs(p *load.VUProfile, from, to time.Duration) float64 {
+	const tick = 100 * time.Millisecond
+	var sum, n float64
+	for t := from; t < to; t += tick {
+		sum += float64(p.Active(t))
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
+}
+
+// processSample is a process's CPU time and resident memory at a time.
+type processSample struct {
+	cpu time.Duration
+	rss int64
+}
+
+// processSamples samples a process once a second through a ramp, so
+// that each of its windows gets the CPU spent in it.
+type processSamples struct {
+	p  ProcessSampler
+	mu sync.Mutex
+	at map[time.Time]processSample
+}
+
+func (ps *processSamples) take(at time.Time) error {
+	cpu, rss, err := ps.p.Sample()
+	if err != nil {
+		return fmt.Errorf("sampling the process: %w", err)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.at[at] = processSample{cpu, rss}
+	return nil
+}
+
+// every samples at each whole second from start to start+d, or until
+// ctx ends, and then closes done.
+func (ps *processSamples) every(ctx context.Context, clk clock.Clock, start time.Time, d time.Duration, done chan<- struct{}) {
+	defer close(done)
+	for at := start.Add(time.Second); !at.After(start.Add(d)); at = at.Add(time.Second) {
+		if clock.Sleep(ctx, clk, at.Sub(clk.Now())) != nil {
+			return
+		}
+		_ = ps.take(at) // a failed sample leaves its windows without CPU figures
+	}
+}
+
+// between is the CPU per request and the memory at the end of
+// [from, to), 0 where a sample is missing.
+func (ps *processSamples) between(from, to time.Time, requests int64) (cpuPerRequest float64, memory int64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	a, okA := ps.at[from]
+	b, okB := ps.at[to]
+	if !okA || !okB || requests == 0 {
+		return 0, b.rss
+	}
+	return (b.cpu - a.cpu).Seconds() / float64(requests), b.rss
 }
 
 // judgeStep measures one step of n requests in flight over [from, to).

@@ -215,3 +215,85 @@ func TestFromJournalReadsClosedModelPhases(t *testing.T) {
 		t.Error("a journal without a verdict: want an error")
 	}
 }
+
+// TestMeasureRampsLive measures a worker pool with one ramped run: a ramp
+// that holds each count for 3s is judged at each count, as steps are; a
+// faster one in slices, each at its mean concurrency.
+func TestMeasureRampsLive(t *testing.T) {
+	t.Parallel()
+	t.Run("held", func(t *testing.T) {
+		t.Parallel()
+		// 100 ms a request, as in TestMeasureFindsTheKneeOfAWorkerPool, so
+		// that the generator's own time is small beside the service's.
+		srv := workerPool(t, 100*time.Millisecond)
+		var seen []float64
+		m, err := Measure(context.Background(), getScenario(srv.URL+"/"), srv.URL, MeasureOptions{
+			Concurrency: []int{1, 3}, Ramp: 9 * time.Second, StepDuration: 3 * time.Second,
+			SLOs:     []*slo.SLO{latencySLO(t, "500ms", "95%")},
+			Progress: func(s Step) { seen = append(seen, s.Concurrency) },
+			Process:  &countingProcess{},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Steps) != 3 || fmt.Sprint(seen) != "[1 2 3]" {
+			t.Fatalf("steps at %v, want one per count the ramp held, [1 2 3]", seen)
+		}
+		for i, st := range m.Steps {
+			// each count is judged for the 2s after its first second
+			if d := st.To.Sub(st.From); d != 2*time.Second || i > 0 && st.From != m.Steps[i-1].To.Add(time.Second) {
+				t.Errorf("concurrency %v judged over %s to %s", st.Concurrency, st.From.Format(time.TimeOnly), st.To.Format(time.TimeOnly))
+			}
+			if st.Requests == 0 || len(st.SLOs) != 1 || !st.LittleChecked || math.Abs(st.LittleError) > LittleTolerance {
+				t.Errorf("concurrency %v: %d requests, SLOs %+v, X·R %.2f", st.Concurrency, st.Requests, st.SLOs, st.Little)
+			}
+			// The process is sampled each second: 2 samples, 200 ms of
+			// CPU, over each count's window.
+			if want := 0.2 / float64(st.Requests); math.Abs(st.CPUPerRequest-want) > 1e-12 || st.Memory != 64<<20 {
+				t.Errorf("concurrency %v: CPU per request %v, memory %d; want %v and 64 MiB", st.Concurrency, st.CPUPerRequest, st.Memory, want)
+			}
+		}
+		if m.KneeStep() == nil || m.Recorder.Total().Latency.Count() == 0 {
+			t.Errorf("no knee, or no requests recorded: %s", m.Verdict())
+		}
+	})
+	t.Run("slices", func(t *testing.T) {
+		t.Parallel()
+		srv := workerPool(t, 20*time.Millisecond)
+		m, err := Measure(context.Background(), getScenario(srv.URL+"/"), srv.URL, MeasureOptions{
+			Concurrency: []int{1, 8}, Ramp: 5 * time.Second, StepDuration: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// VUs floor(1 + 8t/5s), from 1 to one past the highest,
+		// set every 100 ms: slices [1s, 3s) and [3s, 5s) hold 3.65 and
+		// 6.8 on average.
+		if len(m.Steps) != 2 || m.Steps[0].Concurrency != 3.65 || m.Steps[1].Concurrency != 6.8 {
+			t.Fatalf("steps %+v: want two slices at mean concurrency 3.65 and 6.8", m.Steps)
+		}
+		for _, st := range m.Steps {
+			if st.To.Sub(st.From) != 2*time.Second || st.Requests == 0 || !st.LittleChecked {
+				t.Errorf("slice %+v", st)
+			}
+		}
+	})
+	for _, o := range []MeasureOptions{
+		{Concurrency: []int{4}, Ramp: 10 * time.Second},
+		{Concurrency: []int{1, 4}, Ramp: 5 * time.Second, StepDuration: 10 * time.Second},
+		{Concurrency: []int{1, 4}, Ramp: 10500 * time.Millisecond},
+	} {
+		if _, err := Measure(context.Background(), getScenario("http://127.0.0.1:1/"), "x", o); err == nil {
+			t.Errorf("%+v: want an error", o)
+		}
+	}
+}
+
+// countingProcess is a process that has used 100 ms more CPU at each
+// sample, with 64 MiB resident.
+type countingProcess struct{ n int }
+
+func (p *countingProcess) Sample() (time.Duration, int64, error) {
+	p.n++
+	return time.Duration(p.n) * 100 * time.Millisecond, 64 << 20, nil
+}

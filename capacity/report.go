@@ -1,8 +1,10 @@
 package capacity
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,25 +20,32 @@ type ReportInput struct {
 	Behavior   string
 	Assessment *Assessment
 	Proved     *Proved
+	// TrafficStart is the time the simulated curve's offset 0 stands for
+	// (a recorded day's midnight, a forecast's first hour); zero when the
+	// curve has none (a file, a spike).
+	TrafficStart time.Time
 }
 
 // Page builds the capacity report: the measurement's steps with the USL
 // model and the knee, the plan's arithmetic, the simulation's replicas,
 // traffic, latency and SLO breaches, and the proved run beside the
-// prediction. The report package draws time charts only, so the USL
-// curve is drawn along the measurement's timeline: each step a shaded
-// band labelled with its concurrency, the measured throughput a line and
-// the model's X(N) a line at each step's level; the table beside it gives
-// the same figures by concurrency. Every section's time axis is the
-// elapsed time from the start of its own run.
+// prediction. The USL curve is drawn against concurrency with the
+// measured steps as dots and the knee marked; the measurement is also
+// drawn along its timeline (each step a shaded band labelled with its
+// concurrency), and the table beside it gives the same figures by
+// concurrency. Every section's time axis is the elapsed time from the
+// start of its own run.
 func (in ReportInput) Page() *report.Page {
 	// Each run (the measurement, the simulation, the proved run) is drawn
 	// from its own start, which the page's one time axis calls the start
-	// of the proved run, or else of the measurement.
+	// of the proved run, or else of the simulated curve when it is dated,
+	// or else of the measurement.
 	reportStart := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	switch {
 	case in.Proved != nil:
 		reportStart = in.Proved.Start
+	case in.Assessment != nil && !in.TrafficStart.IsZero():
+		reportStart = in.TrafficStart
 	case in.Measurement != nil && len(in.Measurement.Steps) > 0:
 		reportStart = in.Measurement.Steps[0].From
 	}
@@ -111,6 +120,41 @@ func (in ReportInput) verdict() report.Section {
 	return s
 }
 
+// uslChart is throughput per instance by concurrency: each step measured,
+// the knee, and the fitted USL curve to a quarter past the highest step
+// (or past its peak, where that comes first).
+func uslChart(m *Measurement) report.XYChart {
+	c := report.XYChart{Title: "Throughput per instance by concurrency", XLabel: "concurrency", Unit: "req/s",
+		Note: "dots: the steps as measured; line: the USL fitted to them; the knee is the highest step that met every SLO."}
+	measured := report.XYSeries{Name: "measured", Dots: true}
+	knee := report.XYSeries{Name: "knee", Dots: true, Color: "green"}
+	maxN := 0.0
+	for i, st := range m.Steps {
+		pt := report.XYPoint{X: st.Concurrency, Y: st.Throughput / float64(m.Instances)}
+		measured.Points = append(measured.Points, pt)
+		if i == m.Knee {
+			knee.Points = append(knee.Points, pt)
+		}
+		maxN = math.Max(maxN, st.Concurrency)
+	}
+	slices.SortFunc(measured.Points, func(a, b report.XYPoint) int { return cmp.Compare(a.X, b.X) })
+	c.Series = append(c.Series, measured)
+	if m.Fit != nil {
+		model := report.XYSeries{Name: "USL model", Color: "orange"}
+		upTo := 1.25 * maxN
+		const samples = 120
+		for i := 0; i <= samples; i++ {
+			n := upTo * float64(i) / samples
+			model.Points = append(model.Points, report.XYPoint{X: n, Y: m.Fit.Model.Throughput(n)})
+		}
+		c.Series = append(c.Series, model)
+	}
+	if len(knee.Points) > 0 {
+		c.Series = append(c.Series, knee)
+	}
+	return c
+}
+
 // measurementSection draws the steps, the model and the knee.
 func measurementSection(m *Measurement, reportStart time.Time) report.Section {
 	s := report.Section{Title: "Scalability"}
@@ -164,11 +208,10 @@ func measurementSection(m *Measurement, reportStart time.Time) report.Section {
 	}
 	s.Text = m.Verdict()
 	if m.Fit != nil {
-		f := m.Fit
-		s.Text += fmt.Sprintf("\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): λ %.4g [%.4g, %.4g], σ %.4g [%.4g, %.4g], κ %.4g [%.4g, %.4g] (%.0f%% intervals).",
-			f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High, 100*Confidence)
+		s.Text += "\n\nUSL fit X(N) = λN / (1 + σ(N−1) + κN(N−1)): " + m.Fit.Parameters() + "."
 	}
-	s.Text += "\n\nThe charts follow the measurement in time: each band is one step, labelled with its concurrency."
+	s.Text += "\n\nThe first two charts follow the measurement in time: each band is one step, labelled with its concurrency. The third is the USL curve against concurrency, with the measured steps as dots and the knee."
+	s.XYCharts = []report.XYChart{uslChart(m)}
 	s.Charts = []report.Chart{
 		{Title: "Throughput per instance by step", Unit: "req/s", Series: nonEmpty(measured, model), Windows: windows},
 		{Title: "Latency by step", Unit: "ms", Series: nonEmpty(p99, modelR), Windows: windows},

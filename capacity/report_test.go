@@ -3,6 +3,7 @@ package capacity
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,24 @@ import (
 	"github.com/relia-dev/relia/report/reporttest"
 	"github.com/relia-dev/relia/slo"
 )
+
+// TestReportDatesARecordedCurve: a simulated curve that stands for a
+// day (or a forecast) is drawn from that day, not from a nominal start.
+func TestReportDatesARecordedCurve(t *testing.T) {
+	t.Parallel()
+	a, err := Assess(Scenario{Traffic: TrafficFromCounts(time.Minute, []float64{60, 120}), Replica: flat, Scaling: Scaling{HPA: fixed(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	if err := (ReportInput{Assessment: a, TrafficStart: day}).Page().WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "2026-11-27 00:00:00 UTC") {
+		t.Error("the page does not say the curve starts on 2026-11-27")
+	}
+}
 
 func TestReportInChromium(t *testing.T) {
 	t.Parallel()
@@ -53,6 +72,13 @@ func TestReportInChromium(t *testing.T) {
 	res.Eval(t, `document.querySelectorAll("svg").length`, &charts)
 	if charts < 6 { // 2 of the measurement, 4 of the simulation
 		t.Errorf("%d charts drawn", charts)
+	}
+	// The USL curve by concurrency: the seven steps as dots, the knee as
+	// one, the model as a line.
+	var dots []int
+	res.Eval(t, `Array.from(document.querySelectorAll("figure")).filter(f => f.textContent.includes("Throughput per instance by concurrency")).flatMap(f => Array.from(f.querySelectorAll("path.dots")).map(p => +p.getAttribute("data-points")))`, &dots)
+	if !slices.Equal(dots, []int{7, 1}) {
+		t.Errorf("dots of the USL chart (measured, knee): %v, want [7 1]", dots)
 	}
 	var text string
 	res.Eval(t, `document.body.innerText`, &text)

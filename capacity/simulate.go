@@ -396,6 +396,9 @@ func (s *sim) run() *Simulation {
 				shares := s.spread(ready, a)
 				for i, p := range ready {
 					share := shares[i]
+					if share <= 0 {
+						continue // no request: no latency to count, none to record as the second's highest
+					}
 					lat := s.sc.Replica.latency(p.n)
 					events += share
 					if lat > s.timeout {

@@ -234,3 +234,89 @@ func TestSpreadLevelsTheEmptiestReplicas(t *testing.T) {
 		t.Errorf("round robin: %v", got)
 	}
 }
+
+// TestAssessFindsWhatAScanFinds checks the remedies' bisection against a
+// scan of every candidate, as Assess once did, on spikes whose replicas
+// take from 15s to 60s to start.
+func TestAssessFindsWhatAScanFinds(t *testing.T) {
+	t.Parallel()
+	b := autoscale.DefaultBehavior()
+	for _, startup := range []time.Duration{15 * time.Second, 30 * time.Second, 45 * time.Second, 60 * time.Second} {
+		sc := Scenario{
+			Traffic: Traffic{{0, 60}, {60 * time.Second, 60}, {90 * time.Second, 600}, {300 * time.Second, 600}},
+			Replica: Replica{Model: USL{Lambda: 100}, Limit: 1, StartupDelay: startup, Timeout: 10 * time.Second},
+			Scaling: Scaling{HPA: &autoscale.HPA{Min: 2, Max: 12, Target: 70, Behavior: &b}, MetricWindow: 30 * time.Second},
+			SLOs:    []*slo.SLO{latencySLO(t, "200ms", "95%")},
+		}
+		a, err := Assess(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keeps := func(alt Scenario) bool { s, err := Simulate(alt); return err == nil && !s.Breached() }
+		var minFix int32
+		for k := sc.Scaling.HPA.Min + 1; k <= sc.Scaling.HPA.Max; k++ {
+			if keeps(withMin(sc, k)) {
+				minFix = k
+				break
+			}
+		}
+		var leadFix time.Duration
+		for lead := 15 * time.Second; lead <= maxLead; lead += 15 * time.Second {
+			alt := sc
+			alt.Scaling.Prescale = &Prescale{From: max(a.Spike.Start-lead, 0), Replicas: replicasForPeak(sc)}
+			if keeps(alt) {
+				leadFix = lead
+				break
+			}
+			if a.Spike.Start-lead <= 0 {
+				break
+			}
+		}
+		var lead time.Duration
+		if a.Prescale != nil {
+			lead = a.Prescale.Lead
+		}
+		if a.MinReplicas != minFix || lead != leadFix {
+			t.Errorf("start-up %s: minReplicas %d, lead %s; a scan finds %d and %s", startup, a.MinReplicas, lead, minFix, leadFix)
+		}
+	}
+}
+
+// TestSimulateQuietSecondsHaveNoLatency: a second in which no request
+// arrives has no latency, mean or highest, rather than the latency a
+// request would have had (a recorded day's quiet night).
+func TestSimulateQuietSecondsHaveNoLatency(t *testing.T) {
+	t.Parallel()
+	sim, err := Simulate(Scenario{
+		Traffic: TrafficFromCounts(10*time.Second, []float64{0, 500, 0}),
+		Replica: flat,
+		Scaling: Scaling{HPA: fixed(2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range sim.Seconds {
+		busy := sec.At >= 10*time.Second && sec.At < 20*time.Second
+		if busy != (sec.MaxLatency > 0) || busy != (sec.Latency > 0) || math.Abs(sec.Offered-map[bool]float64{true: 50}[busy]) > 1e-9 {
+			t.Errorf("%s: offered %v, latency %s, highest %s", sec.At, sec.Offered, sec.Latency, sec.MaxLatency)
+		}
+	}
+}
+
+func TestSmallestBisects(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		lo, hi, from int // ok(k) is k >= from
+		want         int
+		found        bool
+	}{
+		{1, 10, 1, 1, true}, {1, 10, 7, 7, true}, {1, 10, 10, 10, true}, {1, 10, 11, 0, false},
+		{3, 3, 3, 3, true}, {4, 3, 0, 0, false},
+	} {
+		calls := 0
+		got, ok := smallest(c.lo, c.hi, func(k int) bool { calls++; return k >= c.from })
+		if got != c.want || ok != c.found || calls > 5 {
+			t.Errorf("%+v: got %d %v after %d calls", c, got, ok, calls)
+		}
+	}
+}

@@ -239,3 +239,18 @@ func fmtDur(d time.Duration) string {
 	}
 	return d.Round(time.Millisecond).String()
 }
+
+// TrafficFromCounts is the curve of requests counted in consecutive
+// buckets of length step (a call store's per-minute or hourly rollups, a
+// forecast's hours): each bucket's rate, its count over step, held over
+// the bucket, so that the curve carries exactly the counted requests and
+// its rate in each bucket is the bucket's. Negative counts are taken as
+// none.
+func TrafficFromCounts(step time.Duration, counts []float64) Traffic {
+	tr := make(Traffic, 0, 2*len(counts))
+	for i, c := range counts {
+		r := max(c, 0) / step.Seconds()
+		tr = append(tr, RatePoint{At: time.Duration(i) * step, Rate: r}, RatePoint{At: time.Duration(i+1) * step, Rate: r})
+	}
+	return tr
+}

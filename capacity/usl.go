@@ -121,6 +121,18 @@ type Fit struct {
 	Verdict string `json:"verdict"`
 }
 
+// Parameters writes the fitted parameters with their intervals, or says
+// that three points give none: "λ 47 [34, 60]  σ 1 [0.19, 1.8]  κ 0.018
+// [0, 0.12]  (95% intervals)".
+func (f *Fit) Parameters() string {
+	if len(f.Points) <= 3 {
+		return fmt.Sprintf("λ %.4g  σ %.4g  κ %.4g  (no intervals: %d points for three parameters; measure four concurrencies or more)",
+			f.Model.Lambda, f.Model.Sigma, f.Model.Kappa, len(f.Points))
+	}
+	return fmt.Sprintf("λ %.4g [%.4g, %.4g]  σ %.4g [%.4g, %.4g]  κ %.4g [%.4g, %.4g]  (%.0f%% intervals)",
+		f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High, 100*Confidence)
+}
+
 // ErrTooFewPoints is returned by FitUSL for fewer than three points with
 // distinct concurrencies: three parameters need three equations.
 var ErrTooFewPoints = errors.New("the USL needs at least three points at different concurrencies")

@@ -1,6 +1,7 @@
 package capacity
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -116,6 +117,17 @@ func TestFitUSLNeedsThreeConcurrencies(t *testing.T) {
 	}
 	if f.Lambda.Low != f.Lambda.Value || len(f.LeaveOneOut) != 0 {
 		t.Errorf("three points: no interval and no leave-one-out expected, got %+v", f)
+	}
+	// What is printed says so, rather than showing intervals of no width.
+	if p := f.Parameters(); !strings.Contains(p, "no intervals: 3 points") || strings.Contains(p, "[") {
+		t.Errorf("three points: %q", p)
+	}
+	f, err = FitUSL([]Point{{1, 100}, {2, 190}, {4, 340}, {8, 520}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Parameters(); !strings.Contains(p, "(95% intervals)") || !strings.Contains(p, fmt.Sprintf("λ %.4g [%.4g, %.4g]", f.Model.Lambda, f.Lambda.Low, f.Lambda.High)) {
+		t.Errorf("four points: %q", p)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"reflect"
 	"strings"
 	"time"
 
@@ -63,7 +63,6 @@ type calls struct {
 	done    chan struct{}
 	name    string
 	admin   []adminMount
-	capture map[string]*callstore.Redactor // by route, for routes that capture
 }
 
 // adminMount is a handler the admin API serves under some paths.
@@ -80,9 +79,6 @@ func (g *Gateway) openCalls(cfg *Config) error {
 		c.name = "edge"
 	}
 	var err error
-	if c.capture, err = captures(cfg); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop, c.done = cancel, make(chan struct{})
 	var bg []func()
@@ -171,33 +167,6 @@ func (g *Gateway) openCalls(cfg *Config) error {
 	return nil
 }
 
-// captures compiles the routes' capture settings.
-func captures(cfg *Config) (map[string]*callstore.Redactor, error) {
-	var out map[string]*callstore.Redactor
-	for i, r := range cfg.Spec.Routes {
-		if r.Capture == nil {
-			continue
-		}
-		if r.Capture.Bodies {
-			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture.bodies", i), "the gateway keeps headers only for now; bodies are not captured")
-		}
-		c := *r.Capture
-		if a := cfg.Spec.Auth; a != nil && a.KeyHeader != "" {
-			// The header API keys come in is never kept, whatever its name.
-			c.RedactHeaders = append(slices.Clip(c.RedactHeaders), a.KeyHeader)
-		}
-		red, err := callstore.NewRedactor(c)
-		if err != nil {
-			return nil, cfg.errorf(fmt.Sprintf("spec.routes[%d].capture", i), "%v", err)
-		}
-		if out == nil {
-			out = map[string]*callstore.Redactor{}
-		}
-		out[r.Name] = red
-	}
-	return out, nil
-}
-
 // close stops the background work and flushes the writers until ctx
 // ends (what is left stays in the spool for the next start).
 func (c *calls) close(ctx context.Context) error {
@@ -276,9 +245,12 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	} else {
 		rec.Outcome = outcome.ClassifyResponse(x.status, nil).String()
 	}
-	if !x.end.IsZero() {
+	switch {
+	case !x.headAt.IsZero(): // a gRPC call, whose x.end is its stream's end
+		rec.TTFB = x.headAt.Sub(x.start)
+	case !x.end.IsZero():
 		rec.TTFB = x.end.Sub(x.start)
-	} else {
+	default:
 		rec.TTFB = lat
 	}
 	if x.target != nil {
@@ -288,21 +260,65 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		if p := x.route.cfg.Match.Path; p != nil {
 			rec.PathTemplate = p.template()
 		}
-		if red := c.capture[x.route.name]; red != nil {
-			rec.RequestHeaders = red.Headers(headerList(x.req.fields))
-			rec.ResponseHeaders = red.Headers(headerList(x.resp.fields))
+		if red := x.route.capture; red != nil {
+			x.captureInto(rec, red)
 		}
 	}
 	c.rec.Record(rec)
 }
 
-// headerList copies h1 fields for a capturing route.
-func headerList(fields []h1.Header) []callstore.Header {
-	out := make([]callstore.Header, len(fields))
-	for i, f := range fields {
-		out[i] = callstore.Header{Name: string(f.Name), Value: string(f.Value)}
+// auditReload appends a reload that changed the routes, the upstreams,
+// spec.auth or the trusted proxies to the audit log, naming what changed
+// (what the APIs' lifecycles became, apimgmt appends itself).
+func (g *Gateway) auditReload(old, next *state) {
+	if g.calls == nil || g.calls.store == nil {
+		return
 	}
-	return out
+	o, n := old.eff.Spec, next.eff.Spec
+	var changes []string
+	changes = appendChanged(changes, "route", o.Routes, n.Routes, func(r Route) string { return r.Name })
+	changes = appendChanged(changes, "upstream", o.Upstreams, n.Upstreams, func(u Upstream) string { return u.Name })
+	if !reflect.DeepEqual(o.Auth, n.Auth) {
+		changes = append(changes, "auth changed")
+	}
+	if !reflect.DeepEqual(o.TrustedProxies, n.TrustedProxies) {
+		changes = append(changes, "trusted proxies changed")
+	}
+	if len(changes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e := callstore.AuditEntry{Time: g.clock.Now(), Actor: "gateway", Action: "config.reload",
+		Detail: fmt.Sprintf("generation %d: %s", next.gen, strings.Join(changes, "; "))}
+	if _, err := g.calls.store.AppendAudit(ctx, e); err != nil {
+		g.log.Error("writing the config reload to the audit log failed", "error", err)
+	}
+}
+
+// appendChanged appends to changes what of a named list was added,
+// removed or changed between before and after ("route orders-v2 added").
+func appendChanged[T any](changes []string, what string, before, after []T, name func(T) string) []string {
+	was := map[string]T{}
+	for _, b := range before {
+		was[name(b)] = b
+	}
+	for _, a := range after {
+		b, ok := was[name(a)]
+		switch {
+		case !ok:
+			changes = append(changes, what+" "+name(a)+" added")
+		case !reflect.DeepEqual(a, b):
+			changes = append(changes, what+" "+name(a)+" changed")
+		}
+		delete(was, name(a))
+	}
+	for _, b := range before {
+		if _, ok := was[name(b)]; ok {
+			changes = append(changes, what+" "+name(b)+" removed")
+		}
+	}
+	return changes
 }
 
 // checkAPIRoutes reports an API that covers a route the gateway does not

@@ -57,6 +57,9 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 		if err != nil {
 			return nil, err
 		}
+		if rt.capture, err = routeCapture(r, s.Auth); err != nil {
+			return nil, err
+		}
 		if rl := r.RateLimit; rl != nil && rl.Store == "redis" {
 			if rt.shared, err = g.buildSharedLimit(eff.Metadata.Name, r); err != nil {
 				return nil, err

@@ -215,6 +215,7 @@ func (c *Config) validate() error {
 	p := &problems{c: c}
 	c.Spec.check(p)
 	c.validateGRPC(p.add)
+	c.validateCapture(p.add)
 	return errors.Join(p.errs...)
 }
 

@@ -25,8 +25,9 @@ type Route struct {
 	Name string `yaml:"name" config:"required"`
 	// Match says which requests the route takes; empty matches all.
 	Match Match `yaml:"match"`
-	// Capture keeps the route's request and response headers in its call
-	// records, redacted; off by default.
+	// Capture keeps the route's request and response headers, bodies or
+	// both in its call records, capped and redacted; off by default. A
+	// reload changes it from the next request.
 	Capture *callstore.Capture `yaml:"capture"`
 	// Upstream is the name of the pool the route sends requests to.
 	// A route without one answers with its Fallback.

@@ -284,6 +284,7 @@ func (g *Gateway) reload(cfg *Config) error {
 	g.mu.Unlock()
 	g.state.Store(st)
 	g.keySets.retain(st.keySets)
+	g.auditReload(old, st)
 	if g.calls != nil && g.calls.apis != nil && g.opts.APIs == nil {
 		if err := g.calls.apis.SetAPIs(context.Background(), cfg.apis, "gateway"); err != nil {
 			g.log.Error("writing the APIs' changes to the audit log failed", "error", err)

@@ -23,8 +23,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/internal/grpcstatus"
+	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -264,6 +266,9 @@ func (g *Gateway) proxyGRPC(x *exchange) {
 			limit = rt.maxBody
 		}
 		body = &replayBody{src: r.Body, limit: limit}
+		// The call's record counts what the client sent, whichever
+		// attempt read it.
+		defer func() { x.req.bodyRead = body.received() }()
 	}
 	var rc resilience.RetryCall
 	if rt.retry != nil {
@@ -274,19 +279,21 @@ func (g *Gateway) proxyGRPC(x *exchange) {
 		x.attempts = attempt
 		t, bp, now, tryDeadline, out := g.startAttempt(x, prev, nil, deadline, false)
 		if out.answered || t == nil {
+			x.reason = ReasonNoHealthyUpstream
 			g.endGRPC(x, w, codes.Unavailable, "gateway: no target available (unhealthy, ejected or its breaker open)", nil)
 			return
 		}
 		x.target = t
 		if !tryDeadline.After(now) {
 			bp.Done(nil)
+			x.reason = ReasonRouteTimeout
 			g.endGRPC(x, w, codes.DeadlineExceeded, "gateway: the call's deadline passed", nil)
 			return
 		}
 		resp, f, lat := g.grpcAttempt(x, gp, t, body, tryDeadline.Sub(now))
 		g.accountGRPC(x, t, bp, f, lat)
 		if f == nil {
-			g.relayGRPC(x, w, resp)
+			g.relayGRPC(x, w, resp, lat)
 			return
 		}
 		if resp != nil {
@@ -302,6 +309,9 @@ func (g *Gateway) proxyGRPC(x *exchange) {
 				prev = t
 				continue
 			}
+		}
+		if f.kind != errNone {
+			_, _, x.reason = failureAnswer(f.kind)
 		}
 		var pushback *int64
 		if f.hinted {
@@ -409,15 +419,49 @@ func (g *Gateway) accountGRPC(x *exchange, t *target, bp resilience.BreakerPermi
 		g.metrics.ejections.WithLabelValues(p.name, t.addr).Inc()
 		g.log.Warn("target ejected", "upstream", p.name, "target", t.addr)
 	}
+	if f != nil {
+		g.grpcStep(x, f.code, f, lat)
+	}
+}
+
+// grpcStep notes an attempt in the call's story, as an HTTP route's
+// attempts are: the HTTP status google.rpc.Code gives its gRPC status
+// (0 when no answer came), its outcome class, and as its reason the gRPC
+// status's name with the target's pushback ("UNAVAILABLE, pushback
+// 10ms"). lat is the time to the attempt's response head.
+func (g *Gateway) grpcStep(x *exchange, code codes.Code, f *grpcFailure, lat time.Duration) {
+	if g.calls == nil || g.calls.rec == nil {
+		return
+	}
+	status, class := grpcstatus.HTTPStatus(code), ""
+	reason := grpcstatus.Name(code)
+	switch {
+	case f != nil && f.kind != errNone:
+		status, class = 0, f.kind.String()
+	default:
+		class = outcome.ClassifyResponse(status, nil).String()
+	}
+	if f != nil && f.hinted {
+		if f.pushback < 0 {
+			reason += ", pushback: no retry"
+		} else {
+			reason += ", pushback " + f.pushback.String()
+		}
+	}
+	g.addStep(x, callstore.StepAttempt, x.target.addr, status, class, reason, lat)
 }
 
 // relayGRPC passes a target's response to the client: its headers, each
-// message as it arrives, its trailers.
-func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Response) {
+// message as it arrives, its trailers. lat is the attempt's time to its
+// response head, for the call's story.
+func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Response, lat time.Duration) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = vs
+	}
+	if g.calls != nil && g.calls.rec != nil {
+		x.headAt = g.clock.Now()
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -456,6 +500,7 @@ func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Respo
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
 	}
+	g.grpcStep(x, code, nil, lat)
 	g.grpcDone(x, code)
 	if broken {
 		panic(http.ErrAbortHandler) // the client must not take a cut stream for a whole
@@ -554,7 +599,8 @@ type replayBody struct {
 	readMu sync.Mutex // serialises reads from src
 	mu     sync.Mutex
 	kept   []byte
-	over   bool // more than limit was read: no replay
+	read   int64 // bytes read from src
+	over   bool  // more than limit was read: no replay
 	eof    bool
 	err    error
 	cur    *replayReader
@@ -568,6 +614,13 @@ func (b *replayBody) replayable() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.over && b.limit > 0
+}
+
+// received is how many bytes were read from the client so far.
+func (b *replayBody) received() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.read
 }
 
 // readerFor starts an attempt's reading from the beginning.
@@ -618,6 +671,7 @@ func (r *replayReader) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.read += int64(n)
 	if n > 0 && !b.over {
 		if len(b.kept)+n > b.limit {
 			b.over, b.kept = true, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/internal/grpcdemo"
@@ -227,11 +229,14 @@ func flakyTarget(t *testing.T, name, toxic string) string {
 
 // TestGRPCRetries: a call that a target answers UNAVAILABLE is made again
 // on another target, messages and all; a negative pushback forbids it.
+// Each attempt is a step of the call's record, with its status and the
+// target's pushback.
 func TestGRPCRetries(t *testing.T) {
 	t.Parallel()
 	down := flakyTarget(t, "down", `{"name":"down","type":"http","attributes":{"path":"/grpc.testing.TestService/*","grpc_status":"UNAVAILABLE","grpc_retry_pushback_ms":10}}`)
 	never := flakyTarget(t, "never", `{"name":"never","type":"http","attributes":{"path":"/grpc.testing.TestService/*","grpc_status":"UNAVAILABLE","grpc_retry_pushback_ms":-1}}`)
 	_, good := demo(t, "good")
+	calls := make(keptCalls, 16)
 	_, c := grpcGateway(t, `  upstreams:
     - name: flaky
       targets: [{address: `+down+`}, {address: `+good+`}]
@@ -250,7 +255,7 @@ func TestGRPCRetries(t *testing.T) {
       match: {path: {prefix: /grpc.testing.TestService}}
       upstream: flaky
       retry: {attempts: 3, retryOn: [unavailable], base: 1ms}
-`, Options{})
+`, Options{Calls: calls})
 	ctx := callCtx(t)
 	for i := range 4 {
 		var hdr metadata.MD
@@ -286,6 +291,68 @@ func TestGRPCRetries(t *testing.T) {
 	}
 	if failed == 0 {
 		t.Error("every call to the pool whose target pushes back with -1 succeeded: the gateway retried them anyway")
+	}
+
+	// The calls' stories: 8 to the flaky pool, 4 to the stubborn one.
+	stories := map[string]int{}
+	for range 12 {
+		var r callstore.Record
+		select {
+		case r = <-calls:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call has no record")
+		}
+		var story []string
+		for _, s := range r.Steps {
+			who := "good"
+			if s.Target != good {
+				who = "flaky"
+			}
+			story = append(story, fmt.Sprintf("%s %s %d %s (%s)", s.Kind, who, s.Status, s.Outcome, s.Reason))
+		}
+		if r.Status == 200 && (r.BytesIn < 5 || r.BytesOut < 5) { // a message's frame head is 5 bytes
+			t.Errorf("%s: %d bytes in, %d out", r.Route, r.BytesIn, r.BytesOut)
+		}
+		if r.Attempts != len(r.Steps) {
+			t.Errorf("%s: %d attempts, %d steps: %v", r.Route, r.Attempts, len(r.Steps), story)
+		}
+		stories[fmt.Sprintf("%s %d: %s", r.Route, r.Status, strings.Join(story, "; "))]++
+	}
+	retried := "flaky 200: attempt flaky 503 status (UNAVAILABLE, pushback 10ms); attempt good 200 ok (OK)"
+	refused := "stubborn 503: attempt flaky 503 status (UNAVAILABLE, pushback: no retry)"
+	if stories[retried] == 0 || stories[refused] != failed {
+		t.Errorf("stories of the calls: %v", stories)
+	}
+}
+
+// TestGRPCRecordSplitsTheLatency: a streaming call's record tells the
+// time to its response's head apart from the whole call, which goes on
+// while the target pauses 30ms before its second message (the head comes
+// with the first); the upstream share is the attempt's, up to the head.
+func TestGRPCRecordSplitsTheLatency(t *testing.T) {
+	t.Parallel()
+	_, a := demo(t, "a")
+	calls := make(keptCalls, 1)
+	_, c := grpcGateway(t, `  upstreams: [{name: a, targets: [{address: `+a+`}], grpc: {}}]
+  routes: [{name: rpc, match: {path: {prefix: /grpc.testing.TestService}}, upstream: a}]
+`, Options{Calls: calls})
+	ss, err := c.StreamingOutputCall(callCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 1, IntervalUs: 30_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; ; n++ {
+		if _, err := ss.Recv(); err == io.EOF {
+			if n != 2 {
+				t.Fatalf("%d messages", n)
+			}
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := calls.next(t, "/grpc.testing.TestService/StreamingOutputCall")
+	if r.TTFB <= 0 || r.TTFB >= r.Latency || r.Upstream <= 0 || r.Upstream > r.TTFB {
+		t.Errorf("latency %s, first byte %s, upstream %s: the head came before the 30ms pause", r.Latency, r.TTFB, r.Upstream)
 	}
 }
 

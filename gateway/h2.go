@@ -159,6 +159,7 @@ func writeHTTP2(w http.ResponseWriter, x *exchange) {
 			return
 		}
 		x.bytesOut += int64(len(p))
+		x.tapResponse(p)
 		if _, err := w.Write(p); err != nil {
 			return
 		}

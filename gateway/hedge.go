@@ -5,8 +5,10 @@ import (
 	"errors"
 	"time"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/resilience"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -31,6 +33,10 @@ type hedgeRun struct {
 	start time.Time
 	lat   time.Duration
 	span  trace.Span // the attempt's client span, when tracing is on
+	// hedge says the run was a hedge (the delay passed), not the group's
+	// first attempt; back says its result came back to the exchange.
+	// Both are the exchange's goroutine's, for the call's story.
+	hedge, back bool
 }
 
 // hedgedAttempt sends the request to one target and, each time the
@@ -46,12 +52,14 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 	cctx, cancel := context.WithCancel(x.req.ctx)
 	defer cancel()
 	results := make(chan *hedgeRun, 1+r.hedge.max)
+	var runs []*hedgeRun // for the call's story
 	launch := func(prev *target, answer bool) (*hedgeRun, attemptOutcome) {
 		t, bp, start, tryDeadline, out := g.startAttempt(x, prev, hashKey, deadline, answer)
 		if out.answered {
 			return nil, out
 		}
-		run := &hedgeRun{t: t, bp: bp, start: start, req: x.ureq, resp: upstreamResponses.Get().(*upstream.Response)}
+		run := &hedgeRun{t: t, bp: bp, start: start, req: x.ureq, resp: upstreamResponses.Get().(*upstream.Response), hedge: !answer}
+		runs = append(runs, run)
 		run.req.Host = x.upstreamHost(t)
 		if g.tracing != nil {
 			run.req.Fields = append([]h1.Header(nil), x.ureq.Fields...)
@@ -82,7 +90,12 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 			if run.err == nil {
 				status = run.resp.Status
 			}
+			steps := len(x.steps)
 			out := g.endAttempt(x, run.t, run.bp, method, status, run.err, run.lat)
+			run.back = true
+			if run.hedge && len(x.steps) > steps {
+				x.steps[steps].Kind = callstore.StepHedge
+			}
 			if run.span != nil {
 				endClientSpan(run.span, out.status, run.err, run.start.Add(run.lat))
 			}
@@ -101,6 +114,7 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 			}
 			if running > 0 {
 				cancel()
+				g.cancelledSteps(x, runs)
 				go discardHedges(results, running)
 			}
 			hc.Done(run.err)
@@ -121,6 +135,28 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 				hedgeC = timer.C()
 			}
 		}
+	}
+}
+
+// cancelledSteps notes in the call's story the attempts of a hedged
+// group still out when another answered: cancelled, after the time they
+// had run. Their time is not added to the call's upstream time, which the
+// winner's already covers.
+func (g *Gateway) cancelledSteps(x *exchange, runs []*hedgeRun) {
+	if g.calls == nil || g.calls.rec == nil {
+		return
+	}
+	now := g.clock.Now()
+	for _, run := range runs {
+		if run.back {
+			continue
+		}
+		kind := callstore.StepAttempt
+		if run.hedge {
+			kind = callstore.StepHedge
+		}
+		x.steps = append(x.steps, callstore.Step{Kind: kind, Target: run.t.addr, Outcome: outcome.ClassCanceled.String(),
+			Reason: "another attempt answered first", Latency: now.Sub(run.start)})
 	}
 }
 

@@ -72,11 +72,15 @@ func hedgeSpec(h *hedgeBackends) string {
 `, h.a.addr(), h.b.addr())
 }
 
+// TestHedgeWinsAndCancelsTheLoser: the hedge answers, the first attempt
+// is cancelled, and the call's record tells both: the hedge that answered
+// and the attempt cancelled when it did.
 func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
 	t.Parallel()
 	clk := clock.NewFake(time.Now())
 	h := newHedgeBackends(t)
-	g, url := startGateway(t, hedgeSpec(h), Options{Clock: clk})
+	calls := make(keptCalls, 1)
+	g, url := startGateway(t, hedgeSpec(h), Options{Clock: clk, Calls: calls})
 
 	type answer struct {
 		code int
@@ -107,6 +111,15 @@ func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
 	}
 	if _, m, _ := get(t, "GET", "http://"+g.AdminAddr()+"/metrics", nil); !strings.Contains(m, `relia_hedge_attempts_total{name="r"} 1`) {
 		t.Error("the metrics do not count the hedge")
+	}
+	r := calls.next(t, "/x")
+	var story []string
+	for _, s := range r.Steps {
+		story = append(story, fmt.Sprintf("%s %d %s (%s) %s", s.Kind, s.Status, s.Outcome, s.Reason, s.Latency))
+	}
+	want := []string{"hedge 200 ok () 0s", "attempt 0 canceled (another attempt answered first) 50ms"}
+	if strings.Join(story, "; ") != strings.Join(want, "; ") || r.Steps[0].Target == r.Steps[1].Target {
+		t.Errorf("the story: %v, want %v on two targets", story, want)
 	}
 }
 

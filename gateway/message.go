@@ -51,6 +51,9 @@ type request struct {
 	// large to hold streams; limit is the route's maxBodySize.
 	pending []byte
 	limit   int64
+	// tap keeps the body's first bytes for a route that captures bodies;
+	// nil for the others (capture.go).
+	tap *bodyTap
 	// continuer answers Expect: 100-continue; nil where the protocol
 	// does it itself.
 	continuer interface{ sendContinue() }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/fault"
 	"github.com/relia-dev/relia/gateway/cache"
 	"github.com/relia-dev/relia/resilience"
@@ -95,6 +96,9 @@ type route struct {
 	hostSet []byte
 	// upgrades are the protocols a client may switch to (lower case).
 	upgrades []string
+	// capture is what the route's call records keep of headers and
+	// bodies; nil keeps neither (capture.go).
+	capture *callstore.Redactor
 }
 
 // allowsUpgrade reports whether the route lets a client switch to proto.

@@ -192,6 +192,16 @@ type exchange struct {
 	upstreamLat time.Duration
 	traceHex    [32]byte
 	call        callstore.Record // the record handed to the call store
+	// capturing says the route keeps bodies: taps keep their first
+	// bytes (capture.go).
+	capturing bool
+	taps      *captureTaps
+	// respHeaders are the response's fields as captured before its body
+	// streamed (capture.go).
+	respHeaders []callstore.Header
+	// headAt is when a relayed gRPC response's head went to the client,
+	// for the record's time to first byte (x.end is the call's end).
+	headAt time.Time
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -204,7 +214,7 @@ func newExchange(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0]}
+	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps}
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
@@ -605,6 +615,9 @@ func (g *Gateway) readBody(x *exchange) error {
 			return err
 		}
 		req.bodyRead = int64(len(p))
+		if req.tap != nil {
+			req.tap.add(p)
+		}
 		req.pending = p
 		u.Stream, u.Length = &x.req, req.length
 		return nil
@@ -624,6 +637,9 @@ func (g *Gateway) readBody(x *exchange) error {
 		req.bodyRead += int64(len(p))
 		if req.bodyRead > limit {
 			return errBodyTooLarge
+		}
+		if req.tap != nil {
+			req.tap.add(p)
 		}
 		held = append(held, p...)
 		if len(held) > requestHoldBytes {
@@ -658,6 +674,9 @@ func (r *request) Next() ([]byte, error) {
 	if r.bodyRead > r.limit {
 		return nil, errBodyTooLarge
 	}
+	if r.tap != nil {
+		r.tap.add(p)
+	}
 	return p, nil
 }
 
@@ -683,6 +702,7 @@ func (g *Gateway) proxy(x *exchange) errKind {
 	p := r.pool
 	req := &x.req
 	req.limit = int64(r.maxBody)
+	g.startCapture(x)
 	if err := g.readBody(x); err != nil {
 		g.bodyRefusal(x, err)
 		return errClient
@@ -747,18 +767,25 @@ func (g *Gateway) proxy(x *exchange) errKind {
 
 // attemptFailed answers for an attempt that got no response.
 func (g *Gateway) attemptFailed(x *exchange, kind errKind) {
+	status, policy, reason := failureAnswer(kind)
+	g.reject(x, status, policy, reason, 0)
+}
+
+// failureAnswer is the answer to a call whose last attempt got no
+// response, by how it failed: its status, policy and reason (gRPC calls
+// take the reason only).
+func failureAnswer(kind errKind) (status int, policy, reason string) {
 	switch kind {
 	case errTimeout:
-		g.reject(x, http.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout, 0)
+		return http.StatusGatewayTimeout, "timeout", ReasonUpstreamTimeout
 	case errConnect:
-		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectFailed, 0)
+		return http.StatusServiceUnavailable, "upstream", ReasonConnectFailed
 	case errOverflow:
-		g.reject(x, http.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted, 0)
+		return http.StatusServiceUnavailable, "upstream", ReasonConnectionsExhausted
 	case errInvalid:
-		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamInvalid, 0)
-	default:
-		g.reject(x, http.StatusBadGateway, "upstream", ReasonUpstreamReset, 0)
+		return http.StatusBadGateway, "upstream", ReasonUpstreamInvalid
 	}
+	return http.StatusBadGateway, "upstream", ReasonUpstreamReset
 }
 
 // attemptOutcome is how one attempt (or one hedged group of attempts)
@@ -1067,6 +1094,9 @@ func (g *Gateway) prepareResponse(x *exchange) {
 	resp.fields = setField(resp.fields, "X-Request-Id", x.rid)
 	x.addAPIHeaders()
 	x.status = resp.status
+	if x.route != nil && x.route.capture != nil {
+		x.captureResponseHead()
+	}
 }
 
 // finish records the request, once its response is written, in the

@@ -492,6 +492,7 @@ func (c *conn) passOn(x *exchange, b []byte, chunked bool) error {
 			return err
 		}
 		x.bytesOut += int64(len(p))
+		x.tapResponse(p)
 		if chunked {
 			c.pend = h1.AppendChunkSize(c.pend, len(p))
 		}

@@ -280,7 +280,8 @@ type seriesView struct {
 // the x axis (seconds of a time axis, or decades of a percentile axis),
 // and each series' drawn points.
 type tipData struct {
-	Kind   string      `json:"k"` // "t" time, "p" percentile
+	Kind   string      `json:"k"` // "t" time, "p" percentile, "n" a number (XYChart)
+	XLabel string      `json:"xl,omitempty"`
 	Width  int         `json:"w"`
 	X0     json.Number `json:"x0"`
 	X1     json.Number `json:"x1"`
@@ -482,7 +483,7 @@ func (a axis) buildChart(c *Chart, id string, phases []Window, colors map[string
 	for i, s := range secs {
 		v.XTicks = append(v.XTicks, newXTick(plotLeft+s/span*plotWidth, tl[i]))
 	}
-	v.tip("t", span, c.Unit, all)
+	v.tip("t", "", span, c.Unit, all)
 	return v
 }
 
@@ -591,8 +592,8 @@ func (p plotted) path(y yAxis) seriesView {
 }
 
 // tip fills in the hover script's data.
-func (v *chartView) tip(kind string, span float64, unit string, all []plotted) {
-	tip := tipData{Kind: kind, Width: svgWidth, X0: num(plotLeft), X1: num(plotLeft + plotWidth), Span: num(span), Unit: unit}
+func (v *chartView) tip(kind, xLabel string, span float64, unit string, all []plotted) {
+	tip := tipData{Kind: kind, XLabel: xLabel, Width: svgWidth, X0: num(plotLeft), X1: num(plotLeft + plotWidth), Span: num(span), Unit: unit}
 	for _, p := range all {
 		ts := tipSeries{Name: p.name, Gap: num(p.gap), X: []json.Number{}, V: []json.Number{}}
 		for _, r := range p.runs {

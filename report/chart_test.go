@@ -350,3 +350,33 @@ func TestFarLinesDoNotFlattenTheData(t *testing.T) {
 		t.Errorf("label of a line above the chart %q", l)
 	}
 }
+
+func TestXYChart(t *testing.T) {
+	c := XYChart{Title: "throughput", XLabel: "concurrency", Unit: "req/s", Series: []XYSeries{
+		{Name: "measured", Dots: true, Points: []XYPoint{{1, 100}, {2, 190}, {4, 300}}},
+		{Name: "model", Points: []XYPoint{{0, 0}, {2, 195}, {5, 320}}},
+	}}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	v := buildXYChart(&c, "x1")
+	if len(v.Layers) == 0 || len(v.Layers[0].Series) != 2 {
+		t.Fatalf("layers %+v", v.Layers)
+	}
+	if m, l := v.Layers[0].Series[0], v.Layers[0].Series[1]; m.Dots != 3 || m.Count != 0 || l.Dots != 0 || l.Count != 3 {
+		t.Errorf("measured: %d dots %d joined; model: %d dots %d joined", m.Dots, m.Count, l.Dots, l.Count)
+	}
+	last := v.XTicks[len(v.XTicks)-1]
+	if v.XTicks[0].Label != "0" || !strings.HasSuffix(last.Label, " concurrency") {
+		t.Errorf("x ticks %+v", v.XTicks)
+	}
+	for _, bad := range []XYChart{
+		{Series: []XYSeries{{Name: "s", Points: []XYPoint{{2, 1}, {1, 1}}}}},
+		{Series: []XYSeries{{Name: "s", Points: []XYPoint{{1, math.NaN()}}}}},
+		{Series: []XYSeries{{Name: "s", Points: []XYPoint{{-1, 1}}}}},
+	} {
+		if err := bad.validate(); err == nil {
+			t.Errorf("%+v accepted", bad.Series[0].Points)
+		}
+	}
+}

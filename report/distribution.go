@@ -164,7 +164,7 @@ func buildPercentileChart(c *PercentileChart, id string) chartView {
 			v.XTicks = append(v.XTicks, newXTick(x(0.5), "50%"))
 		}
 	}
-	v.tip("p", span, c.Unit, all)
+	v.tip("p", "", span, c.Unit, all)
 	return v
 }
 

@@ -118,6 +118,9 @@ func (p *Page) WriteHTML(w io.Writer) error {
 		for di := range s.Distributions {
 			sv.Charts = append(sv.Charts, buildPercentileChart(&s.Distributions[di], fmt.Sprintf("%s-d%d", sv.ID, di+1)))
 		}
+		for xi := range s.XYCharts {
+			sv.Charts = append(sv.Charts, buildXYChart(&s.XYCharts[xi], fmt.Sprintf("%s-x%d", sv.ID, xi+1)))
+		}
 		for _, t := range s.Tables {
 			sv.Tables = append(sv.Tables, tableViewOf(t))
 		}

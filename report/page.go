@@ -55,6 +55,9 @@ type Section struct {
 	// Distributions are percentile charts (latency by percentile), drawn
 	// after the time charts.
 	Distributions []PercentileChart
+	// XYCharts are values against a quantity other than time (throughput
+	// by concurrency), drawn after the distributions.
+	XYCharts []XYChart
 	// Tables follow the charts.
 	Tables []Table
 }
@@ -312,6 +315,11 @@ func (p *Page) validate() error {
 		for ci, c := range s.Distributions {
 			if err := c.validate(); err != nil {
 				return fmt.Errorf("%w: %s: distribution %d (%q): %w", ErrInvalid, where, ci+1, c.Title, err)
+			}
+		}
+		for ci, c := range s.XYCharts {
+			if err := c.validate(); err != nil {
+				return fmt.Errorf("%w: %s: XY chart %d (%q): %w", ErrInvalid, where, ci+1, c.Title, err)
 			}
 		}
 		for ti, t := range s.Tables {

@@ -6,12 +6,13 @@
 //	GOMAXPROCS=1 taskset -c 0 go run ./calls ingest -n 1000000
 //	go run ./calls aggregate -n 10000000
 //	go run ./calls gateway -duration 20s -vus 50 -rounds 3
-//	go run ./calls gateway -duration 30s -vus 50 -rounds 1 -fail 10s
+//	go run ./calls gateway -duration 20s -vus 50 -fail 10s
 //
 // Figures vary with the machine; run on a quiet one (docs/benchmarks.md).
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -24,9 +25,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/load"
 )
@@ -183,14 +187,20 @@ func aggregate(args []string) error {
 
 // gatewayRun runs the relia gateway in front of an in-process backend,
 // under relia load, with the call store off and on in each round; it
-// prints throughput, the ratio, and how many calls the store lost.
+// prints throughput, the ratio, and how many calls the store lost. With
+// -fail it runs once, store on, with the store locked for that long in
+// the middle of the run, and fails unless the store refused writes and
+// still ended up holding every call the load generator was answered.
 func gatewayRun(args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 	dur := fs.Duration("duration", 20*time.Second, "length of each load run")
 	vus := fs.Int("vus", 50, "closed-model virtual users")
 	rounds := fs.Int("rounds", 3, "rounds, each with the store off and on")
-	fail := fs.Duration("fail", 0, "lock the SQLite store for this long in the middle of each run with the store on")
+	fail := fs.Duration("fail", 0, "run once with the store on, its SQLite file locked for this long in the middle of the run")
 	fs.Parse(args)
+	if *fail > 0 && *dur < *fail+4*time.Second {
+		return fmt.Errorf("-duration %s leaves no time around a %s outage: give at least %s", *dur, *fail, *fail+4*time.Second)
+	}
 	dir, err := os.MkdirTemp("", "relia-bench-calls")
 	if err != nil {
 		return err
@@ -207,11 +217,14 @@ func gatewayRun(args []string) error {
 		return err
 	}
 	go http.Serve(backend, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })) // ends with the process
+	if *fail > 0 {
+		return outageRun(dir, bin, backend.Addr().String(), *dur, *vus, *fail)
+	}
 	var ratios []float64
 	for round := 1; round <= *rounds; round++ {
 		var rps [2]float64
 		for i, on := range []bool{false, true} {
-			r, err := gatewayOnce(dir, bin, backend.Addr().String(), on, *dur, *vus, *fail)
+			r, err := gatewayOnce(dir, bin, backend.Addr().String(), on, *dur, *vus, 0)
 			if err != nil {
 				return err
 			}
@@ -219,9 +232,6 @@ func gatewayRun(args []string) error {
 			state := "off"
 			if on {
 				state = fmt.Sprintf("on: %d answered, %d stored, %d lost", r.answered, r.stored, r.answered-r.stored)
-				if *fail > 0 {
-					state += fmt.Sprintf(" (store locked for %s mid-run)", *fail)
-				}
 			}
 			fmt.Printf("gateway round %d, store %s: %.0f req/s\n", round, state, r.rps)
 		}
@@ -232,38 +242,49 @@ func gatewayRun(args []string) error {
 	return nil
 }
 
+// outageRun is the outage step: one run with the store on, locked for
+// fail in the middle.
+func outageRun(dir, bin, backend string, dur time.Duration, vus int, fail time.Duration) error {
+	r, err := gatewayOnce(dir, bin, backend, true, dur, vus, fail)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gateway, store locked for %s of a %s run: %.0f req/s; %d answered, %d stored, %d lost; "+
+		"%d failed writes, %d calls spooled, %d dropped\n",
+		r.locked.Round(time.Millisecond), dur, r.rps, r.answered, r.stored, r.answered-r.stored, r.failures, r.spooled, r.dropped)
+	switch {
+	case r.failures == 0:
+		return errors.New("the store never refused a write: the outage did not happen")
+	case r.answered != r.stored || r.dropped != 0:
+		return fmt.Errorf("%d calls lost", r.answered-r.stored)
+	}
+	return nil
+}
+
 type gatewayResult struct {
 	rps              float64
 	answered, stored int64
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	// With an outage: how long the store was locked, and what the
+	// gateway's writer counted (relia_calls_*).
+	locked                     time.Duration
+	failures, spooled, dropped int64
 }
 
 // pinned runs the command on cpu when taskset is there.
-func pinned(cpu string, name string, args ...string) *exec.Cmd {
+func pinned(ctx context.Context, cpu string, name string, args ...string) *exec.Cmd {
 	if _, err := exec.LookPath("taskset"); err == nil {
-		return exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
+		return exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu, name}, args...)...)
 	}
-	return exec.Command(name, args...)
+	return exec.CommandContext(ctx, name, args...)
 }
 
+// gatewayOnce runs the gateway under load once. Every wait is bounded: the
+// load run by its duration plus a minute, the gateway's shutdown (which
+// flushes the calls, the spooled ones included) by a minute.
 func gatewayOnce(dir, bin, backend string, on bool, dur time.Duration, vus int, fail time.Duration) (gatewayResult, error) {
 	var res gatewayResult
-	addr, err := freePort()
-	if err != nil {
-		return res, err
-	}
-	admin, err := freePort()
-	if err != nil {
-		return res, err
-	}
+	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort())
+	admin := fmt.Sprintf("127.0.0.1:%d", harness.FreePort())
 	db := filepath.Join(dir, fmt.Sprintf("calls-%d.db", time.Now().UnixNano()))
 	calls := ""
 	if on {
@@ -282,20 +303,31 @@ spec:
 `, addr, admin, calls, backend)), 0o644); err != nil {
 		return res, err
 	}
-	gw := pinned("1", bin, "gateway", "--config", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), dur+2*time.Minute)
+	defer cancel()
+	gw := pinned(ctx, "1", bin, "gateway", "--config", cfg)
 	gw.Stderr = os.Stderr
 	if err := gw.Start(); err != nil {
 		return res, err
 	}
-	defer gw.Process.Kill()
+	exited := make(chan error, 1)
+	go func() { exited <- gw.Wait() }()
+	defer func() {
+		gw.Process.Kill()
+		<-exited
+	}()
 	if err := waitFor("http://" + admin + "/healthz"); err != nil {
 		return res, err
 	}
+	locked := make(chan time.Duration, 1)
 	if on && fail > 0 {
-		go lockFor(db, dur/3, fail)
+		// The outage sits in the middle of the run.
+		go func() { locked <- lockFor(db, (dur-fail)/2, fail) }()
+	} else {
+		locked <- 0
 	}
 	out := filepath.Join(dir, "load.json")
-	ld := pinned("0", bin, "load", "http://"+addr+"/", "--vus", fmt.Sprint(vus), "--duration", dur.String(), "--out", out)
+	ld := pinned(ctx, "0", bin, "load", "http://"+addr+"/", "--vus", fmt.Sprint(vus), "--duration", dur.String(), "--out", out)
 	if msg, err := ld.CombinedOutput(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -312,8 +344,21 @@ spec:
 		res.answered += n
 	}
 	res.rps = float64(res.answered) / r.End.Sub(r.Start).Seconds()
+	res.locked = <-locked
+	if on && fail > 0 {
+		m, err := writerCounts("http://" + admin + "/metrics")
+		if err != nil {
+			return res, err
+		}
+		res.failures, res.spooled, res.dropped = m["relia_calls_write_failures_total"], m["relia_calls_spooled_total"], m["relia_calls_dropped_total"]
+	}
 	gw.Process.Signal(syscall.SIGTERM)
-	gw.Wait()
+	select {
+	case err := <-exited:
+		exited <- err // for the deferred wait
+	case <-time.After(time.Minute):
+		return res, errors.New("the gateway did not stop within a minute of SIGTERM")
+	}
 	if on {
 		s, err := callstore.Open(context.Background(), db, callstore.Options{})
 		if err != nil {
@@ -325,6 +370,35 @@ spec:
 		}
 	}
 	return res, nil
+}
+
+// writerCounts reads the call writer's counters from the gateway's
+// metrics, summed over their labels.
+func writerCounts(url string) (map[string]int64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "relia_calls_") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "{")
+		v, err := strconv.ParseFloat(value, 64)
+		if err == nil {
+			m[name] += int64(v)
+		}
+	}
+	return m, sc.Err()
 }
 
 func waitFor(url string) error {
@@ -340,22 +414,25 @@ func waitFor(url string) error {
 }
 
 // lockFor holds SQLite's write lock on db from another connection for d,
-// after waiting: a backup or a sqlite3 shell would do the same.
-func lockFor(db string, after, d time.Duration) {
+// after waiting, as a backup or a sqlite3 shell would, and returns how
+// long it held it (0 when it could not take it).
+func lockFor(db string, after, d time.Duration) time.Duration {
 	time.Sleep(after)
-	conn, err := sql.Open("sqlite", "file:"+db+"?_txlock=exclusive")
+	conn, err := sql.Open("sqlite", "file:"+db+"?_txlock=exclusive&_pragma=busy_timeout(10000)")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/calls: locking the store:", err)
-		return
+		return 0
 	}
 	defer conn.Close()
 	tx, err := conn.Begin()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/calls: locking the store:", err)
-		return
+		return 0
 	}
+	start := time.Now()
 	fmt.Fprintf(os.Stderr, "bench/calls: store locked for %s\n", d)
 	time.Sleep(d)
 	tx.Rollback()
 	fmt.Fprintln(os.Stderr, "bench/calls: store unlocked")
+	return time.Since(start)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,9 +37,11 @@ func newCapacityCmd() *cobra.Command {
 		Long: `relia capacity joins the steps of capacity planning:
 
   relia capacity measure URL --slo slo.yaml --out m.json     # stepped load, knee, USL fit
+  relia capacity measure URL --ramp 2m --concurrency 1,32 --slo slo.yaml   # one ramped run
   relia capacity plan --measurement m.json --peak 1000 --name shop --out k8s.yaml
   relia capacity plan --capacity 120 --calls-db calls.db --route orders --horizon 14d
   relia capacity simulate --measurement m.json --black-friday --slo slo.yaml --html report.html
+  relia capacity simulate --measurement m.json --calls-db calls.db --day 2026-11-27 --slo slo.yaml
 
 and relia run proves the plan: a command service with an autoscale section
 is scaled by the same autoscaler rules behind a relia gateway; pass its
@@ -52,6 +57,7 @@ type measureFlags struct {
 	concurrency []int
 	step        time.Duration
 	warmup      time.Duration
+	ramp        time.Duration
 	stopAfter   int
 	instances   int
 	pid         int
@@ -67,7 +73,11 @@ func newCapacityMeasureCmd() *cobra.Command {
 		Long: `relia capacity measure sends a stepped closed-model load (one step per
 --concurrency, each --step long, no think time) to a URL or to the requests
 of a kind: Scenario file, and judges each step after its --warmup by the
-SLOs. It reads the steps of a saved run instead when given a results file
+SLOs. With --ramp D the load is one closed-model run instead, whose
+requests in flight rise from the lowest --concurrency to the highest over
+D: each count the ramp holds for 3s or more is a step (judged after its
+first second), and a faster ramp is judged in slices of --step, each at
+its mean concurrency. It reads the steps of a saved run instead when given a results file
 (relia load --out, a stress preset or a stepped closed model) or an
 experiment's journal.json (its closed-model phases).
 
@@ -87,6 +97,7 @@ Exit codes: 0 a knee was found, 1 no step met the SLOs, 2 bad input,
 	fl.IntSliceVar(&f.concurrency, "concurrency", nil, "requests in flight at each step (default 1,2,4,8,16,32,64)")
 	fl.DurationVar(&f.step, "step", capacity.DefaultStepDuration, "length of each step")
 	fl.DurationVar(&f.warmup, "warmup", 0, "start of each step left unjudged (default a fifth of the step, at least 1s)")
+	fl.DurationVar(&f.ramp, "ramp", 0, "one run whose requests in flight rise from the lowest --concurrency to the highest over this long, judged at each count it holds 3s or more, else in slices of --step")
 	fl.IntVar(&f.stopAfter, "stop-after", 2, "stop after this many steps in a row missed an SLO (0: never)")
 	fl.IntVar(&f.instances, "instances", 1, "replicas serving the target: the knee and the model are per instance")
 	fl.IntVar(&f.pid, "pid", 0, "process to measure CPU per request and memory of (Linux)")
@@ -115,6 +126,11 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 	}
 	if f.instances < 1 {
 		return badInput(fmt.Errorf("--instances %d: want at least 1", f.instances))
+	}
+	for _, name := range []string{"warmup", "stop-after"} {
+		if f.ramp != 0 && cmd.Flags().Changed(name) {
+			return badInput(fmt.Errorf("--%s does not apply to --ramp: a ramp runs to its end, each count judged after its first second", name))
+		}
 	}
 	slos, err := readSLOs(f.slos)
 	if len(f.slos) > 0 && err != nil {
@@ -153,7 +169,7 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 			return badInput(err)
 		}
 		o := capacity.MeasureOptions{Concurrency: f.concurrency, StepDuration: f.step, Warmup: f.warmup, SLOs: slos,
-			StopAfter: f.stopAfter, Instances: f.instances}
+			StopAfter: f.stopAfter, Instances: f.instances, Ramp: f.ramp}
 		if f.stopAfter == 0 {
 			o.StopAfter = -1
 		}
@@ -173,7 +189,8 @@ func runMeasure(cmd *cobra.Command, target string, f *measureFlags) error {
 			if ctx.Err() != nil {
 				return &exitError{code: exitAborted, err: errors.New("interrupted")}
 			}
-			if strings.Contains(err.Error(), "step duration") || strings.Contains(err.Error(), "warm-up") || strings.Contains(err.Error(), "concurrency") {
+			if strings.Contains(err.Error(), "step duration") || strings.Contains(err.Error(), "warm-up") || strings.Contains(err.Error(), "concurrency") ||
+				strings.HasPrefix(err.Error(), "ramp ") {
 				return badInput(err)
 			}
 			return runtimeErr(err)
@@ -238,8 +255,7 @@ func writeSteps(w io.Writer, m *capacity.Measurement) {
 	}
 	tw.Flush()
 	if f := m.Fit; f != nil {
-		fmt.Fprintf(w, "\nUSL: λ %.4g [%.4g, %.4g]  σ %.4g [%.4g, %.4g]  κ %.4g [%.4g, %.4g]  (95%% intervals)\n",
-			f.Model.Lambda, f.Lambda.Low, f.Lambda.High, f.Model.Sigma, f.Sigma.Low, f.Sigma.High, f.Model.Kappa, f.Kappa.Low, f.Kappa.High)
+		fmt.Fprintf(w, "\nUSL: %s\n", f.Parameters())
 	}
 	fmt.Fprintf(w, "\n%s\n", m.Verdict())
 }
@@ -275,6 +291,24 @@ type planFlags struct {
 	metric                string
 	cpuPerRequest         float64
 	memory                string
+	// day is simulate's --day: with callsDB, the curve is the traffic
+	// the store recorded that day, and no forecast is made.
+	day string
+	// forecast is the call store's forecast, once read.
+	forecast *storeForecast
+}
+
+// storeForecast reads the forecast of --calls-db once: plan and
+// simulate's curve share it.
+func (f *planFlags) storeForecast(ctx context.Context) (*storeForecast, error) {
+	if f.forecast == nil {
+		fc, err := forecastFromStore(ctx, f, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		f.forecast = fc
+	}
+	return f.forecast, nil
 }
 
 func (f *planFlags) register(fl interface {
@@ -294,9 +328,9 @@ func (f *planFlags) register(fl interface {
 	fl.StringVar(&f.prometheus, "prometheus", "", "Prometheus URL: take the peak and base from a range query of the gateway's request rate")
 	fl.StringVar(&f.query, "query", "", "PromQL of the request rate (default the gateway's, sum(rate(http_server_request_duration_seconds_count[1m])))")
 	fl.DurationVar(&f.since, "since", 7*24*time.Hour, "with --prometheus: how far back the range query looks")
-	fl.StringVar(&f.callsDB, "calls-db", "", "the call store (a SQLite file or a postgres:// URL): take the peak and base from a forecast of its hourly traffic")
+	fl.StringVar(&f.callsDB, "calls-db", "", "the call store (a SQLite file or a postgres:// URL): take the peak and base from a forecast of its hourly traffic (simulate replays the forecast, or the --day it recorded)")
 	fl.StringVar(&f.horizon, "horizon", "14d", "with --calls-db: how far ahead the forecast looks")
-	fl.StringVar(&f.forecastPeak, "forecast-peak", "upper", "with --calls-db: plan for the forecast's upper bound (95% interval) or its mean")
+	fl.StringVar(&f.forecastPeak, "forecast-peak", "upper", "with --calls-db: plan for (and simulate) the forecast's upper bound (95% interval) or its mean")
 	fl.StringVar(&f.route, "route", "", "gateway route (http_route, the call store's route) whose requests count")
 	fl.StringVar(&f.headroom, "headroom", "30%", "share added on top of the peak")
 	fl.StringVar(&f.utilisation, "utilisation", "70%", "share of its capacity each replica is planned to run at")
@@ -318,8 +352,8 @@ type planned struct {
 }
 
 // makePlan resolves the plan flags; curve, when not nil, supplies the
-// peak and base when the flags do not.
-func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planned, error) {
+// peak and base when the flags do not, and curveName names it.
+func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic, curveName string) (*planned, error) {
 	var in capacity.PlanInput
 	out := &planned{}
 	sources := 0
@@ -382,16 +416,21 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 	in.Spare, in.Zones = f.spare, f.zones
 	in.Peak, in.Base, in.PeakSource = f.peak, f.base, "given"
 	var fc *storeForecast
-	if f.callsDB != "" {
-		if f.peak > 0 || f.prometheus != "" {
-			return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
-		}
-		if fc, err = forecastFromStore(cmd.Context(), f, time.Now()); err != nil {
+	if f.callsDB != "" && f.day == "" && (f.peak > 0 || f.prometheus != "") {
+		return nil, badInput(errors.New("give one of --peak, --prometheus and --calls-db"))
+	}
+	if f.callsDB != "" && f.day == "" {
+		if fc, err = f.storeForecast(cmd.Context()); err != nil {
 			return nil, err
 		}
 		in.Peak, in.PeakSource = fc.Peak, fc.Source
 		if in.Base == 0 {
 			in.Base = fc.Base
+		}
+		if curve == nil {
+			// The forecast's shape chooses the scaling behaviour, as a
+			// Prometheus range query's does.
+			curve = fc.curve()
 		}
 	}
 	if f.prometheus != "" {
@@ -417,7 +456,7 @@ func makePlan(cmd *cobra.Command, f *planFlags, curve capacity.Traffic) (*planne
 	if curve != nil {
 		sp := curve.Spike()
 		if in.Peak == 0 {
-			in.Peak, in.PeakSource = sp.Peak, "the traffic curve's peak"
+			in.Peak, in.PeakSource = sp.Peak, cmp.Or(curveName, "the traffic curve's peak")
 		}
 		if in.Base == 0 {
 			in.Base = sp.Base
@@ -498,7 +537,7 @@ the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 			if format != "table" && format != "json" && format != "yaml" {
 				return badInput(fmt.Errorf("-o %q: want table, json or yaml", format))
 			}
-			pl, err := makePlan(cmd, &f, nil)
+			pl, err := makePlan(cmd, &f, nil, "")
 			if err != nil {
 				return err
 			}
@@ -550,6 +589,18 @@ the forecast's lowest mean; the forecast needs two weeks of traffic.`,
 	return cmd
 }
 
+// tableEverySecond is the longest simulation, in seconds, whose table
+// prints each breached second.
+const tableEverySecond = 600
+
+// longCurve is the length past which simulate steps a curve by the
+// second rather than by capacity.DefaultStep.
+const longCurve = time.Hour
+
+// simulateHorizon is how far ahead simulate's forecast curve reaches
+// unless --horizon says otherwise.
+const simulateHorizon = "1d"
+
 type simulateFlags struct {
 	plan                        planFlags
 	traffic                     string
@@ -574,14 +625,20 @@ func newCapacitySimulateCmd() *cobra.Command {
 		Use:   "simulate",
 		Short: "Replay a traffic curve against the replica model and the autoscaler; the SLO verdict in words",
 		Long: `relia capacity simulate replays a traffic curve (--traffic FILE with
-"time,rate" lines, --black-friday for relia demo's spike, or a Prometheus
-range query with --prometheus) against replicas of the measured model
+"time,rate" lines, --black-friday for relia demo's spike, a Prometheus
+range query with --prometheus, or from a call store with --calls-db: its
+Holt-Winters forecast hour by hour over --horizon, default the next day,
+the upper bound of its 95% interval or with --forecast-peak mean its mean;
+or with --day YYYY-MM-DD the traffic it recorded that day, per minute
+while the store keeps per-minute rollups, hour by hour after) against
+replicas of the measured model
 (--measurement, or --model λ,σ,κ), each taking --startup to join, under the
 plan's HPA (or --keda: a ScaledObject) as Kubernetes runs it: the sync
 period, the 10% tolerance, the stabilisation windows and the policies. It
 prints the replicas, utilisation, latency and errors over time and the SLO
 verdict in words, with the smallest minReplicas and pre-scale that keep the
-SLOs when they are breached.
+SLOs when they are breached. A curve longer than an hour is simulated in
+steps of a second, a shorter one in steps of 100ms.
 
 --proved DIR sets a relia run of an autoscaled service (its output folder)
 beside the simulation of the same traffic.
@@ -592,7 +649,13 @@ Exit codes: 0 every SLO held, 1 an SLO was breached, 2 bad input.`,
 	}
 	fl := cmd.Flags()
 	f.plan.register(fl)
+	// A day of the forecast, second by second, takes a second or two to
+	// simulate; the plan's fortnight would take minutes with the
+	// remedies' searches.
+	f.plan.horizon = simulateHorizon
+	fl.Lookup("horizon").DefValue = simulateHorizon
 	fl.StringVar(&f.traffic, "traffic", "", `traffic curve: a file of "time,rate" lines (90s,1200)`)
+	fl.StringVar(&f.plan.day, "day", "", "with --calls-db: replay the traffic the call store recorded on this day (YYYY-MM-DD, UTC) instead of its forecast")
 	fl.BoolVar(&f.blackFriday, "black-friday", false, "the spike of relia demo's Black Friday experiment")
 	fl.IntVar(&f.rate, "rate", 0, "with --black-friday: the baseline rate (default the demo's 20 req/s)")
 	fl.DurationVar(&f.duration, "duration", 0, "with --black-friday: the run's length (default the demo's minute)")
@@ -639,6 +702,20 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 	}
 	var curve capacity.Traffic
+	var curveName string
+	var curveStart time.Time // what offset 0 of a dated curve stands for
+	sources := 0
+	for _, given := range []bool{rec != nil, f.traffic != "", f.blackFriday, f.plan.callsDB != ""} {
+		if given {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return badInput(errors.New("give one traffic curve: --traffic, --black-friday, --calls-db or --proved"))
+	}
+	if f.plan.day != "" && f.plan.callsDB == "" {
+		return badInput(errors.New("--day goes with --calls-db: the call store that recorded the day"))
+	}
 	switch {
 	case rec != nil:
 		if curve, err = capacity.TrafficFromPlan(journal.Plan); err != nil {
@@ -658,10 +735,24 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		if curve, err = capacity.BlackFriday(f.rate, f.duration); err != nil {
 			return badInput(err)
 		}
+	case f.plan.day != "":
+		if curve, curveName, err = storeDay(cmd.Context(), &f.plan, f.plan.day, time.Now()); err != nil {
+			return err
+		}
+		curveStart, _ = time.Parse(time.DateOnly, f.plan.day)
+	case f.plan.callsDB != "":
+		fc, err := f.plan.storeForecast(cmd.Context())
+		if err != nil {
+			return err
+		}
+		curve = fc.curve()
+		if len(fc.Points) > 0 {
+			curveStart = fc.Points[0].T
+		}
 	case f.plan.prometheus == "":
-		return badInput(errors.New("give the traffic: --traffic FILE, --black-friday, --prometheus URL or --proved DIR"))
+		return badInput(errors.New("give the traffic: --traffic FILE, --black-friday, --calls-db DB (a forecast, or --day), --prometheus URL or --proved DIR"))
 	}
-	pl, err := makePlan(cmd, &f.plan, curve)
+	pl, err := makePlan(cmd, &f.plan, curve, curveName)
 	if err != nil {
 		return err
 	}
@@ -703,6 +794,11 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 		sc = capacity.Scenario{Traffic: curve, Replica: replica, SLOs: slos,
 			Scaling: capacity.Scaling{MetricWindow: f.window, Balance: f.balance}}
+		if curve.End() > longCurve {
+			// A recorded day or a forecast: steps of a second keep it
+			// to seconds of CPU, and its points are minutes apart.
+			sc.Step = time.Second
+		}
 		h := autoscale.HPA{Min: max(minR, 1), Max: maxR, Target: pl.plan.PerReplica, SyncPeriod: f.syncPeriod, Behavior: &behavior}
 		if f.keda {
 			sc.Scaling.KEDA = &autoscale.KEDA{MinReplicas: minR, MaxReplicas: maxR, Threshold: pl.plan.PerReplica, PollingInterval: f.polling, HPA: h}
@@ -721,7 +817,8 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 		}
 	}
 	if f.html != "" {
-		if err := writePage(f.html, capacity.ReportInput{Title: "Capacity plan", Measurement: pl.m, Plan: pl.plan, Behavior: why, Assessment: a, Proved: proved}); err != nil {
+		if err := writePage(f.html, capacity.ReportInput{Title: "Capacity plan", Measurement: pl.m, Plan: pl.plan, Behavior: why, Assessment: a, Proved: proved,
+			TrafficStart: curveStart}); err != nil {
 			return err
 		}
 	}
@@ -747,8 +844,10 @@ func runSimulate(cmd *cobra.Command, f *simulateFlags) error {
 	return nil
 }
 
-// writeSimulation prints the simulation every few seconds and its
-// verdict.
+// writeSimulation prints the simulation every few seconds, at each
+// change of the replica count and in breached seconds, and its verdict.
+// Past tableEverySecond seconds (a recorded day, a forecast) a breach
+// prints its first and last seconds only, not each one.
 func writeSimulation(w io.Writer, a *capacity.Assessment, pr *capacity.Proved) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "t\toffered\tserved\tfailed\treplicas\tready\tutilisation\tlatency\tbreached\t"
@@ -757,11 +856,21 @@ func writeSimulation(w io.Writer, a *capacity.Assessment, pr *capacity.Proved) {
 	}
 	fmt.Fprintln(tw, head)
 	every := max(len(a.Seconds)/40, 1)
+	long := len(a.Seconds) > tableEverySecond
 	for i, s := range a.Seconds {
-		if i%every != 0 && len(s.Breached) == 0 && (i == 0 || a.Seconds[i-1].Replicas == s.Replicas) {
+		show := i%every == 0 || i > 0 && a.Seconds[i-1].Replicas != s.Replicas
+		if long {
+			// a breach begins or ends here
+			show = show || (i > 0 && !slices.Equal(a.Seconds[i-1].Breached, s.Breached)) ||
+				(i+1 < len(a.Seconds) && !slices.Equal(a.Seconds[i+1].Breached, s.Breached))
+		} else {
+			show = show || len(s.Breached) > 0
+		}
+		if !show {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%.0f%%\t%s\t%s\t", config.FormatDuration(s.At), s.Offered, s.Served, s.Failed, s.Replicas, s.Ready,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.0f%%\t%s\t%s\t", config.FormatDuration(s.At),
+			capacity.FormatRate(s.Offered), capacity.FormatRate(s.Served), capacity.FormatRate(s.Failed), s.Replicas, s.Ready,
 			100*s.Utilisation, s.Latency.Round(100*time.Microsecond), strings.Join(s.Breached, ","))
 		if pr != nil && i < len(pr.Seconds) {
 			fmt.Fprintf(tw, "%d\t%s\t", pr.Seconds[i].Replicas, strings.Join(pr.Seconds[i].Breached, ","))

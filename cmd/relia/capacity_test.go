@@ -113,6 +113,11 @@ func TestCapacityPlanSpreadsheetAndBadInput(t *testing.T) {
 		{"capacity", "plan", "--capacity", "10", "--peak", "100", "--zones", "1"},
 		{"capacity", "simulate", "--capacity", "10"},
 		{"capacity", "measure", "http://127.0.0.1:1/", "--step", "500ms"},
+		{"capacity", "measure", "http://127.0.0.1:1/", "--ramp", "20s", "--concurrency", "4"},
+		{"capacity", "measure", "http://127.0.0.1:1/", "--ramp", "5s", "--step", "10s"},
+		{"capacity", "measure", "http://127.0.0.1:1/", "--ramp", "10500ms"},
+		{"capacity", "measure", "http://127.0.0.1:1/", "--ramp", "20s", "--warmup", "2s"},
+		{"capacity", "measure", "http://127.0.0.1:1/", "--ramp", "20s", "--stop-after", "1"},
 		{"capacity", "measure", "nothing.json"},
 	} {
 		if code, _, errOut := runCLI(t, args...); code != exitBadInput {

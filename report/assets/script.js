@@ -59,7 +59,7 @@
       var head = document.createElement("div");
       head.className = "tip-time";
       var at = (x - d.x0) / (d.x1 - d.x0) * d.span;
-      head.textContent = d.k === "p" ? pct(at) : clock(at, d.span);
+      head.textContent = d.k === "p" ? pct(at) : d.k === "n" ? (d.xl ? d.xl + " " : "") + (Math.round(at * 10) / 10) : clock(at, d.span);
       tip.appendChild(head);
       d.s.forEach(function (s) {
         var row = document.createElement("div"), name = document.createElement("span");
