@@ -12,6 +12,16 @@
 // process faults. Each start and end, with the reason (removed, expired,
 // reset, shutdown), goes to the audit log.
 //
+// In front of a model API, HTTP faults fail the way providers do: error
+// answers in OpenAI's or Anthropic's shape (ErrorFormat), and faults on a
+// Server-Sent Events stream as it passes (a slow first byte, events a
+// second, a stall, a truncation or an error event after N events); they
+// can match on a member of the JSON body (the model) and on the N-th or
+// first N requests:
+//
+//	srv.AddToxic("llm", strings.NewReader(`{"type":"http","lease_ttl":"2m",
+//		"attributes":{"json_field":"model","json_equals":"gpt-4o","stall_after_events":5}}`))
+//
 // Process faults (ProcessFaults) act on the local machine: kill, restart or
 // pause a process (by pid, or by the name of one the server launched), burn
 // CPU, hold memory, fill disk. The control API offers them only when the

@@ -31,6 +31,23 @@ type HTTPFault struct {
 	Path string `json:"path,omitempty"`
 	// Headers must all be present with these values (exact match).
 	Headers map[string]string `json:"headers,omitempty"`
+	// JSONField matches on a top-level member of the request's JSON body
+	// ("model"): with neither JSONEquals nor JSONIn, on its presence. At
+	// most MaxJSONMatchBody bytes of the body are read to decide; a
+	// larger body, or one that is not a JSON object, does not match. The
+	// body is forwarded whole, every byte as it came.
+	JSONField string `json:"json_field,omitempty"`
+	// JSONEquals matches when JSONField's value equals it: a string is
+	// compared with the member's string value, a number or true/false
+	// with its JSON text.
+	JSONEquals *JSONScalar `json:"json_equals,omitempty"`
+	// JSONIn matches when JSONField's value is one of these.
+	JSONIn []JSONScalar `json:"json_in,omitempty"`
+	// NthRequest faults only the N-th request the fault matches (1 is the
+	// first), counted from when the fault was added.
+	NthRequest int64 `json:"nth_request,omitempty"`
+	// FirstRequests faults only the first N requests the fault matches.
+	FirstRequests int64 `json:"first_requests,omitempty"`
 
 	// Delay holds the request this many ms before anything else.
 	Delay int64 `json:"delay,omitempty" unit:"milliseconds"`
@@ -46,6 +63,36 @@ type HTTPFault struct {
 	CorruptRate float64 `json:"corrupt_rate,omitempty"`
 	// SetHeaders are set on the response (header injection).
 	SetHeaders map[string]string `json:"set_headers,omitempty"`
+	// ErrorFormat answers an abort, and writes an error event, in a model
+	// provider's shape: "openai" or "anthropic" (see providerError).
+	ErrorFormat string `json:"error_format,omitempty"`
+	// ErrorType overrides the provider's error type (rate_limit_error,
+	// overloaded_error, ...) of an abort or an error event.
+	ErrorType string `json:"error_type,omitempty"`
+
+	// The stream faults act on the upstream's answer as it passes: the
+	// head, and a Server-Sent Events body event by event (parsed by
+	// ai/wire's bounded reader and written out again; comments and the
+	// id and retry fields are dropped). Bodies of other types pass as
+	// they come.
+
+	// FirstByteDelay holds the upstream's answer this many ms before its
+	// first byte is passed on: a slow time to first byte, while the
+	// upstream works as usual.
+	FirstByteDelay int64 `json:"first_byte_delay,omitempty" unit:"milliseconds"`
+	// EventsPerSecond passes at most this many events a second.
+	EventsPerSecond float64 `json:"events_per_second,omitempty" unit:"events a second"`
+	// StallAfterEvents passes this many events and then nothing more,
+	// holding the connection until the client leaves (or the fault ends,
+	// which breaks it).
+	StallAfterEvents *int64 `json:"stall_after_events,omitempty" unit:"events"`
+	// TruncateAfterEvents passes this many events and then breaks the
+	// connection, so the stream ends without its terminating event.
+	TruncateAfterEvents *int64 `json:"truncate_after_events,omitempty" unit:"events"`
+	// ErrorAfterEvents passes this many events, then sends an error event
+	// in ErrorFormat's shape (OpenAI: a data event holding an "error"
+	// object; Anthropic: "event: error") and ends the stream.
+	ErrorAfterEvents *int64 `json:"error_after_events,omitempty" unit:"events"`
 	// GRPCStatus ends a gRPC call with this status code instead of
 	// passing it on: by name (UNAVAILABLE, DEADLINE_EXCEEDED,
 	// RESOURCE_EXHAUSTED) or number. Path matches the method:
@@ -95,7 +142,8 @@ func (f *HTTPFault) validate() error {
 			errs = append(errs, fmt.Errorf("headers: %q is not a valid header name", k))
 		}
 	}
-	errs = append(errs, millis("delay", f.Delay), nonNegative("retry_after", f.RetryAfter), f.validateGRPC())
+	errs = append(errs, millis("delay", f.Delay), nonNegative("retry_after", f.RetryAfter), f.validateGRPC(),
+		f.validateMatch(), f.validateStream())
 	return errors.Join(errs...)
 }
 
@@ -179,6 +227,9 @@ type ruleState struct {
 	key     uint64
 	seen    *atomic.Uint64
 	faulted *atomic.Int64
+	// gone closes when the rule is removed, so a stream it stalled is
+	// not held past the fault's end.
+	gone chan struct{}
 }
 
 // NewHTTPFilter returns a filter applying rules; see SetRules.
@@ -219,12 +270,17 @@ func (f *HTTPFilter) SetRules(rules []HTTPRule) error {
 		if err := r.Fault.validate(); err != nil {
 			return fmt.Errorf("http fault %q: %w", r.Name, err)
 		}
-		s := &ruleState{rule: r, key: streamKey(f.seed, "http", r.Name), seen: new(atomic.Uint64), faulted: new(atomic.Int64)}
+		s := &ruleState{rule: r, key: streamKey(f.seed, "http", r.Name), seen: new(atomic.Uint64), faulted: new(atomic.Int64), gone: make(chan struct{})}
 		if old, ok := f.byName[r.Name]; ok {
-			s.seen, s.faulted = old.seen, old.faulted
+			s.seen, s.faulted, s.gone = old.seen, old.faulted, old.gone
 		}
 		states = append(states, s)
 		names[r.Name] = s
+	}
+	for name, old := range f.byName {
+		if _, kept := names[name]; !kept {
+			close(old.gone)
+		}
 	}
 	f.byName = names
 	f.rules.Store(&states)
@@ -259,12 +315,23 @@ func (f *HTTPFilter) pick(r *http.Request) (*ruleState, uint64, bool) {
 			}
 		}
 	}
+	var body []byte // read once, for the first fault that matches on it
+	peeked := false
 	for _, s := range rules {
-		if !s.rule.Fault.matches(r) {
+		ft := &s.rule.Fault
+		if !ft.matches(r) {
 			continue
 		}
+		if ft.JSONField != "" {
+			if !peeked {
+				body, peeked = peekBody(r), true
+			}
+			if !ft.matchesJSON(body) {
+				continue
+			}
+		}
 		n := s.seen.Add(1) - 1
-		if unit(s.key, n) < s.rule.Probability {
+		if ft.counted(n) && unit(s.key, n) < s.rule.Probability {
 			return s, n, false
 		}
 	}
@@ -316,20 +383,36 @@ func (f *HTTPFilter) apply(w http.ResponseWriter, r *http.Request, next http.Han
 			w.Header().Set("Retry-After", strconv.FormatInt(ft.RetryAfter, 10))
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if ft.ErrorFormat != "" {
+			body := providerError(ft.ErrorFormat, ft.ErrorType, ft.AbortStatus, s.rule.Name)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(ft.AbortStatus)
+			w.Write(body)
+			return
+		}
 		w.WriteHeader(ft.AbortStatus)
 		json.NewEncoder(w).Encode(map[string]string{"reason": "fault_injected", "fault": s.rule.Name})
 		return
 	}
-	if ft.TruncateBody == nil && ft.CorruptRate == 0 {
+	if ft.TruncateBody == nil && ft.CorruptRate == 0 && !ft.streams() {
 		next.ServeHTTP(w, r)
 		return
 	}
-	fw := &bodyFaultWriter{ResponseWriter: w, left: -1, rate: ft.CorruptRate, rng: newStream(s.key, n, Downstream)}
-	if ft.TruncateBody != nil {
-		fw.left = *ft.TruncateBody
+	var out http.ResponseWriter = w
+	var fw *bodyFaultWriter
+	if ft.TruncateBody != nil || ft.CorruptRate != 0 {
+		fw = &bodyFaultWriter{ResponseWriter: w, left: -1, rate: ft.CorruptRate, rng: newStream(s.key, n, Downstream)}
+		if ft.TruncateBody != nil {
+			fw.left = *ft.TruncateBody
+		}
+		out = fw
 	}
-	next.ServeHTTP(fw, r)
-	if fw.cut {
+	if ft.streams() {
+		f.streamFault(out, r, next, s)
+	} else {
+		next.ServeHTTP(out, r)
+	}
+	if fw != nil && fw.cut {
 		// Send what passed, then break the connection so the client sees
 		// a truncated response, not a complete shorter one.
 		http.NewResponseController(w).Flush()

@@ -135,7 +135,7 @@ func (hp *httpProxy) serveConn(nc net.Conn) {
 // the connection may carry another.
 func (hp *httpProxy) serveRequest(c net.Conn, head *h1.Request, body *h1.Body) (keep bool) {
 	r, err := hp.request(c, head, body)
-	w := &codecWriter{c: c, header: http.Header{}, minor: head.Minor, head: string(head.Method) == "HEAD", closing: head.Close}
+	w := &codecWriter{c: c, header: http.Header{}, minor: head.Minor, head: string(head.Method) == "HEAD", closing: head.Close, body: body}
 	if err != nil {
 		w.closing = true
 		writeJSON(w, http.StatusBadRequest, map[string]string{"reason": "bad_request", "error": err.Error()})
@@ -152,10 +152,45 @@ func (hp *httpProxy) serveRequest(c net.Conn, head *h1.Request, body *h1.Body) (
 		}
 	}()
 	hp.handler.ServeHTTP(w, r)
-	if !body.Done() {
+	read := body.Done()
+	if !read && w.status == 0 {
 		w.closing = true // where the next request starts is unknown
 	}
-	return w.finish() && !w.closing
+	if !w.finish() || w.closing {
+		return false
+	}
+	// A fault answered without reading the request's body: read what is
+	// left of it, a bounded amount, so that the connection can carry the
+	// client's next request (as net/http does).
+	return read || drainBody(c, body)
+}
+
+// Bounds on reading a request body that nobody read: how much, and for how
+// long.
+const (
+	maxDrain     = 256 << 10
+	drainTimeout = 5 * time.Second
+)
+
+// drainBody reads and drops what is left of body, and reports whether it
+// reached its end within maxDrain bytes and drainTimeout.
+func drainBody(c net.Conn, body *h1.Body) bool {
+	if body.Remaining() > maxDrain {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(drainTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	for n := 0; n <= maxDrain; {
+		p, err := body.Next()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		n += len(p)
+	}
+	return false
 }
 
 // request is the net/http view of a request the filter matches on.
@@ -262,6 +297,32 @@ type codecWriter struct {
 	left    int64 // bytes of an announced length still to write; -1: none announced
 	buf     []byte
 	err     error
+	body    *h1.Body      // the request's body, read from c
+	gone    chan struct{} // see clientGone
+}
+
+// clientGone returns a channel closed when the client's connection ends,
+// once the request's body has been read (before, the connection's bytes
+// are the body's); nil otherwise. It reads the connection from then on,
+// so it is for a response that will not be followed by another on the
+// connection: a stalled stream.
+func (w *codecWriter) clientGone() <-chan struct{} {
+	if w.gone != nil || w.body == nil || !w.body.Done() {
+		return w.gone
+	}
+	w.gone = make(chan struct{})
+	// Ends when the connection does: the client's close, or the proxy's
+	// once the response is given up.
+	go func() {
+		defer close(w.gone)
+		var b [512]byte
+		for {
+			if _, err := w.c.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return w.gone
 }
 
 func (w *codecWriter) Header() http.Header { return w.header }

@@ -89,9 +89,12 @@ A proxy relays TCP ("mode": "tcp", the default, Toxiproxy's): its toxics
 (latency, bandwidth, slicer, timeout, reset_peer, ...) act on the bytes of
 each connection. A proxy in HTTP mode ("mode": "http") reads HTTP/1.1 and
 passes each request to its upstream; its toxics are of type http and act
-per request: match by method, path and headers, then delay, answer with
-an error status (and Retry-After), truncate or corrupt the body, or set
-headers, on the share of matching requests the toxicity gives. With
+per request: match by method, path, headers, a member of the JSON body
+(the model) or the request's number, then delay, answer with an error
+status (and Retry-After, in relia's shape or a model provider's), truncate
+or corrupt the body, set headers, or act on a Server-Sent Events stream
+(slow first byte, events a second, stall, truncation or an error event
+after N events), on the share of matching requests the toxicity gives. With
 "max_triggered": N, a request carrying X-Relia-Fault: <toxic name> gets
 that fault whatever the toxicity, N requests at a time at most.
 
@@ -409,8 +412,10 @@ within its TTL.
 
 Attributes (-a key=value) are the type's, in Toxiproxy's units: latency,
 jitter, timeout and delay in milliseconds (slicer's delay in
-microseconds), rate in KB/s, bytes and sizes in bytes. relia fault add
---help lists the types; docs/fault.md describes each.
+microseconds), rate in KB/s, bytes and sizes in bytes. -a sets scalar
+attributes (numbers where they parse as numbers); lists and objects go
+through the API's JSON. relia fault add --help lists the types;
+docs/fault.md describes each.
 
 --latency-from replays measured latencies: it reads a results file as
 relia load --out writes it and adds a latency toxic whose empirical
@@ -419,6 +424,8 @@ distribution draws from its latencies (--request picks one request's);
 		Example: `  relia fault add shop --type latency -a latency=200 -a jitter=50 --ttl 2m
   relia fault add db --type reset_peer --stream upstream --toxicity 0.1
   relia fault add web --type http -a abort_status=503 -a retry_after=5 --toxicity 0.01 --hold
+  relia fault add llm --type http -a json_field=model -a json_equals=gpt-4o -a abort_status=429 -a retry_after=2 -a error_format=openai
+  relia fault add llm --type http -a stall_after_events=5 --ttl 30s
   relia fault add db --type latency --latency-from results.json --samples 2000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -100,6 +100,12 @@ func TestFaultCLIAgainstServer(t *testing.T) {
 		{[]string{"fault", "create", "idle", srv, "--upstream", up.Addr().String(), "--disabled"}, exitPass, "created proxy idle (tcp mode), disabled"},
 		{[]string{"fault", "list", srv}, exitPass, "web    http"},
 		{[]string{"fault", "add", "web", srv, "-t", "latency"}, exitBadInput, "latency toxics do not apply to a proxy in http mode"},
+		// -a sets the model API faults' scalar attributes, numbers where
+		// they parse (json_equals=4 compares with a member's JSON text).
+		{[]string{"fault", "add", "web", srv, "-t", "http", "-n", "ai", "-a", "json_field=max_tokens", "-a", "json_equals=4", "-a", "nth_request=2",
+			"-a", "first_byte_delay=100", "-a", "events_per_second=2.5", "-a", "stall_after_events=3"}, exitPass, "added ai (http, downstream, toxicity 1) to web"},
+		{[]string{"fault", "add", "web", srv, "-t", "http", "-n", "ai2", "-a", "abort_status=429", "-a", "error_format=openai", "-a", "retry_after=2"}, exitPass, "added ai2 (http"},
+		{[]string{"fault", "add", "web", srv, "-t", "http", "-n", "x", "-a", "error_after_events=2"}, exitBadInput, "error_after_events needs error_format"},
 		{[]string{"fault", "delete", "web", srv}, exitPass, "deleted proxy web"},
 		{[]string{"fault", "delete", "idle", srv}, exitPass, "deleted proxy idle"},
 		{[]string{"fault", "delete", "web", srv}, exitBadInput, `proxy not found: "web"`},
