@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/internal/shop"
 	"github.com/relia-dev/relia/slo"
 )
 
@@ -52,16 +53,31 @@ func TrafficFromPlan(p *experiment.Plan) (Traffic, error) {
 }
 
 // BlackFriday is the traffic of relia demo's "Black Friday" experiment at
-// its defaults: a baseline, a 10x spike, and the load of the fault phases
-// after it, scaled by rate (the baseline in requests per second; 0 means
-// the demo's) and stretched to duration (0 means the demo's minute).
+// its defaults in requests per second: a baseline, a 10x spike, and the
+// load of the fault phases after it, scaled by rate (the baseline in
+// requests per second; 0 means the demo's: its users a second times the
+// requests each user's journey sends, shop.RequestsPerUser) and stretched
+// to duration (0 means the demo's minute).
 func BlackFriday(rate int, duration time.Duration) (Traffic, error) {
 	seed := uint64(1)
-	p, err := experiment.DemoPlan(experiment.DemoOptions{Rate: rate, Duration: duration, Seed: &seed})
+	p, err := experiment.DemoPlan(experiment.DemoOptions{Duration: duration, Seed: &seed})
 	if err != nil {
 		return nil, err
 	}
-	return TrafficFromPlan(p)
+	tr, err := TrafficFromPlan(p)
+	if err != nil {
+		return nil, err
+	}
+	// The demo's arrivals are users walking journeys; capacity is counted
+	// in requests.
+	scale := shop.RequestsPerUser
+	if rate > 0 {
+		scale = float64(rate) / float64(experiment.DefaultDemoRate)
+	}
+	for i := range tr {
+		tr[i].Rate *= scale
+	}
+	return tr, nil
 }
 
 // Proved is a run of an autoscaled service (relia run with a service's

@@ -2,9 +2,13 @@ package capacity
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/internal/shop"
 )
 
 func TestParseTraffic(t *testing.T) {
@@ -78,19 +82,20 @@ func TestBlackFridayIsTheDemosSpike(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// relia demo: 20 req/s for 12 s, a rise to 200 within a second, held,
-	// back to 20; a minute in all
-	if tr.End() != time.Minute || tr.RateAt(5*time.Second) != 20 || tr.RateAt(16*time.Second) != 200 || tr.RateAt(40*time.Second) != 20 {
+	// relia demo: 6 users a second (19.2 req/s) for 12 s, a rise to ten
+	// times that within a second, held, back; a minute in all
+	base := float64(experiment.DefaultDemoRate) * shop.RequestsPerUser
+	if tr.End() != time.Minute || tr.RateAt(5*time.Second) != base || math.Abs(tr.RateAt(16*time.Second)-10*base) > 1e-9 || tr.RateAt(40*time.Second) != base {
 		t.Errorf("curve %+v", tr)
 	}
-	if sp := tr.Spike(); sp.Factor != 10 || sp.Rise > 2*time.Second || sp.Start < 11*time.Second || sp.Start > 12*time.Second {
+	if sp := tr.Spike(); math.Abs(sp.Factor-10) > 1e-9 || sp.Rise > 2*time.Second || sp.Start < 11*time.Second || sp.Start > 12*time.Second {
 		t.Errorf("spike %+v", sp)
 	}
 	big, err := BlackFriday(100, 2*time.Minute)
 	if err != nil || big.End() != 2*time.Minute {
 		t.Fatalf("%v %+v", err, big)
 	}
-	if _, peak := big.Peak(); peak != 1000 {
+	if _, peak := big.Peak(); math.Abs(peak-1000) > 1e-9 {
 		t.Errorf("peak %v, want 10 × 100", peak)
 	}
 }

@@ -657,7 +657,7 @@ Exit codes: 0 every SLO held, 1 an SLO was breached, 2 bad input.`,
 	fl.StringVar(&f.traffic, "traffic", "", `traffic curve: a file of "time,rate" lines (90s,1200)`)
 	fl.StringVar(&f.plan.day, "day", "", "with --calls-db: replay the traffic the call store recorded on this day (YYYY-MM-DD, UTC) instead of its forecast")
 	fl.BoolVar(&f.blackFriday, "black-friday", false, "the spike of relia demo's Black Friday experiment")
-	fl.IntVar(&f.rate, "rate", 0, "with --black-friday: the baseline rate (default the demo's 20 req/s)")
+	fl.IntVar(&f.rate, "rate", 0, "with --black-friday: the baseline rate in req/s (default the demo's: 6 users a second, 19.2 req/s)")
 	fl.DurationVar(&f.duration, "duration", 0, "with --black-friday: the run's length (default the demo's minute)")
 	fl.StringVar(&f.model, "model", "", "replica model λ,σ,κ instead of the measurement's fit, e.g. 100,0.05,0.001")
 	fl.Float64Var(&f.limit, "limit", 0, "requests a replica works on at once; more queue (default the model's peak)")
