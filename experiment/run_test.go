@@ -388,7 +388,10 @@ spec:
 }
 
 // commandExperiment starts two replicas of a command service (this test
-// binary) and kills replica 0, which takes the load, for a second.
+// binary) and kills replica 0, which takes the load, for a second; the
+// crash phase goes on two seconds more, time for the replica (a -race
+// test binary on a busy machine) to start again before the recovery
+// phase judges it.
 const commandExperiment = `kind: Experiment
 version: relia/v1
 metadata: {name: command-run}
@@ -406,7 +409,7 @@ spec:
   phases:
     - {name: baseline, duration: 1s, load: {rate: 20}}
     - name: crash
-      duration: 2s
+      duration: 3s
       load: {rate: 20}
       faults:
         - name: kill-api
