@@ -31,6 +31,9 @@ type UpstreamTransport struct {
 	MaxConns int
 	// DialTimeout bounds a connect (default 5s).
 	DialTimeout time.Duration
+	// ReadBuffer is the size each connection's read buffer starts at
+	// (default gateway/upstream's, 16 KiB).
+	ReadBuffer int
 	// TLS sends the calls to https:// providers; nil means a net/http
 	// transport of its own.
 	TLS http.RoundTripper
@@ -57,7 +60,7 @@ func (u *UpstreamTransport) target(addr string) *upstream.Target {
 	defer u.mu.Unlock()
 	t := u.targets[addr]
 	if t == nil {
-		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.MaxConns, DialTimeout: orDefault(u.DialTimeout, 5*time.Second)})
+		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.MaxConns, DialTimeout: orDefault(u.DialTimeout, 5*time.Second), ReadBuffer: u.ReadBuffer})
 		u.targets[addr] = t
 	}
 	return t

@@ -142,7 +142,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if o.Schedule == nil {
 			conns = o.Concurrency
 		}
-		r.o.Transport = &ai.UpstreamTransport{MaxConns: conns + 1}
+		// A stream's events are small: 4 KiB to start with (it grows for
+		// a larger head) keeps thousands of open streams light.
+		r.o.Transport = &ai.UpstreamTransport{MaxConns: conns + 1, ReadBuffer: 4 << 10}
 	}
 	r.client = &http.Client{Transport: r.o.Transport}
 	return r.run(ctx), nil

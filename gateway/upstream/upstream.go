@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -61,6 +62,12 @@ type Settings struct {
 	// Open, when set, lists every connection the target opens until it
 	// closes, so that a shutdown past its deadline can end them.
 	Open *Open
+	// ReadBuffer is the size a connection's read buffer starts at
+	// (default 16 KiB): it grows only when a head does not fit, and a
+	// body streams through it whatever its size. A caller holding many
+	// connections that each read small messages (thousands of streams)
+	// saves memory with a smaller one.
+	ReadBuffer int
 }
 
 // Target is one address's connections: opened on demand, kept alive
@@ -73,6 +80,7 @@ type Target struct {
 	dialTimeout time.Duration
 	clock       clock.Clock
 	open        *Open
+	readBuffer  int
 }
 
 // New returns a Target; it opens nothing yet.
@@ -90,6 +98,7 @@ func New(s Settings) *Target {
 		dialTimeout: s.DialTimeout,
 		clock:       clock.OrReal(s.Clock),
 		open:        s.Open,
+		readBuffer:  cmp.Or(s.ReadBuffer, readBuffer),
 	}
 }
 
@@ -181,7 +190,7 @@ func (t *Target) Dial(ctx context.Context, deadline time.Time) (*Conn, error) {
 		return nil, err
 	}
 	uc := &Conn{t: t, c: rawio.Wrap(c), wbuf: make([]byte, 0, writeBuffer)}
-	uc.rd = h1.Reader{Src: uc, Buf: make([]byte, readBuffer)}
+	uc.rd = h1.Reader{Src: uc, Buf: make([]byte, t.readBuffer)}
 	t.open.add(uc)
 	return uc, nil
 }
