@@ -281,7 +281,7 @@ var docSkips = []struct {
 }{
 	{regexp.MustCompile(`^make (test|test-deps)\b`), nil, "the test suite itself"},
 	{regexp.MustCompile(`^make (bench|fuzz)`), nil, "benchmarks and fuzzing take minutes and want a quiet machine"},
-	{regexp.MustCompile(`^(cd bench && )?(taskset -c [\d,-]+ )?go (test|run) .*-(bench=|duration|topology|rounds)`), nil,
+	{regexp.MustCompile(`^(cd bench && )?(taskset -c [\d,-]+ )?go test -run='\^\$' -bench=|^cd bench && go run \./(fault|gateway|load|grpc|ai|llm|calls) `), nil,
 		"a comparison with peers (nginx, haproxy, Toxiproxy, wrk, k6, ghz, Portkey: make bench-deps) that takes minutes and wants a quiet machine"},
 	{regexp.MustCompile(`^make image\b`), nil, "TestImage builds the image and runs its entrypoint"},
 	{regexp.MustCompile(`^go install\b`), nil, "installs from the network"},
