@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -100,8 +101,13 @@ func streamText(t *testing.T, r io.Reader) (string, *wire.Usage, bool, string) {
 
 func TestEveryProviderType(t *testing.T) {
 	t.Parallel()
-	sim, url := startMock(t, mock.Options{Seed: 9, OutputTokens: 5})
-	g := startService(t, providerConfig, nil, Options{}, url)
+	sim, err := mock.New(mock.Options{Seed: 9, OutputTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	g := startService(t, providerConfig, nil, Options{}, srv.URL)
 	for _, model := range []string{"via-openai", "via-compat", "via-azure", "via-anthropic", "via-gemini", "via-bedrock"} {
 		t.Run(model, func(t *testing.T) {
 			body := `{"model":"` + model + `","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}],"max_tokens":4}`
@@ -128,6 +134,10 @@ func TestEveryProviderType(t *testing.T) {
 			}
 		})
 	}
+	// The simulator records a request when its handler returns, which
+	// can be after the client read the stream's last event: Close waits
+	// for every handler.
+	srv.Close()
 	apis := map[string]int{}
 	for _, r := range sim.Requests() {
 		apis[r.API]++

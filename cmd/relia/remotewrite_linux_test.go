@@ -54,7 +54,9 @@ func TestLoadRemoteWriteToARealPrometheus(t *testing.T) {
 	out := filepath.Join(dir, "r.json")
 	code, stdout, stderr := runCLI(t, "load", srv.URL+"/x", "--rate", "100", "--duration", "1s", "--late-after", "1s",
 		"--out", out, "--remote-write", prom+"/api/v1/write")
-	if code != exitPass {
+	// Inconclusive (a generator starved by the rest of the suite) still
+	// pushes the run, which is what this test checks.
+	if code != exitPass && code != exitInconclusive {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	res, err := load.ReadResult(out)

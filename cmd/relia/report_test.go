@@ -200,7 +200,9 @@ func TestReportRendersLoadResults(t *testing.T) {
 
 	one, loadHTML := filepath.Join(dir, "r1.json"), filepath.Join(dir, "load.html")
 	code, summary, errOut := runCLI(t, "load", file, "--out", one, "--html", loadHTML)
-	if code != exitPass {
+	// Inconclusive (a generator starved by the rest of the suite) still
+	// writes both files, which is what this test renders.
+	if code != exitPass && code != exitInconclusive {
 		t.Fatalf("load: exit %d: %s", code, errOut)
 	}
 	rep := filepath.Join(dir, "report.html")
