@@ -213,10 +213,12 @@ func (fw flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// clientWatcher is a ResponseWriter that can tell when its client's
-// connection has ended (the fault proxy's); nil when it cannot tell yet.
-type clientWatcher interface {
-	clientGone() <-chan struct{}
+// ClientWatcher is a ResponseWriter that can tell when its client's
+// connection has ended (the fault proxy's, the gateway's), so that a
+// stalled stream is not held past its client. ClientGone returns nil when
+// it cannot tell.
+type ClientWatcher interface {
+	ClientGone() <-chan struct{}
 }
 
 // passEvents reads the answer's events from pr and writes them to w as
@@ -279,8 +281,8 @@ func (f *HTTPFilter) passEvents(w http.ResponseWriter, rc *http.ResponseControll
 func (f *HTTPFilter) stall(w http.ResponseWriter, r *http.Request, s *ruleState) {
 	var gone <-chan struct{}
 	for u := w; u != nil; {
-		if cw, ok := u.(clientWatcher); ok {
-			gone = cw.clientGone()
+		if cw, ok := u.(ClientWatcher); ok {
+			gone = cw.ClientGone()
 			break
 		}
 		un, ok := u.(interface{ Unwrap() http.ResponseWriter })
@@ -322,16 +324,16 @@ func providerError(format, typ string, status int, fault string) []byte {
 		return b
 	}
 	msg, code, param := "The server had an error while processing your request", "", ""
-	t := wire.ErrTypeServer
+	t := wire.OpenAIErrorType(status)
 	switch status {
 	case http.StatusTooManyRequests:
-		msg, code, t = "Rate limit reached for requests", wire.CodeRateLimit, wire.ErrTypeRateLimit
+		msg, code = "Rate limit reached for requests", wire.CodeRateLimit
 	case http.StatusBadRequest:
-		msg, code, param, t = "This model's maximum context length is exceeded by the messages", wire.CodeContextLength, "messages", wire.ErrTypeInvalidRequest
+		msg, code, param = "This model's maximum context length is exceeded by the messages", wire.CodeContextLength, "messages"
 	case http.StatusUnauthorized:
-		msg, t = "Incorrect API key provided", wire.ErrTypeAuthentication
+		msg = "Incorrect API key provided"
 	case wire.StatusOverloaded:
-		msg, t = "The engine is currently overloaded", wire.ErrTypeOverloaded
+		msg = "The engine is currently overloaded"
 	}
 	if typ != "" {
 		t = typ

@@ -82,17 +82,7 @@ func (j *job) parseAzure(p string, body []byte) error {
 type openAI struct{}
 
 func (openAI) writeError(w http.ResponseWriter, status int, msg, code string, retryAfter time.Duration) {
-	typ := wire.ErrTypeServer
-	switch status {
-	case 400:
-		typ = wire.ErrTypeInvalidRequest
-	case 401:
-		typ = wire.ErrTypeAuthentication
-	case 429:
-		typ = wire.ErrTypeRateLimit
-	case wire.StatusOverloaded:
-		typ = wire.ErrTypeOverloaded
-	}
+	typ := wire.OpenAIErrorType(status)
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(retryAfter))
 	}
@@ -172,12 +162,5 @@ func (openAI) streamEnd(buf []byte, a *answer) []byte {
 }
 
 func (openAI) streamError(buf []byte, _ *answer, status int, msg string) []byte {
-	typ := wire.ErrTypeServer
-	switch status {
-	case 429:
-		typ = wire.ErrTypeRateLimit
-	case wire.StatusOverloaded:
-		typ = wire.ErrTypeOverloaded
-	}
-	return appendJSONEvent(buf, "", wire.NewError(typ, "", msg))
+	return appendJSONEvent(buf, "", wire.NewError(wire.OpenAIErrorType(status), "", msg))
 }

@@ -278,6 +278,28 @@ const (
 	CodeRateLimit     = "rate_limit_exceeded"
 )
 
+// OpenAIErrorType returns the OpenAI error type for an HTTP status: the
+// type OpenAI's SDKs expect with it (429 a rate_limit_error, 529 an
+// overloaded_error, any other status server_error); relia ai mock and the
+// fault proxy's OpenAI-shaped errors both take it from here.
+func OpenAIErrorType(status int) string {
+	switch status {
+	case 400:
+		return ErrTypeInvalidRequest
+	case 401:
+		return ErrTypeAuthentication
+	case 403:
+		return ErrTypePermission
+	case 404:
+		return ErrTypeNotFound
+	case 429:
+		return ErrTypeRateLimit
+	case StatusOverloaded:
+		return ErrTypeOverloaded
+	}
+	return ErrTypeServer
+}
+
 // NewError returns an OpenAI error body.
 func NewError(typ, code, msg string) ErrorBody {
 	e := ErrorBody{Error: ErrorObject{Message: msg, Type: typ}}
