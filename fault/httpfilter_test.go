@@ -1,12 +1,15 @@
 package fault
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -450,5 +453,55 @@ func TestFaultHTTPModePassesRequestsAsSent(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != `encoding="" host=shop.example` {
 		t.Fatalf("upstream saw %s", body)
+	}
+}
+
+// TestFaultHTTPModeHeadersInOrder: the proxy writes an answer's fields
+// in one order (sorted by name), so the same answer is the same bytes
+// every time; in a map's order it changed from answer to answer.
+func TestFaultHTTPModeHeadersInOrder(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestServer(t, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range []string{"X-Kilo", "X-Alfa", "X-Juliett", "X-Bravo", "X-India", "X-Charlie", "X-Hotel", "X-Delta", "X-Golf", "X-Echo", "X-Foxtrot"} {
+			w.Header().Set(k, "1")
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	info, err := s.CreateProxy(ProxyConfig{Name: "web", Listen: "127.0.0.1:0", Upstream: strings.TrimPrefix(up.URL, "http://"), Mode: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", info.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	for range 3 {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line == "\r\n" {
+				break
+			}
+			if name, _, ok := strings.Cut(line, ":"); ok {
+				names = append(names, name)
+			}
+		}
+		if !slices.IsSorted(names) {
+			t.Fatalf("fields %v, want them sorted", names)
+		}
+		resp := make([]byte, 2)
+		if _, err := io.ReadFull(rd, resp); err != nil || string(resp) != "ok" {
+			t.Fatalf("body %q %v", resp, err)
+		}
 	}
 }

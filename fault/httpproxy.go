@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -298,15 +299,15 @@ type codecWriter struct {
 	buf     []byte
 	err     error
 	body    *h1.Body      // the request's body, read from c
-	gone    chan struct{} // see clientGone
+	gone    chan struct{} // see ClientGone
 }
 
-// clientGone returns a channel closed when the client's connection ends,
+// ClientGone returns a channel closed when the client's connection ends,
 // once the request's body has been read (before, the connection's bytes
 // are the body's); nil otherwise. It reads the connection from then on,
 // so it is for a response that will not be followed by another on the
 // connection: a stalled stream.
-func (w *codecWriter) clientGone() <-chan struct{} {
+func (w *codecWriter) ClientGone() <-chan struct{} {
 	if w.gone != nil || w.body == nil || !w.body.Done() {
 		return w.gone
 	}
@@ -351,8 +352,17 @@ func (w *codecWriter) WriteHeader(status int) {
 		w.header.Set("Connection", "close")
 	}
 	b := h1.AppendStatusLine(w.buf[:0], status)
-	for k, vs := range w.header {
-		for _, v := range vs {
+	// The fields go out sorted by name, so that the same answer is the
+	// same bytes every time (a map's order is not); a response's fields
+	// fit the array, which then costs no allocation.
+	var arr [32]string
+	names := arr[:0]
+	for k := range w.header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		for _, v := range w.header[k] {
 			b = h1.AppendField(b, []byte(k), []byte(v))
 		}
 	}
