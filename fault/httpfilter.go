@@ -341,27 +341,74 @@ func (f *HTTPFilter) pick(r *http.Request) (*ruleState, uint64, bool) {
 // Wrap returns next with the filter's faults in front of it.
 func (f *HTTPFilter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, n, triggered := f.pick(r)
-		if s == nil {
+		d, ok := f.Decide(w, r)
+		if !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if triggered {
-			if f.active.Add(1) > f.maxTrig {
-				f.active.Add(-1)
-				f.refused.Add(1)
-				// Over the cap the request goes through untouched; the
-				// header says why, so a test can tell.
-				w.Header().Set(f.trigger+"-Refused", "cap of concurrent triggered faults reached")
-				next.ServeHTTP(w, r)
-				return
-			}
-			defer f.active.Add(-1)
-			f.triggered.Add(1)
-		}
-		s.faulted.Add(1)
-		f.apply(w, r, next, s, n)
+		d.Serve(w, r, next)
 	})
+}
+
+// Decision is the fault an HTTPFilter chose for one request: Decide takes
+// it, Serve carries it out. The two steps let a caller that is not a
+// net/http handler chain (the gateway) choose how to serve a request by
+// the fault it will get.
+type Decision struct {
+	f         *HTTPFilter
+	s         *ruleState
+	n         uint64
+	triggered bool
+}
+
+// Decide picks the fault for r: the first rule that matches and fires, or
+// the one its trigger header names. It reports false when no fault applies;
+// a triggered fault over the cap of MaxTriggered does not apply, and w's
+// header says why. A Decision taken must be served, once.
+func (f *HTTPFilter) Decide(w http.ResponseWriter, r *http.Request) (Decision, bool) {
+	s, n, triggered := f.pick(r)
+	if s == nil {
+		return Decision{}, false
+	}
+	if triggered {
+		if f.active.Add(1) > f.maxTrig {
+			f.active.Add(-1)
+			f.refused.Add(1)
+			// Over the cap the request goes through untouched; the
+			// header says why, so a test can tell.
+			w.Header().Set(f.trigger+"-Refused", "cap of concurrent triggered faults reached")
+			return Decision{}, false
+		}
+		f.triggered.Add(1)
+	}
+	s.faulted.Add(1)
+	return Decision{f: f, s: s, n: n, triggered: triggered}, true
+}
+
+// Name is the name of the rule whose fault applies.
+func (d Decision) Name() string { return d.s.rule.Name }
+
+// Fault is the fault that applies; the caller must not change it.
+func (d Decision) Fault() *HTTPFault { return &d.s.rule.Fault }
+
+// Serve carries the fault out on the request: it answers in next's place
+// (an abort), or passes the request to next, shaping next's answer on its
+// way to w (the response faults). It may end by panicking with
+// http.ErrAbortHandler, which means the client's connection (or HTTP/2
+// stream) must be broken without ending the answer, as a net/http server
+// does.
+func (d Decision) Serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if d.triggered {
+		defer d.f.active.Add(-1)
+	}
+	d.f.apply(w, r, next, d.s, d.n)
+}
+
+// ActsOnResponse reports whether the fault shapes the upstream's answer
+// (the stream faults, a truncated or corrupted body) rather than only
+// delaying the request or answering in the upstream's place.
+func (f *HTTPFault) ActsOnResponse() bool {
+	return f.streams() || f.TruncateBody != nil || f.CorruptRate != 0
 }
 
 func (f *HTTPFilter) apply(w http.ResponseWriter, r *http.Request, next http.Handler, s *ruleState, n uint64) {

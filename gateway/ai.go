@@ -101,6 +101,11 @@ func (g *Gateway) serveAI(x *exchange) {
 		w.h2 = x.h2w
 		w.c = nil
 	}
+	if x.faultOut != nil {
+		// A fault shapes the answer (faults_stream.go): it goes to the
+		// fault, and the fault's writer frames it for the client.
+		w.h2, w.c, w.relay = x.faultOut, nil, true
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.cancel = cancel
@@ -272,6 +277,9 @@ type aiWriter struct {
 	noBody  bool
 	held    []byte
 	err     error
+	// relay: the answer goes to a fault (h2 is its writer), whose own
+	// aiWriter prepares the head and counts the bytes.
+	relay bool
 }
 
 var _ http.Flusher = (*aiWriter)(nil)
@@ -298,7 +306,9 @@ func (w *aiWriter) WriteHeader(code int) {
 			resp.fields = append(resp.fields, h1.Header{Name: name, Value: bs(v)})
 		}
 	}
-	w.g.prepareResponse(x)
+	if !w.relay {
+		w.g.prepareResponse(x)
+	}
 	w.noBody = string(x.req.method) == "HEAD"
 }
 
@@ -417,7 +427,9 @@ func (w *aiWriter) sendHead(length int64) {
 
 // send writes a piece of the body.
 func (w *aiWriter) send(p []byte) {
-	w.x.bytesOut += int64(len(p))
+	if !w.relay {
+		w.x.bytesOut += int64(len(p))
+	}
 	if w.h2 != nil {
 		if _, err := w.h2.Write(p); err != nil {
 			w.fail(err)

@@ -173,12 +173,12 @@ func compileRoute(r Route, pools map[string]*pool, clk clock.Clock, obs resilien
 		for _, f := range r.Faults {
 			seed ^= f.Seed
 			rules = append(rules, f.rule())
+			rt.faultBody = rt.faultBody || f.JSONField != ""
 		}
 		rt.faults, err = fault.NewHTTPFilter(rules, fault.HTTPFilterOptions{Seed: seed, Clock: clk, MaxTriggered: 64})
 		if err != nil {
 			return nil, fmt.Errorf("route %s: faults: %w", r.Name, err)
 		}
-		rt.faultHandler = rt.faults.Wrap(passThrough)
 	}
 	if f := r.Fallback; f != nil {
 		rt.fallback = &fallbackResponse{status: f.Status, body: []byte(f.Body), contentType: []byte(f.ContentType), headers: fieldPairs(f.Headers)}

@@ -72,6 +72,12 @@ func TestValidationErrorsGolden(t *testing.T) {
 		{"bad upgrades and cache", doc(listeners, ups, "  routes: [{name: r, upstream: users, upgrades: [websocket, h2c], cache: {maxSize: 1MiB, maxEntrySize: 2MiB}}]\n")},
 		{"bad route auth", doc(listeners, ups, "  routes:\n    - {name: r, upstream: users, auth: required}\n    - {name: s, upstream: users, auth: maybe}\n")},
 		{"bad fallback and faults", doc(listeners, ups, "  routes:\n    - name: r\n      fallback: {status: 99}\n      faults:\n        - {name: f, abortStatus: 600}\n        - {name: f}\n")},
+		{"bad model api faults", doc(listeners, ups, "  routes:\n    - name: r\n      upstream: users\n      faults:\n"+
+			"        - {name: a, abortStatus: 429, errorFormat: azure}\n"+
+			"        - {name: b, stallAfterEvents: -1, truncateAfterEvents: 2}\n"+
+			"        - {name: c, errorAfterEvents: 2, jsonEquals: gpt-4o}\n"+
+			"        - {name: d, abortStatus: 503, firstByteDelay: 1s, nthRequest: 2, firstRequests: 1}\n"+
+			"        - {name: e, errorType: rate_limit_error, eventsPerSecond: -2, retryAfter: 2s}\n")},
 		{"two gateways", doc(listeners, ups, route) + "---\n" + doc(listeners, ups, route)},
 		{"no gateway", "kind: SLO\nversion: relia/v1\n"},
 	}

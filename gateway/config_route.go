@@ -270,20 +270,74 @@ type Fallback struct {
 }
 
 // Fault is an HTTP fault injected into a route's requests (see
-// fault.HTTPFault).
+// fault.HTTPFault, which carries it out). It delays a request, answers in
+// the upstream's place (abortStatus, in a model provider's error shape
+// with errorFormat), or shapes the upstream's answer as it streams to the
+// client (firstByteDelay, eventsPerSecond, the *AfterEvents faults on
+// Server-Sent Events, truncateBody, setHeaders), on plain and ai routes.
 type Fault struct {
 	// Name identifies the fault; the X-Relia-Fault request header can ask
 	// for it by name.
 	Name string `yaml:"name" config:"required"`
-	// Percentage of matching requests faulted, 0..100% as a ratio.
+	// Percentage of matching requests faulted, 0..100% as a ratio;
+	// default 100% for a fault that matches on headers, the JSON body or
+	// the request's number, else none.
 	Percentage config.Ratio `yaml:"percentage"`
 	// Headers the request must carry for the fault to apply.
 	Headers map[string]string `yaml:"headers"`
+	// JSONField matches on a top-level member of the request's JSON body
+	// ("model"): with neither jsonEquals nor jsonIn, on its presence. At
+	// most the first MiB of the body is read to decide (a larger body
+	// does not match); the body is forwarded whole.
+	JSONField string `yaml:"jsonField"`
+	// JSONEquals matches when jsonField's value is this: a string's
+	// value, or a number's or true/false's JSON text ("4", "true").
+	JSONEquals string `yaml:"jsonEquals"`
+	// JSONIn matches when jsonField's value is one of these.
+	JSONIn []string `yaml:"jsonIn"`
+	// NthRequest faults only the N-th request the fault matches (1 is the
+	// first), counted from when the fault was loaded.
+	NthRequest int64 `yaml:"nthRequest"`
+	// FirstRequests faults only the first N requests the fault matches.
+	FirstRequests int64 `yaml:"firstRequests"`
 	// Delay holds the request this long first (at most a day).
 	Delay time.Duration `yaml:"delay"`
 	// AbortStatus answers with this status (200 to 599) instead of
-	// proxying.
+	// proxying: with the gateway's own rejection body (reason
+	// fault_injected), or the provider's error body with errorFormat.
 	AbortStatus int `yaml:"abortStatus"`
+	// RetryAfter is sent as Retry-After, in whole seconds, with an abort.
+	RetryAfter time.Duration `yaml:"retryAfter"`
+	// ErrorFormat answers an abort, and writes errorAfterEvents' event,
+	// in a model provider's shape: "openai" or "anthropic", so that the
+	// provider's SDKs raise their own errors (a 429 their rate-limit
+	// error). The gateway still counts an abort as a fault_injected
+	// rejection.
+	ErrorFormat string `yaml:"errorFormat"`
+	// ErrorType replaces the provider's error type that the status
+	// implies (rate_limit_error, overloaded_error, ...).
+	ErrorType string `yaml:"errorType"`
+	// FirstByteDelay holds the upstream's answer this long before its
+	// first byte goes to the client (at most a day).
+	FirstByteDelay time.Duration `yaml:"firstByteDelay"`
+	// EventsPerSecond passes at most this many Server-Sent Events a
+	// second.
+	EventsPerSecond float64 `yaml:"eventsPerSecond"`
+	// StallAfterEvents passes this many events and then nothing more,
+	// holding the stream until the client leaves or the fault is removed.
+	StallAfterEvents *int64 `yaml:"stallAfterEvents"`
+	// TruncateAfterEvents passes this many events and then breaks the
+	// connection (on HTTP/2, resets the stream): the stream ends without
+	// its last event.
+	TruncateAfterEvents *int64 `yaml:"truncateAfterEvents"`
+	// ErrorAfterEvents passes this many events, then sends an error event
+	// in errorFormat's shape and ends the stream.
+	ErrorAfterEvents *int64 `yaml:"errorAfterEvents"`
+	// TruncateBody passes only this many bytes of the answer's body and
+	// then breaks the connection.
+	TruncateBody *config.Size `yaml:"truncateBody"`
+	// SetHeaders are set on the answer, over the upstream's.
+	SetHeaders map[string]string `yaml:"setHeaders"`
 	// Seed seeds which requests the percentage picks: the same seed and
 	// the same sequence of requests pick the same ones. relia run sets it
 	// from the experiment's seed.
@@ -642,27 +696,135 @@ func (f Fallback) withDefaults() Fallback {
 
 // check validates a fault; that its name is unique in the route is the
 // route's to check.
-func (f Fault) check(p *problems, at string) {
-	if f.AbortStatus != 0 && (f.AbortStatus < 200 || f.AbortStatus > 599) {
-		p.add(at+".abortStatus", "%d is not a status a fault may answer with (200 to 599)", f.AbortStatus)
-	} else if f.AbortStatus == 0 && f.Delay == 0 {
-		p.add(at, "a fault needs a delay or an abortStatus")
-	} else if _, err := fault.NewHTTPFilter([]fault.HTTPRule{f.withDefaults().rule()}, fault.HTTPFilterOptions{}); err != nil {
-		p.add(at, "%v", err) // the fault filter's own bounds (a delay of at most a day)
+// FaultProblem is one thing wrong with a route fault: the field it is
+// about (".abortStatus"; empty for the fault as a whole) and what is
+// wrong.
+type FaultProblem struct {
+	Field   string
+	Message string
+}
+
+// Problems checks f as the gateway does when it loads a route's faults;
+// relia run checks an experiment's gateway faults with it too.
+func (f Fault) Problems() []FaultProblem {
+	var ps []FaultProblem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, FaultProblem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
+	if f.AbortStatus != 0 && (f.AbortStatus < 200 || f.AbortStatus > 599) {
+		add(".abortStatus", "%d is not a status a fault may answer with (200 to 599)", f.AbortStatus)
+	}
+	if f.AbortStatus == 0 && f.Delay == 0 && !f.shapesResponse() {
+		add("", "a fault needs something to do: a delay, an abortStatus, or a fault on the answer (firstByteDelay, eventsPerSecond, stallAfterEvents, truncateAfterEvents, errorAfterEvents, truncateBody, setHeaders)")
+	}
+	if f.RetryAfter < 0 || f.RetryAfter > 0 && f.AbortStatus == 0 {
+		add(".retryAfter", "retryAfter goes with an abortStatus and must not be negative")
+	}
+	switch f.ErrorFormat {
+	case "", fault.FormatOpenAI, fault.FormatAnthropic:
+		if f.ErrorFormat != "" && f.AbortStatus == 0 && f.ErrorAfterEvents == nil {
+			add(".errorFormat", "errorFormat shapes the answer of abortStatus or the event of errorAfterEvents; give one")
+		}
+	default:
+		add(".errorFormat", "unknown value %q (openai, anthropic)", f.ErrorFormat)
+	}
+	if f.ErrorType != "" && f.ErrorFormat == "" {
+		add(".errorType", "errorType needs errorFormat")
+	}
+	if f.JSONField == "" && f.JSONEquals != "" {
+		add(".jsonEquals", "jsonEquals needs jsonField, the member it compares")
+	} else if f.JSONField == "" && len(f.JSONIn) > 0 {
+		add(".jsonIn", "jsonIn needs jsonField, the member it compares")
+	} else if f.JSONEquals != "" && len(f.JSONIn) > 0 {
+		add(".jsonIn", "jsonEquals and jsonIn both set; give one")
+	}
+	if f.NthRequest < 0 {
+		add(".nthRequest", "must not be negative, got %d", f.NthRequest)
+	}
+	if f.FirstRequests < 0 {
+		add(".firstRequests", "must not be negative, got %d", f.FirstRequests)
+	} else if f.FirstRequests > 0 && f.NthRequest > 0 {
+		add(".firstRequests", "nthRequest and firstRequests both set; give one")
+	}
+	if f.EventsPerSecond < 0 || f.EventsPerSecond != f.EventsPerSecond {
+		add(".eventsPerSecond", "must not be negative, got %v", f.EventsPerSecond)
+	}
+	ends := 0
+	for _, e := range []struct {
+		name string
+		v    *int64
+	}{{"stallAfterEvents", f.StallAfterEvents}, {"truncateAfterEvents", f.TruncateAfterEvents}, {"errorAfterEvents", f.ErrorAfterEvents}} {
+		if e.v == nil {
+			continue
+		}
+		ends++
+		if *e.v < 0 {
+			add("."+e.name, "must not be negative, got %d", *e.v)
+		} else if ends > 1 {
+			add("."+e.name, "stallAfterEvents, truncateAfterEvents and errorAfterEvents each end a stream; give one")
+		}
+	}
+	if f.ErrorAfterEvents != nil && f.ErrorFormat == "" {
+		add(".errorAfterEvents", "errorAfterEvents needs errorFormat, the provider whose error event to send")
+	}
+	if f.AbortStatus != 0 && f.actsOnResponse() {
+		add(".abortStatus", "abortStatus answers in place of the upstream; the faults on its answer cannot go with it")
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	if _, err := fault.NewHTTPFilter([]fault.HTTPRule{f.withDefaults().rule()}, fault.HTTPFilterOptions{}); err != nil {
+		add("", "%v", err) // the fault filter's own bounds (a delay of at most a day, header names)
+	}
+	return ps
+}
+
+func (f Fault) check(p *problems, at string) {
+	for _, fp := range f.Problems() {
+		p.add(at+fp.Field, "%s", fp.Message)
+	}
+}
+
+// shapesResponse reports whether f acts on the upstream's answer, its
+// headers included.
+func (f Fault) shapesResponse() bool {
+	return f.actsOnResponse() || len(f.SetHeaders) > 0
+}
+
+// actsOnResponse reports whether f acts on the upstream's answer's body or
+// timing (fault.HTTPFault.ActsOnResponse).
+func (f Fault) actsOnResponse() bool {
+	return f.FirstByteDelay != 0 || f.EventsPerSecond != 0 || f.StallAfterEvents != nil ||
+		f.TruncateAfterEvents != nil || f.ErrorAfterEvents != nil || f.TruncateBody != nil
 }
 
 // rule is the fault filter's rule that f, with its defaults, configures.
 func (f Fault) rule() fault.HTTPRule {
-	return fault.HTTPRule{Name: f.Name, Probability: float64(f.Percentage), Fault: fault.HTTPFault{
-		Headers: f.Headers, Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus,
-	}}
+	ft := fault.HTTPFault{
+		Headers: f.Headers, JSONField: f.JSONField, NthRequest: f.NthRequest, FirstRequests: f.FirstRequests,
+		Delay: f.Delay.Milliseconds(), AbortStatus: f.AbortStatus, RetryAfter: int64((f.RetryAfter + time.Second - 1) / time.Second),
+		ErrorFormat: f.ErrorFormat, ErrorType: f.ErrorType, FirstByteDelay: f.FirstByteDelay.Milliseconds(),
+		EventsPerSecond: f.EventsPerSecond, StallAfterEvents: f.StallAfterEvents, TruncateAfterEvents: f.TruncateAfterEvents,
+		ErrorAfterEvents: f.ErrorAfterEvents, SetHeaders: f.SetHeaders,
+	}
+	if f.JSONEquals != "" {
+		v := fault.JSONScalar(f.JSONEquals)
+		ft.JSONEquals = &v
+	}
+	for _, v := range f.JSONIn {
+		ft.JSONIn = append(ft.JSONIn, fault.JSONScalar(v))
+	}
+	if f.TruncateBody != nil {
+		n := int64(*f.TruncateBody)
+		ft.TruncateBody = &n
+	}
+	return fault.HTTPRule{Name: f.Name, Probability: float64(f.Percentage), Fault: ft}
 }
 
-// withDefaults writes out the share a fault keyed on headers applies to:
-// every request that carries them.
+// withDefaults writes out the share a fault keyed on headers, the JSON
+// body or the request's number applies to: every request that matches.
 func (f Fault) withDefaults() Fault {
-	if f.Percentage == 0 && len(f.Headers) > 0 {
+	if f.Percentage == 0 && (len(f.Headers) > 0 || f.JSONField != "" || f.NthRequest > 0 || f.FirstRequests > 0) {
 		f.Percentage = 1
 	}
 	return f

@@ -110,13 +110,22 @@ func (ls *listenerServer) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		writeHTTP2(w, x)
 	}
 	g.finish(x)
+	if x.abortStream {
+		panic(http.ErrAbortHandler) // a fault broke the answer off: reset the stream
+	}
 }
 
 // writeHTTP2 writes x's response on an HTTP/2 stream; the target's
 // trailer fields follow its body.
 func writeHTTP2(w http.ResponseWriter, x *exchange) {
-	r := &x.resp
-	defer r.release()
+	defer x.resp.release()
+	writeHTTP(w, &x.resp, string(x.req.method) == "HEAD", x)
+}
+
+// writeHTTP writes r on w, an HTTP/2 stream or a fault's writer
+// (faults_stream.go), the target's body as it arrives and its trailer
+// fields after it. x, when set, counts the bytes and captures the body.
+func writeHTTP(w http.ResponseWriter, r *response, head bool, x *exchange) {
 	h := w.Header()
 	for _, f := range r.fields {
 		h.Add(string(f.Name), string(f.Value))
@@ -124,7 +133,7 @@ func writeHTTP2(w http.ResponseWriter, x *exchange) {
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // no sniffing: the target sent none
 	}
-	noBody := string(x.req.method) == "HEAD" || r.status == 204 || r.status == 304
+	noBody := head || r.status == 204 || r.status == 304
 	switch length := r.bodyLength(); {
 	case noBody && r.lengthField >= 0:
 		h.Set("Content-Length", strconv.FormatInt(r.lengthField, 10))
@@ -136,7 +145,9 @@ func writeHTTP2(w http.ResponseWriter, x *exchange) {
 		return
 	}
 	if r.up == nil {
-		x.bytesOut = int64(len(r.body))
+		if x != nil {
+			x.bytesOut = int64(len(r.body))
+		}
 		w.Write(r.body)
 		return
 	}
@@ -158,8 +169,10 @@ func writeHTTP2(w http.ResponseWriter, x *exchange) {
 			}
 			return
 		}
-		x.bytesOut += int64(len(p))
-		x.tapResponse(p)
+		if x != nil {
+			x.bytesOut += int64(len(p))
+			x.tapResponse(p)
+		}
 		if _, err := w.Write(p); err != nil {
 			return
 		}

@@ -79,9 +79,10 @@ type route struct {
 	auth          string // AuthRequired, AuthOptional or AuthNone
 	hedge         *hedgePolicy
 	faults        *fault.HTTPFilter
-	// faultHandler is faults wrapped around passThrough, built once.
-	faultHandler http.Handler
-	fallback     *fallbackResponse
+	// faultBody says a fault matches on the request's JSON body, which
+	// is then read (a bounded prefix) before the faults decide.
+	faultBody bool
+	fallback  *fallbackResponse
 
 	// quickStart says nothing on the route holds a request up before its
 	// first attempt (no bulkhead queue, fault delay, Redis call or

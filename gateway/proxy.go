@@ -206,6 +206,11 @@ type exchange struct {
 	// HTTP/2), and ai the call when the AI gateway answered it (ai.go).
 	h1c *conn
 	ai  *aiCall
+	// faultOut, while a fault shapes the answer, is where the answer
+	// goes (faults_stream.go); abortStream says the fault broke it off,
+	// so an HTTP/2 stream must be reset.
+	faultOut    http.ResponseWriter
+	abortStream bool
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -523,10 +528,16 @@ func (x *exchange) upgrading() bool {
 // forward takes a request that passed authentication and rate limits
 // through the fault filter, the concurrency limits and on upstream.
 func (g *Gateway) forward(x *exchange) {
-	r := x.route
-	if r.faults != nil && g.applyFaults(x) {
+	if x.route.faults != nil && g.applyFaults(x) {
 		return
 	}
+	g.pass(x)
+}
+
+// pass serves a request that no fault stopped: through the concurrency
+// limits to the AI gateway, the fallback or upstream.
+func (g *Gateway) pass(x *exchange) {
+	r := x.route
 	if r.bulkhead != nil {
 		permit, err := r.bulkhead.Acquire(x.req.ctx)
 		if err != nil {
