@@ -656,21 +656,15 @@ func checkToxic(name, mode string, t *ToxicFault) error {
 func (r *resolver) gateway(path string, g *GatewayFault) {
 	before := len(r.errs)
 	r.checkName(path+".route", g.Route)
-	if g.Delay == 0 && g.AbortStatus == 0 {
-		r.bad(path, "needs a delay, an abortStatus, or both")
-	}
-	if g.AbortStatus != 0 && (g.AbortStatus < 200 || g.AbortStatus > 599) {
-		r.bad(path+".abortStatus", "%d is not a status from 200 to 599", g.AbortStatus)
-	}
 	if g.Percentage == 0 {
 		g.Percentage = 1
 	}
 	if len(r.errs) > before {
 		return
 	}
-	hf := fault.HTTPFault{Headers: g.Headers, Delay: g.Delay.Milliseconds(), AbortStatus: g.AbortStatus}
-	if _, err := fault.NewHTTPFilter([]fault.HTTPRule{{Name: "check", Probability: float64(g.Percentage), Fault: hf}}, fault.HTTPFilterOptions{}); err != nil {
-		r.bad(path, "%v", err)
+	// The gateway's own checks of a route fault, at the fault's fields.
+	for _, p := range g.RouteFault("check", 0).Problems() {
+		r.bad(path+p.Field, "%s", p.Message)
 	}
 }
 

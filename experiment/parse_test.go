@@ -125,7 +125,8 @@ func TestParseErrors(t *testing.T) {
 			"        - {name: f, process: {action: explode, service: web}}\n",
 			"        - {name: g, process: {action: kill, service: api, replica: 2}}\n",
 			"        - {name: h}\n",
-			"        - {name: h, toxic: {proxy: db, type: http}}\n"))},
+			"        - {name: h, toxic: {proxy: db, type: http}}\n",
+			"        - {name: i, gateway: {route: pay, stallAfterEvents: -1, errorAfterEvents: 2, errorFormat: azure}}\n"))},
 		{"bad load", exp(target + slos + phases(
 			"    - {name: a, duration: 10s, load: {rate: 10, vus: 5}}\n",
 			"    - {name: b, duration: 10s, load: {stages: [{duration: 8s, target: 10}, {duration: 5s, target: -1}]}}\n",

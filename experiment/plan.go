@@ -353,6 +353,26 @@ func describeFault(f PlannedFault) string {
 		if g.AbortStatus != 0 {
 			what = append(what, fmt.Sprintf("abort %d", g.AbortStatus))
 		}
+		if g.ErrorFormat != "" {
+			what = append(what, "as "+g.ErrorFormat)
+		}
+		if g.FirstByteDelay > 0 {
+			what = append(what, "first byte "+fmtDur(g.FirstByteDelay))
+		}
+		if g.EventsPerSecond > 0 {
+			what = append(what, fmt.Sprintf("%g events/s", g.EventsPerSecond))
+		}
+		for _, e := range []struct {
+			verb string
+			n    *int64
+		}{{"stall", g.StallAfterEvents}, {"truncate", g.TruncateAfterEvents}, {"error event", g.ErrorAfterEvents}} {
+			if e.n != nil {
+				what = append(what, fmt.Sprintf("%s after %d events", e.verb, *e.n))
+			}
+		}
+		if g.TruncateBody != nil {
+			what = append(what, "truncate body at "+g.TruncateBody.String())
+		}
 		s := fmt.Sprintf("gateway %s on %s of requests", strings.Join(what, " + "), config.Ratio(g.Percentage))
 		if len(g.Headers) > 0 {
 			s += " with " + describeAttributes(stringMap(g.Headers))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -128,5 +129,61 @@ func TestFaultNeverStartedWhenTheRunEndsFirst(t *testing.T) {
 	<-done
 	if r := fr.snapshot()[0]; r.EndReason != EndNotStarted || !r.Start.IsZero() || len(a.calls) != 0 {
 		t.Errorf("record %+v, calls %v: want never started", r, a.calls)
+	}
+}
+
+// TestGatewayFaultCarriesEveryField: each field of an experiment's
+// gateway fault reaches the route fault relia run adds, under the same
+// name and with the same value; a field added to one and not passed on
+// fails here.
+func TestGatewayFaultCarriesEveryField(t *testing.T) {
+	t.Parallel()
+	var g GatewayFault
+	gv := reflect.ValueOf(&g).Elem()
+	for i := range gv.NumField() {
+		fillNonZero(t, gv.Type().Field(i).Name, gv.Field(i))
+	}
+	rf := reflect.ValueOf(g.RouteFault("f", 42))
+	for i := range gv.NumField() {
+		name := gv.Type().Field(i).Name
+		if name == "Route" {
+			continue
+		}
+		got := rf.FieldByName(name)
+		if !got.IsValid() {
+			t.Errorf("gateway.Fault has no field %s", name)
+			continue
+		}
+		if !reflect.DeepEqual(got.Interface(), gv.Field(i).Interface()) {
+			t.Errorf("%s: route fault has %v, experiment %v", name, got.Interface(), gv.Field(i).Interface())
+		}
+	}
+	if f := g.RouteFault("f", 42); f.Name != "f" || f.Seed != 42 {
+		t.Errorf("name and seed: %q %d", f.Name, f.Seed)
+	}
+}
+
+// fillNonZero sets v to a value that is not its type's zero.
+func fillNonZero(t *testing.T, name string, v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Int, reflect.Int64:
+		v.SetInt(3)
+	case reflect.Uint64:
+		v.SetUint(3)
+	case reflect.Float64:
+		v.SetFloat(0.5)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillNonZero(t, name, v.Elem())
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		v.SetMapIndex(reflect.ValueOf("k"), reflect.ValueOf("v"))
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillNonZero(t, name, v.Index(0))
+	default:
+		t.Fatalf("%s: no value for kind %s", name, v.Kind())
 	}
 }

@@ -385,7 +385,7 @@ func (g *runGateway) set(f PlannedFault, on bool) error {
 		for i := range cfg.Spec.Routes {
 			rt := &cfg.Spec.Routes[i]
 			if rt.Name == gf.Route {
-				rt.Faults = append(rt.Faults, gateway.Fault{Name: af.Name, Percentage: gf.Percentage, Headers: gf.Headers, Delay: gf.Delay, AbortStatus: gf.AbortStatus, Seed: af.Seed})
+				rt.Faults = append(rt.Faults, gf.RouteFault(af.Name, af.Seed))
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package experiment
 import (
 	"time"
 
+	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/slo"
@@ -288,6 +289,59 @@ type GatewayFault struct {
 	Percentage config.Ratio `yaml:"percentage" json:"percentage,omitempty"`
 	// Headers the request must carry for the fault to apply.
 	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	// JSONField matches on a top-level member of the request's JSON body
+	// ("model"); with neither jsonEquals nor jsonIn, on its presence.
+	JSONField string `yaml:"jsonField" json:"json_field,omitempty"`
+	// JSONEquals matches when jsonField's value is this.
+	JSONEquals string `yaml:"jsonEquals" json:"json_equals,omitempty"`
+	// JSONIn matches when jsonField's value is one of these.
+	JSONIn []string `yaml:"jsonIn" json:"json_in,omitempty"`
+	// NthRequest faults only the N-th matching request of the fault's
+	// window (1 is the first).
+	NthRequest int64 `yaml:"nthRequest" json:"nth_request,omitempty"`
+	// FirstRequests faults only the first N matching requests of the
+	// fault's window.
+	FirstRequests int64 `yaml:"firstRequests" json:"first_requests,omitempty"`
+	// RetryAfter is sent as Retry-After with an abort.
+	RetryAfter time.Duration `yaml:"retryAfter" json:"retry_after_ns,omitempty"`
+	// ErrorFormat answers an abort, and writes errorAfterEvents' event,
+	// in a model provider's shape: openai or anthropic.
+	ErrorFormat string `yaml:"errorFormat" json:"error_format,omitempty"`
+	// ErrorType replaces the provider's error type the status implies.
+	ErrorType string `yaml:"errorType" json:"error_type,omitempty"`
+	// FirstByteDelay holds the upstream's answer this long before its
+	// first byte goes to the client.
+	FirstByteDelay time.Duration `yaml:"firstByteDelay" json:"first_byte_delay_ns,omitempty"`
+	// EventsPerSecond passes at most this many Server-Sent Events a
+	// second.
+	EventsPerSecond float64 `yaml:"eventsPerSecond" json:"events_per_second,omitempty"`
+	// StallAfterEvents passes this many events and then holds the stream
+	// until the client leaves or the fault ends.
+	StallAfterEvents *int64 `yaml:"stallAfterEvents" json:"stall_after_events,omitempty"`
+	// TruncateAfterEvents passes this many events and then breaks the
+	// connection.
+	TruncateAfterEvents *int64 `yaml:"truncateAfterEvents" json:"truncate_after_events,omitempty"`
+	// ErrorAfterEvents passes this many events, then sends an error event
+	// in errorFormat's shape and ends the stream.
+	ErrorAfterEvents *int64 `yaml:"errorAfterEvents" json:"error_after_events,omitempty"`
+	// TruncateBody passes only this many bytes of the answer's body and
+	// then breaks the connection.
+	TruncateBody *config.Size `yaml:"truncateBody" json:"truncate_body,omitempty"`
+	// SetHeaders are set on the answer, over the upstream's.
+	SetHeaders map[string]string `yaml:"setHeaders" json:"set_headers,omitempty"`
+}
+
+// RouteFault is the gateway route fault that g configures, named name
+// and seeded with seed: what relia run adds to the route while the fault
+// is on.
+func (g *GatewayFault) RouteFault(name string, seed uint64) gateway.Fault {
+	return gateway.Fault{
+		Name: name, Percentage: g.Percentage, Headers: g.Headers, JSONField: g.JSONField, JSONEquals: g.JSONEquals, JSONIn: g.JSONIn,
+		NthRequest: g.NthRequest, FirstRequests: g.FirstRequests, Delay: g.Delay, AbortStatus: g.AbortStatus, RetryAfter: g.RetryAfter,
+		ErrorFormat: g.ErrorFormat, ErrorType: g.ErrorType, FirstByteDelay: g.FirstByteDelay, EventsPerSecond: g.EventsPerSecond,
+		StallAfterEvents: g.StallAfterEvents, TruncateAfterEvents: g.TruncateAfterEvents, ErrorAfterEvents: g.ErrorAfterEvents,
+		TruncateBody: g.TruncateBody, SetHeaders: g.SetHeaders, Seed: seed,
+	}
 }
 
 // Process fault actions.
