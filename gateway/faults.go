@@ -80,6 +80,16 @@ func (g *Gateway) applyFaults(x *exchange) bool {
 		wait = time.Duration(ra) * time.Second
 	}
 	g.reject(x, fw.status, "fault", "fault_injected", wait)
+	if pb, ok := x.req.src.(*peekedBody); ok && pb.err == io.EOF {
+		// The faults read the whole body to match on it: it is counted
+		// as read, and the connection can take the next request.
+		x.req.limit = int64(r.maxBody)
+		for {
+			if _, err := x.req.Next(); err != nil {
+				break
+			}
+		}
+	}
 	resp := &x.resp
 	if ft.ErrorFormat != "" {
 		resp.body = fw.body.Bytes()
