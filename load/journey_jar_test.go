@@ -112,6 +112,30 @@ func TestCookieJarBoundsAHostileTarget(t *testing.T) {
 	}
 }
 
+// TestCookiesDroppedMergeAcrossSegments splits the flood in two: the
+// parts' counts, read back from their results files, add up to the
+// whole's, and so does their merge.
+func TestCookiesDroppedMergeAcrossSegments(t *testing.T) {
+	t.Parallel()
+	flood := newCookieFlood(t, 50, 10)
+	test := floodTest(t, flood.srv.URL, "")
+	parts := runSegments(t, test, 2)
+	var sum int64
+	for i, p := range parts {
+		if p.Journeys.CookiesDropped == 0 {
+			t.Fatalf("segment %d: no cookies dropped read back from its results", i)
+		}
+		sum += p.Journeys.CookiesDropped
+	}
+	m, err := Merge(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := flood.set.Load() - 5*DefaultMaxCookies; m.Journeys.CookiesDropped != sum || sum != want {
+		t.Errorf("merged %d cookies dropped, parts %d, want %d", m.Journeys.CookiesDropped, sum, want)
+	}
+}
+
 // TestCookieJarBookkeeping: a cookie set again replaces its old self
 // within the bound, and one deleted (Max-Age<0 or Expires past) frees
 // its room.

@@ -254,23 +254,7 @@ func TestJourneySegmentsMerge(t *testing.T) {
 	t.Parallel()
 	shop := newJourneyShop(t)
 	test := journeyScenario(t, shop.srv.URL, "{rate: 10, duration: 1s}", "")
-	var parts []*Result
-	for i := range 2 {
-		res, err := test.Run(context.Background(), RunOptions{Segment: Segment{Index: i, Count: 2}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := res.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		back := &Result{}
-		if err := back.UnmarshalJSON(data); err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, back)
-	}
-	m, err := Merge(parts...)
+	m, err := Merge(runSegments(t, test, 2)...)
 	if err != nil {
 		t.Fatal(err)
 	}

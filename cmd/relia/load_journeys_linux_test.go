@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/relia-dev/relia/internal/promtest"
-	"github.com/relia-dev/relia/load"
 )
 
 // TestLoadJourneyMetricsInARealPrometheus runs two journeys (one walks a
@@ -28,43 +26,7 @@ func TestLoadJourneyMetricsInARealPrometheus(t *testing.T) {
 	ln.Close()
 	prom := promtest.Start(t, fmt.Sprintf("global: {scrape_interval: 100ms, scrape_timeout: 100ms}\nscrape_configs:\n  - job_name: relia\n    static_configs: [{targets: [%q]}]\n", metricsAddr),
 		"--web.enable-remote-write-receiver")
-	srv := loadServer(t)
-	dir := t.TempDir()
-	file := writeFile(t, dir, "journeys.yaml", `kind: Scenario
-version: relia/v1
-metadata: {name: journey-metrics}
-spec:
-  baseURL: `+srv.URL+`
-  journeys:
-    - name: browse
-      weight: 2
-      steps:
-        - group: list
-          steps:
-            - request: {name: list, path: /x}
-            - request: {name: item, path: /y}
-    - name: lost
-      steps:
-        - request: {name: login, path: /login}
-  load: {rate: 30, duration: 1s, lateAfter: 1s}
-`)
-	out := filepath.Join(dir, "r.json")
-	code, stdout, stderr := runCLI(t, "load", file, "--out", out, "--metrics-addr", metricsAddr, "--metrics-hold", "10s",
-		"--remote-write", prom+"/api/v1/write")
-	// A starved generator's inconclusive run still exports, which is what
-	// this test checks.
-	if code != exitPass && code != exitInconclusive {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	res, err := load.ReadResult(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := res.SummaryMetrics(nil)
-	lost := res.Journeys.ByJourney["lost"].Total()
-	if lost.Total == 0 || lost.ByClass[0] != 0 {
-		t.Fatalf("the lost journeys should all fail: %v", lost.ByClass)
-	}
+	_, sum := loadJourneys(t, "--metrics-addr", metricsAddr, "--metrics-hold", "10s", "--remote-write", prom+"/api/v1/write")
 	// The scrape's series carry job="relia"; the pushed ones the scenario.
 	for _, sel := range []string{`job="relia"`, `scenario="journey-metrics"`} {
 		// The last sample of each series: the scrape's series went stale
