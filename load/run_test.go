@@ -345,7 +345,7 @@ func stallServer(t *testing.T) (srv *httptest.Server, stall func() time.Time) {
 // TestCoordinatedOmission shows why the open model measures from the
 // schedule: a one-second stall delays every request scheduled during it,
 // so the open model's p99 shows the stall, while a closed model, whose
-// VUs simply wait and send less, records at most one slow request a VU.
+// VUs simply wait and send less, records at most one request a VU in it.
 //
 // What it counts holds on a starved host too: the open model's requests
 // due in the stall are set by its schedule (rate x 1s), and each of them
@@ -413,13 +413,12 @@ spec:
 		t.Errorf("open model p99 %s: the stall should show (>= 500ms)", p99)
 	}
 	// The closed model: its VUs waited instead of sending, which is what
-	// hides the stall: one request each at most, whatever its speed.
+	// hides the stall: it holds one sample each at most where the open
+	// model holds one per scheduled arrival, whatever its speed. (Its
+	// latencies outside the stall are the host's business: a starved host
+	// makes the in-process server slow too.)
 	if closed.inStall > vus {
 		t.Errorf("closed model sent %d requests in the stall, want at most one per VU (%d)", closed.inStall, vus)
-	}
-	c := closed.res.Requests.Total()
-	if slow := c.ServiceTime.Count() - c.ServiceTime.CountAtOrBelow(500*time.Millisecond-time.Microsecond); slow > vus {
-		t.Errorf("closed model: %d requests took 500ms or more, want at most one per VU (%d)", slow, vus)
 	}
 	var sb strings.Builder
 	_ = open.res.WriteSummary(&sb, open.res.Judge())
