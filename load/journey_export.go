@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,8 @@ var (
 	descGroupDuration = prometheus.NewDesc(promGroupDuration,
 		"Length of the journeys' groups run so far (group_duration); without a group label, of all groups.",
 		[]string{"group"}, nil)
+	descCookiesDropped = prometheus.NewDesc("relia_load_cookies_dropped_total",
+		"Cookies responses set that the users' jars did not keep: past the scenario's cookieJar bounds.", nil, nil)
 )
 
 // collect sends the live journey metrics: the recorders read as
@@ -63,6 +66,7 @@ func (j *JourneyRecorders) collect(ch chan<- prometheus.Metric) {
 		ch <- constSummary(descGroupDuration, j.ByGroup[g].Total().Latency, g)
 	}
 	ch <- constSummary(descGroupDuration, j.Groups.Total().Latency, "")
+	ch <- prometheus.MustNewConstMetric(descCookiesDropped, prometheus.CounterValue, float64(atomic.LoadInt64(&j.CookiesDropped)))
 }
 
 // exportQuantiles are the quantiles the exporters write of a latency:

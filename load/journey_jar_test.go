@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // cookieFlood is a hostile target: every response sets perResponse new
@@ -81,9 +84,18 @@ func TestCookieJarBoundsAHostileTarget(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			flood := newCookieFlood(t, c.perResponse, c.value)
-			res, err := floodTest(t, flood.srv.URL, c.jar).Run(context.Background(), RunOptions{})
+			reg := prometheus.NewRegistry()
+			res, err := floodTest(t, flood.srv.URL, c.jar).Run(context.Background(), RunOptions{Registerer: reg, KeepMetrics: true})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if n, err := testutil.GatherAndCount(reg, "relia_load_cookies_dropped_total"); err != nil || n != 1 {
+				t.Fatalf("relia_load_cookies_dropped_total: %d series, %v", n, err)
+			}
+			want := fmt.Sprintf("# HELP relia_load_cookies_dropped_total %s\n# TYPE relia_load_cookies_dropped_total counter\nrelia_load_cookies_dropped_total %d\n",
+				"Cookies responses set that the users' jars did not keep: past the scenario's cookieJar bounds.", res.Journeys.CookiesDropped)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "relia_load_cookies_dropped_total"); err != nil {
+				t.Errorf("the live count of dropped cookies is not the results': %v", err)
 			}
 			users := res.Journeys.All.Total()
 			if users.Total != 5 || users.ByClass[0] != 5 {

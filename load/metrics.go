@@ -51,7 +51,7 @@ func newCollector(r *runner) *collector { return &collector{r: r} }
 
 // Describe sends the descriptors of every metric.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDuration, descService, descRequests, descStatus, descActive, descChecks, descBytesIn, descBytesOut, descLag, descJourneys, descJourneyDuration, descGroupDuration} {
+	for _, d := range []*prometheus.Desc{descDuration, descService, descRequests, descStatus, descActive, descChecks, descBytesIn, descBytesOut, descLag, descJourneys, descJourneyDuration, descGroupDuration, descCookiesDropped} {
 		ch <- d
 	}
 }
