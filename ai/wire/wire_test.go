@@ -204,3 +204,27 @@ func FuzzSetMember(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorTypes: the error type each provider's SDK expects with a
+// status, as relia ai mock and the fault proxy both answer.
+func TestErrorTypes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status            int
+		openai, anthropic string
+	}{
+		{400, ErrTypeInvalidRequest, AnthropicInvalidRequest},
+		{401, ErrTypeAuthentication, AnthropicAuthentication},
+		{429, ErrTypeRateLimit, AnthropicRateLimit},
+		{StatusOverloaded, ErrTypeOverloaded, AnthropicOverloaded},
+		{500, ErrTypeServer, AnthropicAPIError},
+		{502, ErrTypeServer, AnthropicAPIError},
+	} {
+		if got := OpenAIErrorType(tc.status); got != tc.openai {
+			t.Errorf("OpenAIErrorType(%d) = %s, want %s", tc.status, got, tc.openai)
+		}
+		if got := AnthropicErrorType(tc.status); got != tc.anthropic {
+			t.Errorf("AnthropicErrorType(%d) = %s, want %s", tc.status, got, tc.anthropic)
+		}
+	}
+}
