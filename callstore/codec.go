@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // The binary form of a record, used by the Writer's queue and its spool
@@ -69,10 +70,13 @@ func appendString(b []byte, s string) []byte {
 }
 
 // decoder reads a record's binary form, remembering the first error so
-// that decodeRecord reads as a list of fields.
+// that decodeRecord reads as a list of fields. With alias set, the
+// strings it returns point into the bytes it reads instead of copying
+// them: the records it fills are good only while those bytes are.
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	alias bool
 }
 
 func (d *decoder) fail(what string) {
@@ -108,7 +112,14 @@ func (d *decoder) string(what string) string {
 		d.fail(what)
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case d.alias:
+		s = unsafe.String(&d.b[0], n)
+	default:
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -123,12 +134,15 @@ func (d *decoder) count(what string) int {
 }
 
 // decodeRecord reads one record from the whole of b into r.
-func decodeRecord(b []byte, r *Record) error {
+func decodeRecord(b []byte, r *Record) error { return decodeRecordIn(b, r, false) }
+
+// decodeRecordIn is decodeRecord; with alias, r's strings point into b.
+func decodeRecordIn(b []byte, r *Record, alias bool) error {
 	*r = Record{}
 	if len(b) == 0 || b[0] != codecVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
-	d := &decoder{b: b[1:]}
+	d := &decoder{b: b[1:], alias: alias}
 	r.Time = time.Unix(0, d.varint("time")).UTC()
 	for _, p := range [...]*string{&r.RequestID, &r.TraceID, &r.Gateway, &r.Route, &r.API, &r.APIVersion, &r.Tenant, &r.KeyID,
 		&r.Method, &r.PathTemplate, &r.Path, &r.Outcome, &r.Reason, &r.Target, &r.Model, &r.Provider} {
@@ -200,6 +214,13 @@ func appendFramed(chunk []byte, r *Record) []byte {
 // decodeChunk appends the records of a chunk (framed records, end to end)
 // to out.
 func decodeChunk(chunk []byte, out []Record) ([]Record, error) {
+	return decodeChunkIn(chunk, out, false)
+}
+
+// decodeChunkIn is decodeChunk; with alias, the records' strings point
+// into chunk (no copy, no allocation), so they are good only while chunk
+// is neither changed nor reused.
+func decodeChunkIn(chunk []byte, out []Record, alias bool) ([]Record, error) {
 	for len(chunk) > 0 {
 		if len(chunk) < 4 {
 			return out, fmt.Errorf("%w: truncated frame", errCorrupt)
@@ -210,7 +231,7 @@ func decodeChunk(chunk []byte, out []Record) ([]Record, error) {
 			return out, fmt.Errorf("%w: frame of %d bytes in %d", errCorrupt, n, len(chunk))
 		}
 		out = append(out, Record{})
-		if err := decodeRecord(chunk[:n], &out[len(out)-1]); err != nil {
+		if err := decodeRecordIn(chunk[:n], &out[len(out)-1], alias); err != nil {
 			return out[:len(out)-1], err
 		}
 		chunk = chunk[n:]
