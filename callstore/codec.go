@@ -136,8 +136,15 @@ func (d *decoder) count(what string) int {
 // decodeRecord reads one record from the whole of b into r.
 func decodeRecord(b []byte, r *Record) error { return decodeRecordIn(b, r, false) }
 
-// decodeRecordIn is decodeRecord; with alias, r's strings point into b.
+// decodeRecordIn is decodeRecord; with alias, r's strings point into b,
+// and the steps and headers reuse the arrays r held before, if large
+// enough (r is the Writer's scratch, whose records no one keeps).
 func decodeRecordIn(b []byte, r *Record, alias bool) error {
+	var steps []Step
+	var headers [2][]Header
+	if alias {
+		steps, headers = r.Steps, [2][]Header{r.RequestHeaders, r.ResponseHeaders}
+	}
 	*r = Record{}
 	if len(b) == 0 || b[0] != codecVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
@@ -165,7 +172,7 @@ func decodeRecordIn(b []byte, r *Record, alias bool) error {
 		d.b = d.b[8:]
 	}
 	if n := d.count("steps"); n > 0 {
-		r.Steps = make([]Step, n)
+		r.Steps = resized(steps, n)
 		for i := range r.Steps {
 			s := &r.Steps[i]
 			s.Kind = d.string("step kind")
@@ -180,9 +187,9 @@ func decodeRecordIn(b []byte, r *Record, alias bool) error {
 			s.Latency = time.Duration(d.varint("step latency"))
 		}
 	}
-	for _, hp := range [...]*[]Header{&r.RequestHeaders, &r.ResponseHeaders} {
+	for k, hp := range [...]*[]Header{&r.RequestHeaders, &r.ResponseHeaders} {
 		if n := d.count("headers"); n > 0 {
-			hs := make([]Header, n)
+			hs := resized(headers[k], n)
 			for i := range hs {
 				hs[i].Name = d.string("header name")
 				hs[i].Value = d.string("header value")
@@ -199,6 +206,17 @@ func decodeRecordIn(b []byte, r *Record, alias bool) error {
 		return fmt.Errorf("%w: %d bytes after the record", errCorrupt, len(d.b))
 	}
 	return nil
+}
+
+// resized returns n zero values in old's array if it is large enough,
+// and in a new one otherwise.
+func resized[T any](old []T, n int) []T {
+	if cap(old) >= n {
+		old = old[:n]
+		clear(old)
+		return old
+	}
+	return make([]T, n)
 }
 
 // appendFramed appends r to a chunk: its length as 4 bytes
@@ -230,7 +248,11 @@ func decodeChunkIn(chunk []byte, out []Record, alias bool) ([]Record, error) {
 		if uint64(n) > uint64(len(chunk)) {
 			return out, fmt.Errorf("%w: frame of %d bytes in %d", errCorrupt, n, len(chunk))
 		}
-		out = append(out, Record{})
+		if alias && len(out) < cap(out) {
+			out = out[:len(out)+1] // the slot's old arrays may be reused
+		} else {
+			out = append(out, Record{})
+		}
 		if err := decodeRecordIn(chunk[:n], &out[len(out)-1], alias); err != nil {
 			return out[:len(out)-1], err
 		}

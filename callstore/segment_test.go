@@ -78,16 +78,32 @@ func TestRollupBatchMatchesRollupsByCall(t *testing.T) {
 // A batch the Writer hands to a DB is stored as its frames are, without
 // being decoded into copies and encoded again: the calls read back are
 // the calls recorded, and the stored bytes are those DB.Write stores
-// for the same calls.
+// for the same calls. Steps and headers of varying counts across
+// batches check that the writer's reused scratch leaks nothing from one
+// batch into the next.
 func TestWriterStoresItsFramesAsTheyAre(t *testing.T) {
 	ctx := testContext(t)
-	recs := benchRecords(500, t0)
-	recs[3].Steps = []Step{{Kind: StepAttempt, Target: "t", Status: 503, Outcome: "status", Reason: "upstream_5xx", Latency: time.Millisecond}}
-	recs[4].RequestHeaders = []Header{{"Content-Type", "text/plain"}}
-	recs[4].ResponseBody = "ok"
+	const batch = 100
+	recs := benchRecords(5*batch, t0)
+	for i := range recs {
+		r := &recs[i]
+		switch {
+		case i%7 == 0:
+			r.Steps = []Step{
+				{Kind: StepAttempt, Target: "a", Status: 503, Outcome: "status", Reason: "upstream_5xx", Latency: time.Millisecond},
+				{Kind: StepFallback, Status: 200, Outcome: "ok", Latency: time.Microsecond},
+			}
+		case i%3 == 0:
+			r.Steps = []Step{{Kind: StepAttempt, Target: "b", Status: 200, Outcome: "ok"}}
+		}
+		if i%(batch+1) == 0 {
+			r.RequestHeaders = []Header{{"Content-Type", "text/plain"}, {"Accept", "*/*"}}
+			r.ResponseBody = "ok"
+		}
+	}
 	viaWriter := openStore(t, filepath.Join(t.TempDir(), "w.db"), nil)
 	direct := openStore(t, filepath.Join(t.TempDir(), "d.db"), nil)
-	w, err := NewWriter(viaWriter, WriterOptions{BatchSize: len(recs)})
+	w, err := NewWriter(viaWriter, WriterOptions{BatchSize: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,18 +113,29 @@ func TestWriterStoresItsFramesAsTheyAre(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := direct.Write(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	blob := func(s *DB) []byte {
-		var b []byte
-		if err := s.db.QueryRowContext(ctx, "SELECT records FROM call_segments").Scan(&b); err != nil {
+	for at := 0; at < len(recs); at += batch {
+		if err := direct.Write(ctx, recs[at:at+batch]); err != nil {
 			t.Fatal(err)
 		}
-		return b
 	}
-	if string(blob(viaWriter)) != string(blob(direct)) {
-		t.Error("the Writer's segment differs from DB.Write's for the same calls")
+	blobs := func(s *DB) []string {
+		rows, err := s.db.QueryContext(ctx, "SELECT records FROM call_segments ORDER BY first_seq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(b))
+		}
+		return out
+	}
+	if got, want := blobs(viaWriter), blobs(direct); !reflect.DeepEqual(got, want) {
+		t.Errorf("the Writer's %d segments differ from DB.Write's %d for the same calls", len(got), len(want))
 	}
 	got, err := viaWriter.Calls(ctx, Query{Limit: len(recs), From: t0, To: t0.Add(time.Hour)})
 	if err != nil {
