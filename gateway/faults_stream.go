@@ -141,7 +141,12 @@ func (o *faultOut) ClientGone() <-chan struct{} {
 	if o.gone == nil {
 		gone := make(chan struct{})
 		o.gone = gone
-		c.c.SetReadDeadline(time.Time{})
+		if c.ended.Load() {
+			// The gateway ended the connection (a shutdown's deadline).
+			close(gone)
+			return gone
+		}
+		c.setReadDeadline(time.Time{})
 		// Ends with the connection, which the gateway closes once the
 		// stalled answer is given up.
 		go func() {
