@@ -247,6 +247,7 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 			}
 			return fail(ce)
 		}
+		p.raw = bytes.Clone(p.raw) // held past the decoder's next read
 		o.pending = append(o.pending, p)
 		if p.tokens {
 			break
