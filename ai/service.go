@@ -181,6 +181,16 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
+type timeoutKey struct{}
+
+// WithTimeout returns ctx carrying the host's bound on the whole call
+// made with ctx (relia gateway's route timeout): the call ends at the
+// shorter of it and the model route's timeouts.total, as a timeout (504
+// before the answer began, an error event in a stream).
+func WithTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, timeoutKey{}, d)
+}
+
 type recordHookKey struct{}
 
 // WithRecordHook returns ctx carrying fn, which is given the record of
