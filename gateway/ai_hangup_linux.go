@@ -58,7 +58,7 @@ func (w *aiWriter) unwatch() {
 	if w.watch == nil {
 		return
 	}
-	w.c.nc.SetReadDeadline(time.Unix(1, 0))
+	w.c.setReadDeadline(time.Unix(1, 0)) // through the conn: the wait for its next request sets one anew
 	<-w.watch
 	w.watch = nil
 }
