@@ -162,7 +162,7 @@ func gatewayConfig(urls map[string]string, o Options) []byte {
 	b.WriteString("kind: AIGateway\nversion: relia/v1\nmetadata: {name: ai-demo}\nspec:\n  providers:\n")
 	breaker := "{consecutiveFailures: 1000000, openDuration: 1s}" // never trips
 	if o.Resilient {
-		breaker = "{consecutiveFailures: 3, openDuration: 3s}"
+		breaker = "{consecutiveFailures: 2, openDuration: 10s}"
 	}
 	for _, name := range Providers {
 		fmt.Fprintf(&b, "    - {name: %s, type: openai, url: %q, keys: [{name: %s-key, value: sk-%s}], breaker: %s}\n", name, urls[name], name, name, breaker)
@@ -172,7 +172,7 @@ func gatewayConfig(urls map[string]string, o Options) []byte {
 		// beta takes a trickle of first attempts, enough to stay known
 		// good, and every call alpha fails before its first token.
 		b.WriteString("      targets: [{provider: alpha, weight: 99}, {provider: beta, weight: 1}]\n")
-		b.WriteString("      timeouts: {firstToken: 2s, idle: 500ms, total: 30s}\n      maxAttempts: 3\n")
+		b.WriteString("      timeouts: {firstToken: 2s, idle: 300ms, total: 30s}\n      maxAttempts: 3\n      retryBudget: {ratio: 0.5, minPerSecond: 5}\n")
 	} else {
 		b.WriteString("      targets: [{provider: alpha}]\n      timeouts: {firstToken: 30s, idle: 30s, total: 60s}\n      maxAttempts: 1\n")
 	}
