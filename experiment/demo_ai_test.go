@@ -12,11 +12,17 @@ import (
 	"github.com/relia-dev/relia/report/reporttest"
 )
 
-// shortAIDemo is the AI demo's length in tests: its phases are 7 to 8
-// seconds, long enough that the few streams that stall before alpha's
-// breaker trips stay within the availability SLO's budget, as they do
-// in the one-minute demo.
-const shortAIDemo = 40 * time.Second
+// shortAIDemo and shortAIRate are the AI demo's short mode for tests:
+// phases of 7 to 8 seconds, long enough that the streams that stall
+// before alpha's breaker opens (their share is the stall's detection
+// time over the run's length, whatever the rate) stay within the
+// availability SLO's budget as in the one-minute demo, at 4 questions a
+// second (12 in the spike), far from saturating a two-core machine with
+// two runs under -race.
+const (
+	shortAIDemo = 40 * time.Second
+	shortAIRate = 4
+)
 
 // TestDemoAI runs the AI demo's short mode twice at once with one seed:
 // with resilience, which must pass, and from the files relia demo ai
@@ -26,8 +32,8 @@ const shortAIDemo = 40 * time.Second
 func TestDemoAI(t *testing.T) {
 	t.Parallel()
 	seed := uint64(2026)
-	resilient := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed}
-	fragile := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed, NoResilience: true}
+	resilient := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed, Rate: shortAIRate}
+	fragile := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed, Rate: shortAIRate, NoResilience: true}
 	exported := t.TempDir()
 	if err := experiment.ExportDemoAI(exported, fragile); err != nil {
 		t.Fatal(err)

@@ -172,7 +172,7 @@ func gatewayConfig(urls map[string]string, o Options) []byte {
 		// beta takes a trickle of first attempts, enough to stay known
 		// good, and every call alpha fails before its first token.
 		b.WriteString("      targets: [{provider: alpha, weight: 99}, {provider: beta, weight: 1}]\n")
-		b.WriteString("      timeouts: {firstToken: 2s, idle: 300ms, total: 30s}\n      maxAttempts: 3\n      retryBudget: {ratio: 0.5, minPerSecond: 5}\n")
+		b.WriteString("      timeouts: {firstToken: 2s, idle: 500ms, total: 30s}\n      maxAttempts: 3\n      retryBudget: {ratio: 0.5, minPerSecond: 5}\n")
 	} else {
 		b.WriteString("      targets: [{provider: alpha}]\n      timeouts: {firstToken: 30s, idle: 30s, total: 60s}\n      maxAttempts: 1\n")
 	}
