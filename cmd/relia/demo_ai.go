@@ -20,7 +20,7 @@ behind it (alpha, the primary, and beta, the fallback) and three tenants
 (acme, globex, and initech with a small token quota). It runs the assistant
 experiment: a baseline, a 3x spike, alpha answering 429 with Retry-After,
 alpha's streams stalling after a few tokens, and initech spending its
-quota, judged by the SLOs 98% availability, 95% of first tokens within
+quota, judged by the SLOs 97% availability, 95% of first tokens within
 500 ms and 95% goodput. It prints the verdict and the scorecard and writes
 the report into the folder it names. Nothing to install.
 
