@@ -137,7 +137,7 @@ bench-grpc: bench-deps
 bench-calls:
 	cd bench && GOMAXPROCS=1 taskset -c 0 $(GO) run ./calls ingest -n 1000000
 	cd bench && $(GO) run ./calls aggregate -n 10000000
-	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -rounds 3
+	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -rounds 5
 	cd bench && $(GO) run ./calls gateway -duration 20s -vus 50 -fail 10s
 
 # bench-capacity: the USL's prediction at a concurrency left out of the

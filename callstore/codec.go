@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // The binary form of a record, used by the Writer's queue and its spool
@@ -69,10 +70,13 @@ func appendString(b []byte, s string) []byte {
 }
 
 // decoder reads a record's binary form, remembering the first error so
-// that decodeRecord reads as a list of fields.
+// that decodeRecord reads as a list of fields. With alias set, the
+// strings it returns point into the bytes it reads instead of copying
+// them: the records it fills are good only while those bytes are.
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	alias bool
 }
 
 func (d *decoder) fail(what string) {
@@ -108,7 +112,14 @@ func (d *decoder) string(what string) string {
 		d.fail(what)
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case d.alias:
+		s = unsafe.String(&d.b[0], n)
+	default:
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -123,12 +134,22 @@ func (d *decoder) count(what string) int {
 }
 
 // decodeRecord reads one record from the whole of b into r.
-func decodeRecord(b []byte, r *Record) error {
+func decodeRecord(b []byte, r *Record) error { return decodeRecordIn(b, r, false) }
+
+// decodeRecordIn is decodeRecord; with alias, r's strings point into b,
+// and the steps and headers reuse the arrays r held before, if large
+// enough (r is the Writer's scratch, whose records no one keeps).
+func decodeRecordIn(b []byte, r *Record, alias bool) error {
+	var steps []Step
+	var headers [2][]Header
+	if alias {
+		steps, headers = r.Steps, [2][]Header{r.RequestHeaders, r.ResponseHeaders}
+	}
 	*r = Record{}
 	if len(b) == 0 || b[0] != codecVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
-	d := &decoder{b: b[1:]}
+	d := &decoder{b: b[1:], alias: alias}
 	r.Time = time.Unix(0, d.varint("time")).UTC()
 	for _, p := range [...]*string{&r.RequestID, &r.TraceID, &r.Gateway, &r.Route, &r.API, &r.APIVersion, &r.Tenant, &r.KeyID,
 		&r.Method, &r.PathTemplate, &r.Path, &r.Outcome, &r.Reason, &r.Target, &r.Model, &r.Provider} {
@@ -151,7 +172,7 @@ func decodeRecord(b []byte, r *Record) error {
 		d.b = d.b[8:]
 	}
 	if n := d.count("steps"); n > 0 {
-		r.Steps = make([]Step, n)
+		r.Steps = resized(steps, n)
 		for i := range r.Steps {
 			s := &r.Steps[i]
 			s.Kind = d.string("step kind")
@@ -166,9 +187,9 @@ func decodeRecord(b []byte, r *Record) error {
 			s.Latency = time.Duration(d.varint("step latency"))
 		}
 	}
-	for _, hp := range [...]*[]Header{&r.RequestHeaders, &r.ResponseHeaders} {
+	for k, hp := range [...]*[]Header{&r.RequestHeaders, &r.ResponseHeaders} {
 		if n := d.count("headers"); n > 0 {
-			hs := make([]Header, n)
+			hs := resized(headers[k], n)
 			for i := range hs {
 				hs[i].Name = d.string("header name")
 				hs[i].Value = d.string("header value")
@@ -187,6 +208,17 @@ func decodeRecord(b []byte, r *Record) error {
 	return nil
 }
 
+// resized returns n zero values in old's array if it is large enough,
+// and in a new one otherwise.
+func resized[T any](old []T, n int) []T {
+	if cap(old) >= n {
+		old = old[:n]
+		clear(old)
+		return old
+	}
+	return make([]T, n)
+}
+
 // appendFramed appends r to a chunk: its length as 4 bytes
 // little-endian, then its binary form.
 func appendFramed(chunk []byte, r *Record) []byte {
@@ -200,6 +232,13 @@ func appendFramed(chunk []byte, r *Record) []byte {
 // decodeChunk appends the records of a chunk (framed records, end to end)
 // to out.
 func decodeChunk(chunk []byte, out []Record) ([]Record, error) {
+	return decodeChunkIn(chunk, out, false)
+}
+
+// decodeChunkIn is decodeChunk; with alias, the records' strings point
+// into chunk (no copy, no allocation), so they are good only while chunk
+// is neither changed nor reused.
+func decodeChunkIn(chunk []byte, out []Record, alias bool) ([]Record, error) {
 	for len(chunk) > 0 {
 		if len(chunk) < 4 {
 			return out, fmt.Errorf("%w: truncated frame", errCorrupt)
@@ -209,8 +248,12 @@ func decodeChunk(chunk []byte, out []Record) ([]Record, error) {
 		if uint64(n) > uint64(len(chunk)) {
 			return out, fmt.Errorf("%w: frame of %d bytes in %d", errCorrupt, n, len(chunk))
 		}
-		out = append(out, Record{})
-		if err := decodeRecord(chunk[:n], &out[len(out)-1]); err != nil {
+		if alias && len(out) < cap(out) {
+			out = out[:len(out)+1] // the slot's old arrays may be reused
+		} else {
+			out = append(out, Record{})
+		}
+		if err := decodeRecordIn(chunk[:n], &out[len(out)-1], alias); err != nil {
 			return out[:len(out)-1], err
 		}
 		chunk = chunk[n:]

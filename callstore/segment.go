@@ -3,7 +3,6 @@ package callstore
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -63,8 +62,11 @@ func setValues(r *Record) [numSetDims]string {
 // written "\nv1\nv2\n", so a value is found as "\nv\n".
 func setNeedle(v string) string { return "\n" + v + "\n" }
 
-// buildSegment encodes a batch of calls as a segment.
-func buildSegment(recs []Record) segment {
+// buildSegment encodes a batch of calls as a segment. framed, when not
+// nil, is the batch already in its framed form (the Writer's batch
+// buffer, which recs were decoded from): it is stored as it is instead
+// of encoding every record again.
+func buildSegment(recs []Record, framed []byte) segment {
 	s := segment{n: len(recs)}
 	var sets [numSetDims][]string
 	bl := newBloom(2 * len(recs))
@@ -89,7 +91,12 @@ func buildSegment(recs []Record) segment {
 		if r.TraceID != "" {
 			bl.add(r.TraceID)
 		}
-		s.records = appendFramed(s.records, r)
+		if framed == nil {
+			s.records = appendFramed(s.records, r)
+		}
+	}
+	if framed != nil {
+		s.records = framed
 	}
 	for d, vs := range sets {
 		s.sets[d] = setAny
@@ -125,11 +132,19 @@ func newBloom(keys int) bloom {
 	return b
 }
 
-// hashes returns the two hashes the filter's positions are made from.
+// bloomHash returns the two hashes the filter's positions are made from:
+// the halves of s's 64-bit FNV-1a hash, computed here rather than
+// through hash/fnv so that hashing a batch's ids allocates nothing.
 func bloomHash(s string) (uint32, uint32) {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	v := h.Sum64()
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	v := uint64(offset64)
+	for i := 0; i < len(s); i++ {
+		v ^= uint64(s[i])
+		v *= prime64
+	}
 	return uint32(v), uint32(v>>32) | 1
 }
 
@@ -248,8 +263,24 @@ var (
 // maxSegmentBytes bounds a segment's records once decompressed.
 const maxSegmentBytes = 1 << 30
 
+// compressRecords compresses a segment's records into a buffer from
+// compressed (give it back with releaseCompressed once the segment is
+// written), so that a writer's batches reuse a few buffers.
 func compressRecords(records []byte) []byte {
-	return zstdEncoder().EncodeAll(records, make([]byte, 0, len(records)/4))
+	var dst []byte
+	if p, ok := compressed.Get().(*[]byte); ok {
+		dst = (*p)[:0]
+	}
+	return zstdEncoder().EncodeAll(records, dst)
+}
+
+var compressed sync.Pool // of *[]byte
+
+// releaseCompressed gives compressRecords' buffer back.
+func releaseCompressed(b []byte) {
+	if cap(b) <= 8<<20 {
+		compressed.Put(&b)
+	}
 }
 
 func decompressRecords(data []byte) ([]byte, error) {

@@ -15,11 +15,23 @@ import (
 // The batch's Seqs are taken from a counter row that the transaction
 // holds until it commits, so writers sharing a database take turns and
 // Seq order is commit order.
-func (s *DB) Write(ctx context.Context, recs []Record) error {
+func (s *DB) Write(ctx context.Context, recs []Record) error { return s.write(ctx, recs, nil) }
+
+// writeFramed is Write for a Writer's batch: recs were decoded from
+// framed without copying their strings, and framed becomes the segment's
+// records as it is. It is what makes a DB a framedSink.
+func (s *DB) writeFramed(ctx context.Context, framed []byte, recs []Record) error {
+	return s.write(ctx, recs, framed)
+}
+
+var _ framedSink = (*DB)(nil)
+
+func (s *DB) write(ctx context.Context, recs []Record, framed []byte) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	seg := buildSegment(recs)
+	seg := buildSegment(recs, framed)
+	defer releaseCompressed(seg.records)
 	rollups := rollupBatch(recs)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var first int64
@@ -93,24 +105,32 @@ type rollupKey struct {
 }
 
 // rollupBatch aggregates a batch of calls into its rollup rows: one per
-// group (route, API, tenant, key, model) per minute and per hour.
+// group (route, API, tenant, key, model) per minute and per hour. A call
+// of the same group and minute as the call before it (as most calls of
+// a batch are) goes to that call's rows without a map lookup.
 func rollupBatch(recs []Record) []rollupRow {
 	idx := make(map[rollupKey]int, 16)
 	var rows []rollupRow
+	row := func(res time.Duration, b time.Time, k Key) int {
+		rk := rollupKey{res, b.Unix(), k}
+		j, ok := idx[rk]
+		if !ok {
+			j = len(rows)
+			idx[rk] = j
+			rows = append(rows, rollupRow{resolution: res, bucket: b, Aggregate: Aggregate{Time: b, Key: k}})
+		}
+		return j
+	}
+	minute, hour := -1, -1
 	for i := range recs {
 		r := &recs[i]
 		k := Key{Route: r.Route, API: r.API, Tenant: r.Tenant, KeyID: r.KeyID, Model: r.Model}
-		for _, res := range [...]time.Duration{Minute, Hour} {
-			b := r.Time.Truncate(res)
-			rk := rollupKey{res, b.Unix(), k}
-			j, ok := idx[rk]
-			if !ok {
-				j = len(rows)
-				idx[rk] = j
-				rows = append(rows, rollupRow{resolution: res, bucket: b, Aggregate: Aggregate{Time: b, Key: k}})
-			}
-			rows[j].add(r)
+		b := r.Time.Truncate(Minute)
+		if minute < 0 || rows[minute].Key != k || !rows[minute].bucket.Equal(b) {
+			minute, hour = row(Minute, b, k), row(Hour, b.Truncate(Hour), k)
 		}
+		rows[minute].add(r)
+		rows[hour].add(r)
 	}
 	return rows
 }

@@ -31,6 +31,16 @@ func (t Tee) Record(r *Record) {
 	}
 }
 
+// framedSink is a Sink that takes a batch in the Writer's own framed
+// form as well as decoded: a DB stores the frames as they are. recs are
+// decoded from framed without copying (their strings point into it), so
+// writeFramed must not keep them, nor framed, after it returns. framed
+// is nil when recs are only part of it (a damaged spool frame), and then
+// recs are encoded again.
+type framedSink interface {
+	writeFramed(ctx context.Context, framed []byte, recs []Record) error
+}
+
 var (
 	_ Recorder = Tee(nil)
 	_ Recorder = (*Writer)(nil)
@@ -490,19 +500,26 @@ func (w *Writer) drainLoop() {
 				continue
 			}
 		}
+		fs, framed := w.sink.(framedSink)
 		var err error
-		recs, err = decodeChunk(b.buf, recs[:0])
+		recs, err = decodeChunkIn(b.buf, recs[:0], framed)
 		if fromSpool {
 			b.n = countFrames(b.buf)
 		}
+		whole := b.buf
 		if err != nil {
 			// Only a damaged spool frame that passed its checksum gets here.
 			w.log.Error("a spooled batch holds a bad record; its good records are written", "err", err)
+			whole = nil
 		}
 		err = nil
 		if len(recs) > 0 {
 			ctx, cancel := context.WithTimeout(w.ctx, w.o.WriteTimeout)
-			err = w.sink.Write(ctx, recs)
+			if framed {
+				err = fs.writeFramed(ctx, whole, recs)
+			} else {
+				err = w.sink.Write(ctx, recs)
+			}
 			cancel()
 		}
 		if err != nil {

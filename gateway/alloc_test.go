@@ -59,6 +59,12 @@ func rawBackendOK(t testing.TB) string {
 // the route; it returns a function that sends one GET through it on a
 // kept-alive connection and reads the answer, allocating nothing itself.
 func proxyBench(t testing.TB, extra string) func() int {
+	_, do := proxyBenchGateway(t, extra)
+	return do
+}
+
+// proxyBenchGateway is proxyBench that also returns the gateway.
+func proxyBenchGateway(t testing.TB, extra string) (*Gateway, func() int) {
 	addr := rawBackendOK(t)
 	cfg, err := Parse("alloc.yaml", []byte(`kind: Gateway
 version: relia/v1
@@ -89,7 +95,7 @@ spec:
 	t.Cleanup(func() { c.Close() })
 	req := []byte("GET /items/42?x=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: alloc-test\r\n\r\n")
 	buf := make([]byte, 4096)
-	return func() int {
+	return g, func() int {
 		if _, err := c.Write(req); err != nil {
 			return 0
 		}

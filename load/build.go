@@ -90,6 +90,8 @@ type Test struct {
 	journeys []*Journey
 	groups   []string
 	jmix     *journeyMix
+	// maxCookies and maxCookieBytes bound each user's cookie jar.
+	maxCookies, maxCookieBytes int
 	// filters select the requests of the tag sets thresholds name.
 	filters []*tagFilter
 }
@@ -175,6 +177,8 @@ func (b *builder) build() {
 		b.journeys()
 	} else if len(sp.Requests) == 0 {
 		b.bad("spec.requests", "needs at least one request (or give journeys)")
+	} else if sp.CookieJar != (CookieJarSpec{}) {
+		b.bad("spec.cookieJar", "bounds the cookies of journey users; this scenario has requests, which keep no cookies")
 	}
 	for i := range sp.Requests {
 		if st := b.step(fmt.Sprintf("spec.requests[%d]", i), &sp.Requests[i]); st != nil {

@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -182,6 +183,19 @@ func (b *builder) journeys() {
 		return
 	}
 	t.Client.OwnRedirects = true
+	t.maxCookies, t.maxCookieBytes = DefaultMaxCookies, DefaultMaxCookieBytes
+	if jar := sp.CookieJar; jar.MaxCookies != 0 || jar.MaxSize != 0 {
+		if jar.MaxCookies < 0 {
+			b.bad("spec.cookieJar.maxCookies", "%d is negative", jar.MaxCookies)
+		} else if jar.MaxCookies > 0 {
+			t.maxCookies = jar.MaxCookies
+		}
+		if jar.MaxSize < 0 || jar.MaxSize > math.MaxInt32 {
+			b.bad("spec.cookieJar.maxSize", "%d bytes: want 0 (the default) to 2GiB", jar.MaxSize)
+		} else if jar.MaxSize > 0 {
+			t.maxCookieBytes = int(jar.MaxSize)
+		}
+	}
 	var cum float64
 	for i := range sp.Journeys {
 		js := &sp.Journeys[i]

@@ -25,6 +25,9 @@ type JourneyRecorders struct {
 	// ("::cart").
 	Groups  *outcome.Recorder            `json:"groups"`
 	ByGroup map[string]*outcome.Recorder `json:"by_group"`
+	// CookiesDropped counts the cookies responses set that a user's jar
+	// did not keep: past the scenario's cookieJar bounds.
+	CookiesDropped int64 `json:"cookies_dropped,omitempty"`
 }
 
 // The journey metrics thresholds may name (see Metrics).
@@ -68,6 +71,7 @@ func (j *JourneyRecorders) recordGroup(path string, o outcome.Outcome) {
 }
 
 func (j *JourneyRecorders) merge(o *JourneyRecorders) error {
+	j.CookiesDropped += o.CookiesDropped
 	if err := j.All.Merge(o.All); err != nil {
 		return err
 	}
@@ -91,6 +95,9 @@ func (j *JourneyRecorders) merge(o *JourneyRecorders) error {
 func (j *JourneyRecorders) valid() error {
 	if j.All == nil || j.Groups == nil {
 		return errors.New("journeys: all and groups are required")
+	}
+	if j.CookiesDropped < 0 {
+		return fmt.Errorf("journeys: cookies_dropped %d is negative", j.CookiesDropped)
 	}
 	if j.ByJourney == nil {
 		j.ByJourney = map[string]*outcome.Recorder{}
@@ -317,5 +324,11 @@ func (r *Result) writeJourneys(b *strings.Builder) error {
 	for _, row := range r.GroupRows() {
 		line("  group "+row.Name, row)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n := r.Journeys.CookiesDropped; n > 0 {
+		fmt.Fprintf(b, "  %d cookies dropped: past the users' cookie jar bounds (spec.cookieJar)\n", n)
+	}
+	return nil
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/relia-dev/relia/outcome"
@@ -52,7 +52,7 @@ func isRedirect(status int) bool {
 // has run, and the status of its last response, which if: reads.
 type user struct {
 	w     *Worker
-	jar   *cookiejar.Jar
+	jar   *cookieJar
 	setup []bool // by journey
 	last  int
 	hop   hop
@@ -63,7 +63,7 @@ type user struct {
 // each user logs in as its own row and a split test picks the rows the
 // whole test would.
 func (r *runner) newUser(w *Worker, n uint64) *user {
-	u := &user{w: w, setup: make([]bool, len(r.t.journeys))}
+	u := &user{w: w, setup: make([]bool, len(r.t.journeys)), jar: newCookieJar(r.t.maxCookies, r.t.maxCookieBytes)}
 	w.hop = &u.hop
 	u.reset(r.t, n)
 	return u
@@ -72,7 +72,7 @@ func (r *runner) newUser(w *Worker, n uint64) *user {
 // reset makes u a fresh user: no cookies, the scenario's variables, row
 // n of the data file.
 func (u *user) reset(t *Test, n uint64) {
-	u.jar, _ = cookiejar.New(nil) // no options: cannot fail
+	u.jar.reset()
 	clear(u.setup)
 	u.last = 0
 	if d := t.data; d != nil {
@@ -278,7 +278,9 @@ func (r *runner) request(u *user, j *Journey, js *JourneyStep, ws *walkState) {
 					cookies = append(cookies, c)
 				}
 			}
-			u.jar.SetCookies(target, cookies)
+			if n := u.jar.set(target, cookies, r.clk.Now()); n > 0 {
+				atomic.AddInt64(&r.res.Journeys.CookiesDropped, int64(n))
+			}
 		}
 		follow := res.Err == nil && h.follows(res.Status)
 		var next *url.URL

@@ -125,7 +125,14 @@ spec:
     "journey_duration{journey:checkout}": ["p(95)<10000"]
     "http_reqs{group:::cart}": ["count>0"]
 `
-	path := filepath.Join(dir, "journey.yaml")
+	return loadScenarioFile(t, dir, sc)
+}
+
+// loadScenarioFile writes a scenario into dir and loads it, so that its
+// data file is found beside it.
+func loadScenarioFile(t testing.TB, dir, sc string) *Test {
+	t.Helper()
+	path := filepath.Join(dir, "scenario.yaml")
 	if err := os.WriteFile(path, []byte(sc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -247,23 +254,7 @@ func TestJourneySegmentsMerge(t *testing.T) {
 	t.Parallel()
 	shop := newJourneyShop(t)
 	test := journeyScenario(t, shop.srv.URL, "{rate: 10, duration: 1s}", "")
-	var parts []*Result
-	for i := range 2 {
-		res, err := test.Run(context.Background(), RunOptions{Segment: Segment{Index: i, Count: 2}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := res.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		back := &Result{}
-		if err := back.UnmarshalJSON(data); err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, back)
-	}
-	m, err := Merge(parts...)
+	m, err := Merge(runSegments(t, test, 2)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +279,9 @@ func TestJourneyBuildErrors(t *testing.T) {
 		{"  journeys: [{name: j, steps: [{think: 1s}]}]\n  thresholds: {\"journey_success{journey:k}\": [\"rate>0.9\"]}\n", `no journey is named "k"`},
 		{"  requests: [{path: /}]\n  thresholds: {journey_success: [\"rate>0.9\"]}\n", "has none"},
 		{"  journeys: [{name: j, steps: [{if: {var: nope, equals: x}, think: 1s}]}]\n", `no variable "nope"`},
+		{"  requests: [{path: /}]\n  cookieJar: {maxCookies: 10}\n", "spec.cookieJar: bounds the cookies of journey users"},
+		{"  journeys: [{name: j, steps: [{think: 1s}]}]\n  cookieJar: {maxCookies: -1}\n", "spec.cookieJar.maxCookies: -1 is negative"},
+		{"  journeys: [{name: j, steps: [{think: 1s}]}]\n  cookieJar: {maxSize: 4GiB}\n", "spec.cookieJar.maxSize"},
 	} {
 		sc := "kind: Scenario\nversion: relia/v1\nspec:\n  baseURL: http://127.0.0.1:1\n  load: {rate: 1, duration: 1s}\n" + tc.body
 		scs, err := ParseScenarios("j.yaml", []byte(sc))

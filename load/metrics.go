@@ -51,7 +51,7 @@ func newCollector(r *runner) *collector { return &collector{r: r} }
 
 // Describe sends the descriptors of every metric.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDuration, descService, descRequests, descStatus, descActive, descChecks, descBytesIn, descBytesOut, descLag} {
+	for _, d := range []*prometheus.Desc{descDuration, descService, descRequests, descStatus, descActive, descChecks, descBytesIn, descBytesOut, descLag, descJourneys, descJourneyDuration, descGroupDuration, descCookiesDropped} {
 		ch <- d
 	}
 }
@@ -100,6 +100,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBytesOut, prometheus.CounterValue, float64(out))
 	if c.r.t.Model == Open {
 		ch <- histogram(descLag, res.Lag.Total().Latency)
+	}
+	if res.Journeys != nil {
+		res.Journeys.collect(ch)
 	}
 }
 

@@ -19,7 +19,12 @@ import (
 //     outcome class (a cumulative sum; their sum is the run's http_reqs);
 //   - relia.load.request.duration{name}: the latency of the sent requests
 //     (http_req_duration) as a histogram in seconds, with relia's default
-//     latency bucket bounds.
+//     latency bucket bounds;
+//   - in a journey test, relia.load.journeys{journey, class} and the
+//     summaries relia.load.journey.duration{journey} and
+//     relia.load.group.duration{group} in seconds, with the quantiles
+//     the summary prints (a point without the attribute is of all
+//     journeys or groups).
 //
 // The resource is service.name "relia" with relia.scenario, the
 // scenario's labels and relia.segment for one segment of a split run.
@@ -42,13 +47,7 @@ func (r *Result) OTLPMetrics() *metricdata.ResourceMetrics {
 	bounds := semconv.DurationBuckets()
 	for _, name := range r.names() {
 		sum := r.ByName[name].Total()
-		for c := range outcome.NumClasses {
-			if n := sum.ByClass[c]; n > 0 {
-				requests.DataPoints = append(requests.DataPoints, metricdata.DataPoint[int64]{
-					Attributes: attribute.NewSet(attribute.String("name", name), attribute.String("class", c.String())),
-					StartTime:  start, Time: end, Value: n})
-			}
-		}
+		requests.DataPoints = appendClassPoints(requests.DataPoints, sum.ByClass, start, end, attribute.String("name", name))
 		h := sum.Latency
 		if h.Count() == 0 {
 			continue
@@ -67,14 +66,31 @@ func (r *Result) OTLPMetrics() *metricdata.ResourceMetrics {
 			Sum: h.Mean().Seconds() * float64(h.Count()),
 			Min: metricdata.NewExtrema(h.Min().Seconds()), Max: metricdata.NewExtrema(h.Max().Seconds())})
 	}
+	metrics := []metricdata.Metrics{
+		{Name: "relia.load.requests", Description: "Requests by request name and outcome class.", Unit: "{request}", Data: requests},
+		{Name: "relia.load.request.duration", Description: "Latency of the sent requests (http_req_duration).", Unit: "s", Data: duration},
+	}
+	if r.Journeys != nil {
+		metrics = append(metrics, r.Journeys.otlp(start, end)...)
+	}
 	return &metricdata.ResourceMetrics{
 		Resource: resource.NewSchemaless(attrs...),
 		ScopeMetrics: []metricdata.ScopeMetrics{{
-			Scope: instrumentation.Scope{Name: "github.com/relia-dev/relia/load"},
-			Metrics: []metricdata.Metrics{
-				{Name: "relia.load.requests", Description: "Requests by request name and outcome class.", Unit: "{request}", Data: requests},
-				{Name: "relia.load.request.duration", Description: "Latency of the sent requests (http_req_duration).", Unit: "s", Data: duration},
-			},
+			Scope:   instrumentation.Scope{Name: "github.com/relia-dev/relia/load"},
+			Metrics: metrics,
 		}},
 	}
+}
+
+// appendClassPoints appends a point per outcome class counted in
+// byClass, with attr and the class.
+func appendClassPoints(points []metricdata.DataPoint[int64], byClass [outcome.NumClasses]int64, start, end time.Time, attr attribute.KeyValue) []metricdata.DataPoint[int64] {
+	for c := range outcome.NumClasses {
+		if n := byClass[c]; n > 0 {
+			points = append(points, metricdata.DataPoint[int64]{
+				Attributes: attribute.NewSet(attr, attribute.String("class", c.String())),
+				StartTime:  start, Time: end, Value: n})
+		}
+	}
+	return points
 }

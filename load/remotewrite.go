@@ -11,9 +11,6 @@ import (
 	"github.com/relia-dev/relia/outcome"
 )
 
-// remoteWriteQuantiles are the latency quantiles written per second.
-var remoteWriteQuantiles = []float64{0.5, 0.9, 0.95, 0.99}
-
 // RemoteWriteSeries returns the result as Prometheus time series, one
 // sample per second of the run, for remote write:
 //
@@ -23,7 +20,12 @@ var remoteWriteQuantiles = []float64{0.5, 0.9, 0.95, 0.99}
 //   - relia_load_request_duration_seconds{quantile}, and {name,
 //     quantile} per request name: the latency quantiles of each second's
 //     requests (http_req_duration: from the schedule in the open model);
-//   - relia_load_active: VUs (closed model) or requests in flight.
+//   - relia_load_active: VUs (closed model) or requests in flight;
+//   - in a journey test, the journey metrics (journeySeries):
+//     relia_load_journeys_total{journey, class},
+//     relia_load_journey_duration_seconds{journey, quantile} and
+//     relia_load_group_duration_seconds{group, quantile}, with their
+//     _count and _sum.
 //
 // Every series carries scenario, the scenario's labels whose names are
 // Prometheus label names, and segment when the result is a segment of a
@@ -31,7 +33,7 @@ var remoteWriteQuantiles = []float64{0.5, 0.9, 0.95, 0.99}
 func (r *Result) RemoteWriteSeries() []promrw.Series {
 	base := []promrw.Label{{Name: "scenario", Value: r.Scenario}}
 	for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
-		if promrw.ValidLabelName(k) && !strings.HasPrefix(k, "__") && !slices.Contains([]string{"scenario", "segment", "name", "class", "quantile"}, k) {
+		if promrw.ValidLabelName(k) && !strings.HasPrefix(k, "__") && !slices.Contains([]string{"scenario", "segment", "name", "class", "quantile", "journey", "group"}, k) {
 			base = append(base, promrw.Label{Name: k, Value: r.Labels[k]})
 		}
 	}
@@ -53,15 +55,15 @@ func (r *Result) RemoteWriteSeries() []promrw.Series {
 	}
 	var out []promrw.Series
 	quantiles := func(rec *outcome.Recorder, more ...promrw.Label) {
-		series := make([]promrw.Series, len(remoteWriteQuantiles))
-		for i, q := range remoteWriteQuantiles {
+		series := make([]promrw.Series, len(exportQuantiles))
+		for i, q := range exportQuantiles {
 			series[i].Labels = labels("relia_load_request_duration_seconds", append(more, promrw.Label{Name: "quantile", Value: fmt.Sprint(q)})...)
 		}
 		for b := range rec.Buckets() {
 			if b.Latency.Count() == 0 {
 				continue
 			}
-			for i, q := range remoteWriteQuantiles {
+			for i, q := range exportQuantiles {
 				series[i].Samples = append(series[i].Samples, promrw.Sample{Value: b.Latency.Quantile(q).Seconds(), Time: at(b)})
 			}
 		}
@@ -72,24 +74,12 @@ func (r *Result) RemoteWriteSeries() []promrw.Series {
 	quantiles(r.Requests)
 	for _, name := range r.names() {
 		rec := r.ByName[name]
-		var counts [outcome.NumClasses]promrw.Series
-		var total [outcome.NumClasses]int64
-		for b := range rec.Buckets() {
-			for c := range outcome.NumClasses {
-				total[c] += b.ByClass[c]
-				if total[c] > 0 {
-					counts[c].Samples = append(counts[c].Samples, promrw.Sample{Value: float64(total[c]), Time: at(b)})
-				}
-			}
-		}
-		for c := range outcome.NumClasses {
-			if total[c] > 0 {
-				counts[c].Labels = labels("relia_load_requests_total", promrw.Label{Name: "name", Value: name}, promrw.Label{Name: "class", Value: c.String()})
-				out = append(out, counts[c])
-			}
-		}
+		out = append(out, classCountSeries(rec, func(c outcome.Class) []promrw.Label {
+			return labels("relia_load_requests_total", promrw.Label{Name: "name", Value: name}, promrw.Label{Name: "class", Value: c.String()})
+		}, at)...)
 		quantiles(rec, promrw.Label{Name: "name", Value: name})
 	}
+	out = append(out, r.journeySeries(labels, at)...)
 	if len(r.Active) > 0 {
 		s := promrw.Series{Labels: labels("relia_load_active")}
 		for _, a := range r.Active {

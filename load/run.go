@@ -34,6 +34,10 @@ type RunOptions struct {
 	// Registerer, when set, gets a collector of live Prometheus metrics
 	// for the run's duration.
 	Registerer prometheus.Registerer
+	// KeepMetrics leaves that collector registered when Run returns, so
+	// that a scrape after the run reads its final figures, the ones the
+	// summary prints; the caller then owns the registry's lifetime.
+	KeepMetrics bool
 	// Live, when set, receives every request's outcome (dropped arrivals
 	// included) as it is recorded into Result.Requests, so that a caller
 	// can judge the load while it runs: an experiment's abort monitor and
@@ -221,7 +225,9 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		if err := o.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("registering live metrics: %w", err)
 		}
-		defer o.Registerer.Unregister(c)
+		if !o.KeepMetrics {
+			defer o.Registerer.Unregister(c)
+		}
 	}
 	r.health = newHealthMeter()
 	r.start = clk.Now()

@@ -76,6 +76,8 @@ type ScenarioSpec struct {
 	// model's rate is then users (journeys) per second, the closed
 	// model's VUs walk journeys. Give requests or journeys.
 	Journeys []JourneySpec `yaml:"journeys"`
+	// CookieJar bounds each journey user's cookie jar.
+	CookieJar CookieJarSpec `yaml:"cookieJar"`
 	// Load is how much traffic to send and in which model.
 	Load LoadSpec `yaml:"load" config:"required"`
 	// Thresholds are pass/fail criteria in k6's syntax, by metric:

@@ -5,7 +5,7 @@
 //
 //	GOMAXPROCS=1 taskset -c 0 go run ./calls ingest -n 1000000
 //	go run ./calls aggregate -n 10000000
-//	go run ./calls gateway -duration 20s -vus 50 -rounds 3
+//	go run ./calls gateway -duration 20s -vus 50 -rounds 5
 //	go run ./calls gateway -duration 20s -vus 50 -fail 10s
 //
 // Figures vary with the machine; run on a quiet one (docs/benchmarks.md).
@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,7 +196,7 @@ func gatewayRun(args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 	dur := fs.Duration("duration", 20*time.Second, "length of each load run")
 	vus := fs.Int("vus", 50, "closed-model virtual users")
-	rounds := fs.Int("rounds", 3, "rounds, each with the store off and on")
+	rounds := fs.Int("rounds", 5, "rounds, each with the store off and on (in alternating order)")
 	fail := fs.Duration("fail", 0, "run once with the store on, its SQLite file locked for this long in the middle of the run")
 	fs.Parse(args)
 	if *fail > 0 && *dur < *fail+4*time.Second {
@@ -220,25 +221,39 @@ func gatewayRun(args []string) error {
 	if *fail > 0 {
 		return outageRun(dir, bin, backend.Addr().String(), *dur, *vus, *fail)
 	}
+	// Each round runs the store off and on back to back, the order
+	// alternating from round to round, so that a drift of the machine
+	// over the rounds (another process, the CPU's clock) weighs on both
+	// states alike; the figure is the median of the rounds' ratios, with
+	// their spread beside it.
 	var ratios []float64
+	var lost int64
 	for round := 1; round <= *rounds; round++ {
-		var rps [2]float64
-		for i, on := range []bool{false, true} {
+		order := []bool{false, true}
+		if round%2 == 0 {
+			order = []bool{true, false}
+		}
+		var rps [2]float64 // off, on
+		for _, on := range order {
 			r, err := gatewayOnce(dir, bin, backend.Addr().String(), on, *dur, *vus, 0)
 			if err != nil {
 				return err
 			}
-			rps[i] = r.rps
 			state := "off"
 			if on {
+				rps[1] = r.rps
+				lost += r.answered - r.stored
 				state = fmt.Sprintf("on: %d answered, %d stored, %d lost", r.answered, r.stored, r.answered-r.stored)
+			} else {
+				rps[0] = r.rps
 			}
-			fmt.Printf("gateway round %d, store %s: %.0f req/s\n", round, state, r.rps)
+			fmt.Printf("gateway round %d, store %s: %.0f req/s, gateway CPU %.2f µs/call\n", round, state, r.rps, float64(r.cpuPerCall)/float64(time.Microsecond))
 		}
 		ratios = append(ratios, rps[1]/rps[0])
 		fmt.Printf("gateway round %d: store on / off = %.3f\n", round, rps[1]/rps[0])
 	}
-	fmt.Printf("gateway: ratios %v\n", ratios)
+	fmt.Printf("gateway: store on / off median %.3f over %d rounds (min %.3f, max %.3f); %d calls lost\n",
+		harness.Median(ratios), len(ratios), slices.Min(ratios), slices.Max(ratios), lost)
 	return nil
 }
 
@@ -264,6 +279,10 @@ func outageRun(dir, bin, backend string, dur time.Duration, vus int, fail time.D
 type gatewayResult struct {
 	rps              float64
 	answered, stored int64
+	// cpuPerCall is the gateway process's CPU time (user and system,
+	// start to exit) per answered call: on a busy machine the steadier
+	// figure.
+	cpuPerCall time.Duration
 	// With an outage: how long the store was locked, and what the
 	// gateway's writer counted (relia_calls_*).
 	locked                     time.Duration
@@ -356,6 +375,8 @@ spec:
 	select {
 	case err := <-exited:
 		exited <- err // for the deferred wait
+		// The gateway's whole CPU time, its store's final flush included.
+		res.cpuPerCall = (gw.ProcessState.UserTime() + gw.ProcessState.SystemTime()) / time.Duration(max(res.answered, 1))
 	case <-time.After(time.Minute):
 		return res, errors.New("the gateway did not stop within a minute of SIGTERM")
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type loadFlags struct {
 	html        string
 	format      string
 	metricsAddr string
+	metricsHold time.Duration
 	traceSample float64
 	outputs     loadOutputs
 	protoFiles  []string
@@ -138,6 +140,7 @@ schedule).`,
 	addLoadOutputFlags(cmd, &f.outputs, "results")
 	fl.StringVarP(&f.format, "output", "o", "table", "stdout format: table or json")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve live Prometheus metrics on this address during the run (127.0.0.1:9464)")
+	fl.DurationVar(&f.metricsHold, "metrics-hold", 0, "with --metrics-addr: after the run, keep serving its final figures until a scrape has read them, at most this long")
 	fl.Float64Var(&f.traceSample, "trace-sample", 0, "share of requests (0 to 1) that carry a fresh W3C traceparent, sampled, so they join the service's traces")
 	fl.StringArrayVar(&f.protoFiles, "proto", nil, "gRPC URL: a .proto file that defines the method (repeatable); default server reflection")
 	fl.StringArrayVar(&f.importPaths, "import-path", nil, "gRPC URL: a directory --proto files and their imports are found in (repeatable; default .)")
@@ -302,17 +305,19 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	stderr := cmd.ErrOrStderr()
 	progress := newProgressPrinter(stderr) // listens for SIGUSR1 from here on
 	defer progress.close()
+	var final *finalScrape
 	if f.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
 			return badInput(fmt.Errorf("--metrics-addr: %w", err))
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		final = newFinalScrape(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: final, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }() // ends with Close below
 		defer srv.Close()
 		fmt.Fprintf(stderr, "relia load: live metrics on http://%s/metrics\n", ln.Addr())
-		opts.Registerer = reg
+		opts.Registerer, opts.KeepMetrics = reg, f.metricsHold > 0
 	}
 	opts.Progress = func(p load.Progress) { progress.print(p.Elapsed, p.Line()) }
 	res, err := test.Run(ctx, opts)
@@ -320,7 +325,58 @@ func runLoad(cmd *cobra.Command, target string, f *loadFlags) error {
 	if err != nil {
 		return runtimeErr(err)
 	}
+	if final != nil && f.metricsHold > 0 {
+		if !final.wait(ctx, f.metricsHold) {
+			fmt.Fprintf(stderr, "relia load: no scrape read the final metrics within --metrics-hold %s\n", f.metricsHold)
+		}
+	}
 	return finishLoad(cmd, res, f.outputs, f.format)
+}
+
+// finalScrape serves the live metrics and tells when a scrape that
+// began after the run's end has been answered: that scrape read the
+// final figures.
+type finalScrape struct {
+	h    http.Handler
+	mu   sync.Mutex
+	end  time.Time     // the run's end; zero while it runs
+	read chan struct{} // closed by the first scrape after end
+}
+
+func newFinalScrape(h http.Handler) *finalScrape {
+	return &finalScrape{h: h, read: make(chan struct{})}
+}
+
+// ServeHTTP serves a scrape.
+func (f *finalScrape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	f.h.ServeHTTP(w, r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.end.IsZero() && !began.Before(f.end) {
+		select {
+		case <-f.read:
+		default:
+			close(f.read)
+		}
+	}
+}
+
+// wait marks the run's end and waits until a later scrape was answered,
+// at most hold; it reports whether one was.
+func (f *finalScrape) wait(ctx context.Context, hold time.Duration) bool {
+	f.mu.Lock()
+	f.end = time.Now()
+	f.mu.Unlock()
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	select {
+	case <-f.read:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // finishLoad writes a result's files and summary and turns its

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,25 +22,11 @@ import (
 // latency histogram counts every sent request.
 func TestLoadOTLPToALoopbackCollector(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var got []*colmetricspb.ExportMetricsServiceRequest
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		req := &colmetricspb.ExportMetricsServiceRequest{}
-		if r.URL.Path != "/v1/metrics" || r.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, req) != nil {
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got = append(got, req)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	t.Cleanup(collector.Close)
+	collector, exports := otlpCollector(t)
 	srv := loadServer(t)
 	out := filepath.Join(t.TempDir(), "r.json")
 	code, stdout, stderr := runCLI(t, "load", srv.URL+"/x", "--rate", "100", "--duration", "1s", "--late-after", "1s",
-		"--out", out, "--otlp", collector.URL+"/v1/metrics")
+		"--out", out, "--otlp", collector)
 	if code != exitPass {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -47,8 +34,7 @@ func TestLoadOTLPToALoopbackCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := exports()
 	if len(got) != 1 || len(got[0].ResourceMetrics) != 1 {
 		t.Fatalf("collector got %d exports", len(got))
 	}
@@ -89,5 +75,31 @@ func TestLoadOTLPToALoopbackCollector(t *testing.T) {
 	code, _, stderr = runCLI(t, "load", srv.URL, "--rate", "10", "--duration", "100ms", "--otlp", "127.0.0.1:4318")
 	if code != exitBadInput || !strings.Contains(stderr, "--otlp \"127.0.0.1:4318\": want an http:// or https:// URL") {
 		t.Fatalf("bad --otlp: exit %d, %s", code, stderr)
+	}
+}
+
+// otlpCollector serves OTLP/HTTP metric exports on loopback; it returns
+// the URL to export to and a func that returns the exports received.
+func otlpCollector(t *testing.T) (string, func() []*colmetricspb.ExportMetricsServiceRequest) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []*colmetricspb.ExportMetricsServiceRequest
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := &colmetricspb.ExportMetricsServiceRequest{}
+		if r.URL.Path != "/v1/metrics" || r.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, req) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(collector.Close)
+	return collector.URL + "/v1/metrics", func() []*colmetricspb.ExportMetricsServiceRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }
