@@ -99,20 +99,77 @@ type conn struct {
 	pend    []byte
 	pendErr error
 	flushFn func()
+	// rdl is the read deadline last set; headWait says the next read is
+	// for more of a head or a body, and must come within the head
+	// timeout. Deadlines are set only where a read is to wait, and the
+	// idle one is moved only when it has drifted by more than idleSlack:
+	// each move is a timer operation in the runtime, and a request that
+	// arrives whole in one read needs none (docs/benchmarks.md).
+	rdl      time.Time
+	headWait bool
+	// wdl bounds the writes of the response under way; it is set on the
+	// socket only if a write must wait (rawio.WriteBy).
+	wdl time.Time
+	// ended: end was called, and its deadlines stand.
+	ended atomic.Bool
 }
 
-// Read reads from the client.
-func (c *conn) Read(p []byte) (int, error) { return c.c.Read(p) }
+// Read reads from the client, within the head timeout when more of a
+// head or a body is awaited.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.headWait {
+		c.headWait = false
+		c.setReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+	}
+	return c.c.Read(p)
+}
 
-// write writes p whole to the client.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	c.c.SetReadDeadline(t)
+}
+
+// idleSlack is the share of the idle timeout by which an idle
+// connection's deadline may drift later before it is moved: an idle
+// connection closes between IdleTimeout and IdleTimeout*(1+1/16) after
+// its last request.
+const idleSlack = 16
+
+// waitIdle sets the read deadline for the wait for the next request,
+// unless the one set is within the slack.
+func (c *conn) waitIdle() {
+	wait := c.s.srv.IdleTimeout
+	want := time.Now().Add(wait)
+	if c.rdl.Before(want) || c.rdl.After(want.Add(wait/idleSlack)) {
+		c.setReadDeadline(want.Add(wait / idleSlack))
+	}
+}
+
+// write writes p whole to the client, within whatever write deadline the
+// caller set.
 func (c *conn) write(p []byte) error {
 	_, err := c.c.Write(p)
+	return err
+}
+
+// send writes p whole to the client within the response's deadline wdl.
+func (c *conn) send(p []byte) error {
+	err := rawio.WriteBy(c.c, p, c.wdl)
+	if err != nil && isTimeout(err) && !c.ended.Load() && time.Now().Before(c.wdl) {
+		// A write deadline that another writer left (the AI gateway's,
+		// ai.go, sets one per write) had passed before anything was
+		// written: this response has a deadline of its own.
+		c.c.SetWriteDeadline(c.wdl)
+		err = c.write(p)
+		c.c.SetWriteDeadline(time.Time{})
+	}
 	return err
 }
 
 // end makes every read and write on the connection fail from now on, and
 // on the target connection an upgrade spliced it to.
 func (c *conn) end() {
+	c.ended.Store(true)
 	c.nc.SetDeadline(time.Unix(1, 0))
 	if t := c.tunnel.Load(); t != nil {
 		(*t).SetDeadline(time.Unix(1, 0))
@@ -156,17 +213,20 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 func (c *conn) serveH1() {
 	first := true
 	for {
-		// Wait for the next request: the first within the head timeout,
-		// later ones within the idle timeout, and none once shutting down.
-		wait := c.s.srv.IdleTimeout
-		if first {
-			wait = c.s.srv.ReadHeaderTimeout
-		}
+		// Wait for the next request: the first (its whole head) within the
+		// head timeout, later ones within the idle timeout and the rest of
+		// their heads, if they did not come whole, within the head
+		// timeout; none once shutting down.
 		if c.rd.R == c.rd.W {
 			if !c.state.CompareAndSwap(connActive, connIdle) || c.g.conns.closing() {
 				return
 			}
-			c.c.SetReadDeadline(time.Now().Add(wait))
+			c.headWait = false
+			if first {
+				c.setReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+			} else {
+				c.waitIdle()
+			}
 			err := c.rd.Fill()
 			if !c.state.CompareAndSwap(connIdle, connActive) {
 				return // the gateway closed it, idle
@@ -174,13 +234,10 @@ func (c *conn) serveH1() {
 			if err != nil {
 				return // the client closed it, or sent nothing in time
 			}
-			if !first {
-				c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
-			}
-		} else if !first {
-			c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
 		}
+		c.headWait = !first
 		err := c.rd.ReadRequest(c.s.lim, &c.hreq)
+		c.headWait = false // a body sets its own (connBody)
 		if err != nil {
 			if first && c.s.h2c && c.h2Preface() {
 				return
@@ -214,7 +271,7 @@ func (c *conn) h2Preface() bool {
 			return false
 		}
 	}
-	c.c.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	c.serveH2(&replayConn{Conn: c.c, pending: c.rd.Buffered()})
 	return true
 }
@@ -327,15 +384,15 @@ type connBody conn
 func (b *connBody) Next() ([]byte, error) {
 	c := (*conn)(b)
 	if c.rd.R == c.rd.W && !c.body.Done() {
-		c.c.SetReadDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
+		c.headWait = true
 	}
 	return c.body.Next()
 }
 
 // sendContinue answers Expect: 100-continue before the body is read.
 func (c *conn) sendContinue() {
-	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
-	c.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
+	c.send([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 }
 
 // refuse answers a request the HTTP layer could not read (its head
@@ -444,18 +501,18 @@ func (c *conn) writeResponse(x *exchange) bool {
 	// core is an inter-processor interrupt, dear in a VM). With nothing
 	// else runnable this returns at once. docs/benchmarks.md measures it.
 	runtime.Gosched()
-	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
+	c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
 	var err error
 	switch {
 	case noBody:
-		err = c.write(b)
+		err = c.send(b)
 	case r.up == nil:
 		x.bytesOut = int64(len(r.body))
 		if len(b)+len(r.body) <= cap(b) || len(r.body) < 4096 {
 			b = append(b, r.body...)
-			err = c.write(b)
-		} else if err = c.write(b); err == nil {
-			err = c.write(r.body)
+			err = c.send(b)
+		} else if err = c.send(b); err == nil {
+			err = c.send(r.body)
 		}
 	default:
 		err = c.passOn(x, b, chunked)
@@ -506,7 +563,7 @@ func (c *conn) passOn(x *exchange, b []byte, chunked bool) error {
 		if len(c.pend)+len(p) > cap(c.pend) {
 			c.flushPending()
 			if c.pendErr == nil {
-				c.pendErr = c.write(p)
+				c.pendErr = c.send(p)
 			}
 		} else {
 			c.pend = append(c.pend, p...)
@@ -520,7 +577,7 @@ func (c *conn) passOn(x *exchange, b []byte, chunked bool) error {
 // flushPending writes what passOn gathered.
 func (c *conn) flushPending() {
 	if len(c.pend) > 0 && c.pendErr == nil {
-		c.pendErr = c.write(c.pend)
+		c.pendErr = c.send(c.pend)
 	}
 	c.pend = c.pend[:0]
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -24,6 +25,8 @@ type Conn struct {
 	wbuf    []byte
 	werr    error
 	writeFn func(uintptr) bool
+	// tryWriteFn writes what fits without waiting.
+	tryWriteFn func(uintptr) bool
 }
 
 // New returns c's raw reader and writer, or nil when c is not a TCP
@@ -66,6 +69,10 @@ func New(c net.Conn) *Conn {
 				return true
 			}
 		}
+		return true
+	}
+	x.tryWriteFn = func(fd uintptr) bool {
+		x.writeFn(fd)
 		return true
 	}
 	return x
@@ -139,6 +146,31 @@ func (x *Conn) Write(p []byte) error {
 	return x.werr
 }
 
+// writeBy writes all of p; set sets the write deadline, and is called
+// only when the socket's buffer is full and the write must wait.
+func (x *Conn) writeBy(p []byte, deadline time.Time, set func(time.Time) error) error {
+	if len(p) == 0 {
+		return nil
+	}
+	x.wbuf, x.werr = p, nil
+	err := x.rc.Write(x.tryWriteFn)
+	if err == nil && x.werr == nil && len(x.wbuf) > 0 {
+		if err = set(deadline); err == nil {
+			err = x.rc.Write(x.writeFn)
+			if err == nil && x.werr == nil {
+				// A deadline left set would fail the next write once it
+				// passed, before that write is even tried.
+				err = set(time.Time{})
+			}
+		}
+	}
+	x.wbuf = nil
+	if err != nil {
+		return err
+	}
+	return x.werr
+}
+
 // tcpConn is a TCP connection whose Read and Write are raw; every other
 // method (deadlines, CloseWrite, ReadFrom's splice) is net.TCPConn's.
 type tcpConn struct {
@@ -159,6 +191,13 @@ func (c *tcpConn) Write(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	return len(p), nil
+}
+
+func (c *tcpConn) writeBy(p []byte, deadline time.Time) error {
+	if err := c.raw.writeBy(p, deadline, c.TCPConn.SetWriteDeadline); err != nil {
+		return &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return nil
 }
 
 // Wrap returns c with raw Read and Write when c is a TCP connection, else

@@ -112,3 +112,43 @@ func TestTryReadDoesNotWait(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestWriteBySetsTheDeadlineOnlyToWait checks that WriteBy on a wrapped
+// connection spends no deadline on a write that fits in the socket's
+// buffer (a passed deadline does not fail it), bounds one that must wait,
+// and leaves no deadline behind that would fail a later write.
+func TestWriteBySetsTheDeadlineOnlyToWait(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the deadline is set only to wait on Linux")
+	}
+	client, server := pair(t)
+	past := time.Now().Add(-time.Second)
+	if err := rawio.WriteBy(server, []byte("small"), past); err != nil {
+		t.Fatalf("a write with room and a passed deadline: %v, want it written", err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "small" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+
+	// Nobody reads: the buffers fill and the write waits, until its
+	// deadline.
+	big := make([]byte, 16<<20)
+	err := rawio.WriteBy(server, big, time.Now().Add(50*time.Millisecond))
+	var opErr *net.OpError
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &opErr) {
+		t.Fatalf("a write that waited past its deadline: %v, want a *net.OpError with os.ErrDeadlineExceeded", err)
+	}
+
+	// A write that waits and ends in time clears its deadline.
+	client2, server2 := pair(t)
+	go io.Copy(io.Discard, client2)
+	deadline := time.Now().Add(time.Second)
+	if err := rawio.WriteBy(server2, big, deadline); err != nil {
+		t.Fatalf("a write read as it goes: %v", err)
+	}
+	time.Sleep(time.Until(deadline) + 10*time.Millisecond)
+	if _, err := server2.Write([]byte("later")); err != nil {
+		t.Fatalf("a write after WriteBy's deadline passed: %v, want it written (no deadline left set)", err)
+	}
+}
