@@ -139,7 +139,9 @@ func isContextLength(status int, code, message string) bool {
 // piece is one step of a provider's stream, read into the unified form.
 type piece struct {
 	// raw is an OpenAI chunk as the provider sent it, forwarded as is to
-	// an OpenAI client; chunk is the chunk built from another format.
+	// an OpenAI client (valid until the decoder's next read: a piece
+	// held longer holds a copy); chunk is the chunk built from another
+	// format.
 	raw   []byte
 	chunk *wire.ChatChunk
 	// tokens reports that the piece carries output (text or a tool call):

@@ -57,10 +57,8 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	}
 	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	total := s.clock.AfterFunc(rs.total, cancel)
-	defer total.Stop()
+	ctx, stop := s.withTotal(r.Context(), rs.total)
+	defer stop()
 
 	if req.Stream {
 		s.chatStream(ctx, w, f, req, eg, rec)
@@ -122,6 +120,34 @@ func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
 
 var errFirstToken = errors.New("first-token timeout")
 
+// errTotal is the cause of a call's context that ran past its total
+// timeout: the route's, or the host's when shorter (WithTimeout).
+var errTotal = errors.New("total timeout")
+
+// withTotal returns the call's context, ended with cause errTotal once
+// total (or the host's shorter bound) passed, and the func that releases
+// it.
+func (s *Service) withTotal(parent context.Context, total time.Duration) (context.Context, func()) {
+	if d, ok := parent.Value(timeoutKey{}).(time.Duration); ok && d < total {
+		total = d
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	timer := s.clock.AfterFunc(total, func() { cancel(errTotal) })
+	return ctx, func() {
+		timer.Stop()
+		cancel(context.Canceled)
+	}
+}
+
+// totalTimeout returns the error answered for a call whose context ended
+// because its total timeout passed; nil when it did not.
+func totalTimeout(ctx context.Context) *apiError {
+	if !errors.Is(context.Cause(ctx), errTotal) {
+		return nil
+	}
+	return &apiError{status: http.StatusGatewayTimeout, typ: wire.ErrTypeTimeout, code: "timeout", reason: "timeout", message: "the call ran past its total timeout"}
+}
+
 // chatWhole serves a non-streaming call.
 func (s *Service) chatWhole(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record) {
 	for {
@@ -135,7 +161,12 @@ func (s *Service) chatWhole(ctx context.Context, w http.ResponseWriter, f *failo
 		rec.target(t)
 		resp, raw, usage, err := s.attemptWhole(ctx, t, req)
 		if err != nil && ctx.Err() != nil {
-			t.permit.Done(context.Canceled) // the client left: no verdict on the provider
+			t.permit.Done(context.Canceled) // the client left, or the call's time ran out: no verdict on the provider
+			if aerr := totalTimeout(ctx); aerr != nil {
+				rec.fail(aerr)
+				eg.writeError(w, aerr)
+				return
+			}
 			rec.Outcome, rec.Status = OutcomeCancelled, 499
 			return
 		}
@@ -247,6 +278,7 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 			}
 			return fail(ce)
 		}
+		p.raw = bytes.Clone(p.raw) // held past the decoder's next read
 		o.pending = append(o.pending, p)
 		if p.tokens {
 			break
@@ -271,6 +303,11 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 		var err error
 		o, err = s.openNext(ctx, f, req, rec)
 		if err != nil {
+			if aerr := totalTimeout(ctx); aerr != nil {
+				rec.fail(aerr)
+				eg.writeError(w, aerr)
+				return
+			}
 			if ctx.Err() != nil {
 				rec.Outcome, rec.Status = OutcomeCancelled, 499
 				return
@@ -326,21 +363,28 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 		rec.Outcome, rec.Status = OutcomeOK, http.StatusOK
 		return
 	}
-	if ctx.Err() != nil && !o.expired.Load() {
+	overdue := totalTimeout(ctx) != nil
+	if ctx.Err() != nil && !o.expired.Load() && !overdue {
 		t.permit.Done(context.Canceled)
 		rec.Outcome, rec.Status = OutcomeCancelled, 499
 		return
 	}
 	var ce *callError
 	switch {
+	case overdue:
+		ce = &callError{kind: kindTimeout, message: "the call ran past its total timeout"}
 	case o.expired.Load():
 		ce = &callError{kind: kindTimeout, message: fmt.Sprintf("the stream stalled: no token for %s", t.route.idle)}
 	case errors.As(err, &ce):
 	default:
 		ce = &callError{kind: kindNetwork, message: "the stream broke: " + err.Error()}
 	}
-	t.permit.Done(ce)
-	t.rt.health.record(false)
+	if overdue {
+		t.permit.Done(context.Canceled) // the call's time ran out: no verdict on the provider
+	} else {
+		t.permit.Done(ce)
+		t.rt.health.record(false)
+	}
 	aerr := &apiError{status: http.StatusBadGateway, typ: wire.ErrTypeServer, code: "stream_interrupted", reason: "failed_mid_stream",
 		message: fmt.Sprintf("the provider's stream failed after the first token (%s); relia does not retry a stream once text was sent", ce)}
 	sw.fail(aerr)
@@ -530,10 +574,8 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 		return
 	}
 	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	total := s.clock.AfterFunc(rs.total, cancel)
-	defer total.Stop()
+	ctx, stop := s.withTotal(r.Context(), rs.total)
+	defer stop()
 	f := s.newFailover(rs)
 	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()
 	for {
@@ -548,6 +590,11 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 		body, usage, err := s.attemptEmbed(ctx, t, req)
 		if err != nil && ctx.Err() != nil {
 			t.permit.Done(context.Canceled)
+			if aerr := totalTimeout(ctx); aerr != nil {
+				rec.fail(aerr)
+				eg.writeError(w, aerr)
+				return
+			}
 			rec.Outcome, rec.Status = OutcomeCancelled, 499
 			return
 		}

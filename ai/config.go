@@ -99,7 +99,21 @@ type Provider struct {
 	// Breaker trips a credential's breaker; defaults: 5 failures in a
 	// row, open 30s.
 	Breaker Breaker `yaml:"breaker"`
+	// MaxConnections bounds the connections open at once to the
+	// provider's address; calls beyond it wait for one. A stream holds
+	// its connection until it ends, so this is also the most streams open
+	// to the provider at once. Default 1024 (DefaultMaxConnections), at
+	// most 1048576. Providers at one address share its connections, under
+	// the largest of their bounds.
+	MaxConnections int `yaml:"maxConnections"`
 }
+
+// DefaultMaxConnections is a provider's maxConnections when it sets
+// none.
+const DefaultMaxConnections = 1024
+
+// maxMaxConnections bounds a provider's maxConnections.
+const maxMaxConnections = 1 << 20
 
 // Credential is one API key (or, for bedrock, one AWS access key).
 type Credential struct {
@@ -372,6 +386,9 @@ func (c *Config) Validate(cat *Catalog) error {
 		}
 		if p.Breaker.ConsecutiveFailures < 0 {
 			bad(at+".breaker.consecutiveFailures", "negative")
+		}
+		if p.MaxConnections < 0 || p.MaxConnections > maxMaxConnections {
+			bad(at+".maxConnections", "%d is not in [1, %d] (0 means the default, %d)", p.MaxConnections, maxMaxConnections, DefaultMaxConnections)
 		}
 	}
 	routes := map[string]bool{}

@@ -30,7 +30,11 @@ spec:
 			t.Errorf("%s: %v, want %q", tc.extra, err, tc.want)
 		}
 	}
-	_, err := Parse("test.yaml", []byte(strings.Replace(base, "type: openai", "type: cohere", 1)))
+	_, err := Parse("test.yaml", []byte(strings.Replace(base, "keys: [{value: k}]", "keys: [{value: k}], maxConnections: -1", 1)))
+	if err == nil || !strings.Contains(err.Error(), "test.yaml:6:97: spec.providers[0].maxConnections: -1 is not in [1, 1048576]") {
+		t.Errorf("negative maxConnections: %v", err)
+	}
+	_, err = Parse("test.yaml", []byte(strings.Replace(base, "type: openai", "type: cohere", 1)))
 	if err == nil || !strings.Contains(err.Error(), "test.yaml:6:23: spec.providers[0].type: unknown provider type") {
 		t.Errorf("unknown type: %v", err)
 	}

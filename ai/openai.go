@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,28 +147,129 @@ func (s *openAIStream) next() (piece, error) {
 		s.done = true
 		return piece{}, io.EOF
 	}
-	var c wire.ChatChunk
-	if err := json.Unmarshal(ev.Data, &c); err != nil {
-		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
-	}
-	if c.Error != nil {
-		return piece{}, streamErrorOf(c.Error.Type, c.Error.Message)
-	}
-	p := piece{raw: bytes.Clone(ev.Data)}
-	for _, ch := range c.Choices {
-		if (ch.Delta.Content != nil && *ch.Delta.Content != "") || len(ch.Delta.ToolCalls) > 0 {
-			p.tokens = true
-		}
-		if ch.FinishReason != nil {
-			p.finish = *ch.FinishReason
-		}
-	}
-	if c.Usage != nil {
-		u := usageFromOpenAI(c.Usage)
-		p.usage = &u
-		p.usageOnly = len(c.Choices) == 0
+	p, err := scanChunk(ev.Data)
+	if err != nil {
+		return piece{}, err
 	}
 	return p, nil
+}
+
+// scanChunk reads what relia needs of an OpenAI stream chunk (an error,
+// whether it carries output, its finish reason and usage) by scanning it
+// rather than decoding it: the chunk goes on to an OpenAI client as the
+// provider wrote it. The piece's raw is data itself, valid until the
+// stream's next read. A chunk whose members relia reads have the wrong
+// types is refused, as decoding it would.
+func scanChunk(data []byte) (piece, error) {
+	var p piece
+	var errv, choices, usage []byte
+	bad := func(err error) (piece, error) {
+		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
+	}
+	if err := wire.Members(data, func(k, v []byte) bool {
+		switch {
+		case wire.KeyIs(k, "choices"):
+			choices = v
+		case wire.KeyIs(k, "usage"):
+			usage = v
+		case wire.KeyIs(k, "error"):
+			errv = v
+		}
+		return true
+	}); err != nil {
+		return bad(err)
+	}
+	if errv != nil && !wire.IsNull(errv) {
+		var e wire.ErrorObject
+		if err := json.Unmarshal(errv, &e); err != nil {
+			return bad(err)
+		}
+		return piece{}, streamErrorOf(e.Type, e.Message)
+	}
+	n := 0
+	if choices != nil && !wire.IsNull(choices) {
+		var serr error
+		if err := wire.Elements(choices, func(ch []byte) bool {
+			n++
+			serr = scanChoice(ch, &p)
+			return serr == nil
+		}); err != nil {
+			return bad(err)
+		}
+		if serr != nil {
+			return bad(serr)
+		}
+	}
+	if usage != nil && !wire.IsNull(usage) {
+		var w wire.Usage
+		if err := json.Unmarshal(usage, &w); err != nil {
+			return bad(err)
+		}
+		u := usageFromOpenAI(&w)
+		p.usage = &u
+		p.usageOnly = n == 0
+	}
+	p.raw = data
+	return p, nil
+}
+
+var errChunkType = errors.New("a member of the chunk has the wrong type")
+
+// scanChoice reads one choice of a stream chunk into p: output (text or
+// tool calls) and the finish reason.
+func scanChoice(ch []byte, p *piece) error {
+	var delta, finish []byte
+	if err := wire.Members(ch, func(k, v []byte) bool {
+		switch {
+		case wire.KeyIs(k, "delta"):
+			delta = v
+		case wire.KeyIs(k, "finish_reason"):
+			finish = v
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if delta != nil && !wire.IsNull(delta) {
+		var serr error
+		if err := wire.Members(delta, func(k, v []byte) bool {
+			switch {
+			case wire.KeyIs(k, "content"):
+				switch {
+				case wire.IsNull(v):
+				case v[0] != '"':
+					serr = errChunkType
+				case len(v) > 2:
+					p.tokens = true
+				}
+			case wire.KeyIs(k, "tool_calls"):
+				switch {
+				case wire.IsNull(v):
+				case v[0] != '[':
+					serr = errChunkType
+				default:
+					wire.Elements(v, func([]byte) bool { p.tokens = true; return false })
+				}
+			}
+			return serr == nil
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return serr
+		}
+	}
+	if finish != nil && !wire.IsNull(finish) {
+		if finish[0] != '"' {
+			return errChunkType
+		}
+		if f := finish[1 : len(finish)-1]; !bytes.ContainsRune(f, '\\') {
+			p.finish = string(f)
+		} else if err := json.Unmarshal(finish, &p.finish); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // streamErrorOf classifies an error event by its type.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -79,7 +80,10 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		s.ownTransport = &UpstreamTransport{}
+		// A small first read buffer: a stream holds its connection, and
+		// thousands of streams each read small events; a larger head
+		// grows it.
+		s.ownTransport = &UpstreamTransport{ReadBuffer: 4 << 10}
 		s.transport = s.ownTransport
 	}
 	m, err := newMetrics(o.Registry)
@@ -99,8 +103,30 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	if err := s.buildPrompts(st, o.Prompts); err != nil {
 		return nil, err
 	}
+	s.limitConns(cfg)
 	s.state.Store(st)
 	return s, nil
+}
+
+// limitConns gives relia's own transport each provider's maxConnections.
+// A transport of another kind bounds its connections itself.
+func (s *Service) limitConns(cfg *Config) {
+	ut, ok := s.transport.(*UpstreamTransport)
+	if !ok {
+		return
+	}
+	limits := map[string]int{}
+	for _, p := range cfg.Spec.Providers {
+		u, err := url.Parse(p.URL)
+		if err != nil {
+			continue // Validate refused it
+		}
+		addr := hostPort(u)
+		limits[addr] = max(limits[addr], orDefault(p.MaxConnections, DefaultMaxConnections))
+	}
+	for addr, n := range limits {
+		ut.SetMaxConns(addr, n)
+	}
 }
 
 // Reload swaps in a new config and catalog; the breakers, Retry-After
@@ -123,6 +149,7 @@ func (s *Service) Reload(cfg *Config, cat *Catalog, prompts []*Prompt) error {
 	if err := s.quotas.reload(cfg); err != nil {
 		return err
 	}
+	s.limitConns(cfg)
 	s.state.Store(st)
 	return nil
 }
@@ -152,6 +179,16 @@ type callerKey struct{}
 // WithCaller returns ctx carrying the caller of a request.
 func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
+}
+
+type timeoutKey struct{}
+
+// WithTimeout returns ctx carrying the host's bound on the whole call
+// made with ctx (relia gateway's route timeout): the call ends at the
+// shorter of it and the model route's timeouts.total, as a timeout (504
+// before the answer began, an error event in a stream).
+func WithTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, timeoutKey{}, d)
 }
 
 type recordHookKey struct{}

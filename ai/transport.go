@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ const maxExchange = time.Hour
 // gateway/upstream does not speak: they go through TLS.
 type UpstreamTransport struct {
 	// MaxConns bounds the connections to one provider address (default
-	// 1024).
+	// 1024) unless SetMaxConns set the address's own bound.
 	MaxConns int
 	// DialTimeout bounds a connect (default 5s).
 	DialTimeout time.Duration
@@ -41,18 +42,51 @@ type UpstreamTransport struct {
 	once    sync.Once
 	mu      sync.Mutex
 	targets map[string]*upstream.Target
+	// limits are the bounds SetMaxConns set, by address.
+	limits map[string]int
+	// tls are the https transports of each address when TLS was nil,
+	// each bounded by its address's limit.
+	tls map[string]*http.Transport
 }
 
 func (u *UpstreamTransport) init() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	u.targets = map[string]*upstream.Target{}
-	if u.TLS == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Calls to one provider are many and concurrent: keep their
-		// connections rather than dial one per call past the second.
-		t.MaxIdleConnsPerHost = 1024
-		t.DisableCompression = true // streams are read as they come
-		u.TLS = t
+	if u.limits == nil {
+		u.limits = map[string]int{}
 	}
+	if u.TLS == nil {
+		u.tls = map[string]*http.Transport{}
+	}
+}
+
+// SetMaxConns bounds the connections to addr (host:port) to n (n <= 0:
+// MaxConns). The calls already holding a connection keep it; a changed
+// bound applies to the calls that start after.
+func (u *UpstreamTransport) SetMaxConns(addr string, n int) {
+	u.once.Do(u.init)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.limits[addr] == n {
+		return
+	}
+	u.limits[addr] = n
+	if t := u.targets[addr]; t != nil {
+		delete(u.targets, addr)
+		t.CloseIdle()
+	}
+	if t := u.tls[addr]; t != nil {
+		delete(u.tls, addr)
+		t.CloseIdleConnections()
+	}
+}
+
+func (u *UpstreamTransport) maxConns(addr string) int {
+	if n := u.limits[addr]; n > 0 {
+		return n
+	}
+	return orDefault(u.MaxConns, DefaultMaxConnections)
 }
 
 func (u *UpstreamTransport) target(addr string) *upstream.Target {
@@ -60,18 +94,42 @@ func (u *UpstreamTransport) target(addr string) *upstream.Target {
 	defer u.mu.Unlock()
 	t := u.targets[addr]
 	if t == nil {
-		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.MaxConns, DialTimeout: orDefault(u.DialTimeout, 5*time.Second), ReadBuffer: u.ReadBuffer})
+		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.maxConns(addr), DialTimeout: orDefault(u.DialTimeout, 5*time.Second), ReadBuffer: u.ReadBuffer})
 		u.targets[addr] = t
+	}
+	return t
+}
+
+// tlsFor returns the transport of calls to an https address.
+func (u *UpstreamTransport) tlsFor(addr string) http.RoundTripper {
+	if u.TLS != nil {
+		return u.TLS
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.tls[addr]
+	if t == nil {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+		// Calls to one provider are many and concurrent: keep their
+		// connections rather than dial one per call past the second.
+		t.MaxConnsPerHost = u.maxConns(addr)
+		t.MaxIdleConnsPerHost = t.MaxConnsPerHost
+		t.DisableCompression = true // streams are read as they come
+		u.tls[addr] = t
 	}
 	return t
 }
 
 // CloseIdle closes the connections kept idle to every provider.
 func (u *UpstreamTransport) CloseIdle() {
+	u.once.Do(u.init)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, t := range u.targets {
 		t.CloseIdle()
+	}
+	for _, t := range u.tls {
+		t.CloseIdleConnections()
 	}
 }
 
@@ -80,16 +138,13 @@ func (u *UpstreamTransport) CloseIdle() {
 // context ends the exchange and any read of the body.
 func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	u.once.Do(u.init)
-	if req.URL.Scheme == "https" {
-		return u.TLS.RoundTrip(req)
-	}
-	if req.URL.Scheme != "http" {
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		closeBody(req)
 		return nil, fmt.Errorf("send to %s: scheme %q (want http or https)", req.URL.Redacted(), req.URL.Scheme)
 	}
-	addr := req.URL.Host
-	if req.URL.Port() == "" {
-		addr += ":80"
+	addr := hostPort(req.URL)
+	if req.URL.Scheme == "https" {
+		return u.tlsFor(addr).RoundTrip(req)
 	}
 	var body []byte
 	if req.Body != nil {
@@ -188,6 +243,18 @@ func (b *upstreamBody) Close() error {
 	b.stop()
 	b.resp.Release()
 	return nil
+}
+
+// hostPort is a provider URL's address, with the scheme's port when it
+// names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Host + ":443"
+	}
+	return u.Host + ":80"
 }
 
 func closeBody(req *http.Request) {

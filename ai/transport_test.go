@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/relia-dev/relia/gateway/upstream"
 )
@@ -184,5 +187,74 @@ func BenchmarkTransport(b *testing.B) {
 				resp.Body.Close()
 			}
 		})
+	}
+}
+
+// A provider's maxConnections bounds the connections relia opens to it:
+// calls past the bound wait for a connection instead of opening one.
+func TestProviderMaxConnections(t *testing.T) {
+	t.Parallel()
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	_, url := startMockHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, cannedChat)
+	}))
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	gw := startService(t, `kind: AIGateway
+version: relia/v1
+metadata: {name: x}
+spec:
+  providers:
+    - {name: a, type: openai, url: "%s/v1", keys: [{value: k}], maxConnections: 2}
+  routes:
+    - {model: gpt-4o-mini, targets: [{provider: a}]}
+`, nil, Options{}, url)
+	t.Cleanup(open) // before the servers close
+	target := func() *upstream.Target {
+		ut := gw.svc.transport.(*UpstreamTransport)
+		ut.mu.Lock()
+		defer ut.mu.Unlock()
+		return ut.targets[strings.TrimPrefix(url, "http://")]
+	}
+	const calls = 5
+	errs := make(chan error, calls)
+	for range calls {
+		go func() {
+			resp, err := http.Post(gw.url+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	// Wait until every call is either at the provider or waiting for a
+	// connection to it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if tg := target(); tg != nil && inFlight.Load() == 2 && tg.Waiting() == calls-2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls never settled at the bound: %d at the provider", inFlight.Load())
+		}
+	}
+	open()
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if m := most.Load(); m != 2 {
+		t.Errorf("%d calls at the provider at once, want 2 (maxConnections)", m)
 	}
 }

@@ -175,26 +175,36 @@ func (d demoData) seconds(seconds float64) time.Duration {
 	return max(time.Duration(math.Round(seconds*d.scale))*time.Second, time.Second)
 }
 
-// demoYAML renders the experiment file of the demo; scenario names the
-// scenario file it refers to, or is empty for the shop's built-in one.
-func demoYAML(o DemoOptions, scenario string) ([]byte, error) {
+// newDemoData checks a demo's options (o.Rate has its default already)
+// and fills in what its template needs but the file and the peak.
+func newDemoData(o DemoOptions) (demoData, error) {
 	if o.Duration == 0 {
 		o.Duration = DefaultDemoDuration
 	}
 	if o.Duration < MinDemoDuration {
-		return nil, fmt.Errorf("the demo needs at least %s, not %s", MinDemoDuration, o.Duration)
+		return demoData{}, fmt.Errorf("the demo needs at least %s, not %s", MinDemoDuration, o.Duration)
 	}
 	if o.Rate < 0 {
-		return nil, fmt.Errorf("the demo's rate %d is negative", o.Rate)
+		return demoData{}, fmt.Errorf("the demo's rate %d is negative", o.Rate)
 	}
-	if o.Rate == 0 {
-		o.Rate = DefaultDemoRate
-	}
-	d := demoData{File: DemoExperimentFile, Scenario: scenario, NoResilience: o.NoResilience, Rate: o.Rate, Peak: 10 * o.Rate,
-		scale: float64(o.Duration) / float64(DefaultDemoDuration)}
+	d := demoData{NoResilience: o.NoResilience, Rate: o.Rate, scale: float64(o.Duration) / float64(DefaultDemoDuration)}
 	if o.Seed != nil {
 		d.Seed = fmt.Sprint(*o.Seed)
 	}
+	return d, nil
+}
+
+// demoYAML renders the experiment file of the demo; scenario names the
+// scenario file it refers to, or is empty for the shop's built-in one.
+func demoYAML(o DemoOptions, scenario string) ([]byte, error) {
+	if o.Rate == 0 {
+		o.Rate = DefaultDemoRate
+	}
+	d, err := newDemoData(o)
+	if err != nil {
+		return nil, err
+	}
+	d.File, d.Scenario, d.Peak = DemoExperimentFile, scenario, 10*d.Rate
 	var b bytes.Buffer
 	if err := template.Must(template.New("demo").Parse(demoTemplate)).Execute(&b, d); err != nil {
 		return nil, err

@@ -77,7 +77,11 @@ func collect(p *Plan, rec *outcome.Recorder, from, to time.Time) []second {
 		}
 		s := second{start: b.From, summary: b.Summary, sloGood: make([]int64, len(counters)), sloTotal: make([]int64, len(counters))}
 		for i, c := range counters {
-			s.sloGood[i], s.sloTotal[i] = c(b.Summary)
+			sum := b.Summary
+			if m := p.SLOs[i].rec; m != nil { // a measure of its own: the same span of its recorder
+				sum = m.Window(b.From, b.From.Add(rec.Options().BucketWidth))
+			}
+			s.sloGood[i], s.sloTotal[i] = c(sum)
 		}
 		if b.Latency.Count() > 0 {
 			s.p50, s.p99 = ms(b.Latency.Quantile(0.5)), ms(b.Latency.Quantile(0.99))

@@ -68,7 +68,7 @@ func (o *Onsets) First(i int, bucket time.Time) (time.Time, bool) {
 // outside its good classes; for latency, a sent request slower than the
 // threshold.
 func sloBad(s PlannedSLO) func(outcome.Outcome) bool {
-	if s.SLO == nil {
+	if s.SLO == nil || s.Measure != "" { // a measure's events are not the requests': judged by buckets
 		return func(outcome.Outcome) bool { return false }
 	}
 	if l := s.SLO.Spec.SLI.Latency; l != nil {

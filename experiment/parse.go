@@ -189,6 +189,10 @@ func (r *resolver) target() {
 		}
 		seen[sv.Name] = true
 		switch {
+		case sv.AI != nil && (sv.Shop != nil || len(sv.Command) > 0):
+			r.bad(path, "give one of shop, ai and command")
+		case sv.AI != nil:
+			r.aiService(path, sv)
 		case sv.Shop != nil && len(sv.Command) > 0:
 			r.bad(path, "give shop or command, not both")
 		case sv.Shop != nil:
@@ -202,7 +206,7 @@ func (r *resolver) target() {
 				r.bad(path, "replicas, port, env and health apply to commands; the shop takes shop.replicas")
 			}
 		case len(sv.Command) == 0:
-			r.bad(path, "needs shop or command")
+			r.bad(path, "needs shop, ai or command")
 		default:
 			if sv.Replicas < 0 {
 				r.bad(path+".replicas", "%d is negative", sv.Replicas)
@@ -292,59 +296,13 @@ func (r *resolver) slos() {
 	ownRead := false
 	files := map[string][]*slo.SLO{}
 	var all []*slo.SLO
+	measures := map[*slo.SLO]string{}
 	for i, ref := range s.SLOs {
 		path := fmt.Sprintf("spec.slos[%d]", i)
-		switch {
-		case ref.Inline != nil && (ref.File != "" || ref.ID != ""):
-			r.bad(path, "give inline, or file and id, not both")
-		case ref.Inline != nil:
-			if err := ref.Inline.Validate(); err != nil {
-				r.bad(path+".inline", "%v", err)
-				continue
-			}
-			all = append(all, ref.Inline)
-		case ref.File != "":
-			got, ok := files[ref.File]
-			if !ok {
-				var err error
-				got, err = slo.ReadFiles(r.ref(ref.File))
-				if err != nil {
-					r.bad(path+".file", "%v", err)
-				}
-				files[ref.File] = got
-			}
-			if len(got) == 0 {
-				continue // reported when the file was read
-			}
-			if ref.ID == "" {
-				all = append(all, got...)
-				continue
-			}
-			if sl := findSLO(got, ref.ID); sl != nil {
-				all = append(all, sl)
-			} else {
-				r.bad(path+".id", "no SLO %q in %s (it has %s)", ref.ID, ref.File, sloIDs(got))
-			}
-		case ref.ID != "":
-			if !ownRead {
-				ownRead = true
-				var err error
-				own, err = slo.Parse(r.file, r.data)
-				if err != nil && !strings.Contains(err.Error(), "no SLOs") {
-					r.errs = append(r.errs, err)
-				}
-			}
-			if sl := findSLO(own, ref.ID); sl != nil {
-				all = append(all, sl)
-			} else {
-				have := "no SLO documents"
-				if len(own) > 0 {
-					have = sloIDs(own)
-				}
-				r.bad(path+".id", "no SLO %q in this file (it has %s); name a file with file:", ref.ID, have)
-			}
-		default:
-			r.bad(path, "needs inline, file, or id")
+		n := len(all)
+		r.sloRef(path, ref, &all, files, &own, &ownRead)
+		for _, sl := range all[n:] {
+			measures[sl] = r.measure(path+".measure", ref.Measure, sl)
 		}
 	}
 	seen := map[string]bool{}
@@ -354,7 +312,63 @@ func (r *resolver) slos() {
 			continue
 		}
 		seen[sl.ID()] = true
-		r.plan.SLOs = append(r.plan.SLOs, PlannedSLO{ID: sl.ID(), Objective: float64(sl.Spec.Objective), SLI: describeSLI(sl), SLO: sl})
+		r.plan.SLOs = append(r.plan.SLOs, PlannedSLO{ID: sl.ID(), Objective: float64(sl.Spec.Objective), SLI: describeSLI(sl), Measure: measures[sl], SLO: sl})
+	}
+}
+
+// sloRef appends the SLOs one reference of spec.slos names to all.
+func (r *resolver) sloRef(path string, ref SLORef, all *[]*slo.SLO, files map[string][]*slo.SLO, own *[]*slo.SLO, ownRead *bool) {
+	switch {
+	case ref.Inline != nil && (ref.File != "" || ref.ID != ""):
+		r.bad(path, "give inline, or file and id, not both")
+	case ref.Inline != nil:
+		if err := ref.Inline.Validate(); err != nil {
+			r.bad(path+".inline", "%v", err)
+			return
+		}
+		*all = append(*all, ref.Inline)
+	case ref.File != "":
+		got, ok := files[ref.File]
+		if !ok {
+			var err error
+			got, err = slo.ReadFiles(r.ref(ref.File))
+			if err != nil {
+				r.bad(path+".file", "%v", err)
+			}
+			files[ref.File] = got
+		}
+		if len(got) == 0 {
+			return // reported when the file was read
+		}
+		if ref.ID == "" {
+			*all = append(*all, got...)
+			return
+		}
+		if sl := findSLO(got, ref.ID); sl != nil {
+			*all = append(*all, sl)
+		} else {
+			r.bad(path+".id", "no SLO %q in %s (it has %s)", ref.ID, ref.File, sloIDs(got))
+		}
+	case ref.ID != "":
+		if !*ownRead {
+			*ownRead = true
+			var err error
+			*own, err = slo.Parse(r.file, r.data)
+			if err != nil && !strings.Contains(err.Error(), "no SLOs") {
+				r.errs = append(r.errs, err)
+			}
+		}
+		if sl := findSLO(*own, ref.ID); sl != nil {
+			*all = append(*all, sl)
+		} else {
+			have := "no SLO documents"
+			if len(*own) > 0 {
+				have = sloIDs(*own)
+			}
+			r.bad(path+".id", "no SLO %q in this file (it has %s); name a file with file:", ref.ID, have)
+		}
+	default:
+		r.bad(path, "needs inline, file, or id")
 	}
 }
 
@@ -418,6 +432,9 @@ func (r *resolver) phases() {
 			pp.Load.Scenario, scenarioField = s.Scenario, "spec.scenario"
 		}
 		r.load(path+".load", scenarioField, ph.Duration, &pp)
+		if pp.Load.LLM != nil {
+			r.llmLoad(path+".load.llm", &pp)
+		}
 		pp.LoadSeed = DeriveSeed(p.Seed, "load/"+ph.Name)
 		p.Decisions = append(p.Decisions, Decision{"phase " + ph.Name + ": load seed", strconv.FormatUint(pp.LoadSeed, 10)})
 		pp.Thresholds = r.thresholds(path+".thresholds", ph.Thresholds)
@@ -518,17 +535,17 @@ func (r *resolver) faults() {
 				r.bad(path+".name", "fault %q is named twice (first at %s)", f.Name, first)
 			}
 			names[f.Name] = path
-			pf := PlannedFault{Name: f.Name, Phase: ph.Name, Replica: -1, Toxic: f.Toxic, Gateway: f.Gateway, Process: f.Process}
+			pf := PlannedFault{Name: f.Name, Phase: ph.Name, Replica: -1, Toxic: f.Toxic, Gateway: f.Gateway, Process: f.Process, Provider: f.Provider}
 			r.faultWindow(path, f, ph.Duration, pp.Start, &pf)
 			kinds := 0
-			for _, set := range []bool{f.Toxic != nil, f.Gateway != nil, f.Process != nil} {
+			for _, set := range []bool{f.Toxic != nil, f.Gateway != nil, f.Process != nil, f.Provider != nil} {
 				if set {
 					kinds++
 				}
 			}
 			switch {
 			case kinds != 1:
-				r.bad(path, "give exactly one of toxic, gateway and process, got %d", kinds)
+				r.bad(path, "give exactly one of toxic, gateway, process and provider, got %d", kinds)
 				continue
 			case f.Toxic != nil:
 				pf.Kind, pf.Target = FaultToxic, "proxy/"+f.Toxic.Proxy
@@ -542,6 +559,9 @@ func (r *resolver) faults() {
 			case f.Process != nil:
 				pf.Kind, pf.Target = FaultProcess, "service/"+f.Process.Service
 				pf.Replica = r.process(path+".process", f, shop)
+			case f.Provider != nil:
+				pf.Kind, pf.Target = FaultProvider, "provider/"+f.Provider.Provider
+				r.providerFault(path+".provider", &pf)
 			}
 			pf.Seed = DeriveSeed(p.Seed, "fault/"+f.Name)
 			p.Decisions = append(p.Decisions, Decision{"fault " + f.Name + ": seed", strconv.FormatUint(pf.Seed, 10)})
@@ -767,6 +787,9 @@ func (r *resolver) aborts() {
 			continue
 		case a.BurnRate != nil:
 			pa.Kind, pa.SLO, pa.Above = AbortBurnRate, a.BurnRate.SLO, a.BurnRate.Above
+			if s, ok := p.SLO(a.BurnRate.SLO); ok && s.Measure != "" {
+				r.bad(path+".burnRate.slo", "SLO %s counts %s; burn-rate aborts judge SLOs that count requests", s.ID, s.Measure)
+			}
 			if _, ok := p.SLO(a.BurnRate.SLO); !ok && len(p.SLOs) > 0 {
 				ids := make([]string, len(p.SLOs))
 				for k, s := range p.SLOs {

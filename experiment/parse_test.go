@@ -138,6 +138,18 @@ func TestParseErrors(t *testing.T) {
 			"        - {name: slow, toxic: {proxy: db, type: latency, attributes: {latency: 100}}}\n"))},
 		{"bad fault server and lease", exp(target + slos + "  faultServer: localhost:8474\n  faultLease: 1s\n" + phases(baseline))},
 		{"bad generator tolerance", exp(target + slos + phases(baseline) + "  generator: {lateAfter: -1s, minOnTime: 120%}\n")},
+		{"provider faults without an ai stack", exp(target + slos + phases(baseline,
+			"    - name: degraded\n      duration: 10s\n      load: {rate: 10}\n      faults:\n",
+			"        - {name: slow, provider: {provider: alpha, kind: slow_first_token, delay: 1s}}\n"))},
+		{"bad ai stack, llm loads, provider faults and measures", exp("  target: {services: [{name: ai, ai: {quotaTokens: -1}, port: 9000}]}\n" +
+			"  slos: [{id: api-availability, measure: llm_time_to_first_token}, {inline: {metadata: {name: x}, spec: {service: ai, objective: 99%, sli: {latency: {threshold: 1s}}}}, measure: ttft}]\n" +
+			phases("    - {name: a, duration: 10s, load: {rate: 2, llm: {api: grpc, path: ask, maxTokens: -1, users: [''], expectedStatuses: [99]}}}\n",
+				"    - {name: b, duration: 10s, load: {vus: 2, stages: [{duration: 5s, target: 4}], llm: {}}}\n",
+				"    - name: c\n      duration: 10s\n      load: {rate: 2, llm: {}}\n      faults:\n",
+				"        - {name: f1, provider: {provider: gamma, kind: stall}}\n",
+				"        - {name: f2, provider: {provider: beta, kind: status, status: 418}}\n",
+				"        - {name: f3, provider: {provider: beta, kind: vanish}}\n") +
+			"  abort: [{burnRate: {slo: api-availability, above: 10}}]\n")},
 		{"two experiments", exp(target+slos+phases(baseline)) + "---\n" + exp(target+slos+phases(baseline))},
 		{"no experiment", "kind: SLO\nversion: relia/v1\n"},
 	}

@@ -9,8 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/relia-dev/relia/internal/aidemo"
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/load"
+	"github.com/relia-dev/relia/outcome"
 	"github.com/relia-dev/relia/slo"
 )
 
@@ -74,8 +76,14 @@ type PlannedSLO struct {
 	// SLI describes what counts as good: "availability (good: ok)" or
 	// "latency <= 200ms".
 	SLI string `json:"sli"`
+	// Measure is what the SLO counts in a run: empty for requests,
+	// MeasureTTFT or MeasureGoodput.
+	Measure string `json:"measure,omitempty"`
 	// SLO is the spec; absent in a decoded journal.
 	SLO *slo.SLO `json:"-"`
+	// rec, during a run, is the recorder of the SLO's measure when it is
+	// not the requests'.
+	rec *outcome.Recorder
 }
 
 // PlannedPhase is one phase with its offsets from the start of the run.
@@ -108,6 +116,9 @@ const (
 	FaultToxic   = "toxic"
 	FaultGateway = "gateway"
 	FaultProcess = "process"
+	// FaultProvider sets a fault of a simulated model provider of the
+	// AI stack.
+	FaultProvider = "provider"
 )
 
 // PlannedFault is one fault with its offsets from the start of the run.
@@ -130,6 +141,8 @@ type PlannedFault struct {
 	Toxic   *ToxicFault   `json:"toxic,omitempty"`
 	Gateway *GatewayFault `json:"gateway,omitempty"`
 	Process *ProcessFault `json:"process,omitempty"`
+	// Provider is a provider fault's; its Rate has the default applied.
+	Provider *ProviderFault `json:"provider,omitempty"`
 }
 
 // Abort condition kinds.
@@ -234,7 +247,11 @@ func (p *Plan) Text(w io.Writer) error {
 	b.WriteString("\nSLOs:\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	for _, s := range p.SLOs {
-		fmt.Fprintf(tw, "  %s\t%s\tobjective %s\n", s.ID, s.SLI, config.Ratio(s.Objective))
+		sli := s.SLI
+		if s.Measure != "" {
+			sli += " of " + s.Measure
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tobjective %s\n", s.ID, sli, config.Ratio(s.Objective))
 	}
 	tw.Flush()
 
@@ -245,7 +262,7 @@ func (p *Plan) Text(w io.Writer) error {
 		if ph.Name == p.Baseline {
 			mark = " (baseline)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s-%s\t%s%s\t%s\n", ph.Name, fmtDur(ph.Start), fmtDur(ph.End), describeLoad(ph), mark, describeScenario(ph.Scenario))
+		fmt.Fprintf(tw, "  %s\t%s-%s\t%s%s\t%s\n", ph.Name, fmtDur(ph.Start), fmtDur(ph.End), describeLoad(ph), mark, describeTraffic(ph))
 	}
 	tw.Flush()
 
@@ -291,6 +308,9 @@ func (p *Plan) Text(w io.Writer) error {
 }
 
 func describeService(s Service) string {
+	if s.AI != nil {
+		return "ai stack (assistant, relia's AI gateway, providers " + strings.Join(aidemo.Providers, " and ") + "), resilience " + onOff(!s.AI.DisableResilience)
+	}
 	if s.Shop != nil {
 		mode := "resilience on"
 		if s.Shop.DisableResilience {
@@ -327,6 +347,26 @@ func describeLoad(ph PlannedPhase) string {
 		return "scenario's profile"
 	}
 	return strings.Join(parts, " ")
+}
+
+// describeTraffic is what a phase sends: its scenario, or its llm load.
+func describeTraffic(ph PlannedPhase) string {
+	l := ph.Load.LLM
+	if l == nil {
+		return describeScenario(ph.Scenario)
+	}
+	s := "llm streams to " + orDefault(l.Path, DefaultLLMPath)
+	if len(l.Users) > 0 {
+		s += " as " + strings.Join(l.Users, ", ")
+	}
+	return s
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 func describeScenario(s ScenarioRef) string {
@@ -380,6 +420,8 @@ func describeFault(f PlannedFault) string {
 		return s
 	case f.Process != nil:
 		return fmt.Sprintf("process %s replica %d", f.Process.Action, f.Replica)
+	case f.Provider != nil:
+		return describeProviderFault(*f.Provider)
 	}
 	return "?"
 }

@@ -15,7 +15,7 @@ import (
 // page lacks then.
 const journalDiffers = "Re-rendered from journal.json, which keeps less than the run's recorder: latency over time has p50 and p99 " +
 	"only (no p90, no max chart); the latency distributions are drawn through each phase's p50, p90, p95, p99, p99.9 and max " +
-	"rather than the full histograms; and the error budget is charted phase by phase rather than second by second. " +
+	"rather than the full histograms; the error budget is charted phase by phase rather than second by second; and an llm load's time to first token and goodput are not charted. " +
 	"Every figure and table is the journal's and equals the run's report."
 
 // runCharts are the time charts of the "Over time" section, and the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/llmload"
 	"github.com/relia-dev/relia/load"
 	"github.com/relia-dev/relia/outcome"
 )
@@ -109,8 +110,12 @@ type runState struct {
 	faults *faultBackend
 	target *system
 	tests  []*load.Test
-	rec    *outcome.Recorder
-	onsets *Onsets
+	// llm are the options of the phases whose load is an llm load, by
+	// phase; their tests are nil.
+	llm      map[int]llmload.Options
+	rec      *outcome.Recorder
+	measures *llmRecorders
+	onsets   *Onsets
 	// results are the phases' load results, each written by its phase's
 	// goroutine and read once every load has ended.
 	results []*load.Result
@@ -155,9 +160,23 @@ func (r *runState) setUp(ctx context.Context) error {
 	if r.tests, err = phaseTests(p, r.target.url, shopScenario); err != nil {
 		return err
 	}
+	r.llm = map[int]llmload.Options{}
+	for i, ph := range p.Phases {
+		if ph.Load.LLM == nil {
+			continue
+		}
+		if r.llm[i], err = llmOptions(p, ph, r.target.url); err != nil {
+			return inputErrorf("phase %s: llm load: %w", ph.Name, err)
+		}
+	}
 	if r.rec, err = outcome.NewRecorder(outcome.Options{}); err != nil {
 		return err
 	}
+	if r.measures, err = newLLMRecorders(); err != nil {
+		return err
+	}
+	r.plan = p.bindMeasures(r.measures)
+	p = r.plan
 	r.onsets = NewOnsets(p, r.rec.Options().BucketWidth)
 	r.results = make([]*load.Result, len(r.tests))
 	return nil
@@ -302,6 +321,10 @@ func (r *runState) phaseAt(t time.Time) string {
 // the phase's end.
 func (r *runState) runLoad(ctx context.Context, i int, t *load.Test) {
 	ph := r.plan.Phases[i]
+	if ph.Load.LLM != nil {
+		r.runLLM(ctx, i)
+		return
+	}
 	if ph.Load.Rate == 0 && ph.Load.VUs == 0 && len(ph.Load.Stages) == 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)

@@ -122,6 +122,8 @@ type faultRunner struct {
 
 	mu      sync.Mutex
 	records []FaultRecord // in the plan's fault order
+	// providerMu orders the changes of provider faults.
+	providerMu sync.Mutex
 }
 
 // init records every planned fault as not started.
@@ -223,6 +225,8 @@ func (r *faultRunner) apply(ctx context.Context, f PlannedFault) (undo func() er
 		return func() error { return gw.set(f, false) }, nil, nil
 	case FaultProcess:
 		return r.applyProcess(f)
+	case FaultProvider:
+		return r.applyProvider(f)
 	}
 	return nil, nil, fmt.Errorf("unknown fault kind %q", f.Kind)
 }

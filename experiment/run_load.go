@@ -16,6 +16,9 @@ import (
 func phaseTests(p *Plan, baseURL string, shopScenario []byte) ([]*load.Test, error) {
 	tests := make([]*load.Test, len(p.Phases))
 	for i, ph := range p.Phases {
+		if ph.Load.LLM != nil {
+			continue // an llm load: llmOptions
+		}
 		sc, err := phaseScenario(p, ph, baseURL, shopScenario)
 		if err != nil {
 			return nil, inputErrorf("phase %s: %w", ph.Name, err)

@@ -140,6 +140,9 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 
 	windows := faultWindows(j)
 	charts, budget := runCharts(j, rec)
+	if rec != nil {
+		charts = append(charts, llmCharts(j.Plan, j.Start, j.End)...)
+	}
 	for i := range charts {
 		charts[i].Windows = windows
 	}
@@ -313,7 +316,7 @@ func (r *runState) progressLine(now time.Time, recent time.Duration) string {
 		latency(sum.Latency.Quantile(0.99)), pct(errRate))
 	if len(p.SLOs) > 0 && p.SLOs[0].SLO != nil {
 		s := p.SLOs[0]
-		good, total := sloCounter(s.SLO)(r.rec.Window(r.start, now))
+		good, total := sloCounter(s.SLO)(s.recorder(r.rec).Window(r.start, now))
 		if total > 0 {
 			burn := slo.BurnRate(float64(total-good)/float64(total), s.Objective)
 			line += fmt.Sprintf("  %s burn %.1fx, budget spent %s", s.ID, burn, pct(slo.BudgetSpent(burn, elapsed, s.SLO.Period())))

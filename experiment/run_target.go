@@ -24,6 +24,7 @@ import (
 
 	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/gateway"
+	"github.com/relia-dev/relia/internal/aidemo"
 	"github.com/relia-dev/relia/internal/shop"
 )
 
@@ -44,6 +45,7 @@ type system struct {
 	url      string
 	replicas map[string][]replicaControl
 	shop     *shop.Shop
+	ai       *aidemo.Stack
 	gateway  *runGateway
 	closers  []func()
 }
@@ -77,6 +79,8 @@ func startTarget(ctx context.Context, env targetEnv) (*system, error) {
 		switch {
 		case svc.Shop != nil:
 			err = t.startShop(ctx, env, svc)
+		case svc.AI != nil:
+			err = t.startAI(ctx, env, svc)
 		case svc.Autoscale != nil:
 			err = t.startAutoscaled(ctx, env, svc)
 		default:

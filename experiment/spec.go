@@ -129,6 +129,12 @@ type Service struct {
 	// (catalog, users, payments, recommendations). Process faults may
 	// name its services: catalog, users, payments, recommendations.
 	Shop *Shop `yaml:"shop" json:"shop,omitempty"`
+	// AI starts relia's embedded AI stack: an assistant service (POST
+	// /ask, an OpenAI chat request whose "user" names the tenant: acme,
+	// globex or initech) calling relia's AI gateway, with two simulated
+	// providers behind it (alpha, the primary, and beta); provider
+	// faults name them.
+	AI *AIStack `yaml:"ai" json:"ai,omitempty"`
 	// Command is the program and its arguments; "{{port}}" and
 	// "{{replica}}" in an argument are replaced per replica.
 	Command []string `yaml:"command" json:"command,omitempty"`
@@ -155,6 +161,17 @@ type Shop struct {
 	DisableResilience bool `yaml:"disableResilience" json:"disableResilience,omitempty"`
 	// Replicas is how many replicas each shop service runs; default 2.
 	Replicas int `yaml:"replicas" json:"replicas,omitempty"`
+}
+
+// AIStack configures the embedded AI stack.
+type AIStack struct {
+	// DisableResilience leaves the gateway's route with alpha alone, one
+	// attempt, long timeouts and no breaker, to show what failover, idle
+	// timeouts and breakers are worth.
+	DisableResilience bool `yaml:"disableResilience" json:"disableResilience,omitempty"`
+	// QuotaTokens is the token quota a minute of the tenant initech;
+	// default 600.
+	QuotaTokens int64 `yaml:"quotaTokens" json:"quotaTokens,omitempty"`
 }
 
 // Health is a started service's health check: an HTTP GET that must
@@ -192,6 +209,14 @@ type SLORef struct {
 	// Inline is an SLO written in place: its metadata and spec, as in a
 	// `kind: SLO` document.
 	Inline *slo.SLO `yaml:"inline" json:"-"`
+	// Measure is what the SLO counts in a run: requests (the default:
+	// one event per request, as every SLO), llm_time_to_first_token
+	// (one event per stream of an llm load that had a first token, its
+	// latency the time to it; for a latency SLI) or llm_goodput (one
+	// event per request of an llm load, good when it met the load's
+	// goodput objectives; for an availability SLI, whose good classes it
+	// ignores).
+	Measure string `yaml:"measure" json:"measure,omitempty"`
 }
 
 // Phase is a span of the run with its own load and faults.
@@ -227,6 +252,56 @@ type Load struct {
 	// MaxInFlight caps requests in flight in the open model; arrivals
 	// beyond it are dropped and counted.
 	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight,omitempty"`
+	// LLM makes the phase's requests model streams, sent and measured as
+	// relia load llm does (time to first token, tokens, goodput), instead
+	// of a scenario's.
+	LLM *LLMLoad `yaml:"llm" json:"llm,omitempty"`
+}
+
+// LLMLoad is a phase's streaming model traffic.
+type LLMLoad struct {
+	// Path is where the streams go on the target; default
+	// /v1/chat/completions.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// API is the streams' format: openai, anthropic, gemini or sse;
+	// default from the path, as relia load llm decides it.
+	API string `yaml:"api" json:"api,omitempty"`
+	// Model is the model every request names.
+	Model string `yaml:"model" json:"model,omitempty"`
+	// MaxTokens caps each answer; default 128.
+	MaxTokens int `yaml:"maxTokens" json:"maxTokens,omitempty"`
+	// InputTokens is the mean length of the synthetic prompts; default
+	// 32.
+	InputTokens int `yaml:"inputTokens" json:"inputTokens,omitempty"`
+	// Users are put, in turn, in the requests' "user" field (OpenAI's
+	// end-user id, the tenant of relia's demo assistant); empty sends
+	// none.
+	Users []string `yaml:"users" json:"users,omitempty"`
+	// Headers are added to every request.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	// IdleTimeout ends a stream silent for this long as stalled; default
+	// 30s.
+	IdleTimeout time.Duration `yaml:"idleTimeout" json:"idleTimeout_ns,omitempty"`
+	// Goodput is what a request must meet to count as good (the
+	// llm_goodput measure).
+	Goodput Goodput `yaml:"goodput" json:"goodput,omitempty"`
+	// ExpectedStatuses are refusals the service gives by design (a
+	// tenant over its quota: 429): they count as answered (class ok) in
+	// the requests measure and are left out of llm_goodput, neither good
+	// nor bad.
+	ExpectedStatuses []int `yaml:"expectedStatuses" json:"expectedStatuses,omitempty"`
+}
+
+// Goodput are the per-request objectives of goodput; a zero field is not
+// checked. A request is good when its stream ended well and it met every
+// objective set.
+type Goodput struct {
+	// TTFT bounds the time to first token.
+	TTFT time.Duration `yaml:"ttft" json:"ttft_ns,omitempty"`
+	// TPOT bounds the time per output token.
+	TPOT time.Duration `yaml:"tpot" json:"tpot_ns,omitempty"`
+	// E2E bounds the request's whole latency.
+	E2E time.Duration `yaml:"e2e" json:"e2e_ns,omitempty"`
 }
 
 // Stage is one stage of a load profile.
@@ -255,6 +330,31 @@ type Fault struct {
 	Gateway *GatewayFault `yaml:"gateway" json:"gateway,omitempty"`
 	// Process acts on one replica of a service.
 	Process *ProcessFault `yaml:"process" json:"process,omitempty"`
+	// Provider makes a simulated model provider of the AI stack
+	// misbehave.
+	Provider *ProviderFault `yaml:"provider" json:"provider,omitempty"`
+}
+
+// ProviderFault makes a provider of the embedded AI stack misbehave, a
+// share of its requests chosen from the run's seed.
+type ProviderFault struct {
+	// Provider names the provider: alpha or beta.
+	Provider string `yaml:"provider" config:"required" json:"provider,omitempty"`
+	// Kind is what it does: status (an error answer in the provider's
+	// format), stall (a stream stops after afterTokens tokens), truncate,
+	// error_event or slow_first_token.
+	Kind string `yaml:"kind" config:"required" json:"kind,omitempty"`
+	// Status is a status fault's status: 429, 500, 502, 503, 529 or 400.
+	Status int `yaml:"status" json:"status,omitempty"`
+	// RetryAfter is sent with a 429 or 529.
+	RetryAfter time.Duration `yaml:"retryAfter" json:"retryAfter_ns,omitempty"`
+	// Rate is the share of requests hit; default 100%.
+	Rate config.Ratio `yaml:"rate" json:"rate,omitempty"`
+	// AfterTokens is how many tokens a stall, truncation or error event
+	// lets through first.
+	AfterTokens int `yaml:"afterTokens" json:"afterTokens,omitempty"`
+	// Delay is slow_first_token's extra wait.
+	Delay time.Duration `yaml:"delay" json:"delay_ns,omitempty"`
 }
 
 // ToxicFault is a toxic on a fault proxy, in Toxiproxy's terms.

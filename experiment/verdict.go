@@ -411,7 +411,7 @@ func judgeSpan(p *Plan, rec *outcome.Recorder, name string, from, to time.Time, 
 	sum := rec.Window(alignDown(from, rec.Options().BucketWidth), to)
 	pv := PhaseVerdict{Name: name, From: from, To: to, Stats: statsOf(sum, to.Sub(from)), SLOs: []slo.Evaluation{}}
 	for _, s := range p.SLOs {
-		ev, err := slo.Evaluate(s.SLO, rec, from, to)
+		ev, err := slo.Evaluate(s.SLO, s.recorder(rec), from, to)
 		if err != nil {
 			return pv, fmt.Errorf("judging %s: %w", name, err)
 		}

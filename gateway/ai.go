@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/outcome"
 )
 
 // The AI gateway on the gateway's listeners: a route with `ai:` hands its
@@ -112,6 +114,10 @@ func (g *Gateway) serveAI(x *exchange) {
 	if x.tenant != "" {
 		ctx = ai.WithCaller(ctx, ai.Caller{Tenant: x.tenant, Key: x.keyID})
 	}
+	if d := x.route.timeout; d > 0 {
+		// The route's timeout counts from the request's arrival.
+		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
+	}
 	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec, ac.recorded = r, true })
 	req := &http.Request{
 		Method: string(x.req.method), URL: &url.URL{Path: string(x.path), RawQuery: strings.TrimPrefix(string(x.req.query), "?")},
@@ -133,7 +139,9 @@ func (g *Gateway) serveAI(x *exchange) {
 		x.req.bodyDone = true
 	}
 	req = req.WithContext(ctx)
-	if !w.serve(svc, req) {
+	ok := w.serve(svc, req)
+	w.unwatch()
+	if !ok {
 		return
 	}
 	if body != nil && body.err != nil && !w.sent {
@@ -151,6 +159,9 @@ func (g *Gateway) serveAI(x *exchange) {
 			x.tenant, x.keyID = ac.rec.Tenant, ac.rec.Key
 		}
 		x.attempts = ac.rec.Attempts
+		if w.hungUp.Load() && ac.rec.Outcome == ai.OutcomeCancelled {
+			x.reason = "client_closed"
+		}
 		if ac.rec.Outcome != ai.OutcomeOK && x.reason == "" {
 			x.reason = ac.rec.Reason
 		}
@@ -280,6 +291,10 @@ type aiWriter struct {
 	// relay: the answer goes to a fault (h2 is its writer), whose own
 	// aiWriter prepares the head and counts the bytes.
 	relay bool
+	// watch ends when the watch for the client's hang-up during a stream
+	// ended (ai_hangup_linux.go); hungUp says the client hung up.
+	watch  chan struct{}
+	hungUp atomic.Bool
 }
 
 var _ http.Flusher = (*aiWriter)(nil)
@@ -409,6 +424,7 @@ func (w *aiWriter) sendHead(length int64) {
 	case req.minor == 1:
 		w.chunked = true
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		w.watchHangUp()
 	default:
 		// An HTTP/1.0 client cannot read chunks: the body ends with the
 		// connection.
@@ -502,6 +518,21 @@ func (x *exchange) appendAIFields(b []byte) []byte {
 		b = append(b, ']')
 	}
 	return b
+}
+
+// aiClass is how an AI call counts in the gateway's metrics and outcome
+// recorder: as its status says (class), except a stream that failed
+// after its first token, which the client got with a 200: it failed, as
+// its call record and the GenAI metrics say, with error type
+// failed_mid_stream.
+func (x *exchange) aiClass(class outcome.Class) (outcome.Class, string) {
+	if !x.ai.recorded || x.ai.rec.Outcome != ai.OutcomeFailedMidStream {
+		return class, ""
+	}
+	if x.ai.rec.Reason == "timeout" {
+		return outcome.ClassTimeout, ai.OutcomeFailedMidStream
+	}
+	return outcome.ClassReset, ai.OutcomeFailedMidStream
 }
 
 // addAICall fills a call record's AI fields.

@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/net/http2"
 
 	"github.com/relia-dev/relia/ai/mock"
@@ -194,6 +195,32 @@ func TestAIRouteHTTP1(t *testing.T) {
 	if got := strings.Join(names, " "); !strings.Contains(got, "gen_ai_client_token_usage") || !strings.Contains(got, "http_server_request_duration_seconds") {
 		t.Errorf("metrics: %s", got)
 	}
+	// The stalled stream's client got a 200, then an error event: the
+	// gateway's request metric counts it as failed mid-stream.
+	if got := serverCounts(mfs, "llm"); got["200 failed_mid_stream"] != 1 || got["200 "] != 2 {
+		t.Errorf("http_server_request_duration_seconds counts by status and error type: %v, want 200 failed_mid_stream: 1 and 200 (no error): 2", got)
+	}
+}
+
+// serverCounts returns the request counts of a route's
+// http_server_request_duration_seconds, by "status error_type".
+func serverCounts(mfs []*dto.MetricFamily, route string) map[string]uint64 {
+	got := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "http_server_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["http_route"] == route {
+				got[l["http_response_status_code"]+" "+l["error_type"]] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return got
 }
 
 func waitCalls(t *testing.T, c *callList, n int) []callstore.Record {
@@ -374,5 +401,139 @@ func TestAIRouteEdgeRefuses(t *testing.T) {
 	}
 	if n := simA.Count(); n != 0 {
 		t.Errorf("the provider got %d requests", n)
+	}
+}
+
+// TestAIRouteTimeout: a route's timeout bounds its AI calls besides the
+// AIGateway's own timeouts: a call still waiting for its answer gets 504,
+// and a stream past its first token ends with an error event.
+func TestAIRouteTimeout(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	arrived, stop := make(chan struct{}, 2), make(chan struct{})
+	provSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"stream":true`)) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+			w.(http.Flusher).Flush()
+		}
+		arrived <- struct{}{}
+		select { // the provider never finishes
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(provSrv.Close)
+	prov := provSrv.URL
+	spec := `  routes:
+    - {name: llm, match: {path: {prefix: /v1}}, ai: assist, timeout: 5s}
+---
+kind: AIGateway
+version: relia/v1
+metadata: {name: assist}
+spec:
+  providers:
+    - {name: a, type: openai, url: "` + prov + `/v1", keys: [{value: sk-a}]}
+  routes:
+    - {model: gpt-4o-mini, targets: [{provider: a}]}
+`
+	var calls callList
+	_, base := startGateway(t, spec, Options{Clock: fc, Calls: &calls})
+	t.Cleanup(func() { close(stop) }) // first: the provider's handler ends
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(aiHello))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	<-arrived
+	fc.Advance(5 * time.Second)
+	resp := <-done
+	if resp == nil {
+		t.FailNow()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || !bytes.Contains(body, []byte("total timeout")) {
+		t.Errorf("a call past the route's timeout: %d %s, want 504", resp.StatusCode, body)
+	}
+
+	stream := strings.Replace(aiHello, `"gpt-4o-mini"`, `"gpt-4o-mini","stream":true`, 1)
+	resp, err := client.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := bufio.NewReader(resp.Body)
+	readFirstToken(t, events)
+	<-arrived
+	fc.Advance(5 * time.Second)
+	rest, err := io.ReadAll(events)
+	if err != nil || !bytes.Contains(rest, []byte("stream_interrupted")) || !bytes.Contains(rest, []byte("total timeout")) {
+		t.Errorf("a stream past the route's timeout ended with %q (%v), want its error event", rest, err)
+	}
+	recs := waitCalls(t, &calls, 2)
+	if recs[0].Status != 504 || recs[1].Outcome != "failed_mid_stream" || recs[1].Reason != "timeout" {
+		t.Errorf("records: %+v, %+v", recs[0], recs[1])
+	}
+}
+
+// TestAIStreamClientHangUp: a client that closes its HTTP/1.1 connection
+// while its stream waits on the provider is noticed at once, not at the
+// stream's next write: the provider's stream is cancelled and the call
+// is recorded as client_closed.
+func TestAIStreamClientHangUp(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) // no timeout fires
+	cancelled, stop := make(chan struct{}), make(chan struct{})
+	provSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select { // the next token never comes
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-stop:
+		}
+	}))
+	t.Cleanup(provSrv.Close)
+	var calls callList
+	_, base := startGateway(t, fmt.Sprintf(aiSpec, "", provSrv.URL, provSrv.URL, ""), Options{Clock: fc, Calls: &calls})
+	t.Cleanup(func() { close(stop) }) // first: the provider's handler ends
+	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := strings.Replace(aiHello, `"gpt-4o-mini"`, `"gpt-4o-mini","stream":true`, 1)
+	fmt.Fprintf(nc, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(stream), stream)
+	readFirstToken(t, bufio.NewReader(nc))
+	nc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the provider's stream went on after the client hung up")
+	}
+	rec := waitCalls(t, &calls, 1)[0]
+	if rec.Reason != "client_closed" {
+		t.Errorf("record of a stream whose client hung up: %+v, want reason client_closed", rec)
+	}
+}
+
+// readFirstToken reads a stream up to its first token, "Hi".
+func readFirstToken(t *testing.T, r *bufio.Reader) {
+	t.Helper()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before the first token: %v", err)
+		}
+		if strings.Contains(line, `"content":"Hi"`) {
+			return
+		}
 	}
 }

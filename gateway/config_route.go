@@ -48,6 +48,8 @@ type Route struct {
 	// MaxBodyBytes. Larger requests get 413.
 	MaxBodySize config.Size `yaml:"maxBodySize"`
 	// Timeout bounds the whole request, retries included; default 15s.
+	// On an ai route it has no default: set, it bounds each AI call
+	// besides the AIGateway's own timeouts (docs/ai-gateway.md).
 	Timeout time.Duration `yaml:"timeout"`
 	// PerTryTimeout bounds one attempt; default Timeout.
 	PerTryTimeout time.Duration `yaml:"perTryTimeout"`
@@ -436,7 +438,9 @@ func (r Route) check(p *problems, at string, refs routeRefs) {
 // withDefaults returns the route as the gateway runs it under srv (its
 // defaults applied); auth says whether spec.auth is set.
 func (r Route) withDefaults(srv Server, auth bool) Route {
-	r.Timeout = cmp.Or(r.Timeout, DefaultRouteTimeout)
+	if r.AI == "" { // an AI call is bounded by its AIGateway's timeouts unless the route sets one
+		r.Timeout = cmp.Or(r.Timeout, DefaultRouteTimeout)
+	}
 	if r.PerTryTimeout == 0 || r.PerTryTimeout > r.Timeout {
 		r.PerTryTimeout = r.Timeout
 	}

@@ -37,6 +37,7 @@ type cacheLabels struct{ route, result string }
 type serverKey struct {
 	route, method string
 	status        int
+	errType       string
 }
 
 type clientKey struct {
@@ -102,9 +103,9 @@ func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) 
 		obs: obs,
 		server: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    semconv.HTTPServerRequestDuration,
-			Help:    "Duration of inbound HTTP requests, from the request's arrival to its response (OpenTelemetry http.server.request.duration).",
+			Help:    "Duration of inbound HTTP requests, from the request's arrival to its response (OpenTelemetry http.server.request.duration); error_type is set when an answer whose status was sent failed after it (an AI stream that failed mid-stream: failed_mid_stream).",
 			Buckets: buckets,
-		}, []string{"http_route", "http_request_method", "http_response_status_code"}),
+		}, []string{"http_route", "http_request_method", "http_response_status_code", "error_type"}),
 		client: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    semconv.HTTPClientRequestDuration,
 			Help:    "Duration of each attempt sent upstream (OpenTelemetry http.client.request.duration); error_type is set when no response came.",
@@ -144,11 +145,11 @@ func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) 
 // grpcCall counts a proxied gRPC call by route and status code.
 func (m *metrics) grpcCall(route, code string) { m.grpc.WithLabelValues(route, code).Inc() }
 
-func (m *metrics) observeServer(route, method string, status int, d time.Duration) {
-	k := serverKey{route, method, status}
+func (m *metrics) observeServer(route, method string, status int, errType string, d time.Duration) {
+	k := serverKey{route, method, status, errType}
 	o, ok := m.serverKids.Load(k)
 	if !ok {
-		o, _ = m.serverKids.LoadOrStore(k, m.server.WithLabelValues(route, method, strconv.Itoa(status)))
+		o, _ = m.serverKids.LoadOrStore(k, m.server.WithLabelValues(route, method, strconv.Itoa(status), errType))
 	}
 	o.(prometheus.Observer).Observe(d.Seconds())
 }

@@ -1134,10 +1134,14 @@ func (g *Gateway) finish(x *exchange) {
 	if x.route != nil {
 		route = x.route.name
 	}
-	g.metrics.observeServer(route, methodName(x.req.method), x.status, lat)
+	class, errType := outcome.ClassifyResponse(x.status, nil), ""
+	if x.ai != nil {
+		class, errType = x.aiClass(class)
+	}
+	g.metrics.observeServer(route, methodName(x.req.method), x.status, errType, lat)
 	if g.rec != nil {
 		g.rec.Record(outcome.Outcome{
-			Start: x.start, Latency: lat, Status: x.status, Class: outcome.ClassifyResponse(x.status, nil),
+			Start: x.start, Latency: lat, Status: x.status, Class: class,
 			BytesIn: x.req.bodyRead, BytesOut: x.bytesOut, Name: route, Attempt: max(x.attempts, 1),
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -555,5 +556,41 @@ func TestLateGeneratorIsInconclusive(t *testing.T) {
 	j := res.Judge()
 	if j.Result != load.Inconclusive || j.Health.Late != 10 || !strings.Contains(strings.Join(j.Reasons, "\n"), "not judged: threshold llm_requests count>1000") {
 		t.Errorf("judgement %s, %d late, reasons %q", j.Result, j.Health.Late, j.Reasons)
+	}
+}
+
+// TestObserveSeesWhatTheResultRecords: the Observe hook is told of every
+// request, the dropped ones too, and a recorder fed from its samples'
+// Outcome and TTFTOutcome holds what the Result's own recorders hold.
+func TestObserveSeesWhatTheResultRecords(t *testing.T) {
+	t.Parallel()
+	_, base := mockServer(t, mock.Options{Seed: 1, OutputTokens: 4, TimeToFirstToken: 5 * time.Millisecond,
+		Faults: []mock.Fault{{Kind: mock.FaultStatus, Status: 503, Rate: 0.5}}})
+	requests, _ := outcome.NewRecorder(outcome.Options{})
+	ttft, _ := outcome.NewRecorder(outcome.Options{})
+	var mu sync.Mutex
+	endings := map[Ending]int{}
+	res := openRun(t, base+paths[APIOpenAI], 20, Options{MaxInFlight: 1, Observe: func(s *Sample) {
+		requests.Record(s.Outcome())
+		if o, ok := s.TTFTOutcome(); ok {
+			ttft.Record(o)
+		}
+		mu.Lock()
+		endings[s.Ending]++
+		mu.Unlock()
+	}})
+	for e, n := range res.Endings {
+		if int64(endings[e]) != n {
+			t.Errorf("Observe saw %d %s, the result %d", endings[e], e, n)
+		}
+	}
+	if len(endings) < 2 {
+		t.Errorf("endings %v: want failed requests beside good ones", endings)
+	}
+	if got, want := requests.Total(), res.Requests.Total(); got.Total != want.Total || got.ByClass != want.ByClass || got.Latency.Count() != want.Latency.Count() {
+		t.Errorf("observed requests %+v, the result's %+v", got.ByClass, want.ByClass)
+	}
+	if got, want := ttft.Total().Latency.Quantile(0.5), res.TTFT.Total().Latency.Quantile(0.5); got != want || ttft.Total().Total != res.TTFT.Total().Total {
+		t.Errorf("observed TTFT p50 %v of %d, the result's %v of %d", got, ttft.Total().Total, want, res.TTFT.Total().Total)
 	}
 }

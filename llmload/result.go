@@ -167,13 +167,33 @@ func (o Objectives) Good(s *Sample) bool {
 	return o.E2E <= 0 || s.End.Sub(s.Due) <= o.E2E
 }
 
+// Outcome is the request as Result.Requests records it: latency from its
+// due time to its stream's end, class from its ending; a dropped arrival
+// has no latency.
+func (s *Sample) Outcome() outcome.Outcome {
+	if s.Ending == EndDropped {
+		return outcome.Outcome{Start: s.Due, Class: outcome.ClassDropped}
+	}
+	return outcome.Outcome{Start: s.Due, Latency: s.End.Sub(s.Due), ServiceTime: max(s.End.Sub(s.Sent), 1), Status: s.Status,
+		Class: s.Class, BytesIn: s.BytesIn, BytesOut: s.BytesOut}
+}
+
+// TTFTOutcome is the request's time to first token as Result.TTFT
+// records it, false when no token came.
+func (s *Sample) TTFTOutcome() (outcome.Outcome, bool) {
+	ttft, ok := s.TTFT()
+	if !ok {
+		return outcome.Outcome{}, false
+	}
+	return outcome.Outcome{Start: s.Due, Latency: ttft, ServiceTime: max(s.FirstToken.Sub(s.Sent), 1)}, true
+}
+
 // record adds one request's sample.
 func (r *Result) record(s *Sample, obj Objectives) {
 	service := max(s.End.Sub(s.Sent), 1)
-	r.Requests.Record(outcome.Outcome{Start: s.Due, Latency: s.End.Sub(s.Due), ServiceTime: service, Status: s.Status,
-		Class: s.Class, BytesIn: s.BytesIn, BytesOut: s.BytesOut})
-	if ttft, ok := s.TTFT(); ok {
-		r.TTFT.Record(outcome.Outcome{Start: s.Due, Latency: ttft, ServiceTime: max(s.FirstToken.Sub(s.Sent), 1)})
+	r.Requests.Record(s.Outcome())
+	if o, ok := s.TTFTOutcome(); ok {
+		r.TTFT.Record(o)
 	}
 	if tpot, ok := s.TPOT(); ok {
 		r.TPOT.Record(outcome.Outcome{Start: s.Due, Latency: tpot})

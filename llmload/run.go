@@ -96,6 +96,11 @@ type Options struct {
 	Progress func(Progress)
 	// Clock is the time source; nil means the real clock.
 	Clock clock.Clock
+	// Observe, when set, is told of every request once the Result holds
+	// it (a dropped arrival too, as a sample of Ending EndDropped), from
+	// the request's goroutine: an experiment feeds its own recorders with
+	// the same figures (Sample.Outcome, Sample.TTFTOutcome).
+	Observe func(*Sample)
 }
 
 // drainFor is how long a stream that ended well may take to end its body.
@@ -257,8 +262,12 @@ func (r *run) run(ctx context.Context) *Result {
 		e := &load.OpenExecutor{Schedule: r.o.Schedule, Segment: r.o.Segment, MaxInFlight: r.o.MaxInFlight, Clock: r.clk,
 			Do: func(_ context.Context, a load.Arrival) { r.send(streamCtx, a.N, a.Due) },
 			Drop: func(a load.Arrival) {
-				r.res.Requests.Record(outcome.Outcome{Start: a.Due, Class: outcome.ClassDropped})
+				s := Sample{Due: a.Due, Ending: EndDropped, Class: outcome.ClassDropped}
+				r.res.Requests.Record(s.Outcome())
 				r.res.addEnding(EndDropped)
+				if r.o.Observe != nil {
+					r.o.Observe(&s)
+				}
 			}}
 		// The schedule's end starts the graceful stop's count.
 		graceTimer = r.clk.AfterFunc(r.o.Schedule.Duration()+r.o.GracefulStop, cutStreams)
@@ -393,6 +402,9 @@ func (r *run) send(ctx context.Context, n uint64, due time.Time) {
 	})
 	r.res.record(&s, r.o.Goodput)
 	r.done.Add(1)
+	if r.o.Observe != nil {
+		r.o.Observe(&s)
+	}
 }
 
 // stream sends one request and reads its answer into s; itl is told of

@@ -21,7 +21,12 @@
 //     straight to the simulator and through relia, and the p99 of time to
 //     first token is compared;
 //   - relia's resident memory with -streams streams open at once (the
-//     simulator pacing them slowly so they stay open).
+//     simulator pacing them slowly so they stay open; the provider's
+//     maxConnections raised to -streams).
+//
+// -only memory runs the last step alone:
+//
+//	cd bench && go run ./ai -only memory -streams 10000
 //
 // Goals (issue 23): at least 10x Portkey's throughput on one core, at
 // most 25 µs of CPU added per non-streaming call, at most 1 ms added to
@@ -60,12 +65,13 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every gateway once")
 	conns := flag.Int("connections", 50, "wrk connections")
 	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
+	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open)`)
 	flag.Parse()
-	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 {
-		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative")
+	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory") || (*only == "memory" && *streams == 0) {
+		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty or memory")
 		os.Exit(2)
 	}
-	if err := run(*duration, *rounds, *conns, *streams); err != nil {
+	if err := run(*duration, *rounds, *conns, *streams, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ai:", err)
 		os.Exit(1)
 	}
@@ -87,7 +93,7 @@ var workloads = []struct{ name, body string }{
 	{"stream-100", `{"model":"gpt-4o-mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Summarize the error budget policy in one line."}]}`},
 }
 
-func run(d time.Duration, rounds, conns, streams int) error {
+func run(d time.Duration, rounds, conns, streams int, only string) error {
 	for _, bin := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s is required: %w", bin, err)
@@ -147,6 +153,9 @@ spec:
       targets: [{provider: mock}]
       timeouts: {firstToken: 10s, idle: 10s, total: 300s}
 `, mockURL)
+	if only == "memory" {
+		return memoryStep(relia, aiCfg, mockURL, out, streams, start)
+	}
 	os.WriteFile(filepath.Join(out, "ai.yaml"), []byte(aiCfg), 0o644)
 	aiPID, err := start("1", "ai.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", aiPort), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", adminPort))
@@ -282,28 +291,36 @@ spec:
 		rate, harness.Median(direct)*1000, harness.Median(via)*1000, (harness.Median(via)-harness.Median(direct))*1000)
 
 	if streams > 0 {
-		// A slow simulator keeps every stream open: 100 tokens at 2 a second.
-		slowPort := harness.FreePort()
-		if _, err := start("0", "mock-slow.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", slowPort), "--output-tokens", "100", "--tps", "2"); err != nil {
-			return err
-		}
-		harness.WaitPort(slowPort, 30*time.Second)
-		slowCfg := strings.Replace(aiCfg, mockURL, fmt.Sprintf("http://127.0.0.1:%d", slowPort), 1)
-		os.WriteFile(filepath.Join(out, "ai-slow.yaml"), []byte(slowCfg), 0o644)
-		slowAI, slowAdmin := harness.FreePort(), harness.FreePort()
-		pid, err := start("1", "ai-slow.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
-			"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin))
-		if err != nil {
-			return err
-		}
-		harness.WaitPort(slowAI, 30*time.Second)
-		rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", slowAI), streams, pid)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%d streams open at once through relia: %.0f MB resident (goal <= 200 MB for 10,000)\n", opened, float64(rss)/1e6)
+		return memoryStep(relia, aiCfg, mockURL, out, streams, start)
 	}
 	return nil
+}
+
+// memoryStep measures relia ai serve's resident memory with streams
+// streams open at once: a slow simulator keeps every stream open (100
+// tokens at 1 a second), and the provider's maxConnections lets every
+// stream have its connection. The route's timeouts are long: opening
+// thousands of streams queues their first tokens for seconds on one core.
+func memoryStep(relia, aiCfg, mockURL, out string, streams int, start func(cpu, log string, args ...string) (int, error)) error {
+	slowPort := harness.FreePort()
+	if _, err := start("0", "mock-slow.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", slowPort), "--output-tokens", "100", "--tps", "1"); err != nil {
+		return err
+	}
+	harness.WaitPort(slowPort, 30*time.Second)
+	slowCfg := strings.Replace(aiCfg, mockURL, fmt.Sprintf("http://127.0.0.1:%d", slowPort), 1)
+	slowCfg = strings.Replace(slowCfg, "keys: [{value: sk-bench}]}", fmt.Sprintf("keys: [{value: sk-bench}], maxConnections: %d, breaker: {consecutiveFailures: 1000}}", streams), 1)
+	slowCfg = strings.Replace(slowCfg, "timeouts: {firstToken: 10s, idle: 10s, total: 300s}", "timeouts: {firstToken: 120s, idle: 120s, total: 600s}", 1)
+	os.WriteFile(filepath.Join(out, "ai-slow.yaml"), []byte(slowCfg), 0o644)
+	slowAI, slowAdmin := harness.FreePort(), harness.FreePort()
+	pid, err := start("1", "ai-slow.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin))
+	if err != nil {
+		return err
+	}
+	harness.WaitPort(slowAI, 30*time.Second)
+	rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", slowAI), streams, pid)
+	fmt.Printf("%d streams open at once through relia: %.0f MB resident (goal <= 200 MB for 10,000)\n", opened, float64(rss)/1e6)
+	return err
 }
 
 // startPortkey installs Portkey's gateway from npm into out/portkey (once)
@@ -468,7 +485,7 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 			ready.Done()
 			<-release
 		}()
-		time.Sleep(100 * time.Microsecond) // do not overrun the listen backlog
+		time.Sleep(500 * time.Microsecond) // do not overrun the listen backlogs
 	}
 	ready.Wait()
 	rss = residentBytes(pid)

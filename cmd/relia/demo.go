@@ -12,6 +12,36 @@ import (
 
 func init() { register(newDemoCmd) }
 
+// options are the demo's options from its flags.
+func (f *demoFlags) options(cmd *cobra.Command) experiment.DemoOptions {
+	o := experiment.DemoOptions{Duration: f.duration, Rate: f.rate, NoResilience: f.noResilience}
+	if cmd.Flags().Changed("seed") {
+		o.Seed = &f.seed
+	}
+	return o
+}
+
+// run resolves a demo's plan from the flags (an error is bad input) and
+// runs it, writing into --out-dir or a folder named prefix and the time,
+// after a line on stderr that says what runs and whether resilience is
+// on.
+func (f *demoFlags) run(cmd *cobra.Command, prefix, what string, resolve func(experiment.DemoOptions) (*experiment.Plan, error)) error {
+	plan, err := resolve(f.options(cmd))
+	if err != nil {
+		return badInput(err)
+	}
+	out := f.out
+	if out == "" {
+		out = prefix + time.Now().Format("20060102-150405")
+	}
+	resilience := "on"
+	if f.noResilience {
+		resilience = "off (--no-resilience)"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s, resilience %s\n", what, resilience)
+	return runExperiment(cmd, plan, out, "", f.verbose)
+}
+
 // demoFlags are relia demo's flags.
 type demoFlags struct {
 	duration     time.Duration
@@ -45,10 +75,7 @@ Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error,
 was not judged; lower --rate or run on a quieter host).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := experiment.DemoOptions{Duration: f.duration, Rate: f.rate, NoResilience: f.noResilience}
-			if cmd.Flags().Changed("seed") {
-				o.Seed = &f.seed
-			}
+			o := f.options(cmd)
 			if f.export != "" {
 				if err := experiment.ExportDemo(f.export, o); err != nil {
 					return badInput(err)
@@ -58,22 +85,10 @@ was not judged; lower --rate or run on a quieter host).`,
 					filepath.Join(f.export, experiment.DemoExperimentFile))
 				return nil
 			}
-			plan, err := experiment.DemoPlan(o)
-			if err != nil {
-				return badInput(err)
-			}
-			out := f.out
-			if out == "" {
-				out = "relia-demo-" + time.Now().Format("20060102-150405")
-			}
-			resilience := "on"
-			if f.noResilience {
-				resilience = "off (--no-resilience)"
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "relia demo: the demo shop behind the relia gateway, resilience %s\n", resilience)
-			return runExperiment(cmd, plan, out, "", f.verbose)
+			return f.run(cmd, "relia-demo-", "relia demo: the demo shop behind the relia gateway", experiment.DemoPlan)
 		},
 	}
+	cmd.AddCommand(newDemoAICmd())
 	fl := cmd.Flags()
 	fl.DurationVar(&f.duration, "duration", experiment.DefaultDemoDuration, "length of the whole run; every phase and fault scales with it")
 	fl.IntVar(&f.rate, "rate", experiment.DefaultDemoRate, "baseline users per second, each walking a journey of about 3 requests; the spike sends ten times as many")

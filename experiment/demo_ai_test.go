@@ -1,0 +1,147 @@
+package experiment_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relia-dev/relia/experiment"
+	"github.com/relia-dev/relia/report/reporttest"
+)
+
+// shortAIDemo and shortAIRate are the AI demo's short mode for tests:
+// phases of 7 to 8 seconds, long enough that the streams that stall
+// before alpha's breaker opens (their share is the stall's detection
+// time over the run's length, whatever the rate) stay within the
+// availability SLO's budget as in the one-minute demo, at 4 questions a
+// second (12 in the spike), far from saturating a two-core machine with
+// two runs under -race.
+const (
+	shortAIDemo = 40 * time.Second
+	shortAIRate = 4
+)
+
+// TestDemoAI runs the AI demo's short mode twice at once with one seed:
+// with resilience, which must pass, and from the files relia demo ai
+// --export writes with resilience off, where the same faults must fail
+// the verdict. The plans must make the same decisions, and the first
+// run's report is opened in headless Chromium.
+func TestDemoAI(t *testing.T) {
+	t.Parallel()
+	seed := uint64(2026)
+	resilient := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed, Rate: shortAIRate}
+	fragile := experiment.DemoOptions{Duration: shortAIDemo, Seed: &seed, Rate: shortAIRate, NoResilience: true}
+	exported := t.TempDir()
+	if err := experiment.ExportDemoAI(exported, fragile); err != nil {
+		t.Fatal(err)
+	}
+	runs := make([]demoRun, 2)
+	var err error
+	if runs[0].plan, err = experiment.DemoAIPlan(resilient); err != nil {
+		t.Fatal(err)
+	}
+	if runs[1].plan, err = experiment.ReadFile(filepath.Join(exported, experiment.DemoAIExperimentFile), experiment.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for i := range runs {
+		r := &runs[i]
+		r.out = t.TempDir()
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r.res, r.err = experiment.Run(context.Background(), r.plan, experiment.RunOptions{OutDir: r.out})
+		}()
+	}
+	for range runs {
+		<-done
+	}
+	for i, r := range runs {
+		if r.err != nil {
+			t.Fatalf("run %d: %v", i, r.err)
+		}
+	}
+	first, noResilience := runs[0].res, runs[1].res
+
+	t.Run("resilient passes", func(t *testing.T) {
+		if first.ExitCode != experiment.ExitPass || !first.Verdict.Passed {
+			t.Fatalf("exit %d, failures %q", first.ExitCode, first.Verdict.Failures)
+		}
+		j := first.Journal
+		want := []string{"baseline", "spike", "provider-rate-limited", "provider-stalls", "quota-exhausted"}
+		if got := phaseNames(j.Phases); !slices.Equal(got, want) || j.Experiment != "ai-assistant" {
+			t.Errorf("%s: phases %v, want %v", j.Experiment, got, want)
+		}
+		if len(j.Faults) != 2 {
+			t.Fatalf("faults %+v", j.Faults)
+		}
+		for _, f := range j.Faults {
+			if f.Start.IsZero() || !f.End.After(f.Start) || f.EndReason != experiment.EndStopped || f.Error != "" || f.Kind != experiment.FaultProvider {
+				t.Errorf("fault %+v: want a provider fault started and stopped on schedule", f)
+			}
+		}
+		v := first.Verdict
+		if len(v.Run.SLOs) != 3 || v.Run.SLOs[1].Total == 0 || v.Run.SLOs[2].Total == 0 {
+			t.Errorf("run SLOs %+v: want availability, TTFT and goodput, each with events", v.Run.SLOs)
+		}
+		if v.Generator == nil || !v.Generator.Conclusive {
+			t.Errorf("generator %+v: want its self-check passed", v.Generator)
+		}
+	})
+	t.Run("same seed, same decisions", func(t *testing.T) {
+		a, b := first.Journal.Plan, noResilience.Journal.Plan
+		if !slices.Equal(a.Decisions, b.Decisions) || !slices.ContainsFunc(a.Decisions, func(d experiment.Decision) bool {
+			return strings.HasPrefix(d.What, "provider alpha: seed")
+		}) {
+			t.Errorf("decisions differ or lack the providers' seeds:\n%v\n%v", a.Decisions, b.Decisions)
+		}
+		for i := range first.Journal.Faults {
+			fa, fb := first.Journal.Faults[i], noResilience.Journal.Faults[i]
+			if fa.Name != fb.Name || fa.Target != fb.Target || fa.Kind != fb.Kind {
+				t.Errorf("fault %d: %+v and %+v", i, fa, fb)
+			}
+		}
+	})
+	t.Run("without resilience the same faults fail", func(t *testing.T) {
+		v := noResilience.Verdict
+		if noResilience.ExitCode != experiment.ExitFail || v.Passed {
+			t.Fatalf("exit %d: want the verdict to fail; failures %q", noResilience.ExitCode, v.Failures)
+		}
+		failures := strings.Join(v.Failures, "\n")
+		for _, id := range []string{"SLO assistant-availability", "SLO assistant-goodput"} {
+			if !strings.Contains(failures, id) {
+				t.Errorf("failures %q lack %s", v.Failures, id)
+			}
+		}
+		for _, ph := range v.Phases[2:4] {
+			if ph.SLOsMet() || ph.Stats.ErrorRate < 0.3 {
+				t.Errorf("phase %s %+v: want the provider's fault reaching the users", ph.Name, ph.Stats)
+			}
+		}
+		if !noResilience.Journal.Plan.Target.Services[0].AI.DisableResilience {
+			t.Error("the exported no-resilience experiment has resilience on")
+		}
+	})
+	t.Run("report in chromium", func(t *testing.T) {
+		reporttest.RequireChromium(t)
+		res := reporttest.OpenInChromiumWith(t, filepath.Join(runs[0].out, experiment.ReportFile), reporttest.Options{Timeout: 20 * time.Second})
+		reporttest.SaveArtifact(t, "demo-ai-report.png", res.ScreenshotPNG)
+		if len(res.ConsoleErrors)+len(res.FailedRequests) > 0 {
+			t.Errorf("console errors %q, failed requests %q", res.ConsoleErrors, res.FailedRequests)
+		}
+		var drawn struct {
+			Titles  []string
+			Windows int
+		}
+		res.Eval(t, `({
+  titles: Array.from(document.querySelectorAll("figure.chart")).filter(f => f.querySelector("svg.plot g.series path")).map(f => (f.querySelector("figcaption, h3, .title") || f).textContent),
+  windows: document.querySelectorAll("figure.chart g.windows rect").length,
+})`, &drawn)
+		all := strings.Join(drawn.Titles, "|")
+		if !strings.Contains(all, "Time to first token") || !strings.Contains(all, "Goodput") || drawn.Windows < 2 {
+			t.Errorf("page %+v: want the time to first token and goodput charts drawn with the two fault windows", drawn)
+		}
+	})
+}
