@@ -80,6 +80,10 @@ func TestScanChunk(t *testing.T) {
 		{`{"choices":{"delta":{}}}`, "error: decoding a stream chunk"},
 		{`{"choices":[{"finish_reason":1}]}`, "error: decoding a stream chunk"},
 		{`{"choices":[]`, "error: decoding a stream chunk"},
+		// What the scan skips must still be JSON: the chunk goes on as written.
+		{`{"choices":[],"x":01}`, "error: decoding a stream chunk: not valid JSON"},
+		{`{"choices":[],"x":"\q"}`, "error: decoding a stream chunk: not valid JSON"},
+		{`{"choices":[],"x":"a` + "\x01" + `"}`, "error: decoding a stream chunk: not valid JSON"},
 	} {
 		p, err := scanChunk([]byte(tc.in))
 		got := fmt.Sprintf("tokens=%v finish=%s usage=%v usageOnly=%v", p.tokens, p.finish, p.usage != nil, p.usageOnly)

@@ -166,6 +166,12 @@ func scanChunk(data []byte) (piece, error) {
 	bad := func(err error) (piece, error) {
 		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
 	}
+	// The chunk is forwarded as the provider wrote it, so it must be
+	// JSON by encoding/json's strict rules first: the scan below reads
+	// only the members relia needs and is lenient about what it skips.
+	if !json.Valid(data) {
+		return bad(errors.New("not valid JSON"))
+	}
 	if err := wire.Members(data, func(k, v []byte) bool {
 		switch {
 		case wire.KeyIs(k, "choices"):

@@ -74,7 +74,7 @@ func (u *UpstreamTransport) SetMaxConns(addr string, n int) {
 	u.limits[addr] = n
 	if t := u.targets[addr]; t != nil {
 		delete(u.targets, addr)
-		t.CloseIdle()
+		t.Retire()
 	}
 	if t := u.tls[addr]; t != nil {
 		delete(u.tls, addr)

@@ -299,12 +299,12 @@ func (g *Gateway) reload(cfg *Config) error {
 	for _, p := range old.poolList {
 		if np := st.pools[p.name]; np != p {
 			p.stopHealth()
-			// Requests still in flight on the old pool hold their
-			// connections; only idle ones close now, of targets whose
-			// connections the new pool does not keep.
+			// Targets the new pool does not keep are retired: their
+			// idle connections close now, those of requests still in
+			// flight when the requests end.
 			for _, t := range p.targets {
 				if np == nil || !np.uses(t.up) {
-					t.up.CloseIdle()
+					t.up.Retire()
 				}
 			}
 		}
@@ -448,7 +448,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		for _, p := range g.state.Load().poolList {
 			p.stopHealth()
 			for _, t := range p.targets {
-				t.up.CloseIdle()
+				t.up.Retire()
 			}
 		}
 	}

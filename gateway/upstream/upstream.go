@@ -82,6 +82,10 @@ type Target struct {
 	clock       clock.Clock
 	open        *Open
 	readBuffer  int
+	// retired is set once the target's owner replaced it (a reload) or
+	// shut down: connections given back after that close instead of
+	// waiting idle in a pool nobody will take them from.
+	retired atomic.Bool
 }
 
 // New returns a Target; it opens nothing yet.
@@ -211,8 +215,17 @@ func (c *Conn) Close() error {
 // release keeps uc for the next request, or closes it when enough are
 // kept already.
 func (t *Target) release(uc *Conn) {
+	if t.retired.Load() {
+		t.discard(uc)
+		return
+	}
 	select {
 	case t.idle <- uc:
+		// Retire may have emptied the pool between the check and the
+		// send: empty it again so uc does not stay behind.
+		if t.retired.Load() {
+			t.CloseIdle()
+		}
 	default:
 		t.discard(uc)
 	}
@@ -226,8 +239,17 @@ func (t *Target) discard(uc *Conn) {
 	}
 }
 
-// CloseIdle closes the idle connections (on reload, when a pool is
-// replaced, and at shutdown); those in use close when their requests end.
+// Retire closes the idle connections and makes those in use close when
+// their requests end, not return to the pool: for a target its owner no
+// longer uses (a pool replaced by a reload, a shutdown). The target still
+// serves a request that comes after, on a connection of its own.
+func (t *Target) Retire() {
+	t.retired.Store(true)
+	t.CloseIdle()
+}
+
+// CloseIdle closes the idle connections; the target stays in use and
+// keeps the connections that come back from their requests.
 func (t *Target) CloseIdle() {
 	for {
 		select {

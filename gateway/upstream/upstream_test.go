@@ -84,3 +84,42 @@ func TestDoRefusesASwitchNobodyAskedFor(t *testing.T) {
 		t.Errorf("a 101 to a plain request: %v, want ErrInvalidResponse", err)
 	}
 }
+
+// TestRetiredTargetClosesConnectionsGivenBack: a connection in use when
+// its target is retired (a reload replaced the pool) closes when its
+// request ends instead of waiting idle where nobody will take it.
+func TestRetiredTargetClosesConnectionsGivenBack(t *testing.T) {
+	addr, conns, bodies := server(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	tg := New(Settings{Addr: addr, MaxConns: 4})
+	do := func() {
+		t.Helper()
+		req := Request{Method: []byte("GET"), Target: []byte("/"), Host: []byte("h")}
+		var resp Response
+		if err := tg.Do(context.Background(), &req, &resp, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		<-bodies
+		if _, err := io.ReadAll(&resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status == 200 && len(tg.idle) == 0 {
+			// Retire between the answer and its release, as a reload
+			// does while the request is in flight.
+			tg.Retire()
+		}
+		resp.Release()
+	}
+	do()
+	if n := len(tg.idle); n != 0 {
+		t.Fatalf("%d connections kept idle by a retired target, want 0", n)
+	}
+	if n := len(tg.slots); n != 0 {
+		t.Fatalf("%d connection slots still taken, want 0", n)
+	}
+	// A request that still comes (one already routed to the old pool) is
+	// served, on a connection of its own.
+	do()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the first closed when given back", n)
+	}
+}
