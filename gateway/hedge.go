@@ -53,16 +53,20 @@ func (g *Gateway) hedgedAttempt(x *exchange, prev *target, hashKey []byte, deadl
 	defer cancel()
 	results := make(chan *hedgeRun, 1+r.hedge.max)
 	var runs []*hedgeRun // for the call's story
+	// The attempts that lose go on after the exchange has answered and
+	// its connection reads the next request into the same buffer, so
+	// they send a copy of the request, not slices of that buffer.
+	base := cloneRequest(&x.ureq)
 	launch := func(prev *target, answer bool) (*hedgeRun, attemptOutcome) {
 		t, bp, start, tryDeadline, out := g.startAttempt(x, prev, hashKey, deadline, answer)
 		if out.answered {
 			return nil, out
 		}
-		run := &hedgeRun{t: t, bp: bp, start: start, req: x.ureq, resp: upstreamResponses.Get().(*upstream.Response), hedge: !answer}
+		run := &hedgeRun{t: t, bp: bp, start: start, req: base, resp: upstreamResponses.Get().(*upstream.Response), hedge: !answer}
 		runs = append(runs, run)
-		run.req.Host = x.upstreamHost(t)
+		run.req.Host = append([]byte(nil), x.upstreamHost(t)...)
 		if g.tracing != nil {
-			run.req.Fields = append([]h1.Header(nil), x.ureq.Fields...)
+			run.req.Fields = append([]h1.Header(nil), base.Fields...)
 			run.span = g.tracing.startClientSpan(x, t, &run.req.Fields, run.start)
 		}
 		t.inflight.Add(1)
@@ -182,4 +186,30 @@ func discardHedges(results <-chan *hedgeRun, n int) {
 		run.bp.Done(nil)
 		run.t.observe(run.lat)
 	}
+}
+
+// cloneRequest copies r's bytes (method, target, host, fields, held body)
+// into one buffer of its own. A hedged request holds its body, so there
+// is no stream to copy.
+func cloneRequest(r *upstream.Request) upstream.Request {
+	n := len(r.Method) + len(r.Target) + len(r.Host) + len(r.Body)
+	for _, f := range r.Fields {
+		n += len(f.Name) + len(f.Value)
+	}
+	buf := make([]byte, 0, n)
+	take := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		at := len(buf)
+		buf = append(buf, b...)
+		return buf[at:len(buf):len(buf)]
+	}
+	c := *r
+	c.Method, c.Target, c.Host, c.Body = take(r.Method), take(r.Target), take(r.Host), take(r.Body)
+	c.Fields = make([]h1.Header, len(r.Fields))
+	for i, f := range r.Fields {
+		c.Fields[i] = h1.Header{Name: take(f.Name), Value: take(f.Value)}
+	}
+	return c
 }
