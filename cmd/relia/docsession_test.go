@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -288,14 +289,26 @@ func freeDocPort(t docT) int {
 	}
 }
 
-// freePort returns a loopback port nothing listens on now.
+// Doc ports come from below Linux's default ephemeral range (32768 and
+// up), where port 0 listeners and outgoing connections of the tests
+// running beside the page take theirs: a port picked there could be
+// taken again before the page's server listens on it.
+const docPortLow, docPortHigh = 20000, 32768
+
+// freePort returns a loopback port nothing listens on now, outside the
+// ephemeral range.
 func freePort(t docT) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		p := docPortLow + rand.IntN(docPortHigh-docPortLow)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port between 20000 and 32767")
+	return 0
 }
 
 // docSession is one page's world: its copy of the repository, ports, the
