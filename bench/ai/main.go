@@ -24,9 +24,14 @@
 //     simulator pacing them slowly so they stay open; the provider's
 //     maxConnections raised to -streams).
 //
-// -only memory runs the last step alone:
+// -only memory runs the last step alone, and -only ttft the time to
+// first token at a given rate (half the max stream rate of a full run):
 //
 //	cd bench && go run ./ai -only memory -streams 10000
+//	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s
+//
+// The harness runs itself on CPU 0 (it starts itself again under
+// taskset), so its streaming clients stay off the gateways' core.
 //
 // Goals (issue 23): at least 10x Portkey's throughput on one core, at
 // most 25 µs of CPU added per non-streaming call, at most 1 ms added to
@@ -65,12 +70,16 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every gateway once")
 	conns := flag.Int("connections", 50, "wrk connections")
 	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
-	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open)`)
+	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
+	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft (half relia ai serve's max stream rate from a full run)")
 	flag.Parse()
-	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory") || (*only == "memory" && *streams == 0) {
-		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty or memory")
+	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory" && *only != "ttft") ||
+		(*only == "memory" && *streams == 0) || (*only == "ttft") != (*ttftRate > 0) {
+		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty, memory or ttft (ttft with -ttft-rate, and only it)")
 		os.Exit(2)
 	}
+	pinToCPU0()
+	ttftOnlyRate = *ttftRate
 	if err := run(*duration, *rounds, *conns, *streams, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ai:", err)
 		os.Exit(1)
@@ -161,6 +170,12 @@ spec:
 		"--listen", fmt.Sprintf("127.0.0.1:%d", aiPort), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", adminPort))
 	if err != nil {
 		return err
+	}
+	if only == "ttft" {
+		if err := harness.WaitPort(aiPort, 30*time.Second); err != nil {
+			return fmt.Errorf("relia ai serve: %w", err)
+		}
+		return ttftStep(mockURL, aiPort, ttftOnlyRate, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -273,22 +288,9 @@ spec:
 		fmt.Println(" (goal >= 10x)")
 	}
 
-	rate := harness.Median(ours.rps["stream-100"]) / 2
-	var direct, via []float64
-	for range rounds {
-		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
-		if err != nil {
-			return fmt.Errorf("time to first token, direct: %w", err)
-		}
-		direct = append(direct, p)
-		p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", aiPort), rate, d)
-		if err != nil {
-			return fmt.Errorf("time to first token, through relia: %w", err)
-		}
-		via = append(via, p)
+	if err := ttftStep(mockURL, aiPort, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
+		return err
 	}
-	fmt.Printf("at %.0f streams/s (half relia's max): p99 time to first token direct %.3f ms, through relia %.3f ms, added %.3f ms (goal <= 1 ms)\n",
-		rate, harness.Median(direct)*1000, harness.Median(via)*1000, (harness.Median(via)-harness.Median(direct))*1000)
 
 	if streams > 0 {
 		return memoryStep(relia, aiCfg, mockURL, out, streams, start)
@@ -390,6 +392,60 @@ func wrk(url, script string, conns int, d time.Duration) (float64, error) {
 		return 0, fmt.Errorf("no Requests/sec in wrk's output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// ttftOnlyRate is -ttft-rate, for -only ttft.
+var ttftOnlyRate float64
+
+// ttftStep compares the p99 of time to first token straight to the
+// simulator and through relia ai serve at rate streams a second, rounds
+// times, direct and through relia alternating.
+func ttftStep(mockURL string, aiPort int, rate float64, rounds int, d time.Duration) error {
+	var direct, via []float64
+	for range rounds {
+		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
+		if err != nil {
+			return fmt.Errorf("time to first token, direct: %w", err)
+		}
+		direct = append(direct, p)
+		p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", aiPort), rate, d)
+		if err != nil {
+			return fmt.Errorf("time to first token, through relia: %w", err)
+		}
+		via = append(via, p)
+	}
+	fmt.Printf("at %.0f streams/s (half relia's max): p99 time to first token direct %.3f ms, through relia %.3f ms, added %.3f ms (goal <= 1 ms)\n",
+		rate, harness.Median(direct)*1000, harness.Median(via)*1000, (harness.Median(via)-harness.Median(direct))*1000)
+	return nil
+}
+
+// pinToCPU0 runs the harness itself on CPU 0, beside wrk and the
+// simulator, by starting itself again under taskset: its streaming
+// clients (the time-to-first-token step) must not take the gateways'
+// CPU 1, or the step measures them competing for it. The processes it
+// starts name their own CPU.
+func pinToCPU0() {
+	const pinned = "RELIA_BENCH_AI_ON_CPU0"
+	if os.Getenv(pinned) != "" {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ai:", err)
+		os.Exit(1)
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", "0", exe}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), pinned+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "bench/ai:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // ttftP99 sends streams at rate (open model, on schedule) for d and
