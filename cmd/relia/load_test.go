@@ -190,7 +190,9 @@ func TestLoadServesLiveMetrics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if code := <-done; code != exitPass {
+	// A starved generator's run is inconclusive (exit 5), not wrong: the
+	// metrics it served are what this test reads.
+	if code := <-done; code != exitPass && code != exitInconclusive {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	for _, want := range []string{"http_client_request_duration_seconds_bucket", `relia_load_requests_total{class="ok"`, "relia_load_active"} {
