@@ -211,8 +211,14 @@ func TestFaultTimeoutBlackHolesThenCloses(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection still open after the timeout")
 	}
-	if b := <-got; len(b) != 0 {
-		t.Fatalf("upstream received %q through a timeout toxic", b)
+	// The link may end before it has dialed the upstream, and then the
+	// upstream sees no connection at all: nothing reached it either way.
+	select {
+	case b := <-got:
+		if len(b) != 0 {
+			t.Fatalf("upstream received %q through a timeout toxic", b)
+		}
+	case <-time.After(2 * time.Second):
 	}
 }
 
