@@ -173,6 +173,8 @@ type exchange struct {
 	upgraded *upstream.Conn
 	// failure is the last attempt's, as the route's Retry is told of it.
 	failure attemptFailure
+	// pc is the request's state across its attempts (proxy).
+	pc proxyCall
 	// h2w and h2r are an HTTP/2 request's stream, which a gRPC route
 	// answers on directly (grpc.go): grpcHandled says it did, grpcCancel
 	// ends its current attempt.
@@ -274,6 +276,17 @@ func methodName(m []byte) string {
 // serveExchange is the request handler: every request from every
 // listener and protocol passes here, and leaves with x.resp set.
 func (g *Gateway) serveExchange(x *exchange) {
+	if g.routeRequest(x) {
+		g.handle(x.st, x)
+	}
+	g.prepareResponse(x)
+}
+
+// routeRequest starts a request's way: its identity, its target checked
+// and its route matched. It reports whether a route is to handle it;
+// otherwise the rejection is in x.resp. Both engines start here
+// (serveExchange, and the event loop's engine_loop_linux.go).
+func (g *Gateway) routeRequest(x *exchange) bool {
 	st := g.state.Load()
 	x.st = st
 	x.start = g.clock.Now()
@@ -300,9 +313,9 @@ func (g *Gateway) serveExchange(x *exchange) {
 	case x.route == nil:
 		g.reject(x, http.StatusNotFound, "router", ReasonNoRoute, 0)
 	default:
-		g.handle(st, x)
+		return true
 	}
-	g.prepareResponse(x)
+	return false
 }
 
 // routingPath sets x.path, the path routes match and targets receive,
@@ -474,39 +487,10 @@ func parseTraceparent(v []byte) (tid [16]byte, parent [8]byte, sampled byte, ok 
 
 // handle runs a matched request through the route's policies.
 func (g *Gateway) handle(st *state, x *exchange) {
+	if !g.admit(st, x) {
+		return
+	}
 	r := x.route
-	req := &x.req
-	if req.length > int64(r.maxBody) {
-		// Refused before a byte of the body is read.
-		g.reject(x, http.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
-		return
-	}
-	if g.auth != nil {
-		if !g.auth(x) {
-			return
-		}
-	} else if st.auth != nil && r.auth != AuthNone {
-		if !g.authenticate(st.auth, x) {
-			return
-		}
-	}
-	if g.calls != nil && g.calls.apis != nil && !g.checkAPI(x) {
-		return
-	}
-	if r.rate != nil {
-		key := g.rateKey(r, x)
-		ok, wait := r.rate.AllowKey(key)
-		if !ok {
-			g.metrics.rateDecision(r.name, decisionLimited)
-			g.reject(x, http.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
-			return
-		}
-		g.metrics.rateDecision(r.name, decisionAllowed)
-	} else if r.shared != nil {
-		if !g.allowShared(r.shared, g.rateKey(r, x), x) {
-			return
-		}
-	}
 	if r.cache == nil || x.upgrading() {
 		g.forward(x)
 		return
@@ -517,6 +501,47 @@ func (g *Gateway) handle(st *state, x *exchange) {
 	}
 	g.forward(x)
 	g.cacheAfter(x, stale)
+}
+
+// admit checks a matched request against its route's admission rules:
+// the announced body size, authentication, the API's lifecycle and the
+// rate limits. It reports whether the request may go on; otherwise the
+// rejection is in x.resp.
+func (g *Gateway) admit(st *state, x *exchange) bool {
+	r := x.route
+	req := &x.req
+	if req.length > int64(r.maxBody) {
+		// Refused before a byte of the body is read.
+		g.reject(x, http.StatusRequestEntityTooLarge, "server", ReasonBodyTooLarge, 0)
+		return false
+	}
+	if g.auth != nil {
+		if !g.auth(x) {
+			return false
+		}
+	} else if st.auth != nil && r.auth != AuthNone {
+		if !g.authenticate(st.auth, x) {
+			return false
+		}
+	}
+	if g.calls != nil && g.calls.apis != nil && !g.checkAPI(x) {
+		return false
+	}
+	if r.rate != nil {
+		key := g.rateKey(r, x)
+		ok, wait := r.rate.AllowKey(key)
+		if !ok {
+			g.metrics.rateDecision(r.name, decisionLimited)
+			g.reject(x, http.StatusTooManyRequests, "ratelimit", "rate_limited", wait)
+			return false
+		}
+		g.metrics.rateDecision(r.name, decisionAllowed)
+	} else if r.shared != nil {
+		if !g.allowShared(r.shared, g.rateKey(r, x), x) {
+			return false
+		}
+	}
+	return true
 }
 
 // upgrading reports whether the request asks for a protocol its route
@@ -719,6 +744,61 @@ func (g *Gateway) bodyRefusal(x *exchange, err error) {
 // and leaves the response (or a rejection) in x.resp. It returns how the
 // last attempt failed, if it did.
 func (g *Gateway) proxy(x *exchange) errKind {
+	pc := &x.pc
+	if kind, ok := g.proxyBegin(x, pc); !ok {
+		return kind
+	}
+	return g.proxyAttempts(x, pc, nil)
+}
+
+// proxyAttempts makes the request's attempts until one ends it; made,
+// when set, is the outcome of an attempt made already (by an event loop,
+// which hands the request on when it is to go again).
+func (g *Gateway) proxyAttempts(x *exchange, pc *proxyCall, made *attemptOutcome) errKind {
+	for {
+		var a attemptOutcome
+		switch {
+		case made != nil:
+			a, made = *made, nil
+		case pc.hedging:
+			// Without a retry the hedge's budget takes the call's deposit.
+			pc.next(x)
+			a = g.hedgedAttempt(x, pc.prev, pc.hashKey, pc.deadline, pc.attempt == 1 && !pc.retrying)
+		default:
+			pc.next(x)
+			a = g.attempt(x, pc.prev, pc.hashKey, pc.deadline)
+		}
+		kind, again, wait := g.proxyAfter(x, pc, a)
+		if !again {
+			return kind
+		}
+		if wait > 0 && clock.Sleep(x.req.ctx, g.clock, wait) != nil {
+			return kind
+		}
+	}
+}
+
+// proxyCall is a proxied request's state across its attempts.
+type proxyCall struct {
+	rc       resilience.RetryCall
+	retrying bool
+	hedging  bool
+	hashKey  []byte
+	deadline time.Time
+	prev     *target
+	attempt  int
+}
+
+// next counts the attempt about to start.
+func (pc *proxyCall) next(x *exchange) {
+	pc.attempt++
+	x.attempts = pc.attempt
+}
+
+// proxyBegin prepares a request's attempts: its body read (whole when it
+// is small), the upstream request built, the retry started. It reports
+// false, with the answer in x.resp, when the request ends here.
+func (g *Gateway) proxyBegin(x *exchange, pc *proxyCall) (errKind, bool) {
 	r := x.route
 	p := r.pool
 	req := &x.req
@@ -726,64 +806,53 @@ func (g *Gateway) proxy(x *exchange) errKind {
 	g.startCapture(x)
 	if err := g.readBody(x); err != nil {
 		g.bodyRefusal(x, err)
-		return errClient
+		return errClient, false
 	}
 	g.prepareUpstream(x)
-	deadline := x.start.Add(r.timeout)
+	*pc = proxyCall{deadline: x.start.Add(r.timeout)}
 	method := req.method
 	once := x.ureq.Stream != nil // a streamed body is sent once
-	var rc resilience.RetryCall
-	retrying := false
 	if rp := r.retry; rp != nil && !once && (rp.nonIdem || idempotentMethod(method) || len(req.Peek("Idempotency-Key")) > 0) {
-		rc, retrying = rp.policy.Start(), true
+		pc.rc, pc.retrying = rp.policy.Start(), true
 	}
-	var hashKey []byte
 	if hc := p.cfg.HashOn; hc != nil {
 		if hc.Header != "" {
-			hashKey = req.Peek(hc.Header)
+			pc.hashKey = req.Peek(hc.Header)
 		} else {
-			hashKey = x.client.AppendTo(x.buf[:0])
+			pc.hashKey = x.client.AppendTo(x.buf[:0])
 		}
 	}
-	hedging := !once && r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
-	var prev *target
-	for attempt := 1; ; attempt++ {
-		x.attempts = attempt
-		var a attemptOutcome
-		if hedging {
-			// Without a retry the hedge's budget takes the call's deposit.
-			a = g.hedgedAttempt(x, prev, hashKey, deadline, attempt == 1 && !retrying)
-		} else {
-			a = g.attempt(x, prev, hashKey, deadline)
-		}
-		if a.answered {
-			return a.kind
-		}
-		t, err, status, kind := a.t, a.err, a.status, a.kind
-		failed := err != nil || status >= 500 || status == 429 || status == 409
-		if !failed {
-			return errNone
-		}
-		if kind == errClient {
-			g.bodyRefusal(x, err)
-			return kind
-		}
-		if retrying {
-			x.failure = attemptFailure{status: status, kind: kind}
-			if wait, rerr := rc.Again(&x.failure, deadline); rerr == nil {
-				x.resp.release()
-				if wait > 0 && clock.Sleep(req.ctx, g.clock, wait) != nil {
-					return kind
-				}
-				prev = t
-				continue
-			}
-		}
-		if err != nil {
-			g.attemptFailed(x, kind)
-		}
-		return kind
+	pc.hedging = !once && r.hedge != nil && (r.hedge.nonIdem || idempotentMethod(method))
+	return errNone, true
+}
+
+// proxyAfter judges an attempt: the request ends (with how its last
+// attempt failed, if it did), or goes again after wait.
+func (g *Gateway) proxyAfter(x *exchange, pc *proxyCall, a attemptOutcome) (kind errKind, again bool, wait time.Duration) {
+	if a.answered {
+		return a.kind, false, 0
 	}
+	t, err, status, kind := a.t, a.err, a.status, a.kind
+	failed := err != nil || status >= 500 || status == 429 || status == 409
+	if !failed {
+		return errNone, false, 0
+	}
+	if kind == errClient {
+		g.bodyRefusal(x, err)
+		return kind, false, 0
+	}
+	if pc.retrying {
+		x.failure = attemptFailure{status: status, kind: kind}
+		if wait, rerr := pc.rc.Again(&x.failure, pc.deadline); rerr == nil {
+			x.resp.release()
+			pc.prev = t
+			return kind, true, wait
+		}
+	}
+	if err != nil {
+		g.attemptFailed(x, kind)
+	}
+	return kind, false, 0
 }
 
 // attemptFailed answers for an attempt that got no response.
@@ -828,14 +897,28 @@ func (g *Gateway) attempt(x *exchange, prev *target, hashKey []byte, deadline ti
 	if out.answered {
 		return out
 	}
+	span := g.attemptSpan(x, t, now)
+	up := upstreamResponses.Get().(*upstream.Response)
+	t.inflight.Add(1)
+	err := t.up.Do(x.req.ctx, &x.ureq, up, tryDeadline)
+	return g.attemptDone(x, t, bp, now, span, up, err)
+}
+
+// attemptSpan readies an attempt on t that starts at now: its client span
+// when tracing is on, the Host the target gets.
+func (g *Gateway) attemptSpan(x *exchange, t *target, now time.Time) trace.Span {
 	var span trace.Span
 	if g.tracing != nil {
 		span = g.tracing.startClientSpan(x, t, &x.ureq.Fields, now)
 	}
 	x.ureq.Host = x.upstreamHost(t)
-	up := upstreamResponses.Get().(*upstream.Response)
-	t.inflight.Add(1)
-	err := t.up.Do(x.req.ctx, &x.ureq, up, tryDeadline)
+	return span
+}
+
+// attemptDone accounts for an attempt that went to t and ended with up's
+// head read, or err: the response taken in, the breaker, the balancer,
+// the metrics and the span told.
+func (g *Gateway) attemptDone(x *exchange, t *target, bp resilience.BreakerPermit, now time.Time, span trace.Span, up *upstream.Response, err error) attemptOutcome {
 	t.inflight.Add(-1)
 	x.end = g.clock.Now()
 	lat := x.end.Sub(now)

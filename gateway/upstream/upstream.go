@@ -127,7 +127,36 @@ type Conn struct {
 	// wdl bounds the writes of the exchange under way; it is set on the
 	// socket only if a write must wait (rawio.WriteBy).
 	wdl time.Time
+	// home, when set, takes the connection back on Release instead of
+	// the target's pool.
+	home Home
 }
+
+// Home takes a connection back when its response is released, instead of
+// the target's pool: an event loop keeps the connections it watches.
+// keep says the connection may serve another request; Return must give
+// one it does not keep to Discard.
+type Home interface {
+	Return(uc *Conn, keep bool)
+}
+
+// SetHome makes h take uc back on Release; nil gives it back to the
+// target's pool again.
+func (c *Conn) SetHome(h Home) { c.home = h }
+
+// Discard closes a connection of the target's pool and frees its place.
+func (c *Conn) Discard() { c.t.discard(c) }
+
+// Keep gives a connection back to the target's pool (or closes it when
+// the pool is full or retired).
+func (c *Conn) Keep() { c.t.release(c) }
+
+// Target returns the target the connection belongs to.
+func (c *Conn) Target() *Target { return c.t }
+
+// Retired reports whether Retire was called: connections given back
+// should close.
+func (t *Target) Retired() bool { return t.retired.Load() }
 
 // Net returns the connection itself.
 func (c *Conn) Net() net.Conn { return c.c }
@@ -183,13 +212,44 @@ func (t *Target) acquire(ctx context.Context, deadline time.Time, fresh bool) (u
 			return nil, false, ctx.Err()
 		}
 	}
+	c, err := t.dialPooled(ctx, deadline)
+	return c, false, err
+}
+
+// dialPooled dials a connection into the slot the caller took, and
+// frees the slot if the dial fails.
+func (t *Target) dialPooled(ctx context.Context, deadline time.Time) (*Conn, error) {
 	c, err := t.Dial(ctx, deadline)
 	if err != nil {
 		<-t.slots
-		return nil, false, err
+		return nil, err
 	}
 	c.pooled = true
-	return c, false, nil
+	return c, nil
+}
+
+// ErrWouldWait is TryAcquire's answer when every connection the target
+// may have is busy.
+var ErrWouldWait = errors.New("every connection to the target is busy now")
+
+// TryAcquire is acquire for a caller that must not wait for a connection
+// to be released (an event loop): with every connection busy it returns
+// ErrWouldWait at once. A dial still waits for its connect.
+func (t *Target) TryAcquire(ctx context.Context, deadline time.Time, fresh bool) (uc *Conn, reused bool, err error) {
+	if !fresh {
+		select {
+		case uc := <-t.idle:
+			return uc, true, nil
+		default:
+		}
+	}
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		return nil, false, ErrWouldWait
+	}
+	c, err := t.dialPooled(ctx, deadline)
+	return c, false, err
 }
 
 // Dial opens a connection of the target's own, outside its pool (an
@@ -345,6 +405,10 @@ func (r *Response) Release() {
 			r.keep = false
 		}
 	}
+	if uc.home != nil {
+		uc.home.Return(uc, r.keep && r.Body.Done() && uc.pooled)
+		return
+	}
 	if r.keep && r.Body.Done() && uc.pooled {
 		uc.t.release(uc)
 	} else {
@@ -402,18 +466,13 @@ func (uc *Conn) exchange(ctx context.Context, req *Request, resp *Response, dead
 	// The read deadline is set at once, since the answer is waited for;
 	// the write deadline only if a write must wait for room.
 	uc.c.SetReadDeadline(deadline)
-	uc.wdl = deadline
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
-	if err := uc.writeRequest(req); err != nil {
-		if errors.Is(err, ErrClientBody) {
-			return err
-		}
-		return staleIf(reused && !req.streamed, err)
+	if err := uc.WriteRequest(req, deadline, reused); err != nil {
+		return err
 	}
-	head := string(req.Method) == "HEAD"
 	if uc.rd.R == uc.rd.W {
 		// The answer cannot be in yet. Yielding lets the other runnable
 		// goroutines go first, and by the time this one runs again the
@@ -423,6 +482,31 @@ func (uc *Conn) exchange(ctx context.Context, req *Request, resp *Response, dead
 		// docs/benchmarks.md counts the reads it saves.
 		runtime.Gosched()
 	}
+	return uc.ReadHead(req, resp, reused)
+}
+
+// WriteRequest writes req on uc, its writes bounded by deadline; reused
+// says uc is a kept connection, whose failure may mean the target had
+// closed it (the error then matches IsStale). An event loop calls it and
+// then ReadHead once the connection is readable; Do calls both.
+func (uc *Conn) WriteRequest(req *Request, deadline time.Time, reused bool) error {
+	uc.wdl = deadline
+	if err := uc.writeRequest(req); err != nil {
+		if errors.Is(err, ErrClientBody) {
+			return err
+		}
+		return staleIf(reused && !req.streamed, err)
+	}
+	return nil
+}
+
+// ReadHead reads the answer to req into resp, skipping interim answers.
+// The reader's source's errors come back as they are, so a source that
+// does not wait (an event loop's) makes ReadHead return its error with
+// nothing consumed, to be called again when more has arrived; Attach then
+// gives resp the connection.
+func (uc *Conn) ReadHead(req *Request, resp *Response, reused bool) error {
+	head := string(req.Method) == "HEAD"
 	for {
 		unread := uc.rd.R == uc.rd.W
 		err := uc.rd.ReadResponse(Limits, head, &resp.Response)
@@ -459,6 +543,15 @@ func (uc *Conn) exchange(ctx context.Context, req *Request, resp *Response, dead
 	resp.Body.Reset(&uc.rd, resp.Framing, resp.ContentLength, Limits)
 	return nil
 }
+
+// Attach gives resp the connection its head was read from, which
+// Release gives back.
+func (resp *Response) Attach(uc *Conn) { resp.conn = uc }
+
+// IsStale reports whether err says a kept connection had been closed by
+// the target before the request reached it: the request may go again on
+// a new connection.
+func IsStale(err error) bool { return errors.Is(err, errStale) }
 
 func parseLength(v []byte) (int64, bool) {
 	var n int64
