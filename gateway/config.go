@@ -99,7 +99,23 @@ type Listener struct {
 	// H2C serves HTTP/2 without TLS (prior knowledge or Upgrade: h2c)
 	// besides HTTP/1.1, on net/http rather than the fast HTTP/1.1 engine.
 	H2C bool `yaml:"h2c"`
+	// Engine serves the listener's HTTP/1.1 connections: "goroutines"
+	// (the default), a goroutine per connection on Go's network poller,
+	// or "eventloop", one epoll loop per processor that runs the common
+	// proxied request whole and hands the rest to goroutines (Linux
+	// only; not with tls or h2c). docs/gateway.md, "Engines".
+	Engine string `yaml:"engine"`
 }
+
+// The listener engines (Listener.Engine).
+const (
+	EngineGoroutines = "goroutines"
+	EngineEventLoop  = "eventloop"
+)
+
+// defaultEngine serves listeners that name no engine; the package's tests
+// set it from RELIA_TEST_ENGINE to run on either engine.
+var defaultEngine = EngineGoroutines
 
 // TLS names a certificate and its key, PEM files.
 type TLS struct {
@@ -301,6 +317,20 @@ func (l Listener) check(p *problems, at string, before []Listener) {
 	}
 	if l.TLS != nil && l.H2C {
 		p.add(at+".h2c", "h2c is HTTP/2 without TLS; a TLS listener already serves HTTP/2")
+	}
+	switch l.Engine {
+	case "", EngineGoroutines:
+	case EngineEventLoop:
+		switch {
+		case !eventLoopSupported:
+			p.add(at+".engine", "the eventloop engine runs on Linux only; use goroutines")
+		case l.TLS != nil:
+			p.add(at+".engine", "the eventloop engine serves plain HTTP/1.1 listeners; a tls listener runs on goroutines")
+		case l.H2C:
+			p.add(at+".engine", "the eventloop engine serves plain HTTP/1.1 listeners; an h2c listener runs on goroutines")
+		}
+	default:
+		p.add(at+".engine", "%q is not an engine: goroutines or eventloop", l.Engine)
 	}
 }
 

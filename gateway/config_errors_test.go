@@ -24,6 +24,7 @@ func TestValidationErrorsGolden(t *testing.T) {
 	cases := []struct{ name, src string }{
 		{"no listeners", doc("  listeners: []\n", ups, route)},
 		{"bad listeners", doc("  listeners:\n    - {address: nowhere}\n    - {address: \"127.0.0.1:8080\"}\n    - {address: \":8080\", h2c: true, tls: {certFile: c, keyFile: k}}\n", ups, route)},
+		{"bad engines", doc("  listeners:\n    - {address: \"127.0.0.1:8081\", engine: epoll}\n    - {address: \"127.0.0.1:8082\", engine: eventloop, h2c: true}\n    - {address: \"127.0.0.1:8083\", engine: eventloop, tls: {certFile: c, keyFile: k}}\n    - {address: \"127.0.0.1:8084\", engine: eventloop}\n", ups, route)},
 		{"bad admin address", doc(listeners, "  admin: {address: nine}\n", ups, route)},
 		{"open admin", doc(listeners, "  admin: {address: \"0.0.0.0:9901\"}\n", ups, route)},
 		{"admin on a listener's port", doc(listeners, "  admin: {address: \"127.0.0.1:8080\"}\n", ups, route)},

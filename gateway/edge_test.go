@@ -44,42 +44,45 @@ func exchangeOn(t *testing.T, c net.Conn, br *bufio.Reader, raw string) (*http.R
 // passed raw to the target.
 func TestUpgradeOpensNoTunnelPastRouting(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b") // answers 200 to everything, upgrades included
-	for _, route := range []string{
-		"{name: ws, upstream: b, match: {path: {prefix: /ws}}}",
-		"{name: ws, upstream: b, match: {path: {prefix: /ws}}, upgrades: [websocket]}",
-	} {
-		t.Run(route, func(t *testing.T) {
-			log := &syncBuffer{}
-			g, _ := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b") // answers 200 to everything, upgrades included
+		for _, route := range []string{
+			"{name: ws, upstream: b, match: {path: {prefix: /ws}}}",
+			"{name: ws, upstream: b, match: {path: {prefix: /ws}}, upgrades: [websocket]}",
+		} {
+			t.Run(route, func(t *testing.T) {
+				log := &syncBuffer{}
+				g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [%s]
 `, b.addr(), route), Options{AccessLog: log})
-			c, err := net.Dial("tcp", g.Addr("main"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			resp, _ := exchangeOn(t, c, br, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-			if resp.StatusCode != 200 {
-				t.Fatalf("upgrade answered %d, want the target's 200", resp.StatusCode)
-			}
-			before := b.count()
-			resp, body := exchangeOn(t, c, br, "DELETE /admin/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-			if resp.StatusCode != 404 || !strings.Contains(body, `"reason":"no_route"`) {
-				t.Fatalf("the next request on the connection: %d %s, want 404 no_route", resp.StatusCode, body)
-			}
-			if b.count() != before {
-				t.Error("the request after a refused upgrade reached the target")
-			}
-			g.Shutdown(canceled())
-			if n := strings.Count(log.String(), `"msg":"request"`); n != 2 {
-				t.Errorf("the access log has %d lines for two requests:\n%s", n, log.String())
-			}
-		})
-	}
+				c, err := net.Dial("tcp", g.Addr("main"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				resp, _ := exchangeOn(t, c, br, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+				if resp.StatusCode != 200 {
+					t.Fatalf("upgrade answered %d, want the target's 200", resp.StatusCode)
+				}
+				before := b.count()
+				resp, body := exchangeOn(t, c, br, "DELETE /admin/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+				if resp.StatusCode != 404 || !strings.Contains(body, `"reason":"no_route"`) {
+					t.Fatalf("the next request on the connection: %d %s, want 404 no_route", resp.StatusCode, body)
+				}
+				if b.count() != before {
+					t.Error("the request after a refused upgrade reached the target")
+				}
+				g.Shutdown(canceled())
+				if n := strings.Count(log.String(), `"msg":"request"`); n != 2 {
+					t.Errorf("the access log has %d lines for two requests:\n%s", n, log.String())
+				}
+			})
+		}
+	})
 }
 
 // TestAnnouncedBodiesCostNothingUntilTheyArrive opens connections that
@@ -91,57 +94,59 @@ func TestUpgradeOpensNoTunnelPastRouting(t *testing.T) {
 // 100 MB and a normal request's p99 under 10 ms; a test cannot time that
 // on a shared machine.)
 func TestAnnouncedBodiesCostNothingUntilTheyArrive(t *testing.T) {
-	b := newBackend(t, "b")
-	g, base := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		b := newBackend(t, "b")
+		g, base := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes:
     - {name: small, upstream: b, match: {path: {prefix: /small}}, maxBodySize: 1KB}
     - {name: r, upstream: b}
 `, b.addr()), Options{})
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	const n = 200
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const n = 200
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range n {
+			c, err := net.Dial("tcp", g.Addr("main"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
 		}
-	}()
-	for range n {
+		// A normal request is served while they wait.
+		if status, body, _ := get(t, "GET", base+"/", nil); status != 200 || body != "b" {
+			t.Fatalf("a normal request while %d bodies are announced: %d %q", n, status, body)
+		}
+		time.Sleep(200 * time.Millisecond) // let the last heads be read
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+		if limit := int64(n * 64 << 10); grew > limit {
+			t.Errorf("the heap grew by %d KiB for %d connections that sent only heads, over %d KiB", grew>>10, n, limit>>10)
+		}
+		t.Logf("heap grew by %d KiB for %d connections (%d bytes each)", grew>>10, n, grew/n)
+
+		// An announced length over the route's limit: 413 before a byte of
+		// the body is sent.
 		c, err := net.Dial("tcp", g.Addr("main"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
-		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
-	}
-	// A normal request is served while they wait.
-	if status, body, _ := get(t, "GET", base+"/", nil); status != 200 || body != "b" {
-		t.Fatalf("a normal request while %d bodies are announced: %d %q", n, status, body)
-	}
-	time.Sleep(200 * time.Millisecond) // let the last heads be read
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
-	if limit := int64(n * 64 << 10); grew > limit {
-		t.Errorf("the heap grew by %d KiB for %d connections that sent only heads, over %d KiB", grew>>10, n, limit>>10)
-	}
-	t.Logf("heap grew by %d KiB for %d connections (%d bytes each)", grew>>10, n, grew/n)
-
-	// An announced length over the route's limit: 413 before a byte of
-	// the body is sent.
-	c, err := net.Dial("tcp", g.Addr("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	resp, body := exchangeOn(t, c, bufio.NewReader(c), "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
-	if resp.StatusCode != 413 || !strings.Contains(body, `"reason":"body_too_large"`) {
-		t.Errorf("a body announced over the route's limit: %d %s, want 413 body_too_large", resp.StatusCode, body)
-	}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		resp, body := exchangeOn(t, c, bufio.NewReader(c), "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+		if resp.StatusCode != 413 || !strings.Contains(body, `"reason":"body_too_large"`) {
+			t.Errorf("a body announced over the route's limit: %d %s, want 413 body_too_large", resp.StatusCode, body)
+		}
+	})
 }
 
 // TestMalformedHeadsAreRefusedAtOnce sends heads that two servers could
@@ -150,41 +155,44 @@ func TestAnnouncedBodiesCostNothingUntilTheyArrive(t *testing.T) {
 // the test's deadline is far shorter), and nothing reaches the target.
 func TestMalformedHeadsAreRefusedAtOnce(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b")
-	g, _ := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b")
+		g, _ := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
-	for _, tc := range []struct{ name, raw, reason string }{
-		{"obs-fold", "POST /x HTTP/1.1\r\nHost: x\r\nX-Foo: bar\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", ReasonInvalidHeader},
-		{"space inside a name", "POST /x HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", ReasonInvalidHeader},
-		{"no colon", "GET /x HTTP/1.1\r\nHost: x\r\nX-No-Colon\r\n\r\n", ReasonInvalidHeader},
-		{"chunk size 0x5", "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", ReasonInvalidBody},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := b.count()
-			c, err := net.Dial("tcp", g.Addr("main"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			br := bufio.NewReader(c)
-			resp, body := exchangeOn(t, c, br, tc.raw)
-			if resp.StatusCode != 400 || !strings.Contains(body, `"reason":"`+tc.reason+`"`) {
-				t.Errorf("%d %s, want 400 %s", resp.StatusCode, body, tc.reason)
-			}
-			if !resp.Close {
-				t.Error("the connection is kept open; where the next request starts is in doubt")
-			}
-			if _, err := br.ReadByte(); err != io.EOF {
-				t.Errorf("after the 400 the connection gave %v, want its end", err)
-			}
-			if b.count() != before {
-				t.Error("a malformed request reached the target")
-			}
-		})
-	}
+		for _, tc := range []struct{ name, raw, reason string }{
+			{"obs-fold", "POST /x HTTP/1.1\r\nHost: x\r\nX-Foo: bar\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", ReasonInvalidHeader},
+			{"space inside a name", "POST /x HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", ReasonInvalidHeader},
+			{"no colon", "GET /x HTTP/1.1\r\nHost: x\r\nX-No-Colon\r\n\r\n", ReasonInvalidHeader},
+			{"chunk size 0x5", "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", ReasonInvalidBody},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				before := b.count()
+				c, err := net.Dial("tcp", g.Addr("main"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				br := bufio.NewReader(c)
+				resp, body := exchangeOn(t, c, br, tc.raw)
+				if resp.StatusCode != 400 || !strings.Contains(body, `"reason":"`+tc.reason+`"`) {
+					t.Errorf("%d %s, want 400 %s", resp.StatusCode, body, tc.reason)
+				}
+				if !resp.Close {
+					t.Error("the connection is kept open; where the next request starts is in doubt")
+				}
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Errorf("after the 400 the connection gave %v, want its end", err)
+				}
+				if b.count() != before {
+					t.Error("a malformed request reached the target")
+				}
+			})
+		}
+	})
 }
 
 // TestUserinfoNeverBecomesCredentials sends an absolute-form target with
@@ -192,18 +200,21 @@ func TestMalformedHeadsAreRefusedAtOnce(t *testing.T) {
 // target sees nothing.
 func TestUserinfoNeverBecomesCredentials(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b")
-	_, base := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b")
+		_, base := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: strip, upstream: b, match: {path: {prefix: /strip}}, requestHeaders: {remove: [Authorization]}}]
 `, b.addr()), Options{})
-	resp, body := rawExchange(t, base, "GET http://admin:hunter2@host/strip/b HTTP/1.1\r\nHost: host\r\n\r\n")
-	if resp.StatusCode != 400 || !strings.Contains(string(body), `"reason":"invalid_target"`) {
-		t.Errorf("userinfo in the target: %d %s, want 400 invalid_target", resp.StatusCode, body)
-	}
-	if b.count() != 0 {
-		t.Errorf("the target got the request, Authorization %q", b.lastRequest().Header.Get("Authorization"))
-	}
+		resp, body := rawExchange(t, base, "GET http://admin:hunter2@host/strip/b HTTP/1.1\r\nHost: host\r\n\r\n")
+		if resp.StatusCode != 400 || !strings.Contains(string(body), `"reason":"invalid_target"`) {
+			t.Errorf("userinfo in the target: %d %s, want 400 invalid_target", resp.StatusCode, body)
+		}
+		if b.count() != 0 {
+			t.Errorf("the target got the request, Authorization %q", b.lastRequest().Header.Get("Authorization"))
+		}
+	})
 }
 
 // h2cClient is a raw HTTP/2 client over prior knowledge, frame by frame.
@@ -335,45 +346,48 @@ func TestHTTP2ResetStopsTheUpstreamRequest(t *testing.T) {
 // reason, a line in the access log, a count in relia_rejections_total.
 func TestHTTPLayerRefusalsExplainThemselves(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b")
-	log := &syncBuffer{}
-	reg := prometheus.NewRegistry()
-	g, base := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b")
+		log := &syncBuffer{}
+		reg := prometheus.NewRegistry()
+		g, base := startGateway(t, fmt.Sprintf(`
   server: {readHeaderTimeout: 300ms, maxHeaderBytes: 4KiB}
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b, maxBodySize: 8B}]
 `, b.addr()), Options{AccessLog: log, Registry: reg})
-	for _, tc := range []struct {
-		name, raw string
-		status    int
-		reason    string
-	}{
-		{"malformed", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400, ReasonInvalidHeader},
-		{"slow head", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", 408, ReasonRequestTimeout},
-		{"large body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n123456789", 413, ReasonBodyTooLarge},
-		{"large chunked body", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n", 413, ReasonBodyTooLarge},
-		{"large head", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431, ReasonHeadTooLarge},
-		{"version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, ReasonUnsupportedVersion},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, body := rawExchange(t, base, tc.raw)
-			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"reason":"`+tc.reason+`"`) {
-				t.Errorf("%d %s %s, want %d with a JSON body naming %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.status, tc.reason)
-			}
-			if got := rejections(t, reg, tc.reason); got < 1 {
-				t.Errorf("relia_rejections_total{reason=%q} = %v", tc.reason, got)
-			}
-		})
-	}
-	g.Shutdown(canceled())
-	for _, tc := range []string{ReasonInvalidHeader, ReasonRequestTimeout, ReasonBodyTooLarge, ReasonHeadTooLarge, ReasonUnsupportedVersion} {
-		if !strings.Contains(log.String(), `"reason":"`+tc+`"`) {
-			t.Errorf("no access log line with reason %s:\n%s", tc, log.String())
+		for _, tc := range []struct {
+			name, raw string
+			status    int
+			reason    string
+		}{
+			{"malformed", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400, ReasonInvalidHeader},
+			{"slow head", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", 408, ReasonRequestTimeout},
+			{"large body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n123456789", 413, ReasonBodyTooLarge},
+			{"large chunked body", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n", 413, ReasonBodyTooLarge},
+			{"large head", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431, ReasonHeadTooLarge},
+			{"version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, ReasonUnsupportedVersion},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				resp, body := rawExchange(t, base, tc.raw)
+				if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"reason":"`+tc.reason+`"`) {
+					t.Errorf("%d %s %s, want %d with a JSON body naming %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.status, tc.reason)
+				}
+				if got := rejections(t, reg, tc.reason); got < 1 {
+					t.Errorf("relia_rejections_total{reason=%q} = %v", tc.reason, got)
+				}
+			})
 		}
-	}
-	if b.count() != 0 {
-		t.Errorf("the target got %d refused requests", b.count())
-	}
+		g.Shutdown(canceled())
+		for _, tc := range []string{ReasonInvalidHeader, ReasonRequestTimeout, ReasonBodyTooLarge, ReasonHeadTooLarge, ReasonUnsupportedVersion} {
+			if !strings.Contains(log.String(), `"reason":"`+tc+`"`) {
+				t.Errorf("no access log line with reason %s:\n%s", tc, log.String())
+			}
+		}
+		if b.count() != 0 {
+			t.Errorf("the target got %d refused requests", b.count())
+		}
+	})
 }
 
 // rejections sums relia_rejections_total for reason.
@@ -475,37 +489,40 @@ func TestH2CUpgradeStaysWithTheGateway(t *testing.T) {
 // an HTTP/2 client too.
 func TestResponseTrailersReachTheClient(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b")
-	b.handle(func(w http.ResponseWriter, r *http.Request) bool {
-		w.Header().Set("Trailer", "X-Checksum")
-		io.WriteString(w, "body")
-		w.(http.Flusher).Flush()
-		w.Header().Set("X-Checksum", "abc")
-		return true
-	})
-	_, base := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b")
+		b.handle(func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Trailer", "X-Checksum")
+			io.WriteString(w, "body")
+			w.(http.Flusher).Flush()
+			w.Header().Set("X-Checksum", "abc")
+			return true
+		})
+		_, base := startGateway(t, fmt.Sprintf(`
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
-	resp, err := testClient.Get(base + "/t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
-		t.Errorf("HTTP/1.1: body %q trailers %v, want the target's X-Checksum after the body", body, resp.Trailer)
-	}
-	tlsGW, tc := tlsGateway(t, b)
-	h2 := &http.Transport{TLSClientConfig: tc.Clone(), Protocols: new(http.Protocols)}
-	h2.Protocols.SetHTTP2(true)
-	resp, err = (&http.Client{Transport: h2, Timeout: 5 * time.Second}).Get("https://" + tlsGW.Addr("main") + "/t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 || string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
-		t.Errorf("HTTP/2: %s body %q trailers %v, want the target's X-Checksum after the body", resp.Proto, body, resp.Trailer)
-	}
+		resp, err := testClient.Get(base + "/t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("HTTP/1.1: body %q trailers %v, want the target's X-Checksum after the body", body, resp.Trailer)
+		}
+		tlsGW, tc := tlsGateway(t, b)
+		h2 := &http.Transport{TLSClientConfig: tc.Clone(), Protocols: new(http.Protocols)}
+		h2.Protocols.SetHTTP2(true)
+		resp, err = (&http.Client{Transport: h2, Timeout: 5 * time.Second}).Get("https://" + tlsGW.Addr("main") + "/t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("HTTP/2: %s body %q trailers %v, want the target's X-Checksum after the body", resp.Proto, body, resp.Trailer)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -357,6 +358,11 @@ func (g *Gateway) Start() error {
 		}
 		lns = append(lns, ln)
 		ls.ln = ln
+		if cmp.Or(l.Engine, defaultEngine) == EngineEventLoop && l.TLS == nil && !l.H2C {
+			if err := g.newLoops(ls); err != nil {
+				return fail(fmt.Errorf("listener %s: opening its event loops: %w", ls.name, err))
+			}
+		}
 		g.addrs[ls.name] = ln.Addr().String()
 		servers = append(servers, ls)
 	}
@@ -365,6 +371,7 @@ func (g *Gateway) Start() error {
 	}
 	g.servers = servers
 	for _, ls := range servers {
+		g.startLoops(ls)
 		g.bg.Add(1)
 		go func() { // exits when Shutdown closes the listener
 			defer g.bg.Done()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
 	doc := "kind: Gateway\nversion: relia/v1\nspec:\n"
 	if !strings.Contains(spec, "listeners:") {
 		doc += "  listeners:\n    - name: main\n      address: 127.0.0.1:0\n"
+		if e := subtestEngine(t); e != "" {
+			doc += "      engine: " + e + "\n"
+		}
 	}
 	// Never the default admin port: two gateways (two tests, or a test and
 	// a user's gateway) would clash on it.
@@ -60,6 +64,40 @@ func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
 		g.Shutdown(ctx)
 	})
 	return g, "http://" + g.Addr(cfg.Spec.Listeners[0].Name)
+}
+
+// engines are the listener engines this platform has.
+func engines() []string {
+	if eventLoopSupported {
+		return []string{EngineGoroutines, EngineEventLoop}
+	}
+	return []string{EngineGoroutines}
+}
+
+// onEngines runs test once per engine, as subtests named after them;
+// startGateway serves a subtest's listener on its engine.
+func onEngines(t *testing.T, test func(t *testing.T)) {
+	for _, e := range engines() {
+		t.Run(e, test)
+	}
+}
+
+// subtestEngine is the engine onEngines runs t on; empty outside it.
+func subtestEngine(t testing.TB) string {
+	for _, part := range strings.Split(t.Name(), "/") {
+		if part == EngineGoroutines || part == EngineEventLoop {
+			return part
+		}
+	}
+	return ""
+}
+
+// RELIA_TEST_ENGINE=eventloop runs the package's tests with the event
+// loop serving every listener that names no engine (plain HTTP/1.1 ones).
+func init() {
+	if e := os.Getenv("RELIA_TEST_ENGINE"); e != "" {
+		defaultEngine = e
+	}
 }
 
 // backend is an upstream that answers with its name and counts requests.

@@ -27,8 +27,9 @@ import (
 // and written by relia's codec (internal/h1). HTTP/2 (ALPN h2 after a
 // TLS handshake, or the h2c preface on a listener that allows it) goes to
 // Go's HTTP/2 server, whose requests are converted into the same request
-// type (h2.go). docs/benchmarks.md weighs this engine against an event
-// loop.
+// type (h2.go). A listener with engine: eventloop hands its connections
+// to event loops instead (engine_loop_linux.go), which serve the common
+// request and hand the rest back to this engine.
 
 // listenerServer serves one listener.
 type listenerServer struct {
@@ -43,6 +44,10 @@ type listenerServer struct {
 	h2base *http.Server
 	srv    Server
 	lim    h1.Limits
+	// loops, when set, serve the listener's connections (the eventloop
+	// engine, engine_loop_linux.go); next picks the loop of the next one.
+	loops []*loop
+	next  int
 }
 
 // serve accepts connections until the listener closes.
@@ -64,6 +69,11 @@ func (s *listenerServer) serve() {
 		c := &conn{s: s, g: s.g, nc: nc}
 		if !s.g.conns.add(c) {
 			nc.Close()
+			continue
+		}
+		if s.loops != nil {
+			s.loops[s.next%len(s.loops)].adopt(c)
+			s.next++
 			continue
 		}
 		go c.serve() // ends when the connection closes
@@ -112,6 +122,9 @@ type conn struct {
 	wdl time.Time
 	// ended: end was called, and its deadlines stand.
 	ended atomic.Bool
+	// lp is the connection's state on an event loop; nil on a goroutine
+	// of its own (and once a loop handed it to one).
+	lp *loopConn
 }
 
 // Read reads from the client, within the head timeout when more of a
@@ -154,6 +167,9 @@ func (c *conn) write(p []byte) error {
 
 // send writes p whole to the client within the response's deadline wdl.
 func (c *conn) send(p []byte) error {
+	if c.lp != nil {
+		return c.lp.write(p) // an event loop never waits for a client
+	}
 	err := rawio.WriteBy(c.c, p, c.wdl)
 	if err != nil && isTimeout(err) && !c.ended.Load() && time.Now().Before(c.wdl) {
 		// A write deadline that another writer left (the AI gateway's,
@@ -179,10 +195,7 @@ func (c *conn) end() {
 func (c *conn) serve() {
 	defer c.g.conns.remove(c)
 	defer c.nc.Close()
-	if ta, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
-		a, _ := netip.AddrFromSlice(ta.IP)
-		c.peer = a.Unmap()
-	}
+	c.setPeer()
 	c.c = c.nc
 	if c.s.tls != nil {
 		tc := tls.Server(c.nc, c.s.tls)
@@ -199,19 +212,32 @@ func (c *conn) serve() {
 	} else {
 		c.c = rawio.Wrap(c.nc)
 	}
+	c.setupH1()
+	c.serveH1(true)
+}
+
+// setPeer takes the client's address from the connection.
+func (c *conn) setPeer() {
+	if ta, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		c.peer = a.Unmap()
+	}
+}
+
+// setupH1 readies the connection for HTTP/1.1: its buffers.
+func (c *conn) setupH1() {
 	c.rd = h1.Reader{Src: c, Buf: make([]byte, 4096), Max: c.s.lim.HeadBytes + 4096}
 	c.wbuf = make([]byte, 0, 4096)
 	c.flushFn = c.flushPending
-	c.serveH1()
 }
 
 // h2Preface is what an HTTP/2 client with prior knowledge sends first.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // serveH1 serves HTTP/1.1 requests one after another until the client
-// or the gateway closes the connection.
-func (c *conn) serveH1() {
-	first := true
+// or the gateway closes the connection; first says none was served yet
+// (an event loop hands on connections that served some).
+func (c *conn) serveH1(first bool) {
 	for {
 		// Wait for the next request: the first (its whole head) within the
 		// head timeout, later ones within the idle timeout and the rest of
@@ -302,6 +328,13 @@ func (c *conn) serveRequest() bool {
 	c.intake(x)
 	x.h1c = c
 	g.serveExchange(x)
+	return c.respond(x)
+}
+
+// respond writes x's answer, records the request and reports whether
+// the connection stays open for another.
+func (c *conn) respond(x *exchange) bool {
+	g := c.g
 	if x.ai != nil { // the AI gateway wrote its answer (ai.go)
 		keep := x.ai.w.keep()
 		g.finish(x)
@@ -500,7 +533,10 @@ func (c *conn) writeResponse(x *exchange) bool {
 	// once for several writes rather than once each (each wake of an idle
 	// core is an inter-processor interrupt, dear in a VM). With nothing
 	// else runnable this returns at once. docs/benchmarks.md measures it.
-	runtime.Gosched()
+	if c.lp == nil {
+		// An event loop writes its answers back to back by itself.
+		runtime.Gosched()
+	}
 	c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
 	var err error
 	switch {

@@ -1,0 +1,846 @@
+//go:build linux
+
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/internal/rawio"
+	"github.com/relia-dev/relia/resilience"
+)
+
+// The eventloop engine (listeners[].engine: eventloop) serves a plain
+// HTTP/1.1 listener's connections on GOMAXPROCS loops, each a goroutine
+// with an epoll instance of its own. A loop reads a socket only when its
+// epoll said it is readable, edge-triggered: a read that returns less
+// than it asked for has emptied the socket, so no read returns EAGAIN,
+// and no goroutine parks per request. The common request runs whole in
+// the loop, through the same pipeline as the goroutine engine's, split at
+// the wait for the target (routeRequest, admit, proxyBegin, startAttempt
+// before it; attemptDone, proxyAfter, prepareResponse, respond after).
+// Whatever the loop does not do (a body not yet whole, a route with
+// policies that wait, an upgrade, a retry, every connection to the target
+// busy, an answer larger than the target connection's buffer) hands the
+// connection, with the bytes already read, to a goroutine of its own
+// that goes on as the goroutine engine would: the sockets stay Go's
+// (net.Conn), so handing on is taking them out of the loop's epoll.
+//
+// A loop waits, when its epoll has nothing ready, on Go's own poller for
+// its epoll descriptor to become readable: the loop shares the runtime's
+// threads with every other goroutine, timers and the admin API included.
+
+const eventLoopSupported = true
+
+// loopTick is how often a loop looks for timeouts (head, idle, the
+// target's answer) and for connections a drain ended: each expires within
+// a tick of its time.
+const loopTick = 100 * time.Millisecond
+
+// errWouldBlock is a loop socket's read when epoll has not said it is
+// readable since the read that emptied it.
+var errWouldBlock = errors.New("nothing to read until the socket is ready")
+
+// loopSrc reads a socket for an h1.Reader on a loop: once per readiness,
+// without waiting.
+type loopSrc struct {
+	fd    int
+	ready bool
+}
+
+func (s *loopSrc) Read(p []byte) (int, error) {
+	if !s.ready || len(p) == 0 {
+		return 0, errWouldBlock
+	}
+	r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	switch {
+	case errno == syscall.EAGAIN:
+		s.ready = false
+		return 0, errWouldBlock
+	case errno != 0:
+		return 0, errno
+	case r == 0:
+		return 0, io.EOF
+	}
+	if int(r) < len(p) {
+		// Less than asked for: the socket is empty until its next edge.
+		s.ready = false
+	}
+	return int(r), nil
+}
+
+// loopConn is a client connection's state on its loop.
+type loopConn struct {
+	l   *loop
+	src loopSrc
+	// first: no request was served yet; headWait: part of a head is in.
+	first    bool
+	headWait bool
+	// deadline ends the wait under way: for a request (head or idle
+	// timeout) or for the target's answer.
+	deadline time.Time
+	// The request waiting for its target, and its attempt.
+	x        *exchange
+	up       *loopUp
+	t        *target
+	bp       resilience.BreakerPermit
+	now      time.Time
+	span     trace.Span
+	resp     *upstream.Response
+	reused   bool
+	fresh    bool
+	headRead bool
+	// unsent is what the client's socket had no room for: the loop never
+	// waits for a client to read, so the connection goes to a goroutine
+	// that writes it first.
+	unsent []byte
+}
+
+// write writes p to the client without waiting; what does not fit is
+// kept in unsent, after which every write is kept, in order.
+func (lc *loopConn) write(p []byte) error {
+	for len(lc.unsent) == 0 && len(p) > 0 {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(lc.src.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch errno {
+		case 0:
+			p = p[r:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			lc.unsent = append(lc.unsent, p...)
+			return nil
+		default:
+			return errno
+		}
+	}
+	if len(p) > 0 {
+		lc.unsent = append(lc.unsent, p...)
+	}
+	return nil
+}
+
+// loopUp is a target connection a loop watches.
+type loopUp struct {
+	uc  *upstream.Conn
+	src loopSrc
+	c   *conn // the client whose answer it carries; nil while idle
+}
+
+// loop is one event loop of a listener.
+type loop struct {
+	g    *Gateway
+	s    *listenerServer
+	epfd int
+	ep   *os.File
+	rc   syscall.RawConn
+	mu   sync.Mutex
+	// clients is shared with the accepting goroutine (adopt); the rest is
+	// the loop's own.
+	clients map[int]*conn
+	ups     map[int]*loopUp
+	byConn  map[*upstream.Conn]*loopUp
+	idle    map[*upstream.Target][]*loopUp
+	events  [128]syscall.EpollEvent
+	n       int
+	pollFn  func(uintptr) bool // sets n; made once
+	swept   []*conn            // sweep's scratch
+	waitDl  time.Time
+	nextTk  time.Time
+	// served counts the answers the loop wrote, handedOn the connections
+	// it handed to goroutines.
+	served, handedOn atomic.Int64
+}
+
+// newLoops opens GOMAXPROCS loops for s.
+func (g *Gateway) newLoops(s *listenerServer) error {
+	for range runtime.GOMAXPROCS(0) {
+		l, err := newLoop(g, s)
+		if err != nil {
+			for _, o := range s.loops {
+				o.ep.Close()
+			}
+			s.loops = nil
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
+	return nil
+}
+
+// startLoops starts s's loops, owned by g.bg: they end once the gateway
+// drains and their connections are gone.
+func (g *Gateway) startLoops(s *listenerServer) {
+	for _, l := range s.loops {
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			l.run()
+		}()
+	}
+}
+
+func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	// Non-blocking, so that Go's poller takes it: the loop parks on it.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil, err
+	}
+	l := &loop{g: g, s: s, epfd: epfd, ep: ep, rc: rc, nextTk: time.Now().Add(loopTick),
+		clients: map[int]*conn{}, ups: map[int]*loopUp{}, byConn: map[*upstream.Conn]*loopUp{}, idle: map[*upstream.Target][]*loopUp{}}
+	l.pollFn = func(uintptr) bool {
+		l.n = l.pollNow()
+		return l.n > 0
+	}
+	return l, nil
+}
+
+// fdOf returns a connection's descriptor.
+func fdOf(nc net.Conn) int {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+const loopEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | -syscall.EPOLLET
+
+// watch adds fd to the loop's epoll, edge-triggered.
+func (l *loop) watch(fd int) error {
+	ev := syscall.EpollEvent{Events: uint32(loopEvents), Fd: int32(fd)}
+	return syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+}
+
+func (l *loop) unwatch(fd int) {
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+}
+
+// adopt takes a connection the listener accepted; the accepting
+// goroutine calls it.
+func (l *loop) adopt(c *conn) {
+	c.setPeer()
+	c.c = rawio.Wrap(c.nc)
+	c.setupH1()
+	fd := fdOf(c.nc)
+	lc := &loopConn{l: l, src: loopSrc{fd: fd}, first: true}
+	lc.deadline = time.Now().Add(c.s.srv.ReadHeaderTimeout)
+	c.lp = lc
+	c.rd.Src = &lc.src
+	c.state.Store(connIdle)
+	l.mu.Lock()
+	l.clients[fd] = c
+	l.mu.Unlock()
+	if fd < 0 || l.watch(fd) != nil {
+		l.mu.Lock()
+		delete(l.clients, fd)
+		l.mu.Unlock()
+		c.nc.Close()
+		c.g.conns.remove(c)
+	}
+}
+
+// run serves until the gateway drains and the loop's connections are
+// gone.
+func (l *loop) run() {
+	defer l.stop()
+	for {
+		n := l.wait()
+		for i := range n {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if u := l.ups[fd]; u != nil {
+				l.upReady(u)
+				continue
+			}
+			l.mu.Lock()
+			c := l.clients[fd]
+			l.mu.Unlock()
+			if c != nil && c.lp != nil {
+				c.lp.src.ready = true
+				if c.lp.x == nil {
+					l.serveConn(c)
+				}
+			}
+		}
+		if now := time.Now(); !now.Before(l.nextTk) {
+			l.nextTk = now.Add(loopTick)
+			if l.sweep(now) {
+				return
+			}
+		}
+	}
+}
+
+// wait returns the number of ready events, parking on Go's poller while
+// there are none, until the next tick.
+func (l *loop) wait() int {
+	if n := l.pollNow(); n > 0 {
+		return n
+	}
+	if !l.waitDl.Equal(l.nextTk) {
+		l.waitDl = l.nextTk
+		l.ep.SetReadDeadline(l.nextTk)
+	}
+	l.n = 0
+	l.rc.Read(l.pollFn)
+	return l.n
+}
+
+// pollNow takes the ready events without waiting.
+func (l *loop) pollNow() int {
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(r)
+}
+
+// serveConn serves the requests the client sent until one waits for its
+// target, the client must send more, or the connection ends.
+func (l *loop) serveConn(c *conn) {
+	lc := c.lp
+	for {
+		if c.rd.R == c.rd.W {
+			if c.g.conns.closing() {
+				l.close(c)
+				return
+			}
+			err := c.rd.Fill()
+			if err == errWouldBlock {
+				l.waitRequest(c)
+				return
+			}
+			if err != nil {
+				l.close(c)
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) && c.state.Load() != connActive {
+			l.close(c) // a drain closed it, idle
+			return
+		}
+		err := c.rd.ReadRequest(c.s.lim, &c.hreq)
+		if err == errWouldBlock {
+			if !lc.headWait {
+				lc.headWait = true
+				lc.deadline = time.Now().Add(c.s.srv.ReadHeaderTimeout)
+			}
+			return
+		}
+		lc.headWait = false
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+				c.refuse(&c.hreq, err)
+			}
+			l.close(c)
+			return
+		}
+		lc.first = false
+		if !l.serveRequest(c) {
+			return
+		}
+	}
+}
+
+// waitRequest readies c for the wait for its next request: the first
+// within the head timeout, later ones within the idle timeout.
+func (l *loop) waitRequest(c *conn) {
+	lc := c.lp
+	c.state.CompareAndSwap(connActive, connIdle)
+	if !lc.first {
+		lc.deadline = time.Now().Add(c.s.srv.IdleTimeout)
+	}
+}
+
+// loopable reports whether a matched request's route needs nothing the
+// loop does not do: its policies answer at once, and the answer comes
+// from a target over HTTP/1.1.
+func (g *Gateway) loopable(x *exchange) bool {
+	r := x.route
+	return g.auth == nil && g.tracing == nil && x.req.upgrade == nil &&
+		r.pool != nil && r.pool.cfg.GRPC == nil && r.cfg.AI == "" &&
+		r.shared == nil && r.cache == nil && r.faults == nil && r.bulkhead == nil && r.limiter == nil && r.hedge == nil &&
+		!(r.capture.KeepsBodies() && g.calls != nil && g.calls.rec != nil)
+}
+
+// serveRequest serves the request whose head c.hreq holds, as far as the
+// loop can, and reports whether the loop is to read the next one now.
+func (l *loop) serveRequest(c *conn) bool {
+	g := c.g
+	x := newExchange(g)
+	c.intake(x)
+	x.h1c = c
+	if x.req.src != nil && (c.hreq.Framing != h1.Length || c.hreq.ContentLength > int64(len(c.rd.Buffered()))) {
+		// The body is not all in: a goroutine reads it.
+		l.handOn(c, func() bool {
+			g.serveExchange(x)
+			return c.respond(x)
+		}, x)
+		return false
+	}
+	if !g.routeRequest(x) {
+		g.prepareResponse(x)
+		return l.respond(c, x)
+	}
+	if !g.loopable(x) {
+		l.handOn(c, func() bool {
+			g.handle(x.st, x)
+			g.prepareResponse(x)
+			return c.respond(x)
+		}, x)
+		return false
+	}
+	if !g.admit(x.st, x) {
+		g.prepareResponse(x)
+		return l.respond(c, x)
+	}
+	if _, ok := g.proxyBegin(x, &x.pc); !ok {
+		g.prepareResponse(x)
+		return l.respond(c, x)
+	}
+	return l.attempt(c, x)
+}
+
+// respond writes x's answer and reports whether the connection stays.
+func (l *loop) respond(c *conn, x *exchange) bool {
+	keep := c.respond(x)
+	putExchange(x)
+	l.served.Add(1)
+	if unsent := c.lp.unsent; len(unsent) > 0 {
+		// The client does not read as fast as it asks: a goroutine
+		// writes the rest, within the write timeout, and goes on.
+		l.handOn(c, func() bool {
+			c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
+			return c.send(unsent) == nil && keep
+		}, nil)
+		return false
+	}
+	if !keep {
+		l.close(c)
+	}
+	return keep
+}
+
+// attempt starts the request's attempt: the target picked, its breaker
+// asked, the request written on a connection the loop watches.
+func (l *loop) attempt(c *conn, x *exchange) bool {
+	g, lc, pc := c.g, c.lp, &x.pc
+	pc.next(x)
+	t, bp, now, try, out := g.startAttempt(x, pc.prev, pc.hashKey, pc.deadline, true)
+	if out.answered {
+		return l.after(c, x, out)
+	}
+	lc.x, lc.t, lc.bp, lc.now, lc.deadline = x, t, bp, now, try
+	lc.span = g.attemptSpan(x, t, now)
+	lc.resp = upstreamResponses.Get().(*upstream.Response)
+	lc.fresh = false
+	t.inflight.Add(1)
+	return l.send(c)
+}
+
+// send writes the request on an idle connection of the loop's, or one
+// from the target's pool; with every connection busy the request waits on
+// a goroutine.
+func (l *loop) send(c *conn) bool {
+	lc := c.lp
+	x := lc.x
+	up := lc.t.up
+	var u *loopUp
+	if !lc.fresh {
+		u = l.popIdle(up)
+	}
+	lc.reused = u != nil
+	if u == nil {
+		uc, reused, err := up.TryAcquire(x.req.ctx, lc.deadline, lc.fresh)
+		if err == upstream.ErrWouldWait {
+			lc.x = nil
+			l.handOn(c, func() bool {
+				err := up.Do(x.req.ctx, &x.ureq, lc.resp, lc.deadline)
+				a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, lc.span, lc.resp, err)
+				c.g.proxyAttempts(x, &x.pc, &a)
+				c.g.prepareResponse(x)
+				return c.respond(x)
+			}, x)
+			return false
+		}
+		if err != nil {
+			return l.answered(c, nil, err)
+		}
+		if u, err = l.take(uc); err != nil {
+			uc.Discard()
+			return l.answered(c, nil, err)
+		}
+		lc.reused = reused
+	}
+	u.c, lc.up, lc.headRead = c, u, false
+	if err := u.uc.WriteRequest(&x.ureq, lc.deadline, lc.reused); err != nil {
+		return l.answered(c, u, err)
+	}
+	return false
+}
+
+// take makes a target connection the loop's: watched by its epoll, read
+// once per readiness, given back to the loop on Release.
+func (l *loop) take(uc *upstream.Conn) (*loopUp, error) {
+	fd := fdOf(uc.Net())
+	u := &loopUp{uc: uc, src: loopSrc{fd: fd}}
+	if err := l.watch(fd); err != nil {
+		return nil, err
+	}
+	uc.Reader().Src = &u.src
+	uc.SetHome(l)
+	l.ups[fd] = u
+	l.byConn[uc] = u
+	return u, nil
+}
+
+// release gives a target connection back to the target's pool: out of
+// the loop's epoll, read by goroutines again.
+func (l *loop) release(u *loopUp) {
+	l.forgetUp(u)
+	u.uc.Keep()
+}
+
+func (l *loop) forgetUp(u *loopUp) {
+	l.unwatch(u.src.fd)
+	delete(l.ups, u.src.fd)
+	delete(l.byConn, u.uc)
+	u.uc.Reader().Src = u.uc
+	u.uc.SetHome(nil)
+	u.c = nil
+}
+
+// drop closes a target connection of the loop's.
+func (l *loop) drop(u *loopUp) {
+	l.forgetUp(u)
+	u.uc.Discard()
+}
+
+func (l *loop) popIdle(t *upstream.Target) *loopUp {
+	us := l.idle[t]
+	if len(us) == 0 {
+		return nil
+	}
+	u := us[len(us)-1]
+	l.idle[t] = us[:len(us)-1]
+	return u
+}
+
+// Return takes back a target connection whose response was released
+// (upstream.Home).
+func (l *loop) Return(uc *upstream.Conn, keep bool) {
+	u := l.byConn[uc]
+	if u == nil {
+		if keep {
+			uc.Keep()
+		} else {
+			uc.Discard()
+		}
+		return
+	}
+	u.c = nil
+	if !keep || uc.Target().Retired() {
+		l.drop(u)
+		return
+	}
+	uc.Reader().Release()
+	if uc.Target().Waiting() > 0 {
+		// A request on a goroutine waits for a connection: it gets this.
+		l.release(u)
+		return
+	}
+	l.idle[uc.Target()] = append(l.idle[uc.Target()], u)
+}
+
+// upReady reads a target connection's answer.
+func (l *loop) upReady(u *loopUp) {
+	u.src.ready = true
+	c := u.c
+	if c == nil {
+		// An idle connection is readable: the target closed it, or sent
+		// what nobody asked for.
+		l.dropIdle(u)
+		return
+	}
+	lc := c.lp
+	x := lc.x
+	rd := u.uc.Reader()
+	if !lc.headRead {
+		err := u.uc.ReadHead(&x.ureq, lc.resp, lc.reused)
+		if err == errWouldBlock {
+			return
+		}
+		if err == nil && lc.resp.Status == 101 {
+			err = upstream.ErrInvalidResponse // Do's rule: no upgrade was asked for
+		}
+		if err != nil {
+			if upstream.IsStale(err) && !lc.fresh {
+				// The target had closed the kept connection: once more on
+				// a new one, as Do does.
+				l.drop(u)
+				lc.t.up.CloseIdle()
+				l.closeIdle(lc.t.up)
+				lc.fresh = true
+				if l.send(c) {
+					l.serveConn(c)
+				}
+				return
+			}
+			if l.answered(c, u, err) {
+				l.serveConn(c)
+			}
+			return
+		}
+		lc.headRead = true
+		rd.KeepHead() // the head's slices stay where they are
+	}
+	// The body: whole in the buffer, or the goroutine engine passes it on.
+	for {
+		left := lc.resp.Body.Remaining()
+		if lc.resp.Framing == h1.NoBody || (lc.resp.Framing == h1.Length && left <= int64(len(rd.Buffered()))) {
+			break
+		}
+		if lc.resp.Framing != h1.Length || rd.W == len(rd.Buf) {
+			l.handOnAnswer(c, u)
+			return
+		}
+		err := rd.Fill()
+		if err == errWouldBlock {
+			return
+		}
+		if err != nil {
+			l.handOnAnswer(c, u)
+			return
+		}
+	}
+	if l.answered(c, u, nil) {
+		l.serveConn(c)
+	}
+}
+
+// answered ends the attempt under way: with the target's answer (err
+// nil) or its failure; the request then ends, or goes again on a
+// goroutine. It reports whether the loop is to read the next request.
+func (l *loop) answered(c *conn, u *loopUp, err error) bool {
+	lc := c.lp
+	x := lc.x
+	lc.x, lc.up = nil, nil
+	if err == nil {
+		u.c = nil
+		lc.resp.Attach(u.uc)
+	} else if u != nil {
+		l.drop(u)
+	}
+	a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, lc.span, lc.resp, err)
+	lc.span, lc.resp, lc.t = nil, nil, nil
+	return l.after(c, x, a)
+}
+
+// after judges an attempt's outcome: the answer goes out, or the request
+// goes again on a goroutine. It reports whether the loop is to read the
+// connection's next request.
+func (l *loop) after(c *conn, x *exchange, a attemptOutcome) bool {
+	g := c.g
+	_, again, wait := g.proxyAfter(x, &x.pc, a)
+	if again {
+		l.handOn(c, func() bool {
+			if wait > 0 && clock.Sleep(x.req.ctx, g.clock, wait) != nil {
+				g.prepareResponse(x)
+				return c.respond(x)
+			}
+			g.proxyAttempts(x, &x.pc, nil)
+			g.prepareResponse(x)
+			return c.respond(x)
+		}, x)
+		return false
+	}
+	g.prepareResponse(x)
+	return l.respond(c, x)
+}
+
+// handOnAnswer hands the client connection on with an answer whose body
+// is not all in: a goroutine passes it on.
+func (l *loop) handOnAnswer(c *conn, u *loopUp) {
+	lc := c.lp
+	x := lc.x
+	lc.x, lc.up = nil, nil
+	lc.resp.Attach(u.uc)
+	u.uc.Reader().Release()
+	l.forgetUp(u)
+	t, bp, now, span, resp := lc.t, lc.bp, lc.now, lc.span, lc.resp
+	l.handOn(c, func() bool {
+		a := c.g.attemptDone(x, t, bp, now, span, resp, nil)
+		c.g.proxyAttempts(x, &x.pc, &a)
+		c.g.prepareResponse(x)
+		return c.respond(x)
+	}, x)
+}
+
+// handOn takes c out of the loop and serves it on a goroutine of its own
+// from here: rest serves the request under way (x, when set) and reports
+// whether the connection stays for another, which the goroutine engine
+// then reads from the bytes already buffered on.
+func (l *loop) handOn(c *conn, rest func() bool, x *exchange) {
+	l.forget(c)
+	l.handedOn.Add(1)
+	c.state.Store(connActive)
+	go func() { // ends when the connection closes
+		defer c.g.conns.remove(c)
+		defer c.nc.Close()
+		keep := rest()
+		if x != nil {
+			putExchange(x)
+		}
+		c.rd.Release()
+		if keep {
+			c.serveH1(false)
+		}
+	}()
+}
+
+// forget takes c out of the loop: its reads wait on Go's poller again.
+func (l *loop) forget(c *conn) {
+	fd := c.lp.src.fd
+	l.mu.Lock()
+	delete(l.clients, fd)
+	l.mu.Unlock()
+	l.unwatch(fd)
+	c.rd.Src = c
+	c.lp = nil
+}
+
+// close ends a client connection served by the loop.
+func (l *loop) close(c *conn) {
+	lc := c.lp
+	if lc == nil {
+		return
+	}
+	if x := lc.x; x != nil {
+		// Its request was waiting for the target: the attempt ends.
+		if lc.up != nil {
+			l.drop(lc.up)
+		}
+		lc.t.inflight.Add(-1)
+		lc.bp.Done(nil)
+		upstreamResponses.Put(lc.resp)
+		lc.x = nil
+		putExchange(x)
+	}
+	l.forget(c)
+	c.state.Store(connClosed)
+	c.nc.Close()
+	c.g.conns.remove(c)
+}
+
+func (l *loop) dropIdle(u *loopUp) {
+	t := u.uc.Target()
+	us := l.idle[t]
+	for i, v := range us {
+		if v == u {
+			l.idle[t] = append(us[:i], us[i+1:]...)
+			break
+		}
+	}
+	l.drop(u)
+}
+
+func (l *loop) closeIdle(t *upstream.Target) {
+	for _, u := range l.idle[t] {
+		l.drop(u)
+	}
+	delete(l.idle, t)
+}
+
+// sweep ends what timed out and what a drain ended, and reports whether
+// the loop is to stop (the gateway drains and nothing is left).
+func (l *loop) sweep(now time.Time) bool {
+	l.mu.Lock()
+	cs := l.swept[:0]
+	for _, c := range l.clients {
+		cs = append(cs, c)
+	}
+	l.mu.Unlock()
+	defer func() {
+		clear(cs)
+		l.swept = cs[:0]
+	}()
+	closing := l.g.conns.closing()
+	for _, c := range cs {
+		lc := c.lp
+		switch {
+		case lc == nil:
+		case c.ended.Load() || c.state.Load() == connClosed:
+			l.close(c)
+		case lc.x != nil:
+			if now.After(lc.deadline) && l.answered(c, lc.up, os.ErrDeadlineExceeded) {
+				l.serveConn(c)
+			}
+		case closing && c.state.Load() == connIdle:
+			l.close(c)
+		case now.After(lc.deadline):
+			if lc.headWait {
+				c.refuse(&c.hreq, os.ErrDeadlineExceeded)
+			}
+			l.close(c)
+		}
+	}
+	for t, us := range l.idle {
+		switch {
+		case t.Retired():
+			for _, u := range us {
+				l.drop(u)
+			}
+			delete(l.idle, t)
+		case t.Waiting() > 0:
+			// Requests on goroutines wait for a connection: the pool gets
+			// the loop's idle ones.
+			for _, u := range us {
+				l.release(u)
+			}
+			delete(l.idle, t)
+		}
+	}
+	if !closing {
+		return false
+	}
+	l.mu.Lock()
+	n := len(l.clients)
+	l.mu.Unlock()
+	return n == 0
+}
+
+// stop closes the loop's idle target connections and its epoll.
+func (l *loop) stop() {
+	for t := range l.idle {
+		l.closeIdle(t)
+	}
+	l.ep.Close()
+}
