@@ -14,7 +14,9 @@
 //
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
-// a retry budget on the route. Each round measures every proxy once, in an
+// a retry budget on the route, once on each listener engine ("relia
+// gateway": goroutines, the default; "relia gateway (event loop)":
+// listeners[].engine: eventloop). Each round measures every proxy once, in an
 // order that rotates between rounds; figures are medians. Then, at half the
 // gateway's measured maximum, the latency the gateway adds: hey sends a
 // constant rate (-q per connection) directly to nginx and through the
@@ -214,10 +216,21 @@ http {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building relia: %w", err)
 	}
-	gw := fmt.Sprintf(`kind: Gateway
+	// The gateway twice, the same config on each listener engine: the
+	// goroutine engine (the default) and the event loop.
+	var gateway *proxy
+	for _, e := range []struct{ name, engine, suffix string }{
+		{"relia gateway", "goroutines", ""},
+		{"relia gateway (event loop)", "eventloop", "-eventloop"},
+	} {
+		port, admin := gwPort, adminPort
+		if e.suffix != "" {
+			port, admin = harness.FreePort(), harness.FreePort()
+		}
+		gw := fmt.Sprintf(`kind: Gateway
 version: relia/v1
 spec:
-  listeners: [{address: "127.0.0.1:%d"}]
+  listeners: [{address: "127.0.0.1:%d", engine: %s}]
   admin: {address: "127.0.0.1:%d"}
   accessLog: {path: %q}
   upstreams:
@@ -229,14 +242,19 @@ spec:
       upstream: nginx
       timeout: 5s
       retry: {attempts: 2, budget: {ratio: 20%%}}
-`, gwPort, adminPort, filepath.Join(out, "access.log"), upstream)
-	os.WriteFile(filepath.Join(out, "gateway.yaml"), []byte(gw), 0o644)
-	gwPID, err := start("gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml"))
-	if err != nil {
-		return err
+`, port, e.engine, admin, filepath.Join(out, "access"+e.suffix+".log"), upstream)
+		config := filepath.Join(out, "gateway"+e.suffix+".yaml")
+		os.WriteFile(config, []byte(gw), 0o644)
+		pid, err := start("gateway"+e.suffix+".log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", config)
+		if err != nil {
+			return err
+		}
+		p := &proxy{name: e.name, port: port, pid: pid}
+		if gateway == nil {
+			gateway = p // the ratios are against the default engine
+		}
+		proxies = append(proxies, p)
 	}
-	gateway := &proxy{name: "relia gateway", port: gwPort, pid: gwPID}
-	proxies = append(proxies, gateway)
 
 	// Floors (gateway/floor): Go reverse proxies with none of the
 	// gateway's features, one on the gateway's engine (fasthttp) and one an

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # perrequest.sh counts, per proxied request, what nginx as a reverse proxy,
-# the epoll + features floor parsed by internal/h1 and relia's gateway
+# the epoll + features floor parsed by internal/h1 and relia's gateway on
+# each listener engine (goroutines, and eventloop)
 # (the benchmark's config: metrics, access log to a file, a breaker, a
 # retry budget; GOMAXPROCS=1) spend: syscalls by kind, reads that return
 # EAGAIN, context switches, and for relia and the floor the runtime's
@@ -59,6 +60,9 @@ spec:
       timeout: 5s
       retry: {attempts: 2, budget: {ratio: 20%}}
 EOC
+LP=$(port); LA=$(port)
+sed -e "s/127.0.0.1:$GW\"}]/127.0.0.1:$LP\", engine: eventloop}]/" -e "s/127.0.0.1:$AD/127.0.0.1:$LA/" \
+	-e "s#$OUT/access.log#$OUT/access-eventloop.log#" "$OUT/gateway.yaml" >"$OUT/gateway-eventloop.yaml"
 
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; perf probe -q -d "relia_rq:*" 2>/dev/null || true' EXIT
@@ -69,6 +73,8 @@ env GOMAXPROCS=1 "$OUT/floor" -engine epoll+h1 -listen "127.0.0.1:$FL" -upstream
 FLOOR=$!
 env GOMAXPROCS=1 "$OUT/relia" gateway --watch 0 --config "$OUT/gateway.yaml" 2>"$OUT/gateway.log" & PIDS+=($!)
 RELIA=$!
+env GOMAXPROCS=1 "$OUT/relia" gateway --watch 0 --config "$OUT/gateway-eventloop.yaml" 2>"$OUT/gateway-eventloop.log" & PIDS+=($!)
+LOOP=$!
 sleep 2
 NGINX=$(pgrep -P "$NGINX_MASTER" | head -1)
 
@@ -119,8 +125,10 @@ for load in rate saturation; do
 	measure "nginx (proxy)" "$NP" "$NGINX" $load
 	measure "floor: epoll + features, parsed by internal/h1" "$FL" "$FLOOR" $load
 	measure "relia gateway" "$GW" "$RELIA" $load
+	measure "relia gateway (event loop)" "$LP" "$LOOP" $load
 done
 probes "$OUT/floor"
 measure "floor: epoll + features, parsed by internal/h1" "$FL" "$FLOOR" rate probes
 probes "$OUT/relia"
 measure "relia gateway" "$GW" "$RELIA" rate probes
+measure "relia gateway (event loop)" "$LP" "$LOOP" rate probes
