@@ -146,9 +146,10 @@ type loop struct {
 	ep   *os.File
 	rc   syscall.RawConn
 	mu   sync.Mutex
-	// clients is shared with the accepting goroutine (adopt); the rest is
-	// the loop's own.
+	// clients and stopped are shared with the accepting goroutine (adopt);
+	// the rest is the loop's own.
 	clients map[int]*conn
+	stopped bool
 	ups     map[int]*loopUp
 	byConn  map[*upstream.Conn]*loopUp
 	idle    map[*upstream.Target][]*loopUp
@@ -168,15 +169,20 @@ func (g *Gateway) newLoops(s *listenerServer) error {
 	for range runtime.GOMAXPROCS(0) {
 		l, err := newLoop(g, s)
 		if err != nil {
-			for _, o := range s.loops {
-				o.ep.Close()
-			}
-			s.loops = nil
+			s.closeLoops()
 			return err
 		}
 		s.loops = append(s.loops, l)
 	}
 	return nil
+}
+
+// closeLoops closes loops that never started (a start that failed).
+func (s *listenerServer) closeLoops() {
+	for _, l := range s.loops {
+		l.ep.Close()
+	}
+	s.loops = nil
 }
 
 // startLoops starts s's loops, owned by g.bg: they end once the gateway
@@ -256,6 +262,13 @@ func (l *loop) adopt(c *conn) {
 	c.rd.Src = &lc.src
 	c.state.Store(connIdle)
 	l.mu.Lock()
+	if l.stopped {
+		// Accepted just before the drain began, after the loop ended.
+		l.mu.Unlock()
+		c.nc.Close()
+		c.g.conns.remove(c)
+		return
+	}
 	l.clients[fd] = c
 	l.mu.Unlock()
 	if fd < 0 || l.watch(fd) != nil {
@@ -832,9 +845,9 @@ func (l *loop) sweep(now time.Time) bool {
 		return false
 	}
 	l.mu.Lock()
-	n := len(l.clients)
-	l.mu.Unlock()
-	return n == 0
+	defer l.mu.Unlock()
+	l.stopped = len(l.clients) == 0
+	return l.stopped
 }
 
 // stop closes the loop's idle target connections and its epoll.

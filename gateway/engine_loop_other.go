@@ -22,3 +22,5 @@ func (g *Gateway) newLoops(s *listenerServer) error {
 }
 
 func (g *Gateway) startLoops(s *listenerServer) {}
+
+func (s *listenerServer) closeLoops() {}

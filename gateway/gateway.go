@@ -340,13 +340,16 @@ func (g *Gateway) Start() error {
 	srv := st.eff.Spec.Server
 	g.addrs = map[string]string{}
 	var lns []net.Listener
+	var servers []*listenerServer
 	fail := func(err error) error {
 		for _, ln := range lns {
 			ln.Close()
 		}
+		for _, ls := range servers {
+			ls.closeLoops()
+		}
 		return err
 	}
-	var servers []*listenerServer
 	for i, l := range st.eff.Spec.Listeners {
 		ls, err := g.newListenerServer(l, srv)
 		if err != nil {
