@@ -20,59 +20,62 @@ import (
 // closed after the idle timeout.
 func TestKeptConnectionsKeepTheirTimeouts(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "b")
-	_, base := startGateway(t, fmt.Sprintf(`
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t, "b")
+		_, base := startGateway(t, fmt.Sprintf(`
   server: {readHeaderTimeout: 300ms, idleTimeout: 1h}
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
-	_, idleBase := startGateway(t, fmt.Sprintf(`
+		_, idleBase := startGateway(t, fmt.Sprintf(`
   server: {idleTimeout: 200ms}
   upstreams: [{name: b, targets: [{address: %s}]}]
   routes: [{name: r, upstream: b}]
 `, b.addr()), Options{})
 
-	// dial sends one whole request on a new connection and reads its
-	// answer.
-	dial := func(base string) (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-		if err != nil {
-			t.Fatal(err)
+		// dial sends one whole request on a new connection and reads its
+		// answer.
+		dial := func(base string) (net.Conn, *bufio.Reader) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			io.WriteString(c, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("first request: %d", resp.StatusCode)
+			}
+			return c, br
 		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
-		io.WriteString(c, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("first request: %d", resp.StatusCode)
-		}
-		return c, br
-	}
 
-	t.Run("slow second head", func(t *testing.T) {
-		c, br := dial(base)
-		io.WriteString(c, "GET /second HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("a head left unfinished on a kept connection got no answer: %v", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestTimeout {
-			t.Errorf("a head left unfinished on a kept connection: %d, want 408 after the head timeout", resp.StatusCode)
-		}
-	})
-	t.Run("idle", func(t *testing.T) {
-		c, br := dial(idleBase)
-		if _, err := br.ReadByte(); err != io.EOF {
-			t.Errorf("an idle connection read %v, want it closed by the gateway (io.EOF) after the idle timeout", err)
-		}
-		c.Close()
+		t.Run("slow second head", func(t *testing.T) {
+			c, br := dial(base)
+			io.WriteString(c, "GET /second HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("a head left unfinished on a kept connection got no answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("a head left unfinished on a kept connection: %d, want 408 after the head timeout", resp.StatusCode)
+			}
+		})
+		t.Run("idle", func(t *testing.T) {
+			c, br := dial(idleBase)
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("an idle connection read %v, want it closed by the gateway (io.EOF) after the idle timeout", err)
+			}
+			c.Close()
+		})
 	})
 }
 

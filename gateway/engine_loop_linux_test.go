@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -165,4 +166,110 @@ func TestEventLoopNeverWaitsForAClientToRead(t *testing.T) {
 			t.Fatalf("connection %d: %d, %d bytes", i, resp.StatusCode, len(body))
 		}
 	}
+}
+
+// TestEventLoopReloadsAndDrains: on either engine a reload applies to the next
+// request of a kept connection, and a shutdown closes idle connections at
+// once while the request a loop waits on its target for finishes.
+func TestEventLoopReloadsAndDrains(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				<-release
+			}
+			fmt.Fprintf(w, "%s gen=%s", r.URL.Path, r.Header.Get("X-Gen"))
+		}))
+		t.Cleanup(srv.Close)
+		spec := func(gen int) string {
+			return fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0", engine: %s}]
+  admin: {address: "off"}
+  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b, requestHeaders: {set: {X-Gen: "%d"}}}]
+`, subtestEngine(t), srv.Listener.Addr().String(), gen)
+		}
+		cfg, err := Parse("loop.yaml", []byte(spec(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := New(cfg, Options{AccessLog: io.Discard, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+		idle, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idle.Close()
+		br := bufio.NewReader(idle)
+		if _, body := exchangeOn(t, idle, br, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"); body != "/a gen=1" {
+			t.Fatalf("before the reload: %q", body)
+		}
+		next, err := Parse("loop.yaml", []byte(spec(2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Reload(next); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := exchangeOn(t, idle, br, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"); body != "/b gen=2" {
+			t.Fatalf("the kept connection's next request after the reload: %q", body)
+		}
+
+		busy, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		io.WriteString(busy, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			var inflight int64
+			for _, u := range g.Upstreams() {
+				for _, ts := range u.Targets {
+					inflight += ts.InFlight
+				}
+			}
+			if inflight == 1 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("the held request did not reach the target")
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- g.Shutdown(ctx)
+		}()
+		idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("the idle connection during the drain: %v, want it closed", err)
+		}
+		close(release)
+		bb := bufio.NewReader(busy)
+		resp, err := http.ReadResponse(bb, nil)
+		if err != nil {
+			t.Fatalf("the request in flight during the drain: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "/hold gen=2" || !resp.Close {
+			t.Fatalf("the request in flight during the drain: %d %q, closing %v", resp.StatusCode, body, resp.Close)
+		}
+		busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := bb.ReadByte(); err != io.EOF {
+			t.Fatalf("the drained connection after its answer: %v, want it closed", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
 }
