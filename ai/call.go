@@ -36,20 +36,33 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	if rs.cfg.LogContent {
 		rec.content = &contentLog{prompt: promptText(req)}
 	}
-	prompt := estimateChat(req)
 	out, ok := req.OutputLimit()
 	if !ok {
 		out = st.defaultOutput(rs.model)
 	}
 	f := s.newFailover(rs)
-	if cw := rs.model.ContextWindow; cw > 0 && prompt+out > cw && !f.toContextFallback() {
+	// The prompt is counted only when a check needs the count: the
+	// context window when the prompt's bytes could exceed it, a quota of
+	// tokens or cost. A tokenizer costs more than the rest of the call.
+	prompt := -1
+	estimate := func() int {
+		if prompt < 0 {
+			prompt = estimateChat(req, rs.model)
+		}
+		return prompt
+	}
+	if cw := rs.model.ContextWindow; cw > 0 && chatBound(req)+out > cw && estimate()+out > cw && !f.toContextFallback() {
 		aerr := &apiError{status: http.StatusBadRequest, typ: wire.ErrTypeInvalidRequest, code: wire.CodeContextLength,
 			message: fmt.Sprintf("the prompt (about %d tokens) and the output cap (%d) exceed the context window of %s (%d tokens)", prompt, out, rs.model.Name, cw)}
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, prompt, rs.model.Price.Cost(Usage{InputTokens: prompt}))
+	reserve := 0
+	if s.quotas.needEstimate(c, rs.model) {
+		reserve = estimate()
+	}
+	res, aerr := s.quotas.admit(r.Context(), c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
@@ -566,7 +579,10 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 		return
 	}
 	rec.Model = rs.model.Name
-	est := estimateEmbedding(req)
+	est := 0
+	if s.quotas.needEstimate(c, rs.model) {
+		est = estimateEmbedding(req, rs.model)
+	}
 	res, aerr := s.quotas.admit(r.Context(), c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
 	if aerr != nil {
 		rec.fail(aerr)
