@@ -126,7 +126,7 @@ func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, _ := readAtMost(resp.Body, 64<<10-1)
 	resp.Body.Close()
 	return nil, t.prov.adapter.errorOf(resp.StatusCode, resp.Header, body, s.clock.Now())
 }
@@ -211,7 +211,7 @@ func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatReq
 		return nil, nil, Usage{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	body, err := readAtMost(resp.Body, MaxResponseBody)
 	if err != nil {
 		return nil, nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer: " + err.Error()}
 	}
@@ -638,7 +638,7 @@ func (s *Service) attemptEmbed(ctx context.Context, t *target, req *wire.Embeddi
 		return nil, Usage{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	body, err := readAtMost(resp.Body, MaxResponseBody)
 	if err != nil || len(body) > MaxResponseBody {
 		return nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer failed or it is over 32MiB"}
 	}

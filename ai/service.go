@@ -228,7 +228,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveModels(w, st, caller)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(st.maxBody())+1))
+	body, err := readAtMost(r.Body, st.maxBody())
 	if err != nil {
 		return // the client went away
 	}
@@ -281,6 +281,26 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.servePrompt(w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)
 	default:
 		eg.writeError(w, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, message: "no such endpoint: " + p})
+	}
+}
+
+// readAtMost reads r to its end, or to one byte past limit, which tells
+// a body over the limit. It is io.ReadAll of an io.LimitReader without
+// the reader's allocation; its buffer grows with the bytes received.
+func readAtMost(r io.Reader, limit int) ([]byte, error) {
+	b := make([]byte, 0, min(512, limit+1))
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit+1)])
+		b = b[:len(b)+n]
+		if err == io.EOF || len(b) > limit {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 }
 
