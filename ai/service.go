@@ -239,7 +239,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/v1/chat/completions":
 		var req wire.ChatRequest
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := decodeChatRequest(body, &req); err != nil {
 			eg.writeError(w, badRequest("the body is not a chat completion request: "+err.Error()))
 			return
 		}
