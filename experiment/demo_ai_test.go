@@ -2,6 +2,9 @@ package experiment_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,6 +93,57 @@ func TestDemoAI(t *testing.T) {
 			t.Errorf("generator %+v: want its self-check passed", v.Generator)
 		}
 	})
+	t.Run("quota refusals shown per tenant", func(t *testing.T) {
+		for i, r := range runs {
+			v := r.res.Verdict
+			if names := tenantNames(v.Tenants); !slices.Equal(names, []string{"acme", "globex", "initech"}) {
+				t.Fatalf("run %d: tenants %v, want acme, globex, initech", i, names)
+			}
+			for _, c := range v.Tenants {
+				if c.Calls == 0 || c.Served+c.RefusedByQuota+c.Failed != c.Calls {
+					t.Errorf("run %d, %s: %+v: want calls that each are served, refused or failed", i, c.Tenant, c)
+				}
+				// Only initech has a quota, and the last phase spends it
+				// (its nine or so calls there ask for more than 600 tokens),
+				// with or without resilience. The quota counts in calendar
+				// minutes, so a phase that crosses one may see none.
+				switch {
+				case c.Tenant != "initech" && c.RefusedByQuota != 0:
+					t.Errorf("run %d, %s has no quota but was refused by one %d times", i, c.Tenant, c.RefusedByQuota)
+				case c.Tenant == "initech" && c.RefusedByQuota == 0 && withinOneMinute(r.res.Journal, "quota-exhausted"):
+					t.Errorf("run %d: initech spent its quota within one minute and was never refused: %+v", i, c)
+				}
+			}
+			// Figures agree: the journal's JSON, the terminal and the HTML
+			// report show the verdict's numbers.
+			var j struct {
+				Verdict struct {
+					Tenants []experiment.TenantCalls `json:"tenants"`
+				} `json:"verdict"`
+			}
+			data, err := os.ReadFile(filepath.Join(r.out, experiment.JournalFile))
+			if err == nil {
+				err = json.Unmarshal(data, &j)
+			}
+			if err != nil || !slices.Equal(j.Verdict.Tenants, v.Tenants) {
+				t.Errorf("run %d: journal's tenants %+v (%v), want %+v", i, j.Verdict.Tenants, err, v.Tenants)
+			}
+			html, err := os.ReadFile(filepath.Join(r.out, experiment.ReportFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Join(strings.Fields(experiment.Summary(r.plan, v, r.res.Scorecard)), " ")
+			for _, c := range v.Tenants {
+				if row := fmt.Sprintf("<td>%s</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td>", c.Tenant, c.Calls, c.Served, c.RefusedByQuota, c.Failed); !strings.Contains(string(html), row) {
+					t.Errorf("run %d: report lacks the row %s", i, row)
+				}
+				if row := fmt.Sprintf("%s %d %d %d %d", c.Tenant, c.Calls, c.Served, c.RefusedByQuota, c.Failed); !strings.Contains(text, row) {
+					t.Errorf("run %d: summary lacks the row %q:\n%s", i, row, text)
+				}
+			}
+			t.Logf("run %d: %+v", i, v.Tenants)
+		}
+	})
 	t.Run("same seed, same decisions", func(t *testing.T) {
 		a, b := first.Journal.Plan, noResilience.Journal.Plan
 		if !slices.Equal(a.Decisions, b.Decisions) || !slices.ContainsFunc(a.Decisions, func(d experiment.Decision) bool {
@@ -144,4 +198,23 @@ func TestDemoAI(t *testing.T) {
 			t.Errorf("page %+v: want the time to first token and goodput charts drawn with the two fault windows", drawn)
 		}
 	})
+}
+
+func tenantNames(cs []experiment.TenantCalls) []string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Tenant)
+	}
+	return names
+}
+
+// withinOneMinute says whether phase ran within one calendar minute, the
+// window of a tokens-per-minute quota.
+func withinOneMinute(j *experiment.Journal, phase string) bool {
+	for _, ph := range j.Phases {
+		if ph.Name == phase {
+			return ph.Start.Truncate(time.Minute).Equal(ph.End.Truncate(time.Minute))
+		}
+	}
+	return false
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/ai/mock"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/llmload"
 )
 
 // The providers behind the gateway.
@@ -264,9 +265,9 @@ func (s *Stack) ask(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		detail, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
-		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("X-Relia-Quota") != "" {
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get(llmload.QuotaHeader) != "" {
 			// The tenant's own quota: its answer, as the gateway gave it.
-			for _, h := range []string{"Retry-After", "X-Relia-Quota", "X-Relia-Quota-Reset", "Content-Type"} {
+			for _, h := range []string{"Retry-After", llmload.QuotaHeader, llmload.QuotaHeader + "-Reset", "Content-Type"} {
 				if v := resp.Header.Get(h); v != "" {
 					w.Header().Set(h, v)
 				}
