@@ -16,12 +16,12 @@ import (
 )
 
 // shortAIDemo and shortAIRate are the AI demo's short mode for tests:
-// phases of 7 to 8 seconds, long enough that the streams that stall
-// before alpha's breaker opens (their share is the stall's detection
-// time over the run's length, whatever the rate) stay within the
-// availability SLO's budget as in the one-minute demo, at 4 questions a
-// second (12 in the spike), far from saturating a two-core machine with
-// two runs under -race.
+// phases of 5 to 7 seconds in a run of 37, long enough that the streams
+// that stall before alpha's breaker opens (their share is the stall's
+// detection time over the run's length, whatever the rate) stay within
+// the availability SLO's budget as in the one-minute demo, at 4
+// questions a second (12 in the spike), far from saturating a two-core
+// machine with two runs under -race.
 const (
 	shortAIDemo = 40 * time.Second
 	shortAIRate = 4
@@ -73,11 +73,11 @@ func TestDemoAI(t *testing.T) {
 			t.Fatalf("exit %d, failures %q", first.ExitCode, first.Verdict.Failures)
 		}
 		j := first.Journal
-		want := []string{"baseline", "spike", "provider-rate-limited", "provider-stalls", "quota-exhausted"}
+		want := []string{"baseline", "spike", "provider-slow", "provider-rate-limited", "provider-stalls", "quota-exhausted"}
 		if got := phaseNames(j.Phases); !slices.Equal(got, want) || j.Experiment != "ai-assistant" {
 			t.Errorf("%s: phases %v, want %v", j.Experiment, got, want)
 		}
-		if len(j.Faults) != 2 {
+		if len(j.Faults) != 3 {
 			t.Fatalf("faults %+v", j.Faults)
 		}
 		for _, f := range j.Faults {
@@ -92,6 +92,13 @@ func TestDemoAI(t *testing.T) {
 		if v.Generator == nil || !v.Generator.Conclusive {
 			t.Errorf("generator %+v: want its self-check passed", v.Generator)
 		}
+		// alpha's first token is a second late in provider-slow: the
+		// hedge on beta keeps the time to first token within its
+		// objective even there.
+		if slow := v.Phases[2]; slow.Name != "provider-slow" || !slow.SLOs[1].Met {
+			t.Errorf("phase %s: TTFT %+v, want met through the hedge", slow.Name, slow.SLOs[1])
+		}
+		t.Logf("TTFT within 500ms: %.2f%% of the run, %.2f%% of provider-slow", 100*v.Run.SLOs[1].SLI, 100*v.Phases[2].SLOs[1].SLI)
 	})
 	t.Run("quota refusals shown per tenant", func(t *testing.T) {
 		for i, r := range runs {
@@ -164,16 +171,23 @@ func TestDemoAI(t *testing.T) {
 			t.Fatalf("exit %d: want the verdict to fail; failures %q", noResilience.ExitCode, v.Failures)
 		}
 		failures := strings.Join(v.Failures, "\n")
-		for _, id := range []string{"SLO assistant-availability", "SLO assistant-goodput"} {
+		for _, id := range []string{"SLO assistant-availability", "SLO assistant-ttft", "SLO assistant-goodput"} {
 			if !strings.Contains(failures, id) {
 				t.Errorf("failures %q lack %s", v.Failures, id)
 			}
 		}
-		for _, ph := range v.Phases[2:4] {
+		for _, ph := range v.Phases[3:5] {
 			if ph.SLOsMet() || ph.Stats.ErrorRate < 0.3 {
 				t.Errorf("phase %s %+v: want the provider's fault reaching the users", ph.Name, ph.Stats)
 			}
 		}
+		// Every stream of provider-slow gets its first token a second
+		// late, and they are more than the 5% of the run's streams that
+		// the TTFT objective allows to be slow.
+		if slow := v.Phases[2]; slow.SLOs[1].Met || slow.SLOs[1].SLI > 0.5 {
+			t.Errorf("phase %s: TTFT %+v, want alpha's slow first tokens reaching the users", slow.Name, slow.SLOs[1])
+		}
+		t.Logf("TTFT within 500ms: %.2f%% of the run, %.2f%% of provider-slow", 100*v.Run.SLOs[1].SLI, 100*v.Phases[2].SLOs[1].SLI)
 		if !noResilience.Journal.Plan.Target.Services[0].AI.DisableResilience {
 			t.Error("the exported no-resilience experiment has resilience on")
 		}
