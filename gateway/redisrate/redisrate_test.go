@@ -114,7 +114,9 @@ func TestParseUnreachable(t *testing.T) {
 func TestBurstThenLimit(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	l := newLimiter(t, srv.Client(t), redisrate.Settings{Rate: 1, Burst: 5})
+	// A token every 10 s: the six calls come well within one, however
+	// busy the machine, so none is refilled between them.
+	l := newLimiter(t, srv.Client(t), redisrate.Settings{Rate: 0.1, Burst: 5})
 	for i := range 5 {
 		d := allow(t, l, "client")
 		if !d.Allowed || d.Degraded || d.Remaining != 4-i {
@@ -125,23 +127,26 @@ func TestBurstThenLimit(t *testing.T) {
 	if d.Allowed || d.Reason != redisrate.ReasonRateLimited || d.Remaining != 0 {
 		t.Fatalf("sixth call: %+v, want refused as rate_limited", d)
 	}
-	// At one token a second, the next is due within a second of the
-	// first take; the script measures on Redis's clock in microseconds.
-	if d.RetryAfter <= 0 || d.RetryAfter > time.Second {
-		t.Fatalf("RetryAfter = %s, want in (0, 1s]", d.RetryAfter)
+	// At a token every 10 s, the next is due within 10 s of the first
+	// take; the script measures on Redis's clock in microseconds.
+	if d.RetryAfter <= 0 || d.RetryAfter > 10*time.Second {
+		t.Fatalf("RetryAfter = %s, want in (0, 10s]", d.RetryAfter)
 	}
 }
 
 func TestRetryAfterIsWhenTheNextTokenIsDue(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	l := newLimiter(t, srv.Client(t), redisrate.Settings{Rate: 20, Burst: 1})
+	// A token every 500 ms: long enough that the second call comes
+	// before the next is due on a busy machine (at 50 ms it need not),
+	// short enough to wait for.
+	l := newLimiter(t, srv.Client(t), redisrate.Settings{Rate: 2, Burst: 1})
 	if d := allow(t, l, "k"); !d.Allowed {
 		t.Fatalf("first call refused: %+v", d)
 	}
 	d := allow(t, l, "k")
-	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 50*time.Millisecond {
-		t.Fatalf("second call: %+v, want refused with RetryAfter in (0, 50ms]", d)
+	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 500*time.Millisecond {
+		t.Fatalf("second call: %+v, want refused with RetryAfter in (0, 500ms]", d)
 	}
 	// The buckets run on Redis's clock, so only real time refills them.
 	time.Sleep(d.RetryAfter)
@@ -154,7 +159,8 @@ func TestKeysAreIsolatedHashedAndExpire(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	client := srv.Client(t)
-	l := newLimiter(t, client, redisrate.Settings{Rate: 2, Burst: 2, Prefix: "test:"})
+	// A token every 5 s: no refill between the calls, however slow.
+	l := newLimiter(t, client, redisrate.Settings{Rate: 0.2, Burst: 2, Prefix: "test:"})
 	secret := "sk_live_very_secret_api_key"
 	allow(t, l, secret)
 	allow(t, l, secret)
@@ -180,9 +186,10 @@ func TestKeysAreIsolatedHashedAndExpire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A full bucket refills in Burst/Rate = 1s: the key lives no longer.
-		if ttl <= 0 || ttl > time.Second {
-			t.Fatalf("TTL of %q = %s, want in (0, 1s]", k, ttl)
+		// A full bucket refills in Burst/Rate = 10s: the key lives no
+		// longer.
+		if ttl <= 0 || ttl > 10*time.Second {
+			t.Fatalf("TTL of %q = %s, want in (0, 10s]", k, ttl)
 		}
 	}
 }
