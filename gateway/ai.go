@@ -169,17 +169,18 @@ func (x *exchange) aiRequest(ctx context.Context, body *aiBody) *http.Request {
 	for _, f := range r.fields {
 		n += len(f.Name) + len(f.Value)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, r.method...)
-	b = append(b, x.path...)
-	b = append(b, r.query...)
-	b = append(b, r.host...)
-	b = append(b, r.target...)
+	var b strings.Builder
+	b.Grow(n)
+	b.Write(r.method)
+	b.Write(x.path)
+	b.Write(r.query)
+	b.Write(r.host)
+	b.Write(r.target)
 	for _, f := range r.fields {
-		b = append(b, f.Name...)
-		b = append(b, f.Value...)
+		b.Write(f.Name)
+		b.Write(f.Value)
 	}
-	str := string(b)
+	str := b.String()
 	at := 0
 	cut := func(k int) string {
 		s := str[at : at+k]
