@@ -29,6 +29,7 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
 	if aerr != nil {
 		rec.fail(aerr)
+		rec.unrouted = aerr.code == codeModelNotFound
 		eg.writeError(w, aerr)
 		return
 	}
@@ -82,6 +83,10 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	rec.Path = f.pathCopy()
 }
 
+// codeModelNotFound is the error code of a call naming a model the
+// gateway has no route for.
+const codeModelNotFound = "model_not_found"
+
 // admitModel finds the route of a model the caller may call.
 // A prompt's model is called on the tenant's behalf: access to the
 // prompt is what is checked.
@@ -91,7 +96,7 @@ func (s *Service) admitModel(st *state, c *caller, name, typ string, viaPrompt b
 	}
 	rs, ok := st.route(name)
 	if !ok {
-		return nil, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, code: "model_not_found", reason: "model_not_found", message: fmt.Sprintf("the model %q does not exist or has no route", name)}
+		return nil, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, code: codeModelNotFound, reason: codeModelNotFound, message: fmt.Sprintf("the model %q does not exist or has no route", name)}
 	}
 	if !viaPrompt && !c.mayCall(rs.model) {
 		return nil, &apiError{status: http.StatusForbidden, typ: wire.ErrTypePermission, code: "model_not_allowed", reason: "model_not_allowed", message: fmt.Sprintf("tenant %q may not call model %q", c.tenantName(), rs.model.Name)}
@@ -575,6 +580,7 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 	rs, aerr := s.admitModel(st, c, req.Model, TypeEmbedding, false)
 	if aerr != nil {
 		rec.fail(aerr)
+		rec.unrouted = aerr.code == codeModelNotFound
 		eg.writeError(w, aerr)
 		return
 	}

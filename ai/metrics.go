@@ -79,11 +79,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// otherModel is the gen_ai_request_model label of calls naming a model
+// no route serves (OpenTelemetry's name for a value outside the known set).
+const otherModel = "_OTHER"
+
 func (m *metrics) observe(r *Record) {
 	if m == nil {
 		return
 	}
-	k := callKey{r.Operation, semconvProvider(r.ptype), r.Model, r.Provider, r.Tenant, r.Outcome}
+	model := r.Model
+	if r.unrouted {
+		// A client may send any model name: one label value for all of
+		// them keeps the series bounded by the catalog, not by clients.
+		model = otherModel
+	}
+	k := callKey{r.Operation, semconvProvider(r.ptype), model, r.Provider, r.Tenant, r.Outcome}
 	m.mu.RLock()
 	c := m.children[k]
 	m.mu.RUnlock()

@@ -69,6 +69,9 @@ type Record struct {
 	ctx     context.Context
 	ptype   string
 	hook    func(Record)
+	// unrouted: the call named a model no route serves, so Model is
+	// whatever the client sent and must not become a metric label.
+	unrouted bool
 }
 
 // contentLog holds a call's text for a route that logs it.
