@@ -49,7 +49,7 @@ func benchCalls(b *testing.B, h http.Handler, body string, ok func(*httptest.Res
 
 // benchService is an AI gateway of one OpenAI provider, its calls sent
 // through tr, and one tenant with a quota.
-func benchService(b *testing.B, tr http.RoundTripper) *Service {
+func benchService(b testing.TB, tr http.RoundTripper) *Service {
 	cfg, err := ParseBundle("bench.yaml", []byte(`
 kind: AIGateway
 version: relia/v1
