@@ -58,12 +58,12 @@ func BenchmarkChatNoTokenQuota(b *testing.B) {
 // benchService is an AI gateway of one OpenAI provider, its calls sent
 // through tr, and one tenant with a token quota, which has each call's
 // prompt counted.
-func benchService(b *testing.B, tr http.RoundTripper) *Service {
+func benchService(b testing.TB, tr http.RoundTripper) *Service {
 	return benchServiceQuota(b, tr, "tokensPerMinute: 1000000000")
 }
 
 // benchServiceQuota is benchService with the tenant's quota given.
-func benchServiceQuota(b *testing.B, tr http.RoundTripper, quota string) *Service {
+func benchServiceQuota(b testing.TB, tr http.RoundTripper, quota string) *Service {
 	cfg, err := ParseBundle("bench.yaml", []byte(`
 kind: AIGateway
 version: relia/v1

@@ -80,10 +80,11 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		// A small first read buffer: a stream holds its connection, and
-		// thousands of streams each read small events; a larger head
-		// grows it.
-		s.ownTransport = &UpstreamTransport{ReadBuffer: 4 << 10}
+		// Small first buffers: a stream holds its connection for as
+		// long as it lasts, and thousands of streams each read small
+		// events (in place: the SSE reader has no buffer of its own);
+		// a larger head grows them.
+		s.ownTransport = &UpstreamTransport{ReadBuffer: 1 << 10, WriteBuffer: 1 << 10}
 		s.transport = s.ownTransport
 	}
 	m, err := newMetrics(o.Registry)
