@@ -207,9 +207,14 @@ func newRequest(ctx context.Context, url string, body []byte) (*http.Request, er
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header["Content-Type"] = jsonContentType
 	return req, nil
 }
+
+// jsonContentType is the Content-Type header's value of a JSON body,
+// shared by every request and answer that sets it (a header Set replaces
+// the slice rather than writing into it).
+var jsonContentType = []string{"application/json"}
 
 func adapterFor(typ string) adapter {
 	switch typ {

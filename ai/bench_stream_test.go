@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -93,5 +94,26 @@ func TestScanChunk(t *testing.T) {
 		if !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%s: %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// BenchmarkChatStreamingYield is what the yield between a stream's
+// chunks costs: BenchmarkChatStreaming on one processor, with the yield
+// and without it, side by side.
+func BenchmarkChatStreamingYield(b *testing.B) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	svc := benchService(b, cannedStreamTransport{cannedStream(100)})
+	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there, how are you today?"}],"max_tokens":128}`
+	ok := func(w *httptest.ResponseRecorder) bool {
+		return w.Code == 200 && bytes.HasSuffix(w.Body.Bytes(), []byte("data: [DONE]\n\n"))
+	}
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("yield=%v", on), func(b *testing.B) {
+			if !on {
+				defer func(y func()) { yield = y }(yield)
+				yield = func() {}
+			}
+			benchCalls(b, svc, body, ok)
+		})
 	}
 }

@@ -47,9 +47,23 @@ func benchCalls(b *testing.B, h http.Handler, body string, ok func(*httptest.Res
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
+// BenchmarkChatNoTokenQuota is BenchmarkChatNonStreaming for a tenant
+// whose quota counts requests, not tokens: the prompt is not counted.
+func BenchmarkChatNoTokenQuota(b *testing.B) {
+	svc := benchServiceQuota(b, cannedTransport{[]byte(cannedChat)}, "requestsPerMinute: 1000000000")
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there, how are you today?"}],"max_tokens":64}`
+	benchCalls(b, svc, body, func(w *httptest.ResponseRecorder) bool { return w.Code == 200 })
+}
+
 // benchService is an AI gateway of one OpenAI provider, its calls sent
-// through tr, and one tenant with a quota.
-func benchService(b *testing.B, tr http.RoundTripper) *Service {
+// through tr, and one tenant with a token quota, which has each call's
+// prompt counted.
+func benchService(b testing.TB, tr http.RoundTripper) *Service {
+	return benchServiceQuota(b, tr, "tokensPerMinute: 1000000000")
+}
+
+// benchServiceQuota is benchService with the tenant's quota given.
+func benchServiceQuota(b testing.TB, tr http.RoundTripper, quota string) *Service {
 	cfg, err := ParseBundle("bench.yaml", []byte(`
 kind: AIGateway
 version: relia/v1
@@ -60,7 +74,7 @@ spec:
   routes:
     - {model: gpt-4o-mini, targets: [{provider: a}]}
   tenants:
-    - {name: t, keys: [{value: sk-t}], quotas: [{tokensPerMinute: 1000000000}]}
+    - {name: t, keys: [{value: sk-t}], quotas: [{`+quota+`}]}
 `))
 	if err != nil {
 		b.Fatal(err)

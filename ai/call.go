@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,7 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
 	if aerr != nil {
 		rec.fail(aerr)
+		rec.unrouted = aerr.code == codeModelNotFound
 		eg.writeError(w, aerr)
 		return
 	}
@@ -36,20 +38,33 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	if rs.cfg.LogContent {
 		rec.content = &contentLog{prompt: promptText(req)}
 	}
-	prompt := estimateChat(req)
 	out, ok := req.OutputLimit()
 	if !ok {
 		out = st.defaultOutput(rs.model)
 	}
 	f := s.newFailover(rs)
-	if cw := rs.model.ContextWindow; cw > 0 && prompt+out > cw && !f.toContextFallback() {
+	// The prompt is counted only when a check needs the count: the
+	// context window when the prompt's bytes could exceed it, a quota of
+	// tokens or cost. A tokenizer costs more than the rest of the call.
+	prompt := -1
+	estimate := func() int {
+		if prompt < 0 {
+			prompt = estimateChat(req, rs.model)
+		}
+		return prompt
+	}
+	if cw := rs.model.ContextWindow; cw > 0 && chatBound(req)+out > cw && estimate()+out > cw && !f.toContextFallback() {
 		aerr := &apiError{status: http.StatusBadRequest, typ: wire.ErrTypeInvalidRequest, code: wire.CodeContextLength,
 			message: fmt.Sprintf("the prompt (about %d tokens) and the output cap (%d) exceed the context window of %s (%d tokens)", prompt, out, rs.model.Name, cw)}
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, prompt, rs.model.Price.Cost(Usage{InputTokens: prompt}))
+	reserve := 0
+	if s.quotas.needEstimate(c, rs.model) {
+		reserve = estimate()
+	}
+	res, aerr := s.quotas.admit(r.Context(), c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
@@ -69,6 +84,10 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	rec.Path = f.pathCopy()
 }
 
+// codeModelNotFound is the error code of a call naming a model the
+// gateway has no route for.
+const codeModelNotFound = "model_not_found"
+
 // admitModel finds the route of a model the caller may call.
 // A prompt's model is called on the tenant's behalf: access to the
 // prompt is what is checked.
@@ -78,7 +97,7 @@ func (s *Service) admitModel(st *state, c *caller, name, typ string, viaPrompt b
 	}
 	rs, ok := st.route(name)
 	if !ok {
-		return nil, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, code: "model_not_found", reason: "model_not_found", message: fmt.Sprintf("the model %q does not exist or has no route", name)}
+		return nil, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, code: codeModelNotFound, reason: codeModelNotFound, message: fmt.Sprintf("the model %q does not exist or has no route", name)}
 	}
 	if !viaPrompt && !c.mayCall(rs.model) {
 		return nil, &apiError{status: http.StatusForbidden, typ: wire.ErrTypePermission, code: "model_not_allowed", reason: "model_not_allowed", message: fmt.Sprintf("tenant %q may not call model %q", c.tenantName(), rs.model.Name)}
@@ -113,7 +132,7 @@ func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, _ := readAtMost(resp.Body, 64<<10-1)
 	resp.Body.Close()
 	return nil, t.prov.adapter.errorOf(resp.StatusCode, resp.Header, body, s.clock.Now())
 }
@@ -198,7 +217,7 @@ func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatReq
 		return nil, nil, Usage{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	body, err := readAtMost(resp.Body, MaxResponseBody)
 	if err != nil {
 		return nil, nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer: " + err.Error()}
 	}
@@ -335,6 +354,16 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 		o.timer.Reset(t.route.idle)
 		err = sw.flush()
 		for err == nil {
+			// While the next event is already at hand, the other
+			// streams run first (yield): a provider that sent its whole
+			// answer at once would otherwise hold the processor for the
+			// whole of it, and on one core every stream that became
+			// ready meanwhile, a new one's first token included, would
+			// wait behind it. A stream whose events come one by one
+			// waits for each anyway and does not yield.
+			if o.dec.buffered() > 0 {
+				yield()
+			}
 			var p piece
 			p, err = o.dec.next()
 			if err != nil {
@@ -390,6 +419,11 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	sw.fail(aerr)
 	rec.Outcome, rec.Status, rec.Reason = OutcomeFailedMidStream, http.StatusOK, ce.kind.String()
 }
+
+// yield lets the other runnable goroutines run before a stream goes on
+// (runtime.Gosched: a fraction of a microsecond, or nothing when none
+// waits). A variable so that a test can count the yields.
+var yield = runtime.Gosched
 
 // openNext opens the next candidate's stream, hedged when the route says
 // so: another candidate is tried when no first token came within
@@ -562,11 +596,15 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 	rs, aerr := s.admitModel(st, c, req.Model, TypeEmbedding, false)
 	if aerr != nil {
 		rec.fail(aerr)
+		rec.unrouted = aerr.code == codeModelNotFound
 		eg.writeError(w, aerr)
 		return
 	}
 	rec.Model = rs.model.Name
-	est := estimateEmbedding(req)
+	est := 0
+	if s.quotas.needEstimate(c, rs.model) {
+		est = estimateEmbedding(req, rs.model)
+	}
 	res, aerr := s.quotas.admit(r.Context(), c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
 	if aerr != nil {
 		rec.fail(aerr)
@@ -622,7 +660,7 @@ func (s *Service) attemptEmbed(ctx context.Context, t *target, req *wire.Embeddi
 		return nil, Usage{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	body, err := readAtMost(resp.Body, MaxResponseBody)
 	if err != nil || len(body) > MaxResponseBody {
 		return nil, Usage{}, &callError{kind: kindNetwork, message: "reading the answer failed or it is over 32MiB"}
 	}

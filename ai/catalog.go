@@ -54,6 +54,12 @@ type Model struct {
 	// MaxOutputTokens is the most tokens one answer may have; zero means
 	// unknown.
 	MaxOutputTokens int `yaml:"maxOutputTokens"`
+	// Encoding is the model's tokenizer, by which relia counts a prompt's
+	// tokens before the call when a token quota or the context window
+	// needs the count: o200k_base or cl100k_base (OpenAI's BPE
+	// encodings). Empty means the model's tokenizer is not known to
+	// relia, and a prompt is estimated at a quarter of its bytes.
+	Encoding string `yaml:"encoding"`
 	// Price is what a million tokens cost.
 	Price Price `yaml:"price"`
 	// Providers maps a provider type (bedrock, azure, ...) to the
@@ -164,6 +170,9 @@ func catalogOf(docs []config.Document) (*Catalog, error) {
 			case TypeChat, TypeEmbedding:
 			default:
 				errs = append(errs, d.Errorf(at+".type", "unknown model type %q (want chat or embedding)", m.Type))
+			}
+			if _, ok := codecs[m.Encoding]; !ok && m.Encoding != "" {
+				errs = append(errs, d.Errorf(at+".encoding", "unknown encoding %q (want %s or %s)", m.Encoding, EncodingO200k, EncodingCl100k))
 			}
 			if m.ContextWindow < 0 || m.MaxOutputTokens < 0 {
 				errs = append(errs, d.Errorf(at, "negative contextWindow or maxOutputTokens"))

@@ -31,7 +31,7 @@ func (openAIEgress) writeError(w http.ResponseWriter, e *apiError) {
 
 func (openAIEgress) writeResponse(w http.ResponseWriter, resp *wire.ChatResponse, raw []byte, _ *target) {
 	if raw != nil {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = jsonContentType
 		w.WriteHeader(http.StatusOK)
 		w.Write(raw)
 		return

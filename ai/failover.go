@@ -165,7 +165,7 @@ func (f *failover) report(t *target, err error) {
 	if ce == nil {
 		t.permit.Done(nil)
 		f.mu.Lock()
-		f.path = append(f.path, t.name()+":ok")
+		f.path = append(f.path, t.prov.cfg.Name+"/"+t.model+":ok") // t.name(), in one allocation
 		f.mu.Unlock()
 		return
 	}

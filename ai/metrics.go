@@ -1,6 +1,8 @@
 package ai
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +24,22 @@ type metrics struct {
 	ttft     *prometheus.HistogramVec
 	tpot     *prometheus.HistogramVec
 	cost     *prometheus.CounterVec
+	// children holds each label set's series once looked up: a call
+	// finds its series with one map read instead of hashing its labels
+	// once per series.
+	mu       sync.RWMutex
+	children map[callKey]*children
+}
+
+// callKey is the labels of a call's series.
+type callKey struct{ op, ptype, model, provider, tenant, outcome string }
+
+// children are one label set's series, each made on its first
+// observation, so that a series appears only once it has one.
+type children struct {
+	once                                [6]sync.Once
+	duration, ttft, tpot, input, output prometheus.Observer
+	cost                                prometheus.Counter
 }
 
 // Label names: the semantic conventions' attributes, with relia's tenant,
@@ -51,6 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relia_ai_cost_usd_total", Help: "Cost of calls in USD, from the model catalog's prices.",
 		}, []string{"gen_ai_request_model", "tenant"}),
+		children: map[callKey]*children{},
 	}
 	for _, c := range []prometheus.Collector{m.tokens, m.duration, m.ttft, m.tpot, m.cost} {
 		if err := reg.Register(c); err != nil {
@@ -60,25 +79,53 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// otherModel is the gen_ai_request_model label of calls naming a model
+// no route serves (OpenTelemetry's name for a value outside the known set).
+const otherModel = "_OTHER"
+
 func (m *metrics) observe(r *Record) {
 	if m == nil {
 		return
 	}
-	lv := []string{r.Operation, semconvProvider(r.ptype), r.Model, r.Provider, r.Tenant, r.Outcome}
-	m.duration.WithLabelValues(lv...).Observe(r.Duration.Seconds())
+	model := r.Model
+	if r.unrouted {
+		// A client may send any model name: one label value for all of
+		// them keeps the series bounded by the catalog, not by clients.
+		model = otherModel
+	}
+	k := callKey{r.Operation, semconvProvider(r.ptype), model, r.Provider, r.Tenant, r.Outcome}
+	m.mu.RLock()
+	c := m.children[k]
+	m.mu.RUnlock()
+	if c == nil {
+		m.mu.Lock()
+		if c = m.children[k]; c == nil {
+			c = &children{}
+			m.children[k] = c
+		}
+		m.mu.Unlock()
+	}
+	lv := func() []string { return []string{k.op, k.ptype, k.model, k.provider, k.tenant, k.outcome} }
+	c.once[0].Do(func() { c.duration = m.duration.WithLabelValues(lv()...) })
+	c.duration.Observe(r.Duration.Seconds())
 	if r.TTFT > 0 {
-		m.ttft.WithLabelValues(lv...).Observe(r.TTFT.Seconds())
+		c.once[1].Do(func() { c.ttft = m.ttft.WithLabelValues(lv()...) })
+		c.ttft.Observe(r.TTFT.Seconds())
 	}
 	if r.TPOT > 0 {
-		m.tpot.WithLabelValues(lv...).Observe(r.TPOT.Seconds())
+		c.once[2].Do(func() { c.tpot = m.tpot.WithLabelValues(lv()...) })
+		c.tpot.Observe(r.TPOT.Seconds())
 	}
 	if r.InputTokens > 0 || r.OutputTokens > 0 {
-		m.tokens.WithLabelValues(append(lv, "input")...).Observe(float64(r.InputTokens))
+		c.once[3].Do(func() { c.input = m.tokens.WithLabelValues(append(lv(), "input")...) })
+		c.input.Observe(float64(r.InputTokens))
 		if r.Operation != "embeddings" {
-			m.tokens.WithLabelValues(append(lv, "output")...).Observe(float64(r.OutputTokens))
+			c.once[4].Do(func() { c.output = m.tokens.WithLabelValues(append(lv(), "output")...) })
+			c.output.Observe(float64(r.OutputTokens))
 		}
 	}
 	if r.Cost > 0 {
-		m.cost.WithLabelValues(r.Model, r.Tenant).Add(r.Cost)
+		c.once[5].Do(func() { c.cost = m.cost.WithLabelValues(k.model, k.tenant) })
+		c.cost.Add(r.Cost)
 	}
 }

@@ -102,12 +102,48 @@ func (openAIAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse, [
 // the rest of it.
 func usageOf(raw []byte) Usage {
 	u, ok, _ := wire.Member(raw, "usage")
-	if !ok {
+	if !ok || wire.IsNull(u) {
 		return Usage{}
 	}
-	var w wire.Usage
-	json.Unmarshal(u, &w)
-	return usageFromOpenAI(&w)
+	var out Usage
+	wire.Members(u, func(k, v []byte) bool {
+		switch {
+		case wire.KeyIs(k, "prompt_tokens"):
+			out.InputTokens = intOf(v)
+		case wire.KeyIs(k, "completion_tokens"):
+			out.OutputTokens = intOf(v)
+		case wire.KeyIs(k, "prompt_tokens_details"):
+			out.CachedTokens = 0
+			if c, ok, _ := wire.Member(v, "cached_tokens"); ok {
+				out.CachedTokens = intOf(c)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// intOf reads a JSON integer as decoding it into an int would; anything
+// else (a fraction, a string, null, a number past 18 digits) is 0.
+func intOf(v []byte) int {
+	neg := len(v) > 0 && v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 18 || len(v) > 1 && v[0] == '0' {
+		return 0
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		return -n
+	}
+	return n
 }
 
 // decodeChat returns the decoded answer, decoding raw when the adapter

@@ -132,7 +132,7 @@ func (q *quotas) counters(c *caller, m *Model, tokens int64, costNano int64) []c
 	now := q.clock.Now()
 	var out []counter
 	for _, qu := range c.tenant.cfg.Quotas {
-		if qu.Model != "" && qu.Model != m.Name && !contains(m.Aliases, qu.Model) {
+		if !quotaApplies(qu, m) {
 			continue
 		}
 		base := "{" + c.tenant.cfg.Name + "}"
@@ -155,6 +155,26 @@ func (q *quotas) counters(c *caller, m *Model, tokens int64, costNano int64) []c
 		add(QuotaCostPerMonth, costNano, int64(math.Round(qu.CostPerMonth*nanoUSD)))
 	}
 	return out
+}
+
+// quotaApplies reports whether quota qu counts calls of model m.
+func quotaApplies(qu Quota, m *Model) bool {
+	return qu.Model == "" || qu.Model == m.Name || contains(m.Aliases, qu.Model)
+}
+
+// needEstimate reports whether a call of model m by c reserves its
+// prompt's tokens or their cost: only then is the prompt counted before
+// the call.
+func (q *quotas) needEstimate(c *caller, m *Model) bool {
+	if c.tenant == nil {
+		return false
+	}
+	for _, qu := range c.tenant.cfg.Quotas {
+		if quotaApplies(qu, m) && (qu.TokensPerMinute > 0 || qu.CostPerDay > 0 || qu.CostPerMonth > 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -69,6 +69,9 @@ type Record struct {
 	ctx     context.Context
 	ptype   string
 	hook    func(Record)
+	// unrouted: the call named a model no route serves, so Model is
+	// whatever the client sent and must not become a metric label.
+	unrouted bool
 }
 
 // contentLog holds a call's text for a route that logs it.
@@ -76,7 +79,7 @@ type contentLog struct{ prompt, completion string }
 
 func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Record {
 	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError, hook: c.hook}
-	r.ctx, r.span = otel.Tracer("github.com/relia-dev/relia/ai").Start(context.Background(), op+" "+model,
+	r.ctx, r.span = tracer.Start(context.Background(), op+" "+model,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model)))
 	return r
@@ -127,6 +130,11 @@ func semconvProvider(typ string) string {
 	return "openai_compatible"
 }
 
+// tracer starts the calls' spans. The global provider's tracer hands
+// its spans to the provider set after it, so one lookup serves every
+// call.
+var tracer = otel.Tracer("github.com/relia-dev/relia/ai")
+
 // finish ends a call: its metrics, span, log line and record hook.
 func (s *Service) finish(r *Record) {
 	r.Duration = s.clock.Since(r.Time)
@@ -138,22 +146,10 @@ func (s *Service) finish(r *Record) {
 		r.Completion = redact(r.content.completion)
 	}
 	s.metrics.observe(r)
-	sp := r.span
-	sp.SetAttributes(
-		attribute.String("gen_ai.provider.name", semconvProvider(r.ptype)),
-		attribute.String("gen_ai.response.model", r.ProviderModel),
-		attribute.Int("gen_ai.usage.input_tokens", r.InputTokens),
-		attribute.Int("gen_ai.usage.output_tokens", r.OutputTokens),
-		attribute.String("relia.tenant", r.Tenant),
-		attribute.String("relia.outcome", r.Outcome),
-		attribute.Float64("relia.cost_usd", r.Cost),
-		attribute.StringSlice("relia.path", r.Path),
-	)
-	if r.Outcome != OutcomeOK {
-		sp.SetAttributes(attribute.String("error.type", orDefault(r.Reason, r.Outcome)))
-		sp.SetStatus(codes.Error, r.Outcome)
+	if sp := r.span; sp.IsRecording() {
+		setSpanAttributes(sp, r)
 	}
-	sp.End()
+	r.span.End()
 	if s.logger != nil {
 		attrs := []slog.Attr{
 			slog.String("operation", r.Operation), slog.String("model", r.Model), slog.String("provider", r.Provider),
@@ -173,6 +169,25 @@ func (s *Service) finish(r *Record) {
 	}
 	if r.hook != nil {
 		r.hook(*r)
+	}
+}
+
+// setSpanAttributes gives a call's span what the call's record says: only
+// a span that records is worth the attributes.
+func setSpanAttributes(sp trace.Span, r *Record) {
+	sp.SetAttributes(
+		attribute.String("gen_ai.provider.name", semconvProvider(r.ptype)),
+		attribute.String("gen_ai.response.model", r.ProviderModel),
+		attribute.Int("gen_ai.usage.input_tokens", r.InputTokens),
+		attribute.Int("gen_ai.usage.output_tokens", r.OutputTokens),
+		attribute.String("relia.tenant", r.Tenant),
+		attribute.String("relia.outcome", r.Outcome),
+		attribute.Float64("relia.cost_usd", r.Cost),
+		attribute.StringSlice("relia.path", r.Path),
+	)
+	if r.Outcome != OutcomeOK {
+		sp.SetAttributes(attribute.String("error.type", orDefault(r.Reason, r.Outcome)))
+		sp.SetStatus(codes.Error, r.Outcome)
 	}
 }
 

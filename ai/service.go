@@ -80,10 +80,11 @@ func New(cfg *Config, cat *Catalog, o Options) (*Service, error) {
 	s := &Service{clock: clock.OrReal(o.Clock), transport: o.Transport, observer: o.Observer, logger: o.Logger, onRecord: o.OnRecord}
 	s.epoch = s.clock.Now()
 	if s.transport == nil {
-		// A small first read buffer: a stream holds its connection, and
-		// thousands of streams each read small events; a larger head
-		// grows it.
-		s.ownTransport = &UpstreamTransport{ReadBuffer: 4 << 10}
+		// Small first buffers: a stream holds its connection for as
+		// long as it lasts, and thousands of streams each read small
+		// events (in place: the SSE reader has no buffer of its own);
+		// a larger head grows them.
+		s.ownTransport = &UpstreamTransport{ReadBuffer: 1 << 10, WriteBuffer: 1 << 10}
 		s.transport = s.ownTransport
 	}
 	m, err := newMetrics(o.Registry)
@@ -228,7 +229,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveModels(w, st, caller)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(st.maxBody())+1))
+	body, err := readAtMost(r.Body, st.maxBody())
 	if err != nil {
 		return // the client went away
 	}
@@ -239,7 +240,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/v1/chat/completions":
 		var req wire.ChatRequest
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := decodeChatRequest(body, &req); err != nil {
 			eg.writeError(w, badRequest("the body is not a chat completion request: "+err.Error()))
 			return
 		}
@@ -281,6 +282,26 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.servePrompt(w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)
 	default:
 		eg.writeError(w, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, message: "no such endpoint: " + p})
+	}
+}
+
+// readAtMost reads r to its end, or to one byte past limit, which tells
+// a body over the limit. It is io.ReadAll of an io.LimitReader without
+// the reader's allocation; its buffer grows with the bytes received.
+func readAtMost(r io.Reader, limit int) ([]byte, error) {
+	b := make([]byte, 0, min(512, limit+1))
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit+1)])
+		b = b[:len(b)+n]
+		if err == io.EOF || len(b) > limit {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 }
 

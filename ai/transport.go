@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/gateway/upstream"
 	"github.com/relia-dev/relia/internal/h1"
 )
@@ -35,6 +36,10 @@ type UpstreamTransport struct {
 	// ReadBuffer is the size each connection's read buffer starts at
 	// (default gateway/upstream's, 16 KiB).
 	ReadBuffer int
+	// WriteBuffer is the capacity each connection's write buffer starts
+	// at (default gateway/upstream's, 4 KiB); it grows to the largest
+	// request head written on it.
+	WriteBuffer int
 	// TLS sends the calls to https:// providers; nil means a net/http
 	// transport of its own.
 	TLS http.RoundTripper
@@ -94,7 +99,7 @@ func (u *UpstreamTransport) target(addr string) *upstream.Target {
 	defer u.mu.Unlock()
 	t := u.targets[addr]
 	if t == nil {
-		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.maxConns(addr), DialTimeout: orDefault(u.DialTimeout, 5*time.Second), ReadBuffer: u.ReadBuffer})
+		t = upstream.New(upstream.Settings{Addr: addr, MaxConns: u.maxConns(addr), DialTimeout: orDefault(u.DialTimeout, 5*time.Second), ReadBuffer: u.ReadBuffer, WriteBuffer: u.WriteBuffer})
 		u.targets[addr] = t
 	}
 	return t
@@ -221,14 +226,30 @@ type upstreamBody struct {
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	n, err := b.resp.Body.Read(p)
+	return n, bodyErr(err)
+}
+
+// Next returns the body's next piece as a slice of the connection's read
+// buffer, valid until the next call (wire.Pieces): the SSE reader reads
+// a stream in place rather than through a buffer of its own.
+func (b *upstreamBody) Next() ([]byte, error) {
+	p, err := b.resp.Body.Next()
+	return p, bodyErr(err)
+}
+
+// bodyErr is what a read of the body returns for the codec's err: a
+// malformed body is an invalid response.
+func bodyErr(err error) error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		var he *h1.Error
 		if errors.As(err, &he) {
-			err = upstream.ErrInvalidResponse
+			return upstream.ErrInvalidResponse
 		}
 	}
-	return n, err
+	return err
 }
+
+var _ wire.Pieces = (*upstreamBody)(nil)
 
 // Close gives the connection back: kept when the body was read to its
 // end, closed otherwise.

@@ -25,8 +25,8 @@ const demoAITemplate = `# relia demo ai: the assistant experiment on the embedde
 # primary, and beta, the fallback. Tenants acme, globex and initech call
 # it; initech has a small token quota. The experiment asks whether the
 # assistant keeps its SLOs on availability, time to first token and
-# goodput through a spike, a rate-limited and a stalling provider, and a
-# tenant over its quota.
+# goodput through a spike, a rate-limited, a stalling and a slow provider,
+# and a tenant over its quota.
 # Run it again with: relia run {{.File}}
 kind: Experiment
 version: relia/v1
@@ -34,7 +34,7 @@ metadata:
   name: ai-assistant
   labels: {demo: "true"}
 spec:
-  description: the assistant keeps its SLOs through a 3x spike, a rate-limited provider, a stalling provider and a tenant over its token quota
+  description: the assistant keeps its SLOs through a 3x spike, a rate-limited provider, a stalling provider, a provider slow to its first token and a tenant over its token quota
 {{- if .Seed}}
   seed: {{.Seed}}
 {{- end}}
@@ -50,22 +50,30 @@ spec:
       measure: llm_goodput
   phases:
     - name: baseline
-      duration: {{.S 12}}
+      duration: {{.S 10}}
       load:
         rate: {{.Rate}}
         llm: {{template "llm" "[acme, globex]"}}
     - name: spike
-      duration: {{.S 10}}
+      duration: {{.S 8}}
       load:
         rate: {{.Rate}}
         stages:
-          - {duration: {{.Of 10 0.1}}, target: {{.Peak}}}
-          - {duration: {{.Of 10 0.7}}, target: {{.Peak}}}
-          - {duration: {{.Of 10 0.1}}, target: {{.Rate}}}
+          - {duration: {{.Of 8 0.1}}, target: {{.Peak}}}
+          - {duration: {{.Of 8 0.7}}, target: {{.Peak}}}
+          - {duration: {{.Of 8 0.1}}, target: {{.Rate}}}
         maxInFlight: 200
         llm: {{template "llm" "[acme, globex]"}}
+    - name: provider-slow
+      duration: {{.S 8}}
+      load:
+        rate: {{.Rate}}
+        llm: {{template "llm" "[acme, globex]"}}
+      faults:
+        - name: alpha-slow-first-token
+          provider: {provider: alpha, kind: slow_first_token, delay: 1s}
     - name: provider-rate-limited
-      duration: {{.S 12}}
+      duration: {{.S 10}}
       load:
         rate: {{.Rate}}
         llm: {{template "llm" "[acme, globex]"}}
@@ -73,7 +81,7 @@ spec:
         - name: alpha-429
           provider: {provider: alpha, kind: status, status: 429, retryAfter: 2s, rate: 50%}
     - name: provider-stalls
-      duration: {{.S 12}}
+      duration: {{.S 10}}
       load:
         rate: {{.Rate}}
         llm: {{template "llm" "[acme, globex]"}}

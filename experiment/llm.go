@@ -282,6 +282,8 @@ func llmOptions(p *Plan, ph PlannedPhase, baseURL string) (llmload.Options, erro
 // besides the run's requests recorder.
 type llmRecorders struct {
 	ttft, goodput *outcome.Recorder
+	// tenants counts the calls of each user the loads name.
+	tenants tenantTally
 }
 
 func newLLMRecorders() (*llmRecorders, error) {
@@ -311,10 +313,14 @@ func (m *llmRecorders) of(measure string) *outcome.Recorder {
 // requests recorder (and the onsets) get the request as relia load llm
 // records it, with the expected statuses counted as answered; the
 // measures get its time to first token and whether it was good (an
-// expected refusal is left out of goodput).
+// expected refusal is left out of goodput); the tenant its prompt names
+// gets the call, served, refused by its quota or failed.
 func (r *runState) observer(l *LLMLoad) func(*llmload.Sample) {
 	obj := llmload.Objectives{TTFT: l.Goodput.TTFT, TPOT: l.Goodput.TPOT, E2E: l.Goodput.E2E}
 	return func(s *llmload.Sample) {
+		if s.Prompt >= 0 && s.Prompt < len(l.Users) {
+			r.measures.tenants.observe(l.Users[s.Prompt], s)
+		}
 		out := s.Outcome()
 		expected := s.Ending == llmload.EndStatus && slices.Contains(l.ExpectedStatuses, s.Status)
 		if expected {

@@ -353,6 +353,7 @@ func (r *runState) finish() (*Result, error) {
 		if v, err = JudgeWith(p, r.rec, tl, JudgeOptions{Generator: generatorVerdict(p, r.results), Onsets: r.onsets}); err != nil {
 			return &Result{ExitCode: ExitRuntime}, err
 		}
+		v.Tenants = r.measures.tenants.counts()
 		score := Score(p, v)
 		res.Verdict, res.Scorecard, res.ExitCode = v, score, v.ExitCode
 		sc = &score

@@ -170,7 +170,11 @@ func ReportPage(j *Journal, rec *outcome.Recorder) *report.Page {
 	if len(budget) > 0 {
 		sections = append(sections, budgetSection)
 	}
-	sections = append(sections, sloSection(p, v), phaseSection(p, v), faultSection(v, j.Start, j.Faults), scorecardSection(sc), planSection(p))
+	sections = append(sections, sloSection(p, v), phaseSection(p, v))
+	if len(v.Tenants) > 0 {
+		sections = append(sections, tenantSection(v.Tenants))
+	}
+	sections = append(sections, faultSection(v, j.Start, j.Faults), scorecardSection(sc), planSection(p))
 	return &report.Page{
 		Title:    "relia run: " + p.Name,
 		Subtitle: fmt.Sprintf("seed %d · %d phases · %d faults · planned %s", p.Seed, len(p.Phases), len(p.Faults), fmtDur(p.Total)),
@@ -232,6 +236,17 @@ func phaseSection(p *Plan, v *Verdict) report.Section {
 	}
 	return report.Section{Title: "Phases", Text: "Each phase against the baseline: the change in p99 latency and in error rate, with Welch's 95% interval over the per-second samples.",
 		Tables: []report.Table{t}}
+}
+
+// tenantSection is each tenant's calls: served, refused by its quota,
+// failed.
+func tenantSection(cs []TenantCalls) report.Section {
+	t := report.Table{Columns: tenantColumns}
+	for _, c := range cs {
+		t.Rows = append(t.Rows, tenantRow(c))
+	}
+	return report.Section{Title: "Tenants", Tables: []report.Table{t},
+		Text: "Each tenant's calls over the run, every one of them served (the stream ended well), refused by the tenant's own quota (429 with X-Relia-Quota: the gateway doing its job, so availability counts it as answered and goodput leaves it out) or failed."}
 }
 
 // faultSection is when each fault ran, why it ended, and what it did.

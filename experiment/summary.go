@@ -67,6 +67,16 @@ func Summary(p *Plan, v *Verdict, sc Scorecard) string {
 	}
 	tw.Flush()
 
+	if len(v.Tenants) > 0 {
+		b.WriteString("\ntenants (their llm calls; a quota refusal counts as answered, not failed):\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "  "+strings.Join(tenantColumns, "\t")+"\t")
+		for _, c := range v.Tenants {
+			fmt.Fprintln(tw, "  "+strings.Join(tenantRow(c), "\t")+"\t")
+		}
+		tw.Flush()
+	}
+
 	if len(v.Faults)+len(v.NotStarted) > 0 {
 		b.WriteString("\nfaults:\n")
 		for _, f := range v.Faults {

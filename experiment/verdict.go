@@ -124,6 +124,9 @@ type Verdict struct {
 	Baseline string `json:"baseline,omitempty"`
 	// Abort is the breach that ended the run.
 	Abort *Breach `json:"abort,omitempty"`
+	// Tenants are the calls of each tenant (user) the run's llm loads
+	// named, over the run; none without such loads.
+	Tenants []TenantCalls `json:"tenants,omitempty"`
 }
 
 // PhaseVerdict is the judgement of a span: the whole run or one phase.

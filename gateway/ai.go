@@ -119,27 +119,14 @@ func (g *Gateway) serveAI(x *exchange) {
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
 	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec, ac.recorded = r, true })
-	req := &http.Request{
-		Method: string(x.req.method), URL: &url.URL{Path: string(x.path), RawQuery: strings.TrimPrefix(string(x.req.query), "?")},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: x.req.minor, Header: http.Header{}, Host: string(x.req.host),
-		ContentLength: x.req.length, Body: http.NoBody, RequestURI: string(x.req.target),
-	}
-	if x.req.h2 {
-		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
-	}
-	for _, f := range x.req.fields {
-		req.Header.Add(string(f.Name), string(f.Value))
-	}
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
 		body = &aiBody{req: &x.req}
-		req.Body = body
 	} else {
 		x.req.bodyDone = true
 	}
-	req = req.WithContext(ctx)
-	ok := w.serve(svc, req)
+	ok := w.serve(svc, x.aiRequest(ctx, body))
 	w.unwatch()
 	if !ok {
 		return
@@ -170,6 +157,60 @@ func (g *Gateway) serveAI(x *exchange) {
 			x.steps = append(x.steps, aiStep(i, p, ac.rec.Model))
 		}
 	}
+}
+
+// aiRequest is x's request as the AI service reads it. Its strings
+// (method, target, host, every field's name and value) are cut from one
+// copy of the bytes the gateway read, and its header's values share one
+// array: a few allocations a request instead of three a field.
+func (x *exchange) aiRequest(ctx context.Context, body *aiBody) *http.Request {
+	r := &x.req
+	n := len(r.method) + len(x.path) + len(r.query) + len(r.host) + len(r.target)
+	for _, f := range r.fields {
+		n += len(f.Name) + len(f.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.Write(r.method)
+	b.Write(x.path)
+	b.Write(r.query)
+	b.Write(r.host)
+	b.Write(r.target)
+	for _, f := range r.fields {
+		b.Write(f.Name)
+		b.Write(f.Value)
+	}
+	str := b.String()
+	at := 0
+	cut := func(k int) string {
+		s := str[at : at+k]
+		at += k
+		return s
+	}
+	method, path, query, host, target := cut(len(r.method)), cut(len(x.path)), cut(len(r.query)), cut(len(r.host)), cut(len(r.target))
+	h := make(http.Header, len(r.fields))
+	values := make([]string, len(r.fields))
+	for i, f := range r.fields {
+		name := http.CanonicalHeaderKey(cut(len(f.Name)))
+		values[i] = cut(len(f.Value))
+		if vs, ok := h[name]; ok {
+			h[name] = append(vs, values[i])
+		} else {
+			h[name] = values[i : i+1 : i+1]
+		}
+	}
+	req := http.Request{
+		Method: method, URL: &url.URL{Path: path, RawQuery: strings.TrimPrefix(query, "?")},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: r.minor, Header: h, Host: host,
+		ContentLength: r.length, Body: http.NoBody, RequestURI: target,
+	}
+	if r.h2 {
+		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+	}
+	if body != nil {
+		req.Body = body
+	}
+	return req.WithContext(ctx)
 }
 
 // serve runs the AI service on req, as net/http would: a panic in it

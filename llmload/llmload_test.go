@@ -594,3 +594,53 @@ func TestObserveSeesWhatTheResultRecords(t *testing.T) {
 		t.Errorf("observed TTFT p50 %v of %d, the result's %v of %d", got, ttft.Total().Total, want, res.TTFT.Total().Total)
 	}
 }
+
+// TestSampleNamesItsPromptAndAQuotaRefusal: each sample names the prompt
+// it sent, so a caller can tell whose request it was, and says when the
+// answer was a quota refusal of relia's AI gateway (429 with
+// X-Relia-Quota), which a plain 429 is not.
+func TestSampleNamesItsPromptAndAQuotaRefusal(t *testing.T) {
+	t.Parallel()
+	_, base := mockServer(t, mock.Options{Seed: 1, OutputTokens: 4, TimeToFirstToken: time.Millisecond})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ User string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		switch req.User {
+		case "quota":
+			w.Header().Set(QuotaHeader, "tokens_per_minute")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "limited":
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			http.Redirect(w, r, base+paths[APIOpenAI], http.StatusTemporaryRedirect)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	users := []string{"served", "quota", "limited"}
+	prompts := Synthetic(1, len(users), Lengths{Mean: 20}, Lengths{Mean: 4})
+	for i, u := range users {
+		b, _ := json.Marshal(u)
+		prompts[i].Params = map[string]json.RawMessage{"user": b}
+	}
+	var mu sync.Mutex
+	seen := map[string][]bool{}
+	openRun(t, srv.URL+paths[APIOpenAI], 9, Options{Prompts: prompts, Observe: func(s *Sample) {
+		mu.Lock()
+		defer mu.Unlock()
+		u := users[s.Prompt]
+		seen[u] = append(seen[u], s.QuotaRefused)
+		if want := u == "served"; (s.Ending == EndDone) != want {
+			t.Errorf("%s's request ended %s (status %d)", u, s.Ending, s.Status)
+		}
+	}})
+	for _, u := range users {
+		if len(seen[u]) != 3 {
+			t.Errorf("%s sent %d requests, want 3 of 9 in turn", u, len(seen[u]))
+		}
+		for _, q := range seen[u] {
+			if q != (u == "quota") {
+				t.Errorf("%s's request: QuotaRefused %v", u, q)
+			}
+		}
+	}
+}

@@ -262,7 +262,7 @@ func (r *run) run(ctx context.Context) *Result {
 		e := &load.OpenExecutor{Schedule: r.o.Schedule, Segment: r.o.Segment, MaxInFlight: r.o.MaxInFlight, Clock: r.clk,
 			Do: func(_ context.Context, a load.Arrival) { r.send(streamCtx, a.N, a.Due) },
 			Drop: func(a load.Arrival) {
-				s := Sample{Due: a.Due, Ending: EndDropped, Class: outcome.ClassDropped}
+				s := Sample{Due: a.Due, Ending: EndDropped, Class: outcome.ClassDropped, Prompt: int(a.N % uint64(len(r.bodies)))}
 				r.res.Requests.Record(s.Outcome())
 				r.res.addEnding(EndDropped)
 				if r.o.Observe != nil {
@@ -338,7 +338,18 @@ type Sample struct {
 	Expected          int
 	BytesIn, BytesOut int64
 	Err               error
+	// Prompt is the index in Options.Prompts of the prompt sent: with
+	// Params naming a user, whose request it was.
+	Prompt int
+	// QuotaRefused says the answer was relia's AI gateway refusing the
+	// caller's tenant for its own quota: a 429 carrying X-Relia-Quota,
+	// the gateway doing its job rather than failing.
+	QuotaRefused bool
 }
+
+// QuotaHeader is the field with which relia's AI gateway marks a 429 as
+// a tenant's quota refusal (its value names the quota spent).
+const QuotaHeader = "X-Relia-Quota"
 
 // TTFT is the time to first token, from Due; false when none came.
 func (s *Sample) TTFT() (time.Duration, bool) {
@@ -393,7 +404,7 @@ func (r *run) send(ctx context.Context, n uint64, due time.Time) {
 	}
 	defer r.inFlight.Add(-1)
 	i := int(n % uint64(len(r.bodies)))
-	s := Sample{Due: due, Expected: r.o.Prompts[i].ExpectedOutputTokens}
+	s := Sample{Due: due, Expected: r.o.Prompts[i].ExpectedOutputTokens, Prompt: i}
 	if r.o.Method != http.MethodGet {
 		s.BytesOut = int64(len(r.bodies[i]))
 	}
@@ -454,6 +465,7 @@ func (r *run) stream(ctx context.Context, s *Sample, body []byte, itl func(time.
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(cr, 64<<10))
 		s.End, s.Ending, s.Class = r.clk.Now(), EndStatus, outcome.ClassStatus
+		s.QuotaRefused = resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get(QuotaHeader) != ""
 		return
 	}
 	sr := &streamReader{sse: wire.NewSSEReader(cr, 0), dec: newDecoder(r.o.API)}

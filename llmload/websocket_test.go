@@ -61,7 +61,11 @@ func TestWebSocketStreams(t *testing.T) {
 	for path, want := range map[string]Ending{"/close": EndDone, "/done": EndDone, "/error": EndErrorEvent, "/cut": EndTruncated, "/stall": EndStalled} {
 		t.Run(path[1:], func(t *testing.T) {
 			t.Parallel()
-			res := openRun(t, base+path, 2, Options{IdleTimeout: 300 * time.Millisecond})
+			// The idle timeout ends the stalled streams, so the stall case
+			// lasts as long as it; every case needs the server's messages,
+			// 5 ms apart, to come within it, and a crowded machine once
+			// held one back past 300 ms and cut the stream short.
+			res := openRun(t, base+path, 2, Options{IdleTimeout: 2 * time.Second})
 			if res.API != APIWebSocket || res.Endings[want] != 2 || len(res.Endings) != 1 {
 				t.Fatalf("api %s, endings %v: want 2 %s", res.API, res.Endings, want)
 			}

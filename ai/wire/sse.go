@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -30,20 +29,86 @@ type SSEEvent struct {
 // read and dropped. The data of the event Next returns is valid until the
 // next call.
 type SSEReader struct {
-	br   *bufio.Reader
-	max  int
-	data []byte
-	name []byte
-	line []byte
+	src io.Reader
+	// pieces is src's own Next when it has one (a Pieces): the reader
+	// reads the source's buffer in place and holds no buffer of its own.
+	pieces Pieces
+	buf    []byte // src's bytes read, when src is a plain io.Reader
+	pend   []byte // the bytes read and not yet consumed
+	max    int
+	data   []byte
+	name   []byte
+	line   []byte
 }
 
+// Pieces is a stream that lends its bytes in place: Next returns the next
+// piece as a slice of the stream's own buffer, valid until the next call,
+// and io.EOF at the end. internal/h1's Body is one; a provider stream
+// read through it needs no second buffer, which counts when thousands
+// of streams wait for their next token.
+type Pieces interface {
+	Next() ([]byte, error)
+}
+
+// sseBuffer is the read buffer of an SSEReader over a plain io.Reader.
+const sseBuffer = 4096
+
 // NewSSEReader returns a reader of r that refuses events whose data is
-// larger than max bytes (zero means DefaultMaxEvent).
+// larger than max bytes (zero means DefaultMaxEvent). When r is also a
+// Pieces, its pieces are read in place.
 func NewSSEReader(r io.Reader, max int) *SSEReader {
 	if max <= 0 {
 		max = DefaultMaxEvent
 	}
-	return &SSEReader{br: bufio.NewReaderSize(r, 4096), max: max}
+	sr := &SSEReader{src: r, max: max}
+	if p, ok := r.(Pieces); ok {
+		sr.pieces = p
+	}
+	return sr
+}
+
+// fill reads the next bytes of the stream into pend.
+func (r *SSEReader) fill() error {
+	if r.pieces != nil {
+		for {
+			p, err := r.pieces.Next()
+			if len(p) > 0 {
+				r.pend = p
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, sseBuffer)
+	}
+	for empty := 0; ; empty++ {
+		n, err := r.src.Read(r.buf)
+		if n > 0 {
+			r.pend = r.buf[:n]
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if empty >= 100 {
+			return io.ErrNoProgress
+		}
+	}
+}
+
+// readByte returns the stream's next byte.
+func (r *SSEReader) readByte() (byte, error) {
+	if len(r.pend) == 0 {
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := r.pend[0]
+	r.pend = r.pend[1:]
+	return b, nil
 }
 
 // Next returns the next event. At the end of the stream it returns
@@ -101,7 +166,7 @@ func (r *SSEReader) Next() (SSEEvent, error) {
 func (r *SSEReader) readLine() ([]byte, error) {
 	r.line = r.line[:0]
 	for {
-		b, err := r.br.ReadByte()
+		b, err := r.readByte()
 		if err != nil {
 			if err == io.EOF && len(r.line) > 0 {
 				return nil, io.ErrUnexpectedEOF
@@ -112,8 +177,11 @@ func (r *SSEReader) readLine() ([]byte, error) {
 		case '\n':
 			return r.line, nil
 		case '\r':
-			if next, err := r.br.Peek(1); err == nil && next[0] == '\n' {
-				r.br.ReadByte()
+			if len(r.pend) == 0 && r.fill() != nil {
+				return r.line, nil // the error comes back on the next read
+			}
+			if r.pend[0] == '\n' {
+				r.pend = r.pend[1:]
 			}
 			return r.line, nil
 		}
@@ -127,7 +195,7 @@ func (r *SSEReader) readLine() ([]byte, error) {
 // Buffered returns how many bytes of the stream the reader holds that
 // Next has not returned yet: a caller writing events on may hold its
 // flush while more are already here.
-func (r *SSEReader) Buffered() int { return r.br.Buffered() }
+func (r *SSEReader) Buffered() int { return len(r.pend) }
 
 // AppendSSE appends one event to dst in the form providers send: an
 // "event:" line when name is set, one "data:" line per line of data, and

@@ -37,6 +37,66 @@ func TestSSEReader(t *testing.T) {
 	}
 }
 
+// pieceSource lends its bytes as a Pieces source does: n at a time, in a
+// buffer it overwrites on each call, so a reader that kept a piece past
+// the next call would read the wrong bytes.
+type pieceSource struct {
+	in  []byte
+	n   int
+	buf []byte
+}
+
+func (p *pieceSource) Read([]byte) (int, error) {
+	panic("an SSEReader over a Pieces source reads its pieces, not Read")
+}
+
+func (p *pieceSource) Next() ([]byte, error) {
+	if len(p.in) == 0 {
+		return nil, io.EOF
+	}
+	k := min(p.n, len(p.in))
+	for i := range p.buf {
+		p.buf[i] = '#'
+	}
+	p.buf = append(p.buf[:0], p.in[:k]...)
+	p.in = p.in[k:]
+	return p.buf, nil
+}
+
+// sameEvents reads in through a plain reader and through a Pieces source
+// lending n bytes at a time, and fails unless both give the same events
+// and the same end.
+func sameEvents(t *testing.T, in []byte, n, max int) {
+	t.Helper()
+	plain := NewSSEReader(bytes.NewReader(in), max)
+	lent := NewSSEReader(&pieceSource{in: in, n: n}, max)
+	for range 1000 {
+		a, errA := plain.Next()
+		b, errB := lent.Next()
+		if (errA == nil) != (errB == nil) || errA != nil && errA.Error() != errB.Error() {
+			t.Fatalf("%q in pieces of %d: errors %v and %v", in, n, errA, errB)
+		}
+		if errA != nil {
+			return
+		}
+		if a.Name != b.Name || !bytes.Equal(a.Data, b.Data) {
+			t.Fatalf("%q in pieces of %d: events %q %q and %q %q", in, n, a.Name, a.Data, b.Name, b.Data)
+		}
+	}
+}
+
+func TestSSEReaderPieces(t *testing.T) {
+	t.Parallel()
+	in := []byte(": comment\r\nevent: ping\r\ndata: {}\r\n\r\ndata: a\ndata: b\nid: 7\n\nevent: lonely\n\ndata:x\r\rdata: cut")
+	for _, n := range []int{1, 2, 3, 7, len(in)} {
+		sameEvents(t, in, n, 0)
+	}
+	r := NewSSEReader(&pieceSource{in: []byte("data: one\n\ndata: two\n\n"), n: 100}, 0)
+	if ev, err := r.Next(); err != nil || string(ev.Data) != "one" || r.Buffered() != len("data: two\n\n") {
+		t.Errorf("first event %q %v, %d bytes buffered after it", ev.Data, err, r.Buffered())
+	}
+}
+
 func TestAppendSSERoundTrip(t *testing.T) {
 	t.Parallel()
 	b := AppendSSE(nil, "message_start", []byte("line1\nline2"))
@@ -53,7 +113,8 @@ func FuzzSSEReader(f *testing.F) {
 	f.Add([]byte("event: a\ndata: b\n\n"), 16)
 	f.Add([]byte("data:\r\n\r\n:x\rdata: y\r\r"), 4)
 	f.Fuzz(func(t *testing.T, in []byte, max int) {
-		max = max%1000 + 1
+		max = (max%1000+1000)%1000 + 1 // a negative one too
+		sameEvents(t, in, 1+len(in)%5, max)
 		r := NewSSEReader(bytes.NewReader(in), max)
 		for range 1000 {
 			ev, err := r.Next()

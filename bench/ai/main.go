@@ -20,8 +20,9 @@
 //     streaming rate: an open-model client sends streams at that rate
 //     straight to the simulator and through relia, and the p99 of time to
 //     first token is compared;
-//   - relia's resident memory with -streams streams open at once (the
-//     simulator pacing them slowly so they stay open; the provider's
+//   - the resident memory of relia ai serve and of relia gateway with an
+//     ai: route, each with -streams streams open at once (the simulator
+//     pacing them slowly so they stay open; the provider's
 //     maxConnections raised to -streams).
 //
 // -only memory runs the last step alone, and -only ttft the time to
@@ -71,6 +72,7 @@ func main() {
 	conns := flag.Int("connections", 50, "wrk connections")
 	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
 	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
+	flag.DurationVar(&memoryHold, "hold", 0, "keep the memory step's streams open this long after its figure, to profile the process holding them")
 	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft (half relia ai serve's max stream rate from a full run)")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory" && *only != "ttft") ||
@@ -192,16 +194,7 @@ spec:
 		return err
 	}
 	// The same AI gateway on relia gateway's edge: a route with ai:.
-	gwAICfg := fmt.Sprintf(`kind: Gateway
-version: relia/v1
-spec:
-  listeners: [{address: "127.0.0.1:%d"}]
-  admin: {address: "127.0.0.1:%d"}
-  accessLog: {disabled: true}
-  routes: [{name: ai, ai: bench}]
----
-`, gwAIPort, gwAIAdmin) + aiCfg
-	os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gwAICfg), 0o644)
+	os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gatewayAICfg(gwAIPort, gwAIAdmin, aiCfg)), 0o644)
 	gwAIPID, err := start("1", "gateway-ai.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
 	if err != nil {
 		return err
@@ -298,11 +291,13 @@ spec:
 	return nil
 }
 
-// memoryStep measures relia ai serve's resident memory with streams
-// streams open at once: a slow simulator keeps every stream open (100
-// tokens at 1 a second), and the provider's maxConnections lets every
-// stream have its connection. The route's timeouts are long: opening
-// thousands of streams queues their first tokens for seconds on one core.
+// memoryStep measures the resident memory of relia ai serve and of relia
+// gateway with an ai: route, each with streams streams open at once: a
+// slow simulator keeps every stream open (100 tokens at 1 a second), and
+// the provider's maxConnections lets every stream have its connection.
+// The route's timeouts are long: opening thousands of streams queues
+// their first tokens for seconds on one core. The two processes are
+// measured one after the other, each alone on CPU 1.
 func memoryStep(relia, aiCfg, mockURL, out string, streams int, start func(cpu, log string, args ...string) (int, error)) error {
 	slowPort := harness.FreePort()
 	if _, err := start("0", "mock-slow.log", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", slowPort), "--output-tokens", "100", "--tps", "1"); err != nil {
@@ -314,15 +309,54 @@ func memoryStep(relia, aiCfg, mockURL, out string, streams int, start func(cpu, 
 	slowCfg = strings.Replace(slowCfg, "timeouts: {firstToken: 10s, idle: 10s, total: 300s}", "timeouts: {firstToken: 120s, idle: 120s, total: 600s}", 1)
 	os.WriteFile(filepath.Join(out, "ai-slow.yaml"), []byte(slowCfg), 0o644)
 	slowAI, slowAdmin := harness.FreePort(), harness.FreePort()
-	pid, err := start("1", "ai-slow.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
-		"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin))
-	if err != nil {
-		return err
+	gwPort, gwAdmin := harness.FreePort(), harness.FreePort()
+	os.WriteFile(filepath.Join(out, "gateway-ai-slow.yaml"), []byte(gatewayAICfg(gwPort, gwAdmin, slowCfg)), 0o644)
+	servers := []struct {
+		name string
+		port int
+		args []string
+	}{
+		{"relia ai serve", slowAI, []string{"ai", "serve", "--config", filepath.Join(out, "ai-slow.yaml"),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", slowAI), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", slowAdmin)}},
+		{"relia gateway (ai route)", gwPort, []string{"gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai-slow.yaml")}},
 	}
-	harness.WaitPort(slowAI, 30*time.Second)
-	rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", slowAI), streams, pid)
-	fmt.Printf("%d streams open at once through relia: %.0f MB resident (goal <= 200 MB for 10,000)\n", opened, float64(rss)/1e6)
-	return err
+	var failed error
+	for _, srv := range servers {
+		pid, err := start("1", "memory-"+strings.Fields(srv.name)[1]+".log", append([]string{"env", "GOMAXPROCS=1", relia}, srv.args...)...)
+		if err != nil {
+			return err
+		}
+		if err := harness.WaitPort(srv.port, 30*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", srv.name, err)
+		}
+		idle := residentBytes(pid)
+		rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", srv.port), streams, pid)
+		perStream := 0.0
+		if opened > 0 {
+			perStream = float64(rss-idle) / float64(opened) / 1e3
+		}
+		fmt.Printf("%s: %d streams open at once: %.0f MB resident, %.1f KB a stream above its %.0f MB idle (goal <= 200 MB for 10,000)\n",
+			srv.name, opened, float64(rss)/1e6, perStream, float64(idle)/1e6)
+		if err != nil && failed == nil {
+			failed = fmt.Errorf("%s: %w", srv.name, err)
+		}
+		syscall.Kill(pid, syscall.SIGTERM) // the other server's figure is taken without this one's memory beside it
+	}
+	return failed
+}
+
+// gatewayAICfg is a relia gateway config that serves the AI gateway of
+// aiCfg (its AIGateway document, named bench) on a route with ai:.
+func gatewayAICfg(port, admin int, aiCfg string) string {
+	return fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{address: "127.0.0.1:%d"}]
+  admin: {address: "127.0.0.1:%d"}
+  accessLog: {disabled: true}
+  routes: [{name: ai, ai: bench}]
+---
+`, port, admin) + aiCfg
 }
 
 // startPortkey installs Portkey's gateway from npm into out/portkey (once)
@@ -393,6 +427,9 @@ func wrk(url, script string, conns int, d time.Duration) (float64, error) {
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
 }
+
+// memoryHold is -hold.
+var memoryHold time.Duration
 
 // ttftOnlyRate is -ttft-rate, for -only ttft.
 var ttftOnlyRate float64
@@ -545,6 +582,10 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 	}
 	ready.Wait()
 	rss = residentBytes(pid)
+	if memoryHold > 0 {
+		fmt.Fprintf(os.Stderr, "bench/ai: holding the streams open for %v: pid %d\n", memoryHold, pid)
+		time.Sleep(memoryHold)
+	}
 	close(release)
 	done.Wait()
 	if f := failed.Load(); f > 0 {

@@ -18,14 +18,16 @@ func newDemoAICmd() *cobra.Command {
 from a model through relia's AI gateway, with two simulated providers
 behind it (alpha, the primary, and beta, the fallback) and three tenants
 (acme, globex, and initech with a small token quota). It runs the assistant
-experiment: a baseline, a 3x spike, alpha answering 429 with Retry-After,
-alpha's streams stalling after a few tokens, and initech spending its
-quota, judged by the SLOs 97% availability, 95% of first tokens within
-500 ms and 95% goodput. It prints the verdict and the scorecard and writes
-the report into the folder it names. Nothing to install.
+experiment: a baseline, a 3x spike, alpha's first token a second late,
+alpha answering 429 with Retry-After, alpha's streams stalling after a few
+tokens, and initech spending its quota, judged by the SLOs 97%
+availability, 95% of first tokens within 500 ms and 95% goodput. It prints
+the verdict, each tenant's calls (served, refused by its quota, failed)
+and the scorecard and writes the report into the folder it names. Nothing
+to install.
 
   relia demo ai                      # about a minute
-  relia demo ai --no-resilience      # the same faults without failover, idle timeouts and breakers
+  relia demo ai --no-resilience      # the same faults without failover, hedging, idle timeouts and breakers
   relia demo ai --export ./ai        # write the experiment to edit and run with relia run ./ai/ai-assistant.yaml
 
 Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error,
@@ -50,7 +52,7 @@ Exit codes as relia run: 0 passed, 1 failed, 3 aborted, 4 runtime error,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random decision (default random); printed and recorded")
 	fl.StringVar(&f.out, "out-dir", "", "folder for the report, journal and rules (default ./relia-demo-ai-<time>)")
 	fl.StringVar(&f.export, "export", "", "write the demo's experiment into this folder and exit")
-	fl.BoolVar(&f.noResilience, "no-resilience", false, "switch off the AI gateway's failover, idle timeout and breakers")
+	fl.BoolVar(&f.noResilience, "no-resilience", false, "switch off the AI gateway's failover, hedging, idle timeout and breakers")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log the run's events (services, faults) to stderr as JSON")
 	return cmd
 }

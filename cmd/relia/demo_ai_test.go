@@ -21,10 +21,11 @@ func TestDemoAIExportWritesARunnableExperiment(t *testing.T) {
 	}
 	code, out, errOut = runCLI(t, "run", file, "--dry-run")
 	for _, want := range []string{
-		"experiment ai-assistant: 28s in 5 phases, seed 7 (spec)",
+		"experiment ai-assistant: 28s in 6 phases, seed 7 (spec)",
 		"ai stack (assistant, relia's AI gateway, providers alpha and beta), resilience off",
 		"latency <= 500ms of llm_time_to_first_token",
 		"provider/alpha  provider status 429 Retry-After 2s on 50% of requests",
+		"provider/alpha  provider slow_first_token +1s on 100% of requests",
 		"provider/alpha  provider stall after 3 tokens on 100% of requests",
 		"llm streams to /ask as acme, globex, initech",
 		"provider alpha: seed = ",

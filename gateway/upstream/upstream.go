@@ -69,6 +69,11 @@ type Settings struct {
 	// connections that each read small messages (thousands of streams)
 	// saves memory with a smaller one.
 	ReadBuffer int
+	// WriteBuffer is the capacity a connection's write buffer starts at
+	// (default 4 KiB): it holds a request's head (and a small body) and
+	// grows when one does not fit. It lives as long as the connection,
+	// so a caller holding thousands saves memory with a smaller one.
+	WriteBuffer int
 }
 
 // Target is one address's connections: opened on demand, kept alive
@@ -82,6 +87,7 @@ type Target struct {
 	clock       clock.Clock
 	open        *Open
 	readBuffer  int
+	writeBuffer int
 	// retired is set once the target's owner replaced it (a reload) or
 	// shut down: connections given back after that close instead of
 	// waiting idle in a pool nobody will take them from.
@@ -104,6 +110,7 @@ func New(s Settings) *Target {
 		clock:       clock.OrReal(s.Clock),
 		open:        s.Open,
 		readBuffer:  cmp.Or(s.ReadBuffer, readBuffer),
+		writeBuffer: cmp.Or(s.WriteBuffer, writeBuffer),
 	}
 }
 
@@ -260,7 +267,7 @@ func (t *Target) Dial(ctx context.Context, deadline time.Time) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc := &Conn{t: t, c: rawio.Wrap(c), wbuf: make([]byte, 0, writeBuffer)}
+	uc := &Conn{t: t, c: rawio.Wrap(c), wbuf: make([]byte, 0, t.writeBuffer)}
 	uc.rd = h1.Reader{Src: uc, Buf: make([]byte, t.readBuffer)}
 	t.open.add(uc)
 	return uc, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/ai/mock"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/llmload"
 )
 
 // The providers behind the gateway.
@@ -46,6 +47,10 @@ const (
 	// maxAskBody bounds a question.
 	maxAskBody = 64 << 10
 )
+
+// HedgeAfter is how long the resilient route waits for alpha's first
+// token before it hedges the call on beta.
+const HedgeAfter = 200 * time.Millisecond
 
 // The providers' pacing: what an answer costs on a healthy provider.
 const (
@@ -170,9 +175,14 @@ func gatewayConfig(urls map[string]string, o Options) []byte {
 	b.WriteString("  routes:\n    - model: " + Model + "\n")
 	if o.Resilient {
 		// beta takes a trickle of first attempts, enough to stay known
-		// good, and every call alpha fails before its first token.
+		// good, and every call alpha fails before its first token. A call
+		// whose first token has not come in HedgeAfter is hedged on beta,
+		// the first stream with a token winning: a slow first token costs
+		// HedgeAfter plus beta's, within the demo's 500 ms TTFT objective.
+		// Hedges share the retry budget, whose ratio of 1 lets every call
+		// of a slow alpha hedge once.
 		b.WriteString("      targets: [{provider: alpha, weight: 99}, {provider: beta, weight: 1}]\n")
-		b.WriteString("      timeouts: {firstToken: 2s, idle: 500ms, total: 30s}\n      maxAttempts: 3\n      retryBudget: {ratio: 0.5, minPerSecond: 5}\n")
+		fmt.Fprintf(&b, "      timeouts: {firstToken: 2s, idle: 500ms, total: 30s}\n      maxAttempts: 3\n      retryBudget: {ratio: 1, minPerSecond: 5}\n      hedgeAfter: %s\n", HedgeAfter)
 	} else {
 		b.WriteString("      targets: [{provider: alpha}]\n      timeouts: {firstToken: 30s, idle: 30s, total: 60s}\n      maxAttempts: 1\n")
 	}
@@ -264,9 +274,9 @@ func (s *Stack) ask(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		detail, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
-		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("X-Relia-Quota") != "" {
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get(llmload.QuotaHeader) != "" {
 			// The tenant's own quota: its answer, as the gateway gave it.
-			for _, h := range []string{"Retry-After", "X-Relia-Quota", "X-Relia-Quota-Reset", "Content-Type"} {
+			for _, h := range []string{"Retry-After", llmload.QuotaHeader, llmload.QuotaHeader + "-Reset", "Content-Type"} {
 				if v := resp.Header.Get(h); v != "" {
 					w.Header().Set(h, v)
 				}

@@ -117,3 +117,33 @@ func TestStall(t *testing.T) {
 		t.Errorf("%d error events, %d answers: want clean error events until the breaker trips, then answers", errorEvents, done)
 	}
 }
+
+// TestSlowFirstTokenIsHedged: with resilience, a call whose first token
+// alpha holds back (here for a minute) is answered in full by beta, and
+// alpha's stream, the loser, does not break the answer. No time is
+// judged, so this does not tell the hedge (after HedgeAfter) from the
+// first-token timeout's failover (after 2 s); TestDemoAI does, by the
+// TTFT objective of its slow-first-token phase.
+func TestSlowFirstTokenIsHedged(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{Seed: 1, Resilient: true})
+	if err := s.Provider(ProviderA).SetFaults([]mock.Fault{{Kind: mock.FaultSlowFirstToken, Delay: time.Minute, Rate: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 20 * time.Second}
+	for range 3 {
+		body := `{"user": "acme", "max_tokens": 8, "messages": [{"role": "user", "content": "Is alpha slow?"}]}`
+		resp, err := client.Post(s.URL()+AskPath, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("asking while alpha's first token is slow: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "data: [DONE]") {
+			t.Fatalf("answer while alpha's first token is slow: %d %s", resp.StatusCode, b)
+		}
+	}
+	if n := s.Provider(ProviderB).Count(); n < 3 {
+		t.Errorf("beta received %d requests, want the 3 hedged calls", n)
+	}
+}

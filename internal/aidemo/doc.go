@@ -25,7 +25,8 @@
 // # Resilience
 //
 // With Options.Resilient the gateway's route fails over from alpha to
-// beta (a 429 rests alpha's key for its Retry-After), ends a stream
+// beta (a 429 rests alpha's key for its Retry-After), hedges on beta a
+// call whose first token has not come within HedgeAfter, ends a stream
 // that stalls past a short idle timeout with a clean error event, and
 // trips a breaker on a provider that keeps failing. Without it, the
 // route has alpha alone, one attempt, long timeouts and a breaker that

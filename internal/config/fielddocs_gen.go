@@ -20,6 +20,7 @@ var fieldDocs = map[string]string{
 	"github.com/relia-dev/relia/ai.Metadata.Name":                               "name identifies the AI gateway in metrics and shared quota keys.",
 	"github.com/relia-dev/relia/ai.Model.Aliases":                               "aliases are other names for the same model (\"fast\", a dated snapshot name).",
 	"github.com/relia-dev/relia/ai.Model.ContextWindow":                         "contextWindow is the most tokens a prompt plus its output may have; zero means unknown (not checked).",
+	"github.com/relia-dev/relia/ai.Model.Encoding":                              "encoding is the model's tokenizer, by which relia counts a prompt's tokens before the call when a token quota or the context window needs the count: o200k_base or cl100k_base (OpenAI's BPE encodings). Empty means the model's tokenizer is not known to relia, and a prompt is estimated at a quarter of its bytes.",
 	"github.com/relia-dev/relia/ai.Model.MaxOutputTokens":                       "maxOutputTokens is the most tokens one answer may have; zero means unknown.",
 	"github.com/relia-dev/relia/ai.Model.Name":                                  "name is the public name clients send as \"model\".",
 	"github.com/relia-dev/relia/ai.Model.Price":                                 "price is what a million tokens cost.",
