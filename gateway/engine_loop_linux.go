@@ -444,9 +444,9 @@ func (l *loop) serveRequest(c *conn) bool {
 
 // respond writes x's answer and reports whether the connection stays.
 func (l *loop) respond(c *conn, x *exchange) bool {
+	l.served.Add(1) // before the answer goes, so that its reader sees it counted
 	keep := c.respond(x)
 	putExchange(x)
-	l.served.Add(1)
 	if unsent := c.lp.unsent; len(unsent) > 0 {
 		// The client does not read as fast as it asks: a goroutine
 		// writes the rest, within the write timeout, and goes on.
