@@ -485,42 +485,61 @@ spec:
 
 // TestAIStreamClientHangUp: a client that closes its HTTP/1.1 connection
 // while its stream waits on the provider is noticed at once, not at the
-// stream's next write: the provider's stream is cancelled and the call
-// is recorded as client_closed.
+// stream's next write, on plain text and on TLS (where the client sends
+// its close_notify alert before its end of stream): the provider's
+// stream is cancelled and the call is recorded as client_closed.
 func TestAIStreamClientHangUp(t *testing.T) {
 	t.Parallel()
-	fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) // no timeout fires
-	cancelled, stop := make(chan struct{}), make(chan struct{})
-	provSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
-		w.(http.Flusher).Flush()
-		select { // the next token never comes
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-stop:
-		}
-	}))
-	t.Cleanup(provSrv.Close)
-	var calls callList
-	_, base := startGateway(t, fmt.Sprintf(aiSpec, "", provSrv.URL, provSrv.URL, ""), Options{Clock: fc, Calls: &calls})
-	t.Cleanup(func() { close(stop) }) // first: the provider's handler ends
-	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream := strings.Replace(aiHello, `"gpt-4o-mini"`, `"gpt-4o-mini","stream":true`, 1)
-	fmt.Fprintf(nc, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(stream), stream)
-	readFirstToken(t, bufio.NewReader(nc))
-	nc.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the provider's stream went on after the client hung up")
-	}
-	rec := waitCalls(t, &calls, 1)[0]
-	if rec.Reason != "client_closed" {
-		t.Errorf("record of a stream whose client hung up: %+v, want reason client_closed", rec)
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[overTLS], func(t *testing.T) {
+			t.Parallel()
+			fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) // no timeout fires
+			cancelled, stop := make(chan struct{}), make(chan struct{})
+			provSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+				w.(http.Flusher).Flush()
+				select { // the next token never comes
+				case <-r.Context().Done():
+					close(cancelled)
+				case <-stop:
+				}
+			}))
+			t.Cleanup(provSrv.Close)
+			var calls callList
+			listeners := ""
+			var tc *tls.Config
+			if overTLS {
+				certFile, keyFile, roots := selfSigned(t)
+				listeners = fmt.Sprintf("  listeners: [{name: main, address: \"127.0.0.1:0\", tls: {certFile: %q, keyFile: %q}}]\n", certFile, keyFile)
+				tc = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+			}
+			g, _ := startGateway(t, fmt.Sprintf(aiSpec, listeners, provSrv.URL, provSrv.URL, ""), Options{Clock: fc, Calls: &calls})
+			t.Cleanup(func() { close(stop) }) // first: the provider's handler ends
+			var nc net.Conn
+			var err error
+			if overTLS {
+				nc, err = tls.Dial("tcp", g.Addr("main"), tc)
+			} else {
+				nc, err = net.Dial("tcp", g.Addr("main"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream := strings.Replace(aiHello, `"gpt-4o-mini"`, `"gpt-4o-mini","stream":true`, 1)
+			fmt.Fprintf(nc, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(stream), stream)
+			readFirstToken(t, bufio.NewReader(nc))
+			nc.Close()
+			select {
+			case <-cancelled:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the provider's stream went on after the client hung up")
+			}
+			rec := waitCalls(t, &calls, 1)[0]
+			if rec.Reason != "client_closed" {
+				t.Errorf("record of a stream whose client hung up: %+v, want reason client_closed", rec)
+			}
+		})
 	}
 }
 
