@@ -369,6 +369,7 @@ var fieldDocs = map[string]string{
 	"github.com/relia-dev/relia/gateway.JWT.TenantClaim":                        "tenantClaim is the claim naming the caller's tenant; default tenant.",
 	"github.com/relia-dev/relia/gateway.JWT.TenantRoutes":                       "tenantRoutes lists, per tenant, the routes its tokens may call, by name or glob. With neither this nor RoutesClaim a valid token may call every route.",
 	"github.com/relia-dev/relia/gateway.Listener.Address":                       "address is host:port to listen on, \"127.0.0.1:8080\" or \":8080\".",
+	"github.com/relia-dev/relia/gateway.Listener.Engine":                        "engine serves the listener's HTTP/1.1 connections: \"goroutines\" (the default), a goroutine per connection on Go's network poller, or \"eventloop\", one epoll loop per processor that runs the common proxied request whole and hands the rest to goroutines (Linux only; not with tls or h2c). docs/gateway.md, \"Engines\".",
 	"github.com/relia-dev/relia/gateway.Listener.H2C":                           "h2c serves HTTP/2 without TLS (prior knowledge or Upgrade: h2c) besides HTTP/1.1, on net/http rather than the fast HTTP/1.1 engine.",
 	"github.com/relia-dev/relia/gateway.Listener.Name":                          "name identifies the listener in logs; defaults to its address.",
 	"github.com/relia-dev/relia/gateway.Listener.TLS":                           "TLS, when set, serves HTTPS with HTTP/2 (ALPN h2) and HTTP/1.1.",
