@@ -96,6 +96,7 @@ type gateway struct {
 	headers map[string]string
 	rps     map[string][]float64 // by workload
 	cpu     map[string][]float64 // µs per request, by workload
+	busy    map[string][]float64 // share of its core the gateway used, by workload
 }
 
 // The two workloads: request bodies and the simulator's answer length.
@@ -216,7 +217,7 @@ spec:
 		if err := harness.WaitPort(g.port, 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", g.name, err)
 		}
-		g.rps, g.cpu = map[string][]float64{}, map[string][]float64{}
+		g.rps, g.cpu, g.busy = map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	}
 	for _, g := range gateways { // every gateway answers both workloads before timing starts
 		for _, w := range workloads {
@@ -250,7 +251,9 @@ spec:
 					return fmt.Errorf("%s %s: %w", g.name, w.name, err)
 				}
 				g.rps[w.name] = append(g.rps[w.name], rps)
-				g.cpu[w.name] = append(g.cpu[w.name], float64(proc.CPUTime(g.pid)-before)/float64(time.Microsecond)/(rps*d.Seconds()))
+				used := proc.CPUTime(g.pid) - before
+				g.cpu[w.name] = append(g.cpu[w.name], float64(used)/float64(time.Microsecond)/(rps*d.Seconds()))
+				g.busy[w.name] = append(g.busy[w.name], float64(used)/float64(d))
 			}
 		}
 	}
@@ -259,15 +262,15 @@ spec:
 	if len(gateways) > 3 {
 		portkey = gateways[3]
 	}
-	fmt.Printf("\n%-30s %-11s %10s %14s %14s\n", "gateway", "workload", "req/s", "CPU/request", "relia / this")
+	fmt.Printf("\n%-30s %-11s %10s %14s %10s %14s\n", "gateway", "workload", "req/s", "CPU/request", "core busy", "relia / this")
 	for _, g := range gateways {
 		for _, w := range workloads {
 			if len(g.rps[w.name]) == 0 {
-				fmt.Printf("%-30s %-11s %10s %14s %14s\n", g.name, w.name, "-", "-", "-")
+				fmt.Printf("%-30s %-11s %10s %14s %10s %14s\n", g.name, w.name, "-", "-", "-", "-")
 				continue
 			}
-			fmt.Printf("%-30s %-11s %10.0f %11.1f µs %14.2f\n", g.name, w.name, harness.Median(g.rps[w.name]), harness.Median(g.cpu[w.name]),
-				harness.Median(ours.rps[w.name])/harness.Median(g.rps[w.name]))
+			fmt.Printf("%-30s %-11s %10.0f %11.1f µs %9.0f%% %14.2f\n", g.name, w.name, harness.Median(g.rps[w.name]), harness.Median(g.cpu[w.name]),
+				100*harness.Median(g.busy[w.name]), harness.Median(ours.rps[w.name])/harness.Median(g.rps[w.name]))
 		}
 	}
 	added := harness.Median(ours.cpu["chat"]) - harness.Median(plain.cpu["chat"])
@@ -279,6 +282,12 @@ spec:
 			fmt.Printf(", %.1fx streaming", harness.Median(ours.rps["stream-100"])/harness.Median(portkey.rps["stream-100"]))
 		}
 		fmt.Println(" (goal >= 10x)")
+		// Where relia's core was not saturated, wrk and the simulator on
+		// CPU 0 were the limit, and the req/s ratio measures them: the
+		// requests one core serves is then 1 / CPU per request.
+		fmt.Printf("requests one core serves (1 / CPU per request) against Portkey: %.1fx by relia ai serve, %.1fx on relia gateway's edge (relia's core %.0f%% and %.0f%% busy, Portkey's %.0f%%)\n",
+			harness.Median(portkey.cpu["chat"])/harness.Median(ours.cpu["chat"]), harness.Median(portkey.cpu["chat"])/harness.Median(edge.cpu["chat"]),
+			100*harness.Median(ours.busy["chat"]), 100*harness.Median(edge.busy["chat"]), 100*harness.Median(portkey.busy["chat"]))
 	}
 
 	if err := ttftStep(mockURL, aiPort, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
