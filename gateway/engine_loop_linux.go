@@ -217,8 +217,12 @@ type loop struct {
 	n       int
 	pollFn  func(uintptr) bool // sets n; made once
 	swept   []*conn            // sweep's scratch
-	waitDl  time.Time
-	nextTk  time.Time
+	// spare are exchanges the loop's requests ended with, for its next
+	// ones: the loop's own, so taking and giving one back costs no
+	// sync.Pool round.
+	spare  []*exchange
+	waitDl time.Time
+	nextTk time.Time
 	// now is when the loop last woke: the time its timeouts start from,
 	// read once a wake rather than once a request.
 	now time.Time
@@ -472,7 +476,7 @@ func (g *Gateway) loopable(x *exchange) bool {
 // loop can, and reports whether the loop is to read the next one now.
 func (l *loop) serveRequest(c *conn) bool {
 	g := c.g
-	x := newExchange(g)
+	x := l.newExchange()
 	c.intake(x)
 	x.h1c = c
 	if x.req.src != nil && (c.hreq.Framing != h1.Length || c.hreq.ContentLength > int64(len(c.rd.Buffered()))) {
@@ -506,11 +510,34 @@ func (l *loop) serveRequest(c *conn) bool {
 	return l.attempt(c, x)
 }
 
+// maxSpare bounds the exchanges a loop keeps for its next requests: past
+// it they go back to the pool that every engine shares.
+const maxSpare = 256
+
+func (l *loop) newExchange() *exchange {
+	if n := len(l.spare); n > 0 {
+		x := l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		return x.renew(l.g)
+	}
+	return newExchange(l.g)
+}
+
+func (l *loop) putExchange(x *exchange) {
+	if len(l.spare) == maxSpare {
+		putExchange(x)
+		return
+	}
+	x.clear()
+	l.spare = append(l.spare, x)
+}
+
 // respond writes x's answer and reports whether the connection stays.
 func (l *loop) respond(c *conn, x *exchange) bool {
 	l.served.Add(1) // before the answer goes, so that its reader sees it counted
 	keep := c.respond(x)
-	putExchange(x)
+	l.putExchange(x)
 	if unsent := c.lp.unsent; len(unsent) > 0 {
 		// The client does not read as fast as it asks: a goroutine
 		// writes the rest, within the write timeout, and goes on.
@@ -830,7 +857,7 @@ func (l *loop) close(c *conn) {
 		lc.bp.Done(nil)
 		upstreamResponses.Put(lc.resp)
 		lc.x = nil
-		putExchange(x)
+		l.putExchange(x)
 	}
 	l.forget(c)
 	c.state.Store(connClosed)
