@@ -14,6 +14,9 @@
 //	cd bench && go run ./gateway -duration 5s -rounds 3
 //	cd bench && go run ./gateway -duration 5s -rounds 3 -topology own-core
 //
+// -baseline PATH adds an earlier relia binary on the event loop with the
+// same config, so that a change's effect is read within one run.
+//
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
 // a retry budget on the route, once on each listener engine ("relia
@@ -59,6 +62,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every proxy once")
 	conns := flag.Int("connections", 50, "connections")
 	tolerate := flag.Bool("tolerate-errors", false, "report wrk's socket errors and non-2xx answers per proxy instead of stopping, and skip the latency runs (for runs with many connections, where some peers time out)")
+	baseline := flag.String("baseline", "", "a relia binary (an earlier build) to measure too, on the event loop with the same config, as \"relia (loop, baseline)\": a change's effect read in one run")
 	topology := flag.String("topology", "shared", "shared: wrk on CPU 0, proxy and backend on CPU 1; own-core: wrk and backend on CPU 0, the proxy alone on CPU 1")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || (*topology != "shared" && *topology != "own-core") {
@@ -69,7 +73,7 @@ func main() {
 	if *topology == "own-core" {
 		backendCPU = "0"
 	}
-	if err := run(*duration, *rounds, *conns, *tolerate); err != nil {
+	if err := run(*duration, *rounds, *conns, *tolerate, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
 		os.Exit(1)
 	}
@@ -90,7 +94,7 @@ type proxy struct {
 	errs       int64 // wrk's socket errors and non-2xx answers, with -tolerate-errors
 }
 
-func run(d time.Duration, rounds, conns int, tolerate bool) error {
+func run(d time.Duration, rounds, conns int, tolerate bool, baseline string) error {
 	for _, bin := range []string{"nginx", "wrk", "taskset"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s is required: %w", bin, err)
@@ -255,10 +259,14 @@ http {
 	// The gateway twice, the same config on each listener engine: the
 	// goroutine engine (the default) and the event loop.
 	var gateway *proxy
-	for _, e := range []struct{ name, engine, suffix string }{
-		{"relia gateway", "goroutines", ""},
-		{"relia gateway (event loop)", "eventloop", "-eventloop"},
-	} {
+	engines := []struct{ name, engine, suffix, bin string }{
+		{"relia gateway", "goroutines", "", relia},
+		{"relia gateway (event loop)", "eventloop", "-eventloop", relia},
+	}
+	if baseline != "" {
+		engines = append(engines, struct{ name, engine, suffix, bin string }{"relia (loop, baseline)", "eventloop", "-baseline", baseline})
+	}
+	for _, e := range engines {
 		port, admin := gwPort, adminPort
 		if e.suffix != "" {
 			port, admin = harness.FreePort(), harness.FreePort()
@@ -281,7 +289,7 @@ spec:
 `, port, e.engine, admin, filepath.Join(out, "access"+e.suffix+".log"), upstream)
 		config := filepath.Join(out, "gateway"+e.suffix+".yaml")
 		os.WriteFile(config, []byte(gw), 0o644)
-		pid, err := start("gateway"+e.suffix+".log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", config)
+		pid, err := start("gateway"+e.suffix+".log", "env", "GOMAXPROCS=1", e.bin, "gateway", "--watch", "0", "--config", config)
 		if err != nil {
 			return err
 		}
