@@ -63,9 +63,9 @@ func (g *Gateway) closeAI() {
 	}
 }
 
-// aiUsage serves the admin API's GET /ai/usage: each AI tenant's quotas
-// in their current windows, as relia ai serve's /usage has them.
-func (g *Gateway) aiUsage(w http.ResponseWriter, r *http.Request) {
+// ServeAIUsage serves the admin API's GET /ai/usage (and relia ai
+// serve's /usage): each AI tenant's quotas in their current windows.
+func (g *Gateway) ServeAIUsage(w http.ResponseWriter, r *http.Request) {
 	svc := g.state.Load().ai
 	if svc == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"reason": "no_ai_gateway", "error": "no route of the config is an ai route"})
