@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -23,7 +24,7 @@ type target struct {
 	model     string
 	maxOutput int
 	permit    resilience.BreakerPermit
-	now       func() time.Time
+	clock     clock.Clock
 }
 
 // name is the target as the fallback path writes it.
@@ -147,7 +148,7 @@ func (f *failover) pick(rt *routeTarget) (*target, bool) {
 		maxOut := f.queueOf.model.MaxOutputTokens
 		return &target{
 			route: f.queueOf, rt: rt, prov: p, cred: c, provider: p.cfg, key: c.key, model: rt.model,
-			maxOutput: maxOut, permit: permit, now: f.s.clock.Now,
+			maxOutput: maxOut, permit: permit, clock: f.s.clock,
 		}, true
 	}
 	return nil, false

@@ -79,11 +79,18 @@ type contentLog struct{ prompt, completion string }
 
 func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Record {
 	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError, hook: c.hook}
-	r.ctx, r.span = tracer.Start(context.Background(), op+" "+model,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model)))
+	// The span gets its name and attributes once it is known to record:
+	// without an SDK (the common case) the call makes neither.
+	r.ctx, r.span = tracer.Start(context.Background(), op, clientSpan...)
+	if r.span.IsRecording() {
+		r.span.SetName(op + " " + model)
+		r.span.SetAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model))
+	}
 	return r
 }
+
+// clientSpan are the options every call's span starts with.
+var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 
 func (r *Record) fail(e *apiError) {
 	r.Status = e.status
