@@ -503,7 +503,7 @@ func (f *failover) hedge() *resilience.Hedge {
 func (f *failover) reportOpened(t *target) {
 	t.rt.health.record(true)
 	f.mu.Lock()
-	f.path = append(f.path, t.name()+":ok")
+	f.path = append(f.path, t.rt.okEntry)
 	f.mu.Unlock()
 }
 

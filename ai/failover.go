@@ -53,10 +53,16 @@ type failover struct {
 	rejected  error         // why the last candidate was refused (breaker, budget)
 	switched  bool
 	exhausted bool
+	// The first routes and path entries of a call live in the failover
+	// itself: a call that needs no more makes no slice for them.
+	routesBuf [2]*routeState
+	pathBuf   [2]string
 }
 
 func (s *Service) newFailover(rs *routeState) *failover {
-	f := &failover{s: s, routes: append([]*routeState{rs}, rs.fallbacks...), ctxFB: rs.contextFallback, max: rs.maxAttempts, budget: rs.budget}
+	f := &failover{s: s, ctxFB: rs.contextFallback, max: rs.maxAttempts, budget: rs.budget}
+	f.routes = append(append(f.routesBuf[:0], rs), rs.fallbacks...)
+	f.path = f.pathBuf[:0]
 	rs.budget.Deposit()
 	return f
 }
@@ -166,7 +172,7 @@ func (f *failover) report(t *target, err error) {
 	if ce == nil {
 		t.permit.Done(nil)
 		f.mu.Lock()
-		f.path = append(f.path, t.prov.cfg.Name+"/"+t.model+":ok") // t.name(), in one allocation
+		f.path = append(f.path, t.rt.okEntry)
 		f.mu.Unlock()
 		return
 	}

@@ -70,8 +70,11 @@ type routeTarget struct {
 	// modelJSON is model as a JSON string, which a client's body gets in
 	// place of its own (forwardChat).
 	modelJSON []byte
-	weight    int
-	health    *burnWindow
+	// okEntry is the fallback path's entry of a call that succeeded
+	// here, "provider/model:ok".
+	okEntry string
+	weight  int
+	health  *burnWindow
 }
 
 // Defaults of a route.
@@ -178,7 +181,7 @@ func (s *Service) build(cfg *Config, cat *Catalog, prev *state) (*state, error) 
 			}
 			w := orDefault(t.Weight, 1)
 			q, _ := json.Marshal(model)
-			rt := &routeTarget{provider: ps, model: model, modelJSON: q, weight: w, health: newBurnWindow(r.SLO, s.clock)}
+			rt := &routeTarget{provider: ps, model: model, modelJSON: q, okEntry: ps.cfg.Name + "/" + model + ":ok", weight: w, health: newBurnWindow(r.SLO, s.clock)}
 			rs.targets = append(rs.targets, rt)
 			rs.weight += w
 		}
