@@ -70,7 +70,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(rctx), rec.usage, rec.Cost) }()
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
 
 	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
@@ -611,7 +611,7 @@ func (s *Service) embeddings(rctx context.Context, w http.ResponseWriter, st *st
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(rctx), rec.usage, rec.Cost) }()
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
 	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
 	f := s.newFailover(rs)

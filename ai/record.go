@@ -79,8 +79,12 @@ type contentLog struct{ prompt, completion string }
 
 func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Record {
 	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError, hook: c.hook}
-	// The span gets its name and attributes once it is known to record:
-	// without an SDK (the common case) the call makes neither.
+	// Until a tracer provider is set, calls make no span at all; once
+	// one is, the span gets its name and attributes when it records.
+	if otel.GetTracerProvider() == unsetTracing {
+		r.ctx, r.span = context.Background(), noSpan
+		return r
+	}
 	r.ctx, r.span = tracer.Start(context.Background(), op, clientSpan...)
 	if r.span.IsRecording() {
 		r.span.SetName(op + " " + model)
@@ -91,6 +95,13 @@ func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Re
 
 // clientSpan are the options every call's span starts with.
 var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+// unsetTracing is the global tracer provider before one is set, and
+// noSpan the span of calls made meanwhile (it records nothing).
+var (
+	unsetTracing = otel.GetTracerProvider()
+	noSpan       = trace.SpanFromContext(context.Background())
+)
 
 func (r *Record) fail(e *apiError) {
 	r.Status = e.status
