@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -262,7 +263,11 @@ func aiServeConfig(b *ai.Bundle, o aiServeOptions) (*gateway.Config, error) {
 		Spec: gateway.Spec{
 			Listeners: []gateway.Listener{{Name: aiServeName, Address: o.listen}},
 			Admin:     gateway.Admin{Address: o.admin, TokenFile: o.adminToken},
-			Routes:    []gateway.Route{{Name: aiServeName, AI: b.Config.Metadata.Name}},
+			// The AI gateway's own body limit (4MiB unless its config
+			// says) answers first, in its API's format: the route's is
+			// above it.
+			Routes: []gateway.Route{{Name: aiServeName, AI: b.Config.Metadata.Name,
+				MaxBodySize: max(gateway.DefaultMaxBodyBytes, 2*cmp.Or(b.Config.Spec.MaxBodySize, 4<<20))}},
 		},
 	}
 	if err := cfg.SetAI(b); err != nil {

@@ -94,6 +94,13 @@ spec:
 		t.Errorf("unknown key: %d %s; want 401 in OpenAI's shape", code, body)
 	}
 
+	// A body over the AI gateway's limit (4MiB here) is refused by it, in
+	// its API's format, not by the edge's.
+	big := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 5<<20) + `"}]}`
+	if code, body := do("POST", api+"/v1/chat/completions", big, "Authorization", "Bearer sk-acme"); code != 413 || !strings.Contains(body, `"request_too_large"`) {
+		t.Errorf("a 5MB body: %d %.300s; want 413 request_too_large", code, body)
+	}
+
 	// The call's line of the access log, with the AI call's fields.
 	deadline := time.Now().Add(10 * time.Second)
 	var line map[string]any
