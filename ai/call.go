@@ -24,7 +24,7 @@ const MaxResponseBody = 32 << 20
 
 // chat serves one chat call: admission (access, context window, quota),
 // attempts with failover, and the answer, whole or streamed.
-func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
+func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
 	rec := s.newRecord(op, c, req.Model, req.Stream)
 	defer s.finish(rec)
 	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
@@ -64,15 +64,15 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	if s.quotas.needEstimate(c, rs.model) {
 		reserve = estimate()
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
+	res, aerr := s.quotas.admit(rctx, c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
 
-	ctx, stop := s.withTotal(r.Context(), rs.total)
+	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
 
 	if req.Stream {
@@ -503,7 +503,7 @@ func (f *failover) hedge() *resilience.Hedge {
 func (f *failover) reportOpened(t *target) {
 	t.rt.health.record(true)
 	f.mu.Lock()
-	f.path = append(f.path, t.name()+":ok")
+	f.path = append(f.path, t.rt.okEntry)
 	f.mu.Unlock()
 }
 
@@ -589,7 +589,7 @@ func collectText(b *bytes.Buffer, p piece) {
 }
 
 // embeddings serves one embeddings call.
-func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.EmbeddingRequest) {
+func (s *Service) embeddings(rctx context.Context, w http.ResponseWriter, st *state, c *caller, req *wire.EmbeddingRequest) {
 	eg := openAIEgress{}
 	rec := s.newRecord("embeddings", c, req.Model, false)
 	defer s.finish(rec)
@@ -605,14 +605,14 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 	if s.quotas.needEstimate(c, rs.model) {
 		est = estimateEmbedding(req, rs.model)
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
+	res, aerr := s.quotas.admit(rctx, c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
-	ctx, stop := s.withTotal(r.Context(), rs.total)
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
+	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
 	f := s.newFailover(rs)
 	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()

@@ -1,12 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -63,9 +63,9 @@ func (g *Gateway) closeAI() {
 	}
 }
 
-// aiUsage serves the admin API's GET /ai/usage: each AI tenant's quotas
-// in their current windows, as relia ai serve's /usage has them.
-func (g *Gateway) aiUsage(w http.ResponseWriter, r *http.Request) {
+// ServeAIUsage serves the admin API's GET /ai/usage (and relia ai
+// serve's /usage): each AI tenant's quotas in their current windows.
+func (g *Gateway) ServeAIUsage(w http.ResponseWriter, r *http.Request) {
 	svc := g.state.Load().ai
 	if svc == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"reason": "no_ai_gateway", "error": "no route of the config is an ai route"})
@@ -82,8 +82,9 @@ func (g *Gateway) aiUsage(w http.ResponseWriter, r *http.Request) {
 // aiCall is what the gateway keeps of an AI request: its writer, and the
 // AI gateway's record of the call once it ended.
 type aiCall struct {
-	w   aiWriter
-	rec ai.Record
+	w    aiWriter
+	body aiBody
+	rec  ai.Record
 	// recorded says rec holds the call's record: a request the service
 	// refused before it chose a model (a bad body) has none.
 	recorded bool
@@ -122,11 +123,13 @@ func (g *Gateway) serveAI(x *exchange) {
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
-		body = &aiBody{req: &x.req}
+		ac.body.req = &x.req
+		body = &ac.body
 	} else {
 		x.req.bodyDone = true
 	}
-	ok := w.serve(svc, x.aiRequest(ctx, body))
+	req := x.aiRequest(body)
+	ok := w.serve(ctx, svc, &req)
 	w.unwatch()
 	if !ok {
 		return
@@ -159,58 +162,24 @@ func (g *Gateway) serveAI(x *exchange) {
 	}
 }
 
-// aiRequest is x's request as the AI service reads it. Its strings
-// (method, target, host, every field's name and value) are cut from one
-// copy of the bytes the gateway read, and its header's values share one
-// array: a few allocations a request instead of three a field.
-func (x *exchange) aiRequest(ctx context.Context, body *aiBody) *http.Request {
+// aiRequest is x's request as the AI service reads it: the method and
+// path copied out of the read buffer (the service may keep them), its
+// fields read in place through the request's Get, which copies what it
+// returns. No *http.Request and no http.Header are made.
+func (x *exchange) aiRequest(body *aiBody) ai.Request {
 	r := &x.req
-	n := len(r.method) + len(x.path) + len(r.query) + len(r.host) + len(r.target)
-	for _, f := range r.fields {
-		n += len(f.Name) + len(f.Value)
+	method := methodName(r.method)
+	if method == "_OTHER" {
+		method = string(r.method)
 	}
-	var b strings.Builder
-	b.Grow(n)
-	b.Write(r.method)
-	b.Write(x.path)
-	b.Write(r.query)
-	b.Write(r.host)
-	b.Write(r.target)
-	for _, f := range r.fields {
-		b.Write(f.Name)
-		b.Write(f.Value)
-	}
-	str := b.String()
-	at := 0
-	cut := func(k int) string {
-		s := str[at : at+k]
-		at += k
-		return s
-	}
-	method, path, query, host, target := cut(len(r.method)), cut(len(x.path)), cut(len(r.query)), cut(len(r.host)), cut(len(r.target))
-	h := make(http.Header, len(r.fields))
-	values := make([]string, len(r.fields))
-	for i, f := range r.fields {
-		name := http.CanonicalHeaderKey(cut(len(f.Name)))
-		values[i] = cut(len(f.Value))
-		if vs, ok := h[name]; ok {
-			h[name] = append(vs, values[i])
-		} else {
-			h[name] = values[i : i+1 : i+1]
-		}
-	}
-	req := http.Request{
-		Method: method, URL: &url.URL{Path: path, RawQuery: strings.TrimPrefix(query, "?")},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: r.minor, Header: h, Host: host,
-		ContentLength: r.length, Body: http.NoBody, RequestURI: target,
-	}
-	if r.h2 {
-		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+	req := ai.Request{Method: method, Path: string(x.path), Header: r}
+	if q := bytes.TrimPrefix(r.query, []byte("?")); len(q) > 0 {
+		req.Query = string(q)
 	}
 	if body != nil {
 		req.Body = body
 	}
-	return req.WithContext(ctx)
+	return req
 }
 
 // serve runs the AI service on req, as net/http would: a panic in it
@@ -218,13 +187,13 @@ func (x *exchange) aiRequest(ctx context.Context, body *aiBody) *http.Request {
 // was sent yet, else its connection ends without the body's end, so it
 // cannot take the part for the whole. It reports whether the service
 // returned.
-func (w *aiWriter) serve(svc http.Handler, req *http.Request) (ok bool) {
+func (w *aiWriter) serve(ctx context.Context, svc *ai.Service, req *ai.Request) (ok bool) {
 	defer func() {
 		if ok {
 			return
 		}
 		v := recover()
-		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", req.URL.Path)
+		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", req.Path)
 		if !w.sent {
 			w.status, w.held = 0, w.held[:0]
 			w.header = http.Header{"Content-Type": {"application/json"}}
@@ -238,7 +207,7 @@ func (w *aiWriter) serve(svc http.Handler, req *http.Request) (ok bool) {
 		}
 		w.fail(errAIPanic)
 	}()
-	svc.ServeHTTP(w, req)
+	svc.Serve(ctx, w, req)
 	return true
 }
 
