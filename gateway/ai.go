@@ -58,6 +58,7 @@ func (g *Gateway) buildAI(cfg *Config) (*ai.Service, error) {
 // closeAI releases what the AI service opened (its Redis client, its
 // idle provider connections).
 func (g *Gateway) closeAI() {
+	g.hangUps.close()
 	if g.aiSvc != nil {
 		g.aiSvc.Close()
 	}
@@ -332,10 +333,12 @@ type aiWriter struct {
 	// relay: the answer goes to a fault (h2 is its writer), whose own
 	// aiWriter prepares the head and counts the bytes.
 	relay bool
-	// watch ends when the watch for the client's hang-up during a stream
-	// ended (ai_hangup_linux.go); hungUp says the client hung up.
-	watch  chan struct{}
-	hungUp atomic.Bool
+	// watchID and watchFd are the stream's entry in the gateway's watch
+	// for hang-ups (ai_hangup_linux.go), while it is in it; hungUp says
+	// the client hung up.
+	watchID uint64
+	watchFd int
+	hungUp  atomic.Bool
 }
 
 var _ http.Flusher = (*aiWriter)(nil)
