@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,7 @@ func (g *Gateway) serveAI(x *exchange) {
 	}
 	ok := w.serve(svc, x.aiRequest(ctx, body))
 	w.unwatch()
+	w.takeBuffers()
 	if !ok {
 		return
 	}
@@ -333,6 +335,8 @@ type aiWriter struct {
 	// relay: the answer goes to a fault (h2 is its writer), whose own
 	// aiWriter prepares the head and counts the bytes.
 	relay bool
+	// lent says the connection's write buffer is lent to aiChunkBufs.
+	lent bool
 	// watchID and watchFd are the stream's entry in the gateway's watch
 	// for hang-ups (ai_hangup_linux.go), while it is in it; hungUp says
 	// the client hung up.
@@ -434,7 +438,7 @@ func (w *aiWriter) end() {
 		return
 	}
 	if w.chunked {
-		w.write(h1.AppendLastChunk(nil, nil))
+		w.write(h1.AppendLastChunk(w.c.wbuf[:0], nil))
 	}
 }
 
@@ -469,6 +473,7 @@ func (w *aiWriter) sendHead(length int64) {
 		w.chunked = true
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 		w.watchHangUp()
+		defer w.lendBuffers()
 	default:
 		// An HTTP/1.0 client cannot read chunks: the body ends with the
 		// connection.
@@ -500,12 +505,47 @@ func (w *aiWriter) send(p []byte) {
 		w.write(p)
 		return
 	}
-	c := w.c
-	b := h1.AppendChunkSize(c.wbuf[:0], len(p))
+	bp := aiChunkBufs.Get().(*[]byte)
+	b := h1.AppendChunkSize((*bp)[:0], len(p))
 	b = append(b, p...)
 	b = append(b, "\r\n"...)
-	c.wbuf = b[:0]
 	w.write(b)
+	if cap(b) <= aiChunkBufMax {
+		*bp = b[:0]
+		aiChunkBufs.Put(bp)
+	}
+}
+
+// aiChunkBufs hold the chunks of streaming answers while they are
+// written, so that a stream that waits for its next event holds no
+// buffer of its own: the client connection's write buffer is lent to
+// them for the stream's life (lendBuffers, takeBuffers). Over 10,000
+// open streams that is 40 MB (docs/benchmarks.md).
+var aiChunkBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4096)
+	return &b
+}}
+
+// aiChunkBufMax is the largest buffer aiChunkBufs keeps.
+const aiChunkBufMax = 64 << 10
+
+// lendBuffers lends the connection's write buffer to aiChunkBufs while
+// its answer streams.
+func (w *aiWriter) lendBuffers() {
+	c := w.c
+	b := c.wbuf[:0]
+	c.wbuf = nil
+	w.lent = true
+	aiChunkBufs.Put(&b)
+}
+
+// takeBuffers gives the connection a write buffer again once its
+// answer streamed.
+func (w *aiWriter) takeBuffers() {
+	if w.lent {
+		w.lent = false
+		w.c.wbuf = (*aiChunkBufs.Get().(*[]byte))[:0]
+	}
 }
 
 func (w *aiWriter) write(b []byte) {

@@ -82,8 +82,8 @@ func TestAIStreamMemory(t *testing.T) {
 		n, heap, stacks, gs, float64(pair.heap)/float64(n))
 	// Bounds a little over what the gateway holds today: a change that
 	// grows a stream's memory fails here.
-	if heap > 28<<10 {
-		t.Errorf("an open stream holds %.0f B of live heap, want at most %d", heap, 28<<10)
+	if heap > 23<<10 {
+		t.Errorf("an open stream holds %.0f B of live heap, want at most %d", heap, 23<<10)
 	}
 	if stacks > 9<<10 {
 		t.Errorf("an open stream holds %.0f B of goroutine stacks, want at most %d", stacks, 9<<10)
