@@ -282,6 +282,7 @@ func (b *aiBody) Read(p []byte) (int, error) {
 		}
 	}
 	for len(b.p) == 0 {
+		b.p = nil // no hold on the connection's buffer (dropReadBuffer)
 		if r.bodyDone {
 			return 0, io.EOF
 		}
@@ -530,9 +531,10 @@ var aiChunkBufs = sync.Pool{New: func() any {
 const aiChunkBufMax = 64 << 10
 
 // lendBuffers lends the connection's write buffer to aiChunkBufs while
-// its answer streams.
+// its answer streams, and lets go of its read buffer if it can.
 func (w *aiWriter) lendBuffers() {
 	c := w.c
+	c.dropReadBuffer(w.x)
 	b := c.wbuf[:0]
 	c.wbuf = nil
 	w.lent = true
