@@ -348,7 +348,12 @@ type aiWriter struct {
 
 var _ http.Flusher = (*aiWriter)(nil)
 
-func (w *aiWriter) Header() http.Header { return w.header }
+func (w *aiWriter) Header() http.Header {
+	if w.header == nil { // changed after the head was written, and ignored
+		w.header = http.Header{}
+	}
+	return w.header
+}
 
 func (w *aiWriter) WriteHeader(code int) {
 	if w.status != 0 || code < 200 {
@@ -370,6 +375,8 @@ func (w *aiWriter) WriteHeader(code int) {
 			resp.fields = append(resp.fields, h1.Header{Name: name, Value: bs(v)})
 		}
 	}
+	// The fields hold the strings; an open stream need not hold the map.
+	w.header = nil
 	if !w.relay {
 		w.g.prepareResponse(x)
 	}
