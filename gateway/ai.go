@@ -129,8 +129,7 @@ func (g *Gateway) serveAI(x *exchange) {
 		x.req.bodyDone = true
 	}
 	ok := w.serve(svc, x.aiRequest(ctx, body))
-	w.unwatch()
-	w.takeBuffers()
+	w.streamed()
 	if !ok {
 		return
 	}
@@ -546,6 +545,13 @@ func (w *aiWriter) lendBuffers() {
 	c.wbuf = nil
 	w.lent = true
 	aiChunkBufs.Put(&b)
+}
+
+// streamed ends what a streaming answer held on its connection: its
+// hang-up watch, and the write buffer it lent out.
+func (w *aiWriter) streamed() {
+	w.unwatch()
+	w.takeBuffers()
 }
 
 // takeBuffers gives the connection a write buffer again once its
