@@ -112,18 +112,12 @@ type loopConn struct {
 // write writes p to the client without waiting; what does not fit is
 // kept in unsent, after which every write is kept, in order.
 func (lc *loopConn) write(p []byte) error {
-	for len(lc.unsent) == 0 && len(p) > 0 {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(lc.src.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch errno {
-		case 0:
-			p = p[r:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			lc.unsent = append(lc.unsent, p...)
-			return nil
-		default:
-			return errno
+	if len(lc.unsent) == 0 {
+		n, err := writeNow(lc.src.fd, p)
+		if err != nil {
+			return err
 		}
+		p = p[n:]
 	}
 	if len(p) > 0 {
 		lc.unsent = append(lc.unsent, p...)
@@ -131,11 +125,78 @@ func (lc *loopConn) write(p []byte) error {
 	return nil
 }
 
-// loopUp is a target connection a loop watches.
+// writeNow writes what of p fits in fd's socket buffer, without waiting.
+func writeNow(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		switch errno {
+		case 0:
+			n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return n, nil
+		default:
+			return n, errno
+		}
+	}
+	return n, nil
+}
+
+// loopUp is a target connection a loop watches; it is the connection's
+// upstream.Home while the loop has it.
 type loopUp struct {
+	l   *loop
 	uc  *upstream.Conn
 	src loopSrc
 	c   *conn // the client whose answer it carries; nil while idle
+}
+
+var _ upstream.NowWriter = (*loopUp)(nil)
+
+// WriteNow writes a request on the target connection (upstream.NowWriter)
+// with the loop's own system call; what does not fit waits on Go's
+// poller, as every target write does.
+func (u *loopUp) WriteNow(p []byte) (int, error) {
+	n, err := writeNow(u.src.fd, p)
+	if err != nil {
+		nc := u.uc.Net()
+		err = &net.OpError{Op: "write", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+	}
+	return n, err
+}
+
+// fdTable finds a loop's connections by descriptor: descriptors are small
+// and reused lowest first, so a slice indexed by them finds one with a
+// bounds check where a map would hash, once or twice a request.
+type fdTable[T any] struct {
+	s []*T
+	n int // how many are set
+}
+
+func (t *fdTable[T]) get(fd int) *T {
+	if uint(fd) < uint(len(t.s)) {
+		return t.s[fd]
+	}
+	return nil
+}
+
+// put sets fd's entry; fd is not negative.
+func (t *fdTable[T]) put(fd int, v *T) {
+	if fd >= len(t.s) {
+		t.s = append(t.s, make([]*T, fd+1-len(t.s))...)
+	}
+	if t.s[fd] == nil {
+		t.n++
+	}
+	t.s[fd] = v
+}
+
+func (t *fdTable[T]) del(fd int) {
+	if uint(fd) < uint(len(t.s)) && t.s[fd] != nil {
+		t.s[fd] = nil
+		t.n--
+	}
 }
 
 // loop is one event loop of a listener.
@@ -148,17 +209,23 @@ type loop struct {
 	mu   sync.Mutex
 	// clients and stopped are shared with the accepting goroutine (adopt);
 	// the rest is the loop's own.
-	clients map[int]*conn
+	clients fdTable[conn]
 	stopped bool
-	ups     map[int]*loopUp
-	byConn  map[*upstream.Conn]*loopUp
+	ups     fdTable[loopUp]
 	idle    map[*upstream.Target][]*loopUp
 	events  [128]syscall.EpollEvent
 	n       int
 	pollFn  func(uintptr) bool // sets n; made once
 	swept   []*conn            // sweep's scratch
-	waitDl  time.Time
-	nextTk  time.Time
+	// spare are exchanges the loop's requests ended with, for its next
+	// ones: the loop's own, so taking and giving one back costs no
+	// sync.Pool round.
+	spare  []*exchange
+	waitDl time.Time
+	nextTk time.Time
+	// now is when the loop last woke: the time its timeouts start from,
+	// read once a wake rather than once a request.
+	now time.Time
 	// served counts the answers the loop wrote, handedOn the connections
 	// it handed to goroutines.
 	served, handedOn atomic.Int64
@@ -214,7 +281,7 @@ func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{g: g, s: s, epfd: epfd, ep: ep, rc: rc, nextTk: time.Now().Add(loopTick),
-		clients: map[int]*conn{}, ups: map[int]*loopUp{}, byConn: map[*upstream.Conn]*loopUp{}, idle: map[*upstream.Target][]*loopUp{}}
+		idle: map[*upstream.Target][]*loopUp{}}
 	l.pollFn = func(uintptr) bool {
 		l.n = l.pollNow()
 		return l.n > 0
@@ -262,18 +329,18 @@ func (l *loop) adopt(c *conn) {
 	c.rd.Src = &lc.src
 	c.state.Store(connIdle)
 	l.mu.Lock()
-	if l.stopped {
+	if l.stopped || fd < 0 {
 		// Accepted just before the drain began, after the loop ended.
 		l.mu.Unlock()
 		c.nc.Close()
 		c.g.conns.remove(c)
 		return
 	}
-	l.clients[fd] = c
+	l.clients.put(fd, c)
 	l.mu.Unlock()
-	if fd < 0 || l.watch(fd) != nil {
+	if l.watch(fd) != nil {
 		l.mu.Lock()
-		delete(l.clients, fd)
+		l.clients.del(fd)
 		l.mu.Unlock()
 		c.nc.Close()
 		c.g.conns.remove(c)
@@ -286,15 +353,16 @@ func (l *loop) run() {
 	defer l.stop()
 	for {
 		n := l.wait()
+		l.now = time.Now()
 		for i := range n {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
-			if u := l.ups[fd]; u != nil {
+			if u := l.ups.get(fd); u != nil {
 				l.upReady(u)
 				continue
 			}
 			l.mu.Lock()
-			c := l.clients[fd]
+			c := l.clients.get(fd)
 			l.mu.Unlock()
 			if c != nil && c.lp != nil {
 				c.lp.src.ready = true
@@ -303,7 +371,7 @@ func (l *loop) run() {
 				}
 			}
 		}
-		if now := time.Now(); !now.Before(l.nextTk) {
+		if now := l.now; !now.Before(l.nextTk) {
 			l.nextTk = now.Add(loopTick)
 			if l.sweep(now) {
 				return
@@ -364,7 +432,7 @@ func (l *loop) serveConn(c *conn) {
 		if err == errWouldBlock {
 			if !lc.headWait {
 				lc.headWait = true
-				lc.deadline = time.Now().Add(c.s.srv.ReadHeaderTimeout)
+				lc.deadline = l.now.Add(c.s.srv.ReadHeaderTimeout)
 			}
 			return
 		}
@@ -389,7 +457,7 @@ func (l *loop) waitRequest(c *conn) {
 	lc := c.lp
 	c.state.CompareAndSwap(connActive, connIdle)
 	if !lc.first {
-		lc.deadline = time.Now().Add(c.s.srv.IdleTimeout)
+		lc.deadline = l.now.Add(c.s.srv.IdleTimeout)
 	}
 }
 
@@ -408,7 +476,7 @@ func (g *Gateway) loopable(x *exchange) bool {
 // loop can, and reports whether the loop is to read the next one now.
 func (l *loop) serveRequest(c *conn) bool {
 	g := c.g
-	x := newExchange(g)
+	x := l.newExchange()
 	c.intake(x)
 	x.h1c = c
 	if x.req.src != nil && (c.hreq.Framing != h1.Length || c.hreq.ContentLength > int64(len(c.rd.Buffered()))) {
@@ -442,11 +510,34 @@ func (l *loop) serveRequest(c *conn) bool {
 	return l.attempt(c, x)
 }
 
+// maxSpare bounds the exchanges a loop keeps for its next requests: past
+// it they go back to the pool that every engine shares.
+const maxSpare = 256
+
+func (l *loop) newExchange() *exchange {
+	if n := len(l.spare); n > 0 {
+		x := l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		return x.renew(l.g)
+	}
+	return newExchange(l.g)
+}
+
+func (l *loop) putExchange(x *exchange) {
+	if len(l.spare) == maxSpare {
+		putExchange(x)
+		return
+	}
+	x.clear()
+	l.spare = append(l.spare, x)
+}
+
 // respond writes x's answer and reports whether the connection stays.
 func (l *loop) respond(c *conn, x *exchange) bool {
 	l.served.Add(1) // before the answer goes, so that its reader sees it counted
 	keep := c.respond(x)
-	putExchange(x)
+	l.putExchange(x)
 	if unsent := c.lp.unsent; len(unsent) > 0 {
 		// The client does not read as fast as it asks: a goroutine
 		// writes the rest, within the write timeout, and goes on.
@@ -524,14 +615,16 @@ func (l *loop) send(c *conn) bool {
 // once per readiness, given back to the loop on Release.
 func (l *loop) take(uc *upstream.Conn) (*loopUp, error) {
 	fd := fdOf(uc.Net())
-	u := &loopUp{uc: uc, src: loopSrc{fd: fd}}
+	if fd < 0 {
+		return nil, errors.New("a target connection without a descriptor")
+	}
+	u := &loopUp{l: l, uc: uc, src: loopSrc{fd: fd}}
 	if err := l.watch(fd); err != nil {
 		return nil, err
 	}
 	uc.Reader().Src = &u.src
-	uc.SetHome(l)
-	l.ups[fd] = u
-	l.byConn[uc] = u
+	uc.SetHome(u)
+	l.ups.put(fd, u)
 	return u, nil
 }
 
@@ -544,8 +637,7 @@ func (l *loop) release(u *loopUp) {
 
 func (l *loop) forgetUp(u *loopUp) {
 	l.unwatch(u.src.fd)
-	delete(l.ups, u.src.fd)
-	delete(l.byConn, u.uc)
+	l.ups.del(u.src.fd)
 	u.uc.Reader().Src = u.uc
 	u.uc.SetHome(nil)
 	u.c = nil
@@ -568,10 +660,10 @@ func (l *loop) popIdle(t *upstream.Target) *loopUp {
 }
 
 // Return takes back a target connection whose response was released
-// (upstream.Home).
-func (l *loop) Return(uc *upstream.Conn, keep bool) {
-	u := l.byConn[uc]
-	if u == nil {
+// (upstream.Home); the loop calls it, from the answer's release.
+func (u *loopUp) Return(uc *upstream.Conn, keep bool) {
+	l := u.l
+	if l.ups.get(u.src.fd) != u {
 		if keep {
 			uc.Keep()
 		} else {
@@ -743,7 +835,7 @@ func (l *loop) handOn(c *conn, rest func() bool, x *exchange) {
 func (l *loop) forget(c *conn) {
 	fd := c.lp.src.fd
 	l.mu.Lock()
-	delete(l.clients, fd)
+	l.clients.del(fd)
 	l.mu.Unlock()
 	l.unwatch(fd)
 	c.rd.Src = c
@@ -765,7 +857,7 @@ func (l *loop) close(c *conn) {
 		lc.bp.Done(nil)
 		upstreamResponses.Put(lc.resp)
 		lc.x = nil
-		putExchange(x)
+		l.putExchange(x)
 	}
 	l.forget(c)
 	c.state.Store(connClosed)
@@ -797,8 +889,10 @@ func (l *loop) closeIdle(t *upstream.Target) {
 func (l *loop) sweep(now time.Time) bool {
 	l.mu.Lock()
 	cs := l.swept[:0]
-	for _, c := range l.clients {
-		cs = append(cs, c)
+	for _, c := range l.clients.s {
+		if c != nil {
+			cs = append(cs, c)
+		}
 	}
 	l.mu.Unlock()
 	defer func() {
@@ -846,7 +940,7 @@ func (l *loop) sweep(now time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.stopped = len(l.clients) == 0
+	l.stopped = l.clients.n == 0
 	return l.stopped
 }
 

@@ -176,8 +176,9 @@ func (r *response) fromTarget(up *upstream.Response) {
 	r.up = up
 	r.status = up.Status
 	r.lengthField = up.LengthField
+	named := up.NamesFields()
 	for _, f := range up.Headers {
-		if up.IsHopByHop(f.Name) || h1.EqualFold(f.Name, "Content-Length") {
+		if h1.HopByHop(f.Name) || named && up.IsHopByHop(f.Name) || h1.EqualFold(f.Name, "Content-Length") {
 			continue
 		}
 		r.fields = append(r.fields, f)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relia-dev/relia/internal/children"
 	"github.com/relia-dev/relia/internal/semconv"
 	"github.com/relia-dev/relia/resilience/resilienceprom"
 )
@@ -26,8 +27,8 @@ type metrics struct {
 	reloads    *prometheus.CounterVec
 	cache      *prometheus.CounterVec
 	grpc       *prometheus.CounterVec
-	serverKids sync.Map // serverKey -> prometheus.Observer
-	clientKids sync.Map // clientKey -> prometheus.Observer
+	serverKids children.Map[serverKey, prometheus.Observer]
+	clientKids children.Map[clientKey, prometheus.Observer]
 	rateKids   sync.Map // rateKey -> prometheus.Counter
 	cacheKids  sync.Map // cacheLabels -> prometheus.Counter
 }
@@ -146,25 +147,21 @@ func newMetrics(reg prometheus.Registerer, st func() *state, buckets []float64) 
 func (m *metrics) grpcCall(route, code string) { m.grpc.WithLabelValues(route, code).Inc() }
 
 func (m *metrics) observeServer(route, method string, status int, errType string, d time.Duration) {
-	k := serverKey{route, method, status, errType}
-	o, ok := m.serverKids.Load(k)
-	if !ok {
-		o, _ = m.serverKids.LoadOrStore(k, m.server.WithLabelValues(route, method, strconv.Itoa(status), errType))
-	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	o := m.serverKids.Get(serverKey{route, method, status, errType}, func() prometheus.Observer {
+		return m.server.WithLabelValues(route, method, strconv.Itoa(status), errType)
+	})
+	o.Observe(d.Seconds())
 }
 
 func (m *metrics) observeClient(addr, method string, status int, errType string, d time.Duration) {
-	k := clientKey{addr, method, status, errType}
-	o, ok := m.clientKids.Load(k)
-	if !ok {
+	o := m.clientKids.Get(clientKey{addr, method, status, errType}, func() prometheus.Observer {
 		s := ""
 		if status > 0 {
 			s = strconv.Itoa(status)
 		}
-		o, _ = m.clientKids.LoadOrStore(k, m.client.WithLabelValues(addr, method, s, errType))
-	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+		return m.client.WithLabelValues(addr, method, s, errType)
+	})
+	o.Observe(d.Seconds())
 }
 
 func (m *metrics) rateDecision(route, decision string) {

@@ -221,7 +221,12 @@ var exchangePool = sync.Pool{New: func() any {
 }}
 
 func newExchange(g *Gateway) *exchange {
-	x := exchangePool.Get().(*exchange)
+	return exchangePool.Get().(*exchange).renew(g)
+}
+
+// renew readies an exchange that was cleared (putExchange, or an event
+// loop's clear) for a request to g, keeping its buffers.
+func (x *exchange) renew(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
@@ -231,6 +236,12 @@ func newExchange(g *Gateway) *exchange {
 }
 
 func putExchange(x *exchange) {
+	x.clear()
+	exchangePool.Put(x)
+}
+
+// clear drops what an exchange refers to once its request is done.
+func (x *exchange) clear() {
 	x.resp.release()
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
 	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
@@ -239,7 +250,6 @@ func putExchange(x *exchange) {
 	x.ureq = upstream.Request{}
 	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
 	x.h1c, x.ai = nil, nil
-	exchangePool.Put(x)
 }
 
 // s returns b as a string without copying, for APIs that only read the

@@ -587,10 +587,12 @@ func (c *conn) writeResponse(x *exchange) bool {
 	// core is an inter-processor interrupt, dear in a VM). With nothing
 	// else runnable this returns at once. docs/benchmarks.md measures it.
 	if c.lp == nil {
-		// An event loop writes its answers back to back by itself.
+		// An event loop writes its answers back to back by itself, and
+		// never waits to write (what does not fit goes on to a goroutine,
+		// which sets its own deadline), so it reads no clock here.
 		runtime.Gosched()
+		c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
 	}
-	c.wdl = time.Now().Add(c.s.srv.WriteTimeout)
 	var err error
 	switch {
 	case noBody:

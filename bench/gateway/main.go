@@ -1,6 +1,8 @@
 // Command gateway compares relia's gateway with nginx, haproxy and caddy as
-// reverse proxies to the same nginx backend (nginx twice: in a process of
-// its own like every other proxy, and inside the backend's worker), pinned
+// reverse proxies to the same nginx backend (nginx three times: in a
+// process of its own like every other proxy, once as configured out of the
+// box and once asked for the fields and the access log the gateway writes
+// unasked, and inside the backend's worker), pinned
 // the way docs/benchmarks.md describes, 50 connections, a 3-byte body, in
 // one of two topologies: shared-core (the default: wrk on CPU 0, the proxy
 // under test and the backend on CPU 1) or own-core (wrk and the backend on
@@ -11,6 +13,9 @@
 //
 //	cd bench && go run ./gateway -duration 5s -rounds 3
 //	cd bench && go run ./gateway -duration 5s -rounds 3 -topology own-core
+//
+// -baseline PATH adds an earlier relia binary on the event loop with the
+// same config, so that a change's effect is read within one run.
 //
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
@@ -57,6 +62,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every proxy once")
 	conns := flag.Int("connections", 50, "connections")
 	tolerate := flag.Bool("tolerate-errors", false, "report wrk's socket errors and non-2xx answers per proxy instead of stopping, and skip the latency runs (for runs with many connections, where some peers time out)")
+	baseline := flag.String("baseline", "", "a relia binary (an earlier build) to measure too, on the event loop with the same config, as \"relia (loop, baseline)\": a change's effect read in one run")
 	topology := flag.String("topology", "shared", "shared: wrk on CPU 0, proxy and backend on CPU 1; own-core: wrk and backend on CPU 0, the proxy alone on CPU 1")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || (*topology != "shared" && *topology != "own-core") {
@@ -67,7 +73,7 @@ func main() {
 	if *topology == "own-core" {
 		backendCPU = "0"
 	}
-	if err := run(*duration, *rounds, *conns, *tolerate); err != nil {
+	if err := run(*duration, *rounds, *conns, *tolerate, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
 		os.Exit(1)
 	}
@@ -88,7 +94,7 @@ type proxy struct {
 	errs       int64 // wrk's socket errors and non-2xx answers, with -tolerate-errors
 }
 
-func run(d time.Duration, rounds, conns int, tolerate bool) error {
+func run(d time.Duration, rounds, conns int, tolerate bool, baseline string) error {
 	for _, bin := range []string{"nginx", "wrk", "taskset"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s is required: %w", bin, err)
@@ -128,6 +134,7 @@ func run(d time.Duration, rounds, conns int, tolerate bool) error {
 	start := func(log string, args ...string) (int, error) { return startOn("1", log, args...) }
 
 	backend, nginxProxy, nginxShared, haproxyPort, caddyPort, gwPort, adminPort := harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort()
+	nginxFields := harness.FreePort()
 	upstream := fmt.Sprintf("127.0.0.1:%d", backend)
 	// Two nginx instances: the backend (which also serves a proxy in its
 	// own worker, "in backend": no process switch between proxy and
@@ -159,11 +166,40 @@ http {
 	proxyServer := func(port int) string {
 		return fmt.Sprintf("  server { listen 127.0.0.1:%d; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }\n", port)
 	}
+	// nginx asked for what the gateway does unasked, so that wrk and the
+	// backend read the same fields behind both: the client's Host, a
+	// request id sent on and echoed, a traceparent, X-Forwarded-For and
+	// -Proto; and a JSON access line per request to a file, buffered and
+	// flushed as the gateway's is (1 MiB or 200 ms). nginx cannot make a
+	// span id without a tracing module: its traceparent carries the
+	// request id as the trace id and a fixed parent id (the same bytes,
+	// not the same meaning).
+	fieldsServer := func(port int) string {
+		return fmt.Sprintf(`  log_format relia escape=json '{"time":"$time_iso8601","level":"INFO","msg":"request","request_id":"$request_id","route":"all","upstream":"$upstream_addr","method":"$request_method","path":"$uri","client_ip":"$remote_addr","status":$status,"latency_ms":$request_time,"bytes_in":$request_length,"bytes_out":$bytes_sent}';
+  server {
+    listen 127.0.0.1:%d;
+    access_log %s relia buffer=1m flush=200ms;
+    location / {
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header Traceparent 00-$request_id-0000000000000001-01;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      add_header X-Request-Id $request_id always;
+    }
+  }
+`, port, filepath.Join(out, "nginx-fields-access.log"))
+	}
 	backendConf, err := nginxConf("nginx-backend", fmt.Sprintf("  server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n", backend)+proxyServer(nginxShared))
 	if err != nil {
 		return err
 	}
 	proxyConf, err := nginxConf("nginx-proxy", proxyServer(nginxProxy))
+	if err != nil {
+		return err
+	}
+	fieldsConf, err := nginxConf("nginx-fields", fieldsServer(nginxFields))
 	if err != nil {
 		return err
 	}
@@ -175,9 +211,13 @@ http {
 	if err != nil {
 		return err
 	}
+	fieldsPID, err := start("nginx-fields.log", "nginx", "-c", fieldsConf, "-p", filepath.Dir(fieldsConf))
+	if err != nil {
+		return err
+	}
 	// "in backend" shares its process with the backend, so its CPU cannot
 	// be told apart and is not shown.
-	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy, pid: nginxPID}}
+	proxies := []*proxy{{name: "nginx (proxy)", port: nginxProxy, pid: nginxPID}, {name: "nginx (relia's fields)", port: nginxFields, pid: fieldsPID}}
 	var skipped []string
 	if backendCPU == "1" {
 		// Beside wrk on CPU 0 it would not be a proxy on its own core.
@@ -219,10 +259,14 @@ http {
 	// The gateway twice, the same config on each listener engine: the
 	// goroutine engine (the default) and the event loop.
 	var gateway *proxy
-	for _, e := range []struct{ name, engine, suffix string }{
-		{"relia gateway", "goroutines", ""},
-		{"relia gateway (event loop)", "eventloop", "-eventloop"},
-	} {
+	engines := []struct{ name, engine, suffix, bin string }{
+		{"relia gateway", "goroutines", "", relia},
+		{"relia gateway (event loop)", "eventloop", "-eventloop", relia},
+	}
+	if baseline != "" {
+		engines = append(engines, struct{ name, engine, suffix, bin string }{"relia (loop, baseline)", "eventloop", "-baseline", baseline})
+	}
+	for _, e := range engines {
 		port, admin := gwPort, adminPort
 		if e.suffix != "" {
 			port, admin = harness.FreePort(), harness.FreePort()
@@ -245,7 +289,7 @@ spec:
 `, port, e.engine, admin, filepath.Join(out, "access"+e.suffix+".log"), upstream)
 		config := filepath.Join(out, "gateway"+e.suffix+".yaml")
 		os.WriteFile(config, []byte(gw), 0o644)
-		pid, err := start("gateway"+e.suffix+".log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", config)
+		pid, err := start("gateway"+e.suffix+".log", "env", "GOMAXPROCS=1", e.bin, "gateway", "--watch", "0", "--config", config)
 		if err != nil {
 			return err
 		}

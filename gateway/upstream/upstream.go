@@ -135,8 +135,9 @@ type Conn struct {
 	// socket only if a write must wait (rawio.WriteBy).
 	wdl time.Time
 	// home, when set, takes the connection back on Release instead of
-	// the target's pool.
+	// the target's pool; now is home as a NowWriter, when it is one.
 	home Home
+	now  NowWriter
 }
 
 // Home takes a connection back when its response is released, instead of
@@ -147,9 +148,22 @@ type Home interface {
 	Return(uc *Conn, keep bool)
 }
 
+// NowWriter is a Home that also writes the connection's requests while
+// it has the connection: an event loop writes what fits in the socket's
+// buffer with one system call of its own, skipping the runtime's poller;
+// whatever does not fit is then written as any write is.
+type NowWriter interface {
+	// WriteNow writes as much of p as fits without waiting and returns
+	// how much it wrote.
+	WriteNow(p []byte) (int, error)
+}
+
 // SetHome makes h take uc back on Release; nil gives it back to the
 // target's pool again.
-func (c *Conn) SetHome(h Home) { c.home = h }
+func (c *Conn) SetHome(h Home) {
+	c.home = h
+	c.now, _ = h.(NowWriter)
+}
 
 // Discard closes a connection of the target's pool and frees its place.
 func (c *Conn) Discard() { c.t.discard(c) }
@@ -179,7 +193,18 @@ func (c *Conn) Write(p []byte) error {
 }
 
 // send writes p whole within the exchange's deadline.
-func (c *Conn) send(p []byte) error { return rawio.WriteBy(c.c, p, c.wdl) }
+func (c *Conn) send(p []byte) error {
+	if c.now != nil && len(p) > 0 {
+		n, err := c.now.WriteNow(p)
+		if err != nil {
+			return err
+		}
+		if p = p[n:]; len(p) == 0 {
+			return nil
+		}
+	}
+	return rawio.WriteBy(c.c, p, c.wdl)
+}
 
 // Read reads from the connection.
 func (c *Conn) Read(p []byte) (int, error) { return c.c.Read(p) }

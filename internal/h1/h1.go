@@ -529,6 +529,25 @@ func (h *Head) IsHopByHop(name []byte) bool {
 	return false
 }
 
+// NamesFields reports whether a Connection field of the head names a
+// field that HopByHop does not cover already. When none does (the usual
+// "Connection: keep-alive"), IsHopByHop is HopByHop for every name, so a
+// caller asking about each field of the head asks HopByHop instead and
+// skips a scan of the head per field.
+func (h *Head) NamesFields() bool {
+	for i := range h.Headers {
+		if !equalFold(h.Headers[i].Name, "Connection") {
+			continue
+		}
+		for tok := range Tokens(h.Headers[i].Value) {
+			if !HopByHop(tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // AppendFields appends the head's fields to dst as "Name: value\r\n"
 // lines, leaving out those skip reports (nil: none).
 func (h *Head) AppendFields(dst []byte, skip func(name []byte) bool) []byte {

@@ -163,6 +163,40 @@ func TestAppendFieldsDropsHopByHop(t *testing.T) {
 	}
 }
 
+// TestNamesFields checks NamesFields' promise: when it reports false,
+// HopByHop answers as IsHopByHop does for every field of the head.
+func TestNamesFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		conn  string
+		names bool
+	}{
+		{"", false},
+		{"Connection: keep-alive\r\n", false},
+		{"Connection: Keep-Alive, TE\r\n", false},
+		{"Connection: close\r\n", true},
+		{"Connection: keep-alive, X-Secret\r\n", true},
+		{"Connection: keep-alive\r\nConnection: x-secret\r\n", true},
+	} {
+		in := "HTTP/1.1 200 OK\r\n" + tc.conn + "Keep-Alive: 5\r\nX-Secret: s\r\nClose: c\r\nTE: trailers\r\nContent-Length: 0\r\n\r\n"
+		var r Response
+		if _, err := ParseResponse([]byte(in), DefaultLimits, false, &r); err != nil {
+			t.Fatalf("%q: %v", tc.conn, err)
+		}
+		if got := r.NamesFields(); got != tc.names {
+			t.Errorf("%q: NamesFields %v, want %v", tc.conn, got, tc.names)
+		}
+		if tc.names {
+			continue
+		}
+		for _, f := range r.Headers {
+			if HopByHop(f.Name) != r.IsHopByHop(f.Name) {
+				t.Errorf("%q: field %s: HopByHop %v, IsHopByHop %v", tc.conn, f.Name, HopByHop(f.Name), r.IsHopByHop(f.Name))
+			}
+		}
+	}
+}
+
 // FuzzParseRequest checks the parser against net/http's: whatever relia
 // accepts, net/http accepts too and reads the same method, target, fields
 // and body length. (The reverse does not hold: relia refuses some heads

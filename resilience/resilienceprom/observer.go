@@ -2,10 +2,10 @@ package resilienceprom
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relia-dev/relia/internal/children"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -25,9 +25,10 @@ type Observer struct {
 	queued      *prometheus.GaugeVec
 	limit       *prometheus.GaugeVec
 
-	// children caches resolved label sets, so the hot path does one map
-	// load instead of hashing label values on every event.
-	children sync.Map // childKey -> prometheus.Counter
+	// children caches resolved label sets, so the hot path compares keys
+	// (or does one map load) instead of hashing label values on every
+	// event.
+	children children.Map[childKey, prometheus.Counter]
 }
 
 type childKey struct {
@@ -118,9 +119,11 @@ func (o *Observer) Observe(e resilience.Event) {
 // once per distinct (kind, policy, name, reason).
 func (o *Observer) counter(e resilience.Event) prometheus.Counter {
 	key := childKey{kind: e.Kind, policy: e.Policy, name: e.Name, reason: e.Reason}
-	if c, ok := o.children.Load(key); ok {
-		return c.(prometheus.Counter)
-	}
+	return o.children.Get(key, func() prometheus.Counter { return o.newCounter(e) })
+}
+
+// newCounter resolves the labels of an event's counter.
+func (o *Observer) newCounter(e resilience.Event) prometheus.Counter {
 	var c prometheus.Counter
 	switch e.Kind {
 	case resilience.EventSuccess:
@@ -138,8 +141,7 @@ func (o *Observer) counter(e resilience.Event) prometheus.Counter {
 	case resilience.EventFallback:
 		c = o.fallbacks.WithLabelValues(e.Name)
 	}
-	actual, _ := o.children.LoadOrStore(key, c)
-	return actual.(prometheus.Counter)
+	return c
 }
 
 var _ resilience.Observer = (*Observer)(nil)
