@@ -247,6 +247,15 @@ type openStream struct {
 	ended   bool // the stream ended (io.EOF) while pending was read
 }
 
+// waitNext waits for the provider's next bytes at the caller's depth
+// where its body can (upstreamBody.waitReadable); other bodies wait in
+// the decoder's read.
+func (o *openStream) waitNext() {
+	if b, ok := o.body.(*upstreamBody); ok {
+		b.waitReadable()
+	}
+}
+
 func (o *openStream) close() {
 	o.timer.Stop()
 	o.cancel(context.Canceled)
@@ -360,9 +369,12 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 			// whole of it, and on one core every stream that became
 			// ready meanwhile, a new one's first token included, would
 			// wait behind it. A stream whose events come one by one
-			// waits for each anyway and does not yield.
+			// waits for each anyway and does not yield: it waits here,
+			// with a shallow stack (waitNext).
 			if o.dec.buffered() > 0 {
 				yield()
+			} else {
+				o.waitNext()
 			}
 			var p piece
 			p, err = o.dec.next()

@@ -121,6 +121,8 @@ type Gateway struct {
 	// aiSvc is the AI gateway, made by the first config with ai routes
 	// and reloaded by every later one (ai.go).
 	aiSvc *ai.Service
+	// hangUps watches streaming AI answers' clients (ai_hangup_linux.go).
+	hangUps hangUps
 }
 
 // state is one config generation: everything a request reads, built once
