@@ -87,7 +87,7 @@ func (a bedrockAdapter) chatRequest(ctx context.Context, t *target, req *wire.Ch
 		return nil, err
 	}
 	r.Header.Set("Content-Type", "application/json")
-	if err := a.sign(r, t, body, t.now()); err != nil {
+	if err := a.sign(r, t, body, t.clock.Now()); err != nil {
 		return nil, fmt.Errorf("signing the request: %w", err)
 	}
 	return r, nil

@@ -24,7 +24,7 @@ const MaxResponseBody = 32 << 20
 
 // chat serves one chat call: admission (access, context window, quota),
 // attempts with failover, and the answer, whole or streamed.
-func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
+func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
 	rec := s.newRecord(op, c, req.Model, req.Stream)
 	defer s.finish(rec)
 	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
@@ -64,15 +64,15 @@ func (s *Service) chat(w http.ResponseWriter, r *http.Request, st *state, c *cal
 	if s.quotas.needEstimate(c, rs.model) {
 		reserve = estimate()
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
+	res, aerr := s.quotas.admit(rctx, c, rs.model, reserve, rs.model.Price.Cost(Usage{InputTokens: reserve}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
 
-	ctx, stop := s.withTotal(r.Context(), rs.total)
+	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
 
 	if req.Stream {
@@ -247,6 +247,15 @@ type openStream struct {
 	ended   bool // the stream ended (io.EOF) while pending was read
 }
 
+// waitNext waits for the provider's next bytes at the caller's depth
+// where its body can (upstreamBody.waitReadable); other bodies wait in
+// the decoder's read.
+func (o *openStream) waitNext() {
+	if b, ok := o.body.(*upstreamBody); ok {
+		b.waitReadable()
+	}
+}
+
 func (o *openStream) close() {
 	o.timer.Stop()
 	o.cancel(context.Canceled)
@@ -360,9 +369,12 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 			// whole of it, and on one core every stream that became
 			// ready meanwhile, a new one's first token included, would
 			// wait behind it. A stream whose events come one by one
-			// waits for each anyway and does not yield.
+			// waits for each anyway and does not yield: it waits here,
+			// with a shallow stack (waitNext).
 			if o.dec.buffered() > 0 {
 				yield()
+			} else {
+				o.waitNext()
 			}
 			var p piece
 			p, err = o.dec.next()
@@ -503,7 +515,7 @@ func (f *failover) hedge() *resilience.Hedge {
 func (f *failover) reportOpened(t *target) {
 	t.rt.health.record(true)
 	f.mu.Lock()
-	f.path = append(f.path, t.name()+":ok")
+	f.path = append(f.path, t.rt.okEntry)
 	f.mu.Unlock()
 }
 
@@ -589,7 +601,7 @@ func collectText(b *bytes.Buffer, p piece) {
 }
 
 // embeddings serves one embeddings call.
-func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, c *caller, req *wire.EmbeddingRequest) {
+func (s *Service) embeddings(rctx context.Context, w http.ResponseWriter, st *state, c *caller, req *wire.EmbeddingRequest) {
 	eg := openAIEgress{}
 	rec := s.newRecord("embeddings", c, req.Model, false)
 	defer s.finish(rec)
@@ -605,14 +617,14 @@ func (s *Service) embeddings(w http.ResponseWriter, r *http.Request, st *state, 
 	if s.quotas.needEstimate(c, rs.model) {
 		est = estimateEmbedding(req, rs.model)
 	}
-	res, aerr := s.quotas.admit(r.Context(), c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
+	res, aerr := s.quotas.admit(rctx, c, rs.model, est, rs.model.Price.Cost(Usage{InputTokens: est}))
 	if aerr != nil {
 		rec.fail(aerr)
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(context.WithoutCancel(r.Context()), rec.usage, rec.Cost) }()
-	ctx, stop := s.withTotal(r.Context(), rs.total)
+	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
+	ctx, stop := s.withTotal(rctx, rs.total)
 	defer stop()
 	f := s.newFailover(rs)
 	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()

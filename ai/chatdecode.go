@@ -3,9 +3,7 @@ package ai
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/relia-dev/relia/ai/wire"
@@ -19,7 +17,7 @@ import (
 // strings, a member named in another case, a repeated member) is left to
 // json.Unmarshal, so the two agree on every body (FuzzDecodeChatRequest).
 func decodeChatRequest(body []byte, req *wire.ChatRequest) error {
-	if !json.Valid(body) || !scanChatRequest(body, req) {
+	if !validJSON(body) || !scanChatRequest(body, req) {
 		*req = wire.ChatRequest{}
 		return json.Unmarshal(body, req)
 	}
@@ -50,14 +48,14 @@ func scanChatRequest(body []byte, req *wire.ChatRequest) bool {
 			return false
 		}
 		// A member given twice is json.Unmarshal's to merge.
-		if i := slices.Index(chatRequestKeys, key); i >= 0 {
+		if i := keyIndex(key, chatRequestKeys); i >= 0 {
 			if seen&(1<<i) != 0 {
 				ok = false
 				return false
 			}
 			seen |= 1 << i
 		}
-		switch key {
+		switch string(key) {
 		case "model":
 			ok = plainString(v, &req.Model)
 		case "user":
@@ -113,7 +111,7 @@ func scanMessages(v []byte, req *wire.ChatRequest) bool {
 				return false
 			}
 			bit := 0
-			switch key {
+			switch string(key) {
 			case "role":
 				bit, ok = 1, plainString(v, &m.Role)
 			case "name":
@@ -145,14 +143,24 @@ func scanMessages(v []byte, req *wire.ChatRequest) bool {
 	return true
 }
 
-// plainKey returns a member's key without its quotes; false when it has
-// an escape.
-func plainKey(k []byte) (string, bool) {
+// plainKey returns a member's key without its quotes (a slice of the
+// body: no copy a member); false when it has an escape.
+func plainKey(k []byte) ([]byte, bool) {
 	k = k[1 : len(k)-1]
 	if bytes.IndexByte(k, '\\') >= 0 {
-		return "", false
+		return nil, false
 	}
-	return string(k), true
+	return k, true
+}
+
+// keyIndex is the index of key in names, or -1.
+func keyIndex(key []byte, names []string) int {
+	for i, n := range names {
+		if string(key) == n {
+			return i
+		}
+	}
+	return -1
 }
 
 // plainString reads a string without escapes, of valid UTF-8 (which
@@ -202,9 +210,9 @@ func plainFloat(v []byte) (*float64, bool) {
 
 // foldsTo reports whether key names one of names in another case, so
 // that json.Unmarshal would fill that member from it.
-func foldsTo(key string, names []string) bool {
+func foldsTo(key []byte, names []string) bool {
 	for _, n := range names {
-		if strings.EqualFold(key, n) {
+		if bytes.EqualFold(key, []byte(n)) {
 			return true
 		}
 	}

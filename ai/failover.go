@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relia-dev/relia/clock"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -23,7 +24,7 @@ type target struct {
 	model     string
 	maxOutput int
 	permit    resilience.BreakerPermit
-	now       func() time.Time
+	clock     clock.Clock
 }
 
 // name is the target as the fallback path writes it.
@@ -52,10 +53,16 @@ type failover struct {
 	rejected  error         // why the last candidate was refused (breaker, budget)
 	switched  bool
 	exhausted bool
+	// The first routes and path entries of a call live in the failover
+	// itself: a call that needs no more makes no slice for them.
+	routesBuf [2]*routeState
+	pathBuf   [2]string
 }
 
 func (s *Service) newFailover(rs *routeState) *failover {
-	f := &failover{s: s, routes: append([]*routeState{rs}, rs.fallbacks...), ctxFB: rs.contextFallback, max: rs.maxAttempts, budget: rs.budget}
+	f := &failover{s: s, ctxFB: rs.contextFallback, max: rs.maxAttempts, budget: rs.budget}
+	f.routes = append(append(f.routesBuf[:0], rs), rs.fallbacks...)
+	f.path = f.pathBuf[:0]
 	rs.budget.Deposit()
 	return f
 }
@@ -147,7 +154,7 @@ func (f *failover) pick(rt *routeTarget) (*target, bool) {
 		maxOut := f.queueOf.model.MaxOutputTokens
 		return &target{
 			route: f.queueOf, rt: rt, prov: p, cred: c, provider: p.cfg, key: c.key, model: rt.model,
-			maxOutput: maxOut, permit: permit, now: f.s.clock.Now,
+			maxOutput: maxOut, permit: permit, clock: f.s.clock,
 		}, true
 	}
 	return nil, false
@@ -165,7 +172,7 @@ func (f *failover) report(t *target, err error) {
 	if ce == nil {
 		t.permit.Done(nil)
 		f.mu.Lock()
-		f.path = append(f.path, t.prov.cfg.Name+"/"+t.model+":ok") // t.name(), in one allocation
+		f.path = append(f.path, t.rt.okEntry)
 		f.mu.Unlock()
 		return
 	}

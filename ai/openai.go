@@ -41,7 +41,7 @@ func (a openAIAdapter) auth(r *http.Request, t *target) {
 	case a.azure:
 		r.Header.Set("Api-Key", t.key)
 	default:
-		r.Header.Set("Authorization", "Bearer "+t.key)
+		r.Header.Set("Authorization", t.cred.bearer)
 	}
 }
 
@@ -49,7 +49,7 @@ func (a openAIAdapter) chatRequest(ctx context.Context, t *target, req *wire.Cha
 	var body []byte
 	var err error
 	if req.Raw != nil {
-		body, err = forwardChat(req.Raw, t.model, req.Stream)
+		body, err = forwardChat(req.Raw, t.rt.modelJSON, req.Stream)
 	} else {
 		out := *req
 		out.Model = t.model
@@ -73,9 +73,8 @@ func (a openAIAdapter) chatRequest(ctx context.Context, t *target, req *wire.Cha
 // format: the provider's model id, and, for a stream, usage asked for
 // (quotas and costs are made of it). Every other member stays as the
 // client wrote it.
-func forwardChat(raw []byte, model string, stream bool) ([]byte, error) {
-	q, _ := json.Marshal(model)
-	body, err := wire.SetMember(raw, "model", q)
+func forwardChat(raw, model []byte, stream bool) ([]byte, error) {
+	body, err := wire.SetMember(raw, "model", model)
 	if err != nil || !stream {
 		return body, err
 	}
@@ -92,7 +91,7 @@ func forwardChat(raw []byte, model string, stream bool) ([]byte, error) {
 // the same format gets it unchanged, and only its usage is read here
 // (decodeChat decodes the rest for the callers that need it).
 func (openAIAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse, []byte, error) {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return nil, nil, fmt.Errorf("decoding the provider's answer: not JSON")
 	}
 	return nil, body, nil
@@ -205,7 +204,7 @@ func scanChunk(data []byte) (piece, error) {
 	// The chunk is forwarded as the provider wrote it, so it must be
 	// JSON by encoding/json's strict rules first: the scan below reads
 	// only the members relia needs and is lenient about what it skips.
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		return bad(errors.New("not valid JSON"))
 	}
 	if err := wire.Members(data, func(k, v []byte) bool {

@@ -2,11 +2,13 @@ package ai
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -231,7 +233,7 @@ func (s *Service) buildPrompts(st *state, prompts []*Prompt) error {
 // servePrompt serves POST /prompts/{name}: the inputs (a JSON object)
 // checked against their types, the template rendered, the model called,
 // the answer returned as JSON and, with a schema, checked.
-func (s *Service) servePrompt(w http.ResponseWriter, r *http.Request, st *state, c *caller, name string, body []byte) {
+func (s *Service) servePrompt(ctx context.Context, w http.ResponseWriter, r *Request, st *state, c *caller, name string, body []byte) {
 	eg := openAIEgress{}
 	ps := st.prompts[name]
 	if ps == nil {
@@ -243,7 +245,8 @@ func (s *Service) servePrompt(w http.ResponseWriter, r *http.Request, st *state,
 		return
 	}
 	p := ps.versions[len(ps.versions)-1]
-	if v := r.URL.Query().Get("version"); v != "" {
+	q, _ := url.ParseQuery(r.Query) // as URL.Query reads it
+	if v := q.Get("version"); v != "" {
 		n, err := strconv.Atoi(v)
 		i := slices.IndexFunc(ps.versions, func(x *Prompt) bool { return x.Spec.Version == n })
 		if err != nil || i < 0 {
@@ -257,7 +260,7 @@ func (s *Service) servePrompt(w http.ResponseWriter, r *http.Request, st *state,
 		eg.writeError(w, aerr)
 		return
 	}
-	s.chat(w, r, st, c, req, promptEgress{p: p}, "prompt")
+	s.chat(ctx, w, st, c, req, promptEgress{p: p}, "prompt")
 }
 
 // request renders the prompt with the call's inputs.

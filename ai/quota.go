@@ -191,10 +191,10 @@ func contains(list []string, s string) bool {
 func (q *quotas) admit(ctx context.Context, c *caller, m *Model, promptTokens int, promptCost float64) (*reservation, *apiError) {
 	costNano := int64(math.Round(promptCost * nanoUSD))
 	cs := q.counters(c, m, int64(promptTokens), costNano)
-	res := &reservation{q: q, counters: cs, tokens: int64(promptTokens), costNano: costNano}
 	if len(cs) == 0 {
-		return res, nil
+		return nil, nil // nothing to settle: a nil reservation settles as none
 	}
+	res := &reservation{q: q, counters: cs, tokens: int64(promptTokens), costNano: costNano}
 	var full int
 	var err error
 	if q.rdb != nil {
@@ -307,6 +307,7 @@ func (r *reservation) settle(ctx context.Context, u Usage, cost float64) {
 	if r == nil || len(r.counters) == 0 {
 		return
 	}
+	ctx = context.WithoutCancel(ctx) // the call's end, a cancellation included, is counted
 	dTokens := int64(u.Total()) - r.tokens
 	dCost := int64(math.Round(cost*nanoUSD)) - r.costNano
 	q := r.q

@@ -79,11 +79,29 @@ type contentLog struct{ prompt, completion string }
 
 func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Record {
 	r := &Record{Time: s.clock.Now(), Operation: op, Model: model, Tenant: c.tenantName(), Key: c.key, Stream: stream, Outcome: OutcomeError, hook: c.hook}
-	r.ctx, r.span = tracer.Start(context.Background(), op+" "+model,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model)))
+	// Until a tracer provider is set, calls make no span at all; once
+	// one is, the span gets its name and attributes when it records.
+	if otel.GetTracerProvider() == unsetTracing {
+		r.ctx, r.span = context.Background(), noSpan
+		return r
+	}
+	r.ctx, r.span = tracer.Start(context.Background(), op, clientSpan...)
+	if r.span.IsRecording() {
+		r.span.SetName(op + " " + model)
+		r.span.SetAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model))
+	}
 	return r
 }
+
+// clientSpan are the options every call's span starts with.
+var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+// unsetTracing is the global tracer provider before one is set, and
+// noSpan the span of calls made meanwhile (it records nothing).
+var (
+	unsetTracing = otel.GetTracerProvider()
+	noSpan       = trace.SpanFromContext(context.Background())
+)
 
 func (r *Record) fail(e *apiError) {
 	r.Status = e.status

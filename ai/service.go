@@ -205,10 +205,32 @@ func WithRecordHook(ctx context.Context, fn func(Record)) context.Context {
 // Paths the Service serves, for a host that routes them to it.
 var Paths = []string{"/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages", "/prompts/"}
 
+// Request is what the Service reads of a client's request. A host that
+// read the request itself (relia gateway's edge) hands these over
+// through Serve, and makes no *http.Request and no http.Header for it.
+type Request struct {
+	// Method and Path are the request line's.
+	Method, Path string
+	// Query is the query string, without its '?'.
+	Query string
+	// Header gives the first value of a field by its name (any case):
+	// the Service reads the API key (Authorization, X-Api-Key).
+	Header interface{ Get(name string) string }
+	// Body is the request's body; nil means none.
+	Body io.Reader
+}
+
 // ServeHTTP serves one request of the AI ingress.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.Serve(r.Context(), w, &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header, Body: r.Body})
+}
+
+// Serve serves one request of the AI ingress, as ServeHTTP does; ctx is
+// the request's context (the host's WithCaller, WithTimeout and
+// WithRecordHook values included).
+func (s *Service) Serve(ctx context.Context, w http.ResponseWriter, r *Request) {
 	st := s.state.Load()
-	p := r.URL.Path
+	p := r.Path
 	var eg egress = openAIEgress{}
 	if p == "/v1/messages" {
 		eg = anthropicEgress{}
@@ -219,17 +241,21 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		eg.writeError(w, &apiError{status: http.StatusMethodNotAllowed, typ: wire.ErrTypeInvalidRequest, message: r.Method + " is not allowed here"})
 		return
 	}
-	caller, aerr := s.identify(r, st)
+	caller, aerr := s.identify(ctx, r, st)
 	if aerr != nil {
 		eg.writeError(w, aerr)
 		return
 	}
-	caller.hook, _ = r.Context().Value(recordHookKey{}).(func(Record))
+	caller.hook, _ = ctx.Value(recordHookKey{}).(func(Record))
 	if p == "/v1/models" {
 		s.serveModels(w, st, caller)
 		return
 	}
-	body, err := readAtMost(r.Body, st.maxBody())
+	var body []byte
+	var err error
+	if r.Body != nil {
+		body, err = readAtMost(r.Body, st.maxBody())
+	}
 	if err != nil {
 		return // the client went away
 	}
@@ -245,7 +271,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Raw = body
-		s.chat(w, r, st, caller, &req, eg, "chat")
+		s.chat(ctx, w, st, caller, &req, eg, "chat")
 	case p == "/v1/responses":
 		var rr wire.ResponsesRequest
 		if err := json.Unmarshal(body, &rr); err != nil {
@@ -257,7 +283,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			eg.writeError(w, badRequest(err.Error()))
 			return
 		}
-		s.chat(w, r, st, caller, req, &responsesEgress{req: &rr, created: s.clock.Now().Unix()}, "chat")
+		s.chat(ctx, w, st, caller, req, &responsesEgress{req: &rr, created: s.clock.Now().Unix()}, "chat")
 	case p == "/v1/messages":
 		var areq wire.MessagesRequest
 		if err := json.Unmarshal(body, &areq); err != nil {
@@ -269,7 +295,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			eg.writeError(w, badRequest(err.Error()))
 			return
 		}
-		s.chat(w, r, st, caller, req, eg, "chat")
+		s.chat(ctx, w, st, caller, req, eg, "chat")
 	case p == "/v1/embeddings":
 		var req wire.EmbeddingRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -277,9 +303,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Raw = body
-		s.embeddings(w, r, st, caller, &req)
+		s.embeddings(ctx, w, st, caller, &req)
 	case strings.HasPrefix(p, "/prompts/"):
-		s.servePrompt(w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)
+		s.servePrompt(ctx, w, r, st, caller, strings.TrimPrefix(p, "/prompts/"), body)
 	default:
 		eg.writeError(w, &apiError{status: http.StatusNotFound, typ: wire.ErrTypeNotFound, message: "no such endpoint: " + p})
 	}
@@ -315,8 +341,8 @@ func (st *state) maxBody() int {
 // identify finds the caller's tenant: the host's Caller, else the
 // request's key among the tenants' keys. With no tenants configured,
 // everyone is the anonymous tenant.
-func (s *Service) identify(r *http.Request, st *state) (*caller, *apiError) {
-	if c, ok := r.Context().Value(callerKey{}).(Caller); ok {
+func (s *Service) identify(ctx context.Context, r *Request, st *state) (*caller, *apiError) {
+	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		t := st.tenant(c.Tenant)
 		if t == nil && len(st.tenants) > 0 {
 			return nil, &apiError{status: http.StatusForbidden, typ: wire.ErrTypePermission, code: "unknown_tenant", reason: "unknown_tenant", message: fmt.Sprintf("tenant %q may not call the AI gateway", c.Tenant)}
@@ -338,7 +364,10 @@ func (s *Service) identify(r *http.Request, st *state) (*caller, *apiError) {
 	return nil, &apiError{status: http.StatusUnauthorized, typ: wire.ErrTypeAuthentication, code: "invalid_api_key", reason: "invalid_api_key", message: "the API key is not known"}
 }
 
-func bearer(r *http.Request) string {
+func bearer(r *Request) string {
+	if r.Header == nil {
+		return ""
+	}
 	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return strings.TrimSpace(v)
 	}

@@ -2,6 +2,7 @@ package ai
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type credState struct {
 	cfg       Credential
 	name      string
 	key       string
+	bearer    string // "Bearer " + key, as OpenAI's Authorization has it
 	breaker   *resilience.Breaker
 	coolUntil atomic.Int64
 }
@@ -65,8 +67,14 @@ type routeState struct {
 type routeTarget struct {
 	provider *providerState
 	model    string
-	weight   int
-	health   *burnWindow
+	// modelJSON is model as a JSON string, which a client's body gets in
+	// place of its own (forwardChat).
+	modelJSON []byte
+	// okEntry is the fallback path's entry of a call that succeeded
+	// here, "provider/model:ok".
+	okEntry string
+	weight  int
+	health  *burnWindow
 }
 
 // Defaults of a route.
@@ -103,7 +111,7 @@ func (s *Service) build(cfg *Config, cat *Catalog, prev *state) (*state, error) 
 			if err != nil {
 				return nil, cfg.errorf(fmt.Sprintf("spec.providers[%d].keys[%d]", i, k), "%v", err)
 			}
-			cs := &credState{cfg: c, name: c.Name, key: key}
+			cs := &credState{cfg: c, name: c.Name, key: key, bearer: "Bearer " + key}
 			if cs.name == "" {
 				cs.name = fmt.Sprintf("key-%d", k+1)
 			}
@@ -172,7 +180,8 @@ func (s *Service) build(cfg *Config, cat *Catalog, prev *state) (*state, error) 
 				model = m.Name
 			}
 			w := orDefault(t.Weight, 1)
-			rt := &routeTarget{provider: ps, model: model, weight: w, health: newBurnWindow(r.SLO, s.clock)}
+			q, _ := json.Marshal(model)
+			rt := &routeTarget{provider: ps, model: model, modelJSON: q, okEntry: ps.cfg.Name + "/" + model + ":ok", weight: w, health: newBurnWindow(r.SLO, s.clock)}
 			rs.targets = append(rs.targets, rt)
 			rs.weight += w
 		}

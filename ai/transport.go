@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/relia-dev/relia/ai/wire"
@@ -222,6 +223,11 @@ type upstreamBody struct {
 	stop   func() bool
 	mu     sync.Mutex
 	closed bool
+	// rc, peekFn and peek are waitReadable's (wait_linux.go), made at
+	// its first wait.
+	rc     syscall.RawConn
+	peekFn func(uintptr) bool
+	peek   [1]byte
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {

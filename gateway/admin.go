@@ -91,7 +91,7 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Routes())
 	})
-	mux.HandleFunc("GET /ai/usage", g.aiUsage)
+	mux.HandleFunc("GET /ai/usage", g.ServeAIUsage)
 	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, g.Upstreams())
 	})
@@ -102,6 +102,9 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"generation": g.state.Load().gen})
 	})
+	for _, e := range g.adminMore {
+		mux.Handle(e.pattern, e.h)
+	}
 	if g.calls != nil {
 		for _, m := range g.calls.admin {
 			for _, p := range m.patterns {
@@ -123,6 +126,21 @@ func (g *Gateway) adminHandler(token []byte) http.Handler {
 		})
 	}
 	return refuseBrowsers(h)
+}
+
+// adminEndpoint is an endpoint HandleAdmin added to the admin API.
+type adminEndpoint struct {
+	pattern string
+	h       http.Handler
+}
+
+// HandleAdmin adds an endpoint to the admin API (pattern as
+// http.ServeMux reads it), behind the API's token and its refusal of
+// writes a browser sends for another site. It takes effect at Start.
+func (g *Gateway) HandleAdmin(pattern string, h http.Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.adminMore = append(g.adminMore, adminEndpoint{pattern, h})
 }
 
 // refuseBrowsers refuses the admin API's writes (any method but GET, HEAD

@@ -3,33 +3,44 @@
 package gateway
 
 import (
+	"os"
+	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// watchHangUp notices, while an AI answer streams on a plain-text
-// HTTP/1.1 connection, that the client closed it: a goroutine waits on
-// the poller for the connection to become readable and peeks at it, so a
-// pipelined request's bytes stay where the connection's reader finds
-// them. End of stream (or a reset) cancels the call at once, which stops
-// the provider's stream, instead of at the next write. Bytes to read
-// (the client's next request) end the watch: the client is there. Go's
-// HTTP server treats a client's end of stream the same way.
-//
-// On TLS the bytes are records the watch cannot read: a client that
-// hangs up sends its close_notify alert and then its end of stream. So
-// there bytes do not end the watch; the socket's TCP state says whether
-// the client's end of stream came, checked at each arrival (the poller
-// reports each one).
-// unwatch ends the goroutine before the connection is read again.
+// hangUps notices, while AI answers stream on HTTP/1.1 connections, that
+// their clients closed them: one epoll instance holds every streaming
+// connection's socket, edge-triggered, for the end of the client's side
+// (EPOLLRDHUP: its FIN came) or the connection's loss (a reset), and one
+// goroutine waits for it through the runtime's poller. A hang-up cancels
+// the call at once, which stops the provider's stream, instead of at the
+// next write; Go's HTTP server treats a client's end of stream the same
+// way. Bytes that arrive (the client's next request, or TLS records such
+// as its close_notify) are not a hang-up and stay where the connection's
+// reader finds them: nothing is read. One watch for all streams costs a
+// stream an epoll entry rather than a goroutine and its stack
+// (docs/benchmarks.md, "AI gateway vs Portkey").
+type hangUps struct {
+	mu   sync.Mutex
+	epfd int      // the epoll instance, once the first stream was watched
+	f    *os.File // epfd, through the poller
+	done chan struct{}
+	// next is the next watch's id (never 0, never reused: an event read
+	// before its watch ended finds no writer).
+	next   uint64
+	w      map[uint64]*aiWriter
+	closed bool
+}
+
+// watchHangUp puts a streaming answer's connection in the gateway's
+// watch; unwatch takes it out before the connection is read again.
 func (w *aiWriter) watchHangUp() {
 	c := w.c
-	if c == nil || !w.x.req.bodyDone || len(c.rd.Buffered()) > 0 {
+	if c == nil || !w.x.req.bodyDone {
 		return
 	}
-	tls := c.tls
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
 		return
@@ -38,55 +49,107 @@ func (w *aiWriter) watchHangUp() {
 	if err != nil {
 		return
 	}
-	done := make(chan struct{})
-	w.watch = done
-	go func() {
-		defer close(done)
-		var b [1]byte
-		gone := false
-		rc.Read(func(fd uintptr) bool {
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch {
-			case err == syscall.EAGAIN || err == syscall.EINTR:
-				return false // wait for the poller
-			case err != nil || n == 0:
-				gone = true
-			case tls:
-				if !peerEnded(int(fd)) {
-					return false // a record, maybe the close_notify: wait for what comes next
-				}
-				gone = true
-			}
-			return true
-		})
-		if gone {
-			w.hungUp.Store(true)
-			w.cancel()
-		}
-	}()
+	rc.Control(func(fd uintptr) { w.g.hangUps.add(w, int(fd)) })
 }
 
-// unwatch ends watchHangUp's goroutine and waits for it.
+// unwatch takes the connection out of the watch.
 func (w *aiWriter) unwatch() {
-	if w.watch == nil {
+	if w.watchID != 0 {
+		w.g.hangUps.remove(w.watchID, w.watchFd)
+		w.watchID = 0
+	}
+}
+
+// add watches fd for w, starting the watch with its first stream.
+func (h *hangUps) add(w *aiWriter, fd int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || (h.f == nil && !h.start()) {
 		return
 	}
-	w.c.setReadDeadline(time.Unix(1, 0)) // through the conn: the wait for its next request sets one anew
-	<-w.watch
-	w.watch = nil
+	h.next++
+	id := h.next
+	ev := unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	if unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
+		return
+	}
+	h.w[id] = w
+	w.watchID, w.watchFd = id, fd
 }
 
-// peerEnded reports whether the peer of a TCP socket has ended its side
-// (its FIN came: CLOSE_WAIT) or the connection is gone, whatever bytes
-// are still unread.
-func peerEnded(fd int) bool {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+// start makes the epoll instance and the goroutine that waits on it,
+// which ends when close closes the instance.
+func (h *hangUps) start() bool {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
+		return false
+	}
+	if unix.SetNonblock(epfd, true) != nil {
+		unix.Close(epfd)
+		return false
+	}
+	f := os.NewFile(uintptr(epfd), "ai-hangups")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return false
+	}
+	h.epfd, h.f, h.done, h.w = epfd, f, make(chan struct{}), make(map[uint64]*aiWriter)
+	go h.run(rc)
+	return true
+}
+
+// run waits for hang-ups until the instance is closed.
+func (h *hangUps) run(rc syscall.RawConn) {
+	defer close(h.done)
+	var evs [64]unix.EpollEvent
+	wait := func(fd uintptr) bool {
+		n, err := unix.EpollWait(int(fd), evs[:], 0)
+		if err != nil || n == 0 {
+			return false // nothing yet (or EINTR): the poller waits and calls again
+		}
+		h.ended(evs[:n])
 		return true
 	}
-	switch info.State {
-	case unix.BPF_TCP_CLOSE_WAIT, unix.BPF_TCP_CLOSE, unix.BPF_TCP_LAST_ACK:
-		return true
+	for rc.Read(wait) == nil {
 	}
-	return false
+}
+
+// ended cancels the calls whose clients hung up.
+func (h *hangUps) ended(evs []unix.EpollEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range evs {
+		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		w, ok := h.w[id]
+		if !ok || ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+			continue
+		}
+		delete(h.w, id)
+		unix.EpollCtl(h.epfd, unix.EPOLL_CTL_DEL, w.watchFd, nil)
+		w.hungUp.Store(true)
+		w.cancel()
+	}
+}
+
+// remove ends the watch id of fd, which is still open.
+func (h *hangUps) remove(id uint64, fd int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.w[id]; ok && !h.closed {
+		delete(h.w, id)
+		unix.EpollCtl(h.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+}
+
+// close ends the watch and waits for its goroutine.
+func (h *hangUps) close() {
+	h.mu.Lock()
+	h.closed = true
+	f, done := h.f, h.done
+	h.mu.Unlock()
+	if f != nil {
+		f.Close()
+		<-done
+	}
 }

@@ -2,8 +2,12 @@
 
 package gateway
 
-// watchHangUp: elsewhere than Linux a client's hang-up is noticed at the
+// hangUps: elsewhere than Linux a client's hang-up is noticed at the
 // next write of its stream.
+type hangUps struct{}
+
 func (w *aiWriter) watchHangUp() {}
 
 func (w *aiWriter) unwatch() {}
+
+func (h *hangUps) close() {}

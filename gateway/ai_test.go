@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,6 +288,10 @@ func TestAIRouteOpenAISDK(t *testing.T) {
 		t.Errorf("admin /ai/usage: %s", usage)
 	}
 	recs := waitCalls(t, &calls, 4)
+	// A stream's record is written once its answer ended, which on a busy
+	// machine can be after the later calls' records: the calls' order is
+	// their start times'.
+	slices.SortFunc(recs, func(a, b callstore.Record) int { return a.Time.Compare(b.Time) })
 	if recs[0].Tenant != "acme" || recs[0].KeyID != "acme-app" || recs[0].Model != "gpt-4o-mini" || recs[1].OutputTokens == 0 || recs[2].Tenant != "narrow" || recs[2].Status != 403 {
 		t.Errorf("records %+v", recs)
 	}

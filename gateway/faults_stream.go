@@ -45,7 +45,7 @@ func (g *Gateway) faultAnswer(x *exchange, d fault.Decision, hr *http.Request) {
 	out := &faultOut{aiWriter: w, set: d.Fault().SetHeaders}
 	behind := http.HandlerFunc(func(pw http.ResponseWriter, _ *http.Request) { g.relayAnswer(x, pw) })
 	cut := serveFault(d, out, hr.WithContext(ctx), behind)
-	w.unwatch() // the hang-up watch of a chunked answer (ai_hangup_linux.go)
+	w.streamed() // the hang-up watch and buffers of a chunked answer (ai.go)
 	// The record of an AI call made behind the fault is the call's.
 	if in := x.ai; in != nil {
 		oc.rec, oc.recorded = in.rec, in.recorded

@@ -48,6 +48,11 @@ type Options struct {
 	// ConfigPath is the file ReloadFile, the admin reload and the file
 	// watch read.
 	ConfigPath string
+	// Load, when set, makes the config that ReloadFile and the admin
+	// reload apply, in place of reading ConfigPath: for a gateway whose
+	// config is built in Go from files of other kinds (relia ai serve
+	// builds one around the AIGateway documents of its files).
+	Load func() (*Config, error)
 	// WatchInterval, when positive, polls ConfigPath this often and
 	// reloads when it changes.
 	WatchInterval time.Duration
@@ -106,6 +111,8 @@ type Gateway struct {
 	addrs     map[string]string
 	admin     *http.Server
 	adminAddr string
+	// adminMore are the endpoints HandleAdmin added to the admin API.
+	adminMore []adminEndpoint
 	bg        sync.WaitGroup
 	conns     connSet       // client connections, drained by Shutdown
 	open      upstream.Open // target connections, ended by Shutdown past its deadline
@@ -114,6 +121,8 @@ type Gateway struct {
 	// aiSvc is the AI gateway, made by the first config with ai routes
 	// and reloaded by every later one (ai.go).
 	aiSvc *ai.Service
+	// hangUps watches streaming AI answers' clients (ai_hangup_linux.go).
+	hangUps hangUps
 }
 
 // state is one config generation: everything a request reads, built once
@@ -313,12 +322,17 @@ func (g *Gateway) reload(cfg *Config) error {
 	return nil
 }
 
-// ReloadFile reads Options.ConfigPath and reloads it.
+// ReloadFile reads Options.ConfigPath, or makes the config with
+// Options.Load, and reloads it.
 func (g *Gateway) ReloadFile() error {
-	if g.opts.ConfigPath == "" {
-		return errors.New("reloading: the gateway was not started from a file")
+	load := g.opts.Load
+	if load == nil {
+		if g.opts.ConfigPath == "" {
+			return errors.New("reloading: the gateway was not started from a file")
+		}
+		load = func() (*Config, error) { return LoadFile(g.opts.ConfigPath) }
 	}
-	cfg, err := LoadFile(g.opts.ConfigPath)
+	cfg, err := load()
 	if err != nil {
 		g.metrics.reloads.WithLabelValues("failure").Inc()
 		g.log.Error("config reload rejected; the previous config keeps serving", "error", err)

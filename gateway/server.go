@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 
@@ -229,6 +230,58 @@ func (c *conn) setupH1() {
 	c.rd = h1.Reader{Src: c, Buf: make([]byte, 4096), Max: c.s.lim.HeadBytes + 4096}
 	c.wbuf = make([]byte, 0, 4096)
 	c.flushFn = c.flushPending
+}
+
+// dropReadBuffer lets go of the connection's read buffer while a long
+// answer (an AI stream) is written and nothing is to be read: the request
+// was read whole and no byte follows it. The bytes of its head that x
+// refers to for the rest of the exchange (the access log, the call
+// record) are copied out first, and x's slices and the codec's point at
+// the copy; the next read makes a buffer anew (h1.Reader.Fill). It
+// reports whether it let go: a slice of the body that it cannot move
+// keeps the buffer.
+func (c *conn) dropReadBuffer(x *exchange) bool {
+	rd, r := &c.rd, &x.req
+	if len(rd.Buf) == 0 || rd.R != rd.W || (r.src != nil && !r.bodyDone) {
+		return false
+	}
+	n := rd.R // the head, and a body read whole
+	if r.src != nil {
+		n = rd.Low // the head ends where the body began (KeepHead)
+	}
+	old, keep := rd.Buf, bytes.Clone(rd.Buf[:n])
+	ok := true
+	move := func(b *[]byte) {
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(*b)))
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(old)))
+		if *b == nil || p < base || p >= base+uintptr(cap(old)) {
+			return
+		}
+		off := int(p - base)
+		if off+len(*b) > len(keep) {
+			ok = false
+			return
+		}
+		*b = keep[off : off+len(*b) : off+len(*b)]
+	}
+	for i := range r.fields {
+		move(&r.fields[i].Name)
+		move(&r.fields[i].Value)
+	}
+	for _, b := range []*[]byte{&r.method, &r.target, &r.path, &r.query, &r.host, &r.upgrade, &r.held, &r.pending} {
+		move(b)
+	}
+	if !ok {
+		return false
+	}
+	// What is not x's any more: the codec's parse of the head, and the
+	// slots past the fields in use.
+	clear(r.fields[len(r.fields):cap(r.fields)])
+	clear(c.hreq.Headers[:cap(c.hreq.Headers)])
+	c.hreq.Headers, c.hreq.Method, c.hreq.Target = c.hreq.Headers[:0], nil, nil
+	clear(c.body.Trailers[:cap(c.body.Trailers)])
+	rd.Buf, rd.R, rd.W, rd.Low = nil, 0, 0, 0
+	return true
 }
 
 // h2Preface is what an HTTP/2 client with prior knowledge sends first.

@@ -3,7 +3,8 @@
 // provider (relia ai mock answering at once), in the topology of
 // docs/benchmarks.md where the proxy under test is alone on its core:
 // wrk, the simulator and the streaming clients on CPU 0, the gateways
-// on CPU 1 (GOMAXPROCS=1 for relia; Node is single-threaded).
+// on CPU 1 (GOMAXPROCS=1 for relia unless -gomaxprocs says otherwise;
+// Node is single-threaded).
 //
 //	cd bench && go run ./ai -duration 10s -rounds 3
 //
@@ -18,8 +19,8 @@
 //     per call is its AI route's minus the plain proxy's;
 //   - the time to first token added by relia at half its maximum
 //     streaming rate: an open-model client sends streams at that rate
-//     straight to the simulator and through relia, and the p99 of time to
-//     first token is compared;
+//     straight to the simulator, through relia ai serve and through relia
+//     gateway's AI route, and the p99 of time to first token is compared;
 //   - the resident memory of relia ai serve and of relia gateway with an
 //     ai: route, each with -streams streams open at once (the simulator
 //     pacing them slowly so they stay open; the provider's
@@ -30,6 +31,7 @@
 //
 //	cd bench && go run ./ai -only memory -streams 10000
 //	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s
+//	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s -gomaxprocs 2
 //
 // The harness runs itself on CPU 0 (it starts itself again under
 // taskset), so its streaming clients stay off the gateways' core.
@@ -74,14 +76,16 @@ func main() {
 	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
 	flag.DurationVar(&memoryHold, "hold", 0, "keep the memory step's streams open this long after its figure, to profile the process holding them")
 	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft (half relia ai serve's max stream rate from a full run)")
+	procs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the relia processes on CPU 1 (2 lets an idle processor poll the network while the other runs: go run ./ai/netpollwait)")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory" && *only != "ttft") ||
-		(*only == "memory" && *streams == 0) || (*only == "ttft") != (*ttftRate > 0) {
-		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty, memory or ttft (ttft with -ttft-rate, and only it)")
+		(*only == "memory" && *streams == 0) || (*only == "ttft") != (*ttftRate > 0) || *procs < 1 {
+		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty, memory or ttft (ttft with -ttft-rate, and only it), -gomaxprocs positive")
 		os.Exit(2)
 	}
 	pinToCPU0()
 	ttftOnlyRate = *ttftRate
+	goMaxProcs = fmt.Sprintf("GOMAXPROCS=%d", *procs)
 	if err := run(*duration, *rounds, *conns, *streams, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ai:", err)
 		os.Exit(1)
@@ -169,16 +173,27 @@ spec:
 		return memoryStep(relia, aiCfg, mockURL, out, streams, start)
 	}
 	os.WriteFile(filepath.Join(out, "ai.yaml"), []byte(aiCfg), 0o644)
-	aiPID, err := start("1", "ai.log", "env", "GOMAXPROCS=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
+	aiPID, err := start("1", "ai.log", "env", goMaxProcs, relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", aiPort), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", adminPort))
 	if err != nil {
 		return err
 	}
+	// The same AI gateway on relia gateway's edge: a route with ai:.
+	startGatewayAI := func() (int, error) {
+		os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gatewayAICfg(gwAIPort, gwAIAdmin, aiCfg)), 0o644)
+		return start("1", "gateway-ai.log", "env", goMaxProcs, relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
+	}
 	if only == "ttft" {
-		if err := harness.WaitPort(aiPort, 30*time.Second); err != nil {
-			return fmt.Errorf("relia ai serve: %w", err)
+		if _, err := startGatewayAI(); err != nil {
+			return err
 		}
-		return ttftStep(mockURL, aiPort, ttftOnlyRate, rounds, d)
+		targets := []ttftTarget{{"relia ai serve", aiPort}, {"relia gateway (ai route)", gwAIPort}}
+		for _, t := range targets {
+			if err := harness.WaitPort(t.port, 30*time.Second); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+		return ttftStep(mockURL, targets, ttftOnlyRate, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -190,13 +205,11 @@ spec:
   routes: [{name: all, upstream: mock, timeout: 300s}]
 `, gwPort, gwAdmin, mockPort)
 	os.WriteFile(filepath.Join(out, "gateway.yaml"), []byte(gwCfg), 0o644)
-	gwPID, err := start("1", "gateway.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml"))
+	gwPID, err := start("1", "gateway.log", "env", goMaxProcs, relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway.yaml"))
 	if err != nil {
 		return err
 	}
-	// The same AI gateway on relia gateway's edge: a route with ai:.
-	os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gatewayAICfg(gwAIPort, gwAIAdmin, aiCfg)), 0o644)
-	gwAIPID, err := start("1", "gateway-ai.log", "env", "GOMAXPROCS=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
+	gwAIPID, err := startGatewayAI()
 	if err != nil {
 		return err
 	}
@@ -290,7 +303,8 @@ spec:
 			100*harness.Median(ours.busy["chat"]), 100*harness.Median(edge.busy["chat"]), 100*harness.Median(portkey.busy["chat"]))
 	}
 
-	if err := ttftStep(mockURL, aiPort, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
+	targets := []ttftTarget{{ours.name, ours.port}, {edge.name, edge.port}}
+	if err := ttftStep(mockURL, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
 		return err
 	}
 
@@ -331,7 +345,7 @@ func memoryStep(relia, aiCfg, mockURL, out string, streams int, start func(cpu, 
 	}
 	var failed error
 	for _, srv := range servers {
-		pid, err := start("1", "memory-"+strings.Fields(srv.name)[1]+".log", append([]string{"env", "GOMAXPROCS=1", relia}, srv.args...)...)
+		pid, err := start("1", "memory-"+strings.Fields(srv.name)[1]+".log", append([]string{"env", goMaxProcs, relia}, srv.args...)...)
 		if err != nil {
 			return err
 		}
@@ -443,25 +457,39 @@ var memoryHold time.Duration
 // ttftOnlyRate is -ttft-rate, for -only ttft.
 var ttftOnlyRate float64
 
+// goMaxProcs is -gomaxprocs, as the environment of the relia processes.
+var goMaxProcs = "GOMAXPROCS=1"
+
+// ttftTarget is a relia process whose time to first token is measured.
+type ttftTarget struct {
+	name string
+	port int
+}
+
 // ttftStep compares the p99 of time to first token straight to the
-// simulator and through relia ai serve at rate streams a second, rounds
-// times, direct and through relia alternating.
-func ttftStep(mockURL string, aiPort int, rate float64, rounds int, d time.Duration) error {
-	var direct, via []float64
+// simulator and through each target at rate streams a second, rounds
+// times, direct and through each target in turn.
+func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
+	var direct []float64
+	via := make([][]float64, len(targets))
 	for range rounds {
 		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
 			return fmt.Errorf("time to first token, direct: %w", err)
 		}
 		direct = append(direct, p)
-		p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", aiPort), rate, d)
-		if err != nil {
-			return fmt.Errorf("time to first token, through relia: %w", err)
+		for i, t := range targets {
+			p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
+			if err != nil {
+				return fmt.Errorf("time to first token, through %s: %w", t.name, err)
+			}
+			via[i] = append(via[i], p)
 		}
-		via = append(via, p)
 	}
-	fmt.Printf("at %.0f streams/s (half relia's max): p99 time to first token direct %.3f ms, through relia %.3f ms, added %.3f ms (goal <= 1 ms)\n",
-		rate, harness.Median(direct)*1000, harness.Median(via)*1000, (harness.Median(via)-harness.Median(direct))*1000)
+	for i, t := range targets {
+		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (goal <= 1 ms)\n",
+			rate, goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,13 +17,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/ai/mock"
+	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
 )
 
@@ -154,111 +153,127 @@ runs; GET /mock/requests lists what it received.`,
 }
 
 func newAIServeCmd() *cobra.Command {
-	var (
-		files  []string
-		listen string
-		admin  string
-	)
+	var o aiServeOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the AI gateway: an OpenAI-compatible API over the configured model providers",
-		Long: `serve runs the AI gateway on its own listener: POST /v1/chat/completions
-(streaming and not), /v1/embeddings, GET /v1/models, the Anthropic-compatible
-POST /v1/messages and the prompt APIs POST /prompts/{name}, over the providers,
-routes, tenants and quotas of the --config files (one kind: AIGateway, any
-number of kind: Models and kind: Prompt documents). Each call is logged as one
-JSON line on stderr. The admin address serves /metrics (the OpenTelemetry
-GenAI metrics), /usage (each tenant's quotas) and POST /reload; SIGHUP
-reloads too. SIGINT or SIGTERM drains and exits.`,
+		Long: `serve runs the AI gateway on relia gateway's edge, on a listener of its
+own: POST /v1/chat/completions (streaming and not), /v1/embeddings,
+GET /v1/models, /v1/responses, the Anthropic-compatible POST /v1/messages
+and the prompt APIs POST /prompts/{name}, over the providers, routes,
+tenants and quotas of the --config files (one kind: AIGateway, any number
+of kind: Models and kind: Prompt documents; a kind: Gateway beside them is
+not read). Each call is one JSON line of the gateway's access log on
+stderr. The admin address serves the gateway's admin API: /metrics (the
+gateway's and the OpenTelemetry GenAI metrics), /usage (each tenant's
+quotas), POST /reload and /healthz; off loopback it needs
+--admin-token-file. SIGHUP reloads too. SIGINT or SIGTERM drains and
+exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(files) == 0 {
-				return badInput(errors.New("--config is required"))
-			}
-			b, err := ai.LoadFiles(files...)
-			if err != nil {
-				return badInput(err)
-			}
-			reg := prometheus.NewRegistry()
-			svc, err := ai.New(b.Config, b.Catalog, ai.Options{
-				Registry: reg,
-				Logger:   slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)),
-				Prompts:  b.Prompts,
-			})
-			if err != nil {
-				return badInput(err)
-			}
-			defer svc.Close()
-			reload := func() error {
-				b, err := ai.LoadFiles(files...)
-				if err != nil {
-					return err
-				}
-				return svc.Reload(b.Config, b.Catalog, b.Prompts)
-			}
-			mux := http.NewServeMux()
-			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			mux.HandleFunc("GET /usage", func(w http.ResponseWriter, r *http.Request) {
-				u, err := svc.Usage(r.Context())
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusServiceUnavailable)
-					return
-				}
-				w.Header().Set("Content-Type", "application/json")
-				json.NewEncoder(w).Encode(map[string]any{"usage": u})
-			})
-			mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
-				if err := reload(); err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				io.WriteString(w, "reloaded\n")
-			})
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-			servers := []*http.Server{
-				{Addr: listen, Handler: svc, ReadHeaderTimeout: 10 * time.Second},
-				{Addr: admin, Handler: mux, ReadHeaderTimeout: 10 * time.Second},
-			}
-			errc := make(chan error, len(servers))
-			for _, srv := range servers {
-				ln, err := net.Listen("tcp", srv.Addr)
-				if err != nil {
-					return runtimeErr(fmt.Errorf("listening: %w", err))
-				}
-				go func() { errc <- srv.Serve(ln) }()
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "relia ai serve: the AI gateway on http://%s, admin on http://%s\n", listen, admin)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			for {
-				select {
-				case err := <-errc:
-					return runtimeErr(err)
-				case <-hup:
-					if err := reload(); err != nil {
-						fmt.Fprintln(cmd.ErrOrStderr(), "relia ai serve: reload refused:", err)
-					}
-					continue
-				case <-ctx.Done():
-				}
-				break
-			}
-			shut, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			for _, srv := range servers {
-				srv.Shutdown(shut)
-			}
-			return nil
+			return serveAI(ctx, o, hup, cmd.ErrOrStderr(), nil)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&files, "config", "c", nil, "a file of AIGateway, Models and Prompt documents (repeatable)")
-	f.StringVar(&listen, "listen", "127.0.0.1:8090", "address of the AI API")
-	f.StringVar(&admin, "admin-addr", "127.0.0.1:9902", "address of the admin API (/metrics, /usage, /reload)")
+	f.StringArrayVarP(&o.files, "config", "c", nil, "a file of AIGateway, Models and Prompt documents (repeatable)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address of the AI API")
+	f.StringVar(&o.admin, "admin-addr", "127.0.0.1:9902", "address of the admin API (/metrics, /usage, /reload, /healthz)")
+	f.StringVar(&o.adminToken, "admin-token-file", "", "a file holding the bearer token the admin API requires (required off loopback)")
 	return cmd
+}
+
+// aiServeOptions are relia ai serve's flags.
+type aiServeOptions struct {
+	files                     []string
+	listen, admin, adminToken string
+}
+
+// aiServeName names the listener and the route of relia ai serve's
+// gateway, in its access log and metrics.
+const aiServeName = "ai"
+
+// serveAI runs relia ai serve until ctx ends, then drains: a gateway
+// whose one listener hands every request to the AI gateway of o's files.
+// Each value on hup reloads the files. Once it listens it sends the AI
+// API's and the admin API's addresses on ready, when ready is not nil.
+func serveAI(ctx context.Context, o aiServeOptions, hup <-chan os.Signal, stderr io.Writer, ready chan<- [2]string) error {
+	if len(o.files) == 0 {
+		return badInput(errors.New("--config is required"))
+	}
+	load := func() (*gateway.Config, error) {
+		b, err := ai.LoadFiles(o.files...)
+		if err != nil {
+			return nil, err
+		}
+		return aiServeConfig(b, o)
+	}
+	cfg, err := load()
+	if err != nil {
+		return badInput(err)
+	}
+	g, err := gateway.New(cfg, gateway.Options{
+		Logger:    slog.New(slog.NewJSONHandler(stderr, nil)),
+		AccessLog: stderr,
+		Load:      load,
+	})
+	if err != nil {
+		return badInput(err)
+	}
+	// The paths relia ai serve's admin API has always had, beside the
+	// gateway's own (/ai/usage is /usage).
+	g.HandleAdmin("GET /usage", http.HandlerFunc(g.ServeAIUsage))
+	if err := g.Start(); err != nil {
+		return runtimeErr(err)
+	}
+	addrs := [2]string{g.Addr(aiServeName), g.AdminAddr()}
+	fmt.Fprintf(stderr, "relia ai serve: the AI gateway on http://%s, admin on http://%s\n", addrs[0], addrs[1])
+	if ready != nil {
+		ready <- addrs
+	}
+	for done := false; !done; {
+		select {
+		case <-hup:
+			if err := g.ReloadFile(); err != nil {
+				fmt.Fprintln(stderr, "relia ai serve: reload refused:", err)
+			}
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout(g))
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		return runtimeErr(fmt.Errorf("draining: %w", err))
+	}
+	return nil
+}
+
+// aiServeConfig is the gateway relia ai serve runs over the AI gateway
+// b: one listener at o.listen whose one route takes every request (the
+// AI gateway answers the paths it does not serve), and the admin API at
+// o.admin.
+func aiServeConfig(b *ai.Bundle, o aiServeOptions) (*gateway.Config, error) {
+	cfg := &gateway.Config{
+		Metadata: gateway.Metadata{Name: b.Config.Metadata.Name},
+		Spec: gateway.Spec{
+			Listeners: []gateway.Listener{{Name: aiServeName, Address: o.listen}},
+			Admin:     gateway.Admin{Address: o.admin, TokenFile: o.adminToken},
+			// The AI gateway's own body limit (4MiB unless its config
+			// says) answers first, in its API's format: the route's is
+			// above it.
+			Routes: []gateway.Route{{Name: aiServeName, AI: b.Config.Metadata.Name,
+				MaxBodySize: max(gateway.DefaultMaxBodyBytes, 2*cmp.Or(b.Config.Spec.MaxBodySize, 4<<20))}},
+		},
+	}
+	if err := cfg.SetAI(b); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func newAIModelsCmd() *cobra.Command {

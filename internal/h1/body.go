@@ -209,6 +209,22 @@ func (b *Body) Done() bool { return b.state == stateDone }
 // Err returns the error that ended the body early, if any.
 func (b *Body) Err() error { return b.err }
 
+// Waits reports whether Next must read from the source before it can
+// return anything (a piece, the end, an error): nothing of the body is
+// buffered but, at most, the CRLF that ends a chunk's data. A reader
+// that waits for many bodies at once waits for the source where it likes
+// (the AI gateway's streams, with a shallow stack) and then calls Next.
+func (b *Body) Waits() bool {
+	if b.err != nil || b.state == stateDone {
+		return false
+	}
+	p := b.r.Buf[b.r.R:b.r.W]
+	if b.state == stateDataCRLF && len(p) <= 2 {
+		return string(p) == "\r\n"[:len(p)]
+	}
+	return len(p) == 0
+}
+
 // Next returns the next piece of the body as a slice of the Reader's
 // buffer, valid until the next call, reading from the source when nothing
 // is buffered; io.EOF after the last. A body that ends early ends with

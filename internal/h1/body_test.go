@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -106,6 +107,76 @@ func TestBody(t *testing.T) {
 				if err != nil || body != tc.body || rest != tc.rest || len(trailers) != tc.trailers {
 					t.Fatalf("buffer %d: body %q rest %q trailers %d err %v, want %q %q %d", size, body, rest, len(trailers), err, tc.body, tc.rest, tc.trailers)
 				}
+			}
+		})
+	}
+}
+
+// pieceSource returns one of its pieces a read and counts the reads.
+type pieceSource struct {
+	pieces []string
+	reads  int
+}
+
+func (s *pieceSource) Read(p []byte) (int, error) {
+	s.reads++
+	if len(s.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.pieces[0])
+	s.pieces[0] = s.pieces[0][n:]
+	if s.pieces[0] == "" {
+		s.pieces = s.pieces[1:]
+	}
+	return n, nil
+}
+
+// TestBodyWaits: Waits says true only when the next Next reads from the
+// source, and says it with a chunk's CRLF (or part of it) buffered, as
+// a stream's chunks arrive with theirs.
+func TestBodyWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pieces  []string
+		framing Framing
+		length  int64
+		// waits are Waits before each Next, to the one that returns the
+		// body's end or an error.
+		waits []bool
+	}{
+		{name: "chunks with their CRLF", pieces: []string{"5\r\nhello\r\n", "1\r\n!\r\n", "0\r\n\r\n"}, framing: Chunked,
+			waits: []bool{true, true, true}},
+		{name: "CRLF split", pieces: []string{"5\r\nhello\r", "\n1\r\n!", "\r\n0\r\n\r\n"}, framing: Chunked,
+			waits: []bool{true, true, true}},
+		{name: "two chunks in one read", pieces: []string{"1\r\na\r\n1\r\nb\r\n", "0\r\n\r\n"}, framing: Chunked,
+			waits: []bool{true, false, true}},
+		{name: "bad CRLF", pieces: []string{"1\r\naXY"}, framing: Chunked, waits: []bool{true, false}},
+		{name: "length", pieces: []string{"ab", "c"}, framing: Length, length: 3, waits: []bool{true, true, false}},
+		{name: "until close", pieces: []string{"ab"}, framing: UntilClose, waits: []bool{true, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &pieceSource{pieces: append([]string(nil), tc.pieces...)}
+			r := &Reader{Src: src, Buf: make([]byte, 64)}
+			var b Body
+			b.Reset(r, tc.framing, tc.length, Limits{})
+			var got []bool
+			for {
+				w := b.Waits()
+				got = append(got, w)
+				before := src.reads
+				_, err := b.Next()
+				if w && src.reads == before {
+					t.Errorf("Next %d: Waits said true and Next did not read", len(got))
+				}
+				if err != nil {
+					break
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.waits) {
+				t.Errorf("Waits before each Next: %v, want %v", got, tc.waits)
+			}
+			if !b.Done() && tc.name != "bad CRLF" || b.Waits() {
+				t.Errorf("at the end: done %v, waits %v", b.Done(), b.Waits())
 			}
 		})
 	}

@@ -1,0 +1,206 @@
+package ai
+
+// validJSON reports whether data is one JSON value with nothing but
+// whitespace around it: what json.Valid reports (its limit of 10,000
+// nested arrays and objects included, and like it, any bytes of 0x80 and
+// above in strings), for the request and answer bodies every call
+// checks. json.Valid runs a state machine through a function call per
+// byte; this walks the grammar directly, several times faster
+// (BenchmarkValidJSON), and FuzzValidJSON holds it to json.Valid.
+func validJSON(data []byte) bool {
+	i, ok := validValue(data, skipSpace(data, 0), 0)
+	return ok && skipSpace(data, i) == len(data)
+}
+
+// maxJSONDepth is encoding/json's bound on nested arrays and objects.
+const maxJSONDepth = 10000
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// validValue checks the value at data[i:] (i past any whitespace), at
+// depth arrays and objects deep, and returns the index past it.
+func validValue(data []byte, i, depth int) (int, bool) {
+	if i >= len(data) {
+		return i, false
+	}
+	switch c := data[i]; {
+	case c == '"':
+		return validString(data, i)
+	case c == '{':
+		return validObject(data, i, depth+1)
+	case c == '[':
+		return validArray(data, i, depth+1)
+	case c == '-' || c >= '0' && c <= '9':
+		return validNumber(data, i)
+	case c == 't':
+		return validLiteral(data, i, "true")
+	case c == 'f':
+		return validLiteral(data, i, "false")
+	case c == 'n':
+		return validLiteral(data, i, "null")
+	}
+	return i, false
+}
+
+func validLiteral(data []byte, i int, lit string) (int, bool) {
+	if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// validString checks the string opening at data[i].
+func validString(data []byte, i int) (int, bool) {
+	i++
+	for i < len(data) {
+		c := data[i]
+		switch {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			if i+1 >= len(data) {
+				return i, false
+			}
+			switch data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if len(data)-i < 6 {
+					return i, false
+				}
+				for _, h := range data[i+2 : i+6] {
+					if !isHex(h) {
+						return i, false
+					}
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		default:
+			i++
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// validNumber checks the number at data[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(data []byte, i int) (int, bool) {
+	if data[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(data) && data[i] == '0':
+		i++
+	case i < len(data) && data[i] >= '1' && data[i] <= '9':
+		i = skipDigits(data, i+1)
+	default:
+		return i, false
+	}
+	if i < len(data) && data[i] == '.' {
+		j := skipDigits(data, i+1)
+		if j == i+1 {
+			return i, false
+		}
+		i = j
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		j := skipDigits(data, i)
+		if j == i {
+			return i, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(data []byte, i int) int {
+	for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// validObject checks the object opening at data[i], depth deep.
+func validObject(data []byte, i, depth int) (int, bool) {
+	i, more, ok := validOpen(data, i, depth, '}')
+	for ok && more {
+		if i >= len(data) || data[i] != '"' {
+			return i, false
+		}
+		if i, ok = validString(data, i); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		if i, ok = validValue(data, skipSpace(data, i+1), depth); !ok {
+			return i, false
+		}
+		i, more, ok = validNext(data, i, '}')
+	}
+	return i, ok
+}
+
+// validArray checks the array opening at data[i], depth deep.
+func validArray(data []byte, i, depth int) (int, bool) {
+	i, more, ok := validOpen(data, i, depth, ']')
+	for ok && more {
+		if i, ok = validValue(data, i, depth); !ok {
+			return i, false
+		}
+		i, more, ok = validNext(data, i, ']')
+	}
+	return i, ok
+}
+
+// validOpen reads the opening of an array or object at data[i] (its
+// end, close, when it is empty); more says a member or element follows,
+// at the index it returns.
+func validOpen(data []byte, i, depth int, close byte) (int, bool, bool) {
+	if depth > maxJSONDepth {
+		return i, false, false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == close {
+		return i + 1, false, true
+	}
+	return i, true, true
+}
+
+// validNext reads what follows a member or an element at data[i]: a
+// comma, and more follows, or close, the end.
+func validNext(data []byte, i int, close byte) (int, bool, bool) {
+	i = skipSpace(data, i)
+	switch {
+	case i >= len(data):
+		return i, false, false
+	case data[i] == ',':
+		return skipSpace(data, i+1), true, true
+	case data[i] == close:
+		return i + 1, false, true
+	}
+	return i, false, false
+}

@@ -1,0 +1,66 @@
+package ai
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/relia-dev/relia/ai/mock"
+)
+
+// TestCallSpan: with an SDK, each call is a client span named by its
+// operation and model, with the GenAI attributes, though the call names
+// and labels it only once the span is known to record.
+func TestCallSpan(t *testing.T) {
+	// The only test of the package that sets the global provider: the
+	// package's tracer delegates to the first one set.
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { tp.Shutdown(t.Context()) })
+	otel.SetTracerProvider(tp)
+	_, url := startMock(t, mock.Options{})
+	gw := startService(t, `kind: AIGateway
+version: relia/v1
+metadata: {name: x}
+spec:
+  providers:
+    - {name: a, type: openai, url: "%s/v1", keys: [{value: k}]}
+  routes:
+    - {model: gpt-4o-mini, targets: [{provider: a}]}
+`, nil, Options{}, url)
+	resp, err := http.Post(gw.url+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for _, s := range spans.Ended() {
+		if s.Name() != "chat gpt-4o-mini" {
+			continue
+		}
+		attrs := map[attribute.Key]string{}
+		for _, a := range s.Attributes() {
+			attrs[a.Key] = a.Value.Emit()
+		}
+		if s.SpanKind() != trace.SpanKindClient || attrs["gen_ai.operation.name"] != "chat" || attrs["gen_ai.request.model"] != "gpt-4o-mini" ||
+			attrs["gen_ai.provider.name"] != "openai" {
+			t.Errorf("span %s: kind %v, attributes %v", s.Name(), s.SpanKind(), attrs)
+		}
+		return
+	}
+	var names []string
+	for _, s := range spans.Ended() {
+		names = append(names, s.Name())
+	}
+	t.Fatalf("no span named chat gpt-4o-mini among %q", names)
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package ai
+
+// waitReadable: elsewhere than Linux a stream waits for its next event
+// in the decoder's read.
+func (b *upstreamBody) waitReadable() {}
