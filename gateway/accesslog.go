@@ -154,23 +154,34 @@ type bufferedWriter struct {
 	stop   sync.Once
 }
 
+// flushEvery bounds how long a line waits for the file. accessBufferBytes
+// is each buffer's size: small enough that both stay in the core's cache
+// (with 1 MiB buffers each line was copied into memory the cache had
+// long let go, which cost about 5% of the event loop's CPU), large
+// enough that at 50,000 requests a second of 400-byte lines the writer
+// makes about 300 writes a second.
 const (
 	flushEvery        = 200 * time.Millisecond
-	accessBufferBytes = 1 << 20
+	accessBufferBytes = 64 << 10
 )
 
 // newBufferedWriter starts a writer to dst that flushes on clk's ticks
 // (nil: the real clock).
 func newBufferedWriter(dst io.Writer, clk clock.Clock) *bufferedWriter {
+	return newBufferedWriterSize(dst, clk, accessBufferBytes)
+}
+
+// newBufferedWriterSize is newBufferedWriter with buffers of size bytes.
+func newBufferedWriterSize(dst io.Writer, clk clock.Clock, size int) *bufferedWriter {
 	b := &bufferedWriter{
 		clock: clock.OrReal(clk),
-		cur:   make([]byte, 0, accessBufferBytes),
+		cur:   make([]byte, 0, size),
 		spare: make(chan []byte, 1),
 		full:  make(chan []byte, 1),
 		dst:   dst,
 		done:  make(chan struct{}),
 	}
-	b.spare <- make([]byte, 0, accessBufferBytes)
+	b.spare <- make([]byte, 0, size)
 	b.wg.Add(1)
 	go b.run() // exits at Close
 	return b

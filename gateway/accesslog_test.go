@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -156,7 +158,7 @@ func TestBufferedWriterLosesNothingWhenTheFileStalls(t *testing.T) {
 		})
 	}
 	// Lines are 205 to 208 bytes, so the buffer left takes at least
-	// 1 MiB / 208 of them before a writer has to wait, and at most
+	// accessBufferBytes / 208 of them before a writer has to wait, and at most
 	// 1 MiB / 205 + 1 (the line that finds it full) plus one line per
 	// writer: never all 16,000.
 	const least, most = accessBufferBytes / 208, accessBufferBytes/205 + 1 + writers
@@ -255,5 +257,31 @@ func TestBufferedWriterKeepsLinesWrittenDuringClose(t *testing.T) {
 			}
 			next[w]++
 		}
+	}
+}
+
+// BenchmarkAccessLogWrite writes 400-byte lines, an access line's usual
+// size, through the buffered writer to a file, by buffer size: each line
+// is copied into the buffer, which the writer goroutine writes out.
+func BenchmarkAccessLogWrite(b *testing.B) {
+	line := []byte(strings.Repeat("x", 399) + "\n")
+	for _, size := range []int{accessBufferBytes, 1 << 20} {
+		b.Run(fmt.Sprintf("buffer=%dKiB", size>>10), func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			w := newBufferedWriterSize(f, nil, size)
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				w.Write(line)
+			}
+			b.StopTimer()
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

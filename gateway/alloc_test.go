@@ -6,9 +6,13 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // rawBackendOK is an upstream that answers every request with the same
@@ -65,6 +69,12 @@ func proxyBench(t testing.TB, extra string) func() int {
 
 // proxyBenchGateway is proxyBench that also returns the gateway.
 func proxyBenchGateway(t testing.TB, extra string) (*Gateway, func() int) {
+	return proxyBenchGatewayOn(t, extra, nil)
+}
+
+// proxyBenchGatewayOn is proxyBenchGateway on the clock clk (nil: the
+// real one).
+func proxyBenchGatewayOn(t testing.TB, extra string, clk clock.Clock) (*Gateway, func() int) {
 	addr := rawBackendOK(t)
 	cfg, err := Parse("alloc.yaml", []byte(`kind: Gateway
 version: relia/v1
@@ -80,7 +90,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), AccessLog: io.Discard, Logger: quietLogger()})
+	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), AccessLog: io.Discard, Logger: quietLogger(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +140,48 @@ func TestProxyDoesNotAllocate(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(1000, func() { do() }); n > 0 {
 			t.Errorf("a proxied request allocates %v times", n)
+		}
+	})
+}
+
+// readCounter is the real clock, counting reads.
+type readCounter struct {
+	clock.Clock
+	reads atomic.Int64
+}
+
+func (c *readCounter) Now() time.Time {
+	c.reads.Add(1)
+	return c.Clock.Now()
+}
+
+func (c *readCounter) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// A proxied request of the benchmark's config (metrics, access log, a
+// breaker, a retry budget) reads the gateway's clock twice, for its start
+// and its end. The breaker, whose observer counts events only, and the
+// retry budget, which takes the request's start, read it not at all
+// (they read it three times a request before).
+func TestProxyClockReads(t *testing.T) {
+	onEngines(t, func(t *testing.T) {
+		rc := &readCounter{Clock: clock.Real()}
+		_, do := proxyBenchGatewayOn(t, "", rc)
+		for range 100 {
+			if s := do(); s != 200 {
+				t.Fatalf("status %d", s)
+			}
+		}
+		const n = 2000
+		before := rc.reads.Load()
+		for range n {
+			do()
+		}
+		// Timers of the gateway's own (health, flushes) read the clock
+		// too, a few times in the whole run.
+		per := float64(rc.reads.Load()-before) / n
+		t.Logf("%.3f clock reads a request", per)
+		if per > 2.05 {
+			t.Errorf("%.2f clock reads a request, want 2", per)
 		}
 	})
 }

@@ -30,7 +30,8 @@ import (
 // safe for concurrent use. The closed-state success path takes no lock and
 // does not read the clock unless something needs a time: a time-based
 // window reads it once, when the call ends; slow-call detection and an
-// Observer (for the call's Duration) read it when the call starts and ends.
+// Observer that reads the call's Duration (not a DurationObserver that
+// declines it) read it when the call starts and ends.
 // Open, each refused call reads it once to find the time left.
 type Breaker struct {
 	cfg breakerConfig

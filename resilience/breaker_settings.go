@@ -49,7 +49,9 @@ type BreakerSettings struct {
 	// Clock is the source of time; nil means the real clock.
 	Clock clock.Clock
 	// Observer receives success, failure, rejection and state-change
-	// events; nil means none.
+	// events; nil means none. The breaker reads the clock to give success
+	// and failure events their Duration unless the Observer is a
+	// DurationObserver that does not read it.
 	Observer Observer
 	// OnStateChange, when set, is called after every state change, on the
 	// goroutine that caused it: a caller's, or the clock's timer goroutine
@@ -153,7 +155,7 @@ type breakerConfig struct {
 	maxProbes        int32
 
 	// needStart: read the clock when a call starts (slow calls or an
-	// observer need the call's duration). needEnd: read it when a call
+	// observer that reads durations need the call's duration). needEnd: read it when a call
 	// ends (the same, or a time-based window). trackInFlight: keep start
 	// times of calls in flight so hung calls count as slow.
 	needStart, needEnd, trackInFlight bool
@@ -291,7 +293,7 @@ func (s BreakerSettings) config() (breakerConfig, error) {
 	}
 
 	c.trackInFlight = c.slowRatio > 0
-	c.needStart = c.slowDuration > 0 || c.observer != nil
+	c.needStart = c.slowDuration > 0 || c.observer != nil && observesDurations(c.observer)
 	c.needEnd = c.needStart || c.bucketWidth > 0
 	return c, nil
 }

@@ -799,6 +799,9 @@ func TestBreakerSuccessPathClockReads(t *testing.T) {
 		{"failure ratio, count window", BreakerSettings{FailureRatio: 0.5, WindowSize: 50}, 0},
 		{"time window", BreakerSettings{FailureRatio: 0.5, WindowDuration: time.Minute}, 1},
 		{"slow calls", BreakerSettings{SlowCallRatio: 0.5, SlowCallDuration: time.Hour}, 2},
+		{"observer of durations", BreakerSettings{Observer: ObserverFunc(func(Event) {})}, 2},
+		{"observer declining durations", BreakerSettings{Observer: countsOnly{}}, 0},
+		{"observer declining durations, slow calls", BreakerSettings{Observer: countsOnly{}, SlowCallRatio: 0.5, SlowCallDuration: time.Hour}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -815,6 +818,51 @@ func TestBreakerSuccessPathClockReads(t *testing.T) {
 				t.Errorf("%d clock reads for %d calls, want %d per call", cc.reads, n, tt.reads)
 			}
 		})
+	}
+}
+
+// countsOnly is an Observer that declines durations.
+type countsOnly struct{ events *[]Event }
+
+func (o countsOnly) Observe(e Event) {
+	if o.events != nil {
+		*o.events = append(*o.events, e)
+	}
+}
+
+func (countsOnly) ObservesDurations() bool { return false }
+
+// An Observer is given each call's duration unless it declines them, when
+// the events are the same with Duration zero.
+func TestBreakerObserverDurations(t *testing.T) {
+	var timed, untimed []Event
+	b1, fc1 := newTestBreaker(t, BreakerSettings{Observer: ObserverFunc(func(e Event) { timed = append(timed, e) })})
+	b2, fc2 := newTestBreaker(t, BreakerSettings{Observer: countsOnly{&untimed}})
+	for _, err := range []error{nil, errBreakerTest} {
+		for _, c := range []struct {
+			b  *Breaker
+			fc *clock.Fake
+		}{{b1, fc1}, {b2, fc2}} {
+			p, aerr := c.b.Allow()
+			if aerr != nil {
+				t.Fatal(aerr)
+			}
+			c.fc.Advance(3 * time.Millisecond)
+			p.Done(err)
+		}
+	}
+	if len(timed) != 2 || len(untimed) != 2 {
+		t.Fatalf("events: %d timed, %d untimed; want 2 each", len(timed), len(untimed))
+	}
+	for i := range timed {
+		if timed[i].Duration != 3*time.Millisecond {
+			t.Errorf("event %d of the timing observer: Duration %s, want 3ms", i, timed[i].Duration)
+		}
+		want := timed[i]
+		want.Duration = 0
+		if untimed[i] != want {
+			t.Errorf("event %d of the declining observer: %+v, want %+v", i, untimed[i], want)
+		}
 	}
 }
 

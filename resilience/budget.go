@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relia-dev/relia/clock"
@@ -64,7 +65,11 @@ type RetryBudgetSettings struct {
 // (Withdraw) and is counted only when allowed. Counts are kept in ten time
 // buckets of the clock, so the window slides a tenth at a time.
 //
-// A RetryBudget is safe for concurrent use.
+// A RetryBudget is safe for concurrent use. A deposit, made on every
+// request, takes no lock: it adds to the current bucket's atomic count,
+// and only the first deposit or withdrawal in a new bucket (or one whose
+// time lies behind the newest bucket's) takes the lock to move the
+// window on.
 type RetryBudget struct {
 	ratio float64
 	// floor is MinPerSecond*Window.Seconds(): the retries allowed in any
@@ -76,15 +81,20 @@ type RetryBudget struct {
 	// bucket's number.
 	origin time.Time
 
+	// last is the newest bucket number seen; time never goes back past
+	// it. Written under mu once that bucket is ready, read by deposits
+	// without it: a deposit in bucket last needs no lock.
+	last    atomic.Int64
 	mu      sync.Mutex
-	last    int64 // the newest bucket number seen; time never goes back past it
 	buckets [budgetBuckets]budgetBucket
 }
 
+// budgetBucket is one bucket's counts. Its epoch changes, and its counts
+// are cleared, under the budget's mu; requests also grows without it.
 type budgetBucket struct {
-	epoch    int64 // the bucket number these counts belong to
-	requests int64
-	retries  int64
+	epoch    atomic.Int64 // the bucket number these counts belong to
+	requests atomic.Int64
+	retries  int64 // under mu
 }
 
 // NewRetryBudget returns a budget, or an error naming the invalid setting.
@@ -134,18 +144,29 @@ func (s *RetryBudgetSettings) fill() error {
 	return nil
 }
 
-// current returns the bucket for now, cleared if it held an older bucket's
-// counts. b.mu must be held.
-func (b *RetryBudget) current() (*budgetBucket, int64) {
-	n := int64(b.clock.Now().Sub(b.origin) / b.width)
-	if n < b.last {
-		n = b.last // a clock stepped back counts into the newest bucket
+// bucket returns the number of the bucket that holds time now.
+func (b *RetryBudget) bucket(now time.Time) int64 {
+	return int64(now.Sub(b.origin) / b.width)
+}
+
+// current returns the bucket for bucket number n, cleared if it held an
+// older bucket's counts, and its number: n, or the newest bucket's when
+// n lies behind it. b.mu must be held.
+func (b *RetryBudget) current(n int64) (*budgetBucket, int64) {
+	if last := b.last.Load(); n < last {
+		n = last // a clock stepped back counts into the newest bucket
 	}
-	b.last = n
 	bk := &b.buckets[n%budgetBuckets]
-	if bk.epoch != n {
-		*bk = budgetBucket{epoch: n}
+	if bk.epoch.Load() != n {
+		// A deposit that read last before this bucket's turn came round
+		// again may add to it now: its request then counts from this
+		// bucket, as if it had come a window later, or is cleared with
+		// the bucket it was meant for, which has left the window anyway.
+		bk.requests.Store(0)
+		bk.retries = 0
+		bk.epoch.Store(n)
 	}
+	b.last.Store(n) // only once the bucket is ready for deposits
 	return bk, n
 }
 
@@ -154,8 +175,8 @@ func (b *RetryBudget) current() (*budgetBucket, int64) {
 func (b *RetryBudget) sums(n int64) (requests, retries int64) {
 	for i := range b.buckets {
 		bk := &b.buckets[i]
-		if bk.epoch > n-budgetBuckets && bk.epoch <= n {
-			requests += bk.requests
+		if e := bk.epoch.Load(); e > n-budgetBuckets && e <= n {
+			requests += bk.requests.Load()
 			retries += bk.retries
 		}
 	}
@@ -163,10 +184,19 @@ func (b *RetryBudget) sums(n int64) (requests, retries int64) {
 }
 
 // Deposit counts one request: a first attempt.
-func (b *RetryBudget) Deposit() {
+func (b *RetryBudget) Deposit() { b.DepositAt(b.clock.Now()) }
+
+// DepositAt is Deposit for a caller that has read the budget's clock
+// already: it counts one request made at now, sparing a clock read.
+func (b *RetryBudget) DepositAt(now time.Time) {
+	n := b.bucket(now)
+	if n == b.last.Load() {
+		b.buckets[n%budgetBuckets].requests.Add(1)
+		return
+	}
 	b.mu.Lock()
-	bk, _ := b.current()
-	bk.requests++
+	bk, _ := b.current(n)
+	bk.requests.Add(1)
 	b.mu.Unlock()
 }
 
@@ -175,7 +205,7 @@ func (b *RetryBudget) Deposit() {
 func (b *RetryBudget) Withdraw() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	bk, n := b.current()
+	bk, n := b.current(b.bucket(b.clock.Now()))
 	requests, retries := b.sums(n)
 	if float64(retries+1) > b.ratio*float64(requests)+b.floor {
 		return false
@@ -189,6 +219,6 @@ func (b *RetryBudget) Withdraw() bool {
 func (b *RetryBudget) Counts() (requests, retries int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, n := b.current()
+	_, n := b.current(b.bucket(b.clock.Now()))
 	return b.sums(n)
 }

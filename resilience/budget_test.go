@@ -241,3 +241,125 @@ func TestRetryBudgetConcurrent(t *testing.T) {
 		t.Errorf("Counts() = %d, %d; want %d, %d", req, ret, workers*each, granted.Load())
 	}
 }
+
+// Deposits made while other goroutines move the window on are all
+// counted: the bucket a lock-free deposit adds to is never cleared while
+// it is still in the window.
+func TestRetryBudgetDepositsWhileWindowSlides(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Time{})
+	b, err := NewRetryBudget(RetryBudgetSettings{Window: 10 * time.Second, Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 4, 2000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if w == 0 && i%100 == 0 {
+					fc.Advance(200 * time.Millisecond) // 4 s in all: inside the window
+				}
+				if i%2 == 0 {
+					b.Deposit()
+				} else {
+					b.DepositAt(fc.Now())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if req, _ := b.Counts(); req != workers*each {
+		t.Errorf("Counts() requests = %d, want %d", req, workers*each)
+	}
+}
+
+// DepositAt takes the caller's time and reads no clock; a time behind the
+// newest bucket counts into the newest, as Deposit's own reads do when
+// the clock steps back.
+func TestRetryBudgetDepositAt(t *testing.T) {
+	t.Parallel()
+	cc := &countingClock{Clock: clock.NewFake(time.Time{})}
+	fc := cc.Clock.(*clock.Fake)
+	start := fc.Now()
+	b, err := NewRetryBudget(RetryBudgetSettings{Window: 10 * time.Second, Clock: cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.reads = 0
+	for range 10 {
+		b.DepositAt(start.Add(500 * time.Millisecond))
+	}
+	if cc.reads != 0 {
+		t.Errorf("DepositAt read the clock %d times", cc.reads)
+	}
+	fc.Advance(5 * time.Second)
+	b.Deposit()                             // bucket 5 is now the newest
+	b.DepositAt(start.Add(1 * time.Second)) // behind it: counts in bucket 5
+	fc.Advance(6 * time.Second)             // buckets 0 and 1 leave the window; 5 stays
+	if req, _ := b.Counts(); req != 2 {
+		t.Errorf("Counts() requests = %d, want 2 (the deposits of bucket 5)", req)
+	}
+	fc.Advance(5 * time.Second)
+	if req, _ := b.Counts(); req != 0 {
+		t.Errorf("Counts() requests after the window = %d, want 0", req)
+	}
+}
+
+// StartAt deposits at the caller's time and starts MaxDuration from it.
+func TestRetryStartAt(t *testing.T) {
+	t.Parallel()
+	cc := &countingClock{Clock: clock.NewFake(time.Time{})}
+	fc := cc.Clock.(*clock.Fake)
+	budget, err := NewRetryBudget(RetryBudgetSettings{Clock: cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRetry(RetrySettings{MaxAttempts: 5, MaxDuration: time.Second, Base: 100 * time.Millisecond, Cap: 100 * time.Millisecond, Budget: budget, Clock: cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.reads = 0
+	c := r.StartAt(fc.Now().Add(-time.Second))
+	if cc.reads != 0 {
+		t.Errorf("StartAt read the clock %d times", cc.reads)
+	}
+	if req, _ := budget.Counts(); req != 1 {
+		t.Errorf("budget requests = %d, want 1", req)
+	}
+	// The call began a second ago: any backoff runs past MaxDuration.
+	if _, err := c.Again(errors.New("boom"), time.Time{}); !errors.Is(err, ErrRetriesExhausted) {
+		t.Errorf("Again = %v, want retries exhausted (out of time)", err)
+	}
+}
+
+// BenchmarkRetryBudgetDeposit is the budget's work on every request, on
+// the real clock: alone, from every processor at once, and at a time the
+// caller read already (the deposit's own work, without the clock read).
+func BenchmarkRetryBudgetDeposit(b *testing.B) {
+	rb, err := NewRetryBudget(RetryBudgetSettings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rb.Deposit()
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				rb.Deposit()
+			}
+		})
+	})
+	b.Run("caller's time", func(b *testing.B) {
+		now := time.Now() // read for the request anyway, as the gateway does
+		b.ReportAllocs()
+		for b.Loop() {
+			rb.DepositAt(now)
+		}
+	})
+}

@@ -100,8 +100,12 @@
 // # Observers and clocks
 //
 // Every policy takes an Observer that receives Events (success, failure,
-// rejections with their reason, retries, state changes), which
-// package resilienceprom turns into Prometheus metrics. Every policy takes a
-// clock.Clock; nil means the real clock, and tests pass clock.NewFake to
-// drive delays, timeouts and breaker windows without sleeping.
+// rejections with their reason, retries, state changes), which package
+// resilienceprom turns into Prometheus metrics. An Observer that never
+// reads Event.Duration says so as a DurationObserver, as resilienceprom's
+// does, and spares the breaker the clock reads that would measure it.
+// Every policy takes a clock.Clock; nil means the real clock, and tests
+// pass clock.NewFake to drive delays, timeouts and breaker windows
+// without sleeping. Callers that have read the clock already may pass
+// the time in (Retry.StartAt, RetryBudget.DepositAt).
 package resilience

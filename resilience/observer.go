@@ -79,3 +79,20 @@ type ObserverFunc func(Event)
 
 // Observe calls f.
 func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// DurationObserver is an Observer that says whether it reads
+// Event.Duration. One whose ObservesDurations returns false is told of
+// successes and failures with Duration zero, and the policies spare the
+// clock reads that would measure it: a breaker's success path then reads
+// no clock at all. resilienceprom's Observer, which counts events, is one.
+// An Observer without the method is given durations.
+type DurationObserver interface {
+	Observer
+	ObservesDurations() bool
+}
+
+// observesDurations reports whether o, set, reads Event.Duration.
+func observesDurations(o Observer) bool {
+	d, ok := o.(DurationObserver)
+	return !ok || d.ObservesDurations()
+}

@@ -312,6 +312,17 @@ func (r *Retry) Start() RetryCall {
 	return c
 }
 
+// StartAt is Start for a caller that has read the clock already: now,
+// the time on the Retry's clock, is when the call began, for the budget's
+// deposit (the budget must keep the same clock) and for MaxDuration. It
+// spares Start's clock reads.
+func (r *Retry) StartAt(now time.Time) RetryCall {
+	if r.budget != nil {
+		r.budget.DepositAt(now)
+	}
+	return RetryCall{r: r, attempt: 1, start: now}
+}
+
 // Again is asked after an attempt failed with err: it returns the wait
 // before the next attempt, or the error that ends the call, as Run would
 // (RetryIf, MaxAttempts, backoff with jitter, a retry hint, MaxDuration,

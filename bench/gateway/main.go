@@ -170,7 +170,7 @@ http {
 	// backend read the same fields behind both: the client's Host, a
 	// request id sent on and echoed, a traceparent, X-Forwarded-For and
 	// -Proto; and a JSON access line per request to a file, buffered and
-	// flushed as the gateway's is (1 MiB or 200 ms). nginx cannot make a
+	// flushed as the gateway's is (64 KiB or 200 ms). nginx cannot make a
 	// span id without a tracing module: its traceparent carries the
 	// request id as the trace id and a fixed parent id (the same bytes,
 	// not the same meaning).
@@ -178,7 +178,7 @@ http {
 		return fmt.Sprintf(`  log_format relia escape=json '{"time":"$time_iso8601","level":"INFO","msg":"request","request_id":"$request_id","route":"all","upstream":"$upstream_addr","method":"$request_method","path":"$uri","client_ip":"$remote_addr","status":$status,"latency_ms":$request_time,"bytes_in":$request_length,"bytes_out":$bytes_sent}';
   server {
     listen 127.0.0.1:%d;
-    access_log %s relia buffer=1m flush=200ms;
+    access_log %s relia buffer=64k flush=200ms;
     location / {
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host $http_host;

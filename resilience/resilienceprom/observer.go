@@ -144,4 +144,8 @@ func (o *Observer) newCounter(e resilience.Event) prometheus.Counter {
 	return c
 }
 
-var _ resilience.Observer = (*Observer)(nil)
+// ObservesDurations reports false: the metrics count events and never
+// read their Duration, so policies need not read the clock to measure it.
+func (o *Observer) ObservesDurations() bool { return false }
+
+var _ resilience.DurationObserver = (*Observer)(nil)

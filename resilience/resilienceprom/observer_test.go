@@ -163,3 +163,24 @@ func BenchmarkObserve(b *testing.B) {
 		obs.Observe(e)
 	}
 }
+
+// BenchmarkBreakerObserved is a breaker's success path with the metrics
+// observer, on the real clock, as the gateway keeps one per target.
+func BenchmarkBreakerObserved(b *testing.B) {
+	obs, err := resilienceprom.New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := resilience.NewBreaker(resilience.BreakerSettings{Name: "payments", Observer: obs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := br.Allow()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Done(nil)
+	}
+}
