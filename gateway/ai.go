@@ -86,15 +86,40 @@ func (g *Gateway) ServeAIUsage(w http.ResponseWriter, r *http.Request) {
 type aiCall struct {
 	w    aiWriter
 	body aiBody
-	rec  ai.Record
+	// req is the request as the service reads it. It lives here, not
+	// on serveAI's frame: a stream waits for its next token with
+	// serveAI below it, and a smaller frame keeps the waiting stack
+	// under the quarter of 16 KiB at which the collector halves it
+	// (TestAIStreamMemory).
+	req ai.Request
+	rec ai.Record
 	// recorded says rec holds the call's record: a request the service
 	// refused before it chose a model (a bad body) has none.
 	recorded bool
 }
 
-// serveAI serves x on the AI service of its route.
+// serveAI serves x on the AI service of its route. An open stream waits
+// for its next token with this frame below it, so what the call needs
+// before and after is made in functions of their own, kept out of line:
+// their locals are gone while the stream waits, and the waiting stack
+// stays under the quarter of 16 KiB at which the collector halves it
+// (TestAIStreamMemory).
 func (g *Gateway) serveAI(x *exchange) {
-	svc := x.st.ai
+	ac, ctx, cancel := g.startAI(x)
+	defer cancel()
+	ok := ac.w.serve(ctx, x.st.ai, &ac.req)
+	ac.w.streamed()
+	if ok {
+		g.endAI(x, ac)
+	}
+}
+
+// startAI makes x's AI call: its writer, its context (the caller, the
+// route's timeout, the record hook) and the request as the service
+// reads it.
+//
+//go:noinline
+func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, context.CancelFunc) {
 	ac := &aiCall{}
 	x.ai = ac
 	w := &ac.w
@@ -112,7 +137,6 @@ func (g *Gateway) serveAI(x *exchange) {
 		w.h2, w.c, w.relay = x.faultOut, nil, true
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	w.cancel = cancel
 	if x.tenant != "" {
 		ctx = ai.WithCaller(ctx, ai.Caller{Tenant: x.tenant, Key: x.keyID})
@@ -130,18 +154,22 @@ func (g *Gateway) serveAI(x *exchange) {
 	} else {
 		x.req.bodyDone = true
 	}
-	req := x.aiRequest(body)
-	ok := w.serve(ctx, svc, &req)
-	w.streamed()
-	if !ok {
-		return
-	}
-	if body != nil && body.err != nil && !w.sent {
+	ac.req = x.aiRequest(body)
+	return ac, ctx, cancel
+}
+
+// endAI ends x's AI call once the service returned: the answer's end,
+// and what the call's record tells the access log and the call store.
+//
+//go:noinline
+func (g *Gateway) endAI(x *exchange, ac *aiCall) {
+	w := &ac.w
+	if ac.req.Body != nil && ac.body.err != nil && !w.sent {
 		// The body could not be read (malformed, too large, late): the
 		// gateway answers as on any route, and the AI gateway made no
 		// call.
 		x.ai = nil
-		g.bodyRefusal(x, body.err)
+		g.bodyRefusal(x, ac.body.err)
 		return
 	}
 	w.end()
