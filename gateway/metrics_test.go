@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,25 +12,31 @@ import (
 )
 
 // bucketBounds returns the upper bounds of the histogram name's buckets
-// as the registry exposes them.
+// as the registry exposes them. The gateway observes a request once its
+// answer is written, so a client that read the answer may gather before
+// the series exists: it is waited for, for up to 10 s.
 func bucketBounds(t *testing.T, reg *prometheus.Registry, name string) []float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
-			continue
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
-		var bounds []float64
-		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
-			bounds = append(bounds, b.GetUpperBound())
+		for _, mf := range mfs {
+			if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+				continue
+			}
+			var bounds []float64
+			for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+				bounds = append(bounds, b.GetUpperBound())
+			}
+			return bounds
 		}
-		return bounds
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s series", name)
+			return nil
+		}
 	}
-	t.Fatalf("no %s series", name)
-	return nil
 }
 
 // TestLatencyBuckets: the request duration histograms have relia's
