@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relia-dev/relia/internal/children"
 )
 
 // Bucket boundaries the OpenTelemetry GenAI semantic conventions advise
@@ -24,19 +26,18 @@ type metrics struct {
 	ttft     *prometheus.HistogramVec
 	tpot     *prometheus.HistogramVec
 	cost     *prometheus.CounterVec
-	// children holds each label set's series once looked up: a call
-	// finds its series with one map read instead of hashing its labels
-	// once per series.
-	mu       sync.RWMutex
-	children map[callKey]*children
+	// series holds each label set's series once looked up: a call
+	// finds its series by its key instead of hashing its labels once
+	// per series.
+	series children.Map[callKey, *callSeries]
 }
 
 // callKey is the labels of a call's series.
 type callKey struct{ op, ptype, model, provider, tenant, outcome string }
 
-// children are one label set's series, each made on its first
+// callSeries are one label set's series, each made on its first
 // observation, so that a series appears only once it has one.
-type children struct {
+type callSeries struct {
 	once                                [6]sync.Once
 	duration, ttft, tpot, input, output prometheus.Observer
 	cost                                prometheus.Counter
@@ -69,7 +70,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relia_ai_cost_usd_total", Help: "Cost of calls in USD, from the model catalog's prices.",
 		}, []string{"gen_ai_request_model", "tenant"}),
-		children: map[callKey]*children{},
 	}
 	for _, c := range []prometheus.Collector{m.tokens, m.duration, m.ttft, m.tpot, m.cost} {
 		if err := reg.Register(c); err != nil {
@@ -94,17 +94,7 @@ func (m *metrics) observe(r *Record) {
 		model = otherModel
 	}
 	k := callKey{r.Operation, semconvProvider(r.ptype), model, r.Provider, r.Tenant, r.Outcome}
-	m.mu.RLock()
-	c := m.children[k]
-	m.mu.RUnlock()
-	if c == nil {
-		m.mu.Lock()
-		if c = m.children[k]; c == nil {
-			c = &children{}
-			m.children[k] = c
-		}
-		m.mu.Unlock()
-	}
+	c := m.series.Get(k, func() *callSeries { return &callSeries{} })
 	lv := func() []string { return []string{k.op, k.ptype, k.model, k.provider, k.tenant, k.outcome} }
 	c.once[0].Do(func() { c.duration = m.duration.WithLabelValues(lv()...) })
 	c.duration.Observe(r.Duration.Seconds())

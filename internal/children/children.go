@@ -8,7 +8,12 @@ import (
 // Map is a set of children by key. The zero Map is empty and ready; it is
 // safe for concurrent use.
 type Map[K comparable, V any] struct {
-	m    sync.Map // K -> *entry[K, V]
+	// A map of K under a read lock, not a sync.Map: a sync.Map takes its
+	// keys as interfaces, and a key that is not a pointer (a string, a
+	// struct of label values) would be copied to the heap on every
+	// lookup the last child does not answer.
+	mu   sync.RWMutex
+	m    map[K]*entry[K, V]
 	last atomic.Pointer[entry[K, V]]
 }
 
@@ -17,17 +22,26 @@ type entry[K comparable, V any] struct {
 	v V
 }
 
-// Get returns k's child, made by mk the first time k is asked for (by
-// one of the callers that ask at once: every caller gets the same child).
+// Get returns k's child, made by mk the first time k is asked for (once:
+// callers that ask at once wait for it and get the same child).
 func (m *Map[K, V]) Get(k K, mk func() V) V {
 	if e := m.last.Load(); e != nil && e.k == k {
 		return e.v
 	}
-	v, ok := m.m.Load(k)
-	if !ok {
-		v, _ = m.m.LoadOrStore(k, &entry[K, V]{k: k, v: mk()})
+	m.mu.RLock()
+	e := m.m[k]
+	m.mu.RUnlock()
+	if e == nil {
+		m.mu.Lock()
+		if e = m.m[k]; e == nil {
+			if m.m == nil {
+				m.m = map[K]*entry[K, V]{}
+			}
+			e = &entry[K, V]{k: k, v: mk()}
+			m.m[k] = e
+		}
+		m.mu.Unlock()
 	}
-	e := v.(*entry[K, V])
 	m.last.Store(e)
 	return e.v
 }
