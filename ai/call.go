@@ -26,7 +26,14 @@ const MaxResponseBody = 32 << 20
 // attempts with failover, and the answer, whole or streamed.
 func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c *caller, req *wire.ChatRequest, eg egress, op string) {
 	rec := s.newRecord(op, c, req.Model, req.Stream)
-	defer s.finish(rec)
+	// handedOff says the host took the stream's relay (HandOff), which
+	// ends the call in its turn.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.finish(rec)
+		}
+	}()
 	rs, aerr := s.admitModel(st, c, req.Model, TypeChat, op == "prompt")
 	if aerr != nil {
 		rec.fail(aerr)
@@ -70,18 +77,28 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		eg.writeError(w, aerr)
 		return
 	}
-	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
-
 	ctx, stop := s.withTotal(rctx, rs.total)
-	defer stop()
-
+	// end ends the call once its answer is out: here, or at the end of
+	// the stream's relay when the host took it on.
+	end := func() {
+		rec.Attempts = f.attemptCount()
+		rec.Path = f.pathCopy()
+		stop()
+		res.settle(rctx, rec.usage, rec.Cost)
+	}
+	defer func() {
+		if !handedOff {
+			end()
+		}
+	}()
 	if req.Stream {
-		s.chatStream(ctx, w, f, req, eg, rec)
+		handedOff = s.chatStream(ctx, w, f, req, eg, rec, func() {
+			end()
+			s.finish(rec)
+		})
 	} else {
 		s.chatWhole(ctx, w, f, req, eg, rec)
 	}
-	rec.Attempts = f.attemptCount()
-	rec.Path = f.pathCopy()
 }
 
 // codeModelNotFound is the error code of a call naming a model the
@@ -324,8 +341,10 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 // byte, so a failover before it is invisible. After it, a failure ends
 // the client's stream with an error event and the call is recorded as
 // failed mid-stream: what was sent cannot be unsent, and a silent retry
-// would send different text.
-func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record) {
+// would send different text. Once the first token is out, a writer that
+// is a HandOff may take the rest of the stream, and end (the call's end)
+// with it: chatStream then reports true, and the call is not over.
+func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
 	var o *openStream
 	for o == nil {
 		var err error
@@ -334,22 +353,27 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 			if aerr := totalTimeout(ctx); aerr != nil {
 				rec.fail(aerr)
 				eg.writeError(w, aerr)
-				return
+				return false
 			}
 			if ctx.Err() != nil {
 				rec.Outcome, rec.Status = OutcomeCancelled, 499
-				return
+				return false
 			}
 			aerr := f.failure()
 			rec.fail(aerr)
 			eg.writeError(w, aerr)
-			return
+			return false
 		}
 	}
 	t := o.t
 	rec.target(t)
 	rec.TTFT = s.clock.Since(rec.Time)
-	defer o.close()
+	closing := true
+	defer func() {
+		if closing {
+			o.close()
+		}
+	}()
 
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w), eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
@@ -362,34 +386,75 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	if !o.ended {
 		o.timer.Reset(t.route.idle)
 		err = sw.flush()
-		for err == nil {
-			// While the next event is already at hand, the other
-			// streams run first (yield): a provider that sent its whole
-			// answer at once would otherwise hold the processor for the
-			// whole of it, and on one core every stream that became
-			// ready meanwhile, a new one's first token included, would
-			// wait behind it. A stream whose events come one by one
-			// waits for each anyway and does not yield: it waits here,
-			// with a shallow stack (waitNext).
-			if o.dec.buffered() > 0 {
-				yield()
-			} else {
-				o.waitNext()
-			}
-			var p piece
-			p, err = o.dec.next()
-			if err != nil {
-				break
-			}
-			o.timer.Reset(t.route.idle)
-			sw.piece(p)
-			// Events already read from the provider go out in one
-			// write; the flush waits only while more are at hand.
-			if o.dec.buffered() == 0 || len(sw.buf) >= maxHeldStream {
-				err = sw.flush()
+		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(func() {
+			defer end()
+			defer o.close()
+			s.endStream(ctx, o, sw, rec, relayStream(o, sw))
+		}) {
+			closing = false
+			return true
+		}
+		if err == nil {
+			err = relayStream(o, sw)
+		}
+	}
+	s.endStream(ctx, o, sw, rec, err)
+	return false
+}
+
+// HandOff is what a host's http.ResponseWriter implements when it can
+// relay an open stream from a goroutine of its own, so that the
+// goroutine that served the request up to the first token (its deep
+// stack of host and call frames) can end while the stream waits for
+// tokens: a waiting stream then holds only relay's few frames, and the
+// collector shrinks its stack to 4 KiB (docs/benchmarks.md, "Open
+// streams' memory"). relia gateway's edge is one.
+type HandOff interface {
+	// HandOff takes relay, which streams the rest of the answer through
+	// the writer and ends the call, or reports false and leaves the
+	// stream to Serve. Once taken, relay runs once, after Serve
+	// returned, and the answer ends when relay returns.
+	HandOff(relay func()) bool
+}
+
+// relayStream passes the stream's events to the client until the
+// provider's stream ends (io.EOF) or fails, or the client's write does.
+// A stream waits here for each next event, a few frames deep.
+func relayStream(o *openStream, sw *streamWriter) error {
+	for {
+		// While the next event is already at hand, the other streams run
+		// first (yield): a provider that sent its whole answer at once
+		// would otherwise hold the processor for the whole of it, and on
+		// one core every stream that became ready meanwhile, a new one's
+		// first token included, would wait behind it. A stream whose
+		// events come one by one waits for each anyway and does not
+		// yield: it waits here, with a shallow stack (waitNext).
+		if o.dec.buffered() > 0 {
+			yield()
+		} else {
+			o.waitNext()
+		}
+		p, err := o.dec.next()
+		if err != nil {
+			return err
+		}
+		o.timer.Reset(o.t.route.idle)
+		sw.piece(p)
+		// Events already read from the provider go out in one write;
+		// the flush waits only while more are at hand.
+		if o.dec.buffered() == 0 || len(sw.buf) >= maxHeldStream {
+			if err := sw.flush(); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// endStream ends a stream that relayed up to err (nil or io.EOF: the
+// provider's stream ended): the record's usage, cost and outcome, the
+// breaker's verdict, and the client's last event.
+func (s *Service) endStream(ctx context.Context, o *openStream, sw *streamWriter, rec *Record, err error) {
+	t := o.t
 	if err == io.EOF || o.ended {
 		err = nil
 	}

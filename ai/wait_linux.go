@@ -11,9 +11,9 @@ import (
 // its end of stream, or an error (the read deadline a cancellation sets
 // included: the read that follows reports it), unless what the body
 // would read next is already at hand. A stream waits for its next event
-// here, a few frames below chatStream, instead of at the bottom of the
-// decoder's reads: the collector halves a waiting goroutine's stack only
-// when under a quarter of it is in use, and 10,000 open streams are
+// here, a few frames below relayStream, instead of at the bottom of the
+// decoder's reads: the collector shrinks a waiting goroutine's stack
+// only when under a quarter of it is in use, and 10,000 open streams are
 // 10,000 waiting goroutines (docs/benchmarks.md, "AI gateway vs
 // Portkey"). The read that follows finds the bytes and does not wait.
 func (b *upstreamBody) waitReadable() {

@@ -96,30 +96,67 @@ type aiCall struct {
 	// recorded says rec holds the call's record: a request the service
 	// refused before it chose a model (a bad body) has none.
 	recorded bool
+	// relay is the rest of a stream the service handed off (HandOff),
+	// until relayAI runs it.
+	relay func()
 }
 
-// serveAI serves x on the AI service of its route. An open stream waits
-// for its next token with this frame below it, so what the call needs
-// before and after is made in functions of their own, kept out of line:
-// their locals are gone while the stream waits, and the waiting stack
-// stays under the quarter of 16 KiB at which the collector halves it
-// (TestAIStreamMemory).
+// serveAI serves x on the AI service of its route. A stream that the
+// service handed off once its first token was out (HandOff) is not over
+// when it returns: x.ai.relay holds the rest, which the connection's
+// next goroutine runs (relayAI) once this one has unwound and ended, so
+// that a waiting stream holds a shallow stack (conn.done).
 func (g *Gateway) serveAI(x *exchange) {
-	ac, ctx, cancel := g.startAI(x)
-	defer cancel()
+	ac, ctx := g.startAI(x)
 	ok := ac.w.serve(ctx, x.st.ai, &ac.req)
+	if ac.relay != nil {
+		return
+	}
+	g.afterAI(x, ac, ok)
+}
+
+// relayAI runs the rest of x's handed-off stream and ends the call as
+// serveAI would have.
+func (g *Gateway) relayAI(x *exchange) {
+	ac := x.ai
+	relay := ac.relay
+	ac.relay = nil
+	ok := ac.w.guard(ac.req.Path, relay)
+	g.afterAI(x, ac, ok)
+}
+
+// afterAI ends x's AI call once the service's part of it returned (ok
+// says it did not panic).
+func (g *Gateway) afterAI(x *exchange, ac *aiCall, ok bool) {
 	ac.w.streamed()
 	if ok {
 		g.endAI(x, ac)
 	}
+	ac.w.cancel()
 }
+
+// HandOff takes the rest of a stream whose first events are out, on an
+// HTTP/1.1 connection whose route holds nothing for the request's
+// length (a concurrency limit's permit, a cache entry to fill): x's
+// goroutine then ends, and the connection's next one relays the stream
+// (serveAI).
+func (w *aiWriter) HandOff(relay func()) bool {
+	r := w.x.route
+	if w.c == nil || w.relay || !w.chunked || w.err != nil || r.limiter != nil || r.bulkhead != nil || r.cache != nil {
+		return false
+	}
+	w.x.ai.relay = relay
+	return true
+}
+
+var _ ai.HandOff = (*aiWriter)(nil)
 
 // startAI makes x's AI call: its writer, its context (the caller, the
 // route's timeout, the record hook) and the request as the service
 // reads it.
 //
 //go:noinline
-func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, context.CancelFunc) {
+func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 	ac := &aiCall{}
 	x.ai = ac
 	w := &ac.w
@@ -155,7 +192,7 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, context.Cancel
 		x.req.bodyDone = true
 	}
 	ac.req = x.aiRequest(body)
-	return ac, ctx, cancel
+	return ac, ctx
 }
 
 // endAI ends x's AI call once the service returned: the answer's end,
@@ -218,12 +255,19 @@ func (x *exchange) aiRequest(body *aiBody) ai.Request {
 // cannot take the part for the whole. It reports whether the service
 // returned.
 func (w *aiWriter) serve(ctx context.Context, svc *ai.Service, req *ai.Request) (ok bool) {
+	return w.guard(req.Path, func() { svc.Serve(ctx, w, req) })
+}
+
+// guard runs fn, a part of the AI service's answer on the request for
+// path, and recovers from its panic as serve says. It reports whether
+// fn returned.
+func (w *aiWriter) guard(path string, fn func()) (ok bool) {
 	defer func() {
 		if ok {
 			return
 		}
 		v := recover()
-		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", req.Path)
+		w.g.log.Error("the AI gateway failed on a request", "panic", fmt.Sprint(v), "route", routeName(w.x), "path", path)
 		if !w.sent {
 			w.status, w.held = 0, w.held[:0]
 			w.header = http.Header{"Content-Type": {"application/json"}}
@@ -237,7 +281,7 @@ func (w *aiWriter) serve(ctx context.Context, svc *ai.Service, req *ai.Request) 
 		}
 		w.fail(errAIPanic)
 	}()
-	svc.Serve(ctx, w, req)
+	fn()
 	return true
 }
 
@@ -649,4 +693,11 @@ func (x *exchange) addAICall(rec *callstore.Record) {
 		// The client got a 200 and then an error event: the call failed.
 		rec.Outcome, rec.Reason = r.Outcome, r.Reason
 	}
+}
+
+// prepared reports whether the AI writer prepared the answer's head as
+// it wrote it (aiWriter.WriteHeader) and its stream goes on (HandOff):
+// the gateway's preparing of the response has nothing to do.
+func (ac *aiCall) prepared() bool {
+	return ac.relay != nil
 }

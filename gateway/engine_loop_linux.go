@@ -817,18 +817,7 @@ func (l *loop) handOn(c *conn, rest func() bool, x *exchange) {
 	l.forget(c)
 	l.handedOn.Add(1)
 	c.state.Store(connActive)
-	go func() { // ends when the connection closes
-		defer c.g.conns.remove(c)
-		defer c.nc.Close()
-		keep := rest()
-		if x != nil {
-			putExchange(x)
-		}
-		c.rd.Release()
-		if keep {
-			c.serveH1(false)
-		}
-	}()
+	go c.serveFrom(rest, x) // ends when the connection closes
 }
 
 // forget takes c out of the loop: its reads wait on Go's poller again.

@@ -1195,6 +1195,9 @@ func routeName(x *exchange) string {
 // prepareResponse applies the route's response header changes and the
 // request id to the response about to be written.
 func (g *Gateway) prepareResponse(x *exchange) {
+	if x.ai != nil && x.ai.prepared() {
+		return
+	}
 	resp := &x.resp
 	if r := x.route; r != nil {
 		for _, name := range r.respRemove {

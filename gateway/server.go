@@ -121,6 +121,10 @@ type conn struct {
 	// wdl bounds the writes of the response under way; it is set on the
 	// socket only if a write must wait (rawio.WriteBy).
 	wdl time.Time
+	// relaying is the exchange whose AI stream goes on from c's next
+	// goroutine, once the one that served it up to its first token ended
+	// (done).
+	relaying *exchange
 	// ended: end was called, and its deadlines stand.
 	ended atomic.Bool
 	// lp is the connection's state on an event loop; nil on a goroutine
@@ -194,27 +198,72 @@ func (c *conn) end() {
 }
 
 func (c *conn) serve() {
-	defer c.g.conns.remove(c)
-	defer c.nc.Close()
+	if c.open() {
+		c.serveH1(true)
+	}
+	c.done()
+}
+
+// open readies a new connection: its peer, its TLS session, and either
+// serves HTTP/2 when ALPN chose it (and reports false) or readies
+// HTTP/1.1.
+func (c *conn) open() bool {
 	c.setPeer()
 	c.c = c.nc
 	if c.s.tls != nil {
 		tc := tls.Server(c.nc, c.s.tls)
 		c.nc.SetDeadline(time.Now().Add(c.s.srv.ReadHeaderTimeout))
 		if err := tc.Handshake(); err != nil {
-			return
+			return false
 		}
 		c.nc.SetDeadline(time.Time{}) // each protocol sets its own from here
 		c.c, c.tls = tc, true
 		if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS {
 			c.serveH2(tc)
-			return
+			return false
 		}
 	} else {
 		c.c = rawio.Wrap(c.nc)
 	}
 	c.setupH1()
-	c.serveH1(true)
+	return true
+}
+
+// done ends the goroutine that serves c: it closes c, or, when c's last
+// request is an AI stream the AI service handed off (ai.go, serveAI),
+// starts the goroutine that relays the stream and serves c from there.
+// That goroutine starts only now, with this one's frames gone: a stream
+// waits for its next token on a stack of a few frames, which the
+// collector shrinks to 4 KiB, rather than below the whole request's
+// (TestAIStreamMemory).
+func (c *conn) done() {
+	if x := c.relaying; x != nil {
+		c.relaying = nil
+		go c.serveFrom(func() bool {
+			c.g.relayAI(x)
+			return c.respond(x)
+		}, x)
+		return
+	}
+	c.g.conns.remove(c)
+	c.nc.Close()
+}
+
+// serveFrom serves c, on a goroutine of its own, from a request under
+// way: rest serves it (x, when set) and reports whether the connection
+// stays for another, which serveFrom then reads from the bytes already
+// buffered on. It ends when the connection closes.
+func (c *conn) serveFrom(rest func() bool, x *exchange) {
+	if keep := rest(); c.relaying == nil {
+		if x != nil {
+			putExchange(x)
+		}
+		c.rd.Release()
+		if keep {
+			c.serveH1(false)
+		}
+	}
+	c.done()
 }
 
 // setPeer takes the client's address from the connection.
@@ -377,11 +426,14 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 func (c *conn) serveRequest() bool {
 	g := c.g
 	x := newExchange(g)
-	defer putExchange(x)
 	c.intake(x)
 	x.h1c = c
 	g.serveExchange(x)
-	return c.respond(x)
+	keep := c.respond(x)
+	if c.relaying != x {
+		putExchange(x)
+	}
+	return keep
 }
 
 // respond writes x's answer, records the request and reports whether
@@ -389,6 +441,11 @@ func (c *conn) serveRequest() bool {
 func (c *conn) respond(x *exchange) bool {
 	g := c.g
 	if x.ai != nil { // the AI gateway wrote its answer (ai.go)
+		if x.ai.relay != nil {
+			// Its stream goes on from the next goroutine (done).
+			c.relaying = x
+			return false
+		}
 		keep := x.ai.w.keep()
 		g.finish(x)
 		c.rd.Release()
