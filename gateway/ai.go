@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -577,8 +578,27 @@ var aiChunkBufs = sync.Pool{New: func() any {
 // aiChunkBufMax is the largest buffer aiChunkBufs keeps.
 const aiChunkBufMax = 64 << 10
 
+// aiFieldBufs and aiLineBufs hold buffers of exchanges while their
+// answers stream: a streaming exchange lends its request's and its
+// response's field arrays (32 fields, 1.5 KB each) and keeps the
+// request's fields on a copy of their size (the response's were written
+// with its head), and lends the buffer of its access log line, which is
+// written at the stream's end (lendBuffers, takeBuffers).
+var (
+	aiFieldBufs = sync.Pool{New: func() any {
+		f := make([]h1.Header, 0, 32)
+		return &f
+	}}
+	aiLineBufs = sync.Pool{New: func() any {
+		b := make([]byte, 0, 512)
+		return &b
+	}}
+)
+
 // lendBuffers lends the connection's write buffer to aiChunkBufs while
-// its answer streams, and lets go of its read buffer if it can.
+// its answer streams, and x's field arrays and line buffer to
+// aiFieldBufs and aiLineBufs, and lets go of the connection's read
+// buffer if it can.
 func (w *aiWriter) lendBuffers() {
 	c := w.c
 	c.dropReadBuffer(w.x)
@@ -586,6 +606,26 @@ func (w *aiWriter) lendBuffers() {
 	c.wbuf = nil
 	w.lent = true
 	aiChunkBufs.Put(&b)
+	x := w.x
+	req, resp := x.req.fields, x.resp.fields
+	x.req.fields = slices.Clone(req)
+	x.resp.fields, x.ureq.Fields = nil, nil
+	lendFields(req)
+	lendFields(resp)
+	line := x.line[:0]
+	x.line = nil
+	aiLineBufs.Put(&line)
+}
+
+// lendFields puts a field array in aiFieldBufs, emptied.
+func lendFields(f []h1.Header) {
+	if cap(f) == 0 {
+		return
+	}
+	f = f[:cap(f)]
+	clear(f)
+	f = f[:0]
+	aiFieldBufs.Put(&f)
 }
 
 // streamed ends what a streaming answer held on its connection: its
@@ -596,11 +636,17 @@ func (w *aiWriter) streamed() {
 }
 
 // takeBuffers gives the connection a write buffer again once its
-// answer streamed.
+// answer streamed, and x its field arrays, the request's fields copied
+// back, and its line buffer.
 func (w *aiWriter) takeBuffers() {
 	if w.lent {
 		w.lent = false
 		w.c.wbuf = (*aiChunkBufs.Get().(*[]byte))[:0]
+		x := w.x
+		x.req.fields = append((*aiFieldBufs.Get().(*[]h1.Header))[:0], x.req.fields...)
+		x.resp.fields = (*aiFieldBufs.Get().(*[]h1.Header))[:0]
+		x.ureq.Fields = x.req.fields[:0]
+		x.line = (*aiLineBufs.Get().(*[]byte))[:0]
 	}
 }
 
@@ -696,8 +742,10 @@ func (x *exchange) addAICall(rec *callstore.Record) {
 }
 
 // prepared reports whether the AI writer prepared the answer's head as
-// it wrote it (aiWriter.WriteHeader) and its stream goes on (HandOff):
-// the gateway's preparing of the response has nothing to do.
+// it wrote it (aiWriter.WriteHeader): the gateway's preparing of the
+// response after the call has nothing left to do, and a stream's
+// response fields may be lent out or their stream still under way
+// (HandOff).
 func (ac *aiCall) prepared() bool {
-	return ac.relay != nil
+	return ac.relay != nil || ac.w.sent && !ac.w.relay
 }

@@ -250,13 +250,27 @@ func (p *holdingProvider) serve() {
 }
 
 // TestAIStreamKeepsItsRequest: a stream lets go of its connection's
-// buffers while it waits (dropReadBuffer, lendBuffers), and what the
-// gateway says of its request afterwards (the call record's method,
-// path and captured headers, its access log line) is still the
-// request's;
+// and its exchange's buffers while it waits (dropReadBuffer,
+// lendBuffers), and what the gateway says of its request afterwards
+// (the call record's method, path and captured headers, its access log
+// line) is still the request's;
 // the next request on the connection is read into a buffer made anew.
+// On a route with a bulkhead the stream is not handed off (HandOff):
+// the serving goroutine relays it, and the same holds.
 func TestAIStreamKeepsItsRequest(t *testing.T) {
 	t.Parallel()
+	for name, route := range map[string]string{
+		"handed-off": "      ai: assist\n",
+		"bulkhead":   "      ai: assist\n      bulkhead: {maxConcurrent: 10}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			aiStreamKeepsItsRequest(t, route)
+		})
+	}
+}
+
+func aiStreamKeepsItsRequest(t *testing.T, route string) {
 	fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) // no timeout fires
 	next := make(chan struct{})
 	provSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -273,7 +287,7 @@ func TestAIStreamKeepsItsRequest(t *testing.T) {
 	t.Cleanup(provSrv.Close)
 	var calls callList
 	var access syncBuffer
-	spec := strings.Replace(aiSpec, "      ai: assist\n", "      ai: assist\n      capture: {headers: true}\n", 1)
+	spec := strings.Replace(aiSpec, "      ai: assist\n", route+"      capture: {headers: true}\n", 1)
 	g, _ := startGateway(t, fmt.Sprintf(spec, "", provSrv.URL, provSrv.URL, ""), Options{Clock: fc, Calls: &calls, AccessLog: &access})
 	nc, err := net.Dial("tcp", g.Addr("main"))
 	if err != nil {
@@ -300,14 +314,19 @@ func TestAIStreamKeepsItsRequest(t *testing.T) {
 			}
 		}
 		rec := waitCalls(t, &calls, i+1)[i]
-		var got string
+		var got, ctype string
 		for _, h := range rec.RequestHeaders {
 			if h.Name == "X-Probe" {
 				got = h.Value
 			}
 		}
-		if rec.Method != "POST" || rec.Path != "/v1/chat/completions" || got != probe || rec.Status != 200 {
-			t.Errorf("record of stream %d: method %q path %q X-Probe %q status %d, want POST /v1/chat/completions %q 200", i, rec.Method, rec.Path, got, rec.Status, probe)
+		for _, h := range rec.ResponseHeaders {
+			if h.Name == "Content-Type" {
+				ctype = h.Value
+			}
+		}
+		if rec.Method != "POST" || rec.Path != "/v1/chat/completions" || got != probe || rec.Status != 200 || ctype != "text/event-stream" {
+			t.Errorf("record of stream %d: method %q path %q X-Probe %q status %d Content-Type %q, want POST /v1/chat/completions %q 200 text/event-stream", i, rec.Method, rec.Path, got, rec.Status, ctype, probe)
 		}
 	}
 	for range 200 { // the access log is written off the request path
