@@ -333,6 +333,10 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 	if ctx.Err() != nil { // a hedge's loser: it lost while the token came
 		return fail(ctx.Err())
 	}
+	o.stop = nil // it unhooked; it would hold the hook
+	if b, ok := o.body.(*upstreamBody); ok && !o.ended {
+		b.streaming()
+	}
 	return o, nil
 }
 

@@ -257,6 +257,15 @@ func bodyErr(err error) error {
 
 var _ wire.Pieces = (*upstreamBody)(nil)
 
+// streaming lets go of what the body of an open stream, which may wait
+// for long, does not need: its connection's write buffer (the request
+// is written) and the fields of the answer's head (the response's
+// Header has them).
+func (b *upstreamBody) streaming() {
+	b.resp.Headers = nil
+	b.resp.Conn().DropWriteBuffer()
+}
+
 // Close gives the connection back: kept when the body was read to its
 // end, closed otherwise.
 func (b *upstreamBody) Close() error {

@@ -593,8 +593,16 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
+// DropWriteBuffer lets go of the connection's write buffer while the
+// body of its response streams for long and nothing is to be written
+// (an AI stream): the next request on it makes one anew.
+func (uc *Conn) DropWriteBuffer() { uc.wbuf = nil }
+
 // writeRequest writes the head and the body.
 func (uc *Conn) writeRequest(req *Request) error {
+	if uc.wbuf == nil {
+		uc.wbuf = make([]byte, 0, uc.t.writeBuffer)
+	}
 	b := h1.AppendRequestLine(uc.wbuf[:0], req.Method, req.Target)
 	b = append(b, "Host: "...)
 	b = append(b, req.Host...)
