@@ -259,10 +259,11 @@ var _ wire.Pieces = (*upstreamBody)(nil)
 
 // streaming lets go of what the body of an open stream, which may wait
 // for long, does not need: its connection's write buffer (the request
-// is written) and the fields of the answer's head (the response's
-// Header has them).
+// is written) and the fields and reason of the answer's head (the
+// response has them), which would hold its read buffer (waitReadable
+// lends it out).
 func (b *upstreamBody) streaming() {
-	b.resp.Headers = nil
+	b.resp.Headers, b.resp.Reason = nil, nil
 	b.resp.Conn().DropWriteBuffer()
 }
 

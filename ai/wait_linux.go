@@ -36,5 +36,12 @@ func (b *upstreamBody) waitReadable() {
 			return e != syscall.EAGAIN && e != syscall.EINTR // else the poller waits and calls again
 		}
 	}
+	// Nothing is buffered: the connection's read buffer waits in a pool
+	// meanwhile.
+	uc := b.resp.Conn()
+	parked := uc.ParkReadBuffer()
 	b.rc.Read(b.peekFn)
+	if parked {
+		uc.UnparkReadBuffer()
+	}
 }

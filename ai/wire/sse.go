@@ -132,6 +132,11 @@ func (r *SSEReader) Next() (SSEEvent, error) {
 				any = false
 				continue // an event with no data is not dispatched
 			}
+			if len(r.pend) == 0 {
+				// No hold on a Pieces source's buffer, which it may
+				// lend out while the stream waits.
+				r.pend = nil
+			}
 			return SSEEvent{Name: string(r.name), Data: r.data}, nil
 		}
 		any = true

@@ -88,6 +88,9 @@ type Target struct {
 	open        *Open
 	readBuffer  int
 	writeBuffer int
+	// rbufs holds read buffers of readBuffer bytes that connections lent
+	// while their bodies waited (ParkReadBuffer).
+	rbufs sync.Pool
 	// retired is set once the target's owner replaced it (a reload) or
 	// shut down: connections given back after that close instead of
 	// waiting idle in a pool nobody will take them from.
@@ -102,7 +105,7 @@ func New(s Settings) *Target {
 	if s.MaxIdle <= 0 {
 		s.MaxIdle = 256
 	}
-	return &Target{
+	t := &Target{
 		addr:        s.Addr,
 		idle:        make(chan *Conn, min(s.MaxConns, s.MaxIdle)),
 		slots:       make(chan struct{}, s.MaxConns),
@@ -112,6 +115,11 @@ func New(s Settings) *Target {
 		readBuffer:  cmp.Or(s.ReadBuffer, readBuffer),
 		writeBuffer: cmp.Or(s.WriteBuffer, writeBuffer),
 	}
+	t.rbufs.New = func() any {
+		b := make([]byte, t.readBuffer)
+		return &b
+	}
+	return t
 }
 
 // Addr returns the target's address.
@@ -138,6 +146,12 @@ type Conn struct {
 	// the target's pool; now is home as a NowWriter, when it is one.
 	home Home
 	now  NowWriter
+	// rbox carries the read buffer to and from the target's rbufs
+	// (ParkReadBuffer), so that parking allocates nothing; rheld holds
+	// the few bytes of framing left unconsumed meanwhile (a chunk's CRLF).
+	rbox   *[]byte
+	rheld  [8]byte
+	rheldN uint8
 }
 
 // Home takes a connection back when its response is released, instead of
@@ -591,6 +605,37 @@ func parseLength(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// ParkReadBuffer lends the connection's read buffer to its target's
+// other connections while the body of its response is about to wait for
+// bytes and at most a few are buffered (a chunk's CRLF), which it keeps:
+// a long stream between two events (an AI stream's tokens) then holds no
+// buffer. It reports whether it lent it; UnparkReadBuffer must then take
+// one back before the connection is read again.
+func (uc *Conn) ParkReadBuffer() bool {
+	rd := &uc.rd
+	if rd.W-rd.R > len(uc.rheld) || rd.Low != 0 || len(rd.Buf) != uc.t.readBuffer {
+		return false
+	}
+	uc.rheldN = uint8(copy(uc.rheld[:], rd.Buf[rd.R:rd.W]))
+	box := uc.rbox
+	if box == nil {
+		box = new([]byte)
+	}
+	*box, uc.rbox = rd.Buf, nil
+	rd.Buf, rd.R, rd.W = nil, 0, 0
+	uc.t.rbufs.Put(box)
+	return true
+}
+
+// UnparkReadBuffer gives the connection a read buffer again after
+// ParkReadBuffer lent its own.
+func (uc *Conn) UnparkReadBuffer() {
+	box := uc.t.rbufs.Get().(*[]byte)
+	uc.rd.Buf, uc.rbox = *box, box
+	*box = nil
+	uc.rd.R, uc.rd.W = 0, copy(uc.rd.Buf, uc.rheld[:uc.rheldN])
 }
 
 // DropWriteBuffer lets go of the connection's write buffer while the

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -126,5 +127,57 @@ func TestRetiredTargetClosesConnectionsGivenBack(t *testing.T) {
 	do()
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2: the first closed when given back", n)
+	}
+}
+
+// TestParkReadBufferKeepsTheBody: a body that waits between chunks lends
+// its connection's read buffer (keeping the chunk's CRLF it had not
+// consumed) and reads on after taking one back, which another
+// connection of the target may have used meanwhile.
+func TestParkReadBufferKeepsTheBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	next := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+		<-next
+		io.WriteString(c, "6\r\nsecond\r\n0\r\n\r\n")
+	}()
+	tg := New(Settings{Addr: ln.Addr().String(), ReadBuffer: 256})
+	var resp Response
+	if err := tg.Do(context.Background(), &Request{Method: []byte("GET"), Target: []byte("/"), Host: []byte("h")}, &resp, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Release()
+	var got []byte
+	for len(got) < len("first") {
+		p, err := resp.Body.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p...)
+	}
+	uc := resp.Conn()
+	if !uc.ParkReadBuffer() {
+		t.Fatalf("a body waiting between chunks kept its buffer (%d bytes unconsumed)", len(uc.rd.Buffered()))
+	}
+	// Another connection's reads use the lent buffer meanwhile.
+	other := tg.rbufs.Get().(*[]byte)
+	copy(*other, bytes.Repeat([]byte("x"), len(*other)))
+	tg.rbufs.Put(other)
+	close(next)
+	uc.UnparkReadBuffer()
+	rest, err := io.ReadAll(&resp.Body)
+	if got = append(got, rest...); err != nil || string(got) != "firstsecond" {
+		t.Errorf("the body read %q, %v; want firstsecond", got, err)
 	}
 }
