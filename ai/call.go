@@ -92,10 +92,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		}
 	}()
 	if req.Stream {
-		handedOff = s.chatStream(ctx, w, f, req, eg, rec, func() {
-			end()
-			s.finish(rec)
-		})
+		handedOff = s.chatStream(ctx, w, f, req, eg, rec, end)
 	} else {
 		s.chatWhole(ctx, w, f, req, eg, rec)
 	}
@@ -346,8 +343,9 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 // the client's stream with an error event and the call is recorded as
 // failed mid-stream: what was sent cannot be unsent, and a silent retry
 // would send different text. Once the first token is out, a writer that
-// is a HandOff may take the rest of the stream, and end (the call's end)
-// with it: chatStream then reports true, and the call is not over.
+// is a HandOff may take the rest of the stream, and end and the record's
+// finish (the call's end) with it: chatStream then reports true, and
+// the call is not over.
 func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
 	var o *openStream
 	for o == nil {
@@ -391,6 +389,7 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 		o.timer.Reset(t.route.idle)
 		err = sw.flush()
 		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(func() {
+			defer s.finish(rec)
 			defer end()
 			defer o.close()
 			s.endStream(ctx, o, sw, rec, relayStream(o, sw))
