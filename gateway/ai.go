@@ -595,6 +595,15 @@ var (
 	}}
 )
 
+// writeBuffer, fieldArray and lineBuffer take an empty buffer from the
+// pools that streams lend theirs to: a stream takes its own kind back when
+// it ends, and new connections and exchanges take theirs there too, so
+// that what streams lend is used again rather than made anew while it
+// waits in a pool.
+func writeBuffer() []byte     { return (*aiChunkBufs.Get().(*[]byte))[:0] }
+func fieldArray() []h1.Header { return (*aiFieldBufs.Get().(*[]h1.Header))[:0] }
+func lineBuffer() []byte      { return (*aiLineBufs.Get().(*[]byte))[:0] }
+
 // lendBuffers lends the connection's write buffer to aiChunkBufs while
 // its answer streams, and x's field arrays and line buffer to
 // aiFieldBufs and aiLineBufs, and lets go of the connection's read
@@ -641,12 +650,12 @@ func (w *aiWriter) streamed() {
 func (w *aiWriter) takeBuffers() {
 	if w.lent {
 		w.lent = false
-		w.c.wbuf = (*aiChunkBufs.Get().(*[]byte))[:0]
+		w.c.wbuf = writeBuffer()
 		x := w.x
-		x.req.fields = append((*aiFieldBufs.Get().(*[]h1.Header))[:0], x.req.fields...)
-		x.resp.fields = (*aiFieldBufs.Get().(*[]h1.Header))[:0]
+		x.req.fields = append(fieldArray(), x.req.fields...)
+		x.resp.fields = fieldArray()
 		x.ureq.Fields = x.req.fields[:0]
-		x.line = (*aiLineBufs.Get().(*[]byte))[:0]
+		x.line = lineBuffer()
 	}
 }
 

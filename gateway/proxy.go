@@ -216,8 +216,10 @@ type exchange struct {
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: make([]byte, 0, 512),
-		xff: make([]byte, 0, 64), utarget: make([]byte, 0, 128), req: request{fields: make([]h1.Header, 0, 32)}, resp: response{fields: make([]h1.Header, 0, 32)}}
+	// The field arrays and the line buffer come from the pools that AI
+	// streams lend theirs to (ai.go, lendBuffers).
+	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: lineBuffer(),
+		xff: make([]byte, 0, 64), utarget: make([]byte, 0, 128), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
 }}
 
 func newExchange(g *Gateway) *exchange {

@@ -277,7 +277,7 @@ func (c *conn) setPeer() {
 // setupH1 readies the connection for HTTP/1.1: its buffers.
 func (c *conn) setupH1() {
 	c.rd = h1.Reader{Src: c, Buf: make([]byte, 4096), Max: c.s.lim.HeadBytes + 4096}
-	c.wbuf = make([]byte, 0, 4096)
+	c.wbuf = writeBuffer() // one an AI stream lent, if any (ai.go)
 	c.flushFn = c.flushPending
 }
 

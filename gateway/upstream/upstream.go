@@ -88,9 +88,10 @@ type Target struct {
 	open        *Open
 	readBuffer  int
 	writeBuffer int
-	// rbufs holds read buffers of readBuffer bytes that connections lent
-	// while their bodies waited (ParkReadBuffer).
-	rbufs sync.Pool
+	// rbufs and wbufs hold read buffers of readBuffer bytes and write
+	// buffers that connections lent while their bodies waited
+	// (ParkReadBuffer, DropWriteBuffer), for them and for new ones.
+	rbufs, wbufs sync.Pool
 	// retired is set once the target's owner replaced it (a reload) or
 	// shut down: connections given back after that close instead of
 	// waiting idle in a pool nobody will take them from.
@@ -117,6 +118,10 @@ func New(s Settings) *Target {
 	}
 	t.rbufs.New = func() any {
 		b := make([]byte, t.readBuffer)
+		return &b
+	}
+	t.wbufs.New = func() any {
+		b := make([]byte, 0, t.writeBuffer)
 		return &b
 	}
 	return t
@@ -306,8 +311,12 @@ func (t *Target) Dial(ctx context.Context, deadline time.Time) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc := &Conn{t: t, c: rawio.Wrap(c), wbuf: make([]byte, 0, t.writeBuffer)}
-	uc.rd = h1.Reader{Src: uc, Buf: make([]byte, t.readBuffer)}
+	// Its buffers are ones that streaming connections lent, if any
+	// (ParkReadBuffer, DropWriteBuffer); the write buffer is taken at the
+	// first write.
+	uc := &Conn{t: t, c: rawio.Wrap(c)}
+	uc.rd = h1.Reader{Src: uc}
+	uc.takeReadBuffer()
 	t.open.add(uc)
 	return uc, nil
 }
@@ -632,21 +641,34 @@ func (uc *Conn) ParkReadBuffer() bool {
 // UnparkReadBuffer gives the connection a read buffer again after
 // ParkReadBuffer lent its own.
 func (uc *Conn) UnparkReadBuffer() {
-	box := uc.t.rbufs.Get().(*[]byte)
-	uc.rd.Buf, uc.rbox = *box, box
-	*box = nil
+	uc.takeReadBuffer()
 	uc.rd.R, uc.rd.W = 0, copy(uc.rd.Buf, uc.rheld[:uc.rheldN])
 }
 
-// DropWriteBuffer lets go of the connection's write buffer while the
-// body of its response streams for long and nothing is to be written
-// (an AI stream): the next request on it makes one anew.
-func (uc *Conn) DropWriteBuffer() { uc.wbuf = nil }
+// takeReadBuffer gives the connection a read buffer from its target's
+// pool.
+func (uc *Conn) takeReadBuffer() {
+	box := uc.t.rbufs.Get().(*[]byte)
+	uc.rd.Buf, uc.rbox = *box, box
+	*box = nil
+}
+
+// DropWriteBuffer lends the connection's write buffer to its target's
+// other connections while the body of its response streams for long and
+// nothing is to be written (an AI stream): the next request on it takes
+// one again.
+func (uc *Conn) DropWriteBuffer() {
+	if uc.wbuf != nil {
+		b := uc.wbuf[:0]
+		uc.wbuf = nil
+		uc.t.wbufs.Put(&b)
+	}
+}
 
 // writeRequest writes the head and the body.
 func (uc *Conn) writeRequest(req *Request) error {
 	if uc.wbuf == nil {
-		uc.wbuf = make([]byte, 0, uc.t.writeBuffer)
+		uc.wbuf = (*uc.t.wbufs.Get().(*[]byte))[:0]
 	}
 	b := h1.AppendRequestLine(uc.wbuf[:0], req.Method, req.Target)
 	b = append(b, "Host: "...)
