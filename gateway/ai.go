@@ -93,10 +93,10 @@ type aiCall struct {
 	// under the quarter of 16 KiB at which the collector halves it
 	// (TestAIStreamMemory).
 	req ai.Request
-	rec ai.Record
-	// recorded says rec holds the call's record: a request the service
-	// refused before it chose a model (a bad body) has none.
-	recorded bool
+	// rec is the call's record, once it ended: a request the service
+	// refused before it chose a model (a bad body) has none. It is made
+	// then, so that an open stream does not hold its space.
+	rec *ai.Record
 	// relay is the rest of a stream the service handed off (HandOff),
 	// until relayAI runs it.
 	relay func()
@@ -183,7 +183,7 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		// The route's timeout counts from the request's arrival.
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
-	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec, ac.recorded = r, true })
+	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec = &r })
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
@@ -211,7 +211,7 @@ func (g *Gateway) endAI(x *exchange, ac *aiCall) {
 		return
 	}
 	w.end()
-	if ac.recorded {
+	if ac.rec != nil {
 		if x.tenant == "" && ac.rec.Tenant != "anonymous" {
 			// The AI gateway's own tenant keys named the caller.
 			x.tenant, x.keyID = ac.rec.Tenant, ac.rec.Key
@@ -684,10 +684,10 @@ func (w *aiWriter) keep() bool {
 
 // appendAIFields appends an AI call's fields to its access log line.
 func (x *exchange) appendAIFields(b []byte) []byte {
-	if x.ai == nil || !x.ai.recorded {
+	if x.ai == nil || x.ai.rec == nil {
 		return b
 	}
-	r := &x.ai.rec
+	r := x.ai.rec
 	b = append(b, `,"model":`...)
 	b = appendJSONStr(b, r.Model)
 	b = append(b, `,"provider":`...)
@@ -721,7 +721,7 @@ func (x *exchange) appendAIFields(b []byte) []byte {
 // its call record and the GenAI metrics say, with error type
 // failed_mid_stream.
 func (x *exchange) aiClass(class outcome.Class) (outcome.Class, string) {
-	if !x.ai.recorded || x.ai.rec.Outcome != ai.OutcomeFailedMidStream {
+	if x.ai.rec == nil || x.ai.rec.Outcome != ai.OutcomeFailedMidStream {
 		return class, ""
 	}
 	if x.ai.rec.Reason == "timeout" {
@@ -732,10 +732,10 @@ func (x *exchange) aiClass(class outcome.Class) (outcome.Class, string) {
 
 // addAICall fills a call record's AI fields.
 func (x *exchange) addAICall(rec *callstore.Record) {
-	if x.ai == nil || !x.ai.recorded {
+	if x.ai == nil || x.ai.rec == nil {
 		return
 	}
-	r := &x.ai.rec
+	r := x.ai.rec
 	rec.Model, rec.Provider = r.Model, r.Provider
 	rec.InputTokens, rec.OutputTokens, rec.Cost = int64(r.InputTokens), int64(r.OutputTokens), r.Cost
 	if r.Provider != "" {

@@ -48,7 +48,7 @@ func (g *Gateway) faultAnswer(x *exchange, d fault.Decision, hr *http.Request) {
 	w.streamed() // the hang-up watch and buffers of a chunked answer (ai.go)
 	// The record of an AI call made behind the fault is the call's.
 	if in := x.ai; in != nil {
-		oc.rec, oc.recorded = in.rec, in.recorded
+		oc.rec = in.rec
 	}
 	x.ai = oc
 	if cut {
