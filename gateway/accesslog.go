@@ -137,9 +137,10 @@ func appendJSONString(b, s []byte) []byte {
 // thousands of requests a second, one write(2) per line would cost more
 // than the proxying, and each write(2) the runtime sees (entersyscall)
 // also restarts sysmon's 20 µs polling, which on a gateway sharing its
-// core cost about 5% of it (docs/benchmarks.md). Two buffers take turns:
-// requests fill one while the other is written; when both are full a
-// request waits, so no line is ever dropped. Lines reach the file within
+// core cost about 5% of it (docs/benchmarks.md); to a regular file the
+// writer's own writes are raw ones too (rawFile), for the same reason.
+// Two buffers take turns: requests fill one while the other is written;
+// when both are full a request waits, so no line is ever dropped. Lines reach the file within
 // flushEvery of the writer's clock, and at Close.
 type bufferedWriter struct {
 	mu     sync.Mutex

@@ -220,12 +220,13 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 			return fmt.Errorf("opening access log: %w", err)
 		}
 		g.accessFile = f
-		dst = f
+		dst = newFileWriter(f, clock.Real())
 	}
 	// The flush tick is the real clock's even when the gateway runs on a
 	// fake one: it bounds how stale the file is for whoever reads it, and
 	// is no part of the request logic that tests drive through the clock
-	// (whose pending timers they count).
+	// (whose pending timers they count). So is the time a write to the
+	// file took.
 	g.accessW = newBufferedWriter(dst, clock.Real())
 	g.access = &accessLog{w: g.accessW}
 	return nil
