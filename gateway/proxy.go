@@ -167,6 +167,7 @@ type exchange struct {
 	message  string   // what a rejection tells the client besides its reason
 	ckey     []byte   // the cache key: host then target
 	line     []byte   // the access log line
+	stamp    logStamp // the second its last line ended in, formatted
 	tp       [55]byte // a traceparent being written
 	chost    int      // the length of the host in ckey
 	// upgraded is the target connection an upgrade switched to.
@@ -230,7 +231,7 @@ func (x *exchange) renew(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps}
+	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps, stamp: x.stamp}
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
