@@ -231,7 +231,15 @@ func (x *exchange) renew(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps, stamp: x.stamp}
+	rid, path, buf, ckey, line, xff, utarget := x.rid[:0], x.path[:0], x.buf[:0], x.ckey[:0], x.line[:0], x.xff[:0], x.utarget[:0]
+	steps, taps, stamp := x.steps[:0], x.taps, x.stamp
+	// Zeroed in place, then given back what it keeps: a composite literal
+	// of the kept fields was built whole on the stack and copied over, two
+	// kilobytes cleared and two copied a request.
+	*x = exchange{}
+	x.g, x.req, x.resp = g, req, resp
+	x.rid, x.path, x.buf, x.ckey, x.line, x.xff, x.utarget = rid, path, buf, ckey, line, xff, utarget
+	x.steps, x.taps, x.stamp = steps, taps, stamp
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
