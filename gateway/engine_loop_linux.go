@@ -522,8 +522,10 @@ func (l *loop) wait() int {
 		return n
 	}
 	dl := l.nextSweep
-	if w := l.wheel.wake(); !w.IsZero() && w.Before(dl) {
-		dl = w
+	if l.wheel.dueBefore(dl) {
+		if w := l.wheel.wake(); !w.IsZero() && w.Before(dl) {
+			dl = w
+		}
 	}
 	// The poller's deadline moves only when the loop must wake earlier
 	// than it would, or it passed: waking early for a deadline since

@@ -196,6 +196,10 @@ func (w *wheel) expire(now time.Time, fired []*loopConn) []*loopConn {
 	return fired
 }
 
+// dueBefore reports whether something may be due before t: when not,
+// the loop need not look for its next deadline.
+func (w *wheel) dueBefore(t time.Time) bool { return w.due < w.tickOf(t) }
+
 // wake returns when the loop is next to look at the wheel; zero when
 // nothing waits in it.
 func (w *wheel) wake() time.Time {
