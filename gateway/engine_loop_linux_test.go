@@ -467,13 +467,15 @@ func fullBacklog(t *testing.T) string {
 	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 	// Fill the queue: the first connects complete, unaccepted; once one
 	// times out, the next ones will.
-	for {
+	for range 64 {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err != nil {
 			return addr
 		}
 		t.Cleanup(func() { c.Close() })
 	}
+	t.Skip("this kernel completes every connect to a listener that does not accept")
+	return ""
 }
 
 // TestTargetConnectsDoNotHoldTheLoop: a request whose target never
