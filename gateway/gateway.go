@@ -123,6 +123,10 @@ type Gateway struct {
 	aiSvc *ai.Service
 	// hangUps watches streaming AI answers' clients (ai_hangup_linux.go).
 	hangUps hangUps
+	// loopClock, when a test sets it before Start, is the event loops'
+	// clock (engine_loop_linux.go); nil: the real one, read apart from
+	// the gateway's clock so that a request reads that only twice.
+	loopClock clock.Clock
 }
 
 // state is one config generation: everything a request reads, built once

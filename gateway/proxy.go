@@ -109,7 +109,9 @@ func classifyErr(err error) errKind {
 		return errClient
 	case errors.Is(err, upstream.ErrInvalidResponse):
 		return errInvalid
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		// A dial that times out ends with either, whichever of its
+		// deadline and its context's noticed first.
 		return errTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errConnect
