@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/hex"
 	"io"
 	"strconv"
@@ -30,7 +31,7 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	}
 	b := x.line[:0]
 	b = append(b, `{"time":"`...)
-	b = x.start.Add(lat).AppendFormat(b, time.RFC3339Nano)
+	b = x.stamp.appendTime(b, x.start.Add(lat))
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, x.rid)
 	b = append(b, `,"trace_id":"`...)
@@ -60,7 +61,7 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(x.attempts), 10)
 	b = append(b, `,"latency_ms":`...)
-	b = strconv.AppendFloat(b, float64(lat)/float64(time.Millisecond), 'f', -1, 64)
+	b = appendMillis(b, lat)
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, x.req.bodyRead, 10)
 	b = append(b, `,"bytes_out":`...)
@@ -73,6 +74,71 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b = append(b, "}\n"...)
 	x.line = b
 	a.w.Write(b)
+}
+
+// logStamp is a time formatted to the second (time.RFC3339), which an
+// exchange keeps for the access lines of its next requests: most of them
+// end in the same second, and formatting a time whole cost about a fifth
+// of a line.
+type logStamp struct {
+	sec  int64
+	loc  *time.Location
+	n    int // the formatted time's length; 0: none yet
+	zone int // where its zone begins
+	b    [48]byte
+}
+
+// appendTime appends t as t.AppendFormat(b, time.RFC3339Nano) does.
+func (s *logStamp) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	if s.n == 0 || sec != s.sec || loc != s.loc {
+		// A zone's offset changes only on a second's boundary: one
+		// second in one location has one offset.
+		f := time.Unix(sec, 0).In(loc).AppendFormat(s.b[:0], time.RFC3339)
+		s.sec, s.loc, s.n = sec, loc, len(f)
+		s.zone = bytes.IndexByte(f, 'T') + len("15:04:05") + 1
+	}
+	b = append(b, s.b[:s.zone]...)
+	b = appendFraction(b, t.Nanosecond(), 9)
+	return append(b, s.b[s.zone:s.n]...)
+}
+
+// exactMillis bounds the durations whose milliseconds appendMillis writes
+// by integer arithmetic: below it, a duration in nanoseconds is exact as
+// a float64 and its milliseconds' shortest decimal (what strconv writes)
+// is their exact decimal, since any shorter decimal is at least 1 ns away
+// and float64's spacing there is under a nanosecond's millionth part.
+const exactMillis = 1e15 // about 11.6 days
+
+// appendMillis appends d in milliseconds as
+// strconv.AppendFloat(b, float64(d)/1e6, 'f', -1, 64) does, without the
+// shortest-decimal search for the common durations.
+func appendMillis(b []byte, d time.Duration) []byte {
+	if d < 0 || d >= exactMillis {
+		return strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', -1, 64)
+	}
+	b = strconv.AppendInt(b, int64(d/time.Millisecond), 10)
+	return appendFraction(b, int(d%time.Millisecond), 6)
+}
+
+// appendFraction appends f, a fraction of 10^digits (digits at most 9),
+// as a decimal point and its digits without trailing zeros; nothing when
+// f is 0.
+func appendFraction(b []byte, f, digits int) []byte {
+	if f == 0 {
+		return b
+	}
+	var frac [10]byte
+	frac[0] = '.'
+	for i := digits; i > 0; i-- {
+		frac[i] = byte('0' + f%10)
+		f /= 10
+	}
+	n := digits + 1
+	for frac[n-1] == '0' {
+		n--
+	}
+	return append(b, frac[:n]...)
 }
 
 // appendJSONStr is appendJSONString for a string, without copying it.
@@ -137,9 +203,10 @@ func appendJSONString(b, s []byte) []byte {
 // thousands of requests a second, one write(2) per line would cost more
 // than the proxying, and each write(2) the runtime sees (entersyscall)
 // also restarts sysmon's 20 µs polling, which on a gateway sharing its
-// core cost about 5% of it (docs/benchmarks.md). Two buffers take turns:
-// requests fill one while the other is written; when both are full a
-// request waits, so no line is ever dropped. Lines reach the file within
+// core cost about 5% of it (docs/benchmarks.md); to a regular file the
+// writer's own writes are raw ones too (rawFile), for the same reason.
+// Two buffers take turns: requests fill one while the other is written;
+// when both are full a request waits, so no line is ever dropped. Lines reach the file within
 // flushEvery of the writer's clock, and at Close.
 type bufferedWriter struct {
 	mu     sync.Mutex

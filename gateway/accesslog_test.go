@@ -3,9 +3,12 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,5 +286,66 @@ func BenchmarkAccessLogWrite(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// An access line's time is what time.RFC3339Nano writes, whether the
+// second was formatted for an earlier line or not: in UTC, in zones on
+// either side of it, across a daylight saving change, for whole seconds
+// and every count of fraction digits, and for years of other widths.
+func TestLogStampMatchesRFC3339Nano(t *testing.T) {
+	t.Parallel()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	locs := []*time.Location{time.UTC, time.Local, ny, time.FixedZone("", 5*3600+30*60), time.FixedZone("X", -9*3600)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var times []time.Time
+	// 2026-03-08 07:00 UTC is 02:00 in New York, where clocks went forward.
+	dst := time.Date(2026, 3, 8, 6, 59, 58, 0, time.UTC)
+	for i := range 5 * time.Second / (250 * time.Millisecond) {
+		times = append(times, dst.Add(i*250*time.Millisecond))
+	}
+	for _, sec := range []int64{0, 1, -1, -62135596800 - 86400, 253402300799, 253402300800, 1796000000} {
+		for _, ns := range []int{0, 1, 10, 100, 999999999, 500000000, 120000000, 123456789} {
+			times = append(times, time.Unix(sec, int64(ns)))
+		}
+	}
+	for range 2000 {
+		// Runs within a second, then a jump, as traffic goes.
+		base := time.Unix(1700000000+rng.Int64N(400000000), 0)
+		for range 1 + rng.IntN(4) {
+			times = append(times, base.Add(time.Duration(rng.Int64N(int64(time.Second)))))
+		}
+	}
+	for _, loc := range locs {
+		var s logStamp
+		for _, tm := range times {
+			tm = tm.In(loc)
+			want := tm.AppendFormat(nil, time.RFC3339Nano)
+			if got := s.appendTime([]byte("x"), tm); string(got[1:]) != string(want) {
+				t.Fatalf("%v in %v: %q, want %q", tm.UnixNano(), loc, got[1:], want)
+			}
+		}
+	}
+}
+
+// An access line's latency_ms is what strconv writes for the float
+// milliseconds, beyond the bound where the integer arithmetic stops too.
+func TestAppendMillisMatchesStrconv(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	ds := []time.Duration{0, 1, 9, 10, 999, 1000, 100000, 999999, time.Millisecond, time.Millisecond + 1, 1234567890,
+		time.Hour, exactMillis - 1, exactMillis, exactMillis + 1, 1<<53 - 1, 1 << 53, 1<<53 + 1, math.MaxInt64, -1, -1234567, math.MinInt64}
+	for range 200000 {
+		// Every magnitude, from nanoseconds to past the bound.
+		ds = append(ds, time.Duration(rng.Int64N(int64(1)<<(1+rng.IntN(62)))))
+	}
+	for _, d := range ds {
+		want := strconv.AppendFloat(nil, float64(d)/float64(time.Millisecond), 'f', -1, 64)
+		if got := appendMillis([]byte("x"), d); string(got[1:]) != string(want) {
+			t.Fatalf("%d ns: %q, want %q", int64(d), got[1:], want)
+		}
 	}
 }

@@ -3,9 +3,11 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -40,15 +42,19 @@ import (
 // (net.Conn), so handing on is taking them out of the loop's epoll.
 //
 // A loop waits, when its epoll has nothing ready, on Go's own poller for
-// its epoll descriptor to become readable: the loop shares the runtime's
-// threads with every other goroutine, timers and the admin API included.
+// its epoll descriptor to become readable, until its nearest deadline
+// (engine_loop_wheel_linux.go): the loop shares the runtime's threads with
+// every other goroutine, timers and the admin API included. A new
+// connection to a target is connected without waiting (a non-blocking
+// connect the loop's epoll reports the end of), so a slow target holds up
+// only the requests waiting for it.
 
 const eventLoopSupported = true
 
-// loopTick is how often a loop looks for timeouts (head, idle, the
-// target's answer) and for connections a drain ended: each expires within
-// a tick of its time.
-const loopTick = 100 * time.Millisecond
+// loopSweep is how often a loop looks for connections a drain ended and
+// for target connections that goroutines wait for or a reload retired;
+// timeouts have deadlines of their own.
+const loopSweep = 100 * time.Millisecond
 
 // errWouldBlock is a loop socket's read when epoll has not said it is
 // readable since the read that emptied it.
@@ -65,7 +71,9 @@ func (s *loopSrc) Read(p []byte) (int, error) {
 	if !s.ready || len(p) == 0 {
 		return 0, errWouldBlock
 	}
-	r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	// recvfrom(2), not read(2): a socket's own call skips the file
+	// layer's checks and bookkeeping that read(2) goes through.
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 	switch {
 	case errno == syscall.EAGAIN:
 		s.ready = false
@@ -85,7 +93,11 @@ func (s *loopSrc) Read(p []byte) (int, error) {
 // loopConn is a client connection's state on its loop.
 type loopConn struct {
 	l   *loop
+	c   *conn
 	src loopSrc
+	// timer is the connection's place in the loop's wheel, at deadline
+	// or, while a connect is under way, at the connect's own.
+	timer timerLinks
 	// first: no request was served yet; headWait: part of a head is in.
 	first    bool
 	headWait bool
@@ -125,11 +137,14 @@ func (lc *loopConn) write(p []byte) error {
 	return nil
 }
 
-// writeNow writes what of p fits in fd's socket buffer, without waiting.
+// writeNow writes what of p fits in fd's socket buffer, without waiting:
+// by sendto(2), which skips the file layer that write(2) goes through,
+// with MSG_NOSIGNAL, so that a peer that has gone makes it fail with
+// EPIPE and no signal.
 func writeNow(fd int, p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		r, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
 		switch errno {
 		case 0:
 			n += int(r)
@@ -150,6 +165,10 @@ type loopUp struct {
 	uc  *upstream.Conn
 	src loopSrc
 	c   *conn // the client whose answer it carries; nil while idle
+	// dialing: the connection is being opened for c, and uc is nil; the
+	// loop watches src.fd (-1 while a goroutine dials a name) for the
+	// connect's end. abandoned: c no longer waits for it.
+	dialing, abandoned bool
 }
 
 var _ upstream.NowWriter = (*loopUp)(nil)
@@ -220,12 +239,27 @@ type loop struct {
 	// spare are exchanges the loop's requests ended with, for its next
 	// ones: the loop's own, so taking and giving one back costs no
 	// sync.Pool round.
-	spare  []*exchange
-	waitDl time.Time
-	nextTk time.Time
+	spare []*exchange
+	// wheel holds the deadlines of the loop's connections; fired is
+	// expire's scratch.
+	wheel     wheel
+	fired     []*loopConn
+	waitDl    time.Time
+	nextSweep time.Time
 	// now is when the loop last woke: the time its timeouts start from,
-	// read once a wake rather than once a request.
+	// read once a wake rather than once a request, from clk (nil: the
+	// real clock; tests set it through Gateway.loopClock).
 	now time.Time
+	clk clock.Clock
+	// wakefd, an eventfd in the loop's epoll, wakes the loop for what
+	// other goroutines hand it under mu: connections accepted (adopted)
+	// and connections goroutines dialled (dialed).
+	wakefd  int
+	adopted []*conn
+	dialed  []loopDialed
+	// wakes counts the wakes wakefd had, once each is handled (a test's
+	// count more than one).
+	wakes atomic.Int64
 	// served counts the answers the loop wrote, handedOn the connections
 	// it handed to goroutines.
 	served, handedOn atomic.Int64
@@ -248,6 +282,7 @@ func (g *Gateway) newLoops(s *listenerServer) error {
 func (s *listenerServer) closeLoops() {
 	for _, l := range s.loops {
 		l.ep.Close()
+		syscall.Close(l.wakefd)
 	}
 	s.loops = nil
 }
@@ -280,13 +315,66 @@ func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
 		ep.Close()
 		return nil, err
 	}
-	l := &loop{g: g, s: s, epfd: epfd, ep: ep, rc: rc, nextTk: time.Now().Add(loopTick),
+	l := &loop{g: g, s: s, epfd: epfd, ep: ep, rc: rc, clk: g.loopClock,
 		idle: map[*upstream.Target][]*loopUp{}}
+	l.now = l.clockNow()
+	l.nextSweep = l.now.Add(loopSweep)
+	l.wheel = newWheel(l.now)
 	l.pollFn = func(uintptr) bool {
 		l.n = l.pollNow()
 		return l.n > 0
 	}
+	efd, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		ep.Close()
+		return nil, os.NewSyscallError("eventfd2", errno)
+	}
+	l.wakefd = int(efd)
+	if err := l.watch(l.wakefd); err != nil {
+		ep.Close()
+		syscall.Close(l.wakefd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
 	return l, nil
+}
+
+// clockNow reads the loop's clock.
+func (l *loop) clockNow() time.Time {
+	if l.clk != nil {
+		return l.clk.Now()
+	}
+	return time.Now()
+}
+
+// wake makes the loop look at what it was handed; the caller holds mu,
+// and the loop has not stopped.
+func (l *loop) wake() { l.wakeBy(1) }
+
+// wakeBy wakes the loop, adding n to the count its wakes add to wakes.
+func (l *loop) wakeBy(n uint64) {
+	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.wakefd), uintptr(unsafe.Pointer(&n)), 8)
+}
+
+// woken takes what other goroutines handed the loop, and returns the
+// count of the wakes it had.
+func (l *loop) woken() uint64 {
+	var n uint64
+	syscall.RawSyscall(syscall.SYS_READ, uintptr(l.wakefd), uintptr(unsafe.Pointer(&n)), 8)
+	l.mu.Lock()
+	adopted, dialed := l.adopted, l.dialed
+	l.adopted, l.dialed = nil, nil
+	l.mu.Unlock()
+	for _, c := range adopted {
+		// A connection that sent nothing yet waits within the head timeout
+		// from its accept; one the loop served already has its deadline.
+		if lc := c.lp; lc != nil && lc.c == c && lc.timer.level == 0 && lc.x == nil {
+			l.wheel.set(lc, lc.deadline)
+		}
+	}
+	for _, d := range dialed {
+		l.dialDone(d)
+	}
+	return n
 }
 
 // fdOf returns a connection's descriptor.
@@ -323,8 +411,8 @@ func (l *loop) adopt(c *conn) {
 	c.c = rawio.Wrap(c.nc)
 	c.setupH1()
 	fd := fdOf(c.nc)
-	lc := &loopConn{l: l, src: loopSrc{fd: fd}, first: true}
-	lc.deadline = time.Now().Add(c.s.srv.ReadHeaderTimeout)
+	lc := &loopConn{l: l, c: c, src: loopSrc{fd: fd}, first: true}
+	lc.deadline = l.clockNow().Add(c.s.srv.ReadHeaderTimeout)
 	c.lp = lc
 	c.rd.Src = &lc.src
 	c.state.Store(connIdle)
@@ -337,6 +425,12 @@ func (l *loop) adopt(c *conn) {
 		return
 	}
 	l.clients.put(fd, c)
+	// The loop sets the head timeout's deadline in its wheel: woken for
+	// the first of a burst of connections, it takes them all.
+	if len(l.adopted) == 0 {
+		l.wake()
+	}
+	l.adopted = append(l.adopted, c)
 	l.mu.Unlock()
 	if l.watch(fd) != nil {
 		l.mu.Lock()
@@ -353,10 +447,15 @@ func (l *loop) run() {
 	defer l.stop()
 	for {
 		n := l.wait()
-		l.now = time.Now()
+		l.now = l.clockNow()
+		woke := uint64(0)
 		for i := range n {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				woke += l.woken()
+				continue
+			}
 			if u := l.ups.get(fd); u != nil {
 				l.upReady(u)
 				continue
@@ -371,24 +470,78 @@ func (l *loop) run() {
 				}
 			}
 		}
-		if now := l.now; !now.Before(l.nextTk) {
-			l.nextTk = now.Add(loopTick)
-			if l.sweep(now) {
+		l.expire()
+		// On a clock of a test's, which moves only when the test moves
+		// it, every wake sweeps, so that a drain needs no time to pass.
+		if now := l.now; !now.Before(l.nextSweep) || l.clk != nil {
+			l.nextSweep = now.Add(loopSweep)
+			if l.sweep() {
 				return
 			}
+		}
+		if woke > 0 {
+			l.wakes.Add(int64(woke))
 		}
 	}
 }
 
+// expire ends the waits whose deadlines passed.
+func (l *loop) expire() {
+	l.fired = l.wheel.expire(l.now, l.fired[:0])
+	for i, lc := range l.fired {
+		l.fired[i] = nil
+		if c := lc.c; c.lp == lc {
+			l.timedOut(c)
+		}
+	}
+}
+
+// timedOut ends c's wait, which its deadline ended: the attempt under way
+// fails, or the connection closes (with 408 for a head half in).
+func (l *loop) timedOut(c *conn) {
+	lc := c.lp
+	if lc.x != nil {
+		if u := lc.up; u != nil && u.dialing {
+			l.abortDial(u)
+			lc.up = nil
+			if l.answered(c, nil, &net.OpError{Op: "dial", Net: "tcp", Addr: dialAddr(lc.t.up), Err: os.ErrDeadlineExceeded}) {
+				l.serveConn(c)
+			}
+			return
+		}
+		if l.answered(c, lc.up, os.ErrDeadlineExceeded) {
+			l.serveConn(c)
+		}
+		return
+	}
+	if lc.headWait {
+		c.refuse(&c.hreq, os.ErrDeadlineExceeded)
+	}
+	l.close(c)
+}
+
 // wait returns the number of ready events, parking on Go's poller while
-// there are none, until the next tick.
+// there are none, until the nearest deadline or sweep.
 func (l *loop) wait() int {
 	if n := l.pollNow(); n > 0 {
 		return n
 	}
-	if !l.waitDl.Equal(l.nextTk) {
-		l.waitDl = l.nextTk
-		l.ep.SetReadDeadline(l.nextTk)
+	dl := l.nextSweep
+	if l.wheel.dueBefore(dl) {
+		if w := l.wheel.wake(); !w.IsZero() && w.Before(dl) {
+			dl = w
+		}
+	}
+	// The poller's deadline moves only when the loop must wake earlier
+	// than it would, or it passed: waking early for a deadline since
+	// moved away costs one wake, moving the poller's deadline every
+	// request would cost more.
+	if dl.Before(l.waitDl) || !l.waitDl.After(l.now) || l.clk != nil {
+		l.waitDl = dl
+		if l.clk != nil {
+			dl = time.Now().Add(dl.Sub(l.now)) // the poller waits in real time
+		}
+		l.ep.SetReadDeadline(dl)
 	}
 	l.n = 0
 	l.rc.Read(l.pollFn)
@@ -433,6 +586,7 @@ func (l *loop) serveConn(c *conn) {
 			if !lc.headWait {
 				lc.headWait = true
 				lc.deadline = l.now.Add(c.s.srv.ReadHeaderTimeout)
+				l.wheel.set(lc, lc.deadline)
 			}
 			return
 		}
@@ -458,7 +612,10 @@ func (l *loop) waitRequest(c *conn) {
 	c.state.CompareAndSwap(connActive, connIdle)
 	if !lc.first {
 		lc.deadline = l.now.Add(c.s.srv.IdleTimeout)
+	} else if lc.timer.level != 0 {
+		return // the head timeout from the accept stands
 	}
+	l.wheel.set(lc, lc.deadline)
 }
 
 // loopable reports whether a matched request's route needs nothing the
@@ -563,6 +720,7 @@ func (l *loop) attempt(c *conn, x *exchange) bool {
 		return l.after(c, x, out)
 	}
 	lc.x, lc.t, lc.bp, lc.now, lc.deadline = x, t, bp, now, try
+	l.wheel.set(lc, try)
 	lc.span = g.attemptSpan(x, t, now)
 	lc.resp = upstreamResponses.Get().(*upstream.Response)
 	lc.fresh = false
@@ -583,7 +741,10 @@ func (l *loop) send(c *conn) bool {
 	}
 	lc.reused = u != nil
 	if u == nil {
-		uc, reused, err := up.TryAcquire(x.req.ctx, lc.deadline, lc.fresh)
+		uc, err := up.TryAcquire(lc.fresh)
+		if err == upstream.ErrMustDial {
+			return l.dial(c)
+		}
 		if err == upstream.ErrWouldWait {
 			lc.x = nil
 			l.handOn(c, func() bool {
@@ -595,20 +756,203 @@ func (l *loop) send(c *conn) bool {
 			}, x)
 			return false
 		}
-		if err != nil {
-			return l.answered(c, nil, err)
-		}
 		if u, err = l.take(uc); err != nil {
 			uc.Discard()
 			return l.answered(c, nil, err)
 		}
-		lc.reused = reused
+		lc.reused = true
 	}
+	return l.sendOn(c, u)
+}
+
+// sendOn writes c's request on u.
+func (l *loop) sendOn(c *conn, u *loopUp) bool {
+	lc := c.lp
 	u.c, lc.up, lc.headRead = c, u, false
-	if err := u.uc.WriteRequest(&x.ureq, lc.deadline, lc.reused); err != nil {
+	if err := u.uc.WriteRequest(&lc.x.ureq, lc.deadline, lc.reused); err != nil {
 		return l.answered(c, u, err)
 	}
 	return false
+}
+
+// loopDialed is a connection a goroutine dialled for a loop, or why it
+// could not.
+type loopDialed struct {
+	u   *loopUp
+	uc  *upstream.Conn
+	err error
+}
+
+// dial opens a new connection to c's target without waiting for it: a
+// connect the loop's epoll reports the end of, within the target's
+// connect timeout and the attempt's deadline. A target named by a host
+// name is resolved and dialled on a goroutine, which hands the
+// connection to the loop. c's request goes once the connection is up.
+func (l *loop) dial(c *conn) bool {
+	lc := c.lp
+	up := lc.t.up
+	u := &loopUp{l: l, c: c, src: loopSrc{fd: -1}, dialing: true}
+	lc.up, lc.reused, lc.headRead = u, false, false
+	by := lc.deadline
+	if dt := up.DialTimeout(); dt > 0 {
+		by = min64(by, l.now.Add(dt))
+	}
+	ap, err := netip.ParseAddrPort(up.Addr())
+	if err != nil {
+		l.wheel.set(lc, by)
+		deadline := lc.deadline
+		go func() { // ends with the dial, which the deadline bounds
+			uc, err := up.DialPooled(context.Background(), deadline)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.stopped {
+				if uc != nil {
+					uc.Keep()
+				}
+				return
+			}
+			if len(l.dialed) == 0 && len(l.adopted) == 0 {
+				l.wake()
+			}
+			l.dialed = append(l.dialed, loopDialed{u: u, uc: uc, err: err})
+		}()
+		return false
+	}
+	fd, err := connectNow(ap)
+	if err == nil {
+		// Connected at once (or pending): the end of the connect is
+		// reported as the socket becoming writable.
+		ev := syscall.EpollEvent{Events: uint32(syscall.EPOLLOUT | loopEvents), Fd: int32(fd)}
+		if err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			syscall.Close(fd)
+			err = os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	if err != nil {
+		up.Unreserve()
+		lc.up = nil
+		return l.answered(c, nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err})
+	}
+	u.src.fd = fd
+	l.ups.put(fd, u)
+	l.wheel.set(lc, by)
+	return false
+}
+
+// connectNow starts a non-blocking connect to ap.
+func connectNow(ap netip.AddrPort) (int, error) {
+	var sa syscall.Sockaddr
+	family := syscall.AF_INET
+	if a := ap.Addr(); a.Is4() || a.Is4In6() {
+		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
+	} else {
+		family = syscall.AF_INET6
+		sa6 := &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+		if z := a.Zone(); z != "" {
+			if ifi, err := net.InterfaceByName(z); err == nil {
+				sa6.ZoneId = uint32(ifi.Index)
+			}
+		}
+		sa = sa6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, syscall.IPPROTO_TCP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	for {
+		err = syscall.Connect(fd, sa)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch err {
+	case nil, syscall.EINPROGRESS, syscall.EALREADY:
+		return fd, nil
+	}
+	syscall.Close(fd)
+	return -1, os.NewSyscallError("connect", err)
+}
+
+// dialAddr is a target's address as a dial's error names it.
+func dialAddr(t *upstream.Target) net.Addr {
+	if ap, err := netip.ParseAddrPort(t.Addr()); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return nil
+}
+
+// connected ends a connect the loop watched: c's request goes on the new
+// connection, or the attempt fails as a dial's does.
+func (l *loop) connected(u *loopUp) {
+	fd := u.src.fd
+	l.unwatch(fd)
+	l.ups.del(fd)
+	up := u.c.lp.t.up
+	soErr, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+	if err == nil && soErr != 0 {
+		err = syscall.Errno(soErr)
+	}
+	var nc net.Conn
+	if err != nil {
+		err = os.NewSyscallError("connect", err)
+	} else {
+		f := os.NewFile(uintptr(fd), "")
+		nc, err = net.FileConn(f) // a duplicate of fd, on Go's poller
+		f.Close()
+		fd = -1
+	}
+	if fd >= 0 {
+		syscall.Close(fd)
+	}
+	d := loopDialed{u: u, err: err}
+	if err != nil {
+		up.Unreserve()
+		d.err = &net.OpError{Op: "dial", Net: "tcp", Addr: dialAddr(up), Err: err}
+	} else {
+		d.uc = up.Adopt(nc)
+	}
+	l.dialDone(d)
+}
+
+// dialDone goes on with the request a connection was dialled for.
+func (l *loop) dialDone(d loopDialed) {
+	u := d.u
+	if u.abandoned {
+		if d.uc != nil {
+			d.uc.Keep() // nobody waits for it: the pool's
+		}
+		return
+	}
+	c := u.c
+	lc := c.lp
+	lc.up = nil
+	var keep bool
+	if d.err != nil {
+		keep = l.answered(c, nil, d.err)
+	} else if nu, err := l.take(d.uc); err != nil {
+		d.uc.Discard()
+		keep = l.answered(c, nil, err)
+	} else {
+		l.wheel.set(lc, lc.deadline) // the answer's deadline
+		keep = l.sendOn(c, nu)
+	}
+	if keep {
+		l.serveConn(c)
+	}
+}
+
+// abortDial ends a connect nobody waits for any more.
+func (l *loop) abortDial(u *loopUp) {
+	u.abandoned = true
+	if fd := u.src.fd; fd >= 0 {
+		l.unwatch(fd)
+		l.ups.del(fd)
+		syscall.Close(fd)
+		u.c.lp.t.up.Unreserve()
+	}
+	// A goroutine's dial ends by its deadline, and hands over what it
+	// opened anyway (dialDone).
 }
 
 // take makes a target connection the loop's: watched by its epoll, read
@@ -645,6 +989,10 @@ func (l *loop) forgetUp(u *loopUp) {
 
 // drop closes a target connection of the loop's.
 func (l *loop) drop(u *loopUp) {
+	if u.dialing {
+		l.abortDial(u)
+		return
+	}
 	l.forgetUp(u)
 	u.uc.Discard()
 }
@@ -687,6 +1035,10 @@ func (u *loopUp) Return(uc *upstream.Conn, keep bool) {
 
 // upReady reads a target connection's answer.
 func (l *loop) upReady(u *loopUp) {
+	if u.dialing {
+		l.connected(u)
+		return
+	}
 	u.src.ready = true
 	c := u.c
 	if c == nil {
@@ -827,6 +1179,7 @@ func (l *loop) forget(c *conn) {
 	l.clients.del(fd)
 	l.mu.Unlock()
 	l.unwatch(fd)
+	l.wheel.remove(c.lp)
 	c.rd.Src = c
 	c.lp = nil
 }
@@ -873,9 +1226,10 @@ func (l *loop) closeIdle(t *upstream.Target) {
 	delete(l.idle, t)
 }
 
-// sweep ends what timed out and what a drain ended, and reports whether
-// the loop is to stop (the gateway drains and nothing is left).
-func (l *loop) sweep(now time.Time) bool {
+// sweep ends what a drain ended, hands target connections to requests
+// that wait for them on goroutines, and reports whether the loop is to
+// stop (the gateway drains and nothing is left).
+func (l *loop) sweep() bool {
 	l.mu.Lock()
 	cs := l.swept[:0]
 	for _, c := range l.clients.s {
@@ -895,16 +1249,7 @@ func (l *loop) sweep(now time.Time) bool {
 		case lc == nil:
 		case c.ended.Load() || c.state.Load() == connClosed:
 			l.close(c)
-		case lc.x != nil:
-			if now.After(lc.deadline) && l.answered(c, lc.up, os.ErrDeadlineExceeded) {
-				l.serveConn(c)
-			}
-		case closing && c.state.Load() == connIdle:
-			l.close(c)
-		case now.After(lc.deadline):
-			if lc.headWait {
-				c.refuse(&c.hreq, os.ErrDeadlineExceeded)
-			}
+		case closing && lc.x == nil && c.state.Load() == connIdle:
 			l.close(c)
 		}
 	}
@@ -933,10 +1278,14 @@ func (l *loop) sweep(now time.Time) bool {
 	return l.stopped
 }
 
-// stop closes the loop's idle target connections and its epoll.
+// stop closes the loop's idle target connections, its epoll and its
+// eventfd.
 func (l *loop) stop() {
 	for t := range l.idle {
 		l.closeIdle(t)
 	}
 	l.ep.Close()
+	l.mu.Lock()
+	syscall.Close(l.wakefd) // stopped: nobody wakes it any more
+	l.mu.Unlock()
 }

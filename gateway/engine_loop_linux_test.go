@@ -3,14 +3,18 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relia-dev/relia/clock"
 )
 
 // loopCounts sums what the event loops of g's first listener did.
@@ -270,6 +274,301 @@ spec:
 		}
 		if err := <-done; err != nil {
 			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}
+
+// settle returns once each of g's loops has woken, read its clock and
+// handled whatever was due: after it, a loop's reaction to what the test
+// did before (a request answered, a clock moved) is done. The wake adds
+// far more to a loop's count than any accept does, so a count past it
+// means this wake was handled.
+func settle(t *testing.T, g *Gateway) {
+	t.Helper()
+	const mark = 1 << 20
+	g.mu.Lock()
+	loops := g.servers[0].loops
+	g.mu.Unlock()
+	for _, l := range loops {
+		before := l.wakes.Load()
+		l.mu.Lock()
+		l.wakeBy(mark)
+		l.mu.Unlock()
+		for end := time.Now().Add(10 * time.Second); l.wakes.Load() < before+mark; time.Sleep(100 * time.Microsecond) {
+			if time.Now().After(end) {
+				t.Fatal("a loop did not handle its wake within 10 s")
+			}
+		}
+	}
+}
+
+// silent reports whether c has nothing to read: no answer, not closed.
+func silent(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	defer c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// hangingBackend accepts connections and reads requests without ever
+// answering; reached gets a value for each request's first bytes.
+func hangingBackend(t *testing.T) (addr string, reached <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() { // ends when the listener closes
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() { // ends when the connection closes
+				var b [4096]byte
+				for {
+					if _, err := c.Read(b[:]); err != nil {
+						return
+					}
+					ch <- struct{}{}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+// TestEventLoopTimeoutsFireOnTime: on the loop's clock (a fake one here),
+// a head timeout, an idle timeout and the target's answer's timeout each
+// end their wait at the first wake at or after their deadline, less than
+// a millisecond (the wheel's tick) past it, and not a moment before: the
+// half-sent head gets 408, the request waiting for a silent target 504,
+// the idle connection and the one that never sent a byte are closed.
+func TestEventLoopTimeoutsFireOnTime(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Time{})
+	hang, reached := hangingBackend(t)
+	g, _ := startGatewayThen(t, fmt.Sprintf(`  listeners: [{name: main, address: "127.0.0.1:0", engine: eventloop}]
+  server: {readHeaderTimeout: 10s, idleTimeout: 60s}
+  upstreams:
+    - {name: ok, targets: [{address: %q}]}
+    - {name: hang, targets: [{address: %q}]}
+  routes:
+    - {name: hang, upstream: hang, match: {path: {prefix: /hang}}, timeout: 30s}
+    - {name: ok, upstream: ok}
+`, echoBackend(t), hang), Options{Clock: fc}, func(g *Gateway) { g.loopClock = fc })
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
+		return c, bufio.NewReader(c)
+	}
+	// Deadlines off the wheel's ticks: each fires up to a tick past.
+	fc.Advance(300 * time.Microsecond)
+	start := fc.Now()
+
+	idle, idleR := dial()
+	if resp, _ := exchangeOn(t, idle, idleR, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("the idle connection's request: %d", resp.StatusCode)
+	}
+	head, headR := dial()
+	if resp, _ := exchangeOn(t, head, headR, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("the request before the half head: %d", resp.StatusCode)
+	}
+	mute, _ := dial()
+	slow, slowR := dial()
+	io.WriteString(slow, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request for the silent target did not reach it")
+	}
+	settle(t, g)
+
+	step := func(to time.Duration) {
+		t.Helper()
+		fc.Set(start.Add(to))
+		settle(t, g)
+	}
+	// The head timeout: the half head's and the mute connection's.
+	step(10*time.Second - 100*time.Microsecond)
+	if !silent(head) || !silent(mute) {
+		t.Fatal("a head timeout fired before its deadline")
+	}
+	step(10*time.Second + 900*time.Microsecond)
+	head.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(headR, nil)
+	if err != nil {
+		t.Fatalf("the half head a tick past its timeout: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 408 || !strings.Contains(string(body), "request_timeout") {
+		t.Fatalf("the half head: %d %s, want 408 request_timeout", resp.StatusCode, body)
+	}
+	mute.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := mute.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the connection that sent nothing: %d bytes, %v, want it closed", n, err)
+	}
+	// The target's answer's.
+	step(30*time.Second - 100*time.Microsecond)
+	if !silent(slow) {
+		t.Fatal("the target's timeout fired before its deadline")
+	}
+	step(30*time.Second + 900*time.Microsecond)
+	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err = http.ReadResponse(slowR, nil)
+	if err != nil {
+		t.Fatalf("the request a tick past its timeout: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 504 || !strings.Contains(string(body), "upstream_timeout") {
+		t.Fatalf("the request for the silent target: %d %s, want 504 upstream_timeout", resp.StatusCode, body)
+	}
+	// The idle timeout, from the answer on the idle connection.
+	step(60*time.Second - 100*time.Microsecond)
+	if !silent(idle) {
+		t.Fatal("the idle timeout fired before its deadline")
+	}
+	step(60*time.Second + 900*time.Microsecond)
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idleR.ReadByte(); err != io.EOF {
+		t.Fatalf("the idle connection a tick past its timeout: %v, want it closed", err)
+	}
+}
+
+// fullBacklog returns the address of a listener that never accepts and
+// whose accept queue is full: a connect to it waits for an answer to its
+// SYN that does not come, as one to a host that drops packets does.
+func fullBacklog(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the queue: the first connects complete, unaccepted; once one
+	// times out, the next ones will.
+	for range 64 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("this kernel completes every connect to a listener that does not accept")
+	return ""
+}
+
+// TestTargetConnectsDoNotHoldTheLoop: a request whose target never
+// completes the handshake waits for its connect off the loop's path: the
+// other connections of its loop are served meanwhile, and it gets the
+// answer the goroutine engine gives at the connect timeout (504
+// upstream_timeout). A target that refuses gets 503
+// upstream_connect_failed on either engine, and one named by a host name
+// is dialled and served.
+func TestTargetConnectsDoNotHoldTheLoop(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T) {
+		t.Parallel()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := ln.Addr().String()
+		ln.Close()
+		echo := echoBackend(t)
+		_, port, _ := net.SplitHostPort(echo)
+		g, _ := startGateway(t, fmt.Sprintf(`  listeners: [{name: main, address: "127.0.0.1:0", engine: %s}]
+  upstreams:
+    - {name: black, targets: [{address: %q}], connectTimeout: 1s}
+    - {name: refused, targets: [{address: %q}]}
+    - {name: named, targets: [{address: "localhost:%s"}]}
+    - {name: ok, targets: [{address: %q}]}
+  routes:
+    - {name: black, upstream: black, match: {path: {prefix: /black}}, timeout: 10s}
+    - {name: refused, upstream: refused, match: {path: {prefix: /refused}}}
+    - {name: named, upstream: named, match: {path: {prefix: /named}}}
+    - {name: ok, upstream: ok}
+`, subtestEngine(t), fullBacklog(t), refused, port, echo), Options{})
+		get := func(path string) (int, string) {
+			c, err := net.Dial("tcp", g.Addr("main"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			resp, body := exchangeOn(t, c, bufio.NewReader(c), "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			return resp.StatusCode, body
+		}
+		if code, body := get("/refused"); code != 503 || !strings.Contains(body, "upstream_connect_failed") {
+			t.Errorf("a target that refuses: %d %s, want 503 upstream_connect_failed", code, body)
+		}
+		if code, body := get("/named"); code != 200 || body != "/named:" {
+			t.Errorf("a target named by a host name: %d %q", code, body)
+		}
+
+		slow, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer slow.Close()
+		began := time.Now()
+		io.WriteString(slow, "GET /black HTTP/1.1\r\nHost: x\r\n\r\n")
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+			var inflight int64
+			for _, u := range g.Upstreams() {
+				if u.Name == "black" {
+					inflight = u.Targets[0].InFlight
+				}
+			}
+			if inflight == 1 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("the request for the unreachable target did not start")
+			}
+		}
+		// Connections are dealt to the loops in turn: as many more as there
+		// are loops puts one on each, the slow request's included.
+		loops := 1
+		if subtestEngine(t) == EngineEventLoop {
+			g.mu.Lock()
+			loops = len(g.servers[0].loops)
+			g.mu.Unlock()
+		}
+		for i := range loops {
+			if code, body := get(fmt.Sprintf("/other%d", i)); code != 200 || body != fmt.Sprintf("/other%d:", i) {
+				t.Fatalf("connection %d while a connect waits: %d %q", i, code, body)
+			}
+		}
+		served := time.Since(began)
+		slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, body := exchangeOn(t, slow, bufio.NewReader(slow), "")
+		waited := time.Since(began)
+		if resp.StatusCode != 504 || !strings.Contains(body, "upstream_timeout") {
+			t.Fatalf("the request for the unreachable target: %d %s, want 504 upstream_timeout", resp.StatusCode, body)
+		}
+		if served > 500*time.Millisecond || waited < 900*time.Millisecond {
+			t.Fatalf("the others were served %v after the request began, which was answered after %v: want them well before its 1s connect timeout, and it at that timeout", served, waited)
 		}
 	})
 }

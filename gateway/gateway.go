@@ -123,6 +123,10 @@ type Gateway struct {
 	aiSvc *ai.Service
 	// hangUps watches streaming AI answers' clients (ai_hangup_linux.go).
 	hangUps hangUps
+	// loopClock, when a test sets it before Start, is the event loops'
+	// clock (engine_loop_linux.go); nil: the real one, read apart from
+	// the gateway's clock so that a request reads that only twice.
+	loopClock clock.Clock
 }
 
 // state is one config generation: everything a request reads, built once
@@ -220,12 +224,13 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 			return fmt.Errorf("opening access log: %w", err)
 		}
 		g.accessFile = f
-		dst = f
+		dst = newFileWriter(f, clock.Real())
 	}
 	// The flush tick is the real clock's even when the gateway runs on a
 	// fake one: it bounds how stale the file is for whoever reads it, and
 	// is no part of the request logic that tests drive through the clock
-	// (whose pending timers they count).
+	// (whose pending timers they count). So is the time a write to the
+	// file took.
 	g.accessW = newBufferedWriter(dst, clock.Real())
 	g.access = &accessLog{w: g.accessW}
 	return nil

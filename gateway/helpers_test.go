@@ -25,6 +25,13 @@ import (
 // stops it at the end of the test.
 func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
 	t.Helper()
+	return startGatewayThen(t, spec, o, nil)
+}
+
+// startGatewayThen is startGateway that hands the gateway to before,
+// when set, before it starts.
+func startGatewayThen(t testing.TB, spec string, o Options, before func(*Gateway)) (*Gateway, string) {
+	t.Helper()
 	doc := "kind: Gateway\nversion: relia/v1\nspec:\n"
 	if !strings.Contains(spec, "listeners:") {
 		doc += "  listeners:\n    - name: main\n      address: 127.0.0.1:0\n"
@@ -54,6 +61,9 @@ func startGateway(t testing.TB, spec string, o Options) (*Gateway, string) {
 	g, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(g)
 	}
 	if err := g.Start(); err != nil {
 		t.Fatal(err)

@@ -109,7 +109,9 @@ func classifyErr(err error) errKind {
 		return errClient
 	case errors.Is(err, upstream.ErrInvalidResponse):
 		return errInvalid
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		// A dial that times out ends with either, whichever of its
+		// deadline and its context's noticed first.
 		return errTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errConnect
@@ -167,6 +169,7 @@ type exchange struct {
 	message  string   // what a rejection tells the client besides its reason
 	ckey     []byte   // the cache key: host then target
 	line     []byte   // the access log line
+	stamp    logStamp // the second its last line ended in, formatted
 	tp       [55]byte // a traceparent being written
 	chost    int      // the length of the host in ckey
 	// upgraded is the target connection an upgrade switched to.
@@ -232,7 +235,15 @@ func (x *exchange) renew(g *Gateway) *exchange {
 	req, resp := x.req, x.resp
 	req.reset()
 	resp.reset()
-	*x = exchange{g: g, rid: x.rid[:0], path: x.path[:0], buf: x.buf[:0], ckey: x.ckey[:0], line: x.line[:0], xff: x.xff[:0], utarget: x.utarget[:0], req: req, resp: resp, steps: x.steps[:0], taps: x.taps}
+	rid, path, buf, ckey, line, xff, utarget := x.rid[:0], x.path[:0], x.buf[:0], x.ckey[:0], x.line[:0], x.xff[:0], x.utarget[:0]
+	steps, taps, stamp := x.steps[:0], x.taps, x.stamp
+	// Zeroed in place, then given back what it keeps: a composite literal
+	// of the kept fields was built whole on the stack and copied over, two
+	// kilobytes cleared and two copied a request.
+	*x = exchange{}
+	x.g, x.req, x.resp = g, req, resp
+	x.rid, x.path, x.buf, x.ckey, x.line, x.xff, x.utarget = rid, path, buf, ckey, line, xff, utarget
+	x.steps, x.taps, x.stamp = steps, taps, stamp
 	x.ureq.Fields = req.fields[:0]
 	return x
 }

@@ -272,36 +272,63 @@ func (t *Target) acquire(ctx context.Context, deadline time.Time, fresh bool) (u
 func (t *Target) dialPooled(ctx context.Context, deadline time.Time) (*Conn, error) {
 	c, err := t.Dial(ctx, deadline)
 	if err != nil {
-		<-t.slots
+		t.Unreserve()
 		return nil, err
 	}
 	c.pooled = true
 	return c, nil
 }
 
-// ErrWouldWait is TryAcquire's answer when every connection the target
-// may have is busy.
-var ErrWouldWait = errors.New("every connection to the target is busy now")
+// Errors of TryAcquire.
+var (
+	// ErrWouldWait: every connection the target may have is busy now.
+	ErrWouldWait = errors.New("every connection to the target is busy now")
+	// ErrMustDial: no connection is idle, and the caller now holds the
+	// place of a new one, which it opens (DialPooled, or a connect of its
+	// own given to Adopt) or gives back (Unreserve).
+	ErrMustDial = errors.New("no connection to the target is idle")
+)
 
-// TryAcquire is acquire for a caller that must not wait for a connection
-// to be released (an event loop): with every connection busy it returns
-// ErrWouldWait at once. A dial still waits for its connect.
-func (t *Target) TryAcquire(ctx context.Context, deadline time.Time, fresh bool) (uc *Conn, reused bool, err error) {
+// TryAcquire is acquire for a caller that must wait neither for a
+// connection to be released nor for a connect (an event loop): it
+// returns an idle connection (unless fresh is set), ErrMustDial with the
+// place of a new connection held, or ErrWouldWait.
+func (t *Target) TryAcquire(fresh bool) (*Conn, error) {
 	if !fresh {
 		select {
 		case uc := <-t.idle:
-			return uc, true, nil
+			return uc, nil
 		default:
 		}
 	}
 	select {
 	case t.slots <- struct{}{}:
+		return nil, ErrMustDial
 	default:
-		return nil, false, ErrWouldWait
+		return nil, ErrWouldWait
 	}
-	c, err := t.dialPooled(ctx, deadline)
-	return c, false, err
 }
+
+// DialPooled dials the connection whose place TryAcquire held; a failed
+// dial gives the place back.
+func (t *Target) DialPooled(ctx context.Context, deadline time.Time) (*Conn, error) {
+	return t.dialPooled(ctx, deadline)
+}
+
+// Adopt makes nc, connected by the caller, the connection whose place
+// TryAcquire held.
+func (t *Target) Adopt(nc net.Conn) *Conn {
+	uc := t.wrap(nc)
+	uc.pooled = true
+	return uc
+}
+
+// Unreserve gives back the place TryAcquire held for a connection that
+// was not opened.
+func (t *Target) Unreserve() { <-t.slots }
+
+// DialTimeout returns the bound of a connect.
+func (t *Target) DialTimeout() time.Duration { return t.dialTimeout }
 
 // Dial opens a connection of the target's own, outside its pool (an
 // upgrade's, which leaves it); Close closes it.
@@ -311,14 +338,19 @@ func (t *Target) Dial(ctx context.Context, deadline time.Time) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Its buffers are ones that streaming connections lent, if any
-	// (ParkReadBuffer, DropWriteBuffer); the write buffer is taken at the
-	// first write.
-	uc := &Conn{t: t, c: rawio.Wrap(c)}
+	return t.wrap(c), nil
+}
+
+// wrap makes nc a connection of the target's, listed as open. Its
+// buffers are ones that streaming connections lent, if any
+// (ParkReadBuffer, DropWriteBuffer); the write buffer is taken at the
+// first write.
+func (t *Target) wrap(nc net.Conn) *Conn {
+	uc := &Conn{t: t, c: rawio.Wrap(nc)}
 	uc.rd = h1.Reader{Src: uc}
 	uc.takeReadBuffer()
 	t.open.add(uc)
-	return uc, nil
+	return uc
 }
 
 // Close closes a connection from Dial.

@@ -270,35 +270,37 @@ func isScheme(b []byte) bool {
 }
 
 // headEnd returns the length of the head at the start of b, through its
-// empty line.
+// empty line: the first empty line after the first line. It finds the
+// lines' ends once, with one byte search a line.
 func headEnd(b []byte, lim Limits) (int, error) {
-	i := bytes.Index(b, []byte("\r\n\r\n"))
-	// A line ended by a bare LF would leave the head unfinished until the
-	// limit: refuse it at once.
-	scan := b
-	if i >= 0 {
-		scan = b[:i+4]
-	}
-	for j := bytes.IndexByte(scan, '\n'); j >= 0; {
-		if j == 0 || scan[j-1] != '\r' {
-			return 0, malformed(KindHeader, "bare LF")
-		}
-		k := bytes.IndexByte(scan[j+1:], '\n')
+	end := -1
+	for start := 0; ; {
+		k := bytes.IndexByte(b[start:], '\n')
 		if k < 0 {
 			break
 		}
-		j += 1 + k
+		j := start + k
+		// A line ended by a bare LF would leave the head unfinished until
+		// the limit: refuse it at once.
+		if j == 0 || b[j-1] != '\r' {
+			return 0, malformed(KindHeader, "bare LF")
+		}
+		if j == start+1 && start > 0 {
+			end = j + 1
+			break
+		}
+		start = j + 1
 	}
-	if i < 0 {
+	if end < 0 {
 		if len(b) >= lim.HeadBytes {
 			return 0, tooLarge("head too large")
 		}
 		return 0, ErrIncomplete
 	}
-	if i+4 > lim.HeadBytes {
+	if end > lim.HeadBytes {
 		return 0, tooLarge("head too large")
 	}
-	return i + 4, nil
+	return end, nil
 }
 
 // cutLine splits the first line (without its CRLF) from the rest.
@@ -327,31 +329,41 @@ func (h *Head) parseFields(rest []byte, lim Limits) error {
 // Line folding, a name that is not a token (a space inside it or before
 // the colon), a line without a colon and control characters in a value
 // are refused.
+//
+// rest ends with the empty line's CRLF and holds no bare LF (headEnd), so
+// each line is read in one pass: its name while the bytes are token
+// characters, then its value up to the CR.
 func appendFields(dst []Header, rest []byte, max int) ([]Header, error) {
 	for {
-		i := bytes.Index(rest, []byte("\r\n"))
-		line := rest[:i]
-		rest = rest[i+2:]
-		if len(line) == 0 {
+		if rest[0] == '\r' && rest[1] == '\n' {
 			return dst, nil
 		}
-		if line[0] == ' ' || line[0] == '\t' {
+		if rest[0] == ' ' || rest[0] == '\t' {
 			return dst, malformed(KindHeader, "obsolete line folding")
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		colon := 0
+		for tokenChars[rest[colon]] {
+			colon++
+		}
+		if colon == 0 || rest[colon] != ':' {
 			return dst, malformed(KindHeader, "bad header field name")
 		}
-		value := trimOWS(line[colon+1:])
-		for _, c := range value {
+		e := colon + 1
+		for {
+			c := rest[e]
+			if c == '\r' && rest[e+1] == '\n' {
+				break
+			}
 			if (c < ' ' && c != '\t') || c == 0x7f {
 				return dst, malformed(KindHeader, "bad header field value")
 			}
+			e++
 		}
 		if len(dst) == max {
 			return dst, tooLarge("too many header fields")
 		}
-		dst = append(dst, Header{Name: line[:colon], Value: value})
+		dst = append(dst, Header{Name: rest[:colon], Value: trimOWS(rest[colon+1 : e])})
+		rest = rest[e+2:]
 	}
 }
 
