@@ -127,6 +127,9 @@ type Gateway struct {
 	// clock (engine_loop_linux.go); nil: the real one, read apart from
 	// the gateway's clock so that a request reads that only twice.
 	loopClock clock.Clock
+	// tunnelOpening, when a test sets it, runs as an upgraded connection's
+	// tunnel opens, after its 101 went out (upgrade.go).
+	tunnelOpening atomic.Pointer[func()]
 }
 
 // state is one config generation: everything a request reads, built once

@@ -203,3 +203,42 @@ func TestShutdownEndsAResponseStillStreaming(t *testing.T) {
 		t.Fatal("the gateway still reads the stream from its target after Shutdown")
 	}
 }
+
+// TestTunnelOpeningAsShutdownBeginsRunsUntilTheDeadline opens a tunnel
+// just after Shutdown began: the drain lets it run until Shutdown's
+// deadline, as it does a tunnel opened before, and ends it then. (The
+// tunnel used to end itself at once when it found a drain begun, whatever
+// the deadline.)
+func TestTunnelOpeningAsShutdownBeginsRunsUntilTheDeadline(t *testing.T) {
+	t.Parallel()
+	ws := newBackend(t, "ws")
+	echoWebSocket(ws)
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: ws, targets: [{address: %s}]}]
+  routes: [{name: ws, upstream: ws, upgrades: [websocket]}]
+`, ws.addr()), Options{})
+	draining := make(chan struct{})
+	opening := func() { <-draining }
+	g.tunnelOpening.Store(&opening)
+	wc, wbr := upgradeThrough(t, g.Addr("main")) // its 101 read, its tunnel held at opening
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- g.Shutdown(ctx) }()
+	for !g.conns.closing() {
+		time.Sleep(time.Millisecond)
+	}
+	close(draining)
+	io.WriteString(wc, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(wbr, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo while draining: %q %v", buf, err)
+	}
+	cancel() // the drain's deadline
+	if err := <-shutdown; err != nil {
+		t.Logf("Shutdown: %v", err)
+	}
+	if n, err := wbr.Read(buf); err == nil {
+		t.Fatalf("the tunnel is still open after Shutdown (read %q)", buf[:n])
+	}
+}

@@ -101,9 +101,17 @@ func (c *conn) splice(x *exchange) {
 	c.c.SetDeadline(zero)
 	tc := uc.Net()
 	tc.SetDeadline(zero)
+	if hook := c.g.tunnelOpening.Load(); hook != nil {
+		(*hook)()
+	}
 	c.tunnel.Store(&tc)
-	if c.g.conns.closing() {
-		c.end() // Shutdown passed its deadline before the tunnel opened
+	// A drain that began lets the tunnel run until its deadline; one whose
+	// deadline ended this connection before the tunnel was stored above
+	// found no tunnel to end, so the tunnel ends itself. (end stores ended
+	// before it loads tunnel, this stores tunnel before it loads ended:
+	// one of the two sees the other.)
+	if c.ended.Load() {
+		c.end()
 	}
 	var once sync.Once
 	endBoth := func() {
