@@ -108,5 +108,5 @@ func threadWaits() (tid uintptr, waits int64) {
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_GETRUSAGE, rusageThread, uintptr(unsafe.Pointer(&ru)), 0); errno != 0 {
 		return tid, 0
 	}
-	return tid, ru.Nvcsw
+	return tid, int64(ru.Nvcsw)
 }

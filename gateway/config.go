@@ -323,7 +323,7 @@ func (l Listener) check(p *problems, at string, before []Listener) {
 	case EngineEventLoop:
 		switch {
 		case !eventLoopSupported:
-			p.add(at+".engine", "the eventloop engine runs on Linux only; use goroutines")
+			p.add(at+".engine", "the eventloop engine runs on Linux only (not linux/386); use goroutines")
 		case l.TLS != nil:
 			p.add(at+".engine", "the eventloop engine serves plain HTTP/1.1 listeners; a tls listener runs on goroutines")
 		case l.H2C:

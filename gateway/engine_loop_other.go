@@ -1,10 +1,11 @@
-//go:build !linux
+//go:build !linux || 386
 
 package gateway
 
 import "errors"
 
-// The eventloop engine is Linux's (engine_loop_linux.go); config
+// The eventloop engine is 64-bit Linux's (engine_loop_linux.go: its
+// raw socket calls have no numbers of their own on linux/386); config
 // validation refuses it elsewhere.
 
 const eventLoopSupported = false
@@ -18,7 +19,7 @@ func (lc *loopConn) write(p []byte) error { return nil }
 func (l *loop) adopt(c *conn) {}
 
 func (g *Gateway) newLoops(s *listenerServer) error {
-	return errors.New("the eventloop engine runs on Linux only")
+	return errors.New("the eventloop engine runs on Linux only, and not on 386")
 }
 
 func (g *Gateway) startLoops(s *listenerServer) {}
