@@ -780,7 +780,7 @@ func (s *connSet) remove(c *conn) {
 // drain stops new connections, closes the idle ones, and waits for the
 // others to finish until ctx ends; then it ends those left and waits for
 // them to go.
-func (s *connSet) drain(ctx context.Context, endUpstream func()) {
+func (s *connSet) drain(ctx context.Context, endUpstream, wakeLoops func()) {
 	s.mu.Lock()
 	s.ending.Store(true)
 	for c := range s.m {
@@ -797,6 +797,7 @@ func (s *connSet) drain(ctx context.Context, endUpstream func()) {
 	}
 	emptied := s.emptied
 	s.mu.Unlock()
+	wakeLoops() // their idle connections close now, not at the next sweep
 	select {
 	case <-emptied:
 		return
@@ -807,6 +808,7 @@ func (s *connSet) drain(ctx context.Context, endUpstream func()) {
 		c.end()
 	}
 	s.mu.Unlock()
+	wakeLoops()
 	endUpstream()
 	<-emptied
 }
