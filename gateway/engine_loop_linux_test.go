@@ -628,3 +628,34 @@ spec:
 		t.Fatalf("the idle connection after Shutdown: %d bytes, %v, want it closed", n, err)
 	}
 }
+
+// TestLoopGivesIdleConnectionsToWaitersAtOnce: a request on a goroutine
+// (its chunked body hands it there) that finds the target's only
+// connection idle in a loop gets it as it begins to wait, not at the
+// loop's next sweep, which is an hour apart here: without the hand-back
+// it would wait until its timeout and get 503.
+func TestLoopGivesIdleConnectionsToWaitersAtOnce(t *testing.T) {
+	t.Parallel()
+	g, _ := startGatewayThen(t, fmt.Sprintf(`  listeners: [{name: main, address: "127.0.0.1:0", engine: eventloop}]
+  upstreams: [{name: ok, maxConnections: 1, targets: [{address: %q}]}]
+  routes: [{name: ok, upstream: ok, timeout: 5s}]
+`, echoBackend(t)), Options{}, func(g *Gateway) { g.loopSweep = time.Hour })
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", g.Addr("main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
+		return c, bufio.NewReader(c)
+	}
+	first, firstR := dial()
+	if resp, _ := exchangeOn(t, first, firstR, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("the loop's request: %d", resp.StatusCode)
+	}
+	chunked, chunkedR := dial()
+	resp, body := exchangeOn(t, chunked, chunkedR, "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("the request on a goroutine: %d %s, want 200 on the connection the loop kept idle", resp.StatusCode, body)
+	}
+}
