@@ -364,15 +364,7 @@ func TestEventLoopTimeoutsFireOnTime(t *testing.T) {
     - {name: hang, upstream: hang, match: {path: {prefix: /hang}}, timeout: 30s}
     - {name: ok, upstream: ok}
 `, echoBackend(t), hang), Options{Clock: fc}, func(g *Gateway) { g.loopClock = fc })
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", g.Addr("main"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialFor(t, g.Addr("main")) }
 	// Deadlines off the wheel's ticks: each fires up to a tick past.
 	fc.Advance(300 * time.Microsecond)
 	start := fc.Now()
@@ -599,13 +591,7 @@ spec:
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", g.Addr("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
-	r := bufio.NewReader(c)
+	c, r := dialFor(t, g.Addr("main"))
 	if resp, _ := exchangeOn(t, c, r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
 		t.Fatalf("the request before the drain: %d", resp.StatusCode)
 	}
@@ -640,15 +626,7 @@ func TestLoopGivesIdleConnectionsToWaitersAtOnce(t *testing.T) {
   upstreams: [{name: ok, maxConnections: 1, targets: [{address: %q}]}]
   routes: [{name: ok, upstream: ok, timeout: 5s}]
 `, echoBackend(t)), Options{}, func(g *Gateway) { g.loopSweep = time.Hour })
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", g.Addr("main"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialFor(t, g.Addr("main")) }
 	first, firstR := dial()
 	if resp, _ := exchangeOn(t, first, firstR, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
 		t.Fatalf("the loop's request: %d", resp.StatusCode)
