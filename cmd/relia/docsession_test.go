@@ -276,17 +276,41 @@ var docPortsTaken = struct {
 }{m: map[int]bool{}}
 
 // freeDocPort returns a loopback port nothing listens on now that no
-// other page was given.
+// other page was given, with the docPortSpan-1 ports above it, which it
+// keeps for the page too: an experiment's autoscaled service listens on
+// its port plus the replica's index (examples/capacity/autoscale.yaml),
+// and a replica that found its port given to another page's server
+// failed the page's requests.
 func freeDocPort(t docT) int {
 	docPortsTaken.Lock()
 	defer docPortsTaken.Unlock()
+next:
 	for {
 		p := freePort(t)
-		if !docPortsTaken.m[p] {
-			docPortsTaken.m[p] = true
-			return p
+		for q := p; q < p+docPortSpan; q++ {
+			if docPortsTaken.m[q] || (q > p && !portFree(q)) {
+				continue next
+			}
 		}
+		for q := p; q < p+docPortSpan; q++ {
+			docPortsTaken.m[q] = true
+		}
+		return p
 	}
+}
+
+// docPortSpan is how many ports from a page's free port up are the page's
+// (freeDocPort): more than an autoscaled service of the docs has replicas.
+const docPortSpan = 8
+
+// portFree reports whether nothing listens on loopback port p now.
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // Doc ports come from below Linux's default ephemeral range (32768 and
@@ -299,13 +323,10 @@ const docPortLow, docPortHigh = 20000, 32768
 // ephemeral range.
 func freePort(t docT) int {
 	for range 1000 {
-		p := docPortLow + rand.IntN(docPortHigh-docPortLow)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
+		p := docPortLow + rand.IntN(docPortHigh-docPortLow-docPortSpan)
+		if portFree(p) {
+			return p
 		}
-		l.Close()
-		return p
 	}
 	t.Fatal("no free loopback port between 20000 and 32767")
 	return 0
