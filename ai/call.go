@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -650,6 +651,36 @@ type streamWriter struct {
 	id           string // the stream's chunk id, for chunks relia adds
 	content      *contentLog
 	text         bytes.Buffer
+	// box holds buf while idle lends it out (nil then).
+	box *[]byte
+}
+
+// idleStreamBufs holds the buffers of stream writers whose streams wait
+// (streamWriter.idle).
+var idleStreamBufs sync.Pool
+
+// idle lends the writer's buffer to the other streams while its stream
+// waits with nothing held (the last flush emptied it); busy takes one
+// back.
+func (sw *streamWriter) idle() {
+	if len(sw.buf) > 0 || cap(sw.buf) == 0 || cap(sw.buf) > 2*maxHeldStream {
+		return
+	}
+	b := sw.box
+	if b == nil {
+		b = new([]byte)
+	}
+	*b, sw.buf, sw.box = sw.buf[:0], nil, nil
+	idleStreamBufs.Put(b)
+}
+
+func (sw *streamWriter) busy() {
+	if sw.buf != nil {
+		return
+	}
+	if b, ok := idleStreamBufs.Get().(*[]byte); ok {
+		sw.buf, sw.box, *b = *b, b, nil
+	}
 }
 
 func (sw *streamWriter) start() {

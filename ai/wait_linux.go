@@ -106,6 +106,8 @@ func (r *Relay) park() bool {
 			return false
 		}
 		w.bufParked = uc.ParkReadBuffer()
+		r.o.dec.idle()
+		r.sw.idle()
 		if w.state.CompareAndSwap(relayRunning, relayWaiting) {
 			// From here another goroutine may run the relay: wake saw
 			// the stream waiting. Unless a cancellation came meanwhile
@@ -161,8 +163,9 @@ func (r *Relay) unwatch() {
 }
 
 // resumed gives the provider connection its read buffer back as a Run
-// takes the relay.
+// takes the relay, and the stream's writer a buffer.
 func (r *Relay) resumed() {
+	r.sw.busy()
 	if r.wait.bufParked {
 		r.wait.bufParked = false
 		r.o.body.(*upstreamBody).resp.Conn().UnparkReadBuffer()
