@@ -328,11 +328,11 @@ func (c *conn) dropReadBuffer(x *exchange) bool {
 	if !ok {
 		return false
 	}
-	// What is not x's any more: the codec's parse of the head, and the
-	// slots past the fields in use.
+	// What is not x's any more: the codec's parse of the head (its
+	// fields array goes: the next head on the connection makes one), and
+	// the slots past the fields in use.
 	clear(r.fields[len(r.fields):cap(r.fields)])
-	clear(c.hreq.Headers[:cap(c.hreq.Headers)])
-	c.hreq.Headers, c.hreq.Method, c.hreq.Target = c.hreq.Headers[:0], nil, nil
+	c.hreq.Headers, c.hreq.Method, c.hreq.Target = nil, nil, nil
 	clear(c.body.Trailers[:cap(c.body.Trailers)])
 	rd.Buf, rd.R, rd.W, rd.Low = nil, 0, 0, 0
 	return true
