@@ -82,8 +82,10 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 	// end ends the call once its answer is out: here, or at the end of
 	// the stream's relay when the host took it on.
 	end := func() {
-		rec.Attempts = f.attemptCount()
-		rec.Path = f.pathCopy()
+		if f != nil {
+			rec.Attempts = f.attemptCount()
+			rec.Path = f.pathCopy()
+		}
 		stop()
 		res.settle(rctx, rec.usage, rec.Cost)
 	}
@@ -94,6 +96,13 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 	}()
 	if req.Stream {
 		handedOff = s.chatStream(ctx, w, f, req, eg, rec, end)
+		if handedOff && !rs.mayHedge() {
+			// No attempt is left under way (a hedge's loser may be):
+			// the failover's figures are final, and a stream that waits
+			// for its provider need not hold it.
+			rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy()
+			f = nil
+		}
 	} else {
 		s.chatWhole(ctx, w, f, req, eg, rec)
 	}
@@ -614,6 +623,20 @@ func (s *Service) openNext(ctx context.Context, f *failover, req *wire.ChatReque
 }
 
 var errNoCandidate = errors.New("no candidate left")
+
+// mayHedge reports whether a call on rs may hedge: rs, one of its
+// fallbacks or its context fallback has a hedge policy.
+func (rs *routeState) mayHedge() bool {
+	if rs.hedge != nil || rs.contextFallback != nil && rs.contextFallback.hedge != nil {
+		return true
+	}
+	for _, fb := range rs.fallbacks {
+		if fb.hedge != nil {
+			return true
+		}
+	}
+	return false
+}
 
 // hedge returns the hedge policy of the chain's current route, if any.
 func (f *failover) hedge() *resilience.Hedge {
