@@ -46,7 +46,8 @@ func (w *parkingWriter) String() string {
 // goroutine (Run reports false), and goes on from a new one (resume)
 // when the provider's next token comes, when its idle timeout passes,
 // and when its call is cancelled; each ends the call as a relay on one
-// goroutine would: its record, its last event.
+// goroutine would: its record (with the failover before the first
+// token), its last event.
 func TestRelayWaitsWithNoGoroutine(t *testing.T) {
 	t.Parallel()
 	for _, end := range []string{"tokens", "idle", "cancel"} {
@@ -71,6 +72,10 @@ func TestRelayWaitsWithNoGoroutine(t *testing.T) {
 			}))
 			defer prov.Close()
 			defer close(finish)
+			bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, `{"error":{"message":"down","type":"server_error"}}`, http.StatusInternalServerError)
+			}))
+			defer bad.Close()
 			fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 			cfg, err := ParseBundle("relay.yaml", []byte(`
 kind: AIGateway
@@ -79,8 +84,9 @@ metadata: {name: relay}
 spec:
   providers:
     - {name: a, type: openai, url: "`+prov.URL+`/v1", keys: [{value: sk}]}
+    - {name: bad, type: openai, url: "`+bad.URL+`/v1", keys: [{value: sk}]}
   routes:
-    - {model: gpt-4o-mini, targets: [{provider: a}], timeouts: {firstToken: 10s, idle: 10s, total: 300s}}
+    - {model: gpt-4o-mini, targets: [{provider: bad}, {provider: a}], timeouts: {firstToken: 10s, idle: 10s, total: 300s}}
 `))
 			if err != nil {
 				t.Fatal(err)
@@ -134,8 +140,8 @@ spec:
 				}
 				finish <- struct{}{}
 				rec = <-recs
-				if rec.Outcome != OutcomeOK || rec.OutputTokens != 4 {
-					t.Errorf("record %+v, want ok with 4 output tokens", rec)
+				if rec.Outcome != OutcomeOK || rec.OutputTokens != 4 || rec.Attempts != 2 || len(rec.Path) != 2 || !strings.HasPrefix(rec.Path[0], "bad/gpt-4o-mini:") || rec.Path[1] != "a/gpt-4o-mini:ok" {
+					t.Errorf("record %+v, want ok with 4 output tokens, two attempts, path [bad/gpt-4o-mini:..., a/gpt-4o-mini:ok]", rec)
 				}
 				if !strings.HasSuffix(w.String(), "data: [DONE]\n\n") {
 					t.Errorf("the stream does not end with [DONE]: %q", w.String())
