@@ -99,23 +99,37 @@ type Listener struct {
 	// H2C serves HTTP/2 without TLS (prior knowledge or Upgrade: h2c)
 	// besides HTTP/1.1, on net/http rather than the fast HTTP/1.1 engine.
 	H2C bool `yaml:"h2c"`
-	// Engine serves the listener's HTTP/1.1 connections: "goroutines"
-	// (the default), a goroutine per connection on Go's network poller,
-	// or "eventloop", one epoll loop per processor that runs the common
-	// proxied request whole and hands the rest to goroutines (Linux
-	// only; not with tls or h2c). docs/gateway.md, "Engines".
+	// Engine serves the listener's HTTP/1.1 connections: "goroutines",
+	// a goroutine per connection on Go's network poller; "eventloop", one
+	// epoll loop per processor that runs the common proxied request whole
+	// and hands the rest to goroutines (Linux only; not with tls or h2c);
+	// or "auto" (the default), the event loop where it may run and
+	// goroutines elsewhere. docs/gateway.md, "Engines".
 	Engine string `yaml:"engine"`
 }
 
 // The listener engines (Listener.Engine).
 const (
+	EngineAuto       = "auto"
 	EngineGoroutines = "goroutines"
 	EngineEventLoop  = "eventloop"
 )
 
+// onLoops reports whether the listener runs on event loops: it asks for
+// them, or leaves the choice (auto) where they may serve it.
+func (l Listener) onLoops() bool {
+	switch cmp.Or(l.Engine, defaultEngine) {
+	case EngineEventLoop:
+		return l.TLS == nil && !l.H2C
+	case EngineAuto:
+		return eventLoopSupported && l.TLS == nil && !l.H2C
+	}
+	return false
+}
+
 // defaultEngine serves listeners that name no engine; the package's tests
 // set it from RELIA_TEST_ENGINE to run on either engine.
-var defaultEngine = EngineGoroutines
+var defaultEngine = EngineAuto
 
 // TLS names a certificate and its key, PEM files.
 type TLS struct {
@@ -319,7 +333,7 @@ func (l Listener) check(p *problems, at string, before []Listener) {
 		p.add(at+".h2c", "h2c is HTTP/2 without TLS; a TLS listener already serves HTTP/2")
 	}
 	switch l.Engine {
-	case "", EngineGoroutines:
+	case "", EngineAuto, EngineGoroutines:
 	case EngineEventLoop:
 		switch {
 		case !eventLoopSupported:
@@ -330,7 +344,7 @@ func (l Listener) check(p *problems, at string, before []Listener) {
 			p.add(at+".engine", "the eventloop engine serves plain HTTP/1.1 listeners; an h2c listener runs on goroutines")
 		}
 	default:
-		p.add(at+".engine", "%q is not an engine: goroutines or eventloop", l.Engine)
+		p.add(at+".engine", "%q is not an engine: auto, goroutines or eventloop", l.Engine)
 	}
 }
 

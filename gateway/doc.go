@@ -27,8 +27,8 @@
 // to 64 KiB so that a retry or hedge can resend it), so memory follows
 // bytes received. Targets are reached through gateway/upstream's kept-alive
 // connections; responses stream back through the connection's buffer.
-// On Linux a plain listener may run on event loops instead
-// (listeners[].engine: eventloop, engine_loop_linux.go): the common
+// On Linux a plain listener runs on event loops by default
+// (listeners[].engine: auto or eventloop, engine_loop_linux.go): the common
 // proxied request runs whole in a loop through the same pipeline, and
 // every other connection is handed to the goroutine engine.
 //

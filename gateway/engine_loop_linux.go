@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -246,6 +247,8 @@ type loop struct {
 	fired     []*loopConn
 	waitDl    time.Time
 	nextSweep time.Time
+	// sweepEvery is loopSweep, or what a test set (Gateway.loopSweep).
+	sweepEvery time.Duration
 	// now is when the loop last woke: the time its timeouts start from,
 	// read once a wake rather than once a request, from clk (nil: the
 	// real clock; tests set it through Gateway.loopClock).
@@ -276,6 +279,19 @@ func (g *Gateway) newLoops(s *listenerServer) error {
 		s.loops = append(s.loops, l)
 	}
 	return nil
+}
+
+// wakeLoops wakes s's loops that still run, so that they sweep now: a
+// drain that began or reached its deadline closes their connections at
+// once rather than at the next sweep.
+func (s *listenerServer) wakeLoops() {
+	for _, l := range s.loops {
+		l.mu.Lock()
+		if !l.stopped {
+			l.wake()
+		}
+		l.mu.Unlock()
+	}
 }
 
 // closeLoops closes loops that never started (a start that failed).
@@ -318,7 +334,8 @@ func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
 	l := &loop{g: g, s: s, epfd: epfd, ep: ep, rc: rc, clk: g.loopClock,
 		idle: map[*upstream.Target][]*loopUp{}}
 	l.now = l.clockNow()
-	l.nextSweep = l.now.Add(loopSweep)
+	l.sweepEvery = cmp.Or(g.loopSweep, loopSweep)
+	l.nextSweep = l.now.Add(l.sweepEvery)
 	l.wheel = newWheel(l.now)
 	l.pollFn = func(uintptr) bool {
 		l.n = l.pollNow()
@@ -472,9 +489,11 @@ func (l *loop) run() {
 		}
 		l.expire()
 		// On a clock of a test's, which moves only when the test moves
-		// it, every wake sweeps, so that a drain needs no time to pass.
-		if now := l.now; !now.Before(l.nextSweep) || l.clk != nil {
-			l.nextSweep = now.Add(loopSweep)
+		// it, every wake sweeps, so that a drain needs no time to pass;
+		// so does every wake once a drain began (Shutdown wakes the loops
+		// as it begins and at its deadline: wakeLoops).
+		if now := l.now; !now.Before(l.nextSweep) || l.clk != nil || (woke > 0 && l.g.conns.closing()) {
+			l.nextSweep = now.Add(l.sweepEvery)
 			if l.sweep() {
 				return
 			}

@@ -574,3 +574,57 @@ func TestTargetConnectsDoNotHoldTheLoop(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownWakesTheLoops: a drain closes a loop's idle kept-alive
+// connection as it begins, not at the loop's next sweep. The sweep is an
+// hour apart here, so a Shutdown that left it to the sweep would run to
+// its deadline with the connection still open.
+func TestShutdownWakesTheLoops(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("gw.yaml", []byte(fmt.Sprintf(`kind: Gateway
+version: relia/v1
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0", engine: eventloop}]
+  upstreams: [{name: ok, targets: [{address: %q}]}]
+  routes: [{name: ok, upstream: ok}]
+`, echoBackend(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.loopSweep = time.Hour
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
+	r := bufio.NewReader(c)
+	if resp, _ := exchangeOn(t, c, r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("the request before the drain: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.Shutdown(ctx)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second): // its deadline passed and it still waits for the sweep
+		t.Fatal("Shutdown did not return: the loop keeps the idle connection until its next sweep")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Shutdown ran to its deadline: the loop kept the idle connection until a sweep")
+	}
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the idle connection after Shutdown: %d bytes, %v, want it closed", n, err)
+	}
+}

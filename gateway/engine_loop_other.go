@@ -25,3 +25,5 @@ func (g *Gateway) newLoops(s *listenerServer) error {
 func (g *Gateway) startLoops(s *listenerServer) {}
 
 func (s *listenerServer) closeLoops() {}
+
+func (s *listenerServer) wakeLoops() {}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,6 +126,9 @@ type Gateway struct {
 	// clock (engine_loop_linux.go); nil: the real one, read apart from
 	// the gateway's clock so that a request reads that only twice.
 	loopClock clock.Clock
+	// loopSweep, when a test sets it before Start, is how often the event
+	// loops sweep (engine_loop_linux.go); zero: loopSweep.
+	loopSweep time.Duration
 	// tunnelOpening, when a test sets it, runs as an upgraded connection's
 	// tunnel opens, after its 101 went out (upgrade.go).
 	tunnelOpening atomic.Pointer[func()]
@@ -383,7 +385,7 @@ func (g *Gateway) Start() error {
 		}
 		lns = append(lns, ln)
 		ls.ln = ln
-		if cmp.Or(l.Engine, defaultEngine) == EngineEventLoop && l.TLS == nil && !l.H2C {
+		if l.onLoops() {
 			if err := g.newLoops(ls); err != nil {
 				return fail(fmt.Errorf("listener %s: opening its event loops: %w", ls.name, err))
 			}
@@ -471,7 +473,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	// Idle connections close now; the others finish their requests (and
 	// upgraded ones their tunnels) until ctx ends, when those left and
 	// their targets' connections are ended.
-	g.conns.drain(ctx, g.open.EndAll)
+	g.conns.drain(ctx, g.open.EndAll, func() {
+		for _, ls := range servers {
+			ls.wakeLoops()
+		}
+	})
 	if admin != nil {
 		admin.Close()
 	}

@@ -102,8 +102,9 @@ func subtestEngine(t testing.TB) string {
 	return ""
 }
 
-// RELIA_TEST_ENGINE=eventloop runs the package's tests with the event
-// loop serving every listener that names no engine (plain HTTP/1.1 ones).
+// Listeners that name no engine run on the default (auto: the event loop
+// for plain HTTP/1.1 listeners on Linux); RELIA_TEST_ENGINE=goroutines
+// runs the package's tests with goroutines serving them instead.
 func init() {
 	if e := os.Getenv("RELIA_TEST_ENGINE"); e != "" {
 		defaultEngine = e

@@ -785,7 +785,7 @@ func (s *connSet) remove(c *conn) {
 // drain stops new connections, closes the idle ones, and waits for the
 // others to finish until ctx ends; then it ends those left and waits for
 // them to go.
-func (s *connSet) drain(ctx context.Context, endUpstream func()) {
+func (s *connSet) drain(ctx context.Context, endUpstream, wakeLoops func()) {
 	s.mu.Lock()
 	s.ending.Store(true)
 	for c := range s.m {
@@ -802,6 +802,7 @@ func (s *connSet) drain(ctx context.Context, endUpstream func()) {
 	}
 	emptied := s.emptied
 	s.mu.Unlock()
+	wakeLoops() // their idle connections close now, not at the next sweep
 	select {
 	case <-emptied:
 		return
@@ -812,6 +813,7 @@ func (s *connSet) drain(ctx context.Context, endUpstream func()) {
 		c.end()
 	}
 	s.mu.Unlock()
+	wakeLoops()
 	endUpstream()
 	<-emptied
 }

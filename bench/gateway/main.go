@@ -20,8 +20,8 @@
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
 // a retry budget on the route, once on each listener engine ("relia
-// gateway": goroutines, the default; "relia gateway (event loop)":
-// listeners[].engine: eventloop). Each round measures every proxy once, in an
+// gateway": engine: auto, the default, which is the event loop on Linux;
+// "relia gateway (goroutines)": engine: goroutines). Each round measures every proxy once, in an
 // order that rotates between rounds; figures are medians. Then, at half the
 // gateway's measured maximum, the latency the gateway adds: hey sends a
 // constant rate (-q per connection) directly to nginx and through the
@@ -257,11 +257,11 @@ http {
 		return fmt.Errorf("building relia: %w", err)
 	}
 	// The gateway twice, the same config on each listener engine: the
-	// goroutine engine (the default) and the event loop.
+	// default (auto: the event loop on Linux) and the goroutine engine.
 	var gateway *proxy
 	engines := []struct{ name, engine, suffix, bin string }{
-		{"relia gateway", "goroutines", "", relia},
-		{"relia gateway (event loop)", "eventloop", "-eventloop", relia},
+		{"relia gateway", "auto", "", relia},
+		{"relia gateway (goroutines)", "goroutines", "-goroutines", relia},
 	}
 	if baseline != "" {
 		engines = append(engines, struct{ name, engine, suffix, bin string }{"relia (loop, baseline)", "eventloop", "-baseline", baseline})
