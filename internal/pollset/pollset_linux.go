@@ -100,13 +100,22 @@ func (s *Set) start() bool {
 func (s *Set) run(rc syscall.RawConn) {
 	defer close(s.done)
 	var evs [64]unix.EpollEvent
+	// wait hands out what the instance has and reports false, so that
+	// the poller parks the goroutine until the instance's next edge:
+	// once a wait returned fewer events than it had room for, every
+	// event after it raises one (or came while it ran, and the poller
+	// calls again at once). It returns only when the instance closes.
 	wait := func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), evs[:], 0)
-		if err != nil || n == 0 {
-			return false // nothing yet (or EINTR): the poller waits and calls again
+		for {
+			n, err := unix.EpollWait(int(fd), evs[:], 0)
+			if err != nil || n == 0 {
+				return false // nothing (or EINTR): the poller waits and calls again
+			}
+			s.ready(evs[:n])
+			if n < len(evs) {
+				return false
+			}
 		}
-		s.ready(evs[:n])
-		return true
 	}
 	for rc.Read(wait) == nil {
 	}
