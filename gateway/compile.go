@@ -41,7 +41,7 @@ func (g *Gateway) build(cfg *Config, prev *state) (*state, error) {
 			st.poolList = append(st.poolList, before)
 			continue
 		}
-		p, err := newPool(u, before, g.clock, g.breakerMaker(u), &g.open)
+		p, err := newPool(u, before, g.clock, g.breakerMaker(u), &g.open, g.targetWaits)
 		if err != nil {
 			return nil, fmt.Errorf("building upstream %s: %w", u.Name, err)
 		}

@@ -227,12 +227,7 @@ type h2cClient struct {
 
 func dialH2C(t *testing.T, addr string) *h2cClient {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c, _ := dialFor(t, addr)
 	h := &h2cClient{c: c, fr: http2.NewFramer(c, c)}
 	h.enc = hpack.NewEncoder(&h.buf)
 	io.WriteString(c, http2.ClientPreface)

@@ -53,7 +53,8 @@ import (
 const eventLoopSupported = true
 
 // loopSweep is how often a loop looks for connections a drain ended and
-// for target connections that goroutines wait for or a reload retired;
+// for target connections that goroutines wait for or a reload retired,
+// besides the wakes that ask for them at once (wakeLoops, targetWaits);
 // timeouts have deadlines of their own.
 const loopSweep = 100 * time.Millisecond
 
@@ -249,6 +250,10 @@ type loop struct {
 	nextSweep time.Time
 	// sweepEvery is loopSweep, or what a test set (Gateway.loopSweep).
 	sweepEvery time.Duration
+	// owed says requests on goroutines began to wait for target
+	// connections since the loop last gave its idle ones back
+	// (Gateway.targetWaits).
+	owed atomic.Bool
 	// now is when the loop last woke: the time its timeouts start from,
 	// read once a wake rather than once a request, from clk (nil: the
 	// real clock; tests set it through Gateway.loopClock).
@@ -291,6 +296,25 @@ func (s *listenerServer) wakeLoops() {
 			l.wake()
 		}
 		l.mu.Unlock()
+	}
+}
+
+// targetWaits runs as a request on a goroutine begins to wait for a
+// target's connection: every loop gives back the target connections it
+// keeps idle for which requests wait, now rather than at its next sweep.
+func (g *Gateway) targetWaits() {
+	servers := g.running.Load()
+	if servers == nil {
+		return
+	}
+	for _, s := range *servers {
+		for _, l := range s.loops {
+			l.mu.Lock()
+			if !l.stopped && !l.owed.Swap(true) {
+				l.wake()
+			}
+			l.mu.Unlock()
+		}
 	}
 }
 
@@ -490,18 +514,35 @@ func (l *loop) run() {
 		l.expire()
 		// On a clock of a test's, which moves only when the test moves
 		// it, every wake sweeps, so that a drain needs no time to pass;
-		// so does every wake once a drain began (Shutdown wakes the loops
-		// as it begins and at its deadline: wakeLoops).
-		if now := l.now; !now.Before(l.nextSweep) || l.clk != nil || (woke > 0 && l.g.conns.closing()) {
+		// so does a drain's (draining).
+		if now := l.now; !now.Before(l.nextSweep) || l.clk != nil || l.draining(woke) {
 			l.nextSweep = now.Add(l.sweepEvery)
 			if l.sweep() {
 				return
 			}
 		}
+		if l.owed.Load() && l.owed.Swap(false) {
+			l.giveIdleToWaiters()
+		}
 		if woke > 0 {
 			l.wakes.Add(int64(woke))
 		}
 	}
+}
+
+// draining reports whether a drain began and the loop is to sweep now: it
+// was woken (wakeLoops), or its last connection closed, so that it stops
+// without waiting for its next sweep.
+func (l *loop) draining(woke uint64) bool {
+	if !l.g.conns.closing() {
+		return false
+	}
+	if woke > 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clients.n == 0
 }
 
 // expire ends the waits whose deadlines passed.
@@ -1273,21 +1314,14 @@ func (l *loop) sweep() bool {
 		}
 	}
 	for t, us := range l.idle {
-		switch {
-		case t.Retired():
+		if t.Retired() {
 			for _, u := range us {
 				l.drop(u)
 			}
 			delete(l.idle, t)
-		case t.Waiting() > 0:
-			// Requests on goroutines wait for a connection: the pool gets
-			// the loop's idle ones.
-			for _, u := range us {
-				l.release(u)
-			}
-			delete(l.idle, t)
 		}
 	}
+	l.giveIdleToWaiters()
 	if !closing {
 		return false
 	}
@@ -1295,6 +1329,19 @@ func (l *loop) sweep() bool {
 	defer l.mu.Unlock()
 	l.stopped = l.clients.n == 0
 	return l.stopped
+}
+
+// giveIdleToWaiters gives the pool the loop's idle connections to targets
+// that requests on goroutines wait for.
+func (l *loop) giveIdleToWaiters() {
+	for t, us := range l.idle {
+		if t.Waiting() > 0 {
+			for _, u := range us {
+				l.release(u)
+			}
+			delete(l.idle, t)
+		}
+	}
 }
 
 // stop closes the loop's idle target connections, its epoll and its

@@ -364,15 +364,7 @@ func TestEventLoopTimeoutsFireOnTime(t *testing.T) {
     - {name: hang, upstream: hang, match: {path: {prefix: /hang}}, timeout: 30s}
     - {name: ok, upstream: ok}
 `, echoBackend(t), hang), Options{Clock: fc}, func(g *Gateway) { g.loopClock = fc })
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", g.Addr("main"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialFor(t, g.Addr("main")) }
 	// Deadlines off the wheel's ticks: each fires up to a tick past.
 	fc.Advance(300 * time.Microsecond)
 	start := fc.Now()
@@ -599,13 +591,7 @@ spec:
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", g.Addr("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second)) // a test that fails ends
-	r := bufio.NewReader(c)
+	c, r := dialFor(t, g.Addr("main"))
 	if resp, _ := exchangeOn(t, c, r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
 		t.Fatalf("the request before the drain: %d", resp.StatusCode)
 	}
@@ -626,5 +612,28 @@ spec:
 	}
 	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("the idle connection after Shutdown: %d bytes, %v, want it closed", n, err)
+	}
+}
+
+// TestLoopGivesIdleConnectionsToWaitersAtOnce: a request on a goroutine
+// (its chunked body hands it there) that finds the target's only
+// connection idle in a loop gets it as it begins to wait, not at the
+// loop's next sweep, which is an hour apart here: without the hand-back
+// it would wait until its timeout and get 503.
+func TestLoopGivesIdleConnectionsToWaitersAtOnce(t *testing.T) {
+	t.Parallel()
+	g, _ := startGatewayThen(t, fmt.Sprintf(`  listeners: [{name: main, address: "127.0.0.1:0", engine: eventloop}]
+  upstreams: [{name: ok, maxConnections: 1, targets: [{address: %q}]}]
+  routes: [{name: ok, upstream: ok, timeout: 5s}]
+`, echoBackend(t)), Options{}, func(g *Gateway) { g.loopSweep = time.Hour })
+	dial := func() (net.Conn, *bufio.Reader) { return dialFor(t, g.Addr("main")) }
+	first, firstR := dial()
+	if resp, _ := exchangeOn(t, first, firstR, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("the loop's request: %d", resp.StatusCode)
+	}
+	chunked, chunkedR := dial()
+	resp, body := exchangeOn(t, chunked, chunkedR, "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("the request on a goroutine: %d %s, want 200 on the connection the loop kept idle", resp.StatusCode, body)
 	}
 }

@@ -27,3 +27,5 @@ func (g *Gateway) startLoops(s *listenerServer) {}
 func (s *listenerServer) closeLoops() {}
 
 func (s *listenerServer) wakeLoops() {}
+
+func (g *Gateway) targetWaits() {}

@@ -129,6 +129,10 @@ type Gateway struct {
 	// loopSweep, when a test sets it before Start, is how often the event
 	// loops sweep (engine_loop_linux.go); zero: loopSweep.
 	loopSweep time.Duration
+	// running is the listeners' servers while the gateway runs, for the
+	// paths that must reach their event loops without taking mu
+	// (targetWaits).
+	running atomic.Pointer[[]*listenerServer]
 	// tunnelOpening, when a test sets it, runs as an upgraded connection's
 	// tunnel opens, after its 101 went out (upgrade.go).
 	tunnelOpening atomic.Pointer[func()]
@@ -397,6 +401,7 @@ func (g *Gateway) Start() error {
 		return fail(err)
 	}
 	g.servers = servers
+	g.running.Store(&servers)
 	for _, ls := range servers {
 		g.startLoops(ls)
 		g.bg.Add(1)
@@ -461,6 +466,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	servers, admin := g.servers, g.admin
 	g.servers = nil
+	g.running.Store(nil)
 	started := g.started
 	g.started = false
 	g.mu.Unlock()

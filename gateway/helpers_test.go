@@ -205,3 +205,16 @@ func rawExchange(t testing.TB, base, raw string) (*http.Response, []byte) {
 	resp.Body.Close()
 	return resp, body
 }
+
+// dialFor connects to addr for the rest of t, with a deadline that ends
+// a test that fails instead of letting it hang.
+func dialFor(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c, bufio.NewReader(c)
+}

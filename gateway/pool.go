@@ -115,8 +115,9 @@ type ringPoint struct {
 // (Upstream.withDefaults); open, when set, lists the connections its
 // targets open, for shutdown. prev, when set, is the pool of the same name
 // in the generation before: targets that stay in the new pool keep their
-// state from it (inheritTarget).
-func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open) (*pool, error) {
+// state from it (inheritTarget). onWait, when set, runs as a request
+// begins to wait for one of a target's connections (upstream.Settings).
+func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name string) (*resilience.Breaker, error), open *upstream.Open, onWait func()) (*pool, error) {
 	p := &pool{name: u.Name, cfg: u, clock: clk}
 	for _, tc := range u.Targets {
 		t := &target{addr: tc.Address, addrBytes: []byte(tc.Address), weight: tc.Weight}
@@ -128,7 +129,7 @@ func newPool(u Upstream, prev *pool, clk clock.Clock, newBreaker func(name strin
 			t.activeUp.Store(true)
 		}
 		if t.up == nil {
-			t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: u.MaxConnections, MaxIdle: maxIdleConns, DialTimeout: u.ConnectTimeout, Clock: clk, Open: open})
+			t.up = upstream.New(upstream.Settings{Addr: tc.Address, MaxConns: u.MaxConnections, MaxIdle: maxIdleConns, DialTimeout: u.ConnectTimeout, Clock: clk, Open: open, OnWait: onWait})
 		}
 		if t.breaker == nil && newBreaker != nil {
 			b, err := newBreaker(u.Name + "/" + tc.Address)

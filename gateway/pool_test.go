@@ -18,7 +18,7 @@ func testPool(t *testing.T, u Upstream, clk clock.Clock) *pool {
 			u.Targets = append(u.Targets, Target{Address: fmt.Sprintf("10.0.0.%d:80", i+1)})
 		}
 	}
-	p, err := newPool(u.withDefaults(), nil, clk, nil, nil)
+	p, err := newPool(u.withDefaults(), nil, clk, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

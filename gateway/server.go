@@ -795,6 +795,7 @@ func (s *connSet) drain(ctx context.Context, endUpstream, wakeLoops func()) {
 	}
 	if len(s.m) == 0 {
 		s.mu.Unlock()
+		wakeLoops() // to stop
 		return
 	}
 	if s.emptied == nil {

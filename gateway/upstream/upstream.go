@@ -63,6 +63,11 @@ type Settings struct {
 	// Open, when set, lists every connection the target opens until it
 	// closes, so that a shutdown past its deadline can end them.
 	Open *Open
+	// OnWait, when set, is called each time a request begins to wait for
+	// a connection (every one it may have is busy), so that a holder of
+	// idle connections kept outside the pool (an event loop's) can give
+	// them back to it at once.
+	OnWait func()
 	// ReadBuffer is the size a connection's read buffer starts at
 	// (default 16 KiB): it grows only when a head does not fit, and a
 	// body streams through it whatever its size. A caller holding many
@@ -96,6 +101,7 @@ type Target struct {
 	// shut down: connections given back after that close instead of
 	// waiting idle in a pool nobody will take them from.
 	retired atomic.Bool
+	onWait  func()
 }
 
 // New returns a Target; it opens nothing yet.
@@ -115,6 +121,7 @@ func New(s Settings) *Target {
 		open:        s.Open,
 		readBuffer:  cmp.Or(s.ReadBuffer, readBuffer),
 		writeBuffer: cmp.Or(s.WriteBuffer, writeBuffer),
+		onWait:      s.OnWait,
 	}
 	t.rbufs.New = func() any {
 		b := make([]byte, t.readBuffer)
@@ -251,6 +258,9 @@ func (t *Target) acquire(ctx context.Context, deadline time.Time, fresh bool) (u
 		}
 		t.waiting.Add(1)
 		defer t.waiting.Add(-1)
+		if t.onWait != nil {
+			t.onWait()
+		}
 		timer := t.clock.NewTimer(wait)
 		defer timer.Stop()
 		select {
