@@ -179,6 +179,9 @@ type streamDecoder interface {
 	// buffered is how many bytes of the stream are read but not yet
 	// decoded: while there are, relia holds its flush to the client.
 	buffered() int
+	// idle lets go of what the decoder holds between events while its
+	// stream waits with nothing buffered (wire.SSEReader.Idle).
+	idle()
 }
 
 // adapter translates between the unified format (OpenAI's) and one

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,8 +82,10 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 	// end ends the call once its answer is out: here, or at the end of
 	// the stream's relay when the host took it on.
 	end := func() {
-		rec.Attempts = f.attemptCount()
-		rec.Path = f.pathCopy()
+		if f != nil {
+			rec.Attempts = f.attemptCount()
+			rec.Path = f.pathCopy()
+		}
 		stop()
 		res.settle(rctx, rec.usage, rec.Cost)
 	}
@@ -93,6 +96,13 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 	}()
 	if req.Stream {
 		handedOff = s.chatStream(ctx, w, f, req, eg, rec, end)
+		if handedOff && !rs.mayHedge() {
+			// No attempt is left under way (a hedge's loser may be):
+			// the failover's figures are final, and a stream that waits
+			// for its provider need not hold it.
+			rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy()
+			f = nil
+		}
 	} else {
 		s.chatWhole(ctx, w, f, req, eg, rec)
 	}
@@ -388,17 +398,12 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	if !o.ended {
 		o.timer.Reset(t.route.idle)
 		err = sw.flush()
-		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(func() {
-			defer s.finish(rec)
-			defer end()
-			defer o.close()
-			s.endStream(ctx, o, sw, rec, relayStream(o, sw))
-		}) {
+		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ctx, o: o, sw: sw, rec: rec, end: end}) {
 			closing = false
 			return true
 		}
 		if err == nil {
-			err = relayStream(o, sw)
+			_, err = relayStream(o, sw, nil)
 		}
 	}
 	s.endStream(ctx, o, sw, rec, err)
@@ -406,24 +411,76 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 }
 
 // HandOff is what a host's http.ResponseWriter implements when it can
-// relay an open stream from a goroutine of its own, so that the
+// relay an open stream from goroutines of its own, so that the
 // goroutine that served the request up to the first token (its deep
 // stack of host and call frames) can end while the stream waits for
-// tokens: a waiting stream then holds only relay's few frames, and the
-// collector shrinks its stack to 4 KiB (docs/benchmarks.md, "Open
-// streams' memory"). relia gateway's edge is one.
+// tokens. relia gateway's edge is one.
 type HandOff interface {
-	// HandOff takes relay, which streams the rest of the answer through
-	// the writer and ends the call, or reports false and leaves the
-	// stream to Serve. Once taken, relay runs once, after Serve
-	// returned, and the answer ends when relay returns.
-	HandOff(relay func()) bool
+	// HandOff takes r, which streams the rest of the answer through the
+	// writer and ends the call (Relay.Run), or reports false and leaves
+	// the stream to Serve. Once taken, r runs after Serve returned, and
+	// the answer ends when Run reports it ended.
+	HandOff(r *Relay) bool
+}
+
+// Relay is the rest of a stream that a host took (HandOff): its events
+// from the provider to the client, then the call's end (the breaker's
+// verdict, usage, quota, record).
+//
+// Where it can (Linux, a provider over relia's own HTTP/1.1 client), a
+// relay that has nothing at hand waits with no goroutine: its provider
+// connection is in the service's epoll set (one for all streams), and
+// the relay goes on from a new goroutine once bytes come, the stream's
+// timeouts pass or its call is cancelled. A waiting stream then holds
+// its state on the heap and no stack (docs/benchmarks.md, "Open
+// streams' memory"). Elsewhere Run waits for the provider as Serve
+// would.
+type Relay struct {
+	s   *Service
+	ctx context.Context
+	o   *openStream
+	sw  *streamWriter
+	rec *Record
+	end func()
+	// resume is the host's, from Run: it runs the relay on.
+	resume func()
+	wait   relayWait
+}
+
+// Run relays the stream until it ends, and reports true once the call
+// ended; or until it must wait for the provider with nothing at hand,
+// and reports false: the stream then waits without a goroutine, and
+// resume is called once, on a new goroutine, when it can go on; resume
+// calls Run again. A host must not touch the relay or the writer after
+// Run reported false: the next Run may already be under way. Runs never
+// overlap.
+func (r *Relay) Run(resume func()) (ended bool) {
+	r.resume = resume
+	r.resumed()
+	ended = true
+	defer func() {
+		if ended { // also when a panic unwinds Run: the call ends as it can
+			r.unwatch()
+			r.o.close()
+			r.end()
+			r.s.finish(r.rec)
+		}
+	}()
+	waits, err := relayStream(r.o, r.sw, r)
+	if waits {
+		ended = false
+		return false
+	}
+	r.s.endStream(r.ctx, r.o, r.sw, r.rec, err)
+	return true
 }
 
 // relayStream passes the stream's events to the client until the
 // provider's stream ends (io.EOF) or fails, or the client's write does.
-// A stream waits here for each next event, a few frames deep.
-func relayStream(o *openStream, sw *streamWriter) error {
+// With a relay that can wait without a goroutine (park), it returns
+// early, reporting true, when the stream waits so; otherwise a stream
+// waits here for each next event, a few frames deep.
+func relayStream(o *openStream, sw *streamWriter, r *Relay) (waits bool, err error) {
 	for {
 		// While the next event is already at hand, the other streams run
 		// first (yield): a provider that sent its whole answer at once
@@ -431,15 +488,18 @@ func relayStream(o *openStream, sw *streamWriter) error {
 		// one core every stream that became ready meanwhile, a new one's
 		// first token included, would wait behind it. A stream whose
 		// events come one by one waits for each anyway and does not
-		// yield: it waits here, with a shallow stack (waitNext).
+		// yield: it waits here, with a shallow stack (waitNext), or on
+		// no stack at all (park).
 		if o.dec.buffered() > 0 {
 			yield()
+		} else if r != nil && r.park() {
+			return true, nil
 		} else {
 			o.waitNext()
 		}
 		p, err := o.dec.next()
 		if err != nil {
-			return err
+			return false, err
 		}
 		o.timer.Reset(o.t.route.idle)
 		sw.piece(p)
@@ -447,7 +507,7 @@ func relayStream(o *openStream, sw *streamWriter) error {
 		// the flush waits only while more are at hand.
 		if o.dec.buffered() == 0 || len(sw.buf) >= maxHeldStream {
 			if err := sw.flush(); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
@@ -564,6 +624,20 @@ func (s *Service) openNext(ctx context.Context, f *failover, req *wire.ChatReque
 
 var errNoCandidate = errors.New("no candidate left")
 
+// mayHedge reports whether a call on rs may hedge: rs, one of its
+// fallbacks or its context fallback has a hedge policy.
+func (rs *routeState) mayHedge() bool {
+	if rs.hedge != nil || rs.contextFallback != nil && rs.contextFallback.hedge != nil {
+		return true
+	}
+	for _, fb := range rs.fallbacks {
+		if fb.hedge != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // hedge returns the hedge policy of the chain's current route, if any.
 func (f *failover) hedge() *resilience.Hedge {
 	f.mu.Lock()
@@ -600,6 +674,36 @@ type streamWriter struct {
 	id           string // the stream's chunk id, for chunks relia adds
 	content      *contentLog
 	text         bytes.Buffer
+	// box holds buf while idle lends it out (nil then).
+	box *[]byte
+}
+
+// idleStreamBufs holds the buffers of stream writers whose streams wait
+// (streamWriter.idle).
+var idleStreamBufs sync.Pool
+
+// idle lends the writer's buffer to the other streams while its stream
+// waits with nothing held (the last flush emptied it); busy takes one
+// back.
+func (sw *streamWriter) idle() {
+	if len(sw.buf) > 0 || cap(sw.buf) == 0 || cap(sw.buf) > 2*maxHeldStream {
+		return
+	}
+	b := sw.box
+	if b == nil {
+		b = new([]byte)
+	}
+	*b, sw.buf, sw.box = sw.buf[:0], nil, nil
+	idleStreamBufs.Put(b)
+}
+
+func (sw *streamWriter) busy() {
+	if sw.buf != nil {
+		return
+	}
+	if b, ok := idleStreamBufs.Get().(*[]byte); ok {
+		sw.buf, sw.box, *b = *b, b, nil
+	}
 }
 
 func (sw *streamWriter) start() {

@@ -14,14 +14,14 @@ type handOffWriter struct {
 	h     http.Header
 	out   bytes.Buffer
 	take  bool
-	relay func()
+	relay *Relay
 }
 
 func (w *handOffWriter) Header() http.Header         { return w.h }
 func (w *handOffWriter) WriteHeader(int)             {}
 func (w *handOffWriter) Flush()                      {}
 func (w *handOffWriter) Write(p []byte) (int, error) { return w.out.Write(p) }
-func (w *handOffWriter) HandOff(relay func()) bool {
+func (w *handOffWriter) HandOff(relay *Relay) bool {
 	if !w.take {
 		return false
 	}
@@ -51,7 +51,9 @@ func TestHandOffRelaysTheRest(t *testing.T) {
 			if len(recs) != 0 || !strings.Contains(w.out.String(), "tok0 ") || strings.Contains(w.out.String(), "[DONE]") {
 				t.Fatalf("before the relay: %d records, stream %q; want none, and the first token without the end", len(recs), w.out.String())
 			}
-			w.relay()
+			if !w.relay.Run(func() { t.Error("a stream whose events are all at hand waited") }) {
+				t.Fatal("the relay waits, with every event at hand")
+			}
 		} else if w.relay != nil {
 			t.Fatal("a writer that declined has a relay")
 		}

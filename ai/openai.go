@@ -166,6 +166,7 @@ type openAIStream struct {
 }
 
 func (s *openAIStream) buffered() int { return s.r.Buffered() }
+func (s *openAIStream) idle()         { s.r.Idle() }
 
 func (s *openAIStream) next() (piece, error) {
 	if s.done {

@@ -66,6 +66,9 @@ type Service struct {
 	metrics      *metrics
 	quotas       *quotas
 	state        atomic.Pointer[state]
+	// waits holds the handed-off streams that wait for their providers
+	// with no goroutine (Relay).
+	waits streamWaits
 }
 
 // New builds a Service from a validated config and the catalog it was
@@ -156,8 +159,10 @@ func (s *Service) Reload(cfg *Config, cat *Catalog, prompts []*Prompt) error {
 }
 
 // Close releases what the Service opened itself (a Redis client, the
-// idle connections of its own transport).
+// idle connections of its own transport, the epoll set of handed-off
+// streams: one that waits in it goes on waiting on a goroutine).
 func (s *Service) Close() error {
+	s.waits.Close()
 	if s.ownTransport != nil {
 		s.ownTransport.CloseIdle()
 	}

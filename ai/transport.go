@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -213,6 +214,10 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		if !b.closed {
 			conn.SetReadDeadline(time.Unix(1, 0))
 		}
+		b.cancelled.Store(true)
+		if b.waker != nil {
+			b.waker.wake() // a stream that waits with no goroutine reads on, and finds the deadline
+		}
 	})
 	return resp, nil
 }
@@ -228,6 +233,10 @@ type upstreamBody struct {
 	rc     syscall.RawConn
 	peekFn func(uintptr) bool
 	peek   [1]byte
+	// cancelled says the exchange's context ended; waker, set while a
+	// handed-off stream may wait with no goroutine (Relay), is told so.
+	cancelled atomic.Bool
+	waker     interface{ wake() }
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {

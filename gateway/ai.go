@@ -98,15 +98,18 @@ type aiCall struct {
 	// then, so that an open stream does not hold its space.
 	rec *ai.Record
 	// relay is the rest of a stream the service handed off (HandOff),
-	// until relayAI runs it.
-	relay func()
+	// until it ended (relayAI); resume runs it on from a new goroutine
+	// after it waited with none (conn.relay).
+	relay  *ai.Relay
+	resume func()
 }
 
 // serveAI serves x on the AI service of its route. A stream that the
 // service handed off once its first token was out (HandOff) is not over
 // when it returns: x.ai.relay holds the rest, which the connection's
-// next goroutine runs (relayAI) once this one has unwound and ended, so
-// that a waiting stream holds a shallow stack (conn.done).
+// next goroutine runs (relayAI) once this one has unwound and ended
+// (conn.done), and which waits for its provider with no goroutine where
+// it can (ai.Relay).
 func (g *Gateway) serveAI(x *exchange) {
 	ac, ctx := g.startAI(x)
 	ok := ac.w.serve(ctx, x.st.ai, &ac.req)
@@ -116,14 +119,20 @@ func (g *Gateway) serveAI(x *exchange) {
 	g.afterAI(x, ac, ok)
 }
 
-// relayAI runs the rest of x's handed-off stream and ends the call as
-// serveAI would have.
-func (g *Gateway) relayAI(x *exchange) {
+// relayAI runs the rest of x's handed-off stream until it ended, then
+// ends the call as serveAI would have and reports true; or until it
+// waits for its provider with no goroutine, and reports false: ac.resume
+// runs it on, and x is not this goroutine's any more.
+func (g *Gateway) relayAI(x *exchange) bool {
 	ac := x.ai
-	relay := ac.relay
-	ac.relay = nil
-	ok := ac.w.guard(ac.req.Path, relay)
+	ended := true
+	ok := ac.w.guard(ac.req.Path, func() { ended = ac.relay.Run(ac.resume) })
+	if ok && !ended {
+		return false
+	}
+	ac.relay, ac.resume = nil, nil
 	g.afterAI(x, ac, ok)
+	return true
 }
 
 // afterAI ends x's AI call once the service's part of it returned (ok
@@ -141,7 +150,7 @@ func (g *Gateway) afterAI(x *exchange, ac *aiCall, ok bool) {
 // length (a concurrency limit's permit, a cache entry to fill): x's
 // goroutine then ends, and the connection's next one relays the stream
 // (serveAI).
-func (w *aiWriter) HandOff(relay func()) bool {
+func (w *aiWriter) HandOff(relay *ai.Relay) bool {
 	r := w.x.route
 	if w.c == nil || w.relay || !w.chunked || w.err != nil || r.limiter != nil || r.bulkhead != nil || r.cache != nil {
 		return false

@@ -84,16 +84,23 @@ func TestAIStreamMemory(t *testing.T) {
 	t.Logf("%d open streams, a stream: live heap %.0f B, goroutine stacks %.0f B (%.2f goroutines); the test's two sockets a stream took %.0f B of heap beside",
 		n, heap, stacks, gs, float64(pair.heap)/float64(n))
 	// Bounds a little over what the gateway holds today: a change that
-	// grows a stream's memory fails here. A stream's goroutine is the one
-	// its relay was handed off to (ai.HandOff), with a 2 KiB stack.
-	if heap > 11<<10 {
-		t.Errorf("an open stream holds %.0f B of live heap, want at most %d", heap, 11<<10)
+	// grows a stream's memory fails here. On Linux a handed-off stream
+	// that waits holds no goroutine (ai.Relay): its relay's goroutine
+	// ended and a new one starts when the provider's next bytes come.
+	// Elsewhere (and on linux/386) it waits on the goroutine its relay
+	// was handed off to, with a 2 KiB stack (4 KiB on linux/386).
+	maxGoroutines, maxStacks := 0.05, 1<<10
+	if runtime.GOOS != "linux" || runtime.GOARCH == "386" {
+		maxGoroutines, maxStacks = 1.05, 5<<10
 	}
-	if stacks > 3<<10 {
-		t.Errorf("an open stream holds %.0f B of goroutine stacks, want at most %d", stacks, 3<<10)
+	if maxHeap := 9<<10 + 768; heap > float64(maxHeap) {
+		t.Errorf("an open stream holds %.0f B of live heap, want at most %d", heap, maxHeap)
 	}
-	if gs > 1.05 {
-		t.Errorf("an open stream holds %.2f goroutines, want one", gs)
+	if stacks > float64(maxStacks) {
+		t.Errorf("an open stream holds %.0f B of goroutine stacks, want at most %d", stacks, maxStacks)
+	}
+	if gs > maxGoroutines {
+		t.Errorf("an open stream holds %.2f goroutines, want at most %.2f", gs, maxGoroutines)
 	}
 }
 

@@ -231,22 +231,27 @@ func (c *conn) open() bool {
 
 // done ends the goroutine that serves c: it closes c, or, when c's last
 // request is an AI stream the AI service handed off (ai.go, serveAI),
-// starts the goroutine that relays the stream and serves c from there.
-// That goroutine starts only now, with this one's frames gone: a stream
-// waits for its next token on a stack of a few frames, which the
-// collector shrinks to 4 KiB, rather than below the whole request's
-// (TestAIStreamMemory).
+// starts the goroutine that relays the stream (relay).
 func (c *conn) done() {
 	if x := c.relaying; x != nil {
 		c.relaying = nil
-		go c.serveFrom(func() bool {
-			c.g.relayAI(x)
-			return c.respond(x)
-		}, x)
+		x.ai.resume = func() { c.relay(x) }
+		go c.relay(x)
 		return
 	}
 	c.g.conns.remove(c)
 	c.nc.Close()
+}
+
+// relay relays x's handed-off AI stream, then serves c from there. It
+// runs on a goroutine of its own, with the frames of the one that served
+// the request up to the first token gone; and where the stream waits
+// for its provider with no goroutine (ai.Relay), it ends then, and a
+// new one calls relay again once the stream goes on (TestAIStreamMemory).
+func (c *conn) relay(x *exchange) {
+	if c.g.relayAI(x) {
+		c.serveFrom(func() bool { return c.respond(x) }, x)
+	}
 }
 
 // serveFrom serves c, on a goroutine of its own, from a request under
@@ -323,11 +328,11 @@ func (c *conn) dropReadBuffer(x *exchange) bool {
 	if !ok {
 		return false
 	}
-	// What is not x's any more: the codec's parse of the head, and the
-	// slots past the fields in use.
+	// What is not x's any more: the codec's parse of the head (its
+	// fields array goes: the next head on the connection makes one), and
+	// the slots past the fields in use.
 	clear(r.fields[len(r.fields):cap(r.fields)])
-	clear(c.hreq.Headers[:cap(c.hreq.Headers)])
-	c.hreq.Headers, c.hreq.Method, c.hreq.Target = c.hreq.Headers[:0], nil, nil
+	c.hreq.Headers, c.hreq.Method, c.hreq.Target = nil, nil, nil
 	clear(c.body.Trailers[:cap(c.body.Trailers)])
 	rd.Buf, rd.R, rd.W, rd.Low = nil, 0, 0, 0
 	return true

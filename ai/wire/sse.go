@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // DefaultMaxEvent is the largest Server-Sent Event an SSEReader buffers
@@ -39,6 +40,46 @@ type SSEReader struct {
 	data   []byte
 	name   []byte
 	line   []byte
+	// bufs holds line and data while Idle lends them out (nil then).
+	bufs *sseBufs
+}
+
+// sseBufs is an SSEReader's line and data buffers as Idle lends them.
+type sseBufs struct{ line, data []byte }
+
+// idleSSEBufs holds the buffers of readers whose streams wait (Idle).
+var idleSSEBufs sync.Pool
+
+// maxIdleSSEBuf is the largest buffer Idle lends out; a larger one goes.
+const maxIdleSSEBuf = 16 << 10
+
+// Idle lends the reader's line and data buffers to the other readers
+// while its stream waits with no event under way (Buffered is 0): the
+// last event's Data is not valid after it. Thousands of streams that
+// wait then hold none; the next event takes a pair back.
+func (r *SSEReader) Idle() {
+	if len(r.pend) > 0 || cap(r.line)+cap(r.data) == 0 || cap(r.line) > maxIdleSSEBuf || cap(r.data) > maxIdleSSEBuf {
+		return
+	}
+	b := r.bufs
+	if b == nil {
+		b = new(sseBufs)
+	}
+	b.line, b.data = r.line[:0], r.data[:0]
+	r.line, r.data, r.bufs = nil, nil, nil
+	idleSSEBufs.Put(b)
+}
+
+// takeBufs takes a line and a data buffer that an idle reader lent, if
+// the reader has none.
+func (r *SSEReader) takeBufs() {
+	if r.line != nil || r.data != nil {
+		return
+	}
+	if b, ok := idleSSEBufs.Get().(*sseBufs); ok {
+		r.line, r.data, r.bufs = b.line, b.data, b
+		b.line, b.data = nil, nil
+	}
 }
 
 // Pieces is a stream that lends its bytes in place: Next returns the next
@@ -115,6 +156,7 @@ func (r *SSEReader) readByte() (byte, error) {
 // io.EOF, or io.ErrUnexpectedEOF when the stream ended inside an event
 // (a truncated stream: the event is not returned, as the format says).
 func (r *SSEReader) Next() (SSEEvent, error) {
+	r.takeBufs()
 	r.data = r.data[:0]
 	r.name = r.name[:0]
 	hasData, any := false, false
