@@ -348,16 +348,14 @@ func appendFields(dst []Header, rest []byte, max int) ([]Header, error) {
 		if colon == 0 || rest[colon] != ':' {
 			return dst, malformed(KindHeader, "bad header field name")
 		}
+		// One table test a byte: the value's end and a bad character both
+		// stop the scan, and only then are they told apart.
 		e := colon + 1
-		for {
-			c := rest[e]
-			if c == '\r' && rest[e+1] == '\n' {
-				break
-			}
-			if (c < ' ' && c != '\t') || c == 0x7f {
-				return dst, malformed(KindHeader, "bad header field value")
-			}
+		for !valueStops[rest[e]] {
 			e++
+		}
+		if rest[e] != '\r' || rest[e+1] != '\n' {
+			return dst, malformed(KindHeader, "bad header field value")
 		}
 		if len(dst) == max {
 			return dst, tooLarge("too many header fields")
@@ -491,6 +489,16 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
+// valueStops marks the bytes that end a field value's scan: CR, and the
+// control characters a value may not hold (all but HTAB, and DEL).
+var valueStops = func() (t [256]bool) {
+	for c := range ' ' {
+		t[c] = c != '\t'
+	}
+	t[0x7f] = true
+	return t
+}()
+
 func isToken(b []byte) bool {
 	if len(b) == 0 {
 		return false
@@ -516,10 +524,6 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
-
-// hopByHop are the fields of RFC 9110 section 7.6.1 that concern one
-// connection and are not forwarded, besides those Connection names.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // IsHopByHop reports whether the field name concerns only this hop: one
 // of RFC 9110's hop-by-hop fields or one the head's Connection field

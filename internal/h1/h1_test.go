@@ -29,6 +29,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "1.0 keep-alive", in: "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"},
 		{name: "upgrade", in: "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", upgrade: true},
 		{name: "tabs and spaces around the value", in: "GET / HTTP/1.1\r\nHost:\t x \t\r\n\r\n"},
+		{name: "tab and obs-text inside a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb\x80\xff\r\n\r\n"},
 
 		{name: "conflicting lengths", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", status: 400},
 		{name: "signed length", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", status: 400},
@@ -48,6 +49,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "bare LF", in: "GET / HTTP/1.1\nHost: x\n\n", status: 400},
 		{name: "bare CR in a value", in: "GET / HTTP/1.1\r\nHost: x\rEvil: 1\r\n\r\n", status: 400},
 		{name: "NUL in a value", in: "GET / HTTP/1.1\r\nHost: x\x00\r\n\r\n", status: 400},
+		{name: "DEL in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", status: 400},
+		{name: "escape in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x1bb\r\n\r\n", status: 400},
 		{name: "no Host in 1.1", in: "GET / HTTP/1.1\r\n\r\n", status: 400},
 		{name: "bad method", in: "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
 		{name: "space in target", in: "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
@@ -160,6 +163,20 @@ func TestAppendFieldsDropsHopByHop(t *testing.T) {
 	got := string(r.AppendFields(nil, r.IsHopByHop))
 	if want := "Host: x\r\nAccept: */*\r\n"; got != want {
 		t.Errorf("end-to-end fields %q, want %q", got, want)
+	}
+}
+
+func TestHopByHop(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"Connection", "keep-alive", "PROXY-CONNECTION", "Proxy-Authenticate", "proxy-authorization", "TE", "te", "Trailer", "Transfer-Encoding", "upgrade"} {
+		if !HopByHop([]byte(name)) {
+			t.Errorf("HopByHop(%q) false, want true", name)
+		}
+	}
+	for _, name := range []string{"", "T", "TF", "Trailers", "Upgrades", "Connectio", "Keep-Alivf", "Content-Length", "Proxy-Connections", "Transfer_Encoding", "Host"} {
+		if HopByHop([]byte(name)) {
+			t.Errorf("HopByHop(%q) true, want false", name)
+		}
 	}
 }
 

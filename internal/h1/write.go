@@ -65,10 +65,23 @@ func IsToken(b []byte) bool { return isToken(b) }
 // 7.6.1) makes hop-by-hop, whatever a Connection field says: relia's one
 // list of them.
 func HopByHop(name []byte) bool {
-	for _, hop := range hopByHop {
-		if equalFold(name, hop) {
-			return true
-		}
+	// By length first: a proxy asks this of every field of every head,
+	// and most fields match no length here.
+	switch len(name) {
+	case 2:
+		return equalFold(name, "TE")
+	case 7:
+		return equalFold(name, "Trailer") || equalFold(name, "Upgrade")
+	case 10:
+		return equalFold(name, "Connection") || equalFold(name, "Keep-Alive")
+	case 16:
+		return equalFold(name, "Proxy-Connection")
+	case 17:
+		return equalFold(name, "Transfer-Encoding")
+	case 18:
+		return equalFold(name, "Proxy-Authenticate")
+	case 19:
+		return equalFold(name, "Proxy-Authorization")
 	}
 	return false
 }
