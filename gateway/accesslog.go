@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/hex"
 	"io"
 	"strconv"
 	"sync"
@@ -35,7 +34,7 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, x.rid)
 	b = append(b, `,"trace_id":"`...)
-	b = hex.AppendEncode(b, x.traceID[:])
+	b = append(b, x.traceIDHex()...)
 	b = append(b, `","tenant":`...)
 	b = appendJSONStr(b, x.tenant)
 	b = append(b, `,"route":`...)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -18,13 +19,20 @@ import (
 	"github.com/relia-dev/relia/clock"
 )
 
-func TestAccessLogLineIsJSON(t *testing.T) {
-	t.Parallel()
-	var logs syncBuffer
+// startLoggedGateway starts a gateway with one route to a backend, its
+// access log written to the returned buffer.
+func startLoggedGateway(t *testing.T) (*Gateway, string, *backend, *syncBuffer) {
+	logs := new(syncBuffer)
 	be := newBackend(t, "svc")
 	g, url := startGateway(t, `  upstreams: [{name: svc, targets: [{address: "`+be.addr()+`"}]}]
   routes: [{name: r, upstream: svc}]
-`, Options{AccessLog: &logs})
+`, Options{AccessLog: logs})
+	return g, url, be, logs
+}
+
+func TestAccessLogLineIsJSON(t *testing.T) {
+	t.Parallel()
+	g, url, be, logs := startLoggedGateway(t)
 	get(t, "GET", url+"/a%22b%5Cc%0A%E2%80%A8%FF?secret=1", map[string]string{"X-Request-Id": "req-1", "Authorization": "Bearer hush"})
 	if err := g.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -54,6 +62,38 @@ func TestAccessLogLineIsJSON(t *testing.T) {
 	}
 }
 
+// TestAccessLogTraceID checks the trace id a line names: the client's from
+// its traceparent, else a fresh one, never the previous request's.
+func TestAccessLogTraceID(t *testing.T) {
+	t.Parallel()
+	g, url, _, logs := startLoggedGateway(t)
+	const client = "4bf92f3577b34da6a3ce929d0e0e4736"
+	get(t, "GET", url+"/a", map[string]string{"Traceparent": "00-" + strings.ToUpper(client) + "-00f067aa0ba902b7-01"})
+	get(t, "GET", url+"/b", nil)
+	if err := g.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e struct {
+			TraceID string `json:"trace_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("access log line %q: %v", line, err)
+		}
+		ids = append(ids, e.TraceID)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("%d lines, want 2: %q", len(ids), ids)
+	}
+	if ids[0] != client {
+		t.Errorf("trace_id %q, want the client's %q", ids[0], client)
+	}
+	if _, err := hex.DecodeString(ids[1]); err != nil || len(ids[1]) != 32 || ids[1] == client || ids[1] == strings.Repeat("0", 32) {
+		t.Errorf("trace_id %q of a request without a traceparent, want a fresh one", ids[1])
+	}
+}
+
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x1f\n\t", "\u2028\u2029", "\xff\xfe", "héllo wörld", "<&>"} {
 		f.Add(s)
@@ -75,11 +115,7 @@ func FuzzAppendJSONString(f *testing.F) {
 
 func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	be := newBackend(t, "svc")
-	g, url := startGateway(t, `  upstreams: [{name: svc, targets: [{address: "`+be.addr()+`"}]}]
-  routes: [{name: r, upstream: svc}]
-`, Options{AccessLog: &logs})
+	g, url, _, logs := startLoggedGateway(t)
 	const n = 300
 	var wg sync.WaitGroup
 	for w := range 6 {

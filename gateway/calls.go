@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -237,8 +236,7 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		BytesIn: x.req.bodyRead, BytesOut: x.bytesOut, Steps: x.steps,
 	}
 	if x.traceID != ([16]byte{}) {
-		hex.Encode(x.traceHex[:], x.traceID[:])
-		rec.TraceID = s(x.traceHex[:])
+		rec.TraceID = s(x.traceIDHex())
 	}
 	if x.status == 0 {
 		rec.Outcome = outcome.ClassReset.String()

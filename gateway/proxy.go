@@ -380,9 +380,11 @@ func (g *Gateway) identify(x *exchange) {
 	}
 	r.fields = setField(r.fields, "X-Request-Id", x.rid)
 	if tid, parent, flags, ok := parseTraceparent(getField(r.fields, "Traceparent")); ok {
-		x.traceID, x.parentID, x.sampled, x.hasParent = tid, parent, flags, true
+		x.setTraceID(tid)
+		x.parentID, x.sampled, x.hasParent = parent, flags, true
 	} else {
-		putRandom(x.traceID[:])
+		putRandom(tid[:])
+		x.setTraceID(tid)
 		x.sampled = 1
 	}
 	putRandom(x.spanID[:])

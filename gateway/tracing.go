@@ -144,7 +144,8 @@ func (tr *tracing) startServerSpan(x *exchange) {
 		))
 	x.traceCtx, x.span = sctx, span
 	sc := span.SpanContext()
-	x.traceID, x.spanID = [16]byte(sc.TraceID()), [8]byte(sc.SpanID())
+	x.setTraceID([16]byte(sc.TraceID()))
+	x.spanID = [8]byte(sc.SpanID())
 	x.sampled = byte(sc.TraceFlags() & trace.FlagsSampled)
 	x.setTraceparent(&x.req.fields, x.spanID)
 }
@@ -218,6 +219,23 @@ func errorType(err error) string {
 	return "_OTHER"
 }
 
+// setTraceID sets the request's trace id and its hex form, which the
+// traceparent, the access log and the call record each write: encoded once
+// a request, not once a writer.
+func (x *exchange) setTraceID(id [16]byte) {
+	x.traceID = id
+	hex.Encode(x.traceHex[:], id[:])
+}
+
+// traceIDHex returns the trace id in hex, all zeros for a request that
+// never got one (refused before it was identified).
+func (x *exchange) traceIDHex() []byte {
+	if x.traceHex[0] == 0 {
+		hex.Encode(x.traceHex[:], x.traceID[:])
+	}
+	return x.traceHex[:]
+}
+
 // setTraceparent writes the W3C traceparent naming span as the parent of
 // what the upstream does.
 func (x *exchange) setTraceparent(fields *[]h1.Header, span [8]byte) {
@@ -227,7 +245,7 @@ func (x *exchange) setTraceparent(fields *[]h1.Header, span [8]byte) {
 
 func (x *exchange) appendTraceparent(b []byte, span [8]byte) []byte {
 	b = append(b, "00-"...)
-	b = hex.AppendEncode(b, x.traceID[:])
+	b = append(b, x.traceIDHex()...)
 	b = append(b, '-')
 	b = hex.AppendEncode(b, span[:])
 	return append(b, '-', '0', '0'+x.sampled)
