@@ -31,9 +31,11 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b := x.line[:0]
 	b = append(b, `{"time":"`...)
 	b = x.stamp.appendTime(b, x.start.Add(lat))
-	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
-	b = appendJSONString(b, x.rid)
-	b = append(b, `,"trace_id":"`...)
+	// The request id needs no escaping: identify keeps a client's only
+	// when validRequestID passes it, and makes the others of hex digits.
+	b = append(b, `","level":"INFO","msg":"request","request_id":"`...)
+	b = append(b, x.rid...)
+	b = append(b, `","trace_id":"`...)
 	b = append(b, x.traceIDHex()...)
 	b = append(b, `","tenant":`...)
 	b = appendJSONStr(b, x.tenant)
@@ -145,6 +147,15 @@ func appendJSONStr(b []byte, str string) []byte {
 	return appendJSONString(b, unsafe.Slice(unsafe.StringData(str), len(str)))
 }
 
+// jsonPlain marks the bytes that appendJSONString copies as they are:
+// ASCII but for control characters, quotes and backslashes.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string: quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD, as
 // encoding/json writes it.
@@ -153,12 +164,12 @@ func appendJSONString(b, s []byte) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if jsonPlain[s[i]] {
+			i++
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
