@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relia-dev/relia/apimgmt"
@@ -224,12 +225,24 @@ func (g *Gateway) addStep(x *exchange, kind, target string, status int, outcomeN
 	}
 }
 
+// callScratch is the record recordCall fills and the hex of its trace
+// id. It is pooled rather than kept in each exchange: an exchange lives as
+// long as its request (an AI stream's for minutes) and most gateways keep
+// no calls, while the writer copies the record before Record returns.
+type callScratch struct {
+	rec      callstore.Record
+	traceHex [32]byte
+}
+
+var callScratches = sync.Pool{New: func() any { return new(callScratch) }}
+
 // recordCall hands the finished call to the call store's writer, which
 // copies it before returning: the strings point into the exchange's
 // buffers.
 func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	c := g.calls
-	rec := &x.call
+	cs := callScratches.Get().(*callScratch)
+	rec := &cs.rec
 	*rec = callstore.Record{
 		Time: x.start, RequestID: s(x.rid), Gateway: c.name, Route: routeName(x), API: x.api, APIVersion: x.apiVersion,
 		Tenant: x.tenant, KeyID: x.keyID, Method: methodName(x.req.method), Path: s(x.path), Status: x.status,
@@ -237,8 +250,8 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		BytesIn: x.req.bodyRead, BytesOut: x.bytesOut, Steps: x.steps,
 	}
 	if x.traceID != ([16]byte{}) {
-		hex.Encode(x.traceHex[:], x.traceID[:])
-		rec.TraceID = s(x.traceHex[:])
+		hex.Encode(cs.traceHex[:], x.traceID[:])
+		rec.TraceID = s(cs.traceHex[:])
 	}
 	if x.status == 0 {
 		rec.Outcome = outcome.ClassReset.String()
@@ -266,6 +279,8 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	}
 	x.addAICall(rec)
 	c.rec.Record(rec)
+	*rec = callstore.Record{}
+	callScratches.Put(cs)
 }
 
 // auditReload appends a reload that changed the routes, the upstreams,

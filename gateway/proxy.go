@@ -195,8 +195,6 @@ type exchange struct {
 	// targets, kept when the gateway keeps calls.
 	steps       []callstore.Step
 	upstreamLat time.Duration
-	traceHex    [32]byte
-	call        callstore.Record // the record handed to the call store
 	// capturing says the route keeps bodies: taps keep their first
 	// bytes (capture.go).
 	capturing bool
@@ -258,7 +256,7 @@ func (x *exchange) clear() {
 	x.resp.release()
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
 	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
-	x.apiHeaders, x.call = nil, callstore.Record{}
+	x.apiHeaders = nil
 	clear(x.steps)
 	x.ureq = upstream.Request{}
 	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
