@@ -259,8 +259,8 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		rec.Outcome = outcome.ClassifyResponse(x.status, nil).String()
 	}
 	switch {
-	case !x.headAt.IsZero(): // a gRPC call, whose x.end is its stream's end
-		rec.TTFB = x.headAt.Sub(x.start)
+	case x.headSent: // a gRPC call, whose x.end is its stream's end
+		rec.TTFB = x.headAfter
 	case !x.end.IsZero():
 		rec.TTFB = x.end.Sub(x.start)
 	default:

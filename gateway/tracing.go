@@ -222,6 +222,9 @@ func errorType(err error) string {
 // what the upstream does.
 func (x *exchange) setTraceparent(fields *[]h1.Header, span [8]byte) {
 	// Not x.buf: a hash balancer's key may live there across attempts.
+	if x.tp == nil {
+		x.tp = new([55]byte)
+	}
 	*fields = setField(*fields, "Traceparent", x.appendTraceparent(x.tp[:0], span))
 }
 
