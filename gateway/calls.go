@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relia-dev/relia/apimgmt"
@@ -223,12 +224,22 @@ func (g *Gateway) addStep(x *exchange, kind, target string, status int, outcomeN
 	}
 }
 
+// callScratch is the record recordCall fills. It is pooled rather than kept in each exchange: an exchange lives as
+// long as its request (an AI stream's for minutes) and most gateways keep
+// no calls, while the writer copies the record before Record returns.
+type callScratch struct {
+	rec callstore.Record
+}
+
+var callScratches = sync.Pool{New: func() any { return new(callScratch) }}
+
 // recordCall hands the finished call to the call store's writer, which
 // copies it before returning: the strings point into the exchange's
 // buffers.
 func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	c := g.calls
-	rec := &x.call
+	cs := callScratches.Get().(*callScratch)
+	rec := &cs.rec
 	*rec = callstore.Record{
 		Time: x.start, RequestID: s(x.rid), Gateway: c.name, Route: routeName(x), API: x.api, APIVersion: x.apiVersion,
 		Tenant: x.tenant, KeyID: x.keyID, Method: methodName(x.req.method), Path: s(x.path), Status: x.status,
@@ -244,8 +255,8 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 		rec.Outcome = outcome.ClassifyResponse(x.status, nil).String()
 	}
 	switch {
-	case !x.headAt.IsZero(): // a gRPC call, whose x.end is its stream's end
-		rec.TTFB = x.headAt.Sub(x.start)
+	case x.headSent: // a gRPC call, whose x.end is its stream's end
+		rec.TTFB = x.headAfter
 	case !x.end.IsZero():
 		rec.TTFB = x.end.Sub(x.start)
 	default:
@@ -264,6 +275,8 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	}
 	x.addAICall(rec)
 	c.rec.Record(rec)
+	*rec = callstore.Record{}
+	callScratches.Put(cs)
 }
 
 // auditReload appends a reload that changed the routes, the upstreams,

@@ -461,7 +461,7 @@ func (g *Gateway) relayGRPC(x *exchange, w http.ResponseWriter, resp *http.Respo
 		h[k] = vs
 	}
 	if g.calls != nil && g.calls.rec != nil {
-		x.headAt = g.clock.Now()
+		x.headAfter, x.headSent = g.clock.Since(x.start), true
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)

@@ -155,13 +155,23 @@ type exchange struct {
 	sampled  byte
 	// hasParent says the client sent a valid traceparent.
 	hasParent bool
+	// The flags sit together, in the padding after sampled, rather than
+	// each in a word of its own: an AI stream holds its exchange for
+	// minutes, and the struct with the allocator's 8-byte header fits
+	// 1,536 B (TestExchangeSize).
+	//
+	// keptPath says path keeps encoded slashes (server.escapedSlashes:
+	// keep) and is what the target must receive.
+	keptPath    bool
+	grpcHandled bool // see h2w
+	// capturing says the route keeps bodies (see taps).
+	capturing   bool
+	abortStream bool // see faultOut
+	headSent    bool // see headAfter
 	// span and traceCtx are the server span, when tracing is on.
 	span     trace.Span
 	traceCtx context.Context
 	path     []byte // the normalized path routes match, for the log
-	// keptPath says path keeps encoded slashes (server.escapedSlashes:
-	// keep) and is what the target must receive.
-	keptPath bool
 	buf      []byte // scratch
 	xff      []byte // the X-Forwarded-For sent upstream
 	utarget  []byte // the target sent upstream
@@ -170,8 +180,11 @@ type exchange struct {
 	ckey     []byte   // the cache key: host then target
 	line     []byte   // the access log line
 	stamp    logStamp // the second its last line ended in, formatted
-	tp       [55]byte // a traceparent being written
-	chost    int      // the length of the host in ckey
+	// tt holds the trace id's hex and a traceparent being written; made
+	// at the exchange's first use of either (traceIDHex) and kept with
+	// it, out of line so that the exchange stays in its size class.
+	tt    *traceText
+	chost int // the length of the host in ckey
 	// upgraded is the target connection an upgrade switched to.
 	upgraded *upstream.Conn
 	// failure is the last attempt's, as the route's Retry is told of it.
@@ -181,10 +194,9 @@ type exchange struct {
 	// h2w and h2r are an HTTP/2 request's stream, which a gRPC route
 	// answers on directly (grpc.go): grpcHandled says it did, grpcCancel
 	// ends its current attempt.
-	h2w         http.ResponseWriter
-	h2r         *http.Request
-	grpcHandled bool
-	grpcCancel  context.CancelFunc
+	h2w        http.ResponseWriter
+	h2r        *http.Request
+	grpcCancel context.CancelFunc
 	// keyID is the caller's key id (an API key's id, a JWT's subject).
 	keyID string
 	// api and apiVersion name the API the route belongs to; apiHeaders
@@ -195,18 +207,15 @@ type exchange struct {
 	// targets, kept when the gateway keeps calls.
 	steps       []callstore.Step
 	upstreamLat time.Duration
-	traceHex    [32]byte
-	call        callstore.Record // the record handed to the call store
-	// capturing says the route keeps bodies: taps keep their first
-	// bytes (capture.go).
-	capturing bool
-	taps      *captureTaps
+	// taps keep the first bytes of bodies (capture.go).
+	taps *captureTaps
 	// respHeaders are the response's fields as captured before its body
 	// streamed (capture.go).
 	respHeaders []callstore.Header
-	// headAt is when a relayed gRPC response's head went to the client,
-	// for the record's time to first byte (x.end is the call's end).
-	headAt time.Time
+	// headAfter is how long after the call's start a relayed gRPC
+	// response's head went to the client, once headSent says it did, for
+	// the record's time to first byte (x.end is the call's end).
+	headAfter time.Duration
 	// h1c is the HTTP/1.1 connection the request came on (nil over
 	// HTTP/2), and ai the call when the AI gateway answered it (ai.go).
 	h1c *conn
@@ -214,8 +223,7 @@ type exchange struct {
 	// faultOut, while a fault shapes the answer, is where the answer
 	// goes (faults_stream.go); abortStream says the fault broke it off,
 	// so an HTTP/2 stream must be reset.
-	faultOut    http.ResponseWriter
-	abortStream bool
+	faultOut http.ResponseWriter
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -236,14 +244,14 @@ func (x *exchange) renew(g *Gateway) *exchange {
 	req.reset()
 	resp.reset()
 	rid, path, buf, ckey, line, xff, utarget := x.rid[:0], x.path[:0], x.buf[:0], x.ckey[:0], x.line[:0], x.xff[:0], x.utarget[:0]
-	steps, taps, stamp := x.steps[:0], x.taps, x.stamp
+	steps, taps, stamp, tt := x.steps[:0], x.taps, x.stamp, x.tt
 	// Zeroed in place, then given back what it keeps: a composite literal
 	// of the kept fields was built whole on the stack and copied over, two
 	// kilobytes cleared and two copied a request.
 	*x = exchange{}
 	x.g, x.req, x.resp = g, req, resp
 	x.rid, x.path, x.buf, x.ckey, x.line, x.xff, x.utarget = rid, path, buf, ckey, line, xff, utarget
-	x.steps, x.taps, x.stamp = steps, taps, stamp
+	x.steps, x.taps, x.stamp, x.tt = steps, taps, stamp, tt
 	x.ureq.Fields = req.fields[:0]
 	return x
 }
@@ -258,7 +266,7 @@ func (x *exchange) clear() {
 	x.resp.release()
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
 	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
-	x.apiHeaders, x.call = nil, callstore.Record{}
+	x.apiHeaders = nil
 	clear(x.steps)
 	x.ureq = upstream.Request{}
 	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil

@@ -187,8 +187,8 @@ func (tr *tracing) startClientSpan(x *exchange, t *target, fields *[]h1.Header, 
 	if fields == &x.ureq.Fields {
 		x.setTraceparent(fields, [8]byte(span.SpanContext().SpanID()))
 	} else {
-		// A hedge's own fields: its traceparent outlives x.tp's next use.
-		b := make([]byte, 0, len(x.tp))
+		// A hedge's own fields: its traceparent outlives x.tt's next use.
+		b := make([]byte, 0, len(traceText{}.parent))
 		*fields = setField(*fields, "Traceparent", x.appendTraceparent(b, [8]byte(span.SpanContext().SpanID())))
 	}
 	return span
@@ -219,28 +219,40 @@ func errorType(err error) string {
 	return "_OTHER"
 }
 
-// setTraceID sets the request's trace id and its hex form, which the
-// traceparent, the access log and the call record each write: encoded once
-// a request, not once a writer.
-func (x *exchange) setTraceID(id [16]byte) {
-	x.traceID = id
-	hex.Encode(x.traceHex[:], id[:])
+// setTraceID sets the request's trace id.
+func (x *exchange) setTraceID(id [16]byte) { x.traceID = id }
+
+// traceText is an exchange's trace id in hex, which the traceparent, the
+// access log and the call record each write (encoded once a request, not
+// once a writer), and the traceparent's own text.
+type traceText struct {
+	of     [16]byte // the trace id hex is the encoding of
+	hex    [32]byte
+	parent [55]byte
 }
 
 // traceIDHex returns the trace id in hex, all zeros for a request that
 // never got one (refused before it was identified).
 func (x *exchange) traceIDHex() []byte {
-	if x.traceHex[0] == 0 {
-		hex.Encode(x.traceHex[:], x.traceID[:])
+	t := x.tt
+	if t == nil {
+		t = new(traceText)
+		x.tt = t
+		hex.Encode(t.hex[:], t.of[:])
 	}
-	return x.traceHex[:]
+	if t.of != x.traceID {
+		t.of = x.traceID
+		hex.Encode(t.hex[:], t.of[:])
+	}
+	return t.hex[:]
 }
 
 // setTraceparent writes the W3C traceparent naming span as the parent of
 // what the upstream does.
 func (x *exchange) setTraceparent(fields *[]h1.Header, span [8]byte) {
 	// Not x.buf: a hash balancer's key may live there across attempts.
-	*fields = setField(*fields, "Traceparent", x.appendTraceparent(x.tp[:0], span))
+	x.traceIDHex() // makes x.tt
+	*fields = setField(*fields, "Traceparent", x.appendTraceparent(x.tt.parent[:0], span))
 }
 
 func (x *exchange) appendTraceparent(b []byte, span [8]byte) []byte {

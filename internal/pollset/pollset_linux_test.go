@@ -83,11 +83,19 @@ func TestSet(t *testing.T) {
 	unix.Write(peerA, []byte("z"))
 	none(t, wa.evs)
 
-	c, _ := socketPair(t)
+	// The next watch takes a freed place under another id: the ended
+	// watch's id does not end it.
+	c, peerC := socketPair(t)
 	wc := &chanWatcher{evs: make(chan uint32, 8), keep: true}
-	if _, ok := s.Add(c, unix.EPOLLIN|unix.EPOLLET, wc); !ok {
+	idc, ok := s.Add(c, unix.EPOLLIN|unix.EPOLLET, wc)
+	if !ok {
 		t.Fatal("Add refused a socket")
 	}
+	if idc == ida || s.Remove(ida, c) {
+		t.Fatalf("a new watch's id %#x: an ended watch's id (%#x) ends it", idc, ida)
+	}
+	unix.Write(peerC, []byte("x"))
+	next(t, wc.evs)
 	s.Close()
 	if ev := next(t, wc.evs); ev != 0 {
 		t.Fatalf("Close told a watcher %#x, want 0", ev)

@@ -16,17 +16,22 @@ import (
 type Conn struct {
 	rc syscall.RawConn
 
-	rbuf    []byte
-	rn      int
-	rerr    error
-	eagain  bool
-	readFn  func(uintptr) bool
-	tryFn   func(uintptr) bool
-	wbuf    []byte
-	werr    error
-	writeFn func(uintptr) bool
-	// tryWriteFn writes what fits without waiting.
-	tryWriteFn func(uintptr) bool
+	rbuf []byte
+	rn   int
+	rerr error
+	wbuf []byte
+	werr error
+	// readFn and writeFn are the callbacks of every read and write, made
+	// once so that reads and writes allocate nothing, and only two (not
+	// one for each way of reading and writing) so that a connection that
+	// waits for minutes, as an AI stream's do, holds little: tryRead and
+	// tryWrite say the call must not wait, eagain that a tried read found
+	// nothing.
+	readFn   func(uintptr) bool
+	writeFn  func(uintptr) bool
+	tryRead  bool
+	tryWrite bool
+	eagain   bool
 }
 
 // New returns c's raw reader and writer, or nil when c is not a TCP
@@ -41,19 +46,15 @@ func New(c net.Conn) *Conn {
 		return nil
 	}
 	x := &Conn{rc: rc}
-	// The callbacks are made once, so reads and writes allocate nothing.
 	x.readFn = func(fd uintptr) bool {
 		if x.readOnce(fd) {
 			return true
 		}
-		// The poller waits for readiness and calls again. (A read that
-		// returns EAGAIN cannot be skipped after a short read: a FIN read
-		// with the data raises no new edge.)
-		return false
-	}
-	x.tryFn = func(fd uintptr) bool {
-		x.eagain = !x.readOnce(fd)
-		return true
+		// Unless the read is only tried, the poller waits for readiness
+		// and calls again. (A read that returns EAGAIN cannot be skipped
+		// after a short read: a FIN read with the data raises no new edge.)
+		x.eagain = true
+		return x.tryRead
 	}
 	x.writeFn = func(fd uintptr) bool {
 		for len(x.wbuf) > 0 {
@@ -63,16 +64,14 @@ func New(c net.Conn) *Conn {
 				x.wbuf = x.wbuf[r:]
 			case syscall.EINTR:
 			case syscall.EAGAIN:
-				return false // the poller waits for room and calls again
+				// Unless the write is only tried, the poller waits for
+				// room and calls again.
+				return x.tryWrite
 			default:
 				x.werr = e
 				return true
 			}
 		}
-		return true
-	}
-	x.tryWriteFn = func(fd uintptr) bool {
-		x.writeFn(fd)
 		return true
 	}
 	return x
@@ -105,7 +104,7 @@ func (x *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	x.rbuf = p
+	x.rbuf, x.tryRead = p, false
 	err := x.rc.Read(x.readFn)
 	x.rbuf = nil
 	if err != nil {
@@ -120,8 +119,8 @@ func (x *Conn) TryRead(p []byte) (n int, ready bool, err error) {
 	if len(p) == 0 {
 		return 0, false, nil
 	}
-	x.rbuf = p
-	err = x.rc.Read(x.tryFn)
+	x.rbuf, x.tryRead, x.eagain = p, true, false
+	err = x.rc.Read(x.readFn)
 	x.rbuf = nil
 	if err != nil {
 		return 0, true, err
@@ -137,7 +136,7 @@ func (x *Conn) Write(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	x.wbuf, x.werr = p, nil
+	x.wbuf, x.werr, x.tryWrite = p, nil, false
 	err := x.rc.Write(x.writeFn)
 	x.wbuf = nil
 	if err != nil {
@@ -152,10 +151,11 @@ func (x *Conn) writeBy(p []byte, deadline time.Time, set func(time.Time) error) 
 	if len(p) == 0 {
 		return nil
 	}
-	x.wbuf, x.werr = p, nil
-	err := x.rc.Write(x.tryWriteFn)
+	x.wbuf, x.werr, x.tryWrite = p, nil, true
+	err := x.rc.Write(x.writeFn)
 	if err == nil && x.werr == nil && len(x.wbuf) > 0 {
 		if err = set(deadline); err == nil {
+			x.tryWrite = false
 			err = x.rc.Write(x.writeFn)
 			if err == nil && x.werr == nil {
 				// A deadline left set would fail the next write once it
