@@ -584,6 +584,17 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
 	var ready sync.WaitGroup
 	var failed atomic.Int64
+	// why keeps each distinct reason a stream failed to open, so that the
+	// report says what failed, not only how many.
+	var whyMu sync.Mutex
+	why := map[string]int{}
+	fail := func(err error) {
+		failed.Add(1)
+		whyMu.Lock()
+		why[err.Error()]++
+		whyMu.Unlock()
+		ready.Done()
+	}
 	release := make(chan struct{})
 	var done sync.WaitGroup
 	for range n {
@@ -595,17 +606,20 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 			req.Header.Set("Authorization", "Bearer sk-bench")
 			resp, err := client.Do(req)
 			if err != nil {
-				failed.Add(1)
-				ready.Done()
+				fail(err)
 				return
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+				fail(fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body)))
+				return
+			}
 			br := bufio.NewReader(resp.Body)
 			for {
 				line, err := br.ReadBytes('\n')
 				if err != nil {
-					failed.Add(1)
-					ready.Done()
+					fail(fmt.Errorf("reading the stream: %w", err))
 					return
 				}
 				if bytes.Contains(line, []byte(`"content":" `)) {
@@ -626,7 +640,12 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 	close(release)
 	done.Wait()
 	if f := failed.Load(); f > 0 {
-		return rss, n - int(f), fmt.Errorf("%d of %d streams failed to open", f, n)
+		var reasons []string
+		for r, k := range why {
+			reasons = append(reasons, fmt.Sprintf("%d: %s", k, r))
+		}
+		slices.Sort(reasons)
+		return rss, n - int(f), fmt.Errorf("%d of %d streams failed to open (%s)", f, n, strings.Join(reasons, "; "))
 	}
 	return rss, n, nil
 }
@@ -644,13 +663,25 @@ func residentBytes(pid int) int64 {
 	return kb * 1024
 }
 
-// raiseFileLimit lifts the open-file limit to its hard maximum, for this
-// process and the gateways it starts: 10,000 streams are 20,000 sockets
-// in the gateway.
+// raiseFileLimit lifts the open-file limit, for this process and the
+// gateways it starts: 10,000 streams are 20,000 sockets in the gateway,
+// besides its listeners and files, which a hard limit of 20,000 (this
+// machine's) does not hold: a few streams then failed to open with 502,
+// the gateway's dial to the provider refused for too many open files. So
+// the hard limit is raised to 65,536 where the process may (with
+// CAP_SYS_RESOURCE), else the soft one to the hard one; the streams that
+// still fail are reported with their reason.
 func raiseFileLimit() {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil {
-		l.Cur = l.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return
 	}
+	if l.Max < 65536 {
+		raised := syscall.Rlimit{Cur: 65536, Max: 65536}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+			return
+		}
+	}
+	l.Cur = l.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 }
