@@ -224,22 +224,18 @@ func (g *Gateway) addStep(x *exchange, kind, target string, status int, outcomeN
 	}
 }
 
-// callScratch is the record recordCall fills. It is pooled rather than kept in each exchange: an exchange lives as
-// long as its request (an AI stream's for minutes) and most gateways keep
-// no calls, while the writer copies the record before Record returns.
-type callScratch struct {
-	rec callstore.Record
-}
-
-var callScratches = sync.Pool{New: func() any { return new(callScratch) }}
+// callRecords hold the records recordCall fills. They are pooled rather
+// than kept in each exchange: an exchange lives as long as its request (an
+// AI stream's for minutes) and most gateways keep no calls, while the
+// writer copies the record before Record returns.
+var callRecords = sync.Pool{New: func() any { return new(callstore.Record) }}
 
 // recordCall hands the finished call to the call store's writer, which
 // copies it before returning: the strings point into the exchange's
 // buffers.
 func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	c := g.calls
-	cs := callScratches.Get().(*callScratch)
-	rec := &cs.rec
+	rec := callRecords.Get().(*callstore.Record)
 	*rec = callstore.Record{
 		Time: x.start, RequestID: s(x.rid), Gateway: c.name, Route: routeName(x), API: x.api, APIVersion: x.apiVersion,
 		Tenant: x.tenant, KeyID: x.keyID, Method: methodName(x.req.method), Path: s(x.path), Status: x.status,
@@ -276,7 +272,7 @@ func (g *Gateway) recordCall(x *exchange, lat time.Duration) {
 	x.addAICall(rec)
 	c.rec.Record(rec)
 	*rec = callstore.Record{}
-	callScratches.Put(cs)
+	callRecords.Put(rec)
 }
 
 // auditReload appends a reload that changed the routes, the upstreams,

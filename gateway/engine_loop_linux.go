@@ -303,7 +303,7 @@ func (s *listenerServer) wakeLoops() {
 // target's connection: every loop gives back the target connections it
 // keeps idle for which requests wait, now rather than at its next sweep.
 func (g *Gateway) targetWaits() {
-	servers := g.running.Load()
+	servers := g.servers.Load()
 	if servers == nil {
 		return
 	}

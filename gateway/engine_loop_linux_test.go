@@ -23,7 +23,7 @@ import (
 func loopCounts(g *Gateway) (served, handedOn int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, l := range g.servers[0].loops {
+	for _, l := range (*g.servers.Load())[0].loops {
 		served += l.served.Load()
 		handedOn += l.handedOn.Load()
 	}
@@ -158,7 +158,7 @@ func TestEventLoopNeverWaitsForAClientToRead(t *testing.T) {
 		}
 	}
 	g.mu.Lock()
-	n := len(g.servers[0].loops)
+	n := len((*g.servers.Load())[0].loops)
 	g.mu.Unlock()
 	for i := range n {
 		c, err := net.Dial("tcp", g.Addr("main"))
@@ -289,7 +289,7 @@ func settle(t *testing.T, g *Gateway) {
 	t.Helper()
 	const mark = 1 << 20
 	g.mu.Lock()
-	loops := g.servers[0].loops
+	loops := (*g.servers.Load())[0].loops
 	g.mu.Unlock()
 	for _, l := range loops {
 		before := l.wakes.Load()
@@ -546,7 +546,7 @@ func TestTargetConnectsDoNotHoldTheLoop(t *testing.T) {
 		loops := 1
 		if subtestEngine(t) == EngineEventLoop {
 			g.mu.Lock()
-			loops = len(g.servers[0].loops)
+			loops = len((*g.servers.Load())[0].loops)
 			g.mu.Unlock()
 		}
 		for i := range loops {

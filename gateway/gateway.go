@@ -106,7 +106,6 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	started   bool
-	servers   []*listenerServer
 	addrs     map[string]string
 	admin     *http.Server
 	adminAddr string
@@ -129,10 +128,10 @@ type Gateway struct {
 	// loopSweep, when a test sets it before Start, is how often the event
 	// loops sweep (engine_loop_linux.go); zero: loopSweep.
 	loopSweep time.Duration
-	// running is the listeners' servers while the gateway runs, for the
-	// paths that must reach their event loops without taking mu
+	// servers are the listeners' servers while the gateway runs; read
+	// without mu by the paths that must reach their event loops
 	// (targetWaits).
-	running atomic.Pointer[[]*listenerServer]
+	servers atomic.Pointer[[]*listenerServer]
 	// tunnelOpening, when a test sets it, runs as an upgraded connection's
 	// tunnel opens, after its 101 went out (upgrade.go).
 	tunnelOpening atomic.Pointer[func()]
@@ -400,8 +399,7 @@ func (g *Gateway) Start() error {
 	if err := g.startAdmin(st); err != nil {
 		return fail(err)
 	}
-	g.servers = servers
-	g.running.Store(&servers)
+	g.servers.Store(&servers)
 	for _, ls := range servers {
 		g.startLoops(ls)
 		g.bg.Add(1)
@@ -464,9 +462,11 @@ func (g *Gateway) AdminAddr() string {
 // and flushes the access log.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	servers, admin := g.servers, g.admin
-	g.servers = nil
-	g.running.Store(nil)
+	var servers []*listenerServer
+	if s := g.servers.Swap(nil); s != nil {
+		servers = *s
+	}
+	admin := g.admin
 	started := g.started
 	g.started = false
 	g.mu.Unlock()
