@@ -14,6 +14,7 @@ import (
 
 	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -148,7 +149,7 @@ func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
 	}
 	resp, err := s.transport.RoundTrip(req)
 	if err != nil {
-		if req.Context().Err() != nil && errors.Is(context.Cause(req.Context()), errFirstToken) {
+		if req.Context().Err() != nil && errors.Is(callctx.Cause(req.Context()), errFirstToken) {
 			return nil, &callError{kind: kindTimeout, message: "no answer within the first-token timeout"}
 		}
 		return nil, &callError{kind: kindNetwork, message: err.Error()}
@@ -169,23 +170,25 @@ var errTotal = errors.New("total timeout")
 
 // withTotal returns the call's context, ended with cause errTotal once
 // total (or the host's shorter bound) passed, and the func that releases
-// it.
+// it. It is a callctx.Context, as the context of each of its attempts
+// is: an open stream holds the two, not a chain of the context package's
+// cancellations with their children maps and done channels.
 func (s *Service) withTotal(parent context.Context, total time.Duration) (context.Context, func()) {
 	if d, ok := parent.Value(timeoutKey{}).(time.Duration); ok && d < total {
 		total = d
 	}
-	ctx, cancel := context.WithCancelCause(parent)
-	timer := s.clock.AfterFunc(total, func() { cancel(errTotal) })
+	ctx := callctx.New(parent)
+	timer := s.clock.AfterFunc(total, func() { ctx.Cancel(errTotal) })
 	return ctx, func() {
 		timer.Stop()
-		cancel(context.Canceled)
+		ctx.Cancel(context.Canceled)
 	}
 }
 
 // totalTimeout returns the error answered for a call whose context ended
 // because its total timeout passed; nil when it did not.
 func totalTimeout(ctx context.Context) *apiError {
-	if !errors.Is(context.Cause(ctx), errTotal) {
+	if !errors.Is(callctx.Cause(ctx), errTotal) {
 		return nil
 	}
 	return &apiError{status: http.StatusGatewayTimeout, typ: wire.ErrTypeTimeout, code: "timeout", reason: "timeout", message: "the call ran past its total timeout"}
@@ -260,11 +263,13 @@ func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatReq
 
 // openStream is a provider's stream opened up to its first token.
 type openStream struct {
-	t       *target
-	body    io.Closer
-	dec     streamDecoder
-	cancel  context.CancelCauseFunc
-	stop    func() bool // unhooks the cancel from the attempt's context
+	t    *target
+	body io.Closer
+	dec  streamDecoder
+	// ctx is the stream's: it ends with the call's, at close, or when
+	// timer (first token, then idle) fires.
+	ctx     *callctx.Context
+	stop    func() bool // unhooks the cancel from a hedge's attempt context
 	timer   clock.Timer
 	expired atomic.Bool
 	pending []piece
@@ -282,7 +287,7 @@ func (o *openStream) waitNext() {
 
 func (o *openStream) close() {
 	o.timer.Stop()
-	o.cancel(context.Canceled)
+	o.ctx.Cancel(context.Canceled)
 	o.body.Close()
 }
 
@@ -291,14 +296,21 @@ func (o *openStream) close() {
 // past ctx (a hedge's attempt context ends when the hedge returns) but
 // ends with the call's.
 func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRequest) (*openStream, error) {
-	sctx, cancel := context.WithCancelCause(callCtx)
-	o := &openStream{t: t, cancel: cancel}
-	o.stop = context.AfterFunc(ctx, func() { cancel(context.Canceled) })
-	o.timer = s.clock.AfterFunc(t.route.firstToken, func() { o.expired.Store(true); cancel(errFirstToken) })
+	sctx := callctx.New(callCtx)
+	o := &openStream{t: t, ctx: sctx}
+	if ctx != callCtx { // a hedge's attempt
+		o.stop = callctx.AfterFunc(ctx, func() { sctx.Cancel(context.Canceled) })
+	}
+	o.timer = s.clock.AfterFunc(t.route.firstToken, func() { o.expired.Store(true); sctx.Cancel(errFirstToken) })
+	unhook := func() {
+		if o.stop != nil {
+			o.stop()
+		}
+	}
 	fail := func(err error) (*openStream, error) {
 		o.timer.Stop()
-		o.stop()
-		cancel(context.Canceled)
+		unhook()
+		sctx.Cancel(context.Canceled)
 		if o.body != nil {
 			o.body.Close()
 		}
@@ -336,7 +348,7 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 			break
 		}
 	}
-	o.stop()
+	unhook()
 	if ctx.Err() != nil { // a hedge's loser: it lost while the token came
 		return fail(ctx.Err())
 	}

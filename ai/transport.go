@@ -1,7 +1,6 @@
 package ai
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/internal/h1"
 )
 
@@ -208,7 +208,7 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	// reads are ended by the same cancellation, through the connection's
 	// deadline, until Close gives the connection back.
 	conn := b.resp.Conn().Net()
-	b.stop = context.AfterFunc(ctx, func() {
+	b.stop = callctx.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if !b.closed {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/callstore"
+	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/outcome"
 )
@@ -183,8 +184,6 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		// fault, and the fault's writer frames it for the client.
 		w.h2, w.c, w.relay = x.faultOut, nil, true
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	w.cancel = cancel
 	if x.tenant != "" {
 		ctx = ai.WithCaller(ctx, ai.Caller{Tenant: x.tenant, Key: x.keyID})
 	}
@@ -193,6 +192,12 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
 	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec = &r })
+	// The cancellation on top of the values: the service's own call
+	// context (a callctx.Context too) hooks into it directly, and an
+	// open stream holds no chain of the context package's cancellations.
+	call := callctx.New(ctx)
+	w.cancel = func() { call.Cancel(context.Canceled) }
+	ctx = call
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
