@@ -620,24 +620,64 @@ func lineBuffer() []byte      { return (*aiLineBufs.Get().(*[]byte))[:0] }
 
 // lendBuffers lends the connection's write buffer to aiChunkBufs while
 // its answer streams, and x's field arrays and line buffer to
-// aiFieldBufs and aiLineBufs, and lets go of the connection's read
-// buffer if it can.
+// aiFieldBufs and aiLineBufs, and its spare buffers to aiSpareBufs, and
+// lets go of the connection's read buffer if it can. The request's
+// fields stay, on a copy of their size, only where the route keeps
+// them for the call store (capture); nothing else reads them after
+// the service read the request.
 func (w *aiWriter) lendBuffers() {
-	c := w.c
-	c.dropReadBuffer(w.x)
+	c, x := w.c, w.x
+	req, resp := x.req.fields, x.resp.fields
+	keepFields := x.route.capture.KeepsHeaders()
+	if keepFields {
+		x.req.fields = slices.Clone(req)
+	} else {
+		x.req.fields = nil
+	}
+	c.dropReadBuffer(x)
 	b := c.wbuf[:0]
 	c.wbuf = nil
 	w.lent = true
 	aiChunkBufs.Put(&b)
-	x := w.x
-	req, resp := x.req.fields, x.resp.fields
-	x.req.fields = slices.Clone(req)
 	x.resp.fields, x.ureq.Fields = nil, nil
 	lendFields(req)
 	lendFields(resp)
 	line := x.line[:0]
 	x.line = nil
 	aiLineBufs.Put(&line)
+	// What the exchange needs only before the answer: the client's key
+	// (buf) and the target of a proxied request (utarget); and the trace
+	// id's text, which the access log and the call record make again
+	// at the end, unless a kept field (the traceparent) refers to it.
+	sp := &exchangeSpare{buf: x.buf[:0], utarget: x.utarget[:0]}
+	x.buf, x.utarget = nil, nil
+	if !keepFields {
+		sp.tt, x.tt = x.tt, nil
+	}
+	aiSpareBufs.Put(sp)
+}
+
+// exchangeSpare is what an exchange lends out while its AI answer
+// streams (lendBuffers) besides its field arrays and line buffer.
+type exchangeSpare struct {
+	buf, utarget []byte
+	tt           *traceText
+}
+
+// aiSpareBufs holds the spare buffers that streaming exchanges lend.
+var aiSpareBufs sync.Pool
+
+// takeSpare gives x spare buffers again, lent by another stream if one
+// did, made anew otherwise (as exchangePool makes them).
+func (x *exchange) takeSpare() {
+	sp, _ := aiSpareBufs.Get().(*exchangeSpare)
+	if sp == nil {
+		sp = &exchangeSpare{buf: make([]byte, 0, exchangeBufBytes), utarget: make([]byte, 0, exchangeTargetBytes)}
+	}
+	x.buf, x.utarget = sp.buf, sp.utarget
+	if x.tt == nil {
+		x.tt = sp.tt
+	}
 }
 
 // lendFields puts a field array in aiFieldBufs, emptied.
@@ -670,6 +710,7 @@ func (w *aiWriter) takeBuffers() {
 		x.resp.fields = fieldArray()
 		x.ureq.Fields = x.req.fields[:0]
 		x.line = lineBuffer()
+		x.takeSpare()
 	}
 }
 
