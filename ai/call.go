@@ -684,8 +684,10 @@ type streamWriter struct {
 	usage        Usage
 	finish       string
 	id           string // the stream's chunk id, for chunks relia adds
-	content      *contentLog
-	text         bytes.Buffer
+	// content, on a route that logs it, takes the completion's text,
+	// collected in text.
+	content *contentLog
+	text    *bytes.Buffer
 	// box holds buf while idle lends it out (nil then).
 	box *[]byte
 }
@@ -738,7 +740,10 @@ func (sw *streamWriter) piece(p piece) {
 		sw.finish = p.finish
 	}
 	if sw.content != nil {
-		collectText(&sw.text, p)
+		if sw.text == nil {
+			sw.text = new(bytes.Buffer)
+		}
+		collectText(sw.text, p)
 	}
 	sw.buf = sw.eg.streamPiece(sw.buf, p, sw)
 }
@@ -758,7 +763,7 @@ func (sw *streamWriter) end() {
 	sw.buf = sw.eg.streamEnd(sw.buf, sw)
 	sw.flush()
 	if sw.content != nil {
-		sw.content.completion = sw.text.String()
+		sw.content.completion = sw.completion()
 	}
 }
 
@@ -766,8 +771,16 @@ func (sw *streamWriter) fail(e *apiError) {
 	sw.buf = sw.eg.streamFail(sw.buf, e, sw)
 	sw.flush()
 	if sw.content != nil {
-		sw.content.completion = sw.text.String()
+		sw.content.completion = sw.completion()
 	}
+}
+
+// completion is the text collected for the content log.
+func (sw *streamWriter) completion() string {
+	if sw.text == nil {
+		return ""
+	}
+	return sw.text.String()
 }
 
 // collectText appends a piece's text to b, for records that keep

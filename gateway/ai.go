@@ -646,13 +646,15 @@ func (w *aiWriter) lendBuffers() {
 	x.line = nil
 	aiLineBufs.Put(&line)
 	// What the exchange needs only before the answer: the client's key
-	// (buf) and the target of a proxied request (utarget); and the trace
-	// id's text, which the access log and the call record make again
-	// at the end, unless a kept field (the traceparent) refers to it.
+	// (buf) and the target of a proxied request (utarget); and, unless
+	// the fields stay (they point into them), the X-Forwarded-For value
+	// and the trace id's text, which the access log and the call record
+	// make again at the end.
 	sp := &exchangeSpare{buf: x.buf[:0], utarget: x.utarget[:0]}
 	x.buf, x.utarget = nil, nil
 	if !keepFields {
-		sp.tt, x.tt = x.tt, nil
+		sp.xff, sp.tt = x.xff[:0], x.tt
+		x.xff, x.tt = nil, nil
 	}
 	aiSpareBufs.Put(sp)
 }
@@ -660,8 +662,8 @@ func (w *aiWriter) lendBuffers() {
 // exchangeSpare is what an exchange lends out while its AI answer
 // streams (lendBuffers) besides its field arrays and line buffer.
 type exchangeSpare struct {
-	buf, utarget []byte
-	tt           *traceText
+	buf, utarget, xff []byte
+	tt                *traceText
 }
 
 // aiSpareBufs holds the spare buffers that streaming exchanges lend.
@@ -675,6 +677,12 @@ func (x *exchange) takeSpare() {
 		sp = &exchangeSpare{buf: make([]byte, 0, exchangeBufBytes), utarget: make([]byte, 0, exchangeTargetBytes)}
 	}
 	x.buf, x.utarget = sp.buf, sp.utarget
+	if x.xff == nil {
+		x.xff = sp.xff
+		if x.xff == nil {
+			x.xff = make([]byte, 0, exchangeXFFBytes)
+		}
+	}
 	if x.tt == nil {
 		x.tt = sp.tt
 	}

@@ -230,14 +230,16 @@ var exchangePool = sync.Pool{New: func() any {
 	// The field arrays and the line buffer come from the pools that AI
 	// streams lend theirs to (ai.go, lendBuffers).
 	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, exchangeBufBytes), line: lineBuffer(),
-		xff: make([]byte, 0, 64), utarget: make([]byte, 0, exchangeTargetBytes), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
+		xff: make([]byte, 0, exchangeXFFBytes), utarget: make([]byte, 0, exchangeTargetBytes), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
 }}
 
-// exchangeBufBytes and exchangeTargetBytes are the sizes an exchange's
-// buf and utarget start at (an AI stream lends them out, ai.go).
+// exchangeBufBytes, exchangeTargetBytes and exchangeXFFBytes are the
+// sizes an exchange's buf, utarget and xff start at (an AI stream lends
+// them out, ai.go).
 const (
 	exchangeBufBytes    = 256
 	exchangeTargetBytes = 128
+	exchangeXFFBytes    = 64
 )
 
 func newExchange(g *Gateway) *exchange {
