@@ -79,7 +79,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		eg.writeError(w, aerr)
 		return
 	}
-	ctx, stop := s.withTotal(rctx, rs.total)
+	ct := s.withTotal(rctx, rs.total)
 	// end ends the call once its answer is out: here, or at the end of
 	// the stream's relay when the host took it on.
 	end := func() {
@@ -87,7 +87,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 			rec.Attempts = f.attemptCount()
 			rec.Path = f.pathCopy()
 		}
-		stop()
+		ct.stop()
 		res.settle(rctx, rec.usage, rec.Cost)
 	}
 	defer func() {
@@ -96,7 +96,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		}
 	}()
 	if req.Stream {
-		handedOff = s.chatStream(ctx, w, f, req, eg, rec, end)
+		handedOff = s.chatStream(ct, w, f, req, eg, rec, end)
 		if handedOff && !rs.mayHedge() {
 			// No attempt is left under way (a hedge's loser may be):
 			// the failover's figures are final, and a stream that waits
@@ -105,7 +105,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 			f = nil
 		}
 	} else {
-		s.chatWhole(ctx, w, f, req, eg, rec)
+		s.chatWhole(ct.ctx, w, f, req, eg, rec)
 	}
 }
 
@@ -168,21 +168,36 @@ var errFirstToken = errors.New("first-token timeout")
 // timeout: the route's, or the host's when shorter (WithTimeout).
 var errTotal = errors.New("total timeout")
 
-// withTotal returns the call's context, ended with cause errTotal once
-// total (or the host's shorter bound) passed, and the func that releases
-// it. It is a callctx.Context, as the context of each of its attempts
-// is: an open stream holds the two, not a chain of the context package's
+// callTotal is a call's context, which ends with cause errTotal once the
+// call's total timeout passed, and the timer that ends it: the call's own
+// until a stream's first token, the stream's from then on (takeTotal),
+// so that an open stream waits on one timer. The context is a
+// callctx.Context, as the context of each of its attempts is: an open
+// stream holds the two, not a chain of the context package's
 // cancellations with their children maps and done channels.
-func (s *Service) withTotal(parent context.Context, total time.Duration) (context.Context, func()) {
+type callTotal struct {
+	ctx      *callctx.Context
+	timer    clock.Timer // nil once a stream's timer took the timeout on
+	deadline time.Time
+}
+
+// withTotal returns the call's context, ended with cause errTotal once
+// total (or the host's shorter bound) passed; its stop releases it.
+func (s *Service) withTotal(parent context.Context, total time.Duration) *callTotal {
 	if d, ok := parent.Value(timeoutKey{}).(time.Duration); ok && d < total {
 		total = d
 	}
-	ctx := callctx.New(parent)
-	timer := s.clock.AfterFunc(total, func() { ctx.Cancel(errTotal) })
-	return ctx, func() {
-		timer.Stop()
-		ctx.Cancel(context.Canceled)
+	ct := &callTotal{ctx: callctx.New(parent), deadline: s.clock.Now().Add(total)}
+	ct.timer = s.clock.AfterFunc(total, func() { ct.ctx.Cancel(errTotal) })
+	return ct
+}
+
+// stop ends the call's context and its timer.
+func (ct *callTotal) stop() {
+	if ct.timer != nil {
+		ct.timer.Stop()
 	}
+	ct.ctx.Cancel(context.Canceled)
 }
 
 // totalTimeout returns the error answered for a call whose context ended
@@ -267,10 +282,13 @@ type openStream struct {
 	body io.Closer
 	dec  streamDecoder
 	// ctx is the stream's: it ends with the call's, at close, or when
-	// timer (first token, then idle) fires.
+	// timer (first token, then idle) fires; once the stream is the call's
+	// (its first token is out), total is the call's, whose total timeout
+	// the timer watches too (takeTotal, rearm).
 	ctx     *callctx.Context
 	stop    func() bool // unhooks the cancel from a hedge's attempt context
 	timer   clock.Timer
+	total   atomic.Pointer[callTotal]
 	expired atomic.Bool
 	pending []piece
 	ended   bool // the stream ended (io.EOF) while pending was read
@@ -283,6 +301,40 @@ func (o *openStream) waitNext() {
 	if b, ok := o.body.(*upstreamBody); ok {
 		b.waitReadable()
 	}
+}
+
+// timeout ends the stream whose timer fired: the call, with cause
+// errTotal, when its total timeout passed (takeTotal), else the stream,
+// which had no first token or no next token in time.
+func (o *openStream) timeout() {
+	if ct := o.total.Load(); ct != nil && !o.t.clock.Now().Before(ct.deadline) {
+		ct.ctx.Cancel(errTotal)
+		return
+	}
+	o.expired.Store(true)
+	o.ctx.Cancel(errFirstToken)
+}
+
+// takeTotal has the stream's timer watch the call's total timeout too,
+// in place of the call's own timer, once the stream is the call's.
+func (o *openStream) takeTotal(ct *callTotal) {
+	o.total.Store(ct)
+	if ct.timer != nil {
+		ct.timer.Stop()
+		ct.timer = nil
+	}
+}
+
+// rearm sets the stream's timer to its idle timeout, or to what is left
+// of the call's total timeout when that is sooner.
+func (o *openStream) rearm() {
+	d := o.t.route.idle
+	if ct := o.total.Load(); ct != nil {
+		if left := ct.deadline.Sub(o.t.clock.Now()); left < d {
+			d = left
+		}
+	}
+	o.timer.Reset(d)
 }
 
 func (o *openStream) close() {
@@ -301,7 +353,7 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 	if ctx != callCtx { // a hedge's attempt
 		o.stop = callctx.AfterFunc(ctx, func() { sctx.Cancel(context.Canceled) })
 	}
-	o.timer = s.clock.AfterFunc(t.route.firstToken, func() { o.expired.Store(true); sctx.Cancel(errFirstToken) })
+	o.timer = s.clock.AfterFunc(t.route.firstToken, o.timeout)
 	unhook := func() {
 		if o.stop != nil {
 			o.stop()
@@ -368,7 +420,8 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 // is a HandOff may take the rest of the stream, and end and the record's
 // finish (the call's end) with it: chatStream then reports true, and
 // the call is not over.
-func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
+func (s *Service) chatStream(ct *callTotal, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
+	ctx := ct.ctx
 	var o *openStream
 	for o == nil {
 		var err error
@@ -408,7 +461,8 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	}
 	o.pending = nil
 	if !o.ended {
-		o.timer.Reset(t.route.idle)
+		o.takeTotal(ct)
+		o.rearm()
 		err = sw.flush()
 		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ctx, o: o, sw: sw, rec: rec, end: end}) {
 			closing = false
@@ -513,7 +567,7 @@ func relayStream(o *openStream, sw *streamWriter, r *Relay) (waits bool, err err
 		if err != nil {
 			return false, err
 		}
-		o.timer.Reset(o.t.route.idle)
+		o.rearm()
 		sw.piece(p)
 		// Events already read from the provider go out in one write;
 		// the flush waits only while more are at hand.
@@ -821,8 +875,9 @@ func (s *Service) embeddings(rctx context.Context, w http.ResponseWriter, st *st
 		return
 	}
 	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
-	ctx, stop := s.withTotal(rctx, rs.total)
-	defer stop()
+	ct := s.withTotal(rctx, rs.total)
+	defer ct.stop()
+	ctx := ct.ctx
 	f := s.newFailover(rs)
 	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()
 	for {
