@@ -80,6 +80,9 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		return
 	}
 	ct := s.withTotal(rctx, rs.total)
+	if h, ok := w.(CallCanceller); ok {
+		h.SetCancel(func() { ct.ctx.Cancel(context.Canceled) })
+	}
 	// end ends the call once its answer is out: here, or at the end of
 	// the stream's relay when the host took it on.
 	end := func() {
@@ -474,6 +477,17 @@ func (s *Service) chatStream(ct *callTotal, w http.ResponseWriter, f *failover, 
 	}
 	s.endStream(ctx, o, sw, rec, err)
 	return false
+}
+
+// CallCanceller is what a host's http.ResponseWriter implements to end
+// a chat call that it can no longer answer (its client hung up, or a
+// write failed) without a cancellable context of its own above the
+// call's: the call gives it cancel once it starts, and calling cancel
+// ends the call as the cancellation of Serve's context would. relia
+// gateway's edge is one: an open stream then holds one context the
+// less.
+type CallCanceller interface {
+	SetCancel(cancel func())
 }
 
 // HandOff is what a host's http.ResponseWriter implements when it can

@@ -16,7 +16,6 @@ import (
 
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/callstore"
-	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/internal/h1"
 	"github.com/relia-dev/relia/outcome"
 )
@@ -143,7 +142,7 @@ func (g *Gateway) afterAI(x *exchange, ac *aiCall, ok bool) {
 	if ok {
 		g.endAI(x, ac)
 	}
-	ac.w.cancel()
+	ac.w.cancelCall()
 }
 
 // HandOff takes the rest of a stream whose first events are out, on an
@@ -161,6 +160,21 @@ func (w *aiWriter) HandOff(relay *ai.Relay) bool {
 }
 
 var _ ai.HandOff = (*aiWriter)(nil)
+
+// SetCancel takes the cancellation of the AI call that answers through
+// w (ai.CallCanceller): a hang-up or a failed write ends the call with
+// it.
+func (w *aiWriter) SetCancel(cancel func()) { w.cancel = cancel }
+
+var _ ai.CallCanceller = (*aiWriter)(nil)
+
+// cancelCall ends the call that answers through w, if one started (or,
+// for a fault's writer, the answer behind the fault).
+func (w *aiWriter) cancelCall() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
 
 // startAI makes x's AI call: its writer, its context (the caller, the
 // route's timeout, the record hook) and the request as the service
@@ -192,12 +206,8 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
 	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec = &r })
-	// The cancellation on top of the values: the service's own call
-	// context (a callctx.Context too) hooks into it directly, and an
-	// open stream holds no chain of the context package's cancellations.
-	call := callctx.New(ctx)
-	w.cancel = func() { call.Cancel(context.Canceled) }
-	ctx = call
+	// No cancellation of the gateway's own: the service gives the
+	// writer the call's (SetCancel), the only one an open stream holds.
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
@@ -378,7 +388,9 @@ type aiWriter struct {
 	c      *conn               // the HTTP/1.1 connection; nil over HTTP/2
 	h2     http.ResponseWriter // the HTTP/2 stream; nil over HTTP/1.1
 	header http.Header
-	cancel context.CancelFunc
+	// cancel ends the AI call once it started (SetCancel), or the
+	// answer behind a fault (faultAnswer); nil before.
+	cancel func()
 	// status is the answer's, once WriteHeader decided it; sent says the
 	// head went to the client.
 	status  int
@@ -735,7 +747,7 @@ func (w *aiWriter) write(b []byte) {
 func (w *aiWriter) fail(err error) {
 	w.err = err
 	w.closing = true
-	w.cancel()
+	w.cancelCall()
 }
 
 // keep reports whether the HTTP/1.1 connection stays open after the
