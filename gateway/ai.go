@@ -87,12 +87,6 @@ func (g *Gateway) ServeAIUsage(w http.ResponseWriter, r *http.Request) {
 type aiCall struct {
 	w    aiWriter
 	body aiBody
-	// req is the request as the service reads it. It lives here, not
-	// on serveAI's frame: a stream waits for its next token with
-	// serveAI below it, and a smaller frame keeps the waiting stack
-	// under the quarter of 16 KiB at which the collector halves it
-	// (TestAIStreamMemory).
-	req ai.Request
 	// rec is the call's record, once it ended: a request the service
 	// refused before it chose a model (a bad body) has none. It is made
 	// then, so that an open stream does not hold its space.
@@ -111,8 +105,10 @@ type aiCall struct {
 // (conn.done), and which waits for its provider with no goroutine where
 // it can (ai.Relay).
 func (g *Gateway) serveAI(x *exchange) {
-	ac, ctx := g.startAI(x)
-	ok := ac.w.serve(ctx, x.st.ai, &ac.req)
+	ac, ctx, req := g.startAI(x)
+	ok := ac.w.serve(ctx, x.st.ai, req)
+	*req = ai.Request{}
+	aiRequests.Put(req)
 	if ac.relay != nil {
 		return
 	}
@@ -126,7 +122,7 @@ func (g *Gateway) serveAI(x *exchange) {
 func (g *Gateway) relayAI(x *exchange) bool {
 	ac := x.ai
 	ended := true
-	ok := ac.w.guard(ac.req.Path, func() { ended = ac.relay.Run(ac.resume) })
+	ok := ac.w.guard(s(x.path), func() { ended = ac.relay.Run(ac.resume) })
 	if ok && !ended {
 		return false
 	}
@@ -176,12 +172,20 @@ func (w *aiWriter) cancelCall() {
 	}
 }
 
+// aiRequests holds the requests that the AI service reads (ai.Request):
+// one is the service's while Serve runs, not the call's (a stream that
+// waits does not hold it), and not on serveAI's frame either (a stream
+// that the serving goroutine relays waits with serveAI below it, and a
+// smaller frame keeps the waiting stack under the quarter of 16 KiB at
+// which the collector halves it).
+var aiRequests = sync.Pool{New: func() any { return new(ai.Request) }}
+
 // startAI makes x's AI call: its writer, its context (the caller, the
 // route's timeout, the record hook) and the request as the service
-// reads it.
+// reads it, from aiRequests.
 //
 //go:noinline
-func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
+func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, *ai.Request) {
 	ac := &aiCall{}
 	x.ai = ac
 	w := &ac.w
@@ -216,8 +220,9 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 	} else {
 		x.req.bodyDone = true
 	}
-	ac.req = x.aiRequest(body)
-	return ac, ctx
+	req := aiRequests.Get().(*ai.Request)
+	*req = x.aiRequest(body)
+	return ac, ctx, req
 }
 
 // endAI ends x's AI call once the service returned: the answer's end,
@@ -226,7 +231,7 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 //go:noinline
 func (g *Gateway) endAI(x *exchange, ac *aiCall) {
 	w := &ac.w
-	if ac.req.Body != nil && ac.body.err != nil && !w.sent {
+	if ac.body.req != nil && ac.body.err != nil && !w.sent {
 		// The body could not be read (malformed, too large, late): the
 		// gateway answers as on any route, and the AI gateway made no
 		// call.
