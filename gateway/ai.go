@@ -667,11 +667,17 @@ func (w *aiWriter) lendBuffers() {
 	// the fields stay (they point into them), the X-Forwarded-For value
 	// and the trace id's text, which the access log and the call record
 	// make again at the end.
+	// The request id and path stay, on one copy of their length.
 	sp := &exchangeSpare{buf: x.buf[:0], utarget: x.utarget[:0]}
 	x.buf, x.utarget = nil, nil
 	if !keepFields {
 		sp.xff, sp.tt = x.xff[:0], x.tt
 		x.xff, x.tt = nil, nil
+		sp.rid, sp.path = x.rid[:0], x.path[:0]
+		kept := make([]byte, 0, len(x.rid)+len(x.path))
+		kept = append(kept, x.rid...)
+		kept = append(kept, x.path...)
+		x.rid, x.path = kept[:len(x.rid):len(x.rid)], kept[len(x.rid):]
 	}
 	aiSpareBufs.Put(sp)
 }
@@ -679,8 +685,16 @@ func (w *aiWriter) lendBuffers() {
 // exchangeSpare is what an exchange lends out while its AI answer
 // streams (lendBuffers) besides its field arrays and line buffer.
 type exchangeSpare struct {
-	buf, utarget, xff []byte
-	tt                *traceText
+	buf, utarget, xff, rid, path []byte
+	tt                           *traceText
+}
+
+// orNew returns b, or an empty buffer of size bytes when b is nil.
+func orNew(b []byte, size int) []byte {
+	if b == nil {
+		return make([]byte, 0, size)
+	}
+	return b
 }
 
 // aiSpareBufs holds the spare buffers that streaming exchanges lend.
@@ -694,14 +708,11 @@ func (x *exchange) takeSpare() {
 		sp = &exchangeSpare{buf: make([]byte, 0, exchangeBufBytes), utarget: make([]byte, 0, exchangeTargetBytes)}
 	}
 	x.buf, x.utarget = sp.buf, sp.utarget
-	if x.xff == nil {
-		x.xff = sp.xff
-		if x.xff == nil {
-			x.xff = make([]byte, 0, exchangeXFFBytes)
-		}
-	}
-	if x.tt == nil {
+	if x.xff == nil { // lent with the fields' copy (lendBuffers)
+		x.xff = orNew(sp.xff, exchangeXFFBytes)
 		x.tt = sp.tt
+		x.rid = append(orNew(sp.rid, exchangeIDBytes), x.rid...)
+		x.path = append(orNew(sp.path, exchangePathBytes), x.path...)
 	}
 }
 

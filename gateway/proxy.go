@@ -229,14 +229,15 @@ type exchange struct {
 var exchangePool = sync.Pool{New: func() any {
 	// The field arrays and the line buffer come from the pools that AI
 	// streams lend theirs to (ai.go, lendBuffers).
-	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, exchangeBufBytes), line: lineBuffer(),
+	return &exchange{rid: make([]byte, 0, exchangeIDBytes), path: make([]byte, 0, exchangePathBytes), buf: make([]byte, 0, exchangeBufBytes), line: lineBuffer(),
 		xff: make([]byte, 0, exchangeXFFBytes), utarget: make([]byte, 0, exchangeTargetBytes), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
 }}
 
-// exchangeBufBytes, exchangeTargetBytes and exchangeXFFBytes are the
-// sizes an exchange's buf, utarget and xff start at (an AI stream lends
-// them out, ai.go).
+// The sizes an exchange's buffers start at (an AI stream lends them out,
+// ai.go).
 const (
+	exchangeIDBytes     = 64
+	exchangePathBytes   = 64
 	exchangeBufBytes    = 256
 	exchangeTargetBytes = 128
 	exchangeXFFBytes    = 64
