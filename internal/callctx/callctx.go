@@ -29,26 +29,34 @@ import (
 // its parent ends. Its Err is context.Canceled once it ended.
 type Context struct {
 	parent context.Context
-	// link is this one's hook in the Context it is made from (directly
-	// or through values; link.child is set while it is there), unhook
-	// takes its hook out of a parent of another kind.
-	link   hook
+	// unhook takes this one's hook out of a parent that is not a
+	// Context (nor values over one); in one that is, the hook is this
+	// Context itself (up).
 	unhook func() bool
 	mu     sync.Mutex
 	// done is made by the first Done (closed when the context ends);
 	// an ended context without one answers Done with closed.
 	done  chan struct{}
 	cause error
-	hooks []*hook
+	hooks []Hook
 }
 
-// hook is what runs when a Context ends: a function AfterFunc
-// registered, or a Context made from it (its link, so that a child
-// costs its parent one pointer).
-type hook struct {
-	f     func()
-	child *Context
+// Hook is what a Context runs when it ends (AddHook): a type of the
+// caller's own that knows what to do, so that hooking in costs no
+// closure. ContextEnded runs once, on the goroutine that ends the
+// Context, and must not wait. A Context is the Hook of the Contexts
+// made from it.
+type Hook interface {
+	ContextEnded(cause error)
 }
+
+// ContextEnded ends c with the cause of the Context it is made from.
+func (c *Context) ContextEnded(cause error) { c.Cancel(cause) }
+
+// funcHook is a function that AfterFunc registered.
+type funcHook struct{ f func() }
+
+func (h *funcHook) ContextEnded(error) { h.f() }
 
 // closed is the done channel of contexts that ended before one asked
 // for theirs.
@@ -65,36 +73,42 @@ type key struct{}
 // New returns a Context that ends when parent does (with parent's
 // cause), or at Cancel. A parent that never ends (context.Background,
 // values over it) costs nothing; one that is a Context, or values over
-// one, holds a pointer to the new one; any other parent holds what
+// one, holds the new one among its hooks; any other parent holds what
 // context.AfterFunc takes.
 func New(parent context.Context) *Context {
 	c := &Context{parent: parent}
-	p, ok := parent.(*Context)
-	if !ok {
-		done := parent.Done()
-		if done == nil {
-			return c
-		}
-		if p, ok = parent.Value(key{}).(*Context); !ok || p.Done() != done {
-			// Not values over a Context: context.AfterFunc watches it.
+	p := hooking(parent)
+	if p == nil {
+		if parent.Done() != nil {
 			c.unhook = AfterFunc(parent, func() { c.Cancel(Cause(parent)) })
-			return c
 		}
+		return c
 	}
-	c.link.child = c
-	if !p.add(&c.link) {
-		c.link.child = nil
+	if !p.add(c) {
 		c.cause = p.Cause() // it ended already
 	}
 	return c
 }
 
-// up returns the Context that holds c's link, if any: its parent, or
-// the Context its parent's values are over.
-func (c *Context) up() *Context {
-	if c.link.child == nil {
+// hooking returns the Context that ends ctx, when ctx is one or values
+// over one; nil otherwise.
+func hooking(ctx context.Context) *Context {
+	if p, ok := ctx.(*Context); ok {
+		return p
+	}
+	done := ctx.Done()
+	if done == nil {
 		return nil
 	}
+	if p, ok := ctx.Value(key{}).(*Context); ok && p.Done() == done {
+		return p
+	}
+	return nil
+}
+
+// up returns the Context that may hold c among its hooks: its parent,
+// or the Context its parent's values are over.
+func (c *Context) up() *Context {
 	if p, ok := c.parent.(*Context); ok {
 		return p
 	}
@@ -102,8 +116,23 @@ func (c *Context) up() *Context {
 	return p
 }
 
+// AddHook has h run when ctx ends, and returns the Context that holds
+// it, for RemoveHook; nil when ctx is neither a Context nor values over
+// one (the caller watches it some other way: context.AfterFunc), or
+// when ctx ended already (h does not run).
+func AddHook(ctx context.Context, h Hook) *Context {
+	if p := hooking(ctx); p != nil && p.add(h) {
+		return p
+	}
+	return nil
+}
+
+// RemoveHook takes h out of c's hooks and reports whether it was there
+// (false once c ended and ran it).
+func (c *Context) RemoveHook(h Hook) bool { return c.remove(h) }
+
 // add registers h, unless c ended, and reports whether it did.
-func (c *Context) add(h *hook) bool {
+func (c *Context) add(h Hook) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cause != nil {
@@ -114,7 +143,7 @@ func (c *Context) add(h *hook) bool {
 }
 
 // remove unregisters h and reports whether it was registered.
-func (c *Context) remove(h *hook) bool {
+func (c *Context) remove(h Hook) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := slices.Index(c.hooks, h)
@@ -183,18 +212,13 @@ func (c *Context) Cancel(cause error) {
 	hooks, unhook := c.hooks, c.unhook
 	c.hooks, c.unhook = nil, nil
 	c.mu.Unlock()
-	if up := c.up(); up != nil {
-		up.remove(&c.link) // a no-op when up's end is what ends c
-	}
 	if unhook != nil {
 		unhook()
+	} else if up := c.up(); up != nil {
+		up.remove(c) // a no-op when up's end is what ends c
 	}
 	for _, h := range hooks {
-		if h.child != nil {
-			h.child.Cancel(cause)
-		} else {
-			h.f()
-		}
+		h.ContextEnded(cause)
 	}
 }
 
@@ -212,7 +236,7 @@ func (c *Context) Cause() error {
 // so before f was called. The context package hooks the contexts made
 // from c in here.
 func (c *Context) AfterFunc(f func()) (stop func() bool) {
-	h := &hook{f: f}
+	h := &funcHook{f: f}
 	if !c.add(h) {
 		go f()
 		return func() bool { return false }

@@ -20,7 +20,7 @@ func ended(ctx context.Context) bool {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	c := New(context.Background())
-	if c.unhook != nil || c.up() != nil {
+	if c.unhook != nil || c.up() != nil || hooking(c.parent) != nil {
 		t.Error("a context made from Background holds a hook in it")
 	}
 	done := c.Done() // asked before the end: closed by Cancel
@@ -60,7 +60,7 @@ func TestParentContext(t *testing.T) {
 	if p.hooks != nil {
 		t.Errorf("the parent holds %d hooks after its child ended, want none", len(p.hooks))
 	}
-	if late := New(c); late.Cause() != context.Canceled || late.up() != nil {
+	if late := New(c); late.Cause() != context.Canceled || c.hooks != nil {
 		t.Errorf("made from an ended Context: cause %v, want %v", late.Cause(), context.Canceled)
 	}
 	c2 := New(context.WithValue(p, key{}, p)) // values over the parent
@@ -123,5 +123,37 @@ func TestStandardParent(t *testing.T) {
 	<-late.Done()
 	if late.Cause() != errWhy {
 		t.Errorf("made from an ended parent: cause %v, want %v", late.Cause(), errWhy)
+	}
+}
+
+// countHook counts its runs and keeps the last cause.
+type countHook struct {
+	runs  int
+	cause error
+}
+
+func (h *countHook) ContextEnded(cause error) { h.runs, h.cause = h.runs+1, cause }
+
+func TestAddHook(t *testing.T) {
+	t.Parallel()
+	c := New(context.Background())
+	kept, removed := new(countHook), new(countHook)
+	if AddHook(context.WithValue(c, errWhy, 1), kept) != c || AddHook(c, removed) != c {
+		t.Fatal("a Context, or values over one, did not take a hook")
+	}
+	if !c.RemoveHook(removed) || c.RemoveHook(removed) {
+		t.Error("RemoveHook: want true once, then false")
+	}
+	std, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if AddHook(std, new(countHook)) != nil || AddHook(context.Background(), new(countHook)) != nil {
+		t.Error("a context of the context package took a hook")
+	}
+	c.Cancel(errWhy)
+	if kept.runs != 1 || kept.cause != errWhy || removed.runs != 0 {
+		t.Errorf("hooks after Cancel: kept ran %d times with %v, removed %d times; want 1 with %v, 0", kept.runs, kept.cause, removed.runs, errWhy)
+	}
+	if AddHook(c, new(countHook)) != nil || c.RemoveHook(kept) {
+		t.Error("an ended Context took a hook, or still held one")
 	}
 }
