@@ -289,7 +289,6 @@ type openStream struct {
 	// (its first token is out), total is the call's, whose total timeout
 	// the timer watches too (takeTotal, rearm).
 	ctx     *callctx.Context
-	stop    func() bool // unhooks the cancel from a hedge's attempt context
 	timer   clock.Timer
 	total   atomic.Pointer[callTotal]
 	expired atomic.Bool
@@ -353,13 +352,15 @@ func (o *openStream) close() {
 func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRequest) (*openStream, error) {
 	sctx := callctx.New(callCtx)
 	o := &openStream{t: t, ctx: sctx}
+	// stop unhooks the cancel from a hedge's attempt context.
+	var stop func() bool
 	if ctx != callCtx { // a hedge's attempt
-		o.stop = callctx.AfterFunc(ctx, func() { sctx.Cancel(context.Canceled) })
+		stop = callctx.AfterFunc(ctx, func() { sctx.Cancel(context.Canceled) })
 	}
 	o.timer = s.clock.AfterFunc(t.route.firstToken, o.timeout)
 	unhook := func() {
-		if o.stop != nil {
-			o.stop()
+		if stop != nil {
+			stop()
 		}
 	}
 	fail := func(err error) (*openStream, error) {
@@ -407,7 +408,6 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 	if ctx.Err() != nil { // a hedge's loser: it lost while the token came
 		return fail(ctx.Err())
 	}
-	o.stop = nil // it unhooked; it would hold the hook
 	if b, ok := o.body.(*upstreamBody); ok && !o.ended {
 		b.streaming()
 	}
@@ -456,7 +456,7 @@ func (s *Service) chatStream(ct *callTotal, w http.ResponseWriter, f *failover, 
 	}()
 
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
+	sw := &streamWriter{w: w, eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
 	sw.start()
 	var err error
 	for _, p := range o.pending {
@@ -744,7 +744,6 @@ func (f *failover) reportOpened(t *target) {
 // streamWriter writes a stream to the client in the ingress's format.
 type streamWriter struct {
 	w            http.ResponseWriter
-	rc           *http.ResponseController
 	eg           egress
 	t            *target
 	buf          []byte
@@ -824,7 +823,7 @@ func (sw *streamWriter) flush() error {
 		return err
 	}
 	sw.buf = sw.buf[:0]
-	return sw.rc.Flush()
+	return http.NewResponseController(sw.w).Flush() // made on the stack, not held by a waiting stream
 }
 
 func (sw *streamWriter) end() {
