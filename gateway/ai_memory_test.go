@@ -94,7 +94,7 @@ func TestAIStreamMemory(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.GOARCH == "386" {
 		maxGoroutines, maxStacks = 1.05, 5<<10
 	}
-	if maxHeap := 8<<10 + 768; heap > float64(maxHeap) {
+	if maxHeap := 6<<10 + 256; heap > float64(maxHeap) {
 		t.Errorf("an open stream holds %.0f B of live heap, want at most %d", heap, maxHeap)
 	}
 	if stacks > float64(maxStacks) {

@@ -4,16 +4,20 @@
 // own Cancel or by its parent's end, as a context.WithCancelCause would;
 // what it does not do is hold, for each level, the map of children and
 // the done channel that a context.WithCancelCause keeps from its first
-// child on. Contexts made from it (context.WithDeadline in a dial,
-// context.AfterFunc) hook into it through its AfterFunc method, which
-// the context package uses for contexts that have one, and the hooks
-// are a short slice let go of when empty; its done channel is made only
-// when Done is called. A Context made from another keeps a hook in it
-// and no goroutine.
+// child on. What runs at its end is a short slice of Hooks, let go of
+// when empty: a Context made from another is itself its hook in it (no
+// goroutine, no closure), a type of the caller's own may be one
+// (AddHook), and contexts of the context package made from it
+// (context.WithDeadline in a dial, context.AfterFunc) hook in through
+// its AfterFunc method, which that package uses for contexts that have
+// one. Its done channel is made only when Done is called.
 //
 //	ctx := callctx.New(parent)
 //	defer ctx.Cancel(context.Canceled)
 //	timer := clk.AfterFunc(d, func() { ctx.Cancel(errTimeout) })
+//	if held := callctx.AddHook(ctx, body); held != nil { // body.ContextEnded(cause) at the end
+//		defer held.RemoveHook(body)
+//	}
 //	...
 //	if errors.Is(callctx.Cause(ctx), errTimeout) { ... }
 package callctx
