@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/netyield"
 	"github.com/relia-dev/relia/resilience"
 )
 
@@ -560,10 +560,12 @@ func (s *Service) endStream(ctx context.Context, o *openStream, sw *streamWriter
 	rec.Outcome, rec.Status, rec.Reason = OutcomeFailedMidStream, http.StatusOK, ce.kind.String()
 }
 
-// yield lets the other runnable goroutines run before a stream goes on
-// (runtime.Gosched: a fraction of a microsecond, or nothing when none
-// waits). A variable so that a test can count the yields.
-var yield = runtime.Gosched
+// yield lets the other goroutines run before a stream goes on: those
+// runnable (runtime.Gosched: a fraction of a microsecond, or nothing when
+// none waits) and, every netyield.Quantum of bursts, those the network
+// poller wakes, a new request or another stream's first token among them.
+// A variable so that a test can count the yields.
+var yield = netyield.Yield
 
 // openNext opens the next candidate's stream, hedged when the route says
 // so: another candidate is tried when no first token came within
