@@ -307,8 +307,14 @@ func scanChoice(ch []byte, p *piece) error {
 		}
 		if f := finish[1 : len(finish)-1]; !bytes.ContainsRune(f, '\\') {
 			p.finish = string(f)
-		} else if err := json.Unmarshal(finish, &p.finish); err != nil {
-			return err
+		} else {
+			// Decoded into a string of its own: &p.finish given to
+			// json.Unmarshal would put every chunk's piece on the heap.
+			var escaped string
+			if err := json.Unmarshal(finish, &escaped); err != nil {
+				return err
+			}
+			p.finish = escaped
 		}
 	}
 	return nil
