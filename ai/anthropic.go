@@ -173,12 +173,13 @@ func (anthropicAdapter) chatResponse(_ *target, body []byte) (*wire.ChatResponse
 }
 
 func (anthropicAdapter) chatStream(t *target, body io.Reader) streamDecoder {
-	return &anthropicStream{r: wire.NewSSEReader(body, 0), model: t.model}
+	return &anthropicStream{r: wire.NewSSEReader(body, 0), body: body, model: t.model}
 }
 
 // anthropicStream reads Anthropic's stream events as chunks.
 type anthropicStream struct {
 	r     *wire.SSEReader
+	body  io.Reader
 	model string
 	id    string
 	usage Usage
@@ -248,6 +249,7 @@ func (s *anthropicStream) next() (piece, error) {
 			return piece{chunk: s.chunk(wire.Delta{}, &finish), finish: finish, usage: &u}, nil
 		case wire.EventMessageStop:
 			s.done = true
+			finishAtHand(s.body)
 			return piece{}, io.EOF
 		case wire.EventError:
 			var eb wire.AnthropicErrorBody

@@ -157,12 +157,22 @@ func decodeChat(resp *wire.ChatResponse, raw []byte) *wire.ChatResponse {
 }
 
 func (openAIAdapter) chatStream(_ *target, body io.Reader) streamDecoder {
-	return &openAIStream{r: wire.NewSSEReader(body, 0)}
+	return &openAIStream{r: wire.NewSSEReader(body, 0), body: body}
 }
 
 type openAIStream struct {
 	r    *wire.SSEReader
+	body io.Reader
 	done bool
+}
+
+// finishAtHand reads a provider's body to its framing's end, without
+// waiting, once its stream said it ended, when the body can
+// (upstreamBody.finishAtHand): its connection then serves the next call.
+func finishAtHand(body io.Reader) {
+	if f, ok := body.(interface{ finishAtHand() }); ok {
+		f.finishAtHand()
+	}
 }
 
 func (s *openAIStream) buffered() int { return s.r.Buffered() }
@@ -181,6 +191,7 @@ func (s *openAIStream) next() (piece, error) {
 	}
 	if bytes.Equal(ev.Data, wire.Done) {
 		s.done = true
+		finishAtHand(s.body)
 		return piece{}, io.EOF
 	}
 	p, err := scanChunk(ev.Data)
@@ -307,8 +318,14 @@ func scanChoice(ch []byte, p *piece) error {
 		}
 		if f := finish[1 : len(finish)-1]; !bytes.ContainsRune(f, '\\') {
 			p.finish = string(f)
-		} else if err := json.Unmarshal(finish, &p.finish); err != nil {
-			return err
+		} else {
+			// Decoded into a string of its own: &p.finish given to
+			// json.Unmarshal would put every chunk's piece on the heap.
+			var escaped string
+			if err := json.Unmarshal(finish, &escaped); err != nil {
+				return err
+			}
+			p.finish = escaped
 		}
 	}
 	return nil

@@ -263,6 +263,21 @@ func (b *upstreamBody) Next() ([]byte, error) {
 	return p, bodyErr(err)
 }
 
+// finishAtHand reads the body's framing to its end once the stream said
+// it ended ("data: [DONE]"), if that end is at hand: buffered already,
+// or waiting in the socket (one read, which then does not wait). The
+// provider's connection then serves the next call. Closed before its
+// chunked body's last chunk was read, it was closed: a new connection a
+// stream, a TLS handshake each to a real provider, and a socket left in
+// TIME_WAIT.
+func (b *upstreamBody) finishAtHand() {
+	body := &b.resp.Body
+	if body.SkipBuffered() || !b.socketReadable() || body.ReadMore() != nil {
+		return
+	}
+	body.SkipBuffered()
+}
+
 // bodyErr is what a read of the body returns for the codec's err: a
 // malformed body is an invalid response.
 func bodyErr(err error) error {

@@ -258,3 +258,58 @@ spec:
 		t.Errorf("%d calls at the provider at once, want 2 (maxConnections)", m)
 	}
 }
+
+// A stream read to its "data: [DONE]" leaves its provider connection
+// for the next call: the chunked body's last chunk, which came with the
+// last event, is read too. Closed before it, the connection was closed,
+// and every stream dialled anew (a TLS handshake each to a real
+// provider).
+func TestStreamsKeepTheProviderConnection(t *testing.T) {
+	var conns atomic.Int64
+	prov := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		// Not flushed: the server writes it with the body's last chunk.
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	prov.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	prov.Start()
+	t.Cleanup(prov.Close)
+	cfg, err := ParseBundle("keep.yaml", []byte(`
+kind: AIGateway
+version: relia/v1
+metadata: {name: keep}
+spec:
+  providers:
+    - {name: a, type: openai, url: "`+prov.URL+`/v1", keys: [{value: sk}]}
+  routes:
+    - {model: gpt-4o-mini, targets: [{provider: a}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(cfg.Config, cfg.Catalog, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	for i := range 5 {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`))
+		w := httptest.NewRecorder()
+		svc.ServeHTTP(w, req)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
+	}
+}

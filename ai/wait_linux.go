@@ -25,12 +25,8 @@ func (b *upstreamBody) waitReadable() {
 		return
 	}
 	if b.peekFn == nil {
-		sc, ok := b.resp.Conn().Net().(syscall.Conn)
+		rc, ok := b.rawConn()
 		if !ok {
-			return
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
 			return
 		}
 		b.rc = rc
@@ -44,6 +40,29 @@ func (b *upstreamBody) waitReadable() {
 	if parked {
 		uc.UnparkReadBuffer()
 	}
+}
+
+// rawConn is the provider connection's socket, for system calls of
+// relia's own on it.
+func (b *upstreamBody) rawConn() (syscall.RawConn, bool) {
+	sc, ok := b.resp.Conn().Net().(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
+}
+
+// socketReadable reports whether the provider's socket holds bytes (or
+// its end, or an error) that a read would return without waiting.
+func (b *upstreamBody) socketReadable() bool {
+	rc, ok := b.rawConn()
+	if !ok {
+		return false
+	}
+	ready := false
+	rc.Control(func(fd uintptr) { ready = peekReady(fd, &b.peek) })
+	return ready
 }
 
 // peekReady reports whether the socket fd has a byte to read, its end of
@@ -126,12 +145,8 @@ func (r *Relay) park() bool {
 // edge-triggered for bytes, its end or its loss, and has a cancellation
 // of its call wake it too. It reports false when the set refused it.
 func (r *Relay) watch(b *upstreamBody) bool {
-	sc, ok := b.resp.Conn().Net().(syscall.Conn)
+	rc, ok := b.rawConn()
 	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	fd := -1

@@ -6,6 +6,10 @@ package ai
 // in the decoder's read.
 func (b *upstreamBody) waitReadable() {}
 
+// socketReadable: no look at the socket without a read elsewhere; the
+// body's end is read when buffered.
+func (b *upstreamBody) socketReadable() bool { return false }
+
 // relayWait: elsewhere than Linux (and on linux/386, whose raw socket
 // calls go through socketcall) a handed-off stream waits on the
 // goroutine that runs its relay.

@@ -138,18 +138,6 @@ func (r *SSEReader) fill() error {
 	}
 }
 
-// readByte returns the stream's next byte.
-func (r *SSEReader) readByte() (byte, error) {
-	if len(r.pend) == 0 {
-		if err := r.fill(); err != nil {
-			return 0, err
-		}
-	}
-	b := r.pend[0]
-	r.pend = r.pend[1:]
-	return b, nil
-}
-
 // Next returns the next event. At the end of the stream it returns
 // io.EOF, or io.ErrUnexpectedEOF when the stream ended inside an event
 // (a truncated stream: the event is not returned, as the format says).
@@ -206,34 +194,62 @@ func (r *SSEReader) Next() (SSEEvent, error) {
 	}
 }
 
-// readLine returns the next line without its end, bounded by the reader's
-// limit.
+// readLine returns the next line without its end (LF, CRLF or CR),
+// bounded by the reader's limit. The line is found with IndexByte, not
+// a byte at a time (a token's chunk is a line of about 200 bytes), and
+// returned in place when it lies whole in what was read: it is valid
+// until the next read.
 func (r *SSEReader) readLine() ([]byte, error) {
 	r.line = r.line[:0]
 	for {
-		b, err := r.readByte()
-		if err != nil {
-			if err == io.EOF && len(r.line) > 0 {
-				return nil, io.ErrUnexpectedEOF
+		if len(r.pend) == 0 {
+			if err := r.fill(); err != nil {
+				if err == io.EOF && len(r.line) > 0 {
+					return nil, io.ErrUnexpectedEOF
+				}
+				return nil, err
 			}
-			return nil, err
 		}
-		switch b {
-		case '\n':
-			return r.line, nil
-		case '\r':
-			if len(r.pend) == 0 && r.fill() != nil {
-				return r.line, nil // the error comes back on the next read
+		seg, end := r.pend, bytes.IndexByte(r.pend, '\n')
+		if end >= 0 {
+			seg = r.pend[:end]
+		}
+		if cr := bytes.IndexByte(seg, '\r'); cr >= 0 {
+			seg, end = seg[:cr], cr
+		}
+		if len(r.line)+len(seg) > r.max+16 {
+			return nil, fmt.Errorf("reading event: %w (a line over %d bytes)", ErrEventTooLarge, r.max)
+		}
+		if end < 0 { // the line goes on in the next read
+			r.line = append(r.line, seg...)
+			r.pend = nil
+			continue
+		}
+		line := seg
+		if len(r.line) > 0 {
+			r.line = append(r.line, seg...)
+			line = r.line
+		}
+		cr := r.pend[end] == '\r'
+		r.pend = r.pend[end+1:]
+		if cr {
+			// A CR ends the line; an LF right after it belongs to it.
+			if len(r.pend) == 0 {
+				if len(r.line) == 0 {
+					// The read that looks for the LF may reuse the bytes
+					// line lies in.
+					r.line = append(r.line, line...)
+					line = r.line
+				}
+				if r.fill() != nil {
+					return line, nil // the error comes back on the next read
+				}
 			}
 			if r.pend[0] == '\n' {
 				r.pend = r.pend[1:]
 			}
-			return r.line, nil
 		}
-		if len(r.line) >= r.max+16 {
-			return nil, fmt.Errorf("reading event: %w (a line over %d bytes)", ErrEventTooLarge, r.max)
-		}
-		r.line = append(r.line, b)
+		return line, nil
 	}
 }
 

@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,7 @@ func main() {
 	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
 	flag.DurationVar(&memoryHold, "hold", 0, "keep the memory step's streams open this long after its figure, to profile the process holding them")
 	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft (half relia ai serve's max stream rate from a full run)")
+	flag.StringVar(&reliaBinary, "relia", "", "a relia binary to measure instead of one built from this tree (an earlier build, for a before and after)")
 	procs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the relia processes on CPU 1 (2 lets an idle processor poll the network while the other runs: go run ./ai/netpollwait)")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory" && *only != "ttft") ||
@@ -145,12 +147,9 @@ func run(d time.Duration, rounds, conns, streams int, only string) error {
 		return cmd.Process.Pid, nil
 	}
 
-	relia := filepath.Join(out, "relia")
-	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
-	build.Dir = ".." // the main module
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building relia: %w", err)
+	relia, err := harness.Relia(out, reliaBinary)
+	if err != nil {
+		return err
 	}
 	mockPort, aiPort, adminPort, gwPort, gwAdmin, pkPort := harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort(), harness.FreePort()
 	gwAIPort, gwAIAdmin := harness.FreePort(), harness.FreePort()
@@ -454,6 +453,9 @@ func wrk(url, script string, conns int, d time.Duration) (float64, error) {
 // memoryHold is -hold.
 var memoryHold time.Duration
 
+// reliaBinary is -relia: the binary to measure, or "" to build one.
+var reliaBinary string
+
 // ttftOnlyRate is -ttft-rate, for -only ttft.
 var ttftOnlyRate float64
 
@@ -472,6 +474,16 @@ type ttftTarget struct {
 func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
 	var direct []float64
 	via := make([][]float64, len(targets))
+	wire := make([][]wireResult, len(targets))
+	var wireUnavailable error
+	u, err := url.Parse(mockURL)
+	if err != nil {
+		return err
+	}
+	mockPort, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return fmt.Errorf("the simulator's port in %s: %w", mockURL, err)
+	}
 	for range rounds {
 		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
@@ -479,7 +491,18 @@ func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d 
 		}
 		direct = append(direct, p)
 		for i, t := range targets {
+			capture, cerr := startWireCapture(t.port, mockPort)
+			if cerr != nil && wireUnavailable == nil {
+				wireUnavailable = cerr
+			}
 			p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
+			if capture != nil {
+				r, werr := capture.finish()
+				if werr != nil {
+					return fmt.Errorf("capturing %s's packets: %w", t.name, werr)
+				}
+				wire[i] = append(wire[i], r)
+			}
 			if err != nil {
 				return fmt.Errorf("time to first token, through %s: %w", t.name, err)
 			}
@@ -487,8 +510,16 @@ func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d 
 		}
 	}
 	for i, t := range targets {
-		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (goal <= 1 ms)\n",
+		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
 			rate, goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		for _, r := range wire[i] {
+			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
+			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms\n",
+				t.name, ms(r.added, 0.5), ms(r.added, 0.99), ms(r.added, 1), len(r.added), r.partial, r.drops, r.packets, ms(r.ask, 0.5), ms(r.ask, 0.99), ms(r.answer, 0.5), ms(r.answer, 0.99), ms(r.provider, 0.5), ms(r.provider, 0.99))
+		}
+	}
+	if wireUnavailable != nil {
+		fmt.Printf("  no packet capture, so relia's own time to first token was not taken: %v\n", wireUnavailable)
 	}
 	return nil
 }
@@ -527,7 +558,6 @@ func pinToCPU0() {
 // each stream's scheduled start.
 func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
-	body := workloads[1].body
 	n := int(rate * d.Seconds())
 	if n < 10 {
 		n = 10
@@ -544,6 +574,8 @@ func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Each stream is named in its "user" field, for the packet capture.
+			body := strings.Replace(workloads[1].body, "{", fmt.Sprintf(`{%s%07d",`, ttftMarker, i), 1)
 			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer sk-bench")

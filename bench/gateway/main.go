@@ -249,12 +249,9 @@ http {
 		skipped = append(skipped, "caddy (not installed)")
 	}
 
-	relia := filepath.Join(out, "relia")
-	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
-	build.Dir = ".." // the main module: bench/go.mod holds only the peers' dependencies
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building relia: %w", err)
+	relia, err := harness.Relia(out, "")
+	if err != nil {
+		return err
 	}
 	// The gateway twice, the same config on each listener engine: the
 	// default (auto: the event loop on Linux) and the goroutine engine.
@@ -306,7 +303,7 @@ spec:
 	// and the epoll loop doing this config's per-request work, an estimate
 	// of the gateway on an event-loop engine.
 	floor := filepath.Join(out, "floor")
-	build = exec.Command("go", "build", "-o", floor, "./gateway/floor")
+	build := exec.Command("go", "build", "-o", floor, "./gateway/floor")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building the floor proxies: %w", err)

@@ -110,12 +110,9 @@ http {
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
-	relia := filepath.Join(out, "relia")
-	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
-	build.Dir = ".." // the main module
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building relia: %w", err)
+	relia, err := harness.Relia(out, "")
+	if err != nil {
+		return err
 	}
 
 	reliaTool := &tool{name: "relia load", run: func(url string, d time.Duration) (float64, error) {

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"errors"
 	"io"
 )
 
@@ -162,7 +163,13 @@ type Body struct {
 	N int64
 	// Trailers are the chunked body's trailer fields.
 	Trailers []Header
+	// bufferedOnly: fill reads nothing (SkipBuffered).
+	bufferedOnly bool
 }
+
+// errNotBuffered is fill's answer while SkipBuffered reads only what is
+// buffered.
+var errNotBuffered = errors.New("h1: the body's next bytes are not buffered")
 
 const (
 	stateData     = iota // in a body of known length, or a chunk's data
@@ -326,6 +333,9 @@ func (b *Body) take(n int) []byte {
 // fill reads more, keeping the error: the end of the stream inside a
 // framed body is io.ErrUnexpectedEOF.
 func (b *Body) fill() error {
+	if b.bufferedOnly {
+		return errNotBuffered
+	}
 	err := b.r.Fill()
 	switch {
 	case err == nil:
@@ -367,6 +377,31 @@ func (b *Body) Read(p []byte) (int, error) {
 		b.state = stateData
 	}
 	return n, nil
+}
+
+// SkipBuffered reads the body to its end from the bytes the Reader holds
+// already, discarding it, and reports whether it got there; it never
+// reads from the source. A stream that ended in its data ("data:
+// [DONE]") has its chunked body's last chunk read so, when it came with
+// the last event, and its connection can serve the next exchange.
+func (b *Body) SkipBuffered() bool {
+	b.bufferedOnly = true
+	defer func() { b.bufferedOnly = false }()
+	for {
+		if _, err := b.Next(); err != nil {
+			return err == io.EOF
+		}
+	}
+}
+
+// ReadMore reads once from the source into the Reader's buffer, for a
+// caller that knows bytes are waiting there (SkipBuffered again then
+// goes on with them). It waits as the source's read does otherwise.
+func (b *Body) ReadMore() error {
+	if b.err != nil {
+		return b.err
+	}
+	return b.fill()
 }
 
 // Skip reads the body to its end, discarding it.

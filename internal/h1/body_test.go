@@ -299,3 +299,47 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestBodySkipBuffered reads a body's end from what is buffered, never
+// from the source: the last chunk that came with the data ends the body;
+// one not here yet leaves it open, with nothing read, and ReadMore then
+// brings it.
+func TestBodySkipBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		// done is SkipBuffered's answer after the first piece is read.
+		done bool
+	}{
+		{name: "last chunk with the data", pieces: []string{"5\r\nhello\r\n0\r\n\r\n"}, done: true},
+		{name: "last chunk later", pieces: []string{"5\r\nhello\r\n", "0\r\n\r\n"}},
+		{name: "last chunk split", pieces: []string{"5\r\nhello\r\n0\r", "\n\r\n"}},
+		{name: "a trailer", pieces: []string{"5\r\nhello\r\n0\r\nX-A: 1\r\n\r\n"}, done: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &pieceSource{pieces: append([]string(nil), tc.pieces...)}
+			r := &Reader{Src: src, Buf: make([]byte, 64)}
+			var b Body
+			b.Reset(r, Chunked, 0, DefaultLimits)
+			if p, err := b.Next(); err != nil || string(p) != "hello" {
+				t.Fatalf("Next: %q %v", p, err)
+			}
+			reads := src.reads
+			if got := b.SkipBuffered(); got != tc.done || b.Done() != tc.done {
+				t.Fatalf("SkipBuffered %v (Done %v), want %v", got, b.Done(), tc.done)
+			}
+			if src.reads != reads || b.Err() != nil {
+				t.Fatalf("SkipBuffered read from the source (%d reads) or failed the body (%v)", src.reads-reads, b.Err())
+			}
+			if tc.done {
+				return
+			}
+			if err := b.ReadMore(); err != nil {
+				t.Fatal(err)
+			}
+			if !b.SkipBuffered() {
+				t.Errorf("after ReadMore the body did not end")
+			}
+		})
+	}
+}

@@ -5,10 +5,12 @@
 // processor, Go's scheduler polls the network only when nothing is
 // runnable (or every 10 ms from its monitor), so the wait lasts until
 // the bursts end. docs/benchmarks.md ("AI gateway vs Portkey") reads it
-// beside bench/ai's time to first token.
+// beside bench/ai's time to first token. With -netyield the slices yield
+// with internal/netyield, as the AI gateway's streams now do.
 //
 //	cd bench && taskset -c 1 go run ./ai/netpollwait -procs 1
 //	cd bench && taskset -c 1 go run ./ai/netpollwait -procs 2
+//	cd bench && taskset -c 1 go run ./ai/netpollwait -procs 1 -netyield
 package main
 
 import (
@@ -19,6 +21,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/relia-dev/relia/internal/netyield"
 )
 
 var sink int
@@ -37,7 +41,12 @@ func main() {
 	bursts := flag.Int("bursts", 8, "goroutines that work in slices with a yield between")
 	slices := flag.Int("slices", 300, "slices of work of each burst")
 	rounds := flag.Int("rounds", 3, "rounds")
+	useNetyield := flag.Bool("netyield", false, "yield with netyield.Yield instead of runtime.Gosched")
 	flag.Parse()
+	yield := runtime.Gosched
+	if *useNetyield {
+		yield = netyield.Yield
+	}
 	runtime.GOMAXPROCS(*procs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +80,7 @@ func main() {
 				defer wg.Done()
 				for range *slices {
 					work()
-					runtime.Gosched()
+					yield()
 				}
 				mu.Lock()
 				end = time.Now()
@@ -83,8 +92,8 @@ func main() {
 		c.Write([]byte{1})
 		wg.Wait()
 		at := <-woke
-		fmt.Printf("GOMAXPROCS=%d: the reader woke %v after its byte was written; the bursts ended %v after it\n",
-			*procs, at.Sub(sent).Round(time.Microsecond), end.Sub(sent).Round(time.Microsecond))
+		fmt.Printf("GOMAXPROCS=%d, netyield %v: the reader woke %v after its byte was written; the bursts ended %v after it\n",
+			*procs, *useNetyield, at.Sub(sent).Round(time.Microsecond), end.Sub(sent).Round(time.Microsecond))
 		c.Close()
 		s.Close()
 	}

@@ -68,15 +68,9 @@ func run(conns, requests int, reliaBin string) error {
 		io.WriteString(w, "ok\n")
 	}))
 
-	relia := reliaBin
-	if relia == "" {
-		relia = filepath.Join(out, "relia")
-		build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
-		build.Dir = ".." // the main module
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building relia: %w", err)
-		}
+	relia, err := harness.Relia(out, reliaBin)
+	if err != nil {
+		return err
 	}
 	port := harness.FreePort()
 	cfg := fmt.Sprintf(`kind: Gateway

@@ -13,6 +13,9 @@ package harness
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -55,4 +58,21 @@ func Median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// Relia returns the relia binary a harness measures: given, when a flag
+// named one (an earlier build, for a before and after), or one built from
+// this tree into dir.
+func Relia(dir, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	relia := filepath.Join(dir, "relia")
+	build := exec.Command("go", "build", "-o", relia, "./cmd/relia")
+	build.Dir = ".." // the main module: bench/go.mod holds only the peers' dependencies
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building relia: %w", err)
+	}
+	return relia, nil
 }
