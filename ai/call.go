@@ -467,7 +467,7 @@ func (s *Service) chatStream(ct *callTotal, w http.ResponseWriter, f *failover, 
 		o.takeTotal(ct)
 		o.rearm()
 		err = sw.flush()
-		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ctx, o: o, sw: sw, rec: rec, end: end}) {
+		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ct.ctx, o: o, sw: sw, rec: rec, end: end}) {
 			closing = false
 			return true
 		}
@@ -517,7 +517,7 @@ type HandOff interface {
 // would.
 type Relay struct {
 	s   *Service
-	ctx context.Context
+	ctx *callctx.Context // the call's
 	o   *openStream
 	sw  *streamWriter
 	rec *Record
