@@ -270,10 +270,16 @@ func (w *wireCapture) finish() (wireResult, error) {
 	err := <-w.done
 	stats, serr := unix.GetsockoptTpacketStats(w.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	unix.Close(w.fd)
-	var r wireResult
+	r, _ := w.results()
 	if serr == nil {
 		r.drops, r.packets = int(stats.Drops), int(stats.Packets)
 	}
+	return r, err
+}
+
+// results computes the streams' times from what the capture saw.
+func (w *wireCapture) results() (wireResult, error) {
+	var r wireResult
 	for _, t := range w.streams {
 		if t.in == 0 || t.out == 0 || t.firstIn == 0 || t.firstOut == 0 {
 			r.partial++
@@ -288,7 +294,7 @@ func (w *wireCapture) finish() (wireResult, error) {
 	slices.Sort(r.ask)
 	slices.Sort(r.answer)
 	slices.Sort(r.provider)
-	return r, err
+	return r, nil
 }
 
 // quantile returns the q quantile of sorted times.

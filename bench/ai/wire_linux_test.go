@@ -1,0 +1,37 @@
+package main
+
+import (
+	"testing"
+)
+
+// TestWirePairsAStream feeds the capture one stream's segments, as the
+// kernel would hand them over, and checks relia's own time to first
+// token: (first token out - request in) - (first token in - request out).
+func TestWirePairsAStream(t *testing.T) {
+	const relia, provider, client, reliaOut = 8000, 9000, 40001, 50001
+	w := &wireCapture{relia: relia, provide: provider,
+		streams: map[string]*wireTimes{}, headAt: map[uint16]int64{}, clientOf: map[uint16]string{}, upstreamOf: map[uint16]string{}}
+	role := []byte(`data: {"choices":[{"delta":{"role":"assistant","content":""}}]}` + "\n\n")
+	token := []byte(`data: {"choices":[{"delta":{"content":" hello"}}]}` + "\n\n")
+	w.payload(client, relia, []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"), 1000)
+	w.payload(client, relia, []byte(`{"user":"ttft-0000007","model":"m"}`), 1100)
+	w.payload(reliaOut, provider, []byte("POST /v1/chat/completions HTTP/1.1\r\n\r\n"+`{"user":"ttft-0000007","model":"m"}`), 1400)
+	w.payload(provider, reliaOut, role, 2000)
+	w.payload(relia, client, role, 2100) // no content token yet
+	w.payload(provider, reliaOut, token, 2500)
+	w.payload(relia, client, token, 2800)
+	w.payload(provider, reliaOut, token, 2900) // later tokens change nothing
+	w.payload(relia, client, token, 3000)
+	got := w.streams["0000007"]
+	if got == nil || *got != (wireTimes{in: 1000, out: 1400, firstIn: 2500, firstOut: 2800}) {
+		t.Fatalf("times %+v", got)
+	}
+	r, err := w.results()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (2800-1000) - (2500-1400) = 700 ns.
+	if len(r.added) != 1 || r.added[0] != 700e-9 || r.ask[0] != 400e-9 || r.answer[0] != 300e-9 || r.provider[0] != 1100e-9 {
+		t.Errorf("result %+v", r)
+	}
+}
