@@ -13,6 +13,7 @@ import (
 
 	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/clock"
+	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/internal/netyield"
 	"github.com/relia-dev/relia/resilience"
 )
@@ -78,7 +79,10 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		eg.writeError(w, aerr)
 		return
 	}
-	ctx, stop := s.withTotal(rctx, rs.total)
+	ct := s.withTotal(rctx, rs.total)
+	if h, ok := w.(CallCanceller); ok {
+		h.SetCancel(func() { ct.ctx.Cancel(context.Canceled) })
+	}
 	// end ends the call once its answer is out: here, or at the end of
 	// the stream's relay when the host took it on.
 	end := func() {
@@ -86,7 +90,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 			rec.Attempts = f.attemptCount()
 			rec.Path = f.pathCopy()
 		}
-		stop()
+		ct.stop()
 		res.settle(rctx, rec.usage, rec.Cost)
 	}
 	defer func() {
@@ -95,7 +99,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 		}
 	}()
 	if req.Stream {
-		handedOff = s.chatStream(ctx, w, f, req, eg, rec, end)
+		handedOff = s.chatStream(ct, w, f, req, eg, rec, end)
 		if handedOff && !rs.mayHedge() {
 			// No attempt is left under way (a hedge's loser may be):
 			// the failover's figures are final, and a stream that waits
@@ -104,7 +108,7 @@ func (s *Service) chat(rctx context.Context, w http.ResponseWriter, st *state, c
 			f = nil
 		}
 	} else {
-		s.chatWhole(ctx, w, f, req, eg, rec)
+		s.chatWhole(ct.ctx, w, f, req, eg, rec)
 	}
 }
 
@@ -148,7 +152,7 @@ func (s *Service) send(t *target, req *http.Request) (*http.Response, error) {
 	}
 	resp, err := s.transport.RoundTrip(req)
 	if err != nil {
-		if req.Context().Err() != nil && errors.Is(context.Cause(req.Context()), errFirstToken) {
+		if req.Context().Err() != nil && errors.Is(callctx.Cause(req.Context()), errFirstToken) {
 			return nil, &callError{kind: kindTimeout, message: "no answer within the first-token timeout"}
 		}
 		return nil, &callError{kind: kindNetwork, message: err.Error()}
@@ -167,25 +171,42 @@ var errFirstToken = errors.New("first-token timeout")
 // timeout: the route's, or the host's when shorter (WithTimeout).
 var errTotal = errors.New("total timeout")
 
+// callTotal is a call's context, which ends with cause errTotal once the
+// call's total timeout passed, and the timer that ends it: the call's own
+// until a stream's first token, the stream's from then on (takeTotal),
+// so that an open stream waits on one timer. The context is a
+// callctx.Context, as the context of each of its attempts is: an open
+// stream holds the two, not a chain of the context package's
+// cancellations with their children maps and done channels.
+type callTotal struct {
+	ctx      *callctx.Context
+	timer    clock.Timer // nil once a stream's timer took the timeout on
+	deadline time.Time
+}
+
 // withTotal returns the call's context, ended with cause errTotal once
-// total (or the host's shorter bound) passed, and the func that releases
-// it.
-func (s *Service) withTotal(parent context.Context, total time.Duration) (context.Context, func()) {
+// total (or the host's shorter bound) passed; its stop releases it.
+func (s *Service) withTotal(parent context.Context, total time.Duration) *callTotal {
 	if d, ok := parent.Value(timeoutKey{}).(time.Duration); ok && d < total {
 		total = d
 	}
-	ctx, cancel := context.WithCancelCause(parent)
-	timer := s.clock.AfterFunc(total, func() { cancel(errTotal) })
-	return ctx, func() {
-		timer.Stop()
-		cancel(context.Canceled)
+	ct := &callTotal{ctx: callctx.New(parent), deadline: s.clock.Now().Add(total)}
+	ct.timer = s.clock.AfterFunc(total, func() { ct.ctx.Cancel(errTotal) })
+	return ct
+}
+
+// stop ends the call's context and its timer.
+func (ct *callTotal) stop() {
+	if ct.timer != nil {
+		ct.timer.Stop()
 	}
+	ct.ctx.Cancel(context.Canceled)
 }
 
 // totalTimeout returns the error answered for a call whose context ended
 // because its total timeout passed; nil when it did not.
 func totalTimeout(ctx context.Context) *apiError {
-	if !errors.Is(context.Cause(ctx), errTotal) {
+	if !errors.Is(callctx.Cause(ctx), errTotal) {
 		return nil
 	}
 	return &apiError{status: http.StatusGatewayTimeout, typ: wire.ErrTypeTimeout, code: "timeout", reason: "timeout", message: "the call ran past its total timeout"}
@@ -260,12 +281,16 @@ func (s *Service) attemptWhole(ctx context.Context, t *target, req *wire.ChatReq
 
 // openStream is a provider's stream opened up to its first token.
 type openStream struct {
-	t       *target
-	body    io.Closer
-	dec     streamDecoder
-	cancel  context.CancelCauseFunc
-	stop    func() bool // unhooks the cancel from the attempt's context
+	t    *target
+	body io.Closer
+	dec  streamDecoder
+	// ctx is the stream's: it ends with the call's, at close, or when
+	// timer (first token, then idle) fires; once the stream is the call's
+	// (its first token is out), total is the call's, whose total timeout
+	// the timer watches too (takeTotal, rearm).
+	ctx     *callctx.Context
 	timer   clock.Timer
+	total   atomic.Pointer[callTotal]
 	expired atomic.Bool
 	pending []piece
 	ended   bool // the stream ended (io.EOF) while pending was read
@@ -280,9 +305,43 @@ func (o *openStream) waitNext() {
 	}
 }
 
+// timeout ends the stream whose timer fired: the call, with cause
+// errTotal, when its total timeout passed (takeTotal), else the stream,
+// which had no first token or no next token in time.
+func (o *openStream) timeout() {
+	if ct := o.total.Load(); ct != nil && !o.t.clock.Now().Before(ct.deadline) {
+		ct.ctx.Cancel(errTotal)
+		return
+	}
+	o.expired.Store(true)
+	o.ctx.Cancel(errFirstToken)
+}
+
+// takeTotal has the stream's timer watch the call's total timeout too,
+// in place of the call's own timer, once the stream is the call's.
+func (o *openStream) takeTotal(ct *callTotal) {
+	o.total.Store(ct)
+	if ct.timer != nil {
+		ct.timer.Stop()
+		ct.timer = nil
+	}
+}
+
+// rearm sets the stream's timer to its idle timeout, or to what is left
+// of the call's total timeout when that is sooner.
+func (o *openStream) rearm() {
+	d := o.t.route.idle
+	if ct := o.total.Load(); ct != nil {
+		if left := ct.deadline.Sub(o.t.clock.Now()); left < d {
+			d = left
+		}
+	}
+	o.timer.Reset(d)
+}
+
 func (o *openStream) close() {
 	o.timer.Stop()
-	o.cancel(context.Canceled)
+	o.ctx.Cancel(context.Canceled)
 	o.body.Close()
 }
 
@@ -291,14 +350,23 @@ func (o *openStream) close() {
 // past ctx (a hedge's attempt context ends when the hedge returns) but
 // ends with the call's.
 func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRequest) (*openStream, error) {
-	sctx, cancel := context.WithCancelCause(callCtx)
-	o := &openStream{t: t, cancel: cancel}
-	o.stop = context.AfterFunc(ctx, func() { cancel(context.Canceled) })
-	o.timer = s.clock.AfterFunc(t.route.firstToken, func() { o.expired.Store(true); cancel(errFirstToken) })
+	sctx := callctx.New(callCtx)
+	o := &openStream{t: t, ctx: sctx}
+	// stop unhooks the cancel from a hedge's attempt context.
+	var stop func() bool
+	if ctx != callCtx { // a hedge's attempt
+		stop = callctx.AfterFunc(ctx, func() { sctx.Cancel(context.Canceled) })
+	}
+	o.timer = s.clock.AfterFunc(t.route.firstToken, o.timeout)
+	unhook := func() {
+		if stop != nil {
+			stop()
+		}
+	}
 	fail := func(err error) (*openStream, error) {
 		o.timer.Stop()
-		o.stop()
-		cancel(context.Canceled)
+		unhook()
+		sctx.Cancel(context.Canceled)
 		if o.body != nil {
 			o.body.Close()
 		}
@@ -336,11 +404,10 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 			break
 		}
 	}
-	o.stop()
+	unhook()
 	if ctx.Err() != nil { // a hedge's loser: it lost while the token came
 		return fail(ctx.Err())
 	}
-	o.stop = nil // it unhooked; it would hold the hook
 	if b, ok := o.body.(*upstreamBody); ok && !o.ended {
 		b.streaming()
 	}
@@ -356,7 +423,8 @@ func (s *Service) open(ctx, callCtx context.Context, t *target, req *wire.ChatRe
 // is a HandOff may take the rest of the stream, and end and the record's
 // finish (the call's end) with it: chatStream then reports true, and
 // the call is not over.
-func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
+func (s *Service) chatStream(ct *callTotal, w http.ResponseWriter, f *failover, req *wire.ChatRequest, eg egress, rec *Record, end func()) (handedOff bool) {
+	ctx := ct.ctx
 	var o *openStream
 	for o == nil {
 		var err error
@@ -388,7 +456,7 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	}()
 
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
+	sw := &streamWriter{w: w, eg: eg, includeUsage: includeUsage, t: t, content: rec.content}
 	sw.start()
 	var err error
 	for _, p := range o.pending {
@@ -396,9 +464,10 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	}
 	o.pending = nil
 	if !o.ended {
-		o.timer.Reset(t.route.idle)
+		o.takeTotal(ct)
+		o.rearm()
 		err = sw.flush()
-		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ctx, o: o, sw: sw, rec: rec, end: end}) {
+		if h, ok := w.(HandOff); ok && err == nil && h.HandOff(&Relay{s: s, ctx: ct.ctx, o: o, sw: sw, rec: rec, end: end}) {
 			closing = false
 			return true
 		}
@@ -408,6 +477,17 @@ func (s *Service) chatStream(ctx context.Context, w http.ResponseWriter, f *fail
 	}
 	s.endStream(ctx, o, sw, rec, err)
 	return false
+}
+
+// CallCanceller is what a host's http.ResponseWriter implements to end
+// a chat call that it can no longer answer (its client hung up, or a
+// write failed) without a cancellable context of its own above the
+// call's: the call gives it cancel once it starts, and calling cancel
+// ends the call as the cancellation of Serve's context would. relia
+// gateway's edge is one: an open stream then holds one context the
+// less.
+type CallCanceller interface {
+	SetCancel(cancel func())
 }
 
 // HandOff is what a host's http.ResponseWriter implements when it can
@@ -437,7 +517,7 @@ type HandOff interface {
 // would.
 type Relay struct {
 	s   *Service
-	ctx context.Context
+	ctx *callctx.Context // the call's
 	o   *openStream
 	sw  *streamWriter
 	rec *Record
@@ -501,7 +581,7 @@ func relayStream(o *openStream, sw *streamWriter, r *Relay) (waits bool, err err
 		if err != nil {
 			return false, err
 		}
-		o.timer.Reset(o.t.route.idle)
+		o.rearm()
 		sw.piece(p)
 		// Events already read from the provider go out in one write;
 		// the flush waits only while more are at hand.
@@ -667,7 +747,6 @@ func (f *failover) reportOpened(t *target) {
 // streamWriter writes a stream to the client in the ingress's format.
 type streamWriter struct {
 	w            http.ResponseWriter
-	rc           *http.ResponseController
 	eg           egress
 	t            *target
 	buf          []byte
@@ -675,8 +754,10 @@ type streamWriter struct {
 	usage        Usage
 	finish       string
 	id           string // the stream's chunk id, for chunks relia adds
-	content      *contentLog
-	text         bytes.Buffer
+	// content, on a route that logs it, takes the completion's text,
+	// collected in text.
+	content *contentLog
+	text    *bytes.Buffer
 	// box holds buf while idle lends it out (nil then).
 	box *[]byte
 }
@@ -739,7 +820,10 @@ func (sw *streamWriter) piece(p piece) {
 		sw.finish = p.finish
 	}
 	if sw.content != nil {
-		collectText(&sw.text, p)
+		if sw.text == nil {
+			sw.text = new(bytes.Buffer)
+		}
+		collectText(sw.text, p)
 	}
 	sw.buf = sw.eg.streamPiece(sw.buf, p, sw)
 }
@@ -752,14 +836,14 @@ func (sw *streamWriter) flush() error {
 		return err
 	}
 	sw.buf = sw.buf[:0]
-	return sw.rc.Flush()
+	return http.NewResponseController(sw.w).Flush() // made on the stack, not held by a waiting stream
 }
 
 func (sw *streamWriter) end() {
 	sw.buf = sw.eg.streamEnd(sw.buf, sw)
 	sw.flush()
 	if sw.content != nil {
-		sw.content.completion = sw.text.String()
+		sw.content.completion = sw.completion()
 	}
 }
 
@@ -767,8 +851,16 @@ func (sw *streamWriter) fail(e *apiError) {
 	sw.buf = sw.eg.streamFail(sw.buf, e, sw)
 	sw.flush()
 	if sw.content != nil {
-		sw.content.completion = sw.text.String()
+		sw.content.completion = sw.completion()
 	}
+}
+
+// completion is the text collected for the content log.
+func (sw *streamWriter) completion() string {
+	if sw.text == nil {
+		return ""
+	}
+	return sw.text.String()
 }
 
 // collectText appends a piece's text to b, for records that keep
@@ -809,8 +901,9 @@ func (s *Service) embeddings(rctx context.Context, w http.ResponseWriter, st *st
 		return
 	}
 	defer func() { res.settle(rctx, rec.usage, rec.Cost) }()
-	ctx, stop := s.withTotal(rctx, rs.total)
-	defer stop()
+	ct := s.withTotal(rctx, rs.total)
+	defer ct.stop()
+	ctx := ct.ctx
 	f := s.newFailover(rs)
 	defer func() { rec.Attempts, rec.Path = f.attemptCount(), f.pathCopy() }()
 	for {

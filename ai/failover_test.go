@@ -151,7 +151,7 @@ func TestStallEndsStreamWithErrorEvent(t *testing.T) {
 		}
 	}
 	start := fc.Now()
-	fc.BlockUntil(2) // the call's total timeout and the idle timer
+	fc.BlockUntil(1) // the stream's timer: its idle timeout, and the call's total timeout
 	fc.Advance(2 * time.Second)
 	for stream.Next() {
 	}

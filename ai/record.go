@@ -65,13 +65,28 @@ type Record struct {
 
 	usage   Usage
 	content *contentLog
-	span    trace.Span
-	ctx     context.Context
-	ptype   string
-	hook    func(Record)
+	// trace is the call's span and its context, once a tracer provider
+	// is set (nil before: an open stream holds two words the less).
+	trace *recordTrace
+	ptype string
+	hook  func(Record)
 	// unrouted: the call named a model no route serves, so Model is
 	// whatever the client sent and must not become a metric label.
 	unrouted bool
+}
+
+// recordTrace is a call's span and the context that carries it.
+type recordTrace struct {
+	ctx  context.Context
+	span trace.Span
+}
+
+// span is the call's span, noSpan when it has none.
+func (r *Record) span() trace.Span {
+	if r.trace == nil {
+		return noSpan
+	}
+	return r.trace.span
 }
 
 // contentLog holds a call's text for a route that logs it.
@@ -82,13 +97,14 @@ func (s *Service) newRecord(op string, c *caller, model string, stream bool) *Re
 	// Until a tracer provider is set, calls make no span at all; once
 	// one is, the span gets its name and attributes when it records.
 	if otel.GetTracerProvider() == unsetTracing {
-		r.ctx, r.span = context.Background(), noSpan
 		return r
 	}
-	r.ctx, r.span = tracer.Start(context.Background(), op, clientSpan...)
-	if r.span.IsRecording() {
-		r.span.SetName(op + " " + model)
-		r.span.SetAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model))
+	t := new(recordTrace)
+	t.ctx, t.span = tracer.Start(context.Background(), op, clientSpan...)
+	r.trace = t
+	if t.span.IsRecording() {
+		t.span.SetName(op + " " + model)
+		t.span.SetAttributes(attribute.String("gen_ai.operation.name", op), attribute.String("gen_ai.request.model", model))
 	}
 	return r
 }
@@ -164,10 +180,11 @@ func (s *Service) finish(r *Record) {
 		r.Completion = redact(r.content.completion)
 	}
 	s.metrics.observe(r)
-	if sp := r.span; sp.IsRecording() {
+	sp := r.span()
+	if sp.IsRecording() {
 		setSpanAttributes(sp, r)
 	}
-	r.span.End()
+	sp.End()
 	if s.logger != nil {
 		attrs := []slog.Attr{
 			slog.String("operation", r.Operation), slog.String("model", r.Model), slog.String("provider", r.Provider),
@@ -180,7 +197,11 @@ func (s *Service) finish(r *Record) {
 		if r.content != nil {
 			attrs = append(attrs, slog.String("prompt", r.PromptText), slog.String("completion", r.Completion))
 		}
-		s.logger.LogAttrs(r.ctx, slog.LevelInfo, "ai call", attrs...)
+		ctx := context.Background()
+		if r.trace != nil {
+			ctx = r.trace.ctx
+		}
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "ai call", attrs...)
 	}
 	if s.onRecord != nil {
 		s.onRecord(*r)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relia-dev/relia/ai/wire"
 	"github.com/relia-dev/relia/gateway/upstream"
+	"github.com/relia-dev/relia/internal/callctx"
 	"github.com/relia-dev/relia/internal/h1"
 )
 
@@ -206,25 +207,35 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	// The exchange's own watch of ctx ended with the head; the body's
 	// reads are ended by the same cancellation, through the connection's
-	// deadline, until Close gives the connection back.
-	conn := b.resp.Conn().Net()
-	b.stop = context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if !b.closed {
-			conn.SetReadDeadline(time.Unix(1, 0))
-		}
-		b.cancelled.Store(true)
-		if b.waker != nil {
-			b.waker.wake() // a stream that waits with no goroutine reads on, and finds the deadline
-		}
-	})
+	// deadline, until Close gives the connection back. The body is the
+	// hook of a call's context itself (callctx), or watches another
+	// through context.AfterFunc.
+	if b.hooked = callctx.AddHook(ctx, b); b.hooked == nil {
+		b.stop = context.AfterFunc(ctx, func() { b.ContextEnded(nil) })
+	}
 	return resp, nil
+}
+
+// ContextEnded ends the body's reads once its exchange's context ended
+// (callctx.Hook).
+func (b *upstreamBody) ContextEnded(error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.resp.Conn().Net().SetReadDeadline(time.Unix(1, 0))
+	}
+	b.cancelled.Store(true)
+	if b.waker != nil {
+		b.waker.wake() // a stream that waits with no goroutine reads on, and finds the deadline
+	}
 }
 
 // upstreamBody is a provider answer's body read from its connection.
 type upstreamBody struct {
-	resp   upstream.Response
+	resp upstream.Response
+	// hooked holds the body among its hooks, or stop unhooks it from a
+	// context of another kind.
+	hooked *callctx.Context
 	stop   func() bool
 	mu     sync.Mutex
 	closed bool
@@ -301,7 +312,11 @@ func (b *upstreamBody) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
-	b.stop()
+	if b.hooked != nil {
+		b.hooked.RemoveHook(b)
+	} else {
+		b.stop()
+	}
 	b.resp.Release()
 	return nil
 }

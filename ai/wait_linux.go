@@ -81,9 +81,10 @@ type streamWaits struct {
 
 // relayWait is a handed-off stream's place in its service's streamWaits.
 type relayWait struct {
-	// id and fd are the stream's watch, once its first wait made it.
+	// id and fd are the stream's watch, once its first wait made it
+	// (fd an int32: the relay then fits the 80-byte size class).
 	id uint64
-	fd int
+	fd int32
 	// state says who has the relay: a Run (relayRunning), a Run that
 	// an event told to look again before it waits (relayNotified), or
 	// nobody, while the stream waits (relayWaiting).
@@ -155,7 +156,7 @@ func (r *Relay) watch(b *upstreamBody) bool {
 	if !ok {
 		return false
 	}
-	r.wait.id, r.wait.fd = id, fd
+	r.wait.id, r.wait.fd = id, int32(fd)
 	b.mu.Lock()
 	b.waker = (*relayWatcher)(r)
 	b.mu.Unlock()
@@ -168,7 +169,7 @@ func (r *Relay) unwatch() {
 	if r.wait.id == 0 {
 		return
 	}
-	r.s.waits.Remove(r.wait.id, r.wait.fd)
+	r.s.waits.Remove(r.wait.id, int(r.wait.fd))
 	r.wait.id = 0
 	if b, ok := r.o.body.(*upstreamBody); ok {
 		b.mu.Lock()

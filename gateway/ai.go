@@ -87,12 +87,6 @@ func (g *Gateway) ServeAIUsage(w http.ResponseWriter, r *http.Request) {
 type aiCall struct {
 	w    aiWriter
 	body aiBody
-	// req is the request as the service reads it. It lives here, not
-	// on serveAI's frame: a stream waits for its next token with
-	// serveAI below it, and a smaller frame keeps the waiting stack
-	// under the quarter of 16 KiB at which the collector halves it
-	// (TestAIStreamMemory).
-	req ai.Request
 	// rec is the call's record, once it ended: a request the service
 	// refused before it chose a model (a bad body) has none. It is made
 	// then, so that an open stream does not hold its space.
@@ -111,8 +105,10 @@ type aiCall struct {
 // (conn.done), and which waits for its provider with no goroutine where
 // it can (ai.Relay).
 func (g *Gateway) serveAI(x *exchange) {
-	ac, ctx := g.startAI(x)
-	ok := ac.w.serve(ctx, x.st.ai, &ac.req)
+	ac, ctx, req := g.startAI(x)
+	ok := ac.w.serve(ctx, x.st.ai, req)
+	*req = ai.Request{}
+	aiRequests.Put(req)
 	if ac.relay != nil {
 		return
 	}
@@ -126,7 +122,7 @@ func (g *Gateway) serveAI(x *exchange) {
 func (g *Gateway) relayAI(x *exchange) bool {
 	ac := x.ai
 	ended := true
-	ok := ac.w.guard(ac.req.Path, func() { ended = ac.relay.Run(ac.resume) })
+	ok := ac.w.guard(s(x.path), func() { ended = ac.relay.Run(ac.resume) })
 	if ok && !ended {
 		return false
 	}
@@ -142,7 +138,7 @@ func (g *Gateway) afterAI(x *exchange, ac *aiCall, ok bool) {
 	if ok {
 		g.endAI(x, ac)
 	}
-	ac.w.cancel()
+	ac.w.cancelCall()
 }
 
 // HandOff takes the rest of a stream whose first events are out, on an
@@ -161,12 +157,35 @@ func (w *aiWriter) HandOff(relay *ai.Relay) bool {
 
 var _ ai.HandOff = (*aiWriter)(nil)
 
+// SetCancel takes the cancellation of the AI call that answers through
+// w (ai.CallCanceller): a hang-up or a failed write ends the call with
+// it.
+func (w *aiWriter) SetCancel(cancel func()) { w.cancel = cancel }
+
+var _ ai.CallCanceller = (*aiWriter)(nil)
+
+// cancelCall ends the call that answers through w, if one started (or,
+// for a fault's writer, the answer behind the fault).
+func (w *aiWriter) cancelCall() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
+
+// aiRequests holds the requests that the AI service reads (ai.Request):
+// one is the service's while Serve runs, not the call's (a stream that
+// waits does not hold it), and not on serveAI's frame either (a stream
+// that the serving goroutine relays waits with serveAI below it, and a
+// smaller frame keeps the waiting stack under the quarter of 16 KiB at
+// which the collector halves it).
+var aiRequests = sync.Pool{New: func() any { return new(ai.Request) }}
+
 // startAI makes x's AI call: its writer, its context (the caller, the
 // route's timeout, the record hook) and the request as the service
-// reads it.
+// reads it, from aiRequests.
 //
 //go:noinline
-func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
+func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, *ai.Request) {
 	ac := &aiCall{}
 	x.ai = ac
 	w := &ac.w
@@ -183,8 +202,6 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		// fault, and the fault's writer frames it for the client.
 		w.h2, w.c, w.relay = x.faultOut, nil, true
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	w.cancel = cancel
 	if x.tenant != "" {
 		ctx = ai.WithCaller(ctx, ai.Caller{Tenant: x.tenant, Key: x.keyID})
 	}
@@ -193,6 +210,8 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
 	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec = &r })
+	// No cancellation of the gateway's own: the service gives the
+	// writer the call's (SetCancel), the only one an open stream holds.
 	var body *aiBody
 	if x.req.src != nil {
 		x.req.limit = int64(x.route.maxBody)
@@ -201,8 +220,9 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 	} else {
 		x.req.bodyDone = true
 	}
-	ac.req = x.aiRequest(body)
-	return ac, ctx
+	req := aiRequests.Get().(*ai.Request)
+	*req = x.aiRequest(body)
+	return ac, ctx, req
 }
 
 // endAI ends x's AI call once the service returned: the answer's end,
@@ -211,7 +231,7 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context) {
 //go:noinline
 func (g *Gateway) endAI(x *exchange, ac *aiCall) {
 	w := &ac.w
-	if ac.req.Body != nil && ac.body.err != nil && !w.sent {
+	if ac.body.req != nil && ac.body.err != nil && !w.sent {
 		// The body could not be read (malformed, too large, late): the
 		// gateway answers as on any route, and the AI gateway made no
 		// call.
@@ -373,7 +393,9 @@ type aiWriter struct {
 	c      *conn               // the HTTP/1.1 connection; nil over HTTP/2
 	h2     http.ResponseWriter // the HTTP/2 stream; nil over HTTP/1.1
 	header http.Header
-	cancel context.CancelFunc
+	// cancel ends the AI call once it started (SetCancel), or the
+	// answer behind a fault (faultAnswer); nil before.
+	cancel func()
 	// status is the answer's, once WriteHeader decided it; sent says the
 	// head went to the client.
 	status  int
@@ -615,24 +637,83 @@ func lineBuffer() []byte      { return (*aiLineBufs.Get().(*[]byte))[:0] }
 
 // lendBuffers lends the connection's write buffer to aiChunkBufs while
 // its answer streams, and x's field arrays and line buffer to
-// aiFieldBufs and aiLineBufs, and lets go of the connection's read
-// buffer if it can.
+// aiFieldBufs and aiLineBufs, and its spare buffers to aiSpareBufs, and
+// lets go of the connection's read buffer if it can. The request's
+// fields stay, on a copy of their size, only where the route keeps
+// them for the call store (capture); nothing else reads them after
+// the service read the request.
 func (w *aiWriter) lendBuffers() {
-	c := w.c
-	c.dropReadBuffer(w.x)
+	c, x := w.c, w.x
+	req, resp := x.req.fields, x.resp.fields
+	keepFields := x.route.capture.KeepsHeaders()
+	if keepFields {
+		x.req.fields = slices.Clone(req)
+	} else {
+		x.req.fields = nil
+	}
+	c.dropReadBuffer(x)
 	b := c.wbuf[:0]
 	c.wbuf = nil
 	w.lent = true
 	aiChunkBufs.Put(&b)
-	x := w.x
-	req, resp := x.req.fields, x.resp.fields
-	x.req.fields = slices.Clone(req)
 	x.resp.fields, x.ureq.Fields = nil, nil
 	lendFields(req)
 	lendFields(resp)
 	line := x.line[:0]
 	x.line = nil
 	aiLineBufs.Put(&line)
+	// What the exchange needs only before the answer: the client's key
+	// (buf) and the target of a proxied request (utarget); and, unless
+	// the fields stay (they point into them), the X-Forwarded-For value
+	// and the trace id's text, which the access log and the call record
+	// make again at the end.
+	// The request id and path stay, on one copy of their length.
+	sp := &exchangeSpare{buf: x.buf[:0], utarget: x.utarget[:0]}
+	x.buf, x.utarget = nil, nil
+	if !keepFields {
+		sp.xff, sp.tt = x.xff[:0], x.tt
+		x.xff, x.tt = nil, nil
+		sp.rid, sp.path = x.rid[:0], x.path[:0]
+		kept := make([]byte, 0, len(x.rid)+len(x.path))
+		kept = append(kept, x.rid...)
+		kept = append(kept, x.path...)
+		x.rid, x.path = kept[:len(x.rid):len(x.rid)], kept[len(x.rid):]
+	}
+	aiSpareBufs.Put(sp)
+}
+
+// exchangeSpare is what an exchange lends out while its AI answer
+// streams (lendBuffers) besides its field arrays and line buffer.
+type exchangeSpare struct {
+	buf, utarget, xff, rid, path []byte
+	tt                           *traceText
+}
+
+// orNew returns b, or an empty buffer of size bytes when b is nil.
+func orNew(b []byte, size int) []byte {
+	if b == nil {
+		return make([]byte, 0, size)
+	}
+	return b
+}
+
+// aiSpareBufs holds the spare buffers that streaming exchanges lend.
+var aiSpareBufs sync.Pool
+
+// takeSpare gives x spare buffers again, lent by another stream if one
+// did, made anew otherwise (as exchangePool makes them).
+func (x *exchange) takeSpare() {
+	sp, _ := aiSpareBufs.Get().(*exchangeSpare)
+	if sp == nil {
+		sp = &exchangeSpare{buf: make([]byte, 0, exchangeBufBytes), utarget: make([]byte, 0, exchangeTargetBytes)}
+	}
+	x.buf, x.utarget = sp.buf, sp.utarget
+	if x.xff == nil { // lent with the fields' copy (lendBuffers)
+		x.xff = orNew(sp.xff, exchangeXFFBytes)
+		x.tt = sp.tt
+		x.rid = append(orNew(sp.rid, exchangeIDBytes), x.rid...)
+		x.path = append(orNew(sp.path, exchangePathBytes), x.path...)
+	}
 }
 
 // lendFields puts a field array in aiFieldBufs, emptied.
@@ -665,6 +746,7 @@ func (w *aiWriter) takeBuffers() {
 		x.resp.fields = fieldArray()
 		x.ureq.Fields = x.req.fields[:0]
 		x.line = lineBuffer()
+		x.takeSpare()
 	}
 }
 
@@ -681,7 +763,7 @@ func (w *aiWriter) write(b []byte) {
 func (w *aiWriter) fail(err error) {
 	w.err = err
 	w.closing = true
-	w.cancel()
+	w.cancelCall()
 }
 
 // keep reports whether the HTTP/1.1 connection stays open after the

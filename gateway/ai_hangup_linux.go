@@ -62,7 +62,7 @@ func (w *aiWriter) Ready(events uint32) bool {
 		return true
 	}
 	w.hungUp.Store(true)
-	w.cancel()
+	w.cancelCall()
 	return false
 }
 

@@ -147,7 +147,7 @@ func TestAIRouteHTTP1(t *testing.T) {
 			tokens++
 		}
 	}
-	fc.BlockUntil(2) // the call's total timeout and the idle timer
+	fc.BlockUntil(1) // the stream's timer: its idle timeout, and the call's total timeout
 	fc.Advance(2 * time.Second)
 	rest, err := io.ReadAll(events)
 	if err != nil {

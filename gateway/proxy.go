@@ -229,9 +229,19 @@ type exchange struct {
 var exchangePool = sync.Pool{New: func() any {
 	// The field arrays and the line buffer come from the pools that AI
 	// streams lend theirs to (ai.go, lendBuffers).
-	return &exchange{rid: make([]byte, 0, 64), path: make([]byte, 0, 64), buf: make([]byte, 0, 256), line: lineBuffer(),
-		xff: make([]byte, 0, 64), utarget: make([]byte, 0, 128), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
+	return &exchange{rid: make([]byte, 0, exchangeIDBytes), path: make([]byte, 0, exchangePathBytes), buf: make([]byte, 0, exchangeBufBytes), line: lineBuffer(),
+		xff: make([]byte, 0, exchangeXFFBytes), utarget: make([]byte, 0, exchangeTargetBytes), req: request{fields: fieldArray()}, resp: response{fields: fieldArray()}}
 }}
+
+// The sizes an exchange's buffers start at (an AI stream lends them out,
+// ai.go).
+const (
+	exchangeIDBytes     = 64
+	exchangePathBytes   = 64
+	exchangeBufBytes    = 256
+	exchangeTargetBytes = 128
+	exchangeXFFBytes    = 64
+)
 
 func newExchange(g *Gateway) *exchange {
 	return exchangePool.Get().(*exchange).renew(g)

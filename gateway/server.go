@@ -290,10 +290,11 @@ func (c *conn) setupH1() {
 // answer (an AI stream) is written and nothing is to be read: the request
 // was read whole and no byte follows it. The bytes of its head that x
 // refers to for the rest of the exchange (the access log, the call
-// record) are copied out first, and x's slices and the codec's point at
-// the copy; the next read makes a buffer anew (h1.Reader.Fill). It
-// reports whether it let go: a slice of the body that it cannot move
-// keeps the buffer.
+// record) are copied out first, each slice after the other (not the
+// head whole: a stream whose route keeps no headers refers to its
+// method and target only), and x's slices point at the copy; the next
+// read makes a buffer anew (h1.Reader.Fill). It reports whether it let
+// go: a slice of the body that it cannot move keeps the buffer.
 func (c *conn) dropReadBuffer(x *exchange) bool {
 	rd, r := &c.rd, &x.req
 	if len(rd.Buf) == 0 || rd.R != rd.W || (r.src != nil && !r.bodyDone) {
@@ -303,31 +304,48 @@ func (c *conn) dropReadBuffer(x *exchange) bool {
 	if r.src != nil {
 		n = rd.Low // the head ends where the body began (KeepHead)
 	}
-	old, keep := rd.Buf, bytes.Clone(rd.Buf[:n])
+	old := rd.Buf
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(old)))
+	// inHead says whether b lies in the read buffer; ok turns false for
+	// one that lies there past the head.
 	ok := true
-	move := func(b *[]byte) {
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(*b)))
-		base := uintptr(unsafe.Pointer(unsafe.SliceData(old)))
-		if *b == nil || p < base || p >= base+uintptr(cap(old)) {
-			return
+	inHead := func(b []byte) bool {
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if b == nil || p < base || p >= base+uintptr(cap(old)) {
+			return false
 		}
-		off := int(p - base)
-		if off+len(*b) > len(keep) {
+		if int(p-base)+len(b) > n {
 			ok = false
-			return
 		}
-		*b = keep[off : off+len(*b) : off+len(*b)]
+		return true
 	}
-	for i := range r.fields {
-		move(&r.fields[i].Name)
-		move(&r.fields[i].Value)
+	others := [...]*[]byte{&r.method, &r.target, &r.path, &r.query, &r.host, &r.upgrade, &r.held, &r.pending}
+	size := 0
+	each := func(fn func(*[]byte)) {
+		for i := range r.fields {
+			fn(&r.fields[i].Name)
+			fn(&r.fields[i].Value)
+		}
+		for _, b := range others {
+			fn(b)
+		}
 	}
-	for _, b := range []*[]byte{&r.method, &r.target, &r.path, &r.query, &r.host, &r.upgrade, &r.held, &r.pending} {
-		move(b)
-	}
+	each(func(b *[]byte) {
+		if inHead(*b) {
+			size += len(*b)
+		}
+	})
 	if !ok {
 		return false
 	}
+	keep := make([]byte, 0, size)
+	each(func(b *[]byte) {
+		if inHead(*b) {
+			at := len(keep)
+			keep = append(keep, *b...)
+			*b = keep[at:len(keep):len(keep)]
+		}
+	})
 	// What is not x's any more: the codec's parse of the head (its
 	// fields array goes: the next head on the connection makes one), and
 	// the slots past the fields in use.

@@ -31,15 +31,15 @@ type SSEEvent struct {
 // next call.
 type SSEReader struct {
 	src io.Reader
-	// pieces is src's own Next when it has one (a Pieces): the reader
-	// reads the source's buffer in place and holds no buffer of its own.
-	pieces Pieces
-	buf    []byte // src's bytes read, when src is a plain io.Reader
-	pend   []byte // the bytes read and not yet consumed
-	max    int
-	data   []byte
-	name   []byte
-	line   []byte
+	// inPlace says src is also a Pieces: the reader reads the source's
+	// buffer in place and holds no buffer of its own.
+	inPlace bool
+	buf     []byte // src's bytes read, when src is a plain io.Reader
+	pend    []byte // the bytes read and not yet consumed
+	max     int
+	data    []byte
+	name    []byte
+	line    []byte
 	// bufs holds line and data while Idle lends them out (nil then).
 	bufs *sseBufs
 }
@@ -101,18 +101,16 @@ func NewSSEReader(r io.Reader, max int) *SSEReader {
 	if max <= 0 {
 		max = DefaultMaxEvent
 	}
-	sr := &SSEReader{src: r, max: max}
-	if p, ok := r.(Pieces); ok {
-		sr.pieces = p
-	}
-	return sr
+	_, inPlace := r.(Pieces)
+	return &SSEReader{src: r, inPlace: inPlace, max: max}
 }
 
 // fill reads the next bytes of the stream into pend.
 func (r *SSEReader) fill() error {
-	if r.pieces != nil {
+	if r.inPlace {
+		pieces := r.src.(Pieces)
 		for {
-			p, err := r.pieces.Next()
+			p, err := pieces.Next()
 			if len(p) > 0 {
 				r.pend = p
 				return nil
