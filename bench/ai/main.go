@@ -557,7 +557,11 @@ func pinToCPU0() {
 // returns the p99 of their time to first content token, measured from
 // each stream's scheduled start.
 func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
+	client, err := newRawClient(url)
+	if err != nil {
+		return 0, err
+	}
+	defer client.close()
 	n := int(rate * d.Seconds())
 	if n < 10 {
 		n = 10
@@ -566,6 +570,7 @@ func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
 	var mu sync.Mutex
 	var ttfts []float64
 	var failed atomic.Int64
+	var firstErr error // under mu
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -575,36 +580,26 @@ func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
 		go func() {
 			defer wg.Done()
 			// Each stream is named in its "user" field, for the packet capture.
-			body := strings.Replace(workloads[1].body, "{", fmt.Sprintf(`{%s%07d",`, ttftMarker, i), 1)
-			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer sk-bench")
-			resp, err := client.Do(req)
+			req := client.request(strings.Replace(workloads[1].body, "{", fmt.Sprintf(`{%s%07d",`, ttftMarker, i), 1))
+			err := client.stream(req, func() {
+				took := time.Since(at).Seconds()
+				mu.Lock()
+				ttfts = append(ttfts, took)
+				mu.Unlock()
+			})
 			if err != nil {
 				failed.Add(1)
-				return
-			}
-			defer resp.Body.Close()
-			br := bufio.NewReader(resp.Body)
-			for {
-				line, err := br.ReadBytes('\n')
-				if err != nil {
-					failed.Add(1)
-					return
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
 				}
-				if bytes.Contains(line, []byte(`"content":" `)) {
-					mu.Lock()
-					ttfts = append(ttfts, time.Since(at).Seconds())
-					mu.Unlock()
-					io.Copy(io.Discard, br)
-					return
-				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d streams failed", f, n)
+		return 0, fmt.Errorf("%d of %d streams failed (the first: %v)", f, n, firstErr)
 	}
 	slices.Sort(ttfts)
 	return ttfts[int(float64(len(ttfts)-1)*0.99)], nil
