@@ -13,6 +13,7 @@
 //
 //	cd bench && go run ./gateway -duration 5s -rounds 3
 //	cd bench && go run ./gateway -duration 5s -rounds 3 -topology own-core
+//	cd bench && go run ./gateway -topology own-core -pairs 30 -duration 2s
 //
 // -baseline PATH adds an earlier relia binary on the event loop with the
 // same config, so that a change's effect is read within one run.
@@ -64,6 +65,7 @@ func main() {
 	tolerate := flag.Bool("tolerate-errors", false, "report wrk's socket errors and non-2xx answers per proxy instead of stopping, and skip the latency runs (for runs with many connections, where some peers time out)")
 	baseline := flag.String("baseline", "", "a relia binary (an earlier build) to measure too, on the event loop with the same config, as \"relia (loop, baseline)\": a change's effect read in one run")
 	topology := flag.String("topology", "shared", "shared: wrk on CPU 0, proxy and backend on CPU 1; own-core: wrk and backend on CPU 0, the proxy alone on CPU 1")
+	flag.IntVar(&pairs, "pairs", 0, "instead of the rounds, this many pairs of -duration runs of nginx as a proxy and the gateway, alternated, and the medians of their ratios (own-core reads CPU 1 as the proxy's whole cost)")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || (*topology != "shared" && *topology != "own-core") {
 		fmt.Fprintln(os.Stderr, "bench/gateway: -rounds, -duration (>= 1s) and -connections must be positive; -topology is shared or own-core")
@@ -82,6 +84,9 @@ func main() {
 // backendCPU is the CPU the nginx backend runs on: "1" beside the proxy
 // (shared-core) or "0" beside wrk (own-core).
 var backendCPU = "1"
+
+// pairs is -pairs.
+var pairs int
 
 type proxy struct {
 	name       string
@@ -332,6 +337,9 @@ spec:
 	for _, s := range skipped {
 		fmt.Printf("skipped: %s\n", s)
 	}
+	if pairs > 0 {
+		return runPairs(pairs, d, conns, gateway, proxies[0], backendPID)
+	}
 	for r := range rounds {
 		for i := range proxies {
 			p := proxies[(i+r)%len(proxies)]
@@ -521,4 +529,61 @@ func heyP99(url string, conns, qps int, d time.Duration) (float64, error) {
 		return 0, fmt.Errorf("no p99 in hey's output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// runPairs measures nginx as a proxy (ng) and the gateway (gw) n times
+// each, alternating which goes first, and prints the medians of the
+// per-pair ratios, gateway / nginx: one run against the other varies by
+// ±20% on a small shared machine, more than the difference measured, so
+// only many pairs taken close together resolve it. CPU 1 busy per request
+// is the proxy's whole cost when the proxy is alone on CPU 1 (own-core):
+// it counts the kernel's work for its sockets that /proc charges to other
+// processes.
+func runPairs(n int, d time.Duration, conns int, gw, ng *proxy, backendPID int) error {
+	type run struct{ core, process, backend, rps float64 }
+	measure := func(p *proxy) (run, error) {
+		before, backendBefore := proc.CPUTime(p.pid), proc.CPUTime(backendPID)
+		busyBefore, _ := proc.CPUTimes()
+		rps, _, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/", p.port), conns, d, false)
+		if err != nil {
+			return run{}, fmt.Errorf("%s: %w", p.name, err)
+		}
+		busyAfter, _ := proc.CPUTimes()
+		requests := rps * d.Seconds()
+		us := func(t time.Duration) float64 { return float64(t) / float64(time.Microsecond) / requests }
+		r := run{process: us(proc.CPUTime(p.pid) - before), backend: us(proc.CPUTime(backendPID) - backendBefore), rps: rps}
+		if len(busyAfter) > 1 && len(busyBefore) > 1 {
+			r.core = us(busyAfter[1] - busyBefore[1])
+		}
+		return r, nil
+	}
+	var core, process, backend, rps []float64
+	below := 0
+	for i := range n {
+		order := []*proxy{ng, gw}
+		if i%2 == 1 {
+			order = []*proxy{gw, ng}
+		}
+		got := map[*proxy]run{}
+		for _, p := range order {
+			r, err := measure(p)
+			if err != nil {
+				return err
+			}
+			got[p] = r
+		}
+		g, x := got[gw], got[ng]
+		core = append(core, g.core/x.core)
+		process = append(process, g.process/x.process)
+		backend = append(backend, g.backend/x.backend)
+		rps = append(rps, g.rps/x.rps)
+		if g.core < x.core {
+			below++
+		}
+		fmt.Printf("pair %2d: CPU 1 busy per request %.2f / %.2f µs, process %.2f / %.2f µs, backend %.2f / %.2f µs, %.0f / %.0f req/s\n",
+			i+1, g.core, x.core, g.process, x.process, g.backend, x.backend, g.rps, x.rps)
+	}
+	fmt.Printf("\nmedians of %d pairs, %s / %s: CPU 1 busy per request %.3fx, the process's CPU per request %.3fx, throughput %.3fx, the backend's CPU per request %.3fx; the gateway's CPU 1 busy per request below nginx's in %d of %d pairs (goals: CPU <= 1.0x, throughput >= 1.0x, backend <= 1.0x)\n",
+		n, gw.name, ng.name, harness.Median(core), harness.Median(process), harness.Median(rps), harness.Median(backend), below, n)
+	return nil
 }
