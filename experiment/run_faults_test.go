@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -80,6 +81,13 @@ func TestFaultScheduleOnAFakeClock(t *testing.T) {
 	clk.BlockUntil(2)
 	clk.Advance(time.Second)
 	expect(a, "restart")
+	// kill-a records its end after the restart returns: the clock must
+	// not move before it has, or the record says 3.5 s.
+	for deadline := time.Now().Add(10 * time.Second); fr.snapshot()[0].End.IsZero(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("kill-a never recorded its end")
+		}
+	}
 	clk.BlockUntil(1) // pause-b's end, at 5s
 	clk.Advance(500 * time.Millisecond)
 	reasonMu.Lock()
