@@ -90,6 +90,7 @@ func (p *Page) WriteHTML(w io.Writer) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
+	p = p.onWallClock()
 	a := p.pageAxis()
 	v := pageView{
 		Title:    p.Title,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -376,4 +377,44 @@ func (t *Table) validate() error {
 		}
 	}
 	return nil
+}
+
+// onWallClock returns p with every time stripped of its monotonic clock
+// reading (Time.Round(0)), copying what it changes. Go subtracts two
+// times taken in this process by the monotonic clock, and times read back
+// from JSON by the wall clock, which an NTP slew moves against it by up
+// to 500 ppm: without this, `relia load --html` drew its page from the
+// first and `relia report` from the second, and the two pages differed in
+// the sixth digit of a chart's figures.
+func (p *Page) onWallClock() *Page {
+	q := *p
+	q.Generated, q.Start, q.End = p.Generated.Round(0), p.Start.Round(0), p.End.Round(0)
+	q.Phases = windowsOnWallClock(p.Phases)
+	q.Sections = slices.Clone(p.Sections)
+	for si := range q.Sections {
+		s := &q.Sections[si]
+		s.Charts = slices.Clone(s.Charts)
+		for ci := range s.Charts {
+			c := &s.Charts[ci]
+			c.Windows = windowsOnWallClock(c.Windows)
+			c.Series = slices.Clone(c.Series)
+			for i := range c.Series {
+				pts := slices.Clone(c.Series[i].Points)
+				for j := range pts {
+					pts[j].T = pts[j].T.Round(0)
+				}
+				c.Series[i].Points = pts
+			}
+		}
+	}
+	return &q
+}
+
+// windowsOnWallClock is a copy of ws on the wall clock (onWallClock).
+func windowsOnWallClock(ws []Window) []Window {
+	ws = slices.Clone(ws)
+	for i := range ws {
+		ws[i].From, ws[i].To = ws[i].From.Round(0), ws[i].To.Round(0)
+	}
+	return ws
 }
