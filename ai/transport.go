@@ -266,10 +266,9 @@ func (b *upstreamBody) Next() ([]byte, error) {
 // finishAtHand reads the body's framing to its end once the stream said
 // it ended ("data: [DONE]"), if that end is at hand: buffered already,
 // or waiting in the socket (one read, which then does not wait). The
-// provider's connection then serves the next call. Closed before its
-// chunked body's last chunk was read, it was closed: a new connection a
-// stream, a TLS handshake each to a real provider, and a socket left in
-// TIME_WAIT.
+// provider's connection then serves the next call. A body left before
+// its last chunk closes its connection: a new connection a stream, a TLS
+// handshake each to a real provider, and a socket left in TIME_WAIT.
 func (b *upstreamBody) finishAtHand() {
 	body := &b.resp.Body
 	if body.SkipBuffered() || !b.socketReadable() || body.ReadMore() != nil {

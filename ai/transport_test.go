@@ -283,13 +283,60 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 	}
 	prov.Start()
 	t.Cleanup(prov.Close)
+	svc := streamingService(t, prov.URL)
+	for i := range 5 {
+		w := streamOnce(svc)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
+	}
+}
+
+// A provider that holds its body's last chunk back after "data: [DONE]"
+// does not hold the stream: relia reads the body's end only when it is
+// already there, and the client's stream ends at [DONE] (raw bytes from
+// the provider, whose last chunk comes only as the test ends).
+func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	addr, _ := rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, ev := range []string{
+			"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\n",
+			"data: [DONE]\n\n",
+		} {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		<-release
+		io.WriteString(c, "0\r\n\r\n")
+	})
+	svc := streamingService(t, "http://"+addr)
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- streamOnce(svc) }()
+	select {
+	case w := <-done:
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok0 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+			t.Fatalf("%d %q", w.Code, w.Body.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream waited for the provider's last chunk")
+	}
+}
+
+// streamingService is an AI service with one OpenAI-compatible provider
+// at url.
+func streamingService(t *testing.T, url string) *Service {
+	t.Helper()
 	cfg, err := ParseBundle("keep.yaml", []byte(`
 kind: AIGateway
 version: relia/v1
 metadata: {name: keep}
 spec:
   providers:
-    - {name: a, type: openai, url: "`+prov.URL+`/v1", keys: [{value: sk}]}
+    - {name: a, type: openai, url: "`+url+`/v1", keys: [{value: sk}]}
   routes:
     - {model: gpt-4o-mini, targets: [{provider: a}]}
 `))
@@ -301,15 +348,13 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	for i := range 5 {
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`))
-		w := httptest.NewRecorder()
-		svc.ServeHTTP(w, req)
-		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
-			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
-	}
+	return svc
+}
+
+// streamOnce asks svc for one streaming chat completion.
+func streamOnce(svc *Service) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`))
+	w := httptest.NewRecorder()
+	svc.ServeHTTP(w, req)
+	return w
 }

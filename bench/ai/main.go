@@ -18,9 +18,13 @@
 //     each process's CPU time per request from /proc; relia's added CPU
 //     per call is its AI route's minus the plain proxy's;
 //   - the time to first token added by relia at half its maximum
-//     streaming rate: an open-model client sends streams at that rate
-//     straight to the simulator, through relia ai serve and through relia
-//     gateway's AI route, and the p99 of time to first token is compared;
+//     streaming rate: an open-model client (rawclient.go) sends streams at
+//     that rate straight to the simulator, through relia ai serve and
+//     through relia gateway's AI route, and the p99 of time to first token
+//     is compared; and, from the loopback packets as the kernel stamped
+//     them (wire_linux.go, needs CAP_NET_RAW), relia's own part of each
+//     stream's time to first token, which no delay of the client or the
+//     simulator lengthens;
 //   - the resident memory of relia ai serve and of relia gateway with an
 //     ai: route, each with -streams streams open at once (the simulator
 //     pacing them slowly so they stay open; the provider's
@@ -33,8 +37,11 @@
 //	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s
 //	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s -gomaxprocs 2
 //
-// The harness runs itself on CPU 0 (it starts itself again under
-// taskset), so its streaming clients stay off the gateways' core.
+// -relia PATH measures a given binary instead of one built from this tree
+// (an earlier build, for a before and after). The harness runs itself on
+// CPU 0 (it starts itself again under taskset), so its streaming clients
+// stay off the gateways' core; the simulator runs with its collector off
+// below 2 GiB, so that its pauses do not clump the streams it sends.
 //
 // Goals (issue 23): at least 10x Portkey's throughput on one core, at
 // most 25 µs of CPU added per non-streaming call, at most 1 ms added to

@@ -19,9 +19,9 @@ import (
 // max stream rate, the two saturated the core and the streams reached
 // relia in clumps.
 type rawClient struct {
-	addr, path, host string
-	mu               sync.Mutex
-	idle             []*rawConn
+	addr, path string // host:port, and the request target
+	mu         sync.Mutex
+	idle       []*rawConn
 }
 
 type rawConn struct {
@@ -36,13 +36,13 @@ func newRawClient(rawURL string) (*rawClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawClient{addr: u.Host, path: u.RequestURI(), host: u.Host}, nil
+	return &rawClient{addr: u.Host, path: u.RequestURI()}, nil
 }
 
 // request is a POST of body with the bench's key.
 func (c *rawClient) request(body string) []byte {
 	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAuthorization: Bearer sk-bench\r\nContent-Length: %d\r\n\r\n%s",
-		c.path, c.host, len(body), body)
+		c.path, c.addr, len(body), body)
 }
 
 func (c *rawClient) conn() (*rawConn, error) {

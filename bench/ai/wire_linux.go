@@ -25,10 +25,10 @@ import (
 // A stream is told apart by the "user" field of its request
 // (ttftMarker), which relia passes on to the provider unchanged.
 type wireCapture struct {
-	fd             int
-	relia, provide uint16
-	stop           chan struct{}
-	done           chan error
+	fd              int
+	relia, provider uint16
+	stop            chan struct{}
+	done            chan error
 
 	// Owned by the reading goroutine until done.
 	streams    map[string]*wireTimes
@@ -54,14 +54,20 @@ func startWireCapture(reliaPort, providerPort int) (*wireCapture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("packet socket (needs CAP_NET_RAW): %w", err)
 	}
-	w := &wireCapture{fd: fd, relia: uint16(reliaPort), provide: uint16(providerPort), stop: make(chan struct{}), done: make(chan error, 1),
-		streams: map[string]*wireTimes{}, headAt: map[uint16]int64{}, clientOf: map[uint16]string{}, upstreamOf: map[uint16]string{}}
+	w := newWireCapture(uint16(reliaPort), uint16(providerPort))
+	w.fd = fd
 	if err := w.setup(); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
 	go func() { w.done <- w.read() }()
 	return w, nil
+}
+
+// newWireCapture is a capture's state before its socket.
+func newWireCapture(relia, provider uint16) *wireCapture {
+	return &wireCapture{relia: relia, provider: provider, stop: make(chan struct{}), done: make(chan error, 1),
+		streams: map[string]*wireTimes{}, headAt: map[uint16]int64{}, clientOf: map[uint16]string{}, upstreamOf: map[uint16]string{}}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -74,7 +80,7 @@ func (w *wireCapture) setup() error {
 	// The filter runs in the kernel before a packet is copied to this
 	// socket, so that pure acknowledgements and other traffic cost the
 	// machine nothing more.
-	prog, err := bpf.Assemble(segmentFilter(w.relia, w.provide))
+	prog, err := bpf.Assemble(segmentFilter(w.relia, w.provider))
 	if err != nil {
 		return err
 	}
@@ -207,14 +213,14 @@ func (w *wireCapture) payload(src, dst uint16, p []byte, at int64) {
 			w.clientOf[src] = name
 			w.times(name).in = w.headAt[src]
 		}
-	case dst == w.provide: // relia's request to the provider
+	case dst == w.provider: // relia's request to the provider
 		if name, ok := streamName(p); ok {
 			w.upstreamOf[src] = name
 			if t := w.times(name); t.out == 0 {
 				t.out = at
 			}
 		}
-	case src == w.provide: // the provider's answer
+	case src == w.provider: // the provider's answer
 		if t := w.streams[w.upstreamOf[dst]]; t != nil && t.firstIn == 0 && bytes.Contains(p, contentToken) {
 			t.firstIn = at
 		}

@@ -9,8 +9,7 @@ import (
 // token: (first token out - request in) - (first token in - request out).
 func TestWirePairsAStream(t *testing.T) {
 	const relia, provider, client, reliaOut = 8000, 9000, 40001, 50001
-	w := &wireCapture{relia: relia, provide: provider,
-		streams: map[string]*wireTimes{}, headAt: map[uint16]int64{}, clientOf: map[uint16]string{}, upstreamOf: map[uint16]string{}}
+	w := newWireCapture(relia, provider)
 	role := []byte(`data: {"choices":[{"delta":{"role":"assistant","content":""}}]}` + "\n\n")
 	token := []byte(`data: {"choices":[{"delta":{"content":" hello"}}]}` + "\n\n")
 	w.payload(client, relia, []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"), 1000)

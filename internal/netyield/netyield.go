@@ -9,9 +9,9 @@ import (
 
 // Quantum is how long goroutines may take turns by runtime.Gosched alone
 // before Yield makes them wait for a round of the network poller. A round
-// costs a few microseconds (an eventfd's write and read, and a park and
-// a wake a yielding goroutine), so a round every Quantum of bursts costs
-// them a few percent.
+// costs a few microseconds (an eventfd's write and read, and a park and a
+// wake of each yielding goroutine), so a round every Quantum of bursts
+// costs them a few percent.
 const Quantum = 100 * time.Microsecond
 
 // epoch is what lastRound counts from: time.Since reads the monotonic

@@ -1,6 +1,7 @@
 // Package harness holds what relia's benchmark harnesses share besides
-// /proc readings (bench/internal/proc): a free loopback port for a peer to
-// listen on, a wait until it does, and the median their tables print.
+// /proc readings (bench/internal/proc): the relia binary they measure, a
+// free loopback port for a peer to listen on, a wait until it does, and
+// the median their tables print.
 //
 //	port := harness.FreePort()
 //	// start a server on 127.0.0.1:port ...
