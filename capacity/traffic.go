@@ -80,11 +80,17 @@ func (tr Traffic) Peak() (at time.Duration, rate float64) {
 	return at, rate
 }
 
-// Spike describes the curve's steepest rise to its peak: from the rate
-// before it (the lowest rate before the peak) to the peak, how many
-// times larger the peak is and how long the rise took (from the last
-// time the rate was at most 10% above the base to the first time it
-// reached 90% of the peak).
+// Spike describes the curve's steepest rise to its peak: from the
+// lowest rate before a rise to the peak's level (90% of the peak or
+// more) to the peak, how many times larger the peak is, and how long the
+// rise took (from the last time the rate was at most 10% above the base
+// to the first time it reached 90% of the peak).
+//
+// The rise is the first that starts from the curve's deepest trough
+// before the peak's level (within 10%), not only one that ends at the
+// highest point: a forecast of a daily cycle whose highest hour falls in
+// its first hours still swings from its night to its day every day, and
+// a curve that opens at its peak may still fall and rise again.
 type Spike struct {
 	Start  time.Duration `json:"start_ns"`
 	Base   float64       `json:"base_rps"`
@@ -96,24 +102,46 @@ type Spike struct {
 // Spike finds the curve's spike, sampling it every second (so a step
 // change rises in one second).
 func (tr Traffic) Spike() Spike {
-	peakAt, peak := tr.Peak()
-	base := peak
-	for t := time.Duration(0); t <= peakAt; t += time.Second {
-		base = min(base, tr.RateAt(t))
+	if len(tr) == 0 {
+		return Spike{}
+	}
+	_, peak := tr.Peak()
+	end := tr[len(tr)-1].At
+	nearPeak := func(rate float64) bool { return rate >= 0.9*peak }
+	// The lowest rate before the last second at the peak's level: the
+	// deepest trough any rise to the peak starts from.
+	lowest, sofar := peak, math.Inf(1)
+	for t := time.Duration(0); t <= end; t += time.Second {
+		r := tr.RateAt(t)
+		sofar = min(sofar, r)
+		if nearPeak(r) {
+			lowest = sofar
+		}
+	}
+	// The first second at the peak's level after a trough that deep.
+	at, base := time.Duration(0), peak
+	sofar = math.Inf(1)
+	for t := time.Duration(0); t <= end; t += time.Second {
+		r := tr.RateAt(t)
+		sofar = min(sofar, r)
+		if nearPeak(r) && sofar <= 1.1*lowest {
+			at, base = t, sofar
+			break
+		}
 	}
 	s := Spike{Base: base, Peak: peak}
 	if base > 0 {
 		s.Factor = peak / base
 	}
 	var from time.Duration
-	for t := time.Duration(0); t <= peakAt; t += time.Second {
+	for t := time.Duration(0); t <= at; t += time.Second {
 		if tr.RateAt(t) <= base*1.1 {
 			from = t
 		}
 	}
-	to := peakAt
-	for t := from; t <= peakAt; t += time.Second {
-		if tr.RateAt(t) >= 0.9*peak {
+	to := at
+	for t := from; t <= at; t += time.Second {
+		if nearPeak(tr.RateAt(t)) {
 			to = t
 			break
 		}

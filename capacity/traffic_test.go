@@ -58,6 +58,37 @@ func TestSpikeAndSteps(t *testing.T) {
 	}
 }
 
+// TestSpikeOfACycleThatPeaksFirst: a forecast of a daily cycle (30 to
+// 210 an hour) that starts three hours before its highest hour still
+// swings from its night to its day; its spike is that swing, not the
+// last three hours' climb. A curve that opens at its peak, falls and
+// climbs back has the climb as its spike.
+func TestSpikeOfACycleThatPeaksFirst(t *testing.T) {
+	t.Parallel()
+	var day Traffic
+	for h := range 3 * 24 {
+		rate := 120 + 90*math.Sin(2*math.Pi*float64(h+3)/24)
+		if h < 24 {
+			rate *= 1.05 // the first day's peak is the highest
+		}
+		day = append(day, RatePoint{At: time.Duration(h) * time.Hour, Rate: rate / 3600})
+	}
+	sp := day.Spike()
+	if sp.Factor < 6 || sp.Base > 33.0/3600 || sp.Start < 12*time.Hour || sp.Start > 24*time.Hour || sp.Rise < 5*time.Hour || sp.Rise > 12*time.Hour {
+		t.Errorf("daily cycle: a %vx spike from %v req/s at %s in %s, want the night-to-day swing of about 7x", sp.Factor, sp.Base, sp.Start, sp.Rise)
+	}
+
+	again := Traffic{{0, 100}, {10 * time.Second, 100}, {20 * time.Second, 10}, {60 * time.Second, 10}, {61 * time.Second, 95}, {90 * time.Second, 95}}
+	if sp := again.Spike(); sp.Factor != 10 || sp.Start != 60*time.Second || sp.Rise != time.Second {
+		t.Errorf("fall and climb back: %s at %s, want a 10x spike in 1s at 1m", sp, sp.Start)
+	}
+	// Falling away from the peak is no spike.
+	falling := Traffic{{0, 100}, {30 * time.Second, 10}}
+	if sp := falling.Spike(); sp.Factor != 1 || sp.Rise != 0 {
+		t.Errorf("falling: %+v", sp)
+	}
+}
+
 func FuzzParseTraffic(f *testing.F) {
 	f.Add("t,rate\n0,100\n90s,150\n")
 	f.Add("0 1\n1e3 2\n")

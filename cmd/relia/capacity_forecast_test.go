@@ -135,6 +135,33 @@ func TestCapacityPlanFromCallStoreForecast(t *testing.T) {
 	}
 }
 
+// TestCapacityForecastSpikeAtEveryHour: whatever the hour a plan is
+// made at, the forecast of a daily cycle (30 to 210 calls an hour) is a
+// spike the autoscaler must meet, even when the forecast's highest hour
+// falls within its first hours.
+func TestCapacityForecastSpikeAtEveryHour(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "calls.db")
+	const weeks = 3 * 168
+	start, _ := writeHourlyTraffic(t, db, weeks+24)
+	f := &planFlags{callsDB: db, route: "orders", horizon: "14d", forecastPeak: "upper"}
+	p, err := capacity.NewPlan(capacity.PlanInput{Capacity: 0.01, Peak: 210.0 / 3600, Base: 30.0 / 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range 24 {
+		now := start.Add(time.Duration(weeks+h)*time.Hour + time.Minute)
+		fc, err := forecastFromStore(context.Background(), f, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := fc.curve().Spike()
+		if _, why := p.Behavior(sp); sp.Factor < 3 || !strings.HasPrefix(why, "a ") {
+			t.Errorf("planned at %s (forecast peak at %s): %s; want the daily cycle's spike of 3x or more", now.UTC().Format(time.RFC3339), fc.UpperAt.UTC().Format(time.RFC3339), why)
+		}
+	}
+}
+
 // TestCapacitySimulateFromCallStoreForecast replays the forecast of
 // three weeks of stored traffic: the curve is, hour by hour, what
 // analyze.HoltWinters forecasts from the stored counts (its upper bound,
