@@ -396,8 +396,12 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, d dialect, a
 	if clock.Sleep(ctx, s.clock, s.firstTokenWait(f)) != nil {
 		return
 	}
-	buf = d.streamStart(buf, a)
+	events := newTokenEvents(d, a)
 	gap := s.tokenGap()
+	if gap == 0 {
+		buf = make([]byte, 0, 1024+events.size())
+	}
+	buf = d.streamStart(buf, a)
 	for i, tok := range a.tokens {
 		if f != nil && i == f.AfterTokens {
 			switch f.Kind {
@@ -421,7 +425,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, d dialect, a
 				return
 			}
 		}
-		buf = d.streamToken(buf, a, i, tok)
+		buf = events.append(buf, i, tok)
 	}
 	buf = d.streamEnd(buf, a)
 	flush()
