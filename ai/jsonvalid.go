@@ -144,19 +144,35 @@ func skipDigits(data []byte, i int) int {
 
 // validObject checks the object opening at data[i], depth deep.
 func validObject(data []byte, i, depth int) (int, bool) {
+	return walkObject(data, i, depth, func(_ []byte, at int) (int, bool) { return validValue(data, at, depth) })
+}
+
+// validArray checks the array opening at data[i], depth deep.
+func validArray(data []byte, i, depth int) (int, bool) {
+	return walkArray(data, i, depth, func(at int) (int, bool) { return validValue(data, at, depth) })
+}
+
+// walkObject checks the object opening at data[i], depth deep, handing
+// each member's key (quoted, as written) and the index of its value to
+// member, which checks the value (at depth) and returns the index past
+// it: a scan that reads some members checks the whole object in the
+// same walk.
+func walkObject(data []byte, i, depth int, member func(key []byte, at int) (int, bool)) (int, bool) {
 	i, more, ok := validOpen(data, i, depth, '}')
 	for ok && more {
 		if i >= len(data) || data[i] != '"' {
 			return i, false
 		}
+		key := i
 		if i, ok = validString(data, i); !ok {
 			return i, false
 		}
+		k := data[key:i]
 		i = skipSpace(data, i)
 		if i >= len(data) || data[i] != ':' {
 			return i, false
 		}
-		if i, ok = validValue(data, skipSpace(data, i+1), depth); !ok {
+		if i, ok = member(k, skipSpace(data, i+1)); !ok {
 			return i, false
 		}
 		i, more, ok = validNext(data, i, '}')
@@ -164,11 +180,13 @@ func validObject(data []byte, i, depth int) (int, bool) {
 	return i, ok
 }
 
-// validArray checks the array opening at data[i], depth deep.
-func validArray(data []byte, i, depth int) (int, bool) {
+// walkArray checks the array opening at data[i], depth deep, handing the
+// index of each element to elem, which checks it (at depth) and returns
+// the index past it.
+func walkArray(data []byte, i, depth int, elem func(at int) (int, bool)) (int, bool) {
 	i, more, ok := validOpen(data, i, depth, ']')
 	for ok && more {
-		if i, ok = validValue(data, i, depth); !ok {
+		if i, ok = elem(i); !ok {
 			return i, false
 		}
 		i, more, ok = validNext(data, i, ']')

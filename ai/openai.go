@@ -207,30 +207,46 @@ func (s *openAIStream) next() (piece, error) {
 // provider wrote it. The piece's raw is data itself, valid until the
 // stream's next read. A chunk whose members relia reads have the wrong
 // types is refused, as decoding it would.
+//
+// One walk both checks the chunk is JSON by encoding/json's strict rules
+// (it is forwarded as written) and reads the members: a chunk is walked
+// once, not once to check it and again for each level read. Where a key
+// comes twice, the last one counts, as in decoding; and a chunk that is
+// not JSON is refused as such before any member of a wrong type.
 func scanChunk(data []byte) (piece, error) {
-	var p piece
-	var errv, choices, usage []byte
 	bad := func(err error) (piece, error) {
 		return piece{}, fmt.Errorf("decoding a stream chunk: %w", err)
 	}
-	// The chunk is forwarded as the provider wrote it, so it must be
-	// JSON by encoding/json's strict rules first: the scan below reads
-	// only the members relia needs and is lenient about what it skips.
-	if !validJSON(data) {
-		return bad(errors.New("not valid JSON"))
-	}
-	if err := wire.Members(data, func(k, v []byte) bool {
-		switch {
-		case wire.KeyIs(k, "choices"):
-			choices = v
-		case wire.KeyIs(k, "usage"):
-			usage = v
-		case wire.KeyIs(k, "error"):
-			errv = v
+	var (
+		errv, usage []byte
+		choices     chunkChoices
+	)
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		if !validJSON(data) {
+			return bad(errors.New("not valid JSON"))
 		}
-		return true
-	}); err != nil {
-		return bad(err)
+		return bad(errNotObject)
+	}
+	end, ok := walkObject(data, i, 1, func(key []byte, at int) (int, bool) {
+		if wire.KeyIs(key, "choices") {
+			var end int
+			var ok bool
+			choices, end, ok = scanChoices(data, at)
+			return end, ok
+		}
+		end, ok := validValue(data, at, 1)
+		switch {
+		case !ok:
+		case wire.KeyIs(key, "usage"):
+			usage = data[at:end]
+		case wire.KeyIs(key, "error"):
+			errv = data[at:end]
+		}
+		return end, ok
+	})
+	if !ok || skipSpace(data, end) != len(data) {
+		return bad(errors.New("not valid JSON"))
 	}
 	if errv != nil && !wire.IsNull(errv) {
 		var e wire.ErrorObject
@@ -239,18 +255,22 @@ func scanChunk(data []byte) (piece, error) {
 		}
 		return piece{}, streamErrorOf(e.Type, e.Message)
 	}
-	n := 0
-	if choices != nil && !wire.IsNull(choices) {
-		var serr error
-		if err := wire.Elements(choices, func(ch []byte) bool {
-			n++
-			serr = scanChoice(ch, &p)
-			return serr == nil
-		}); err != nil {
-			return bad(err)
-		}
-		if serr != nil {
-			return bad(serr)
+	if choices.err != nil {
+		return bad(choices.err)
+	}
+	p := piece{raw: data, tokens: choices.tokens}
+	if choices.finish != nil {
+		f := choices.finish[1 : len(choices.finish)-1]
+		if !bytes.ContainsRune(f, '\\') {
+			p.finish = string(f)
+		} else {
+			// Decoded into a string of its own: &p.finish given to
+			// json.Unmarshal would put every chunk's piece on the heap.
+			var escaped string
+			if err := json.Unmarshal(choices.finish, &escaped); err != nil {
+				return bad(err)
+			}
+			p.finish = escaped
 		}
 	}
 	if usage != nil && !wire.IsNull(usage) {
@@ -260,75 +280,135 @@ func scanChunk(data []byte) (piece, error) {
 		}
 		u := usageFromOpenAI(&w)
 		p.usage = &u
-		p.usageOnly = n == 0
+		p.usageOnly = choices.n == 0
 	}
-	p.raw = data
 	return p, nil
 }
 
-var errChunkType = errors.New("a member of the chunk has the wrong type")
+var (
+	errChunkType = errors.New("a member of the chunk has the wrong type")
+	errNotObject = errors.New("json: not an object")
+	errNotArray  = errors.New("json: not an array")
+)
 
-// scanChoice reads one choice of a stream chunk into p: output (text or
-// tool calls) and the finish reason.
-func scanChoice(ch []byte, p *piece) error {
-	var delta, finish []byte
-	if err := wire.Members(ch, func(k, v []byte) bool {
+// chunkChoices is what a chunk's choices carry: how many were read,
+// whether any has output, the last finish reason given (quoted, as
+// written), or why they are refused.
+type chunkChoices struct {
+	n      int
+	tokens bool
+	finish []byte
+	err    error
+}
+
+// scanChoices checks the chunk's choices at data[at] (a member of the
+// chunk, so two deep) and reads them; it returns the index past them and
+// whether they are JSON. A choice of the wrong shape or type is
+// refused, and the choices after it are only checked.
+func scanChoices(data []byte, at int) (chunkChoices, int, bool) {
+	var c chunkChoices
+	switch {
+	case at < len(data) && data[at] == '[':
+	case at < len(data) && data[at] == 'n':
+		end, ok := validLiteral(data, at, "null")
+		return c, end, ok
+	default:
+		end, ok := validValue(data, at, 1)
+		c.err = errNotArray
+		return c, end, ok
+	}
+	end, ok := walkArray(data, at, 2, func(at int) (int, bool) {
+		if c.err != nil {
+			return validValue(data, at, 2)
+		}
+		c.n++
+		end, ok := scanChoice(data, at, &c)
+		return end, ok
+	})
+	return c, end, ok
+}
+
+// scanChoice checks and reads one choice at data[at]: its delta's output
+// (text or tool calls) and its finish reason, the last of each key
+// written.
+func scanChoice(data []byte, at int, c *chunkChoices) (int, bool) {
+	if at >= len(data) || data[at] != '{' {
+		end, ok := validValue(data, at, 2)
+		c.err = errNotObject
+		return end, ok
+	}
+	var (
+		tokens   bool
+		deltaErr error
+		finish   []byte
+	)
+	end, ok := walkObject(data, at, 3, func(key []byte, at int) (int, bool) {
+		if wire.KeyIs(key, "delta") {
+			var end int
+			var ok bool
+			tokens, deltaErr, end, ok = scanDelta(data, at)
+			return end, ok
+		}
+		end, ok := validValue(data, at, 3)
+		if ok && wire.KeyIs(key, "finish_reason") {
+			finish = data[at:end]
+		}
+		return end, ok
+	})
+	switch {
+	case !ok:
+	case deltaErr != nil:
+		c.err = deltaErr
+	case finish != nil && !wire.IsNull(finish) && finish[0] != '"':
+		c.err = errChunkType
+	default:
+		c.tokens = c.tokens || tokens
+		if finish != nil && !wire.IsNull(finish) {
+			c.finish = finish
+		}
+	}
+	return end, ok
+}
+
+// scanDelta checks and reads a choice's delta at data[at]: whether it
+// carries text or a tool call, or why it is refused.
+func scanDelta(data []byte, at int) (tokens bool, err error, end int, ok bool) {
+	switch {
+	case at < len(data) && data[at] == '{':
+	case at < len(data) && data[at] == 'n':
+		end, ok = validLiteral(data, at, "null")
+		return false, nil, end, ok
+	default:
+		end, ok = validValue(data, at, 3)
+		return false, errNotObject, end, ok
+	}
+	end, ok = walkObject(data, at, 4, func(key []byte, at int) (int, bool) {
+		end, ok := validValue(data, at, 4)
+		if !ok || err != nil {
+			return end, ok
+		}
+		v := data[at:end]
 		switch {
-		case wire.KeyIs(k, "delta"):
-			delta = v
-		case wire.KeyIs(k, "finish_reason"):
-			finish = v
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	if delta != nil && !wire.IsNull(delta) {
-		var serr error
-		if err := wire.Members(delta, func(k, v []byte) bool {
+		case wire.KeyIs(key, "content"):
 			switch {
-			case wire.KeyIs(k, "content"):
-				switch {
-				case wire.IsNull(v):
-				case v[0] != '"':
-					serr = errChunkType
-				case len(v) > 2:
-					p.tokens = true
-				}
-			case wire.KeyIs(k, "tool_calls"):
-				switch {
-				case wire.IsNull(v):
-				case v[0] != '[':
-					serr = errChunkType
-				default:
-					wire.Elements(v, func([]byte) bool { p.tokens = true; return false })
-				}
+			case wire.IsNull(v):
+			case v[0] != '"':
+				err = errChunkType
+			case len(v) > 2:
+				tokens = true
 			}
-			return serr == nil
-		}); err != nil {
-			return err
-		}
-		if serr != nil {
-			return serr
-		}
-	}
-	if finish != nil && !wire.IsNull(finish) {
-		if finish[0] != '"' {
-			return errChunkType
-		}
-		if f := finish[1 : len(finish)-1]; !bytes.ContainsRune(f, '\\') {
-			p.finish = string(f)
-		} else {
-			// Decoded into a string of its own: &p.finish given to
-			// json.Unmarshal would put every chunk's piece on the heap.
-			var escaped string
-			if err := json.Unmarshal(finish, &escaped); err != nil {
-				return err
+		case wire.KeyIs(key, "tool_calls"):
+			switch {
+			case wire.IsNull(v):
+			case v[0] != '[':
+				err = errChunkType
+			case data[skipSpace(data, at+1)] != ']':
+				tokens = true
 			}
-			p.finish = escaped
 		}
-	}
-	return nil
+		return end, ok
+	})
+	return tokens, err, end, ok
 }
 
 // streamErrorOf classifies an error event by its type.
