@@ -165,7 +165,8 @@ func run(d time.Duration, rounds, conns, streams int, only string) error {
 	// small heap the collector ran several times a second, and each run
 	// held its answers back and sent them on in a clump, which the time
 	// to first token step then measured as relia's queueing.
-	if _, err := start("0", "mock.log", "env", "GOGC=off", "GOMEMLIMIT=2GiB", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100"); err != nil {
+	mockPID, err := start("0", "mock.log", "env", "GOGC=off", "GOMEMLIMIT=2GiB", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100")
+	if err != nil {
 		return err
 	}
 	aiCfg := fmt.Sprintf(`kind: AIGateway
@@ -203,7 +204,7 @@ spec:
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
-		return ttftStep(mockURL, targets, ttftOnlyRate, rounds, d)
+		return ttftStep(mockURL, mockPID, targets, ttftOnlyRate, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -314,7 +315,7 @@ spec:
 	}
 
 	targets := []ttftTarget{{ours.name, ours.port}, {edge.name, edge.port}}
-	if err := ttftStep(mockURL, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
+	if err := ttftStep(mockURL, mockPID, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
 		return err
 	}
 
@@ -482,7 +483,19 @@ type ttftTarget struct {
 // ttftStep compares the p99 of time to first token straight to the
 // simulator and through each target at rate streams a second, rounds
 // times, direct and through each target in turn.
-func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
+//
+// The step's client (this process) and the simulator share CPU 0, and
+// each delayed the other: a client late to send sent several requests at
+// once, a simulator late to answer sent several first tokens at once,
+// and relia's queue then measured the clumps. For the step both run at
+// a real-time priority (SCHED_FIFO), so that each runs when its work
+// comes; relia stays an ordinary process on CPU 1.
+func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
+	if restore, err := realTime(os.Getpid(), mockPID); err != nil {
+		fmt.Printf("  the step's client and the simulator run at their usual priority: %v\n", err)
+	} else {
+		defer restore()
+	}
 	var direct []float64
 	via := make([][]float64, len(targets))
 	wire := make([][]wireResult, len(targets))
@@ -533,6 +546,25 @@ func ttftStep(mockURL string, targets []ttftTarget, rate float64, rounds int, d 
 		fmt.Printf("  no packet capture, so relia's own time to first token was not taken: %v\n", wireUnavailable)
 	}
 	return nil
+}
+
+// realTime gives every thread of the processes SCHED_FIFO priority 10,
+// and returns what gives them back the ordinary policy. It needs
+// CAP_SYS_NICE.
+func realTime(pids ...int) (restore func(), err error) {
+	set := func(policy, priority string) error {
+		for _, pid := range pids {
+			if out, err := exec.Command("chrt", "-a", policy, "-p", priority, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+				return fmt.Errorf("chrt -a %s -p %s %d: %v: %s", policy, priority, pid, err, bytes.TrimSpace(out))
+			}
+		}
+		return nil
+	}
+	if err := set("-f", "10"); err != nil {
+		set("-o", "0")
+		return nil, err
+	}
+	return func() { set("-o", "0") }, nil
 }
 
 // pinToCPU0 runs the harness itself on CPU 0, beside wrk and the

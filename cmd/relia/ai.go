@@ -23,6 +23,7 @@ import (
 	"github.com/relia-dev/relia/ai/mock"
 	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/gcfloor"
 )
 
 func init() {
@@ -176,6 +177,7 @@ exits.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			defer gcfloor.Keep(gcfloor.Floor)()
 			return serveAI(ctx, o, hup, cmd.ErrOrStderr(), nil)
 		},
 	}

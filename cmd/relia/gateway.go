@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/gateway"
+	"github.com/relia-dev/relia/internal/gcfloor"
 )
 
 func init() { register(newGatewayCmd) }
@@ -40,6 +41,7 @@ and the old one keeps serving. SIGINT or SIGTERM drains and exits.`,
 			if err != nil {
 				return badInput(err)
 			}
+			defer gcfloor.Keep(gcfloor.Floor)()
 			g, err := gateway.New(cfg, gateway.Options{ConfigPath: path, WatchInterval: watch})
 			if err != nil {
 				return runtimeErr(err)
