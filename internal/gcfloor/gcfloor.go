@@ -12,6 +12,9 @@ import (
 // relia ai serve).
 const Floor = 64 << 20
 
+// heapMinimum is the runtime's least heap goal at GOGC=100.
+const heapMinimum = 4 << 20
+
 // Percent bounds: the default's doubling at least, and at most the
 // goal a live heap of 1/maxPercent of the floor would get.
 const (
@@ -27,7 +30,7 @@ type keeper struct {
 
 	mu      sync.Mutex
 	stopped bool
-	percent int
+	percent int // the GOGC set now
 	sample  []metrics.Sample
 }
 
@@ -42,9 +45,14 @@ func Keep(floor uint64) (stop func()) {
 }
 
 func keep(floor uint64, tuned func(int)) func() {
-	k := &keeper{floor: floor, tuned: tuned, percent: -1, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
 	before := debug.SetGCPercent(minPercent)
 	debug.SetGCPercent(before)
+	if before <= 0 {
+		return func() {} // collection is off, or at every allocation: the program's choice
+	}
+	k := &keeper{floor: floor, tuned: tuned, percent: before, sample: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"},
+	}}
 	k.arm()
 	k.tune() // from now, not from the next collection
 	return func() {
@@ -76,12 +84,18 @@ func (k *keeper) tune() bool {
 	if k.stopped {
 		return false
 	}
+	// The goal is the live heap plus GOGC percent of a base: the live
+	// heap, the goroutine stacks and the globals, as the runtime counts
+	// them. The goal the current percent gave tells what that base is.
 	metrics.Read(k.sample)
-	live := uint64(0)
-	if k.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = k.sample[0].Value.Uint64()
+	if k.sample[0].Value.Kind() != metrics.KindUint64 || k.sample[1].Value.Kind() != metrics.KindUint64 {
+		return true
 	}
-	p := percentFor(live, k.floor)
+	live, goal := k.sample[0].Value.Uint64(), k.sample[1].Value.Uint64()
+	if goal <= live {
+		return true
+	}
+	p := percentFor((goal-live)*100/uint64(k.percent), k.floor)
 	if p != k.percent {
 		debug.SetGCPercent(p)
 		k.percent = p
@@ -92,14 +106,19 @@ func (k *keeper) tune() bool {
 	return true
 }
 
-// percentFor is the GOGC that puts the next collection at live + floor
-// bytes, or at twice live where that is more, rounded to 10 so that a
-// heap that varies a little does not reset it after every collection.
-func percentFor(live, floor uint64) int {
-	if live == 0 {
-		return maxPercent
+// percentFor is the GOGC that puts the next collection floor bytes
+// above the live heap, or where Go's default would where that is later,
+// given what GOGC is a share of (the live heap, stacks and globals);
+// rounded to 10 so that a heap that varies a little does not reset it
+// after every collection.
+func percentFor(base, floor uint64) int {
+	p := uint64(maxPercent)
+	if base > 0 {
+		p = floor * 100 / base
 	}
-	p := floor * 100 / live
+	// Go never sets a goal below 4 MiB × GOGC/100: past floor/4 MiB ×
+	// 100 that minimum alone would put the goal above the floor.
+	p = min(p, floor*100/heapMinimum)
 	p = (p + 9) / 10 * 10
 	return int(min(max(p, minPercent), maxPercent))
 }

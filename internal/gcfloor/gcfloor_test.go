@@ -9,18 +9,19 @@ import (
 
 func TestPercentFor(t *testing.T) {
 	for _, c := range []struct {
-		live, floor uint64
+		base, floor uint64
 		want        int
 	}{
 		{8 << 20, 64 << 20, 800},  // a small heap: the floor
 		{64 << 20, 64 << 20, 100}, // the floor's size: the default
 		{500 << 20, 64 << 20, 100},
-		{6 << 20, 64 << 20, 1070}, // rounded up to 10
-		{1 << 10, 64 << 20, maxPercent},
-		{0, 64 << 20, maxPercent},
+		{6 << 20, 64 << 20, 1070},        // rounded up to 10
+		{2 << 20, 64 << 20, 1600},        // no more than the runtime's minimum goal allows
+		{1 << 10, 640 << 20, maxPercent}, // bounded
+		{0, 64 << 20, 1600},
 	} {
-		if got := percentFor(c.live, c.floor); got != c.want {
-			t.Errorf("live %d, floor %d: %d, want %d", c.live, c.floor, got, c.want)
+		if got := percentFor(c.base, c.floor); got != c.want {
+			t.Errorf("base %d, floor %d: %d, want %d", c.base, c.floor, got, c.want)
 		}
 	}
 }
