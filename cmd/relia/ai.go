@@ -23,6 +23,7 @@ import (
 	"github.com/relia-dev/relia/ai/mock"
 	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/config"
+	"github.com/relia-dev/relia/internal/fdtable"
 	"github.com/relia-dev/relia/internal/gcfloor"
 )
 
@@ -178,6 +179,7 @@ exits.`,
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			defer gcfloor.Keep(gcfloor.Floor)()
+			fdtable.Grow(fdtable.Gateway) // best effort: a table that grows under load stalls an accept
 			return serveAI(ctx, o, hup, cmd.ErrOrStderr(), nil)
 		},
 	}

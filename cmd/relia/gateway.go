@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relia-dev/relia/gateway"
+	"github.com/relia-dev/relia/internal/fdtable"
 	"github.com/relia-dev/relia/internal/gcfloor"
 )
 
@@ -42,6 +43,7 @@ and the old one keeps serving. SIGINT or SIGTERM drains and exits.`,
 				return badInput(err)
 			}
 			defer gcfloor.Keep(gcfloor.Floor)()
+			fdtable.Grow(fdtable.Gateway) // best effort: a table that grows under load stalls an accept
 			g, err := gateway.New(cfg, gateway.Options{ConfigPath: path, WatchInterval: watch})
 			if err != nil {
 				return runtimeErr(err)
