@@ -74,6 +74,7 @@ import (
 
 	"github.com/relia-dev/relia/bench/internal/harness"
 	"github.com/relia-dev/relia/bench/internal/proc"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -496,6 +497,14 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 	} else {
 		defer restore()
 	}
+	if restore, moved, err := kernelMonitorsToCPU0(); err != nil {
+		fmt.Printf("  the kernel's memory monitor may run on relia's core: %v\n", err)
+	} else {
+		if moved > 0 {
+			fmt.Printf("  the kernel's memory monitor (%d kdamond threads) runs on CPU 0 for the step\n", moved)
+		}
+		defer restore()
+	}
 	var direct []float64
 	via := make([][]float64, len(targets))
 	wire := make([][]wireResult, len(targets))
@@ -565,6 +574,46 @@ func realTime(pids ...int) (restore func(), err error) {
 		return nil, err
 	}
 	return func() { set("-o", "0") }, nil
+}
+
+// kernelMonitorsToCPU0 keeps the kernel's DAMON threads (kdamond), which
+// wake every half second and run for 1-2.4 ms (perf sched on CPU 1),
+// off relia's core for the step, where they held relia's thread back
+// for that long each time; it returns what puts them back. It needs
+// root.
+func kernelMonitorsToCPU0() (restore func(), moved int, err error) {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return func() {}, 0, err
+	}
+	var undo []func()
+	restore = func() {
+		for _, u := range undo {
+			u()
+		}
+	}
+	for _, p := range procs {
+		pid, perr := strconv.Atoi(p.Name())
+		if perr != nil {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+		if !strings.HasPrefix(string(comm), "kdamond") {
+			continue
+		}
+		var was unix.CPUSet
+		if err := unix.SchedGetaffinity(pid, &was); err != nil {
+			return restore, moved, err
+		}
+		var cpu0 unix.CPUSet
+		cpu0.Set(0)
+		if err := unix.SchedSetaffinity(pid, &cpu0); err != nil {
+			return restore, moved, fmt.Errorf("kdamond (pid %d): %w", pid, err)
+		}
+		undo = append(undo, func() { unix.SchedSetaffinity(pid, &was) })
+		moved++
+	}
+	return restore, moved, nil
 }
 
 // pinToCPU0 runs the harness itself on CPU 0, beside wrk and the
