@@ -561,17 +561,23 @@ func (r *Relay) Run(resume func()) (ended bool) {
 // early, reporting true, when the stream waits so; otherwise a stream
 // waits here for each next event, a few frames deep.
 func relayStream(o *openStream, sw *streamWriter, r *Relay) (waits bool, err error) {
+	turn := time.Now()
 	for {
 		// While the next event is already at hand, the other streams run
-		// first (yield): a provider that sent its whole answer at once
-		// would otherwise hold the processor for the whole of it, and on
-		// one core every stream that became ready meanwhile, a new one's
-		// first token included, would wait behind it. A stream whose
-		// events come one by one waits for each anyway and does not
-		// yield: it waits here, with a shallow stack (waitNext), or on
-		// no stack at all (park).
+		// first (yield) once this one has had its turn: a provider that
+		// sent its whole answer at once would otherwise hold the
+		// processor for the whole of it, and on one core every stream
+		// that became ready meanwhile, a new one's first token included,
+		// would wait behind it. A turn is a few events, not one: a yield
+		// between every two events cost more than relaying them. A
+		// stream whose events come one by one waits for each anyway and
+		// does not yield: it waits here, with a shallow stack
+		// (waitNext), or on no stack at all (park).
 		if o.dec.buffered() > 0 {
-			yield()
+			if time.Since(turn) >= relayTurn {
+				yield()
+				turn = time.Now()
+			}
 		} else if r != nil && r.park() {
 			return true, nil
 		} else {
@@ -647,6 +653,11 @@ func (s *Service) endStream(ctx context.Context, o *openStream, sw *streamWriter
 // poller wakes, a new request or another stream's first token among them.
 // A variable so that a test can count the yields.
 var yield = netyield.Yield
+
+// relayTurn is how long a stream relays the events it has at hand before
+// it yields: long enough that a yield's cost is a small part of it, short
+// beside netyield.Quantum, the wait it bounds for everyone else.
+const relayTurn = 20 * time.Microsecond
 
 // openNext opens the next candidate's stream, hedged when the route says
 // so: another candidate is tried when no first token came within
