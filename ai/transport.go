@@ -152,7 +152,7 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	addr := hostPort(req.URL)
 	if req.URL.Scheme == "https" {
-		return u.tlsFor(addr).RoundTrip(req)
+		return roundTripTLS(u.tlsFor(addr), req)
 	}
 	var body []byte
 	if req.Body != nil {
@@ -337,3 +337,79 @@ func closeBody(req *http.Request) {
 		req.Body.Close()
 	}
 }
+
+// tlsDrainWait bounds how long an https stream's connection is read for
+// its body's end after the stream ended, and tlsDrainMax how much.
+const (
+	tlsDrainWait = 2 * time.Second
+	tlsDrainMax  = 64 << 10
+)
+
+// roundTripTLS sends req to an https provider through rt (net/http's
+// transport, which keeps a connection for the next call only once its
+// answer's body was read to the end). A stream ends at its last event,
+// before the chunked body's last chunk: its body (tlsBody), once the
+// stream said so and the caller closed it, reads that end on its own
+// goroutine, so that the next stream to the provider skips a TLS
+// handshake, and the client's stream waits for nothing. The exchange
+// runs under a context of its own that the call's context ends, except
+// while that read, bounded by tlsDrainWait, goes on.
+func roundTripTLS(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
+	b := &tlsBody{cancel: cancel}
+	b.stop = context.AfterFunc(req.Context(), func() {
+		if !b.ended.Load() {
+			cancel()
+		}
+	})
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		b.stop()
+		cancel()
+		return nil, err
+	}
+	b.ReadCloser = resp.Body
+	resp.Body = b
+	return resp, nil
+}
+
+// tlsBody is an https provider's answer body.
+type tlsBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+	stop   func() bool
+	// ended says the stream read its last event (finishAtHand); closed
+	// that Close ran.
+	ended, closed atomic.Bool
+}
+
+func (b *tlsBody) finishAtHand() { b.ended.Store(true) }
+
+// Close ends the exchange; a stream that ended has its body's end read
+// first, on a goroutine of its own.
+func (b *tlsBody) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if !b.ended.Load() {
+		err := b.ReadCloser.Close()
+		b.stop()
+		b.cancel()
+		return err
+	}
+	go b.drain() // ends within tlsDrainWait
+	return nil
+}
+
+func (b *tlsBody) drain() {
+	t := time.AfterFunc(tlsDrainWait, b.cancel)
+	io.Copy(io.Discard, io.LimitReader(b.ReadCloser, tlsDrainMax))
+	t.Stop()
+	b.ReadCloser.Close()
+	b.stop()
+	b.cancel()
+	afterTLSDrain()
+}
+
+// afterTLSDrain runs as a drain ends; a test waits on it.
+var afterTLSDrain = func() {}

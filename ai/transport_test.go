@@ -295,6 +295,50 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 	}
 }
 
+// Streams to an https provider keep its connection too: the stream's
+// body reads its last chunk after the client's stream ended, and
+// net/http keeps the connection for the next stream.
+func TestTLSStreamsKeepTheProviderConnection(t *testing.T) {
+	var conns atomic.Int64
+	prov := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+		w.(http.Flusher).Flush() // the body's last chunk comes after the stream's end
+	}))
+	prov.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	prov.StartTLS()
+	t.Cleanup(prov.Close)
+	drained := make(chan struct{}, 1)
+	afterTLSDrain = func() { drained <- struct{}{} }
+	t.Cleanup(func() { afterTLSDrain = func() {} })
+	svc := streamingServiceWith(t, prov.URL, Options{Transport: &UpstreamTransport{TLS: prov.Client().Transport}})
+	for i := range 5 {
+		w := streamOnce(svc)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
+		}
+		// The body's end is read on a goroutine of its own: the next
+		// stream finds the connection kept once that read is done.
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stream %d: its body's end was not read", i)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d provider connections for 5 streams one after another over TLS, want 1", n)
+	}
+}
+
 // A provider that holds its body's last chunk back after "data: [DONE]"
 // does not hold the stream: relia reads the body's end only when it is
 // already there, and the client's stream ends at [DONE] (raw bytes from
@@ -330,6 +374,12 @@ func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
 // at url.
 func streamingService(t *testing.T, url string) *Service {
 	t.Helper()
+	return streamingServiceWith(t, url, Options{})
+}
+
+// streamingServiceWith is streamingService with opts.
+func streamingServiceWith(t *testing.T, url string, opts Options) *Service {
+	t.Helper()
 	cfg, err := ParseBundle("keep.yaml", []byte(`
 kind: AIGateway
 version: relia/v1
@@ -343,7 +393,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg.Config, cfg.Catalog, Options{})
+	svc, err := New(cfg.Config, cfg.Catalog, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
