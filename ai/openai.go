@@ -226,7 +226,7 @@ func scanChunk(data []byte) (piece, error) {
 		if !validJSON(data) {
 			return bad(errors.New("not valid JSON"))
 		}
-		return bad(errNotObject)
+		return bad(wire.ErrNotObject)
 	}
 	end, ok := walkObject(data, i, 1, func(key []byte, at int) (int, bool) {
 		if wire.KeyIs(key, "choices") {
@@ -285,11 +285,7 @@ func scanChunk(data []byte) (piece, error) {
 	return p, nil
 }
 
-var (
-	errChunkType = errors.New("a member of the chunk has the wrong type")
-	errNotObject = errors.New("json: not an object")
-	errNotArray  = errors.New("json: not an array")
-)
+var errChunkType = errors.New("a member of the chunk has the wrong type")
 
 // chunkChoices is what a chunk's choices carry: how many were read,
 // whether any has output, the last finish reason given (quoted, as
@@ -314,7 +310,7 @@ func scanChoices(data []byte, at int) (chunkChoices, int, bool) {
 		return c, end, ok
 	default:
 		end, ok := validValue(data, at, 1)
-		c.err = errNotArray
+		c.err = wire.ErrNotArray
 		return c, end, ok
 	}
 	end, ok := walkArray(data, at, 2, func(at int) (int, bool) {
@@ -322,8 +318,7 @@ func scanChoices(data []byte, at int) (chunkChoices, int, bool) {
 			return validValue(data, at, 2)
 		}
 		c.n++
-		end, ok := scanChoice(data, at, &c)
-		return end, ok
+		return scanChoice(data, at, &c)
 	})
 	return c, end, ok
 }
@@ -334,7 +329,7 @@ func scanChoices(data []byte, at int) (chunkChoices, int, bool) {
 func scanChoice(data []byte, at int, c *chunkChoices) (int, bool) {
 	if at >= len(data) || data[at] != '{' {
 		end, ok := validValue(data, at, 2)
-		c.err = errNotObject
+		c.err = wire.ErrNotObject
 		return end, ok
 	}
 	var (
@@ -380,7 +375,7 @@ func scanDelta(data []byte, at int) (tokens bool, err error, end int, ok bool) {
 		return false, nil, end, ok
 	default:
 		end, ok = validValue(data, at, 3)
-		return false, errNotObject, end, ok
+		return false, wire.ErrNotObject, end, ok
 	}
 	end, ok = walkObject(data, at, 4, func(key []byte, at int) (int, bool) {
 		end, ok := validValue(data, at, 4)

@@ -265,22 +265,8 @@ spec:
 // and every stream dialled anew (a TLS handshake each to a real
 // provider).
 func TestStreamsKeepTheProviderConnection(t *testing.T) {
-	var conns atomic.Int64
-	prov := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range 3 {
-			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
-			w.(http.Flusher).Flush()
-		}
-		// Not flushed: the server writes it with the body's last chunk.
-		io.WriteString(w, "data: [DONE]\n\n")
-	}))
-	prov.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	// [DONE] not flushed: the server writes it with the body's last chunk.
+	prov, conns := countedStreamProvider(false)
 	prov.Start()
 	t.Cleanup(prov.Close)
 	svc := streamingService(t, prov.URL)
@@ -299,22 +285,8 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 // body reads its last chunk after the client's stream ended, and
 // net/http keeps the connection for the next stream.
 func TestTLSStreamsKeepTheProviderConnection(t *testing.T) {
-	var conns atomic.Int64
-	prov := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range 3 {
-			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
-			w.(http.Flusher).Flush()
-		}
-		io.WriteString(w, "data: [DONE]\n\n")
-		w.(http.Flusher).Flush() // the body's last chunk comes after the stream's end
-	}))
-	prov.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	// [DONE] flushed: the body's last chunk comes after the stream's end.
+	prov, conns := countedStreamProvider(true)
 	prov.StartTLS()
 	t.Cleanup(prov.Close)
 	drained := make(chan struct{}, 1)
@@ -337,6 +309,31 @@ func TestTLSStreamsKeepTheProviderConnection(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d provider connections for 5 streams one after another over TLS, want 1", n)
 	}
+}
+
+// countedStreamProvider is an unstarted provider that streams three
+// tokens and [DONE] (flushed on its own when flushDone, else sent with
+// the body's last chunk), and counts the connections made to it.
+func countedStreamProvider(flushDone bool) (*httptest.Server, *atomic.Int64) {
+	conns := new(atomic.Int64)
+	prov := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+		if flushDone {
+			w.(http.Flusher).Flush()
+		}
+	}))
+	prov.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	return prov, conns
 }
 
 // A provider that holds its body's last chunk back after "data: [DONE]"

@@ -44,7 +44,9 @@ func SetMember(obj []byte, key string, value []byte) ([]byte, error) {
 	return append(out, obj[end:]...), nil
 }
 
-var errNotObject = errors.New("json: not an object")
+// ErrNotObject is the error of a read that wants a JSON object and finds
+// something else.
+var ErrNotObject = errors.New("json: not an object")
 
 // findMember scans obj for key: the value's span when found (vs = -1
 // when not), the offset of the object's closing brace, and whether the
@@ -52,19 +54,19 @@ var errNotObject = errors.New("json: not an object")
 func findMember(obj []byte, key string) (vs, ve, end int, empty bool, err error) {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return -1, -1, 0, false, errNotObject
+		return -1, -1, 0, false, ErrNotObject
 	}
 	i = skipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		if skipSpace(obj, i+1) != len(obj) {
-			return -1, -1, 0, false, errNotObject
+			return -1, -1, 0, false, ErrNotObject
 		}
 		return -1, -1, i, true, nil
 	}
 	vs = -1
 	for {
 		if i >= len(obj) || obj[i] != '"' {
-			return -1, -1, 0, false, errNotObject
+			return -1, -1, 0, false, ErrNotObject
 		}
 		ks := i
 		i, err = skipString(obj, i)
@@ -74,7 +76,7 @@ func findMember(obj []byte, key string) (vs, ve, end int, empty bool, err error)
 		match := keyEquals(obj[ks:i], key)
 		i = skipSpace(obj, i)
 		if i >= len(obj) || obj[i] != ':' {
-			return -1, -1, 0, false, errNotObject
+			return -1, -1, 0, false, ErrNotObject
 		}
 		i = skipSpace(obj, i+1)
 		s := i
@@ -87,18 +89,18 @@ func findMember(obj []byte, key string) (vs, ve, end int, empty bool, err error)
 		}
 		i = skipSpace(obj, i)
 		if i >= len(obj) {
-			return -1, -1, 0, false, errNotObject
+			return -1, -1, 0, false, ErrNotObject
 		}
 		switch obj[i] {
 		case ',':
 			i = skipSpace(obj, i+1)
 		case '}':
 			if j := skipSpace(obj, i+1); j != len(obj) {
-				return -1, -1, 0, false, errNotObject
+				return -1, -1, 0, false, ErrNotObject
 			}
 			return vs, ve, i, false, nil
 		default:
-			return -1, -1, 0, false, errNotObject
+			return -1, -1, 0, false, ErrNotObject
 		}
 	}
 }

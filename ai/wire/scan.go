@@ -11,18 +11,18 @@ import "errors"
 func Members(obj []byte, fn func(key, value []byte) bool) error {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return errNotObject
+		return ErrNotObject
 	}
 	i = skipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		if skipSpace(obj, i+1) != len(obj) {
-			return errNotObject
+			return ErrNotObject
 		}
 		return nil
 	}
 	for {
 		if i >= len(obj) || obj[i] != '"' {
-			return errNotObject
+			return ErrNotObject
 		}
 		ks := i
 		var err error
@@ -32,7 +32,7 @@ func Members(obj []byte, fn func(key, value []byte) bool) error {
 		key := obj[ks:i]
 		i = skipSpace(obj, i)
 		if i >= len(obj) || obj[i] != ':' {
-			return errNotObject
+			return ErrNotObject
 		}
 		i = skipSpace(obj, i+1)
 		vs := i
@@ -44,18 +44,18 @@ func Members(obj []byte, fn func(key, value []byte) bool) error {
 		}
 		i = skipSpace(obj, i)
 		if i >= len(obj) {
-			return errNotObject
+			return ErrNotObject
 		}
 		switch obj[i] {
 		case ',':
 			i = skipSpace(obj, i+1)
 		case '}':
 			if skipSpace(obj, i+1) != len(obj) {
-				return errNotObject
+				return ErrNotObject
 			}
 			return nil
 		default:
-			return errNotObject
+			return ErrNotObject
 		}
 	}
 }
@@ -65,12 +65,12 @@ func Members(obj []byte, fn func(key, value []byte) bool) error {
 func Elements(arr []byte, fn func(elem []byte) bool) error {
 	i := skipSpace(arr, 0)
 	if i >= len(arr) || arr[i] != '[' {
-		return errNotArray
+		return ErrNotArray
 	}
 	i = skipSpace(arr, i+1)
 	if i < len(arr) && arr[i] == ']' {
 		if skipSpace(arr, i+1) != len(arr) {
-			return errNotArray
+			return ErrNotArray
 		}
 		return nil
 	}
@@ -85,23 +85,25 @@ func Elements(arr []byte, fn func(elem []byte) bool) error {
 		}
 		i = skipSpace(arr, i)
 		if i >= len(arr) {
-			return errNotArray
+			return ErrNotArray
 		}
 		switch arr[i] {
 		case ',':
 			i = skipSpace(arr, i+1)
 		case ']':
 			if skipSpace(arr, i+1) != len(arr) {
-				return errNotArray
+				return ErrNotArray
 			}
 			return nil
 		default:
-			return errNotArray
+			return ErrNotArray
 		}
 	}
 }
 
-var errNotArray = errors.New("json: not an array")
+// ErrNotArray is the error of a read that wants a JSON array and finds
+// something else.
+var ErrNotArray = errors.New("json: not an array")
 
 // KeyIs reports whether a key as Members gives it (quoted) is name.
 func KeyIs(quoted []byte, name string) bool { return keyEquals(quoted, name) }
