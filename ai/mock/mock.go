@@ -110,9 +110,13 @@ type Server struct {
 	clock clock.Clock
 	seq   atomic.Uint64
 
-	mu      sync.Mutex
-	faults  []Fault
+	mu     sync.Mutex
+	faults []Fault
+	// records holds the newest requests, at most Options.MaxRecords. Once
+	// full it is a ring whose oldest record is at oldest: a simulator
+	// that served many requests keeps recording at a constant cost.
 	records []Request
+	oldest  int
 }
 
 // New returns a simulator, or an error naming an invalid option.
@@ -170,7 +174,7 @@ func (s *Server) Faults() []Fault {
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.records)
+	return slices.Concat(s.records[s.oldest:], s.records[:s.oldest])
 }
 
 // Count returns how many requests the simulator has received.
@@ -178,11 +182,12 @@ func (s *Server) Count() uint64 { return s.seq.Load() }
 
 func (s *Server) record(r Request) {
 	s.mu.Lock()
-	if len(s.records) >= s.o.MaxRecords {
-		n := copy(s.records, s.records[len(s.records)-s.o.MaxRecords+1:])
-		s.records = s.records[:n]
+	if len(s.records) < s.o.MaxRecords {
+		s.records = append(s.records, r)
+	} else {
+		s.records[s.oldest] = r
+		s.oldest = (s.oldest + 1) % len(s.records)
 	}
-	s.records = append(s.records, r)
 	s.mu.Unlock()
 }
 

@@ -450,3 +450,42 @@ func TestStructuredAnswer(t *testing.T) {
 		t.Errorf("answer %q: %+v %v", cr.Choices[0].Message.Text(), v, err)
 	}
 }
+
+// The records keep the newest MaxRecords requests, oldest first, however
+// many times the ring has wrapped.
+func TestRequestsKeepTheNewest(t *testing.T) {
+	t.Parallel()
+	sim, srv := newServer(t, Options{MaxRecords: 3})
+	for n := 1; n <= 8; n++ {
+		resp := post(t, srv.URL+"/v1/chat/completions", chatBody)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		recs := sim.Requests()
+		want := min(n, 3)
+		if len(recs) != want {
+			t.Fatalf("after %d requests: %d records, want %d", n, len(recs), want)
+		}
+		for i, r := range recs {
+			if r.N != uint64(n-want+1+i) {
+				t.Fatalf("after %d requests: record %d is request %d, want %d", n, i, r.N, n-want+1+i)
+			}
+		}
+	}
+}
+
+// A simulator that has filled its records records each further request
+// at the same cost as the first ones (the records used to be shifted by
+// one on every request once full).
+func BenchmarkRecordWhenFull(b *testing.B) {
+	sim, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for n := range DefaultMaxRecords {
+		sim.record(Request{N: uint64(n + 1)})
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		sim.record(Request{N: uint64(n)})
+	}
+}
