@@ -54,6 +54,11 @@ func (c *rawClient) conn() (*rawConn, error) {
 		return rc, nil
 	}
 	c.mu.Unlock()
+	return c.dial()
+}
+
+// dial opens a connection.
+func (c *rawClient) dial() (*rawConn, error) {
 	nc, err := net.Dial("tcp", c.addr)
 	if err != nil {
 		return nil, err
@@ -80,6 +85,37 @@ func (c *rawClient) stream(req []byte, first func()) error {
 	c.idle = append(c.idle, rc)
 	c.mu.Unlock()
 	return nil
+}
+
+// warm opens n connections and sends req on each, all at once, and keeps
+// them for the streams that follow.
+func (c *rawClient) warm(n int, req []byte) error {
+	conns := make([]*rawConn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			rc, err := c.dial()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if errs[i] = rc.exchange(req, func() {}); errs[i] != nil {
+				rc.c.Close()
+				return
+			}
+			conns[i] = rc
+		})
+	}
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range conns {
+		if rc != nil {
+			c.idle = append(c.idle, rc)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // close closes the kept connections, so that the next measurement starts
