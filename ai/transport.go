@@ -217,8 +217,12 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // ContextEnded ends the body's reads once its exchange's context ended
-// (callctx.Hook).
+// (callctx.Hook), unless the stream read its last event: what is left is
+// the body's end, read within drainWait (Close).
 func (b *upstreamBody) ContextEnded(error) {
+	if b.ended.Load() {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed {
@@ -248,6 +252,8 @@ type upstreamBody struct {
 	// handed-off stream may wait with no goroutine (Relay), is told so.
 	cancelled atomic.Bool
 	waker     interface{ wake() }
+	// ended says the stream read its last event (finishAtHand).
+	ended atomic.Bool
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -266,10 +272,13 @@ func (b *upstreamBody) Next() ([]byte, error) {
 // finishAtHand reads the body's framing to its end once the stream said
 // it ended ("data: [DONE]"), if that end is at hand: buffered already,
 // or waiting in the socket (one read, which then does not wait). The
-// provider's connection then serves the next call. A body left before
-// its last chunk closes its connection: a new connection a stream, a TLS
-// handshake each to a real provider, and a socket left in TIME_WAIT.
+// provider's connection then serves the next call. An end not at hand
+// yet is read after the stream, on a goroutine of its own (Close,
+// drain): a body left before its last chunk closes its connection, and
+// then every stream makes a new connection, leaves a socket in
+// TIME_WAIT, and adds a round trip to the next stream's first token.
 func (b *upstreamBody) finishAtHand() {
+	b.ended.Store(true)
 	body := &b.resp.Body
 	if body.SkipBuffered() || !b.socketReadable() || body.ReadMore() != nil {
 		return
@@ -302,7 +311,9 @@ func (b *upstreamBody) streaming() {
 }
 
 // Close gives the connection back: kept when the body was read to its
-// end, closed otherwise.
+// end, closed otherwise. A stream that ended before its body did has
+// the body's end read first, on a goroutine of its own (drain); the
+// call's context no longer reaches the connection.
 func (b *upstreamBody) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -316,8 +327,31 @@ func (b *upstreamBody) Close() error {
 	} else {
 		b.stop()
 	}
+	if b.ended.Load() && !b.cancelled.Load() && !b.resp.Body.Done() && b.resp.Body.Err() == nil {
+		go b.drain()
+		return nil
+	}
 	b.resp.Release()
 	return nil
+}
+
+// drain reads what is left of a stream's body, at most drainMax bytes
+// within drainWait, and gives the connection back: kept if the body
+// ended, closed otherwise.
+func (b *upstreamBody) drain() {
+	nc := b.resp.Conn().Net()
+	nc.SetReadDeadline(time.Now().Add(drainWait))
+	read := 0
+	for read <= drainMax {
+		p, err := b.resp.Body.Next()
+		if err != nil {
+			break
+		}
+		read += len(p)
+	}
+	nc.SetReadDeadline(time.Time{})
+	b.resp.Release()
+	drained()
 }
 
 // hostPort is a provider URL's address, with the scheme's port when it
@@ -338,11 +372,13 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// tlsDrainWait bounds how long an https stream's connection is read for
-// its body's end after the stream ended, and tlsDrainMax how much.
+// drainWait bounds how long a stream's connection is read for its
+// body's end after the stream ended, and drainMax how much: a provider
+// sends the end right after the last event, so the bounds only keep a
+// provider that does not from holding a connection and a goroutine.
 const (
-	tlsDrainWait = 2 * time.Second
-	tlsDrainMax  = 64 << 10
+	drainWait = 2 * time.Second
+	drainMax  = 64 << 10
 )
 
 // roundTripTLS sends req to an https provider through rt (net/http's
@@ -353,7 +389,7 @@ const (
 // goroutine, so that the next stream to the provider skips a TLS
 // handshake, and the client's stream waits for nothing. The exchange
 // runs under a context of its own that the call's context ends, except
-// while that read, bounded by tlsDrainWait, goes on.
+// while that read, bounded by drainWait, goes on.
 func roundTripTLS(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	b := &tlsBody{cancel: cancel}
@@ -397,19 +433,26 @@ func (b *tlsBody) Close() error {
 		b.cancel()
 		return err
 	}
-	go b.drain() // ends within tlsDrainWait
+	go b.drain() // ends within drainWait
 	return nil
 }
 
 func (b *tlsBody) drain() {
-	t := time.AfterFunc(tlsDrainWait, b.cancel)
-	io.Copy(io.Discard, io.LimitReader(b.ReadCloser, tlsDrainMax))
+	t := time.AfterFunc(drainWait, b.cancel)
+	io.Copy(io.Discard, io.LimitReader(b.ReadCloser, drainMax))
 	t.Stop()
 	b.ReadCloser.Close()
 	b.stop()
 	b.cancel()
-	afterTLSDrain()
+	drained()
 }
 
-// afterTLSDrain runs as a drain ends; a test waits on it.
-var afterTLSDrain = func() {}
+// afterDrain, if set, runs as a drain ends; a test waits on it.
+var afterDrain atomic.Pointer[func()]
+
+// drained tells afterDrain that a drain ended.
+func drained() {
+	if f := afterDrain.Load(); f != nil {
+		(*f)()
+	}
+}

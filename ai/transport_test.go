@@ -281,6 +281,39 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 	}
 }
 
+// A provider whose body's last chunk comes a while after "data: [DONE]"
+// keeps its connection too: the end is read after the client's stream
+// ended, on a goroutine of its own. Without that read every stream made
+// a new connection.
+func TestStreamsKeepTheConnectionOfALateEnd(t *testing.T) {
+	addr, accepted := rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, ev := range []string{
+			"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\n",
+			"data: [DONE]\n\n",
+		} {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		time.Sleep(20 * time.Millisecond) // the end, well after the stream's last event
+		io.WriteString(c, "0\r\n\r\n")
+	})
+	drained := drains(t)
+	svc := streamingService(t, "http://"+addr)
+	for i := range 5 {
+		w := streamOnce(svc)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok0 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
+		}
+		select { // the end comes 20 ms after the stream's; without the read, never
+		case <-drained:
+		case <-time.After(time.Second):
+		}
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
+	}
+}
+
 // Streams to an https provider keep its connection too: the stream's
 // body reads its last chunk after the client's stream ended, and
 // net/http keeps the connection for the next stream.
@@ -289,9 +322,7 @@ func TestTLSStreamsKeepTheProviderConnection(t *testing.T) {
 	prov, conns := countedStreamProvider(true)
 	prov.StartTLS()
 	t.Cleanup(prov.Close)
-	drained := make(chan struct{}, 1)
-	afterTLSDrain = func() { drained <- struct{}{} }
-	t.Cleanup(func() { afterTLSDrain = func() {} })
+	drained := drains(t)
 	svc := streamingServiceWith(t, prov.URL, Options{Transport: &UpstreamTransport{TLS: prov.Client().Transport}})
 	for i := range 5 {
 		w := streamOnce(svc)
@@ -342,7 +373,9 @@ func countedStreamProvider(flushDone bool) (*httptest.Server, *atomic.Int64) {
 // the provider, whose last chunk comes only as the test ends).
 func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce)
+	drained := drains(t)
 	addr, _ := rawProvider(t, func(c net.Conn) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
 		for _, ev := range []string{
@@ -365,6 +398,28 @@ func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream waited for the provider's last chunk")
 	}
+	// The end, once it comes, is read on (and the connection kept).
+	releaseOnce()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the body's end was not read once it came")
+	}
+}
+
+// drains returns what receives a value as each drain of a stream's body
+// (upstreamBody.drain, tlsBody.drain) ends, while t runs.
+func drains(t *testing.T) <-chan struct{} {
+	ch := make(chan struct{}, 16)
+	hook := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	afterDrain.Store(&hook)
+	t.Cleanup(func() { afterDrain.Store(nil) })
+	return ch
 }
 
 // streamingService is an AI service with one OpenAI-compatible provider
