@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 )
 
 // Member returns the raw value of the top-level member key of the JSON
@@ -106,11 +107,16 @@ func findMember(obj []byte, key string) (vs, ve, end int, empty bool, err error)
 }
 
 // keyEquals compares a quoted JSON key with key; keys with escapes are
-// compared after unquoting.
+// compared after unquoting. An escape makes a key's text longer than
+// what it stands for, so only a key longer than key is searched for one:
+// the keys of a stream's chunks are compared with several names each.
 func keyEquals(quoted []byte, key string) bool {
 	raw := quoted[1 : len(quoted)-1]
-	if !slices.Contains(raw, '\\') {
-		return string(raw) == key
+	switch {
+	case len(raw) == len(key):
+		return string(raw) == key && !strings.Contains(key, `\`)
+	case len(raw) < len(key) || !slices.Contains(raw, '\\'):
+		return false
 	}
 	var s string
 	if err := jsonUnquote(quoted, &s); err != nil {

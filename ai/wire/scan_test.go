@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestMembersAndElements(t *testing.T) {
@@ -60,6 +61,33 @@ func FuzzMembers(f *testing.F) {
 		var arr []json.RawMessage
 		if json.Unmarshal(in, &arr) == nil && arr != nil && (eerr != nil || elements != len(arr)) {
 			t.Fatalf("%q: %d elements (%v), encoding/json finds %d", in, elements, eerr, len(arr))
+		}
+	})
+}
+
+// FuzzKeyIs holds KeyIs to encoding/json's reading of the key: a quoted
+// key (one that json.Valid accepts as a string) is the name when it
+// unquotes to it. Both are valid UTF-8, as the names relia looks for are:
+// encoding/json reads a byte that is not as U+FFFD, KeyIs as itself.
+func FuzzKeyIs(f *testing.F) {
+	for _, seed := range [][2]string{
+		{`"choices"`, "choices"}, {`"ch\u006fices"`, "choices"}, {`"choice"`, "choices"},
+		{`"choicesx"`, "choices"}, {`"a\\b"`, `a\b`}, {`"a\b"`, `a\b`}, {`"a\\"`, `a\`},
+		{`"\u00e9"`, "é"}, {`"\ud800"`, "\uFFFD"}, {`""`, ""},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, quoted, name string) {
+		if len(quoted) < 2 || quoted[0] != '"' || quoted[len(quoted)-1] != '"' || !json.Valid([]byte(quoted)) ||
+			!utf8.ValidString(quoted) || !utf8.ValidString(name) {
+			return
+		}
+		var s string
+		if err := json.Unmarshal([]byte(quoted), &s); err != nil {
+			return
+		}
+		if got, want := KeyIs([]byte(quoted), name), s == name; got != want {
+			t.Errorf("KeyIs(%s, %q) = %v, want %v (the key reads %q)", quoted, name, got, want, s)
 		}
 	})
 }
