@@ -286,17 +286,7 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 // ended, on a goroutine of its own. Without that read every stream made
 // a new connection.
 func TestStreamsKeepTheConnectionOfALateEnd(t *testing.T) {
-	addr, accepted := rawProvider(t, func(c net.Conn) {
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-		for _, ev := range []string{
-			"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\n",
-			"data: [DONE]\n\n",
-		} {
-			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
-		}
-		time.Sleep(20 * time.Millisecond) // the end, well after the stream's last event
-		io.WriteString(c, "0\r\n\r\n")
-	})
+	addr, accepted := lateEndProvider(t, func() { time.Sleep(20 * time.Millisecond) }) // well after the stream's last event
 	drained := drains(t)
 	svc := streamingService(t, "http://"+addr)
 	for i := range 5 {
@@ -376,17 +366,7 @@ func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseOnce)
 	drained := drains(t)
-	addr, _ := rawProvider(t, func(c net.Conn) {
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-		for _, ev := range []string{
-			"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\n",
-			"data: [DONE]\n\n",
-		} {
-			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
-		}
-		<-release
-		io.WriteString(c, "0\r\n\r\n")
-	})
+	addr, _ := lateEndProvider(t, func() { <-release })
 	svc := streamingService(t, "http://"+addr)
 	done := make(chan *httptest.ResponseRecorder, 1)
 	go func() { done <- streamOnce(svc) }()
@@ -405,6 +385,24 @@ func TestStreamEndsWithoutWaitingForTheLastChunk(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the body's end was not read once it came")
 	}
+}
+
+// lateEndProvider is a raw provider that streams one token and
+// "data: [DONE]", and writes its chunked body's last chunk once before
+// has returned.
+func lateEndProvider(t *testing.T, before func()) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	return rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, ev := range []string{
+			"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\n",
+			"data: [DONE]\n\n",
+		} {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		before()
+		io.WriteString(c, "0\r\n\r\n")
+	})
 }
 
 // drains returns what receives a value as each drain of a stream's body
