@@ -511,6 +511,12 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 	var direct []float64
 	via := make([][]float64, len(targets))
 	wire := make([][]wireResult, len(targets))
+	// busy is the share of its core each target used in each round, and
+	// perStream its CPU a stream: half the max rate loads the core by
+	// more than half when a stream costs more there than at the max.
+	busy := make([][]float64, len(targets))
+	perStream := make([][]float64, len(targets))
+	streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
 	var wireUnavailable error
 	u, err := url.Parse(mockURL)
 	if err != nil {
@@ -531,7 +537,11 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 			if cerr != nil && wireUnavailable == nil {
 				wireUnavailable = cerr
 			}
+			cpuBefore, wallBefore := proc.CPUTime(t.pid), time.Now()
 			p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
+			used := proc.CPUTime(t.pid) - cpuBefore
+			busy[i] = append(busy[i], float64(used)/float64(time.Since(wallBefore)))
+			perStream[i] = append(perStream[i], float64(used)/float64(time.Microsecond)/streams)
 			if capture != nil {
 				r, werr := capture.finish()
 				if werr != nil {
@@ -548,6 +558,9 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 	for i, t := range targets {
 		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
 			rate, goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		for r := range busy[i] {
+			fmt.Printf("  round %d: %s's core %.0f%% busy, %.0f µs of its CPU a stream\n", r+1, t.name, 100*busy[i][r], perStream[i][r])
+		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
 			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms\n",
