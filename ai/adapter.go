@@ -217,7 +217,7 @@ func newRequest(ctx context.Context, rawURL string, body []byte) (*http.Request,
 		return nil, err
 	}
 	o := &outRequest{url: *u}
-	o.body.Reset(body)
+	o.body.reset(body)
 	o.req = http.Request{
 		Method: http.MethodPost, URL: &o.url, Host: o.url.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -242,8 +242,25 @@ type outRequest struct {
 	body requestBody
 }
 
-// requestBody is a request's body in memory.
-type requestBody struct{ bytes.Reader }
+// requestBody is a request's body in memory. UpstreamTransport sends
+// its bytes as they are (unread), rather than reading them into a copy.
+type requestBody struct {
+	bytes.Reader
+	all []byte
+}
+
+func (b *requestBody) reset(body []byte) {
+	b.Reader.Reset(body)
+	b.all = body
+}
+
+// unread returns the body's bytes if none was read yet.
+func (b *requestBody) unread() ([]byte, bool) {
+	if b.Len() != len(b.all) {
+		return nil, false
+	}
+	return b.all, true
+}
 
 func (*requestBody) Close() error { return nil }
 

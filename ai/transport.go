@@ -155,7 +155,12 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return roundTripTLS(u.tlsFor(addr), req)
 	}
 	var body []byte
-	if req.Body != nil {
+	if rb, ok := req.Body.(*requestBody); ok {
+		body, ok = rb.unread()
+		if !ok {
+			body, _ = io.ReadAll(rb) // what is left of it: a bytes.Reader's read does not fail
+		}
+	} else if req.Body != nil {
 		var err error
 		body, err = io.ReadAll(req.Body)
 		req.Body.Close()
