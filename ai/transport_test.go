@@ -269,16 +269,7 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 	prov, conns := countedStreamProvider(false)
 	prov.Start()
 	t.Cleanup(prov.Close)
-	svc := streamingService(t, prov.URL)
-	for i := range 5 {
-		w := streamOnce(svc)
-		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
-			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
-	}
+	streamFiveOnOneConnection(t, streamingService(t, prov.URL), "tok2 ", nil, conns)
 }
 
 // A provider whose body's last chunk comes a while after "data: [DONE]"
@@ -287,22 +278,7 @@ func TestStreamsKeepTheProviderConnection(t *testing.T) {
 // a new connection.
 func TestStreamsKeepTheConnectionOfALateEnd(t *testing.T) {
 	addr, accepted := lateEndProvider(t, func() { time.Sleep(20 * time.Millisecond) }) // well after the stream's last event
-	drained := drains(t)
-	svc := streamingService(t, "http://"+addr)
-	for i := range 5 {
-		w := streamOnce(svc)
-		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok0 ") || !strings.Contains(w.Body.String(), "[DONE]") {
-			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
-		}
-		select { // the end comes 20 ms after the stream's
-		case <-drained:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("stream %d: its body's end was not read (%d provider connections so far)", i, accepted.Load())
-		}
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
-	}
+	streamFiveOnOneConnection(t, streamingService(t, "http://"+addr), "tok0 ", drains(t), accepted)
 }
 
 // Streams to an https provider keep its connection too: the stream's
@@ -313,23 +289,33 @@ func TestTLSStreamsKeepTheProviderConnection(t *testing.T) {
 	prov, conns := countedStreamProvider(true)
 	prov.StartTLS()
 	t.Cleanup(prov.Close)
-	drained := drains(t)
 	svc := streamingServiceWith(t, prov.URL, Options{Transport: &UpstreamTransport{TLS: prov.Client().Transport}})
+	streamFiveOnOneConnection(t, svc, "tok2 ", drains(t), conns)
+}
+
+// streamFiveOnOneConnection sends five streams through svc one after
+// another, each to its [DONE] with token in it, and wants them all on one
+// provider connection, of those conns counts. With drained, each waits
+// for its body's end to be read (on a goroutine of its own) before the
+// next starts.
+func streamFiveOnOneConnection(t *testing.T, svc *Service, token string, drained <-chan struct{}, conns *atomic.Int64) {
+	t.Helper()
 	for i := range 5 {
 		w := streamOnce(svc)
-		if w.Code != 200 || !strings.Contains(w.Body.String(), "tok2 ") || !strings.Contains(w.Body.String(), "[DONE]") {
+		if w.Code != 200 || !strings.Contains(w.Body.String(), token) || !strings.Contains(w.Body.String(), "[DONE]") {
 			t.Fatalf("stream %d: %d %q", i, w.Code, w.Body.String())
 		}
-		// The body's end is read on a goroutine of its own: the next
-		// stream finds the connection kept once that read is done.
+		if drained == nil {
+			continue
+		}
 		select {
 		case <-drained:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("stream %d: its body's end was not read", i)
+			t.Fatalf("stream %d: its body's end was not read (%d provider connections so far)", i, conns.Load())
 		}
 	}
 	if n := conns.Load(); n != 1 {
-		t.Errorf("%d provider connections for 5 streams one after another over TLS, want 1", n)
+		t.Errorf("%d provider connections for 5 streams one after another, want 1", n)
 	}
 }
 
