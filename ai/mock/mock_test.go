@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -488,4 +489,76 @@ func BenchmarkRecordWhenFull(b *testing.B) {
 	for n := range b.N {
 		sim.record(Request{N: uint64(n)})
 	}
+}
+
+// Streams answered at once share the simulator's buffers one after
+// another, never two at a time: many concurrent streams, each with its own
+// prompt, each get the same text as that prompt's answer on its own.
+func TestConcurrentStreamsKeepTheirOwnText(t *testing.T) {
+	t.Parallel()
+	_, srv := newServer(t, Options{OutputTokens: 60})
+	text := func(prompt string) string {
+		resp := post(t, srv.URL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"`+prompt+`"}]}`)
+		evs, err := readSSE(t, resp.Body)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		var b strings.Builder
+		for _, ev := range evs {
+			var c wire.ChatChunk
+			if json.Unmarshal(ev.Data, &c) == nil && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
+				b.WriteString(*c.Choices[0].Delta.Content)
+			}
+		}
+		return b.String()
+	}
+	const prompts = 16
+	want := make([]string, prompts)
+	for i := range want {
+		want[i] = text(fmt.Sprintf("prompt %d", i))
+	}
+	got := make([]string, prompts*8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = text(fmt.Sprintf("prompt %d", i%prompts)) })
+	}
+	wg.Wait()
+	for i, g := range got {
+		if w := want[i%prompts]; g != w || len(strings.Fields(g)) != 60 {
+			t.Fatalf("stream %d (prompt %d): %q, want %q", i, i%prompts, g, w)
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter (and Flusher) that keeps nothing, so
+// that a benchmark counts the simulator's own allocations.
+type discardWriter struct {
+	h     http.Header
+	bytes int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { w.bytes += len(p); return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) Flush()                      {}
+
+// A streamed answer of 100 tokens that comes at once, as bench/ai asks
+// for it: what the simulator allocates for one.
+func BenchmarkStream100(b *testing.B) {
+	sim, err := New(Options{OutputTokens: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := `{"model":"gpt-4o-mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Summarize the error budget policy in one line."}]}`
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req.Body = io.NopCloser(strings.NewReader(body))
+		clear(w.h)
+		sim.ServeHTTP(w, req)
+	}
+	b.SetBytes(int64(w.bytes / max(b.N, 1)))
 }

@@ -14,6 +14,15 @@ var words = [...]string{
 	"reliability", "is", "proved", "rather", "than", "hoped", "for", "today",
 }
 
+// tokens are the words as output tokens, each with its leading space,
+// made once so that an answer's tokens cost no allocation each.
+var tokens = func() (t [len(words)]string) {
+	for i, w := range words {
+		t[i] = " " + w
+	}
+	return t
+}()
+
 // outputWords returns the n tokens of an answer, chosen by the seed and
 // the prompt, so that one request always gets the same answer.
 func outputWords(seed int64, prompt string, n int) []string {
@@ -22,7 +31,7 @@ func outputWords(seed int64, prompt string, n int) []string {
 	base := h.Sum64()
 	out := make([]string, n)
 	for i := range out {
-		out[i] = " " + words[splitmix64(uint64(seed)^base^uint64(i)*0x9e3779b97f4a7c15)%uint64(len(words))]
+		out[i] = tokens[splitmix64(uint64(seed)^base^uint64(i)*0x9e3779b97f4a7c15)%uint64(len(tokens))]
 	}
 	return out
 }
