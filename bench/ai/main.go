@@ -140,6 +140,18 @@ func run(d time.Duration, rounds, conns, streams int, only string) error {
 			p.Wait()
 		}
 	}()
+	// stopProc ends one process that start started, before the run ends.
+	stopProc := func(pid int) error {
+		for i, p := range procs {
+			if p.Process.Pid == pid {
+				p.Process.Signal(syscall.SIGTERM)
+				p.Wait()
+				procs = slices.Delete(procs, i, i+1)
+				return nil
+			}
+		}
+		return fmt.Errorf("no process %d was started", pid)
+	}
 	start := func(cpu, log string, args ...string) (int, error) {
 		cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu}, args...)...)
 		f, err := os.Create(filepath.Join(out, log))
@@ -165,11 +177,20 @@ func run(d time.Duration, rounds, conns, streams int, only string) error {
 	// The simulator collects no garbage until it holds 2 GiB: on its
 	// small heap the collector ran several times a second, and each run
 	// held its answers back and sent them on in a clump, which the time
-	// to first token step then measured as relia's queueing.
-	mockPID, err := start("0", "mock.log", "env", "GOGC=off", "GOMEMLIMIT=2GiB", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100")
+	// to first token step then measured as relia's queueing. Its log
+	// lists each collection it made (gctrace).
+	startMock := func(log string) (int, error) {
+		pid, err := start("0", log, "env", "GOGC=off", "GOMEMLIMIT=2GiB", "GODEBUG=gctrace=1", relia, "ai", "mock", "--listen", fmt.Sprintf("127.0.0.1:%d", mockPort), "--output-tokens", "100")
+		if err == nil {
+			err = harness.WaitPort(mockPort, 30*time.Second)
+		}
+		return pid, err
+	}
+	mockPID, err := startMock("mock.log")
 	if err != nil {
 		return err
 	}
+	mockLog := filepath.Join(out, "mock.log")
 	aiCfg := fmt.Sprintf(`kind: AIGateway
 version: relia/v1
 metadata: {name: bench}
@@ -206,7 +227,7 @@ spec:
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
-		return ttftStep(mockURL, mockPID, targets, ttftOnlyRate, rounds, d)
+		return ttftStep(mockURL, mockPID, mockLog, targets, ttftOnlyRate, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -317,7 +338,22 @@ spec:
 	}
 
 	targets := []ttftTarget{{ours.name, ours.port, ours.pid}, {edge.name, edge.port, edge.pid}}
-	if err := ttftStep(mockURL, mockPID, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
+	// The steps before allocated gigabytes in the simulator, and with its
+	// collector held off until 2 GiB, one collection swept all of them
+	// at once: on CPU 0, at real-time priority, for 50-70 ms, during
+	// which the step's client sent nothing and then sent 60-100 streams
+	// within a millisecond. A new simulator starts the step with an empty
+	// heap, and the step's streams stay below the limit; its targets'
+	// kept connections to the old one are replaced as they find them
+	// closed.
+	if err := stopProc(mockPID); err != nil {
+		return err
+	}
+	if mockPID, err = startMock("mock-ttft.log"); err != nil {
+		return err
+	}
+	mockLog = filepath.Join(out, "mock-ttft.log")
+	if err := ttftStep(mockURL, mockPID, mockLog, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
 		return err
 	}
 
@@ -492,7 +528,7 @@ type ttftTarget struct {
 // and relia's queue then measured the clumps. For the step both run at
 // a real-time priority (SCHED_FIFO), so that each runs when its work
 // comes; relia stays an ordinary process on CPU 1.
-func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
+func ttftStep(mockURL string, mockPID int, mockLog string, targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
 	if restore, err := realTime(os.Getpid(), mockPID); err != nil {
 		fmt.Printf("  the step's client and the simulator run at their usual priority: %v\n", err)
 	} else {
@@ -508,6 +544,7 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 		fmt.Printf("  %d threads of other processes are kept off CPU 1 for the step\n", moved)
 		defer restore()
 	}
+	collectionsBefore := collections(mockLog)
 	var direct []float64
 	via := make([][]float64, len(targets))
 	wire := make([][]wireResult, len(targets))
@@ -563,14 +600,34 @@ func ttftStep(mockURL string, mockPID int, targets []ttftTarget, rate float64, r
 		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
-			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms\n",
-				t.name, ms(r.added, 0.5), ms(r.added, 0.99), ms(r.added, 1), len(r.added), r.partial, r.drops, r.packets, ms(r.ask, 0.5), ms(r.ask, 0.99), ms(r.answer, 0.5), ms(r.answer, 0.99), ms(r.provider, 0.5), ms(r.provider, 0.99))
+			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms; requests arrived at most %.2f ms apart and at most %d within a millisecond (the schedule: %.2f ms apart, %.1f a millisecond)\n",
+				t.name, ms(r.added, 0.5), ms(r.added, 0.99), ms(r.added, 1), len(r.added), r.partial, r.drops, r.packets, ms(r.ask, 0.5), ms(r.ask, 0.99), ms(r.answer, 0.5), ms(r.answer, 0.99), ms(r.provider, 0.5), ms(r.provider, 0.99),
+				r.maxGap*1000, r.densest, 1000/rate, rate/1000)
 		}
+	}
+	switch n := collections(mockLog) - collectionsBefore; n {
+	case 0:
+		fmt.Println("  the simulator collected no garbage during the step")
+	default:
+		fmt.Printf("  the simulator collected garbage %d times during the step (each one holds its answers back; see %s)\n", n, mockLog)
 	}
 	if wireUnavailable != nil {
 		fmt.Printf("  no packet capture, so relia's own time to first token was not taken: %v\n", wireUnavailable)
 	}
 	return nil
+}
+
+// collections counts the garbage collections in a Go program's log
+// written with GODEBUG=gctrace=1: a line each.
+func collections(log string) int {
+	b, _ := os.ReadFile(log)
+	n := 0
+	for line := range bytes.Lines(b) {
+		if bytes.HasPrefix(line, []byte("gc ")) {
+			n++
+		}
+	}
+	return n
 }
 
 // realTime gives every thread of the processes SCHED_FIFO priority 10,

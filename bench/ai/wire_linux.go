@@ -268,6 +268,13 @@ type wireResult struct {
 	provider       []float64
 	partial, drops int
 	packets        int
+	// maxGap is the longest time between two requests' arrivals and
+	// densest the most requests that arrived within one millisecond: how
+	// smoothly the step's client sent. A client held off its core sends
+	// the streams it owes at once when it runs again, and relia's queue
+	// then holds the clump.
+	maxGap  float64
+	densest int
 }
 
 // finish stops the capture and returns what it measured.
@@ -296,11 +303,35 @@ func (w *wireCapture) results() (wireResult, error) {
 		r.answer = append(r.answer, float64(t.firstOut-t.firstIn)/1e9)
 		r.provider = append(r.provider, float64(t.firstIn-t.out)/1e9)
 	}
+	r.maxGap, r.densest = arrivals(w.streams)
 	slices.Sort(r.added)
 	slices.Sort(r.ask)
 	slices.Sort(r.answer)
 	slices.Sort(r.provider)
 	return r, nil
+}
+
+// arrivals returns the longest gap between two requests' arrivals, in
+// seconds, and the most requests that arrived within one millisecond.
+func arrivals(streams map[string]*wireTimes) (maxGap float64, densest int) {
+	var in []int64
+	for _, t := range streams {
+		if t.in != 0 {
+			in = append(in, t.in)
+		}
+	}
+	slices.Sort(in)
+	first := 0
+	for i := range in {
+		if i > 0 {
+			maxGap = max(maxGap, float64(in[i]-in[i-1])/1e9)
+		}
+		for in[i]-in[first] >= int64(time.Millisecond) {
+			first++
+		}
+		densest = max(densest, i-first+1)
+	}
+	return maxGap, densest
 }
 
 // quantile returns the q quantile of sorted times.

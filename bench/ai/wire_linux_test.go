@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"testing"
 )
 
@@ -32,5 +33,31 @@ func TestWirePairsAStream(t *testing.T) {
 	// (2800-1000) - (2500-1400) = 700 ns.
 	if len(r.added) != 1 || r.added[0] != 700e-9 || r.ask[0] != 400e-9 || r.answer[0] != 300e-9 || r.provider[0] != 1100e-9 {
 		t.Errorf("result %+v", r)
+	}
+}
+
+// TestArrivalsFindTheClump reads a schedule of one request every 0.3 ms
+// with a 5 ms hole, after which the client sent the 16 it owed at once.
+func TestArrivalsFindTheClump(t *testing.T) {
+	streams := map[string]*wireTimes{}
+	at := int64(0)
+	add := func(n int, step int64) {
+		for range n {
+			streams[strconv.Itoa(len(streams))] = &wireTimes{in: at}
+			at += step
+		}
+	}
+	add(20, 300_000)
+	at += 5_000_000
+	add(16, 10_000)
+	add(20, 300_000)
+	gap, densest := arrivals(streams)
+	if gap != 5.3e-3 {
+		t.Errorf("largest gap %v s, want 5.3 ms", gap)
+	}
+	// The 16 of the clump, and the three the schedule sends within a
+	// millisecond of its first.
+	if densest != 19 {
+		t.Errorf("densest millisecond %d, want 19", densest)
 	}
 }
