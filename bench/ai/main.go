@@ -659,10 +659,11 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 // idle cores halt at once (its haltpoll driver polls for 0 ns): a halted
 // core's next packet waits for the host to run it again. With relia's
 // core kept busy so, relia's own p99 at the half rate was 0.35-0.84 ms
-// in 8 rounds of 8; with it let idle, 0.58-4.61 ms, with the kernel's
-// default 200 µs of halt polling or without. Measured in the same run,
-// the two say how much of a tail is the idle core's. relia's CPU figures
-// are its own process's and do not count the loop.
+// in 8 rounds of 8, against 0.74-4.45 ms in 11 rounds with it let idle,
+// and the kernel's default 200 µs of halt polling did not do what the
+// loop does (docs/benchmarks.md, "relia's core kept awake"). Measured in
+// the same run, the two say how much of a tail is the idle core's.
+// relia's CPU figures are its own process's and do not count the loop.
 func keepAwake(core int) (stop func(), err error) {
 	cmd := exec.Command("taskset", "-c", strconv.Itoa(core), "chrt", "--idle", "0", "sh", "-c", "while :; do :; done")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
