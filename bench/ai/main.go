@@ -539,7 +539,7 @@ type ttftTarget struct {
 // (keepAwake), and with the core let idle, as the machine leaves it.
 func ttftStep(mockURL string, newMock func() (pid int, log string, err error), targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
 	if restore, err := realTime(os.Getpid()); err != nil {
-		fmt.Printf("  the step's client and the simulator run at their usual priority: %v\n", err)
+		fmt.Printf("  the step's client runs at its usual priority: %v\n", err)
 	} else {
 		defer restore()
 	}
@@ -661,9 +661,10 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 // core kept busy so, relia's own p99 at the half rate was 0.35-0.84 ms
 // in 8 rounds of 8, against 0.74-4.45 ms in 11 rounds with it let idle,
 // and the kernel's default 200 µs of halt polling did not do what the
-// loop does (docs/benchmarks.md, "relia's core kept awake"). Measured in
-// the same run, the two say how much of a tail is the idle core's.
-// relia's CPU figures are its own process's and do not count the loop.
+// loop does (docs/benchmarks.md, "A simulator that no longer stalls
+// the step, and relia's core kept awake"). Measured in the same run, the
+// two say how much of a tail is the idle core's. relia's CPU figures are
+// its own process's and do not count the loop.
 func keepAwake(core int) (stop func(), err error) {
 	cmd := exec.Command("taskset", "-c", strconv.Itoa(core), "chrt", "--idle", "0", "sh", "-c", "while :; do :; done")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
