@@ -314,15 +314,18 @@ func (r *run) run(ctx context.Context) *Result {
 		bg.Add(1)
 		go func() { defer bg.Done(); r.consume(consCtx) }() // ends with consCtx
 	}
-	r.res.Start = r.clk.Now()
+	start := r.clk.Now()
+	// On the wall clock alone, as the result's JSON keeps it: spans and
+	// rates then come out the same here as from the file (load.Test.Run).
+	r.res.Start = start.Round(0)
 	sampleCtx, stopSampler := context.WithCancel(context.Background())
 	bg.Add(1)
 	go func() { defer bg.Done(); r.sample(sampleCtx, runCtx) }() // ends with sampleCtx
 	e := &load.OpenExecutor{Schedule: r.o.Schedule, MaxInFlight: r.o.MaxInFlight, Clock: r.clk,
 		Do: r.produce, Drop: r.drop}
-	st := e.Run(runCtx, r.res.Start)
+	st := e.Run(runCtx, start)
 	r.res.Dispatched, r.res.Dropped = st.Dispatched, st.Dropped
-	r.res.End = r.clk.Now()
+	r.res.End = r.clk.Now().Round(0)
 	if ctx.Err() != nil {
 		r.res.Stopped = "interrupted"
 	}

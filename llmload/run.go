@@ -252,7 +252,10 @@ func (r *run) run(ctx context.Context) *Result {
 	defer cutStreams()
 	stopCut := context.AfterFunc(ctx, cutStreams)
 	defer stopCut()
-	r.res.Start = r.clk.Now()
+	start := r.clk.Now()
+	// On the wall clock alone, as the result's JSON keeps it: spans and
+	// rates then come out the same here as from the file (load.Test.Run).
+	r.res.Start = start.Round(0)
 	sampleCtx, stopSampler := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(1)
@@ -271,7 +274,7 @@ func (r *run) run(ctx context.Context) *Result {
 			}}
 		// The schedule's end starts the graceful stop's count.
 		graceTimer = r.clk.AfterFunc(r.o.Schedule.Duration()+r.o.GracefulStop, cutStreams)
-		st := e.Run(runCtx, r.res.Start)
+		st := e.Run(runCtx, start)
 		r.res.Dispatched, r.res.Dropped = st.Dispatched, st.Dropped
 	} else {
 		prof, err := load.ConstantVUs(r.o.Concurrency, r.o.Duration)
@@ -285,11 +288,11 @@ func (r *run) run(ctx context.Context) *Result {
 				n = n*uint64(r.o.Segment.Count) + uint64(r.o.Segment.Index)
 				r.send(streamCtx, n, r.clk.Now())
 			}}
-		st := e.Run(runCtx, r.res.Start)
+		st := e.Run(runCtx, start)
 		r.res.Dispatched = st.Iterations
 	}
 	graceTimer.Stop()
-	r.res.End = r.clk.Now()
+	r.res.End = r.clk.Now().Round(0)
 	if ctx.Err() != nil {
 		r.res.Stopped = "interrupted"
 	}

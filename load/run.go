@@ -231,7 +231,13 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	r.health = newHealthMeter()
 	r.start = clk.Now()
-	r.res.Start = r.start
+	// The result keeps its times on the wall clock alone (Round(0)), as
+	// its JSON does: Go subtracts two times that carry a monotonic
+	// reading by that reading, which an NTP slew moves against the wall
+	// clock, so a run's span, and every rate over it, came out a few
+	// parts per million apart in the run's own summary and page and in
+	// what relia report and relia load merge read back from its file.
+	r.res.Start = r.start.Round(0)
 	samplerDone := make(chan struct{})
 	samplerCtx, stopSampler := context.WithCancel(context.Background())
 	go func() { // ends when the load is done
@@ -257,7 +263,7 @@ func (t *Test) Run(ctx context.Context, o RunOptions) (*Result, error) {
 		// iterations metric counts them.
 		r.res.Iterations, r.res.MaxActive = uint64(r.res.Iters.Total().Total), st.MaxActive
 	}
-	r.res.End = clk.Now()
+	r.res.End = clk.Now().Round(0)
 	r.res.Traces = r.traces.result()
 	stopSampler()
 	<-samplerDone

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,6 +140,19 @@ func TestRunSetupTokenAndWeightedMix(t *testing.T) {
 	j := res.Judge()
 	if j.Result != Passed || !AllPassed(j.Thresholds) || len(j.Thresholds) != 3 {
 		t.Fatalf("judgement %+v", j)
+	}
+	// The run's span, which its rates divide by, is the span its file
+	// gives back to the tools that read it, to the nanosecond.
+	var file bytes.Buffer
+	if err := res.WriteJSON(&file); err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := back.UnmarshalJSON(file.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := back.End.Sub(back.Start), res.End.Sub(res.Start); got != want || res.Start != res.Start.Round(0) || res.End != res.End.Round(0) {
+		t.Errorf("the run spans %s, its file %s (start and end on the wall clock alone: %v, %v)", want, got, res.Start == res.Start.Round(0), res.End == res.End.Round(0))
 	}
 	var sb strings.Builder
 	if err := res.WriteSummary(&sb, j); err != nil {
