@@ -722,6 +722,14 @@ func (s *docSession) close() {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		s.t.Errorf("%s: process %d (%s) was still running after the page's jobs stopped: whatever a page starts must end with it", s.page.file, p.pid, p.cmdline)
 	}
+	// SIGKILL is acted on when the process next runs; on a busy machine
+	// that is after kill returns, so wait for each to be gone, or the
+	// next page could meet it.
+	for _, p := range left {
+		for deadline := time.Now().Add(docStopTimeout); procAlive(p.pid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	s.stdin.Close()
 	done := make(chan struct{})
 	go func() { _ = s.shell.Wait(); close(done) }()
@@ -782,6 +790,16 @@ func groupProcs(pgid int) string {
 		return true
 	})
 	return strings.Join(out, ", ")
+}
+
+// procAlive reports whether a process exists and has not exited.
+func procAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || len(stat) < i+3 || stat[i+2] != 'Z'
 }
 
 // docProc is a process found in /proc.
