@@ -741,6 +741,9 @@ func (w *aiWriter) takeBuffers() {
 	if w.lent {
 		w.lent = false
 		w.c.wbuf = writeBuffer()
+		if rd := &w.c.rd; rd.Buf == nil {
+			rd.Buf = readBuffer() // the one it let go of is another's (dropReadBuffer)
+		}
 		x := w.x
 		x.req.fields = append(fieldArray(), x.req.fields...)
 		x.resp.fields = fieldArray()

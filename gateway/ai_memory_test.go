@@ -369,3 +369,32 @@ func aiStreamKeepsItsRequest(t *testing.T, route string, headers bool) {
 		t.Errorf("access log does not name the two requests' method and path:\n%s", log)
 	}
 }
+
+// TestSpareBuffersKeepAFewOfOneSize: the spare read buffers are of one
+// size, at most keep of them, handed out last in first out, overwritten
+// as they come in when poison is set.
+func TestSpareBuffersKeepAFewOfOneSize(t *testing.T) {
+	s := spareBuffers{size: 16, keep: 2, poison: true}
+	if b := s.get(); b != nil {
+		t.Fatalf("an empty stack gave %d bytes", len(b))
+	}
+	a, b, c := make([]byte, 16), make([]byte, 16), make([]byte, 16)
+	copy(a, "secret of conn a")
+	s.put(make([]byte, 32)) // another size: left to the collector
+	s.put(a[:4])            // its length does not matter, its size does
+	s.put(b)
+	s.put(c) // past keep
+	if got := s.get(); &got[0] != &b[0] || len(got) != 16 {
+		t.Errorf("first get: not the last buffer put, whole")
+	}
+	got := s.get()
+	if &got[0] != &a[0] || len(got) != 16 {
+		t.Fatalf("second get: not the first buffer put, whole")
+	}
+	if !bytes.Equal(got, bytes.Repeat([]byte{0xAB}, 16)) {
+		t.Errorf("a buffer put was not overwritten: %q", got)
+	}
+	if s.get() != nil {
+		t.Error("more buffers kept than keep")
+	}
+}

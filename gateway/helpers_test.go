@@ -109,6 +109,9 @@ func init() {
 	if e := os.Getenv("RELIA_TEST_ENGINE"); e != "" {
 		defaultEngine = e
 	}
+	// A slice into a read buffer a connection let go of shows 0xAB in
+	// every test (spareReadBufs).
+	spareReadBufs.poison = true
 }
 
 // backend is an upstream that answers with its name and counts requests.
