@@ -209,8 +209,9 @@ func newJSONRequest(ctx context.Context, url string, v any) (*http.Request, erro
 
 // newRequest returns a POST of a JSON body: what
 // http.NewRequestWithContext makes, from a URL parsed once (providerURL)
-// and in two allocations, the request and what it is made of, rather
-// than eight.
+// and in two allocations, the request and what it points to, rather
+// than eight. The request is WithContext's own copy of an empty one, its
+// fields set after: a request made first would be copied whole.
 func newRequest(ctx context.Context, rawURL string, body []byte) (*http.Request, error) {
 	u, err := providerURL(rawURL)
 	if err != nil {
@@ -218,26 +219,24 @@ func newRequest(ctx context.Context, rawURL string, body []byte) (*http.Request,
 	}
 	o := &outRequest{url: *u}
 	o.body.reset(body)
-	o.req = http.Request{
-		Method: http.MethodPost, URL: &o.url, Host: o.url.Host,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": jsonContentType},
-		Body:   &o.body, ContentLength: int64(len(body)),
-	}
+	req := (&http.Request{}).WithContext(ctx)
+	req.Method, req.URL, req.Host = http.MethodPost, &o.url, o.url.Host
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	req.Header = http.Header{"Content-Type": jsonContentType}
+	req.Body, req.ContentLength = &o.body, int64(len(body))
 	if len(body) == 0 {
-		o.req.Body = http.NoBody
+		req.Body = http.NoBody
 	}
 	if o.url.Scheme == "https" {
 		// Go's transport sends the body again on a kept connection the
 		// provider closed meanwhile.
-		o.req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	return o.req.WithContext(ctx), nil
+	return req, nil
 }
 
-// outRequest is a request to a provider and the parts it points to.
+// outRequest is what a request to a provider points to.
 type outRequest struct {
-	req  http.Request
 	url  url.URL
 	body requestBody
 }

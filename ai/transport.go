@@ -172,41 +172,37 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if host == "" {
 		host = req.URL.Host
 	}
-	ur := upstream.Request{Method: []byte(req.Method), Target: []byte(req.URL.RequestURI()), Host: []byte(host), Body: body}
-	for name, values := range req.Header {
-		if h1.HopByHop([]byte(name)) || name == "Host" || name == "Content-Length" {
-			continue
-		}
-		for _, v := range values {
-			ur.Fields = append(ur.Fields, h1.Header{Name: []byte(name), Value: []byte(v)})
-		}
-	}
+	ur := upstream.Request{Body: body}
+	ur.Method, ur.Target, ur.Host, ur.Fields = requestHead(req, host)
 	ctx := req.Context()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(maxExchange)
 	}
 	b := &upstreamBody{}
-	if err := u.target(addr).Do(ctx, &ur, &b.resp, deadline); err != nil {
+	fields := headFields.Get().(*[]h1.Header)
+	b.resp.Headers = (*fields)[:0]
+	err := u.target(addr).Do(ctx, &ur, &b.resp, deadline)
+	if err != nil {
+		putHeadFields(fields, b.resp.Headers)
 		return nil, err
 	}
 	resp := &http.Response{
-		Status:        strconv.Itoa(b.resp.Status) + " " + string(b.resp.Reason),
+		Status:        statusText(b.resp.Status, b.resp.Reason),
 		StatusCode:    b.resp.Status,
-		Proto:         "HTTP/1." + strconv.Itoa(b.resp.Minor),
+		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    b.resp.Minor,
-		Header:        make(http.Header, len(b.resp.Headers)),
+		Header:        responseHeader(&b.resp),
 		ContentLength: -1,
 		Request:       req,
 		Body:          b,
 	}
-	for _, f := range b.resp.Headers {
-		if b.resp.IsHopByHop(f.Name) {
-			continue
-		}
-		resp.Header.Add(string(f.Name), string(f.Value)) // copies: the fields are slices of the connection's buffer
+	if b.resp.Minor != 1 {
+		resp.Proto = "HTTP/1." + strconv.Itoa(b.resp.Minor)
 	}
+	putHeadFields(fields, b.resp.Headers)
+	b.resp.Headers = nil
 	if b.resp.Framing == h1.Length {
 		resp.ContentLength = b.resp.ContentLength
 	}
@@ -219,6 +215,108 @@ func (u *UpstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		b.stop = context.AfterFunc(ctx, func() { b.ContextEnded(nil) })
 	}
 	return resp, nil
+}
+
+// requestHead is req's head as the codec writes it: its method, target,
+// host and fields but the hop-by-hop ones, Host and Content-Length, all
+// copied into one buffer.
+func requestHead(req *http.Request, host string) (method, target, hostField []byte, fields []h1.Header) {
+	uri := req.URL.RequestURI()
+	size, n := len(req.Method)+len(uri)+len(host), 0
+	for name, values := range req.Header {
+		for _, v := range values {
+			size += len(name) + len(v)
+			n++
+		}
+	}
+	buf := make([]byte, 0, size)
+	take := func(s string) []byte {
+		at := len(buf)
+		buf = append(buf, s...)
+		return buf[at:len(buf):len(buf)]
+	}
+	method, target, hostField = take(req.Method), take(uri), take(host)
+	fields = make([]h1.Header, 0, n)
+	for name, values := range req.Header {
+		if h1.HopByHop([]byte(name)) || name == "Host" || name == "Content-Length" {
+			continue
+		}
+		for _, v := range values {
+			fields = append(fields, h1.Header{Name: take(name), Value: take(v)})
+		}
+	}
+	return method, target, hostField, fields
+}
+
+// headFields holds the field arrays that providers' answer heads are
+// parsed into, each until RoundTrip copied its fields into the answer's
+// http.Header: a head's fields grown from none cost about as much as
+// the copy.
+var headFields = sync.Pool{New: func() any {
+	f := make([]h1.Header, 0, 16)
+	return &f
+}}
+
+// putHeadFields gives the field array fields (now f, as parsing grew it)
+// back to headFields, emptied; one grown past 64 fields is dropped.
+func putHeadFields(box *[]h1.Header, f []h1.Header) {
+	if cap(f) > 64 {
+		return
+	}
+	clear(f[:cap(f)])
+	*box = f[:0]
+	headFields.Put(box)
+}
+
+// statusText is an answer's Status as net/http gives it ("200 OK").
+func statusText(code int, reason []byte) string {
+	if code == http.StatusOK && string(reason) == "OK" {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + string(reason)
+}
+
+// responseHeader copies resp's fields but the hop-by-hop ones into an
+// http.Header: the fields are slices of the connection's buffer. Their
+// names and values share one string, and the values one array.
+func responseHeader(resp *upstream.Response) http.Header {
+	size, n := 0, 0
+	for _, f := range resp.Headers {
+		if !resp.IsHopByHop(f.Name) {
+			size += len(f.Name) + len(f.Value)
+			n++
+		}
+	}
+	h := make(http.Header, n)
+	if n == 0 {
+		return h
+	}
+	buf := make([]byte, 0, size)
+	for _, f := range resp.Headers {
+		if !resp.IsHopByHop(f.Name) {
+			buf = append(buf, f.Name...)
+			buf = append(buf, f.Value...)
+		}
+	}
+	all := string(buf)
+	values := make([]string, n)
+	at, i := 0, 0
+	for _, f := range resp.Headers {
+		if resp.IsHopByHop(f.Name) {
+			continue
+		}
+		name := http.CanonicalHeaderKey(all[at : at+len(f.Name)])
+		at += len(f.Name)
+		values[i] = all[at : at+len(f.Value)]
+		at += len(f.Value)
+		if vs, ok := h[name]; ok {
+			h[name] = append(vs, values[i])
+		} else {
+			h[name] = values[i : i+1 : i+1]
+		}
+		i++
+	}
+	return h
 }
 
 // ContextEnded ends the body's reads once its exchange's context ended

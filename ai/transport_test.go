@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +122,46 @@ func TestUpstreamTransportKeepsConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 3 calls, want 1", n)
+	}
+}
+
+// An answer's head reaches the caller as net/http gives it: names in
+// canonical form, a repeated field's values in order, the hop-by-hop
+// fields (and those Connection names) left out, and every name and value
+// a copy that the next answer on the same connection does not change.
+func TestUpstreamTransportCopiesTheAnswersHead(t *testing.T) {
+	n := 0
+	addr, conns := rawProvider(t, func(c net.Conn) {
+		n++
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nX-Call: %d\r\nConnection: keep-alive, X-Hop\r\nX-Hop: gone\r\nKeep-Alive: timeout=5\r\nx-ratelimit-remaining: 9\r\nX-Ratelimit-Remaining: 8\r\nContent-Length: 2\r\n\r\n{}", n)
+	})
+	tr := &UpstreamTransport{}
+	var heads []http.Header
+	for i := range 2 {
+		resp, err := tr.RoundTrip(post(t, context.Background(), "http://"+addr+"/v1/chat/completions", `{"model":"m"}`))
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Status != "200 OK" || resp.Proto != "HTTP/1.1" {
+			t.Errorf("call %d: status %q proto %q", i, resp.Status, resp.Proto)
+		}
+		heads = append(heads, resp.Header)
+	}
+	for i, h := range heads {
+		want := http.Header{
+			"Content-Type":          {"application/json"},
+			"X-Call":                {strconv.Itoa(i + 1)},
+			"X-Ratelimit-Remaining": {"9", "8"},
+			"Content-Length":        {"2"},
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Errorf("head of call %d after call 2 = %v, want %v", i+1, h, want)
+		}
+	}
+	if c := conns.Load(); c != 1 {
+		t.Errorf("%d connections, want 1 (the two answers on one)", c)
 	}
 }
 
