@@ -295,6 +295,14 @@ func providerURL(raw string) (*url.URL, error) {
 // the slice rather than writing into it).
 var jsonContentType = []string{"application/json"}
 
+// The fields of every stream's head (streamWriter.start), shared as
+// jsonContentType is.
+var (
+	eventStreamType  = []string{"text/event-stream"}
+	noCache          = []string{"no-cache"}
+	noAccelBuffering = []string{"no"}
+)
+
 func adapterFor(typ string) adapter {
 	switch typ {
 	case ProviderAnthropic:

@@ -813,9 +813,7 @@ func (sw *streamWriter) busy() {
 func (sw *streamWriter) start() {
 	sw.busy() // a buffer a stream before it left, not one grown again from nothing
 	h := sw.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	h["Content-Type"], h["Cache-Control"], h["X-Accel-Buffering"] = eventStreamType, noCache, noAccelBuffering
 	sw.w.WriteHeader(http.StatusOK)
 	sw.buf = sw.eg.streamStart(sw.buf[:0], sw.t)
 }

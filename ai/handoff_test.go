@@ -42,7 +42,7 @@ func TestHandOffRelaysTheRest(t *testing.T) {
 	for _, take := range []bool{true, false} {
 		w := &handOffWriter{h: http.Header{}, take: take}
 		var recs []Record
-		ctx := WithRecordHook(context.Background(), func(r Record) { recs = append(recs, r) })
+		ctx := WithRecordHook(context.Background(), func(r *Record) { recs = append(recs, *r) })
 		svc.Serve(ctx, w, &Request{Method: http.MethodPost, Path: "/v1/chat/completions", Header: http.Header{"Authorization": {"Bearer sk-t"}}, Body: strings.NewReader(body)})
 		if take {
 			if w.relay == nil {

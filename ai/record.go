@@ -69,7 +69,7 @@ type Record struct {
 	// is set (nil before: an open stream holds two words the less).
 	trace *recordTrace
 	ptype string
-	hook  func(Record)
+	hook  func(*Record)
 	// unrouted: the call named a model no route serves, so Model is
 	// whatever the client sent and must not become a metric label.
 	unrouted bool
@@ -207,7 +207,7 @@ func (s *Service) finish(r *Record) {
 		s.onRecord(*r)
 	}
 	if r.hook != nil {
-		r.hook(*r)
+		r.hook(r)
 	}
 }
 

@@ -97,7 +97,7 @@ spec:
 			}
 			defer svc.Close()
 			recs := make(chan Record, 1)
-			ctx, cancel := context.WithCancel(WithRecordHook(context.Background(), func(r Record) { recs <- r }))
+			ctx, cancel := context.WithCancel(WithRecordHook(context.Background(), func(r *Record) { recs <- *r }))
 			defer cancel()
 			w := &parkingWriter{h: http.Header{}}
 			body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`

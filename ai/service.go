@@ -206,8 +206,9 @@ type recordHookKey struct{}
 // WithRecordHook returns ctx carrying fn, which is given the record of
 // the call made with ctx once it ends (besides Options.OnRecord): the
 // host that serves one request learns that request's model, tokens, cost
-// and fallback path.
-func WithRecordHook(ctx context.Context, fn func(Record)) context.Context {
+// and fallback path. The record is the call's own, which the Service
+// does not touch again: fn may keep it rather than copy it.
+func WithRecordHook(ctx context.Context, fn func(*Record)) context.Context {
 	return context.WithValue(ctx, recordHookKey{}, fn)
 }
 
@@ -227,11 +228,16 @@ type Request struct {
 	Header interface{ Get(name string) string }
 	// Body is the request's body; nil means none.
 	Body io.Reader
+	// ContentLength is the body's length as the request's head announced
+	// it, 0 or -1 when it did not. It only sizes the first buffer the
+	// body is read into, never above readChunk bytes: memory follows the
+	// bytes received.
+	ContentLength int64
 }
 
 // ServeHTTP serves one request of the AI ingress.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.Serve(r.Context(), w, &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header, Body: r.Body})
+	s.Serve(r.Context(), w, &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header, Body: r.Body, ContentLength: r.ContentLength})
 }
 
 // Serve serves one request of the AI ingress, as ServeHTTP does; ctx is
@@ -255,7 +261,7 @@ func (s *Service) Serve(ctx context.Context, w http.ResponseWriter, r *Request) 
 		eg.writeError(w, aerr)
 		return
 	}
-	caller.hook, _ = ctx.Value(recordHookKey{}).(func(Record))
+	caller.hook, _ = ctx.Value(recordHookKey{}).(func(*Record))
 	if p == "/v1/models" {
 		s.serveModels(w, st, caller)
 		return
@@ -263,7 +269,7 @@ func (s *Service) Serve(ctx context.Context, w http.ResponseWriter, r *Request) 
 	var body []byte
 	var err error
 	if r.Body != nil {
-		body, err = readAtMost(r.Body, st.maxBody())
+		body, err = readAtMostSized(r.Body, st.maxBody(), r.ContentLength)
 	}
 	if err != nil {
 		return // the client went away
@@ -324,7 +330,22 @@ func (s *Service) Serve(ctx context.Context, w http.ResponseWriter, r *Request) 
 // a body over the limit. It is io.ReadAll of an io.LimitReader without
 // the reader's allocation; its buffer grows with the bytes received.
 func readAtMost(r io.Reader, limit int) ([]byte, error) {
-	b := make([]byte, 0, min(512, limit+1))
+	return readAtMostSized(r, limit, 0)
+}
+
+// readChunk is the most readAtMost reads into before any byte came.
+const readChunk = 512
+
+// readAtMostSized is readAtMost of a body whose head announced its
+// length: one short of readChunk bytes is read into a buffer of its
+// size, which then needs no growth (the one spare byte takes the read
+// that finds the end).
+func readAtMostSized(r io.Reader, limit int, announced int64) ([]byte, error) {
+	size := min(readChunk, limit+1)
+	if announced > 0 && announced < int64(size) {
+		size = int(announced) + 1
+	}
+	b := make([]byte, 0, size)
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]

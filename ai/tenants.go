@@ -20,7 +20,7 @@ type caller struct {
 	name   string
 	key    string
 	// hook is the request's record hook (WithRecordHook); nil without.
-	hook func(Record)
+	hook func(*Record)
 }
 
 func (s *Service) buildTenants(st *state, cfg *Config) error {

@@ -40,6 +40,21 @@ func TestUsageOfScansAsDecodingWould(t *testing.T) {
 	}
 }
 
+// TestReadAtMostSizedFitsASmallBody: a body under readChunk whose head
+// announced its length is read into a buffer of its size and one byte,
+// not grown; one announced larger starts at readChunk, whatever it said.
+func TestReadAtMostSizedFitsASmallBody(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 164)
+	got, err := readAtMostSized(bytes.NewReader(body), 4<<20, 164)
+	if err != nil || len(got) != 164 || cap(got) != 165 {
+		t.Errorf("164 bytes announced: %d bytes in %d, %v; want 164 in 165", len(got), cap(got), err)
+	}
+	got, _ = readAtMostSized(iotest.OneByteReader(bytes.NewReader(body)), 4<<20, 1<<30)
+	if len(got) != 164 || cap(got) != readChunk {
+		t.Errorf("1 GiB announced, 164 bytes sent: %d bytes in %d; want 164 in %d", len(got), cap(got), readChunk)
+	}
+}
+
 // TestReadAtMostReadsAsLimitReader: readAtMost gives what io.ReadAll of
 // an io.LimitReader of limit+1 bytes gives, whole bodies, bodies one past
 // the limit, readers that return a byte at a time and readers that fail.
@@ -57,6 +72,14 @@ func TestReadAtMostReadsAsLimitReader(t *testing.T) {
 				got, err := readAtMost(mk(), limit)
 				if !bytes.Equal(got, want) || !errors.Is(err, werr) && err != werr {
 					t.Errorf("%s size %d limit %d: %d bytes, %v; want %d bytes, %v", name, size, limit, len(got), err, len(want), werr)
+				}
+				// An announced length, true or not, changes only the
+				// first buffer's size.
+				for _, announced := range []int64{-1, 1, int64(size) - 1, int64(size), int64(size) + 1, 1 << 40} {
+					got, err := readAtMostSized(mk(), limit, announced)
+					if !bytes.Equal(got, want) || !errors.Is(err, werr) && err != werr {
+						t.Errorf("%s size %d limit %d announced %d: %d bytes, %v; want %d bytes, %v", name, size, limit, announced, len(got), err, len(want), werr)
+					}
 				}
 			}
 		}

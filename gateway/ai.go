@@ -209,7 +209,7 @@ func (g *Gateway) startAI(x *exchange) (*aiCall, context.Context, *ai.Request) {
 		// The route's timeout counts from the request's arrival.
 		ctx = ai.WithTimeout(ctx, d-g.clock.Since(x.start))
 	}
-	ctx = ai.WithRecordHook(ctx, func(r ai.Record) { ac.rec = &r })
+	ctx = ai.WithRecordHook(ctx, func(r *ai.Record) { ac.rec = r })
 	// No cancellation of the gateway's own: the service gives the
 	// writer the call's (SetCancel), the only one an open stream holds.
 	var body *aiBody
@@ -275,6 +275,9 @@ func (x *exchange) aiRequest(body *aiBody) ai.Request {
 	}
 	if body != nil {
 		req.Body = body
+		if r.framing == h1.Length {
+			req.ContentLength = r.length
+		}
 	}
 	return req
 }
