@@ -25,12 +25,29 @@ const benchChatBody = `{"model":"gpt-4o-mini","messages":[{"role":"system","cont
 // Content-Length, with cannedChatAnswer: the provider costs the
 // benchmark as little as it can.
 func rawChatProvider(t testing.TB) string {
+	return rawProvider(t, fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(cannedChatAnswer), cannedChatAnswer))
+}
+
+// atOnceStreamAnswer is a 100-token OpenAI stream, usage and [DONE]
+// included, written whole in one chunk: a provider that answers at once,
+// as bench/ai's simulator does in its time-to-first-token step.
+func atOnceStreamAnswer() []byte {
+	var events []byte
+	for i := range 100 {
+		events = fmt.Appendf(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"tok%d "},"finish_reason":null}]}`+"\n\n", i)
+	}
+	events = append(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":100,"total_tokens":112}}`+"\n\ndata: [DONE]\n\n"...)
+	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(events), events)
+}
+
+// rawProvider answers every request, read by its head and its
+// Content-Length, with reply.
+func rawProvider(t testing.TB, reply []byte) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	reply := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(cannedChatAnswer), cannedChatAnswer)
 	go func() { // ends when the listener closes
 		for {
 			c, err := ln.Accept()
@@ -223,6 +240,27 @@ func pacedStreamProvider(t testing.TB, next <-chan struct{}) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// BenchmarkAIRouteStreamAtOnce is one 100-token stream through an AI
+// route whose provider sends its whole answer at once: the stream of
+// bench/ai's time-to-first-token step, whose bytes allocated a stream set
+// how often the collector runs there. It reports the process's CPU time
+// per stream (client, gateway and provider); the provider allocates
+// nothing a stream but its reading of the request's head.
+func BenchmarkAIRouteStreamAtOnce(b *testing.B) {
+	c := aiBenchGateway(b, rawProvider(b, atOnceStreamAnswer()), "    - {name: llm, match: {path: {prefix: /v1}}, ai: assist}\n")
+	req := chatRequest(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there, how are you today?"}],"max_tokens":128}`)
+	br := bufio.NewReader(c)
+	do := func() {
+		resp := benchExchange(b, c, br, req)
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || n < 100*100 {
+			b.Fatalf("%d, %d bytes, %v", resp.StatusCode, n, err)
+		}
+	}
+	benchCPU(b, 200, do)
 }
 
 // BenchmarkAIRouteStream is the CPU of one 100-token stream through an
