@@ -25,6 +25,7 @@ import (
 	"github.com/relia-dev/relia/internal/config"
 	"github.com/relia-dev/relia/internal/fdtable"
 	"github.com/relia-dev/relia/internal/gcfloor"
+	"github.com/relia-dev/relia/internal/netyield"
 )
 
 func init() {
@@ -179,7 +180,8 @@ exits.`,
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			defer gcfloor.Keep(gcfloor.Floor)()
-			fdtable.Grow(fdtable.Gateway) // best effort: a table that grows under load stalls an accept
+			defer netyield.PollDuringSweeps()() // the poller's rounds while the heap is swept, on one processor
+			fdtable.Grow(fdtable.Gateway)       // best effort: a table that grows under load stalls an accept
 			return serveAI(ctx, o, hup, cmd.ErrOrStderr(), nil)
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/relia-dev/relia/gateway"
 	"github.com/relia-dev/relia/internal/fdtable"
 	"github.com/relia-dev/relia/internal/gcfloor"
+	"github.com/relia-dev/relia/internal/netyield"
 )
 
 func init() { register(newGatewayCmd) }
@@ -43,7 +44,8 @@ and the old one keeps serving. SIGINT or SIGTERM drains and exits.`,
 				return badInput(err)
 			}
 			defer gcfloor.Keep(gcfloor.Floor)()
-			fdtable.Grow(fdtable.Gateway) // best effort: a table that grows under load stalls an accept
+			defer netyield.PollDuringSweeps()() // the poller's rounds while the heap is swept, on one processor
+			fdtable.Grow(fdtable.Gateway)       // best effort: a table that grows under load stalls an accept
 			g, err := gateway.New(cfg, gateway.Options{ConfigPath: path, WatchInterval: watch})
 			if err != nil {
 				return runtimeErr(err)
