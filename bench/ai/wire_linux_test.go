@@ -61,3 +61,24 @@ func TestArrivalsFindTheClump(t *testing.T) {
 		t.Errorf("densest millisecond %d, want 19", densest)
 	}
 }
+
+// TestStarvedRunsAreTheClients: a run where ten times the schedule's
+// requests arrived within a millisecond was the client's burst, not
+// relia's tail; the densest millisecond of a client that kept up is not.
+func TestStarvedRunsAreTheClients(t *testing.T) {
+	for _, c := range []struct {
+		densest int
+		rate    float64
+		want    bool
+	}{
+		{69, 3221, true},  // behind a 23.9 ms hole in the client's sends
+		{35, 3037, true},  // behind a 12 ms one
+		{25, 3037, false}, // the most in a run that kept its schedule
+		{8, 3221, false},
+		{12, 1000, true},
+	} {
+		if got := starved(wireResult{densest: c.densest}, c.rate); got != c.want {
+			t.Errorf("%d within a millisecond at %.0f/s: starved %v, want %v", c.densest, c.rate, got, c.want)
+		}
+	}
+}

@@ -18,4 +18,12 @@
 //		step()
 //		netyield.Yield()
 //	}
+//
+// The runtime's own background sweeper, which runs after each collection,
+// yields the way Yield avoids (golang/go#56060). PollDuringSweeps gives
+// the poller a round every Quantum while the heap is swept, on a process
+// with one processor:
+//
+//	stop := netyield.PollDuringSweeps()
+//	defer stop()
 package netyield
