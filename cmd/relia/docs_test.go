@@ -283,6 +283,8 @@ var docSkips = []struct {
 	{regexp.MustCompile(`^make (bench|fuzz)`), nil, "benchmarks and fuzzing take minutes and want a quiet machine"},
 	{regexp.MustCompile(`^(cd bench && )?(taskset -c [\d,-]+ )?go test -run='\^\$' -bench=|^cd bench && go run \./(fault|gateway|load|grpc|ai|llm|calls) `), nil,
 		"a comparison with peers (nginx, haproxy, Toxiproxy, wrk, k6, ghz, Portkey: make bench-deps) that takes minutes and wants a quiet machine"},
+	{regexp.MustCompile(`^cd bench && go run \./ai/sweepwait `), nil,
+		"times the Go scheduler's waits on this machine's two cores for a minute; its figures want a quiet machine"},
 	{regexp.MustCompile(`^make image\b`), nil, "TestImage builds the image and runs its entrypoint"},
 	{regexp.MustCompile(`^go install\b`), nil, "installs from the network"},
 	{regexp.MustCompile(`^kubectl\b`), nil, "needs a Kubernetes cluster; deploy/k8s's TestKustomization checks the manifests"},
@@ -700,7 +702,8 @@ func TestDocBlocksParse(t *testing.T) {
 		}
 	}
 	for c, skip := range map[string]bool{"make test": true, "relia demo": false, "go run ./cmd/relia demo": false, "make bench-load": true,
-		"relia demo --export bf": false, "relia load x.yaml": false, "cd bench && go run ./capacity -step 10s": false} {
+		"relia demo --export bf": false, "relia load x.yaml": false, "cd bench && go run ./capacity -step 10s": false,
+		"cd bench && go run ./ai/sweepwait -rounds 4 -duration 5s": true, "cd bench && go run ./gateway/edge -connections 1000": false} {
 		if (skipReason(c) != "") != skip {
 			t.Errorf("%q: skip %v, want %v", c, !skip, skip)
 		}
