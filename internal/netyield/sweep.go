@@ -138,7 +138,7 @@ func (w *sweepWatch) run() {
 	last := w.heap()
 	rate := rateMeter{base: last.allocated, at: w.clock.Now()}
 	t := w.clock.NewTimer(last.nextLook(0))
-	defer func() { t.Stop() }()
+	defer t.Stop()
 	for {
 		select {
 		case <-w.done:
