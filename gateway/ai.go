@@ -747,6 +747,9 @@ func (w *aiWriter) takeBuffers() {
 		if rd := &w.c.rd; rd.Buf == nil {
 			rd.Buf = readBuffer() // the one it let go of is another's (dropReadBuffer)
 		}
+		if h := &w.c.hreq; h.Headers == nil {
+			h.Headers = fieldArray() // for the next head, which would grow one from none
+		}
 		x := w.x
 		x.req.fields = append(fieldArray(), x.req.fields...)
 		x.resp.fields = fieldArray()

@@ -347,9 +347,11 @@ func (c *conn) dropReadBuffer(x *exchange) bool {
 		}
 	})
 	// What is not x's any more: the codec's parse of the head (its
-	// fields array goes: the next head on the connection makes one), and
-	// the slots past the fields in use.
+	// fields array is lent, cleared, to the streams' pool, and the
+	// stream's end takes one back: takeBuffers), and the slots past the
+	// fields in use.
 	clear(r.fields[len(r.fields):cap(r.fields)])
+	lendFields(c.hreq.Headers)
 	c.hreq.Headers, c.hreq.Method, c.hreq.Target = nil, nil, nil
 	clear(c.body.Trailers[:cap(c.body.Trailers)])
 	rd.Buf, rd.R, rd.W, rd.Low = nil, 0, 0, 0
