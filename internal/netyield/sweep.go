@@ -139,12 +139,7 @@ func (w *sweepWatch) run() {
 	rate := rateMeter{base: last.allocated, at: w.clock.Now()}
 	t := w.clock.NewTimer(last.nextLook(0))
 	defer t.Stop()
-	for {
-		select {
-		case <-w.done:
-			return
-		case <-t.C():
-		}
+	for w.wait(t) {
 		h := w.heap()
 		if h.cycles != last.cycles && w.single() {
 			w.pump()
@@ -153,6 +148,17 @@ func (w *sweepWatch) run() {
 		rate.update(h.allocated, w.clock.Now())
 		last = h
 		t.Reset(last.nextLook(rate.perSecond))
+	}
+}
+
+// wait waits for t to fire and reports true, or for the watch's end and
+// reports false.
+func (w *sweepWatch) wait(t clock.Timer) bool {
+	select {
+	case <-w.done:
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
@@ -206,10 +212,8 @@ func (w *sweepWatch) pump() {
 	t := w.clock.NewTimer(Quantum)
 	defer t.Stop()
 	for {
-		select {
-		case <-w.done:
+		if !w.wait(t) {
 			return
-		case <-t.C():
 		}
 		now := w.clock.Now()
 		f := w.round()
