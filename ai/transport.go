@@ -280,9 +280,14 @@ func statusText(code int, reason []byte) string {
 // http.Header: the fields are slices of the connection's buffer. Their
 // names and values share one string, and the values one array.
 func responseHeader(resp *upstream.Response) http.Header {
+	// Which fields go, found once: IsHopByHop reads the Connection field.
+	var keepSpace [32]bool
+	keep := keepSpace[:0]
 	size, n := 0, 0
 	for _, f := range resp.Headers {
-		if !resp.IsHopByHop(f.Name) {
+		k := !resp.IsHopByHop(f.Name)
+		keep = append(keep, k)
+		if k {
 			size += len(f.Name) + len(f.Value)
 			n++
 		}
@@ -292,29 +297,29 @@ func responseHeader(resp *upstream.Response) http.Header {
 		return h
 	}
 	buf := make([]byte, 0, size)
-	for _, f := range resp.Headers {
-		if !resp.IsHopByHop(f.Name) {
+	for i, f := range resp.Headers {
+		if keep[i] {
 			buf = append(buf, f.Name...)
 			buf = append(buf, f.Value...)
 		}
 	}
 	all := string(buf)
 	values := make([]string, n)
-	at, i := 0, 0
-	for _, f := range resp.Headers {
-		if resp.IsHopByHop(f.Name) {
+	at, v := 0, 0
+	for i, f := range resp.Headers {
+		if !keep[i] {
 			continue
 		}
 		name := http.CanonicalHeaderKey(all[at : at+len(f.Name)])
 		at += len(f.Name)
-		values[i] = all[at : at+len(f.Value)]
+		values[v] = all[at : at+len(f.Value)]
 		at += len(f.Value)
 		if vs, ok := h[name]; ok {
-			h[name] = append(vs, values[i])
+			h[name] = append(vs, values[v])
 		} else {
-			h[name] = values[i : i+1 : i+1]
+			h[name] = values[v : v+1 : v+1]
 		}
-		i++
+		v++
 	}
 	return h
 }

@@ -137,7 +137,7 @@ func readFrees() uint64 {
 func (w *sweepWatch) run() {
 	last := w.heap()
 	rate := rateMeter{base: last.allocated, at: w.clock.Now()}
-	t := w.clock.NewTimer(last.nextLook(0))
+	t := w.clock.NewTimer(w.nextLook(last, 0))
 	defer t.Stop()
 	for w.wait(t) {
 		h := w.heap()
@@ -147,8 +147,18 @@ func (w *sweepWatch) run() {
 		}
 		rate.update(h.allocated, w.clock.Now())
 		last = h
-		t.Reset(last.nextLook(rate.perSecond))
+		t.Reset(w.nextLook(last, rate.perSecond))
 	}
+}
+
+// nextLook is how long the watcher sleeps after reading h: as h says on
+// one processor, and watchIdle with more, where it only watches for
+// GOMAXPROCS to change.
+func (w *sweepWatch) nextLook(h heapState, rate float64) time.Duration {
+	if !w.single() {
+		return watchIdle
+	}
+	return h.nextLook(rate)
 }
 
 // wait waits for t to fire and reports true, or for the watch's end and

@@ -107,30 +107,34 @@ func TestPumpRunsWhileTheSweepFrees(t *testing.T) {
 
 // TestWatcherPumpsOnceACollectionEnded: the watcher pumps when the
 // collections' count moved, and not on a process with more than one
-// processor.
+// processor, where it looks only every watchIdle.
 func TestWatcherPumpsOnceACollectionEnded(t *testing.T) {
 	for _, single := range []bool{true, false} {
 		fc := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 		var mu sync.Mutex
 		h := heapState{cycles: 1, live: 5 << 20, goal: 69 << 20, inUse: 68 << 20}
-		var pumps atomic.Int64
-		w := newSweepWatch(fc, func() heapState { mu.Lock(); defer mu.Unlock(); return h }, func() uint64 { return 0 })
+		var pumps, looks atomic.Int64
+		w := newSweepWatch(fc, func() heapState { mu.Lock(); defer mu.Unlock(); looks.Add(1); return h }, func() uint64 { return 0 })
 		w.single = func() bool { return single }
 		w.pumped = func(int) { pumps.Add(1) }
 		go w.run()
 		fc.BlockUntil(1) // the watcher's first look waits
-		fc.Advance(watchNearEvery)
+		fc.Advance(watchIdle)
 		fc.BlockUntil(1)
 		mu.Lock()
 		h.cycles, h.inUse = 2, 6<<20 // a collection ended
 		mu.Unlock()
-		fc.Advance(watchNearEvery)
+		before := looks.Load()
+		fc.Advance(watchIdle)
 		for range int(sweepSettle/Quantum) + 2 { // the pump's rounds, then the watcher's next look
 			fc.BlockUntil(1)
 			fc.Advance(Quantum)
 		}
 		fc.BlockUntil(1)
 		w.stop()
+		if looks.Load() == before {
+			t.Fatalf("one processor %v: the watcher did not look after the collection", single)
+		}
 		if got, want := pumps.Load(), map[bool]int64{true: 1, false: 0}[single]; got != want {
 			t.Errorf("one processor %v: %d pumps, want %d", single, got, want)
 		}

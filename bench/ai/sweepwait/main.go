@@ -72,14 +72,14 @@ func compare(rounds int, d, every time.Duration, perRequest int, work time.Durat
 	over, p999, worst := map[bool][]float64{}, map[bool][]float64{}, map[bool][]float64{}
 	for r := range rounds {
 		for _, pump := range []bool{r%2 == 1, r%2 == 0} {
-			line, n, err := run(self, pump, d, every, perRequest, work)
+			line, err := run(self, pump, d, every, perRequest, work)
 			if err != nil {
 				return err
 			}
+			// count | p50 | p99 | p99.9 | max | over 1 ms | collections
 			f := strings.Split(line, " | ")
-			a, _ := strconv.ParseFloat(f[3], 64)
-			b, _ := strconv.ParseFloat(f[4], 64)
-			over[pump], p999[pump], worst[pump] = append(over[pump], n), append(p999[pump], a), append(worst[pump], b)
+			num := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v }
+			p999[pump], worst[pump], over[pump] = append(p999[pump], num(3)), append(worst[pump], num(4)), append(over[pump], num(5))
 			fmt.Printf("%-4v | %s\n", pump, line)
 		}
 	}
@@ -103,52 +103,42 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// run starts a server and a client, and returns the client's line, the
-// count of round trips over 1 ms, and the server's collections.
-func run(self string, pump bool, d, every time.Duration, perRequest int, work time.Duration) (string, float64, error) {
+// run starts a server and a client, and returns the client's line with
+// the server's collections added.
+func run(self string, pump bool, d, every time.Duration, perRequest int, work time.Duration) (string, error) {
 	srv := exec.Command("taskset", "-c", "1", self, "-role", "serve", "-pump="+strconv.FormatBool(pump), "-alloc", strconv.Itoa(perRequest), "-work", work.String())
 	srv.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=")
 	out, err := srv.StdoutPipe()
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
-		return "", 0, err
+		return "", err
 	}
-	defer srv.Process.Kill()
+	defer func() { srv.Process.Kill(); srv.Wait() }()
 	sc := bufio.NewScanner(out)
 	if !sc.Scan() {
-		return "", 0, fmt.Errorf("the server said nothing")
+		return "", fmt.Errorf("the server said nothing")
 	}
 	addr := sc.Text()
 	cl := exec.Command("taskset", "-c", "0", self, "-role", "client", "-addr", addr, "-duration", d.String(), "-every", every.String())
 	cl.Stderr = os.Stderr
 	b, err := cl.Output()
 	if err != nil {
-		return "", 0, fmt.Errorf("client: %w", err)
+		return "", fmt.Errorf("client: %w", err)
 	}
-	line := strings.TrimSpace(string(b))
-	f := strings.Split(line, " | ")
-	n, _ := strconv.ParseFloat(f[len(f)-1], 64)
 	// The server's collections, from its answer to a last request.
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	defer c.Close()
 	c.Write([]byte("G"))
 	gcs := make([]byte, 32)
 	k, _ := c.Read(gcs)
-	return line + " | " + strings.TrimSpace(string(gcs[:k])), n, nil
+	return strings.TrimSpace(string(b)) + " | " + strings.TrimSpace(string(gcs[:k])), nil
 }
-
-// sink keeps the last 64 pieces a request allocated, so that the
-// compiler keeps the allocations.
-var (
-	sink [][]byte
-	kept int
-)
 
 // serve answers each byte with one, after allocating perRequest bytes in
 // pieces of 256 and spending work of CPU; "G" is answered with the count
@@ -171,6 +161,9 @@ func serve(pump bool, perRequest int, work time.Duration) error {
 		go func() {
 			defer c.Close()
 			b := make([]byte, 64)
+			// The last 64 pieces the connection's requests allocated,
+			// kept so that the allocations stay.
+			keep, kept := make([][]byte, 64), 0
 			for {
 				n, err := c.Read(b)
 				if err != nil {
@@ -183,12 +176,7 @@ func serve(pump bool, perRequest int, work time.Duration) error {
 					continue
 				}
 				for range perRequest / 256 {
-					p := make([]byte, 256)
-					if len(sink) < 64 {
-						sink = append(sink, p)
-					} else {
-						sink[kept%64] = p
-					}
+					keep[kept%len(keep)] = make([]byte, 256)
 					kept++
 				}
 				for t := time.Now(); time.Since(t) < work; {
