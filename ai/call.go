@@ -848,9 +848,11 @@ func (sw *streamWriter) flush() error {
 	return http.NewResponseController(sw.w).Flush() // made on the stack, not held by a waiting stream
 }
 
+// end writes the stream's last events without a flush: the server sends
+// them with the end of its answer (the last chunk) in one write.
 func (sw *streamWriter) end() {
 	sw.buf = sw.eg.streamEnd(sw.buf, sw)
-	sw.flush()
+	sw.writeLast()
 	if sw.content != nil {
 		sw.content.completion = sw.completion()
 	}
@@ -858,9 +860,18 @@ func (sw *streamWriter) end() {
 
 func (sw *streamWriter) fail(e *apiError) {
 	sw.buf = sw.eg.streamFail(sw.buf, e, sw)
-	sw.flush()
+	sw.writeLast()
 	if sw.content != nil {
 		sw.content.completion = sw.completion()
+	}
+}
+
+// writeLast writes what the stream holds, its last bytes, for the server
+// to send as its answer ends.
+func (sw *streamWriter) writeLast() {
+	if len(sw.buf) > 0 {
+		sw.w.Write(sw.buf)
+		sw.buf = sw.buf[:0]
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/relia-dev/relia/ai"
 	"github.com/relia-dev/relia/callstore"
 	"github.com/relia-dev/relia/internal/h1"
+	"github.com/relia-dev/relia/internal/rawio"
 	"github.com/relia-dev/relia/outcome"
 )
 
@@ -407,6 +408,9 @@ type aiWriter struct {
 	closing bool
 	noBody  bool
 	held    []byte
+	// pending is what the next write sends (writePending): the head and
+	// the body's chunks since the last flush, in a buffer of aiChunkBufs.
+	pending []byte
 	err     error
 	// relay: the answer goes to a fault (h2 is its writer), whose own
 	// aiWriter prepares the head and counts the bytes.
@@ -479,8 +483,8 @@ func (w *aiWriter) Write(p []byte) (int, error) {
 	return len(p), w.err
 }
 
-// Flush sends the head, if it is not sent, and what is held: on HTTP/1.1
-// as one chunk.
+// Flush sends the head, if it is not sent, and what is held and
+// pending: on HTTP/1.1 in one write, the body as one chunk.
 func (w *aiWriter) Flush() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
@@ -496,6 +500,7 @@ func (w *aiWriter) Flush() {
 		w.held = nil
 		w.send(p)
 	}
+	w.writePending()
 	if w.h2 != nil && w.err == nil {
 		if f, ok := w.h2.(http.Flusher); ok {
 			f.Flush()
@@ -504,7 +509,9 @@ func (w *aiWriter) Flush() {
 }
 
 // end finishes the answer once the service returned: a held answer goes
-// whole with its length, a chunked one gets its last chunk.
+// whole with its length, a chunked one gets its last chunk, each in one
+// write with what is pending (a stream's last events, which the service
+// wrote without a flush).
 func (w *aiWriter) end() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
@@ -518,11 +525,10 @@ func (w *aiWriter) end() {
 			w.send(w.held)
 		}
 		w.held = nil
-		return
+	} else if w.chunked {
+		w.pending = h1.AppendLastChunk(w.pendingBuffer(), nil)
 	}
-	if w.chunked {
-		w.write(h1.AppendLastChunk(w.c.wbuf[:0], nil))
-	}
+	w.writePending()
 }
 
 // sendHead writes the head; length is the body's, -1 when it is known only
@@ -545,7 +551,7 @@ func (w *aiWriter) sendHead(length int64) {
 	c := w.c
 	req := &x.req
 	w.closing = resp.closing || req.closing || c.g.conns.closing()
-	b := h1.AppendStatusLine(c.wbuf[:0], resp.status)
+	b := h1.AppendStatusLine(w.pendingBuffer(), resp.status)
 	for i := range resp.fields {
 		b = h1.AppendField(b, resp.fields[i].Name, resp.fields[i].Value)
 	}
@@ -568,12 +574,11 @@ func (w *aiWriter) sendHead(length int64) {
 	case req.minor == 0:
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
-	b = append(b, "\r\n"...)
-	c.wbuf = b[:0]
-	w.write(b)
+	w.pending = append(b, "\r\n"...)
 }
 
-// send writes a piece of the body.
+// send adds a piece of the body to what is pending, on HTTP/1.1 as a
+// chunk when the body is chunked; over HTTP/2 it writes it.
 func (w *aiWriter) send(p []byte) {
 	if !w.relay {
 		w.x.bytesOut += int64(len(p))
@@ -584,18 +589,48 @@ func (w *aiWriter) send(p []byte) {
 		}
 		return
 	}
-	if !w.chunked {
-		w.write(p)
+	b := w.pendingBuffer()
+	if w.chunked {
+		b = h1.AppendChunkSize(b, len(p))
+		b = append(b, p...)
+		b = append(b, "\r\n"...)
+	} else {
+		b = append(b, p...)
+	}
+	w.pending = b
+	if len(b) >= aiHoldBytes {
+		// Writes that no flush follows (a proxied body behind a fault)
+		// go out as they come, not held whole.
+		w.writePending()
+	}
+}
+
+// pendingBuffer returns what is pending, or an empty buffer from
+// aiChunkBufs to add to when nothing is.
+func (w *aiWriter) pendingBuffer() []byte {
+	if w.pending == nil {
+		return writeBuffer()
+	}
+	return w.pending
+}
+
+// writePending writes what is pending (the head, chunks, the last chunk)
+// in one write, and gives its buffer back to aiChunkBufs: a stream that
+// waits for its next event holds none. The head and a stream's first
+// event go out in one packet, and its last events with the last chunk,
+// rather than one write (and one wake-up of the client) each.
+func (w *aiWriter) writePending() {
+	b := w.pending
+	if b == nil {
 		return
 	}
-	bp := aiChunkBufs.Get().(*[]byte)
-	b := h1.AppendChunkSize((*bp)[:0], len(p))
-	b = append(b, p...)
-	b = append(b, "\r\n"...)
-	w.write(b)
+	w.pending = nil
+	if w.err == nil && len(b) > 0 {
+		w.write(b)
+	}
 	if cap(b) <= aiChunkBufMax {
-		*bp = b[:0]
-		aiChunkBufs.Put(bp)
+		b = b[:0]
+		aiChunkBufs.Put(&b)
 	}
 }
 
@@ -759,10 +794,12 @@ func (w *aiWriter) takeBuffers() {
 	}
 }
 
+// write writes b to the client within the server's write timeout, which
+// is set only when the write must wait for room (rawio.WriteBy): a
+// stream's writes then cost no runtime timer each.
 func (w *aiWriter) write(b []byte) {
 	c := w.c
-	c.c.SetWriteDeadline(time.Now().Add(c.s.srv.WriteTimeout))
-	if err := c.write(b); err != nil {
+	if err := rawio.WriteBy(c.c, b, time.Now().Add(c.s.srv.WriteTimeout)); err != nil {
 		w.fail(err)
 	}
 }

@@ -31,12 +31,16 @@ func rawChatProvider(t testing.TB) string {
 // atOnceStreamAnswer is a 100-token OpenAI stream, usage and [DONE]
 // included, written whole in one chunk: a provider that answers at once,
 // as bench/ai's simulator does in its time-to-first-token step.
-func atOnceStreamAnswer() []byte {
+func atOnceStreamAnswer() []byte { return streamAnswer(100) }
+
+// streamAnswer is an OpenAI stream of tokens tokens, as atOnceStreamAnswer
+// writes it.
+func streamAnswer(tokens int) []byte {
 	var events []byte
-	for i := range 100 {
+	for i := range tokens {
 		events = fmt.Appendf(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"tok%d "},"finish_reason":null}]}`+"\n\n", i)
 	}
-	events = append(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":100,"total_tokens":112}}`+"\n\ndata: [DONE]\n\n"...)
+	events = fmt.Appendf(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":%d,"total_tokens":%d}}`+"\n\ndata: [DONE]\n\n", tokens, 12+tokens)
 	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(events), events)
 }
 
@@ -116,7 +120,7 @@ func BenchmarkAIRoute(b *testing.B) {
 // aiBenchGateway starts a gateway whose one route is route (on /v1, with
 // an upstream p or an AI gateway assist over the provider at addr) and
 // returns a client connection to it.
-func aiBenchGateway(b *testing.B, addr, route string) net.Conn {
+func aiBenchGateway(b testing.TB, addr, route string) net.Conn {
 	cfg, err := Parse("bench.yaml", []byte(`kind: Gateway
 version: relia/v1
 spec:
