@@ -32,9 +32,22 @@ func (r *rounds) begin() {
 	r.ok = true
 	go func() {
 		var n uint64
+		// read says the descriptor may hold a count: not right after a
+		// read took it, as only a poke after that read raises the next
+		// edge, which the poller waits for. Each round then reads once,
+		// not once more to find it empty.
+		read := true
 		take := func(fd uintptr) bool {
+			if !read {
+				read = true
+				return false
+			}
 			_, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&n)), 8)
-			return errno != syscall.EAGAIN
+			if errno == syscall.EAGAIN {
+				return false
+			}
+			read = false
+			return true
 		}
 		for rc.Read(take) == nil {
 			r.roundCame()
