@@ -130,6 +130,42 @@ func TestFailoverHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// TestSteadyStreamOutlivesItsIdleTimeout: a stream whose tokens come
+// further apart than nothing (1.5 s) but closer than the idle timeout (2
+// s) runs past that timeout whole: the timer is set again as each token's
+// bytes come, not only as the first's did.
+func TestSteadyStreamOutlivesItsIdleTimeout(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Time{})
+	_, a := startMock(t, mock.Options{Clock: fc, TokensPerSecond: 1 / 1.5, OutputTokens: 5})
+	var recs records
+	g := startService(t, failoverConfig, fc, Options{OnRecord: recs.add}, a, a)
+	client := newOpenAI(g.url, "")
+	stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	start, tokens := fc.Now(), 0
+	for stream.Next() {
+		if len(stream.Current().Choices) == 0 || stream.Current().Choices[0].Delta.Content == "" {
+			continue
+		}
+		if tokens++; tokens < 5 {
+			fc.BlockUntil(2) // the simulator's wait for the next token, and the stream's timer
+			fc.Advance(1500 * time.Millisecond)
+		}
+	}
+	if err := stream.Err(); err != nil || tokens != 5 {
+		t.Fatalf("%d tokens, error %v; want 5 and none", tokens, err)
+	}
+	if took := fc.Since(start); took <= 2*time.Second {
+		t.Fatalf("the stream took %s, not past its idle timeout", took)
+	}
+	waitRecords(t, &recs, 1)
+	if r := recs.all()[0]; r.Outcome != OutcomeOK {
+		t.Errorf("record %+v, want ok", r)
+	}
+}
+
 // TestStallEndsStreamWithErrorEvent: a stream that stalls after its first
 // tokens ends, within the idle timeout, with an error event the official
 // client reports, and the call is recorded as failed mid-stream.

@@ -362,6 +362,9 @@ type upstreamBody struct {
 	waker     interface{ wake() }
 	// ended says the stream read its last event (finishAtHand).
 	ended atomic.Bool
+	// pieces counts what Next handed out: new bytes of the stream came
+	// that many times (openStream.touch).
+	pieces uint64
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -374,6 +377,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 // a stream in place rather than through a buffer of its own.
 func (b *upstreamBody) Next() ([]byte, error) {
 	p, err := b.resp.Body.Next()
+	b.pieces++
 	return p, bodyErr(err)
 }
 
