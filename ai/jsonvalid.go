@@ -1,5 +1,7 @@
 package ai
 
+import "github.com/relia-dev/relia/ai/wire"
+
 // validJSON reports whether data is one JSON value with nothing but
 // whitespace around it: what json.Valid reports (its limit of 10,000
 // nested arrays and objects included, and like it, any bytes of 0x80 and
@@ -110,6 +112,30 @@ func validString(data []byte, i int) (int, bool) {
 	return i, false
 }
 
+// validKey checks the key opening at data[i] as validString does, and
+// reports whether it is plain: no escape, so its bytes are its name.
+func validKey(data []byte, i int) (end int, plain, ok bool) {
+	j := i + 1
+	for j < len(data) && stringPlain[data[j]] {
+		j++
+	}
+	if j < len(data) && data[j] == '"' {
+		return j + 1, true, true
+	}
+	end, ok = validString(data, i)
+	return end, false, ok
+}
+
+// keyIs reports whether a member's key (quoted, as walkObject hands it)
+// is name, which holds no byte that JSON escapes: a plain key by its
+// bytes, a key with escapes by what they say.
+func keyIs(key []byte, plain bool, name string) bool {
+	if plain {
+		return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
+	}
+	return wire.KeyIs(key, name)
+}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
@@ -158,7 +184,7 @@ func skipDigits(data []byte, i int) int {
 
 // validObject checks the object opening at data[i], depth deep.
 func validObject(data []byte, i, depth int) (int, bool) {
-	return walkObject(data, i, depth, func(_ []byte, at int) (int, bool) { return validValue(data, at, depth) })
+	return walkObject(data, i, depth, func(_ []byte, _ bool, at int) (int, bool) { return validValue(data, at, depth) })
 }
 
 // validArray checks the array opening at data[i], depth deep.
@@ -167,18 +193,19 @@ func validArray(data []byte, i, depth int) (int, bool) {
 }
 
 // walkObject checks the object opening at data[i], depth deep, handing
-// each member's key (quoted, as written) and the index of its value to
-// member, which checks the value (at depth) and returns the index past
-// it: a scan that reads some members checks the whole object in the
-// same walk.
-func walkObject(data []byte, i, depth int, member func(key []byte, at int) (int, bool)) (int, bool) {
+// each member's key (quoted, as written; plain when it holds no escape)
+// and the index of its value to member, which checks the value (at
+// depth) and returns the index past it: a scan that reads some members
+// checks the whole object in the same walk.
+func walkObject(data []byte, i, depth int, member func(key []byte, plain bool, at int) (int, bool)) (int, bool) {
 	i, more, ok := validOpen(data, i, depth, '}')
 	for ok && more {
 		if i >= len(data) || data[i] != '"' {
 			return i, false
 		}
 		key := i
-		if i, ok = validString(data, i); !ok {
+		var plain bool
+		if i, plain, ok = validKey(data, i); !ok {
 			return i, false
 		}
 		k := data[key:i]
@@ -186,7 +213,7 @@ func walkObject(data []byte, i, depth int, member func(key []byte, at int) (int,
 		if i >= len(data) || data[i] != ':' {
 			return i, false
 		}
-		if i, ok = member(k, skipSpace(data, i+1)); !ok {
+		if i, ok = member(k, plain, skipSpace(data, i+1)); !ok {
 			return i, false
 		}
 		i, more, ok = validNext(data, i, '}')

@@ -228,8 +228,8 @@ func scanChunk(data []byte) (piece, error) {
 		}
 		return bad(wire.ErrNotObject)
 	}
-	end, ok := walkObject(data, i, 1, func(key []byte, at int) (int, bool) {
-		if wire.KeyIs(key, "choices") {
+	end, ok := walkObject(data, i, 1, func(key []byte, plain bool, at int) (int, bool) {
+		if keyIs(key, plain, "choices") {
 			var end int
 			var ok bool
 			choices, end, ok = scanChoices(data, at)
@@ -238,9 +238,9 @@ func scanChunk(data []byte) (piece, error) {
 		end, ok := validValue(data, at, 1)
 		switch {
 		case !ok:
-		case wire.KeyIs(key, "usage"):
+		case keyIs(key, plain, "usage"):
 			usage = data[at:end]
-		case wire.KeyIs(key, "error"):
+		case keyIs(key, plain, "error"):
 			errv = data[at:end]
 		}
 		return end, ok
@@ -337,15 +337,15 @@ func scanChoice(data []byte, at int, c *chunkChoices) (int, bool) {
 		deltaErr error
 		finish   []byte
 	)
-	end, ok := walkObject(data, at, 3, func(key []byte, at int) (int, bool) {
-		if wire.KeyIs(key, "delta") {
+	end, ok := walkObject(data, at, 3, func(key []byte, plain bool, at int) (int, bool) {
+		if keyIs(key, plain, "delta") {
 			var end int
 			var ok bool
 			tokens, deltaErr, end, ok = scanDelta(data, at)
 			return end, ok
 		}
 		end, ok := validValue(data, at, 3)
-		if ok && wire.KeyIs(key, "finish_reason") {
+		if ok && keyIs(key, plain, "finish_reason") {
 			finish = data[at:end]
 		}
 		return end, ok
@@ -377,14 +377,14 @@ func scanDelta(data []byte, at int) (tokens bool, err error, end int, ok bool) {
 		end, ok = validValue(data, at, 3)
 		return false, wire.ErrNotObject, end, ok
 	}
-	end, ok = walkObject(data, at, 4, func(key []byte, at int) (int, bool) {
+	end, ok = walkObject(data, at, 4, func(key []byte, plain bool, at int) (int, bool) {
 		end, ok := validValue(data, at, 4)
 		if !ok || err != nil {
 			return end, ok
 		}
 		v := data[at:end]
 		switch {
-		case wire.KeyIs(key, "content"):
+		case keyIs(key, plain, "content"):
 			switch {
 			case wire.IsNull(v):
 			case v[0] != '"':
@@ -392,7 +392,7 @@ func scanDelta(data []byte, at int) (tokens bool, err error, end int, ok bool) {
 			case len(v) > 2:
 				tokens = true
 			}
-		case wire.KeyIs(key, "tool_calls"):
+		case keyIs(key, plain, "tool_calls"):
 			switch {
 			case wire.IsNull(v):
 			case v[0] != '[':

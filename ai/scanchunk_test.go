@@ -146,6 +146,9 @@ func FuzzScanChunk(f *testing.F) {
 		`{"choices":[{"delta":{"content":"a"}},{"delta":[]}]}`, `{"choices":[{"delta":{"content":"a"},"delta":{}}]}`,
 		`{"choices":5,"choices":[]}`, `{"choices":[{"finish_reason":1,"finish_reason":null}]}`,
 		`{"choices":[],"x":01}`, ` [] `, `null`, `{"a":[[[{}]]]} `, `{"choices":[{"delta":{"tool_calls":[ ]}}]}`,
+		// Keys with escapes: read by what they say, not by their bytes.
+		`{"ch\u006fices":[{"d\u0065lta":{"cont\u0065nt":"hi"},"finish_re\u0061son":"stop"}],"us\u0061ge":{"prompt_tokens":3}}`,
+		`{"choices":[{"delta":{"tool_c\u0061lls":[{"id":"t"}]}}],"\u0065rror":null}`, `{"cho\"ices":[]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -165,4 +168,17 @@ func FuzzScanChunk(f *testing.F) {
 			t.Fatalf("%q:\none walk     %s\nwalk a level %s", data, got, want)
 		}
 	})
+}
+
+// BenchmarkScanChunk reads a typical stream chunk, as a 100-token stream
+// does a hundred times.
+func BenchmarkScanChunk(b *testing.B) {
+	chunk := []byte(`{"id":"chatcmpl-mock1","object":"chat.completion.chunk","created":1796645174,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" under"},"logprobs":null,"finish_reason":null}]}`)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := scanChunk(chunk); err != nil || !p.tokens {
+			b.Fatal(p, err)
+		}
+	}
 }
