@@ -1,6 +1,11 @@
 package ai
 
-import "github.com/relia-dev/relia/ai/wire"
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/relia-dev/relia/ai/wire"
+)
 
 // validJSON reports whether data is one JSON value with nothing but
 // whitespace around it: what json.Valid reports (its limit of 10,000
@@ -71,13 +76,34 @@ var stringPlain = func() (plain [256]bool) {
 	return plain
 }()
 
+// plainRun returns the index of the first byte at or after data[i] that
+// a string does not hold as it is (stringPlain), or len(data): eight
+// bytes a step while they are all plain, then a byte a step. Of the
+// three tests of each byte, each flags the lowest byte it matches
+// exactly (a borrow can flag a byte above it, never below).
+func plainRun(data []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(data); i += 8 {
+		v := binary.LittleEndian.Uint64(data[i:])
+		quote, escape := v^('"'*ones), v^('\\'*ones)
+		hit := (quote-ones)&^quote | (escape-ones)&^escape | (v-0x20*ones)&^v
+		if hit &= highs; hit != 0 {
+			return i + bits.TrailingZeros64(hit)/8
+		}
+	}
+	for i < len(data) && stringPlain[data[i]] {
+		i++
+	}
+	return i
+}
+
 // validString checks the string opening at data[i].
 func validString(data []byte, i int) (int, bool) {
 	i++
 	for i < len(data) {
 		c := data[i]
 		if stringPlain[c] {
-			i++
+			i = plainRun(data, i+1)
 			continue
 		}
 		switch {
@@ -115,10 +141,7 @@ func validString(data []byte, i int) (int, bool) {
 // validKey checks the key opening at data[i] as validString does, and
 // reports whether it is plain: no escape, so its bytes are its name.
 func validKey(data []byte, i int) (end int, plain, ok bool) {
-	j := i + 1
-	for j < len(data) && stringPlain[data[j]] {
-		j++
-	}
+	j := plainRun(data, i+1)
 	if j < len(data) && data[j] == '"' {
 		return j + 1, true, true
 	}

@@ -1,6 +1,7 @@
 package ai
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -67,5 +68,33 @@ func BenchmarkValidJSON(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlainRunMatchesTheTable: the eight-bytes-a-step scan stops where a
+// byte-a-step walk of stringPlain stops, for every byte value at every
+// place of a word, among plain bytes, bytes of 0x80 and above (whose
+// high bit the word tests share), and bytes just above the control range.
+func TestPlainRunMatchesTheTable(t *testing.T) {
+	byTable := func(data []byte, i int) int {
+		for i < len(data) && stringPlain[data[i]] {
+			i++
+		}
+		return i
+	}
+	for _, fill := range []byte{'a', 0x80, 0xff, 0x20, 0x21, 0x23, 0x5b, 0x5d} {
+		for length := range 20 {
+			for at := range length {
+				for c := range 256 {
+					data := bytes.Repeat([]byte{fill}, length)
+					data[at] = byte(c)
+					for start := 0; start <= min(length, 9); start++ {
+						if got, want := plainRun(data, start), byTable(data, start); got != want {
+							t.Fatalf("% x from %d: plainRun %d, the table %d", data, start, got, want)
+						}
+					}
+				}
+			}
+		}
 	}
 }
