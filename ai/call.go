@@ -508,6 +508,15 @@ type CallCanceller interface {
 	SetCancel(cancel func())
 }
 
+// StreamWaiter is what a host's http.ResponseWriter implements to learn
+// that a stream it writes waits for its provider's next bytes, once, the
+// first time it does: relia gateway's edge then starts to watch the
+// client for a hang-up, which a stream relayed straight through (its
+// provider's answer came at once) leaves to its writes to see.
+type StreamWaiter interface {
+	StreamWaits()
+}
+
 // HandOff is what a host's http.ResponseWriter implements when it can
 // relay an open stream from goroutines of its own, so that the
 // goroutine that served the request up to the first token (its deep
@@ -599,7 +608,7 @@ func relayStream(o *openStream, sw *streamWriter, r *Relay) (waits bool, err err
 				yield()
 				turn = time.Now()
 			}
-		} else if r != nil && r.park() {
+		} else if sw.waits(); r != nil && r.park() {
 			return true, nil
 		} else {
 			o.waitNext()
@@ -796,6 +805,20 @@ type streamWriter struct {
 	text    *bytes.Buffer
 	// box holds buf while idle lends it out (nil then).
 	box *[]byte
+	// waited says the stream waited for its provider (waits).
+	waited bool
+}
+
+// waits tells a host that is a StreamWaiter that the stream waits for
+// its provider, the first time it does.
+func (sw *streamWriter) waits() {
+	if sw.waited {
+		return
+	}
+	sw.waited = true
+	if h, ok := sw.w.(StreamWaiter); ok {
+		h.StreamWaits()
+	}
 }
 
 // idleStreamBufs holds the buffers of stream writers whose streams wait

@@ -415,6 +415,10 @@ type aiWriter struct {
 	// relay: the answer goes to a fault (h2 is its writer), whose own
 	// aiWriter prepares the head and counts the bytes.
 	relay bool
+	// watchAtHead: a chunked answer's client is watched for a hang-up
+	// from its head on, not from its stream's first wait (StreamWaits):
+	// the answer a fault shapes, which may stall it.
+	watchAtHead bool
 	// lent says the connection's write buffer is lent to aiChunkBufs.
 	lent bool
 	// watchID and watchFd are the stream's entry in the gateway's watch
@@ -481,6 +485,16 @@ func (w *aiWriter) Write(p []byte) (int, error) {
 	}
 	w.send(p)
 	return len(p), w.err
+}
+
+// StreamWaits puts a chunked answer's connection in the watch for
+// hang-ups once its stream waits for its provider (ai.StreamWaiter):
+// while a stream is relayed straight through, its writes see a hang-up,
+// and a watch for it cost two epoll_ctl calls a stream.
+func (w *aiWriter) StreamWaits() {
+	if w.chunked && w.watchID == 0 && w.err == nil {
+		w.watchHangUp()
+	}
 }
 
 // Flush sends the head, if it is not sent, and what is held and
@@ -561,7 +575,9 @@ func (w *aiWriter) sendHead(length int64) {
 	case req.minor == 1:
 		w.chunked = true
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
-		w.watchHangUp()
+		if w.watchAtHead {
+			w.watchHangUp()
+		}
 		defer w.lendBuffers()
 	default:
 		// An HTTP/1.0 client cannot read chunks: the body ends with the

@@ -121,6 +121,12 @@ func BenchmarkAIRoute(b *testing.B) {
 // an upstream p or an AI gateway assist over the provider at addr) and
 // returns a client connection to it.
 func aiBenchGateway(b testing.TB, addr, route string) net.Conn {
+	_, c := aiBenchGatewayAndConn(b, addr, route)
+	return c
+}
+
+// aiBenchGatewayAndConn is aiBenchGateway, the gateway returned too.
+func aiBenchGatewayAndConn(b testing.TB, addr, route string) (*Gateway, net.Conn) {
 	cfg, err := Parse("bench.yaml", []byte(`kind: Gateway
 version: relia/v1
 spec:
@@ -154,7 +160,7 @@ spec:
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { c.Close() })
-	return c
+	return g, c
 }
 
 // chatRequest is a client's chat completion request of body.

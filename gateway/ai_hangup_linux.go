@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"sync/atomic"
 	"syscall"
 
 	"github.com/relia-dev/relia/internal/pollset"
@@ -23,6 +24,8 @@ import (
 // gateway vs Portkey").
 type hangUps struct {
 	set pollset.Set
+	// watched counts the answers put in the watch.
+	watched atomic.Uint64
 }
 
 // watchHangUp puts a streaming answer's connection in the gateway's
@@ -43,6 +46,7 @@ func (w *aiWriter) watchHangUp() {
 	rc.Control(func(fd uintptr) {
 		if id, ok := w.g.hangUps.set.Add(int(fd), unix.EPOLLRDHUP|unix.EPOLLET, w); ok {
 			w.watchID, w.watchFd = id, int(fd)
+			w.g.hangUps.watched.Add(1)
 		}
 	})
 }

@@ -18,7 +18,9 @@ import (
 // write, and a stream whose provider answered at once in two, its head
 // with its first event and its last events with the last chunk. A write
 // each (and a wake-up of the client each) cost a stream 35 µs more CPU
-// in BenchmarkAIRouteStreamAtOnce.
+// in BenchmarkAIRouteStreamAtOnce. Such a stream, which never waits for
+// its provider, is not put in the watch for hang-ups either
+// (aiWriter.StreamWaits): its writes see one.
 func TestAIAnswersGoOutInFewWrites(t *testing.T) {
 	route := "    - {name: llm, match: {path: {prefix: /v1}}, ai: assist}\n"
 	for _, tc := range []struct {
@@ -31,7 +33,7 @@ func TestAIAnswersGoOutInFewWrites(t *testing.T) {
 		{"stream", rawProvider(t, streamAnswer(5)), `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := aiBenchGateway(t, tc.provider, route)
+			g, c := aiBenchGatewayAndConn(t, tc.provider, route)
 			br := bufio.NewReader(c)
 			for i := range 3 { // the first exchange opens the provider's connection
 				before := dataSegmentsIn(t, c)
@@ -50,6 +52,9 @@ func TestAIAnswersGoOutInFewWrites(t *testing.T) {
 				if got := dataSegmentsIn(t, c) - before; got != tc.writes {
 					t.Errorf("exchange %d: the answer came in %d writes, want %d", i, got, tc.writes)
 				}
+			}
+			if n := g.hangUps.watched.Load(); n != 0 {
+				t.Errorf("%d answers that never waited were watched for hang-ups", n)
 			}
 		})
 	}

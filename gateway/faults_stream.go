@@ -29,7 +29,7 @@ var errFaultCut = errors.New("a fault broke the answer off")
 func (g *Gateway) faultAnswer(x *exchange, d fault.Decision, hr *http.Request) {
 	oc := &aiCall{}
 	w := &oc.w
-	w.x, w.g, w.c, w.header = x, g, x.h1c, http.Header{}
+	w.x, w.g, w.c, w.header, w.watchAtHead = x, g, x.h1c, http.Header{}, true
 	if x.h2r != nil {
 		w.h2, w.c = x.h2w, nil
 	}
