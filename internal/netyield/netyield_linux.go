@@ -32,22 +32,15 @@ func (r *rounds) begin() {
 	r.ok = true
 	go func() {
 		var n uint64
-		// read says the descriptor may hold a count: not right after a
-		// read took it, as only a poke after that read raises the next
-		// edge, which the poller waits for. Each round then reads once,
-		// not once more to find it empty.
-		read := true
+		// take reads the count each time it is called, even right after a
+		// read took one: each rc.Read starts by clearing the poller's
+		// readiness mark, so a poke that came between the last read and
+		// this call is found by this read or not at all (its edge was
+		// spent). Skipping the read lost such a poke and left its yielder
+		// waiting for good.
 		take := func(fd uintptr) bool {
-			if !read {
-				read = true
-				return false
-			}
 			_, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&n)), 8)
-			if errno == syscall.EAGAIN {
-				return false
-			}
-			read = false
-			return true
+			return errno != syscall.EAGAIN
 		}
 		for rc.Read(take) == nil {
 			r.roundCame()
