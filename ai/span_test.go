@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -19,12 +20,8 @@ import (
 // operation and model, with the GenAI attributes, though the call names
 // and labels it only once the span is known to record.
 func TestCallSpan(t *testing.T) {
-	// The only test of the package that sets the global provider: the
-	// package's tracer delegates to the first one set.
-	spans := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	t.Cleanup(func() { tp.Shutdown(t.Context()) })
-	otel.SetTracerProvider(tp)
+	spans := callSpanRecorder()
+	seen := len(spans.Ended())
 	_, url := startMock(t, mock.Options{})
 	gw := startService(t, `kind: AIGateway
 version: relia/v1
@@ -44,7 +41,7 @@ spec:
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	for _, s := range spans.Ended() {
+	for _, s := range spans.Ended()[seen:] {
 		if s.Name() != "chat gpt-4o-mini" {
 			continue
 		}
@@ -59,8 +56,26 @@ spec:
 		return
 	}
 	var names []string
-	for _, s := range spans.Ended() {
+	for _, s := range spans.Ended()[seen:] {
 		names = append(names, s.Name())
 	}
 	t.Fatalf("no span named chat gpt-4o-mini among %q", names)
+}
+
+// callSpans records the spans of the package's tracer, which delegates
+// to the first global provider set, for the process: a provider set again
+// (TestCallSpan run with -count above 1) would not be the tracer's.
+var callSpans struct {
+	once sync.Once
+	rec  *tracetest.SpanRecorder
+}
+
+// callSpanRecorder sets the global provider, once, and returns its
+// recorder.
+func callSpanRecorder() *tracetest.SpanRecorder {
+	callSpans.once.Do(func() {
+		callSpans.rec = tracetest.NewSpanRecorder()
+		otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(callSpans.rec)))
+	})
+	return callSpans.rec
 }
