@@ -133,36 +133,57 @@ func TestFailoverHonoursRetryAfter(t *testing.T) {
 // TestSteadyStreamOutlivesItsIdleTimeout: a stream whose tokens come
 // further apart than nothing (1.5 s) but closer than the idle timeout (2
 // s) runs past that timeout whole: the timer is set again as each token's
-// bytes come, not only as the first's did.
+// bytes come, not only as the first's did. Each provider's wire format,
+// read in place (the SSE ones) or through Read (Bedrock's event stream).
 func TestSteadyStreamOutlivesItsIdleTimeout(t *testing.T) {
 	t.Parallel()
-	fc := clock.NewFake(time.Time{})
-	_, a := startMock(t, mock.Options{Clock: fc, TokensPerSecond: 1 / 1.5, OutputTokens: 5})
-	var recs records
-	g := startService(t, failoverConfig, fc, Options{OnRecord: recs.add}, a, a)
-	client := newOpenAI(g.url, "")
-	stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
-	})
-	start, tokens := fc.Now(), 0
-	for stream.Next() {
-		if len(stream.Current().Choices) == 0 || stream.Current().Choices[0].Delta.Content == "" {
-			continue
-		}
-		if tokens++; tokens < 5 {
-			fc.BlockUntil(2) // the simulator's wait for the next token, and the stream's timer
-			fc.Advance(1500 * time.Millisecond)
-		}
-	}
-	if err := stream.Err(); err != nil || tokens != 5 {
-		t.Fatalf("%d tokens, error %v; want 5 and none", tokens, err)
-	}
-	if took := fc.Since(start); took <= 2*time.Second {
-		t.Fatalf("the stream took %s, not past its idle timeout", took)
-	}
-	waitRecords(t, &recs, 1)
-	if r := recs.all()[0]; r.Outcome != OutcomeOK {
-		t.Errorf("record %+v, want ok", r)
+	for _, p := range []struct{ kind, provider, model string }{
+		{"openai", `{name: p, type: openai, url: "%s/v1", keys: [{value: k}]}`, "gpt-4o-mini"},
+		{"anthropic", `{name: p, type: anthropic, url: "%s", keys: [{value: k}]}`, "claude-3-5-haiku-latest"},
+		{"gemini", `{name: p, type: gemini, url: "%s", keys: [{value: k}]}`, "gemini-2.0-flash"},
+		{"bedrock", `{name: p, type: bedrock, url: "%s", region: us-east-1, keys: [{accessKeyID: AKIDEXAMPLE, value: secret}]}`, "anthropic.claude-3-haiku-20240307-v1:0"},
+	} {
+		t.Run(p.kind, func(t *testing.T) {
+			t.Parallel()
+			fc := clock.NewFake(time.Time{})
+			_, url := startMock(t, mock.Options{Clock: fc, TokensPerSecond: 1 / 1.5, OutputTokens: 5})
+			var recs records
+			g := startService(t, `kind: AIGateway
+version: relia/v1
+metadata: {name: steady}
+spec:
+  providers:
+    - `+p.provider+`
+  routes:
+    - model: gpt-4o-mini
+      targets: [{provider: p, model: "`+p.model+`"}]
+      timeouts: {firstToken: 1s, idle: 2s}
+`, fc, Options{OnRecord: recs.add}, url)
+			client := newOpenAI(g.url, "")
+			stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+				Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+			})
+			start, tokens := fc.Now(), 0
+			for stream.Next() {
+				if len(stream.Current().Choices) == 0 || stream.Current().Choices[0].Delta.Content == "" {
+					continue
+				}
+				if tokens++; tokens < 5 {
+					fc.BlockUntil(2) // the simulator's wait for the next token, and the stream's timer
+					fc.Advance(1500 * time.Millisecond)
+				}
+			}
+			if err := stream.Err(); err != nil || tokens != 5 {
+				t.Fatalf("%d tokens, error %v; want 5 and none", tokens, err)
+			}
+			if took := fc.Since(start); took <= 2*time.Second {
+				t.Fatalf("the stream took %s, not past its idle timeout", took)
+			}
+			waitRecords(t, &recs, 1)
+			if r := recs.all()[0]; r.Outcome != OutcomeOK {
+				t.Errorf("record %+v, want ok", r)
+			}
+		})
 	}
 }
 

@@ -362,13 +362,15 @@ type upstreamBody struct {
 	waker     interface{ wake() }
 	// ended says the stream read its last event (finishAtHand).
 	ended atomic.Bool
-	// pieces counts what Next handed out: new bytes of the stream came
-	// that many times (openStream.touch).
+	// pieces counts the decoder's takes of new bytes, by Next or Read
+	// (Bedrock's event stream reads): the stream's bytes came that many
+	// times (openStream.touch).
 	pieces uint64
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	n, err := b.resp.Body.Read(p)
+	b.pieces++
 	return n, bodyErr(err)
 }
 
