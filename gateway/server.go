@@ -177,8 +177,9 @@ func (c *conn) send(p []byte) error {
 	}
 	err := rawio.WriteBy(c.c, p, c.wdl)
 	if err != nil && isTimeout(err) && !c.ended.Load() && time.Now().Before(c.wdl) {
-		// A write deadline that another writer left (the AI gateway's,
-		// ai.go, sets one per write) had passed before anything was
+		// A write deadline that another writer left (rawio.WriteBy sets
+		// one per write where the connection is not raw: TLS, the AI
+		// gateway's writes among them) had passed before anything was
 		// written: this response has a deadline of its own.
 		c.c.SetWriteDeadline(c.wdl)
 		err = c.write(p)
