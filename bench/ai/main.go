@@ -570,6 +570,21 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 	// more than half when a stream costs more there than at the max.
 	busy := make([][]float64, len(targets))
 	perStream := make([][]float64, len(targets))
+	// behind is how late the client started its streams in each run and
+	// how busy CPU 0 was (the client, the simulator and the packet capture
+	// share it): a generator short of CPU starts streams late and in
+	// clumps, and relia's queue then holds the clump.
+	type generator struct{ p50, p99, busy float64 }
+	behind := make([][]generator, len(targets))
+	var directGen []generator
+	measureGen := func(run ttftRun, busyBefore, totalBefore []time.Duration) generator {
+		busyAfter, totalAfter := proc.CPUTimes()
+		g := generator{p50: quantile(run.late, 0.5), p99: quantile(run.late, 0.99)}
+		if len(busyAfter) > 0 && len(busyBefore) > 0 && totalAfter[0] > totalBefore[0] {
+			g.busy = float64(busyAfter[0]-busyBefore[0]) / float64(totalAfter[0]-totalBefore[0])
+		}
+		return g
+	}
 	streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
 	var wireUnavailable error
 	starvedRuns := 0
@@ -590,11 +605,13 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		if _, err := realTime(mockPID); err != nil {
 			fmt.Printf("  the simulator runs at its usual priority: %v\n", err)
 		}
-		p, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
+		genBusy, genTotal := proc.CPUTimes()
+		run, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
 			return fmt.Errorf("time to first token, direct: %w", err)
 		}
-		direct = append(direct, p)
+		direct = append(direct, run.p99)
+		directGen = append(directGen, measureGen(run, genBusy, genTotal))
 		for i, t := range targets {
 			for attempt := 1; ; attempt++ {
 				capture, cerr := startWireCapture(t.port, mockPort)
@@ -608,7 +625,8 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 					}
 				}
 				cpuBefore, wallBefore := proc.CPUTime(t.pid), time.Now()
-				p, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
+				genBusy, genTotal = proc.CPUTimes()
+				run, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
 				used, wall := proc.CPUTime(t.pid)-cpuBefore, time.Since(wallBefore)
 				wake()
 				if err != nil {
@@ -632,16 +650,23 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				}
 				busy[i] = append(busy[i], float64(used)/float64(wall))
 				perStream[i] = append(perStream[i], float64(used)/float64(time.Microsecond)/streams)
-				via[i] = append(via[i], p)
+				via[i] = append(via[i], run.p99)
+				behind[i] = append(behind[i], measureGen(run, genBusy, genTotal))
 				break
 			}
 		}
+	}
+	for r, g := range directGen {
+		fmt.Printf("  round %d, direct: the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client and the simulator) %.0f%% busy\n",
+			r+1, g.p50*1000, g.p99*1000, 100*g.busy)
 	}
 	for i, t := range targets {
 		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
 			rate, goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
 		for r := range busy[i] {
-			fmt.Printf("  round %d: %s's core %.0f%% busy, %.0f µs of its CPU a stream\n", r+1, t.name, 100*busy[i][r], perStream[i][r])
+			g := behind[i][r]
+			fmt.Printf("  round %d: %s's core %.0f%% busy, %.0f µs of its CPU a stream; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
+				r+1, t.name, 100*busy[i][r], perStream[i][r], g.p50*1000, g.p99*1000, 100*g.busy)
 		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
@@ -830,37 +855,60 @@ func pinToCPU0() {
 // connections within 50 ms). A service at its steady state has them open.
 const warmStreams = 64
 
+// ttftRun is what one run of the time-to-first-token step's client saw.
+type ttftRun struct {
+	// p99 is the p99 of the streams' time to first content token,
+	// measured from each stream's scheduled start, in seconds.
+	p99 float64
+	// late is how long after its scheduled time each stream was started,
+	// sorted, in seconds.
+	late []float64
+}
+
 // ttftP99 sends streams at rate (open model, on schedule) for d and
 // returns the p99 of their time to first content token, measured from
-// each stream's scheduled start.
-func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
+// each stream's scheduled start, and how late each request was started.
+func ttftP99(url string, rate float64, d time.Duration) (ttftRun, error) {
 	client, err := newRawClient(url)
 	if err != nil {
-		return 0, err
+		return ttftRun{}, err
 	}
 	defer client.close()
 	if err := client.warm(warmStreams, client.request(workloads[1].body)); err != nil {
-		return 0, fmt.Errorf("warming %d connections: %w", warmStreams, err)
+		return ttftRun{}, fmt.Errorf("warming %d connections: %w", warmStreams, err)
 	}
 	n := int(rate * d.Seconds())
 	if n < 10 {
 		n = 10
+	}
+	// Each stream is named in its "user" field, for the packet capture.
+	// The requests are made before the run, so that the loop that keeps
+	// the schedule does little else.
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = client.request(strings.Replace(workloads[1].body, "{", fmt.Sprintf(`{%s%07d",`, ttftMarker, i), 1))
 	}
 	gap := time.Duration(float64(time.Second) / rate)
 	var mu sync.Mutex
 	var ttfts []float64
 	var failed atomic.Int64
 	var firstErr error // under mu
-	var wg sync.WaitGroup
+	fail := func(err error) {
+		failed.Add(1)
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	late := make([]float64, n)
+	var readers sync.WaitGroup
 	start := time.Now()
-	for i := range n {
+	for i, req := range reqs {
 		at := start.Add(time.Duration(i) * gap)
 		time.Sleep(time.Until(at))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Each stream is named in its "user" field, for the packet capture.
-			req := client.request(strings.Replace(workloads[1].body, "{", fmt.Sprintf(`{%s%07d",`, ttftMarker, i), 1))
+		late[i] = time.Since(at).Seconds()
+		readers.Go(func() {
 			err := client.stream(req, func() {
 				took := time.Since(at).Seconds()
 				mu.Lock()
@@ -868,21 +916,17 @@ func ttftP99(url string, rate float64, d time.Duration) (float64, error) {
 				mu.Unlock()
 			})
 			if err != nil {
-				failed.Add(1)
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+				fail(err)
 			}
-		}()
+		})
 	}
-	wg.Wait()
+	readers.Wait()
 	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d streams failed (the first: %v)", f, n, firstErr)
+		return ttftRun{}, fmt.Errorf("%d of %d streams failed (the first: %v)", f, n, firstErr)
 	}
 	slices.Sort(ttfts)
-	return ttfts[int(float64(len(ttfts)-1)*0.99)], nil
+	slices.Sort(late)
+	return ttftRun{p99: ttfts[int(float64(len(ttfts)-1)*0.99)], late: late}, nil
 }
 
 // holdStreams opens n streams, waits for each one's first token, reads

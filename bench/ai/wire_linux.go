@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -26,8 +29,9 @@ import (
 // (ttftMarker), which relia passes on to the provider unchanged.
 type wireCapture struct {
 	fd              int
+	file            *os.File        // fd, non-blocking, on the runtime's poller
+	raw             syscall.RawConn // file's, to read its packets
 	relia, provider uint16
-	stop            chan struct{}
 	done            chan error
 
 	// Owned by the reading goroutine until done.
@@ -60,13 +64,29 @@ func startWireCapture(reliaPort, providerPort int) (*wireCapture, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	// The socket waits on the runtime's poller, not in a blocking
+	// receive: a thread blocked in the kernel keeps its Go processor
+	// until the runtime's monitor takes it back, and the harness runs on
+	// one processor (pinned to CPU 0), which the step's client needs to
+	// start its streams on time.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	w.file = os.NewFile(uintptr(fd), "packet capture")
+	raw, err := w.file.SyscallConn()
+	if err != nil {
+		w.file.Close()
+		return nil, err
+	}
+	w.raw = raw
 	go func() { w.done <- w.read() }()
 	return w, nil
 }
 
 // newWireCapture is a capture's state before its socket.
 func newWireCapture(relia, provider uint16) *wireCapture {
-	return &wireCapture{relia: relia, provider: provider, stop: make(chan struct{}), done: make(chan error, 1),
+	return &wireCapture{relia: relia, provider: provider, done: make(chan error, 1),
 		streams: map[string]*wireTimes{}, headAt: map[uint16]int64{}, clientOf: map[uint16]string{}, upstreamOf: map[uint16]string{}}
 }
 
@@ -102,10 +122,6 @@ func (w *wireCapture) setup() error {
 	if err := unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 256<<20); err != nil {
 		unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 256<<20)
 	}
-	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(w.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return err
-	}
 	return unix.Bind(w.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: lo.Index})
 }
 
@@ -140,21 +156,35 @@ func segmentFilter(a, b uint16) []bpf.Instruction {
 	}
 }
 
-// read takes packets until stop is closed.
+// read takes packets as they come until finish sets the socket's read
+// deadline.
 func (w *wireCapture) read() error {
 	buf := make([]byte, 1<<16)
 	oob := make([]byte, 128)
-	for {
-		select {
-		case <-w.stop:
-			return nil
-		default:
+	var failed error
+	err := w.raw.Read(func(fd uintptr) bool {
+		failed = w.drain(int(fd), buf, oob)
+		return failed != unix.EAGAIN // wait for more on the poller
+	})
+	if failed != nil && failed != unix.EAGAIN {
+		return failed
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// drain takes the packets queued on the socket fd until none is left
+// (unix.EAGAIN) or one fails, letting the process's other goroutines
+// run between batches.
+func (w *wireCapture) drain(fd int, buf, oob []byte) error {
+	for taken := 1; ; taken++ {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+		if err == unix.EINTR {
+			continue
 		}
-		n, oobn, _, _, err := unix.Recvmsg(w.fd, buf, oob, 0)
 		if err != nil {
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-				continue
-			}
 			return err
 		}
 		at, ok := kernelStamp(oob[:oobn])
@@ -162,6 +192,9 @@ func (w *wireCapture) read() error {
 			return errors.New("a packet came without its kernel timestamp")
 		}
 		w.segment(buf[:n], at)
+		if taken%64 == 0 {
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -279,10 +312,20 @@ type wireResult struct {
 
 // finish stops the capture and returns what it measured.
 func (w *wireCapture) finish() (wireResult, error) {
-	close(w.stop)
+	w.file.SetReadDeadline(time.Now())
 	err := <-w.done
-	stats, serr := unix.GetsockoptTpacketStats(w.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	unix.Close(w.fd)
+	// What came between the reader's last wait and the deadline is
+	// still queued.
+	var stats *unix.TpacketStats
+	var serr error
+	w.raw.Control(func(fd uintptr) {
+		buf, oob := make([]byte, 1<<16), make([]byte, 128)
+		if derr := w.drain(int(fd), buf, oob); derr != unix.EAGAIN && err == nil {
+			err = derr
+		}
+		stats, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	})
+	w.file.Close()
 	r, _ := w.results()
 	if serr == nil {
 		r.drops, r.packets = int(stats.Drops), int(stats.Packets)
