@@ -585,5 +585,16 @@ func runPairs(n int, d time.Duration, conns int, gw, ng *proxy, backendPID int) 
 	}
 	fmt.Printf("\nmedians of %d pairs, %s / %s: CPU 1 busy per request %.3fx, the process's CPU per request %.3fx, throughput %.3fx, the backend's CPU per request %.3fx; the gateway's CPU 1 busy per request below nginx's in %d of %d pairs (goals: CPU <= 1.0x, throughput >= 1.0x, backend <= 1.0x)\n",
 		n, gw.name, ng.name, harness.Median(core), harness.Median(process), harness.Median(rps), harness.Median(backend), below, n)
+	// The ratios' spread from pair to pair is wide; the interval says
+	// whether the median is above or below 1.0 by more than chance.
+	interval := func(v []float64) string {
+		lo, hi, ok := harness.MedianInterval(v)
+		if !ok {
+			return "too few pairs"
+		}
+		return fmt.Sprintf("%.3f-%.3f", lo, hi)
+	}
+	fmt.Printf("95%% confidence intervals of those medians (sign test): CPU 1 busy per request %s, the process's CPU per request %s, throughput %s, the backend's CPU per request %s\n",
+		interval(core), interval(process), interval(rps), interval(backend))
 	return nil
 }
