@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"strconv"
 	"testing"
 )
@@ -79,6 +81,100 @@ func TestStarvedRunsAreTheClients(t *testing.T) {
 	} {
 		if got := starved(wireResult{densest: c.densest}, c.rate); got != c.want {
 			t.Errorf("%d within a millisecond at %.0f/s: starved %v, want %v", c.densest, c.rate, got, c.want)
+		}
+	}
+}
+
+// TestCaptureTimesStreamsOnLoopback runs the capture on real sockets: a
+// client, a stand-in for relia and one for the provider pass streams over
+// loopback, and the capture, reading from the runtime's poller, must time
+// every one of them whole, the last ones included, which reach the socket
+// just before finish. It needs CAP_NET_RAW and skips without it.
+func TestCaptureTimesStreamsOnLoopback(t *testing.T) {
+	reliaLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reliaLn.Close()
+	providerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer providerLn.Close()
+	port := func(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+	capture, err := startWireCapture(port(reliaLn), port(providerLn))
+	if err != nil {
+		t.Skipf("no packet capture here: %v", err)
+	}
+	token := []byte(`data: {"choices":[{"delta":{"content":" hello"}}]}` + "\n\n")
+	// The provider answers each request it reads with a token.
+	go func() {
+		c, err := providerLn.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			c.Write(token)
+		}
+	}()
+	// relia passes each request on and each answer back.
+	go func() {
+		c, err := reliaLn.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		up, err := net.Dial("tcp", providerLn.Addr().String())
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := up.Write(buf[:n]); err != nil {
+				return
+			}
+			if n, err = up.Read(buf); err != nil {
+				return
+			}
+			c.Write(buf[:n])
+		}
+	}()
+	client, err := net.Dial("tcp", reliaLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const streams = 20
+	buf := make([]byte, 4096)
+	for i := range streams {
+		req := fmt.Sprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n{%s%07d\",\"model\":\"m\"}", ttftMarker, i)
+		if _, err := client.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := capture.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.added) != streams || r.partial != 0 || r.drops != 0 {
+		t.Fatalf("timed %d streams whole and %d in part, %d packets dropped; want %d whole", len(r.added), r.partial, r.drops, streams)
+	}
+	for i := range r.ask {
+		if r.ask[i] <= 0 || r.answer[i] <= 0 || r.provider[i] <= 0 {
+			t.Fatalf("a span was not positive: ask %v, answer %v, provider %v", r.ask, r.answer, r.provider)
 		}
 	}
 }
