@@ -42,7 +42,8 @@ type Options struct {
 	// errors); nil means JSON on stderr.
 	Logger *slog.Logger
 	// AccessLog, when set, receives the access log instead of the file the
-	// config names.
+	// config names. An *os.File open on a regular file (a standard error
+	// redirected to a file) is written as the gateway's own file is.
 	AccessLog io.Writer
 	// ConfigPath is the file ReloadFile, the admin reload and the file
 	// watch read.
@@ -222,10 +223,15 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 	switch al := cfg.Spec.AccessLog; {
 	case g.opts.AccessLog != nil:
 		dst = g.opts.AccessLog
+		if f, ok := dst.(*os.File); ok { // relia ai serve's stderr
+			dst = newFileWriter(f, clock.Real())
+		}
 	case al.Disabled:
 		return nil
 	case al.Path == "" || al.Path == "-":
-		dst = os.Stderr
+		// Standard error redirected to a file is written as the file
+		// would be (newFileWriter); a pipe or a terminal as before.
+		dst = newFileWriter(os.Stderr, clock.Real())
 	default:
 		f, err := os.OpenFile(al.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
