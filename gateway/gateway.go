@@ -222,29 +222,31 @@ func (g *Gateway) openAccessLog(cfg *Config) error {
 	var dst io.Writer
 	switch al := cfg.Spec.AccessLog; {
 	case g.opts.AccessLog != nil:
-		dst = g.opts.AccessLog
-		if f, ok := dst.(*os.File); ok { // relia ai serve's stderr
-			dst = newFileWriter(f, clock.Real())
-		}
+		dst = g.opts.AccessLog // relia ai serve's standard error among them
 	case al.Disabled:
 		return nil
 	case al.Path == "" || al.Path == "-":
-		// Standard error redirected to a file is written as the file
-		// would be (newFileWriter); a pipe or a terminal as before.
-		dst = newFileWriter(os.Stderr, clock.Real())
+		dst = os.Stderr
 	default:
 		f, err := os.OpenFile(al.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return fmt.Errorf("opening access log: %w", err)
 		}
 		g.accessFile = f
-		dst = newFileWriter(f, clock.Real())
+		dst = f
 	}
+	// Any file, the config's or a standard error redirected to one, is
+	// written by newFileWriter's raw writes when it is a regular file; a
+	// pipe or a terminal through os.File.
+	//
 	// The flush tick is the real clock's even when the gateway runs on a
 	// fake one: it bounds how stale the file is for whoever reads it, and
 	// is no part of the request logic that tests drive through the clock
 	// (whose pending timers they count). So is the time a write to the
 	// file took.
+	if f, ok := dst.(*os.File); ok {
+		dst = newFileWriter(f, clock.Real())
+	}
 	g.accessW = newBufferedWriter(dst, clock.Real())
 	g.access = &accessLog{w: g.accessW}
 	return nil
