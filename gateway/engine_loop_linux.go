@@ -379,6 +379,19 @@ func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
 	return l, nil
 }
 
+// wake4 returns the loop's wake time as a reading of g's clock, for a
+// request's start or its answer's arrival: the wake that found either is
+// when the gateway learned of it, as close as a reading taken while the
+// loop works through the wake's other events, at no clock read of the
+// request's own. Zero (the request reads the clock) when the loop's clock
+// is not the gateway's.
+func (l *loop) wake4(g *Gateway) time.Time {
+	if l.clk != nil || !g.realClock {
+		return time.Time{}
+	}
+	return l.now
+}
+
 // clockNow reads the loop's clock.
 func (l *loop) clockNow() time.Time {
 	if l.clk != nil {
@@ -704,6 +717,7 @@ func (l *loop) serveRequest(c *conn) bool {
 		}, x)
 		return false
 	}
+	x.start = l.wake4(g)
 	if !g.routeRequest(x) {
 		g.prepareResponse(x)
 		return l.respond(c, x)
@@ -809,7 +823,7 @@ func (l *loop) send(c *conn) bool {
 			lc.x = nil
 			l.handOn(c, func() bool {
 				err := up.Do(x.req.ctx, &x.ureq, lc.resp, lc.deadline)
-				a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, lc.span, lc.resp, err)
+				a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, time.Time{}, lc.span, lc.resp, err)
 				c.g.proxyAttempts(x, &x.pc, &a)
 				c.g.prepareResponse(x)
 				return c.respond(x)
@@ -1176,7 +1190,7 @@ func (l *loop) answered(c *conn, u *loopUp, err error) bool {
 	} else if u != nil {
 		l.drop(u)
 	}
-	a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, lc.span, lc.resp, err)
+	a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, l.wake4(c.g), lc.span, lc.resp, err)
 	lc.span, lc.resp, lc.t = nil, nil, nil
 	return l.after(c, x, a)
 }
@@ -1214,7 +1228,7 @@ func (l *loop) handOnAnswer(c *conn, u *loopUp) {
 	l.forgetUp(u)
 	t, bp, now, span, resp := lc.t, lc.bp, lc.now, lc.span, lc.resp
 	l.handOn(c, func() bool {
-		a := c.g.attemptDone(x, t, bp, now, span, resp, nil)
+		a := c.g.attemptDone(x, t, bp, now, time.Time{}, span, resp, nil)
 		c.g.proxyAttempts(x, &x.pc, &a)
 		c.g.prepareResponse(x)
 		return c.respond(x)

@@ -5,6 +5,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -635,5 +636,74 @@ func TestLoopGivesIdleConnectionsToWaitersAtOnce(t *testing.T) {
 	resp, body := exchangeOn(t, chunked, chunkedR, "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("the request on a goroutine: %d %s, want 200 on the connection the loop kept idle", resp.StatusCode, body)
+	}
+}
+
+// TestEventLoopTimesARequestByItsWakes: with the real clock, a request the
+// loop serves starts at the wake that found it and its attempt ends at
+// the wake that found the answer (no clock reads of its own), so the
+// access log's latency covers the target's hold and lies within what the
+// client measured around the exchange.
+func TestEventLoopTimesARequestByItsWakes(t *testing.T) {
+	t.Parallel()
+	const hold = 20 * time.Millisecond
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	logs := new(syncBuffer)
+	g, _ := startGateway(t, fmt.Sprintf(`  listeners: [{name: main, address: "127.0.0.1:0", engine: eventloop}]
+  upstreams: [{name: b, targets: [{address: %q}]}]
+  routes: [{name: r, upstream: b, timeout: 5s}]
+`, srv.Listener.Addr().String()), Options{AccessLog: logs})
+	c, err := net.Dial("tcp", g.Addr("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for round := range 3 {
+		// A pause, so that a start taken from an earlier wake than the
+		// request's would fall before sent.
+		time.Sleep(2 * time.Millisecond)
+		sent := time.Now()
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(hold) // the target holds its answer this long at least
+		release <- struct{}{}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		io.ReadAll(resp.Body)
+		got := time.Now()
+		// The line is written after the answer went.
+		var lines []string
+		for wait := time.Now().Add(5 * time.Second); len(lines) <= round && time.Now().Before(wait); time.Sleep(time.Millisecond) {
+			lines = strings.FieldsFunc(logs.String(), func(r rune) bool { return r == '\n' })
+		}
+		if len(lines) != round+1 {
+			t.Fatalf("round %d: %d access lines", round, len(lines))
+		}
+		var e struct {
+			Time      time.Time `json:"time"`
+			LatencyMS float64   `json:"latency_ms"`
+		}
+		if err := json.Unmarshal([]byte(lines[round]), &e); err != nil {
+			t.Fatal(err)
+		}
+		lat := time.Duration(e.LatencyMS * float64(time.Millisecond))
+		start := e.Time.Add(-lat)
+		if lat < hold || lat > got.Sub(sent) {
+			t.Errorf("round %d: latency %v, want at least the hold %v and at most the client's %v", round, lat, hold, got.Sub(sent))
+		}
+		// Within 10 µs for the rounding of the line's milliseconds.
+		if start.Before(sent.Add(-10*time.Microsecond)) || e.Time.After(got.Add(10*time.Microsecond)) {
+			t.Errorf("round %d: the gateway's request ran %v to %v, outside the client's %v to %v", round, start, e.Time, sent, got)
+		}
+	}
+	if served, handedOn := loopCounts(g); served != 3 || handedOn != 0 {
+		t.Errorf("the loops served %d answers and handed on %d connections, want 3 and 0", served, handedOn)
 	}
 }

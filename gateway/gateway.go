@@ -123,9 +123,14 @@ type Gateway struct {
 	// hangUps watches streaming AI answers' clients (ai_hangup_linux.go).
 	hangUps hangUps
 	// loopClock, when a test sets it before Start, is the event loops'
-	// clock (engine_loop_linux.go); nil: the real one, read apart from
-	// the gateway's clock so that a request reads that only twice.
+	// clock (engine_loop_linux.go); nil: the real one.
 	loopClock clock.Clock
+	// realClock says the gateway's clock is the real one (no
+	// Options.Clock): an event loop's reading of the real clock at its
+	// wake is then a reading of the gateway's clock too, and a request the
+	// loop serves takes its start and its answer's arrival from the wakes
+	// that found them instead of reading the clock itself.
+	realClock bool
 	// loopSweep, when a test sets it before Start, is how often the event
 	// loops sweep (engine_loop_linux.go); zero: loopSweep.
 	loopSweep time.Duration
@@ -172,7 +177,7 @@ func New(cfg *Config, o Options) (*Gateway, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{opts: o, clock: clock.OrReal(o.Clock), log: o.Logger, rec: o.Recorder, reg: o.Registry}
+	g := &Gateway{opts: o, clock: clock.OrReal(o.Clock), realClock: o.Clock == nil || o.Clock == clock.Real(), log: o.Logger, rec: o.Recorder, reg: o.Registry}
 	if g.log == nil {
 		g.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}

@@ -330,7 +330,11 @@ func (g *Gateway) serveExchange(x *exchange) {
 func (g *Gateway) routeRequest(x *exchange) bool {
 	st := g.state.Load()
 	x.st = st
-	x.start = g.clock.Now()
+	if x.start.IsZero() {
+		// Unless the engine set it from a reading of the gateway's clock
+		// it already had (the event loop's wake that found the request).
+		x.start = g.clock.Now()
+	}
 	req := &x.req
 	g.identify(x)
 	refused := x.checkTarget(st.cfg.Spec.Server.EscapedSlashes)
@@ -946,7 +950,7 @@ func (g *Gateway) attempt(x *exchange, prev *target, hashKey []byte, deadline ti
 	up := upstreamResponses.Get().(*upstream.Response)
 	t.inflight.Add(1)
 	err := t.up.Do(x.req.ctx, &x.ureq, up, tryDeadline)
-	return g.attemptDone(x, t, bp, now, span, up, err)
+	return g.attemptDone(x, t, bp, now, time.Time{}, span, up, err)
 }
 
 // attemptSpan readies an attempt on t that starts at now: its client span
@@ -962,10 +966,16 @@ func (g *Gateway) attemptSpan(x *exchange, t *target, now time.Time) trace.Span 
 
 // attemptDone accounts for an attempt that went to t and ended with up's
 // head read, or err: the response taken in, the breaker, the balancer,
-// the metrics and the span told.
-func (g *Gateway) attemptDone(x *exchange, t *target, bp resilience.BreakerPermit, now time.Time, span trace.Span, up *upstream.Response, err error) attemptOutcome {
+// the metrics and the span told. end is when the attempt ended, from a
+// reading of the gateway's clock the engine already had (the event
+// loop's wake that found the answer); zero: read the clock.
+func (g *Gateway) attemptDone(x *exchange, t *target, bp resilience.BreakerPermit, now, end time.Time, span trace.Span, up *upstream.Response, err error) attemptOutcome {
 	t.inflight.Add(-1)
-	x.end = g.clock.Now()
+	if end.IsZero() || end.Before(now) {
+		// Before now: the attempt failed in the wake it started in.
+		end = g.clock.Now()
+	}
+	x.end = end
 	lat := x.end.Sub(now)
 	status := 0
 	if err == nil {
