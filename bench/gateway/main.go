@@ -16,7 +16,9 @@
 //	cd bench && go run ./gateway -topology own-core -pairs 30 -duration 2s
 //
 // -baseline PATH adds an earlier relia binary on the event loop with the
-// same config, so that a change's effect is read within one run.
+// same config, so that a change's effect is read within one run; with
+// -pairs, each pair becomes a set of three and the gateway is also read
+// against the baseline, with its interval.
 //
 // The gateway runs as a real user would run it: metrics on the admin
 // listener, the JSON access log written to a file, a breaker per target and
@@ -338,7 +340,13 @@ spec:
 		fmt.Printf("skipped: %s\n", s)
 	}
 	if pairs > 0 {
-		return runPairs(pairs, d, conns, gateway, proxies[0], backendPID)
+		var base *proxy
+		for _, p := range proxies {
+			if p.name == "relia (loop, baseline)" {
+				base = p
+			}
+		}
+		return runPairs(pairs, d, conns, gateway, proxies[0], base, backendPID)
 	}
 	for r := range rounds {
 		for i := range proxies {
@@ -538,8 +546,10 @@ func heyP99(url string, conns, qps int, d time.Duration) (float64, error) {
 // only many pairs taken close together resolve it. CPU 1 busy per request
 // is the proxy's whole cost when the proxy is alone on CPU 1 (own-core):
 // it counts the kernel's work for its sockets that /proc charges to other
-// processes.
-func runPairs(n int, d time.Duration, conns int, gw, ng *proxy, backendPID int) error {
+// processes. With a baseline (-baseline), each pair is a set of three in
+// a rotating order, and the gateway is also read against the baseline:
+// a change's effect with its own interval.
+func runPairs(n int, d time.Duration, conns int, gw, ng, base *proxy, backendPID int) error {
 	type run struct{ core, process, backend, rps float64 }
 	measure := func(p *proxy) (run, error) {
 		before, backendBefore := proc.CPUTime(p.pid), proc.CPUTime(backendPID)
@@ -557,34 +567,47 @@ func runPairs(n int, d time.Duration, conns int, gw, ng *proxy, backendPID int) 
 		}
 		return r, nil
 	}
-	var core, process, backend, rps []float64
-	below := 0
-	for i := range n {
-		order := []*proxy{ng, gw}
-		if i%2 == 1 {
-			order = []*proxy{gw, ng}
+	// ratios holds one comparison's per-pair ratios.
+	type ratios struct {
+		of, to                      *proxy
+		core, process, backend, rps []float64
+		below                       int
+	}
+	add := func(r *ratios, got map[*proxy]run) {
+		a, b := got[r.of], got[r.to]
+		r.core = append(r.core, a.core/b.core)
+		r.process = append(r.process, a.process/b.process)
+		r.backend = append(r.backend, a.backend/b.backend)
+		r.rps = append(r.rps, a.rps/b.rps)
+		if a.core < b.core {
+			r.below++
 		}
+	}
+	members := []*proxy{ng, gw}
+	comparisons := []*ratios{{of: gw, to: ng}}
+	if base != nil {
+		members = append(members, base)
+		comparisons = append(comparisons, &ratios{of: base, to: ng}, &ratios{of: gw, to: base})
+	}
+	for i := range n {
 		got := map[*proxy]run{}
-		for _, p := range order {
+		for k := range members {
+			p := members[(i+k)%len(members)]
 			r, err := measure(p)
 			if err != nil {
 				return err
 			}
 			got[p] = r
 		}
-		g, x := got[gw], got[ng]
-		core = append(core, g.core/x.core)
-		process = append(process, g.process/x.process)
-		backend = append(backend, g.backend/x.backend)
-		rps = append(rps, g.rps/x.rps)
-		if g.core < x.core {
-			below++
+		for _, c := range comparisons {
+			add(c, got)
 		}
-		fmt.Printf("pair %2d: CPU 1 busy per request %.2f / %.2f µs, process %.2f / %.2f µs, backend %.2f / %.2f µs, %.0f / %.0f req/s\n",
-			i+1, g.core, x.core, g.process, x.process, g.backend, x.backend, g.rps, x.rps)
+		fmt.Printf("pair %2d: CPU 1 busy per request", i+1)
+		for _, p := range members {
+			fmt.Printf(" %s %.2f µs (process %.2f, backend %.2f, %.0f req/s);", p.name, got[p].core, got[p].process, got[p].backend, got[p].rps)
+		}
+		fmt.Println()
 	}
-	fmt.Printf("\nmedians of %d pairs, %s / %s: CPU 1 busy per request %.3fx, the process's CPU per request %.3fx, throughput %.3fx, the backend's CPU per request %.3fx; the gateway's CPU 1 busy per request below nginx's in %d of %d pairs (goals: CPU <= 1.0x, throughput >= 1.0x, backend <= 1.0x)\n",
-		n, gw.name, ng.name, harness.Median(core), harness.Median(process), harness.Median(rps), harness.Median(backend), below, n)
 	// The ratios' spread from pair to pair is wide; the interval says
 	// whether the median is above or below 1.0 by more than chance.
 	interval := func(v []float64) string {
@@ -594,7 +617,14 @@ func runPairs(n int, d time.Duration, conns int, gw, ng *proxy, backendPID int) 
 		}
 		return fmt.Sprintf("%.3f-%.3f", lo, hi)
 	}
-	fmt.Printf("95%% confidence intervals of those medians (sign test): CPU 1 busy per request %s, the process's CPU per request %s, throughput %s, the backend's CPU per request %s\n",
-		interval(core), interval(process), interval(rps), interval(backend))
+	for _, c := range comparisons {
+		fmt.Printf("\nmedians of %d pairs, %s / %s: CPU 1 busy per request %.3fx, the process's CPU per request %.3fx, throughput %.3fx, the backend's CPU per request %.3fx; %s's CPU 1 busy per request below %s's in %d of %d pairs",
+			n, c.of.name, c.to.name, harness.Median(c.core), harness.Median(c.process), harness.Median(c.rps), harness.Median(c.backend), c.of.name, c.to.name, c.below, n)
+		if c.to == ng {
+			fmt.Print(" (goals: CPU <= 1.0x, throughput >= 1.0x, backend <= 1.0x)")
+		}
+		fmt.Printf("\n95%% confidence intervals of those medians (sign test): CPU 1 busy per request %s, the process's CPU per request %s, throughput %s, the backend's CPU per request %s\n",
+			interval(c.core), interval(c.process), interval(c.rps), interval(c.backend))
+	}
 	return nil
 }
