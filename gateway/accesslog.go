@@ -53,7 +53,7 @@ func (a *accessLog) log(x *exchange, route string, lat time.Duration) {
 	b = appendJSONString(b, x.path)
 	b = append(b, `,"client_ip":"`...)
 	if x.client.IsValid() {
-		b = x.client.AppendTo(b)
+		b = x.h1c.appendAddr(b, x.client)
 	} else {
 		b = append(b, "invalid IP"...)
 	}

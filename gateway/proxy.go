@@ -430,13 +430,13 @@ func (g *Gateway) identify(x *exchange) {
 		if len(xff) > 0 {
 			x.xff = append(x.xff, ", "...)
 		}
-		x.xff = peer.AppendTo(x.xff)
+		x.xff = x.h1c.appendAddr(x.xff, peer)
 		r.fields = setField(r.fields, "X-Forwarded-For", x.xff)
 		if len(getField(r.fields, "X-Forwarded-Proto")) == 0 {
 			r.fields = setField(r.fields, "X-Forwarded-Proto", proto)
 		}
 	} else {
-		x.xff = peer.AppendTo(x.xff[:0])
+		x.xff = x.h1c.appendAddr(x.xff[:0], peer)
 		r.fields = setField(r.fields, "X-Forwarded-For", x.xff)
 		r.fields = setField(r.fields, "X-Forwarded-Proto", proto)
 	}

@@ -15,7 +15,8 @@ func TestProxyRoutesAndHeaders(t *testing.T) {
 	t.Parallel()
 	users := newBackend(t, "users")
 	orders := newBackend(t, "orders")
-	_, url := startGateway(t, fmt.Sprintf(`
+	logs := new(syncBuffer)
+	g, url := startGateway(t, fmt.Sprintf(`
   trustedProxies: ["127.0.0.1"]
   upstreams:
     - name: users
@@ -35,7 +36,7 @@ func TestProxyRoutesAndHeaders(t *testing.T) {
     - name: users
       match: {path: {regex: "/users/[0-9]+"}, headers: {X-Tenant: "*"}}
       upstream: users
-`, users.addr(), orders.addr()), Options{})
+`, users.addr(), orders.addr()), Options{AccessLog: logs})
 
 	tests := []struct {
 		name       string
@@ -88,6 +89,15 @@ func TestProxyRoutesAndHeaders(t *testing.T) {
 	}
 	if h.Get("X-Route") != "orders" || h.Get("X-Backend") != "" {
 		t.Errorf("response headers not applied: %v", h)
+	}
+	// The access line names as the client the address the trusted peer
+	// forwarded for, not the peer the connection came from.
+	if err := g.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if !strings.Contains(lines[len(lines)-1], `"client_ip":"203.0.113.9"`) {
+		t.Errorf("access line %s, want client_ip 203.0.113.9", lines[len(lines)-1])
 	}
 }
 

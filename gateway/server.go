@@ -102,6 +102,11 @@ type conn struct {
 	peer  netip.Addr
 	tls   bool
 	state atomic.Int32
+	// peerText is peer written out, once a connection rather than twice a
+	// request (X-Forwarded-For, the access log): peerLen bytes of it, the
+	// longest IPv6 address (a peer has no zone) fitting.
+	peerText [len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")]byte
+	peerLen  uint8
 	// tunnel, when set, is the target connection an upgrade spliced this
 	// one to, ended with it.
 	tunnel atomic.Pointer[net.Conn]
@@ -298,10 +303,21 @@ func (c *conn) serveFrom(rest func() bool, x *exchange) {
 
 // setPeer takes the client's address from the connection.
 func (c *conn) setPeer() {
+	c.peerLen = 0
 	if ta, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
 		a, _ := netip.AddrFromSlice(ta.IP)
 		c.peer = a.Unmap()
+		c.peerLen = uint8(len(c.peer.AppendTo(c.peerText[:0])))
 	}
+}
+
+// appendAddr appends a as text: from the connection's peerText when a is
+// its peer.
+func (c *conn) appendAddr(b []byte, a netip.Addr) []byte {
+	if c != nil && c.peerLen > 0 && a == c.peer {
+		return append(b, c.peerText[:c.peerLen]...)
+	}
+	return a.AppendTo(b)
 }
 
 // setupH1 readies the connection for HTTP/1.1: its buffers.
