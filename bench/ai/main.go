@@ -18,8 +18,9 @@
 //     each process's CPU time per request from /proc; relia's added CPU
 //     per call is its AI route's minus the plain proxy's;
 //   - the time to first token added by relia at half its maximum
-//     streaming rate: an open-model client (rawclient.go) sends streams at
-//     that rate straight to the simulator, through relia ai serve and
+//     streaming rate (measured again right before each round, since the
+//     machine's speed drifts): an open-model client (rawclient.go) sends
+//     streams at that rate straight to the simulator, through relia ai serve and
 //     through relia gateway's AI route, and the p99 of time to first token
 //     is compared; and, from the loopback packets as the kernel stamped
 //     them (wire_linux.go, needs CAP_NET_RAW), relia's own part of each
@@ -245,7 +246,7 @@ spec:
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
-		return ttftStep(mockURL, newMock, targets, ttftOnlyRate, rounds, d)
+		return ttftStep(mockURL, newMock, targets, ttftOnlyRate, nil, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -356,7 +357,16 @@ spec:
 	}
 
 	targets := []ttftTarget{{name: ours.name, port: ours.port, pid: ours.pid}, {name: edge.name, port: edge.port, pid: edge.pid}}
-	if err := ttftStep(mockURL, newMock, targets, harness.Median(ours.rps["stream-100"])/2, rounds, d); err != nil {
+	// Each round's rate is half of relia ai serve's max measured right
+	// before it, against that round's simulator: this machine's speed
+	// drifts by a third from one minute to the next, and half of a max
+	// measured minutes earlier loaded relia's core by 80-93% in a slow
+	// minute, a different load from the one the goal names.
+	streamScript := filepath.Join(out, fmt.Sprintf("wrk-stream-100-%d.lua", ours.port))
+	maxNow := func() (float64, error) {
+		return wrk(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", ours.port), streamScript, conns, calibrateFor)
+	}
+	if err := ttftStep(mockURL, newMock, targets, harness.Median(ours.rps["stream-100"])/2, maxNow, rounds, d); err != nil {
 		return err
 	}
 
@@ -524,9 +534,16 @@ type ttftTarget struct {
 	awake bool
 }
 
+// calibrateFor is how long the time-to-first-token step measures relia's
+// max stream rate before each round.
+const calibrateFor = 3 * time.Second
+
 // ttftStep compares the p99 of time to first token straight to the
 // simulator and through each target at rate streams a second, rounds
-// times, direct and through each target in turn.
+// times, direct and through each target in turn. With maxNow, each
+// round's rate is instead half of what maxNow measures right before the
+// round (relia's max stream rate then), and rate is the one the
+// throughput step's median gave, reported beside it.
 //
 // The step's client (this process) and the simulator share CPU 0, and
 // each delayed the other: a client late to send sent several requests at
@@ -537,7 +554,7 @@ type ttftTarget struct {
 //
 // Each target is measured twice a round: with its core kept from idling
 // (keepAwake), and with the core let idle, as the machine leaves it.
-func ttftStep(mockURL string, newMock func() (pid int, log string, err error), targets []ttftTarget, rate float64, rounds int, d time.Duration) error {
+func ttftStep(mockURL string, newMock func() (pid int, log string, err error), targets []ttftTarget, rate float64, maxNow func() (float64, error), rounds int, d time.Duration) error {
 	if restore, err := realTime(os.Getpid()); err != nil {
 		fmt.Printf("  the step's client runs at its usual priority: %v\n", err)
 	} else {
@@ -585,7 +602,8 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		}
 		return g
 	}
-	streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
+	stepRate := rate
+	var rates []float64 // each round's
 	var wireUnavailable error
 	starvedRuns := 0
 	u, err := url.Parse(mockURL)
@@ -605,6 +623,15 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		if _, err := realTime(mockPID); err != nil {
 			fmt.Printf("  the simulator runs at its usual priority: %v\n", err)
 		}
+		if maxNow != nil {
+			m, err := maxNow()
+			if err != nil {
+				return fmt.Errorf("relia's max stream rate before round %d: %w", len(rates)+1, err)
+			}
+			rate = m / 2
+		}
+		rates = append(rates, rate)
+		streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
 		genBusy, genTotal := proc.CPUTimes()
 		run, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
@@ -660,13 +687,17 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		fmt.Printf("  round %d, direct: the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client and the simulator) %.0f%% busy\n",
 			r+1, g.p50*1000, g.p99*1000, 100*g.busy)
 	}
+	if maxNow != nil {
+		fmt.Printf("  each round at half relia ai serve's max measured (%v of wrk, as in the throughput step) right before it: %s streams/s; half the throughput step's median: %.0f streams/s\n",
+			calibrateFor, joinRates(rates), stepRate)
+	}
 	for i, t := range targets {
-		fmt.Printf("at %.0f streams/s (half relia's max), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
-			rate, goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		fmt.Printf("at %.0f streams/s (half relia's max; the rounds' median), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
+			harness.Median(rates), goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
 		for r := range busy[i] {
 			g := behind[i][r]
-			fmt.Printf("  round %d: %s's core %.0f%% busy, %.0f µs of its CPU a stream; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
-				r+1, t.name, 100*busy[i][r], perStream[i][r], g.p50*1000, g.p99*1000, 100*g.busy)
+			fmt.Printf("  round %d, %.0f streams/s: %s's core %.0f%% busy, %.0f µs of its CPU a stream, p99 time to first token %.3f ms; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
+				r+1, rates[r], t.name, 100*busy[i][r], perStream[i][r], via[i][r]*1000, g.p50*1000, g.p99*1000, 100*g.busy)
 		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
@@ -691,6 +722,15 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		fmt.Printf("  %d runs were measured again because the step's client fell behind its schedule (above)\n", starvedRuns)
 	}
 	return nil
+}
+
+// joinRates writes rates as "4100, 4250, ..." for the step's report.
+func joinRates(rates []float64) string {
+	s := make([]string, len(rates))
+	for i, r := range rates {
+		s[i] = strconv.FormatFloat(r, 'f', 0, 64)
+	}
+	return strings.Join(s, ", ")
 }
 
 // starvedRetries is how many times a target's run is measured again in a
