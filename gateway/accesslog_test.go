@@ -391,7 +391,7 @@ func TestAppendMillisMatchesStrconv(t *testing.T) {
 // BenchmarkAccessLogLine formats and buffers the line of one proxied
 // request as the gateway benchmark's (bench/gateway) look.
 func BenchmarkAccessLogLine(b *testing.B) {
-	x := &exchange{status: 200, attempts: 1, bytesOut: 3, client: netip.MustParseAddr("127.0.0.1"), start: time.Unix(1e9, 0)}
+	x := &exchange{exchangeState: exchangeState{status: 200, attempts: 1, bytesOut: 3, client: netip.MustParseAddr("127.0.0.1"), start: time.Unix(1e9, 0)}}
 	x.rid = []byte("0123456789abcdef0123456789abcdef")
 	x.traceID = [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
 	x.path = []byte("/")

@@ -132,11 +132,35 @@ var errUpstreamStatus = errors.New("upstream answered 5xx")
 var errConnectionsExhausted = &resilience.RejectedError{Policy: "upstream", Reason: ReasonConnectionsExhausted, Sentinel: upstream.ErrConnectionsExhausted}
 
 // exchange is one request's state on its way through the gateway, pooled.
+// Its exchangeState is zeroed for each request (renew); the fields here
+// are what it keeps from one request to the next: the messages' field
+// arrays and arenas, and buffers, emptied.
 type exchange struct {
+	exchangeState
+	req     request
+	resp    response
+	rid     []byte
+	path    []byte   // the normalized path routes match, for the log
+	buf     []byte   // scratch
+	xff     []byte   // the X-Forwarded-For sent upstream
+	utarget []byte   // the target sent upstream
+	ckey    []byte   // the cache key: host then target
+	line    []byte   // the access log line
+	stamp   logStamp // the second its last line ended in, formatted
+	// tt holds the trace id's hex and a traceparent being written; made
+	// at the exchange's first use of either (traceIDHex) and kept with
+	// it, out of line so that the exchange stays in its size class.
+	tt *traceText
+	// steps are the call's story, kept when the gateway keeps calls.
+	steps []callstore.Step
+	// taps keep the first bytes of bodies (capture.go).
+	taps *captureTaps
+}
+
+// exchangeState is what an exchange knows of its request alone.
+type exchangeState struct {
 	g        *Gateway
 	st       *state
-	req      request
-	resp     response
 	ureq     upstream.Request
 	start    time.Time
 	end      time.Time // when the last upstream attempt ended
@@ -148,7 +172,6 @@ type exchange struct {
 	policy   string
 	tenant   string
 	client   netip.Addr
-	rid      []byte
 	traceID  [16]byte
 	spanID   [8]byte
 	parentID [8]byte // the client's span, from its traceparent
@@ -171,20 +194,9 @@ type exchange struct {
 	// span and traceCtx are the server span, when tracing is on.
 	span     trace.Span
 	traceCtx context.Context
-	path     []byte // the normalized path routes match, for the log
-	buf      []byte // scratch
-	xff      []byte // the X-Forwarded-For sent upstream
-	utarget  []byte // the target sent upstream
 	bytesOut int64
-	message  string   // what a rejection tells the client besides its reason
-	ckey     []byte   // the cache key: host then target
-	line     []byte   // the access log line
-	stamp    logStamp // the second its last line ended in, formatted
-	// tt holds the trace id's hex and a traceparent being written; made
-	// at the exchange's first use of either (traceIDHex) and kept with
-	// it, out of line so that the exchange stays in its size class.
-	tt    *traceText
-	chost int // the length of the host in ckey
+	message  string // what a rejection tells the client besides its reason
+	chost    int    // the length of the host in ckey
 	// upgraded is the target connection an upgrade switched to.
 	upgraded *upstream.Conn
 	// failure is the last attempt's, as the route's Retry is told of it.
@@ -203,12 +215,9 @@ type exchange struct {
 	// are its lifecycle headers (a deprecated API's).
 	api, apiVersion string
 	apiHeaders      [][2]string
-	// steps and upstreamLat are the call's story and the time spent on
-	// targets, kept when the gateway keeps calls.
-	steps       []callstore.Step
+	// upstreamLat is the time spent on targets, kept when the gateway
+	// keeps calls.
 	upstreamLat time.Duration
-	// taps keep the first bytes of bodies (capture.go).
-	taps *captureTaps
 	// respHeaders are the response's fields as captured before its body
 	// streamed (capture.go).
 	respHeaders []callstore.Header
@@ -250,19 +259,14 @@ func newExchange(g *Gateway) *exchange {
 // renew readies an exchange that was cleared (putExchange, or an event
 // loop's clear) for a request to g, keeping its buffers.
 func (x *exchange) renew(g *Gateway) *exchange {
-	req, resp := x.req, x.resp
-	req.reset()
-	resp.reset()
-	rid, path, buf, ckey, line, xff, utarget := x.rid[:0], x.path[:0], x.buf[:0], x.ckey[:0], x.line[:0], x.xff[:0], x.utarget[:0]
-	steps, taps, stamp, tt := x.steps[:0], x.taps, x.stamp, x.tt
-	// Zeroed in place, then given back what it keeps: a composite literal
-	// of the kept fields was built whole on the stack and copied over, two
-	// kilobytes cleared and two copied a request.
-	*x = exchange{}
-	x.g, x.req, x.resp = g, req, resp
-	x.rid, x.path, x.buf, x.ckey, x.line, x.xff, x.utarget = rid, path, buf, ckey, line, xff, utarget
-	x.steps, x.taps, x.stamp, x.tt = steps, taps, stamp, tt
-	x.ureq.Fields = req.fields[:0]
+	// clear zeroed the request's own state: only the messages and the
+	// buffers are readied here, in place.
+	x.req.reset()
+	x.resp.reset()
+	x.g = g
+	x.rid, x.path, x.buf, x.ckey, x.line, x.xff, x.utarget = x.rid[:0], x.path[:0], x.buf[:0], x.ckey[:0], x.line[:0], x.xff[:0], x.utarget[:0]
+	x.steps = x.steps[:0]
+	x.ureq.Fields = x.req.fields[:0]
 	return x
 }
 
@@ -275,12 +279,10 @@ func putExchange(x *exchange) {
 func (x *exchange) clear() {
 	x.resp.release()
 	x.req.src, x.req.ctx, x.req.continuer = nil, nil, nil
-	x.span, x.traceCtx, x.st, x.route, x.target, x.upgraded = nil, nil, nil, nil, nil, nil
-	x.apiHeaders = nil
 	clear(x.steps)
-	x.ureq = upstream.Request{}
-	x.h2w, x.h2r, x.grpcHandled, x.grpcCancel = nil, nil, false, nil
-	x.h1c, x.ai = nil, nil
+	// The request's own state, zeroed whole: what the next request
+	// (renew) starts from.
+	x.exchangeState = exchangeState{}
 }
 
 // s returns b as a string without copying, for APIs that only read the
