@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -319,5 +320,49 @@ func TestProxyDoesNotInventAContentType(t *testing.T) {
 	resp.Body.Close()
 	if ct := b.lastRequest().Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("the target got Content-Type %q, want the client's application/json", ct)
+	}
+}
+
+// TestProxyIdentityFieldsOnceEach: the request id, traceparent and
+// forwarding fields reach the target once each, whether the client sent
+// none, one or several of them (the first of a repeated one is the one
+// read), and in any case of their names.
+func TestProxyIdentityFieldsOnceEach(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	g, _ := startGateway(t, fmt.Sprintf(`
+  upstreams: [{name: b, targets: [{address: %s}]}]
+  routes: [{name: all, upstream: b}]
+`, b.addr()), Options{})
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tc := range []struct {
+		name, fields, wantID string
+	}{
+		{"none", "", ""},
+		{"one each", "x-request-id: req-1\r\ntraceparent: 00-" + trace + "-00f067aa0ba902b7-01\r\nX-FORWARDED-FOR: 1.2.3.4\r\nx-forwarded-proto: https\r\n", "req-1"},
+		{"repeated", "X-Request-Id: req-1\r\nX-Request-Id: req-2\r\nTraceparent: 00-" + trace + "-00f067aa0ba902b7-01\r\nTraceparent: 00-11111111111111111111111111111111-00f067aa0ba902b7-01\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: ftp\r\n", "req-1"},
+	} {
+		c := dialMain(t, g)
+		fmt.Fprintf(c, "GET /%s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n", strings.ReplaceAll(tc.name, " ", "-"), tc.fields)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		h := b.lastRequest().Header
+		for _, name := range []string{"X-Request-Id", "Traceparent", "X-Forwarded-For", "X-Forwarded-Proto"} {
+			if n := len(h.Values(name)); n != 1 {
+				t.Errorf("%s: the target got %s %d times (%q), want once", tc.name, name, n, h.Values(name))
+			}
+		}
+		if id := h.Get("X-Request-Id"); tc.wantID != "" && id != tc.wantID || tc.wantID == "" && len(id) != 32 || resp.Header.Get("X-Request-Id") != id {
+			t.Errorf("%s: request id %q to the target, %q to the client, want %q", tc.name, id, resp.Header.Get("X-Request-Id"), tc.wantID)
+		}
+		if tp := h.Get("Traceparent"); tc.fields != "" && !strings.HasPrefix(tp, "00-"+trace+"-") {
+			t.Errorf("%s: traceparent %q, want the client's trace %s", tc.name, tp, trace)
+		}
+		if xff, proto := h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"); xff != "127.0.0.1" || proto != "http" {
+			t.Errorf("%s: X-Forwarded-For %q and -Proto %q from an untrusted peer, want 127.0.0.1 and http", tc.name, xff, proto)
+		}
 	}
 }
