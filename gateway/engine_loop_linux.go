@@ -379,13 +379,13 @@ func newLoop(g *Gateway, s *listenerServer) (*loop, error) {
 	return l, nil
 }
 
-// wake4 returns the loop's wake time as a reading of g's clock, for a
+// wokeAt returns the loop's wake time as a reading of g's clock, for a
 // request's start or its answer's arrival: the wake that found either is
 // when the gateway learned of it, as close as a reading taken while the
 // loop works through the wake's other events, at no clock read of the
 // request's own. Zero (the request reads the clock) when the loop's clock
 // is not the gateway's.
-func (l *loop) wake4(g *Gateway) time.Time {
+func (l *loop) wokeAt(g *Gateway) time.Time {
 	if l.clk != nil || !g.realClock {
 		return time.Time{}
 	}
@@ -717,7 +717,7 @@ func (l *loop) serveRequest(c *conn) bool {
 		}, x)
 		return false
 	}
-	x.start = l.wake4(g)
+	x.start = l.wokeAt(g)
 	if !g.routeRequest(x) {
 		g.prepareResponse(x)
 		return l.respond(c, x)
@@ -1190,7 +1190,7 @@ func (l *loop) answered(c *conn, u *loopUp, err error) bool {
 	} else if u != nil {
 		l.drop(u)
 	}
-	a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, l.wake4(c.g), lc.span, lc.resp, err)
+	a := c.g.attemptDone(x, lc.t, lc.bp, lc.now, l.wokeAt(c.g), lc.span, lc.resp, err)
 	lc.span, lc.resp, lc.t = nil, nil, nil
 	return l.after(c, x, a)
 }

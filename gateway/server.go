@@ -307,7 +307,9 @@ func (c *conn) setPeer() {
 	if ta, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
 		a, _ := netip.AddrFromSlice(ta.IP)
 		c.peer = a.Unmap()
-		c.peerLen = uint8(len(c.peer.AppendTo(c.peerText[:0])))
+		if n := len(c.peer.AppendTo(c.peerText[:0])); n <= len(c.peerText) {
+			c.peerLen = uint8(n)
+		}
 	}
 }
 
