@@ -268,7 +268,7 @@ func TestReportRendersAJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "run")
-	if code, _, errOut := runCLI(t, "run", path, "--out", out); code != exitFailed {
+	if code, _, errOut := runJudged(t, "run", path, "--out", out); code != exitFailed {
 		t.Fatalf("run: exit %d, want %d (the fault breaks the SLO): %s", code, exitFailed, errOut)
 	}
 	rep := filepath.Join(t.TempDir(), "again.html")

@@ -24,7 +24,7 @@ func TestRunJUnit(t *testing.T) {
 	}
 	dir := t.TempDir()
 	report := filepath.Join(dir, "junit.xml")
-	code, stdout, stderr := runCLI(t, "run", path, "--out-dir", filepath.Join(dir, "out"), "--junit", report)
+	code, stdout, stderr := runJudged(t, "run", path, "--out-dir", filepath.Join(dir, "out"), "--junit", report)
 	if code != exitFailed {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
