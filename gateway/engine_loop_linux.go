@@ -717,8 +717,7 @@ func (l *loop) serveRequest(c *conn) bool {
 		}, x)
 		return false
 	}
-	x.start = l.wokeAt(g)
-	if !g.routeRequest(x) {
+	if !g.routeRequest(x, l.wokeAt(g)) {
 		g.prepareResponse(x)
 		return l.respond(c, x)
 	}

@@ -132,9 +132,9 @@ var errUpstreamStatus = errors.New("upstream answered 5xx")
 var errConnectionsExhausted = &resilience.RejectedError{Policy: "upstream", Reason: ReasonConnectionsExhausted, Sentinel: upstream.ErrConnectionsExhausted}
 
 // exchange is one request's state on its way through the gateway, pooled.
-// Its exchangeState is zeroed for each request (renew); the fields here
-// are what it keeps from one request to the next: the messages' field
-// arrays and arenas, and buffers, emptied.
+// Its exchangeState is zeroed once its request is done (clear); the
+// fields here are what it keeps from one request to the next: the
+// messages' field arrays and arenas, and buffers, which renew empties.
 type exchange struct {
 	exchangeState
 	req     request
@@ -319,7 +319,7 @@ func methodName(m []byte) string {
 // serveExchange is the request handler: every request from every
 // listener and protocol passes here, and leaves with x.resp set.
 func (g *Gateway) serveExchange(x *exchange) {
-	if g.routeRequest(x) {
+	if g.routeRequest(x, time.Time{}) {
 		g.handle(x.st, x)
 	}
 	g.prepareResponse(x)
@@ -328,15 +328,16 @@ func (g *Gateway) serveExchange(x *exchange) {
 // routeRequest starts a request's way: its identity, its target checked
 // and its route matched. It reports whether a route is to handle it;
 // otherwise the rejection is in x.resp. Both engines start here
-// (serveExchange, and the event loop's engine_loop_linux.go).
-func (g *Gateway) routeRequest(x *exchange) bool {
+// (serveExchange, and the event loop's engine_loop_linux.go). start is
+// when the request came, from a reading of the gateway's clock the engine
+// already had (the event loop's wake that found it); zero: read the clock.
+func (g *Gateway) routeRequest(x *exchange, start time.Time) bool {
 	st := g.state.Load()
 	x.st = st
-	if x.start.IsZero() {
-		// Unless the engine set it from a reading of the gateway's clock
-		// it already had (the event loop's wake that found the request).
-		x.start = g.clock.Now()
+	if start.IsZero() {
+		start = g.clock.Now()
 	}
+	x.start = start
 	req := &x.req
 	g.identify(x)
 	refused := x.checkTarget(st.cfg.Spec.Server.EscapedSlashes)
