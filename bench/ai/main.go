@@ -18,8 +18,9 @@
 //     each process's CPU time per request from /proc; relia's added CPU
 //     per call is its AI route's minus the plain proxy's;
 //   - the time to first token added by relia at half its maximum
-//     streaming rate (measured again right before each round, since the
-//     machine's speed drifts): an open-model client (rawclient.go) sends
+//     streaming rate (each run at half its target's max measured right
+//     before it, and measured again when the max after the run says the
+//     machine's speed moved during it): an open-model client (rawclient.go) sends
 //     streams at that rate straight to the simulator, through relia ai serve and
 //     through relia gateway's AI route, and the p99 of time to first token
 //     is compared; and, from the loopback packets as the kernel stamped
@@ -32,9 +33,11 @@
 //     maxConnections raised to -streams).
 //
 // -only memory runs the last step alone, and -only ttft the time to
-// first token at a given rate (half the max stream rate of a full run):
+// first token, each run at half its target's max as in a full run, or at
+// the rate -ttft-rate gives:
 //
 //	cd bench && go run ./ai -only memory -streams 10000
+//	cd bench && go run ./ai -only ttft -duration 5s
 //	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s
 //	cd bench && go run ./ai -only ttft -ttft-rate 700 -duration 5s -gomaxprocs 2
 //
@@ -59,6 +62,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -85,13 +89,13 @@ func main() {
 	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
 	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
 	flag.DurationVar(&memoryHold, "hold", 0, "keep the memory step's streams open this long after its figure, to profile the process holding them")
-	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft (half relia ai serve's max stream rate from a full run)")
+	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft; without it, each run is at half its target's max measured right before it, as in a full run")
 	flag.StringVar(&reliaBinary, "relia", "", "a relia binary to measure instead of one built from this tree (an earlier build, for a before and after)")
 	procs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the relia processes on CPU 1 (2 lets an idle processor poll the network while the other runs: go run ./ai/netpollwait)")
 	flag.Parse()
 	if *rounds < 1 || *duration < time.Second || *conns < 1 || *streams < 0 || (*only != "" && *only != "memory" && *only != "ttft") ||
-		(*only == "memory" && *streams == 0) || (*only == "ttft") != (*ttftRate > 0) || *procs < 1 {
-		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty, memory or ttft (ttft with -ttft-rate, and only it), -gomaxprocs positive")
+		(*only == "memory" && *streams == 0) || (*only != "ttft" && *ttftRate > 0) || *procs < 1 {
+		fmt.Fprintln(os.Stderr, "bench/ai: -rounds, -duration (>= 1s), -connections must be positive, -streams not negative (positive with -only memory), -only empty, memory or ttft (-ttft-rate only with ttft), -gomaxprocs positive")
 		os.Exit(2)
 	}
 	pinToCPU0()
@@ -192,13 +196,13 @@ func run(d time.Duration, rounds, conns, streams int, only string) error {
 		return err
 	}
 	// newMock replaces the simulator with a new one on the same port,
-	// for each round of the time-to-first-token step. The steps before
+	// for each run of the time-to-first-token step. The steps before
 	// allocated gigabytes in the simulator, and with its collector held
 	// off until 2 GiB, one collection swept all of them at once: on CPU
 	// 0, at real-time priority, for 50-70 ms, during which the step's
 	// client sent nothing and then sent 60-100 streams within a
-	// millisecond. A new simulator starts each round with an empty heap,
-	// and a round's streams stay below the limit; relia replaces its kept
+	// millisecond. A new simulator starts each run with an empty heap,
+	// and a run's streams stay below the limit; relia replaces its kept
 	// connections to the old one as it finds them closed.
 	ttftMocks := 0
 	newMock := func() (pid int, log string, err error) {
@@ -235,6 +239,21 @@ spec:
 		os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gatewayAICfg(gwAIPort, gwAIAdmin, aiCfg)), 0o644)
 		return start("1", "gateway-ai.log", "env", goMaxProcs, relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
 	}
+	// maxStreamRate measures the stream rate the relia process at port
+	// serves now: wrk for calibrateFor with the throughput step's stream
+	// workload.
+	maxStreamRate := func(port int) (float64, error) {
+		script := filepath.Join(out, fmt.Sprintf("wrk-max-stream-100-%d.lua", port))
+		if err := os.WriteFile(script, []byte(wrkScript(workloads[1].body, nil)), 0o644); err != nil {
+			return 0, err
+		}
+		rps, err := wrk(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", port), script, conns, calibrateFor)
+		// wrk leaves with streams in flight; they end within milliseconds.
+		// Replacing the simulator before they have would fail them as the
+		// provider's errors and open relia's breaker for the next run.
+		time.Sleep(250 * time.Millisecond)
+		return rps, err
+	}
 	if only == "ttft" {
 		gwAIPID, err := startGatewayAI()
 		if err != nil {
@@ -246,7 +265,10 @@ spec:
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
-		return ttftStep(mockURL, newMock, targets, ttftOnlyRate, nil, rounds, d)
+		if ttftOnlyRate > 0 {
+			return ttftStep(mockURL, newMock, targets, ttftOnlyRate, nil, rounds, d)
+		}
+		return ttftStep(mockURL, newMock, targets, 0, maxStreamRate, rounds, d)
 	}
 	gwCfg := fmt.Sprintf(`kind: Gateway
 version: relia/v1
@@ -357,16 +379,12 @@ spec:
 	}
 
 	targets := []ttftTarget{{name: ours.name, port: ours.port, pid: ours.pid}, {name: edge.name, port: edge.port, pid: edge.pid}}
-	// Each round's rate is half of relia ai serve's max measured right
-	// before it, against that round's simulator: this machine's speed
-	// drifts by a third from one minute to the next, and half of a max
-	// measured minutes earlier loaded relia's core by 80-93% in a slow
-	// minute, a different load from the one the goal names.
-	streamScript := filepath.Join(out, fmt.Sprintf("wrk-stream-100-%d.lua", ours.port))
-	maxNow := func() (float64, error) {
-		return wrk(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", ours.port), streamScript, conns, calibrateFor)
-	}
-	if err := ttftStep(mockURL, newMock, targets, harness.Median(ours.rps["stream-100"])/2, maxNow, rounds, d); err != nil {
+	// Each run's rate is half of its target's max measured right before
+	// it: this machine's speed drifts by a third from one minute to the
+	// next, and half of a max measured minutes earlier loaded relia's core
+	// by 80-93% in a slow minute, a different load from the one the goal
+	// names.
+	if err := ttftStep(mockURL, newMock, targets, harness.Median(ours.rps["stream-100"])/2, maxStreamRate, rounds, d); err != nil {
 		return err
 	}
 
@@ -541,9 +559,13 @@ const calibrateFor = 3 * time.Second
 // ttftStep compares the p99 of time to first token straight to the
 // simulator and through each target at rate streams a second, rounds
 // times, direct and through each target in turn. With maxNow, each
-// round's rate is instead half of what maxNow measures right before the
-// round (relia's max stream rate then), and rate is the one the
-// throughput step's median gave, reported beside it.
+// run's rate is instead half of its target's max stream rate, which
+// maxNow measures right before the run, and rate (when not 0) is the one
+// the throughput step's median gave, reported beside it. The direct run
+// goes at half the first target's max. maxNow measures the target again
+// after each run: when its max moved so far during the run that the run
+// was not at about half of it (outside 45-55%), the run is measured again
+// at half the later max (machineDrifted).
 //
 // The step's client (this process) and the simulator share CPU 0, and
 // each delayed the other: a client late to send sent several requests at
@@ -554,7 +576,7 @@ const calibrateFor = 3 * time.Second
 //
 // Each target is measured twice a round: with its core kept from idling
 // (keepAwake), and with the core let idle, as the machine leaves it.
-func ttftStep(mockURL string, newMock func() (pid int, log string, err error), targets []ttftTarget, rate float64, maxNow func() (float64, error), rounds int, d time.Duration) error {
+func ttftStep(mockURL string, newMock func() (pid int, log string, err error), targets []ttftTarget, rate float64, maxNow func(port int) (float64, error), rounds int, d time.Duration) error {
 	if restore, err := realTime(os.Getpid()); err != nil {
 		fmt.Printf("  the step's client runs at its usual priority: %v\n", err)
 	} else {
@@ -570,7 +592,23 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		fmt.Printf("  %d threads of other processes are kept off CPU 1 for the step\n", moved)
 		defer restore()
 	}
+	// A new simulator serves each run, started after the run's
+	// calibration: the calibrations' streams would otherwise fill its heap
+	// and set its collector off during the run. gcInRuns counts the
+	// collections the simulators made during the runs themselves.
 	var mockLogs []string
+	gcInRuns := 0
+	freshMock := func() (log string, err error) {
+		pid, log, err := newMock()
+		if err != nil {
+			return "", fmt.Errorf("starting a new simulator: %w", err)
+		}
+		mockLogs = append(mockLogs, log)
+		if _, err := realTime(pid); err != nil {
+			fmt.Printf("  the simulator runs at its usual priority: %v\n", err)
+		}
+		return log, nil
+	}
 	var rows []ttftTarget
 	for _, t := range targets {
 		t.awake = true
@@ -603,9 +641,11 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		return g
 	}
 	stepRate := rate
-	var rates []float64 // each round's
+	var directRates []float64                   // each round's
+	runRates := make([][]float64, len(targets)) // each run's, by target
+	shares := make([][]float64, len(targets))   // each run's rate over its target's max measured after it
 	var wireUnavailable error
-	starvedRuns := 0
+	starvedRuns, driftedRuns := 0, 0
 	u, err := url.Parse(mockURL)
 	if err != nil {
 		return err
@@ -615,32 +655,42 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		return fmt.Errorf("the simulator's port in %s: %w", mockURL, err)
 	}
 	for range rounds {
-		mockPID, mockLog, err := newMock()
-		if err != nil {
-			return fmt.Errorf("starting a new simulator: %w", err)
-		}
-		mockLogs = append(mockLogs, mockLog)
-		if _, err := realTime(mockPID); err != nil {
-			fmt.Printf("  the simulator runs at its usual priority: %v\n", err)
-		}
+		round := len(directRates) + 1
 		if maxNow != nil {
-			m, err := maxNow()
+			m, err := maxNow(targets[0].port)
 			if err != nil {
-				return fmt.Errorf("relia's max stream rate before round %d: %w", len(rates)+1, err)
+				return fmt.Errorf("%s's max stream rate before round %d: %w", targets[0].name, round, err)
 			}
 			rate = m / 2
 		}
-		rates = append(rates, rate)
-		streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
+		directRates = append(directRates, rate)
+		mockLog, err := freshMock()
+		if err != nil {
+			return err
+		}
 		genBusy, genTotal := proc.CPUTimes()
 		run, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
 			return fmt.Errorf("time to first token, direct: %w", err)
 		}
+		gcInRuns += collections(mockLog)
 		direct = append(direct, run.p99)
 		directGen = append(directGen, measureGen(run, genBusy, genTotal))
 		for i, t := range targets {
+			rate := rate
+			if maxNow != nil {
+				m, err := maxNow(t.port)
+				if err != nil {
+					return fmt.Errorf("%s's max stream rate in round %d: %w", t.name, round, err)
+				}
+				rate = m / 2
+			}
 			for attempt := 1; ; attempt++ {
+				streams := float64(max(int(rate*d.Seconds()), 10) + warmStreams)
+				mockLog, err := freshMock()
+				if err != nil {
+					return err
+				}
 				capture, cerr := startWireCapture(t.port, mockPort)
 				if cerr != nil && wireUnavailable == nil {
 					wireUnavailable = cerr
@@ -656,6 +706,7 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				run, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
 				used, wall := proc.CPUTime(t.pid)-cpuBefore, time.Since(wallBefore)
 				wake()
+				gcInRuns += collections(mockLog)
 				if err != nil {
 					if capture != nil {
 						capture.finish()
@@ -669,12 +720,32 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 					}
 					if starved(r, rate) && attempt <= starvedRetries {
 						fmt.Printf("  round %d, %s: the step's client fell behind its schedule (%d requests arrived within a millisecond, after %.1f ms without one), so relia's queue measured the client's burst (p99 %.3f ms): measured again\n",
-							len(direct), t.name, r.densest, r.maxGap*1000, quantile(r.added, 0.99)*1000)
+							round, t.name, r.densest, r.maxGap*1000, quantile(r.added, 0.99)*1000)
 						starvedRuns++
 						continue
 					}
+				}
+				share := math.NaN() // of the max measured after the run
+				if maxNow != nil {
+					after, err := maxNow(t.port)
+					if err != nil {
+						return fmt.Errorf("%s's max stream rate after a run in round %d: %w", t.name, round, err)
+					}
+					share = rate / after
+					if machineDrifted(rate, after) && attempt <= starvedRetries {
+						fmt.Printf("  round %d, %s: its max moved during the run (%.0f streams/s before it, %.0f after), so the run at %.0f streams/s was at %.0f%% of the later max, not half (p99 %.3f ms): measured again at %.0f streams/s\n",
+							round, t.name, 2*rate, after, rate, 100*rate/after, run.p99*1000, after/2)
+						driftedRuns++
+						rate = after / 2
+						continue
+					}
+				}
+				if capture != nil {
+					r.rate = rate
 					wire[i] = append(wire[i], r)
 				}
+				runRates[i] = append(runRates[i], rate)
+				shares[i] = append(shares[i], share)
 				busy[i] = append(busy[i], float64(used)/float64(wall))
 				perStream[i] = append(perStream[i], float64(used)/float64(time.Microsecond)/streams)
 				via[i] = append(via[i], run.p99)
@@ -688,38 +759,45 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 			r+1, g.p50*1000, g.p99*1000, 100*g.busy)
 	}
 	if maxNow != nil {
-		fmt.Printf("  each round at half relia ai serve's max measured (%v of wrk, as in the throughput step) right before it: %s streams/s; half the throughput step's median: %.0f streams/s\n",
-			calibrateFor, joinRates(rates), stepRate)
+		fmt.Printf("  each run at half its target's max measured (%v of wrk, as in the throughput step) right before it; the direct runs at half %s's: %s streams/s",
+			calibrateFor, targets[0].name, joinRates(directRates))
+		if stepRate > 0 {
+			fmt.Printf("; half the throughput step's median: %.0f streams/s", stepRate)
+		}
+		fmt.Println()
 	}
 	for i, t := range targets {
-		fmt.Printf("at %.0f streams/s (half relia's max; the rounds' median), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
-			harness.Median(rates), goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		fmt.Printf("at %.0f streams/s (half its max; the runs' median), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
+			harness.Median(runRates[i]), goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
 		for r := range busy[i] {
 			g := behind[i][r]
-			fmt.Printf("  round %d, %.0f streams/s: %s's core %.0f%% busy, %.0f µs of its CPU a stream, p99 time to first token %.3f ms; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
-				r+1, rates[r], t.name, 100*busy[i][r], perStream[i][r], via[i][r]*1000, g.p50*1000, g.p99*1000, 100*g.busy)
+			load := ""
+			if !math.IsNaN(shares[i][r]) {
+				load = fmt.Sprintf(" (%.0f%% of its max measured after the run)", 100*shares[i][r])
+			}
+			fmt.Printf("  round %d, %.0f streams/s%s: %s's core %.0f%% busy, %.0f µs of its CPU a stream, p99 time to first token %.3f ms; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
+				r+1, runRates[i][r], load, t.name, 100*busy[i][r], perStream[i][r], via[i][r]*1000, g.p50*1000, g.p99*1000, 100*g.busy)
 		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
 			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms; requests arrived at most %.2f ms apart and at most %d within a millisecond (the schedule: %.2f ms apart, %.1f a millisecond)\n",
 				t.name, ms(r.added, 0.5), ms(r.added, 0.99), ms(r.added, 1), len(r.added), r.partial, r.drops, r.packets, ms(r.ask, 0.5), ms(r.ask, 0.99), ms(r.answer, 0.5), ms(r.answer, 0.99), ms(r.provider, 0.5), ms(r.provider, 0.99),
-				r.maxGap*1000, r.densest, 1000/rate, rate/1000)
+				r.maxGap*1000, r.densest, 1000/r.rate, r.rate/1000)
 		}
 	}
-	n := 0
-	for _, log := range mockLogs {
-		n += collections(log)
-	}
-	if n == 0 {
-		fmt.Println("  the simulators (a new one each round) collected no garbage during the step")
+	if gcInRuns == 0 {
+		fmt.Println("  the simulators (a new one each run) collected no garbage during the runs")
 	} else {
-		fmt.Printf("  the simulators (a new one each round) collected garbage %d times during the step: each collection holds their answers back (their logs: %s)\n", n, strings.Join(mockLogs, ", "))
+		fmt.Printf("  the simulators (a new one each run) collected garbage %d times during the runs: each collection holds their answers back (their logs: %s)\n", gcInRuns, strings.Join(mockLogs, ", "))
 	}
 	if wireUnavailable != nil {
 		fmt.Printf("  no packet capture, so relia's own time to first token was not taken: %v\n", wireUnavailable)
 	}
 	if starvedRuns > 0 {
 		fmt.Printf("  %d runs were measured again because the step's client fell behind its schedule (above)\n", starvedRuns)
+	}
+	if driftedRuns > 0 {
+		fmt.Printf("  %d runs were measured again because their target's max moved during the run (above)\n", driftedRuns)
 	}
 	return nil
 }
@@ -734,8 +812,21 @@ func joinRates(rates []float64) string {
 }
 
 // starvedRetries is how many times a target's run is measured again in a
-// round when the step's client fell behind its schedule.
+// round when the step's client fell behind its schedule or the target's
+// max moved during the run.
 const starvedRetries = 2
+
+// machineDrifted reports whether a run at rate, half its target's max
+// measured right before it, was not at about half the max measured right
+// after it (45-55%): this machine's speed moves by a third within a
+// minute, and a run in a slow stretch loads relia's core by far more than
+// half, a fast one by less. Two measures of the same max agree within a
+// few percent, so a 10% band rejects only runs whose load was not the
+// one the goal names.
+func machineDrifted(rate, maxAfter float64) bool {
+	share := rate / maxAfter
+	return share > 0.55 || share < 0.45
+}
 
 // starved reports whether the step's client fell behind its schedule in
 // a run: at least ten times the schedule's requests arrived within one

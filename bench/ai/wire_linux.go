@@ -308,6 +308,9 @@ type wireResult struct {
 	// then holds the clump.
 	maxGap  float64
 	densest int
+	// rate is the streams a second the run was scheduled at (set by the
+	// step, not the capture).
+	rate float64
 }
 
 // finish stops the capture and returns what it measured.
