@@ -26,7 +26,9 @@
 //     is compared; and, from the loopback packets as the kernel stamped
 //     them (wire_linux.go, needs CAP_NET_RAW), relia's own part of each
 //     stream's time to first token, which no delay of the client or the
-//     simulator lengthens;
+//     simulator lengthens; nginx in front of the same simulator, at the
+//     direct runs' rate, is measured the same way for reference: what
+//     this machine gives a proxy that only passes the stream on;
 //   - the resident memory of relia ai serve and of relia gateway with an
 //     ai: route, each with -streams streams open at once (the simulator
 //     pacing them slowly so they stay open; the provider's
@@ -260,6 +262,7 @@ spec:
 			return err
 		}
 		targets := []ttftTarget{{name: "relia ai serve", port: aiPort, pid: aiPID}, {name: "relia gateway (ai route)", port: gwAIPort, pid: gwAIPID}}
+		targets = withReference(targets, out, mockPort, start)
 		for _, t := range targets {
 			if err := harness.WaitPort(t.port, 30*time.Second); err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
@@ -379,6 +382,7 @@ spec:
 	}
 
 	targets := []ttftTarget{{name: ours.name, port: ours.port, pid: ours.pid}, {name: edge.name, port: edge.port, pid: edge.pid}}
+	targets = withReference(targets, out, mockPort, start)
 	// Each run's rate is half of its target's max measured right before
 	// it: this machine's speed drifts by a third from one minute to the
 	// next, and half of a max measured minutes earlier loaded relia's core
@@ -543,13 +547,73 @@ var ttftOnlyRate float64
 // goMaxProcs is -gomaxprocs, as the environment of the relia processes.
 var goMaxProcs = "GOMAXPROCS=1"
 
-// ttftTarget is a relia process whose time to first token is measured.
+// ttftTarget is a process whose time to first token is measured: relia,
+// or nginx for reference.
 type ttftTarget struct {
 	name      string
 	port, pid int
 	// awake: the target's core is kept from idling while it is measured
 	// (keepAwake).
 	awake bool
+	// reference: a proxy that only passes the stream on (nginx), measured
+	// at the direct runs' rate (half relia ai serve's max), not at half
+	// its own: what this machine's core and loopback give any proxy's
+	// first token at relia's rate.
+	reference bool
+}
+
+// withReference adds nginx as the step's reference target, or says why
+// it cannot.
+func withReference(targets []ttftTarget, out string, mockPort int, start func(cpu, log string, args ...string) (int, error)) []ttftTarget {
+	pid, port, err := startReferenceProxy(out, mockPort, start)
+	if err != nil {
+		fmt.Printf("  no nginx for reference in the time-to-first-token step: %v\n", err)
+		return targets
+	}
+	return append(targets, ttftTarget{name: "nginx (reference)", port: port, pid: pid, reference: true})
+}
+
+// startReferenceProxy starts nginx on CPU 1 as a streaming reverse proxy
+// to the simulator at mockPort (no buffering, kept upstream connections):
+// the time-to-first-token step's reference. It returns the master's pid
+// (its worker is its child, counted by proc.CPUTime) and nginx's port.
+func startReferenceProxy(out string, mockPort int, start func(cpu, log string, args ...string) (int, error)) (pid, port int, err error) {
+	if _, err := exec.LookPath("nginx"); err != nil {
+		return 0, 0, err
+	}
+	dir := filepath.Join(out, "nginx-ttft")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, 0, err
+	}
+	port = harness.FreePort()
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  upstream simulator { server 127.0.0.1:%[2]d; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:%[3]d;
+    location / {
+      proxy_pass http://simulator; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`, dir, mockPort, port)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return 0, 0, err
+	}
+	pid, err = start("1", "nginx-ttft.log", "nginx", "-c", path, "-p", dir)
+	if err == nil {
+		err = harness.WaitPort(port, 30*time.Second)
+	}
+	return pid, port, err
 }
 
 // calibrateFor is how long the time-to-first-token step measures relia's
@@ -678,7 +742,7 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		directGen = append(directGen, measureGen(run, genBusy, genTotal))
 		for i, t := range targets {
 			rate := rate
-			if maxNow != nil {
+			if maxNow != nil && !t.reference {
 				m, err := maxNow(t.port)
 				if err != nil {
 					return fmt.Errorf("%s's max stream rate in round %d: %w", t.name, round, err)
@@ -726,7 +790,7 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 					}
 				}
 				share := math.NaN() // of the max measured after the run
-				if maxNow != nil {
+				if maxNow != nil && !t.reference {
 					after, err := maxNow(t.port)
 					if err != nil {
 						return fmt.Errorf("%s's max stream rate after a run in round %d: %w", t.name, round, err)
@@ -767,8 +831,12 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		fmt.Println()
 	}
 	for i, t := range targets {
-		fmt.Printf("at %.0f streams/s (half its max; the runs' median), %s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
-			harness.Median(runRates[i]), goMaxProcs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		which := "half its max; the runs' median), " + goMaxProcs
+		if t.reference {
+			which = "the direct runs' rate, half relia ai serve's max; their median)"
+		}
+		fmt.Printf("at %.0f streams/s (%s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
+			harness.Median(runRates[i]), which, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
 		for r := range busy[i] {
 			g := behind[i][r]
 			load := ""
