@@ -27,7 +27,9 @@ func TestLoadOTLPToALoopbackCollector(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.json")
 	code, stdout, stderr := runCLI(t, "load", srv.URL+"/x", "--rate", "100", "--duration", "1s", "--late-after", "1s",
 		"--out", out, "--otlp", collector)
-	if code != exitPass {
+	// Inconclusive (a generator starved by the rest of the suite) still
+	// exports the run, which is what this test checks.
+	if code != exitPass && code != exitInconclusive {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	res, err := load.ReadResult(out)
