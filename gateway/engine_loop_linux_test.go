@@ -55,8 +55,7 @@ func TestEventLoopServesTheCommonRequestItself(t *testing.T) {
       breaker: {consecutiveFailures: 5, openDuration: 10s}
   routes: [{name: r, upstream: b, timeout: 5s, retry: {attempts: 2, budget: {ratio: 20%%}}}]
 `, echoBackend(t)), Options{})
-	c := dialMain(t, g)
-	br := bufio.NewReader(c)
+	c, br := dialFor(t, g.Addr("main"))
 	for round := range 3 {
 		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
 		for _, want := range []string{"/a:", "/b:", "/c:hi"} {
@@ -654,8 +653,7 @@ func TestEventLoopTimesARequestByItsWakes(t *testing.T) {
   upstreams: [{name: b, targets: [{address: %q}]}]
   routes: [{name: r, upstream: b, timeout: 5s}]
 `, srv.Listener.Addr().String()), Options{AccessLog: logs})
-	c := dialMain(t, g)
-	br := bufio.NewReader(c)
+	c, br := dialFor(t, g.Addr("main"))
 	for round := range 3 {
 		// A pause, so that a start taken from an earlier wake than the
 		// request's would fall before sent.

@@ -221,15 +221,3 @@ func dialFor(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	return c, bufio.NewReader(c)
 }
-
-// dialMain opens a client connection to g's listener named main, closed
-// at the end of the test.
-func dialMain(t testing.TB, g *Gateway) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", g.Addr("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}

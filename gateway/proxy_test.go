@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -342,9 +341,9 @@ func TestProxyIdentityFieldsOnceEach(t *testing.T) {
 		{"one each", "x-request-id: req-1\r\ntraceparent: 00-" + trace + "-00f067aa0ba902b7-01\r\nX-FORWARDED-FOR: 1.2.3.4\r\nx-forwarded-proto: https\r\n", "req-1"},
 		{"repeated", "X-Request-Id: req-1\r\nX-Request-Id: req-2\r\nTraceparent: 00-" + trace + "-00f067aa0ba902b7-01\r\nTraceparent: 00-11111111111111111111111111111111-00f067aa0ba902b7-01\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: ftp\r\n", "req-1"},
 	} {
-		c := dialMain(t, g)
+		c, br := dialFor(t, g.Addr("main"))
 		fmt.Fprintf(c, "GET /%s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n", strings.ReplaceAll(tc.name, " ", "-"), tc.fields)
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}

@@ -112,8 +112,7 @@ func TestTransportReadsEveryBodyFraming(t *testing.T) {
 			// may not have the first connection back in time for the
 			// second request, which would then reach the gateway on a
 			// connection (and an event loop) of its own.
-			c := dialMain(t, g)
-			br := bufio.NewReader(c)
+			c, br := dialFor(t, g.Addr("main"))
 			for i := range 2 {
 				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 				resp, err := http.ReadResponse(br, nil)

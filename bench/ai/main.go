@@ -20,10 +20,10 @@
 //   - the time to first token added by relia at half its maximum
 //     streaming rate (each run at half its target's max measured right
 //     before it, and measured again when the max after the run says the
-//     machine's speed moved during it): an open-model client (rawclient.go) sends
-//     streams at that rate straight to the simulator, through relia ai serve and
-//     through relia gateway's AI route, and the p99 of time to first token
-//     is compared; and, from the loopback packets as the kernel stamped
+//     machine's speed moved during it): an open-model client
+//     (rawclient.go) sends streams at that rate straight to the
+//     simulator, through relia ai serve and through relia gateway's AI
+//     route, and the p99 of time to first token is compared; and, from the loopback packets as the kernel stamped
 //     them (wire_linux.go, needs CAP_NET_RAW), relia's own part of each
 //     stream's time to first token, which no delay of the client or the
 //     simulator lengthens; nginx in front of the same simulator, at the
@@ -616,8 +616,8 @@ http {
 	return pid, port, err
 }
 
-// calibrateFor is how long the time-to-first-token step measures relia's
-// max stream rate before each round.
+// calibrateFor is how long the time-to-first-token step measures a relia
+// target's max stream rate, before and after each of its runs.
 const calibrateFor = 3 * time.Second
 
 // ttftStep compares the p99 of time to first token straight to the
@@ -831,12 +831,12 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 		fmt.Println()
 	}
 	for i, t := range targets {
-		which := "half its max; the runs' median), " + goMaxProcs
+		which, procs := "half its max; the runs' median", ", "+goMaxProcs
 		if t.reference {
-			which = "the direct runs' rate, half relia ai serve's max; their median)"
+			which, procs = "the direct runs' rate, half relia ai serve's max; their median", ""
 		}
-		fmt.Printf("at %.0f streams/s (%s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
-			harness.Median(runRates[i]), which, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
+		fmt.Printf("at %.0f streams/s (%s)%s: p99 time to first token direct %.3f ms, through %s %.3f ms, added %.3f ms (the difference of two tails)\n",
+			harness.Median(runRates[i]), which, procs, harness.Median(direct)*1000, t.name, harness.Median(via[i])*1000, (harness.Median(via[i])-harness.Median(direct))*1000)
 		for r := range busy[i] {
 			g := behind[i][r]
 			load := ""

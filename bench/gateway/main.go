@@ -262,7 +262,7 @@ http {
 	}
 	// The gateway twice, the same config on each listener engine: the
 	// default (auto: the event loop on Linux) and the goroutine engine.
-	var gateway *proxy
+	var gateway, base *proxy
 	engines := []struct{ name, engine, suffix, bin string }{
 		{"relia gateway", "auto", "", relia},
 		{"relia gateway (goroutines)", "goroutines", "-goroutines", relia},
@@ -300,6 +300,9 @@ spec:
 		p := &proxy{name: e.name, port: port, pid: pid}
 		if gateway == nil {
 			gateway = p // the ratios are against the default engine
+		}
+		if e.suffix == "-baseline" {
+			base = p
 		}
 		proxies = append(proxies, p)
 	}
@@ -340,12 +343,6 @@ spec:
 		fmt.Printf("skipped: %s\n", s)
 	}
 	if pairs > 0 {
-		var base *proxy
-		for _, p := range proxies {
-			if p.name == "relia (loop, baseline)" {
-				base = p
-			}
-		}
 		return runPairs(pairs, d, conns, gateway, proxies[0], base, backendPID)
 	}
 	for r := range rounds {
