@@ -164,6 +164,9 @@ type openAIStream struct {
 	r    *wire.SSEReader
 	body io.Reader
 	done bool
+	// shape reads the chunks that differ from the last one scanned in
+	// full only in strings (chunkShape).
+	shape chunkShape
 }
 
 // finishAtHand reads a provider's body to its framing's end, without
@@ -194,10 +197,14 @@ func (s *openAIStream) next() (piece, error) {
 		finishAtHand(s.body)
 		return piece{}, io.EOF
 	}
+	if p, ok := s.shape.read(ev.Data); ok {
+		return p, nil
+	}
 	p, err := scanChunk(ev.Data)
 	if err != nil {
 		return piece{}, err
 	}
+	s.shape.learn(ev.Data, p)
 	return p, nil
 }
 

@@ -1,0 +1,160 @@
+package ai
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// describePiece is what a test compares of a chunk's reading.
+func describePiece(data []byte, p piece, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	u := "none"
+	if p.usage != nil {
+		u = fmt.Sprintf("%+v", *p.usage)
+	}
+	return fmt.Sprintf("tokens=%v finish=%q usage=%s usageOnly=%v raw=%v", p.tokens, p.finish, u, p.usageOnly, bytes.Equal(p.raw, data))
+}
+
+// readChunks reads chunks as a stream does, kept chunk and all, and
+// reports each reading and how many were read by comparison.
+func readChunks(chunks ...[]byte) (readings []string, compared int) {
+	var sh chunkShape
+	for _, c := range chunks {
+		if p, ok := sh.read(c); ok {
+			compared++
+			readings = append(readings, describePiece(c, p, nil))
+			continue
+		}
+		p, err := scanChunk(c)
+		if err == nil {
+			sh.learn(c, p)
+		}
+		readings = append(readings, describePiece(c, p, err))
+	}
+	return readings, compared
+}
+
+// FuzzChunkShape: a chunk read by comparison with the one before it
+// reads as scanChunk reads it, whatever the two are.
+func FuzzChunkShape(f *testing.F) {
+	const typical = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%s"},"logprobs":null,"finish_reason":null}],"obfuscation":"%s"}`
+	for _, pair := range [][2]string{
+		{fmt.Sprintf(typical, "Hello", "ab"), fmt.Sprintf(typical, " world", "abcdef")},
+		{fmt.Sprintf(typical, "Hello", "ab"), fmt.Sprintf(typical, "", "a")},
+		{fmt.Sprintf(typical, "", "ab"), fmt.Sprintf(typical, "x", "ab")},
+		{fmt.Sprintf(typical, "a", "ab"), fmt.Sprintf(typical, `\"`, `\u0041`)},
+		{fmt.Sprintf(typical, "a", "ab"), fmt.Sprintf(typical, `\q`, "ab")},
+		{fmt.Sprintf(typical, "a", "ab"), fmt.Sprintf(typical, "a\x01", "ab")},
+		{fmt.Sprintf(typical, "a", "ab"), fmt.Sprintf(typical, "a", "ab") + " "},
+		{fmt.Sprintf(typical, "a", "ab"), fmt.Sprintf(typical, "a", "ab")[:60]},
+		{`{"choices":[{"delta":{"role":"assistant","content":""}}]}`, `{"choices":[{"delta":{"role":"tool","content":"hi"}}]}`},
+		{`{"choices":[{"delta":{"content":"a"}}],"choices":[]}`, `{"choices":[{"delta":{"content":""}}],"choices":[]}`},
+		{`{"choices":[{"delta":{"content":"a"}},{"delta":{"content":""}}]}`, `{"choices":[{"delta":{"content":""}},{"delta":{"content":""}}]}`},
+		{`{"choices":[{"delta":{"content":"","tool_calls":[{"id":"t"}]}}]}`, `{"choices":[{"delta":{"content":"","tool_calls":[{"id":"u"}]}}]}`},
+		{`{"choices":[{"delta":{"content":"a","tool_calls":[]}}]}`, `{"choices":[{"delta":{"content":"","tool_calls":[]}}]}`},
+		{`{"choices":[{"delta":{},"finish_reason":"stop"}]}`, `{"choices":[{"delta":{},"finish_reason":"length"}]}`},
+		{`{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}`, `{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}`},
+		{`{"choices":[],"usage":{"prompt_tokens":3,"x":"a"}}`, `{"choices":[],"usage":{"prompt_tokens":3,"x":"b"}}`},
+		{`{"error":null,"choices":[]}`, `{"error":null,"choices":[]}`},
+		{`{"ch\u006fices":[{"d\u0065lta":{"cont\u0065nt":"hi"}}]}`, `{"ch\u006fices":[{"d\u0065lta":{"cont\u0065nt":""}}]}`},
+		{`{"choices":[{"delta":{"content":"a"},"delta":{"content":"b"}}]}`, `{"choices":[{"delta":{"content":""},"delta":{"content":"b"}}]}`},
+		{`{"choices":[{"logprobs":{"content":[{"token":"a"}]},"delta":{"content":"a"}}]}`, `{"choices":[{"logprobs":{"content":[{"token":"bb"}]},"delta":{"content":"bb"}}]}`},
+		{`{"choices":[{"delta":{"content":"a"}}],"x":"a"}`, `{"choices":[{"delta":{"content":"a"}}],"x":5}`},
+	} {
+		f.Add([]byte(pair[0]), []byte(pair[1]))
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		var sh chunkShape
+		if p, err := scanChunk(first); err == nil {
+			sh.learn(first, p)
+		}
+		p, ok := sh.read(second)
+		if !ok {
+			return
+		}
+		got := describePiece(second, p, nil)
+		q, err := scanChunk(second)
+		if want := describePiece(second, q, err); got != want {
+			t.Fatalf("after %q\n%q\nread by comparison %s\nscanned           %s", first, second, got, want)
+		}
+	})
+}
+
+// TestChunkShapeReadsAStream: a provider's stream is read by comparison
+// from its second text chunk on, as scanChunk reads it; its first
+// chunk, the finish and the usage are scanned in full.
+func TestChunkShapeReadsAStream(t *testing.T) {
+	t.Parallel()
+	chunk := func(delta, finish, tail string) []byte {
+		return fmt.Appendf(nil, `{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1796645174,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]%s}`, delta, finish, tail)
+	}
+	stream := [][]byte{
+		chunk(`{"role":"assistant","content":""}`, "null", `,"obfuscation":"q1"`),
+		chunk(`{"content":"The"}`, "null", `,"obfuscation":"Xy0"`),
+		chunk(`{"content":" budget"}`, "null", `,"obfuscation":"a"`),
+		chunk(`{"content":" \u00e9\"quoted\""}`, "null", `,"obfuscation":"7Kq2"`),
+		chunk(`{"content":""}`, "null", `,"obfuscation":"zz"`),
+		chunk(`{"content":" holds"}`, "null", `,"obfuscation":"zz"`),
+		chunk(`{}`, `"stop"`, `,"obfuscation":"p"`),
+		[]byte(`{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1796645174,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`),
+	}
+	readings, compared := readChunks(stream...)
+	for i, c := range stream {
+		p, err := scanChunk(c)
+		if want := describePiece(c, p, err); readings[i] != want {
+			t.Errorf("chunk %d %s: read %s, scanned %s", i, c, readings[i], want)
+		}
+	}
+	// Chunks 2 to 5 differ from chunk 1, the first kept of their
+	// shape, only in their content and pad.
+	if compared != 4 {
+		t.Errorf("%d chunks read by comparison, want 4", compared)
+	}
+	// A chunk that differs in a number or a read string is scanned:
+	// chunk 1's shape with a finish reason, or another created time.
+	for _, c := range [][]byte{chunk(`{"content":"x"}`, `"stop"`, `,"obfuscation":"q1"`), bytes.Replace(stream[2], []byte("1796645174"), []byte("1796645175"), 1)} {
+		if _, compared := readChunks(stream[1], c); compared != 0 {
+			t.Errorf("%s read by comparison with %s", c, stream[1])
+		}
+	}
+	// Invalid strings where the kept chunk had valid ones are scanned,
+	// and refused there.
+	for _, content := range []string{`\q`, "a\x01", `a\`} {
+		c := chunk(`{"content":"`+content+`"}`, "null", `,"obfuscation":"Xy0"`)
+		readings, compared := readChunks(stream[1], c)
+		if compared != 0 || readings[1][:6] != "error:" {
+			t.Errorf("%q: %s (%d compared)", c, readings[1], compared)
+		}
+	}
+}
+
+// BenchmarkStreamChunks is a text chunk read as a stream reads it, by
+// comparison with the one before, beside the full scan of it.
+func BenchmarkStreamChunks(b *testing.B) {
+	kept := []byte(`{"id":"chatcmpl-mock1","object":"chat.completion.chunk","created":1796645174,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" under"},"logprobs":null,"finish_reason":null}]}`)
+	next := bytes.Replace(kept, []byte(" under"), []byte(" budget"), 1)
+	b.Run("compared", func(b *testing.B) {
+		var sh chunkShape
+		p, _ := scanChunk(kept)
+		sh.learn(kept, p)
+		b.SetBytes(int64(len(next)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if p, ok := sh.read(next); !ok || !p.tokens {
+				b.Fatal(p, ok)
+			}
+		}
+	})
+	b.Run("scanned", func(b *testing.B) {
+		b.SetBytes(int64(len(next)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if p, err := scanChunk(next); err != nil || !p.tokens {
+				b.Fatal(p, err)
+			}
+		}
+	})
+}
