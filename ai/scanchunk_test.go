@@ -153,17 +153,9 @@ func FuzzScanChunk(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		describe := func(p piece, err error) string {
-			if err != nil {
-				return "error: " + err.Error()
-			}
-			u := "none"
-			if p.usage != nil {
-				u = fmt.Sprintf("%+v", *p.usage)
-			}
-			return fmt.Sprintf("tokens=%v finish=%q usage=%s usageOnly=%v raw=%v", p.tokens, p.finish, u, p.usageOnly, bytes.Equal(p.raw, data))
-		}
-		got, want := describe(scanChunk(data)), describe(scanChunkByWalks(data))
+		p, err := scanChunk(data)
+		q, qerr := scanChunkByWalks(data)
+		got, want := describePiece(data, p, err), describePiece(data, q, qerr)
 		if got != want {
 			t.Fatalf("%q:\none walk     %s\nwalk a level %s", data, got, want)
 		}
