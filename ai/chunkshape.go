@@ -106,7 +106,9 @@ func (sh *chunkShape) read(data []byte) (piece, bool) {
 // learn keeps data, which scanChunk read as p, for the chunks after it,
 // where it can serve them.
 func (sh *chunkShape) learn(data []byte, p piece) {
-	if sh.learnt >= maxShapesLearnt || len(data) > maxShapeLen {
+	// A chunk with a finish reason or usage ends its stream (or carries
+	// counts that change each chunk): none after it reads alike.
+	if sh.learnt >= maxShapesLearnt || len(data) > maxShapeLen || p.finish != "" || p.usage != nil {
 		return
 	}
 	sh.learnt++
