@@ -28,6 +28,9 @@ type chunkShape struct {
 	content               int
 	tokensEmpty, tokensIn bool
 	learnt                int // chunks kept so far in this stream
+	// spanRoom holds the spans of a typical chunk (a dozen strings)
+	// without an allocation of their own.
+	spanRoom [16]shapeSpan
 }
 
 // shapeSpan is a string value of the kept chunk: data[start] is its
@@ -112,6 +115,12 @@ func (sh *chunkShape) learn(data []byte, p piece) {
 		return
 	}
 	sh.learnt++
+	if cap(sh.data) <= len(data) { // room for the chunk and a byte more
+		sh.data = make([]byte, 0, max(2*len(data), 512))
+	}
+	if sh.spans == nil {
+		sh.spans = sh.spanRoom[:0]
+	}
 	sh.data, sh.spans = sh.data[:0], sh.spans[:0]
 	recordStrings(data, skipSpace(data, 0), 0, spanFree, levelChunk, &sh.spans)
 	sh.content = -1
