@@ -435,7 +435,9 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, d dialect, a
 		buf = events.append(buf, i, tok)
 	}
 	buf = d.streamEnd(buf, a)
-	flush()
+	// No flush: the server sends these last bytes with the body's end
+	// once the handler returns, in one write rather than two.
+	w.Write(buf)
 }
 
 // streamBuffers keeps the buffers of answers sent at once. The whole
