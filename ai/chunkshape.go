@@ -12,9 +12,9 @@ import "bytes"
 // the same state) and reads as the kept one, but for whether its delta
 // carries text. The bytes between strings are compared a block at a
 // time, and only the strings that differ are checked byte by byte: a
-// fifth of a full scan for a typical chunk (BenchmarkStreamChunks). A chunk that differs
-// anywhere else (a key, a number, a finish reason, usage, the layout)
-// is scanned in full, and may become the kept one.
+// fifth of a full scan for a typical chunk (BenchmarkStreamChunks). A
+// chunk that differs anywhere else (a key, a number, a finish reason,
+// usage, the layout) is scanned in full, and may become the kept one.
 //
 // The scanner's reading stays the one definition: FuzzChunkShape holds
 // every chunk read by comparison to what scanChunk reads of it.
