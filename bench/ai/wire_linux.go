@@ -9,8 +9,10 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -33,6 +35,13 @@ type wireCapture struct {
 	raw             syscall.RawConn // file's, to read its packets
 	relia, provider uint16
 	done            chan error
+	// ring is the socket's receive ring (TPACKET_V3): the kernel fills
+	// its blocks with the packets the filter passes and hands each block
+	// over once full or once ringTimeout passed, so that the capture
+	// takes thousands of packets a wake-up rather than one a system call.
+	// next is the block to take next.
+	ring []byte
+	next int
 
 	// Owned by the reading goroutine until done.
 	streams    map[string]*wireTimes
@@ -116,17 +125,42 @@ func (w *wireCapture) setup() error {
 	if err := unix.SetsockoptInt(w.fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
 	}
-	if err := unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-		return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	if err := unix.SetsockoptInt(w.fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fmt.Errorf("PACKET_VERSION: %w", err)
 	}
-	if err := unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 256<<20); err != nil {
-		unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 256<<20)
+	req := unix.TpacketReq3{Block_size: ringBlock, Block_nr: ringBlocks, Frame_size: ringFrame,
+		Frame_nr: ringBlock / ringFrame * ringBlocks, Retire_blk_tov: uint32(ringTimeout / time.Millisecond)}
+	if err := unix.SetsockoptTpacketReq3(w.fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("PACKET_RX_RING: %w", err)
 	}
+	ring, err := unix.Mmap(w.fd, 0, ringBlock*ringBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping the packet ring: %w", err)
+	}
+	w.ring = ring
 	return unix.Bind(w.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: lo.Index})
 }
 
+// The receive ring: 64 blocks of 1 MiB, each handed over at the latest
+// ringTimeout after its first packet. A packet is at most segmentSnap
+// bytes of a segment (filter), so a block holds hundreds.
+const (
+	ringBlock   = 1 << 20
+	ringBlocks  = 64
+	ringFrame   = 1 << 11 // the kernel's check only: TPACKET_V3 packs packets of any length
+	ringTimeout = 2 * time.Millisecond
+)
+
+// segmentSnap is how much of a segment the capture keeps: a stream's
+// marker and first content token lie within the first kilobyte of the
+// segments that carry them (a request; an answer's head, role event and
+// first token), and a stream whose token the capture missed would count
+// as seen in part.
+const segmentSnap = 4096
+
 // segmentFilter passes IPv4 TCP segments that carry a payload and have
-// port a or b at either end, whole; it drops everything else.
+// port a or b at either end, their first segmentSnap bytes; it drops
+// everything else.
 func segmentFilter(a, b uint16) []bpf.Instruction {
 	const eth = 14
 	return []bpf.Instruction{
@@ -151,67 +185,45 @@ func segmentFilter(a, b uint16) []bpf.Instruction {
 		bpf.LoadAbsolute{Off: eth + 2, Size: 2}, // 16: IP total length
 		bpf.LoadScratch{Dst: bpf.RegX, N: 0},
 		bpf.JumpIfX{Cond: bpf.JumpGreaterThan, SkipTrue: 1},
-		bpf.RetConstant{Val: 0},       // 19: drop
-		bpf.RetConstant{Val: 1 << 16}, // 20: the whole segment
+		bpf.RetConstant{Val: 0},           // 19: drop
+		bpf.RetConstant{Val: segmentSnap}, // 20: the segment's start
 	}
 }
 
-// read takes packets as they come until finish sets the socket's read
-// deadline.
+// read takes the ring's blocks as the kernel hands them over until
+// finish sets the socket's read deadline.
 func (w *wireCapture) read() error {
-	buf := make([]byte, 1<<16)
-	oob := make([]byte, 128)
-	var failed error
-	err := w.raw.Read(func(fd uintptr) bool {
-		failed = w.drain(int(fd), buf, oob)
-		return failed != unix.EAGAIN // wait for more on the poller
+	err := w.raw.Read(func(uintptr) bool {
+		w.takeBlocks()
+		return false // wait on the poller for the next block
 	})
-	if failed != nil && failed != unix.EAGAIN {
-		return failed
-	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil
 	}
 	return err
 }
 
-// drain takes the packets queued on the socket fd until none is left
-// (unix.EAGAIN) or one fails, letting the process's other goroutines
-// run between batches.
-func (w *wireCapture) drain(fd int, buf, oob []byte) error {
-	for taken := 1; ; taken++ {
-		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
-		if err == unix.EINTR {
-			continue
+// takeBlocks reads the packets of each block the kernel handed over, in
+// order, and hands the block back, letting the process's other
+// goroutines run between blocks.
+func (w *wireCapture) takeBlocks() {
+	for {
+		block := w.ring[w.next*ringBlock : (w.next+1)*ringBlock]
+		desc := (*unix.TpacketHdrV1)(unsafe.Pointer(&block[unsafe.Offsetof(unix.TpacketBlockDesc{}.Hdr)]))
+		if atomic.LoadUint32(&desc.Block_status)&unix.TP_STATUS_USER == 0 {
+			return
 		}
-		if err != nil {
-			return err
+		at := int(desc.Offset_to_first_pkt)
+		for range desc.Num_pkts {
+			h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&block[at]))
+			frame := block[at+int(h.Mac) : at+int(h.Mac)+int(h.Snaplen)]
+			w.segment(frame, int64(h.Sec)*1e9+int64(h.Nsec))
+			at += int(h.Next_offset)
 		}
-		at, ok := kernelStamp(oob[:oobn])
-		if !ok {
-			return errors.New("a packet came without its kernel timestamp")
-		}
-		w.segment(buf[:n], at)
-		if taken%64 == 0 {
-			runtime.Gosched()
-		}
+		atomic.StoreUint32(&desc.Block_status, unix.TP_STATUS_KERNEL)
+		w.next = (w.next + 1) % ringBlocks
+		runtime.Gosched()
 	}
-}
-
-// kernelStamp reads the SCM_TIMESTAMPNS control message.
-func kernelStamp(oob []byte) (int64, bool) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
-			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-			return sec*1e9 + nsec, true
-		}
-	}
-	return 0, false
 }
 
 // segment reads one captured frame: Ethernet, IPv4, TCP, payload.
@@ -222,8 +234,8 @@ func (w *wireCapture) segment(frame []byte, at int64) {
 	}
 	ip := frame[eth:]
 	ihl := int(ip[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:4]))
-	if total > len(ip) || ihl+20 > total {
+	total := min(int(binary.BigEndian.Uint16(ip[2:4])), len(ip)) // the capture keeps a segment's start
+	if ihl+20 > total {
 		return
 	}
 	tcp := ip[ihl:total]
@@ -317,17 +329,16 @@ type wireResult struct {
 func (w *wireCapture) finish() (wireResult, error) {
 	w.file.SetReadDeadline(time.Now())
 	err := <-w.done
-	// What came between the reader's last wait and the deadline is
-	// still queued.
-	var stats *unix.TpacketStats
+	// The packets since the last block handed over are in a block the
+	// kernel hands over within ringTimeout.
+	time.Sleep(5 * ringTimeout)
+	var stats *unix.TpacketStatsV3
 	var serr error
 	w.raw.Control(func(fd uintptr) {
-		buf, oob := make([]byte, 1<<16), make([]byte, 128)
-		if derr := w.drain(int(fd), buf, oob); derr != unix.EAGAIN && err == nil {
-			err = derr
-		}
-		stats, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		w.takeBlocks()
+		stats, serr = unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	})
+	unix.Munmap(w.ring)
 	w.file.Close()
 	r, _ := w.results()
 	if serr == nil {
