@@ -84,7 +84,15 @@ func New(parent context.Context) *Context {
 	p := hooking(parent)
 	if p == nil {
 		if parent.Done() != nil {
-			c.unhook = AfterFunc(parent, func() { c.Cancel(Cause(parent)) })
+			unhook := AfterFunc(parent, func() { c.Cancel(Cause(parent)) })
+			// A parent that ended already runs the hook on a goroutine of
+			// its own at once, whose Cancel may come before this store:
+			// both take the lock, and an ended c needs no unhook.
+			c.mu.Lock()
+			if c.cause == nil {
+				c.unhook = unhook
+			}
+			c.mu.Unlock()
 		}
 		return c
 	}
