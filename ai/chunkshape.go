@@ -2,8 +2,9 @@ package ai
 
 import "bytes"
 
-// chunkShape keeps the last stream chunk that scanChunk read in full, so
-// that the chunks after it are read by comparison with it. A provider's
+// chunkShape keeps the last stream chunk that scanChunk read in full
+// (up to maxShapesLearnt a stream, none with a finish reason or usage),
+// so that the chunks after it are read by comparison with it. A provider's
 // chunks differ mostly in the text of a few strings: the delta's
 // content, and strings relia never reads (an obfuscation pad, a log
 // probability's token). A chunk equal to the kept one but for such
@@ -22,10 +23,8 @@ type chunkShape struct {
 	data  []byte      // the kept chunk, a copy
 	spans []shapeSpan // its string values, in order
 	piece piece       // scanChunk's reading of it (raw aside)
-	// content is the index in spans of the delta's content, when the
-	// chunk has exactly one; tokens are then what the chunk reads as
-	// with that content empty and with text in it.
-	content               int
+	// tokensEmpty and tokensIn are what the chunk reads as with its
+	// delta's content (its one spanContent) empty and with text in it.
 	tokensEmpty, tokensIn bool
 	learnt                int // chunks kept so far in this stream
 	// spanRoom holds the spans of a typical chunk (a dozen strings)
@@ -123,24 +122,24 @@ func (sh *chunkShape) learn(data []byte, p piece) {
 	}
 	sh.data, sh.spans = sh.data[:0], sh.spans[:0]
 	recordStrings(data, skipSpace(data, 0), 0, spanFree, levelChunk, &sh.spans)
-	sh.content = -1
+	content := -1 // the index in spans of the delta's content, when it has one
 	for i, sp := range sh.spans {
 		if sp.role != spanContent {
 			continue
 		}
-		if sh.content >= 0 { // two contents: read as any other read string
-			sh.spans[sh.content].role, sh.spans[i].role = spanRead, spanRead
+		if content >= 0 { // two contents: read as any other read string
+			sh.spans[content].role, sh.spans[i].role = spanRead, spanRead
 			continue
 		}
-		sh.content = i
+		content = i
 	}
 	p.raw = nil
 	sh.piece = p
-	if c := sh.content; c >= 0 {
+	if content >= 0 {
 		// What the chunk reads as with its content's emptiness turned:
 		// the delta's other members and the other choices decide that
 		// too, and scanChunk is asked rather than retold.
-		sp := sh.spans[c]
+		sp := sh.spans[content]
 		empty := sp.end-sp.start == 2
 		sh.data = append(sh.data, data[:sp.start+1]...)
 		if empty {

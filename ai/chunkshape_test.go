@@ -3,6 +3,9 @@ package ai
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"testing"
 )
 
@@ -128,6 +131,41 @@ func TestChunkShapeReadsAStream(t *testing.T) {
 		if compared != 0 || readings[1][:6] != "error:" {
 			t.Errorf("%q: %s (%d compared)", c, readings[1], compared)
 		}
+	}
+}
+
+// TestChunkReadByComparisonRefusesABadString: a provider on loopback
+// streams chunks of one shape, the last with an escape JSON has not
+// (\q) in its content. The chunks before it reach the client; it does
+// not: the stream ends with an error event, and the call is recorded as
+// failed mid-stream, as when the chunk is walked in full.
+func TestChunkReadByComparisonRefusesABadString(t *testing.T) {
+	t.Parallel()
+	chunk := func(content string) string {
+		return `data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"` + content + `"},"finish_reason":null}]}` + "\n\n"
+	}
+	addr, _ := rawProvider(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, ev := range []string{chunk("The"), chunk(" budget"), chunk(" holds"), chunk(`bad\q`), chunk(" latertoken"), "data: [DONE]\n\n"} {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	})
+	var recs records
+	svc := streamingServiceWith(t, "http://"+addr, Options{OnRecord: recs.add})
+	w := streamOnce(svc)
+	body := w.Body.String()
+	for _, want := range []string{`"content":"The"`, `"content":" budget"`, `"content":" holds"`, "stream_interrupted"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the client's stream lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `bad\q`) || strings.Contains(body, "latertoken") {
+		t.Errorf("the bad chunk or one after it reached the client:\n%s", body)
+	}
+	waitRecords(t, &recs, 1)
+	if r := recs.all()[0]; r.Outcome != OutcomeFailedMidStream {
+		t.Errorf("record %+v, want failed mid-stream", r)
 	}
 }
 

@@ -23,8 +23,9 @@
 //     machine's speed moved during it): an open-model client
 //     (rawclient.go) sends streams at that rate straight to the
 //     simulator, through relia ai serve and through relia gateway's AI
-//     route, and the p99 of time to first token is compared; and, from the loopback packets as the kernel stamped
-//     them (wire_linux.go, needs CAP_NET_RAW), relia's own part of each
+//     route, and the p99 of time to first token is compared; and, from
+//     the loopback packets as the kernel stamped them (wire_linux.go,
+//     needs CAP_NET_RAW), relia's own part of each
 //     stream's time to first token, which no delay of the client or the
 //     simulator lengthens; nginx in front of the same simulator, at the
 //     direct runs' rate, is measured the same way for reference: what
@@ -89,7 +90,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; each measures every gateway once")
 	conns := flag.Int("connections", 50, "wrk connections")
 	streams := flag.Int("streams", 10000, "streams held open at once for the memory figure (0 skips it)")
-	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token at -ttft-rate)`)
+	only := flag.String("only", "", `run one step alone: "memory" (the resident memory with -streams streams open) or "ttft" (time to first token, at half each target's max or at -ttft-rate)`)
 	flag.DurationVar(&memoryHold, "hold", 0, "keep the memory step's streams open this long after its figure, to profile the process holding them")
 	ttftRate := flag.Float64("ttft-rate", 0, "streams a second for -only ttft; without it, each run is at half its target's max measured right before it, as in a full run")
 	flag.StringVar(&reliaBinary, "relia", "", "a relia binary to measure instead of one built from this tree (an earlier build, for a before and after)")

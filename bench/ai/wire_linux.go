@@ -38,7 +38,7 @@ type wireCapture struct {
 	// ring is the socket's receive ring (TPACKET_V3): the kernel fills
 	// its blocks with the packets the filter passes and hands each block
 	// over once full or once ringTimeout passed, so that the capture
-	// takes thousands of packets a wake-up rather than one a system call.
+	// takes hundreds of packets a wake-up rather than one a system call.
 	// next is the block to take next.
 	ring []byte
 	next int
@@ -69,9 +69,15 @@ func startWireCapture(reliaPort, providerPort int) (*wireCapture, error) {
 	}
 	w := newWireCapture(uint16(reliaPort), uint16(providerPort))
 	w.fd = fd
-	if err := w.setup(); err != nil {
+	fail := func(err error) (*wireCapture, error) {
+		if w.ring != nil {
+			unix.Munmap(w.ring)
+		}
 		unix.Close(fd)
 		return nil, err
+	}
+	if err := w.setup(); err != nil {
+		return fail(err)
 	}
 	// The socket waits on the runtime's poller, not in a blocking
 	// receive: a thread blocked in the kernel keeps its Go processor
@@ -79,13 +85,13 @@ func startWireCapture(reliaPort, providerPort int) (*wireCapture, error) {
 	// one processor (pinned to CPU 0), which the step's client needs to
 	// start its streams on time.
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
+		return fail(err)
 	}
 	w.file = os.NewFile(uintptr(fd), "packet capture")
 	raw, err := w.file.SyscallConn()
 	if err != nil {
-		w.file.Close()
+		unix.Munmap(w.ring)
+		w.file.Close() // the file owns the descriptor now
 		return nil, err
 	}
 	w.raw = raw
