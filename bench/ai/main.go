@@ -698,14 +698,25 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 	// how busy CPU 0 was (the client, the simulator and the packet capture
 	// share it): a generator short of CPU starts streams late and in
 	// clumps, and relia's queue then holds the clump.
-	type generator struct{ p50, p99, busy float64 }
+	// steal is the time the host kept each CPU from running during the
+	// run (CPU 0, CPU 1): a tail that came with it is the machine's.
+	type generator struct {
+		p50, p99, busy float64
+		steal          [2]time.Duration
+	}
 	behind := make([][]generator, len(targets))
 	var directGen []generator
-	measureGen := func(run ttftRun, busyBefore, totalBefore []time.Duration) generator {
+	measureGen := func(run ttftRun, busyBefore, totalBefore, stealBefore []time.Duration) generator {
 		busyAfter, totalAfter := proc.CPUTimes()
+		stealAfter := proc.StealTimes()
 		g := generator{p50: quantile(run.late, 0.5), p99: quantile(run.late, 0.99)}
 		if len(busyAfter) > 0 && len(busyBefore) > 0 && totalAfter[0] > totalBefore[0] {
 			g.busy = float64(busyAfter[0]-busyBefore[0]) / float64(totalAfter[0]-totalBefore[0])
+		}
+		for cpu := range g.steal {
+			if cpu < len(stealBefore) && cpu < len(stealAfter) {
+				g.steal[cpu] = stealAfter[cpu] - stealBefore[cpu]
+			}
 		}
 		return g
 	}
@@ -738,13 +749,14 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 			return err
 		}
 		genBusy, genTotal := proc.CPUTimes()
+		genSteal := proc.StealTimes()
 		run, err := ttftP99(mockURL+"/v1/chat/completions", rate, d)
 		if err != nil {
 			return fmt.Errorf("time to first token, direct: %w", err)
 		}
 		gcInRuns += collections(mockLog)
 		direct = append(direct, run.p99)
-		directGen = append(directGen, measureGen(run, genBusy, genTotal))
+		directGen = append(directGen, measureGen(run, genBusy, genTotal, genSteal))
 		for i, t := range targets {
 			rate := rate
 			if maxNow != nil && !t.reference {
@@ -772,6 +784,7 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				}
 				cpuBefore, wallBefore := proc.CPUTime(t.pid), time.Now()
 				genBusy, genTotal = proc.CPUTimes()
+				genSteal = proc.StealTimes()
 				run, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
 				used, wall := proc.CPUTime(t.pid)-cpuBefore, time.Since(wallBefore)
 				wake()
@@ -825,14 +838,14 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				busy[i] = append(busy[i], float64(used)/float64(wall))
 				perStream[i] = append(perStream[i], float64(used)/float64(time.Microsecond)/streams)
 				via[i] = append(via[i], run.p99)
-				behind[i] = append(behind[i], measureGen(run, genBusy, genTotal))
+				behind[i] = append(behind[i], measureGen(run, genBusy, genTotal, genSteal))
 				break
 			}
 		}
 	}
 	for r, g := range directGen {
-		fmt.Printf("  round %d, direct: the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client and the simulator) %.0f%% busy\n",
-			r+1, g.p50*1000, g.p99*1000, 100*g.busy)
+		fmt.Printf("  round %d, direct: the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client and the simulator) %.0f%% busy%s\n",
+			r+1, g.p50*1000, g.p99*1000, 100*g.busy, stolen(g.steal))
 	}
 	if maxNow != nil {
 		fmt.Printf("  each run at half its target's max measured (%v of wrk, as in the throughput step) right before it; the direct runs at half %s's: %s streams/s",
@@ -855,8 +868,8 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 			if !math.IsNaN(shares[i][r]) {
 				load = fmt.Sprintf(" (%.0f%% of its max measured after the run)", 100*shares[i][r])
 			}
-			fmt.Printf("  round %d, %.0f streams/s%s: %s's core %.0f%% busy, %.0f µs of its CPU a stream, p99 time to first token %.3f ms; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy\n",
-				r+1, runRates[i][r], load, t.name, 100*busy[i][r], perStream[i][r], via[i][r]*1000, g.p50*1000, g.p99*1000, 100*g.busy)
+			fmt.Printf("  round %d, %.0f streams/s%s: %s's core %.0f%% busy, %.0f µs of its CPU a stream, p99 time to first token %.3f ms; the client started its streams p50 %.3f ms and p99 %.3f ms behind their schedule, CPU 0 (the client, the simulator and the packet capture) %.0f%% busy%s\n",
+				r+1, runRates[i][r], load, t.name, 100*busy[i][r], perStream[i][r], via[i][r]*1000, g.p50*1000, g.p99*1000, 100*g.busy, stolen(g.steal))
 		}
 		for _, r := range wire[i] {
 			ms := func(v []float64, q float64) float64 { return quantile(v, q) * 1000 }
@@ -959,6 +972,17 @@ func keepAwake(core int) (stop func(), err error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}, nil
+}
+
+// stolen says how long the host kept CPU 0 and CPU 1 from running
+// during a run (the steal time of /proc/stat, in steps of 10 ms), when
+// it did: a tail that came with it measured the machine as well as the
+// target.
+func stolen(steal [2]time.Duration) string {
+	if steal[0] <= 0 && steal[1] <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the host held CPU 0 for %v and CPU 1 for %v (steal)", steal[0], steal[1])
 }
 
 // collections counts the garbage collections in a Go program's log

@@ -81,3 +81,24 @@ func CPUTimes() (busy, total []time.Duration) {
 	}
 	return busy, total
 }
+
+// StealTimes returns how long the hypervisor has kept each CPU of this
+// virtual machine from running since boot (the steal column of
+// /proc/stat, in clock ticks of 10 ms): time in which a task on that CPU
+// was ready and waited for the host, not for anything on the machine.
+func StealTimes() []time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil
+	}
+	var steal []time.Duration
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[8], 10, 64)
+		steal = append(steal, time.Duration(n)*10*time.Millisecond)
+	}
+	return steal
+}
