@@ -182,6 +182,10 @@ type streamDecoder interface {
 	// idle lets go of what the decoder holds between events while its
 	// stream waits with nothing buffered (wire.SSEReader.Idle).
 	idle()
+	// release lets go of what the decoder holds once its stream is
+	// closed, for the streams after it: a stream answered at once never
+	// waits, and without this each one grew its buffers anew.
+	release()
 }
 
 // adapter translates between the unified format (OpenAI's) and one

@@ -193,6 +193,7 @@ func (s *anthropicStream) chunk(d wire.Delta, finish *string) *wire.ChatChunk {
 
 func (s *anthropicStream) buffered() int { return s.r.Buffered() }
 func (s *anthropicStream) idle()         { s.r.Idle() }
+func (s *anthropicStream) release()      { s.r.Idle() }
 
 func (s *anthropicStream) next() (piece, error) {
 	for {

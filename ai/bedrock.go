@@ -146,6 +146,7 @@ func (s *bedrockStream) chunk(d wire.Delta, finish *string) *wire.ChatChunk {
 
 func (s *bedrockStream) buffered() int { return s.r.Buffered() }
 func (s *bedrockStream) idle()         {} // its reader's buffer is its own
+func (s *bedrockStream) release()      {}
 
 func (s *bedrockStream) next() (piece, error) {
 	for {

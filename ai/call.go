@@ -361,6 +361,7 @@ func (o *openStream) close() {
 	o.timer.Stop()
 	o.ctx.Cancel(context.Canceled)
 	o.body.Close()
+	o.dec.release()
 }
 
 // open sends an attempt and reads its stream up to the first token, all

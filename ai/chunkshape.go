@@ -1,6 +1,9 @@
 package ai
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // chunkShape keeps the last stream chunk that scanChunk read in full
 // (up to maxShapesLearnt a stream, none with a finish reason or usage),
@@ -30,6 +33,35 @@ type chunkShape struct {
 	// spanRoom holds the spans of a typical chunk (a dozen strings)
 	// without an allocation of their own.
 	spanRoom [16]shapeSpan
+	// box holds data while release lends it out (nil then).
+	box *[]byte
+}
+
+// keptChunks holds the kept-chunk buffers of streams that ended
+// (chunkShape.release), for the streams after them.
+var keptChunks sync.Pool
+
+// takeKept takes a buffer that an ended stream's shape lent, if there
+// is one.
+func (sh *chunkShape) takeKept() {
+	if b, ok := keptChunks.Get().(*[]byte); ok {
+		sh.data, sh.box, *b = (*b)[:0], b, nil
+	}
+}
+
+// release lends the kept chunk's buffer to the streams after this one,
+// once its stream is closed: the shape reads nothing after that.
+func (sh *chunkShape) release() {
+	if sh.data == nil || cap(sh.data) > 2*maxShapeLen {
+		return
+	}
+	b := sh.box
+	if b == nil {
+		b = new([]byte)
+	}
+	*b, sh.data, sh.box = sh.data[:0], nil, nil
+	sh.learnt, sh.spans = 0, nil
+	keptChunks.Put(b)
 }
 
 // shapeSpan is a string value of the kept chunk: data[start] is its
@@ -114,6 +146,9 @@ func (sh *chunkShape) learn(data []byte, p piece) {
 		return
 	}
 	sh.learnt++
+	if sh.data == nil {
+		sh.takeKept()
+	}
 	if cap(sh.data) <= len(data) { // room for the chunk and a byte more
 		sh.data = make([]byte, 0, max(2*len(data), 512))
 	}

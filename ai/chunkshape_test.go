@@ -37,6 +37,7 @@ func readChunks(chunks ...[]byte) (readings []string, compared int) {
 		}
 		readings = append(readings, describePiece(c, p, err))
 	}
+	sh.release() // as a stream's end does: the next reading may take its buffer
 	return readings, compared
 }
 
@@ -131,6 +132,42 @@ func TestChunkShapeReadsAStream(t *testing.T) {
 		if compared != 0 || readings[1][:6] != "error:" {
 			t.Errorf("%q: %s (%d compared)", c, readings[1], compared)
 		}
+	}
+}
+
+// TestChunkShapeReleaseLendsItsBuffer: a shape released at its stream's
+// end reads nothing by comparison after, and the next stream's shape,
+// which may take the buffer it lent, reads its own chunks as scanChunk
+// does.
+func TestChunkShapeReleaseLendsItsBuffer(t *testing.T) {
+	chunk := func(content string) []byte {
+		return fmt.Appendf(nil, `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}`, content)
+	}
+	var first chunkShape
+	p, err := scanChunk(chunk("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.learn(chunk("one"), p)
+	if _, ok := first.read(chunk("two")); !ok {
+		t.Fatal("a chunk of the kept shape not read by comparison")
+	}
+	first.release()
+	if _, ok := first.read(chunk("two")); ok {
+		t.Error("a released shape read a chunk by comparison")
+	}
+	other := func(content string) []byte {
+		return fmt.Appendf(nil, `{"id":"d","object":"chat.completion.chunk","created":2,"model":"n","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}],"obfuscation":"zz"}`, content)
+	}
+	readings, compared := readChunks(other("a"), other("bb"), other(""), other("ccc"))
+	for i, c := range [][]byte{other("a"), other("bb"), other(""), other("ccc")} {
+		p, err := scanChunk(c)
+		if want := describePiece(c, p, err); readings[i] != want {
+			t.Errorf("chunk %d after a release: read %s, scanned %s", i, readings[i], want)
+		}
+	}
+	if compared != 3 {
+		t.Errorf("%d chunks read by comparison after a release, want 3", compared)
 	}
 }
 

@@ -122,6 +122,7 @@ type geminiStream struct {
 
 func (s *geminiStream) buffered() int { return s.r.Buffered() }
 func (s *geminiStream) idle()         { s.r.Idle() }
+func (s *geminiStream) release()      { s.r.Idle() }
 
 func (s *geminiStream) next() (piece, error) {
 	ev, err := s.r.Next()

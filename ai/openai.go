@@ -181,6 +181,11 @@ func finishAtHand(body io.Reader) {
 func (s *openAIStream) buffered() int { return s.r.Buffered() }
 func (s *openAIStream) idle()         { s.r.Idle() }
 
+func (s *openAIStream) release() {
+	s.r.Idle()
+	s.shape.release()
+}
+
 func (s *openAIStream) next() (piece, error) {
 	if s.done {
 		return piece{}, io.EOF
