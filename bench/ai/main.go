@@ -232,15 +232,20 @@ spec:
 		return memoryStep(relia, aiCfg, mockURL, out, streams, start)
 	}
 	os.WriteFile(filepath.Join(out, "ai.yaml"), []byte(aiCfg), 0o644)
-	aiPID, err := start("1", "ai.log", "env", goMaxProcs, relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
+	// relia's processes log each collection (gctrace), which the time to
+	// first token step reads beside its slow streams.
+	aiGC := &gcLog{path: filepath.Join(out, "ai.log"), started: time.Now()}
+	aiPID, err := start("1", "ai.log", "env", goMaxProcs, "GODEBUG=gctrace=1", relia, "ai", "serve", "--config", filepath.Join(out, "ai.yaml"),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", aiPort), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", adminPort))
 	if err != nil {
 		return err
 	}
 	// The same AI gateway on relia gateway's edge: a route with ai:.
+	gwAIGC := &gcLog{path: filepath.Join(out, "gateway-ai.log")}
 	startGatewayAI := func() (int, error) {
 		os.WriteFile(filepath.Join(out, "gateway-ai.yaml"), []byte(gatewayAICfg(gwAIPort, gwAIAdmin, aiCfg)), 0o644)
-		return start("1", "gateway-ai.log", "env", goMaxProcs, relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
+		gwAIGC.started = time.Now()
+		return start("1", "gateway-ai.log", "env", goMaxProcs, "GODEBUG=gctrace=1", relia, "gateway", "--watch", "0", "--config", filepath.Join(out, "gateway-ai.yaml"))
 	}
 	// maxStreamRate measures the stream rate the relia process at port
 	// serves now: wrk for calibrateFor with the throughput step's stream
@@ -262,7 +267,7 @@ spec:
 		if err != nil {
 			return err
 		}
-		targets := []ttftTarget{{name: "relia ai serve", port: aiPort, pid: aiPID}, {name: "relia gateway (ai route)", port: gwAIPort, pid: gwAIPID}}
+		targets := []ttftTarget{{name: "relia ai serve", port: aiPort, pid: aiPID, gc: aiGC}, {name: "relia gateway (ai route)", port: gwAIPort, pid: gwAIPID, gc: gwAIGC}}
 		targets = withReference(targets, out, mockPort, start)
 		for _, t := range targets {
 			if err := harness.WaitPort(t.port, 30*time.Second); err != nil {
@@ -382,7 +387,7 @@ spec:
 			100*harness.Median(ours.busy["chat"]), 100*harness.Median(edge.busy["chat"]), 100*harness.Median(portkey.busy["chat"]))
 	}
 
-	targets := []ttftTarget{{name: ours.name, port: ours.port, pid: ours.pid}, {name: edge.name, port: edge.port, pid: edge.pid}}
+	targets := []ttftTarget{{name: ours.name, port: ours.port, pid: ours.pid, gc: aiGC}, {name: edge.name, port: edge.port, pid: edge.pid, gc: gwAIGC}}
 	targets = withReference(targets, out, mockPort, start)
 	// Each run's rate is half of its target's max measured right before
 	// it: this machine's speed drifts by a third from one minute to the
@@ -441,10 +446,10 @@ func memoryStep(relia, aiCfg, mockURL, out string, streams int, start func(cpu, 
 		rss, opened, err := holdStreams(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", srv.port), streams, pid)
 		perStream := 0.0
 		if opened > 0 {
-			perStream = float64(rss-idle) / float64(opened) / 1e3
+			perStream = float64(rss.total-idle.total) / float64(opened) / 1e3
 		}
-		fmt.Printf("%s: %d streams open at once: %.0f MB resident, %.1f KB a stream above its %.0f MB idle (goal <= 200 MB for 10,000)\n",
-			srv.name, opened, float64(rss)/1e6, perStream, float64(idle)/1e6)
+		fmt.Printf("%s: %d streams open at once: %.0f MB resident, %.1f KB a stream above its %.0f MB idle (goal <= 200 MB for 10,000); its own memory %.0f MB (%.0f MB idle), its binary's and other files' pages %.0f MB (%.0f MB idle)\n",
+			srv.name, opened, float64(rss.total)/1e6, perStream, float64(idle.total)/1e6, float64(rss.anon)/1e6, float64(idle.anon)/1e6, float64(rss.file)/1e6, float64(idle.file)/1e6)
 		if err != nil && failed == nil {
 			failed = fmt.Errorf("%s: %w", srv.name, err)
 		}
@@ -561,6 +566,8 @@ type ttftTarget struct {
 	// its own: what this machine's core and loopback give any proxy's
 	// first token at relia's rate.
 	reference bool
+	// gc is the target's log of its collections (relia's; nil for nginx).
+	gc *gcLog
 }
 
 // withReference adds nginx as the step's reference target, or says why
@@ -787,6 +794,7 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				genSteal = proc.StealTimes()
 				run, err = ttftP99(fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", t.port), rate, d)
 				used, wall := proc.CPUTime(t.pid)-cpuBefore, time.Since(wallBefore)
+				runEnd := time.Now()
 				wake()
 				gcInRuns += collections(mockLog)
 				if err != nil {
@@ -831,6 +839,9 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 				}
 				if capture != nil {
 					r.rate = rate
+					if t.gc != nil {
+						r.collections = t.gc.collections(wallBefore, runEnd)
+					}
 					wire[i] = append(wire[i], r)
 				}
 				runRates[i] = append(runRates[i], rate)
@@ -876,6 +887,11 @@ func ttftStep(mockURL string, newMock func() (pid int, log string, err error), t
 			fmt.Printf("  %s's own time to first token on the wire (request in to first token out, less the provider's request in to first token out): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d streams (%d seen in part, %d of %d packets dropped) (goal p99 <= 1 ms); request in to out p50 %.3f p99 %.3f ms, first token in to out p50 %.3f p99 %.3f ms; the simulator's own request in to first token out p50 %.3f p99 %.3f ms; requests arrived at most %.2f ms apart and at most %d within a millisecond (the schedule: %.2f ms apart, %.1f a millisecond)\n",
 				t.name, ms(r.added, 0.5), ms(r.added, 0.99), ms(r.added, 1), len(r.added), r.partial, r.drops, r.packets, ms(r.ask, 0.5), ms(r.ask, 0.99), ms(r.answer, 0.5), ms(r.answer, 0.99), ms(r.provider, 0.5), ms(r.provider, 0.99),
 				r.maxGap*1000, r.densest, 1000/r.rate, r.rate/1000)
+			if t.gc != nil {
+				near := r.slowNear(r.collections, gcWindow)
+				fmt.Printf("    %s's streams over 1 ms: %d, of which %d arrived within %v of the start of one of its %d collections in the run (those windows: %.1f%% of the run)\n",
+					t.name, len(r.slowAt), near, gcWindow, len(r.collections), 100*float64(len(r.collections))*gcWindow.Seconds()/d.Seconds())
+			}
 		}
 	}
 	// The goal's reading, a line a target: in how many runs relia's own
@@ -983,6 +999,55 @@ func stolen(steal [2]time.Duration) string {
 		return ""
 	}
 	return fmt.Sprintf("; the host held CPU 0 for %v and CPU 1 for %v (steal)", steal[0], steal[1])
+}
+
+// gcLog is a Go program's log written with GODEBUG=gctrace=1 and the
+// time the program was started: each collection's line gives its start
+// as seconds since the program's runtime began ("gc 12 @8.231s ..."),
+// a few milliseconds after started.
+type gcLog struct {
+	path    string
+	started time.Time
+}
+
+// gcWindow is how long after a collection's start the step counts a
+// slow stream as the collection's: its marking (6-10 ms at the half
+// rate, one processor) and the queue the marking leaves, which streams
+// timed against the collections' starts showed drained within 40 ms
+// (docs/benchmarks.md).
+const gcWindow = 50 * time.Millisecond
+
+// collections returns the start of each collection that began between
+// from and to.
+func (g *gcLog) collections(from, to time.Time) []time.Time {
+	b, err := os.ReadFile(g.path)
+	if err != nil {
+		return nil
+	}
+	var starts []time.Time
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("gc "))
+		if !ok {
+			continue
+		}
+		_, at, ok := bytes.Cut(rest, []byte(" @"))
+		if !ok {
+			continue
+		}
+		secs, _, ok := bytes.Cut(at, []byte("s "))
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(secs), 64)
+		if err != nil {
+			continue
+		}
+		t := g.started.Add(time.Duration(v * float64(time.Second)))
+		if !t.Before(from) && !t.After(to) {
+			starts = append(starts, t)
+		}
+	}
+	return starts
 }
 
 // collections counts the garbage collections in a Go program's log
@@ -1183,7 +1248,7 @@ func ttftP99(url string, rate float64, d time.Duration) (ttftRun, error) {
 
 // holdStreams opens n streams, waits for each one's first token, reads
 // the gateway's resident memory, and closes them.
-func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
+func holdStreams(url string, n, pid int) (rss resident, opened int, err error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
 	var ready sync.WaitGroup
 	var failed atomic.Int64
@@ -1253,18 +1318,29 @@ func holdStreams(url string, n, pid int) (rss int64, opened int, err error) {
 	return rss, n, nil
 }
 
-func residentBytes(pid int) int64 {
+func residentBytes(pid int) resident {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return resident{}
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
-	if m == nil {
-		return 0
+	field := func(name string) int64 {
+		m := regexp.MustCompile(name + `:\s+(\d+) kB`).FindSubmatch(b)
+		if m == nil {
+			return 0
+		}
+		kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		return kb * 1024
 	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb * 1024
+	return resident{total: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile") + field("RssShmem")}
 }
+
+// resident is a process's resident memory: in all (the goal's figure),
+// its own (anonymous: heap, stacks, the runtime's), and the pages of its
+// binary and other files it maps. The file pages vary with the page
+// cache: the same binary started twice, once from a file just written and
+// once from a copy, kept 28 and 39 MB of its file resident, with the same
+// 6 MB of its own.
+type resident struct{ total, anon, file int64 }
 
 // raiseFileLimit lifts the open-file limit, for this process and the
 // gateways it starts: 10,000 streams are 20,000 sockets in the gateway,

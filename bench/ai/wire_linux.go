@@ -329,6 +329,26 @@ type wireResult struct {
 	// rate is the streams a second the run was scheduled at (set by the
 	// step, not the capture).
 	rate float64
+	// slowAt is the arrival of each stream whose added time was over
+	// 1 ms, in nanoseconds of the wall clock; collections, the starts of
+	// the target's collections during the run (set by the step).
+	slowAt      []int64
+	collections []time.Time
+}
+
+// slowNear counts the slow streams that arrived within window of the
+// start of one of the collections.
+func (r wireResult) slowNear(collections []time.Time, window time.Duration) int {
+	n := 0
+	for _, at := range r.slowAt {
+		for _, c := range collections {
+			if d := at - c.UnixNano(); d >= 0 && d < int64(window) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // finish stops the capture and returns what it measured.
@@ -361,7 +381,11 @@ func (w *wireCapture) results() (wireResult, error) {
 			r.partial++
 			continue
 		}
-		r.added = append(r.added, float64((t.firstOut-t.in)-(t.firstIn-t.out))/1e9)
+		added := (t.firstOut - t.in) - (t.firstIn - t.out)
+		r.added = append(r.added, float64(added)/1e9)
+		if added > int64(time.Millisecond) {
+			r.slowAt = append(r.slowAt, t.in)
+		}
 		r.ask = append(r.ask, float64(t.out-t.in)/1e9)
 		r.answer = append(r.answer, float64(t.firstOut-t.firstIn)/1e9)
 		r.provider = append(r.provider, float64(t.firstIn-t.out)/1e9)

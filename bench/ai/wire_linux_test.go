@@ -3,8 +3,12 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestWirePairsAStream feeds the capture one stream's segments, as the
@@ -176,5 +180,37 @@ func TestCaptureTimesStreamsOnLoopback(t *testing.T) {
 		if r.ask[i] <= 0 || r.answer[i] <= 0 || r.provider[i] <= 0 {
 			t.Fatalf("a span was not positive: ask %v, answer %v, provider %v", r.ask, r.answer, r.provider)
 		}
+	}
+}
+
+// TestCollectionsAndTheSlowStreamsNearThem: the collections a gctrace
+// log lists are placed from the program's start, those of a run kept,
+// and a slow stream counts as a collection's when it arrived within the
+// window after its start.
+func TestCollectionsAndTheSlowStreamsNearThem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relia.log")
+	log := "relia ai serve: the AI gateway on http://127.0.0.1:1\n" +
+		"gc 1 @0.037s 8%: 0.014+13+0.011 ms clock, 0.014+0.80/3.7/0+0.011 ms cpu, 3->4->2 MB, 64 MB goal, 0 MB stacks, 0 MB globals, 1 P\n" +
+		`{"time":"2026-12-07T23:43:37.628408822Z","level":"INFO","msg":"request"}` + "\n" +
+		"gc 2 @6.309s 0%: 0.030+8.0+0.003 ms clock, 0.030+0.18/2.0/0.075+0.003 ms cpu, 61->61->5 MB, 64 MB goal, 0 MB stacks, 0 MB globals, 1 P\n" +
+		"gc 3 @7.432s 0%: 0.038+5.9+0.003 ms clock, 0.038+0.44/1.7/0+0.003 ms cpu, 67->68->5 MB, 70 MB goal, 0 MB stacks, 0 MB globals, 1 P\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Date(2026, 12, 7, 23, 43, 30, 0, time.UTC)
+	g := &gcLog{path: path, started: started}
+	got := g.collections(started.Add(time.Second), started.Add(8*time.Second))
+	want := []time.Time{started.Add(6309 * time.Millisecond), started.Add(7432 * time.Millisecond)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("collections %v, want %v", got, want)
+	}
+	r := wireResult{slowAt: []int64{
+		want[0].Add(-time.Millisecond).UnixNano(),     // before the first: not its
+		want[0].Add(12 * time.Millisecond).UnixNano(), // in the first's window
+		want[1].Add(49 * time.Millisecond).UnixNano(), // in the second's
+		want[1].Add(51 * time.Millisecond).UnixNano(), // past it
+	}}
+	if n := r.slowNear(got, gcWindow); n != 2 {
+		t.Errorf("%d slow streams near a collection, want 2", n)
 	}
 }
