@@ -59,8 +59,7 @@ func (sh *chunkShape) release() {
 	if b == nil {
 		b = new([]byte)
 	}
-	*b, sh.data, sh.box = sh.data[:0], nil, nil
-	sh.learnt, sh.spans = 0, nil
+	*b, sh.data, sh.box = sh.data[:0], nil, nil // no kept chunk: read compares nothing
 	keptChunks.Put(b)
 }
 

@@ -1020,11 +1020,26 @@ const gcWindow = 50 * time.Millisecond
 // collections returns the start of each collection that began between
 // from and to.
 func (g *gcLog) collections(from, to time.Time) []time.Time {
-	b, err := os.ReadFile(g.path)
-	if err != nil {
-		return nil
-	}
 	var starts []time.Time
+	for _, at := range gcStarts(g.path) {
+		t := g.started.Add(at)
+		if !t.Before(from) && !t.After(to) {
+			starts = append(starts, t)
+		}
+	}
+	return starts
+}
+
+// collections counts the garbage collections in a Go program's log
+// written with GODEBUG=gctrace=1: a line each.
+func collections(log string) int { return len(gcStarts(log)) }
+
+// gcStarts returns when each collection a gctrace log lists began, from
+// its line ("gc 12 @8.231s ..."): the time since the program's runtime
+// began.
+func gcStarts(log string) []time.Duration {
+	b, _ := os.ReadFile(log)
+	var starts []time.Duration
 	for line := range bytes.Lines(b) {
 		rest, ok := bytes.CutPrefix(line, []byte("gc "))
 		if !ok {
@@ -1038,29 +1053,11 @@ func (g *gcLog) collections(from, to time.Time) []time.Time {
 		if !ok {
 			continue
 		}
-		v, err := strconv.ParseFloat(string(secs), 64)
-		if err != nil {
-			continue
-		}
-		t := g.started.Add(time.Duration(v * float64(time.Second)))
-		if !t.Before(from) && !t.After(to) {
-			starts = append(starts, t)
+		if v, err := strconv.ParseFloat(string(secs), 64); err == nil {
+			starts = append(starts, time.Duration(v*float64(time.Second)))
 		}
 	}
 	return starts
-}
-
-// collections counts the garbage collections in a Go program's log
-// written with GODEBUG=gctrace=1: a line each.
-func collections(log string) int {
-	b, _ := os.ReadFile(log)
-	n := 0
-	for line := range bytes.Lines(b) {
-		if bytes.HasPrefix(line, []byte("gc ")) {
-			n++
-		}
-	}
-	return n
 }
 
 // realTime gives every thread of the processes SCHED_FIFO priority 10,

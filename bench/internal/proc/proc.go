@@ -56,18 +56,9 @@ func ownCPUTime(pid int) time.Duration {
 // boot, from /proc/stat (clock ticks of 10 ms): across a run, the busy
 // share of the difference says which CPU saturated.
 func CPUTimes() (busy, total []time.Duration) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return nil, nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
-			continue
-		}
+	for _, row := range cpuRows() {
 		var all, idle int64
-		for i, v := range f[1:] {
-			n, _ := strconv.ParseInt(v, 10, 64)
+		for i, n := range row {
 			if i >= 8 { // guest time is counted in user time already
 				break
 			}
@@ -76,8 +67,8 @@ func CPUTimes() (busy, total []time.Duration) {
 				idle += n
 			}
 		}
-		busy = append(busy, time.Duration(all-idle)*10*time.Millisecond)
-		total = append(total, time.Duration(all)*10*time.Millisecond)
+		busy = append(busy, ticks(all-idle))
+		total = append(total, ticks(all))
 	}
 	return busy, total
 }
@@ -87,18 +78,37 @@ func CPUTimes() (busy, total []time.Duration) {
 // /proc/stat, in clock ticks of 10 ms): time in which a task on that CPU
 // was ready and waited for the host, not for anything on the machine.
 func StealTimes() []time.Duration {
+	var steal []time.Duration
+	for _, row := range cpuRows() {
+		if len(row) > 7 {
+			steal = append(steal, ticks(row[7]))
+		}
+	}
+	return steal
+}
+
+// cpuRows returns each CPU's row of /proc/stat (user, nice, system,
+// idle, iowait, irq, softirq, steal, guest, ...), in clock ticks.
+func cpuRows() [][]int64 {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return nil
 	}
-	var steal []time.Duration
+	var rows [][]int64
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+		if len(f) < 5 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
 			continue
 		}
-		n, _ := strconv.ParseInt(f[8], 10, 64)
-		steal = append(steal, time.Duration(n)*10*time.Millisecond)
+		row := make([]int64, len(f)-1)
+		for i, v := range f[1:] {
+			row[i], _ = strconv.ParseInt(v, 10, 64)
+		}
+		rows = append(rows, row)
 	}
-	return steal
+	return rows
 }
+
+// ticks is a count of /proc/stat's clock ticks (USER_HZ, 100 a second)
+// as a duration.
+func ticks(n int64) time.Duration { return time.Duration(n) * 10 * time.Millisecond }
